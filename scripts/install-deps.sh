@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, exactly the Debian bookworm packages that the build,
+# the tests and `make run` need. Idempotent: when everything is present it does
+# nothing (no apt-get update, no root needed); otherwise it updates the package
+# index once and installs only what is missing. Runs as root or through sudo.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  g++ make cmake ninja-build pkg-config clang-format
+  # gRPC, protobuf, abseil (DESIGN.md)
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev
+  # metrics, hashing
+  prometheus-cpp-dev libssl-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # TLS tests make their certificates at run time
+  openssl
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null |
+    grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  if ! command -v sudo >/dev/null; then
+    echo "install-deps: need root or sudo to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  SUDO=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
