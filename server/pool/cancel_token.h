@@ -7,7 +7,7 @@
 //
 // Why not std::stop_token: std::stop_source allocates a shared control block
 // per task, and a no-op task through the pool costs a few hundred ns in all;
-// this token is one relaxed atomic load, with no allocation.
+// this token is one atomic load (a plain load on x86), with no allocation.
 //
 // Thread-safety: request_stop() and stop_requested() may race freely. The
 // source must outlive every token made from it (the pool guarantees this for
@@ -27,7 +27,7 @@ class CancelToken {
   CancelToken() = default;
 
   bool stop_requested() const {
-    return flag_ != nullptr && flag_->load(std::memory_order_relaxed);
+    return flag_ != nullptr && flag_->load(std::memory_order_acquire);
   }
 
  private:
@@ -43,10 +43,10 @@ class CancelSource {
   CancelSource& operator=(const CancelSource&) = delete;
 
   CancelToken token() const { return CancelToken(&flag_); }
-  void request_stop() { flag_.store(true, std::memory_order_relaxed); }
-  bool stop_requested() const {
-    return flag_.load(std::memory_order_relaxed);
-  }
+  // Release/acquire: whatever the requester wrote before request_stop() (the
+  // pool's stop reason) is visible to a thread that saw stop_requested().
+  void request_stop() { flag_.store(true, std::memory_order_release); }
+  bool stop_requested() const { return flag_.load(std::memory_order_acquire); }
 
  private:
   std::atomic<bool> flag_{false};

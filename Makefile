@@ -1,0 +1,52 @@
+# The two commands a new user needs: `make run` and `make test`.
+# Every target that builds installs the dependencies first (a no-op when
+# everything is present).
+SHELL := /bin/bash
+GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+JOBS ?= $(shell nproc)
+BUILD := build
+
+.PHONY: deps build run test asan tsan bench format demo clean
+
+deps:
+	@./scripts/install-deps.sh
+
+# configure DIR EXTRA_CMAKE_ARGS
+define configure
+	@if [ ! -f $(1)/CMakeCache.txt ]; then cmake -S . -B $(1) $(GENERATOR) $(2); fi
+endef
+
+build: deps
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/server/compute-server
+
+demo: build
+	./$(BUILD)/server/pool/compute-pool-demo
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# ASan + UBSan: every test.
+asan: deps
+	$(call configure,build-asan,-DCMAKE_BUILD_TYPE=Debug -DCOMPUTE_SANITIZE=address)
+	cmake --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+# ThreadSanitizer: the pool tests (gRPC itself is not TSan-instrumented).
+tsan: deps
+	$(call configure,build-tsan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOMPUTE_SANITIZE=thread)
+	cmake --build build-tsan -j $(JOBS) --target pool_test
+	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -L pool
+
+bench: build
+	./$(BUILD)/tests/bench/pool_bench --benchmark_counters_tabular=true
+
+format:
+	@find server client tests proto -name '*.h' -o -name '*.cc' | xargs clang-format -i
+
+clean:
+	rm -rf build build-asan build-tsan

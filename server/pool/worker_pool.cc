@@ -1,0 +1,484 @@
+#include "server/pool/worker_pool.h"
+
+#include <pthread.h>
+
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+
+namespace compute {
+namespace pool_internal {
+
+// One submitted task. Fields are written by one thread at a time: the
+// submitter until it is queued, then (under mu_) whoever takes it from the
+// queue, then the worker that runs it. `self` is the pool's own reference:
+// set by Submit, moved out by whoever completes the task.
+struct PoolTask {
+  enum class State { kQueued, kRunning, kFinished };
+
+  TaskFn fn;
+  DoneFn done;
+  TaskOptions options;
+  absl::Time submitted_at;
+  uint64_t seq = 0;  // timer key tie-break
+
+  CancelSource cancel;
+  // Why the pool asked the task to stop (kOk = it did not); set before
+  // cancel.request_stop().
+  std::atomic<TaskOutcome> stop_reason{TaskOutcome::kOk};
+
+  State state = State::kQueued;  // guarded by the pool's mu_
+  PoolTask* prev = nullptr;      // queue links, guarded by mu_
+  PoolTask* next = nullptr;
+  std::shared_ptr<PoolTask> self;
+
+  TaskResult result;  // filled by the completer
+};
+
+}  // namespace pool_internal
+
+using pool_internal::PoolTask;
+
+namespace {
+
+void RequestStop(PoolTask* task, TaskOutcome reason) {
+  TaskOutcome expected = TaskOutcome::kOk;
+  task->stop_reason.compare_exchange_strong(expected, reason,
+                                            std::memory_order_relaxed);
+  task->cancel.request_stop();
+}
+
+absl::Status StopStatus(TaskOutcome reason) {
+  switch (reason) {
+    case TaskOutcome::kCancelled:
+      return absl::CancelledError("task cancelled");
+    case TaskOutcome::kDeadlineExceeded:
+      return absl::DeadlineExceededError("task deadline exceeded");
+    case TaskOutcome::kShutDown:
+      return absl::UnavailableError("worker pool shut down");
+    default:
+      return absl::InternalError("unexpected stop reason");
+  }
+}
+
+}  // namespace
+
+std::string_view TaskOutcomeName(TaskOutcome outcome) {
+  switch (outcome) {
+    case TaskOutcome::kOk:
+      return "ok";
+    case TaskOutcome::kCancelled:
+      return "cancelled";
+    case TaskOutcome::kDeadlineExceeded:
+      return "deadline_exceeded";
+    case TaskOutcome::kFailed:
+      return "failed";
+    case TaskOutcome::kShutDown:
+      return "shut_down";
+  }
+  return "unknown";
+}
+
+uint64_t PoolStats::completed_total() const {
+  uint64_t total = 0;
+  for (uint64_t n : completed) total += n;
+  return total;
+}
+
+absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
+    PoolOptions options) {
+  if (options.max_workers < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_workers must be >= 1 (got ", options.max_workers, ")"));
+  }
+  if (options.min_workers < 0 || options.min_workers > options.max_workers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "min_workers must be between 0 and max_workers = ", options.max_workers,
+        " (got ", options.min_workers, ")"));
+  }
+  if (options.idle_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("idle_timeout must be > 0 (got ",
+                     absl::FormatDuration(options.idle_timeout), ")"));
+  }
+  return std::unique_ptr<WorkerPool>(new WorkerPool(std::move(options)));
+}
+
+WorkerPool::WorkerPool(PoolOptions options)
+    : min_workers_(options.min_workers),
+      max_workers_(options.max_workers),
+      capacity_(options.queue_capacity),
+      idle_timeout_(options.idle_timeout),
+      clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
+      observer_(options.observer),
+      thread_name_(std::move(options.thread_name)) {
+  MutexLock lock(&mu_);
+  threads_.resize(max_workers_);
+  running_.assign(max_workers_, nullptr);
+  for (int i = 0; i < min_workers_; ++i) SpawnWorkerLocked();
+  timer_thread_ = std::thread([this] { TimerLoop(); });
+}
+
+WorkerPool::~WorkerPool() { Shutdown(clock_.Now()); }
+
+void WorkerPool::SpawnWorkerLocked() {
+  int index = 0;
+  while (threads_[index].joinable()) ++index;  // lowest free index
+  ++workers_;
+  threads_[index] = std::thread([this, index] { WorkerLoop(index); });
+  PublishGaugesLocked();
+}
+
+void WorkerPool::PublishGaugesLocked() {
+  stat_queue_depth_.store(queue_size_, std::memory_order_relaxed);
+  stat_workers_.store(workers_, std::memory_order_relaxed);
+  stat_busy_.store(busy_, std::memory_order_relaxed);
+}
+
+void WorkerPool::PushBackLocked(PoolTask* task) {
+  task->prev = tail_;
+  task->next = nullptr;
+  if (tail_ != nullptr) {
+    tail_->next = task;
+  } else {
+    head_ = task;
+  }
+  tail_ = task;
+  ++queue_size_;
+}
+
+void WorkerPool::UnlinkLocked(PoolTask* task) {
+  (task->prev != nullptr ? task->prev->next : head_) = task->next;
+  (task->next != nullptr ? task->next->prev : tail_) = task->prev;
+  task->prev = task->next = nullptr;
+  --queue_size_;
+}
+
+PoolTask* WorkerPool::PopFrontLocked() {
+  PoolTask* task = head_;
+  UnlinkLocked(task);
+  return task;
+}
+
+absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
+                                              TaskOptions options) {
+  auto task = std::make_shared<PoolTask>();
+  task->fn = std::move(fn);
+  task->done = std::move(done);
+  task->options = options;
+  bool has_deadline = options.deadline != absl::InfiniteFuture();
+  task->submitted_at = clock_.Now();
+  if (has_deadline && options.deadline <= task->submitted_at) {
+    return absl::DeadlineExceededError(
+        "task deadline passed before it was queued");
+  }
+  std::vector<std::thread> retired;
+  {
+    MutexLock lock(&mu_);
+    if (shutting_down_) {
+      return absl::UnavailableError("worker pool is shutting down");
+    }
+    int idle = workers_ - busy_;
+    // Grow before refusing: a new worker is an idle slot.
+    if (queue_size_ + 1 > static_cast<size_t>(idle) &&
+        workers_ < max_workers_) {
+      SpawnWorkerLocked();
+      ++idle;
+    }
+    if (queue_size_ >= capacity_ + idle) {
+      stat_rejected_.fetch_add(1, std::memory_order_relaxed);
+      return absl::ResourceExhaustedError(
+          absl::StrCat("worker pool queue is full (capacity ", capacity_, ", ",
+                       workers_, " workers busy)"));
+    }
+    task->self = task;
+    task->seq = next_seq_++;
+    PushBackLocked(task.get());
+    if (has_deadline) {
+      MutexLock timer_lock(&timer_mu_);
+      bool earliest =
+          timers_.empty() || options.deadline < timers_.begin()->first.first;
+      timers_.emplace(std::make_pair(options.deadline, task->seq), task);
+      if (earliest) timer_cv_.Signal();
+    }
+    if (idle_waiters_ > 0) work_cv_.Signal();
+    stat_accepted_.fetch_add(1, std::memory_order_relaxed);
+    stat_queue_depth_.store(queue_size_, std::memory_order_relaxed);
+    if (!retired_.empty()) retired.swap(retired_);
+  }
+  // Workers that retired on their idle timeout are joined here, off the lock.
+  for (std::thread& t : retired) t.join();
+  return TaskHandle(std::move(task));
+}
+
+bool WorkerPool::Cancel(const TaskHandle& handle) {
+  PoolTask* task = handle.task_.get();
+  if (task == nullptr) return false;
+  std::shared_ptr<PoolTask> unqueued;
+  {
+    MutexLock lock(&mu_);
+    switch (task->state) {
+      case PoolTask::State::kFinished:
+        return false;
+      case PoolTask::State::kRunning:
+        RequestStop(task, TaskOutcome::kCancelled);
+        return true;
+      case PoolTask::State::kQueued:
+        UnlinkLocked(task);
+        task->state = PoolTask::State::kFinished;
+        unqueued = std::move(task->self);
+        PublishGaugesLocked();
+        if (shutting_down_ && busy_ == 0 && queue_size_ == 0) {
+          drained_cv_.SignalAll();
+        }
+        break;
+    }
+  }
+  DeliverUnrun(std::move(unqueued), TaskOutcome::kCancelled,
+               absl::CancelledError("task cancelled while queued"));
+  return true;
+}
+
+void WorkerPool::WorkerLoop(int index) {
+  std::string name = absl::StrCat(thread_name_, index).substr(0, 15);
+  pthread_setname_np(pthread_self(), name.c_str());
+
+  // The task this worker finished whose completion it has not delivered yet:
+  // delivered outside the lock, right after taking the next task.
+  std::shared_ptr<PoolTask> finished;
+  mu_.Lock();
+  for (;;) {
+    if (head_ == nullptr) {
+      if (finished != nullptr) {
+        mu_.Unlock();
+        Deliver(std::move(finished));
+        mu_.Lock();
+        continue;
+      }
+      if (stopping_) {
+        --workers_;
+        PublishGaugesLocked();
+        break;
+      }
+      if (!WaitForWork(index)) break;
+      continue;
+    }
+    PoolTask* task = PopFrontLocked();
+    task->state = PoolTask::State::kRunning;
+    running_[index] = task;
+    ++busy_;
+    PublishGaugesLocked();
+    mu_.Unlock();
+
+    if (finished != nullptr) Deliver(std::move(finished));
+    Execute(task, index);
+
+    mu_.Lock();
+    task->state = PoolTask::State::kFinished;
+    finished = std::move(task->self);
+    running_[index] = nullptr;
+    --busy_;
+    PublishGaugesLocked();
+    if (shutting_down_ && busy_ == 0 && queue_size_ == 0) {
+      drained_cv_.SignalAll();
+    }
+  }
+  mu_.Unlock();
+}
+
+bool WorkerPool::WaitForWork(int index) {
+  bool may_retire = workers_ > min_workers_ && !stopping_;
+  absl::Time until =
+      may_retire ? clock_.Now() + idle_timeout_ : absl::InfiniteFuture();
+  ++idle_waiters_;
+  if (may_retire) {
+    clock_.WaitWithDeadline(work_cv_, mu_, until);
+  } else {
+    work_cv_.Wait(&mu_);
+  }
+  --idle_waiters_;
+  if (may_retire && head_ == nullptr && !stopping_ && workers_ > min_workers_ &&
+      clock_.Now() >= until) {
+    --workers_;
+    retired_.push_back(std::move(threads_[index]));
+    PublishGaugesLocked();
+    return false;
+  }
+  return true;
+}
+
+void WorkerPool::Execute(PoolTask* task, int index) {
+  TaskResult& result = task->result;
+  absl::Time start = clock_.Now();
+  absl::Status status;
+  try {
+    status = task->fn(task->cancel.token());
+  } catch (const std::exception& e) {
+    status = absl::InternalError(absl::StrCat("task threw: ", e.what()));
+  } catch (...) {
+    status = absl::InternalError("task threw a non-standard exception");
+  }
+  absl::Time end = clock_.Now();
+  // Release what the task captured now, on the worker, not in a callback.
+  task->fn = nullptr;
+
+  result.queue_wait = start - task->submitted_at;
+  result.run_time = end - start;
+  result.worker = index;
+  if (status.ok()) {
+    result.outcome = TaskOutcome::kOk;
+  } else {
+    // The reason is written before the stop flag (release); reading the flag
+    // first (acquire) makes the reason visible.
+    TaskOutcome reason = task->cancel.stop_requested()
+                             ? task->stop_reason.load(std::memory_order_relaxed)
+                             : TaskOutcome::kOk;
+    if (reason == TaskOutcome::kOk) {
+      result.outcome = TaskOutcome::kFailed;
+      result.status = std::move(status);
+    } else {
+      result.outcome = reason;
+      result.status = StopStatus(reason);
+    }
+  }
+}
+
+void WorkerPool::DeliverUnrun(std::shared_ptr<PoolTask> task,
+                              TaskOutcome outcome, absl::Status status) {
+  task->fn = nullptr;
+  task->result.outcome = outcome;
+  task->result.status = std::move(status);
+  task->result.queue_wait = clock_.Now() - task->submitted_at;
+  Deliver(std::move(task));
+}
+
+void WorkerPool::Deliver(std::shared_ptr<PoolTask> task) {
+  if (task->options.deadline != absl::InfiniteFuture()) {
+    MutexLock lock(&timer_mu_);
+    timers_.erase(std::make_pair(task->options.deadline, task->seq));
+  }
+  task->result.tag = task->options.tag;
+  stat_completed_[static_cast<int>(task->result.outcome)].fetch_add(
+      1, std::memory_order_relaxed);
+  if (observer_ != nullptr) observer_->OnTaskFinished(task->result);
+  DoneFn done = std::move(task->done);
+  if (done) done(task->result);
+}
+
+void WorkerPool::TimerLoop() {
+  pthread_setname_np(pthread_self(), "compute-timer");
+  for (;;) {
+    std::vector<std::shared_ptr<PoolTask>> expired;
+    {
+      MutexLock lock(&timer_mu_);
+      for (;;) {
+        if (timer_stop_) return;
+        absl::Time now = clock_.Now();
+        while (!timers_.empty() && timers_.begin()->first.first <= now) {
+          expired.push_back(std::move(timers_.begin()->second));
+          timers_.erase(timers_.begin());
+        }
+        if (!expired.empty()) break;
+        absl::Time next = timers_.empty() ? absl::InfiniteFuture()
+                                          : timers_.begin()->first.first;
+        if (next == absl::InfiniteFuture()) {
+          timer_cv_.Wait(&timer_mu_);
+        } else {
+          clock_.WaitWithDeadline(timer_cv_, timer_mu_, next);
+        }
+      }
+    }
+    for (std::shared_ptr<PoolTask>& task : expired) {
+      std::shared_ptr<PoolTask> unqueued;
+      {
+        MutexLock lock(&mu_);
+        if (task->state == PoolTask::State::kRunning) {
+          RequestStop(task.get(), TaskOutcome::kDeadlineExceeded);
+        } else if (task->state == PoolTask::State::kQueued) {
+          UnlinkLocked(task.get());
+          task->state = PoolTask::State::kFinished;
+          unqueued = std::move(task->self);
+          PublishGaugesLocked();
+          if (shutting_down_ && busy_ == 0 && queue_size_ == 0) {
+            drained_cv_.SignalAll();
+          }
+        }
+      }
+      if (unqueued != nullptr) {
+        DeliverUnrun(std::move(unqueued), TaskOutcome::kDeadlineExceeded,
+                     absl::DeadlineExceededError(
+                         "task deadline passed while it was queued"));
+      }
+    }
+  }
+}
+
+void WorkerPool::Shutdown(absl::Time deadline) {
+  std::vector<std::shared_ptr<PoolTask>> unrun;
+  {
+    MutexLock lock(&mu_);
+    if (shutting_down_) {
+      // Another caller owns the shutdown; wait for it to finish.
+      while (!shutdown_done_) shutdown_cv_.Wait(&mu_);
+      return;
+    }
+    shutting_down_ = true;
+    while ((queue_size_ > 0 || busy_ > 0) && clock_.Now() < deadline) {
+      clock_.WaitWithDeadline(drained_cv_, mu_, deadline);
+    }
+    while (head_ != nullptr) {
+      PoolTask* task = PopFrontLocked();
+      task->state = PoolTask::State::kFinished;
+      unrun.push_back(std::move(task->self));
+    }
+    for (PoolTask* task : running_) {
+      if (task != nullptr) RequestStop(task, TaskOutcome::kShutDown);
+    }
+    stopping_ = true;
+    PublishGaugesLocked();
+    work_cv_.SignalAll();
+  }
+  for (std::shared_ptr<PoolTask>& task : unrun) {
+    DeliverUnrun(std::move(task), TaskOutcome::kShutDown,
+                 absl::UnavailableError(
+                     "worker pool shut down before the task could run"));
+  }
+  std::vector<std::thread> threads;
+  {
+    MutexLock lock(&mu_);
+    for (std::thread& t : threads_) {
+      if (t.joinable()) threads.push_back(std::move(t));
+    }
+    for (std::thread& t : retired_) threads.push_back(std::move(t));
+    retired_.clear();
+  }
+  for (std::thread& t : threads) t.join();
+  {
+    MutexLock lock(&timer_mu_);
+    timer_stop_ = true;
+    timer_cv_.Signal();
+  }
+  timer_thread_.join();
+  MutexLock lock(&mu_);
+  shutdown_done_ = true;
+  shutdown_cv_.SignalAll();
+}
+
+PoolStats WorkerPool::Stats() const {
+  PoolStats stats;
+  stats.queue_depth = stat_queue_depth_.load(std::memory_order_relaxed);
+  stats.queue_capacity = capacity_;
+  stats.workers = stat_workers_.load(std::memory_order_relaxed);
+  stats.busy = stat_busy_.load(std::memory_order_relaxed);
+  stats.idle = stats.workers - stats.busy;
+  stats.min_workers = min_workers_;
+  stats.max_workers = max_workers_;
+  stats.accepted = stat_accepted_.load(std::memory_order_relaxed);
+  stats.rejected = stat_rejected_.load(std::memory_order_relaxed);
+  for (int i = 0; i < kNumTaskOutcomes; ++i) {
+    stats.completed[i] = stat_completed_[i].load(std::memory_order_relaxed);
+  }
+  return stats;
+}
+
+}  // namespace compute

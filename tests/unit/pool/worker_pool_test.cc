@@ -1,0 +1,565 @@
+#include "server/pool/worker_pool.h"
+
+#include <atomic>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/pool/sync.h"
+
+namespace compute {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Generous: the bound only fails a test that is stuck, never a slow machine.
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+// Waits until `pred` holds, checking the pool's lock-free stats; false on
+// timeout. This waits for a condition; the poll interval is not a guess.
+template <typename Pred>
+bool WaitUntil(Pred pred, absl::Duration timeout = kWait) {
+  absl::Time end = absl::Now() + timeout;
+  while (!pred()) {
+    if (absl::Now() > end) return false;
+    absl::SleepFor(absl::Microseconds(200));
+  }
+  return true;
+}
+
+// Collects completions; each task id must complete exactly once.
+class Completions {
+ public:
+  DoneFn For(int id) {
+    return [this, id](const TaskResult& r) {
+      MutexLock lock(&mu_);
+      results_.push_back({id, r});
+      ++count_[id];
+      cv_.SignalAll();
+    };
+  }
+  bool WaitForCount(size_t n, absl::Duration timeout = kWait) {
+    absl::Time deadline = absl::Now() + timeout;
+    MutexLock lock(&mu_);
+    while (results_.size() < n) {
+      if (cv_.WaitWithDeadline(&mu_, deadline)) return results_.size() >= n;
+    }
+    return true;
+  }
+  std::optional<TaskResult> Get(int id) {
+    MutexLock lock(&mu_);
+    for (auto& [i, r] : results_) {
+      if (i == id) return r;
+    }
+    return std::nullopt;
+  }
+  int CountOf(int id) {
+    MutexLock lock(&mu_);
+    return count_[id];
+  }
+  size_t size() {
+    MutexLock lock(&mu_);
+    return results_.size();
+  }
+  std::vector<int> Order() {
+    MutexLock lock(&mu_);
+    std::vector<int> order;
+    for (auto& [i, r] : results_) order.push_back(i);
+    return order;
+  }
+
+ private:
+  Mutex mu_;
+  CondVar cv_;
+  std::vector<std::pair<int, TaskResult>> results_ ABSL_GUARDED_BY(mu_);
+  std::map<int, int> count_ ABSL_GUARDED_BY(mu_);
+};
+
+// A task that blocks until released or stopped, and reports that it started.
+class Gate {
+ public:
+  TaskFn Task() {
+    return [this](const CancelToken& token) -> absl::Status {
+      started_.fetch_add(1);
+      while (!release_.HasBeenNotified()) {
+        if (token.stop_requested()) {
+          saw_stop_.fetch_add(1);
+          return absl::CancelledError("stopped");
+        }
+        release_.WaitForNotificationWithTimeout(absl::Milliseconds(1));
+      }
+      return absl::OkStatus();
+    };
+  }
+  bool WaitStarted(int n) {
+    return WaitUntil([&] { return started_.load() >= n; });
+  }
+  void Release() { release_.Notify(); }
+  int started() const { return started_.load(); }
+  int saw_stop() const { return saw_stop_.load(); }
+
+ private:
+  Notification release_;
+  std::atomic<int> started_{0};
+  std::atomic<int> saw_stop_{0};
+};
+
+std::unique_ptr<WorkerPool> MakePool(int workers, size_t capacity,
+                                     Clock* clock = nullptr,
+                                     PoolObserver* observer = nullptr) {
+  PoolOptions options;
+  options.max_workers = workers;
+  options.min_workers = workers;
+  options.queue_capacity = capacity;
+  options.clock = clock;
+  options.observer = observer;
+  auto pool = WorkerPool::Create(options);
+  EXPECT_TRUE(pool.ok()) << pool.status();
+  return std::move(*pool);
+}
+
+TaskFn Noop() {
+  return [](const CancelToken&) { return absl::OkStatus(); };
+}
+
+TEST(WorkerPoolTest, RunsTasksInFifoOrder) {
+  auto pool = MakePool(1, 100);
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(-1)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  std::vector<int> ran;
+  Mutex ran_mu;
+  for (int i = 0; i < 50; ++i) {
+    auto task = [&, i](const CancelToken&) {
+      MutexLock lock(&ran_mu);
+      ran.push_back(i);
+      return absl::OkStatus();
+    };
+    ASSERT_TRUE(pool->Submit(task, done.For(i)).ok());
+  }
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(51));
+  MutexLock lock(&ran_mu);
+  std::vector<int> expected(50);
+  for (int i = 0; i < 50; ++i) expected[i] = i;
+  EXPECT_EQ(ran, expected);
+}
+
+TEST(WorkerPoolTest, RefusesPastWorkersPlusCapacityAndStatsShowIt) {
+  constexpr int kWorkers = 2;
+  constexpr size_t kCapacity = 3;
+  auto pool = MakePool(kWorkers, kCapacity);
+  Gate gate;
+  Completions done;
+  for (int i = 0; i < kWorkers; ++i) {
+    ASSERT_TRUE(pool->Submit(gate.Task(), done.For(i)).ok());
+  }
+  ASSERT_TRUE(gate.WaitStarted(kWorkers));
+  for (size_t i = 0; i < kCapacity; ++i) {
+    ASSERT_TRUE(pool->Submit(Noop(), done.For(100 + i)).ok());
+  }
+  auto refused = pool->Submit(Noop(), done.For(999));
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.status().message(), HasSubstr("capacity 3"));
+
+  PoolStats stats = pool->Stats();
+  EXPECT_EQ(stats.queue_depth, kCapacity);
+  EXPECT_EQ(stats.queue_capacity, kCapacity);
+  EXPECT_EQ(stats.busy, kWorkers);
+  EXPECT_EQ(stats.workers, kWorkers);
+  EXPECT_EQ(stats.idle, 0);
+  EXPECT_EQ(stats.rejected, 1u);
+  EXPECT_EQ(stats.accepted, kWorkers + kCapacity);
+
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(kWorkers + kCapacity));
+  ASSERT_TRUE(WaitUntil([&] { return pool->Stats().busy == 0; }));
+  stats = pool->Stats();
+  EXPECT_EQ(stats.queue_depth, 0u);
+  EXPECT_EQ(stats.completed[static_cast<int>(TaskOutcome::kOk)],
+            kWorkers + kCapacity);
+  EXPECT_EQ(done.CountOf(999), 0) << "a refused task must never complete";
+}
+
+TEST(WorkerPoolTest, CapacityZeroTakesTasksOnlyWhenAWorkerIsIdle) {
+  auto pool = MakePool(1, 0);
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  EXPECT_EQ(pool->Submit(Noop(), done.For(1)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(1));
+  // The worker is counted idle before its completion is delivered, so a
+  // caller that saw its reply can submit again at once.
+  Notification second_done;
+  ASSERT_TRUE(pool->Submit(Noop(),
+                           [&](const TaskResult& r) {
+                             EXPECT_EQ(r.outcome, TaskOutcome::kOk);
+                             second_done.Notify();
+                           })
+                  .ok());
+  EXPECT_TRUE(second_done.WaitForNotificationWithTimeout(kWait));
+}
+
+TEST(WorkerPoolTest, CancelQueuedTaskFreesItsSlotAtOnce) {
+  auto pool = MakePool(1, 1);
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  std::atomic<bool> ran{false};
+  auto queued = pool->Submit(
+      [&](const CancelToken&) {
+        ran = true;
+        return absl::OkStatus();
+      },
+      done.For(1));
+  ASSERT_TRUE(queued.ok());
+  ASSERT_EQ(pool->Submit(Noop(), done.For(2)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+
+  EXPECT_TRUE(pool->Cancel(*queued));
+  // Delivered on the cancelling thread, before Cancel returns.
+  auto result = done.Get(1);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->outcome, TaskOutcome::kCancelled);
+  EXPECT_EQ(result->worker, -1);
+  EXPECT_EQ(pool->Stats().queue_depth, 0u);
+  EXPECT_TRUE(pool->Submit(Noop(), done.For(3)).ok()) << "slot not reused";
+  EXPECT_FALSE(pool->Cancel(*queued)) << "already finished";
+
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(3));
+  EXPECT_FALSE(ran.load());
+  EXPECT_EQ(done.CountOf(1), 1);
+}
+
+TEST(WorkerPoolTest, CancelRunningTaskSignalsItsToken) {
+  auto pool = MakePool(1, 1);
+  Gate gate;
+  Completions done;
+  auto handle = pool->Submit(gate.Task(), done.For(0));
+  ASSERT_TRUE(handle.ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  EXPECT_TRUE(pool->Cancel(*handle));
+  ASSERT_TRUE(done.WaitForCount(1));
+  EXPECT_EQ(gate.saw_stop(), 1);
+  auto result = done.Get(0);
+  EXPECT_EQ(result->outcome, TaskOutcome::kCancelled);
+  EXPECT_EQ(result->status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(result->worker, 0);
+}
+
+TEST(WorkerPoolTest, QueuedTaskWhoseDeadlinePassesNeverRuns) {
+  SimulatedClock clock;
+  auto pool = MakePool(1, 4, &clock);
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  std::atomic<bool> ran{false};
+  TaskOptions options;
+  options.deadline = clock.Now() + absl::Seconds(1);
+  ASSERT_TRUE(pool->Submit(
+                      [&](const CancelToken&) {
+                        ran = true;
+                        return absl::OkStatus();
+                      },
+                      done.For(1), options)
+                  .ok());
+  EXPECT_EQ(pool->Stats().queue_depth, 1u);
+  clock.Advance(absl::Seconds(2));
+  // Completes while the only worker is still busy: it did not wait for one.
+  ASSERT_TRUE(done.WaitForCount(1));
+  auto result = done.Get(1);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(result->queue_wait, absl::Seconds(2));
+  EXPECT_EQ(pool->Stats().queue_depth, 0u);
+  EXPECT_EQ(gate.started(), 1);
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(2));
+  EXPECT_FALSE(ran.load());
+}
+
+TEST(WorkerPoolTest, RunningTaskWhoseDeadlinePassesIsStopped) {
+  SimulatedClock clock;
+  auto pool = MakePool(1, 4, &clock);
+  Gate gate;
+  Completions done;
+  TaskOptions options;
+  options.deadline = clock.Now() + absl::Seconds(1);
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0), options).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  clock.Advance(absl::Milliseconds(999));
+  clock.Advance(absl::Milliseconds(1));
+  ASSERT_TRUE(done.WaitForCount(1));
+  EXPECT_EQ(gate.saw_stop(), 1);
+  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done.Get(0)->status.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(WorkerPoolTest, DeadlineAlreadyPassedIsRefusedAtSubmit) {
+  SimulatedClock clock;
+  auto pool = MakePool(1, 4, &clock);
+  TaskOptions options;
+  options.deadline = clock.Now();
+  auto r = pool->Submit(
+      Noop(), [](const TaskResult&) { FAIL(); }, options);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(WorkerPoolTest, ThrowingTaskFailsAndTheWorkerServesTheNextTask) {
+  auto pool = MakePool(1, 4);
+  Completions done;
+  ASSERT_TRUE(pool->Submit(
+                      [](const CancelToken&) -> absl::Status {
+                        throw std::runtime_error("boom");
+                      },
+                      done.For(0))
+                  .ok());
+  ASSERT_TRUE(pool->Submit(
+                      [](const CancelToken&) {
+                        return absl::DataLossError("bad bytes");
+                      },
+                      done.For(1))
+                  .ok());
+  ASSERT_TRUE(pool->Submit(Noop(), done.For(2)).ok());
+  ASSERT_TRUE(done.WaitForCount(3));
+  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kFailed);
+  EXPECT_THAT(done.Get(0)->status.message(), HasSubstr("boom"));
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kFailed);
+  EXPECT_EQ(done.Get(1)->status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(done.Get(2)->worker, 0);
+  EXPECT_EQ(pool->Stats().workers, 1);
+}
+
+TEST(WorkerPoolTest, ObserverSeesEveryTaskWithItsTag) {
+  struct Recorder : PoolObserver {
+    void OnTaskFinished(const TaskResult& r) override {
+      MutexLock lock(&mu);
+      tags.push_back(r.tag);
+      outcomes.push_back(r.outcome);
+    }
+    Mutex mu;
+    std::vector<uint32_t> tags;
+    std::vector<TaskOutcome> outcomes;
+  } recorder;
+  {
+    auto pool = MakePool(1, 4, nullptr, &recorder);
+    Completions done;
+    TaskOptions options;
+    options.tag = 7;
+    ASSERT_TRUE(pool->Submit(Noop(), done.For(0), options).ok());
+    ASSERT_TRUE(done.WaitForCount(1));
+  }
+  MutexLock lock(&recorder.mu);
+  EXPECT_THAT(recorder.tags, ::testing::ElementsAre(7u));
+  EXPECT_THAT(recorder.outcomes, ::testing::ElementsAre(TaskOutcome::kOk));
+}
+
+TEST(WorkerPoolTest, ShutdownFinishesQueuedWorkAndRefusesNewWork) {
+  auto pool = MakePool(1, 8);
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(pool->Submit(Noop(), done.For(i)).ok());
+  }
+  std::thread shutdown(
+      [&] { pool->Shutdown(absl::Now() + absl::Seconds(60)); });
+  // Probes accepted before the shutdown began must still run; the first
+  // refusal must say the pool is shutting down.
+  Completions probes;
+  int accepted_probes = 0;
+  ASSERT_TRUE(WaitUntil([&] {
+    auto r = pool->Submit(Noop(), probes.For(accepted_probes));
+    if (r.ok()) ++accepted_probes;
+    return r.status().code() == absl::StatusCode::kUnavailable;
+  }));
+  gate.Release();
+  shutdown.join();
+  EXPECT_EQ(done.size(), 4u);
+  for (int i = 0; i <= 3; ++i) {
+    EXPECT_EQ(done.Get(i)->outcome, TaskOutcome::kOk) << i;
+  }
+  EXPECT_EQ(probes.size(), static_cast<size_t>(accepted_probes));
+  for (int i = 0; i < accepted_probes; ++i) {
+    EXPECT_EQ(probes.Get(i)->outcome, TaskOutcome::kOk);
+  }
+  EXPECT_EQ(pool->Stats().workers, 0);
+}
+
+TEST(WorkerPoolTest, ShutdownPastItsDeadlineStopsRunningAndDropsQueued) {
+  auto pool = MakePool(1, 8);
+  Gate gate;  // never released: only the shutdown can stop it
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  std::atomic<int> ran{0};
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(pool->Submit(
+                        [&](const CancelToken&) {
+                          ++ran;
+                          return absl::OkStatus();
+                        },
+                        done.For(i))
+                    .ok());
+  }
+  pool->Shutdown(absl::Now() + absl::Milliseconds(20));
+  EXPECT_EQ(done.size(), 4u) << "every completion delivered by Shutdown";
+  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(gate.saw_stop(), 1);
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(done.Get(i)->outcome, TaskOutcome::kShutDown) << i;
+    EXPECT_EQ(done.CountOf(i), 1);
+  }
+  EXPECT_EQ(ran.load(), 0) << "nothing starts after the shutdown deadline";
+  pool->Shutdown(absl::Now());  // idempotent
+}
+
+TEST(WorkerPoolTest, DestructorShutsDownAndDeliversEverything) {
+  Gate gate;
+  Completions done;
+  {
+    auto pool = MakePool(2, 8);
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_TRUE(pool->Submit(gate.Task(), done.For(i)).ok());
+    }
+    for (int i = 2; i < 6; ++i) {
+      ASSERT_TRUE(pool->Submit(Noop(), done.For(i)).ok());
+    }
+    ASSERT_TRUE(gate.WaitStarted(2));
+  }
+  EXPECT_EQ(done.size(), 6u);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(done.CountOf(i), 1);
+}
+
+TEST(WorkerPoolTest, IdleTimeoutShrinksToMinimumAndLoadGrowsToMaximum) {
+  SimulatedClock clock;
+  PoolOptions options;
+  options.min_workers = 1;
+  options.max_workers = 3;
+  options.queue_capacity = 0;
+  options.idle_timeout = absl::Seconds(10);
+  options.clock = &clock;
+  auto pool = *WorkerPool::Create(options);
+  EXPECT_EQ(pool->Stats().workers, 1);
+
+  for (int round = 0; round < 2; ++round) {
+    Gate gate;
+    Completions done;
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(pool->Submit(gate.Task(), done.For(i)).ok()) << i;
+    }
+    ASSERT_TRUE(gate.WaitStarted(3));
+    EXPECT_EQ(pool->Stats().workers, 3);
+    EXPECT_EQ(pool->Submit(Noop(), done.For(9)).status().code(),
+              absl::StatusCode::kResourceExhausted)
+        << "never beyond max_workers";
+    gate.Release();
+    ASSERT_TRUE(done.WaitForCount(3));
+    ASSERT_TRUE(WaitUntil([&] { return pool->Stats().busy == 0; }));
+    // Each idle worker above the minimum retires once the timeout passes.
+    ASSERT_TRUE(WaitUntil([&] {
+      clock.Advance(absl::Seconds(11));
+      return pool->Stats().workers == 1;
+    }));
+  }
+}
+
+TEST(WorkerPoolTest, RejectsBadOptionsNamingTheField) {
+  PoolOptions options;
+  options.max_workers = 0;
+  EXPECT_THAT(WorkerPool::Create(options).status().message(),
+              HasSubstr("max_workers"));
+  options.max_workers = 2;
+  options.min_workers = 3;
+  EXPECT_THAT(WorkerPool::Create(options).status().message(),
+              HasSubstr("min_workers"));
+}
+
+// Several threads submit and cancel at random with random deadlines; every
+// accepted task completes exactly once and the counters add up.
+TEST(WorkerPoolTest, StressEveryCompletionExactlyOnce) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 3000;
+  PoolOptions options;
+  options.min_workers = 1;
+  options.max_workers = 3;
+  options.queue_capacity = 16;
+  options.idle_timeout = absl::Milliseconds(1);  // churn the workers too
+  auto pool = *WorkerPool::Create(options);
+
+  std::vector<std::atomic<int>> completions(kThreads * kPerThread);
+  std::atomic<uint64_t> accepted{0}, full{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      std::vector<TaskHandle> handles;
+      for (int i = 0; i < kPerThread; ++i) {
+        int id = t * kPerThread + i;
+        TaskOptions task_options;
+        int kind = rng() % 4;
+        if (kind == 1)
+          task_options.deadline = absl::Now() + absl::Microseconds(rng() % 200);
+        if (kind == 2) task_options.deadline = absl::Now() + absl::Seconds(30);
+        int spin_us = rng() % 20;
+        auto task = [spin_us](const CancelToken& token) -> absl::Status {
+          absl::Time end = absl::Now() + absl::Microseconds(spin_us);
+          while (absl::Now() < end) {
+            if (token.stop_requested()) return absl::CancelledError("stop");
+          }
+          return absl::OkStatus();
+        };
+        auto h = pool->Submit(
+            task, [&, id](const TaskResult&) { completions[id].fetch_add(1); },
+            task_options);
+        if (h.ok()) {
+          ++accepted;
+          handles.push_back(*h);
+        } else if (h.status().code() == absl::StatusCode::kResourceExhausted) {
+          ++full;
+        } else {
+          ASSERT_EQ(h.status().code(), absl::StatusCode::kDeadlineExceeded);
+          completions[id].fetch_add(1);  // refused: counts as its one answer
+        }
+        if (!handles.empty() && rng() % 3 == 0) {
+          pool->Cancel(handles[rng() % handles.size()]);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(WaitUntil(
+      [&] { return pool->Stats().completed_total() == accepted.load(); }));
+  pool->Shutdown(absl::Now());
+  for (size_t id = 0; id < completions.size(); ++id) {
+    int n = completions[id].load();
+    // Refused (queue full) tasks never complete; all others exactly once.
+    ASSERT_LE(n, 1) << "task " << id << " completed " << n << " times";
+  }
+  PoolStats stats = pool->Stats();
+  EXPECT_EQ(stats.accepted, accepted.load());
+  EXPECT_EQ(stats.rejected, full.load());
+  EXPECT_EQ(stats.completed_total(), accepted.load());
+  uint64_t answered = 0;
+  for (auto& c : completions) answered += c.load();
+  EXPECT_EQ(answered + full.load(), uint64_t{kThreads * kPerThread});
+  EXPECT_EQ(stats.queue_depth, 0u);
+  EXPECT_EQ(stats.busy, 0);
+}
+
+}  // namespace
+}  // namespace compute
