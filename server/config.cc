@@ -1,0 +1,268 @@
+#include "server/config.h"
+
+#include <cstdlib>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+ABSL_FLAG(std::string, address, "0.0.0.0", "address the gRPC server binds");
+ABSL_FLAG(int, port, 50051, "gRPC port (0: the kernel picks one)");
+ABSL_FLAG(int, workers, 0,
+          "maximum worker threads (0: the container-aware CPU count)");
+ABSL_FLAG(int, min_workers, 0,
+          "workers kept when idle (0: same as --workers, no shrinking)");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "a worker above --min_workers idle this long exits");
+ABSL_FLAG(int, queue_capacity, 64,
+          "tasks that may wait for a worker; beyond, RESOURCE_EXHAUSTED "
+          "(0: queueless)");
+ABSL_FLAG(bool, admission, true,
+          "refuse at once calls whose deadline the queue would make them miss");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
+          "on SIGTERM, how long accepted calls may still run");
+ABSL_FLAG(
+    absl::Duration, max_connection_age, absl::InfiniteDuration(),
+    "close connections this old (GOAWAY) so clients rebalance; inf: never");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::InfiniteDuration(),
+          "time calls on an aged connection get to finish");
+ABSL_FLAG(absl::Duration, keepalive_time, absl::Hours(2),
+          "ping an idle connection this often");
+ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(20),
+          "close a connection whose ping is not answered in this time");
+ABSL_FLAG(int, max_message_bytes, 32 << 20,
+          "largest request or response message");
+ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate (enables TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA for client certificates (enables mutual TLS)");
+ABSL_FLAG(std::string, metrics_address, "0.0.0.0",
+          "address of the Prometheus endpoint");
+ABSL_FLAG(int, metrics_port, 9464,
+          "Prometheus /metrics port (0: no metrics endpoint)");
+
+namespace compute {
+namespace {
+
+constexpr const char* kFlags[] = {
+    "address",
+    "port",
+    "workers",
+    "min_workers",
+    "idle_timeout",
+    "queue_capacity",
+    "admission",
+    "drain_timeout",
+    "max_connection_age",
+    "max_connection_age_grace",
+    "keepalive_time",
+    "keepalive_timeout",
+    "max_message_bytes",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "metrics_address",
+    "metrics_port",
+};
+
+std::string EnvName(absl::string_view flag) {
+  return absl::StrCat("COMPUTE_", absl::AsciiStrToUpper(flag));
+}
+
+bool Known(absl::string_view name) {
+  for (const char* f : kFlags) {
+    if (name == f) return true;
+  }
+  return false;
+}
+
+absl::Status Bad(absl::string_view what) {
+  return absl::InvalidArgumentError(what);
+}
+
+absl::Status SetFlag(absl::string_view name, absl::string_view value,
+                     absl::string_view source) {
+  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+  std::string error;
+  if (flag == nullptr || !Known(name)) {
+    return Bad(absl::StrCat("unknown flag --", name, " (see --help)"));
+  }
+  if (!flag->ParseFrom(value, &error)) {
+    return Bad(
+        absl::StrCat("bad value for ", source, ": '", value, "': ", error));
+  }
+  return absl::OkStatus();
+}
+
+// --name=value, --name value, --bool, --nobool.
+absl::Status ParseArgs(int argc, const char* const* argv, bool* help) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "--helpfull") {
+      *help = true;
+      continue;
+    }
+    if (!absl::StartsWith(arg, "-")) {
+      return Bad(absl::StrCat("unexpected argument '", arg, "' (see --help)"));
+    }
+    arg.remove_prefix(absl::StartsWith(arg, "--") ? 2 : 1);
+    std::string name(arg.substr(0, arg.find('=')));
+    bool has_value = arg.find('=') != absl::string_view::npos;
+    std::string value =
+        has_value ? std::string(arg.substr(arg.find('=') + 1)) : "";
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    bool negated = absl::StartsWith(name, "no") && Known(name.substr(2));
+    if (!Known(name) && !negated) {
+      return Bad(absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    if (!has_value) {
+      if (flag != nullptr && Known(name) && flag->IsOfType<bool>()) {
+        value = "true";
+      } else if (absl::StartsWith(name, "no") && Known(name.substr(2)) &&
+                 absl::FindCommandLineFlag(name.substr(2))->IsOfType<bool>()) {
+        name = name.substr(2);
+        value = "false";
+      } else if (i + 1 < argc) {
+        value = argv[++i];
+      } else {
+        return Bad(absl::StrCat("flag --", name, " needs a value"));
+      }
+    }
+    if (absl::Status s = SetFlag(name, value, absl::StrCat("--", name));
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Positive(absl::string_view name, absl::Duration d) {
+  if (d <= absl::ZeroDuration()) {
+    return Bad(absl::StrCat("--", name, " must be > 0 (got ",
+                            absl::FormatDuration(d), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InRange(absl::string_view name, int v, int lo, int hi) {
+  if (v < lo || v > hi) {
+    return Bad(absl::StrCat("--", name, " must be between ", lo, " and ", hi,
+                            " (got ", v, ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::optional<std::string> GetEnv(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
+                                   const EnvLookup& env,
+                                   const CpuCountSources& cpu_sources) {
+  for (const char* name : kFlags) {
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string error;
+    flag->ParseFrom(flag->DefaultValue(), &error);
+  }
+  for (const char* name : kFlags) {
+    std::string var = EnvName(name);
+    if (std::optional<std::string> value = env(var)) {
+      if (absl::Status s = SetFlag(name, *value, var); !s.ok()) return s;
+    }
+  }
+  Config config;
+  if (absl::Status s = ParseArgs(argc, argv, &config.help); !s.ok()) return s;
+  if (config.help) return config;
+
+  service::ServerConfig& server = config.server;
+  server.address = absl::GetFlag(FLAGS_address);
+  server.port = absl::GetFlag(FLAGS_port);
+  if (absl::Status s = InRange("port", server.port, 0, 65535); !s.ok()) {
+    return s;
+  }
+  config.cpu = DetectCpuCount(cpu_sources);
+  int workers = absl::GetFlag(FLAGS_workers);
+  if (absl::Status s = InRange("workers", workers, 0, 4096); !s.ok()) return s;
+  if (workers == 0) workers = config.cpu.cpus;
+  int min_workers = absl::GetFlag(FLAGS_min_workers);
+  if (absl::Status s = InRange("min_workers", min_workers, 0, workers);
+      !s.ok()) {
+    return s;
+  }
+  server.pool.max_workers = workers;
+  server.pool.min_workers = min_workers == 0 ? workers : min_workers;
+  server.pool.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  if (absl::Status s = Positive("idle_timeout", server.pool.idle_timeout);
+      !s.ok()) {
+    return s;
+  }
+  int capacity = absl::GetFlag(FLAGS_queue_capacity);
+  if (absl::Status s = InRange("queue_capacity", capacity, 0, 1 << 20);
+      !s.ok()) {
+    return s;
+  }
+  server.pool.queue_capacity = static_cast<size_t>(capacity);
+  server.admission = absl::GetFlag(FLAGS_admission);
+  config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  if (config.drain_timeout < absl::ZeroDuration()) {
+    return Bad("--drain_timeout must be >= 0");
+  }
+  server.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  server.max_connection_age_grace =
+      absl::GetFlag(FLAGS_max_connection_age_grace);
+  server.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  server.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
+  for (auto [name, d] :
+       {std::pair{"max_connection_age", server.max_connection_age},
+        {"max_connection_age_grace", server.max_connection_age_grace},
+        {"keepalive_time", server.keepalive_time},
+        {"keepalive_timeout", server.keepalive_timeout}}) {
+    if (absl::Status s = Positive(name, d); !s.ok()) return s;
+  }
+  server.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  if (absl::Status s =
+          InRange("max_message_bytes", server.max_message_bytes, 4096, 1 << 30);
+      !s.ok()) {
+    return s;
+  }
+  server.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  server.tls_key = absl::GetFlag(FLAGS_tls_key);
+  server.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (server.tls_cert.empty() != server.tls_key.empty()) {
+    return Bad("--tls_cert and --tls_key must be given together");
+  }
+  if (!server.tls_client_ca.empty() && server.tls_cert.empty()) {
+    return Bad("--tls_client_ca needs --tls_cert and --tls_key");
+  }
+  config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  if (absl::Status s = InRange("metrics_port", config.metrics_port, 0, 65535);
+      !s.ok()) {
+    return s;
+  }
+  return config;
+}
+
+std::string Usage() {
+  std::string out =
+      "compute-server: the compute.v1.Compute gRPC service.\n\n"
+      "Flags (each also read from its environment variable; the flag wins).\n"
+      "Durations are written like 250ms, 10s, 1m, inf.\n\n";
+  for (const char* name : kFlags) {
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    absl::StrAppend(&out, "  --", name, "  (", EnvName(name), ")\n      ",
+                    flag->Help(), "\n      default: ", flag->DefaultValue(),
+                    "\n");
+  }
+  return out;
+}
+
+}  // namespace compute

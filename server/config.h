@@ -1,0 +1,47 @@
+// compute-server's configuration: absl flags, each also read from the
+// environment as COMPUTE_<FLAG> (for Kubernetes ConfigMaps); a flag given on
+// the command line wins over its environment variable.
+//
+// We parse argv ourselves (through absl's flag registry) instead of calling
+// absl::ParseCommandLine so that every mistake ends start-up with exactly one
+// clear line and exit code 2, and `--help` lists our flags with their
+// defaults and environment names.
+#ifndef COMPUTE_SERVER_CONFIG_H_
+#define COMPUTE_SERVER_CONFIG_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/pool/cpu_count.h"
+#include "server/service/server.h"
+
+namespace compute {
+
+struct Config {
+  service::ServerConfig server;
+  std::string metrics_address = "0.0.0.0";
+  int metrics_port = 9464;  // 0 = no metrics endpoint
+  absl::Duration drain_timeout;
+  CpuCount cpu;       // what the pool was sized from
+  bool help = false;  // --help: print Usage() and exit 0
+};
+
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+
+// The process environment.
+std::optional<std::string> GetEnv(const std::string& name);
+
+// Resets every flag to its default, applies COMPUTE_* variables, then argv.
+// On error, InvalidArgument whose message is the one line to print.
+absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
+                                   const EnvLookup& env,
+                                   const CpuCountSources& cpu_sources = {});
+
+// --help text: every flag, its default, its environment variable.
+std::string Usage();
+
+}  // namespace compute
+
+#endif  // COMPUTE_SERVER_CONFIG_H_

@@ -1,0 +1,99 @@
+// compute-server: flags/env -> config, wiring, signals.
+//
+// Signals: SIGTERM and SIGINT are blocked in every thread (the mask is set
+// before any thread starts) and taken by sigwait on the main thread, so the
+// drain runs as ordinary code, not in a signal handler.
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "server/config.h"
+#include "server/log.h"
+#include "server/service/server.h"
+
+namespace {
+
+using compute::Put;
+
+google::protobuf::Struct StartupFields(const compute::Config& c) {
+  const auto& s = c.server;
+  google::protobuf::Struct f;
+  Put(f, "address", s.address);
+  Put(f, "port", static_cast<double>(s.port));
+  Put(f, "workers", static_cast<double>(s.pool.max_workers));
+  Put(f, "min_workers", static_cast<double>(s.pool.min_workers));
+  Put(f, "idle_timeout", absl::FormatDuration(s.pool.idle_timeout));
+  Put(f, "queue_capacity", static_cast<double>(s.pool.queue_capacity));
+  Put(f, "admission", s.admission);
+  Put(f, "drain_timeout", absl::FormatDuration(c.drain_timeout));
+  Put(f, "max_connection_age", absl::FormatDuration(s.max_connection_age));
+  Put(f, "max_connection_age_grace",
+      absl::FormatDuration(s.max_connection_age_grace));
+  Put(f, "keepalive_time", absl::FormatDuration(s.keepalive_time));
+  Put(f, "keepalive_timeout", absl::FormatDuration(s.keepalive_timeout));
+  Put(f, "max_message_bytes", static_cast<double>(s.max_message_bytes));
+  Put(f, "tls", !s.tls_cert.empty());
+  Put(f, "mtls", !s.tls_client_ca.empty());
+  Put(f, "metrics_port", static_cast<double>(c.metrics_port));
+  Put(f, "cpu_count", static_cast<double>(c.cpu.cpus));
+  Put(f, "cpu_count_reason", c.cpu.explanation);
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto config = compute::ParseConfig(argc, argv, compute::GetEnv);
+  if (!config.ok()) {
+    std::fprintf(stderr, "compute-server: %s\n",
+                 std::string(config.status().message()).c_str());
+    return 2;
+  }
+  if (config->help) {
+    std::fputs(compute::Usage().c_str(), stdout);
+    return 0;
+  }
+
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  compute::LogJson("info", "starting", StartupFields(*config));
+  auto server = compute::service::ComputeServer::Start(config->server);
+  if (!server.ok()) {
+    google::protobuf::Struct f;
+    Put(f, "error", std::string(server.status().message()));
+    compute::LogJson("error", "cannot start", f);
+    return 1;
+  }
+  {
+    google::protobuf::Struct f;
+    Put(f, "port", static_cast<double>((*server)->port()));
+    compute::LogJson("info", "serving", f);
+  }
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  {
+    google::protobuf::Struct f;
+    Put(f, "signal", std::string(strsignal(signal_number)));
+    Put(f, "drain_timeout", absl::FormatDuration(config->drain_timeout));
+    compute::LogJson("info", "draining", f);
+  }
+  absl::Time start = absl::Now();
+  (*server)->Drain(config->drain_timeout);
+  compute::PoolStats stats = (*server)->pool().Stats();
+  google::protobuf::Struct f;
+  Put(f, "drain_seconds", absl::ToDoubleSeconds(absl::Now() - start));
+  Put(f, "tasks_completed", static_cast<double>(stats.completed_total()));
+  Put(f, "tasks_shut_down",
+      static_cast<double>(
+          stats.completed[static_cast<int>(compute::TaskOutcome::kShutDown)]));
+  compute::LogJson("info", "stopped", f);
+  return 0;
+}

@@ -1,0 +1,33 @@
+// CallObserver: what the service tells metrics about each call, so that the
+// service knows nothing of Prometheus (server/metrics implements this).
+#ifndef COMPUTE_SERVER_SERVICE_CALL_OBSERVER_H_
+#define COMPUTE_SERVER_SERVICE_CALL_OBSERVER_H_
+
+#include <string_view>
+
+#include "absl/time/time.h"
+#include "grpcpp/support/status.h"
+
+namespace compute::service {
+
+// Why a call was refused before reaching the pool's queue.
+enum class RejectReason { kQueueFull, kDeadline, kDraining };
+inline constexpr int kNumRejectReasons = 3;
+// "queue_full", "deadline", "draining": a metric label.
+std::string_view RejectReasonName(RejectReason reason);
+
+// Called on gRPC and worker threads, concurrently: implementations must be
+// thread-safe and cheap.
+class CallObserver {
+ public:
+  virtual ~CallObserver() = default;
+  virtual void OnCallStarted(std::string_view method) = 0;
+  // Exactly once per started call, when its status is sent.
+  virtual void OnCallHandled(std::string_view method, grpc::StatusCode code,
+                             absl::Duration elapsed) = 0;
+  virtual void OnRejected(RejectReason reason) = 0;
+};
+
+}  // namespace compute::service
+
+#endif  // COMPUTE_SERVER_SERVICE_CALL_OBSERVER_H_

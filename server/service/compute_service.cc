@@ -1,0 +1,255 @@
+#include "server/service/compute_service.h"
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/pool/sync.h"
+#include "server/tasks/registry.h"
+
+namespace compute::service {
+namespace {
+
+constexpr std::string_view kRunMethod = "Run";
+
+void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
+  int64_t ns = absl::ToInt64Nanoseconds(d);
+  out->set_seconds(ns / 1000000000);
+  out->set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+  auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
+// Debian's abseil has its own string_view, which std::string_view does not
+// convert to.
+absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
+
+std::string Ms(absl::Duration d) {
+  return absl::StrCat(absl::ToInt64Milliseconds(d));
+}
+
+}  // namespace
+
+std::string_view RejectReasonName(RejectReason reason) {
+  switch (reason) {
+    case RejectReason::kQueueFull:
+      return "queue_full";
+    case RejectReason::kDeadline:
+      return "deadline";
+    case RejectReason::kDraining:
+      return "draining";
+  }
+  return "unknown";
+}
+
+// One Run call. Lives from Run until gRPC calls OnDone.
+class RunCall final : public grpc::ServerUnaryReactor {
+ public:
+  RunCall(ComputeService& service, grpc::CallbackServerContext* context,
+          const compute::v1::RunRequest* request,
+          compute::v1::RunResponse* response)
+      : service_(service),
+        context_(context),
+        request_(request),
+        response_(response),
+        started_(absl::Now()) {}
+
+  void Start();
+
+  void OnCancel() override;
+  void OnDone() override { delete this; }
+
+ private:
+  void Reply(const grpc::Status& status);
+  void Refuse(RejectReason reason, grpc::StatusCode code,
+              const std::string& message, absl::Duration pushback);
+  void Complete(const TaskResult& result);
+
+  ComputeService& service_;
+  grpc::CallbackServerContext* const context_;
+  const compute::v1::RunRequest* const request_;
+  compute::v1::RunResponse* const response_;
+  const absl::Time started_;
+  const tasks::TaskKind* kind_ = nullptr;
+
+  Mutex mu_;
+  TaskHandle handle_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+void RunCall::Start() {
+  if (CallObserver* o = service_.options_.observer)
+    o->OnCallStarted(kRunMethod);
+  if (service_.draining()) {
+    Refuse(RejectReason::kDraining, grpc::StatusCode::UNAVAILABLE,
+           "server is draining (shutting down); retry on another replica",
+           absl::ZeroDuration());
+    return;
+  }
+  if (absl::Status valid = tasks::ValidateRequest(*request_); !valid.ok()) {
+    Reply(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       std::string(valid.message())));
+    return;
+  }
+  kind_ = tasks::FindTaskKind(request_->task_case());
+
+  WorkerPool& pool = service_.pool_;
+  const RunTimeEstimator& estimator = service_.estimator_;
+  absl::Time deadline = DeadlineOf(*context_);
+  if (service_.options_.admission && deadline != absl::InfiniteFuture()) {
+    PoolStats stats = pool.Stats();
+    absl::Duration wait = estimator.ExpectedWait(stats);
+    absl::Duration expected = wait + estimator.MeanRunTime(kind_->index);
+    absl::Duration left = deadline - pool.clock().Now();
+    if (expected > left) {
+      Refuse(RejectReason::kDeadline, grpc::StatusCode::RESOURCE_EXHAUSTED,
+             absl::StrCat("deadline cannot be met: expected ", Ms(expected),
+                          " ms (", Ms(wait), " ms queue wait + ",
+                          Sv(kind_->name), " run time) but only ", Ms(left),
+                          " ms left; retry later or with a longer deadline"),
+             estimator.WaitPushback(stats));
+      return;
+    }
+  }
+
+  const compute::v1::RunRequest* request = request_;
+  compute::v1::RunResponse* response = response_;
+  const tasks::TaskKind* kind = kind_;
+  TaskOptions options;
+  options.deadline = deadline;
+  options.tag = static_cast<uint32_t>(kind->index);
+  // The completion may finish the call on a worker before Submit returns;
+  // gRPC keeps this reactor alive until Run has returned, so `this` is valid
+  // for the rest of Start.
+  TaskRunner run_task = service_.options_.run_task;
+  auto handle = pool.Submit(
+      [kind, request, response, run_task](const CancelToken& cancel) {
+        return run_task != nullptr ? run_task(*kind, *request, cancel, response)
+                                   : kind->run(*request, cancel, response);
+      },
+      [this](const TaskResult& result) { Complete(result); }, options);
+  if (!handle.ok()) {
+    const absl::Status& s = handle.status();
+    switch (s.code()) {
+      case absl::StatusCode::kResourceExhausted: {
+        PoolStats stats = pool.Stats();
+        Refuse(RejectReason::kQueueFull, grpc::StatusCode::RESOURCE_EXHAUSTED,
+               absl::StrCat("server busy: queue full (capacity ",
+                            stats.queue_capacity, ", ", stats.busy, " of ",
+                            stats.workers, " workers busy); retry later"),
+               estimator.SlotPushback(stats));
+        return;
+      }
+      case absl::StatusCode::kUnavailable:
+        Refuse(RejectReason::kDraining, grpc::StatusCode::UNAVAILABLE,
+               "server is draining (shutting down); retry on another replica",
+               absl::ZeroDuration());
+        return;
+      case absl::StatusCode::kDeadlineExceeded:
+        Reply(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                           "deadline had passed when the call arrived"));
+        return;
+      default:
+        Reply(
+            grpc::Status(grpc::StatusCode::INTERNAL, std::string(s.message())));
+        return;
+    }
+  }
+  bool cancel_now;
+  {
+    MutexLock lock(&mu_);
+    handle_ = *handle;
+    cancel_now = cancelled_;
+  }
+  if (cancel_now) pool.Cancel(*handle);
+}
+
+void RunCall::OnCancel() {
+  TaskHandle handle;
+  {
+    MutexLock lock(&mu_);
+    cancelled_ = true;
+    handle = handle_;
+  }
+  // No handle yet: Start cancels once it has one. Finished: a no-op.
+  if (handle.valid()) service_.pool_.Cancel(handle);
+}
+
+void RunCall::Refuse(RejectReason reason, grpc::StatusCode code,
+                     const std::string& message, absl::Duration pushback) {
+  service_.CountRejected(reason);
+  if (pushback > absl::ZeroDuration()) {
+    context_->AddTrailingMetadata("grpc-retry-pushback-ms", Ms(pushback));
+  }
+  Reply(grpc::Status(code, message));
+}
+
+void RunCall::Complete(const TaskResult& result) {
+  if (result.worker >= 0) {
+    SetDuration(result.queue_wait, response_->mutable_queue_time());
+    SetDuration(result.run_time, response_->mutable_run_time());
+    response_->set_worker(static_cast<uint32_t>(result.worker));
+  }
+  switch (result.outcome) {
+    case TaskOutcome::kOk:
+      service_.estimator_.Record(kind_->index, result.run_time);
+      Reply(grpc::Status::OK);
+      return;
+    case TaskOutcome::kCancelled:
+      Reply(grpc::Status(grpc::StatusCode::CANCELLED,
+                         "call cancelled by the client"));
+      return;
+    case TaskOutcome::kDeadlineExceeded:
+      Reply(grpc::Status(
+          grpc::StatusCode::DEADLINE_EXCEEDED,
+          result.worker < 0
+              ? absl::StrCat("deadline exceeded after ", Ms(result.queue_wait),
+                             " ms in the queue; the task never ran")
+              : absl::StrCat("deadline exceeded after ", Ms(result.run_time),
+                             " ms of running; the task was stopped")));
+      return;
+    case TaskOutcome::kFailed:
+      Reply(grpc::Status(grpc::StatusCode::INTERNAL,
+                         absl::StrCat(Sv(kind_->name), " task failed: ",
+                                      result.status.message())));
+      return;
+    case TaskOutcome::kShutDown:
+      Reply(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                         "server shut down before the task could finish; "
+                         "retry on another replica"));
+      return;
+  }
+}
+
+void RunCall::Reply(const grpc::Status& status) {
+  if (CallObserver* o = service_.options_.observer) {
+    o->OnCallHandled(kRunMethod, status.error_code(), absl::Now() - started_);
+  }
+  Finish(status);
+}
+
+ComputeService::ComputeService(WorkerPool& pool, ComputeServiceOptions options)
+    : pool_(pool), options_(options) {}
+
+grpc::ServerUnaryReactor* ComputeService::Run(
+    grpc::CallbackServerContext* context,
+    const compute::v1::RunRequest* request,
+    compute::v1::RunResponse* response) {
+  auto* call = new RunCall(*this, context, request, response);
+  call->Start();
+  return call;
+}
+
+void ComputeService::CountRejected(RejectReason reason) {
+  rejected_[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
+  if (options_.observer != nullptr) options_.observer->OnRejected(reason);
+}
+
+}  // namespace compute::service

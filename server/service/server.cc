@@ -1,0 +1,133 @@
+#include "server/service/server.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+
+namespace compute::service {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& flag,
+                                    const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": cannot read ", path));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
+    const ServerConfig& config) {
+  if (config.tls_cert.empty() && config.tls_key.empty()) {
+    if (!config.tls_client_ca.empty()) {
+      return absl::InvalidArgumentError(
+          "tls_client_ca needs tls_cert and tls_key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (config.tls_cert.empty() || config.tls_key.empty()) {
+    return absl::InvalidArgumentError("tls_cert and tls_key go together");
+  }
+  auto cert = ReadPem("tls_cert", config.tls_cert);
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem("tls_key", config.tls_key);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!config.tls_client_ca.empty()) {
+    auto ca = ReadPem("tls_client_ca", config.tls_client_ca);
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+    options.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
+}
+
+int Millis(absl::Duration d) {
+  if (d == absl::InfiniteDuration()) return INT_MAX;
+  return static_cast<int>(
+      std::min<int64_t>(absl::ToInt64Milliseconds(d), INT_MAX));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
+    const ServerConfig& config) {
+  auto credentials = Credentials(config);
+  if (!credentials.ok()) return credentials.status();
+  auto pool = WorkerPool::Create(config.pool);
+  if (!pool.ok()) return pool.status();
+
+  std::unique_ptr<ComputeServer> server(new ComputeServer());
+  server->pool_ = std::move(*pool);
+  server->service_ = std::make_unique<ComputeService>(
+      *server->pool_, ComputeServiceOptions{.admission = config.admission,
+                                            .observer = config.observer,
+                                            .run_task = config.run_task});
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::string address =
+      absl::StrCat(config.address.find(':') != std::string::npos
+                       ? absl::StrCat("[", config.address, "]")
+                       : config.address,
+                   ":", config.port);
+  builder.AddListeningPort(address, *credentials, &server->port_);
+  builder.RegisterService(server->service_.get());
+  builder.SetMaxReceiveMessageSize(config.max_message_bytes);
+  builder.SetMaxSendMessageSize(config.max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                             Millis(config.max_connection_age));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             Millis(config.max_connection_age_grace));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             Millis(config.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             Millis(config.keepalive_timeout));
+  // Let clients keep idle connections alive with pings (no GOAWAY storm).
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address,
+                     " (in use, or not an address of this host)"));
+  }
+  auto* health = server->server_->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus("compute.v1.Compute", true);
+  return server;
+}
+
+void ComputeServer::Drain(absl::Duration timeout) {
+  {
+    MutexLock lock(&drain_mu_);
+    if (drained_) return;
+    drained_ = true;
+  }
+  // Health first: probes and clients stop choosing us while we finish.
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  service_->StartDraining();
+  absl::Time deadline = absl::Now() + timeout;
+  // Every accepted call is completed (and its reactor finished) by this.
+  pool_->Shutdown(deadline);
+  // What remains are calls in flight in gRPC itself (answered UNAVAILABLE by
+  // the draining service); give them a moment, then cancel.
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  server_->Wait();
+}
+
+ComputeServer::~ComputeServer() { Drain(absl::ZeroDuration()); }
+
+}  // namespace compute::service

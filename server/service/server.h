@@ -1,0 +1,74 @@
+// ComputeServer: the gRPC server, its worker pool, health and reflection,
+// wired together, with the drain sequence that Kubernetes expects.
+//
+// Drain(timeout), on SIGTERM:
+//   1. health reports NOT_SERVING (overall and compute.v1.Compute), so
+//      readiness probes and health-checking clients stop sending;
+//   2. new Run calls get UNAVAILABLE (retryable on another replica);
+//   3. accepted calls, queued and running, finish until `timeout`; what is
+//      left is then cancelled and answered UNAVAILABLE;
+//   4. the gRPC server shuts down; every accepted call has its response.
+//
+// Thread-safety: Drain and Wait may be called from any thread; Drain is
+// idempotent.
+#ifndef COMPUTE_SERVER_SERVICE_SERVER_H_
+#define COMPUTE_SERVER_SERVICE_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/server.h"
+#include "server/pool/sync.h"
+#include "server/pool/worker_pool.h"
+#include "server/service/compute_service.h"
+
+namespace compute::service {
+
+struct ServerConfig {
+  std::string address = "0.0.0.0";  // host to bind; port below
+  int port = 50051;                 // 0 = ask the kernel
+  PoolOptions pool;
+  bool admission = true;
+  absl::Duration max_connection_age = absl::InfiniteDuration();
+  absl::Duration max_connection_age_grace = absl::InfiniteDuration();
+  absl::Duration keepalive_time = absl::Hours(2);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  int max_message_bytes = 32 << 20;
+  // PEM file paths. cert + key: TLS. Plus client_ca: mutual TLS (a client
+  // without a certificate signed by that CA is refused).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  CallObserver* observer = nullptr;
+  TaskRunner run_task = nullptr;  // tests only: fault injection
+};
+
+class ComputeServer {
+ public:
+  // Builds the pool and starts serving.
+  static absl::StatusOr<std::unique_ptr<ComputeServer>> Start(
+      const ServerConfig& config);
+  ~ComputeServer();
+
+  int port() const { return port_; }
+  WorkerPool& pool() { return *pool_; }
+  ComputeService& service() { return *service_; }
+
+  void Drain(absl::Duration timeout);
+
+ private:
+  ComputeServer() = default;
+
+  int port_ = 0;
+  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<ComputeService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  Mutex drain_mu_;
+  bool drained_ ABSL_GUARDED_BY(drain_mu_) = false;
+};
+
+}  // namespace compute::service
+
+#endif  // COMPUTE_SERVER_SERVICE_SERVER_H_

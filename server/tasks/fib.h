@@ -1,0 +1,39 @@
+// fib: the naive, exponential Fibonacci recursion, kept slow on purpose.
+//
+// It is the service's "CPU-heavy example": its cost grows by about 1.6x per
+// step of n, so a client can dial the work from microseconds to a minute. The
+// recursion is cancellable: only the calls with n above a small threshold poll
+// the token, and a subtree below it costs well under a millisecond, so a stop
+// is noticed within that time without slowing the hot leaves.
+#ifndef COMPUTE_SERVER_TASKS_FIB_H_
+#define COMPUTE_SERVER_TASKS_FIB_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "compute/v1/compute.pb.h"
+#include "server/pool/cancel_token.h"
+
+namespace compute::tasks {
+
+inline constexpr uint32_t kMaxFibN = 50;
+
+// fib.n <= kMaxFibN.
+[[nodiscard]] absl::Status ValidateFib(const compute::v1::FibRequest& request);
+
+// fib(0) = 0, fib(1) = 1, fib(n) = fib(n - 1) + fib(n - 2), computed by naive
+// recursion. Returns CancelledError once `cancel` reports a stop. Requires
+// n <= 93 (beyond, the value overflows uint64); the service allows <= 50.
+absl::StatusOr<uint64_t> Fib(uint32_t n, const CancelToken& cancel);
+
+// Registry adapters: validate / run request.fib(), filling response->fib().
+[[nodiscard]] absl::Status ValidateFibTask(
+    const compute::v1::RunRequest& request);
+[[nodiscard]] absl::Status RunFibTask(const compute::v1::RunRequest& request,
+                                      const CancelToken& cancel,
+                                      compute::v1::RunResponse* response);
+
+}  // namespace compute::tasks
+
+#endif  // COMPUTE_SERVER_TASKS_FIB_H_

@@ -1,0 +1,367 @@
+// pool_bench: what a no-op task costs from Submit to its completion callback.
+//
+// Every benchmark runs the same protocol: one iteration submits a batch of
+// no-op tasks whose completion counts down a latch, then waits on the latch
+// (the last completion wakes the waiter; nothing polls or sleeps). The pool
+// is built before the timed loop, so an iteration measures only queueing,
+// hand-off to a worker, running and completing. Work happens on other
+// threads, hence UseRealTime(): CPU time of the benchmark thread would miss
+// the workers.
+//
+// Compared:
+//   - BM_WorkerPool: compute::WorkerPool, min = max = workers.
+//   - BM_WorkerPoolWithObserver: the same with a trivial PoolObserver (one
+//     relaxed increment), the price of the observer hook itself.
+//   - BM_MinimalPool: the textbook mutex + condition_variable + deque of
+//     std::function pool (MinimalPool below), the baseline to beat.
+//   - BM_ThreadPerTask: one std::thread per task, the anti-pattern.
+//
+// After the runs a Markdown summary prints tasks/s, ns/task and the ratio to
+// the minimal pool at the same worker count, all from this one process. With
+// repetitions the median is used.
+//
+// Not a test: CTest never runs it. Run ./build/tests/bench/pool_bench.
+#include <sched.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "benchmark/benchmark.h"
+#include "server/pool/cancel_token.h"
+#include "server/pool/sync.h"
+#include "server/pool/worker_pool.h"
+
+namespace compute {
+namespace {
+
+constexpr int kBatch = 10000;
+constexpr int kThreadPerTaskBatch = 2000;
+constexpr size_t kQueueCapacity = 1 << 16;
+constexpr double kMinTimeSeconds = 0.5;
+constexpr int kRepetitions = 3;
+
+// Counts completions of one batch; the last one wakes Wait(). Reused across
+// iterations (Reset between them) and declared before the pool that signals
+// it, so it outlives every completion.
+class BatchLatch {
+ public:
+  void Reset(int count) {
+    remaining_.store(count, std::memory_order_relaxed);
+    MutexLock lock(&mu_);
+    done_ = false;
+  }
+  void CountDown() {
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      MutexLock lock(&mu_);
+      done_ = true;
+      cv_.SignalAll();
+    }
+  }
+  void Wait() {
+    MutexLock lock(&mu_);
+    while (!done_) cv_.Wait(&mu_);
+  }
+
+ private:
+  std::atomic<int> remaining_{0};
+  Mutex mu_;
+  CondVar cv_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// The trivial observer: what the hook itself costs per task.
+class CountingObserver final : public PoolObserver {
+ public:
+  void OnTaskFinished(const TaskResult&) override {
+    finished_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<uint64_t> finished_{0};
+};
+
+// The baseline: the smallest correct pool. One lock, one condition variable,
+// notify_one per push; workers pop and run until stopped and drained.
+class MinimalPool {
+ public:
+  explicit MinimalPool(int workers) {
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~MinimalPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+  void Submit(std::function<void()> fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        fn = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      fn();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// Times the loop itself for ns_per_task: an inverted rate counter would print
+// with a seconds suffix ("1.2ks"), which reads as kiloseconds.
+class TaskTimer {
+ public:
+  explicit TaskTimer(int batch)
+      : batch_(batch), start_(std::chrono::steady_clock::now()) {}
+  void Finish(benchmark::State& state) {
+    std::chrono::duration<double, std::nano> elapsed =
+        std::chrono::steady_clock::now() - start_;
+    const double tasks = static_cast<double>(state.iterations()) * batch_;
+    state.SetItemsProcessed(static_cast<int64_t>(tasks));
+    if (tasks > 0) state.counters["ns_per_task"] = elapsed.count() / tasks;
+  }
+
+ private:
+  const int batch_;
+  const std::chrono::steady_clock::time_point start_;
+};
+
+void RunWorkerPool(benchmark::State& state, PoolObserver* observer) {
+  const int workers = static_cast<int>(state.range(0));
+  BatchLatch latch;
+  PoolOptions options;
+  options.min_workers = workers;
+  options.max_workers = workers;
+  options.queue_capacity = kQueueCapacity;
+  options.observer = observer;
+  absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
+      WorkerPool::Create(options);
+  if (!pool.ok()) {
+    state.SkipWithError(pool.status().ToString().c_str());
+    return;
+  }
+  TaskTimer timer(kBatch);
+  for (auto _ : state) {
+    latch.Reset(kBatch);
+    for (int i = 0; i < kBatch; ++i) {
+      absl::StatusOr<TaskHandle> handle =
+          (*pool)->Submit([](const CancelToken&) { return absl::OkStatus(); },
+                          [&latch](const TaskResult&) { latch.CountDown(); });
+      if (!handle.ok()) {
+        // Completions of the accepted tasks must still land before `latch`
+        // goes: the pool's destructor drains them.
+        state.SkipWithError(handle.status().ToString().c_str());
+        return;
+      }
+    }
+    latch.Wait();
+  }
+  timer.Finish(state);
+}
+
+void BM_WorkerPool(benchmark::State& state) { RunWorkerPool(state, nullptr); }
+
+void BM_WorkerPoolWithObserver(benchmark::State& state) {
+  CountingObserver observer;  // outlives the pool made inside
+  RunWorkerPool(state, &observer);
+}
+
+void BM_MinimalPool(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(0));
+  BatchLatch latch;
+  MinimalPool pool(workers);
+  TaskTimer timer(kBatch);
+  for (auto _ : state) {
+    latch.Reset(kBatch);
+    for (int i = 0; i < kBatch; ++i) {
+      pool.Submit([&latch] { latch.CountDown(); });
+    }
+    latch.Wait();
+  }
+  timer.Finish(state);
+}
+
+void BM_ThreadPerTask(benchmark::State& state) {
+  BatchLatch latch;
+  std::vector<std::thread> threads;
+  threads.reserve(kThreadPerTaskBatch);
+  TaskTimer timer(kThreadPerTaskBatch);
+  for (auto _ : state) {
+    latch.Reset(kThreadPerTaskBatch);
+    for (int i = 0; i < kThreadPerTaskBatch; ++i) {
+      threads.emplace_back([&latch] { latch.CountDown(); });
+    }
+    latch.Wait();
+    for (std::thread& t : threads) t.join();
+    threads.clear();
+  }
+  timer.Finish(state);
+}
+
+void PoolArgs(benchmark::internal::Benchmark* b) {
+  b->ArgName("workers")
+      ->Arg(1)
+      ->Arg(2)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(kMinTimeSeconds)
+      ->Repetitions(kRepetitions)
+      ->ReportAggregatesOnly(true);
+}
+
+BENCHMARK(BM_WorkerPool)->Apply(PoolArgs);
+BENCHMARK(BM_WorkerPoolWithObserver)->Apply(PoolArgs);
+BENCHMARK(BM_MinimalPool)->Apply(PoolArgs);
+BENCHMARK(BM_ThreadPerTask)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(kMinTimeSeconds)
+    ->Repetitions(kRepetitions)
+    ->ReportAggregatesOnly(true);
+
+// ---- Summary ---------------------------------------------------------------
+
+int AffinityCpus() {  // what `nproc` prints
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+  return CPU_COUNT(&set);
+}
+
+std::string CpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) break;
+    size_t start = line.find_first_not_of(" \t", colon + 1);
+    return start == std::string::npos ? "" : line.substr(start);
+  }
+  return "unknown";
+}
+
+// The console output as usual, plus tasks/s per benchmark (the median when
+// repeated, else the last run), printed as a table once all have run.
+class SummaryReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& reports) override {
+    ConsoleReporter::ReportRuns(reports);
+    for (const Run& run : reports) {
+      if (run.error_occurred) continue;
+      bool median =
+          run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+      if (run.run_type == Run::RT_Aggregate && !median) continue;
+      auto it = run.counters.find("items_per_second");
+      if (it == run.counters.end()) continue;
+      Key key{run.run_name.function_name, run.run_name.args};
+      if (!results_.contains(key)) order_.push_back(key);
+      Entry& entry = results_[key];
+      if (entry.from_median && !median) continue;
+      entry.tasks_per_second = it->second.value;
+      entry.from_median = median;
+    }
+  }
+
+  void Finalize() override {
+    ConsoleReporter::Finalize();
+    std::ostream& out = GetOutputStream();
+    out << "\n## Summary: no-op task, submit -> completion callback\n\n"
+        << "Machine: nproc = " << AffinityCpus() << ", CPU: " << CpuModel()
+        << "\n\n"
+        << "| pool | workers | tasks/s | ns/task | vs minimal pool |\n"
+        << "|---|---|---|---|---|\n";
+    for (const Key& key : order_) {
+      const Entry& entry = results_.at(key);
+      const auto& [function, args] = key;
+      std::string workers = Workers(args);
+      std::string ratio = "-";
+      if (function != "BM_MinimalPool" && !args.empty()) {
+        auto minimal = results_.find({"BM_MinimalPool", args});
+        if (minimal != results_.end()) {
+          ratio =
+              absl::StrFormat("%.2fx", entry.tasks_per_second /
+                                           minimal->second.tasks_per_second);
+        }
+      } else if (function == "BM_MinimalPool") {
+        ratio = "1.00x";
+      }
+      out << absl::StrFormat(
+          "| %s | %s | %.0f | %.1f | %s |\n", PoolName(function), workers,
+          entry.tasks_per_second, 1e9 / entry.tasks_per_second, ratio);
+    }
+    auto ours = results_.find({"BM_WorkerPool", "workers:2"});
+    auto spawn = results_.find({"BM_ThreadPerTask", ""});
+    if (ours != results_.end() && spawn != results_.end()) {
+      out << absl::StrFormat(
+          "\nWorkerPool(2) vs thread-per-task: %.1fx\n",
+          ours->second.tasks_per_second / spawn->second.tasks_per_second);
+    }
+    out << std::flush;
+  }
+
+ private:
+  using Key = std::pair<std::string, std::string>;  // function, args
+  struct Entry {
+    double tasks_per_second = 0;
+    bool from_median = false;
+  };
+
+  static std::string Workers(const std::string& args) {
+    const std::string prefix = "workers:";
+    if (args.rfind(prefix, 0) == 0) return args.substr(prefix.size());
+    return "-";
+  }
+
+  static std::string PoolName(const std::string& function) {
+    if (function.rfind("BM_", 0) == 0) return function.substr(3);
+    return function;
+  }
+
+  std::map<Key, Entry> results_;
+  std::vector<Key> order_;  // rows in the order the benchmarks ran
+};
+
+}  // namespace
+}  // namespace compute
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  compute::SummaryReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,315 @@
+// The Compute service end to end: a real server on 127.0.0.1, a real
+// channel, every task kind and every row of the status table.
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "server/tasks/registry.h"
+#include "tests/integration/test_server.h"
+
+namespace compute::testing {
+namespace {
+
+using ::compute::v1::RunRequest;
+using ::compute::v1::RunResponse;
+using ::testing::HasSubstr;
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void Start(service::ServerConfig config) {
+    server_ = StartServer(config);
+    ASSERT_NE(server_, nullptr);
+    channel_ = Connect(server_->port());
+    stub_ = compute::v1::Compute::NewStub(channel_);
+  }
+  grpc::Status Call(const RunRequest& request, RunResponse* response,
+                    absl::Duration deadline = kWait) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    return stub_->Run(&context, request, response);
+  }
+  PoolStats Stats() { return server_->pool().Stats(); }
+  uint64_t Completed(TaskOutcome o) {
+    return Stats().completed[static_cast<int>(o)];
+  }
+
+  std::unique_ptr<service::ComputeServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<compute::v1::Compute::Stub> stub_;
+};
+
+TEST_F(ServiceTest, EveryTaskKindEndToEnd) {
+  Start(LocalConfig(2, 8));
+  RunResponse r;
+  ASSERT_TRUE(Call(Fib(30), &r).ok());
+  EXPECT_EQ(r.fib().value(), 832040u);
+  EXPECT_LT(r.worker(), 2u);
+  EXPECT_GT(r.run_time().nanos() + r.run_time().seconds(), 0);
+
+  ASSERT_TRUE(Call(Spin(absl::Milliseconds(5)), &r).ok());
+  EXPECT_GE(r.spin().spun().nanos(), 5000000);
+
+  RunRequest sha;
+  sha.mutable_sha256()->set_data("abc");
+  sha.mutable_sha256()->set_rounds(1);
+  ASSERT_TRUE(Call(sha, &r).ok());
+  EXPECT_EQ(r.sha256().hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(r.sha256().digest().size(), 32u);
+
+  RunRequest primes;
+  primes.mutable_primes()->set_limit(1000000);
+  ASSERT_TRUE(Call(primes, &r).ok());
+  EXPECT_EQ(r.primes().count(), 78498u);
+
+  RunRequest blur;
+  blur.mutable_blur()->set_width(3);
+  blur.mutable_blur()->set_height(1);
+  blur.mutable_blur()->set_pixels(std::string("\x00\x90\x00", 3));
+  blur.mutable_blur()->set_radius(1);
+  ASSERT_TRUE(Call(blur, &r).ok());
+  EXPECT_EQ(r.blur().width(), 3u);
+  EXPECT_EQ(r.blur().pixels(), std::string("\x30\x30\x30", 3));
+}
+
+TEST_F(ServiceTest, BadInputIsInvalidArgumentAndNeverQueued) {
+  Start(LocalConfig(1, 4));
+  struct Case {
+    RunRequest request;
+    std::string field;
+  };
+  std::vector<Case> cases;
+  cases.push_back({RunRequest(), "task"});
+  cases.push_back({Fib(51), "fib.n"});
+  cases.push_back({Spin(absl::Seconds(61)), "spin.duration"});
+  RunRequest sha;
+  sha.mutable_sha256()->set_rounds(1000001);
+  cases.push_back({sha, "sha256.rounds"});
+  RunRequest big;
+  big.mutable_sha256()->set_data(std::string((4 << 20) + 1, 'x'));
+  cases.push_back({big, "sha256.data"});
+  RunRequest primes;
+  primes.mutable_primes()->set_limit(2000000001);
+  cases.push_back({primes, "primes.limit"});
+  RunRequest blur;
+  blur.mutable_blur()->set_width(2);
+  blur.mutable_blur()->set_height(2);
+  blur.mutable_blur()->set_pixels("abc");
+  cases.push_back({blur, "blur.pixels"});
+  RunRequest radius;
+  radius.mutable_blur()->set_width(1);
+  radius.mutable_blur()->set_height(1);
+  radius.mutable_blur()->set_pixels("a");
+  radius.mutable_blur()->set_radius(65);
+  cases.push_back({radius, "blur.radius"});
+  for (const Case& c : cases) {
+    RunResponse r;
+    grpc::Status s = Call(c.request, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
+    EXPECT_THAT(s.error_message(), HasSubstr(c.field));
+  }
+  EXPECT_EQ(Stats().accepted, 0u) << "bad input must never reach the pool";
+}
+
+TEST_F(ServiceTest, QueueFullIsResourceExhaustedWithPushback) {
+  constexpr int kWorkers = 2;
+  constexpr size_t kCapacity = 2;
+  Start(LocalConfig(kWorkers, kCapacity));
+  std::vector<std::unique_ptr<AsyncCall>> calls;
+  for (size_t i = 0; i < kWorkers + kCapacity; ++i) {
+    calls.push_back(
+        std::make_unique<AsyncCall>(*stub_, Spin(absl::Seconds(30))));
+  }
+  ASSERT_TRUE(WaitUntil([&] {
+    PoolStats s = Stats();
+    return s.busy == kWorkers && s.queue_depth == kCapacity;
+  }));
+  grpc::ClientContext context;
+  RunResponse r;
+  grpc::Status s = stub_->Run(&context, Spin(absl::Seconds(1)), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("queue full"));
+  auto trailers = context.GetServerTrailingMetadata();
+  auto pushback = trailers.find("grpc-retry-pushback-ms");
+  ASSERT_NE(pushback, trailers.end());
+  int ms =
+      std::stoi(std::string(pushback->second.data(), pushback->second.size()));
+  EXPECT_GE(ms, 1);
+  EXPECT_LE(ms, 10000);
+  EXPECT_EQ(server_->service().rejected(service::RejectReason::kQueueFull), 1u);
+  EXPECT_EQ(Stats().rejected, 1u);
+  for (auto& c : calls) c->Cancel();
+  for (auto& c : calls) {
+    EXPECT_EQ(c->Wait().error_code(), grpc::StatusCode::CANCELLED);
+  }
+}
+
+// Teaches the estimator that spin 300ms takes 300 ms, then fills the worker.
+class AdmissionTest : public ServiceTest {
+ protected:
+  void FillWorker(bool admission) {
+    service::ServerConfig config = LocalConfig(1, 8);
+    config.admission = admission;
+    Start(config);
+    RunResponse r;
+    ASSERT_TRUE(Call(Spin(absl::Milliseconds(300)), &r).ok());
+    blocker_ = std::make_unique<AsyncCall>(*stub_, Spin(absl::Seconds(30)));
+    ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
+  }
+  std::unique_ptr<AsyncCall> blocker_;
+};
+
+TEST_F(AdmissionTest, DeadlineShorterThanTheQueueIsRefusedAtOnce) {
+  FillWorker(/*admission=*/true);
+  uint64_t accepted = Stats().accepted;
+  grpc::ClientContext context;
+  context.set_deadline(
+      absl::ToChronoTime(absl::Now() + absl::Milliseconds(200)));
+  RunResponse r;
+  grpc::Status s = stub_->Run(&context, Spin(absl::Milliseconds(300)), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("deadline cannot be met"));
+  EXPECT_NE(context.GetServerTrailingMetadata().find("grpc-retry-pushback-ms"),
+            context.GetServerTrailingMetadata().end());
+  EXPECT_EQ(server_->service().rejected(service::RejectReason::kDeadline), 1u);
+  EXPECT_EQ(Stats().accepted, accepted) << "refused before the queue";
+  blocker_->Cancel();
+}
+
+TEST_F(AdmissionTest, WithAdmissionOffTheCallExpiresInTheQueue) {
+  FillWorker(/*admission=*/false);
+  RunResponse r;
+  grpc::Status s =
+      Call(Spin(absl::Milliseconds(300)), &r, absl::Milliseconds(200));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The client gives up at its deadline; the server's copy expires in the
+  // queue on its own timer, without running.
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Completed(TaskOutcome::kDeadlineExceeded) == 1; }));
+  EXPECT_EQ(Stats().queue_depth, 0u);
+  EXPECT_EQ(Stats().busy, 1) << "the blocker is still the only one running";
+  blocker_->Cancel();
+}
+
+TEST_F(ServiceTest, ClientCancelOfQueuedCallFreesItsSlot) {
+  Start(LocalConfig(1, 1));
+  AsyncCall running(*stub_, Spin(absl::Seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
+  AsyncCall queued(*stub_, Spin(absl::Seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().queue_depth == 1; }));
+  queued.Cancel();
+  EXPECT_EQ(queued.Wait().error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(WaitUntil([&] { return Stats().queue_depth == 0; }));
+  ASSERT_TRUE(
+      WaitUntil([&] { return Completed(TaskOutcome::kCancelled) == 1; }));
+  // The slot is free again: a new call queues instead of being refused.
+  AsyncCall next(*stub_, Spin(absl::Milliseconds(1)));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().queue_depth == 1; }));
+  running.Cancel();
+  EXPECT_TRUE(next.Wait().ok());
+}
+
+TEST_F(ServiceTest, ClientCancelOfRunningCallFreesTheWorker) {
+  Start(LocalConfig(1, 1));
+  AsyncCall running(*stub_, Spin(absl::Seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
+  running.Cancel();
+  EXPECT_EQ(running.Wait().error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 0; }));
+  EXPECT_TRUE(
+      WaitUntil([&] { return Completed(TaskOutcome::kCancelled) == 1; }));
+  RunResponse r;
+  EXPECT_TRUE(Call(Fib(10), &r).ok());
+}
+
+TEST_F(ServiceTest, DeadlineWhileRunningStopsTheTask) {
+  service::ServerConfig config = LocalConfig(1, 1);
+  config.admission = false;
+  Start(config);
+  RunResponse r;
+  grpc::Status s = Call(Spin(absl::Seconds(30)), &r, absl::Milliseconds(100));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Completed(TaskOutcome::kDeadlineExceeded) == 1; }));
+  EXPECT_EQ(Stats().busy, 0);
+}
+
+absl::Status FaultyRunner(const tasks::TaskKind& kind,
+                          const RunRequest& request, const CancelToken& cancel,
+                          RunResponse* response) {
+  if (request.has_fib() && request.fib().n() == 13) {
+    throw std::runtime_error("injected fault");
+  }
+  return kind.run(request, cancel, response);
+}
+
+TEST_F(ServiceTest, TaskFailureIsInternalAndTheServerKeepsServing) {
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.run_task = &FaultyRunner;
+  Start(config);
+  RunResponse r;
+  grpc::Status s = Call(Fib(13), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_THAT(s.error_message(), HasSubstr("injected fault"));
+  ASSERT_TRUE(Call(Fib(12), &r).ok());
+  EXPECT_EQ(r.fib().value(), 144u);
+  EXPECT_EQ(r.worker(), 0u) << "the same worker serves the next task";
+}
+
+grpc::health::v1::HealthCheckResponse::ServingStatus Health(
+    grpc::Channel& channel, const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(
+      std::shared_ptr<grpc::Channel>(&channel, [](grpc::Channel*) {}));
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status s = stub->Check(&context, request, &response);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return response.status();
+}
+
+TEST_F(ServiceTest, DrainAnswersEveryAcceptedCallAndTurnsHealthOff) {
+  Start(LocalConfig(1, 4));
+  EXPECT_EQ(Health(*channel_, ""),
+            grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(Health(*channel_, "compute.v1.Compute"),
+            grpc::health::v1::HealthCheckResponse::SERVING);
+  std::vector<std::unique_ptr<AsyncCall>> accepted;
+  for (int i = 0; i < 3; ++i) {
+    accepted.push_back(
+        std::make_unique<AsyncCall>(*stub_, Spin(absl::Milliseconds(200))));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return Stats().accepted == 3; }));
+  std::thread drain([&] { server_->Drain(absl::Seconds(20)); });
+  ASSERT_TRUE(WaitUntil([&] { return server_->service().draining(); }));
+  EXPECT_EQ(Health(*channel_, ""),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(Health(*channel_, "compute.v1.Compute"),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  // While draining, new calls are refused as UNAVAILABLE.
+  RunResponse r;
+  grpc::Status refused = Call(Fib(1), &r);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE);
+  for (auto& c : accepted) EXPECT_TRUE(c->Wait().ok());
+  drain.join();
+  EXPECT_EQ(Completed(TaskOutcome::kOk), 3u);
+}
+
+TEST_F(ServiceTest, DrainPastItsTimeoutAnswersUnavailable) {
+  Start(LocalConfig(1, 4));
+  AsyncCall running(*stub_, Spin(absl::Seconds(30)));
+  AsyncCall queued(*stub_, Spin(absl::Seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().queue_depth == 1; }));
+  server_->Drain(absl::Milliseconds(50));
+  EXPECT_EQ(running.Wait().error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(queued.Wait().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace compute::testing

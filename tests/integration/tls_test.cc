@@ -1,0 +1,137 @@
+// TLS and mutual TLS with certificates made by openssl at run time (no keys
+// are committed): a CA, a server certificate for localhost/127.0.0.1 and a
+// client certificate, all signed by the CA.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/integration/test_server.h"
+
+namespace compute::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Read(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class TlsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::string tmpl =
+        (fs::temp_directory_path() / "computetlsXXXXXX").string();
+    dir_ = new fs::path(mkdtemp(tmpl.data()));
+    std::string d = dir_->string();
+    std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    std::string script =
+        "set -e; cd " + d +
+        "; exec >openssl.log 2>&1;"
+        "openssl req -x509 " +
+        ec +
+        " -keyout ca.key -out ca.pem -days 1 "
+        "-subj /CN=compute-test-ca;"
+        "openssl req " +
+        ec +
+        " -keyout server.key -out server.csr "
+        "-subj /CN=localhost;"
+        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > san.ext;"
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+        "-CAcreateserial -out server.pem -days 1 -extfile san.ext;"
+        "openssl req " +
+        ec +
+        " -keyout client.key -out client.csr "
+        "-subj /CN=compute-test-client;"
+        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key "
+        "-CAcreateserial -out client.pem -days 1";
+    ASSERT_EQ(std::system(("bash -c \"" + script + "\"").c_str()), 0)
+        << Read(*dir_ / "openssl.log");
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+
+  static std::string Path(const char* name) { return (*dir_ / name).string(); }
+
+  std::unique_ptr<service::ComputeServer> StartTls(bool mutual) {
+    service::ServerConfig config = LocalConfig(1, 4);
+    config.tls_cert = Path("server.pem");
+    config.tls_key = Path("server.key");
+    if (mutual) config.tls_client_ca = Path("ca.pem");
+    return StartServer(config);
+  }
+
+  grpc::Status CallFib(int port, bool with_client_cert) {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = Read(Path("ca.pem"));
+    if (with_client_cert) {
+      options.pem_private_key = Read(Path("client.key"));
+      options.pem_cert_chain = Read(Path("client.pem"));
+    }
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    auto channel = grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", port), grpc::SslCredentials(options), args);
+    auto stub = compute::v1::Compute::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    compute::v1::RunResponse response;
+    grpc::Status s = stub->Run(&context, Fib(10), &response);
+    if (s.ok()) {
+      EXPECT_EQ(response.fib().value(), 55u);
+    }
+    return s;
+  }
+
+  static fs::path* dir_;
+};
+
+fs::path* TlsTest::dir_ = nullptr;
+
+TEST_F(TlsTest, TlsHandshakeAndCall) {
+  auto server = StartTls(/*mutual=*/false);
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(CallFib(server->port(), /*with_client_cert=*/false).ok());
+}
+
+TEST_F(TlsTest, PlaintextClientIsRefusedByTlsServer) {
+  auto server = StartTls(/*mutual=*/false);
+  ASSERT_NE(server, nullptr);
+  auto stub = compute::v1::Compute::NewStub(Connect(server->port()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  compute::v1::RunResponse response;
+  EXPECT_FALSE(stub->Run(&context, Fib(10), &response).ok());
+}
+
+TEST_F(TlsTest, MutualTlsAcceptsAClientCertificateSignedByTheCa) {
+  auto server = StartTls(/*mutual=*/true);
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(CallFib(server->port(), /*with_client_cert=*/true).ok());
+}
+
+TEST_F(TlsTest, MutualTlsRefusesAClientWithoutCertificate) {
+  auto server = StartTls(/*mutual=*/true);
+  ASSERT_NE(server, nullptr);
+  grpc::Status s = CallFib(server->port(), /*with_client_cert=*/false);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+}
+
+TEST_F(TlsTest, UnreadableCertificateIsAClearStartError) {
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.tls_cert = Path("missing.pem");
+  config.tls_key = Path("server.key");
+  auto server = service::ComputeServer::Start(config);
+  ASSERT_FALSE(server.ok());
+  EXPECT_NE(server.status().message().find("tls_cert"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace compute::testing

@@ -1,0 +1,122 @@
+#include "server/tasks/primes.h"
+
+#include <cstdint>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/tasks/stop_test_util.h"
+
+namespace compute::tasks {
+namespace {
+
+using ::compute::tasks::testing::kStopBound;
+using ::compute::tasks::testing::RunAndStop;
+using ::compute::tasks::testing::RunStopped;
+using ::testing::HasSubstr;
+
+uint64_t Count(uint64_t limit) {
+  absl::StatusOr<uint64_t> count = CountPrimes(limit, CancelToken());
+  EXPECT_TRUE(count.ok()) << count.status();
+  return count.value_or(0);
+}
+
+// pi(n) for every n <= max, by the plainest sieve: the reference.
+std::vector<uint32_t> ReferencePi(uint32_t max) {
+  std::vector<bool> composite(max + 1, false);
+  std::vector<uint32_t> pi(max + 1, 0);
+  uint32_t count = 0;
+  for (uint32_t n = 2; n <= max; ++n) {
+    if (!composite[n]) {
+      ++count;
+      for (uint64_t m = uint64_t{n} * n; m <= max; m += n) composite[m] = true;
+    }
+    pi[n] = count;
+  }
+  return pi;
+}
+
+TEST(PrimesTest, KnownCounts) {
+  EXPECT_EQ(Count(0), 0u);
+  EXPECT_EQ(Count(1), 0u);
+  EXPECT_EQ(Count(2), 1u);
+  EXPECT_EQ(Count(3), 2u);
+  EXPECT_EQ(Count(4), 2u);
+  EXPECT_EQ(Count(10), 4u);
+  EXPECT_EQ(Count(100), 25u);
+  EXPECT_EQ(Count(1000), 168u);
+  EXPECT_EQ(Count(1'000'000), 78498u);
+  EXPECT_EQ(Count(10'000'000), 664579u);
+  EXPECT_EQ(Count(100'000'000), 5761455u);
+}
+
+TEST(PrimesTest, MatchesReferenceForSmallLimits) {
+  const std::vector<uint32_t> pi = ReferencePi(2000);
+  for (uint32_t n = 0; n <= 2000; ++n) EXPECT_EQ(Count(n), pi[n]) << n;
+}
+
+TEST(PrimesTest, MatchesReferenceAroundSegmentEdges) {
+  // A segment holds 2^18 odd numbers, so segments end near multiples of 2^19.
+  const std::vector<uint32_t> pi = ReferencePi(3'200'000);
+  for (uint32_t edge : {1u << 19, 2u << 19, 3u << 19, 6u << 19}) {
+    for (uint32_t n = edge - 5; n <= edge + 5; ++n) {
+      EXPECT_EQ(Count(n), pi[n]) << n;
+    }
+  }
+  // Squares of primes (the first number a base prime strikes) and neighbours.
+  for (uint32_t p : {2u, 3u, 1021u, 1031u, 1597u, 1787u}) {
+    for (uint32_t n = p * p - 1; n <= p * p + 1; ++n) {
+      EXPECT_EQ(Count(n), pi[n]) << n;
+    }
+  }
+}
+
+TEST(PrimesTest, ValidateAcceptsTheLimit) {
+  compute::v1::PrimesRequest request;
+  EXPECT_TRUE(ValidatePrimes(request).ok());
+  request.set_limit(kMaxPrimesLimit);
+  EXPECT_TRUE(ValidatePrimes(request).ok());
+}
+
+TEST(PrimesTest, ValidateRejectsPastTheLimit) {
+  compute::v1::PrimesRequest request;
+  request.set_limit(kMaxPrimesLimit + 1);
+  const absl::Status status = ValidatePrimes(request);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_EQ(status.message(),
+            "primes.limit must be <= 2000000000 (got 2000000001)");
+  request.set_limit(UINT64_MAX);
+  EXPECT_THAT(ValidatePrimes(request).message(), HasSubstr("primes.limit"));
+}
+
+TEST(PrimesTest, StopsWhileRunning) {
+  const auto outcome = RunAndStop(
+      [](const CancelToken& cancel) {
+        return CountPrimes(kMaxPrimesLimit, cancel).status();
+      },
+      absl::Milliseconds(10));
+  EXPECT_TRUE(outcome.stopped_mid_run);
+  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
+  EXPECT_THAT(outcome.status.message(), HasSubstr("stopped"));
+  EXPECT_LT(outcome.latency, kStopBound);
+}
+
+TEST(PrimesTest, StoppedTokenReturnsPromptly) {
+  const auto outcome = RunStopped([](const CancelToken& cancel) {
+    return CountPrimes(kMaxPrimesLimit, cancel).status();
+  });
+  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
+  EXPECT_LT(outcome.latency, kStopBound);
+}
+
+TEST(PrimesTest, RunFillsResult) {
+  compute::v1::RunRequest request;
+  request.mutable_primes()->set_limit(100);
+  compute::v1::RunResponse response;
+  ASSERT_TRUE(RunPrimesTask(request, CancelToken(), &response).ok());
+  ASSERT_EQ(response.result_case(), compute::v1::RunResponse::kPrimes);
+  EXPECT_EQ(response.primes().count(), 25u);
+}
+
+}  // namespace
+}  // namespace compute::tasks
