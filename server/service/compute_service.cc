@@ -59,7 +59,8 @@ class RunCall final : public grpc::ServerUnaryReactor {
         context_(context),
         request_(request),
         response_(response),
-        started_(absl::Now()) {}
+        started_(absl::Now()),
+        deadline_(DeadlineOf(*context)) {}
 
   void Start();
 
@@ -77,6 +78,7 @@ class RunCall final : public grpc::ServerUnaryReactor {
   const compute::v1::RunRequest* const request_;
   compute::v1::RunResponse* const response_;
   const absl::Time started_;
+  const absl::Time deadline_;
   const tasks::TaskKind* kind_ = nullptr;
 
   Mutex mu_;
@@ -102,7 +104,7 @@ void RunCall::Start() {
 
   WorkerPool& pool = service_.pool_;
   const RunTimeEstimator& estimator = service_.estimator_;
-  absl::Time deadline = DeadlineOf(*context_);
+  absl::Time deadline = deadline_;
   if (service_.options_.admission && deadline != absl::InfiniteFuture()) {
     PoolStats stats = pool.Stats();
     absl::Duration wait = estimator.ExpectedWait(stats);
@@ -172,6 +174,12 @@ void RunCall::Start() {
 }
 
 void RunCall::OnCancel() {
+  // gRPC also cancels a call whose deadline passed; the pool's own timer
+  // completes that task as deadline exceeded, which is what it is.
+  if (deadline_ != absl::InfiniteFuture() &&
+      service_.pool_.clock().Now() >= deadline_) {
+    return;
+  }
   TaskHandle handle;
   {
     MutexLock lock(&mu_);

@@ -51,7 +51,7 @@ namespace {
 constexpr int kBatch = 10000;
 constexpr int kThreadPerTaskBatch = 2000;
 constexpr size_t kQueueCapacity = 1 << 16;
-constexpr double kMinTimeSeconds = 0.5;
+constexpr double kMinTimeSeconds = 1.0;
 constexpr int kRepetitions = 3;
 
 // Counts completions of one batch; the last one wakes Wait(). Reused across
