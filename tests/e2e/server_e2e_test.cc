@@ -1,0 +1,215 @@
+// The real compute-server binary: start-up, bad configuration, reflection,
+// and SIGTERM with calls running and queued.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "compute/v1/compute.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "server/pool/sync.h"
+#include "tests/e2e/server_process.h"
+
+namespace compute::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::unique_ptr<compute::v1::Compute::Stub> StubFor(int port) {
+  return compute::v1::Compute::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+}
+
+compute::v1::RunRequest Spin(absl::Duration d) {
+  compute::v1::RunRequest r;
+  int64_t ns = absl::ToInt64Nanoseconds(d);
+  r.mutable_spin()->mutable_duration()->set_seconds(ns / 1000000000);
+  r.mutable_spin()->mutable_duration()->set_nanos(ns % 1000000000);
+  return r;
+}
+
+class Call {
+ public:
+  Call(compute::v1::Compute::Stub& stub, compute::v1::RunRequest request)
+      : request_(std::move(request)) {
+    context_.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    stub.async()->Run(&context_, &request_, &response_, [this](grpc::Status s) {
+      MutexLock lock(&mu_);
+      status_ = std::move(s);
+      done_ = true;
+      cv_.SignalAll();
+    });
+  }
+  ~Call() {
+    context_.TryCancel();
+    Wait();
+  }
+  grpc::Status Wait() {
+    MutexLock lock(&mu_);
+    while (!done_) cv_.Wait(&mu_);
+    return status_;
+  }
+
+ private:
+  grpc::ClientContext context_;
+  compute::v1::RunRequest request_;
+  compute::v1::RunResponse response_;
+  Mutex mu_;
+  CondVar cv_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+std::vector<std::string> BaseArgs() {
+  return {"--address=127.0.0.1", "--port=0", "--metrics_port=0"};
+}
+
+// Fills 1 worker + `capacity` queue slots with spin calls, and proves they
+// are all accepted: a further call is refused as queue full.
+std::vector<std::unique_ptr<Call>> FillServer(compute::v1::Compute::Stub& stub,
+                                              int capacity,
+                                              absl::Duration spin) {
+  std::vector<std::unique_ptr<Call>> calls;
+  for (int i = 0; i < 1 + capacity; ++i) {
+    calls.push_back(std::make_unique<Call>(stub, Spin(spin)));
+  }
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    grpc::ClientContext context;
+    compute::v1::RunResponse r;
+    grpc::Status s = stub.Run(&context, Spin(absl::Milliseconds(1)), &r);
+    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) return calls;
+  }
+  ADD_FAILURE() << "the queue never filled";
+  return calls;
+}
+
+TEST(ServerE2eTest, SigtermAnswersEveryAcceptedCallAndExitsZero) {
+  std::vector<std::string> args = BaseArgs();
+  args.push_back("--workers=1");
+  args.push_back("--queue_capacity=3");
+  args.push_back("--admission=false");
+  args.push_back("--drain_timeout=30s");
+  ServerProcess server(args);
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  auto stub = StubFor(*port);
+  auto calls = FillServer(*stub, 3, absl::Milliseconds(300));
+  server.Signal(SIGTERM);
+  for (auto& c : calls) {
+    grpc::Status s = c->Wait();
+    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  }
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0) << exit.stderr_text;
+  EXPECT_THAT(exit.stderr_text, HasSubstr("\"msg\":\"draining\""));
+  EXPECT_THAT(exit.stderr_text, HasSubstr("\"msg\":\"stopped\""));
+}
+
+TEST(ServerE2eTest, SigtermPastDrainTimeoutAnswersUnavailable) {
+  std::vector<std::string> args = BaseArgs();
+  args.push_back("--workers=1");
+  args.push_back("--queue_capacity=1");
+  args.push_back("--drain_timeout=100ms");
+  ServerProcess server(args);
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  auto stub = StubFor(*port);
+  auto calls = FillServer(*stub, 1, absl::Seconds(30));
+  server.Signal(SIGTERM);
+  for (auto& c : calls) {
+    EXPECT_EQ(c->Wait().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0) << exit.stderr_text;
+}
+
+TEST(ServerE2eTest, StartupLogsTheEffectiveConfigAndCpuCount) {
+  ServerProcess server(BaseArgs());
+  ASSERT_TRUE(server.Spawn());
+  ASSERT_TRUE(server.WaitServing().has_value());
+  server.Signal(SIGINT);
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0);
+  EXPECT_THAT(exit.stderr_text, HasSubstr("\"cpu_count\""));
+  EXPECT_THAT(exit.stderr_text, HasSubstr("\"cpu_count_reason\""));
+  EXPECT_THAT(exit.stderr_text, HasSubstr("\"queue_capacity\":64"));
+}
+
+struct BadConfig {
+  std::vector<std::string> args;
+  std::vector<std::string> env;
+  std::string expect;  // in the one line printed
+};
+
+TEST(ServerE2eTest, BadFlagsAndEnvExitTwoWithOneClearLine) {
+  std::vector<BadConfig> cases = {
+      {{"--queue_capacity=abc"}, {}, "--queue_capacity"},
+      {{"--workers=-1"}, {}, "--workers must be between 0 and"},
+      {{"--idle_timeout=0s"}, {}, "--idle_timeout must be > 0"},
+      {{"--port=70000"}, {}, "--port must be between 0 and 65535"},
+      {{"--no_such_flag=1"}, {}, "unknown flag --no_such_flag"},
+      {{"--tls_cert=/x.pem"}, {}, "--tls_cert and --tls_key"},
+      {{}, {"COMPUTE_QUEUE_CAPACITY=lots"}, "COMPUTE_QUEUE_CAPACITY"},
+      {{}, {"COMPUTE_DRAIN_TIMEOUT=soon"}, "COMPUTE_DRAIN_TIMEOUT"},
+  };
+  for (const BadConfig& c : cases) {
+    ServerProcess server(c.args, c.env);
+    ASSERT_TRUE(server.Spawn());
+    ExitResult exit = server.Wait();
+    EXPECT_EQ(exit.code, 2) << c.expect;
+    std::vector<std::string> lines =
+        absl::StrSplit(exit.stderr_text, '\n', absl::SkipEmpty());
+    ASSERT_EQ(lines.size(), 1u) << exit.stderr_text;
+    EXPECT_THAT(lines[0], HasSubstr(c.expect));
+  }
+}
+
+TEST(ServerE2eTest, FlagWinsOverEnvironment) {
+  std::vector<std::string> args = BaseArgs();
+  args.push_back("--queue_capacity=7");
+  ServerProcess server(args, {"COMPUTE_QUEUE_CAPACITY=9", "COMPUTE_WORKERS=1"});
+  ASSERT_TRUE(server.Spawn());
+  ASSERT_TRUE(server.WaitServing().has_value());
+  server.Signal(SIGTERM);
+  ExitResult exit = server.Wait();
+  EXPECT_THAT(exit.stderr_text, HasSubstr("\"queue_capacity\":7"));
+  EXPECT_THAT(exit.stderr_text, HasSubstr("\"workers\":1"));
+}
+
+TEST(ServerE2eTest, ReflectionListsTheServices) {
+  ServerProcess server(BaseArgs());
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port),
+                          grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  auto stream = stub->ServerReflectionInfo(&context);
+  grpc::reflection::v1alpha::ServerReflectionRequest request;
+  request.set_list_services("");
+  ASSERT_TRUE(stream->Write(request));
+  stream->WritesDone();
+  grpc::reflection::v1alpha::ServerReflectionResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  std::vector<std::string> names;
+  for (const auto& s : response.list_services_response().service()) {
+    names.push_back(s.name());
+  }
+  EXPECT_THAT(names, ::testing::IsSupersetOf(
+                         {"compute.v1.Compute", "grpc.health.v1.Health",
+                          "grpc.reflection.v1alpha.ServerReflection"}));
+  EXPECT_TRUE(stream->Finish().ok());
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait().code, 0);
+}
+
+}  // namespace
+}  // namespace compute::testing
