@@ -46,6 +46,9 @@ class CancelSource {
   // Release/acquire: whatever the requester wrote before request_stop() (the
   // pool's stop reason) is visible to a thread that saw stop_requested().
   void request_stop() { flag_.store(true, std::memory_order_release); }
+  // For an owner that reuses the source for a new task (the pool recycles
+  // task records); no token of the previous use may still be polled.
+  void Reset() { flag_.store(false, std::memory_order_relaxed); }
   bool stop_requested() const { return flag_.load(std::memory_order_acquire); }
 
  private:

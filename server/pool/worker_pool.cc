@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <exception>
 
 #include "absl/strings/str_cat.h"
@@ -9,28 +10,29 @@
 namespace compute {
 namespace pool_internal {
 
-// One submitted task. Fields are written by one thread at a time: the
-// submitter until it is queued, then (under mu_) whoever takes it from the
-// queue, then the worker that runs it. `self` is the pool's own reference:
-// set by Submit, moved out by whoever completes the task.
+// One task record, recycled. Fields other than the queue links and `state`
+// are written by one thread at a time: the submitter before it is queued,
+// then whoever takes it out of the queue under mu_ (a worker, Cancel, the
+// timer, Shutdown), then that thread alone until it recycles the record
+// under mu_. `seq` changes only under mu_, on reuse, which is what makes a
+// stale TaskHandle or timer entry harmless.
 struct PoolTask {
-  enum class State { kQueued, kRunning, kFinished };
+  enum class State { kFree, kQueued, kRunning, kFinished };
 
   TaskFn fn;
   DoneFn done;
   TaskOptions options;
-  absl::Time submitted_at;
-  uint64_t seq = 0;  // timer key tie-break
+  int64_t submitted_ticks = 0;  // Clock::Ticks()
+  uint64_t seq = 0;             // unique per submission; timer key tie-break
 
   CancelSource cancel;
-  // Why the pool asked the task to stop (kOk = it did not); set before
+  // Why the pool asked the task to stop (kOk = it did not); written before
   // cancel.request_stop().
   std::atomic<TaskOutcome> stop_reason{TaskOutcome::kOk};
 
-  State state = State::kQueued;  // guarded by the pool's mu_
-  PoolTask* prev = nullptr;      // queue links, guarded by mu_
+  State state = State::kFree;  // guarded by the pool's mu_
+  PoolTask* prev = nullptr;    // queue links / free list, guarded by mu_
   PoolTask* next = nullptr;
-  std::shared_ptr<PoolTask> self;
 
   TaskResult result;  // filled by the completer
 };
@@ -129,6 +131,40 @@ void WorkerPool::SpawnWorkerLocked() {
   PublishGaugesLocked();
 }
 
+PoolTask* WorkerPool::AllocateLocked() {
+  if (free_ == nullptr) {
+    constexpr size_t kChunk = 64;
+    chunks_.push_back(std::make_unique<PoolTask[]>(kChunk));
+    PoolTask* chunk = chunks_.back().get();
+    for (size_t i = 0; i < kChunk; ++i) {
+      chunk[i].next = free_;
+      free_ = &chunk[i];
+    }
+  }
+  PoolTask* task = free_;
+  free_ = task->next;
+  task->next = nullptr;
+  return task;
+}
+
+void WorkerPool::RecycleLocked(PoolTask* task) {
+  task->state = PoolTask::State::kFree;
+  task->seq = 0;  // no handle or timer entry matches a free record
+  task->next = free_;
+  free_ = task;
+}
+
+void WorkerPool::Recycle(PoolTask* task) {
+  MutexLock lock(&mu_);
+  RecycleLocked(task);
+}
+
+void WorkerPool::SignalIfDrainedLocked() {
+  if (shutting_down_ && busy_ == 0 && queue_size_ == 0) {
+    drained_cv_.SignalAll();
+  }
+}
+
 void WorkerPool::PublishGaugesLocked() {
   stat_queue_depth_.store(queue_size_, std::memory_order_relaxed);
   stat_workers_.store(workers_, std::memory_order_relaxed);
@@ -162,17 +198,14 @@ PoolTask* WorkerPool::PopFrontLocked() {
 
 absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
                                               TaskOptions options) {
-  auto task = std::make_shared<PoolTask>();
-  task->fn = std::move(fn);
-  task->done = std::move(done);
-  task->options = options;
   bool has_deadline = options.deadline != absl::InfiniteFuture();
-  task->submitted_at = clock_.Now();
-  if (has_deadline && options.deadline <= task->submitted_at) {
+  if (has_deadline && options.deadline <= clock_.Now()) {
     return absl::DeadlineExceededError(
         "task deadline passed before it was queued");
   }
   std::vector<std::thread> retired;
+  bool wake;
+  TaskHandle handle;
   {
     MutexLock lock(&mu_);
     if (shutting_down_) {
@@ -191,9 +224,18 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
           absl::StrCat("worker pool queue is full (capacity ", capacity_, ", ",
                        workers_, " workers busy)"));
     }
-    task->self = task;
+    PoolTask* task = AllocateLocked();
+    task->fn = std::move(fn);
+    task->done = std::move(done);
+    task->options = options;
+    task->submitted_ticks = clock_.Ticks();
     task->seq = next_seq_++;
-    PushBackLocked(task.get());
+    task->cancel.Reset();
+    task->stop_reason.store(TaskOutcome::kOk, std::memory_order_relaxed);
+    task->result = TaskResult();
+    task->state = PoolTask::State::kQueued;
+    PushBackLocked(task);
+    handle = TaskHandle(task, task->seq);
     if (has_deadline) {
       MutexLock timer_lock(&timer_mu_);
       bool earliest =
@@ -201,23 +243,26 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
       timers_.emplace(std::make_pair(options.deadline, task->seq), task);
       if (earliest) timer_cv_.Signal();
     }
-    if (idle_waiters_ > 0) work_cv_.Signal();
-    stat_accepted_.fetch_add(1, std::memory_order_relaxed);
+    wake = idle_waiters_ > 0;
+    stat_accepted_.store(++accepted_, std::memory_order_relaxed);
     stat_queue_depth_.store(queue_size_, std::memory_order_relaxed);
     if (!retired_.empty()) retired.swap(retired_);
   }
+  // Signalled after unlocking, so the woken worker does not block on mu_.
+  if (wake) work_cv_.Signal();
   // Workers that retired on their idle timeout are joined here, off the lock.
   for (std::thread& t : retired) t.join();
-  return TaskHandle(std::move(task));
+  return handle;
 }
 
 bool WorkerPool::Cancel(const TaskHandle& handle) {
-  PoolTask* task = handle.task_.get();
+  PoolTask* task = handle.task_;
   if (task == nullptr) return false;
-  std::shared_ptr<PoolTask> unqueued;
   {
     MutexLock lock(&mu_);
+    if (task->seq != handle.seq_) return false;  // finished, record reused
     switch (task->state) {
+      case PoolTask::State::kFree:
       case PoolTask::State::kFinished:
         return false;
       case PoolTask::State::kRunning:
@@ -226,15 +271,12 @@ bool WorkerPool::Cancel(const TaskHandle& handle) {
       case PoolTask::State::kQueued:
         UnlinkLocked(task);
         task->state = PoolTask::State::kFinished;
-        unqueued = std::move(task->self);
         PublishGaugesLocked();
-        if (shutting_down_ && busy_ == 0 && queue_size_ == 0) {
-          drained_cv_.SignalAll();
-        }
+        SignalIfDrainedLocked();
         break;
     }
   }
-  DeliverUnrun(std::move(unqueued), TaskOutcome::kCancelled,
+  DeliverUnrun(task, TaskOutcome::kCancelled,
                absl::CancelledError("task cancelled while queued"));
   return true;
 }
@@ -243,15 +285,22 @@ void WorkerPool::WorkerLoop(int index) {
   std::string name = absl::StrCat(thread_name_, index).substr(0, 15);
   pthread_setname_np(pthread_self(), name.c_str());
 
-  // The task this worker finished whose completion it has not delivered yet:
-  // delivered outside the lock, right after taking the next task.
-  std::shared_ptr<PoolTask> finished;
+  // The task this worker finished: its completion is delivered outside the
+  // lock right after taking the next task (`undelivered`), and its record is
+  // recycled in the critical section after that (`delivered`).
+  PoolTask* undelivered = nullptr;
+  PoolTask* delivered = nullptr;
   mu_.Lock();
   for (;;) {
+    if (delivered != nullptr) {
+      RecycleLocked(delivered);
+      delivered = nullptr;
+    }
     if (head_ == nullptr) {
-      if (finished != nullptr) {
+      if (undelivered != nullptr) {
         mu_.Unlock();
-        Deliver(std::move(finished));
+        Deliver(undelivered);
+        delivered = std::exchange(undelivered, nullptr);
         mu_.Lock();
         continue;
       }
@@ -270,18 +319,19 @@ void WorkerPool::WorkerLoop(int index) {
     PublishGaugesLocked();
     mu_.Unlock();
 
-    if (finished != nullptr) Deliver(std::move(finished));
+    if (undelivered != nullptr) {
+      Deliver(undelivered);
+      delivered = std::exchange(undelivered, nullptr);
+    }
     Execute(task, index);
 
     mu_.Lock();
     task->state = PoolTask::State::kFinished;
-    finished = std::move(task->self);
+    undelivered = task;
     running_[index] = nullptr;
     --busy_;
     PublishGaugesLocked();
-    if (shutting_down_ && busy_ == 0 && queue_size_ == 0) {
-      drained_cv_.SignalAll();
-    }
+    SignalIfDrainedLocked();
   }
   mu_.Unlock();
 }
@@ -309,7 +359,7 @@ bool WorkerPool::WaitForWork(int index) {
 
 void WorkerPool::Execute(PoolTask* task, int index) {
   TaskResult& result = task->result;
-  absl::Time start = clock_.Now();
+  int64_t start = clock_.Ticks();
   absl::Status status;
   try {
     status = task->fn(task->cancel.token());
@@ -318,12 +368,16 @@ void WorkerPool::Execute(PoolTask* task, int index) {
   } catch (...) {
     status = absl::InternalError("task threw a non-standard exception");
   }
-  absl::Time end = clock_.Now();
+  int64_t end = clock_.Ticks();
   // Release what the task captured now, on the worker, not in a callback.
   task->fn = nullptr;
 
-  result.queue_wait = start - task->submitted_at;
-  result.run_time = end - start;
+  // Clamped: TSCs of different cores may disagree by a few ticks.
+  result.queue_wait =
+      std::max(absl::ZeroDuration(),
+               clock_.TicksToDuration(start - task->submitted_ticks));
+  result.run_time =
+      std::max(absl::ZeroDuration(), clock_.TicksToDuration(end - start));
   result.worker = index;
   if (status.ok()) {
     result.outcome = TaskOutcome::kOk;
@@ -343,16 +397,19 @@ void WorkerPool::Execute(PoolTask* task, int index) {
   }
 }
 
-void WorkerPool::DeliverUnrun(std::shared_ptr<PoolTask> task,
-                              TaskOutcome outcome, absl::Status status) {
+void WorkerPool::DeliverUnrun(PoolTask* task, TaskOutcome outcome,
+                              absl::Status status) {
   task->fn = nullptr;
   task->result.outcome = outcome;
   task->result.status = std::move(status);
-  task->result.queue_wait = clock_.Now() - task->submitted_at;
-  Deliver(std::move(task));
+  task->result.queue_wait =
+      std::max(absl::ZeroDuration(),
+               clock_.TicksToDuration(clock_.Ticks() - task->submitted_ticks));
+  Deliver(task);
+  Recycle(task);
 }
 
-void WorkerPool::Deliver(std::shared_ptr<PoolTask> task) {
+void WorkerPool::Deliver(PoolTask* task) {
   if (task->options.deadline != absl::InfiniteFuture()) {
     MutexLock lock(&timer_mu_);
     timers_.erase(std::make_pair(task->options.deadline, task->seq));
@@ -361,51 +418,50 @@ void WorkerPool::Deliver(std::shared_ptr<PoolTask> task) {
   stat_completed_[static_cast<int>(task->result.outcome)].fetch_add(
       1, std::memory_order_relaxed);
   if (observer_ != nullptr) observer_->OnTaskFinished(task->result);
-  DoneFn done = std::move(task->done);
-  if (done) done(task->result);
+  if (task->done) task->done(task->result);
+  task->done = nullptr;
 }
 
 void WorkerPool::TimerLoop() {
   pthread_setname_np(pthread_self(), "compute-timer");
   for (;;) {
-    std::vector<std::shared_ptr<PoolTask>> expired;
+    std::vector<std::pair<PoolTask*, uint64_t>> expired;
     {
       MutexLock lock(&timer_mu_);
       for (;;) {
         if (timer_stop_) return;
         absl::Time now = clock_.Now();
         while (!timers_.empty() && timers_.begin()->first.first <= now) {
-          expired.push_back(std::move(timers_.begin()->second));
+          expired.emplace_back(timers_.begin()->second,
+                               timers_.begin()->first.second);
           timers_.erase(timers_.begin());
         }
         if (!expired.empty()) break;
-        absl::Time next = timers_.empty() ? absl::InfiniteFuture()
-                                          : timers_.begin()->first.first;
-        if (next == absl::InfiniteFuture()) {
+        if (timers_.empty()) {
           timer_cv_.Wait(&timer_mu_);
         } else {
-          clock_.WaitWithDeadline(timer_cv_, timer_mu_, next);
+          clock_.WaitWithDeadline(timer_cv_, timer_mu_,
+                                  timers_.begin()->first.first);
         }
       }
     }
-    for (std::shared_ptr<PoolTask>& task : expired) {
-      std::shared_ptr<PoolTask> unqueued;
+    for (auto [task, seq] : expired) {
+      bool unqueued = false;
       {
         MutexLock lock(&mu_);
+        if (task->seq != seq) continue;  // finished and reused since
         if (task->state == PoolTask::State::kRunning) {
-          RequestStop(task.get(), TaskOutcome::kDeadlineExceeded);
+          RequestStop(task, TaskOutcome::kDeadlineExceeded);
         } else if (task->state == PoolTask::State::kQueued) {
-          UnlinkLocked(task.get());
+          UnlinkLocked(task);
           task->state = PoolTask::State::kFinished;
-          unqueued = std::move(task->self);
+          unqueued = true;
           PublishGaugesLocked();
-          if (shutting_down_ && busy_ == 0 && queue_size_ == 0) {
-            drained_cv_.SignalAll();
-          }
+          SignalIfDrainedLocked();
         }
       }
-      if (unqueued != nullptr) {
-        DeliverUnrun(std::move(unqueued), TaskOutcome::kDeadlineExceeded,
+      if (unqueued) {
+        DeliverUnrun(task, TaskOutcome::kDeadlineExceeded,
                      absl::DeadlineExceededError(
                          "task deadline passed while it was queued"));
       }
@@ -414,7 +470,7 @@ void WorkerPool::TimerLoop() {
 }
 
 void WorkerPool::Shutdown(absl::Time deadline) {
-  std::vector<std::shared_ptr<PoolTask>> unrun;
+  std::vector<PoolTask*> unrun;
   {
     MutexLock lock(&mu_);
     if (shutting_down_) {
@@ -429,7 +485,7 @@ void WorkerPool::Shutdown(absl::Time deadline) {
     while (head_ != nullptr) {
       PoolTask* task = PopFrontLocked();
       task->state = PoolTask::State::kFinished;
-      unrun.push_back(std::move(task->self));
+      unrun.push_back(task);
     }
     for (PoolTask* task : running_) {
       if (task != nullptr) RequestStop(task, TaskOutcome::kShutDown);
@@ -438,8 +494,8 @@ void WorkerPool::Shutdown(absl::Time deadline) {
     PublishGaugesLocked();
     work_cv_.SignalAll();
   }
-  for (std::shared_ptr<PoolTask>& task : unrun) {
-    DeliverUnrun(std::move(task), TaskOutcome::kShutDown,
+  for (PoolTask* task : unrun) {
+    DeliverUnrun(task, TaskOutcome::kShutDown,
                  absl::UnavailableError(
                      "worker pool shut down before the task could run"));
   }

@@ -38,10 +38,14 @@
 // never with a pool lock held, so they may call back into the pool. They must
 // not throw. Stats() reads atomics only and never waits for a worker.
 //
-// Cost: one mutex acquisition per task on the worker side (a worker marks its
-// finished task and takes the next one in the same critical section, and
-// delivers the finished task's completion outside it), one on Submit, one
-// allocation per task; tasks with a deadline also touch the timer set.
+// Cost: one mutex acquisition per task on the worker side (a worker recycles
+// its finished task and takes the next one in the same critical section, and
+// delivers the finished task's completion outside it), one on Submit, no
+// allocation (task records are recycled through a free list, and handles are
+// record + sequence number, so no reference counting either), three clock
+// reads; tasks with a deadline also touch the timer set. A worker signals
+// nothing unless another worker sleeps, and Submit wakes a sleeping worker
+// only after releasing the lock.
 #ifndef COMPUTE_SERVER_POOL_WORKER_POOL_H_
 #define COMPUTE_SERVER_POOL_WORKER_POOL_H_
 
@@ -140,8 +144,10 @@ namespace pool_internal {
 struct PoolTask;
 }
 
-// Names an accepted task for Cancel(). Cheap to copy; keeps the task's
-// bookkeeping alive (not the pool).
+// Names an accepted task for Cancel(). A plain value: the pool recycles its
+// task records, and a handle whose task has finished (its record reused for
+// a later submission, with a new sequence number) simply no longer matches.
+// Valid only with the pool that issued it, during that pool's life.
 class TaskHandle {
  public:
   TaskHandle() = default;
@@ -149,9 +155,10 @@ class TaskHandle {
 
  private:
   friend class WorkerPool;
-  explicit TaskHandle(std::shared_ptr<pool_internal::PoolTask> task)
-      : task_(std::move(task)) {}
-  std::shared_ptr<pool_internal::PoolTask> task_;
+  TaskHandle(pool_internal::PoolTask* task, uint64_t seq)
+      : task_(task), seq_(seq) {}
+  pool_internal::PoolTask* task_ = nullptr;
+  uint64_t seq_ = 0;
 };
 
 class WorkerPool {
@@ -184,6 +191,9 @@ class WorkerPool {
 
   explicit WorkerPool(PoolOptions options);
 
+  PoolTask* AllocateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecycleLocked(PoolTask* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Recycle(PoolTask* task) ABSL_LOCKS_EXCLUDED(mu_);
   void WorkerLoop(int index);
   // Blocks until there is work, the pool stops, or the worker retires
   // (returns false: the caller exits).
@@ -195,11 +205,14 @@ class WorkerPool {
   void PublishGaugesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs the task on worker `index` and fills its result.
   void Execute(PoolTask* task, int index);
-  // Observer, counters, timer bookkeeping, DoneFn; drops the pool's reference.
-  void Deliver(std::shared_ptr<PoolTask> task) ABSL_LOCKS_EXCLUDED(mu_);
-  // Completes a task that never ran (cancelled, expired, shut down).
-  void DeliverUnrun(std::shared_ptr<PoolTask> task, TaskOutcome outcome,
-                    absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  // Observer, counters, timer bookkeeping, DoneFn. The caller recycles the
+  // record afterwards.
+  void Deliver(PoolTask* task) ABSL_LOCKS_EXCLUDED(mu_);
+  // Completes and recycles a task that never ran (cancelled, expired, shut
+  // down), already marked finished and out of the queue.
+  void DeliverUnrun(PoolTask* task, TaskOutcome outcome, absl::Status status)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void SignalIfDrainedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TimerLoop();
 
   const int min_workers_;
@@ -214,8 +227,11 @@ class WorkerPool {
   CondVar work_cv_;      // work arrived, or stopping
   CondVar drained_cv_;   // queue empty and no task running (shutdown)
   CondVar shutdown_cv_;  // shutdown_done_ became true
-  // Intrusive FIFO of queued tasks; each holds a reference to itself (`self`)
-  // while the pool owns it.
+  // Task records: allocated in chunks, never freed before the pool, reused
+  // through free_.
+  std::vector<std::unique_ptr<PoolTask[]>> chunks_ ABSL_GUARDED_BY(mu_);
+  PoolTask* free_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Intrusive FIFO of queued tasks.
   PoolTask* head_ ABSL_GUARDED_BY(mu_) = nullptr;
   PoolTask* tail_ ABSL_GUARDED_BY(mu_) = nullptr;
   size_t queue_size_ ABSL_GUARDED_BY(mu_) = 0;
@@ -233,13 +249,15 @@ class WorkerPool {
   // the timer thread never holds timer_mu_ while taking mu_.
   Mutex timer_mu_ ABSL_ACQUIRED_AFTER(mu_);
   CondVar timer_cv_;
-  std::map<std::pair<absl::Time, uint64_t>, std::shared_ptr<PoolTask>> timers_
+  std::map<std::pair<absl::Time, uint64_t>, PoolTask*> timers_
       ABSL_GUARDED_BY(timer_mu_);
   bool timer_stop_ ABSL_GUARDED_BY(timer_mu_) = false;
   std::thread timer_thread_;
-  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t accepted_ ABSL_GUARDED_BY(mu_) = 0;
 
-  // Lock-free mirrors for Stats().
+  // Lock-free mirrors for Stats(); written under mu_ (plain stores of the
+  // guarded values, no read-modify-write) except the completion counters.
   std::atomic<size_t> stat_queue_depth_{0};
   std::atomic<int> stat_workers_{0};
   std::atomic<int> stat_busy_{0};

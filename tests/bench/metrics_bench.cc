@@ -1,0 +1,329 @@
+// metrics_bench: what the metrics cost a no-op task, Submit to completion.
+//
+// The protocol is pool_bench's: one iteration submits a batch of no-op tasks
+// whose completion counts down a latch, then waits on the latch; the pool is
+// built before the timed loop. Each variant also makes the per-call observer
+// calls the service makes (OnCallStarted before Submit, OnCallHandled in the
+// completion), so "with metrics" is everything a Run call records.
+//
+// Compared, in one process:
+//   - BM_WorkerPoolNoMetrics: no observer at all (the baseline).
+//   - BM_WorkerPoolWithMetrics: compute::metrics::Metrics, as the server
+//     wires it: counters and histograms striped per thread, no lock.
+//   - BM_WorkerPoolWithPrometheusCppMetrics: the same series kept in
+//     prometheus-cpp's own Counter and Histogram (Histogram::Observe takes
+//     a mutex; Counter is one shared atomic), the design we did not take.
+//
+// After the runs a Markdown summary prints tasks/s, ns/task and the ratio to
+// the baseline at the same worker count. With repetitions the median is used.
+//
+// Not a test: CTest never runs it. Run ./build/tests/bench/metrics_bench.
+#include <sched.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "benchmark/benchmark.h"
+#include "prometheus/counter.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "server/metrics/duration_histogram.h"
+#include "server/metrics/grpc_metrics.h"
+#include "server/metrics/metrics.h"
+#include "server/pool/cancel_token.h"
+#include "server/pool/sync.h"
+#include "server/pool/worker_pool.h"
+#include "server/service/call_observer.h"
+#include "server/tasks/registry.h"
+
+namespace compute {
+namespace {
+
+constexpr int kBatch = 10000;
+constexpr size_t kQueueCapacity = 1 << 16;
+constexpr double kMinTimeSeconds = 0.5;
+constexpr int kRepetitions = 5;
+constexpr std::string_view kMethod = "Run";
+
+// Counts completions of one batch; the last one wakes Wait(). Declared before
+// the pool that signals it, so it outlives every completion.
+class BatchLatch {
+ public:
+  void Reset(int count) {
+    remaining_.store(count, std::memory_order_relaxed);
+    MutexLock lock(&mu_);
+    done_ = false;
+  }
+  void CountDown() {
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      MutexLock lock(&mu_);
+      done_ = true;
+      cv_.SignalAll();
+    }
+  }
+  void Wait() {
+    MutexLock lock(&mu_);
+    while (!done_) cv_.Wait(&mu_);
+  }
+
+ private:
+  std::atomic<int> remaining_{0};
+  Mutex mu_;
+  CondVar cv_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// The rejected design: the same series in prometheus-cpp's metric objects,
+// looked up once up front (no label lookup on the hot path).
+class PrometheusCppMetrics final : public PoolObserver,
+                                   public service::CallObserver {
+ public:
+  PrometheusCppMetrics() {
+    const std::vector<double>& bounds =
+        metrics::DurationHistogram::Latency().bounds();
+    auto& tasks = prometheus::BuildCounter()
+                      .Name("compute_tasks_total")
+                      .Help("h")
+                      .Register(registry_);
+    for (const tasks::TaskKind& kind : tasks::AllTaskKinds()) {
+      for (int o = 0; o < kNumTaskOutcomes; ++o) {
+        tasks_[kind.index][o] = &tasks.Add(
+            {{"task", std::string(kind.name)},
+             {"outcome", std::string(TaskOutcomeName(TaskOutcome(o)))}});
+      }
+    }
+    queue_wait_ = &prometheus::BuildHistogram()
+                       .Name("compute_task_queue_wait_seconds")
+                       .Help("h")
+                       .Register(registry_)
+                       .Add({}, bounds);
+    auto& run = prometheus::BuildHistogram()
+                    .Name("compute_task_run_seconds")
+                    .Help("h")
+                    .Register(registry_);
+    for (const tasks::TaskKind& kind : tasks::AllTaskKinds()) {
+      run_[kind.index] = &run.Add({{"task", std::string(kind.name)}}, bounds);
+    }
+    started_ = &prometheus::BuildCounter()
+                    .Name("grpc_server_started_total")
+                    .Help("h")
+                    .Register(registry_)
+                    .Add({});
+    auto& handled = prometheus::BuildCounter()
+                        .Name("grpc_server_handled_total")
+                        .Help("h")
+                        .Register(registry_);
+    for (int c = 0; c < metrics::kNumGrpcCodes; ++c) {
+      handled_[c] = &handled.Add(
+          {{"grpc_code",
+            std::string(metrics::GrpcCodeName(grpc::StatusCode(c)))}});
+    }
+    handling_ = &prometheus::BuildHistogram()
+                     .Name("grpc_server_handling_seconds")
+                     .Help("h")
+                     .Register(registry_)
+                     .Add({}, bounds);
+  }
+
+  void OnTaskFinished(const TaskResult& r) override {
+    tasks_[r.tag][static_cast<int>(r.outcome)]->Increment();
+    queue_wait_->Observe(absl::ToDoubleSeconds(r.queue_wait));
+    if (r.worker >= 0) run_[r.tag]->Observe(absl::ToDoubleSeconds(r.run_time));
+  }
+  void OnCallStarted(std::string_view) override { started_->Increment(); }
+  void OnCallHandled(std::string_view, grpc::StatusCode code,
+                     absl::Duration elapsed) override {
+    handled_[code]->Increment();
+    handling_->Observe(absl::ToDoubleSeconds(elapsed));
+  }
+  void OnRejected(service::RejectReason) override {}
+
+ private:
+  prometheus::Registry registry_;
+  std::array<std::array<prometheus::Counter*, kNumTaskOutcomes>,
+             tasks::kNumTaskKinds>
+      tasks_{};
+  prometheus::Histogram* queue_wait_ = nullptr;
+  std::array<prometheus::Histogram*, tasks::kNumTaskKinds> run_{};
+  prometheus::Counter* started_ = nullptr;
+  std::array<prometheus::Counter*, metrics::kNumGrpcCodes> handled_{};
+  prometheus::Histogram* handling_ = nullptr;
+};
+
+void RunPool(benchmark::State& state, PoolObserver* pool_observer,
+             service::CallObserver* call_observer) {
+  const int workers = static_cast<int>(state.range(0));
+  BatchLatch latch;
+  PoolOptions options;
+  options.min_workers = workers;
+  options.max_workers = workers;
+  options.queue_capacity = kQueueCapacity;
+  options.observer = pool_observer;
+  absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
+      WorkerPool::Create(options);
+  if (!pool.ok()) {
+    state.SkipWithError(pool.status().ToString().c_str());
+    return;
+  }
+  TaskOptions task_options;
+  task_options.tag = 1;  // a real kind, so every series is touched
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    latch.Reset(kBatch);
+    for (int i = 0; i < kBatch; ++i) {
+      if (call_observer != nullptr) call_observer->OnCallStarted(kMethod);
+      absl::StatusOr<TaskHandle> handle = (*pool)->Submit(
+          [](const CancelToken&) { return absl::OkStatus(); },
+          [&latch, call_observer](const TaskResult& r) {
+            if (call_observer != nullptr) {
+              call_observer->OnCallHandled(kMethod, grpc::StatusCode::OK,
+                                           r.queue_wait + r.run_time);
+            }
+            latch.CountDown();
+          },
+          task_options);
+      if (!handle.ok()) {
+        state.SkipWithError(handle.status().ToString().c_str());
+        return;
+      }
+    }
+    latch.Wait();
+  }
+  std::chrono::duration<double, std::nano> elapsed =
+      std::chrono::steady_clock::now() - start;
+  const double tasks = static_cast<double>(state.iterations()) * kBatch;
+  state.SetItemsProcessed(static_cast<int64_t>(tasks));
+  if (tasks > 0) state.counters["ns_per_task"] = elapsed.count() / tasks;
+}
+
+void BM_WorkerPoolNoMetrics(benchmark::State& state) {
+  RunPool(state, nullptr, nullptr);
+}
+
+void BM_WorkerPoolWithMetrics(benchmark::State& state) {
+  metrics::Metrics m;  // outlives the pool made inside
+  RunPool(state, m.pool_observer(), m.call_observer());
+}
+
+void BM_WorkerPoolWithPrometheusCppMetrics(benchmark::State& state) {
+  PrometheusCppMetrics m;
+  RunPool(state, &m, &m);
+}
+
+void PoolArgs(benchmark::internal::Benchmark* b) {
+  b->ArgName("workers")
+      ->Arg(1)
+      ->Arg(2)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(kMinTimeSeconds)
+      ->Repetitions(kRepetitions)
+      ->ReportAggregatesOnly(true);
+}
+
+BENCHMARK(BM_WorkerPoolNoMetrics)->Apply(PoolArgs);
+BENCHMARK(BM_WorkerPoolWithMetrics)->Apply(PoolArgs);
+BENCHMARK(BM_WorkerPoolWithPrometheusCppMetrics)->Apply(PoolArgs);
+
+// ---- Summary ---------------------------------------------------------------
+
+int AffinityCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+  return CPU_COUNT(&set);
+}
+
+std::string CpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) break;
+    size_t start = line.find_first_not_of(" \t", colon + 1);
+    return start == std::string::npos ? "" : line.substr(start);
+  }
+  return "unknown";
+}
+
+// The console output, then tasks/s per benchmark (the median when repeated)
+// and its ratio to BM_WorkerPoolNoMetrics at the same worker count.
+class SummaryReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& reports) override {
+    ConsoleReporter::ReportRuns(reports);
+    for (const Run& run : reports) {
+      if (run.error_occurred) continue;
+      bool median =
+          run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+      if (run.run_type == Run::RT_Aggregate && !median) continue;
+      auto it = run.counters.find("items_per_second");
+      if (it == run.counters.end()) continue;
+      Key key{run.run_name.function_name, run.run_name.args};
+      if (!results_.contains(key)) order_.push_back(key);
+      Entry& entry = results_[key];
+      if (entry.from_median && !median) continue;
+      entry.tasks_per_second = it->second.value;
+      entry.from_median = median;
+    }
+  }
+
+  void Finalize() override {
+    ConsoleReporter::Finalize();
+    std::ostream& out = GetOutputStream();
+    out << "\n## Summary: metrics cost on a no-op task, submit -> "
+           "completion\n\n"
+        << "Machine: nproc = " << AffinityCpus() << ", CPU: " << CpuModel()
+        << "\n\n"
+        << "| pool | workers | tasks/s | ns/task | vs no metrics |\n"
+        << "|---|---|---|---|---|\n";
+    for (const Key& key : order_) {
+      const Entry& entry = results_.at(key);
+      const auto& [function, args] = key;
+      std::string ratio = "-";
+      auto base = results_.find({"BM_WorkerPoolNoMetrics", args});
+      if (base != results_.end()) {
+        ratio = absl::StrFormat(
+            "%.3f", entry.tasks_per_second / base->second.tasks_per_second);
+      }
+      std::string workers =
+          args.rfind("workers:", 0) == 0 ? args.substr(8) : "-";
+      out << absl::StrFormat(
+          "| %s | %s | %.0f | %.1f | %s |\n", function.substr(3), workers,
+          entry.tasks_per_second, 1e9 / entry.tasks_per_second, ratio);
+    }
+    out << std::flush;
+  }
+
+ private:
+  using Key = std::pair<std::string, std::string>;  // function, args
+  struct Entry {
+    double tasks_per_second = 0;
+    bool from_median = false;
+  };
+  std::map<Key, Entry> results_;
+  std::vector<Key> order_;
+};
+
+}  // namespace
+}  // namespace compute
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  compute::SummaryReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return 0;
+}
