@@ -6,7 +6,7 @@ GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 JOBS ?= $(shell nproc)
 BUILD := build
 
-.PHONY: deps build run test asan tsan bench format demo clean
+.PHONY: deps build run test asan tsan bench format demo image test-image check-deploy clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -44,6 +44,21 @@ tsan: deps
 
 bench: build
 	./$(BUILD)/tests/bench/pool_bench --benchmark_counters_tabular=true
+
+# The container image: docker build when an engine answers, else podman via
+# ../shared/tools/container-build.sh.
+image:
+	./scripts/image.sh compute:dev
+
+# Build the image, serve from it, call it from outside, SIGTERM it.
+test-image: build
+	./scripts/test-image.sh
+
+# Deployment checks without a cluster: compose, Prometheus rules, kustomize
+# overlays against the Kubernetes and CRD schemas, and the dashboard's PromQL
+# on a real Prometheus that scrapes the built server.
+check-deploy: build
+	COMPUTE_SERVER=$(BUILD)/server/compute-server ./tests/deploy/check.sh
 
 format:
 	@find server client tests proto -name '*.h' -o -name '*.cc' | xargs clang-format -i

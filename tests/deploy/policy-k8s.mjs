@@ -1,0 +1,212 @@
+#!/usr/bin/env node
+// What the schemas cannot say: does a rendered overlay deploy compute the way
+// the service needs (README: health, shutdown, configuration)?
+//
+//   node policy-k8s.mjs RENDERED.yaml --overlay base|dev|prod --alerts alerts.yml [--write-rules OUT.yml]
+//
+// --write-rules writes the PrometheusRule's groups as a plain Prometheus rule
+// file, for `promtool check rules`. Exit 0 when every check holds, 1 otherwise.
+import { readFileSync, writeFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
+import YAML from "yaml";
+
+const args = process.argv.slice(2);
+const opt = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const file = args[0];
+const overlay = opt("--overlay");
+const alertsPath = opt("--alerts");
+const rulesOut = opt("--write-rules");
+if (!file || !["base", "dev", "prod"].includes(overlay) || !alertsPath) {
+  console.error("usage: policy-k8s.mjs RENDERED.yaml --overlay base|dev|prod --alerts alerts.yml [--write-rules OUT]");
+  process.exit(2);
+}
+
+const objs = YAML.parseAllDocuments(readFileSync(file, "utf8")).map((d) => d.toJS()).filter(Boolean);
+const failures = [];
+let passed = 0;
+const check = (ok, what) => {
+  if (ok) passed++;
+  else failures.push(what);
+  return ok;
+};
+const all = (kind) => objs.filter((o) => o.kind === kind);
+const one = (kind, name) => objs.find((o) => o.kind === kind && (!name || o.metadata?.name === name));
+const matches = (selector, labels) =>
+  !!selector && Object.keys(selector).length > 0 &&
+  Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+
+// Flags from README "Configuration": the only COMPUTE_* variables the server reads.
+const KNOWN_ENV = new Set([
+  "ADDRESS", "PORT", "WORKERS", "MIN_WORKERS", "IDLE_TIMEOUT", "QUEUE_CAPACITY", "ADMISSION",
+  "DRAIN_TIMEOUT", "MAX_CONNECTION_AGE", "MAX_CONNECTION_AGE_GRACE", "KEEPALIVE_TIME",
+  "KEEPALIVE_TIMEOUT", "MAX_MESSAGE_BYTES", "TLS_CERT", "TLS_KEY", "TLS_CLIENT_CA",
+  "METRICS_ADDRESS", "METRICS_PORT",
+].map((f) => `COMPUTE_${f}`));
+const DURATION_ENV = new Set(["COMPUTE_IDLE_TIMEOUT", "COMPUTE_DRAIN_TIMEOUT", "COMPUTE_MAX_CONNECTION_AGE",
+  "COMPUTE_MAX_CONNECTION_AGE_GRACE", "COMPUTE_KEEPALIVE_TIME", "COMPUTE_KEEPALIVE_TIMEOUT"]);
+// absl durations as the README writes them: 250ms, 10s, 1m, 1h30m, inf.
+const seconds = (d) => {
+  if (d === "inf") return Infinity;
+  const re = /(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)/gy;
+  const unit = { ns: 1e-9, us: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+  let total = 0, m, end = 0;
+  while ((m = re.exec(d))) { total += Number(m[1]) * unit[m[2]]; end = re.lastIndex; }
+  return end === d.length && end > 0 ? total : NaN;
+};
+const cpu = (q) => (typeof q === "string" && q.endsWith("m") ? Number(q.slice(0, -1)) / 1000 : Number(q));
+
+// --- Deployment and its pod -------------------------------------------------
+const deploy = one("Deployment", "compute");
+if (!check(deploy, "a Deployment named compute")) finish();
+const pod = deploy.spec.template;
+const podLabels = pod.metadata?.labels ?? {};
+const spec = pod.spec;
+const c = spec.containers.find((x) => x.name === "compute") ?? spec.containers[0];
+check(matches(deploy.spec.selector?.matchLabels, podLabels), "Deployment selector matches its pod labels");
+
+const psc = spec.securityContext ?? {};
+check(psc.runAsNonRoot === true, "pod securityContext.runAsNonRoot: true");
+check(psc.runAsUser === 10001, "pod securityContext.runAsUser: 10001");
+check(psc.seccompProfile?.type === "RuntimeDefault", "pod seccompProfile RuntimeDefault");
+const csc = c.securityContext ?? {};
+check(csc.readOnlyRootFilesystem === true, "container readOnlyRootFilesystem: true");
+check(csc.allowPrivilegeEscalation === false, "container allowPrivilegeEscalation: false");
+check(csc.runAsNonRoot === true && csc.runAsUser === 10001, "container runAsNonRoot, runAsUser 10001");
+check(csc.capabilities?.drop?.includes("ALL"), "container capabilities drop ALL");
+check(!csc.capabilities?.add?.length, "container adds no capabilities");
+check(csc.seccompProfile?.type === "RuntimeDefault", "container seccompProfile RuntimeDefault");
+check(spec.enableServiceLinks === false,
+  "enableServiceLinks: false (a Service named compute would inject COMPUTE_PORT=tcp://...)");
+
+const res = c.resources ?? {};
+check(res.requests?.cpu && res.limits?.cpu, "CPU request and CPU limit (the pool sizes itself from the quota)");
+check(cpu(res.limits?.cpu) >= cpu(res.requests?.cpu), "CPU limit >= request");
+check(res.requests?.memory && res.limits?.memory, "memory request and limit");
+
+const grpcPort = c.ports?.find((p) => p.name === "grpc");
+const metricsPort = c.ports?.find((p) => p.name === "metrics");
+check(grpcPort?.containerPort === 50051, "container port grpc 50051");
+check(metricsPort?.containerPort === 9464, "container port metrics 9464");
+check(c.readinessProbe?.grpc?.port === 50051 && c.readinessProbe.grpc.service === "compute.v1.Compute",
+  "readinessProbe: native gRPC, port 50051, service compute.v1.Compute");
+check(c.livenessProbe?.grpc?.port === 50051, "livenessProbe: native gRPC, port 50051");
+
+// ConfigMap with the COMPUTE_* env.
+const cmName = c.envFrom?.find((e) => e.configMapRef)?.configMapRef?.name;
+const cm = cmName && one("ConfigMap", cmName);
+check(cm, `envFrom a ConfigMap that the render contains (${cmName})`);
+const env = cm?.data ?? {};
+for (const [k, v] of Object.entries(env)) {
+  check(KNOWN_ENV.has(k), `ConfigMap key ${k} is a compute-server COMPUTE_* variable`);
+  if (DURATION_ENV.has(k)) check(!Number.isNaN(seconds(v)), `${k}=${v} is a duration (e.g. 30s, 5m)`);
+}
+if (env.COMPUTE_PORT) check(Number(env.COMPUTE_PORT) === 50051, "COMPUTE_PORT matches the grpc containerPort");
+if (env.COMPUTE_METRICS_PORT) check(Number(env.COMPUTE_METRICS_PORT) === 9464, "COMPUTE_METRICS_PORT matches the metrics containerPort");
+
+// Shutdown timing: preStop + drain < grace; liveness does not kill a draining pod.
+const preStop = c.lifecycle?.preStop?.exec?.command ?? [];
+const sleepIdx = preStop.findIndex((a) => /(^|\/)sleep$/.test(a));
+const preStopSeconds = sleepIdx >= 0 ? Number(preStop[sleepIdx + 1]) : NaN;
+check(preStopSeconds > 0, `preStop exec sleep N (got ${JSON.stringify(preStop)})`);
+const drain = seconds(env.COMPUTE_DRAIN_TIMEOUT ?? "20s");
+const grace = spec.terminationGracePeriodSeconds ?? 30;
+check(grace > preStopSeconds + drain,
+  `terminationGracePeriodSeconds (${grace}) > preStop (${preStopSeconds}) + drain_timeout (${drain})`);
+const lp = c.livenessProbe ?? {};
+check((lp.periodSeconds ?? 10) * (lp.failureThreshold ?? 3) > drain,
+  `liveness period x failureThreshold > drain_timeout (health is NOT_SERVING while draining)`);
+
+// --- Services ---------------------------------------------------------------
+const services = all("Service");
+const clusterIP = services.filter((s) => s.spec.clusterIP !== "None" && (s.spec.type ?? "ClusterIP") === "ClusterIP");
+const headless = services.filter((s) => s.spec.clusterIP === "None");
+check(clusterIP.length === 1, "one ClusterIP Service");
+check(headless.length === 1, "one headless Service (clusterIP: None) for client-side round_robin");
+for (const s of services) {
+  const n = s.metadata.name;
+  check(matches(s.spec.selector, podLabels), `Service ${n} selects the pods`);
+  for (const p of s.spec.ports) {
+    const target = p.targetPort ?? p.port;
+    check(c.ports.some((cp) => cp.name === target || cp.containerPort === target),
+      `Service ${n} port ${p.name} targets a container port (${target})`);
+    if (p.name === "grpc") check(p.appProtocol === "grpc", `Service ${n} port grpc has appProtocol: grpc`);
+  }
+  check(s.spec.ports.some((p) => p.name === "grpc" && p.port === 50051), `Service ${n} serves grpc on 50051`);
+}
+if (headless[0]) check(!headless[0].spec.publishNotReadyAddresses, "headless Service leaves not-ready (draining) pods out");
+
+// --- PDB, ServiceMonitor ------------------------------------------------------
+const pdb = one("PodDisruptionBudget");
+check(pdb && matches(pdb.spec.selector?.matchLabels, podLabels), "PodDisruptionBudget selects the pods");
+const sm = one("ServiceMonitor");
+if (check(sm, "a ServiceMonitor")) {
+  const scraped = services.filter((s) => matches(sm.spec.selector?.matchLabels, s.metadata.labels));
+  check(scraped.length === 1, `ServiceMonitor selects exactly one Service (got ${scraped.map((s) => s.metadata.name)})`);
+  for (const ep of sm.spec.endpoints ?? []) {
+    check(scraped[0]?.spec.ports.some((p) => p.name === ep.port), `ServiceMonitor endpoint port ${ep.port} is on the Service`);
+  }
+  check(scraped[0]?.metadata.name === "compute", 'scraped Service is named "compute" (the alerts select job="compute")');
+}
+
+// --- PrometheusRule = alerts.yml ----------------------------------------------
+const rule = one("PrometheusRule");
+const alerts = YAML.parse(readFileSync(alertsPath, "utf8"));
+if (check(rule, "a PrometheusRule")) {
+  check(isDeepStrictEqual(rule.spec.groups, alerts.groups),
+    `PrometheusRule groups equal ${alertsPath} (run: node tests/deploy/sync-rules.mjs)`);
+  const names = new Set(rule.spec.groups.flatMap((g) => g.rules.map((r) => r.alert)));
+  for (const a of ["ComputeHighRejectionRatio", "ComputeQueueSaturated", "ComputeQueueWaitP99High", "ComputeTargetDown"]) {
+    check(names.has(a), `alert ${a}`);
+  }
+  for (const r of rule.spec.groups.flatMap((g) => g.rules)) {
+    check(["warning", "critical"].includes(r.labels?.severity), `alert ${r.alert} has severity warning|critical`);
+    check(r.for && r.annotations?.summary && r.annotations?.description, `alert ${r.alert} has for, summary, description`);
+  }
+  if (rulesOut) writeFileSync(rulesOut, YAML.stringify({ groups: rule.spec.groups }));
+}
+
+// --- Autoscaling and overlay specifics -----------------------------------------
+const hpas = all("HorizontalPodAutoscaler");
+const scaled = all("ScaledObject");
+const targets = (ref) => ref?.kind === "Deployment" && ref?.name === deploy.metadata.name;
+if (overlay === "prod") {
+  check(hpas.length === 0, "prod: no plain HPA (KEDA's ScaledObject owns the HPA)");
+  const so = scaled[0];
+  if (check(scaled.length === 1 && targets(so.spec.scaleTargetRef), "prod: one ScaledObject targeting the Deployment")) {
+    const prom = so.spec.triggers.find((t) => t.type === "prometheus");
+    check(prom && /compute_pool_(queue_depth|workers_busy)/.test(prom.metadata.query ?? ""),
+      "prod: a prometheus trigger on compute_pool_queue_depth or the busy ratio");
+    check(prom && Number(prom.metadata.threshold) > 0, "prod: the prometheus trigger has a threshold");
+    check(so.spec.minReplicaCount >= 2 && so.spec.maxReplicaCount > so.spec.minReplicaCount, "prod: min >= 2 < max replicas");
+  }
+  check(deploy.spec.replicas >= 2, "prod: 2+ replicas");
+  check(seconds(env.COMPUTE_MAX_CONNECTION_AGE ?? "inf") < Infinity,
+    "prod: COMPUTE_MAX_CONNECTION_AGE set, so clients rebalance as pods come and go");
+  check(seconds(env.COMPUTE_MAX_CONNECTION_AGE_GRACE ?? "inf") < Infinity, "prod: COMPUTE_MAX_CONNECTION_AGE_GRACE set");
+} else {
+  check(scaled.length === 0, `${overlay}: no ScaledObject`);
+  const hpa = hpas[0];
+  if (check(hpas.length === 1 && targets(hpa.spec.scaleTargetRef), `${overlay}: one autoscaling/v2 HPA targeting the Deployment`)) {
+    check(hpa.apiVersion === "autoscaling/v2", "HPA is autoscaling/v2");
+    check(hpa.spec.metrics?.some((m) => m.type === "Resource" && m.resource?.name === "cpu"), "HPA scales on CPU");
+    check(hpa.spec.minReplicas <= hpa.spec.maxReplicas, "HPA min <= max");
+  }
+  if (overlay === "dev") check(deploy.spec.replicas === 1, "dev: 1 replica");
+}
+if (overlay !== "base") {
+  const ns = one("Namespace");
+  check(ns, `${overlay}: the render creates its Namespace`);
+  const namespaced = objs.filter((o) => o.kind !== "Namespace");
+  check(namespaced.every((o) => o.metadata.namespace === ns?.metadata.name), `${overlay}: every object in namespace ${ns?.metadata.name}`);
+}
+
+finish();
+
+function finish() {
+  for (const f of failures) console.log(`FAIL ${file} (${overlay}): ${f}`);
+  console.log(`policy-k8s ${overlay}: ${passed} checks passed, ${failures.length} failed`);
+  process.exit(failures.length ? 1 : 0);
+}
