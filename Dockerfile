@@ -5,7 +5,7 @@
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN ./scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN ./scripts/install-deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY CMakeLists.txt ./
 COPY proto proto
 COPY server server

@@ -3,21 +3,34 @@
 # the tests and `make run` need. Idempotent: when everything is present it does
 # nothing (no apt-get update, no root needed); otherwise it updates the package
 # index once and installs only what is missing. Runs as root or through sudo.
+#
+#   install-deps.sh               everything (build, tests, make run)
+#   install-deps.sh --build-only  what compiling the binaries needs (the image)
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
   # toolchain
-  g++ make cmake ninja-build pkg-config clang-format
+  g++ make cmake ninja-build pkg-config
   # gRPC, protobuf, abseil (DESIGN.md)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev
   # metrics, hashing
   prometheus-cpp-dev libssl-dev
+)
+TEST_PACKAGES=(
+  clang-format
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # TLS tests make their certificates at run time
   openssl
+  # metrics tests: a real Prometheus server and promtool
+  prometheus curl
 )
+
+PACKAGES=("${BUILD_PACKAGES[@]}")
+if [[ "${1:-}" != "--build-only" ]]; then
+  PACKAGES+=("${TEST_PACKAGES[@]}")
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
