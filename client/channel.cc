@@ -1,0 +1,90 @@
+#include "client/channel.h"
+
+#include "absl/strings/str_cat.h"
+#include "client/file.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+
+namespace compute::client {
+namespace {
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
+    const ChannelOptions& options) {
+  bool tls = options.tls || !options.ca.empty() || !options.cert.empty() ||
+             !options.key.empty();
+  if (!tls) return grpc::InsecureChannelCredentials();
+  if (options.cert.empty() != options.key.empty()) {
+    return absl::InvalidArgumentError(
+        "--cert and --key must be given together");
+  }
+  grpc::SslCredentialsOptions ssl;
+  for (auto [path, pem] : {std::pair{&options.ca, &ssl.pem_root_certs},
+                           {&options.cert, &ssl.pem_cert_chain},
+                           {&options.key, &ssl.pem_private_key}}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> contents = ReadFile(*path);
+    if (!contents.ok()) return contents.status();
+    *pem = *std::move(contents);
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+}  // namespace
+
+std::string ServiceConfigJson(const ChannelOptions& options) {
+  std::string config = absl::StrCat(R"({"loadBalancingConfig":[{")",
+                                    options.lb_policy, R"(":{}}])");
+  if (options.retry) {
+    absl::StrAppend(&config, R"(,"methodConfig":[{)",
+                    R"("name":[{"service":"compute.v1.Compute"}],)",
+                    R"("retryPolicy":{"maxAttempts":5,)",
+                    R"("initialBackoff":"0.05s","maxBackoff":"2s",)",
+                    R"("backoffMultiplier":2,"retryableStatusCodes":)",
+                    R"(["RESOURCE_EXHAUSTED","UNAVAILABLE"]}}])");
+  }
+  absl::StrAppend(&config, "}");
+  return config;
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> CreateChannels(
+    const ChannelOptions& options, int count) {
+  if (options.target.empty()) {
+    return absl::InvalidArgumentError("--target must not be empty");
+  }
+  if (options.lb_policy != "round_robin" && options.lb_policy != "pick_first") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--lb must be round_robin or pick_first (got ",
+                     options.lb_policy, ")"));
+  }
+  if (count < 1) {
+    return absl::InvalidArgumentError("at least one channel is needed");
+  }
+  auto credentials = Credentials(options);
+  if (!credentials.ok()) return credentials.status();
+
+  grpc::ChannelArguments args;
+  args.SetServiceConfigJSON(ServiceConfigJson(options));
+  args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  if (!options.server_name.empty()) {
+    args.SetSslTargetNameOverride(options.server_name);
+  }
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < count; ++i) {
+    channels.push_back(
+        grpc::CreateCustomChannel(options.target, *credentials, args));
+  }
+  return channels;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
+    const ChannelOptions& options) {
+  auto channels = CreateChannels(options, 1);
+  if (!channels.ok()) return channels.status();
+  return channels->front();
+}
+
+}  // namespace compute::client

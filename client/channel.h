@@ -1,0 +1,61 @@
+// Channels to the compute service from a target string and TLS options.
+//
+// Targets are gRPC's own: `localhost:50051`, `dns:///host:port` (a headless
+// Kubernetes Service resolves to one address per pod), `ipv4:a:p,b:q`.
+// Load balancing is set through the channel's service config, round_robin
+// by default, so a target with several addresses spreads calls over all of
+// them instead of pinning one (pick_first, gRPC's default). The service
+// config is ours alone: resolver-provided configs (DNS TXT) are ignored.
+//
+// Retry (optional) is gRPC's own, per gRFC A6: RESOURCE_EXHAUSTED and
+// UNAVAILABLE are retried up to 5 attempts in all, with exponential backoff,
+// or after exactly the server's `grpc-retry-pushback-ms` when it sends one
+// (the compute server does on every refusal). The server answers these
+// codes for calls it refused or, while draining, stopped: never for a task
+// that completed, so a retry cannot return a result twice.
+//
+// Each channel made by CreateChannels has its own subchannel pool, hence its
+// own TCP connections: K channels are K connections per address (gRPC would
+// otherwise share one connection among channels with equal arguments).
+#ifndef COMPUTE_CLIENT_CHANNEL_H_
+#define COMPUTE_CLIENT_CHANNEL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/channel.h"
+
+namespace compute::client {
+
+struct ChannelOptions {
+  std::string target = "localhost:50051";
+  // TLS. ca: PEM roots to verify the server (empty: the system's roots);
+  // cert + key: a client certificate for mutual TLS. Any of them implies
+  // tls. server_name: the name to verify instead of the target's host.
+  bool tls = false;
+  std::string ca;
+  std::string cert;
+  std::string key;
+  std::string server_name;
+  std::string lb_policy = "round_robin";  // or pick_first
+  bool retry = false;
+  int max_message_bytes = 64 << 20;  // blur results reach 16 MiB
+};
+
+// The service config JSON that CreateChannels installs.
+std::string ServiceConfigJson(const ChannelOptions& options);
+
+// `count` independent channels (connections) to the target. Errors:
+// InvalidArgument for inconsistent options, NotFound/... for PEM files.
+// Channels connect lazily; a wrong address shows as UNAVAILABLE on the
+// first call.
+absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> CreateChannels(
+    const ChannelOptions& options, int count);
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
+    const ChannelOptions& options);
+
+}  // namespace compute::client
+
+#endif  // COMPUTE_CLIENT_CHANNEL_H_

@@ -1,0 +1,93 @@
+#include "client/commands_common.h"
+
+#include "absl/strings/str_cat.h"
+#include "client/format.h"
+#include "client/summary.h"
+#include "client/task.h"
+
+namespace compute::client {
+
+void AddCommonFlags(FlagSet& flags, CommonFlags* common) {
+  ChannelOptions& c = common->channel;
+  flags.Add("target", &c.target,
+            "server: host:port, dns:///host:port, ipv4:a:p,b:q");
+  flags.Add("deadline", &common->deadline,
+            "per-call deadline, e.g. 500ms, 30s (inf: none)");
+  flags.Add("tls", &c.tls, "use TLS (the system's roots unless --ca)");
+  flags.Add("ca", &c.ca, "PEM file of the CA that signed the server");
+  flags.Add("cert", &c.cert, "PEM client certificate (mutual TLS)");
+  flags.Add("key", &c.key, "PEM client private key (mutual TLS)");
+  flags.Add("server_name", &c.server_name,
+            "TLS: name to verify instead of the target's host");
+  flags.Add("lb", &c.lb_policy, "load balancing: round_robin or pick_first");
+  flags.Add("retry", &c.retry,
+            "retry RESOURCE_EXHAUSTED/UNAVAILABLE (gRPC retry policy, "
+            "honours the server's pushback)");
+  flags.Add("json", &common->json, "machine-readable output");
+}
+
+std::optional<int> ParseFlags(const std::string& command, FlagSet& flags,
+                              const std::vector<std::string>& args,
+                              std::vector<std::string>* positional,
+                              const Io& io) {
+  if (absl::Status s = flags.Parse(args, positional); !s.ok()) {
+    return Usage(command, std::string(s.message()), io);
+  }
+  if (flags.help()) {
+    io.out << flags.Usage();
+    return kExitOk;
+  }
+  return std::nullopt;
+}
+
+int Usage(const std::string& command, const std::string& message,
+          const Io& io) {
+  io.err << "compute-client " << command << ": " << message << "\n";
+  return kExitUsage;
+}
+
+int Fail(const std::string& command, const absl::Status& status, const Io& io) {
+  if (status.code() == absl::StatusCode::kInvalidArgument) {
+    return Usage(command, std::string(status.message()), io);
+  }
+  io.err << "compute-client " << command << ": " << status.message() << "\n";
+  return kExitFailure;
+}
+
+int CallFailed(const grpc::Status& status, const Io& io) {
+  io.err << StatusCodeName(status.error_code()) << ": "
+         << status.error_message() << "\n";
+  return kExitFailure;
+}
+
+void SetDeadline(grpc::ClientContext& context, absl::Duration deadline) {
+  if (deadline == absl::InfiniteDuration()) return;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoNanoseconds(deadline));
+}
+
+std::string CallText(const compute::v1::RunRequest& request,
+                     const compute::v1::RunResponse& response,
+                     absl::Duration round_trip) {
+  return absl::StrCat(
+      Describe(request), " = ", ResultText(response), "\n  queue ",
+      FormatMillis(FromProto(response.queue_time())), " ms, run ",
+      FormatMillis(FromProto(response.run_time())), " ms, round trip ",
+      FormatMillis(round_trip), " ms (worker ", response.worker(), ")");
+}
+
+google::protobuf::Struct CallJson(const compute::v1::RunRequest& request,
+                                  const compute::v1::RunResponse& response,
+                                  absl::Duration round_trip) {
+  google::protobuf::Struct s;
+  Put(s, "task", Describe(request));
+  Put(s, "result", ResultJson(response));
+  Put(s, "queue_ms",
+      absl::ToDoubleMilliseconds(FromProto(response.queue_time())));
+  Put(s, "run_ms", absl::ToDoubleMilliseconds(FromProto(response.run_time())));
+  Put(s, "round_trip_ms", absl::ToDoubleMilliseconds(round_trip));
+  Put(s, "worker", static_cast<double>(response.worker()));
+  return s;
+}
+
+}  // namespace compute::client

@@ -1,0 +1,58 @@
+// What the subcommands share: the common flags (target, TLS, deadline,
+// output format), flag parsing that ends in one line and exit 2, the way a
+// failed call is reported, and how one call's result is shown.
+#ifndef COMPUTE_CLIENT_COMMANDS_COMMON_H_
+#define COMPUTE_CLIENT_COMMANDS_COMMON_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "client/channel.h"
+#include "client/commands.h"
+#include "client/flags.h"
+#include "compute/v1/compute.pb.h"
+#include "google/protobuf/struct.pb.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/support/status.h"
+
+namespace compute::client {
+
+struct CommonFlags {
+  ChannelOptions channel;
+  absl::Duration deadline = absl::InfiniteDuration();  // per call
+  bool json = false;
+};
+
+void AddCommonFlags(FlagSet& flags, CommonFlags* common);
+
+// Parses `args`. Returns an exit status when the command should end now:
+// kExitOk after printing usage for --help, kExitUsage after printing the
+// error; nullopt to go on.
+std::optional<int> ParseFlags(const std::string& command, FlagSet& flags,
+                              const std::vector<std::string>& args,
+                              std::vector<std::string>* positional,
+                              const Io& io);
+
+// "compute-client <command>: <message>" on stderr; InvalidArgument is a
+// usage error (exit 2), anything else a failure (exit 1).
+int Fail(const std::string& command, const absl::Status& status, const Io& io);
+int Usage(const std::string& command, const std::string& message, const Io& io);
+// "<CODE>: <message>" on stderr; exit 1.
+int CallFailed(const grpc::Status& status, const Io& io);
+
+void SetDeadline(grpc::ClientContext& context, absl::Duration deadline);
+
+// One finished call, for `run` and `batch`.
+std::string CallText(const compute::v1::RunRequest& request,
+                     const compute::v1::RunResponse& response,
+                     absl::Duration round_trip);
+google::protobuf::Struct CallJson(const compute::v1::RunRequest& request,
+                                  const compute::v1::RunResponse& response,
+                                  absl::Duration round_trip);
+
+}  // namespace compute::client
+
+#endif  // COMPUTE_CLIENT_COMMANDS_COMMON_H_

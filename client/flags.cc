@@ -1,0 +1,99 @@
+#include "client/flags.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace compute::client {
+namespace {
+
+absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+}  // namespace
+
+FlagSet::Flag* FlagSet::Find(std::string_view name) {
+  for (Flag& flag : flags_) {
+    if (flag.name == name) return &flag;
+  }
+  return nullptr;
+}
+
+bool FlagSet::Given(std::string_view name) const {
+  for (const Flag& flag : flags_) {
+    if (flag.name == name) return flag.given;
+  }
+  return false;
+}
+
+absl::Status FlagSet::Set(Flag& flag, std::string_view value) {
+  std::string error;
+  if (!flag.parse(value, &error)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad value for --", flag.name, ": '", Sv(value), "': ", error));
+  }
+  flag.given = true;
+  return absl::OkStatus();
+}
+
+absl::Status FlagSet::Parse(const std::vector<std::string>& args,
+                            std::vector<std::string>* positional) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (arg == "--") {
+      positional->insert(positional->end(), args.begin() + i + 1, args.end());
+      break;
+    }
+    if (arg.size() < 2 || arg[0] != '-') {
+      positional->push_back(args[i]);
+      continue;
+    }
+    arg.remove_prefix(StartsWith(arg, "--") ? 2 : 1);
+    if (arg == "help" || arg == "h") {
+      help_ = true;
+      continue;
+    }
+    size_t eq = arg.find('=');
+    std::string_view name = arg.substr(0, eq);
+    Flag* flag = Find(name);
+    if (flag == nullptr && StartsWith(name, "no") && eq == arg.npos) {
+      Flag* negated = Find(name.substr(2));
+      if (negated != nullptr && negated->is_bool) {
+        if (absl::Status s = Set(*negated, "false"); !s.ok()) return s;
+        continue;
+      }
+    }
+    if (flag == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", Sv(name), " (see --help)"));
+    }
+    std::string_view value;
+    if (eq != arg.npos) {
+      value = arg.substr(eq + 1);
+    } else if (flag->is_bool) {
+      value = "true";
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("flag --", flag->name, " needs a value"));
+    }
+    if (absl::Status s = Set(*flag, value); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+std::string FlagSet::Usage() const {
+  std::string out = absl::StrCat("usage: ", synopsis_, "\n\nflags:\n");
+  for (const Flag& flag : flags_) {
+    absl::StrAppend(&out, "  --", flag.name, "  ", flag.help);
+    if (!flag.is_bool && !flag.default_text.empty()) {
+      absl::StrAppend(&out, " (default ", flag.default_text, ")");
+    }
+    absl::StrAppend(&out, "\n");
+  }
+  return out;
+}
+
+}  // namespace compute::client

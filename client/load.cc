@@ -1,0 +1,240 @@
+#include "client/load.h"
+
+#include <cmath>
+#include <thread>
+#include <utility>
+
+namespace compute::client {
+namespace {
+
+void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
+  int64_t seen = a.load(std::memory_order_relaxed);
+  while (v > seen &&
+         !a.compare_exchange_weak(seen, v, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+struct LoadGenerator::Call {
+  grpc::ClientContext context;
+  compute::v1::RunResponse response;
+  int64_t start_ns = 0;
+};
+
+uint64_t LoadResult::completed() const {
+  uint64_t n = 0;
+  for (uint64_t c : codes) n += c;
+  return n;
+}
+
+double LoadResult::refused_share() const {
+  uint64_t n = completed();
+  return n == 0 ? 0 : static_cast<double>(refused()) / static_cast<double>(n);
+}
+
+double LoadResult::throughput() const {
+  double s = absl::ToDoubleSeconds(elapsed);
+  return s <= 0 ? 0 : static_cast<double>(completed()) / s;
+}
+
+double LoadResult::offered_rate() const {
+  double s = absl::ToDoubleSeconds(send_window);
+  return sent < 2 || s <= 0 ? 0 : static_cast<double>(sent - 1) / s;
+}
+
+LoadGenerator::LoadGenerator(
+    std::vector<std::shared_ptr<grpc::Channel>> channels, LoadOptions options)
+    : options_(std::move(options)), channels_(std::move(channels)) {
+  for (const auto& channel : channels_) {
+    stubs_.push_back(compute::v1::Compute::NewStub(channel));
+  }
+}
+
+// Run() returns only once every call has completed, so no callback can
+// still reach this object.
+LoadGenerator::~LoadGenerator() = default;
+
+absl::Status LoadGenerator::Validate() const {
+  const LoadOptions& o = options_;
+  if (stubs_.empty()) return absl::InvalidArgumentError("no channels");
+  if (!(o.rate >= 0) || !std::isfinite(o.rate) || o.rate > 1e6) {
+    return absl::InvalidArgumentError("--rate must be between 0 and 1000000");
+  }
+  if (o.rate == 0 && (o.concurrency < 1 || o.concurrency > 1000000)) {
+    return absl::InvalidArgumentError(
+        "--concurrency must be between 1 and 1000000");
+  }
+  if (o.duration <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--time must be > 0");
+  }
+  if (o.requests == 0 && o.duration == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError("give --time or --requests");
+  }
+  if (o.deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--deadline must be > 0");
+  }
+  if (o.progress_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("progress interval must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+int64_t LoadGenerator::NowNs() const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             SteadyClock::now() - start_)
+      .count();
+}
+
+bool LoadGenerator::Claim() {
+  if (stop_.load(std::memory_order_acquire)) return false;
+  if (NowNs() >= end_ns_) return false;
+  return options_.requests == 0 ||
+         claimed_.fetch_add(1, std::memory_order_relaxed) < options_.requests;
+}
+
+void LoadGenerator::StartCall() {
+  auto* call = new Call;
+  if (options_.deadline != absl::InfiniteDuration()) {
+    call->context.set_deadline(std::chrono::system_clock::now() +
+                               absl::ToChronoNanoseconds(options_.deadline));
+  }
+  {
+    MutexLock lock(&mu_);
+    ++in_flight_;
+  }
+  call->start_ns = NowNs();
+  AtomicMax(last_start_ns_, call->start_ns);
+  sent_.fetch_add(1, std::memory_order_relaxed);
+  size_t channel =
+      next_channel_.fetch_add(1, std::memory_order_relaxed) % stubs_.size();
+  stubs_[channel]->async()->Run(
+      &call->context, &options_.request, &call->response,
+      [this, call](grpc::Status status) { OnDone(call, status); });
+}
+
+void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
+  int64_t now = NowNs();
+  int code = status.error_code();
+  if (code < 0 || code >= kNumStatusCodes) code = grpc::StatusCode::UNKNOWN;
+  if (code == grpc::StatusCode::OK) ok_latency_.Record(now - call->start_ns);
+  codes_[code].fetch_add(1, std::memory_order_relaxed);
+  AtomicMax(last_done_ns_, now);
+  delete call;
+  // Closed loop: this lane goes on with a new call before it counts itself
+  // out, so in_flight_ reaches 0 only when every lane has stopped.
+  if (options_.rate == 0 && Claim()) StartCall();
+  MutexLock lock(&mu_);
+  if (--in_flight_ == 0 && sending_done_) cv_.SignalAll();
+}
+
+bool LoadGenerator::SleepUntil(int64_t due_ns) {
+  MutexLock lock(&mu_);
+  while (!stop_.load(std::memory_order_acquire) && NowNs() < due_ns) {
+    cv_.WaitWithTimeout(&mu_, absl::Nanoseconds(due_ns - NowNs()));
+  }
+  return !stop_.load(std::memory_order_acquire);
+}
+
+void LoadGenerator::Pace() {
+  const double period_ns = 1e9 / options_.rate;
+  for (uint64_t i = 0;; ++i) {
+    if (options_.requests > 0 && i >= options_.requests) return;
+    int64_t due = std::llround(static_cast<double>(i) * period_ns);
+    if (due >= end_ns_) return;
+    // Behind schedule (a late wake-up), SleepUntil returns at once until the
+    // loop has caught up, so the rate over the run is the rate asked for.
+    if (!SleepUntil(due)) return;
+    StartCall();
+  }
+}
+
+uint64_t LoadGenerator::Completed() const {
+  uint64_t n = 0;
+  for (const auto& c : codes_) n += c.load(std::memory_order_relaxed);
+  return n;
+}
+
+LoadProgress LoadGenerator::Progress(const Histogram& ok_now,
+                                     const Histogram& ok_before,
+                                     uint64_t completed_before,
+                                     absl::Duration interval) {
+  LoadProgress p;
+  p.elapsed = absl::Nanoseconds(NowNs());
+  p.sent = sent_.load(std::memory_order_relaxed);
+  p.completed = Completed();
+  p.ok = codes_[grpc::StatusCode::OK].load(std::memory_order_relaxed);
+  p.refused = codes_[grpc::StatusCode::RESOURCE_EXHAUSTED].load(
+      std::memory_order_relaxed);
+  p.rate = static_cast<double>(p.completed - completed_before) /
+           absl::ToDoubleSeconds(interval);
+  p.p99_ns = ok_now.Since(ok_before).Percentile(0.99);
+  return p;
+}
+
+void LoadGenerator::Report() {
+  const int64_t interval_ns =
+      absl::ToInt64Nanoseconds(options_.progress_interval);
+  Histogram before = ok_latency_.Snapshot();
+  uint64_t completed_before = 0;
+  int64_t last = 0;
+  for (int64_t next = interval_ns;; next += interval_ns) {
+    {
+      MutexLock lock(&mu_);
+      while (!finished_ && NowNs() < next) {
+        cv_.WaitWithTimeout(&mu_, absl::Nanoseconds(next - NowNs()));
+      }
+      if (finished_) return;
+    }
+    int64_t now = NowNs();
+    Histogram ok_now = ok_latency_.Snapshot();
+    LoadProgress p = Progress(ok_now, before, completed_before,
+                              absl::Nanoseconds(now - last));
+    options_.on_progress(p);
+    before = std::move(ok_now);
+    completed_before = p.completed;
+    last = now;
+  }
+}
+
+void LoadGenerator::Stop() {
+  stop_.store(true, std::memory_order_release);
+  MutexLock lock(&mu_);
+  cv_.SignalAll();
+}
+
+absl::StatusOr<LoadResult> LoadGenerator::Run() {
+  if (absl::Status s = Validate(); !s.ok()) return s;
+  start_ = SteadyClock::now();
+  if (options_.duration != absl::InfiniteDuration()) {
+    end_ns_ = absl::ToInt64Nanoseconds(options_.duration);
+  }
+  std::thread reporter;
+  if (options_.on_progress) reporter = std::thread([this] { Report(); });
+
+  if (options_.rate > 0) {
+    Pace();
+  } else {
+    for (int i = 0; i < options_.concurrency && Claim(); ++i) StartCall();
+  }
+  {
+    MutexLock lock(&mu_);
+    sending_done_ = true;
+    while (in_flight_ > 0) cv_.Wait(&mu_);
+    finished_ = true;
+    cv_.SignalAll();
+  }
+  if (reporter.joinable()) reporter.join();
+
+  LoadResult result;
+  result.sent = sent_.load(std::memory_order_relaxed);
+  for (int i = 0; i < kNumStatusCodes; ++i) {
+    result.codes[i] = codes_[i].load(std::memory_order_relaxed);
+  }
+  result.ok_latency = ok_latency_.Snapshot();
+  result.elapsed = absl::Nanoseconds(last_done_ns_.load());
+  result.send_window = absl::Nanoseconds(last_start_ns_.load());
+  return result;
+}
+
+}  // namespace compute::client

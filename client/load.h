@@ -1,0 +1,146 @@
+// LoadGenerator: the engine of `compute-client bench`, usable from tests and
+// benchmarks.
+//
+// It drives compute.v1.Compute/Run on gRPC's callback API: a call is a small
+// heap object whose completion callback records it and, in a closed loop,
+// starts the next one. No thread waits for a call, so thousands can be in
+// flight from one process on two cores.
+//
+//   Closed loop (rate == 0): `concurrency` calls are kept in flight; each
+//   completion starts the next. Measures what the server sustains.
+//   Open loop (rate > 0): one pacing thread starts calls at `rate` per
+//   second, on schedule, whatever the latency (a late pacer catches up in a
+//   burst rather than lowering the rate). This is the load overload tests
+//   need: a slow server does not slow the client down.
+//
+// It stops starting calls after `duration` or `requests` calls, whichever
+// comes first (or on Stop()), and waits for the calls in flight; give calls a
+// deadline so that this wait is bounded. Calls go round the channels in turn.
+// Latency is measured from the start of a call to its completion callback,
+// on a monotonic clock; only OK calls enter the latency histogram, every call
+// enters the count of its status code.
+//
+// Thread-safety: Run() once, from one thread; Stop() from any thread.
+#ifndef COMPUTE_CLIENT_LOAD_H_
+#define COMPUTE_CLIENT_LOAD_H_
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/histogram.h"
+#include "compute/v1/compute.grpc.pb.h"
+#include "grpcpp/channel.h"
+#include "server/pool/sync.h"
+
+namespace compute::client {
+
+// grpc::StatusCode values are 0..16.
+inline constexpr int kNumStatusCodes = 17;
+
+// Once a second while running (if asked), from a reporter thread.
+struct LoadProgress {
+  absl::Duration elapsed;
+  uint64_t sent = 0;
+  uint64_t completed = 0;
+  uint64_t ok = 0;
+  uint64_t refused = 0;  // RESOURCE_EXHAUSTED
+  double rate = 0;       // completions per second since the last report
+  int64_t p99_ns = 0;    // p99 of the OK calls since the last report
+};
+
+struct LoadOptions {
+  compute::v1::RunRequest request;
+  int concurrency = 10;  // closed loop: calls kept in flight
+  double rate = 0;       // > 0: open loop, calls started per second
+  absl::Duration duration = absl::InfiniteDuration();
+  uint64_t requests = 0;  // 0: no limit (then duration must be finite)
+  absl::Duration deadline = absl::InfiniteDuration();  // per call
+  std::function<void(const LoadProgress&)> on_progress;
+  absl::Duration progress_interval = absl::Seconds(1);
+};
+
+struct LoadResult {
+  uint64_t sent = 0;
+  std::array<uint64_t, kNumStatusCodes> codes{};  // index: grpc::StatusCode
+  Histogram ok_latency;                           // nanoseconds
+  absl::Duration elapsed;      // first call started -> last call finished
+  absl::Duration send_window;  // first call started -> last call started
+
+  uint64_t count(grpc::StatusCode code) const { return codes[code]; }
+  uint64_t completed() const;
+  uint64_t ok() const { return count(grpc::StatusCode::OK); }
+  uint64_t refused() const {
+    return count(grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  double refused_share() const;  // refused / completed
+  double throughput() const;     // completed calls per second of `elapsed`
+  // Calls started per second over the send window: the rate actually
+  // offered (open loop: compare with the rate asked for).
+  double offered_rate() const;
+};
+
+class LoadGenerator {
+ public:
+  LoadGenerator(std::vector<std::shared_ptr<grpc::Channel>> channels,
+                LoadOptions options);
+  ~LoadGenerator();
+  LoadGenerator(const LoadGenerator&) = delete;
+  LoadGenerator& operator=(const LoadGenerator&) = delete;
+
+  // Runs the load to its end and returns what happened. InvalidArgument
+  // for bad options (nothing is sent). Call once.
+  absl::StatusOr<LoadResult> Run();
+
+  // Stops starting calls; Run() returns once those in flight finish.
+  void Stop();
+
+ private:
+  using SteadyClock = std::chrono::steady_clock;
+  struct Call;
+
+  absl::Status Validate() const;
+  int64_t NowNs() const;
+  // Claims the right to start one more call (requests, duration, Stop).
+  bool Claim();
+  void StartCall();
+  void OnDone(Call* call, const grpc::Status& status);
+  // Waits (interruptibly) until NowNs() >= due_ns; false once stopped.
+  bool SleepUntil(int64_t due_ns);
+  void Pace();
+  void Report();
+  LoadProgress Progress(const Histogram& ok_now, const Histogram& ok_before,
+                        uint64_t completed_before, absl::Duration interval);
+  uint64_t Completed() const;
+
+  const LoadOptions options_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;
+  std::vector<std::unique_ptr<compute::v1::Compute::Stub>> stubs_;
+  SteadyClock::time_point start_;
+  int64_t end_ns_ = INT64_MAX;  // stop starting calls at this offset
+
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> claimed_{0};
+  std::atomic<uint64_t> sent_{0};
+  std::atomic<uint64_t> next_channel_{0};
+  std::atomic<int64_t> last_start_ns_{0};
+  std::atomic<int64_t> last_done_ns_{0};
+  std::array<std::atomic<uint64_t>, kNumStatusCodes> codes_{};
+  ConcurrentHistogram ok_latency_;
+
+  Mutex mu_;
+  CondVar cv_;  // signalled on Stop, on the last completion, and on finish
+  uint64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  bool sending_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace compute::client
+
+#endif  // COMPUTE_CLIENT_LOAD_H_

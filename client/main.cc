@@ -1,0 +1,16 @@
+// compute-client: see client/commands.h and `compute-client --help`.
+#include <unistd.h>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "client/commands.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  compute::client::Io io{std::cout, std::cerr, isatty(STDOUT_FILENO) == 1};
+  int status = compute::client::Main(args, io);
+  std::cout.flush();
+  return status;
+}

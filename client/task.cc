@@ -1,0 +1,189 @@
+#include "client/task.h"
+
+#include "absl/flags/marshalling.h"
+#include "absl/strings/str_cat.h"
+#include "client/file.h"
+#include "client/format.h"
+#include "client/pgm.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace compute::client {
+namespace {
+
+using ::compute::v1::RunRequest;
+using ::compute::v1::RunResponse;
+using ::google::protobuf::util::TimeUtil;
+
+absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
+
+absl::Status UnknownTask(std::string_view task) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown task '", Sv(task), "' (one of: ", kTaskNames, ")"));
+}
+
+// The maxval of blur's input, so the output image keeps it.
+uint32_t InputMaxval(const TaskFlags& flags) {
+  absl::StatusOr<GrayImage> in = ReadPgm(flags.in);
+  return in.ok() ? in->maxval : 255;
+}
+
+}  // namespace
+
+void AddTaskFlags(FlagSet& flags, TaskFlags* task) {
+  flags.Add("n", &task->n, "fib: which Fibonacci number");
+  flags.Add("duration", &task->duration, "spin: how long to burn a CPU");
+  flags.Add("file", &task->file, "sha256: file to hash");
+  flags.Add("data", &task->data, "sha256: text to hash (instead of --file)");
+  flags.Add("rounds", &task->rounds, "sha256: hash rounds");
+  flags.Add("limit", &task->limit, "primes: count primes up to this");
+  flags.Add("in", &task->in, "blur: input image, binary PGM (P5)");
+  flags.Add("out", &task->out, "blur: where to write the blurred PGM");
+  flags.Add("radius", &task->radius, "blur: box radius in pixels");
+}
+
+absl::StatusOr<RunRequest> BuildRequest(std::string_view task,
+                                        const TaskFlags& flags) {
+  RunRequest request;
+  if (task == "fib") {
+    request.mutable_fib()->set_n(flags.n);
+  } else if (task == "spin") {
+    *request.mutable_spin()->mutable_duration() =
+        TimeUtil::NanosecondsToDuration(
+            absl::ToInt64Nanoseconds(flags.duration));
+  } else if (task == "sha256") {
+    if (!flags.file.empty() && !flags.data.empty()) {
+      return absl::InvalidArgumentError(
+          "sha256 takes --file or --data, not both");
+    }
+    auto* sha = request.mutable_sha256();
+    if (!flags.file.empty()) {
+      absl::StatusOr<std::string> data = ReadFile(flags.file);
+      if (!data.ok()) return data.status();
+      sha->set_data(*std::move(data));
+    } else {
+      sha->set_data(flags.data);
+    }
+    sha->set_rounds(flags.rounds);
+  } else if (task == "primes") {
+    request.mutable_primes()->set_limit(flags.limit);
+  } else if (task == "blur") {
+    if (flags.in.empty()) {
+      return absl::InvalidArgumentError("blur needs --in image.pgm");
+    }
+    absl::StatusOr<GrayImage> image = ReadPgm(flags.in);
+    if (!image.ok()) return image.status();
+    auto* blur = request.mutable_blur();
+    blur->set_width(image->width);
+    blur->set_height(image->height);
+    blur->set_pixels(std::move(image->pixels));
+    blur->set_radius(flags.radius);
+  } else {
+    return UnknownTask(task);
+  }
+  return request;
+}
+
+absl::Status SetMainArgument(std::string_view task, std::string_view value,
+                             TaskFlags* flags) {
+  std::string error;
+  bool ok = true;
+  absl::string_view text = Sv(value);
+  if (task == "fib") {
+    ok = absl::ParseFlag<uint32_t>(text, &flags->n, &error);
+  } else if (task == "spin") {
+    ok = absl::ParseFlag<absl::Duration>(text, &flags->duration, &error);
+  } else if (task == "primes") {
+    ok = absl::ParseFlag<uint64_t>(text, &flags->limit, &error);
+  } else if (task == "sha256") {
+    flags->data = std::string(value);
+  } else if (task == "blur") {
+    return absl::InvalidArgumentError("batch does not take blur");
+  } else {
+    return UnknownTask(task);
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad ", Sv(task), " argument '", text, "'",
+                     error.empty() ? "" : ": ", error));
+  }
+  return absl::OkStatus();
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+std::string Describe(const RunRequest& request) {
+  switch (request.task_case()) {
+    case RunRequest::kFib:
+      return absl::StrCat("fib(n=", request.fib().n(), ")");
+    case RunRequest::kSpin:
+      return absl::StrCat(
+          "spin(duration=", HumanDuration(FromProto(request.spin().duration())),
+          ")");
+    case RunRequest::kSha256:
+      return absl::StrCat("sha256(", request.sha256().data().size(),
+                          " bytes, rounds=", request.sha256().rounds(), ")");
+    case RunRequest::kPrimes:
+      return absl::StrCat("primes(limit=", request.primes().limit(), ")");
+    case RunRequest::kBlur:
+      return absl::StrCat("blur(", request.blur().width(), "x",
+                          request.blur().height(),
+                          ", radius=", request.blur().radius(), ")");
+    case RunRequest::TASK_NOT_SET:
+      break;
+  }
+  return "(no task)";
+}
+
+std::string ResultText(const RunResponse& response) {
+  switch (response.result_case()) {
+    case RunResponse::kFib:
+      return absl::StrCat(response.fib().value());
+    case RunResponse::kSpin:
+      return absl::StrCat("spun ",
+                          HumanDuration(FromProto(response.spin().spun())));
+    case RunResponse::kSha256:
+      return response.sha256().hex();
+    case RunResponse::kPrimes:
+      return absl::StrCat(response.primes().count(), " primes");
+    case RunResponse::kBlur:
+      return absl::StrCat(response.blur().width(), "x",
+                          response.blur().height(), " image");
+    case RunResponse::RESULT_NOT_SET:
+      break;
+  }
+  return "(no result)";
+}
+
+google::protobuf::Value ResultJson(const RunResponse& response) {
+  RunResponse result;
+  result.CopyFrom(response);
+  result.clear_queue_time();
+  result.clear_run_time();
+  result.clear_worker();
+  if (result.has_blur()) result.mutable_blur()->clear_pixels();
+  google::protobuf::Value value;
+  // {"fib":{"value":"55"}} -> the inner object.
+  google::protobuf::Struct whole;
+  if (google::protobuf::util::JsonStringToMessage(ToJson(result), &whole)
+          .ok() &&
+      whole.fields_size() == 1) {
+    value = whole.fields().begin()->second;
+  }
+  return value;
+}
+
+absl::Status SaveResult(const TaskFlags& flags, const RunRequest& request,
+                        const RunResponse& response) {
+  if (!request.has_blur() || flags.out.empty()) return absl::OkStatus();
+  GrayImage image;
+  image.width = response.blur().width();
+  image.height = response.blur().height();
+  image.maxval = InputMaxval(flags);
+  image.pixels = response.blur().pixels();
+  return WritePgm(flags.out, image);
+}
+
+}  // namespace compute::client

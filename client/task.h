@@ -1,0 +1,67 @@
+// The task kinds from the client's side: their command-line flags, the
+// RunRequest they make, and how their results are shown.
+//
+// Flags are shared by `run`, `batch` and `bench` (`run fib --n 40`,
+// `bench --task spin --duration 5ms`). The client checks only what it must
+// to build a request (files readable, a PGM image well-formed); the limits
+// of each field are the server's to enforce, so the two cannot disagree.
+#ifndef COMPUTE_CLIENT_TASK_H_
+#define COMPUTE_CLIENT_TASK_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/flags.h"
+#include "compute/v1/compute.pb.h"
+#include "google/protobuf/struct.pb.h"
+
+namespace compute::client {
+
+inline constexpr const char* kTaskNames = "fib, spin, sha256, primes, blur";
+
+struct TaskFlags {
+  uint32_t n = 30;                                   // fib
+  absl::Duration duration = absl::Milliseconds(10);  // spin
+  std::string file;                                  // sha256: input file
+  std::string data;                                  // sha256: input text
+  uint32_t rounds = 1;                               // sha256
+  uint64_t limit = 1000000;                          // primes
+  std::string in;                                    // blur: input PGM
+  std::string out;                                   // blur: output PGM
+  uint32_t radius = 1;                               // blur
+};
+
+void AddTaskFlags(FlagSet& flags, TaskFlags* task);
+
+// InvalidArgument for an unknown task or missing/conflicting flags; the
+// file's own error when an input cannot be read.
+absl::StatusOr<compute::v1::RunRequest> BuildRequest(std::string_view task,
+                                                     const TaskFlags& flags);
+
+// For `batch fib 40 41`: sets the task's main parameter from one argument
+// (fib: n, spin: duration, primes: limit, sha256: data).
+absl::Status SetMainArgument(std::string_view task, std::string_view value,
+                             TaskFlags* flags);
+
+// "fib(n=40)", "spin(duration=50ms)", "blur(640x480, radius=3)", ...
+std::string Describe(const compute::v1::RunRequest& request);
+// "102334155", "78498 primes", the hex digest, ... (no image pixels).
+std::string ResultText(const compute::v1::RunResponse& response);
+// The result message as JSON (proto field names), without image pixels.
+google::protobuf::Value ResultJson(const compute::v1::RunResponse& response);
+
+// blur with --out: writes the result image (same maxval as the input).
+// Other tasks: nothing to save.
+absl::Status SaveResult(const TaskFlags& flags,
+                        const compute::v1::RunRequest& request,
+                        const compute::v1::RunResponse& response);
+
+absl::Duration FromProto(const google::protobuf::Duration& d);
+
+}  // namespace compute::client
+
+#endif  // COMPUTE_CLIENT_TASK_H_

@@ -1,0 +1,63 @@
+// Helpers for the client tests: run a compute-client command in-process
+// and capture what it prints; read its JSON output.
+#ifndef COMPUTE_TESTS_CLIENT_CLIENT_TEST_UTIL_H_
+#define COMPUTE_TESTS_CLIENT_CLIENT_TEST_UTIL_H_
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/commands.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "server/service/server.h"
+
+namespace compute::testing {
+
+struct CommandResult {
+  int rc = -1;
+  std::string out;
+  std::string err;
+};
+
+inline CommandResult RunClient(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  client::Io io{out, err, /*out_is_terminal=*/false};
+  CommandResult r;
+  r.rc = client::Main(args, io);
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
+
+inline std::string Target(const service::ComputeServer& server) {
+  return absl::StrCat("127.0.0.1:", server.port());
+}
+
+inline google::protobuf::Struct ParseJson(const std::string& text) {
+  google::protobuf::Struct s;
+  auto status = google::protobuf::util::JsonStringToMessage(text, &s);
+  EXPECT_TRUE(status.ok()) << status << "\n" << text;
+  return s;
+}
+
+inline double Number(const google::protobuf::Struct& s,
+                     const std::string& key) {
+  auto it = s.fields().find(key);
+  EXPECT_NE(it, s.fields().end()) << key;
+  return it == s.fields().end() ? -1 : it->second.number_value();
+}
+
+inline const google::protobuf::Struct& Object(const google::protobuf::Struct& s,
+                                              const std::string& key) {
+  static const google::protobuf::Struct empty;
+  auto it = s.fields().find(key);
+  EXPECT_NE(it, s.fields().end()) << key;
+  return it == s.fields().end() ? empty : it->second.struct_value();
+}
+
+}  // namespace compute::testing
+
+#endif  // COMPUTE_TESTS_CLIENT_CLIENT_TEST_UTIL_H_

@@ -1,0 +1,251 @@
+// compute-client's run, batch and health commands against an in-process
+// server, called in-process through client::Main; and the built binary's
+// exit codes.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "client/file.h"
+#include "client/pgm.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/client/client_test_util.h"
+#include "tests/integration/test_server.h"
+
+namespace compute::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class CommandsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = StartServer(LocalConfig(4, 16));
+    ASSERT_NE(server_, nullptr);
+    target_ = Target(*server_);
+  }
+  CommandResult Run(std::vector<std::string> args) {
+    args.push_back("--target");
+    args.push_back(target_);
+    return RunClient(args);
+  }
+  std::string TempPath(const std::string& name) {
+    return (std::filesystem::path(::testing::TempDir()) / name).string();
+  }
+
+  std::unique_ptr<service::ComputeServer> server_;
+  std::string target_;
+};
+
+TEST_F(CommandsTest, RunFibPrintsTheResultAndWhereTheTimeWent) {
+  CommandResult r = Run({"run", "fib", "--n", "20"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("fib(n=20) = 6765\n"));
+  EXPECT_THAT(r.out, HasSubstr("queue "));
+  EXPECT_THAT(r.out, HasSubstr(" ms, run "));
+  EXPECT_THAT(r.out, HasSubstr(" ms, round trip "));
+  EXPECT_THAT(r.out, HasSubstr("(worker "));
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(CommandsTest, RunJsonIsMachineReadable) {
+  CommandResult r = Run({"run", "fib", "--n", "20", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  google::protobuf::Struct json = ParseJson(r.out);
+  EXPECT_EQ(json.fields().at("task").string_value(), "fib(n=20)");
+  EXPECT_EQ(Object(json, "result").fields().at("value").string_value(), "6765");
+  EXPECT_GE(Number(json, "round_trip_ms"), Number(json, "run_ms"));
+  EXPECT_GE(Number(json, "queue_ms"), 0);
+  EXPECT_LT(Number(json, "worker"), 4);
+}
+
+TEST_F(CommandsTest, RunSpin) {
+  CommandResult r = Run({"run", "spin", "--duration", "5ms"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("spin(duration=5.00ms) = spun "));
+}
+
+TEST_F(CommandsTest, RunSha256OfDataAndOfAFile) {
+  const std::string abc =
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  CommandResult r = Run({"run", "sha256", "--data", "abc"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')),
+            "sha256(3 bytes, rounds=1) = " + abc);
+
+  std::string file = TempPath("abc.txt");
+  ASSERT_TRUE(client::WriteFile(file, "abc").ok());
+  r = Run({"run", "sha256", "--file", file, "--rounds", "1"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(abc));
+}
+
+TEST_F(CommandsTest, RunPrimes) {
+  CommandResult r = Run({"run", "primes", "--limit", "1000000"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("primes(limit=1000000) = 78498 primes\n"));
+}
+
+TEST_F(CommandsTest, RunBlurReadsAndWritesBinaryPgm) {
+  client::GrayImage in;
+  in.width = 3;
+  in.height = 1;
+  in.pixels = std::string("\x00\x90\x00", 3);
+  std::string in_path = TempPath("in.pgm");
+  std::string out_path = TempPath("blurred.pgm");
+  ASSERT_TRUE(client::WritePgm(in_path, in).ok());
+  CommandResult r =
+      Run({"run", "blur", "--in", in_path, "--radius", "1", "--out", out_path});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("blur(3x1, radius=1) = 3x1 image\n"));
+  EXPECT_THAT(r.out, HasSubstr("wrote " + out_path));
+  auto out = client::ReadPgm(out_path);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->width, 3u);
+  EXPECT_EQ(out->height, 1u);
+  EXPECT_EQ(out->pixels, std::string("\x30\x30\x30", 3));
+}
+
+TEST_F(CommandsTest, NonOkStatusIsCodeAndMessageOnStderrAndExit1) {
+  CommandResult r = Run({"run", "fib", "--n", "51"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, StartsWith("INVALID_ARGUMENT: "));
+  EXPECT_THAT(r.err, HasSubstr("fib.n"));
+}
+
+TEST_F(CommandsTest, UsageErrorsAreOneLineAndExit2) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"run", "fib", "--bogus", "1"},
+                                             {"run", "fib", "--n", "many"},
+                                             {"run", "nosuchtask"},
+                                             {"run"},
+                                             {"run", "blur"},
+                                             {"batch", "fib"},
+                                             {"bench", "--rate", "-5"},
+                                             {"bench", "--connections", "0"},
+                                             {"health", "extra"},
+                                             {"frobnicate"}}) {
+    CommandResult r = RunClient(args);
+    EXPECT_EQ(r.rc, 2) << args[0] << " " << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
+TEST_F(CommandsTest, MissingInputFileIsAFailure) {
+  CommandResult r =
+      Run({"run", "sha256", "--file", TempPath("does-not-exist")});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("does-not-exist"));
+}
+
+TEST_F(CommandsTest, HelpGoesToStdoutAndExits0) {
+  CommandResult r = RunClient({"bench", "--help"});
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_THAT(r.out, HasSubstr("--concurrency"));
+  EXPECT_THAT(r.out, HasSubstr("--target"));
+  EXPECT_EQ(RunClient({"--help"}).rc, 0);
+}
+
+TEST_F(CommandsTest, BatchPrintsInInputOrder) {
+  // With four workers these finish in the order 1ms, 20ms, 100ms, 200ms;
+  // the output must still follow the command line.
+  CommandResult r = Run({"batch", "spin", "200ms", "1ms", "100ms", "20ms"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  size_t a = r.out.find("spin(duration=200ms)");
+  size_t b = r.out.find("spin(duration=1.00ms)");
+  size_t c = r.out.find("spin(duration=100ms)");
+  size_t d = r.out.find("spin(duration=20.0ms)");
+  size_t wall = r.out.find("wall time ");
+  ASSERT_NE(a, std::string::npos) << r.out;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+  EXPECT_LT(c, d);
+  EXPECT_LT(d, wall);
+  EXPECT_THAT(r.out, HasSubstr("for 4 calls"));
+}
+
+TEST_F(CommandsTest, BatchOfTheSeed) {
+  CommandResult r =
+      Run({"batch", "fib", "20", "21", "22", "18", "19", "23", "17", "24"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const char* expected[] = {"fib(n=20) = 6765",  "fib(n=21) = 10946",
+                            "fib(n=22) = 17711", "fib(n=18) = 2584",
+                            "fib(n=19) = 4181",  "fib(n=23) = 28657",
+                            "fib(n=17) = 1597",  "fib(n=24) = 46368"};
+  size_t at = 0;
+  for (const char* line : expected) {
+    size_t found = r.out.find(line, at);
+    ASSERT_NE(found, std::string::npos) << line << "\n" << r.out;
+    at = found;
+  }
+  EXPECT_EQ(server_->pool().Stats().accepted, 8u);
+}
+
+TEST_F(CommandsTest, BatchJsonAndAFailedCall) {
+  CommandResult r = Run({"batch", "fib", "10", "99", "--json"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("1 of 2 calls failed"));
+  google::protobuf::Struct json = ParseJson(r.out);
+  const auto& results = json.fields().at("results").list_value();
+  ASSERT_EQ(results.values_size(), 2);
+  EXPECT_EQ(results.values(0).struct_value().fields().at("task").string_value(),
+            "fib(n=10)");
+  EXPECT_EQ(results.values(1).struct_value().fields().at("code").string_value(),
+            "INVALID_ARGUMENT");
+  EXPECT_EQ(Number(json, "failed"), 1);
+}
+
+TEST_F(CommandsTest, HealthServing) {
+  CommandResult r = Run({"health"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "SERVING\n");
+  r = Run({"health", "--service", "compute.v1.Compute", "--json"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(ParseJson(r.out).fields().at("status").string_value(), "SERVING");
+}
+
+TEST_F(CommandsTest, HealthOfAnUnknownServiceOrNoServerIsExit1) {
+  CommandResult r = Run({"health", "--service", "no.such.Service"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, StartsWith("NOT_FOUND: "));
+  server_.reset();  // the port is closed now
+  r = Run({"health", "--deadline", "5s"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, StartsWith("UNAVAILABLE: "));
+}
+
+// The built binary: what the container's HEALTHCHECK and scripts see.
+int RunBinary(const std::string& args, std::string* output) {
+  std::string command =
+      std::string(COMPUTE_CLIENT_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) output->append(buf, n);
+  int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST_F(CommandsTest, BinaryExitCodes) {
+  std::string out;
+  EXPECT_EQ(RunBinary("health --target " + target_, &out), 0) << out;
+  EXPECT_EQ(out, "SERVING\n");
+  out.clear();
+  EXPECT_EQ(RunBinary("run fib --n 10 --target " + target_, &out), 0) << out;
+  EXPECT_THAT(out, StartsWith("fib(n=10) = 55\n"));
+  out.clear();
+  EXPECT_EQ(RunBinary("bench --bogus", &out), 2);
+  EXPECT_EQ(out, "compute-client bench: unknown flag --bogus (see --help)\n");
+  out.clear();
+  EXPECT_EQ(RunBinary("run fib --n 51 --target " + target_, &out), 1);
+  EXPECT_THAT(out, StartsWith("INVALID_ARGUMENT: "));
+}
+
+}  // namespace
+}  // namespace compute::testing

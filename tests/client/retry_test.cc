@@ -1,0 +1,162 @@
+// --retry: gRPC's retry policy against a server whose queue is full.
+//
+// What we can observe: the server offers no hook for request metadata, so
+// `grpc-previous-rpc-attempts` itself is out of sight. Instead a
+// CallObserver (the server's metrics hook) timestamps every refusal on the
+// server's side. One client call then shows up as several refusals, and the
+// gap between two of them is at least the pushback the server asked for:
+// the client waits exactly that long after receiving the refusal (gRPC adds
+// no jitter to a server pushback), and the refusal was sent before it was
+// received. gRPC's timers run on a millisecond clock cached per execution
+// context, so a wait may end up to a millisecond or so early: the bound
+// allows kTimerSlack. Without the pushback the first retry would come after
+// a random 0..50 ms (initialBackoff), far below the bound. Only lower
+// bounds are asserted, so a slow machine cannot make the test fail; the
+// attempt count is exact (maxAttempts 5, no retry throttling).
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/pool/sync.h"
+#include "tests/client/client_test_util.h"
+#include "tests/integration/test_server.h"
+
+namespace compute::testing {
+namespace {
+
+using ::testing::StartsWith;
+using Clock = std::chrono::steady_clock;
+constexpr auto kTimerSlack = std::chrono::milliseconds(10);
+
+class RefusalLog final : public service::CallObserver {
+ public:
+  void OnCallStarted(std::string_view) override {}
+  void OnCallHandled(std::string_view, grpc::StatusCode,
+                     absl::Duration) override {}
+  void OnRejected(service::RejectReason reason) override {
+    std::function<void()> hook;
+    {
+      MutexLock lock(&mu_);
+      if (reason == service::RejectReason::kQueueFull) {
+        times_.push_back(Clock::now());
+      }
+      hook = on_reject_;
+    }
+    if (hook) hook();
+  }
+  std::vector<Clock::time_point> times() {
+    MutexLock lock(&mu_);
+    return times_;
+  }
+  void OnReject(std::function<void()> hook) {
+    MutexLock lock(&mu_);
+    on_reject_ = std::move(hook);
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<Clock::time_point> times_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> on_reject_ ABSL_GUARDED_BY(mu_);
+};
+
+class RetryTest : public ::testing::Test {
+ protected:
+  // One worker, no queue: a second task is refused while the first runs.
+  // A 150 ms task teaches the server's estimator that a slot frees up in
+  // 150 ms, which becomes its pushback; then a long task takes the worker.
+  void SetUp() override {
+    service::ServerConfig config = LocalConfig(1, 0);
+    config.observer = &log_;
+    server_ = StartServer(config);
+    ASSERT_NE(server_, nullptr);
+    channel_ = Connect(server_->port());
+    stub_ = compute::v1::Compute::NewStub(channel_);
+    grpc::ClientContext context;
+    compute::v1::RunResponse response;
+    ASSERT_TRUE(
+        stub_->Run(&context, Spin(absl::Milliseconds(150)), &response).ok());
+    blocker_ = std::make_unique<AsyncCall>(*stub_, Spin(absl::Seconds(30)));
+    ASSERT_TRUE(WaitUntil([&] { return server_->pool().Stats().busy == 1; }));
+  }
+  void TearDown() override {
+    log_.OnReject(nullptr);
+    if (blocker_ != nullptr) blocker_->Cancel();
+    blocker_.reset();
+  }
+  uint64_t QueueFull() {
+    return server_->service().rejected(service::RejectReason::kQueueFull);
+  }
+  // The pushback the server sends now, from one refused call.
+  int PushbackMs() {
+    grpc::ClientContext context;
+    compute::v1::RunResponse response;
+    grpc::Status s =
+        stub_->Run(&context, Spin(absl::Milliseconds(1)), &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    auto trailers = context.GetServerTrailingMetadata();
+    auto it = trailers.find("grpc-retry-pushback-ms");
+    EXPECT_NE(it, trailers.end());
+    return it == trailers.end()
+               ? 0
+               : std::stoi(std::string(it->second.data(), it->second.size()));
+  }
+  CommandResult RunSpin(bool retry) {
+    std::vector<std::string> args = {"run",        "spin",     "--duration",
+                                     "1ms",        "--target", Target(*server_),
+                                     "--deadline", "20s"};
+    if (retry) args.push_back("--retry");
+    return RunClient(args);
+  }
+
+  RefusalLog log_;
+  std::unique_ptr<service::ComputeServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<compute::v1::Compute::Stub> stub_;
+  std::unique_ptr<AsyncCall> blocker_;
+};
+
+TEST_F(RetryTest, WithoutRetryOneCallIsOneAttempt) {
+  uint64_t before = QueueFull();
+  CommandResult r = RunSpin(/*retry=*/false);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, StartsWith("RESOURCE_EXHAUSTED: server busy"));
+  EXPECT_EQ(QueueFull(), before + 1);
+}
+
+TEST_F(RetryTest, RetriesAreSpacedByTheServersPushback) {
+  const int pushback_ms = PushbackMs();
+  EXPECT_GE(pushback_ms, 100) << "the estimator learnt ~150 ms";
+  const size_t first = log_.times().size();
+  Clock::time_point start = Clock::now();
+  CommandResult r = RunSpin(/*retry=*/true);
+  Clock::duration took = Clock::now() - start;
+
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, StartsWith("RESOURCE_EXHAUSTED: "));
+  std::vector<Clock::time_point> times = log_.times();
+  ASSERT_EQ(times.size() - first, 5u) << "maxAttempts is 5";
+  for (size_t i = first + 1; i < times.size(); ++i) {
+    EXPECT_GE(times[i] - times[i - 1],
+              std::chrono::milliseconds(pushback_ms) - kTimerSlack)
+        << "attempt " << i - first;
+  }
+  EXPECT_GE(took, 4 * (std::chrono::milliseconds(pushback_ms) - kTimerSlack));
+}
+
+TEST_F(RetryTest, ARetryAfterThePushbackSucceedsOnceTheWorkerIsFree) {
+  // The first refusal frees the worker; the next attempt, one pushback
+  // later, finds it idle.
+  log_.OnReject([this] { blocker_->Cancel(); });
+  uint64_t before = QueueFull();
+  CommandResult r = RunSpin(/*retry=*/true);
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("spin(duration=1.00ms) = spun "));
+  EXPECT_GE(QueueFull(), before + 1);
+  EXPECT_LE(QueueFull(), before + 4);
+}
+
+}  // namespace
+}  // namespace compute::testing
