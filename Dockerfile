@@ -29,6 +29,6 @@ COPY --from=build /build/server/compute-server /build/client/compute-client \
 USER 10001:10001
 EXPOSE 50051 9464
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["compute-client", "health", "--target=localhost:50051"]
+  CMD ["compute-client", "health", "--target=localhost:50051", "--deadline=2s"]
 # Exec form: the server is PID 1 and gets SIGTERM itself, then drains.
 ENTRYPOINT ["compute-server"]
