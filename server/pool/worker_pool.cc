@@ -301,6 +301,7 @@ void WorkerPool::WorkerLoop(int index) {
         mu_.Unlock();
         Deliver(undelivered);
         delivered = std::exchange(undelivered, nullptr);
+        SpinForWork();
         mu_.Lock();
         continue;
       }
@@ -334,6 +335,20 @@ void WorkerPool::WorkerLoop(int index) {
     SignalIfDrainedLocked();
   }
   mu_.Unlock();
+}
+
+// A worker that just ran out of work spins briefly before it sleeps: under
+// a steady stream of short tasks the next one usually arrives within
+// microseconds, and catching it here saves the submitter a futex wake-up and
+// this worker a sleep (each several microseconds). Bounded, and reads only
+// the lock-free depth mirror, so it never delays a submitter.
+void WorkerPool::SpinForWork() const {
+  for (int i = 0; i < kSpinIterations; ++i) {
+    if (stat_queue_depth_.load(std::memory_order_relaxed) > 0) return;
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
 }
 
 bool WorkerPool::WaitForWork(int index) {

@@ -198,6 +198,9 @@ class WorkerPool {
   // Blocks until there is work, the pool stops, or the worker retires
   // (returns false: the caller exits).
   bool WaitForWork(int index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Up to kSpinIterations pause instructions (a few microseconds).
+  static constexpr int kSpinIterations = 2000;
+  void SpinForWork() const ABSL_LOCKS_EXCLUDED(mu_);
   void SpawnWorkerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushBackLocked(PoolTask* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   PoolTask* PopFrontLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
