@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "server/config.h"
 #include "server/log.h"
+#include "server/metrics/metrics.h"
 #include "server/service/server.h"
 
 namespace {
@@ -57,6 +58,10 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // A handler, though the signals stay blocked for sigwait: as PID 1 in a
+  // container, a signal left at its default action would be dropped.
+  signal(SIGTERM, [](int) {});
+  signal(SIGINT, [](int) {});
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
@@ -64,6 +69,23 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   compute::LogJson("info", "starting", StartupFields(*config));
+  // Outlives the server: the pool and the service call its observers until
+  // they are destroyed.
+  compute::metrics::Metrics metrics;
+  config->server.pool.observer = metrics.pool_observer();
+  config->server.observer = metrics.call_observer();
+  if (config->metrics_port != 0) {
+    // Before the gRPC port opens, so a bad metrics port stops start-up
+    // before any call is accepted.
+    absl::Status s =
+        metrics.Serve(config->metrics_address, config->metrics_port);
+    if (!s.ok()) {
+      google::protobuf::Struct f;
+      Put(f, "error", std::string(s.message()));
+      compute::LogJson("error", "cannot start", f);
+      return 1;
+    }
+  }
   auto server = compute::service::ComputeServer::Start(config->server);
   if (!server.ok()) {
     google::protobuf::Struct f;
@@ -71,9 +93,11 @@ int main(int argc, char** argv) {
     compute::LogJson("error", "cannot start", f);
     return 1;
   }
+  metrics.AttachPool(&(*server)->pool());
   {
     google::protobuf::Struct f;
     Put(f, "port", static_cast<double>((*server)->port()));
+    Put(f, "metrics_port", static_cast<double>(metrics.port()));
     compute::LogJson("info", "serving", f);
   }
 
@@ -95,5 +119,7 @@ int main(int argc, char** argv) {
       static_cast<double>(
           stats.completed[static_cast<int>(compute::TaskOutcome::kShutDown)]));
   compute::LogJson("info", "stopped", f);
+  // Scrapes go on until here; the pool goes with the server, before metrics.
+  metrics.AttachPool(nullptr);
   return 0;
 }

@@ -1,0 +1,74 @@
+// GrpcMetrics: the service's CallObserver, exporting the series of
+// go-grpc-prometheus under its names, labels and code spellings, so that
+// existing gRPC dashboards and alerts work unchanged:
+//   grpc_server_started_total{grpc_service,grpc_method,grpc_type}
+//   grpc_server_handled_total{grpc_service,grpc_method,grpc_type,grpc_code}
+//   grpc_server_handling_seconds{grpc_service,grpc_method,grpc_type}
+// plus, for the calls refused before the pool's queue,
+//   compute_tasks_rejected_total{reason}   queue_full | deadline | draining
+//
+// As go-grpc-prometheus's InitializeMetrics does, every method x code series
+// exists from the start at 0. Methods are the service's unary methods,
+// given at construction; a call to another method is not counted.
+//
+// The observer calls run on gRPC and worker threads, once or twice per call:
+// each is a few adds to the calling thread's own stripe of ShardedCounters
+// (after a linear lookup of the method among a handful): no lock, no locked
+// instruction. Collect merges the stripes.
+//
+// Thread-safety: all methods may be called concurrently.
+#ifndef COMPUTE_SERVER_METRICS_GRPC_METRICS_H_
+#define COMPUTE_SERVER_METRICS_GRPC_METRICS_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "grpcpp/support/status.h"
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
+#include "server/metrics/duration_histogram.h"
+#include "server/metrics/sharded_counters.h"
+#include "server/service/call_observer.h"
+
+namespace compute::metrics {
+
+// The number of gRPC status codes (OK = 0 .. UNAUTHENTICATED = 16).
+inline constexpr int kNumGrpcCodes = 17;
+
+// As Go's codes.Code.String() spells it: "OK", "Canceled", "Unknown",
+// "InvalidArgument", ..., "Unauthenticated"; "Unknown" for a value out of
+// range.
+std::string_view GrpcCodeName(grpc::StatusCode code);
+
+class GrpcMetrics final : public service::CallObserver,
+                          public prometheus::Collectable {
+ public:
+  // `service`: the full service name ("compute.v1.Compute"); `methods`: its
+  // unary methods ("Run").
+  GrpcMetrics(std::string service, std::vector<std::string> methods);
+
+  void OnCallStarted(std::string_view method) override;
+  void OnCallHandled(std::string_view method, grpc::StatusCode code,
+                     absl::Duration elapsed) override;
+  void OnRejected(service::RejectReason reason) override;
+
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  // Per method: started, one per code, then the handling histogram.
+  size_t MethodBase(size_t method) const { return method * per_method_; }
+  // Index of `method`, or methods_.size().
+  size_t Find(std::string_view method) const;
+
+  const std::string service_;
+  const std::vector<std::string> methods_;
+  const DurationHistogram& histogram_;
+  const size_t per_method_;
+  const size_t rejected_base_;
+  ShardedCounters counters_;
+};
+
+}  // namespace compute::metrics
+
+#endif  // COMPUTE_SERVER_METRICS_GRPC_METRICS_H_

@@ -1,0 +1,109 @@
+#include "server/metrics/metrics.h"
+
+#include <exception>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "prometheus/exposer.h"
+#include "prometheus/gauge.h"
+#include "prometheus/text_serializer.h"
+#include "server/metrics/build_info.h"
+
+namespace compute::metrics {
+
+Metrics::Metrics(MetricsOptions options)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      pool_(std::make_shared<PoolCollector>()),
+      tasks_(std::make_shared<TaskMetrics>()),
+      grpc_(std::make_shared<GrpcMetrics>(std::move(options.grpc_service),
+                                          std::move(options.grpc_methods))),
+      process_(std::make_shared<ProcessCollector>(std::move(options.process))) {
+  prometheus::BuildGauge()
+      .Name("compute_build_info")
+      .Help(
+          "Always 1; labelled with the version and git revision the server "
+          "was built from.")
+      .Register(*registry_)
+      .Add({{"version", std::string(BuildVersion())},
+            {"revision", std::string(BuildRevision())}})
+      .Set(1);
+}
+
+Metrics::~Metrics() {
+  std::unique_ptr<prometheus::Exposer> exposer;
+  {
+    MutexLock lock(&mu_);
+    exposer = std::move(exposer_);
+  }
+  // Stops its threads (a scrape in progress finishes) before the collectors
+  // go.
+  exposer.reset();
+}
+
+void Metrics::AttachPool(const WorkerPool* pool) {
+  if (pool == nullptr) {
+    pool_->Attach(nullptr);
+  } else {
+    pool_->Attach([pool] { return pool->Stats(); });
+  }
+}
+
+std::vector<prometheus::MetricFamily> Metrics::Collect() const {
+  std::vector<prometheus::MetricFamily> all;
+  for (const prometheus::Collectable* c :
+       std::initializer_list<const prometheus::Collectable*>{
+           pool_.get(), tasks_.get(), grpc_.get(), process_.get(),
+           registry_.get()}) {
+    std::vector<prometheus::MetricFamily> families = c->Collect();
+    all.insert(all.end(), std::make_move_iterator(families.begin()),
+               std::make_move_iterator(families.end()));
+  }
+  return all;
+}
+
+std::string Metrics::Text() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, Collect());
+  return out.str();
+}
+
+absl::Status Metrics::Serve(const std::string& address, int port) {
+  MutexLock lock(&mu_);
+  if (exposer_ != nullptr) {
+    return absl::FailedPreconditionError("metrics endpoint already serving");
+  }
+  // civetweb's listening_ports syntax: IPv6 addresses in brackets.
+  std::string bind = absl::StrCat(address.find(':') != std::string::npos
+                                      ? absl::StrCat("[", address, "]")
+                                      : address,
+                                  ":", port);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(bind, /*num_threads=*/2);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics: cannot listen on ", bind,
+                     " (in use, or not an address of this host): ", e.what()));
+  }
+  std::vector<int> ports = exposer->GetListeningPorts();
+  if (ports.empty() || ports[0] <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics: no listening port for ", bind));
+  }
+  for (const std::shared_ptr<prometheus::Collectable>& c :
+       std::initializer_list<std::shared_ptr<prometheus::Collectable>>{
+           pool_, tasks_, grpc_, process_, registry_}) {
+    exposer->RegisterCollectable(c);
+  }
+  port_ = ports[0];
+  exposer_ = std::move(exposer);
+  return absl::OkStatus();
+}
+
+int Metrics::port() const {
+  MutexLock lock(&mu_);
+  return port_;
+}
+
+}  // namespace compute::metrics

@@ -1,0 +1,96 @@
+// Metrics: every series compute-server exports, and the HTTP endpoint that
+// serves them (prometheus-cpp's Exposer, GET /metrics).
+//
+// Each part reads its state at scrape time or records it without a lock:
+//   - PoolCollector: pool gauges from PoolStats (lock-free atomics);
+//   - TaskMetrics: the pool's observer (per-task counters and histograms,
+//     striped per thread; see sharded_counters.h);
+//   - GrpcMetrics: the service's call observer (go-grpc-prometheus series
+//     and rejections, striped the same way);
+//   - ProcessCollector: process_* from /proc;
+//   - a prometheus::Registry for the rest (compute_build_info), where
+//     series that are set rarely belong.
+//
+// Wiring (main.cc): make Metrics first and keep it until the server is gone;
+// set pool_observer() in PoolOptions::observer and call_observer() in
+// ServerConfig::observer; Serve(); start the server; AttachPool(&pool);
+// after the drain, AttachPool(nullptr) before the pool goes.
+//
+// Thread-safety: Collect, Text and the observers may be called concurrently
+// from any thread; Serve and AttachPool may be called from any thread.
+// The destructor stops the endpoint first (waiting for a scrape in
+// progress).
+#ifndef COMPUTE_SERVER_METRICS_METRICS_H_
+#define COMPUTE_SERVER_METRICS_METRICS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
+#include "server/metrics/grpc_metrics.h"
+#include "server/metrics/pool_collector.h"
+#include "server/metrics/process_collector.h"
+#include "server/metrics/task_metrics.h"
+#include "server/pool/sync.h"
+#include "server/pool/worker_pool.h"
+#include "server/service/call_observer.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace compute::metrics {
+
+struct MetricsOptions {
+  // The gRPC service and its unary methods, for the grpc_server_* labels.
+  std::string grpc_service = "compute.v1.Compute";
+  std::vector<std::string> grpc_methods = {"Run"};
+  ProcessCollector::Source process;
+};
+
+class Metrics {
+ public:
+  explicit Metrics(MetricsOptions options = {});
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  PoolObserver* pool_observer() { return tasks_.get(); }
+  service::CallObserver* call_observer() { return grpc_.get(); }
+  prometheus::Registry& registry() { return *registry_; }
+
+  // Pool gauges come from `pool` (nullptr: none) from now on. `pool` must
+  // stay alive until it is detached (or Metrics is destroyed).
+  void AttachPool(const WorkerPool* pool);
+
+  // Every family, as a scrape sees them (without the endpoint's own
+  // exposer_* series).
+  std::vector<prometheus::MetricFamily> Collect() const;
+  // Collect() in the text exposition format.
+  std::string Text() const;
+
+  // Serves GET /metrics on address:port (port 0: the kernel picks). At most
+  // once. UnavailableError when the port cannot be bound.
+  [[nodiscard]] absl::Status Serve(const std::string& address, int port);
+  // The bound port once Serve has succeeded, else 0.
+  int port() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<PoolCollector> pool_;
+  std::shared_ptr<TaskMetrics> tasks_;
+  std::shared_ptr<GrpcMetrics> grpc_;
+  std::shared_ptr<ProcessCollector> process_;
+
+  mutable Mutex mu_;
+  std::unique_ptr<prometheus::Exposer> exposer_ ABSL_GUARDED_BY(mu_);
+  int port_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace compute::metrics
+
+#endif  // COMPUTE_SERVER_METRICS_METRICS_H_

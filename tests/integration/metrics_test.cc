@@ -1,0 +1,196 @@
+// Metrics on a real server: the pool gauges, counters and gRPC series that a
+// scrape of the live /metrics endpoint shows while calls run, queue, are
+// refused and are cancelled. Every check parses the exposition format.
+#include "server/metrics/metrics.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/integration/test_server.h"
+#include "tests/unit/metrics/exposition.h"
+
+namespace compute::testing {
+namespace {
+
+using metrics::testing::Exposition;
+using metrics::testing::Labels;
+
+Labels Code(const std::string& code) {
+  return {{"grpc_service", "compute.v1.Compute"},
+          {"grpc_method", "Run"},
+          {"grpc_type", "unary"},
+          {"grpc_code", code}};
+}
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  void Start(int workers, size_t capacity) {
+    service::ServerConfig config = LocalConfig(workers, capacity);
+    config.pool.observer = metrics_.pool_observer();
+    config.observer = metrics_.call_observer();
+    server_ = StartServer(config);
+    ASSERT_NE(server_, nullptr);
+    metrics_.AttachPool(&server_->pool());
+    ASSERT_TRUE(metrics_.Serve("127.0.0.1", 0).ok());
+    stub_ = compute::v1::Compute::NewStub(Connect(server_->port()));
+  }
+  void TearDown() override {
+    metrics_.AttachPool(nullptr);
+    server_.reset();
+  }
+
+  // A scrape over HTTP, parsed; fails the test (and returns an empty one)
+  // when it cannot be had.
+  Exposition Scrape() {
+    auto e = metrics::testing::Scrape(metrics_.port());
+    EXPECT_TRUE(e.ok()) << e.status();
+    return e.ok() ? *e : Exposition();
+  }
+  double Value(const Exposition& e, const std::string& name,
+               const Labels& labels = {}) {
+    std::optional<double> v = e.Value(name, labels);
+    EXPECT_TRUE(v.has_value()) << name;
+    return v.value_or(-1);
+  }
+  // Scrapes until `pred` holds for a scrape, within kWait.
+  template <typename Pred>
+  bool ScrapeUntil(Pred pred) {
+    return WaitUntil([&] { return pred(Scrape()); });
+  }
+
+  metrics::Metrics metrics_;  // outlives the server, which calls it
+  std::unique_ptr<service::ComputeServer> server_;
+  std::unique_ptr<compute::v1::Compute::Stub> stub_;
+};
+
+TEST_F(MetricsTest, ScrapeShowsBusyQueuedRejectedAndTheOutcomes) {
+  constexpr int kWorkers = 2;
+  constexpr size_t kQueued = 3;
+  Start(kWorkers, kQueued);
+
+  Exposition before = Scrape();
+  EXPECT_EQ(Value(before, "compute_pool_workers"), kWorkers);
+  EXPECT_EQ(Value(before, "compute_pool_queue_capacity"), kQueued);
+  EXPECT_EQ(Value(before, "compute_pool_workers_busy"), 0);
+  EXPECT_EQ(Value(before, "compute_pool_queue_depth"), 0);
+
+  std::vector<std::unique_ptr<AsyncCall>> calls;
+  for (size_t i = 0; i < kWorkers + kQueued; ++i) {
+    calls.push_back(
+        std::make_unique<AsyncCall>(*stub_, Spin(absl::Seconds(30))));
+  }
+  ASSERT_TRUE(ScrapeUntil([&](const Exposition& e) {
+    return e.Value("compute_pool_workers_busy") == kWorkers &&
+           e.Value("compute_pool_queue_depth") == kQueued;
+  })) << "busy = W and depth = C";
+
+  Exposition full = Scrape();
+  EXPECT_EQ(Value(full, "grpc_server_started_total",
+                  {{"grpc_service", "compute.v1.Compute"},
+                   {"grpc_method", "Run"},
+                   {"grpc_type", "unary"}}),
+            kWorkers + kQueued);
+  const double rejected_before =
+      Value(full, "compute_tasks_rejected_total", {{"reason", "queue_full"}});
+  const double exhausted_before =
+      Value(full, "grpc_server_handled_total", Code("ResourceExhausted"));
+
+  {
+    grpc::ClientContext context;
+    compute::v1::RunResponse r;
+    grpc::Status s = stub_->Run(&context, Spin(absl::Seconds(1)), &r);
+    ASSERT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  Exposition refused = Scrape();
+  EXPECT_EQ(Value(refused, "compute_tasks_rejected_total",
+                  {{"reason", "queue_full"}}),
+            rejected_before + 1);
+  EXPECT_EQ(
+      Value(refused, "grpc_server_handled_total", Code("ResourceExhausted")),
+      exhausted_before + 1);
+  EXPECT_EQ(
+      Value(refused, "compute_tasks_rejected_total", {{"reason", "deadline"}}),
+      0);
+  EXPECT_EQ(Value(refused, "compute_pool_queue_depth"), kQueued)
+      << "the refused call never queued";
+
+  for (auto& c : calls) c->Cancel();
+  for (auto& c : calls) {
+    EXPECT_EQ(c->Wait().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  ASSERT_TRUE(ScrapeUntil([&](const Exposition& e) {
+    return e.Value("compute_pool_workers_busy") == 0 &&
+           e.Value("compute_pool_queue_depth") == 0;
+  }));
+
+  // Every call is in the counters, once.
+  constexpr double kAccepted = kWorkers + kQueued;
+  Exposition after = Scrape();
+  EXPECT_EQ(after.Sum("compute_tasks_total"), kAccepted);
+  EXPECT_EQ(Value(after, "compute_tasks_total",
+                  {{"task", "spin"}, {"outcome", "cancelled"}}),
+            kAccepted);
+  EXPECT_EQ(after.Sum("grpc_server_started_total"), kAccepted + 1);
+  EXPECT_EQ(after.Sum("grpc_server_handled_total"), kAccepted + 1);
+  EXPECT_EQ(Value(after, "grpc_server_handled_total", Code("Canceled")),
+            kAccepted);
+  EXPECT_EQ(after.Sum("grpc_server_handling_seconds_count"), kAccepted + 1);
+  EXPECT_EQ(Value(after, "compute_task_queue_wait_seconds_count"), kAccepted);
+  // The running ones ran; a queued one may have started as a worker freed
+  // before its own cancel arrived.
+  const double ran =
+      Value(after, "compute_task_run_seconds_count", {{"task", "spin"}});
+  EXPECT_GE(ran, kWorkers);
+  EXPECT_LE(ran, kAccepted);
+}
+
+TEST_F(MetricsTest, OutcomesAndCodesAddUpToTheCallsMade) {
+  Start(2, 16);
+  constexpr int kOk = 6;
+  for (int i = 0; i < kOk; ++i) {
+    grpc::ClientContext context;
+    compute::v1::RunResponse r;
+    ASSERT_TRUE(stub_->Run(&context, Fib(10 + i), &r).ok());
+  }
+  {
+    grpc::ClientContext context;
+    compute::v1::RunResponse r;
+    EXPECT_EQ(stub_->Run(&context, Fib(51), &r).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    // Expires while running: the spin is stopped at its deadline.
+    grpc::ClientContext context;
+    context.set_deadline(
+        absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)));
+    compute::v1::RunResponse r;
+    EXPECT_EQ(stub_->Run(&context, Spin(absl::Seconds(5)), &r).error_code(),
+              grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  // The server's side of the expired call may finish just after the
+  // client's deadline (as deadline exceeded, or as cancelled when the
+  // client's RST_STREAM arrives first).
+  ASSERT_TRUE(ScrapeUntil([&](const Exposition& e) {
+    return e.Sum("compute_tasks_total") == kOk + 1 &&
+           e.Sum("grpc_server_handled_total") == kOk + 2;
+  }));
+  Exposition e = Scrape();
+  EXPECT_EQ(
+      Value(e, "compute_tasks_total", {{"task", "fib"}, {"outcome", "ok"}}),
+      kOk);
+  EXPECT_EQ(e.Sum("compute_tasks_total", {{"task", "spin"}}), 1);
+  EXPECT_EQ(Value(e, "grpc_server_handled_total", Code("OK")), kOk);
+  EXPECT_EQ(Value(e, "grpc_server_handled_total", Code("InvalidArgument")), 1);
+  EXPECT_EQ(Value(e, "grpc_server_handled_total", Code("DeadlineExceeded")) +
+                Value(e, "grpc_server_handled_total", Code("Canceled")),
+            1);
+  EXPECT_EQ(e.Sum("grpc_server_started_total"), kOk + 2);
+  EXPECT_EQ(Value(e, "compute_task_run_seconds_count", {{"task", "fib"}}), kOk);
+  EXPECT_EQ(e.Sum("compute_tasks_rejected_total"), 0);
+}
+
+}  // namespace
+}  // namespace compute::testing

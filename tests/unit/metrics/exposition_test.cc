@@ -1,0 +1,38 @@
+// The test parser itself: what it accepts and what it refuses.
+#include "tests/unit/metrics/exposition.h"
+
+#include <cmath>
+
+#include "gtest/gtest.h"
+
+namespace compute::metrics::testing {
+namespace {
+
+TEST(ExpositionTest, ParsesSamplesLabelsAndTypes) {
+  auto e = ParseExposition(
+      "# HELP a_total Help.\n"
+      "# TYPE a_total counter\n"
+      "a_total{x=\"1\",y=\"q\\\"\\\\\\n\"} 3\n"
+      "b 1.5e-3 1700000000\n"
+      "c_bucket{le=\"+Inf\"} +Inf\n"
+      "\n");
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->types["a_total"], "counter");
+  ASSERT_EQ(e->samples.size(), 3u);
+  EXPECT_EQ(e->Value("a_total", {{"x", "1"}, {"y", "q\"\\\n"}}), 3);
+  EXPECT_FALSE(e->Value("a_total", {{"x", "1"}}).has_value())
+      << "Value wants the exact label set";
+  EXPECT_EQ(e->All("a_total", {{"x", "1"}}).size(), 1u);
+  EXPECT_DOUBLE_EQ(*e->Value("b"), 0.0015);
+  EXPECT_TRUE(std::isinf(*e->Value("c_bucket", {{"le", "+Inf"}})));
+}
+
+TEST(ExpositionTest, RefusesMalformedLines) {
+  for (const char* bad : {"a{x=\"1\" 3\n", "a{x=1} 3\n", "a\n", "a 1 2 3\n",
+                          "a{x=\"1\",x=\"2\"} 1\n", "{x=\"1\"} 1\n", "a x\n"}) {
+    EXPECT_FALSE(ParseExposition(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace compute::metrics::testing

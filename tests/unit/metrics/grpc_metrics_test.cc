@@ -1,0 +1,157 @@
+#include "server/metrics/grpc_metrics.h"
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/unit/metrics/exposition.h"
+
+namespace compute::metrics {
+namespace {
+
+using testing::Exposition;
+using testing::Labels;
+
+const std::vector<std::string> kGoCodeNames = {"OK",
+                                               "Canceled",
+                                               "Unknown",
+                                               "InvalidArgument",
+                                               "DeadlineExceeded",
+                                               "NotFound",
+                                               "AlreadyExists",
+                                               "PermissionDenied",
+                                               "ResourceExhausted",
+                                               "FailedPrecondition",
+                                               "Aborted",
+                                               "OutOfRange",
+                                               "Unimplemented",
+                                               "Internal",
+                                               "Unavailable",
+                                               "DataLoss",
+                                               "Unauthenticated"};
+
+Labels RunLabels(Labels extra = {}) {
+  Labels l = {{"grpc_service", "compute.v1.Compute"},
+              {"grpc_method", "Run"},
+              {"grpc_type", "unary"}};
+  l.insert(extra.begin(), extra.end());
+  return l;
+}
+
+Exposition Parse(const GrpcMetrics& metrics) {
+  auto e = testing::SerializeAndParse(metrics.Collect());
+  EXPECT_TRUE(e.ok()) << e.status();
+  return e.ok() ? *e : Exposition();
+}
+
+TEST(GrpcCodeNameTest, SpelledAsGoGrpcPrometheus) {
+  for (int c = 0; c < kNumGrpcCodes; ++c) {
+    EXPECT_EQ(GrpcCodeName(static_cast<grpc::StatusCode>(c)), kGoCodeNames[c]);
+  }
+  EXPECT_EQ(GrpcCodeName(static_cast<grpc::StatusCode>(99)), "Unknown");
+}
+
+TEST(GrpcMetricsTest, EveryMethodAndCodeStartsAtZero) {
+  GrpcMetrics metrics("compute.v1.Compute", {"Run"});
+  Exposition e = Parse(metrics);
+  EXPECT_EQ(e.types["grpc_server_started_total"], "counter");
+  EXPECT_EQ(e.types["grpc_server_handled_total"], "counter");
+  EXPECT_EQ(e.types["grpc_server_handling_seconds"], "histogram");
+  EXPECT_EQ(e.types["compute_tasks_rejected_total"], "counter");
+
+  EXPECT_EQ(e.Value("grpc_server_started_total", RunLabels()), 0);
+  std::set<Labels> handled;
+  for (const testing::Sample& s : e.All("grpc_server_handled_total")) {
+    EXPECT_EQ(s.value, 0);
+    handled.insert(s.labels);
+  }
+  std::set<Labels> want;
+  for (const std::string& code : kGoCodeNames) {
+    want.insert(RunLabels({{"grpc_code", code}}));
+  }
+  EXPECT_EQ(handled, want);
+  EXPECT_EQ(e.Value("grpc_server_handling_seconds_count", RunLabels()), 0);
+  EXPECT_EQ(e.Value("grpc_server_handling_seconds_bucket",
+                    RunLabels({{"le", "+Inf"}})),
+            0);
+
+  std::set<Labels> reasons;
+  for (const testing::Sample& s : e.All("compute_tasks_rejected_total")) {
+    EXPECT_EQ(s.value, 0);
+    reasons.insert(s.labels);
+  }
+  EXPECT_EQ(reasons, (std::set<Labels>{{{"reason", "queue_full"}},
+                                       {{"reason", "deadline"}},
+                                       {{"reason", "draining"}}}));
+}
+
+TEST(GrpcMetricsTest, CountsStartedHandledAndRejected) {
+  GrpcMetrics metrics("compute.v1.Compute", {"Run"});
+  for (int i = 0; i < 4; ++i) metrics.OnCallStarted("Run");
+  metrics.OnCallHandled("Run", grpc::StatusCode::OK, absl::Milliseconds(2));
+  metrics.OnCallHandled("Run", grpc::StatusCode::OK, absl::Milliseconds(40));
+  metrics.OnCallHandled("Run", grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::Microseconds(80));
+  metrics.OnRejected(service::RejectReason::kQueueFull);
+  metrics.OnCallHandled("Run", grpc::StatusCode::CANCELLED, absl::Seconds(3));
+  metrics.OnRejected(service::RejectReason::kDraining);
+  metrics.OnRejected(service::RejectReason::kDraining);
+  // Not a method of this service: not counted.
+  metrics.OnCallStarted("Other");
+  metrics.OnCallHandled("Other", grpc::StatusCode::OK, absl::Seconds(1));
+
+  Exposition e = Parse(metrics);
+  EXPECT_EQ(e.Value("grpc_server_started_total", RunLabels()), 4);
+  EXPECT_EQ(
+      e.Value("grpc_server_handled_total", RunLabels({{"grpc_code", "OK"}})),
+      2);
+  EXPECT_EQ(e.Value("grpc_server_handled_total",
+                    RunLabels({{"grpc_code", "ResourceExhausted"}})),
+            1);
+  EXPECT_EQ(e.Value("grpc_server_handled_total",
+                    RunLabels({{"grpc_code", "Canceled"}})),
+            1);
+  EXPECT_EQ(e.Sum("grpc_server_handled_total"), 4);
+  EXPECT_EQ(e.Value("grpc_server_handling_seconds_count", RunLabels()), 4);
+  EXPECT_DOUBLE_EQ(*e.Value("grpc_server_handling_seconds_sum", RunLabels()),
+                   3.04208);
+  EXPECT_EQ(e.Value("grpc_server_handling_seconds_bucket",
+                    RunLabels({{"le", "0.0001"}})),
+            1);
+  EXPECT_EQ(e.Value("grpc_server_handling_seconds_bucket",
+                    RunLabels({{"le", "0.05"}})),
+            3);
+  EXPECT_EQ(e.Value("grpc_server_handling_seconds_bucket",
+                    RunLabels({{"le", "2.5"}})),
+            3);
+  EXPECT_EQ(
+      e.Value("grpc_server_handling_seconds_bucket", RunLabels({{"le", "5"}})),
+      4);
+  EXPECT_EQ(e.Value("compute_tasks_rejected_total", {{"reason", "queue_full"}}),
+            1);
+  EXPECT_EQ(e.Value("compute_tasks_rejected_total", {{"reason", "deadline"}}),
+            0);
+  EXPECT_EQ(e.Value("compute_tasks_rejected_total", {{"reason", "draining"}}),
+            2);
+}
+
+TEST(GrpcMetricsTest, MethodsAreCountedApart) {
+  GrpcMetrics metrics("pkg.Svc", {"A", "B"});
+  metrics.OnCallStarted("B");
+  metrics.OnCallHandled("B", grpc::StatusCode::NOT_FOUND, absl::Seconds(1));
+  Exposition e = Parse(metrics);
+  Labels a = {{"grpc_service", "pkg.Svc"},
+              {"grpc_method", "A"},
+              {"grpc_type", "unary"}};
+  Labels b = a;
+  b["grpc_method"] = "B";
+  EXPECT_EQ(e.Value("grpc_server_started_total", a), 0);
+  EXPECT_EQ(e.Value("grpc_server_started_total", b), 1);
+  b["grpc_code"] = "NotFound";
+  EXPECT_EQ(e.Value("grpc_server_handled_total", b), 1);
+  EXPECT_EQ(e.All("grpc_server_handled_total").size(), 2u * kNumGrpcCodes);
+}
+
+}  // namespace
+}  // namespace compute::metrics

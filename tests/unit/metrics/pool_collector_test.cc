@@ -1,0 +1,106 @@
+#include "server/metrics/pool_collector.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "server/pool/sync.h"
+#include "tests/unit/metrics/exposition.h"
+
+namespace compute::metrics {
+namespace {
+
+using testing::Exposition;
+
+Exposition Parse(const PoolCollector& collector) {
+  auto e = testing::SerializeAndParse(collector.Collect());
+  EXPECT_TRUE(e.ok()) << e.status();
+  return e.ok() ? *e : Exposition();
+}
+
+TEST(PoolCollectorTest, NothingUntilAttached) {
+  PoolCollector collector;
+  EXPECT_TRUE(collector.Collect().empty());
+  collector.Attach([] { return PoolStats(); });
+  EXPECT_FALSE(collector.Collect().empty());
+  collector.Attach(nullptr);
+  EXPECT_TRUE(collector.Collect().empty());
+}
+
+TEST(PoolCollectorTest, GaugesAreTheStatsAtScrapeTime) {
+  PoolStats stats;
+  stats.queue_depth = 7;
+  stats.queue_capacity = 64;
+  stats.workers = 3;
+  stats.busy = 2;
+  stats.min_workers = 1;
+  stats.max_workers = 4;
+  PoolCollector collector;
+  collector.Attach([&stats] { return stats; });
+
+  Exposition e = Parse(collector);
+  const std::vector<std::pair<std::string, double>> want = {
+      {"compute_pool_queue_depth", 7}, {"compute_pool_queue_capacity", 64},
+      {"compute_pool_workers", 3},     {"compute_pool_workers_busy", 2},
+      {"compute_pool_min_workers", 1}, {"compute_pool_max_workers", 4}};
+  for (const auto& [name, value] : want) {
+    EXPECT_EQ(e.types[name], "gauge") << name;
+    EXPECT_EQ(e.Value(name), value) << name;
+  }
+  EXPECT_EQ(e.samples.size(), want.size()) << "one unlabelled sample each";
+
+  stats.queue_depth = 0;
+  stats.busy = 0;
+  e = Parse(collector);
+  EXPECT_EQ(e.Value("compute_pool_queue_depth"), 0);
+  EXPECT_EQ(e.Value("compute_pool_workers_busy"), 0);
+}
+
+// The real pool: W tasks held running and C queued.
+TEST(PoolCollectorTest, ReadsALivePool) {
+  constexpr int kWorkers = 2;
+  constexpr int kQueued = 3;
+  Notification release;  // outlives the pool, whose tasks wait on it
+  PoolOptions options;
+  options.min_workers = options.max_workers = kWorkers;
+  options.queue_capacity = 8;
+  auto pool = WorkerPool::Create(options);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  PoolCollector collector;
+  const WorkerPool* p = pool->get();
+  collector.Attach([p] { return p->Stats(); });
+
+  for (int i = 0; i < kWorkers + kQueued; ++i) {
+    auto handle = (*pool)->Submit(
+        [&release](const CancelToken&) {
+          release.WaitForNotification();
+          return absl::OkStatus();
+        },
+        [](const TaskResult&) {});
+    ASSERT_TRUE(handle.ok());
+  }
+  auto wait_for = [&](double busy, double depth) {
+    absl::Time end = absl::Now() + absl::Seconds(30);
+    for (;;) {
+      Exposition e = Parse(collector);
+      if (e.Value("compute_pool_workers_busy") == busy &&
+          e.Value("compute_pool_queue_depth") == depth) {
+        return true;
+      }
+      if (absl::Now() > end) return false;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  };
+  EXPECT_TRUE(wait_for(kWorkers, kQueued));
+  Exposition e = Parse(collector);
+  EXPECT_EQ(e.Value("compute_pool_workers"), kWorkers);
+  EXPECT_EQ(e.Value("compute_pool_queue_capacity"), 8);
+  release.Notify();
+  EXPECT_TRUE(wait_for(0, 0));
+  collector.Attach(nullptr);
+}
+
+}  // namespace
+}  // namespace compute::metrics
