@@ -1,5 +1,10 @@
 // The real compute-server binary: start-up, bad configuration, reflection,
 // and SIGTERM with calls running and queued.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "server/pool/sync.h"
 #include "tests/e2e/server_process.h"
+#include "tests/unit/metrics/exposition.h"
 
 namespace compute::testing {
 namespace {
@@ -68,27 +74,57 @@ std::vector<std::string> BaseArgs() {
   return {"--address=127.0.0.1", "--port=0", "--metrics_port=0"};
 }
 
-// Fills 1 worker + `capacity` queue slots with spin calls, and proves they
-// are all accepted: a further call is refused as queue full.
+// A port free on 127.0.0.1 now (the kernel's pick, released for the child).
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// Fills 1 worker + `capacity` queue slots with spin calls, and waits until
+// the server's own metrics show them all accepted (1 busy, `capacity`
+// queued), so that SIGTERM finds them running and queued.
 std::vector<std::unique_ptr<Call>> FillServer(compute::v1::Compute::Stub& stub,
-                                              int capacity,
-                                              absl::Duration spin) {
+                                              int capacity, absl::Duration spin,
+                                              int metrics_port) {
   std::vector<std::unique_ptr<Call>> calls;
   for (int i = 0; i < 1 + capacity; ++i) {
     calls.push_back(std::make_unique<Call>(stub, Spin(spin)));
   }
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    grpc::ClientContext context;
-    compute::v1::RunResponse r;
-    grpc::Status s = stub.Run(&context, Spin(absl::Milliseconds(1)), &r);
-    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) return calls;
+  absl::Time end = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < end) {
+    auto scrape = metrics::testing::Scrape(metrics_port);
+    if (scrape.ok() &&
+        scrape->Value("compute_pool_workers_busy") == std::optional(1.0) &&
+        scrape->Value("compute_pool_queue_depth") ==
+            std::optional(static_cast<double>(capacity))) {
+      return calls;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
   }
-  ADD_FAILURE() << "the queue never filled";
+  ADD_FAILURE() << "the server never showed the calls running and queued";
   return calls;
 }
 
+std::vector<std::string> ArgsWithMetrics(int metrics_port) {
+  std::vector<std::string> args = {"--address=127.0.0.1", "--port=0",
+                                   "--metrics_address=127.0.0.1"};
+  args.push_back(absl::StrCat("--metrics_port=", metrics_port));
+  return args;
+}
+
 TEST(ServerE2eTest, SigtermAnswersEveryAcceptedCallAndExitsZero) {
-  std::vector<std::string> args = BaseArgs();
+  int metrics_port = FreePort();
+  std::vector<std::string> args = ArgsWithMetrics(metrics_port);
   args.push_back("--workers=1");
   args.push_back("--queue_capacity=3");
   args.push_back("--admission=false");
@@ -98,7 +134,7 @@ TEST(ServerE2eTest, SigtermAnswersEveryAcceptedCallAndExitsZero) {
   std::optional<int> port = server.WaitServing();
   ASSERT_TRUE(port.has_value());
   auto stub = StubFor(*port);
-  auto calls = FillServer(*stub, 3, absl::Milliseconds(300));
+  auto calls = FillServer(*stub, 3, absl::Milliseconds(300), metrics_port);
   server.Signal(SIGTERM);
   for (auto& c : calls) {
     grpc::Status s = c->Wait();
@@ -111,7 +147,8 @@ TEST(ServerE2eTest, SigtermAnswersEveryAcceptedCallAndExitsZero) {
 }
 
 TEST(ServerE2eTest, SigtermPastDrainTimeoutAnswersUnavailable) {
-  std::vector<std::string> args = BaseArgs();
+  int metrics_port = FreePort();
+  std::vector<std::string> args = ArgsWithMetrics(metrics_port);
   args.push_back("--workers=1");
   args.push_back("--queue_capacity=1");
   args.push_back("--drain_timeout=100ms");
@@ -120,7 +157,7 @@ TEST(ServerE2eTest, SigtermPastDrainTimeoutAnswersUnavailable) {
   std::optional<int> port = server.WaitServing();
   ASSERT_TRUE(port.has_value());
   auto stub = StubFor(*port);
-  auto calls = FillServer(*stub, 1, absl::Seconds(30));
+  auto calls = FillServer(*stub, 1, absl::Seconds(30), metrics_port);
   server.Signal(SIGTERM);
   for (auto& c : calls) {
     EXPECT_EQ(c->Wait().error_code(), grpc::StatusCode::UNAVAILABLE);
