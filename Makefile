@@ -42,8 +42,11 @@ tsan: deps
 	cmake --build build-tsan -j $(JOBS) --target pool_test
 	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -L pool
 
+# Benchmarks, never run as tests: the pool against a minimal pool and
+# thread-per-task, then the cost of metrics on the pool.
 bench: build
-	./$(BUILD)/tests/bench/pool_bench --benchmark_counters_tabular=true
+	./$(BUILD)/tests/bench/pool_bench
+	./$(BUILD)/tests/bench/metrics_bench
 
 # The container image: docker build when an engine answers, else podman via
 # ../shared/tools/container-build.sh.
