@@ -7,5 +7,7 @@ TAG=${1:-compute:dev}
 if docker info >/dev/null 2>&1; then
   docker build -t "$TAG" .
 else
-  "${CONTAINER_TOOL:-../shared/tools/container-build.sh}" build "$TAG" Dockerfile .
+  # Docker format keeps the HEALTHCHECK (OCI images drop it).
+  BUILDAH_FORMAT=docker \
+    "${CONTAINER_TOOL:-../shared/tools/container-build.sh}" build "$TAG" Dockerfile .
 fi

@@ -29,7 +29,7 @@ if docker info >/dev/null 2>&1; then
   CID=$(docker run -d --read-only --network host "$TAG" \
     --address=127.0.0.1 --port="$GRPC_PORT" --metrics_port="$METRICS_PORT" \
     --metrics_address=127.0.0.1 --drain_timeout=10s)
-  stop_server() { docker stop -t 30 "$CID" >/dev/null; docker wait "$CID"; }
+  stop_server() { docker stop -t 30 "$CID" >/dev/null; RC=$(docker wait "$CID"); }
   logs() { docker logs "$CID" 2>&1; }
 else
   "$TOOL" run "$TAG" compute-server --address=127.0.0.1 --port="$GRPC_PORT" \
@@ -38,11 +38,12 @@ else
   RUNNER=$!
   stop_server() {
     local pid
-    pid=$(pgrep -f "compute-server --address=127.0.0.1 --port=$GRPC_PORT" | head -1)
+    # The server itself, not the buildah/podman processes whose command
+    # lines also mention it.
+    pid=$(pgrep -f "^/usr/local/bin/compute-server --address=127.0.0.1 --port=$GRPC_PORT")
     kill -TERM "$pid"
-    local rc=0
-    wait "$RUNNER" || rc=$?
-    echo "$rc"
+    RC=0
+    wait "$RUNNER" || RC=$?
   }
   logs() { cat "$LOG"; }
 fi
@@ -53,17 +54,21 @@ for _ in $(seq 1 100); do
 done
 "$CLIENT" health --target="127.0.0.1:$GRPC_PORT"
 "$CLIENT" run fib --n 20 --target="127.0.0.1:$GRPC_PORT" | tee /dev/stderr | grep -q 6765
-curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q '^compute_pool_workers '
+metrics() { curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics"; }
+# (Captured first: grep -q closing the pipe early would fail curl under
+# pipefail.)
+SCRAPE=$(metrics)
+grep -q '^compute_pool_workers ' <<<"$SCRAPE"
+grep -q '^grpc_server_handled_total{grpc_code="OK"' <<<"$SCRAPE"
 
 # A call in flight when SIGTERM arrives must still be answered.
 "$CLIENT" run spin --duration 1s --target="127.0.0.1:$GRPC_PORT" >/dev/null &
 INFLIGHT=$!
 for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" |
-    grep -q '^compute_pool_workers_busy 1'; then break; fi
+  if grep -q '^compute_pool_workers_busy 1' <<<"$(metrics)"; then break; fi
   sleep 0.05
 done
-RC=$(stop_server)
+stop_server
 wait "$INFLIGHT"
 logs | tail -5
 if [[ "$RC" != 0 ]]; then
