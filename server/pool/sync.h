@@ -3,16 +3,16 @@
 //
 // Why not absl::Mutex: Debian's abseil is not built with ThreadSanitizer, so
 // TSan cannot see absl::Mutex's happens-before edges and reports every
-// guarded access as a race. std::mutex goes through pthread, which TSan
-// intercepts. The wrappers keep abseil's spelling (Lock, MutexLock,
-// CondVar::Wait(&mu)) and its annotations (ABSL_GUARDED_BY works on Mutex)
-// so the locking stays visible in the types.
+// guarded access as a race. pthread calls are intercepted by TSan. The wrappers
+// keep abseil's spelling (Lock, MutexLock, CondVar::Wait(&mu)) and its
+// annotations (ABSL_GUARDED_BY works on Mutex) so the locking stays visible in
+// the types.
 #ifndef COMPUTE_SERVER_POOL_SYNC_H_
 #define COMPUTE_SERVER_POOL_SYNC_H_
 
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/clock.h"
@@ -20,18 +20,31 @@
 
 namespace compute {
 
+// A pthread mutex of the adaptive kind: under contention it spins briefly
+// before sleeping in the kernel. The pool's critical sections are a few
+// dozen instructions, so a contending worker or submitter usually gets the
+// lock within that spin instead of paying a futex sleep and wake-up.
 class ABSL_LOCKABLE Mutex {
  public:
-  Mutex() = default;
+  Mutex() {
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+#if defined(PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP)
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    pthread_mutex_init(&mu_, &attr);
+    pthread_mutexattr_destroy(&attr);
+  }
+  ~Mutex() { pthread_mutex_destroy(&mu_); }
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
-  void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { pthread_mutex_lock(&mu_); }
+  void Unlock() ABSL_UNLOCK_FUNCTION() { pthread_mutex_unlock(&mu_); }
 
  private:
   friend class CondVar;
-  std::mutex mu_;
+  pthread_mutex_t mu_;
 };
 
 class ABSL_SCOPED_LOCKABLE MutexLock {
@@ -48,36 +61,36 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
 };
 
 // Waits may return spuriously: callers re-check their condition in a loop.
+// Deadlines are absolute real time (CLOCK_REALTIME), as absl::Time is.
 class CondVar {
  public:
+  CondVar() { pthread_cond_init(&cv_, nullptr); }
+  ~CondVar() { pthread_cond_destroy(&cv_); }
+  CondVar(const CondVar&) = delete;
+  CondVar& operator=(const CondVar&) = delete;
+
   void Wait(Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
-    cv_.wait(lock);
-    lock.release();
+    pthread_cond_wait(&cv_, &mu->mu_);
   }
-  // Returns true when `deadline` (real time) has passed.
+  // Returns true when `deadline` has passed.
   bool WaitWithDeadline(Mutex* mu, absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (deadline == absl::InfiniteFuture()) {
       Wait(mu);
       return false;
     }
-    return WaitWithTimeout(mu, deadline - absl::Now());
+    timespec ts = absl::ToTimespec(deadline);
+    return pthread_cond_timedwait(&cv_, &mu->mu_, &ts) == ETIMEDOUT;
   }
   bool WaitWithTimeout(Mutex* mu, absl::Duration timeout)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    std::unique_lock<std::mutex> lock(mu->mu_, std::adopt_lock);
-    bool timed_out = timeout <= absl::ZeroDuration() ||
-                     cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout)) ==
-                         std::cv_status::timeout;
-    lock.release();
-    return timed_out;
+    return WaitWithDeadline(mu, absl::Now() + timeout);
   }
-  void Signal() { cv_.notify_one(); }
-  void SignalAll() { cv_.notify_all(); }
+  void Signal() { pthread_cond_signal(&cv_); }
+  void SignalAll() { pthread_cond_broadcast(&cv_); }
 
  private:
-  std::condition_variable cv_;
+  pthread_cond_t cv_;
 };
 
 // One-shot event, like absl::Notification.
