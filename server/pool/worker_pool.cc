@@ -43,6 +43,9 @@ using pool_internal::PoolTask;
 
 namespace {
 
+// The pool whose worker or timer thread this is, if any.
+thread_local const WorkerPool* current_pool = nullptr;
+
 void RequestStop(PoolTask* task, TaskOutcome reason) {
   TaskOutcome expected = TaskOutcome::kOk;
   task->stop_reason.compare_exchange_strong(expected, reason,
@@ -157,6 +160,9 @@ void WorkerPool::RecycleLocked(PoolTask* task) {
 void WorkerPool::Recycle(PoolTask* task) {
   MutexLock lock(&mu_);
   RecycleLocked(task);
+  // Only completions delivered off the workers (Cancel, timer, Shutdown)
+  // come through here; Shutdown waits for them.
+  if (--unrun_in_flight_ == 0) unrun_cv_.SignalAll();
 }
 
 void WorkerPool::SignalIfDrainedLocked() {
@@ -271,6 +277,7 @@ bool WorkerPool::Cancel(const TaskHandle& handle) {
       case PoolTask::State::kQueued:
         UnlinkLocked(task);
         task->state = PoolTask::State::kFinished;
+        ++unrun_in_flight_;
         PublishGaugesLocked();
         SignalIfDrainedLocked();
         break;
@@ -284,6 +291,7 @@ bool WorkerPool::Cancel(const TaskHandle& handle) {
 void WorkerPool::WorkerLoop(int index) {
   std::string name = absl::StrCat(thread_name_, index).substr(0, 15);
   pthread_setname_np(pthread_self(), name.c_str());
+  current_pool = this;
 
   // The task this worker finished: its completion is delivered outside the
   // lock right after taking the next task (`undelivered`), and its record is
@@ -439,6 +447,7 @@ void WorkerPool::Deliver(PoolTask* task) {
 
 void WorkerPool::TimerLoop() {
   pthread_setname_np(pthread_self(), "compute-timer");
+  current_pool = this;
   for (;;) {
     std::vector<std::pair<PoolTask*, uint64_t>> expired;
     {
@@ -470,6 +479,7 @@ void WorkerPool::TimerLoop() {
         } else if (task->state == PoolTask::State::kQueued) {
           UnlinkLocked(task);
           task->state = PoolTask::State::kFinished;
+          ++unrun_in_flight_;
           unqueued = true;
           PublishGaugesLocked();
           SignalIfDrainedLocked();
@@ -488,11 +498,19 @@ void WorkerPool::Shutdown(absl::Time deadline) {
   std::vector<PoolTask*> unrun;
   {
     MutexLock lock(&mu_);
-    if (shutting_down_) {
+    if (current_pool == this) {
+      // From a task, a completion or the observer: stop admitting, but do
+      // not wait for (or join) the thread we are on. The owner's Shutdown
+      // or destructor finishes the job.
+      shutting_down_ = true;
+      return;
+    }
+    if (shutdown_started_) {
       // Another caller owns the shutdown; wait for it to finish.
       while (!shutdown_done_) shutdown_cv_.Wait(&mu_);
       return;
     }
+    shutdown_started_ = true;
     shutting_down_ = true;
     while ((queue_size_ > 0 || busy_ > 0) && clock_.Now() < deadline) {
       clock_.WaitWithDeadline(drained_cv_, mu_, deadline);
@@ -500,6 +518,7 @@ void WorkerPool::Shutdown(absl::Time deadline) {
     while (head_ != nullptr) {
       PoolTask* task = PopFrontLocked();
       task->state = PoolTask::State::kFinished;
+      ++unrun_in_flight_;
       unrun.push_back(task);
     }
     for (PoolTask* task : running_) {
@@ -531,6 +550,9 @@ void WorkerPool::Shutdown(absl::Time deadline) {
   }
   timer_thread_.join();
   MutexLock lock(&mu_);
+  // Completions that Cancel or the timer took out of the queue are being
+  // delivered on those threads; every completion is delivered by return.
+  while (unrun_in_flight_ > 0) unrun_cv_.Wait(&mu_);
   shutdown_done_ = true;
   shutdown_cv_.SignalAll();
 }
@@ -541,7 +563,8 @@ PoolStats WorkerPool::Stats() const {
   stats.queue_capacity = capacity_;
   stats.workers = stat_workers_.load(std::memory_order_relaxed);
   stats.busy = stat_busy_.load(std::memory_order_relaxed);
-  stats.idle = stats.workers - stats.busy;
+  // Two separate loads: clamp the moment between a spawn and a pop.
+  stats.idle = std::max(0, stats.workers - stats.busy);
   stats.min_workers = min_workers_;
   stats.max_workers = max_workers_;
   stats.accepted = stat_accepted_.load(std::memory_order_relaxed);

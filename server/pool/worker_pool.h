@@ -35,8 +35,11 @@
 //
 // Threading: all public methods are thread-safe. Completion callbacks run on
 // a worker, the timer thread, or the thread that called Cancel/Shutdown,
-// never with a pool lock held, so they may call back into the pool. They must
-// not throw. Stats() reads atomics only and never waits for a worker.
+// never with a pool lock held, so they may call Submit, Cancel and Stats.
+// They must not throw. Shutdown called from a pool thread (a task, a
+// completion, the observer) only stops admitting work: it cannot wait for or
+// join its own thread; the pool must not be destroyed from one. Stats()
+// reads atomics only and never waits for a worker.
 //
 // Cost: one mutex acquisition per task on the worker side (a worker recycles
 // its finished task and takes the next one in the same critical section, and
@@ -243,7 +246,12 @@ class WorkerPool {
   int idle_waiters_ ABSL_GUARDED_BY(mu_) = 0;        // inside work_cv_ waits
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;  // Submit refuses
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;       // workers exit
+  bool shutdown_started_ ABSL_GUARDED_BY(mu_) = false;
   bool shutdown_done_ ABSL_GUARDED_BY(mu_) = false;
+  // Tasks taken out of the queue by Cancel, the timer or Shutdown whose
+  // completion is being delivered off the lock (until Recycle).
+  int unrun_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  CondVar unrun_cv_;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);  // by worker index
   std::vector<PoolTask*> running_ ABSL_GUARDED_BY(mu_);    // by worker index
   std::vector<std::thread> retired_ ABSL_GUARDED_BY(mu_);  // to be joined

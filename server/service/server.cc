@@ -116,10 +116,14 @@ void ComputeServer::Drain(absl::Duration timeout) {
     if (drained_) return;
     drained_ = true;
   }
+  absl::Time deadline = pool_->clock().Now() + timeout;
+  if (server_ == nullptr) {  // Start failed before serving
+    pool_->Shutdown(deadline);
+    return;
+  }
   // Health first: probes and clients stop choosing us while we finish.
   server_->GetHealthCheckService()->SetServingStatus(false);
   service_->StartDraining();
-  absl::Time deadline = absl::Now() + timeout;
   // Every accepted call is completed (and its reactor finished) by this.
   pool_->Shutdown(deadline);
   // What remains are calls in flight in gRPC itself (answered UNAVAILABLE by

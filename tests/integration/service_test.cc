@@ -315,5 +315,14 @@ TEST_F(ServiceTest, DrainPastItsTimeoutAnswersUnavailable) {
   EXPECT_EQ(queued.Wait().error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST(ServerStartTest, AnAddressItCannotBindIsAClearErrorNotACrash) {
+  service::ServerConfig config = LocalConfig(1, 1);
+  config.address = "203.0.113.1";  // TEST-NET-3: not an address of this host
+  auto server = service::ComputeServer::Start(config);
+  ASSERT_FALSE(server.ok());
+  EXPECT_THAT(std::string(server.status().message()),
+              HasSubstr("cannot listen"));
+}
+
 }  // namespace
 }  // namespace compute::testing

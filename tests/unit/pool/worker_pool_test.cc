@@ -445,6 +445,22 @@ TEST(WorkerPoolTest, DestructorShutsDownAndDeliversEverything) {
   for (int i = 0; i < 6; ++i) EXPECT_EQ(done.CountOf(i), 1);
 }
 
+TEST(WorkerPoolTest, ShutdownFromACompletionStopsAdmittingWithoutDeadlock) {
+  auto pool = MakePool(1, 4);
+  Notification done;
+  ASSERT_TRUE(pool->Submit(Noop(),
+                           [&](const TaskResult&) {
+                             pool->Shutdown(absl::InfiniteFuture());
+                             done.Notify();
+                           })
+                  .ok());
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
+  EXPECT_EQ(pool->Submit(Noop(), nullptr).status().code(),
+            absl::StatusCode::kUnavailable);
+  pool->Shutdown(absl::Now() + kWait);  // the owner's call joins everything
+  EXPECT_EQ(pool->Stats().workers, 0);
+}
+
 TEST(WorkerPoolTest, IdleTimeoutShrinksToMinimumAndLoadGrowsToMaximum) {
   SimulatedClock clock;
   PoolOptions options;
