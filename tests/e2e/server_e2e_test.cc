@@ -74,22 +74,6 @@ std::vector<std::string> BaseArgs() {
   return {"--address=127.0.0.1", "--port=0", "--metrics_port=0"};
 }
 
-// A port free on 127.0.0.1 now (the kernel's pick, released for the child).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // Fills 1 worker + `capacity` queue slots with spin calls, and waits until
 // the server's own metrics show them all accepted (1 busy, `capacity`
 // queued), so that SIGTERM finds them running and queued.
@@ -123,7 +107,7 @@ std::vector<std::string> ArgsWithMetrics(int metrics_port) {
 }
 
 TEST(ServerE2eTest, SigtermAnswersEveryAcceptedCallAndExitsZero) {
-  int metrics_port = FreePort();
+  int metrics_port = metrics::testing::FreeLoopbackPort();
   std::vector<std::string> args = ArgsWithMetrics(metrics_port);
   args.push_back("--workers=1");
   args.push_back("--queue_capacity=3");
@@ -147,7 +131,7 @@ TEST(ServerE2eTest, SigtermAnswersEveryAcceptedCallAndExitsZero) {
 }
 
 TEST(ServerE2eTest, SigtermPastDrainTimeoutAnswersUnavailable) {
-  int metrics_port = FreePort();
+  int metrics_port = metrics::testing::FreeLoopbackPort();
   std::vector<std::string> args = ArgsWithMetrics(metrics_port);
   args.push_back("--workers=1");
   args.push_back("--queue_capacity=1");

@@ -102,22 +102,6 @@ class Child {
   pid_t pid_ = -1;
 };
 
-// A port free on 127.0.0.1 now (the kernel's pick, released for the child).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 std::string UrlEncode(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
@@ -170,7 +154,7 @@ class PrometheusE2ETest : public ::testing::Test {
 
   // Starts compute-server and reads its gRPC port from the "serving" line.
   void StartServer(int workers, int capacity) {
-    metrics_port_ = FreePort();
+    metrics_port_ = metrics::testing::FreeLoopbackPort();
     server_ = std::make_unique<Child>(
         std::vector<std::string>{
             COMPUTE_SERVER_BIN, "--address=127.0.0.1", "--port=0",
@@ -202,7 +186,7 @@ class PrometheusE2ETest : public ::testing::Test {
   }
 
   void StartPrometheus() {
-    prometheus_port_ = FreePort();
+    prometheus_port_ = metrics::testing::FreeLoopbackPort();
     std::filesystem::path config = dir_ / "prometheus.yml";
     std::ofstream(config) << "global:\n"
                              "  scrape_interval: 1s\n"

@@ -59,6 +59,10 @@ absl::StatusOr<HttpResponse> HttpGet(
     const std::string& host, int port, const std::string& target,
     absl::Duration timeout = absl::Seconds(10));
 
+// A port free on 127.0.0.1 now (the kernel's pick, released for a child
+// process to bind; tests that spawn servers use it).
+int FreeLoopbackPort();
+
 // Scrapes http://127.0.0.1:port/metrics and parses it.
 absl::StatusOr<Exposition> Scrape(int port);
 
