@@ -69,8 +69,6 @@ class RealClock final : public Clock {
     cv.WaitWithDeadline(&mu, deadline);
   }
 
-  bool uses_tsc() const { return use_tsc_; }
-
  private:
   bool use_tsc_ = false;
   int64_t ns_per_tick_q32_ = int64_t{1} << 32;  // ns per tick, Q32.32

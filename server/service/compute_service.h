@@ -60,7 +60,6 @@ class ComputeService final : public compute::v1::Compute::CallbackService {
   uint64_t rejected(RejectReason reason) const {
     return rejected_[static_cast<int>(reason)].load(std::memory_order_relaxed);
   }
-  const RunTimeEstimator& estimator() const { return estimator_; }
 
  private:
   friend class RunCall;
