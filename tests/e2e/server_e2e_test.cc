@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "server/pool/sync.h"
 #include "tests/e2e/server_process.h"
+#include "tests/integration/calls.h"
 #include "tests/unit/metrics/exposition.h"
 
 namespace compute::testing {
@@ -30,46 +31,6 @@ std::unique_ptr<compute::v1::Compute::Stub> StubFor(int port) {
       absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
 }
 
-compute::v1::RunRequest Spin(absl::Duration d) {
-  compute::v1::RunRequest r;
-  int64_t ns = absl::ToInt64Nanoseconds(d);
-  r.mutable_spin()->mutable_duration()->set_seconds(ns / 1000000000);
-  r.mutable_spin()->mutable_duration()->set_nanos(ns % 1000000000);
-  return r;
-}
-
-class Call {
- public:
-  Call(compute::v1::Compute::Stub& stub, compute::v1::RunRequest request)
-      : request_(std::move(request)) {
-    context_.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-    stub.async()->Run(&context_, &request_, &response_, [this](grpc::Status s) {
-      MutexLock lock(&mu_);
-      status_ = std::move(s);
-      done_ = true;
-      cv_.SignalAll();
-    });
-  }
-  ~Call() {
-    context_.TryCancel();
-    Wait();
-  }
-  grpc::Status Wait() {
-    MutexLock lock(&mu_);
-    while (!done_) cv_.Wait(&mu_);
-    return status_;
-  }
-
- private:
-  grpc::ClientContext context_;
-  compute::v1::RunRequest request_;
-  compute::v1::RunResponse response_;
-  Mutex mu_;
-  CondVar cv_;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status status_ ABSL_GUARDED_BY(mu_);
-};
-
 std::vector<std::string> BaseArgs() {
   return {"--address=127.0.0.1", "--port=0", "--metrics_port=0"};
 }
@@ -77,12 +38,12 @@ std::vector<std::string> BaseArgs() {
 // Fills 1 worker + `capacity` queue slots with spin calls, and waits until
 // the server's own metrics show them all accepted (1 busy, `capacity`
 // queued), so that SIGTERM finds them running and queued.
-std::vector<std::unique_ptr<Call>> FillServer(compute::v1::Compute::Stub& stub,
-                                              int capacity, absl::Duration spin,
-                                              int metrics_port) {
-  std::vector<std::unique_ptr<Call>> calls;
+std::vector<std::unique_ptr<AsyncCall>> FillServer(
+    compute::v1::Compute::Stub& stub, int capacity, absl::Duration spin,
+    int metrics_port) {
+  std::vector<std::unique_ptr<AsyncCall>> calls;
   for (int i = 0; i < 1 + capacity; ++i) {
-    calls.push_back(std::make_unique<Call>(stub, Spin(spin)));
+    calls.push_back(std::make_unique<AsyncCall>(stub, Spin(spin)));
   }
   absl::Time end = absl::Now() + absl::Seconds(30);
   while (absl::Now() < end) {

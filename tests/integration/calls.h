@@ -1,0 +1,86 @@
+// Client-side test helpers: request builders and a call in flight that can
+// be awaited and cancelled. No server code, so tests of the real binary
+// (which must not link gRPC's reflection plugin) can use them too.
+#ifndef COMPUTE_TESTS_INTEGRATION_CALLS_H_
+#define COMPUTE_TESTS_INTEGRATION_CALLS_H_
+
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "compute/v1/compute.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "server/pool/sync.h"
+
+namespace compute::testing {
+
+inline constexpr absl::Duration kWait = absl::Seconds(30);
+
+inline compute::v1::RunRequest Spin(absl::Duration d) {
+  compute::v1::RunRequest r;
+  int64_t ns = absl::ToInt64Nanoseconds(d);
+  r.mutable_spin()->mutable_duration()->set_seconds(ns / 1000000000);
+  r.mutable_spin()->mutable_duration()->set_nanos(ns % 1000000000);
+  return r;
+}
+
+inline compute::v1::RunRequest Fib(uint32_t n) {
+  compute::v1::RunRequest r;
+  r.mutable_fib()->set_n(n);
+  return r;
+}
+
+// One asynchronous call (callback API) that can be awaited and cancelled.
+class AsyncCall {
+ public:
+  AsyncCall(compute::v1::Compute::Stub& stub, compute::v1::RunRequest request,
+            absl::Duration deadline = absl::InfiniteDuration())
+      : request_(std::move(request)) {
+    if (deadline != absl::InfiniteDuration()) {
+      context_.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    }
+    stub.async()->Run(&context_, &request_, &response_, [this](grpc::Status s) {
+      MutexLock lock(&mu_);
+      status_ = std::move(s);
+      done_ = true;
+      cv_.SignalAll();
+    });
+  }
+  ~AsyncCall() {
+    context_.TryCancel();
+    Wait();
+  }
+  // The final status; fails the test on timeout.
+  grpc::Status Wait() {
+    absl::Time deadline = absl::Now() + kWait;
+    MutexLock lock(&mu_);
+    while (!done_) {
+      if (cv_.WaitWithDeadline(&mu_, deadline) && !done_) {
+        ADD_FAILURE() << "call did not finish";
+        return grpc::Status(grpc::StatusCode::UNKNOWN, "test timeout");
+      }
+    }
+    return status_;
+  }
+  bool done() {
+    MutexLock lock(&mu_);
+    return done_;
+  }
+  void Cancel() { context_.TryCancel(); }
+  const compute::v1::RunResponse& response() const { return response_; }
+  grpc::ClientContext& context() { return context_; }
+
+ private:
+  grpc::ClientContext context_;
+  compute::v1::RunRequest request_;
+  compute::v1::RunResponse response_;
+  Mutex mu_;
+  CondVar cv_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace compute::testing
+
+#endif  // COMPUTE_TESTS_INTEGRATION_CALLS_H_
