@@ -49,6 +49,7 @@
 #include "server/pool/worker_pool.h"
 #include "server/service/call_observer.h"
 #include "server/tasks/registry.h"
+#include "tests/bench/bench_support.h"
 
 namespace compute {
 namespace {
@@ -58,34 +59,6 @@ constexpr size_t kQueueCapacity = 1 << 16;
 constexpr double kMinTimeSeconds = 0.3;
 constexpr int kRepetitions = 10;
 constexpr std::string_view kMethod = "Run";
-
-// Counts completions of one batch; the last one wakes Wait(). Declared before
-// the pool that signals it, so it outlives every completion.
-class BatchLatch {
- public:
-  void Reset(int count) {
-    remaining_.store(count, std::memory_order_relaxed);
-    MutexLock lock(&mu_);
-    done_ = false;
-  }
-  void CountDown() {
-    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      MutexLock lock(&mu_);
-      done_ = true;
-      cv_.SignalAll();
-    }
-  }
-  void Wait() {
-    MutexLock lock(&mu_);
-    while (!done_) cv_.Wait(&mu_);
-  }
-
- private:
-  std::atomic<int> remaining_{0};
-  Mutex mu_;
-  CondVar cv_;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-};
 
 // The rejected design: the same series in prometheus-cpp's metric objects,
 // looked up once up front (no label lookup on the hot path).
@@ -167,7 +140,7 @@ class PrometheusCppMetrics final : public PoolObserver,
 void RunPool(benchmark::State& state, PoolObserver* pool_observer,
              service::CallObserver* call_observer) {
   const int workers = static_cast<int>(state.range(0));
-  BatchLatch latch;
+  bench::BatchLatch latch;
   PoolOptions options;
   options.min_workers = workers;
   options.max_workers = workers;
@@ -288,58 +261,17 @@ BENCHMARK(BM_WorkerPoolWithPrometheusCppMetrics)->Apply(PoolArgs);
 
 // ---- Summary ---------------------------------------------------------------
 
-int AffinityCpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
-  return CPU_COUNT(&set);
-}
-
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) != 0) continue;
-    size_t colon = line.find(':');
-    if (colon == std::string::npos) break;
-    size_t start = line.find_first_not_of(" \t", colon + 1);
-    return start == std::string::npos ? "" : line.substr(start);
-  }
-  return "unknown";
-}
-
 // The console output, then tasks/s per benchmark (the median when repeated)
 // and its ratio to BM_WorkerPoolNoMetrics at the same worker count.
-class SummaryReporter : public benchmark::ConsoleReporter {
+class SummaryReporter : public bench::RateReporter {
  public:
-  void ReportRuns(const std::vector<Run>& reports) override {
-    ConsoleReporter::ReportRuns(reports);
-    for (const Run& run : reports) {
-      if (run.error_occurred) continue;
-      bool median =
-          run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
-      if (run.run_type == Run::RT_Aggregate && !median) continue;
-      auto it = run.counters.find("items_per_second");
-      if (it == run.counters.end()) continue;
-      std::string args = run.run_name.args;
-      if (!run.run_name.threads.empty()) {
-        args += (args.empty() ? "" : "/") + run.run_name.threads;
-      }
-      Key key{run.run_name.function_name, args};
-      Entry& entry = results_[key];
-      if (entry.from_median && !median) continue;
-      entry.tasks_per_second = it->second.value;
-      entry.from_median = median;
-    }
-  }
-
   void Finalize() override {
     ConsoleReporter::Finalize();
     std::ostream& out = GetOutputStream();
     out << "\n## Summary: metrics cost on a no-op task, submit -> "
            "completion\n\n"
-        << "Machine: nproc = " << AffinityCpus() << ", CPU: " << CpuModel()
-        << "\n\n"
+        << "Machine: nproc = " << bench::AffinityCpus()
+        << ", CPU: " << bench::CpuModel() << "\n\n"
         << "| benchmark | workers | tasks/s | ns/task | vs no metrics |\n"
         << "|---|---|---|---|---|\n";
     // Sorted by name: the runs themselves came in random order.
@@ -363,12 +295,6 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   }
 
  private:
-  using Key = std::pair<std::string, std::string>;  // function, args
-  struct Entry {
-    double tasks_per_second = 0;
-    bool from_median = false;
-  };
-  std::map<Key, Entry> results_;
 };
 
 }  // namespace

@@ -44,6 +44,7 @@
 #include "server/pool/cancel_token.h"
 #include "server/pool/sync.h"
 #include "server/pool/worker_pool.h"
+#include "tests/bench/bench_support.h"
 
 namespace compute {
 namespace {
@@ -56,35 +57,6 @@ constexpr size_t kQueueCapacity = 1 << 16;
 // the whole binary stays well under a minute on 2 cores.
 constexpr double kMinTimeSeconds = 0.5;
 constexpr int kRepetitions = 5;
-
-// Counts completions of one batch; the last one wakes Wait(). Reused across
-// iterations (Reset between them) and declared before the pool that signals
-// it, so it outlives every completion.
-class BatchLatch {
- public:
-  void Reset(int count) {
-    remaining_.store(count, std::memory_order_relaxed);
-    MutexLock lock(&mu_);
-    done_ = false;
-  }
-  void CountDown() {
-    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      MutexLock lock(&mu_);
-      done_ = true;
-      cv_.SignalAll();
-    }
-  }
-  void Wait() {
-    MutexLock lock(&mu_);
-    while (!done_) cv_.Wait(&mu_);
-  }
-
- private:
-  std::atomic<int> remaining_{0};
-  Mutex mu_;
-  CondVar cv_;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-};
 
 // The trivial observer: what the hook itself costs per task.
 class CountingObserver final : public PoolObserver {
@@ -163,7 +135,7 @@ class TaskTimer {
 
 void RunWorkerPool(benchmark::State& state, PoolObserver* observer) {
   const int workers = static_cast<int>(state.range(0));
-  BatchLatch latch;
+  bench::BatchLatch latch;
   PoolOptions options;
   options.min_workers = workers;
   options.max_workers = workers;
@@ -203,7 +175,7 @@ void BM_WorkerPoolWithObserver(benchmark::State& state) {
 
 void BM_MinimalPool(benchmark::State& state) {
   const int workers = static_cast<int>(state.range(0));
-  BatchLatch latch;
+  bench::BatchLatch latch;
   MinimalPool pool(workers);
   TaskTimer timer(kBatch);
   for (auto _ : state) {
@@ -217,7 +189,7 @@ void BM_MinimalPool(benchmark::State& state) {
 }
 
 void BM_ThreadPerTask(benchmark::State& state) {
-  BatchLatch latch;
+  bench::BatchLatch latch;
   std::vector<std::thread> threads;
   threads.reserve(kThreadPerTaskBatch);
   TaskTimer timer(kThreadPerTaskBatch);
@@ -256,54 +228,16 @@ BENCHMARK(BM_ThreadPerTask)
 
 // ---- Summary ---------------------------------------------------------------
 
-int AffinityCpus() {  // what `nproc` prints
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
-  return CPU_COUNT(&set);
-}
-
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) != 0) continue;
-    size_t colon = line.find(':');
-    if (colon == std::string::npos) break;
-    size_t start = line.find_first_not_of(" \t", colon + 1);
-    return start == std::string::npos ? "" : line.substr(start);
-  }
-  return "unknown";
-}
-
 // The console output as usual, plus tasks/s per benchmark (the median when
 // repeated, else the last run), printed as a table once all have run.
-class SummaryReporter : public benchmark::ConsoleReporter {
+class SummaryReporter : public bench::RateReporter {
  public:
-  void ReportRuns(const std::vector<Run>& reports) override {
-    ConsoleReporter::ReportRuns(reports);
-    for (const Run& run : reports) {
-      if (run.error_occurred) continue;
-      bool median =
-          run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
-      if (run.run_type == Run::RT_Aggregate && !median) continue;
-      auto it = run.counters.find("items_per_second");
-      if (it == run.counters.end()) continue;
-      Key key{run.run_name.function_name, run.run_name.args};
-      if (!results_.contains(key)) order_.push_back(key);
-      Entry& entry = results_[key];
-      if (entry.from_median && !median) continue;
-      entry.tasks_per_second = it->second.value;
-      entry.from_median = median;
-    }
-  }
-
   void Finalize() override {
     ConsoleReporter::Finalize();
     std::ostream& out = GetOutputStream();
     out << "\n## Summary: no-op task, submit -> completion callback\n\n"
-        << "Machine: nproc = " << AffinityCpus() << ", CPU: " << CpuModel()
-        << "\n\n"
+        << "Machine: nproc = " << bench::AffinityCpus()
+        << ", CPU: " << bench::CpuModel() << "\n\n"
         << "| pool | workers | tasks/s | ns/task | vs minimal pool |\n"
         << "|---|---|---|---|---|\n";
     for (const Key& key : order_) {
@@ -336,12 +270,6 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   }
 
  private:
-  using Key = std::pair<std::string, std::string>;  // function, args
-  struct Entry {
-    double tasks_per_second = 0;
-    bool from_median = false;
-  };
-
   static std::string Workers(const std::string& args) {
     const std::string prefix = "workers:";
     if (args.rfind(prefix, 0) == 0) return args.substr(prefix.size());
@@ -352,9 +280,6 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     if (function.rfind("BM_", 0) == 0) return function.substr(3);
     return function;
   }
-
-  std::map<Key, Entry> results_;
-  std::vector<Key> order_;  // rows in the order the benchmarks ran
 };
 
 }  // namespace
