@@ -9,12 +9,15 @@
 #include <atomic>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "benchmark/benchmark.h"
 #include "server/pool/sync.h"
+#include "server/pool/worker_pool.h"
 
 namespace compute::bench {
 
@@ -46,6 +49,25 @@ class BatchLatch {
   CondVar cv_;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
+
+// A pool of exactly `workers` threads, or nullptr after marking the
+// benchmark skipped with the reason.
+inline std::unique_ptr<WorkerPool> FixedPool(benchmark::State& state,
+                                             int workers, size_t capacity,
+                                             PoolObserver* observer) {
+  PoolOptions options;
+  options.min_workers = workers;
+  options.max_workers = workers;
+  options.queue_capacity = capacity;
+  options.observer = observer;
+  absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
+      WorkerPool::Create(options);
+  if (!pool.ok()) {
+    state.SkipWithError(pool.status().ToString().c_str());
+    return nullptr;
+  }
+  return std::move(*pool);
+}
 
 inline int AffinityCpus() {  // what `nproc` prints
   cpu_set_t set;

@@ -141,17 +141,9 @@ void RunPool(benchmark::State& state, PoolObserver* pool_observer,
              service::CallObserver* call_observer) {
   const int workers = static_cast<int>(state.range(0));
   bench::BatchLatch latch;
-  PoolOptions options;
-  options.min_workers = workers;
-  options.max_workers = workers;
-  options.queue_capacity = kQueueCapacity;
-  options.observer = pool_observer;
-  absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
-      WorkerPool::Create(options);
-  if (!pool.ok()) {
-    state.SkipWithError(pool.status().ToString().c_str());
-    return;
-  }
+  std::unique_ptr<WorkerPool> pool =
+      bench::FixedPool(state, workers, kQueueCapacity, pool_observer);
+  if (pool == nullptr) return;
   TaskOptions task_options;
   task_options.tag = 1;  // a real kind, so every series is touched
   const auto start = std::chrono::steady_clock::now();
@@ -159,7 +151,7 @@ void RunPool(benchmark::State& state, PoolObserver* pool_observer,
     latch.Reset(kBatch);
     for (int i = 0; i < kBatch; ++i) {
       if (call_observer != nullptr) call_observer->OnCallStarted(kMethod);
-      absl::StatusOr<TaskHandle> handle = (*pool)->Submit(
+      absl::StatusOr<TaskHandle> handle = pool->Submit(
           [](const CancelToken&) { return absl::OkStatus(); },
           [&latch, call_observer](const TaskResult& r) {
             if (call_observer != nullptr) {

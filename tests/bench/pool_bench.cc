@@ -136,24 +136,16 @@ class TaskTimer {
 void RunWorkerPool(benchmark::State& state, PoolObserver* observer) {
   const int workers = static_cast<int>(state.range(0));
   bench::BatchLatch latch;
-  PoolOptions options;
-  options.min_workers = workers;
-  options.max_workers = workers;
-  options.queue_capacity = kQueueCapacity;
-  options.observer = observer;
-  absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
-      WorkerPool::Create(options);
-  if (!pool.ok()) {
-    state.SkipWithError(pool.status().ToString().c_str());
-    return;
-  }
+  std::unique_ptr<WorkerPool> pool =
+      bench::FixedPool(state, workers, kQueueCapacity, observer);
+  if (pool == nullptr) return;
   TaskTimer timer(kBatch);
   for (auto _ : state) {
     latch.Reset(kBatch);
     for (int i = 0; i < kBatch; ++i) {
       absl::StatusOr<TaskHandle> handle =
-          (*pool)->Submit([](const CancelToken&) { return absl::OkStatus(); },
-                          [&latch](const TaskResult&) { latch.CountDown(); });
+          pool->Submit([](const CancelToken&) { return absl::OkStatus(); },
+                       [&latch](const TaskResult&) { latch.CountDown(); });
       if (!handle.ok()) {
         // Completions of the accepted tasks must still land before `latch`
         // goes: the pool's destructor drains them.

@@ -14,19 +14,15 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
 import Ajv2019 from "ajv/dist/2019.js";
+import { checker } from "./checks.mjs";
 
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
 const file = resolve(process.argv[2] ?? join(here, "..", "..", "docker-compose.yml"));
 const root = resolve(process.argv[3] ?? dirname(file));
 
-const failures = [];
-let passed = 0;
-const check = (ok, what) => {
-  if (ok) passed++;
-  else failures.push(what);
-  return ok;
-};
+const checks = checker();
+const { failures, check } = checks;
 
 // --- parse + interpolate ------------------------------------------------------
 const doc = YAML.parseDocument(readFileSync(file, "utf8"), { uniqueKeys: true, strict: true });
@@ -162,5 +158,5 @@ for (const [name, s] of Object.entries(svc)) {
 }
 
 for (const f of failures) console.log(`FAIL ${f}`);
-console.log(`check-compose: ${passed} checks passed, ${failures.filter((f) => !f.startsWith("  ")).length} failed`);
+console.log(`check-compose: ${checks.passed} checks passed, ${failures.filter((f) => !f.startsWith("  ")).length} failed`);
 process.exit(failures.length ? 1 : 0);

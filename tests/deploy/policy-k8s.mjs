@@ -9,6 +9,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import YAML from "yaml";
+import { checker } from "./checks.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name) => {
@@ -25,13 +26,8 @@ if (!file || !["base", "dev", "prod"].includes(overlay) || !alertsPath) {
 }
 
 const objs = YAML.parseAllDocuments(readFileSync(file, "utf8")).map((d) => d.toJS()).filter(Boolean);
-const failures = [];
-let passed = 0;
-const check = (ok, what) => {
-  if (ok) passed++;
-  else failures.push(what);
-  return ok;
-};
+const checks = checker();
+const { failures, check } = checks;
 const all = (kind) => objs.filter((o) => o.kind === kind);
 const one = (kind, name) => objs.find((o) => o.kind === kind && (!name || o.metadata?.name === name));
 const matches = (selector, labels) =>
@@ -207,6 +203,6 @@ finish();
 
 function finish() {
   for (const f of failures) console.log(`FAIL ${file} (${overlay}): ${f}`);
-  console.log(`policy-k8s ${overlay}: ${passed} checks passed, ${failures.length} failed`);
+  console.log(`policy-k8s ${overlay}: ${checks.passed} checks passed, ${failures.length} failed`);
   process.exit(failures.length ? 1 : 0);
 }

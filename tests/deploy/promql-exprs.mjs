@@ -21,17 +21,13 @@ import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
+import { checker } from "./checks.mjs";
 
 // DEPLOY_ROOT: a folder holding deploy/ (default: this repository), so the
 // negative test can point it at a broken copy.
 const root = process.env.DEPLOY_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const failures = [];
-let passed = 0;
-const check = (ok, what) => {
-  if (ok) passed++;
-  else failures.push(what);
-  return ok;
-};
+const checks = checker();
+const { failures, check } = checks;
 
 // compute-server's metric contract (DESIGN.md, README): histograms expose
 // _bucket/_sum/_count.
@@ -146,5 +142,5 @@ if (mode === "list") {
 }
 
 for (const f of failures) console.log(`FAIL ${f}`);
-console.log(`promql-exprs ${mode}: ${exprs.length} expressions, ${passed} checks passed, ${failures.length} failed`);
+console.log(`promql-exprs ${mode}: ${exprs.length} expressions, ${checks.passed} checks passed, ${failures.length} failed`);
 process.exit(failures.length ? 1 : 0);
