@@ -10,29 +10,33 @@
 namespace compute {
 namespace pool_internal {
 
-// One task record, recycled. Fields other than the queue links and `state`
-// are written by one thread at a time: the submitter before it is queued,
-// then whoever takes it out of the queue under mu_ (a worker, Cancel, the
-// timer, Shutdown), then that thread alone until it recycles the record
-// under mu_. `seq` changes only under mu_, on reuse, which is what makes a
-// stale TaskHandle or timer entry harmless.
+// One task record, recycled. The payload fields (fn, done, options,
+// submitted_ticks, result, links) are written by one thread at a time: the
+// submitter before it pushes the record onto the inbox (release), then
+// whoever takes it out of the queue under mu_ (a worker, Cancel, the timer,
+// Shutdown), then that thread alone until it pushes the record onto the free
+// stack (release), from which the next submitter takes it (acquire).
+//
+// `seq` and `state` are atomics because Cancel and the timer read them for a
+// handle that may be stale while the record is being reused: they read seq,
+// then state, then seq again, and trust the state only if seq matched both
+// times (the submitter stores seq before state). Under mu_ a record whose
+// seq matches and whose state is kQueued is in the FIFO list (after
+// DrainInboxLocked), and only mu_ holders move it out of kQueued.
 struct PoolTask {
-  enum class State { kFree, kQueued, kRunning, kFinished };
+  enum class State : int { kFree, kQueued, kRunning, kFinished };
 
   TaskFn fn;
   DoneFn done;
   TaskOptions options;
-  int64_t submitted_ticks = 0;  // Clock::Ticks()
-  uint64_t seq = 0;             // unique per submission; timer key tie-break
+  int64_t submitted_ticks = 0;   // Clock::Ticks()
+  std::atomic<uint64_t> seq{0};  // unique per submission
+  std::atomic<State> state{State::kFree};
+  CancelSource cancel;  // generation = seq; code = TaskOutcome
 
-  CancelSource cancel;
-  // Why the pool asked the task to stop (kOk = it did not); written before
-  // cancel.request_stop().
-  std::atomic<TaskOutcome> stop_reason{TaskOutcome::kOk};
-
-  State state = State::kFree;  // guarded by the pool's mu_
-  PoolTask* prev = nullptr;    // queue links / free list, guarded by mu_
+  // Inbox, free stack, or FIFO list (one at a time).
   PoolTask* next = nullptr;
+  PoolTask* prev = nullptr;  // FIFO list only
 
   TaskResult result;  // filled by the completer
 };
@@ -41,17 +45,20 @@ struct PoolTask {
 
 using pool_internal::PoolTask;
 
+// Per-worker state: what it runs (for Cancel, Shutdown and Stats) and the
+// completions it delivered (written by that worker only, summed by Stats).
+struct alignas(64) WorkerPool::WorkerSlot {
+  std::atomic<PoolTask*> running{nullptr};
+  std::atomic<uint64_t> running_seq{0};
+  std::array<std::atomic<uint64_t>, kNumTaskOutcomes> completed{};
+};
+
 namespace {
+
+constexpr uint64_t kClosedBit = uint64_t{1} << 63;
 
 // The pool whose worker or timer thread this is, if any.
 thread_local const WorkerPool* current_pool = nullptr;
-
-void RequestStop(PoolTask* task, TaskOutcome reason) {
-  TaskOutcome expected = TaskOutcome::kOk;
-  task->stop_reason.compare_exchange_strong(expected, reason,
-                                            std::memory_order_relaxed);
-  task->cancel.request_stop();
-}
 
 absl::Status StopStatus(TaskOutcome reason) {
   switch (reason) {
@@ -64,6 +71,24 @@ absl::Status StopStatus(TaskOutcome reason) {
     default:
       return absl::InternalError("unexpected stop reason");
   }
+}
+
+// The pool's stop codes on a task's CancelSource: the reason it asked, kept
+// apart from the generic CancelSource::kStoppedCode.
+constexpr uint8_t kPoolStopCodeBase = 0x10;
+uint8_t StopCode(TaskOutcome reason) {
+  return static_cast<uint8_t>(kPoolStopCodeBase + static_cast<int>(reason));
+}
+// kOk when the pool did not ask this task to stop.
+TaskOutcome StopReason(uint8_t code) {
+  return code >= kPoolStopCodeBase
+             ? static_cast<TaskOutcome>(code - kPoolStopCodeBase)
+             : TaskOutcome::kOk;
+}
+
+void Increment(std::atomic<uint64_t>& counter) {  // single writer
+  counter.store(counter.load(std::memory_order_relaxed) + 1,
+                std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -116,11 +141,11 @@ WorkerPool::WorkerPool(PoolOptions options)
       idle_timeout_(options.idle_timeout),
       clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
       observer_(options.observer),
-      thread_name_(std::move(options.thread_name)) {
+      thread_name_(std::move(options.thread_name)),
+      slots_(new WorkerSlot[options.max_workers]) {
   MutexLock lock(&mu_);
   threads_.resize(max_workers_);
-  running_.assign(max_workers_, nullptr);
-  for (int i = 0; i < min_workers_; ++i) SpawnWorkerLocked();
+  for (int i = 0; i < std::max(min_workers_, 1); ++i) SpawnWorkerLocked();
   timer_thread_ = std::thread([this] { TimerLoop(); });
 }
 
@@ -129,252 +154,377 @@ WorkerPool::~WorkerPool() { Shutdown(clock_.Now()); }
 void WorkerPool::SpawnWorkerLocked() {
   int index = 0;
   while (threads_[index].joinable()) ++index;  // lowest free index
-  ++workers_;
+  workers_.store(workers_.load(std::memory_order_relaxed) + 1,
+                 std::memory_order_relaxed);
   threads_[index] = std::thread([this, index] { WorkerLoop(index); });
-  PublishGaugesLocked();
 }
 
-PoolTask* WorkerPool::AllocateLocked() {
-  if (free_ == nullptr) {
-    constexpr size_t kChunk = 64;
-    chunks_.push_back(std::make_unique<PoolTask[]>(kChunk));
-    PoolTask* chunk = chunks_.back().get();
-    for (size_t i = 0; i < kChunk; ++i) {
-      chunk[i].next = free_;
-      free_ = &chunk[i];
+// ---- Admission ---------------------------------------------------------
+
+uint64_t WorkerPool::InPool() const {
+  // finished_ first: it never passes submitted_, so the difference is never
+  // negative even though the two loads are not one snapshot.
+  uint64_t finished = finished_.load(std::memory_order_acquire);
+  uint64_t submitted = submitted_.load(std::memory_order_acquire) & ~kClosedBit;
+  return submitted - finished;
+}
+
+absl::Status WorkerPool::Admit() {
+  const uint64_t limit = capacity_ + static_cast<uint64_t>(max_workers_);
+  uint64_t submitted = submitted_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (submitted & kClosedBit) {
+      return absl::UnavailableError("worker pool is shutting down");
+    }
+    // With a stale (smaller) finished count the estimate is too high, never
+    // too low: far from the limit it is enough, near it read the real one.
+    if (submitted + 1 - finished_hint_.load(std::memory_order_relaxed) >
+        limit) {
+      uint64_t finished = finished_.load(std::memory_order_acquire);
+      finished_hint_.store(finished, std::memory_order_relaxed);
+      if (submitted + 1 - finished > limit) {
+        rejected_.fetch_add(1, std::memory_order_relaxed);
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "worker pool queue is full (capacity ", capacity_, ", ",
+            workers_.load(std::memory_order_relaxed), " workers busy)"));
+      }
+    }
+    if (submitted_.compare_exchange_weak(submitted, submitted + 1,
+                                         std::memory_order_seq_cst,
+                                         std::memory_order_relaxed)) {
+      return absl::OkStatus();
     }
   }
-  PoolTask* task = free_;
-  free_ = task->next;
-  task->next = nullptr;
-  return task;
 }
 
-void WorkerPool::RecycleLocked(PoolTask* task) {
-  task->state = PoolTask::State::kFree;
-  task->seq = 0;  // no handle or timer entry matches a free record
-  task->next = free_;
-  free_ = task;
-}
-
-void WorkerPool::Recycle(PoolTask* task) {
-  MutexLock lock(&mu_);
-  RecycleLocked(task);
-  // Only completions delivered off the workers (Cancel, timer, Shutdown)
-  // come through here; Shutdown waits for them.
-  if (--unrun_in_flight_ == 0) unrun_cv_.SignalAll();
-}
-
-void WorkerPool::SignalIfDrainedLocked() {
-  if (shutting_down_ && busy_ == 0 && queue_size_ == 0) {
+void WorkerPool::ReleasePlace() {
+  finished_.fetch_add(1, std::memory_order_seq_cst);
+  // Shutdown waits for the pool to empty; it set closed_ before looking, so
+  // either it sees this release or this sees closed_.
+  if (closed_.load(std::memory_order_seq_cst) && InPool() == 0) {
+    MutexLock lock(&mu_);
     drained_cv_.SignalAll();
   }
 }
 
-void WorkerPool::PublishGaugesLocked() {
-  stat_queue_depth_.store(queue_size_, std::memory_order_relaxed);
-  stat_workers_.store(workers_, std::memory_order_relaxed);
-  stat_busy_.store(busy_, std::memory_order_relaxed);
+void WorkerPool::ReleasePlaceLocked() {
+  finished_.fetch_add(1, std::memory_order_seq_cst);
+  if (closed_.load(std::memory_order_seq_cst) && InPool() == 0) {
+    drained_cv_.SignalAll();
+  }
 }
 
-void WorkerPool::PushBackLocked(PoolTask* task) {
-  task->prev = tail_;
-  task->next = nullptr;
-  if (tail_ != nullptr) {
-    tail_->next = task;
-  } else {
-    head_ = task;
+void WorkerPool::GrowIfNeeded() {
+  if (workers_.load(std::memory_order_relaxed) >= max_workers_) return;
+  if (InPool() <= static_cast<uint64_t>(workers_.load())) return;
+  MutexLock lock(&mu_);
+  // Each task in the pool needs a worker: grow by what is missing (a task
+  // that waits for a busy worker while the pool may grow would be a queue
+  // the operator did not ask for).
+  while (!stopping_ &&
+         workers_.load(std::memory_order_relaxed) < max_workers_ &&
+         InPool() > static_cast<uint64_t>(workers_.load())) {
+    SpawnWorkerLocked();
   }
-  tail_ = task;
-  ++queue_size_;
+}
+
+// ---- Records, inbox, FIFO list -----------------------------------------
+
+PoolTask* WorkerPool::Allocate() {
+  MutexLock lock(&alloc_mu_);
+  if (alloc_list_ == nullptr) {
+    alloc_list_ = free_stack_.exchange(nullptr, std::memory_order_acquire);
+  }
+  if (alloc_list_ == nullptr) {
+    constexpr size_t kChunk = 64;
+    chunks_.push_back(std::make_unique<PoolTask[]>(kChunk));
+    PoolTask* chunk = chunks_.back().get();
+    for (size_t i = 0; i < kChunk; ++i) {
+      chunk[i].next = alloc_list_;
+      alloc_list_ = &chunk[i];
+    }
+  }
+  PoolTask* task = alloc_list_;
+  alloc_list_ = task->next;
+  task->next = nullptr;
+  return task;
+}
+
+void WorkerPool::PushFree(PoolTask* task) {
+  task->state.store(PoolTask::State::kFree, std::memory_order_relaxed);
+  PoolTask* head = free_stack_.load(std::memory_order_relaxed);
+  do {
+    task->next = head;
+  } while (!free_stack_.compare_exchange_weak(
+      head, task, std::memory_order_release, std::memory_order_relaxed));
+}
+
+void WorkerPool::PushInbox(PoolTask* task) {
+  PoolTask* head = inbox_.load(std::memory_order_relaxed);
+  do {
+    task->next = head;
+  } while (!inbox_.compare_exchange_weak(head, task, std::memory_order_seq_cst,
+                                         std::memory_order_relaxed));
+}
+
+void WorkerPool::DrainInboxLocked() {
+  PoolTask* stack = inbox_.exchange(nullptr, std::memory_order_acquire);
+  if (stack == nullptr) return;
+  // The stack is newest first: reverse it onto the back of the list.
+  PoolTask* first = nullptr;
+  PoolTask* last = stack;
+  while (stack != nullptr) {
+    PoolTask* next = stack->next;
+    stack->next = first;
+    if (first != nullptr) first->prev = stack;
+    first = stack;
+    stack = next;
+  }
+  first->prev = tail_;
+  if (tail_ != nullptr) {
+    tail_->next = first;
+  } else {
+    head_ = first;
+  }
+  tail_ = last;
+  list_nonempty_.store(true, std::memory_order_relaxed);
 }
 
 void WorkerPool::UnlinkLocked(PoolTask* task) {
   (task->prev != nullptr ? task->prev->next : head_) = task->next;
   (task->next != nullptr ? task->next->prev : tail_) = task->prev;
   task->prev = task->next = nullptr;
-  --queue_size_;
+  if (head_ == nullptr) list_nonempty_.store(false, std::memory_order_relaxed);
 }
 
-PoolTask* WorkerPool::PopFrontLocked() {
+PoolTask* WorkerPool::PopLocked() {
+  if (head_ == nullptr) DrainInboxLocked();
   PoolTask* task = head_;
-  UnlinkLocked(task);
+  if (task != nullptr) UnlinkLocked(task);
   return task;
 }
 
+void WorkerPool::TakeUnrunLocked(PoolTask* task) {
+  UnlinkLocked(task);
+  task->state.store(PoolTask::State::kFinished, std::memory_order_relaxed);
+  ++unrun_in_flight_;
+  ReleasePlaceLocked();
+}
+
+// ---- Submit, Cancel ----------------------------------------------------
+
 absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
                                               TaskOptions options) {
-  bool has_deadline = options.deadline != absl::InfiniteFuture();
+  const bool has_deadline = options.deadline != absl::InfiniteFuture();
   if (has_deadline && options.deadline <= clock_.Now()) {
     return absl::DeadlineExceededError(
         "task deadline passed before it was queued");
   }
+  if (absl::Status admitted = Admit(); !admitted.ok()) return admitted;
+  GrowIfNeeded();
+
+  PoolTask* task = Allocate();
+  const uint64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+  task->fn = std::move(fn);
+  task->done = std::move(done);
+  task->options = options;
+  task->submitted_ticks = clock_.Ticks();
+  task->result = TaskResult();
+  task->cancel.Reset(seq);
+  task->seq.store(seq, std::memory_order_relaxed);
+  task->state.store(PoolTask::State::kQueued, std::memory_order_release);
+  PushInbox(task);
+  WakeWorkerIfAsleep();
+
+  if (has_deadline) {
+    // After the push: the timer must find the task in the list. If it has
+    // already finished, its entry is stale (seq no longer matches, or the
+    // state is not queued or running) and expires harmlessly.
+    MutexLock timer_lock(&timer_mu_);
+    bool earliest =
+        timers_.empty() || options.deadline < timers_.begin()->first.first;
+    timers_.emplace(std::make_pair(options.deadline, seq), task);
+    if (earliest) timer_cv_.Signal();
+  }
+  // Admitted just before Shutdown closed the pool, and pushed after it
+  // stopped the workers: nobody else will see this task.
+  if (closed_.load(std::memory_order_seq_cst)) CollectStragglers();
+  if (has_retired_.load(std::memory_order_relaxed)) JoinRetired();
+  return TaskHandle(task, seq);
+}
+
+void WorkerPool::WakeWorkerIfAsleep() {
+  // Pairs with WaitForWork and SpinForWork; every access here and there is
+  // sequentially consistent. A worker that starts waiting counts itself in
+  // idle_waiters_, clears wake_pending_, then re-checks the inbox; so a
+  // submitter that pushed either is seen by that re-check or sees the
+  // waiter with no wake pending. A spinning worker will see the task too,
+  // and it wakes the next sleeper itself if it finds more than one task
+  // (WorkerLoop).
+  if (spinning_.load(std::memory_order_seq_cst) > 0) return;
+  if (idle_waiters_.load(std::memory_order_seq_cst) == 0) return;
+  if (wake_pending_.exchange(true, std::memory_order_seq_cst)) return;
+  // Through mu_: a worker counted in idle_waiters_ holds mu_ until it waits.
+  { MutexLock lock(&mu_); }
+  work_cv_.Signal();
+}
+
+void WorkerPool::JoinRetired() {
   std::vector<std::thread> retired;
-  bool wake;
-  TaskHandle handle;
   {
     MutexLock lock(&mu_);
-    if (shutting_down_) {
-      return absl::UnavailableError("worker pool is shutting down");
-    }
-    int idle = workers_ - busy_;
-    // Grow before refusing: a new worker is an idle slot.
-    if (queue_size_ + 1 > static_cast<size_t>(idle) &&
-        workers_ < max_workers_) {
-      SpawnWorkerLocked();
-      ++idle;
-    }
-    if (queue_size_ >= capacity_ + idle) {
-      stat_rejected_.fetch_add(1, std::memory_order_relaxed);
-      return absl::ResourceExhaustedError(
-          absl::StrCat("worker pool queue is full (capacity ", capacity_, ", ",
-                       workers_, " workers busy)"));
-    }
-    PoolTask* task = AllocateLocked();
-    task->fn = std::move(fn);
-    task->done = std::move(done);
-    task->options = options;
-    task->submitted_ticks = clock_.Ticks();
-    task->seq = next_seq_++;
-    task->cancel.Reset();
-    task->stop_reason.store(TaskOutcome::kOk, std::memory_order_relaxed);
-    task->result = TaskResult();
-    task->state = PoolTask::State::kQueued;
-    PushBackLocked(task);
-    handle = TaskHandle(task, task->seq);
-    if (has_deadline) {
-      MutexLock timer_lock(&timer_mu_);
-      bool earliest =
-          timers_.empty() || options.deadline < timers_.begin()->first.first;
-      timers_.emplace(std::make_pair(options.deadline, task->seq), task);
-      if (earliest) timer_cv_.Signal();
-    }
-    wake = idle_waiters_ > 0;
-    stat_accepted_.store(++accepted_, std::memory_order_relaxed);
-    stat_queue_depth_.store(queue_size_, std::memory_order_relaxed);
-    if (!retired_.empty()) retired.swap(retired_);
+    retired.swap(retired_);
+    has_retired_.store(false, std::memory_order_relaxed);
   }
-  // Signalled after unlocking, so the woken worker does not block on mu_.
-  if (wake) work_cv_.Signal();
-  // Workers that retired on their idle timeout are joined here, off the lock.
   for (std::thread& t : retired) t.join();
-  return handle;
+}
+
+WorkerPool::StopResult WorkerPool::StopLocked(PoolTask* task, uint64_t seq,
+                                              TaskOutcome reason) {
+  DrainInboxLocked();
+  if (task->seq.load(std::memory_order_acquire) != seq) {
+    return StopResult::kGone;
+  }
+  PoolTask::State state = task->state.load(std::memory_order_acquire);
+  if (task->seq.load(std::memory_order_acquire) != seq) {
+    return StopResult::kGone;  // reused between the two reads
+  }
+  switch (state) {
+    case PoolTask::State::kQueued:
+      TakeUnrunLocked(task);
+      return StopResult::kUnqueued;
+    case PoolTask::State::kRunning:
+      // Misses harmlessly if the task finished and the record moved on.
+      return task->cancel.RequestStopFor(seq, StopCode(reason))
+                 ? StopResult::kSignalled
+                 : StopResult::kGone;
+    default:
+      return StopResult::kGone;
+  }
 }
 
 bool WorkerPool::Cancel(const TaskHandle& handle) {
   PoolTask* task = handle.task_;
   if (task == nullptr) return false;
+  StopResult result;
   {
     MutexLock lock(&mu_);
-    if (task->seq != handle.seq_) return false;  // finished, record reused
-    switch (task->state) {
-      case PoolTask::State::kFree:
-      case PoolTask::State::kFinished:
-        return false;
-      case PoolTask::State::kRunning:
-        RequestStop(task, TaskOutcome::kCancelled);
-        return true;
-      case PoolTask::State::kQueued:
-        UnlinkLocked(task);
-        task->state = PoolTask::State::kFinished;
-        ++unrun_in_flight_;
-        PublishGaugesLocked();
-        SignalIfDrainedLocked();
-        break;
-    }
+    result = StopLocked(task, handle.seq_, TaskOutcome::kCancelled);
   }
-  DeliverUnrun(task, TaskOutcome::kCancelled,
-               absl::CancelledError("task cancelled while queued"));
-  return true;
+  if (result == StopResult::kUnqueued) {
+    DeliverUnrun(task, TaskOutcome::kCancelled,
+                 absl::CancelledError("task cancelled while queued"));
+  }
+  return result != StopResult::kGone;
 }
+
+// ---- Workers -----------------------------------------------------------
 
 void WorkerPool::WorkerLoop(int index) {
   std::string name = absl::StrCat(thread_name_, index).substr(0, 15);
   pthread_setname_np(pthread_self(), name.c_str());
   current_pool = this;
+  WorkerSlot& slot = slots_[index];
 
   // The task this worker finished: its completion is delivered outside the
-  // lock right after taking the next task (`undelivered`), and its record is
-  // recycled in the critical section after that (`delivered`).
+  // lock, right after taking the next task.
   PoolTask* undelivered = nullptr;
-  PoolTask* delivered = nullptr;
   mu_.Lock();
   for (;;) {
-    if (delivered != nullptr) {
-      RecycleLocked(delivered);
-      delivered = nullptr;
-    }
-    if (head_ == nullptr) {
+    if (stopping_) break;  // Shutdown took what was queued
+    PoolTask* task = PopLocked();
+    if (task == nullptr) {
       if (undelivered != nullptr) {
         mu_.Unlock();
-        Deliver(undelivered);
-        delivered = std::exchange(undelivered, nullptr);
+        DeliverAndRecycle(std::exchange(undelivered, nullptr), &slot);
         SpinForWork();
         mu_.Lock();
         continue;
       }
-      if (stopping_) {
-        --workers_;
-        PublishGaugesLocked();
-        break;
+      if (!WaitForWork(index)) {
+        mu_.Unlock();
+        return;  // retired
       }
-      if (!WaitForWork(index)) break;
       continue;
     }
-    PoolTask* task = PopFrontLocked();
-    task->state = PoolTask::State::kRunning;
-    running_[index] = task;
-    ++busy_;
-    PublishGaugesLocked();
+    // More work behind this task and a sleeping worker that nobody will
+    // wake (a submitter saw a spinner and left it to us): wake one, so a
+    // burst runs on every worker.
+    if (head_ != nullptr && spinning_.load(std::memory_order_relaxed) == 0 &&
+        idle_waiters_.load(std::memory_order_relaxed) > 0) {
+      work_cv_.Signal();
+    }
+    const uint64_t seq = task->seq.load(std::memory_order_relaxed);
+    task->state.store(PoolTask::State::kRunning, std::memory_order_relaxed);
+    slot.running_seq.store(seq, std::memory_order_relaxed);
+    slot.running.store(task, std::memory_order_relaxed);
     mu_.Unlock();
 
     if (undelivered != nullptr) {
-      Deliver(undelivered);
-      delivered = std::exchange(undelivered, nullptr);
+      DeliverAndRecycle(std::exchange(undelivered, nullptr), &slot);
     }
     Execute(task, index);
-
-    mu_.Lock();
-    task->state = PoolTask::State::kFinished;
     undelivered = task;
-    running_[index] = nullptr;
-    --busy_;
-    PublishGaugesLocked();
-    SignalIfDrainedLocked();
+    mu_.Lock();
   }
+  workers_.store(workers_.load(std::memory_order_relaxed) - 1,
+                 std::memory_order_relaxed);
   mu_.Unlock();
+  if (undelivered != nullptr) DeliverAndRecycle(undelivered, &slot);
 }
 
 // A worker that just ran out of work spins briefly before it sleeps: under
 // a steady stream of short tasks the next one usually arrives within
 // microseconds, and catching it here saves the submitter a futex wake-up and
 // this worker a sleep (each several microseconds). Bounded, and reads only
-// the lock-free depth mirror, so it never delays a submitter.
-void WorkerPool::SpinForWork() const {
+// two lock-free flags, so it never delays a submitter. While it spins it is
+// counted in spinning_, and Submit wakes nobody: see WakeWorkerIfAsleep.
+void WorkerPool::SpinForWork() {
+  spinning_.fetch_add(1, std::memory_order_seq_cst);
   for (int i = 0; i < kSpinIterations; ++i) {
-    if (stat_queue_depth_.load(std::memory_order_relaxed) > 0) return;
+    if (inbox_.load(std::memory_order_relaxed) != nullptr ||
+        list_nonempty_.load(std::memory_order_relaxed)) {
+      break;
+    }
 #if defined(__x86_64__)
     __builtin_ia32_pause();
 #endif
   }
+  // Then WaitForWork re-checks the inbox after counting itself a waiter,
+  // both sequentially consistent: a task pushed by a submitter that saw
+  // this worker spinning (and so woke nobody) is seen there.
+  spinning_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 bool WorkerPool::WaitForWork(int index) {
-  bool may_retire = workers_ > min_workers_ && !stopping_;
+  const int workers = workers_.load(std::memory_order_relaxed);
+  // A pool always keeps one worker, whatever min_workers says.
+  bool may_retire = workers > std::max(min_workers_, 1) && !stopping_;
   absl::Time until =
       may_retire ? clock_.Now() + idle_timeout_ : absl::InfiniteFuture();
-  ++idle_waiters_;
-  if (may_retire) {
-    clock_.WaitWithDeadline(work_cv_, mu_, until);
-  } else {
-    work_cv_.Wait(&mu_);
+  idle_waiters_.fetch_add(1, std::memory_order_seq_cst);
+  wake_pending_.store(false, std::memory_order_seq_cst);
+  // Re-check after counting ourselves (see WakeWorkerIfAsleep).
+  if (inbox_.load(std::memory_order_seq_cst) == nullptr && !stopping_) {
+    if (may_retire) {
+      clock_.WaitWithDeadline(work_cv_, mu_, until);
+    } else {
+      work_cv_.Wait(&mu_);
+    }
   }
-  --idle_waiters_;
-  if (may_retire && head_ == nullptr && !stopping_ && workers_ > min_workers_ &&
-      clock_.Now() >= until) {
-    --workers_;
+  idle_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  // Awake: the next submitter may wake another sleeper.
+  wake_pending_.store(false, std::memory_order_seq_cst);
+  if (may_retire && !stopping_ && head_ == nullptr &&
+      inbox_.load(std::memory_order_seq_cst) == nullptr &&
+      workers_.load(std::memory_order_relaxed) > std::max(min_workers_, 1) &&
+      clock_.Now() >= until &&
+      // Every task in the pool keeps a worker after this one leaves.
+      InPool() < static_cast<uint64_t>(workers_.load())) {
+    workers_.store(workers_.load(std::memory_order_relaxed) - 1,
+                   std::memory_order_relaxed);
     retired_.push_back(std::move(threads_[index]));
-    PublishGaugesLocked();
+    has_retired_.store(true, std::memory_order_relaxed);
     return false;
   }
   return true;
@@ -405,11 +555,8 @@ void WorkerPool::Execute(PoolTask* task, int index) {
   if (status.ok()) {
     result.outcome = TaskOutcome::kOk;
   } else {
-    // The reason is written before the stop flag (release); reading the flag
-    // first (acquire) makes the reason visible.
-    TaskOutcome reason = task->cancel.stop_requested()
-                             ? task->stop_reason.load(std::memory_order_relaxed)
-                             : TaskOutcome::kOk;
+    // The code the pool stopped it with, if it did (acquire: set once).
+    TaskOutcome reason = StopReason(task->cancel.stop_code());
     if (reason == TaskOutcome::kOk) {
       result.outcome = TaskOutcome::kFailed;
       result.status = std::move(status);
@@ -418,7 +565,15 @@ void WorkerPool::Execute(PoolTask* task, int index) {
       result.status = StopStatus(reason);
     }
   }
+  WorkerSlot& slot = slots_[index];
+  slot.running.store(nullptr, std::memory_order_relaxed);
+  task->state.store(PoolTask::State::kFinished, std::memory_order_relaxed);
+  // Counted idle before its completion is delivered: a caller that saw the
+  // reply may submit again at once.
+  ReleasePlace();
 }
+
+// ---- Completion --------------------------------------------------------
 
 void WorkerPool::DeliverUnrun(PoolTask* task, TaskOutcome outcome,
                               absl::Status status) {
@@ -428,22 +583,32 @@ void WorkerPool::DeliverUnrun(PoolTask* task, TaskOutcome outcome,
   task->result.queue_wait =
       std::max(absl::ZeroDuration(),
                clock_.TicksToDuration(clock_.Ticks() - task->submitted_ticks));
-  Deliver(task);
-  Recycle(task);
+  DeliverAndRecycle(task, nullptr);
+  MutexLock lock(&mu_);
+  // Shutdown waits until every completion taken off the workers is done.
+  if (--unrun_in_flight_ == 0) unrun_cv_.SignalAll();
 }
 
-void WorkerPool::Deliver(PoolTask* task) {
+void WorkerPool::DeliverAndRecycle(PoolTask* task, WorkerSlot* slot) {
   if (task->options.deadline != absl::InfiniteFuture()) {
     MutexLock lock(&timer_mu_);
-    timers_.erase(std::make_pair(task->options.deadline, task->seq));
+    timers_.erase(std::make_pair(task->options.deadline,
+                                 task->seq.load(std::memory_order_relaxed)));
   }
   task->result.tag = task->options.tag;
-  stat_completed_[static_cast<int>(task->result.outcome)].fetch_add(
-      1, std::memory_order_relaxed);
+  const int outcome = static_cast<int>(task->result.outcome);
+  if (slot != nullptr) {
+    Increment(slot->completed[outcome]);
+  } else {
+    unrun_completed_[outcome].fetch_add(1, std::memory_order_relaxed);
+  }
   if (observer_ != nullptr) observer_->OnTaskFinished(task->result);
   if (task->done) task->done(task->result);
   task->done = nullptr;
+  PushFree(task);
 }
+
+// ---- Deadlines ---------------------------------------------------------
 
 void WorkerPool::TimerLoop() {
   pthread_setname_np(pthread_self(), "compute-timer");
@@ -470,22 +635,12 @@ void WorkerPool::TimerLoop() {
       }
     }
     for (auto [task, seq] : expired) {
-      bool unqueued = false;
+      StopResult result;
       {
         MutexLock lock(&mu_);
-        if (task->seq != seq) continue;  // finished and reused since
-        if (task->state == PoolTask::State::kRunning) {
-          RequestStop(task, TaskOutcome::kDeadlineExceeded);
-        } else if (task->state == PoolTask::State::kQueued) {
-          UnlinkLocked(task);
-          task->state = PoolTask::State::kFinished;
-          ++unrun_in_flight_;
-          unqueued = true;
-          PublishGaugesLocked();
-          SignalIfDrainedLocked();
-        }
+        result = StopLocked(task, seq, TaskOutcome::kDeadlineExceeded);
       }
-      if (unqueued) {
+      if (result == StopResult::kUnqueued) {
         DeliverUnrun(task, TaskOutcome::kDeadlineExceeded,
                      absl::DeadlineExceededError(
                          "task deadline passed while it was queued"));
@@ -494,15 +649,37 @@ void WorkerPool::TimerLoop() {
   }
 }
 
-void WorkerPool::Shutdown(absl::Time deadline) {
+// ---- Shutdown ----------------------------------------------------------
+
+void WorkerPool::CollectStragglers() {
   std::vector<PoolTask*> unrun;
+  {
+    MutexLock lock(&mu_);
+    if (!stopping_) return;  // the workers or Shutdown will see them
+    DrainInboxLocked();
+    while (head_ != nullptr) {
+      PoolTask* task = head_;
+      TakeUnrunLocked(task);
+      unrun.push_back(task);
+    }
+  }
+  for (PoolTask* task : unrun) {
+    DeliverUnrun(task, TaskOutcome::kShutDown,
+                 absl::UnavailableError(
+                     "worker pool shut down before the task could run"));
+  }
+}
+
+void WorkerPool::Shutdown(absl::Time deadline) {
+  // From here on Admit() refuses; ReleasePlace() signals the drain.
+  submitted_.fetch_or(kClosedBit, std::memory_order_seq_cst);
+  closed_.store(true, std::memory_order_seq_cst);
   {
     MutexLock lock(&mu_);
     if (current_pool == this) {
       // From a task, a completion or the observer: stop admitting, but do
       // not wait for (or join) the thread we are on. The owner's Shutdown
       // or destructor finishes the job.
-      shutting_down_ = true;
       return;
     }
     if (shutdown_started_) {
@@ -511,28 +688,21 @@ void WorkerPool::Shutdown(absl::Time deadline) {
       return;
     }
     shutdown_started_ = true;
-    shutting_down_ = true;
-    while ((queue_size_ > 0 || busy_ > 0) && clock_.Now() < deadline) {
+    while (InPool() > 0 && clock_.Now() < deadline) {
       clock_.WaitWithDeadline(drained_cv_, mu_, deadline);
     }
-    while (head_ != nullptr) {
-      PoolTask* task = PopFrontLocked();
-      task->state = PoolTask::State::kFinished;
-      ++unrun_in_flight_;
-      unrun.push_back(task);
-    }
-    for (PoolTask* task : running_) {
-      if (task != nullptr) RequestStop(task, TaskOutcome::kShutDown);
-    }
     stopping_ = true;
-    PublishGaugesLocked();
+    for (int i = 0; i < max_workers_; ++i) {
+      PoolTask* task = slots_[i].running.load(std::memory_order_relaxed);
+      if (task != nullptr) {
+        task->cancel.RequestStopFor(
+            slots_[i].running_seq.load(std::memory_order_relaxed),
+            StopCode(TaskOutcome::kShutDown));
+      }
+    }
     work_cv_.SignalAll();
   }
-  for (PoolTask* task : unrun) {
-    DeliverUnrun(task, TaskOutcome::kShutDown,
-                 absl::UnavailableError(
-                     "worker pool shut down before the task could run"));
-  }
+  CollectStragglers();  // everything still queued, now that workers stop
   std::vector<std::thread> threads;
   {
     MutexLock lock(&mu_);
@@ -550,28 +720,41 @@ void WorkerPool::Shutdown(absl::Time deadline) {
   }
   timer_thread_.join();
   MutexLock lock(&mu_);
-  // Completions that Cancel or the timer took out of the queue are being
-  // delivered on those threads; every completion is delivered by return.
-  while (unrun_in_flight_ > 0) unrun_cv_.Wait(&mu_);
+  // Completions that Cancel, the timer or a racing Submit took out of the
+  // queue are being delivered on those threads; every completion is
+  // delivered by return.
+  while (unrun_in_flight_ > 0 || InPool() > 0) unrun_cv_.Wait(&mu_);
   shutdown_done_ = true;
   shutdown_cv_.SignalAll();
 }
 
 PoolStats WorkerPool::Stats() const {
   PoolStats stats;
-  stats.queue_depth = stat_queue_depth_.load(std::memory_order_relaxed);
   stats.queue_capacity = capacity_;
-  stats.workers = stat_workers_.load(std::memory_order_relaxed);
-  stats.busy = stat_busy_.load(std::memory_order_relaxed);
-  // Two separate loads: clamp the moment between a spawn and a pop.
+  stats.workers = workers_.load(std::memory_order_relaxed);
+  for (int i = 0; i < max_workers_; ++i) {
+    if (slots_[i].running.load(std::memory_order_relaxed) != nullptr) {
+      ++stats.busy;
+    }
+    for (int o = 0; o < kNumTaskOutcomes; ++o) {
+      stats.completed[o] +=
+          slots_[i].completed[o].load(std::memory_order_relaxed);
+    }
+  }
+  for (int o = 0; o < kNumTaskOutcomes; ++o) {
+    stats.completed[o] += unrun_completed_[o].load(std::memory_order_relaxed);
+  }
+  // In the pool = queued + running (+ a task between admission and queue).
+  const uint64_t in_pool = InPool();
+  stats.queue_depth = in_pool > static_cast<uint64_t>(stats.busy)
+                          ? in_pool - static_cast<uint64_t>(stats.busy)
+                          : 0;
+  // Separate loads: clamp the moment between a spawn and a pop.
   stats.idle = std::max(0, stats.workers - stats.busy);
   stats.min_workers = min_workers_;
   stats.max_workers = max_workers_;
-  stats.accepted = stat_accepted_.load(std::memory_order_relaxed);
-  stats.rejected = stat_rejected_.load(std::memory_order_relaxed);
-  for (int i = 0; i < kNumTaskOutcomes; ++i) {
-    stats.completed[i] = stat_completed_[i].load(std::memory_order_relaxed);
-  }
+  stats.accepted = submitted_.load(std::memory_order_relaxed) & ~kClosedBit;
+  stats.rejected = rejected_.load(std::memory_order_relaxed);
   return stats;
 }
 

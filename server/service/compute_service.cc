@@ -12,6 +12,9 @@ namespace compute::service {
 namespace {
 
 constexpr std::string_view kRunMethod = "Run";
+// A client cancel this close to the call's deadline counts as the deadline
+// (see RunCall::OnCancel).
+constexpr absl::Duration kDeadlineCancelGrace = absl::Milliseconds(50);
 
 void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
   int64_t ns = absl::ToInt64Nanoseconds(d);
@@ -175,9 +178,13 @@ void RunCall::Start() {
 
 void RunCall::OnCancel() {
   // gRPC also cancels a call whose deadline passed; the pool's own timer
-  // completes that task as deadline exceeded, which is what it is.
+  // completes that task as deadline exceeded, which is what it is. The
+  // client's RST at its own deadline can arrive a little before ours (our
+  // copy of the deadline starts when the headers arrived), so a cancel
+  // that close to the deadline is treated as the deadline too: the task
+  // runs on for at most kDeadlineCancelGrace.
   if (deadline_ != absl::InfiniteFuture() &&
-      service_.pool_.clock().Now() >= deadline_) {
+      service_.pool_.clock().Now() >= deadline_ - kDeadlineCancelGrace) {
     return;
   }
   TaskHandle handle;

@@ -505,6 +505,105 @@ TEST(WorkerPoolTest, RejectsBadOptionsNamingTheField) {
               HasSubstr("min_workers"));
 }
 
+// Workers that sleep are woken one by one: the submitter wakes one, and a
+// worker that finds more tasks queued behind its own wakes the next. A burst
+// of gated tasks must therefore start on every worker.
+TEST(WorkerPoolTest, BurstWakesEverySleepingWorker) {
+  constexpr int kWorkers = 3;
+  auto pool = MakePool(kWorkers, 8);
+  // Let every worker finish spinning and go to sleep.
+  ASSERT_TRUE(WaitUntil([&] { return pool->Stats().idle == kWorkers; }));
+  absl::SleepFor(absl::Milliseconds(5));  // not synchronisation: a setup
+  for (int round = 0; round < 20; ++round) {
+    Gate gate;
+    Completions done;
+    for (int i = 0; i < kWorkers; ++i) {
+      ASSERT_TRUE(pool->Submit(gate.Task(), done.For(i)).ok());
+    }
+    ASSERT_TRUE(gate.WaitStarted(kWorkers)) << "round " << round;
+    gate.Release();
+    ASSERT_TRUE(done.WaitForCount(kWorkers));
+  }
+}
+
+// Task records are recycled: a handle kept past its task's end must not
+// reach a later task that reuses the record, queued or running.
+TEST(WorkerPoolTest, StaleHandlesDoNotCancelTheRecordsNextTasks) {
+  constexpr int kTasks = 100;
+  auto pool = MakePool(1, 2 * kTasks);
+  Completions done;
+  std::vector<TaskHandle> stale;
+  for (int i = 0; i < kTasks; ++i) {
+    auto handle = pool->Submit(Noop(), done.For(i));
+    ASSERT_TRUE(handle.ok());
+    stale.push_back(*handle);
+  }
+  ASSERT_TRUE(done.WaitForCount(kTasks));
+  // Records go back to the free list after their completion returns.
+  ASSERT_TRUE(
+      WaitUntil([&] { return pool->Stats().completed_total() == kTasks; }));
+  // As many again, one running and the rest queued: most of them reuse the
+  // records of the finished ones.
+  Gate gate;
+  for (int i = kTasks; i < 2 * kTasks; ++i) {
+    ASSERT_TRUE(pool->Submit(gate.Task(), done.For(i)).ok());
+  }
+  ASSERT_TRUE(gate.WaitStarted(1));
+  for (const TaskHandle& handle : stale) {
+    EXPECT_FALSE(pool->Cancel(handle)) << "its task has finished";
+  }
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(2 * kTasks));
+  EXPECT_EQ(gate.saw_stop(), 0);
+  for (int i = kTasks; i < 2 * kTasks; ++i) {
+    EXPECT_EQ(done.Get(i)->outcome, TaskOutcome::kOk) << i;
+  }
+}
+
+// Submitters race Shutdown: a task accepted in the instant the workers stop
+// must still complete (as shut down, or ok if it ran), exactly once, before
+// Shutdown returns.
+TEST(WorkerPoolTest, SubmitRacingShutdownLosesNothing) {
+  constexpr int kThreads = 3;
+  for (int round = 0; round < 30; ++round) {
+    auto pool = MakePool(2, 64);
+    std::atomic<int> accepted{0};
+    std::atomic<int> completed{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        while (!go.load()) {
+        }
+        // Until the pool refuses as shut down (bounded, should it not).
+        for (int i = 0; i < 1000000; ++i) {
+          auto h = pool->Submit(Noop(), [&](const TaskResult& r) {
+            EXPECT_TRUE(r.outcome == TaskOutcome::kOk ||
+                        r.outcome == TaskOutcome::kShutDown);
+            completed.fetch_add(1);
+          });
+          if (h.ok()) {
+            accepted.fetch_add(1);
+          } else if (h.status().code() == absl::StatusCode::kUnavailable) {
+            return;
+          }
+        }
+      });
+    }
+    go.store(true);
+    ASSERT_TRUE(
+        WaitUntil([&] { return accepted.load() >= 50 * (round % 5 + 1); }));
+    pool->Shutdown(absl::Now());  // deadline passed: queued ones shut down
+    for (auto& t : threads) t.join();
+    // Every task accepted before Shutdown returned had completed by then;
+    // the threads stopped at their first refusal, so none came after.
+    EXPECT_EQ(completed.load(), accepted.load()) << "round " << round;
+    PoolStats stats = pool->Stats();
+    EXPECT_EQ(stats.completed_total(), stats.accepted);
+    EXPECT_EQ(stats.queue_depth, 0u);
+  }
+}
+
 // Several threads submit and cancel at random with random deadlines; every
 // accepted task completes exactly once and the counters add up.
 TEST(WorkerPoolTest, StressEveryCompletionExactlyOnce) {
