@@ -23,22 +23,24 @@ namespace pool_internal {
 // times (the submitter stores seq before state). Under mu_ a record whose
 // seq matches and whose state is kQueued is in the FIFO list (after
 // DrainInboxLocked), and only mu_ holders move it out of kQueued.
-struct PoolTask {
+struct alignas(64) PoolTask {
   enum class State : int { kFree, kQueued, kRunning, kFinished };
 
+  // Written by the submitter: the first two cache lines.
   TaskFn fn;
   DoneFn done;
   TaskOptions options;
   int64_t submitted_ticks = 0;   // Clock::Ticks()
   std::atomic<uint64_t> seq{0};  // unique per submission
+  CancelSource cancel;           // generation = seq; code = TaskOutcome
   std::atomic<State> state{State::kFree};
-  CancelSource cancel;  // generation = seq; code = TaskOutcome
 
   // Inbox, free stack, or FIFO list (one at a time).
   PoolTask* next = nullptr;
   PoolTask* prev = nullptr;  // FIFO list only
 
-  TaskResult result;  // filled by the completer
+  // Written by the completer, whole (the submitter never touches it).
+  TaskResult result;
 };
 
 }  // namespace pool_internal
@@ -215,6 +217,7 @@ void WorkerPool::ReleasePlaceLocked() {
 }
 
 void WorkerPool::GrowIfNeeded() {
+  if (min_workers_ == max_workers_) return;  // fixed size: never retires
   if (workers_.load(std::memory_order_relaxed) >= max_workers_) return;
   if (InPool() <= static_cast<uint64_t>(workers_.load())) return;
   MutexLock lock(&mu_);
@@ -231,7 +234,7 @@ void WorkerPool::GrowIfNeeded() {
 // ---- Records, inbox, FIFO list -----------------------------------------
 
 PoolTask* WorkerPool::Allocate() {
-  MutexLock lock(&alloc_mu_);
+  SpinLockHolder lock(&alloc_mu_);
   if (alloc_list_ == nullptr) {
     alloc_list_ = free_stack_.exchange(nullptr, std::memory_order_acquire);
   }
@@ -329,7 +332,6 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   task->done = std::move(done);
   task->options = options;
   task->submitted_ticks = clock_.Ticks();
-  task->result = TaskResult();
   task->cancel.Reset(seq);
   task->seq.store(seq, std::memory_order_relaxed);
   task->state.store(PoolTask::State::kQueued, std::memory_order_release);
@@ -447,11 +449,17 @@ void WorkerPool::WorkerLoop(int index) {
       }
       continue;
     }
-    // More work behind this task and a sleeping worker that nobody will
-    // wake (a submitter saw a spinner and left it to us): wake one, so a
-    // burst runs on every worker.
-    if (head_ != nullptr && spinning_.load(std::memory_order_relaxed) == 0 &&
-        idle_waiters_.load(std::memory_order_relaxed) > 0) {
+    // More work behind this task (in the list, or still in the inbox) and
+    // a sleeping worker that nobody will wake: a submitter that saw a
+    // spinner or a pending wake left it to whoever takes work next, which
+    // is us. Wake one, so a burst runs on every worker. (A submitter that
+    // skipped because a wake was pending did so before the woken worker
+    // cleared the flag, so the woken worker's check here sees its task.)
+    if ((head_ != nullptr ||
+         inbox_.load(std::memory_order_seq_cst) != nullptr) &&
+        spinning_.load(std::memory_order_seq_cst) == 0 &&
+        idle_waiters_.load(std::memory_order_seq_cst) > 0 &&
+        !wake_pending_.exchange(true, std::memory_order_seq_cst)) {
       work_cv_.Signal();
     }
     const uint64_t seq = task->seq.load(std::memory_order_relaxed);
@@ -479,8 +487,15 @@ void WorkerPool::WorkerLoop(int index) {
 // this worker a sleep (each several microseconds). Bounded, and reads only
 // two lock-free flags, so it never delays a submitter. While it spins it is
 // counted in spinning_, and Submit wakes nobody: see WakeWorkerIfAsleep.
+// At most one worker spins at a time.
 void WorkerPool::SpinForWork() {
-  spinning_.fetch_add(1, std::memory_order_seq_cst);
+  // One spinner is enough to catch the next task; the others sleep rather
+  // than take CPU from the submitters (on a small machine every worker
+  // spinning would starve them).
+  int none = 0;
+  if (!spinning_.compare_exchange_strong(none, 1, std::memory_order_seq_cst)) {
+    return;
+  }
   for (int i = 0; i < kSpinIterations; ++i) {
     if (inbox_.load(std::memory_order_relaxed) != nullptr ||
         list_nonempty_.load(std::memory_order_relaxed)) {
@@ -493,7 +508,7 @@ void WorkerPool::SpinForWork() {
   // Then WaitForWork re-checks the inbox after counting itself a waiter,
   // both sequentially consistent: a task pushed by a submitter that saw
   // this worker spinning (and so woke nobody) is seen there.
-  spinning_.fetch_sub(1, std::memory_order_seq_cst);
+  spinning_.store(0, std::memory_order_seq_cst);
 }
 
 bool WorkerPool::WaitForWork(int index) {
@@ -532,6 +547,7 @@ bool WorkerPool::WaitForWork(int index) {
 
 void WorkerPool::Execute(PoolTask* task, int index) {
   TaskResult& result = task->result;
+  result.status = absl::OkStatus();  // the rest is assigned below
   int64_t start = clock_.Ticks();
   absl::Status status;
   try {
@@ -578,6 +594,7 @@ void WorkerPool::Execute(PoolTask* task, int index) {
 void WorkerPool::DeliverUnrun(PoolTask* task, TaskOutcome outcome,
                               absl::Status status) {
   task->fn = nullptr;
+  task->result = TaskResult();
   task->result.outcome = outcome;
   task->result.status = std::move(status);
   task->result.queue_wait =

@@ -54,10 +54,12 @@
 //     one exchange, under mu_, and appends it reversed: submission order.
 //     Anyone holding mu_ may do that, so Cancel, the timer and Shutdown see
 //     every queued task in the list and unlink from it as before.
-//   - Task records come from a free stack (recyclers push one CAS; the
-//     allocator takes the whole stack in one exchange under alloc_mu_), so
-//     neither side allocates, and neither stack has an ABA hazard: the only
-//     pop is "take all".
+//   - Task records come from a free stack (recyclers push with one CAS; the
+//     allocator takes the whole stack in one exchange under alloc_mu_, a
+//     spin lock among submitters only), so neither side allocates, and
+//     neither stack has an ABA hazard: the only pop is "take all". Records
+//     are cache-line aligned; the submitter writes only their first two
+//     lines, the completer the result.
 //   - Workers take mu_ only to pop, and it is contended only between
 //     workers. A worker delivers its finished task's completion after
 //     popping the next one, outside mu_.
@@ -65,11 +67,14 @@
 //     its CancelSource is tagged with `seq`, so Cancel and the timer may hold
 //     a stale (record, seq) pair: seq is re-read after state (a seqlock), and
 //     a stop request for an old seq misses.
-//   - Sleeping: a worker with nothing to do spins briefly, then, under mu_,
-//     counts itself in `idle_waiters_` and re-checks the inbox before
-//     waiting; Submit pushes, then reads `idle_waiters_` and wakes one through
-//     mu_ only if someone sleeps (both sides sequentially consistent, so
-//     either the worker sees the task or the submitter sees the sleeper).
+//   - Sleeping: a worker with nothing to do spins briefly (one worker at a
+//     time, so idle workers never take the CPU from submitters), then,
+//     under mu_, counts itself in `idle_waiters_` and re-checks the inbox
+//     before waiting. Submit pushes, then wakes a sleeper through mu_ only
+//     if one sleeps, none spins and no wake is already pending; a worker
+//     that pops with more queued wakes the next (both sides sequentially
+//     consistent, so either the worker sees the task or the submitter sees
+//     the sleeper).
 //   - Stats and completion counters are per-worker where they are written
 //     per task, and summed at read time.
 #ifndef COMPUTE_SERVER_POOL_WORKER_POOL_H_
@@ -244,7 +249,7 @@ class WorkerPool {
   // (returns false: the caller exits).
   bool WaitForWork(int index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Up to kSpinIterations pause instructions (about 5 us on the EPYC
-  // development VM: a pause is ~20 ns there).
+  // development VM: a pause is ~20 ns there), if no other worker spins.
   static constexpr int kSpinIterations = 256;
   void SpinForWork();
   void WakeWorkerIfAsleep() ABSL_LOCKS_EXCLUDED(mu_);
@@ -291,26 +296,30 @@ class WorkerPool {
   // Read per Submit, written only when a worker sleeps, wakes, starts or
   // stops spinning.
   alignas(64) std::atomic<int> idle_waiters_{0};
-  // Workers in SpinForWork: one of them will see a new task, so Submit
+  // Workers in SpinForWork (at most one): it will see a new task, so Submit
   // wakes no sleeper while this is non-zero (the Go scheduler's rule).
   std::atomic<int> spinning_{0};
   // A submitter has signalled a sleeper that has not yet woken: further
   // submitters need not signal (the woken worker takes the whole inbox).
   // Cleared by each worker as it starts to wait and as it wakes.
   std::atomic<bool> wake_pending_{false};
-  std::atomic<bool> closed_{false};         // mirrors kClosedBit
-  std::atomic<bool> list_nonempty_{false};  // mirrors head_ != nullptr
-  std::atomic<int> workers_{0};             // changed under mu_
-  std::atomic<bool> has_retired_{false};    // retired_ is not empty
+  // Read per Submit, written rarely (shutdown, growth, retirement).
+  alignas(64) std::atomic<bool> closed_{false};  // mirrors kClosedBit
+  std::atomic<int> workers_{0};                  // changed under mu_
+  std::atomic<bool> has_retired_{false};         // retired_ is not empty
+  // Written by the workers, under mu_, when the list fills or empties.
+  alignas(64) std::atomic<bool> list_nonempty_{false};  // head_ != nullptr
   std::atomic<uint64_t> rejected_{0};
   std::array<std::atomic<uint64_t>, kNumTaskOutcomes> unrun_completed_{};
 
-  Mutex alloc_mu_;
+  // Submitter side: its own cache line, apart from the workers' mu_.
+  // Held for a few pointer moves (a chunk allocation at worst): a spin lock.
+  alignas(64) SpinLock alloc_mu_;
   // Task records: allocated in chunks, never freed before the pool.
   std::vector<std::unique_ptr<PoolTask[]>> chunks_ ABSL_GUARDED_BY(alloc_mu_);
   PoolTask* alloc_list_ ABSL_GUARDED_BY(alloc_mu_) = nullptr;
 
-  mutable Mutex mu_ ABSL_ACQUIRED_AFTER(alloc_mu_);
+  alignas(64) mutable Mutex mu_ ABSL_ACQUIRED_AFTER(alloc_mu_);
   CondVar work_cv_;      // work arrived, or stopping
   CondVar drained_cv_;   // nothing in the pool (shutdown)
   CondVar shutdown_cv_;  // shutdown_done_ became true
@@ -330,7 +339,7 @@ class WorkerPool {
 
   // Deadlines of queued and running tasks. Lock order: mu_ before timer_mu_;
   // the timer thread never holds timer_mu_ while taking mu_.
-  Mutex timer_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  alignas(64) Mutex timer_mu_ ABSL_ACQUIRED_AFTER(mu_);
   CondVar timer_cv_;
   std::map<std::pair<absl::Time, uint64_t>, PoolTask*> timers_
       ABSL_GUARDED_BY(timer_mu_);
