@@ -199,21 +199,22 @@ absl::Status WorkerPool::Admit() {
   }
 }
 
-void WorkerPool::ReleasePlace() {
+bool WorkerPool::ReleasePlaceAndCheckDrained() {
   finished_.fetch_add(1, std::memory_order_seq_cst);
   // Shutdown waits for the pool to empty; it set closed_ before looking, so
   // either it sees this release or this sees closed_.
-  if (closed_.load(std::memory_order_seq_cst) && InPool() == 0) {
+  return closed_.load(std::memory_order_seq_cst) && InPool() == 0;
+}
+
+void WorkerPool::ReleasePlace() {
+  if (ReleasePlaceAndCheckDrained()) {
     MutexLock lock(&mu_);
     drained_cv_.SignalAll();
   }
 }
 
 void WorkerPool::ReleasePlaceLocked() {
-  finished_.fetch_add(1, std::memory_order_seq_cst);
-  if (closed_.load(std::memory_order_seq_cst) && InPool() == 0) {
-    drained_cv_.SignalAll();
-  }
+  if (ReleasePlaceAndCheckDrained()) drained_cv_.SignalAll();
 }
 
 void WorkerPool::GrowIfNeeded() {

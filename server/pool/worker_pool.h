@@ -227,6 +227,8 @@ class WorkerPool {
   absl::Status Admit();
   // The task left the queue or finished running: its place is free.
   void ReleasePlace() ABSL_LOCKS_EXCLUDED(mu_);
+  // True when the pool is closed and now empty (Shutdown waits for that).
+  bool ReleasePlaceAndCheckDrained();
   void ReleasePlaceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t InPool() const;  // accepted and not yet released
   void GrowIfNeeded() ABSL_LOCKS_EXCLUDED(mu_);

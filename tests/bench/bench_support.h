@@ -127,6 +127,23 @@ class RateReporter : public benchmark::ConsoleReporter {
   std::vector<Key> order_;  // in the order the benchmarks ran
 };
 
+// main() of a benchmark binary: repetitions of all benchmarks interleave in
+// random order by default, so a burst of outside load on a shared box hits
+// every variant alike; a flag given on the command line (later in argv)
+// still wins.
+inline int RunInterleaved(int argc, char** argv,
+                          benchmark::BenchmarkReporter& reporter) {
+  std::vector<char*> args(argv, argv + argc);
+  std::string interleave = "--benchmark_enable_random_interleaving=true";
+  args.insert(args.begin() + 1, interleave.data());
+  argc = static_cast<int>(args.size());
+  benchmark::Initialize(&argc, args.data());
+  if (benchmark::ReportUnrecognizedArguments(argc, args.data())) return 1;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return 0;
+}
+
 }  // namespace compute::bench
 
 #endif  // COMPUTE_TESTS_BENCH_BENCH_SUPPORT_H_

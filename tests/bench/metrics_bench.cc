@@ -293,18 +293,6 @@ class SummaryReporter : public bench::RateReporter {
 }  // namespace compute
 
 int main(int argc, char** argv) {
-  // Repetitions of the variants interleave in random order by default, so a
-  // burst of outside load on a shared box hits them alike; a flag given on
-  // the command line (later in argv) still wins.
-  std::vector<char*> args(argv, argv + argc);
-  std::string interleave = "--benchmark_enable_random_interleaving=true";
-  args.insert(args.begin() + 1, interleave.data());
-  argc = static_cast<int>(args.size());
-  argv = args.data();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   compute::SummaryReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  benchmark::Shutdown();
-  return 0;
+  return compute::bench::RunInterleaved(argc, argv, reporter);
 }
