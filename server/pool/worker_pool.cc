@@ -52,7 +52,15 @@ using pool_internal::PoolTask;
 struct alignas(64) WorkerPool::WorkerSlot {
   std::atomic<PoolTask*> running{nullptr};
   std::atomic<uint64_t> running_seq{0};
+  // Tasks this worker ran whose place it released: its share of the pool's
+  // finished count (Finished() sums the shares).
+  std::atomic<uint64_t> finished{0};
   std::array<std::atomic<uint64_t>, kNumTaskOutcomes> completed{};
+  // Records this worker recycled, handed to the free stack kFreeBatch at a
+  // time and whenever the worker runs out of work (this worker only).
+  PoolTask* free_first = nullptr;
+  PoolTask* free_last = nullptr;
+  int free_count = 0;
 };
 
 namespace {
@@ -163,11 +171,22 @@ void WorkerPool::SpawnWorkerLocked() {
 
 // ---- Admission ---------------------------------------------------------
 
+uint64_t WorkerPool::Finished() const {
+  // Each share only grows, so the sum of loads made one after another lies
+  // between the true totals at the first and the last load: never more
+  // than has finished (admission stays within the bound).
+  uint64_t finished = unrun_finished_.load(std::memory_order_seq_cst);
+  for (int i = 0; i < max_workers_; ++i) {
+    finished += slots_[i].finished.load(std::memory_order_seq_cst);
+  }
+  return finished;
+}
+
 uint64_t WorkerPool::InPool() const {
-  // finished_ first: it never passes submitted_, so the difference is never
-  // negative even though the two loads are not one snapshot.
-  uint64_t finished = finished_.load(std::memory_order_acquire);
-  uint64_t submitted = submitted_.load(std::memory_order_acquire) & ~kClosedBit;
+  // Finished first: a task finishes only after it was submitted, so the
+  // difference is never negative although the loads are not one snapshot.
+  uint64_t finished = Finished();
+  uint64_t submitted = submitted_.load(std::memory_order_seq_cst) & ~kClosedBit;
   return submitted - finished;
 }
 
@@ -182,7 +201,7 @@ absl::Status WorkerPool::Admit() {
     // too low: far from the limit it is enough, near it read the real one.
     if (submitted + 1 - finished_hint_.load(std::memory_order_relaxed) >
         limit) {
-      uint64_t finished = finished_.load(std::memory_order_acquire);
+      uint64_t finished = Finished();
       finished_hint_.store(finished, std::memory_order_relaxed);
       if (submitted + 1 - finished > limit) {
         rejected_.fetch_add(1, std::memory_order_relaxed);
@@ -199,27 +218,38 @@ absl::Status WorkerPool::Admit() {
   }
 }
 
-bool WorkerPool::ReleasePlaceAndCheckDrained() {
-  finished_.fetch_add(1, std::memory_order_seq_cst);
-  // Shutdown waits for the pool to empty; it set closed_ before looking, so
-  // either it sees this release or this sees closed_.
+// Both release paths store their share sequentially consistently, then
+// read closed_: Shutdown sets closed_ before it reads the shares, so either
+// it sees this release or this sees closed_ (and wakes it once empty).
+bool WorkerPool::DrainedAfterRelease() const {
   return closed_.load(std::memory_order_seq_cst) && InPool() == 0;
 }
 
-void WorkerPool::ReleasePlace() {
-  if (ReleasePlaceAndCheckDrained()) {
+void WorkerPool::ReleaseRunPlace(WorkerSlot& slot) {
+  // Single writer: a plain increment, published with a full barrier.
+  slot.finished.store(slot.finished.load(std::memory_order_relaxed) + 1,
+                      std::memory_order_seq_cst);
+  if (DrainedAfterRelease()) {
     MutexLock lock(&mu_);
     drained_cv_.SignalAll();
   }
 }
 
 void WorkerPool::ReleasePlaceLocked() {
-  if (ReleasePlaceAndCheckDrained()) drained_cv_.SignalAll();
+  unrun_finished_.fetch_add(1, std::memory_order_seq_cst);
+  if (DrainedAfterRelease()) drained_cv_.SignalAll();
 }
 
 void WorkerPool::GrowIfNeeded() {
   if (min_workers_ == max_workers_) return;  // fixed size: never retires
   if (workers_.load(std::memory_order_relaxed) >= max_workers_) return;
+  // The hint is a lower bound of the finished count: an upper bound of the
+  // tasks in the pool, cheap to read.
+  if ((submitted_.load(std::memory_order_relaxed) & ~kClosedBit) -
+          finished_hint_.load(std::memory_order_relaxed) <=
+      static_cast<uint64_t>(workers_.load())) {
+    return;
+  }
   if (InPool() <= static_cast<uint64_t>(workers_.load())) return;
   MutexLock lock(&mu_);
   // Each task in the pool needs a worker: grow by what is missing (a task
@@ -254,13 +284,33 @@ PoolTask* WorkerPool::Allocate() {
   return task;
 }
 
-void WorkerPool::PushFree(PoolTask* task) {
-  task->state.store(PoolTask::State::kFree, std::memory_order_relaxed);
+void WorkerPool::PushFreeChain(PoolTask* first, PoolTask* last) {
   PoolTask* head = free_stack_.load(std::memory_order_relaxed);
   do {
-    task->next = head;
+    last->next = head;
   } while (!free_stack_.compare_exchange_weak(
-      head, task, std::memory_order_release, std::memory_order_relaxed));
+      head, first, std::memory_order_release, std::memory_order_relaxed));
+}
+
+void WorkerPool::Recycle(PoolTask* task, WorkerSlot* slot) {
+  task->state.store(PoolTask::State::kFree, std::memory_order_relaxed);
+  if (slot == nullptr) {
+    PushFreeChain(task, task);
+    return;
+  }
+  // Batched: one CAS on the shared free stack per kFreeBatch records
+  // instead of one per task, which the workers would contend for.
+  task->next = slot->free_first;
+  slot->free_first = task;
+  if (slot->free_last == nullptr) slot->free_last = task;
+  if (++slot->free_count >= kFreeBatch) FlushFree(*slot);
+}
+
+void WorkerPool::FlushFree(WorkerSlot& slot) {
+  if (slot.free_first == nullptr) return;
+  PushFreeChain(slot.free_first, slot.free_last);
+  slot.free_first = slot.free_last = nullptr;
+  slot.free_count = 0;
 }
 
 void WorkerPool::PushInbox(PoolTask* task) {
@@ -366,6 +416,9 @@ void WorkerPool::WakeWorkerIfAsleep() {
   // (WorkerLoop).
   if (spinning_.load(std::memory_order_seq_cst) > 0) return;
   if (idle_waiters_.load(std::memory_order_seq_cst) == 0) return;
+  // Read before the exchange: while a wake is pending, submitters only
+  // read the flag's line instead of taking it from each other.
+  if (wake_pending_.load(std::memory_order_seq_cst)) return;
   if (wake_pending_.exchange(true, std::memory_order_seq_cst)) return;
   // Through mu_: a worker counted in idle_waiters_ holds mu_ until it waits.
   { MutexLock lock(&mu_); }
@@ -440,6 +493,7 @@ void WorkerPool::WorkerLoop(int index) {
       if (undelivered != nullptr) {
         mu_.Unlock();
         DeliverAndRecycle(std::exchange(undelivered, nullptr), &slot);
+        FlushFree(slot);  // out of work: let submitters reuse them now
         SpinForWork();
         mu_.Lock();
         continue;
@@ -480,6 +534,7 @@ void WorkerPool::WorkerLoop(int index) {
                  std::memory_order_relaxed);
   mu_.Unlock();
   if (undelivered != nullptr) DeliverAndRecycle(undelivered, &slot);
+  FlushFree(slot);
 }
 
 // A worker that just ran out of work spins briefly before it sleeps: under
@@ -587,7 +642,7 @@ void WorkerPool::Execute(PoolTask* task, int index) {
   task->state.store(PoolTask::State::kFinished, std::memory_order_relaxed);
   // Counted idle before its completion is delivered: a caller that saw the
   // reply may submit again at once.
-  ReleasePlace();
+  ReleaseRunPlace(slot);
 }
 
 // ---- Completion --------------------------------------------------------
@@ -623,7 +678,7 @@ void WorkerPool::DeliverAndRecycle(PoolTask* task, WorkerSlot* slot) {
   if (observer_ != nullptr) observer_->OnTaskFinished(task->result);
   if (task->done) task->done(task->result);
   task->done = nullptr;
-  PushFree(task);
+  Recycle(task, slot);
 }
 
 // ---- Deadlines ---------------------------------------------------------
@@ -689,7 +744,7 @@ void WorkerPool::CollectStragglers() {
 }
 
 void WorkerPool::Shutdown(absl::Time deadline) {
-  // From here on Admit() refuses; ReleasePlace() signals the drain.
+  // From here on Admit() refuses; a release signals the drain.
   submitted_.fetch_or(kClosedBit, std::memory_order_seq_cst);
   closed_.store(true, std::memory_order_seq_cst);
   {

@@ -44,17 +44,20 @@
 //
 // Design (why it is fast): Submit takes no lock shared with the workers.
 //   - Admission is one compare-and-swap on `submitted_` (the accepted count,
-//     with a "closed" bit that Shutdown sets), checked against `finished_`
-//     (tasks that left the queue or finished running): in the pool =
-//     submitted - finished <= capacity + max_workers. The submitter keeps a
-//     stale lower bound of `finished_` and reads the real one only near the
-//     limit, so far from it the two sides share no counter line.
+//     with a "closed" bit that Shutdown sets), checked against the finished
+//     count (tasks that left the queue or finished running): in the pool =
+//     submitted - finished <= capacity + max_workers. Each worker counts the
+//     places it releases in its own slot (no counter shared between
+//     workers); Finished() sums the shares. The submitter keeps a stale
+//     lower bound of that sum and reads the real one only near the limit,
+//     so far from it the two sides share no counter line.
 //   - An accepted task is pushed onto `inbox_`, a lock-free LIFO stack (one
 //     CAS). A worker that finds the FIFO list empty takes the whole inbox in
 //     one exchange, under mu_, and appends it reversed: submission order.
 //     Anyone holding mu_ may do that, so Cancel, the timer and Shutdown see
 //     every queued task in the list and unlink from it as before.
-//   - Task records come from a free stack (recyclers push with one CAS; the
+//   - Task records come from a free stack (workers push them in batches of
+//     kFreeBatch with one CAS, other recyclers one at a time; the
 //     allocator takes the whole stack in one exchange under alloc_mu_, a
 //     spin lock among submitters only), so neither side allocates, and
 //     neither stack has an ABA hazard: the only pop is "take all". Records
@@ -225,16 +228,23 @@ class WorkerPool {
 
   // Admission: reserves a place for one task, or says why not.
   absl::Status Admit();
-  // The task left the queue or finished running: its place is free.
-  void ReleasePlace() ABSL_LOCKS_EXCLUDED(mu_);
-  // True when the pool is closed and now empty (Shutdown waits for that).
-  bool ReleasePlaceAndCheckDrained();
+  // The task finished running on the worker owning `slot`: its place is free.
+  void ReleaseRunPlace(WorkerSlot& slot) ABSL_LOCKS_EXCLUDED(mu_);
+  // A queued task was taken out without running: its place is free.
   void ReleasePlaceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  uint64_t InPool() const;  // accepted and not yet released
+  // After a release: the pool is closed and now empty (Shutdown waits).
+  bool DrainedAfterRelease() const;
+  uint64_t Finished() const;  // places released, summed over the shares
+  uint64_t InPool() const;    // accepted and not yet released
   void GrowIfNeeded() ABSL_LOCKS_EXCLUDED(mu_);
 
   PoolTask* Allocate() ABSL_LOCKS_EXCLUDED(alloc_mu_);
-  void PushFree(PoolTask* task);
+  // Back to the free stack: at once off the workers (`slot` null), else
+  // through the worker's batch.
+  void Recycle(PoolTask* task, WorkerSlot* slot);
+  static constexpr int kFreeBatch = 32;
+  void FlushFree(WorkerSlot& slot);
+  void PushFreeChain(PoolTask* first, PoolTask* last);
   void PushInbox(PoolTask* task);
   // Moves every task in the inbox to the back of the FIFO list.
   void DrainInboxLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -287,12 +297,14 @@ class WorkerPool {
   // ---- Submitter side (one cache line, written by submitters) ----
   // Accepted tasks, with kClosedBit once Shutdown began.
   alignas(64) std::atomic<uint64_t> submitted_{0};
-  // A lower bound of finished_, refreshed near the limit.
+  // A lower bound of Finished(), refreshed near the limit.
   std::atomic<uint64_t> finished_hint_{0};
   std::atomic<uint64_t> next_seq_{1};
 
   // ---- Worker side ----
-  alignas(64) std::atomic<uint64_t> finished_{0};
+  // Places released by tasks that never ran (Cancel, the timer, Shutdown);
+  // each worker counts the tasks it ran in its WorkerSlot.
+  alignas(64) std::atomic<uint64_t> unrun_finished_{0};
   alignas(64) std::atomic<PoolTask*> inbox_{nullptr};
   alignas(64) std::atomic<PoolTask*> free_stack_{nullptr};
   // Read per Submit, written only when a worker sleeps, wakes, starts or
