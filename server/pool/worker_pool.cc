@@ -11,20 +11,33 @@ namespace compute {
 namespace pool_internal {
 
 // One task record, recycled. The payload fields (fn, done, options,
-// submitted_ticks, result, links) are written by one thread at a time: the
-// submitter before it pushes the record onto the inbox (release), then
-// whoever takes it out of the queue under mu_ (a worker, Cancel, the timer,
+// submitted_ticks, result) are written by one thread at a time: the
+// submitter before it links the record into the queue (release), then
+// whoever takes it out of kQueued under mu_ (a worker, Cancel, the timer,
 // Shutdown), then that thread alone until it pushes the record onto the free
 // stack (release), from which the next submitter takes it (acquire).
 //
 // `seq` and `state` are atomics because Cancel and the timer read them for a
 // handle that may be stale while the record is being reused: they read seq,
 // then state, then seq again, and trust the state only if seq matched both
-// times (the submitter stores seq before state). Under mu_ a record whose
-// seq matches and whose state is kQueued is in the FIFO list (after
-// DrainInboxLocked), and only mu_ holders move it out of kQueued.
+// times (the submitter stores seq before state). Only mu_ holders move a
+// record out of kQueued, and the unrun states change only under mu_.
+//
+// Cancel and the timer do not unlink a queued record (the queue is unlinked
+// only at its front): they mark it kUnrunDelivering, free its place and
+// deliver its completion, and the record stays linked as a tombstone until
+// a worker dequeues it, or ReapTombstonesLocked cuts it out. Whichever of
+// the deliverer and the unlinker comes second recycles it.
 struct alignas(64) PoolTask {
-  enum class State : int { kFree, kQueued, kRunning, kFinished };
+  enum class State : int {
+    kFree,
+    kQueued,   // linked, waiting for a worker
+    kRunning,  // dequeued by a worker
+    kFinished,
+    kUnrunDelivering,  // taken without running; still linked; delivering
+    kUnrunDelivered,   // delivered; still linked: the unlinker recycles it
+    kUnrunUnlinked,    // unlinked while delivering: the deliverer recycles it
+  };
 
   // Written by the submitter: the first two cache lines.
   TaskFn fn;
@@ -35,9 +48,9 @@ struct alignas(64) PoolTask {
   CancelSource cancel;           // generation = seq; code = TaskOutcome
   std::atomic<State> state{State::kFree};
 
-  // Inbox, free stack, or FIFO list (one at a time).
-  PoolTask* next = nullptr;
-  PoolTask* prev = nullptr;  // FIFO list only
+  // The queue's link (written by the submitter that links after this
+  // record), or the free stack's.
+  std::atomic<PoolTask*> next{nullptr};
 
   // Written by the completer, whole (the submitter never touches it).
   TaskResult result;
@@ -152,7 +165,10 @@ WorkerPool::WorkerPool(PoolOptions options)
       clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
       observer_(options.observer),
       thread_name_(std::move(options.thread_name)),
-      slots_(new WorkerSlot[options.max_workers]) {
+      slots_(new WorkerSlot[options.max_workers]),
+      stub_(new PoolTask) {
+  queue_back_.store(stub_.get(), std::memory_order_relaxed);
+  queue_front_.store(stub_.get(), std::memory_order_relaxed);
   MutexLock lock(&mu_);
   threads_.resize(max_workers_);
   for (int i = 0; i < std::max(min_workers_, 1); ++i) SpawnWorkerLocked();
@@ -175,9 +191,9 @@ uint64_t WorkerPool::Finished() const {
   // Each share only grows, so the sum of loads made one after another lies
   // between the true totals at the first and the last load: never more
   // than has finished (admission stays within the bound).
-  uint64_t finished = unrun_finished_.load(std::memory_order_seq_cst);
+  uint64_t finished = unrun_finished_.load(std::memory_order_acquire);
   for (int i = 0; i < max_workers_; ++i) {
-    finished += slots_[i].finished.load(std::memory_order_seq_cst);
+    finished += slots_[i].finished.load(std::memory_order_acquire);
   }
   return finished;
 }
@@ -186,7 +202,7 @@ uint64_t WorkerPool::InPool() const {
   // Finished first: a task finishes only after it was submitted, so the
   // difference is never negative although the loads are not one snapshot.
   uint64_t finished = Finished();
-  uint64_t submitted = submitted_.load(std::memory_order_seq_cst) & ~kClosedBit;
+  uint64_t submitted = submitted_.load(std::memory_order_acquire) & ~kClosedBit;
   return submitted - finished;
 }
 
@@ -218,26 +234,27 @@ absl::Status WorkerPool::Admit() {
   }
 }
 
-// Both release paths store their share sequentially consistently, then
-// read closed_: Shutdown sets closed_ before it reads the shares, so either
-// it sees this release or this sees closed_ (and wakes it once empty).
-bool WorkerPool::DrainedAfterRelease() const {
-  return closed_.load(std::memory_order_seq_cst) && InPool() == 0;
-}
-
-void WorkerPool::ReleaseRunPlace(WorkerSlot& slot) {
-  // Single writer: a plain increment, published with a full barrier.
-  slot.finished.store(slot.finished.load(std::memory_order_relaxed) + 1,
-                      std::memory_order_seq_cst);
-  if (DrainedAfterRelease()) {
-    MutexLock lock(&mu_);
+// Shutdown waits, under mu_, for the pool to empty; it set closed_ before
+// taking mu_. Every release is followed by this check under mu_ (the worker
+// that released takes mu_ for its next task anyway), so either Shutdown's
+// look under mu_ comes later and sees the release, or this check does and
+// sees closed_. No barrier on the per-task path.
+void WorkerPool::SignalIfDrainedLocked() {
+  if (closed_.load(std::memory_order_relaxed) && InPool() == 0) {
     drained_cv_.SignalAll();
   }
 }
 
+void WorkerPool::ReleaseRunPlace(WorkerSlot& slot) {
+  // Single writer: a plain increment. Release: whoever reads it (acquire)
+  // also sees the submission it finishes (InPool never goes negative).
+  slot.finished.store(slot.finished.load(std::memory_order_relaxed) + 1,
+                      std::memory_order_release);
+}
+
 void WorkerPool::ReleasePlaceLocked() {
-  unrun_finished_.fetch_add(1, std::memory_order_seq_cst);
-  if (DrainedAfterRelease()) drained_cv_.SignalAll();
+  unrun_finished_.fetch_add(1, std::memory_order_release);
+  SignalIfDrainedLocked();
 }
 
 void WorkerPool::GrowIfNeeded() {
@@ -262,7 +279,8 @@ void WorkerPool::GrowIfNeeded() {
   }
 }
 
-// ---- Records, inbox, FIFO list -----------------------------------------
+// ---- Records, free stack, queue ---------------------------------------
+// -----------------------------------------------
 
 PoolTask* WorkerPool::Allocate() {
   SpinLockHolder lock(&alloc_mu_);
@@ -274,20 +292,25 @@ PoolTask* WorkerPool::Allocate() {
     chunks_.push_back(std::make_unique<PoolTask[]>(kChunk));
     PoolTask* chunk = chunks_.back().get();
     for (size_t i = 0; i < kChunk; ++i) {
-      chunk[i].next = alloc_list_;
+      chunk[i].next.store(alloc_list_, std::memory_order_relaxed);
       alloc_list_ = &chunk[i];
     }
   }
   PoolTask* task = alloc_list_;
-  alloc_list_ = task->next;
-  task->next = nullptr;
+  alloc_list_ = task->next.load(std::memory_order_relaxed);
+  // The next Submit writes the first two lines of the next record, which a
+  // worker last wrote: start fetching them now, while this Submit runs.
+  if (alloc_list_ != nullptr) {
+    __builtin_prefetch(alloc_list_, 1);
+    __builtin_prefetch(reinterpret_cast<const char*>(alloc_list_) + 64, 1);
+  }
   return task;
 }
 
 void WorkerPool::PushFreeChain(PoolTask* first, PoolTask* last) {
   PoolTask* head = free_stack_.load(std::memory_order_relaxed);
   do {
-    last->next = head;
+    last->next.store(head, std::memory_order_relaxed);
   } while (!free_stack_.compare_exchange_weak(
       head, first, std::memory_order_release, std::memory_order_relaxed));
 }
@@ -300,7 +323,7 @@ void WorkerPool::Recycle(PoolTask* task, WorkerSlot* slot) {
   }
   // Batched: one CAS on the shared free stack per kFreeBatch records
   // instead of one per task, which the workers would contend for.
-  task->next = slot->free_first;
+  task->next.store(slot->free_first, std::memory_order_relaxed);
   slot->free_first = task;
   if (slot->free_last == nullptr) slot->free_last = task;
   if (++slot->free_count >= kFreeBatch) FlushFree(*slot);
@@ -313,56 +336,116 @@ void WorkerPool::FlushFree(WorkerSlot& slot) {
   slot.free_count = 0;
 }
 
-void WorkerPool::PushInbox(PoolTask* task) {
-  PoolTask* head = inbox_.load(std::memory_order_relaxed);
-  do {
-    task->next = head;
-  } while (!inbox_.compare_exchange_weak(head, task, std::memory_order_seq_cst,
-                                         std::memory_order_relaxed));
+void WorkerPool::Enqueue(PoolTask* task) {
+  task->next.store(nullptr, std::memory_order_relaxed);
+  // Sequentially consistent: pairs with QueueEmpty() in WaitForWork.
+  PoolTask* prev = queue_back_.exchange(task, std::memory_order_seq_cst);
+  // Until this store the queue is cut after `prev`: a consumer that gets
+  // there sees `linking` and waits for these few instructions.
+  prev->next.store(task, std::memory_order_release);
 }
 
-void WorkerPool::DrainInboxLocked() {
-  PoolTask* stack = inbox_.exchange(nullptr, std::memory_order_acquire);
-  if (stack == nullptr) return;
-  // The stack is newest first: reverse it onto the back of the list.
-  PoolTask* first = nullptr;
-  PoolTask* last = stack;
-  while (stack != nullptr) {
-    PoolTask* next = stack->next;
-    stack->next = first;
-    if (first != nullptr) first->prev = stack;
-    first = stack;
-    stack = next;
+bool WorkerPool::QueueEmpty() const {
+  // The front is the stub exactly when everything before it was dequeued,
+  // and the back is the stub when nothing was enqueued after it.
+  return queue_front_.load(std::memory_order_relaxed) == stub_.get() &&
+         queue_back_.load(std::memory_order_seq_cst) == stub_.get();
+}
+
+PoolTask* WorkerPool::DequeueLocked(bool* linking) {
+  PoolTask* const stub = stub_.get();
+  PoolTask* front = queue_front_.load(std::memory_order_relaxed);
+  PoolTask* next = front->next.load(std::memory_order_acquire);
+  if (front == stub) {
+    if (next == nullptr) {
+      *linking = queue_back_.load(std::memory_order_seq_cst) != stub;
+      return nullptr;
+    }
+    front = next;
+    queue_front_.store(front, std::memory_order_relaxed);
+    next = front->next.load(std::memory_order_acquire);
   }
-  first->prev = tail_;
-  if (tail_ != nullptr) {
-    tail_->next = first;
-  } else {
-    head_ = first;
+  if (next == nullptr) {
+    // A record leaves only once something is linked behind it (after that,
+    // no submitter writes to it): behind the last one, put the stub.
+    if (queue_back_.load(std::memory_order_seq_cst) != front) {
+      *linking = true;
+      return nullptr;
+    }
+    Enqueue(stub);
+    next = front->next.load(std::memory_order_acquire);
+    if (next == nullptr) {  // a submitter got in before the stub
+      *linking = true;
+      return nullptr;
+    }
   }
-  tail_ = last;
-  list_nonempty_.store(true, std::memory_order_relaxed);
+  queue_front_.store(next, std::memory_order_relaxed);
+  return front;
 }
 
-void WorkerPool::UnlinkLocked(PoolTask* task) {
-  (task->prev != nullptr ? task->prev->next : head_) = task->next;
-  (task->next != nullptr ? task->next->prev : tail_) = task->prev;
-  task->prev = task->next = nullptr;
-  if (head_ == nullptr) list_nonempty_.store(false, std::memory_order_relaxed);
+PoolTask* WorkerPool::PopRunnableLocked(WorkerSlot* slot, bool* linking) {
+  for (;;) {
+    PoolTask* task = DequeueLocked(linking);
+    if (task == nullptr || task->state.load(std::memory_order_relaxed) ==
+                               PoolTask::State::kQueued) {
+      return task;
+    }
+    UnlinkedTombstoneLocked(task, slot);
+  }
 }
 
-PoolTask* WorkerPool::PopLocked() {
-  if (head_ == nullptr) DrainInboxLocked();
-  PoolTask* task = head_;
-  if (task != nullptr) UnlinkLocked(task);
-  return task;
+void WorkerPool::UnlinkedTombstoneLocked(PoolTask* task, WorkerSlot* slot) {
+  --tombstones_;
+  if (task->state.load(std::memory_order_relaxed) ==
+      PoolTask::State::kUnrunDelivering) {
+    // Its deliverer recycles it when done (DeliverUnrun).
+    task->state.store(PoolTask::State::kUnrunUnlinked,
+                      std::memory_order_relaxed);
+  } else {  // kUnrunDelivered
+    Recycle(task, slot);
+  }
 }
 
-void WorkerPool::TakeUnrunLocked(PoolTask* task) {
-  UnlinkLocked(task);
-  task->state.store(PoolTask::State::kFinished, std::memory_order_relaxed);
+void WorkerPool::ReapTombstonesLocked() {
+  PoolTask* const stub = stub_.get();
+  PoolTask* prev = nullptr;
+  PoolTask* node = queue_front_.load(std::memory_order_relaxed);
+  for (;;) {
+    PoolTask* next = node->next.load(std::memory_order_acquire);
+    // The last linked record stays: a submitter may be linking behind it.
+    // Any other has a successor, so no submitter writes to it any more.
+    if (next == nullptr) return;
+    PoolTask::State state = node->state.load(std::memory_order_relaxed);
+    if (node != stub && (state == PoolTask::State::kUnrunDelivering ||
+                         state == PoolTask::State::kUnrunDelivered)) {
+      if (prev == nullptr) {
+        queue_front_.store(next, std::memory_order_relaxed);
+      } else {
+        prev->next.store(next, std::memory_order_relaxed);
+      }
+      UnlinkedTombstoneLocked(node, nullptr);
+    } else {
+      prev = node;
+    }
+    node = next;
+  }
+}
+
+void WorkerPool::TakeUnrunLocked(PoolTask* task, bool linked) {
   ++unrun_in_flight_;
   ReleasePlaceLocked();
+  if (!linked) {
+    task->state.store(PoolTask::State::kUnrunUnlinked,
+                      std::memory_order_relaxed);
+    return;
+  }
+  task->state.store(PoolTask::State::kUnrunDelivering,
+                    std::memory_order_relaxed);
+  // Tombstones hold records, not places: bound them by a sweep that costs
+  // O(queue) once per that many tombstones.
+  if (++tombstones_ > capacity_ + static_cast<size_t>(max_workers_)) {
+    ReapTombstonesLocked();
+  }
 }
 
 // ---- Submit, Cancel ----------------------------------------------------
@@ -386,11 +469,11 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   task->cancel.Reset(seq);
   task->seq.store(seq, std::memory_order_relaxed);
   task->state.store(PoolTask::State::kQueued, std::memory_order_release);
-  PushInbox(task);
+  Enqueue(task);
   WakeWorkerIfAsleep();
 
   if (has_deadline) {
-    // After the push: the timer must find the task in the list. If it has
+    // After the link: the timer finds the task queued or later. If it has
     // already finished, its entry is stale (seq no longer matches, or the
     // state is not queued or running) and expires harmlessly.
     MutexLock timer_lock(&timer_mu_);
@@ -409,8 +492,8 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
 void WorkerPool::WakeWorkerIfAsleep() {
   // Pairs with WaitForWork and SpinForWork; every access here and there is
   // sequentially consistent. A worker that starts waiting counts itself in
-  // idle_waiters_, clears wake_pending_, then re-checks the inbox; so a
-  // submitter that pushed either is seen by that re-check or sees the
+  // idle_waiters_, clears wake_pending_, then re-checks the queue; so a
+  // submitter that linked either is seen by that re-check or sees the
   // waiter with no wake pending. A spinning worker will see the task too,
   // and it wakes the next sleeper itself if it finds more than one task
   // (WorkerLoop).
@@ -437,7 +520,6 @@ void WorkerPool::JoinRetired() {
 
 WorkerPool::StopResult WorkerPool::StopLocked(PoolTask* task, uint64_t seq,
                                               TaskOutcome reason) {
-  DrainInboxLocked();
   if (task->seq.load(std::memory_order_acquire) != seq) {
     return StopResult::kGone;
   }
@@ -447,7 +529,7 @@ WorkerPool::StopResult WorkerPool::StopLocked(PoolTask* task, uint64_t seq,
   }
   switch (state) {
     case PoolTask::State::kQueued:
-      TakeUnrunLocked(task);
+      TakeUnrunLocked(task, /*linked=*/true);
       return StopResult::kUnqueued;
     case PoolTask::State::kRunning:
       // Misses harmlessly if the task finished and the record moved on.
@@ -488,7 +570,8 @@ void WorkerPool::WorkerLoop(int index) {
   mu_.Lock();
   for (;;) {
     if (stopping_) break;  // Shutdown took what was queued
-    PoolTask* task = PopLocked();
+    bool linking = false;
+    PoolTask* task = PopRunnableLocked(&slot, &linking);
     if (task == nullptr) {
       if (undelivered != nullptr) {
         mu_.Unlock();
@@ -498,21 +581,25 @@ void WorkerPool::WorkerLoop(int index) {
         mu_.Lock();
         continue;
       }
+      if (linking) {  // a submitter is a few instructions from linking
+        mu_.Unlock();
+        std::this_thread::yield();
+        mu_.Lock();
+        continue;
+      }
       if (!WaitForWork(index)) {
         mu_.Unlock();
         return;  // retired
       }
       continue;
     }
-    // More work behind this task (in the list, or still in the inbox) and
-    // a sleeping worker that nobody will wake: a submitter that saw a
-    // spinner or a pending wake left it to whoever takes work next, which
-    // is us. Wake one, so a burst runs on every worker. (A submitter that
-    // skipped because a wake was pending did so before the woken worker
-    // cleared the flag, so the woken worker's check here sees its task.)
-    if ((head_ != nullptr ||
-         inbox_.load(std::memory_order_seq_cst) != nullptr) &&
-        spinning_.load(std::memory_order_seq_cst) == 0 &&
+    // More work behind this task and a sleeping worker that nobody will
+    // wake: a submitter that saw a spinner or a pending wake left it to
+    // whoever takes work next, which is us. Wake one, so a burst runs on
+    // every worker. (A submitter that skipped because a wake was pending
+    // did so before the woken worker cleared the flag, so the woken
+    // worker's check here sees its task.)
+    if (!QueueEmpty() && spinning_.load(std::memory_order_seq_cst) == 0 &&
         idle_waiters_.load(std::memory_order_seq_cst) > 0 &&
         !wake_pending_.exchange(true, std::memory_order_seq_cst)) {
       work_cv_.Signal();
@@ -529,6 +616,7 @@ void WorkerPool::WorkerLoop(int index) {
     Execute(task, index);
     undelivered = task;
     mu_.Lock();
+    SignalIfDrainedLocked();  // Execute released the task's place
   }
   workers_.store(workers_.load(std::memory_order_relaxed) - 1,
                  std::memory_order_relaxed);
@@ -553,15 +641,15 @@ void WorkerPool::SpinForWork() {
     return;
   }
   for (int i = 0; i < kSpinIterations; ++i) {
-    if (inbox_.load(std::memory_order_relaxed) != nullptr ||
-        list_nonempty_.load(std::memory_order_relaxed)) {
+    if (queue_front_.load(std::memory_order_relaxed) != stub_.get() ||
+        queue_back_.load(std::memory_order_relaxed) != stub_.get()) {
       break;
     }
 #if defined(__x86_64__)
     __builtin_ia32_pause();
 #endif
   }
-  // Then WaitForWork re-checks the inbox after counting itself a waiter,
+  // Then WaitForWork re-checks the queue after counting itself a waiter,
   // both sequentially consistent: a task pushed by a submitter that saw
   // this worker spinning (and so woke nobody) is seen there.
   spinning_.store(0, std::memory_order_seq_cst);
@@ -576,7 +664,7 @@ bool WorkerPool::WaitForWork(int index) {
   idle_waiters_.fetch_add(1, std::memory_order_seq_cst);
   wake_pending_.store(false, std::memory_order_seq_cst);
   // Re-check after counting ourselves (see WakeWorkerIfAsleep).
-  if (inbox_.load(std::memory_order_seq_cst) == nullptr && !stopping_) {
+  if (QueueEmpty() && !stopping_) {
     if (may_retire) {
       clock_.WaitWithDeadline(work_cv_, mu_, until);
     } else {
@@ -586,8 +674,7 @@ bool WorkerPool::WaitForWork(int index) {
   idle_waiters_.fetch_sub(1, std::memory_order_seq_cst);
   // Awake: the next submitter may wake another sleeper.
   wake_pending_.store(false, std::memory_order_seq_cst);
-  if (may_retire && !stopping_ && head_ == nullptr &&
-      inbox_.load(std::memory_order_seq_cst) == nullptr &&
+  if (may_retire && !stopping_ && QueueEmpty() &&
       workers_.load(std::memory_order_relaxed) > std::max(min_workers_, 1) &&
       clock_.Now() >= until &&
       // Every task in the pool keeps a worker after this one leaves.
@@ -656,13 +743,25 @@ void WorkerPool::DeliverUnrun(PoolTask* task, TaskOutcome outcome,
   task->result.queue_wait =
       std::max(absl::ZeroDuration(),
                clock_.TicksToDuration(clock_.Ticks() - task->submitted_ticks));
-  DeliverAndRecycle(task, nullptr);
+  Deliver(task, nullptr);
   MutexLock lock(&mu_);
+  if (task->state.load(std::memory_order_relaxed) ==
+      PoolTask::State::kUnrunUnlinked) {
+    Recycle(task, nullptr);
+  } else {  // still linked: whoever unlinks it recycles it
+    task->state.store(PoolTask::State::kUnrunDelivered,
+                      std::memory_order_relaxed);
+  }
   // Shutdown waits until every completion taken off the workers is done.
   if (--unrun_in_flight_ == 0) unrun_cv_.SignalAll();
 }
 
 void WorkerPool::DeliverAndRecycle(PoolTask* task, WorkerSlot* slot) {
+  Deliver(task, slot);
+  Recycle(task, slot);
+}
+
+void WorkerPool::Deliver(PoolTask* task, WorkerSlot* slot) {
   if (task->options.deadline != absl::InfiniteFuture()) {
     MutexLock lock(&timer_mu_);
     timers_.erase(std::make_pair(task->options.deadline,
@@ -678,7 +777,6 @@ void WorkerPool::DeliverAndRecycle(PoolTask* task, WorkerSlot* slot) {
   if (observer_ != nullptr) observer_->OnTaskFinished(task->result);
   if (task->done) task->done(task->result);
   task->done = nullptr;
-  Recycle(task, slot);
 }
 
 // ---- Deadlines ---------------------------------------------------------
@@ -726,16 +824,24 @@ void WorkerPool::TimerLoop() {
 
 void WorkerPool::CollectStragglers() {
   std::vector<PoolTask*> unrun;
-  {
-    MutexLock lock(&mu_);
-    if (!stopping_) return;  // the workers or Shutdown will see them
-    DrainInboxLocked();
-    while (head_ != nullptr) {
-      PoolTask* task = head_;
-      TakeUnrunLocked(task);
-      unrun.push_back(task);
+  mu_.Lock();
+  if (stopping_) {  // else the workers or Shutdown will see them
+    for (;;) {
+      bool linking = false;
+      PoolTask* task = PopRunnableLocked(nullptr, &linking);
+      if (task != nullptr) {
+        TakeUnrunLocked(task, /*linked=*/false);
+        unrun.push_back(task);
+        continue;
+      }
+      if (!linking) break;
+      // A submitter is a few instructions from linking its task.
+      mu_.Unlock();
+      std::this_thread::yield();
+      mu_.Lock();
     }
   }
+  mu_.Unlock();
   for (PoolTask* task : unrun) {
     DeliverUnrun(task, TaskOutcome::kShutDown,
                  absl::UnavailableError(

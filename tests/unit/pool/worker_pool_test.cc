@@ -242,6 +242,63 @@ TEST(WorkerPoolTest, CancelQueuedTaskFreesItsSlotAtOnce) {
   EXPECT_EQ(done.CountOf(1), 1);
 }
 
+// Cancelled queued tasks stay in the queue as tombstones until a worker
+// dequeues them or a sweep cuts them out (every capacity + workers of them).
+// Cancelling at the front, the middle and the back, far more often than the
+// queue holds tasks, must never run a cancelled task, never lose or reorder
+// a live one, and deliver everything once.
+TEST(WorkerPoolTest, ManyCancelsOfQueuedTasksKeepTheRestInFifoOrder) {
+  constexpr size_t kCapacity = 4;
+  auto pool = MakePool(1, kCapacity);
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(-1)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+
+  std::mt19937 rng(7);
+  std::vector<std::pair<int, TaskHandle>> live;
+  std::vector<int> ran, kept;
+  Mutex ran_mu;
+  int next_id = 0, cancelled = 0;
+  for (int op = 0; op < 2000; ++op) {
+    if (live.size() < kCapacity) {
+      const int id = next_id++;
+      auto task = [&, id](const CancelToken&) {
+        MutexLock lock(&ran_mu);
+        ran.push_back(id);
+        return absl::OkStatus();
+      };
+      auto handle = pool->Submit(task, done.For(id));
+      ASSERT_TRUE(handle.ok()) << "op " << op << ": " << handle.status();
+      live.emplace_back(id, *handle);
+    } else {
+      size_t victim = rng() % live.size();
+      ASSERT_TRUE(pool->Cancel(live[victim].second));
+      ASSERT_EQ(done.Get(live[victim].first)->outcome, TaskOutcome::kCancelled);
+      live.erase(live.begin() + static_cast<long>(victim));
+      ++cancelled;
+    }
+  }
+  for (auto& [id, handle] : live) kept.push_back(id);
+  EXPECT_EQ(pool->Stats().queue_depth, kept.size());
+
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(static_cast<size_t>(next_id) + 1));
+  {
+    MutexLock lock(&ran_mu);
+    EXPECT_EQ(ran, kept);
+  }
+  for (int id = 0; id < next_id; ++id) ASSERT_EQ(done.CountOf(id), 1) << id;
+  PoolStats stats = pool->Stats();
+  EXPECT_EQ(stats.completed[static_cast<int>(TaskOutcome::kCancelled)],
+            static_cast<uint64_t>(cancelled));
+  EXPECT_EQ(stats.completed[static_cast<int>(TaskOutcome::kOk)],
+            kept.size() + 1);
+  // The pool still works: the next tasks run.
+  ASSERT_TRUE(pool->Submit(Noop(), done.For(next_id)).ok());
+  ASSERT_TRUE(done.WaitForCount(static_cast<size_t>(next_id) + 2));
+}
+
 TEST(WorkerPoolTest, CancelRunningTaskSignalsItsToken) {
   auto pool = MakePool(1, 1);
   Gate gate;
