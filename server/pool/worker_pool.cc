@@ -170,6 +170,7 @@ WorkerPool::WorkerPool(PoolOptions options)
   queue_back_.store(stub_.get(), std::memory_order_relaxed);
   queue_front_.store(stub_.get(), std::memory_order_relaxed);
   MutexLock lock(&mu_);
+  reap_at_ = capacity_ + static_cast<size_t>(max_workers_) + 1;
   threads_.resize(max_workers_);
   for (int i = 0; i < std::max(min_workers_, 1); ++i) SpawnWorkerLocked();
   timer_thread_ = std::thread([this] { TimerLoop(); });
@@ -219,6 +220,12 @@ absl::Status WorkerPool::Admit() {
         limit) {
       uint64_t finished = Finished();
       finished_hint_.store(finished, std::memory_order_relaxed);
+      if (finished > submitted) {
+        // Our `submitted` is older than tasks that have since finished
+        // (this thread was preempted): the difference would wrap.
+        submitted = submitted_.load(std::memory_order_relaxed);
+        continue;
+      }
       if (submitted + 1 - finished > limit) {
         rejected_.fetch_add(1, std::memory_order_relaxed);
         return absl::ResourceExhaustedError(absl::StrCat(
@@ -442,9 +449,11 @@ void WorkerPool::TakeUnrunLocked(PoolTask* task, bool linked) {
   task->state.store(PoolTask::State::kUnrunDelivering,
                     std::memory_order_relaxed);
   // Tombstones hold records, not places: bound them by a sweep that costs
-  // O(queue) once per that many tombstones.
-  if (++tombstones_ > capacity_ + static_cast<size_t>(max_workers_)) {
+  // O(queue) once per capacity + max_workers new tombstones. (A sweep stops
+  // where a submitter is still linking, so some may survive it.)
+  if (++tombstones_ >= reap_at_) {
     ReapTombstonesLocked();
+    reap_at_ = tombstones_ + capacity_ + static_cast<size_t>(max_workers_) + 1;
   }
 }
 
@@ -587,6 +596,7 @@ void WorkerPool::WorkerLoop(int index) {
         mu_.Lock();
         continue;
       }
+      FlushFree(slot);  // tombstones it disposed of, before it sleeps
       if (!WaitForWork(index)) {
         mu_.Unlock();
         return;  // retired
@@ -743,7 +753,14 @@ void WorkerPool::DeliverUnrun(PoolTask* task, TaskOutcome outcome,
   task->result.queue_wait =
       std::max(absl::ZeroDuration(),
                clock_.TicksToDuration(clock_.Ticks() - task->submitted_ticks));
-  Deliver(task, nullptr);
+  {
+    // While its completion runs this thread counts as the pool's: a
+    // Shutdown from it only stops admitting work (it cannot wait for
+    // unrun_in_flight_, which counts this very delivery).
+    const WorkerPool* caller_pool = std::exchange(current_pool, this);
+    Deliver(task, nullptr);
+    current_pool = caller_pool;
+  }
   MutexLock lock(&mu_);
   if (task->state.load(std::memory_order_relaxed) ==
       PoolTask::State::kUnrunUnlinked) {

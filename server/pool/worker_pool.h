@@ -40,7 +40,10 @@
 // may call Submit, Cancel and Stats. They must not throw. Shutdown called from
 // a pool thread (a task, a completion, the observer) only stops admitting work:
 // it cannot wait for or join its own thread; the pool must not be destroyed
-// from one. Stats() reads atomics only and never waits for a worker.
+// from one. Submit and Cancel may race Shutdown, but not the destructor:
+// Shutdown can return while a racing Submit is still finishing its call, so
+// the owner destroys the pool only once no other thread can be in one.
+// Stats() reads atomics only and never waits for a worker.
 //
 // Design (why it is fast): Submit takes no lock shared with the workers.
 //   - Admission is one compare-and-swap on `submitted_` (the accepted count,
@@ -369,6 +372,7 @@ class WorkerPool {
   std::atomic<PoolTask*> queue_front_{nullptr};
   // Queued records taken without running, still linked.
   size_t tombstones_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t reap_at_ ABSL_GUARDED_BY(mu_) = 0;  // sweep when tombstones_ gets here
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // workers exit
   bool shutdown_started_ ABSL_GUARDED_BY(mu_) = false;
   bool shutdown_done_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,6 +1,7 @@
 #include "server/pool/worker_pool.h"
 
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -515,6 +516,36 @@ TEST(WorkerPoolTest, ShutdownFromACompletionStopsAdmittingWithoutDeadlock) {
   EXPECT_EQ(pool->Submit(Noop(), nullptr).status().code(),
             absl::StatusCode::kUnavailable);
   pool->Shutdown(absl::Now() + kWait);  // the owner's call joins everything
+  EXPECT_EQ(pool->Stats().workers, 0);
+}
+
+// The same from a completion that Cancel delivers on its caller's thread: a
+// Shutdown waiting there for every unrun completion would wait for itself.
+TEST(WorkerPoolTest, ShutdownFromACancelledTasksCompletionDoesNotDeadlock) {
+  auto pool = MakePool(1, 4);
+  Gate gate;
+  ASSERT_TRUE(pool->Submit(gate.Task(), nullptr).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  auto queued = pool->Submit(Noop(), [&](const TaskResult& result) {
+    EXPECT_EQ(result.outcome, TaskOutcome::kCancelled);
+    pool->Shutdown(absl::InfiniteFuture());
+  });
+  ASSERT_TRUE(queued.ok());
+  Notification cancel_returned;
+  std::thread canceller([&] {
+    EXPECT_TRUE(pool->Cancel(*queued));
+    cancel_returned.Notify();
+  });
+  if (!cancel_returned.WaitForNotificationWithTimeout(kWait)) {
+    // Deadlocked: nothing can be joined or destroyed; fail loudly now.
+    ADD_FAILURE() << "Shutdown from a Cancel-delivered completion hung";
+    std::abort();
+  }
+  canceller.join();
+  EXPECT_EQ(pool->Submit(Noop(), nullptr).status().code(),
+            absl::StatusCode::kUnavailable);
+  gate.Release();
+  pool->Shutdown(absl::Now() + kWait);
   EXPECT_EQ(pool->Stats().workers, 0);
 }
 
