@@ -363,15 +363,17 @@ class WorkerPool {
   std::vector<std::unique_ptr<PoolTask[]>> chunks_ ABSL_GUARDED_BY(alloc_mu_);
   PoolTask* alloc_list_ ABSL_GUARDED_BY(alloc_mu_) = nullptr;
 
+  // mu_ and what a worker touches under it per task share one cache line:
+  // the workers pass it between them at every dequeue.
   alignas(64) mutable Mutex mu_ ABSL_ACQUIRED_AFTER(alloc_mu_);
-  CondVar work_cv_;      // work arrived, or stopping
-  CondVar drained_cv_;   // nothing in the pool (shutdown)
-  CondVar shutdown_cv_;  // shutdown_done_ became true
   // The queue's front: the next record to dequeue, or the stub. Written
   // under mu_; an atomic so that a spinning worker may peek.
   std::atomic<PoolTask*> queue_front_{nullptr};
   // Queued records taken without running, still linked.
   size_t tombstones_ ABSL_GUARDED_BY(mu_) = 0;
+  alignas(64) CondVar work_cv_;              // work arrived, or stopping
+  CondVar drained_cv_;                       // nothing in the pool (shutdown)
+  CondVar shutdown_cv_;                      // shutdown_done_ became true
   size_t reap_at_ ABSL_GUARDED_BY(mu_) = 0;  // sweep when tombstones_ gets here
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // workers exit
   bool shutdown_started_ ABSL_GUARDED_BY(mu_) = false;
