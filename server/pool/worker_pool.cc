@@ -286,8 +286,7 @@ void WorkerPool::GrowIfNeeded() {
   }
 }
 
-// ---- Records, free stack, queue ---------------------------------------
-// -----------------------------------------------
+// ---- Records, free stack, queue ----------------------------------------
 
 PoolTask* WorkerPool::Allocate() {
   SpinLockHolder lock(&alloc_mu_);
