@@ -49,18 +49,28 @@ class ABSL_LOCKABLE Mutex {
   pthread_mutex_t mu_;
 };
 
-class ABSL_SCOPED_LOCKABLE MutexLock {
+// Holds a Mutex or a SpinLock for its scope.
+template <typename Lockable>
+class ABSL_SCOPED_LOCKABLE ScopedLock {
  public:
-  explicit MutexLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
+  explicit ScopedLock(Lockable* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
     mu_->Lock();
   }
-  ~MutexLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
-  MutexLock(const MutexLock&) = delete;
-  MutexLock& operator=(const MutexLock&) = delete;
+  ~ScopedLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
+  ScopedLock(const ScopedLock&) = delete;
+  ScopedLock& operator=(const ScopedLock&) = delete;
 
  private:
-  Mutex* const mu_;
+  Lockable* const mu_;
 };
+using MutexLock = ScopedLock<Mutex>;
+
+// One spin-wait step: tells the core this is a busy-wait loop.
+inline void CpuRelax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
 
 // A test-and-test-and-set spin lock for critical sections of a few
 // instructions that are rarely contended (the pool's record allocator):
@@ -70,11 +80,7 @@ class ABSL_LOCKABLE SpinLock {
  public:
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
     while (locked_.exchange(true, std::memory_order_acquire)) {
-      while (locked_.load(std::memory_order_relaxed)) {
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-      }
+      while (locked_.load(std::memory_order_relaxed)) CpuRelax();
     }
   }
   void Unlock() ABSL_UNLOCK_FUNCTION() {
@@ -85,19 +91,7 @@ class ABSL_LOCKABLE SpinLock {
   std::atomic<bool> locked_{false};
 };
 
-class ABSL_SCOPED_LOCKABLE SpinLockHolder {
- public:
-  explicit SpinLockHolder(SpinLock* lock) ABSL_EXCLUSIVE_LOCK_FUNCTION(lock)
-      : lock_(lock) {
-    lock_->Lock();
-  }
-  ~SpinLockHolder() ABSL_UNLOCK_FUNCTION() { lock_->Unlock(); }
-  SpinLockHolder(const SpinLockHolder&) = delete;
-  SpinLockHolder& operator=(const SpinLockHolder&) = delete;
-
- private:
-  SpinLock* const lock_;
-};
+using SpinLockHolder = ScopedLock<SpinLock>;
 
 // Waits may return spuriously: callers re-check their condition in a loop.
 // Deadlines are absolute real time (CLOCK_REALTIME), as absl::Time is.

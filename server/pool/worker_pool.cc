@@ -650,13 +650,8 @@ void WorkerPool::SpinForWork() {
     return;
   }
   for (int i = 0; i < kSpinIterations; ++i) {
-    if (queue_front_.load(std::memory_order_relaxed) != stub_.get() ||
-        queue_back_.load(std::memory_order_relaxed) != stub_.get()) {
-      break;
-    }
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
+    if (!QueueEmpty()) break;
+    CpuRelax();
   }
   // Then WaitForWork re-checks the queue after counting itself a waiter,
   // both sequentially consistent: a task pushed by a submitter that saw
