@@ -1,6 +1,9 @@
 #include "server/config.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
+#include <map>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -21,6 +24,13 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
 ABSL_FLAG(int, queue_capacity, 64,
           "tasks that may wait for a worker; beyond, RESOURCE_EXHAUSTED "
           "(0: queueless)");
+ABSL_FLAG(std::string, max_inflight_bytes, "auto",
+          "bytes queued and running requests and responses may hold, like "
+          "512Mi or 2G; beyond, RESOURCE_EXHAUSTED (auto: half the cgroup "
+          "memory limit, else 512Mi; 0: no limit)");
+ABSL_FLAG(absl::Duration, target_queue_wait, absl::Milliseconds(100),
+          "under sustained overload, the queue wait admission holds a "
+          "standing queue to (inf: no overload control)");
 ABSL_FLAG(bool, admission, true,
           "refuse at once calls whose deadline the queue would make them miss");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
@@ -55,6 +65,8 @@ constexpr const char* kFlags[] = {
     "min_workers",
     "idle_timeout",
     "queue_capacity",
+    "max_inflight_bytes",
+    "target_queue_wait",
     "admission",
     "drain_timeout",
     "max_connection_age",
@@ -80,12 +92,24 @@ bool Known(absl::string_view name) {
   return false;
 }
 
+// Which flags were given, and where: "--name" or "COMPUTE_NAME" (the later
+// wins), so a value checked after parsing can still name its source.
+using Origins = std::map<std::string, std::string, std::less<>>;
+
+// max_inflight_bytes. Without a cgroup limit we cannot tell what memory is
+// ours, so the default is one a small machine can spare that still holds
+// several calls at the largest message size. Below the minimum the budget
+// would refuse ordinary calls: a typo (512Ki for 512Mi) rather than a choice.
+constexpr int64_t kMiB = int64_t{1} << 20;
+constexpr int64_t kDefaultInflightBytes = 512 * kMiB;
+constexpr int64_t kMinInflightBytes = kMiB;
+
 absl::Status Bad(absl::string_view what) {
   return absl::InvalidArgumentError(what);
 }
 
 absl::Status SetFlag(absl::string_view name, absl::string_view value,
-                     absl::string_view source) {
+                     absl::string_view source, Origins* origins) {
   absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
   std::string error;
   if (flag == nullptr || !Known(name)) {
@@ -95,11 +119,13 @@ absl::Status SetFlag(absl::string_view name, absl::string_view value,
     return Bad(
         absl::StrCat("bad value for ", source, ": '", value, "': ", error));
   }
+  (*origins)[std::string(name)] = std::string(source);
   return absl::OkStatus();
 }
 
 // --name=value, --name value, --bool, --nobool.
-absl::Status ParseArgs(int argc, const char* const* argv, bool* help) {
+absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
+                       Origins* origins) {
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h" || arg == "--helpfull") {
@@ -132,7 +158,8 @@ absl::Status ParseArgs(int argc, const char* const* argv, bool* help) {
         return Bad(absl::StrCat("flag --", name, " needs a value"));
       }
     }
-    if (absl::Status s = SetFlag(name, value, absl::StrCat("--", name));
+    if (absl::Status s =
+            SetFlag(name, value, absl::StrCat("--", name), origins);
         !s.ok()) {
       return s;
     }
@@ -156,6 +183,44 @@ absl::Status InRange(absl::string_view name, int v, int lo, int hi) {
   return absl::OkStatus();
 }
 
+// --max_inflight_bytes into *bytes, and why into *reason. Half the cgroup
+// limit when auto: the rest is for the process itself, gRPC's buffers and
+// the copies a call makes on its way in and out.
+absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
+                              int64_t* bytes, std::string* reason) {
+  std::string text = absl::GetFlag(FLAGS_max_inflight_bytes);
+  if (text.empty() || text == "auto") {
+    if (memory.limit_bytes.has_value()) {
+      // A cgroup under 2 MiB cannot run the server anyway; keep the
+      // minimum rather than fail on a limit nobody chose for us.
+      *bytes = std::max(kMinInflightBytes, *memory.limit_bytes / 2);
+      *reason = absl::StrCat("half the cgroup memory limit (",
+                             FormatByteSize(*memory.limit_bytes), ")");
+    } else {
+      *bytes = kDefaultInflightBytes;
+      *reason = "default (no cgroup memory limit)";
+    }
+    return absl::OkStatus();
+  }
+  auto it = origins.find("max_inflight_bytes");
+  std::string origin =
+      it != origins.end() ? it->second : "--max_inflight_bytes";
+  absl::StatusOr<int64_t> parsed = ParseByteSize(text);
+  if (!parsed.ok()) {
+    return Bad(absl::StrCat("bad value for ", origin, ": '", text,
+                            "': ", parsed.status().message()));
+  }
+  if (*parsed != 0 && *parsed < kMinInflightBytes) {
+    return Bad(absl::StrCat(
+        "--max_inflight_bytes must be 0 (no limit) or at least 1Mi (got ", text,
+        ")"));
+  }
+  *bytes = *parsed;
+  *reason = *parsed == 0 ? absl::StrCat("no limit (set by ", origin, ")")
+                         : absl::StrCat("set by ", origin);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::optional<std::string> GetEnv(const std::string& name) {
@@ -172,14 +237,19 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     std::string error;
     flag->ParseFrom(flag->DefaultValue(), &error);
   }
+  Origins origins;
   for (const char* name : kFlags) {
     std::string var = EnvName(name);
     if (std::optional<std::string> value = env(var)) {
-      if (absl::Status s = SetFlag(name, *value, var); !s.ok()) return s;
+      if (absl::Status s = SetFlag(name, *value, var, &origins); !s.ok()) {
+        return s;
+      }
     }
   }
   Config config;
-  if (absl::Status s = ParseArgs(argc, argv, &config.help); !s.ok()) return s;
+  if (absl::Status s = ParseArgs(argc, argv, &config.help, &origins); !s.ok()) {
+    return s;
+  }
   if (config.help) return config;
 
   service::ServerConfig& server = config.server;
@@ -210,6 +280,19 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     return s;
   }
   server.pool.queue_capacity = static_cast<size_t>(capacity);
+  config.memory = DetectMemoryLimit(cpu_sources.root);
+  if (absl::Status s = MaxInflightBytes(config.memory, origins,
+                                        &server.pool.max_inflight_bytes,
+                                        &config.max_inflight_bytes_reason);
+      !s.ok()) {
+    return s;
+  }
+  server.pool.target_queue_wait = absl::GetFlag(FLAGS_target_queue_wait);
+  if (absl::Status s =
+          Positive("target_queue_wait", server.pool.target_queue_wait);
+      !s.ok()) {
+    return s;
+  }
   server.admission = absl::GetFlag(FLAGS_admission);
   config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   if (config.drain_timeout < absl::ZeroDuration()) {
@@ -255,7 +338,8 @@ std::string Usage() {
   std::string out =
       "compute-server: the compute.v1.Compute gRPC service.\n\n"
       "Flags (each also read from its environment variable; the flag wins).\n"
-      "Durations are written like 250ms, 10s, 1m, inf.\n\n";
+      "Durations are written like 250ms, 10s, 1m, inf; byte sizes like\n"
+      "1048576, 512Mi, 2Gi (powers of 1024) or 500M, 2G (powers of 1000).\n\n";
   for (const char* name : kFlags) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     absl::StrAppend(&out, "  --", name, "  (", EnvName(name), ")\n      ",

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/pool/cpu_count.h"
+#include "server/pool/memory_limit.h"
 #include "server/service/server.h"
 
 namespace compute {
@@ -24,7 +25,14 @@ struct Config {
   std::string metrics_address = "0.0.0.0";
   int metrics_port = 9464;  // 0 = no metrics endpoint
   absl::Duration drain_timeout;
-  CpuCount cpu;       // what the pool was sized from
+  CpuCount cpu;  // what the pool was sized from
+  // The cgroup memory limit, which sizes max_inflight_bytes when it is auto.
+  MemoryLimit memory;
+  // How server.pool.max_inflight_bytes was chosen, for the start-up log:
+  // "half the cgroup memory limit (2 GiB)", "default (no cgroup memory
+  // limit)", "set by --max_inflight_bytes", "no limit (set by
+  // COMPUTE_MAX_INFLIGHT_BYTES)".
+  std::string max_inflight_bytes_reason;
   bool help = false;  // --help: print Usage() and exit 0
 };
 
@@ -35,6 +43,8 @@ std::optional<std::string> GetEnv(const std::string& name);
 
 // Resets every flag to its default, applies COMPUTE_* variables, then argv.
 // On error, InvalidArgument whose message is the one line to print.
+// cpu_sources.root also prefixes the cgroup files the memory limit is read
+// from, so tests can feed one fake tree for both.
 absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
                                    const EnvLookup& env,
                                    const CpuCountSources& cpu_sources = {});

@@ -28,6 +28,10 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
   Put(f, "min_workers", static_cast<double>(s.pool.min_workers));
   Put(f, "idle_timeout", absl::FormatDuration(s.pool.idle_timeout));
   Put(f, "queue_capacity", static_cast<double>(s.pool.queue_capacity));
+  Put(f, "max_inflight_bytes", static_cast<double>(s.pool.max_inflight_bytes));
+  Put(f, "max_inflight_bytes_reason", c.max_inflight_bytes_reason);
+  Put(f, "memory_limit", c.memory.explanation);
+  Put(f, "target_queue_wait", absl::FormatDuration(s.pool.target_queue_wait));
   Put(f, "admission", s.admission);
   Put(f, "drain_timeout", absl::FormatDuration(c.drain_timeout));
   Put(f, "max_connection_age", absl::FormatDuration(s.max_connection_age));

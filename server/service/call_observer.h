@@ -10,10 +10,17 @@
 
 namespace compute::service {
 
-// Why a call was refused before reaching the pool's queue.
-enum class RejectReason { kQueueFull, kDeadline, kDraining };
-inline constexpr int kNumRejectReasons = 3;
-// "queue_full", "deadline", "draining": a metric label.
+// Why a call was refused before reaching the pool's queue: a budget of the
+// scheduler (see server/pool/worker_pool.h), or the drain.
+enum class RejectReason {
+  kQueueFull,
+  kMemory,
+  kOverload,
+  kDeadline,
+  kDraining
+};
+inline constexpr int kNumRejectReasons = 5;
+// "queue_full", "memory", "overload", "deadline", "draining": a metric label.
 std::string_view RejectReasonName(RejectReason reason);
 
 // Called on gRPC and worker threads, concurrently: implementations must be

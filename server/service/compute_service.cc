@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/pool/sync.h"
@@ -12,9 +13,6 @@ namespace compute::service {
 namespace {
 
 constexpr std::string_view kRunMethod = "Run";
-// A client cancel this close to the call's deadline counts as the deadline
-// (see RunCall::OnCancel).
-constexpr absl::Duration kDeadlineCancelGrace = absl::Milliseconds(50);
 
 void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
   int64_t ns = absl::ToInt64Nanoseconds(d);
@@ -38,12 +36,37 @@ std::string Ms(absl::Duration d) {
   return absl::StrCat(absl::ToInt64Milliseconds(d));
 }
 
+std::vector<double> CostPriors() {
+  std::vector<double> priors;
+  for (const tasks::TaskKind& kind : tasks::AllTaskKinds()) {
+    priors.push_back(kind.default_seconds_per_unit);
+  }
+  return priors;
+}
+
+RejectReason RejectReasonFor(RefusalReason reason) {
+  switch (reason) {
+    case RefusalReason::kMemory:
+      return RejectReason::kMemory;
+    case RefusalReason::kOverload:
+      return RejectReason::kOverload;
+    case RefusalReason::kDeadline:
+      return RejectReason::kDeadline;
+    default:
+      return RejectReason::kQueueFull;
+  }
+}
+
 }  // namespace
 
 std::string_view RejectReasonName(RejectReason reason) {
   switch (reason) {
     case RejectReason::kQueueFull:
       return "queue_full";
+    case RejectReason::kMemory:
+      return "memory";
+    case RejectReason::kOverload:
+      return "overload";
     case RejectReason::kDeadline:
       return "deadline";
     case RejectReason::kDraining:
@@ -83,6 +106,7 @@ class RunCall final : public grpc::ServerUnaryReactor {
   const absl::Time started_;
   const absl::Time deadline_;
   const tasks::TaskKind* kind_ = nullptr;
+  double cost_units_ = 0;  // this request's size, for the cost model
 
   Mutex mu_;
   TaskHandle handle_ ABSL_GUARDED_BY(mu_);
@@ -104,66 +128,67 @@ void RunCall::Start() {
     return;
   }
   kind_ = tasks::FindTaskKind(request_->task_case());
+  cost_units_ = kind_->cost_units(*request_);
 
   WorkerPool& pool = service_.pool_;
-  const RunTimeEstimator& estimator = service_.estimator_;
-  absl::Time deadline = deadline_;
-  if (service_.options_.admission && deadline != absl::InfiniteFuture()) {
-    PoolStats stats = pool.Stats();
-    absl::Duration wait = estimator.ExpectedWait(stats);
-    absl::Duration expected = wait + estimator.MeanRunTime(kind_->index);
-    absl::Duration left = deadline - pool.clock().Now();
-    if (expected > left) {
-      Refuse(RejectReason::kDeadline, grpc::StatusCode::RESOURCE_EXHAUSTED,
-             absl::StrCat("deadline cannot be met: expected ", Ms(expected),
-                          " ms (", Ms(wait), " ms queue wait + ",
-                          Sv(kind_->name), " run time) but only ", Ms(left),
-                          " ms left; retry later or with a longer deadline"),
-             estimator.WaitPushback(stats));
-      return;
-    }
+  TaskOptions options;
+  options.deadline = deadline_;
+  options.tag = static_cast<uint32_t>(kind_->index);
+  options.cost = service_.cost_model_.Estimate(kind_->index, cost_units_);
+  options.bytes = static_cast<int64_t>(request_->ByteSizeLong()) +
+                  kind_->response_bytes(*request_);
+  options.admit_by_deadline = service_.options_.admission;
+  if (int64_t limit = pool.max_inflight_bytes();
+      limit > 0 && options.bytes > limit) {
+    Reply(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("request too large for this server: it needs ",
+                     options.bytes,
+                     " bytes (request + response) but the "
+                     "server holds at most ",
+                     limit, " bytes of calls (--max_inflight_bytes)")));
+    return;
   }
 
   const compute::v1::RunRequest* request = request_;
   compute::v1::RunResponse* response = response_;
   const tasks::TaskKind* kind = kind_;
-  TaskOptions options;
-  options.deadline = deadline;
-  options.tag = static_cast<uint32_t>(kind->index);
   // The completion may finish the call on a worker before Submit returns;
   // gRPC keeps this reactor alive until Run has returned, so `this` is valid
   // for the rest of Start.
   TaskRunner run_task = service_.options_.run_task;
+  SubmitRefusal refusal;
   auto handle = pool.Submit(
       [kind, request, response, run_task](const CancelToken& cancel) {
         return run_task != nullptr ? run_task(*kind, *request, cancel, response)
                                    : kind->run(*request, cancel, response);
       },
-      [this](const TaskResult& result) { Complete(result); }, options);
+      [this](const TaskResult& result) { Complete(result); }, options,
+      &refusal);
   if (!handle.ok()) {
     const absl::Status& s = handle.status();
-    switch (s.code()) {
-      case absl::StatusCode::kResourceExhausted: {
-        PoolStats stats = pool.Stats();
-        Refuse(RejectReason::kQueueFull, grpc::StatusCode::RESOURCE_EXHAUSTED,
-               absl::StrCat("server busy: queue full (capacity ",
-                            stats.queue_capacity, ", ", stats.busy, " of ",
-                            stats.workers, " workers busy); retry later"),
-               estimator.SlotPushback(stats));
-        return;
-      }
-      case absl::StatusCode::kUnavailable:
+    switch (refusal.reason) {
+      case RefusalReason::kShutDown:
         Refuse(RejectReason::kDraining, grpc::StatusCode::UNAVAILABLE,
                "server is draining (shutting down); retry on another replica",
                absl::ZeroDuration());
         return;
-      case absl::StatusCode::kDeadlineExceeded:
+      case RefusalReason::kExpired:
         Reply(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                            "deadline had passed when the call arrived"));
         return;
-      default:
-        Reply(
-            grpc::Status(grpc::StatusCode::INTERNAL, std::string(s.message())));
+      case RefusalReason::kDeadline:
+        Refuse(RejectReason::kDeadline, grpc::StatusCode::RESOURCE_EXHAUSTED,
+               absl::StrCat(s.message(),
+                            "; retry later or with a longer deadline"),
+               refusal.retry_after);
+        return;
+      default:  // a budget: queue_full, memory, overload
+        Refuse(RejectReasonFor(refusal.reason),
+               grpc::StatusCode::RESOURCE_EXHAUSTED,
+               absl::StrCat("server busy: ", s.message(), "; retry in ",
+                            Ms(refusal.retry_after), " ms"),
+               refusal.retry_after);
         return;
     }
   }
@@ -177,16 +202,8 @@ void RunCall::Start() {
 }
 
 void RunCall::OnCancel() {
-  // gRPC also cancels a call whose deadline passed; the pool's own timer
-  // completes that task as deadline exceeded, which is what it is. The
-  // client's RST at its own deadline can arrive a little before ours (our
-  // copy of the deadline starts when the headers arrived), so a cancel
-  // that close to the deadline is treated as the deadline too: the task
-  // runs on for at most kDeadlineCancelGrace.
-  if (deadline_ != absl::InfiniteFuture() &&
-      service_.pool_.clock().Now() >= deadline_ - kDeadlineCancelGrace) {
-    return;
-  }
+  // The client cancelled, or the deadline passed (gRPC calls this for
+  // both); the pool decides which by its clock when the task completes.
   TaskHandle handle;
   {
     MutexLock lock(&mu_);
@@ -212,9 +229,16 @@ void RunCall::Complete(const TaskResult& result) {
     SetDuration(result.run_time, response_->mutable_run_time());
     response_->set_worker(static_cast<uint32_t>(result.worker));
   }
+  if ((result.outcome == TaskOutcome::kCancelled ||
+       result.outcome == TaskOutcome::kDeadlineExceeded) &&
+      result.worker >= 0) {
+    // Stopped after running a while: it costs at least that.
+    service_.cost_model_.Record(kind_->index, cost_units_, result.run_time,
+                                /*lower_bound=*/true);
+  }
   switch (result.outcome) {
     case TaskOutcome::kOk:
-      service_.estimator_.Record(kind_->index, result.run_time);
+      service_.cost_model_.Record(kind_->index, cost_units_, result.run_time);
       Reply(grpc::Status::OK);
       return;
     case TaskOutcome::kCancelled:
@@ -251,7 +275,7 @@ void RunCall::Reply(const grpc::Status& status) {
 }
 
 ComputeService::ComputeService(WorkerPool& pool, ComputeServiceOptions options)
-    : pool_(pool), options_(options) {}
+    : pool_(pool), options_(options), cost_model_(CostPriors()) {}
 
 grpc::ServerUnaryReactor* ComputeService::Run(
     grpc::CallbackServerContext* context,

@@ -1,19 +1,30 @@
 // ComputeService: compute.v1.Compute over the WorkerPool, on gRPC's callback
 // API, so that no gRPC thread ever waits for a task.
 //
-// Run = validate -> admission -> pool.Submit -> (worker runs the task) ->
-// the pool's completion callback finishes the reactor, on the worker thread.
+// Run = validate -> estimate (cost, bytes) -> pool.Submit, which admits by
+// the scheduler's budgets -> (worker runs the task) -> the pool's
+// completion callback finishes the reactor, on the worker thread.
+//
+// Estimates: a task's cost is its kind's cost units for this request times
+// the kind's learned seconds per unit (server/pool/cost_model.h); every task
+// that completes OK teaches the model its run time, and a stopped one that
+// ran longer than estimated raises it. Its bytes are the request's size plus
+// the response payload it will hold; a request that alone needs more than
+// the pool's whole memory budget is INVALID_ARGUMENT (it could never run
+// here), not a retryable refusal.
 //
 // Invariants
 //   - Every call is finished exactly once: either in Run itself (bad input,
 //     refusal, draining), with no pool task, or by the pool's completion
 //     callback, which the pool calls exactly once per accepted task.
-//   - A client cancel (OnCancel) cancels the task, queued or running; the
-//     pool then completes it and that completion finishes the call.
+//   - A client cancel (OnCancel, which gRPC also calls when the call's
+//     deadline passes) cancels the task, queued or running; the pool then
+//     completes it, deciding "cancelled" or "deadline exceeded" by its clock
+//     against the deadline, and that completion finishes the call.
 //   - The call's deadline is the task's deadline.
 //   - The reactor (RunCall) deletes itself in OnDone, which gRPC calls only
 //     after Finish and after every other reaction has returned.
-// The status mapping is the table in DESIGN.md and the README.
+// The status mapping is the table in the README.
 //
 // Thread-safety: all methods are thread-safe.
 #ifndef COMPUTE_SERVER_SERVICE_COMPUTE_SERVICE_H_
@@ -24,9 +35,10 @@
 #include <cstdint>
 
 #include "compute/v1/compute.grpc.pb.h"
+#include "server/pool/cost_model.h"
 #include "server/pool/worker_pool.h"
-#include "server/service/admission.h"
 #include "server/service/call_observer.h"
+#include "server/tasks/registry.h"
 
 namespace compute::service {
 
@@ -38,7 +50,7 @@ using TaskRunner = absl::Status (*)(const tasks::TaskKind& kind,
                                     compute::v1::RunResponse* response);
 
 struct ComputeServiceOptions {
-  // Refuse at once a call whose deadline cannot be met (see admission.h).
+  // Refuse at once a call whose deadline cannot be met (reason "deadline").
   bool admission = true;
   CallObserver* observer = nullptr;  // optional; must outlive the service
   TaskRunner run_task = nullptr;     // nullptr: kind.run
@@ -61,13 +73,16 @@ class ComputeService final : public compute::v1::Compute::CallbackService {
     return rejected_[static_cast<int>(reason)].load(std::memory_order_relaxed);
   }
 
+  // Per task kind (tasks::TaskKind::index): what the service has learned.
+  const CostModel& cost_model() const { return cost_model_; }
+
  private:
   friend class RunCall;
   void CountRejected(RejectReason reason);
 
   WorkerPool& pool_;
   const ComputeServiceOptions options_;
-  RunTimeEstimator estimator_;
+  CostModel cost_model_;
   std::atomic<bool> draining_{false};
   std::array<std::atomic<uint64_t>, kNumRejectReasons> rejected_{};
 };

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 
@@ -84,6 +85,16 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
                    ":", config.port);
   builder.AddListeningPort(address, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
+  if (config.pool.max_inflight_bytes > 0) {
+    // The pool's memory budget charges a call only once its request has
+    // been received and parsed; below the handler, gRPC's own buffers (the
+    // bodies being read, the responses being written) are bounded by the
+    // same number through its resource quota, which shrinks the HTTP/2
+    // flow-control windows it grants as the quota fills.
+    grpc::ResourceQuota quota("compute-transport");
+    quota.Resize(static_cast<size_t>(config.pool.max_inflight_bytes));
+    builder.SetResourceQuota(quota);
+  }
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.SetMaxSendMessageSize(config.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,

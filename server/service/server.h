@@ -29,7 +29,10 @@ namespace compute::service {
 struct ServerConfig {
   std::string address = "0.0.0.0";  // host to bind; port below
   int port = 50051;                 // 0 = ask the kernel
+  // Includes the scheduler's budgets: queue_capacity, max_inflight_bytes
+  // (also sizes gRPC's ResourceQuota), target_queue_wait.
   PoolOptions pool;
+  // Refuse at once a call whose deadline cannot be met (reason "deadline").
   bool admission = true;
   absl::Duration max_connection_age = absl::InfiniteDuration();
   absl::Duration max_connection_age_grace = absl::InfiniteDuration();

@@ -177,4 +177,17 @@ absl::Status RunBlurTask(const compute::v1::RunRequest& request,
   return absl::OkStatus();
 }
 
+double BlurCostUnits(const compute::v1::RunRequest& request) {
+  const compute::v1::BlurRequest& blur = request.blur();
+  const double pixels = static_cast<double>(blur.width()) * blur.height();
+  const double work =
+      blur.radius() == 0 ? pixels * kBlurCopyCostFraction : pixels;
+  return work + kBlurFixedCostUnits;
+}
+
+int64_t BlurResponseBytes(const compute::v1::RunRequest& request) {
+  const compute::v1::BlurRequest& blur = request.blur();
+  return int64_t{blur.width()} * blur.height() + kBlurResponseHeaderBytes;
+}
+
 }  // namespace compute::tasks

@@ -3,6 +3,9 @@
 // polls stays bounded by fib-calls(kPlainBelow) (about 250k calls, < 1 ms).
 #include "server/tasks/fib.h"
 
+#include <cmath>
+#include <numbers>
+
 #include "absl/strings/str_cat.h"
 
 namespace compute::tasks {
@@ -65,6 +68,14 @@ absl::Status RunFibTask(const compute::v1::RunRequest& request,
   if (!value.ok()) return value.status();
   response->mutable_fib()->set_value(*value);
   return absl::OkStatus();
+}
+
+double FibCostUnits(const compute::v1::RunRequest& request) {
+  return std::pow(std::numbers::phi, request.fib().n()) + kFibFixedCostUnits;
+}
+
+int64_t FibResponseBytes(const compute::v1::RunRequest& /*request*/) {
+  return kFibResponseBytes;
 }
 
 }  // namespace compute::tasks

@@ -104,4 +104,15 @@ absl::Status RunPrimesTask(const compute::v1::RunRequest& request,
   return absl::OkStatus();
 }
 
+double PrimesCostUnits(const compute::v1::RunRequest& request) {
+  // Below 2, ln would make the units shrink or go negative.
+  const double n =
+      static_cast<double>(std::max<uint64_t>(request.primes().limit(), 2));
+  return n * std::log(n) + kPrimesFixedCostUnits;
+}
+
+int64_t PrimesResponseBytes(const compute::v1::RunRequest& /*request*/) {
+  return kPrimesResponseBytes;
+}
+
 }  // namespace compute::tasks

@@ -20,13 +20,37 @@ namespace {
 
 using compute::v1::RunRequest;
 
+// Seconds per cost unit, the cost model's priors: measured on the
+// development machine (Xeon with SHA extensions, 2 vCPUs; RelWithDebInfo
+// build) by timing each kernel directly, best of several runs, at 5 to 37
+// sizes, then fitting seconds = units x this by least squares on relative
+// error. Each line says how well the fit predicts the measured times; the
+// kinds' headers explain their units.
+// fib, n = 25..40: measured/predicted 0.99-1.01 (n = 0..20: 0.68-0.87).
+constexpr double kFibSecondsPerUnit = 4.7e-10;
+// spin, 1 ms to 0.5 s: the unit is a second; measured 1.000001.
+constexpr double kSpinSecondsPerUnit = 1.0;
+// sha256, 0 B to 4 MiB x 1 to 1e6 rounds: 0.96-1.05.
+constexpr double kSha256SecondsPerUnit = 4.9e-10;
+// primes, limit 1e6 to 2e9: 1.01-1.11 (1e4: 1.06, 1e5: 0.82).
+constexpr double kPrimesSecondsPerUnit = 3.4e-11;
+// blur, radius 1 to 64: 256x256 to 2048x2048 and 1920x1080 0.87-1.05,
+// 4096x4096 1.21-1.24, other 16-megapixel shapes 1.27-1.55, a
+// one-pixel-wide column 2.05-2.07 (radius 0: 0.18-0.89, deliberately high).
+constexpr double kBlurSecondsPerUnit = 2.4e-9;
+
 // Registration: one line per kind; the index is the position.
 constexpr TaskKind kTaskKinds[] = {
-    {0, "fib", RunRequest::kFib, &ValidateFibTask, &RunFibTask},
-    {1, "spin", RunRequest::kSpin, &ValidateSpinTask, &RunSpinTask},
-    {2, "sha256", RunRequest::kSha256, &ValidateSha256Task, &RunSha256Task},
-    {3, "primes", RunRequest::kPrimes, &ValidatePrimesTask, &RunPrimesTask},
-    {4, "blur", RunRequest::kBlur, &ValidateBlurTask, &RunBlurTask},
+    {0, "fib", RunRequest::kFib, &ValidateFibTask, &RunFibTask, &FibCostUnits,
+     kFibSecondsPerUnit, &FibResponseBytes},
+    {1, "spin", RunRequest::kSpin, &ValidateSpinTask, &RunSpinTask,
+     &SpinCostUnits, kSpinSecondsPerUnit, &SpinResponseBytes},
+    {2, "sha256", RunRequest::kSha256, &ValidateSha256Task, &RunSha256Task,
+     &Sha256CostUnits, kSha256SecondsPerUnit, &Sha256ResponseBytes},
+    {3, "primes", RunRequest::kPrimes, &ValidatePrimesTask, &RunPrimesTask,
+     &PrimesCostUnits, kPrimesSecondsPerUnit, &PrimesResponseBytes},
+    {4, "blur", RunRequest::kBlur, &ValidateBlurTask, &RunBlurTask,
+     &BlurCostUnits, kBlurSecondsPerUnit, &BlurResponseBytes},
 };
 
 static_assert(std::size(kTaskKinds) == kNumTaskKinds,
@@ -39,6 +63,20 @@ constexpr bool IndicesAreDense() {
   return true;
 }
 static_assert(IndicesAreDense(), "kTaskKinds[i].index must be i");
+
+// A missing adapter would crash the scheduler, and a prior <= 0 would
+// predict free (or negative) run times.
+constexpr bool CostModelsAreComplete() {
+  for (const TaskKind& kind : kTaskKinds) {
+    if (kind.cost_units == nullptr || kind.response_bytes == nullptr ||
+        !(kind.default_seconds_per_unit > 0)) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(CostModelsAreComplete(),
+              "every kind needs cost_units, response_bytes and a prior > 0");
 
 absl::Status TaskNotSetError() {
   return absl::InvalidArgumentError(absl::StrCat(

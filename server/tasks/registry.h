@@ -37,6 +37,23 @@ struct TaskKind {
   absl::Status (*run)(const compute::v1::RunRequest& request,
                       const CancelToken& cancel,
                       compute::v1::RunResponse* response);
+  // The request's size in this kind's cost unit, for the scheduler's cost
+  // model: run time ~= units x seconds per unit. Always > 0, and never less
+  // for a larger request. Requires a valid request. spin: seconds of
+  // spinning; fib: phi^n; primes: limit x ln(limit) (the sieve is slightly
+  // superlinear); sha256: bytes + 576 x rounds (the data is hashed once, and
+  // each round's fixed cost is worth ~576 bytes); blur: pixels (the radius
+  // matters only at 0, a copy). Each kind's header gives the exact formula,
+  // its constant term, and the measurements behind it.
+  double (*cost_units)(const compute::v1::RunRequest& request);
+  // Seconds per cost unit before any task of this kind has finished: a
+  // prior measured on the development machine (release build), which the
+  // cost model then replaces with what it learns.
+  double default_seconds_per_unit;
+  // Bytes the response's payload will hold (blur: its pixels plus a 32-byte
+  // header; sha256: the digest and its hex, 96; the others 16), for the
+  // scheduler's memory budget. Requires a valid request.
+  int64_t (*response_bytes)(const compute::v1::RunRequest& request);
 };
 
 inline constexpr int kNumTaskKinds = 5;

@@ -6,6 +6,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <array>
 
 #include "absl/strings/escaping.h"
@@ -79,6 +80,18 @@ absl::Status RunSha256Task(const compute::v1::RunRequest& request,
   result->set_hex(ToLowerHex(*digest));
   result->set_digest(*std::move(digest));
   return absl::OkStatus();
+}
+
+double Sha256CostUnits(const compute::v1::RunRequest& request) {
+  const compute::v1::Sha256Request& sha256 = request.sha256();
+  // Sha256() runs 0 rounds as 1.
+  const uint32_t rounds = std::max<uint32_t>(sha256.rounds(), 1);
+  return static_cast<double>(sha256.data().size()) +
+         kSha256RoundCostBytes * rounds;
+}
+
+int64_t Sha256ResponseBytes(const compute::v1::RunRequest& /*request*/) {
+  return kSha256ResponseBytes;
 }
 
 }  // namespace compute::tasks

@@ -2,6 +2,7 @@
 // that a wall-clock step (NTP, a VM migration) cannot stretch or cut a spin.
 #include "server/tasks/spin.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -106,6 +107,18 @@ absl::Status RunSpinTask(const compute::v1::RunRequest& request,
   if (!spun.ok()) return spun.status();
   ToProto(*spun, response->mutable_spin()->mutable_spun());
   return absl::OkStatus();
+}
+
+double SpinCostUnits(const compute::v1::RunRequest& request) {
+  // Validity makes the duration >= 0; max() only guards a caller that skipped
+  // validation, since a negative cost would break the scheduler's sums.
+  const double seconds =
+      absl::ToDoubleSeconds(FromProto(request.spin().duration()));
+  return std::max(seconds, 0.0) + kSpinFixedCostSeconds;
+}
+
+int64_t SpinResponseBytes(const compute::v1::RunRequest& /*request*/) {
+  return kSpinResponseBytes;
 }
 
 }  // namespace compute::tasks

@@ -9,6 +9,8 @@
 #ifndef COMPUTE_SERVER_TASKS_SPIN_H_
 #define COMPUTE_SERVER_TASKS_SPIN_H_
 
+#include <cstdint>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -30,12 +32,23 @@ inline constexpr absl::Duration kMaxSpinDuration = absl::Seconds(60);
 absl::StatusOr<absl::Duration> Spin(absl::Duration duration,
                                     const CancelToken& cancel);
 
-// Registry adapters: validate / run request.spin(), filling response->spin().
+// Cost model (TaskKind::cost_units): the requested seconds plus
+// kSpinFixedCostSeconds, so one unit is one second of run time by design
+// (measured: 0.5 s requested ran 0.5000005 s). The constant, the measured cost
+// of a zero spin (~50 ns) rounded up, keeps a zero spin above zero.
+inline constexpr double kSpinFixedCostSeconds = 1e-7;
+// The result's Duration (int64 seconds and int32 nanos), with framing.
+inline constexpr int64_t kSpinResponseBytes = 16;
+
+// Registry adapters: validate / run request.spin(), filling response->spin();
+// the cost model's units and response size for request.spin().
 [[nodiscard]] absl::Status ValidateSpinTask(
     const compute::v1::RunRequest& request);
 [[nodiscard]] absl::Status RunSpinTask(const compute::v1::RunRequest& request,
                                        const CancelToken& cancel,
                                        compute::v1::RunResponse* response);
+double SpinCostUnits(const compute::v1::RunRequest& request);
+int64_t SpinResponseBytes(const compute::v1::RunRequest& request);
 
 }  // namespace compute::tasks
 

@@ -62,23 +62,35 @@ class RefusalLog final : public service::CallObserver {
   std::function<void()> on_reject_ ABSL_GUARDED_BY(mu_);
 };
 
+// The blocker: a "150 ms" spin that runs until it is cancelled.
+absl::Status SpinUntilCancelled(const tasks::TaskKind& kind,
+                                const compute::v1::RunRequest& request,
+                                const CancelToken& cancel,
+                                compute::v1::RunResponse* response) {
+  if (request.has_spin() && request.spin().duration().nanos() == 150000000) {
+    while (!cancel.stop_requested()) absl::SleepFor(absl::Milliseconds(1));
+    return absl::CancelledError("stopped");
+  }
+  return kind.run(request, cancel, response);
+}
+
 class RetryTest : public ::testing::Test {
  protected:
   // One worker, no queue: a second task is refused while the first runs.
-  // A 150 ms task teaches the server's estimator that a slot frees up in
-  // 150 ms, which becomes its pushback; then a long task takes the worker.
+  // The first is estimated at 150 ms (a 150 ms spin) and runs until
+  // cancelled; the pool's clock is frozen, so the time it has left, the
+  // pushback of every refusal, stays 150 ms.
   void SetUp() override {
     service::ServerConfig config = LocalConfig(1, 0);
     config.observer = &log_;
+    config.pool.clock = &clock_;
+    config.run_task = &SpinUntilCancelled;
     server_ = StartServer(config);
     ASSERT_NE(server_, nullptr);
     channel_ = Connect(server_->port());
     stub_ = compute::v1::Compute::NewStub(channel_);
-    grpc::ClientContext context;
-    compute::v1::RunResponse response;
-    ASSERT_TRUE(
-        stub_->Run(&context, Spin(absl::Milliseconds(150)), &response).ok());
-    blocker_ = std::make_unique<AsyncCall>(*stub_, Spin(absl::Seconds(30)));
+    blocker_ =
+        std::make_unique<AsyncCall>(*stub_, Spin(absl::Milliseconds(150)));
     ASSERT_TRUE(WaitUntil([&] { return server_->pool().Stats().busy == 1; }));
   }
   void TearDown() override {
@@ -112,6 +124,7 @@ class RetryTest : public ::testing::Test {
   }
 
   RefusalLog log_;
+  SimulatedClock clock_{absl::Now()};
   std::unique_ptr<service::ComputeServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<compute::v1::Compute::Stub> stub_;
@@ -128,7 +141,7 @@ TEST_F(RetryTest, WithoutRetryOneCallIsOneAttempt) {
 
 TEST_F(RetryTest, RetriesAreSpacedByTheServersPushback) {
   const int pushback_ms = PushbackMs();
-  EXPECT_GE(pushback_ms, 100) << "the estimator learnt ~150 ms";
+  EXPECT_EQ(pushback_ms, 150) << "the blocker's estimate";
   const size_t first = log_.times().size();
   Clock::time_point start = Clock::now();
   CommandResult r = RunSpin(/*retry=*/true);

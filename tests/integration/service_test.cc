@@ -238,8 +238,16 @@ TEST_F(ServiceTest, DeadlineWhileRunningStopsTheTask) {
   RunResponse r;
   grpc::Status s = Call(Spin(absl::Seconds(30)), &r, absl::Milliseconds(100));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  ASSERT_TRUE(WaitUntil(
-      [&] { return Completed(TaskOutcome::kDeadlineExceeded) == 1; }));
+  // The server stops the task at its deadline. It counts it as deadline
+  // exceeded, or as cancelled when the client's RST_STREAM (sent at the
+  // client's copy of the deadline) stopped it a hair before the server's
+  // copy passed: the server cannot tell the two apart, and guessing with a
+  // grace window would mislabel real cancels instead.
+  ASSERT_TRUE(WaitUntil([&] {
+    return Completed(TaskOutcome::kDeadlineExceeded) +
+               Completed(TaskOutcome::kCancelled) ==
+           1;
+  }));
   EXPECT_EQ(Stats().busy, 0);
 }
 

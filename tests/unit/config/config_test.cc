@@ -1,5 +1,8 @@
 #include "server/config.h"
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -10,14 +13,20 @@
 namespace compute {
 namespace {
 
+namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
+constexpr int64_t kMi = int64_t{1} << 20;
+
+// `root` prefixes the cgroup files; the default has none: affinity only, no
+// memory limit.
 absl::StatusOr<Config> Parse(std::vector<std::string> args,
-                             std::map<std::string, std::string> env = {}) {
+                             std::map<std::string, std::string> env = {},
+                             std::string root = "/nonexistent") {
   std::vector<const char*> argv = {"compute-server"};
   for (const auto& a : args) argv.push_back(a.c_str());
   CpuCountSources cpu;
-  cpu.root = "/nonexistent";  // no cgroup files: affinity only
+  cpu.root = root;
   cpu.affinity_cpus = 3;
   return ParseConfig(
       static_cast<int>(argv.size()), argv.data(),
@@ -39,6 +48,100 @@ TEST(ConfigTest, DefaultsNeedNoConfiguration) {
   EXPECT_TRUE(c->server.admission);
   EXPECT_EQ(c->metrics_port, 9464);
   EXPECT_EQ(c->drain_timeout, absl::Seconds(20));
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 512 * kMi)
+      << "no cgroup memory limit";
+  EXPECT_EQ(c->max_inflight_bytes_reason, "default (no cgroup memory limit)");
+  EXPECT_EQ(c->memory.limit_bytes, std::nullopt);
+  EXPECT_EQ(c->server.pool.target_queue_wait, absl::Milliseconds(100));
+}
+
+// A fake root holding a cgroup v2 memory.max.
+class FakeCgroup {
+ public:
+  explicit FakeCgroup(const std::string& memory_max) {
+    std::string tmpl = (fs::temp_directory_path() / "cgroupXXXXXX").string();
+    root_ = mkdtemp(tmpl.data());
+    Write("proc/self/cgroup", "0::/\n");
+    Write("sys/fs/cgroup/memory.max", memory_max);
+  }
+  ~FakeCgroup() { fs::remove_all(root_); }
+  const std::string& root() const { return root_; }
+
+ private:
+  void Write(const std::string& path, const std::string& text) {
+    fs::path p = fs::path(root_) / path;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+  }
+  std::string root_;
+};
+
+TEST(ConfigTest, MaxInflightBytesIsHalfTheCgroupMemoryLimit) {
+  FakeCgroup cgroup("2147483648\n");
+  auto c = Parse({}, {}, cgroup.root());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->memory.limit_bytes, 2048 * kMi);
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 1024 * kMi);
+  EXPECT_EQ(c->max_inflight_bytes_reason,
+            "half the cgroup memory limit (2 GiB)");
+  // "auto" and "" say the same as no flag.
+  for (const char* arg :
+       {"--max_inflight_bytes=auto", "--max_inflight_bytes="}) {
+    auto a = Parse({arg}, {}, cgroup.root());
+    ASSERT_TRUE(a.ok()) << arg << ": " << a.status();
+    EXPECT_EQ(a->server.pool.max_inflight_bytes, 1024 * kMi) << arg;
+  }
+}
+
+TEST(ConfigTest, CgroupMemoryMaxOfMaxMeansTheDefault) {
+  FakeCgroup cgroup("max\n");
+  auto c = Parse({}, {}, cgroup.root());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 512 * kMi);
+  EXPECT_EQ(c->max_inflight_bytes_reason, "default (no cgroup memory limit)");
+}
+
+TEST(ConfigTest, MaxInflightBytesFromTheFlagOrTheEnvironment) {
+  FakeCgroup cgroup("2147483648\n");
+  auto c = Parse({"--max_inflight_bytes=512Mi"}, {}, cgroup.root());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 512 * kMi)
+      << "the flag beats the cgroup";
+  EXPECT_EQ(c->max_inflight_bytes_reason, "set by --max_inflight_bytes");
+
+  c = Parse({}, {{"COMPUTE_MAX_INFLIGHT_BYTES", "3G"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 3'000'000'000);
+  EXPECT_EQ(c->max_inflight_bytes_reason, "set by COMPUTE_MAX_INFLIGHT_BYTES");
+
+  c = Parse({"--max_inflight_bytes", "2097152"},
+            {{"COMPUTE_MAX_INFLIGHT_BYTES", "3G"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 2 * kMi);
+  EXPECT_EQ(c->max_inflight_bytes_reason, "set by --max_inflight_bytes");
+
+  c = Parse({"--max_inflight_bytes=0"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 0);
+  EXPECT_EQ(c->max_inflight_bytes_reason,
+            "no limit (set by --max_inflight_bytes)");
+
+  c = Parse({"--max_inflight_bytes=1Mi"});
+  ASSERT_TRUE(c.ok()) << c.status() << ": the minimum itself is allowed";
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, kMi);
+}
+
+TEST(ConfigTest, TargetQueueWait) {
+  auto c = Parse({"--target_queue_wait=50ms"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.target_queue_wait, absl::Milliseconds(50));
+  c = Parse({"--target_queue_wait=inf"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.target_queue_wait, absl::InfiniteDuration())
+      << "no overload control";
+  c = Parse({}, {{"COMPUTE_TARGET_QUEUE_WAIT", "1s"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.target_queue_wait, absl::Seconds(1));
 }
 
 TEST(ConfigTest, FlagsInEveryForm) {
@@ -90,6 +193,25 @@ TEST(ConfigTest, BadValuesNameTheFlagOrVariable) {
       {{"stray"}, {}, "unexpected argument 'stray'"},
       {{"--port"}, {}, "flag --port needs a value"},
       {{}, {{"COMPUTE_PORT", "http"}}, "COMPUTE_PORT"},
+      {{"--max_inflight_bytes=lots"},
+       {},
+       "bad value for --max_inflight_bytes: 'lots': expected a whole number "
+       "of bytes"},
+      {{"--max_inflight_bytes=1.5Gi"}, {}, "--max_inflight_bytes: '1.5Gi'"},
+      {{"--max_inflight_bytes=-1Mi"},
+       {},
+       "bad value for --max_inflight_bytes: '-1Mi': must not be negative"},
+      {{"--max_inflight_bytes=99999999999Ti"}, {}, "too large"},
+      {{"--max_inflight_bytes=1000"},
+       {},
+       "--max_inflight_bytes must be 0 (no limit) or at least 1Mi (got 1000)"},
+      {{"--max_inflight_bytes=512Ki"}, {}, "at least 1Mi (got 512Ki)"},
+      {{},
+       {{"COMPUTE_MAX_INFLIGHT_BYTES", "512mb"}},
+       "bad value for COMPUTE_MAX_INFLIGHT_BYTES: '512mb'"},
+      {{"--target_queue_wait=0"}, {}, "--target_queue_wait must be > 0"},
+      {{"--target_queue_wait=-5ms"}, {}, "--target_queue_wait must be > 0"},
+      {{"--target_queue_wait=soon"}, {}, "--target_queue_wait"},
   };
   for (const Case& c : cases) {
     auto r = Parse(c.args, c.env);
@@ -106,9 +228,12 @@ TEST(ConfigTest, HelpListsEveryFlagWithItsEnvironmentName) {
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(c->help);
   std::string usage = Usage();
-  for (const char* s : {"--queue_capacity", "COMPUTE_QUEUE_CAPACITY",
-                        "--drain_timeout", "COMPUTE_DRAIN_TIMEOUT",
-                        "default: 64", "--tls_client_ca", "--metrics_port"}) {
+  for (const char* s :
+       {"--queue_capacity", "COMPUTE_QUEUE_CAPACITY", "--drain_timeout",
+        "COMPUTE_DRAIN_TIMEOUT", "default: 64", "--tls_client_ca",
+        "--metrics_port", "--max_inflight_bytes", "COMPUTE_MAX_INFLIGHT_BYTES",
+        "default: auto", "--target_queue_wait", "COMPUTE_TARGET_QUEUE_WAIT",
+        "default: 100ms"}) {
     EXPECT_THAT(usage, HasSubstr(s));
   }
 }

@@ -82,6 +82,8 @@ TEST(GrpcMetricsTest, EveryMethodAndCodeStartsAtZero) {
     reasons.insert(s.labels);
   }
   EXPECT_EQ(reasons, (std::set<Labels>{{{"reason", "queue_full"}},
+                                       {{"reason", "memory"}},
+                                       {{"reason", "overload"}},
                                        {{"reason", "deadline"}},
                                        {{"reason", "draining"}}}));
 }

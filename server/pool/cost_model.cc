@@ -1,0 +1,43 @@
+#include "server/pool/cost_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace compute {
+
+CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit)
+    : kinds_(prior_seconds_per_unit.size()),
+      log_coef_(new std::atomic<double>[prior_seconds_per_unit.size()]) {
+  for (size_t i = 0; i < kinds_; ++i) {
+    double prior =
+        prior_seconds_per_unit[i] > 0 ? prior_seconds_per_unit[i] : 1e-9;
+    log_coef_[i].store(std::log(prior), std::memory_order_relaxed);
+  }
+}
+
+double CostModel::SecondsPerUnit(int kind) const {
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_) return 0;
+  return std::exp(log_coef_[kind].load(std::memory_order_relaxed));
+}
+
+absl::Duration CostModel::Estimate(int kind, double units) const {
+  double seconds = SecondsPerUnit(kind) * std::max(0.0, units);
+  // Past a day is "longer than any deadline": keep the Duration finite.
+  return absl::Seconds(std::min(seconds, 86400.0));
+}
+
+void CostModel::Record(int kind, double units, absl::Duration run_time,
+                       bool lower_bound) {
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_ || units <= 0) return;
+  double seconds = absl::ToDoubleSeconds(run_time);
+  if (!(seconds > 0)) return;  // too fast to measure, or no time at all
+  std::atomic<double>& slot = log_coef_[kind];
+  double current = slot.load(std::memory_order_relaxed);
+  double error = std::log(seconds / units) - current;
+  if (lower_bound && error <= 0) return;
+  const double max_step = std::log(kMaxStepFactor);
+  slot.store(current + kAlpha * std::clamp(error, -max_step, max_step),
+             std::memory_order_relaxed);
+}
+
+}  // namespace compute

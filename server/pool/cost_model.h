@@ -1,0 +1,65 @@
+// CostModel: how long a task will run, estimated from its own size before it
+// is queued, for the scheduler's expected wait and deadline budget.
+//
+// Each kind of task states its size in its own cost unit (spin: seconds;
+// fib: phi^n; blur: pixels; ...), so that run time ~= units x seconds per
+// unit. The seconds per unit of each kind start at a prior (measured on the
+// development machine) and are learned online from completed tasks:
+//
+//   log(coef) += alpha x clamp(log(run_time / units) - log(coef), +-log 4)
+//
+// An exponentially weighted mean in log space (a geometric mean, alpha 1/8:
+// it follows a change of machine speed within tens of tasks) whose step is
+// clamped, so one outlier (a task descheduled for 100 ms, a page-fault
+// storm) moves the estimate by at most 4^(1/8) ~= 19%. The estimate of a
+// small task never depends on how big other tasks of its kind were: that
+// was the old per-kind mean's flaw (after one fib(42), every fib(10) was
+// thought to take 414 ms and refused).
+//
+// A task that was stopped (cancelled, deadline) ran at least its run time:
+// Record it with `lower_bound` and it only ever raises the estimate.
+//
+// Thread-safety: every method may be called concurrently. Updates are a
+// relaxed load and store per kind: two racing samples may lose one, which
+// is noise in a running mean, not an error.
+#ifndef COMPUTE_SERVER_POOL_COST_MODEL_H_
+#define COMPUTE_SERVER_POOL_COST_MODEL_H_
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+namespace compute {
+
+class CostModel {
+ public:
+  // One prior per kind: seconds per unit, > 0.
+  explicit CostModel(absl::Span<const double> prior_seconds_per_unit);
+
+  int kinds() const { return static_cast<int>(kinds_); }
+
+  // units x the kind's seconds per unit; zero for an unknown kind.
+  absl::Duration Estimate(int kind, double units) const;
+
+  // Learns from one finished task of `units` that ran `run_time`. With
+  // lower_bound (a stopped task), only an estimate that was too low moves.
+  void Record(int kind, double units, absl::Duration run_time,
+              bool lower_bound = false);
+
+  double SecondsPerUnit(int kind) const;
+
+  static constexpr double kAlpha = 1.0 / 8;
+  static constexpr double kMaxStepFactor = 4.0;
+
+ private:
+  size_t kinds_;
+  // log(seconds per unit), per kind.
+  std::unique_ptr<std::atomic<double>[]> log_coef_;
+};
+
+}  // namespace compute
+
+#endif  // COMPUTE_SERVER_POOL_COST_MODEL_H_

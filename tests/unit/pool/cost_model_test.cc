@@ -1,0 +1,74 @@
+#include "server/pool/cost_model.h"
+
+#include <cmath>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+
+namespace compute {
+namespace {
+
+constexpr int kFib = 0;
+constexpr int kSpin = 1;
+
+CostModel TwoKinds() { return CostModel(std::vector<double>{1e-8, 1.0}); }
+
+TEST(CostModelTest, EstimateIsUnitsTimesThePrior) {
+  CostModel model = TwoKinds();
+  EXPECT_NEAR(absl::ToDoubleSeconds(model.Estimate(kFib, 1e6)), 0.01, 1e-9);
+  EXPECT_NEAR(absl::ToDoubleSeconds(model.Estimate(kSpin, 0.25)), 0.25, 1e-9);
+  EXPECT_EQ(model.Estimate(7, 1e6), absl::ZeroDuration()) << "unknown kind";
+  EXPECT_EQ(model.Estimate(kFib, -5), absl::ZeroDuration());
+}
+
+// The old estimator's flaw: one big task of a kind made every small one of
+// that kind look big. Per-unit, a big sample says nothing new.
+TEST(CostModelTest, OneBigTaskDoesNotMakeSmallOnesLookBig) {
+  CostModel model = TwoKinds();
+  // fib(42)-sized: 4e8 units that took 4 s, exactly the prior's rate.
+  model.Record(kFib, 4e8, absl::Seconds(4));
+  EXPECT_NEAR(absl::ToDoubleMilliseconds(model.Estimate(kFib, 1e3)), 0.01,
+              1e-6);
+}
+
+TEST(CostModelTest, LearnsTheRateOfThisMachine) {
+  CostModel model = TwoKinds();
+  // This machine runs fib 3x slower than the prior.
+  for (int i = 0; i < 100; ++i) {
+    model.Record(kFib, 1e6, absl::Milliseconds(30));
+  }
+  EXPECT_NEAR(model.SecondsPerUnit(kFib), 3e-8, 3e-10);
+  EXPECT_NEAR(model.SecondsPerUnit(kSpin), 1.0, 1e-12) << "kinds apart";
+}
+
+TEST(CostModelTest, OneOutlierMovesTheEstimateByABoundedStep) {
+  CostModel model = TwoKinds();
+  model.Record(kSpin, 0.001, absl::Seconds(10));  // 10000x: descheduled
+  double moved = model.SecondsPerUnit(kSpin);
+  EXPECT_GT(moved, 1.0);
+  EXPECT_NEAR(moved,
+              std::exp(CostModel::kAlpha * std::log(CostModel::kMaxStepFactor)),
+              1e-9);
+}
+
+TEST(CostModelTest, StoppedTasksOnlyRaiseTheEstimate) {
+  CostModel model = TwoKinds();
+  // Stopped after 1 ms of a 1 s spin: says nothing about its full length.
+  model.Record(kSpin, 1.0, absl::Milliseconds(1), /*lower_bound=*/true);
+  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), 1.0);
+  // Stopped after 2 s of a "1 s" spin: it takes at least that long.
+  model.Record(kSpin, 1.0, absl::Seconds(2), /*lower_bound=*/true);
+  EXPECT_GT(model.SecondsPerUnit(kSpin), 1.0);
+}
+
+TEST(CostModelTest, IgnoresSamplesWithoutInformation) {
+  CostModel model = TwoKinds();
+  model.Record(kSpin, 0, absl::Seconds(1));
+  model.Record(kSpin, 1, absl::ZeroDuration());
+  model.Record(-1, 1, absl::Seconds(1));
+  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), 1.0);
+}
+
+}  // namespace
+}  // namespace compute

@@ -1,0 +1,307 @@
+// The scheduler's budgets, cost accounting and overload rule, on a
+// SimulatedClock so that every wait and deadline is exact.
+#include <memory>
+
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/pool/worker_pool.h"
+#include "tests/unit/pool/pool_test_util.h"
+
+namespace compute {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace ::compute::pool_test;  // NOLINT: the shared test helpers
+
+struct Pool {
+  SimulatedClock clock;
+  std::unique_ptr<WorkerPool> pool;
+};
+
+std::unique_ptr<Pool> MakeScheduler(int workers, size_t capacity,
+                                    PoolOptions options = {}) {
+  auto p = std::make_unique<Pool>();
+  options.max_workers = workers;
+  options.min_workers = workers;
+  options.queue_capacity = capacity;
+  options.clock = &p->clock;
+  auto pool = WorkerPool::Create(options);
+  EXPECT_TRUE(pool.ok()) << pool.status();
+  p->pool = std::move(*pool);
+  return p;
+}
+
+TaskOptions Cost(absl::Duration cost,
+                 absl::Time deadline = absl::InfiniteFuture()) {
+  TaskOptions o;
+  o.cost = cost;
+  o.deadline = deadline;
+  return o;
+}
+
+TEST(SchedulerTest, QueuedCostAndExpectedWaitFollowTheQueue) {
+  auto s = MakeScheduler(2, 10);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  // Two running tasks of 100 ms each: a third task would wait for one.
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(
+        pool.Submit(gate.Task(), done.For(i), Cost(absl::Milliseconds(100)))
+            .ok());
+  }
+  ASSERT_TRUE(gate.WaitStarted(2));
+  EXPECT_EQ(pool.Stats().queued_cost, absl::ZeroDuration());
+  EXPECT_EQ(pool.Stats().running_cost, absl::Milliseconds(200));
+  EXPECT_EQ(pool.Stats().expected_wait, absl::Milliseconds(100));
+
+  auto queued = pool.Submit(Noop(), done.For(2), Cost(absl::Milliseconds(40)));
+  ASSERT_TRUE(queued.ok());
+  PoolStats stats = pool.Stats();
+  EXPECT_EQ(stats.queued_cost, absl::Milliseconds(40));
+  EXPECT_EQ(stats.expected_wait, absl::Milliseconds(120));  // (200 + 40) / 2
+
+  // The running tasks' remaining cost shrinks as they run.
+  s->clock.Advance(absl::Milliseconds(30));
+  EXPECT_EQ(pool.Stats().running_cost, absl::Milliseconds(140));
+  EXPECT_EQ(pool.Stats().expected_wait, absl::Milliseconds(90));
+
+  // A cancelled queued task gives its cost back at once.
+  EXPECT_TRUE(pool.Cancel(*queued));
+  EXPECT_EQ(pool.Stats().queued_cost, absl::ZeroDuration());
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(3));
+}
+
+TEST(SchedulerTest, IdlePoolAdmitsAnyTaskWhoseOwnCostFits) {
+  auto s = MakeScheduler(1, 4);
+  WorkerPool& pool = *s->pool;
+  Completions done;
+  absl::Time now = s->clock.Now();
+  // Fits: 40 ms of work, 50 ms left.
+  EXPECT_TRUE(
+      pool.Submit(Noop(), done.For(0),
+                  Cost(absl::Milliseconds(40), now + absl::Milliseconds(50)))
+          .ok());
+  ASSERT_TRUE(done.WaitForCount(1));
+  ASSERT_TRUE(WaitUntil([&] { return pool.Stats().busy == 0; }));
+  // Does not: its own cost alone is past the deadline.
+  SubmitRefusal why;
+  auto refused = pool.Submit(
+      Noop(), done.For(1),
+      Cost(absl::Milliseconds(60), now + absl::Milliseconds(50)), &why);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(why.reason, RefusalReason::kDeadline);
+  EXPECT_THAT(refused.status().message(), HasSubstr("deadline cannot be met"));
+  EXPECT_EQ(
+      pool.Stats().rejected_by[static_cast<int>(RefusalReason::kDeadline)], 1u);
+}
+
+TEST(SchedulerTest, DeadlineBudgetCountsTheWaitBehindRunningWork) {
+  auto s = MakeScheduler(1, 4);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(
+      pool.Submit(gate.Task(), done.For(0), Cost(absl::Milliseconds(300)))
+          .ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  absl::Time now = s->clock.Now();
+  SubmitRefusal why;
+  // 300 ms of running work ahead, 1 ms of its own, 100 ms left: refused,
+  // with the wait as the pushback.
+  auto refused = pool.Submit(
+      Noop(), done.For(1),
+      Cost(absl::Milliseconds(1), now + absl::Milliseconds(100)), &why);
+  EXPECT_EQ(why.reason, RefusalReason::kDeadline);
+  EXPECT_EQ(why.expected_wait, absl::Milliseconds(300));
+  EXPECT_EQ(why.retry_after, absl::Milliseconds(300));
+  // Without the deadline budget (admission off) it is queued.
+  TaskOptions no_admission =
+      Cost(absl::Milliseconds(1), now + absl::Milliseconds(100));
+  no_admission.admit_by_deadline = false;
+  EXPECT_TRUE(pool.Submit(Noop(), done.For(2), no_admission).ok());
+  // 1 s left is enough.
+  EXPECT_TRUE(pool.Submit(Noop(), done.For(3),
+                          Cost(absl::Milliseconds(1), now + absl::Seconds(1)))
+                  .ok());
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(3));
+}
+
+TEST(SchedulerTest, MemoryBudgetRefusesPastTheLimitAndFreesOnCompletion) {
+  PoolOptions options;
+  options.max_inflight_bytes = 1000;
+  auto s = MakeScheduler(1, 10, options);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  TaskOptions big;
+  big.bytes = 600;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0), big).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  TaskOptions small;
+  small.bytes = 400;
+  auto queued = pool.Submit(Noop(), done.For(1), small);
+  ASSERT_TRUE(queued.ok()) << "600 + 400 is within 1000";
+  EXPECT_EQ(pool.Stats().inflight_bytes, 1000);
+  SubmitRefusal why;
+  TaskOptions one;
+  one.bytes = 1;
+  auto refused = pool.Submit(Noop(), done.For(2), one, &why);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(why.reason, RefusalReason::kMemory);
+  EXPECT_THAT(refused.status().message(), HasSubstr("memory"));
+  // Cancelling the queued task frees its bytes at once.
+  EXPECT_TRUE(pool.Cancel(*queued));
+  EXPECT_EQ(pool.Stats().inflight_bytes, 600);
+  EXPECT_TRUE(pool.Submit(Noop(), done.For(3), one).ok());
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(3));
+  // Completed tasks hold nothing.
+  ASSERT_TRUE(WaitUntil([&] { return pool.Stats().inflight_bytes == 0; }));
+  EXPECT_EQ(pool.Stats().max_inflight_bytes, 1000);
+}
+
+TEST(SchedulerTest, BurstIntoAnIdlePoolIsAbsorbedUpToCapacity) {
+  PoolOptions options;
+  options.target_queue_wait = absl::Milliseconds(1);
+  auto s = MakeScheduler(1, 20, options);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  // Far more queued work than the target: a burst is what the queue is for.
+  for (int i = 1; i <= 20; ++i) {
+    ASSERT_TRUE(
+        pool.Submit(Noop(), done.For(i), Cost(absl::Milliseconds(10))).ok())
+        << i;
+  }
+  SubmitRefusal why;
+  EXPECT_FALSE(pool.Submit(Noop(), done.For(21), {}, &why).ok());
+  EXPECT_EQ(why.reason, RefusalReason::kQueueFull);
+  EXPECT_FALSE(pool.Stats().overloaded);
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(21));
+}
+
+// CoDel's rule: only when every task dequeued for a whole interval waited
+// over the target is the queue standing; then admission holds the target,
+// and an empty queue ends it.
+TEST(SchedulerTest, StandingQueueIsHeldToTheTargetUntilItDrains) {
+  PoolOptions options;
+  options.target_queue_wait = absl::Milliseconds(10);
+  options.overload_interval = absl::Milliseconds(100);
+  auto s = MakeScheduler(1, 100, options);
+  WorkerPool& pool = *s->pool;
+  Gate first, second, third;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(first.Task(), done.For(0)).ok());
+  ASSERT_TRUE(first.WaitStarted(1));
+  ASSERT_TRUE(
+      pool.Submit(second.Task(), done.For(1), Cost(absl::Milliseconds(5)))
+          .ok());
+  ASSERT_TRUE(
+      pool.Submit(third.Task(), done.For(2), Cost(absl::Milliseconds(5))).ok());
+  ASSERT_TRUE(
+      pool.Submit(Noop(), done.For(3), Cost(absl::Milliseconds(50))).ok());
+
+  // The second task starts after 50 ms in the queue: over the target, but
+  // one long wait is a burst, not yet a standing queue.
+  s->clock.Advance(absl::Milliseconds(50));
+  first.Release();
+  ASSERT_TRUE(second.WaitStarted(1));
+  EXPECT_FALSE(pool.Stats().overloaded);
+  EXPECT_TRUE(
+      pool.Submit(Noop(), done.For(4), Cost(absl::Milliseconds(1))).ok());
+
+  // The third starts a full interval later, still over the target.
+  s->clock.Advance(absl::Milliseconds(100));
+  second.Release();
+  ASSERT_TRUE(third.WaitStarted(1));
+  EXPECT_TRUE(pool.Stats().overloaded);
+  SubmitRefusal why;
+  auto refused = pool.Submit(Noop(), done.For(5), {}, &why);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(why.reason, RefusalReason::kOverload);
+  EXPECT_THAT(refused.status().message(), HasSubstr("overloaded"));
+  EXPECT_GT(why.expected_wait, options.target_queue_wait);
+
+  // The queue drains: the standing queue is gone and work is admitted.
+  third.Release();
+  ASSERT_TRUE(done.WaitForCount(5));
+  ASSERT_TRUE(WaitUntil([&] { return !pool.Stats().overloaded; }));
+  EXPECT_TRUE(pool.Submit(Noop(), done.For(6)).ok());
+  ASSERT_TRUE(done.WaitForCount(6));
+}
+
+// A stopped task's outcome is decided when it completes, by the clock: a
+// stop that takes effect before the deadline is the client's cancel; one
+// whose task ends at or after the deadline is the deadline, whoever asked.
+TEST(SchedulerTest, StopOutcomeIsDecidedByTheClockAtCompletion) {
+  auto s = MakeScheduler(1, 4);
+  WorkerPool& pool = *s->pool;
+  Completions done;
+  absl::Time deadline = s->clock.Now() + absl::Seconds(1);
+  Notification started, saw_stop, finish;
+  auto running = pool.Submit(
+      [&](const CancelToken& token) -> absl::Status {
+        started.Notify();
+        while (!token.stop_requested()) {
+          finish.WaitForNotificationWithTimeout(absl::Milliseconds(1));
+        }
+        saw_stop.Notify();
+        finish.WaitForNotification();
+        return absl::CancelledError("stopped");
+      },
+      done.For(0), Cost(absl::ZeroDuration(), deadline));
+  ASSERT_TRUE(running.ok());
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kWait));
+  auto queued =
+      pool.Submit(Noop(), done.For(1), Cost(absl::ZeroDuration(), deadline));
+  ASSERT_TRUE(queued.ok());
+  // Cancelled in the queue before its deadline: cancelled.
+  EXPECT_TRUE(pool.Cancel(*queued));
+  ASSERT_TRUE(done.WaitForCount(1));
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kCancelled);
+  EXPECT_EQ(done.Get(1)->worker, -1);
+
+  // Cancelled while running, but it only ends after its deadline passed.
+  EXPECT_TRUE(pool.Cancel(*running));
+  ASSERT_TRUE(saw_stop.WaitForNotificationWithTimeout(kWait));
+  s->clock.Advance(absl::Seconds(2));
+  finish.Notify();
+  ASSERT_TRUE(done.WaitForCount(2));
+  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done.Get(0)->status.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(SchedulerTest, RefusalsAreCountedByReason) {
+  auto s = MakeScheduler(1, 0);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  EXPECT_FALSE(pool.Submit(Noop(), done.For(1)).ok());
+  TaskOptions expired;
+  expired.deadline = s->clock.Now();
+  EXPECT_EQ(pool.Submit(Noop(), done.For(2), expired).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  PoolStats stats = pool.Stats();
+  EXPECT_EQ(stats.rejected_by[static_cast<int>(RefusalReason::kQueueFull)], 1u);
+  EXPECT_EQ(stats.rejected_by[static_cast<int>(RefusalReason::kExpired)], 1u);
+  EXPECT_EQ(stats.rejected, 1u) << "only budget refusals";
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(1));
+  pool.Shutdown(s->clock.Now());
+  SubmitRefusal why;
+  EXPECT_EQ(pool.Submit(Noop(), done.For(3), {}, &why).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(why.reason, RefusalReason::kShutDown);
+}
+
+}  // namespace
+}  // namespace compute
