@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
     compute::LogJson("error", "cannot start", f);
     return 1;
   }
-  metrics.AttachPool(&(*server)->pool());
+  metrics.AttachPool(&(*server)->pool(), &(*server)->service().cost_model());
   {
     google::protobuf::Struct f;
     Put(f, "port", static_cast<double>((*server)->port()));

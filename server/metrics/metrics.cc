@@ -41,12 +41,22 @@ Metrics::~Metrics() {
   exposer.reset();
 }
 
-void Metrics::AttachPool(const WorkerPool* pool) {
+void Metrics::AttachPool(const WorkerPool* pool, const CostModel* costs) {
   if (pool == nullptr) {
     pool_->Attach(nullptr);
-  } else {
-    pool_->Attach([pool] { return pool->Stats(); });
+    return;
   }
+  PoolCollector::CostsFn costs_fn;
+  if (costs != nullptr) {
+    costs_fn = [costs] {
+      std::vector<double> per_kind;
+      for (int k = 0; k < costs->kinds(); ++k) {
+        per_kind.push_back(costs->SecondsPerUnit(k));
+      }
+      return per_kind;
+    };
+  }
+  pool_->Attach([pool] { return pool->Stats(); }, std::move(costs_fn));
 }
 
 std::vector<prometheus::MetricFamily> Metrics::Collect() const {

@@ -35,6 +35,7 @@
 #include "server/metrics/pool_collector.h"
 #include "server/metrics/process_collector.h"
 #include "server/metrics/task_metrics.h"
+#include "server/pool/cost_model.h"
 #include "server/pool/sync.h"
 #include "server/pool/worker_pool.h"
 #include "server/service/call_observer.h"
@@ -63,9 +64,10 @@ class Metrics {
   service::CallObserver* call_observer() { return grpc_.get(); }
   prometheus::Registry& registry() { return *registry_; }
 
-  // Pool gauges come from `pool` (nullptr: none) from now on. `pool` must
-  // stay alive until it is detached (or Metrics is destroyed).
-  void AttachPool(const WorkerPool* pool);
+  // Pool gauges come from `pool` (nullptr: none) from now on, and the
+  // learned cost per unit of each task kind from `costs` (optional). Both
+  // must stay alive until detached (or Metrics is destroyed).
+  void AttachPool(const WorkerPool* pool, const CostModel* costs = nullptr);
 
   // Every family, as a scrape sees them (without the endpoint's own
   // exposer_* series).

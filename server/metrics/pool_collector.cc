@@ -1,8 +1,11 @@
 #include "server/metrics/pool_collector.h"
 
+#include <limits>
+#include <string>
 #include <utility>
 
 #include "server/metrics/families.h"
+#include "server/tasks/registry.h"
 
 namespace compute::metrics {
 namespace {
@@ -17,17 +20,20 @@ prometheus::MetricFamily Gauge(std::string name, std::string help,
 
 }  // namespace
 
-void PoolCollector::Attach(StatsFn stats) {
+void PoolCollector::Attach(StatsFn stats, CostsFn costs) {
   MutexLock lock(&mu_);
   stats_ = std::move(stats);
+  costs_ = stats_ ? std::move(costs) : nullptr;
 }
 
 std::vector<prometheus::MetricFamily> PoolCollector::Collect() const {
   PoolStats s;
+  std::vector<double> costs;
   {
     MutexLock lock(&mu_);
     if (!stats_) return {};
     s = stats_();
+    if (costs_) costs = costs_();
   }
   std::vector<prometheus::MetricFamily> families;
   families.push_back(Gauge("compute_pool_queue_depth",
@@ -51,6 +57,52 @@ std::vector<prometheus::MetricFamily> PoolCollector::Collect() const {
   families.push_back(Gauge("compute_pool_max_workers",
                            "Workers the pool grows to under load.",
                            static_cast<double>(s.max_workers)));
+  families.push_back(
+      Gauge("compute_pool_queued_cost_seconds",
+            "Estimated run time of the queued tasks (the work waiting).",
+            absl::ToDoubleSeconds(s.queued_cost)));
+  families.push_back(Gauge("compute_pool_running_cost_seconds",
+                           "Estimated run time the running tasks have left.",
+                           absl::ToDoubleSeconds(s.running_cost)));
+  families.push_back(
+      Gauge("compute_pool_expected_wait_seconds",
+            "Expected queue wait of a task submitted now: (queued + running "
+            "cost) / workers, 0 while a worker is free.",
+            absl::ToDoubleSeconds(s.expected_wait)));
+  families.push_back(
+      Gauge("compute_pool_target_queue_wait_seconds",
+            "The queue wait a standing queue is held to (--target_queue_wait; "
+            "+Inf: no overload control).",
+            s.target_queue_wait == absl::InfiniteDuration()
+                ? std::numeric_limits<double>::infinity()
+                : absl::ToDoubleSeconds(s.target_queue_wait)));
+  families.push_back(Gauge(
+      "compute_pool_overloaded",
+      "1 while the queue is standing (every task waited over the target for "
+      "an interval) and admission holds the wait to the target.",
+      s.overloaded ? 1 : 0));
+  families.push_back(Gauge(
+      "compute_pool_inflight_bytes",
+      "Bytes held by the requests and responses of queued and running tasks.",
+      static_cast<double>(s.inflight_bytes)));
+  families.push_back(Gauge(
+      "compute_pool_inflight_bytes_limit",
+      "The memory budget of queued and running tasks (--max_inflight_bytes; "
+      "0: no limit).",
+      static_cast<double>(s.max_inflight_bytes)));
+  if (!costs.empty()) {
+    auto family = MakeFamily(
+        "compute_task_cost_seconds_per_unit",
+        "What the scheduler has learned one cost unit of each task kind "
+        "takes to run (spin: a second of spinning; fib: phi^n; primes: "
+        "n ln n; sha256: a byte or a round; blur: a pixel).",
+        prometheus::MetricType::Gauge);
+    auto kinds = tasks::AllTaskKinds();
+    for (size_t i = 0; i < costs.size() && i < kinds.size(); ++i) {
+      AddValue(family, {{"task", std::string(kinds[i].name)}}, costs[i]);
+    }
+    families.push_back(std::move(family));
+  }
   return families;
 }
 

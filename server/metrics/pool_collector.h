@@ -1,10 +1,17 @@
-// PoolCollector: the worker pool's gauges, read from PoolStats (the pool's
-// lock-free atomics) at scrape time, so the pool does nothing for them:
+// PoolCollector: the worker pool's gauges, read from PoolStats (a snapshot
+// the pool takes under its lock) at scrape time, so the pool does nothing
+// for them:
 //   compute_pool_queue_depth, compute_pool_queue_capacity,
 //   compute_pool_workers, compute_pool_workers_busy,
-//   compute_pool_min_workers, compute_pool_max_workers.
+//   compute_pool_min_workers, compute_pool_max_workers,
+//   compute_pool_queued_cost_seconds, compute_pool_running_cost_seconds,
+//   compute_pool_expected_wait_seconds, compute_pool_target_queue_wait_seconds,
+//   compute_pool_overloaded, compute_pool_inflight_bytes,
+//   compute_pool_inflight_bytes_limit,
+// and, from the service's cost model, compute_task_cost_seconds_per_unit
+// {task} (what the scheduler has learned a unit of each kind costs).
 //
-// The stats source is attached after the pool exists (the pool's observer
+// The sources are attached after the pool exists (the pool's observer
 // must be set before it does) and detached before it goes; while none is
 // attached the collector exports nothing.
 //
@@ -27,15 +34,18 @@ namespace compute::metrics {
 class PoolCollector final : public prometheus::Collectable {
  public:
   using StatsFn = std::function<PoolStats()>;
+  // Seconds per cost unit of each task kind, by kind index.
+  using CostsFn = std::function<std::vector<double>()>;
 
-  // An empty function detaches.
-  void Attach(StatsFn stats);
+  // An empty `stats` detaches both.
+  void Attach(StatsFn stats, CostsFn costs = nullptr);
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   mutable Mutex mu_;
   StatsFn stats_ ABSL_GUARDED_BY(mu_);
+  CostsFn costs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace compute::metrics

@@ -4,11 +4,13 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/check_names.h"
 #include "server/metrics/build_info.h"
+#include "server/tasks/registry.h"
 #include "tests/unit/metrics/exposition.h"
 
 namespace compute::metrics {
@@ -22,7 +24,8 @@ TEST(MetricsTest, EveryFamilyOnceWithHelpAndAValidName) {
   PoolOptions options;
   auto pool = WorkerPool::Create(options);
   ASSERT_TRUE(pool.ok());
-  metrics.AttachPool(pool->get());
+  CostModel costs(std::vector<double>(tasks::kNumTaskKinds, 1e-9));
+  metrics.AttachPool(pool->get(), &costs);
 
   std::map<std::string, prometheus::MetricType> types;
   for (const prometheus::MetricFamily& f : metrics.Collect()) {
@@ -47,6 +50,14 @@ TEST(MetricsTest, EveryFamilyOnceWithHelpAndAValidName) {
       {"compute_pool_workers_busy", T::Gauge},
       {"compute_pool_min_workers", T::Gauge},
       {"compute_pool_max_workers", T::Gauge},
+      {"compute_pool_queued_cost_seconds", T::Gauge},
+      {"compute_pool_running_cost_seconds", T::Gauge},
+      {"compute_pool_expected_wait_seconds", T::Gauge},
+      {"compute_pool_target_queue_wait_seconds", T::Gauge},
+      {"compute_pool_overloaded", T::Gauge},
+      {"compute_pool_inflight_bytes", T::Gauge},
+      {"compute_pool_inflight_bytes_limit", T::Gauge},
+      {"compute_task_cost_seconds_per_unit", T::Gauge},
       {"compute_tasks_total", T::Counter},
       {"compute_tasks_rejected_total", T::Counter},
       {"compute_task_queue_wait_seconds", T::Histogram},

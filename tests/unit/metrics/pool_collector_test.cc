@@ -1,5 +1,6 @@
 #include "server/metrics/pool_collector.h"
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,14 +38,31 @@ TEST(PoolCollectorTest, GaugesAreTheStatsAtScrapeTime) {
   stats.busy = 2;
   stats.min_workers = 1;
   stats.max_workers = 4;
+  stats.queued_cost = absl::Milliseconds(350);
+  stats.running_cost = absl::Milliseconds(50);
+  stats.expected_wait = absl::Milliseconds(200);
+  stats.target_queue_wait = absl::Milliseconds(100);
+  stats.overloaded = true;
+  stats.inflight_bytes = 1 << 20;
+  stats.max_inflight_bytes = 512 << 20;
   PoolCollector collector;
   collector.Attach([&stats] { return stats; });
 
   Exposition e = Parse(collector);
   const std::vector<std::pair<std::string, double>> want = {
-      {"compute_pool_queue_depth", 7}, {"compute_pool_queue_capacity", 64},
-      {"compute_pool_workers", 3},     {"compute_pool_workers_busy", 2},
-      {"compute_pool_min_workers", 1}, {"compute_pool_max_workers", 4}};
+      {"compute_pool_queue_depth", 7},
+      {"compute_pool_queue_capacity", 64},
+      {"compute_pool_workers", 3},
+      {"compute_pool_workers_busy", 2},
+      {"compute_pool_min_workers", 1},
+      {"compute_pool_max_workers", 4},
+      {"compute_pool_queued_cost_seconds", 0.35},
+      {"compute_pool_running_cost_seconds", 0.05},
+      {"compute_pool_expected_wait_seconds", 0.2},
+      {"compute_pool_target_queue_wait_seconds", 0.1},
+      {"compute_pool_overloaded", 1},
+      {"compute_pool_inflight_bytes", 1 << 20},
+      {"compute_pool_inflight_bytes_limit", 512 << 20}};
   for (const auto& [name, value] : want) {
     EXPECT_EQ(e.types[name], "gauge") << name;
     EXPECT_EQ(e.Value(name), value) << name;
@@ -56,6 +74,25 @@ TEST(PoolCollectorTest, GaugesAreTheStatsAtScrapeTime) {
   e = Parse(collector);
   EXPECT_EQ(e.Value("compute_pool_queue_depth"), 0);
   EXPECT_EQ(e.Value("compute_pool_workers_busy"), 0);
+}
+
+TEST(PoolCollectorTest, CostPerUnitIsLabelledByTaskKind) {
+  PoolCollector collector;
+  PoolStats stats;
+  stats.target_queue_wait = absl::InfiniteDuration();
+  collector.Attach([stats] { return stats; },
+                   [] {
+                     return std::vector<double>{4.7e-10, 1.0};
+                   });
+  Exposition e = Parse(collector);
+  EXPECT_EQ(e.types["compute_task_cost_seconds_per_unit"], "gauge");
+  EXPECT_EQ(e.Value("compute_task_cost_seconds_per_unit", {{"task", "fib"}}),
+            4.7e-10);
+  EXPECT_EQ(e.Value("compute_task_cost_seconds_per_unit", {{"task", "spin"}}),
+            1.0);
+  // No overload control: the target is +Inf, as Prometheus writes it.
+  EXPECT_TRUE(std::isinf(
+      e.Value("compute_pool_target_queue_wait_seconds").value_or(0)));
 }
 
 // The real pool: W tasks held running and C queued.
