@@ -149,15 +149,14 @@ TEST_F(ServiceTest, QueueFullIsResourceExhaustedWithPushback) {
   }
 }
 
-// Teaches the estimator that spin 300ms takes 300 ms, then fills the worker.
+// Fills the one worker with a 30 s spin: a spin's estimated cost is its
+// duration, so the queue is 30 s deep for any call behind it.
 class AdmissionTest : public ServiceTest {
  protected:
   void FillWorker(bool admission) {
     service::ServerConfig config = LocalConfig(1, 8);
     config.admission = admission;
     Start(config);
-    RunResponse r;
-    ASSERT_TRUE(Call(Spin(absl::Milliseconds(300)), &r).ok());
     blocker_ = std::make_unique<AsyncCall>(*stub_, Spin(absl::Seconds(30)));
     ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
   }
@@ -198,6 +197,80 @@ TEST_F(AdmissionTest, WithAdmissionOffTheCallExpiresInTheQueue) {
   EXPECT_EQ(Stats().queue_depth, 0u);
   EXPECT_EQ(Stats().busy, 1) << "the blocker is still the only one running";
   blocker_->Cancel();
+}
+
+// The old estimator kept one mean per kind: after one fib(42) every
+// fib(10) with a 50 ms deadline was refused, forever, on an idle server.
+// Costs now come from each request's own size.
+TEST_F(ServiceTest, ABigTaskDoesNotLockSmallOnesOfItsKindOut) {
+  Start(LocalConfig(1, 8));
+  RunResponse r;
+  ASSERT_TRUE(Call(Fib(36), &r).ok());
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_TRUE(Call(Fib(10), &r, absl::Milliseconds(50)).ok()) << i;
+  }
+  ASSERT_TRUE(Call(Spin(absl::Milliseconds(500)), &r).ok());
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_TRUE(
+        Call(Spin(absl::Milliseconds(1)), &r, absl::Milliseconds(500)).ok())
+        << i;
+  }
+  EXPECT_EQ(server_->service().rejected(service::RejectReason::kDeadline), 0u);
+}
+
+RunRequest Blur(uint32_t side) {
+  RunRequest request;
+  request.mutable_blur()->set_width(side);
+  request.mutable_blur()->set_height(side);
+  request.mutable_blur()->set_pixels(std::string(size_t{side} * side, '\x40'));
+  request.mutable_blur()->set_radius(1);
+  return request;
+}
+
+// A blur until cancelled (the test's stand-in for a long one).
+absl::Status BlurUntilCancelled(const tasks::TaskKind& kind,
+                                const RunRequest& request,
+                                const CancelToken& cancel,
+                                RunResponse* response) {
+  if (request.has_blur()) {
+    while (!cancel.stop_requested()) absl::SleepFor(absl::Milliseconds(1));
+    return absl::CancelledError("stopped");
+  }
+  return kind.run(request, cancel, response);
+}
+
+TEST_F(ServiceTest, MemoryBudgetRefusesWhatWouldNotFit) {
+  service::ServerConfig config = LocalConfig(1, 8);
+  config.pool.max_inflight_bytes = 3 << 20;  // one 1 MP blur, not two
+  config.run_task = &BlurUntilCancelled;
+  Start(config);
+  AsyncCall held(*stub_, Blur(1024));  // 1 MiB in, 1 MiB out
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
+  EXPECT_GT(Stats().inflight_bytes, 2 << 20);
+
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  RunResponse r;
+  grpc::Status s = stub_->Run(&context, Blur(1024), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("memory budget"));
+  EXPECT_NE(context.GetServerTrailingMetadata().find("grpc-retry-pushback-ms"),
+            context.GetServerTrailingMetadata().end());
+  EXPECT_EQ(server_->service().rejected(service::RejectReason::kMemory), 1u);
+  // Small calls still fit beside it.
+  AsyncCall small(*stub_, Fib(5));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().queue_depth == 1; }));
+
+  // A request that could never fit is bad input, not a retryable refusal.
+  s = Call(Blur(1300), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("too large for this server"));
+  EXPECT_THAT(s.error_message(), HasSubstr("max_inflight_bytes"));
+
+  held.Cancel();
+  EXPECT_EQ(held.Wait().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(small.Wait().ok());
+  ASSERT_TRUE(WaitUntil([&] { return Stats().inflight_bytes == 0; }));
 }
 
 TEST_F(ServiceTest, ClientCancelOfQueuedCallFreesItsSlot) {
