@@ -42,11 +42,20 @@ tsan: deps
 	cmake --build build-tsan -j $(JOBS) --target pool_test
 	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -L pool
 
-# Benchmarks, never run as tests: the pool against a minimal pool and
-# thread-per-task, then the cost of metrics on the pool.
+# Benchmarks, never run as tests; each prints a table whose ratios are
+# against a baseline measured in the same run: the pool against a minimal
+# pool and thread-per-task, the cost of metrics on the pool, then
+# scripts/bench/: compute-server end to end against a bare gRPC server
+# (echo_server, h2load), under 1x/2x/4x overload, and under a burst of large
+# blurs with --max_inflight_bytes. About 4.5 minutes; `make bench
+# BENCH_QUICK=1` about 1.5. Each step is bounded by `timeout`.
 bench: build
-	./$(BUILD)/tests/bench/pool_bench
-	./$(BUILD)/tests/bench/metrics_bench
+	cmake --build $(BUILD) -j $(JOBS) --target pool_bench metrics_bench echo_server
+	timeout 300 ./$(BUILD)/tests/bench/pool_bench
+	timeout 300 ./$(BUILD)/tests/bench/metrics_bench
+	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/e2e.sh
+	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/overload.sh
+	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/memory.sh
 
 # The container image: docker build when an engine answers, else podman via
 # ../shared/tools/container-build.sh.

@@ -25,6 +25,8 @@ TEST_PACKAGES=(
   openssl
   # metrics tests: a real Prometheus server and promtool
   prometheus curl
+  # benchmarks: h2load (scripts/bench/e2e.sh)
+  nghttp2-client
 )
 
 PACKAGES=("${BUILD_PACKAGES[@]}")

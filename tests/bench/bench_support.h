@@ -7,10 +7,12 @@
 #include <sched.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -67,6 +69,13 @@ inline std::unique_ptr<WorkerPool> FixedPool(benchmark::State& state,
     return nullptr;
   }
   return std::move(*pool);
+}
+
+// Repetitions per benchmark: `full`, or 3 when the environment has
+// BENCH_QUICK=1 (`make bench BENCH_QUICK=1`: a quick look, noisier medians).
+inline int Repetitions(int full) {
+  const char* quick = std::getenv("BENCH_QUICK");
+  return quick != nullptr && std::string_view(quick) == "1" ? 3 : full;
 }
 
 inline int AffinityCpus() {  // what `nproc` prints

@@ -229,7 +229,7 @@ void ObserverArgs(benchmark::internal::Benchmark* b) {
       ->Threads(2)
       ->UseRealTime()
       ->MinTime(0.1)
-      ->Repetitions(kRepetitions)
+      ->Repetitions(bench::Repetitions(kRepetitions))
       ->DisplayAggregatesOnly(true);
 }
 
@@ -243,7 +243,7 @@ void PoolArgs(benchmark::internal::Benchmark* b) {
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond)
       ->MinTime(kMinTimeSeconds)
-      ->Repetitions(kRepetitions)
+      ->Repetitions(bench::Repetitions(kRepetitions))
       ->DisplayAggregatesOnly(true);
 }
 

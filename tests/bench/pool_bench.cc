@@ -10,6 +10,12 @@
 //
 // Compared:
 //   - BM_WorkerPool: compute::WorkerPool, min = max = workers.
+//   - BM_WorkerPoolWithDeadline: the same, every task with a deadline 10 s
+//     away (TaskOptions::deadline), as every gRPC call with a deadline has:
+//     the price of the deadline heap, the timer thread and the deadline
+//     admission check. The clock is read once per batch (now + 10 s), and
+//     task i's deadline is that plus i ns, so deadlines differ and rise in
+//     submission order as real calls' do.
 //   - BM_WorkerPoolWithObserver: the same with a trivial PoolObserver (one
 //     relaxed increment), the price of the observer hook itself.
 //   - BM_MinimalPool: the textbook mutex + condition_variable + deque of
@@ -39,7 +45,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "server/pool/cancel_token.h"
 #include "server/pool/sync.h"
@@ -135,19 +143,28 @@ class TaskTimer {
   const std::chrono::steady_clock::time_point start_;
 };
 
-void RunWorkerPool(benchmark::State& state, PoolObserver* observer) {
+// How far ahead BM_WorkerPoolWithDeadline's deadlines are: far enough that
+// none expires, so every task still runs.
+constexpr absl::Duration kDeadlineAhead = absl::Seconds(10);
+
+void RunWorkerPool(benchmark::State& state, PoolObserver* observer,
+                   bool with_deadline) {
   const int workers = static_cast<int>(state.range(0));
   bench::BatchLatch latch;
   std::unique_ptr<WorkerPool> pool =
       bench::FixedPool(state, workers, kQueueCapacity, observer);
   if (pool == nullptr) return;
+  TaskOptions options;
   TaskTimer timer(kBatch);
   for (auto _ : state) {
     latch.Reset(kBatch);
+    // Read in every variant, so that they differ only in the deadline.
+    const absl::Time base = pool->clock().Now() + kDeadlineAhead;
     for (int i = 0; i < kBatch; ++i) {
-      absl::StatusOr<TaskHandle> handle =
-          pool->Submit([](const CancelToken&) { return absl::OkStatus(); },
-                       [&latch](const TaskResult&) { latch.CountDown(); });
+      if (with_deadline) options.deadline = base + absl::Nanoseconds(i);
+      absl::StatusOr<TaskHandle> handle = pool->Submit(
+          [](const CancelToken&) { return absl::OkStatus(); },
+          [&latch](const TaskResult&) { latch.CountDown(); }, options);
       if (!handle.ok()) {
         // Completions of the accepted tasks must still land before `latch`
         // goes: the pool's destructor drains them.
@@ -160,11 +177,17 @@ void RunWorkerPool(benchmark::State& state, PoolObserver* observer) {
   timer.Finish(state);
 }
 
-void BM_WorkerPool(benchmark::State& state) { RunWorkerPool(state, nullptr); }
+void BM_WorkerPool(benchmark::State& state) {
+  RunWorkerPool(state, nullptr, /*with_deadline=*/false);
+}
+
+void BM_WorkerPoolWithDeadline(benchmark::State& state) {
+  RunWorkerPool(state, nullptr, /*with_deadline=*/true);
+}
 
 void BM_WorkerPoolWithObserver(benchmark::State& state) {
   CountingObserver observer;  // outlives the pool made inside
-  RunWorkerPool(state, &observer);
+  RunWorkerPool(state, &observer, /*with_deadline=*/false);
 }
 
 void BM_MinimalPool(benchmark::State& state) {
@@ -206,24 +229,26 @@ void PoolArgs(benchmark::internal::Benchmark* b) {
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond)
       ->MinTime(kMinTimeSeconds)
-      ->Repetitions(kRepetitions)
+      ->Repetitions(bench::Repetitions(kRepetitions))
       ->ReportAggregatesOnly(true);
 }
 
 BENCHMARK(BM_WorkerPool)->Apply(PoolArgs);
+BENCHMARK(BM_WorkerPoolWithDeadline)->Apply(PoolArgs);
 BENCHMARK(BM_WorkerPoolWithObserver)->Apply(PoolArgs);
 BENCHMARK(BM_MinimalPool)->Apply(PoolArgs);
 BENCHMARK(BM_ThreadPerTask)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond)
     ->MinTime(kMinTimeSeconds)
-    ->Repetitions(kRepetitions)
+    ->Repetitions(bench::Repetitions(kRepetitions))
     ->ReportAggregatesOnly(true);
 
 // ---- Summary ---------------------------------------------------------------
 
 // The console output as usual, plus tasks/s per benchmark (the median when
-// repeated, else the last run), printed as a table once all have run.
+// repeated, else the last run), printed as a table once all have run: rows
+// by pool, then worker count (the runs themselves came in random order).
 class SummaryReporter : public bench::RateReporter {
  public:
   void Finalize() override {
@@ -234,36 +259,69 @@ class SummaryReporter : public bench::RateReporter {
         << ", CPU: " << bench::CpuModel() << "\n\n"
         << "| pool | workers | tasks/s | ns/task | vs minimal pool |\n"
         << "|---|---|---|---|---|\n";
-    for (const Key& key : order_) {
+    for (const Key& key : Rows()) {
       const Entry& entry = results_.at(key);
       const auto& [function, args] = key;
-      std::string workers = Workers(args);
       std::string ratio = "-";
-      if (function != "BM_MinimalPool" && !args.empty()) {
-        auto minimal = results_.find({"BM_MinimalPool", args});
-        if (minimal != results_.end()) {
-          ratio =
-              absl::StrFormat("%.2fx", entry.tasks_per_second /
-                                           minimal->second.tasks_per_second);
-        }
-      } else if (function == "BM_MinimalPool") {
+      if (function == "BM_MinimalPool") {
         ratio = "1.00x";
+      } else if (!args.empty()) {
+        ratio = Ratio({function, args}, {"BM_MinimalPool", args});
       }
       out << absl::StrFormat(
-          "| %s | %s | %.0f | %.1f | %s |\n", PoolName(function), workers,
+          "| %s | %s | %.0f | %.1f | %s |\n", PoolName(function), Workers(args),
           entry.tasks_per_second, 1e9 / entry.tasks_per_second, ratio);
     }
-    auto ours = results_.find({"BM_WorkerPool", "workers:2"});
-    auto spawn = results_.find({"BM_ThreadPerTask", ""});
-    if (ours != results_.end() && spawn != results_.end()) {
-      out << absl::StrFormat(
-          "\nWorkerPool(2) vs thread-per-task: %.1fx\n",
-          ours->second.tasks_per_second / spawn->second.tasks_per_second);
+    out << "\n";
+    for (int n : {1, 2}) {
+      const std::string args = absl::StrFormat("workers:%d", n);
+      std::string ratio =
+          Ratio({"BM_WorkerPoolWithDeadline", args}, {"BM_WorkerPool", args});
+      if (ratio == "-") continue;
+      out << "WorkerPool with deadline vs without, " << n
+          << (n == 1 ? " worker: " : " workers: ") << ratio << "\n";
+    }
+    std::string spawn =
+        Ratio({"BM_WorkerPool", "workers:2"}, {"BM_ThreadPerTask", ""}, 1);
+    if (spawn != "-") {
+      out << "WorkerPool(2) vs thread-per-task: " << spawn << "\n";
     }
     out << std::flush;
   }
 
  private:
+  // Known pools in this order, each by worker count; anything else after.
+  std::vector<Key> Rows() const {
+    static const char* const kOrder[] = {
+        "BM_WorkerPool", "BM_WorkerPoolWithDeadline",
+        "BM_WorkerPoolWithObserver", "BM_MinimalPool", "BM_ThreadPerTask"};
+    std::vector<Key> rows;
+    for (const char* function : kOrder) {
+      for (const auto& [key, entry] : results_) {
+        if (key.first == function) rows.push_back(key);
+      }
+    }
+    for (const auto& [key, entry] : results_) {
+      bool known = false;
+      for (const char* function : kOrder) known |= key.first == function;
+      if (!known) rows.push_back(key);
+    }
+    return rows;
+  }
+
+  // a's tasks/s over b's as "1.23x", or "-" if either did not run.
+  std::string Ratio(const Key& a, const Key& b, int digits = 2) const {
+    auto x = results_.find(a);
+    auto y = results_.find(b);
+    if (x == results_.end() || y == results_.end() ||
+        y->second.tasks_per_second <= 0) {
+      return "-";
+    }
+    return absl::StrFormat(
+        "%.*fx", digits,
+        x->second.tasks_per_second / y->second.tasks_per_second);
+  }
+
   static std::string Workers(const std::string& args) {
     const std::string prefix = "workers:";
     if (args.rfind(prefix, 0) == 0) return args.substr(prefix.size());
@@ -271,6 +329,17 @@ class SummaryReporter : public bench::RateReporter {
   }
 
   static std::string PoolName(const std::string& function) {
+    if (function == "BM_WorkerPool") return "WorkerPool";
+    if (function == "BM_WorkerPoolWithDeadline") {
+      return "WorkerPool + deadline (now + 10 s) on every task";
+    }
+    if (function == "BM_WorkerPoolWithObserver") {
+      return "WorkerPool + observer hook";
+    }
+    if (function == "BM_MinimalPool") {
+      return "minimal pool (mutex + condvar + deque)";
+    }
+    if (function == "BM_ThreadPerTask") return "one std::thread per task";
     if (function.rfind("BM_", 0) == 0) return function.substr(3);
     return function;
   }

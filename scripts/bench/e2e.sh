@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# e2e.sh: compute-server's calls/s end to end against a bare gRPC server.
+#
+# Both servers run on 127.0.0.1, side by side: build/server/compute-server
+# (default workers and queue) and the baseline
+# build/tests/bench/echo_server (the gRPC callback API answering Run at
+# once, no pool). h2load (Debian's nghttp2-client) sends trivial `fib n=1`
+# calls, 1 thread, 4 connections x 32 streams, as real gRPC requests: POST
+# /compute.v1.Compute/Run with content-type application/grpc, te: trailers,
+# grpc-timeout 10S and the gRPC frame of RunRequest{fib{n:1}} as body.
+# Rounds alternate compute, echo, compute, echo, ... so a slow phase of a
+# shared machine hits both; the table shows each round's calls/s, the medians
+# and their ratio compute/echo, all from this run.
+#
+# Only successful calls count. h2load sees HTTP statuses, not gRPC's
+# (grpc-status travels in trailers, and a refusal such as
+# RESOURCE_EXHAUSTED is an HTTP 200 too), so:
+#   - before and after the rounds each server gets two calls that must end
+#     in grpc-status 0: compute-client `run fib --n 1`, and nghttp (same
+#     package) sending h2load's exact request, whose trailers it prints;
+#   - a round counts h2load's 2xx responses (req/s x 2xx / done);
+#   - for compute-server, that is multiplied by the share of the round's
+#     calls it answered OK: grpc_server_handled_total by grpc_code, scraped
+#     from its /metrics before and after the round (the counters are kept
+#     whether or not /metrics is served, so serving it costs a call nothing;
+#     E2E_METRICS=0 runs it with --metrics_port=0 and counts 2xx only).
+#     echo_server answers OK to every call it gets.
+#
+#   scripts/bench/e2e.sh
+#   E2E_ROUNDS=3 E2E_SECONDS=2 scripts/bench/e2e.sh
+#
+# Environment (defaults):
+#   E2E_ROUNDS (5; BENCH_QUICK=1: 2)    rounds per server
+#   E2E_SECONDS (5; BENCH_QUICK=1: 2)   measured seconds per round (h2load -D)
+#   E2E_WARMUP (1)       warm-up seconds per round, not measured
+#   E2E_REQUESTS (0)     > 0: each round sends this many calls instead (-n)
+#   E2E_CONNECTIONS (4), E2E_STREAMS (32)   h2load -c and -m
+#   E2E_SERVER_FLAGS     extra compute-server flags (word-split)
+#   E2E_METRICS (1)      0: compute-server with --metrics_port=0 (see above)
+#   BUILD, COMPUTE_SERVER, COMPUTE_CLIENT, ECHO_SERVER, BENCH_KEEP: lib.sh
+set -euo pipefail
+BENCH_NAME=e2e
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+ROUNDS=${E2E_ROUNDS:-$(bench_default 5 2)}
+ROUND_SECONDS=${E2E_SECONDS:-$(bench_default 5 2)}
+WARMUP=${E2E_WARMUP:-1}
+REQUESTS=${E2E_REQUESTS:-0}
+CONNECTIONS=${E2E_CONNECTIONS:-4}
+STREAMS=${E2E_STREAMS:-32}
+read -r -a EXTRA_FLAGS <<<"${E2E_SERVER_FLAGS:-}"
+METRICS=${E2E_METRICS:-1}
+
+for v in ROUNDS ROUND_SECONDS WARMUP REQUESTS CONNECTIONS STREAMS; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || bench_die "$v must be a whole number (got '${!v}')"
+done
+((ROUNDS >= 1 && ROUNDS <= 100)) || bench_die "E2E_ROUNDS must be 1..100"
+((ROUND_SECONDS >= 1 && ROUND_SECONDS <= 600)) ||
+  bench_die "E2E_SECONDS must be 1..600"
+((REQUESTS <= 100000000)) || bench_die "E2E_REQUESTS must be <= 1e8"
+
+# h2load and nghttp: Debian's nghttp2-client.
+if ! command -v h2load >/dev/null || ! command -v nghttp >/dev/null; then
+  echo "e2e: h2load not found; installing nghttp2-client" >&2
+  SUDO=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null ||
+      bench_die "need root or sudo: apt-get install nghttp2-client"
+    SUDO=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
+    nghttp2-client >/dev/null; then
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends nghttp2-client
+  fi
+  command -v h2load >/dev/null || bench_die "h2load still missing"
+fi
+bench_need_binaries "$COMPUTE_SERVER" "$COMPUTE_CLIENT" "$ECHO_SERVER"
+
+# The request body: a gRPC frame (uncompressed, length 4) of
+# RunRequest{fib{n:1}} = 0a 02 08 01.
+body=$bench_tmp/fib1.bin
+printf '\x00\x00\x00\x00\x04\x0a\x02\x08\x01' >"$body"
+HEADERS=(-H 'content-type: application/grpc' -H 'te: trailers'
+  -H 'grpc-timeout: 10S')
+
+# Servers.
+rc=0
+if [[ $METRICS == 1 ]]; then metrics_flag=--metrics_port=free; else
+  metrics_flag=--metrics_port=0
+fi
+bench_start_compute "$bench_tmp/compute.log" "$metrics_flag" \
+  "${EXTRA_FLAGS[@]}" || rc=$?
+if ((rc == 2)); then
+  bench_die "compute-server refused its flags: $(tail -1 "$bench_tmp/compute.log")"
+fi
+((rc == 0)) || bench_die "compute-server did not start"
+workers=$(bench_log_field "$bench_tmp/compute.log" starting workers)
+bench_start "$bench_tmp/echo.log" "$ECHO_SERVER" --port=0
+echo_pid=$bench_last_pid
+bench_wait_line "$bench_tmp/echo.log" '^port [0-9]+$' 30 "$echo_pid" ||
+  bench_die "echo_server did not start: $(tail -3 "$bench_tmp/echo.log")"
+echo_port=$(awk '/^port [0-9]+$/ {print $2; exit}' "$bench_tmp/echo.log")
+
+declare -A PORT=([compute]=$compute_port [echo]=$echo_port)
+
+# sanity NAME: both calls must answer fib(1) = 1 with grpc-status 0.
+sanity() {
+  local name=$1 port=${PORT[$1]} out
+  if ! out=$(timeout 30 "$COMPUTE_CLIENT" run fib --n 1 --deadline 10s \
+    --target "127.0.0.1:$port" 2>&1); then
+    bench_die "sanity: compute-client run fib --n 1 on $name failed: $out"
+  fi
+  [[ $out == *"fib(n=1) = 1"* ]] ||
+    bench_die "sanity: unexpected answer from $name: $out"
+  # nghttp -v prints every frame, the response's binary DATA included.
+  out=$bench_tmp/nghttp-$name.txt
+  timeout 30 nghttp -v -d "$body" "${HEADERS[@]}" \
+    "http://127.0.0.1:$port/compute.v1.Compute/Run" >"$out" 2>&1 || true
+  if ! grep -aEq 'recv \(stream_id=[0-9]+\) grpc-status: 0$' "$out"; then
+    bench_die "sanity: h2load's request to $name did not end in grpc-status 0:
+$(grep -aE ':status|grpc-|rror' "$out" | head -5)"
+  fi
+}
+sanity compute
+sanity echo
+
+# grpc_codes BEFORE AFTER: compute-server's answers between two scrapes,
+# "OK 123 ResourceExhausted 4 ..." (codes that did not occur left out).
+grpc_codes() {
+  bench_promq delta "$1" "$2" grpc_server_handled_total grpc_code \
+    grpc_service=compute.v1.Compute |
+    awk '$2 > 0 {printf "%s%s %d", s, $1, $2; s = " "}'
+}
+
+# ok_share CODES: OK / all answers but Canceled (h2load cancels the streams
+# in flight when its time is up; those are not in its counts either).
+ok_share() {
+  awk '{
+    for (i = 1; i < NF; i += 2) {
+      if ($i != "Canceled") all += $(i + 1)
+      if ($i == "OK") ok += $(i + 1)
+    }
+  }
+  END { printf "%.6f", (all > 0 ? ok / all : 0) }' <<<"$1"
+}
+
+# round NAME: one h2load run; prints "rps_2xx rps done 2xx failed errored".
+round() {
+  local name=$1 port=${PORT[$1]} out load limit
+  if ((REQUESTS > 0)); then
+    load=(-n "$REQUESTS")
+    limit=$((60 + REQUESTS / 1000))
+  else
+    load=(-D "$ROUND_SECONDS" --warm-up-time="$WARMUP")
+    limit=$((ROUND_SECONDS + WARMUP + 60))
+  fi
+  out=$(timeout "$limit" h2load -t1 -c"$CONNECTIONS" -m"$STREAMS" "${load[@]}" \
+    -d "$body" "${HEADERS[@]}" \
+    "http://127.0.0.1:$port/compute.v1.Compute/Run" 2>&1) || {
+    echo "e2e: h2load on $name failed or ran over ${limit}s:" >&2
+    tail -5 <<<"$out" >&2
+    echo "0 0 0 0 0 0"
+    return
+  }
+  # nghttp2 1.52:
+  #   finished in 5.00s, 76671.00 req/s, 4.18MB/s
+  #   requests: 230013 total, 230013 started, 230013 done, 230013 succeeded, 0 failed, 0 errored, 0 timeout
+  #   status codes: 230013 2xx, 0 3xx, 0 4xx, 0 5xx
+  awk '
+    /^finished in/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^req\/s/) rps = $i }
+    /^requests:/ {
+      for (i = 2; i < NF; i++) {
+        w = $(i + 1); sub(/,$/, "", w)
+        if (w == "done") done = $i
+        if (w == "failed") failed = $i
+        if (w == "errored") errored = $i
+      }
+    }
+    /^status codes:/ { for (i = 3; i < NF; i++) if ($(i + 1) ~ /^2xx/) ok = $i }
+    END {
+      rps += 0; done += 0; ok += 0
+      printf "%.2f %.2f %d %d %d %d\n", (done > 0 ? rps * ok / done : 0), rps,
+        done, ok, failed + 0, errored + 0
+    }' <<<"$out"
+}
+
+if ((REQUESTS > 0)); then
+  per_round="$REQUESTS calls"
+else
+  per_round="${ROUND_SECONDS}s (+${WARMUP}s warm-up)"
+fi
+echo "## e2e: fib n=1 over gRPC, h2load -t1 -c$CONNECTIONS -m$STREAMS," \
+  "$ROUNDS rounds x $per_round per server"
+echo
+echo "Machine: nproc = $(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo |
+  cut -d: -f2- | sed 's/^ *//')"
+extra=${EXTRA_FLAGS[*]:+ (${EXTRA_FLAGS[*]})}
+echo "compute-server: 127.0.0.1:$compute_port, ${workers:-?} workers$extra;" \
+  "echo_server: 127.0.0.1:$echo_port"
+echo "sanity: compute-client run fib --n 1 and h2load's request (nghttp):" \
+  "grpc-status 0 on both"
+if [[ $METRICS == 1 ]]; then
+  echo "counted: 2xx responses; for compute-server, x the share of its" \
+    "answers that were OK (its /metrics)"
+else
+  echo "counted: 2xx responses (E2E_METRICS=0: a gRPC refusal such as" \
+    "RESOURCE_EXHAUSTED is an HTTP 200 and counts too)"
+fi
+echo
+echo "| round | server | OK calls/s | h2load req/s | done | 2xx |" \
+  "failed + errored | grpc codes (server metrics, incl. warm-up) |"
+echo "|---|---|---|---|---|---|---|---|"
+results=$bench_tmp/results.txt
+: >"$results"
+for ((r = 1; r <= ROUNDS; r++)); do
+  for name in compute echo; do
+    codes="-"
+    share=1
+    if [[ $name == compute && $METRICS == 1 ]]; then
+      bench_scrape "$metrics_port" "$bench_tmp/before.prom"
+    fi
+    read -r ok_rps rps ndone ok failed errored <<<"$(round "$name")"
+    if [[ $name == compute && $METRICS == 1 ]]; then
+      bench_scrape "$metrics_port" "$bench_tmp/after.prom"
+      codes=$(grpc_codes "$bench_tmp/before.prom" "$bench_tmp/after.prom")
+      share=$(ok_share "$codes")
+      ok_rps=$(awk -v a="$ok_rps" -v b="$share" 'BEGIN {printf "%.2f", a * b}')
+      if [[ $share != 1.000000 ]]; then
+        echo "e2e: round $r on compute: not every call answered OK ($codes);" \
+          "counted: OK only (x $share)" >&2
+      fi
+    fi
+    echo "$name $ok_rps" >>"$results"
+    printf '| %d | %s | %.0f | %.0f | %d | %d | %d | %s |\n' "$r" "$name" \
+      "$ok_rps" "$rps" "$ndone" "$ok" "$((failed + errored))" "${codes:-none}"
+    if ((ndone > ok || failed + errored > 0)); then
+      echo "e2e: round $r on $name: $((ndone - ok)) non-2xx responses," \
+        "$((failed + errored)) failed or errored (not counted)" >&2
+    fi
+  done
+done
+# And once more after the load: still grpc-status 0.
+sanity compute
+sanity echo
+
+python3 - "$results" <<'PY'
+import statistics, sys
+rounds = {}
+for line in open(sys.argv[1]):
+    name, rps = line.split()
+    rounds.setdefault(name, []).append(float(rps))
+c = statistics.median(rounds["compute"])
+e = statistics.median(rounds["echo"])
+print()
+print("| server | median OK calls/s | min | max |")
+print("|---|---|---|---|")
+for name, label in (("compute", "compute-server"), ("echo", "echo_server (bare gRPC)")):
+    v = rounds[name]
+    print("| %s | %.0f | %.0f | %.0f |" % (label, statistics.median(v), min(v), max(v)))
+print()
+if e > 0:
+    print("compute/echo (medians): %.3f" % (c / e))
+    pairs = [a / b for a, b in zip(rounds["compute"], rounds["echo"]) if b > 0]
+    if pairs:
+        print("compute/echo per round: " + ", ".join("%.3f" % p for p in pairs))
+else:
+    print("compute/echo: n/a (echo_server answered no calls)")
+    sys.exit(1)
+PY

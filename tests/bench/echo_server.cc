@@ -1,0 +1,128 @@
+// echo_server: the baseline of the end-to-end benchmark (scripts/bench/e2e.sh).
+//
+// A bare gRPC C++ callback-API server that registers compute.v1.Compute/Run
+// and answers every call at once, from the reactor, with the fixed
+// RunResponse{fib{value: 1}}: no pool, no thread hop, no validation, no
+// metrics. What compute-server adds on top of gRPC itself is its req/s
+// measured against this one's, in the same run, with the same load.
+//
+//   echo_server [--port N] [--address A]
+//
+// --port 0 (the default) asks the kernel for a port; the first line on
+// stdout is "port N" (flushed), so scripts can read it. --address defaults to
+// 127.0.0.1. SIGTERM or SIGINT shuts the server down and exits 0.
+//
+// Not a test: CTest never runs it.
+#include <signal.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "compute/v1/compute.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace compute::bench {
+namespace {
+
+class EchoService final : public compute::v1::Compute::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
+                                const compute::v1::RunRequest* /*request*/,
+                                compute::v1::RunResponse* response) override {
+    response->mutable_fib()->set_value(1);
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+};
+
+struct Flags {
+  std::string address = "127.0.0.1";
+  int port = 0;
+};
+
+// "--name=value" or "--name value"; false (with a message) on anything else.
+bool ParseFlags(int argc, char** argv, Flags* flags) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view name = arg;
+    std::string value;
+    bool has_value = false;
+    if (size_t eq = arg.find('='); eq != std::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = std::string(arg.substr(eq + 1));
+      has_value = true;
+    }
+    if (name != "--port" && name != "--address") {
+      std::fprintf(stderr, "echo_server: unknown flag '%s'\n", argv[i]);
+      return false;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "echo_server: %s needs a value\n", argv[i]);
+        return false;
+      }
+      value = argv[++i];
+    }
+    if (name == "--address") {
+      flags->address = value;
+      continue;
+    }
+    char* end = nullptr;
+    errno = 0;
+    long port = std::strtol(value.c_str(), &end, 10);
+    if (errno != 0 || end == value.c_str() || *end != '\0' || port < 0 ||
+        port > 65535) {
+      std::fprintf(stderr, "echo_server: --port must be 0..65535 (got '%s')\n",
+                   value.c_str());
+      return false;
+    }
+    flags->port = static_cast<int>(port);
+  }
+  return true;
+}
+
+int Main(int argc, char** argv) {
+  Flags flags;
+  if (!ParseFlags(argc, argv, &flags)) return 2;
+
+  // Block the stop signals before gRPC starts its threads (they inherit the
+  // mask), then wait for one on this thread.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  EchoService service;
+  grpc::ServerBuilder builder;
+  int selected_port = 0;
+  builder.AddListeningPort(flags.address + ":" + std::to_string(flags.port),
+                           grpc::InsecureServerCredentials(), &selected_port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || selected_port == 0) {
+    std::fprintf(stderr, "echo_server: cannot listen on %s:%d\n",
+                 flags.address.c_str(), flags.port);
+    return 1;
+  }
+  std::printf("port %d\n", selected_port);
+  std::fflush(stdout);
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  // Every call is answered at once; a second is ample, and bounds the exit.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  server->Wait();
+  return 0;
+}
+
+}  // namespace
+}  // namespace compute::bench
+
+int main(int argc, char** argv) { return compute::bench::Main(argc, argv); }
