@@ -31,6 +31,10 @@ ABSL_FLAG(std::string, max_inflight_bytes, "auto",
 ABSL_FLAG(absl::Duration, target_queue_wait, absl::Milliseconds(100),
           "under sustained overload, the queue wait admission holds a "
           "standing queue to (inf: no overload control)");
+ABSL_FLAG(absl::Duration, inline_max_cost, absl::Microseconds(20),
+          "a call estimated to run at most this long runs at once on the "
+          "thread that received it when a worker's place is free and nothing "
+          "is queued (no hand-off to a worker; 0: never)");
 ABSL_FLAG(bool, admission, true,
           "refuse at once calls whose deadline the queue would make them miss");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
@@ -67,6 +71,7 @@ constexpr const char* kFlags[] = {
     "queue_capacity",
     "max_inflight_bytes",
     "target_queue_wait",
+    "inline_max_cost",
     "admission",
     "drain_timeout",
     "max_connection_age",
@@ -292,6 +297,13 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
           Positive("target_queue_wait", server.pool.target_queue_wait);
       !s.ok()) {
     return s;
+  }
+  server.pool.inline_max_cost = absl::GetFlag(FLAGS_inline_max_cost);
+  if (server.pool.inline_max_cost < absl::ZeroDuration() ||
+      server.pool.inline_max_cost > absl::Milliseconds(10)) {
+    return Bad(
+        absl::StrCat("--inline_max_cost must be between 0 and 10ms (got ",
+                     absl::FormatDuration(server.pool.inline_max_cost), ")"));
   }
   server.admission = absl::GetFlag(FLAGS_admission);
   config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);

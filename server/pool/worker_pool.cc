@@ -65,11 +65,11 @@ struct PoolTask {
   int64_t submitted_ticks = 0;
   PoolTask* prev = nullptr;  // FIFO links, or the free list (next)
   PoolTask* next = nullptr;
-  size_t heap_index = kNotInHeap;  // position in the deadline heap
+  // The timer must act on this task's deadline: queued or running, with a
+  // finite deadline, not yet signalled. Its heap entry is stale otherwise.
+  bool timed = false;
   CancelSource cancel;
   TaskResult result;
-
-  static constexpr size_t kNotInHeap = ~size_t{0};
 
   // The one place a state changes: every transition is checked.
   void MoveTo(State to) {
@@ -223,6 +223,9 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
   if (options.overload_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("overload_interval must be > 0");
   }
+  if (options.inline_max_cost < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("inline_max_cost must be >= 0");
+  }
   std::unique_ptr<WorkerPool> pool(new WorkerPool(std::move(options)));
   {
     MutexLock lock(&pool->mu_);
@@ -239,6 +242,10 @@ WorkerPool::WorkerPool(PoolOptions options)
       max_inflight_bytes_(options.max_inflight_bytes),
       target_queue_wait_(options.target_queue_wait),
       overload_interval_(options.overload_interval),
+      // Negative: no cost is at most it, so nothing runs inline.
+      inline_max_cost_(options.inline_max_cost > absl::ZeroDuration()
+                           ? options.inline_max_cost
+                           : -absl::Nanoseconds(1)),
       idle_timeout_(options.idle_timeout),
       clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
       observer_(options.observer),
@@ -330,8 +337,9 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   TaskHandle handle;
   {
     MutexLock lock(&mu_);
-    absl::Time now = clock_.Now();
-    if (absl::Status admit = AdmitLocked(options, now, why); !admit.ok()) {
+    const int64_t now_ticks = clock_.Ticks();
+    if (absl::Status admit = AdmitLocked(options, now_ticks, why);
+        !admit.ok()) {
       ++rejected_by_[static_cast<int>(why->reason)];
       return admit;
     }
@@ -340,7 +348,7 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
     task->fn = std::move(fn);
     task->done = std::move(done);
     task->options = options;
-    task->submitted_ticks = clock_.Ticks();
+    task->submitted_ticks = now_ticks;
     task->cancel.Reset(task->seq);
     task->MoveTo(PoolTask::State::kQueued);
     PushBackLocked(task);
@@ -349,16 +357,19 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
     ++in_pool_;
     ++accepted_;
     if (options.deadline != absl::InfiniteFuture()) {
-      HeapPushLocked(task);
-      wake_timer = deadlines_.front() == task;  // a new earliest deadline
+      TimerAddLocked(task);
+      // Only a deadline earlier than the one the timer sleeps until needs
+      // it awake (with deadlines that grow, as calls' do, that is rare).
+      wake_timer = options.deadline < timer_wakes_at_;
     }
     // Idle workers count those already woken but not yet running, so the
     // tasks no idle worker will take get a new worker, up to the maximum.
-    if (queued_ > static_cast<size_t>(idle_workers_) &&
+    if (queued_ > static_cast<size_t>(idle_workers_ + (spinning_ ? 1 : 0)) &&
         alive_workers_ < max_workers_) {
       SpawnWorkerLocked();
     }
-    wake_worker = idle_workers_ > 0;
+    // A spinning worker will see the task without a wake-up.
+    wake_worker = idle_workers_ > 0 && !spinning_;
     CheckInvariantsLocked();
     handle = TaskHandle(task, task->seq);
   }
@@ -367,24 +378,75 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   return handle;
 }
 
-absl::Status WorkerPool::AdmitLocked(const TaskOptions& options, absl::Time now,
-                                     SubmitRefusal* why) {
+bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
+                                 TaskResult* result) {
+  PoolTask* task;
+  {
+    MutexLock lock(&mu_);
+    if (options.cost > inline_max_cost_ || queued_ > 0 ||
+        running_ >= max_workers_) {
+      return false;
+    }
+    const int64_t now_ticks = clock_.Ticks();
+    SubmitRefusal why;
+    if (!AdmitLocked(options, now_ticks, &why).ok()) return false;
+    task = AllocateLocked();
+    task->seq = next_seq_++;
+    task->fn = std::move(fn);
+    task->options = options;
+    task->submitted_ticks = now_ticks;
+    task->cancel.Reset(task->seq);
+    task->MoveTo(PoolTask::State::kQueued);  // never linked: nothing waits
+    task->MoveTo(PoolTask::State::kRunning);
+    ++running_;
+    ++inline_running_;
+    inline_bytes_ += options.bytes;
+    inflight_bytes_ += options.bytes;
+    ++in_pool_;
+    ++accepted_;
+    CheckInvariantsLocked();
+  }
+  PoolThreadScope scope(this);
+  Execute(task, max_workers_, task->submitted_ticks);
+  {
+    MutexLock lock(&mu_);
+    --running_;
+    --inline_running_;
+    inline_bytes_ -= options.bytes;
+    ReleaseLocked(task);
+    task->MoveTo(PoolTask::State::kDelivering);
+    ++completed_[static_cast<int>(task->result.outcome)];
+    *result = std::move(task->result);
+    RecycleLocked(task);
+    CheckInvariantsLocked();
+  }
+  if (observer_ != nullptr) observer_->OnTaskFinished(*result);
+  return true;
+}
+
+absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
+                                     int64_t now_ticks, SubmitRefusal* why) {
   *why = SubmitRefusal();
   if (closed_) {
     why->reason = RefusalReason::kShutDown;
     return absl::UnavailableError("worker pool is shutting down");
   }
-  if (options.deadline <= now) {
+  const bool has_deadline = options.deadline != absl::InfiniteFuture();
+  // Clock reads and the expected wait only where a check needs them.
+  const absl::Time now = has_deadline ? clock_.Now() : absl::InfinitePast();
+  if (has_deadline && options.deadline <= now) {
     why->reason = RefusalReason::kExpired;
     return absl::DeadlineExceededError("deadline had already passed");
   }
-  const int64_t now_ticks = clock_.Ticks();
-  const absl::Duration wait = ExpectedWaitLocked(now_ticks);
-  why->expected_wait = wait;
-  why->retry_after = ClampRetry(wait);
+  auto expected_wait = [&] {
+    why->expected_wait = ExpectedWaitLocked(now_ticks);
+    why->retry_after = ClampRetry(why->expected_wait);
+    return why->expected_wait;
+  };
   const int idle = max_workers_ - running_;
   if (queued_ >= capacity_ + static_cast<size_t>(idle)) {
     why->reason = RefusalReason::kQueueFull;
+    expected_wait();
     return absl::ResourceExhaustedError(absl::StrCat(
         "queue full: ", queued_, " tasks queued (capacity ", capacity_, "), ",
         running_, " of ", max_workers_, " workers busy"));
@@ -392,11 +454,15 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options, absl::Time now,
   if (max_inflight_bytes_ > 0 &&
       inflight_bytes_ + options.bytes > max_inflight_bytes_) {
     why->reason = RefusalReason::kMemory;
+    expected_wait();
     return absl::ResourceExhaustedError(absl::StrCat(
         "memory budget spent: ", inflight_bytes_, " bytes held by queued and ",
         "running tasks + ", options.bytes, " for this one > limit ",
         max_inflight_bytes_));
   }
+  const bool check_deadline = options.admit_by_deadline && has_deadline;
+  if (!overloaded_ && !check_deadline) return absl::OkStatus();
+  const absl::Duration wait = expected_wait();
   if (overloaded_ && wait > target_queue_wait_) {
     why->reason = RefusalReason::kOverload;
     return absl::ResourceExhaustedError(
@@ -404,7 +470,7 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options, absl::Time now,
                      absl::ToInt64Milliseconds(wait), " ms > target ",
                      absl::ToInt64Milliseconds(target_queue_wait_), " ms"));
   }
-  if (options.admit_by_deadline && options.deadline != absl::InfiniteFuture()) {
+  if (check_deadline) {
     absl::Duration left = options.deadline - now;
     if (wait + options.cost > left) {
       why->reason = RefusalReason::kDeadline;
@@ -491,6 +557,7 @@ void WorkerPool::PushBackLocked(PoolTask* task) {
   }
   queue_back_ = task;
   ++queued_;
+  queued_hint_.store(queued_, std::memory_order_relaxed);
 }
 
 void WorkerPool::UnlinkLocked(PoolTask* task) {
@@ -499,67 +566,53 @@ void WorkerPool::UnlinkLocked(PoolTask* task) {
   task->prev = task->next = nullptr;
   POOL_CHECK(queued_ > 0);
   --queued_;
+  queued_hint_.store(queued_, std::memory_order_relaxed);
 }
 
-void WorkerPool::HeapSwapLocked(size_t a, size_t b) {
-  std::swap(deadlines_[a], deadlines_[b]);
-  deadlines_[a]->heap_index = a;
-  deadlines_[b]->heap_index = b;
+namespace {
+// Orders the heap so that the earliest deadline is at the front.
+bool LaterDeadline(const WorkerPool::TimerEntry& a,
+                   const WorkerPool::TimerEntry& b) {
+  return a.deadline > b.deadline;
+}
+}  // namespace
+
+bool WorkerPool::StaleLocked(const TimerEntry& entry) const {
+  return entry.task->seq != entry.seq || !entry.task->timed;
 }
 
-void WorkerPool::HeapSiftUpLocked(size_t i) {
-  while (i > 0) {
-    size_t parent = (i - 1) / 2;
-    if (deadlines_[parent]->options.deadline <=
-        deadlines_[i]->options.deadline) {
-      return;
-    }
-    HeapSwapLocked(i, parent);
-    i = parent;
+void WorkerPool::TimerAddLocked(PoolTask* task) {
+  POOL_CHECK(!task->timed);
+  task->timed = true;
+  ++timed_;
+  deadlines_.push_back({task->options.deadline, task, task->seq});
+  std::push_heap(deadlines_.begin(), deadlines_.end(), LaterDeadline);
+}
+
+void WorkerPool::TimerDropLocked(PoolTask* task) {
+  if (!task->timed) return;
+  task->timed = false;
+  --timed_;
+  // The entry stays in the heap, stale, until it reaches the front or the
+  // heap is rebuilt without the stale ones; rebuilding once they outnumber
+  // the live entries keeps the heap within 2 x live + kTimerSlack entries
+  // at an amortised O(1) per task.
+  if (deadlines_.size() > 2 * timed_ + kTimerSlack) {
+    std::erase_if(deadlines_,
+                  [this](const TimerEntry& e) { return StaleLocked(e); });
+    std::make_heap(deadlines_.begin(), deadlines_.end(), LaterDeadline);
   }
 }
 
-void WorkerPool::HeapSiftDownLocked(size_t i) {
-  for (;;) {
-    size_t smallest = i;
-    for (size_t child : {2 * i + 1, 2 * i + 2}) {
-      if (child < deadlines_.size() &&
-          deadlines_[child]->options.deadline <
-              deadlines_[smallest]->options.deadline) {
-        smallest = child;
-      }
-    }
-    if (smallest == i) return;
-    HeapSwapLocked(i, smallest);
-    i = smallest;
-  }
-}
-
-void WorkerPool::HeapPushLocked(PoolTask* task) {
-  POOL_CHECK(task->heap_index == PoolTask::kNotInHeap);
-  task->heap_index = deadlines_.size();
-  deadlines_.push_back(task);
-  HeapSiftUpLocked(task->heap_index);
-}
-
-void WorkerPool::HeapRemoveLocked(PoolTask* task) {
-  size_t i = task->heap_index;
-  if (i == PoolTask::kNotInHeap) return;
-  POOL_CHECK(i < deadlines_.size() && deadlines_[i] == task);
-  size_t last = deadlines_.size() - 1;
-  if (i != last) HeapSwapLocked(i, last);
+void WorkerPool::TimerPopLocked() {
+  std::pop_heap(deadlines_.begin(), deadlines_.end(), LaterDeadline);
   deadlines_.pop_back();
-  task->heap_index = PoolTask::kNotInHeap;
-  if (i != last) {
-    HeapSiftUpLocked(i);
-    HeapSiftDownLocked(i);
-  }
 }
 
 // ---- Leaving the queue, stopping, releasing ------------------------------
 
 void WorkerPool::ReleaseLocked(PoolTask* task) {
-  HeapRemoveLocked(task);
+  TimerDropLocked(task);
   inflight_bytes_ -= task->options.bytes;
   POOL_CHECK(inflight_bytes_ >= 0);
 }
@@ -590,7 +643,7 @@ void WorkerPool::SignalLocked(PoolTask* task, TaskOutcome reason) {
   POOL_CHECK(task->state == PoolTask::State::kRunning);
   task->cancel.RequestStopFor(task->seq, StopCodeFor(reason));
   // Signalled once is enough: the timer need not fire for it again.
-  HeapRemoveLocked(task);
+  TimerDropLocked(task);
 }
 
 void WorkerPool::SignalIfDrainedLocked() {
@@ -622,68 +675,99 @@ bool WorkerPool::Cancel(const TaskHandle& handle) {
 
 // ---- Workers -------------------------------------------------------------
 
+// One lock per task in the steady state: the critical section that finishes
+// a task also starts the next, and the finished task's completion goes out
+// (off the lock) before the next one runs; its record is recycled at the
+// worker's next lock.
 void WorkerPool::WorkerLoop(int index) {
   NameThread(thread_name_, index);
   PoolThreadScope scope(this);
   MutexLock lock(&mu_);
   Worker& me = workers_[static_cast<size_t>(index)];
+  PoolTask* finished = nullptr;  // ran; its completion is not yet delivered
   for (;;) {
-    if (queue_front_ == nullptr) {
-      ObserveQueueWaitLocked(absl::ZeroDuration(), clock_.Ticks());
-      if (stopping_) break;
-      ++idle_workers_;
-      bool may_retire = alive_workers_ > min_workers_;
-      absl::Time give_up =
-          may_retire ? clock_.Now() + idle_timeout_ : absl::InfiniteFuture();
-      bool retire = false;
-      while (queue_front_ == nullptr && !stopping_) {
-        if (may_retire && clock_.Now() >= give_up) {
-          retire = alive_workers_ > min_workers_;
-          break;
-        }
-        clock_.WaitWithDeadline(work_cv_, mu_, give_up);
+    PoolTask* next = queue_front_ != nullptr ? StartNextLocked(me) : nullptr;
+    if (finished != nullptr || next != nullptr) {
+      const int64_t started = me.started_ticks;
+      mu_.Unlock();
+      if (finished != nullptr) Deliver(finished);
+      if (next != nullptr) Execute(next, index, started);
+      mu_.Lock();
+      if (finished != nullptr) RecycleLocked(finished);
+      finished = nullptr;
+      if (next != nullptr) {
+        FinishLocked(me, next);
+        finished = next;
       }
-      --idle_workers_;
-      if (retire) break;
       continue;
     }
-    PoolTask* task = queue_front_;
-    UnlinkLocked(task);
-    queued_cost_ns_ -= absl::ToInt64Nanoseconds(task->options.cost);
-    task->MoveTo(PoolTask::State::kRunning);
-    me.task = task;
-    me.started_ticks = clock_.Ticks();
-    ++running_;
-    ObserveQueueWaitLocked(
-        clock_.TicksToDuration(me.started_ticks - task->submitted_ticks),
-        me.started_ticks);
-    // More queued than idle workers will take: wake one more.
-    if (queue_front_ != nullptr && idle_workers_ > 0) work_cv_.Signal();
-    CheckInvariantsLocked();
-
-    mu_.Unlock();
-    Execute(task, index);
-    mu_.Lock();
-
-    me.task = nullptr;
-    --running_;
-    ReleaseLocked(task);
-    task->MoveTo(PoolTask::State::kDelivering);
-    ++completed_[static_cast<int>(task->result.outcome)];
-    CheckInvariantsLocked();
-    mu_.Unlock();
-    Deliver(task);
-    mu_.Lock();
-    RecycleLocked(task);
+    // Nothing to deliver, nothing queued.
+    ObserveQueueWaitLocked(absl::ZeroDuration(), clock_.Ticks());
+    if (stopping_) break;
+    if (SpinForWorkLocked()) continue;
+    ++idle_workers_;
+    bool may_retire = alive_workers_ > min_workers_;
+    absl::Time give_up =
+        may_retire ? clock_.Now() + idle_timeout_ : absl::InfiniteFuture();
+    bool retire = false;
+    while (queue_front_ == nullptr && !stopping_) {
+      if (may_retire && clock_.Now() >= give_up) {
+        retire = alive_workers_ > min_workers_;
+        break;
+      }
+      clock_.WaitWithDeadline(work_cv_, mu_, give_up);
+    }
+    --idle_workers_;
+    if (retire) break;
   }
   me.alive = false;
   --alive_workers_;
 }
 
-void WorkerPool::Execute(PoolTask* task, int index) {
+PoolTask* WorkerPool::StartNextLocked(Worker& me) {
+  PoolTask* task = queue_front_;
+  UnlinkLocked(task);
+  queued_cost_ns_ -= absl::ToInt64Nanoseconds(task->options.cost);
+  task->MoveTo(PoolTask::State::kRunning);
+  me.task = task;
+  me.started_ticks = clock_.Ticks();
+  ++running_;
+  ObserveQueueWaitLocked(
+      clock_.TicksToDuration(me.started_ticks - task->submitted_ticks),
+      me.started_ticks);
+  // More queued than this worker takes: wake one more (a submitter that saw
+  // a spinning worker woke no one).
+  if (queue_front_ != nullptr && idle_workers_ > 0) work_cv_.Signal();
+  CheckInvariantsLocked();
+  return task;
+}
+
+void WorkerPool::FinishLocked(Worker& me, PoolTask* task) {
+  me.task = nullptr;
+  --running_;
+  ReleaseLocked(task);
+  task->MoveTo(PoolTask::State::kDelivering);
+  ++completed_[static_cast<int>(task->result.outcome)];
+  CheckInvariantsLocked();
+}
+
+bool WorkerPool::SpinForWorkLocked() {
+  if (spinning_) return false;  // one spinner is enough to catch the next task
+  spinning_ = true;
+  mu_.Unlock();
+  for (int i = 0;
+       i < kSpinIterations && queued_hint_.load(std::memory_order_relaxed) == 0;
+       ++i) {
+    CpuRelax();
+  }
+  mu_.Lock();
+  spinning_ = false;
+  return queue_front_ != nullptr;
+}
+
+void WorkerPool::Execute(PoolTask* task, int index, int64_t start) {
   TaskResult& result = task->result;
   result = TaskResult();
-  int64_t start = clock_.Ticks();
   absl::Status status;
   try {
     status = task->fn(task->cancel.token());
@@ -747,8 +831,15 @@ void WorkerPool::TimerLoop() {
   MutexLock lock(&mu_);
   while (!stopping_) {
     absl::Time now = clock_.Now();
-    while (!deadlines_.empty() && deadlines_.front()->options.deadline <= now) {
-      PoolTask* task = deadlines_.front();
+    while (!deadlines_.empty()) {
+      const TimerEntry& front = deadlines_.front();
+      if (StaleLocked(front)) {
+        TimerPopLocked();
+        continue;
+      }
+      if (front.deadline > now) break;
+      PoolTask* task = front.task;
+      TimerPopLocked();
       if (task->state == PoolTask::State::kQueued) {
         TakeUnrunLocked(task, TaskOutcome::kDeadlineExceeded);
         expired.push_back(task);
@@ -764,9 +855,11 @@ void WorkerPool::TimerLoop() {
       mu_.Lock();
       continue;
     }
-    absl::Time next = deadlines_.empty() ? absl::InfiniteFuture()
-                                         : deadlines_.front()->options.deadline;
-    clock_.WaitWithDeadline(timer_cv_, mu_, next);
+    timer_wakes_at_ = deadlines_.empty() ? absl::InfiniteFuture()
+                                         : deadlines_.front().deadline;
+    clock_.WaitWithDeadline(timer_cv_, mu_, timer_wakes_at_);
+    // Until it looks again it will not sleep: every deadline is "earlier".
+    timer_wakes_at_ = absl::InfinitePast();
   }
 }
 
@@ -819,10 +912,10 @@ void WorkerPool::CheckInvariantsLocked() const {
     ++count;
     cost += absl::ToInt64Nanoseconds(t->options.cost);
     bytes += t->options.bytes;
-    POOL_CHECK((t->heap_index != PoolTask::kNotInHeap) ==
-               (t->options.deadline != absl::InfiniteFuture()));
+    POOL_CHECK(t->timed == (t->options.deadline != absl::InfiniteFuture()));
   }
-  int running = 0;
+  int running = inline_running_;
+  bytes += inline_bytes_;
   for (const Worker& w : workers_) {
     if (w.task == nullptr) continue;
     POOL_CHECK(w.task->state == PoolTask::State::kRunning);
@@ -831,15 +924,16 @@ void WorkerPool::CheckInvariantsLocked() const {
   }
   POOL_CHECK(count == queued_ && cost == queued_cost_ns_);
   POOL_CHECK(running == running_ && bytes == inflight_bytes_);
-  for (size_t i = 0; i < deadlines_.size(); ++i) {
-    POOL_CHECK(deadlines_[i]->heap_index == i);
-    POOL_CHECK(deadlines_[i]->state == PoolTask::State::kQueued ||
-               deadlines_[i]->state == PoolTask::State::kRunning);
-    if (i > 0) {
-      POOL_CHECK(deadlines_[(i - 1) / 2]->options.deadline <=
-                 deadlines_[i]->options.deadline);
-    }
+  size_t live = 0;
+  for (const TimerEntry& e : deadlines_) {
+    if (StaleLocked(e)) continue;
+    ++live;
+    POOL_CHECK(e.task->state == PoolTask::State::kQueued ||
+               e.task->state == PoolTask::State::kRunning);
+    POOL_CHECK(e.deadline == e.task->options.deadline);
   }
+  POOL_CHECK(live == timed_);
+  POOL_CHECK(std::is_heap(deadlines_.begin(), deadlines_.end(), LaterDeadline));
 #endif
 }
 

@@ -1,6 +1,7 @@
 #include "server/service/compute_service.h"
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -75,18 +76,24 @@ std::string_view RejectReasonName(RejectReason reason) {
   return "unknown";
 }
 
-// One Run call. Lives from Run until gRPC calls OnDone.
+// What the service knows of one call, whichever reactor answers it.
+struct CallInfo {
+  grpc::CallbackServerContext* context = nullptr;
+  const compute::v1::RunRequest* request = nullptr;
+  compute::v1::RunResponse* response = nullptr;
+  std::chrono::steady_clock::time_point started;
+  absl::Time deadline;
+  const tasks::TaskKind* kind = nullptr;
+  double cost_units = 0;  // this request's size, for the cost model
+  TaskOptions options;
+};
+
+// A call that went to the pool's queue: the reactor lives from Run until
+// gRPC calls OnDone, so that a client cancel (OnCancel) reaches its task.
 class RunCall final : public grpc::ServerUnaryReactor {
  public:
-  RunCall(ComputeService& service, grpc::CallbackServerContext* context,
-          const compute::v1::RunRequest* request,
-          compute::v1::RunResponse* response)
-      : service_(service),
-        context_(context),
-        request_(request),
-        response_(response),
-        started_(absl::Now()),
-        deadline_(DeadlineOf(*context)) {}
+  RunCall(ComputeService& service, const CallInfo& call)
+      : service_(service), call_(call) {}
 
   void Start();
 
@@ -94,19 +101,13 @@ class RunCall final : public grpc::ServerUnaryReactor {
   void OnDone() override { delete this; }
 
  private:
-  void Reply(const grpc::Status& status);
-  void Refuse(RejectReason reason, grpc::StatusCode code,
-              const std::string& message, absl::Duration pushback);
-  void Complete(const TaskResult& result);
+  void Reply(const grpc::Status& status) {
+    service_.Answered(call_, status);
+    Finish(status);
+  }
 
   ComputeService& service_;
-  grpc::CallbackServerContext* const context_;
-  const compute::v1::RunRequest* const request_;
-  compute::v1::RunResponse* const response_;
-  const absl::Time started_;
-  const absl::Time deadline_;
-  const tasks::TaskKind* kind_ = nullptr;
-  double cost_units_ = 0;  // this request's size, for the cost model
+  CallInfo call_;
 
   Mutex mu_;
   TaskHandle handle_ ABSL_GUARDED_BY(mu_);
@@ -114,83 +115,19 @@ class RunCall final : public grpc::ServerUnaryReactor {
 };
 
 void RunCall::Start() {
-  if (CallObserver* o = service_.options_.observer)
-    o->OnCallStarted(kRunMethod);
-  if (service_.draining()) {
-    Refuse(RejectReason::kDraining, grpc::StatusCode::UNAVAILABLE,
-           "server is draining (shutting down); retry on another replica",
-           absl::ZeroDuration());
-    return;
-  }
-  if (absl::Status valid = tasks::ValidateRequest(*request_); !valid.ok()) {
-    Reply(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                       std::string(valid.message())));
-    return;
-  }
-  kind_ = tasks::FindTaskKind(request_->task_case());
-  cost_units_ = kind_->cost_units(*request_);
-
-  WorkerPool& pool = service_.pool_;
-  TaskOptions options;
-  options.deadline = deadline_;
-  options.tag = static_cast<uint32_t>(kind_->index);
-  options.cost = service_.cost_model_.Estimate(kind_->index, cost_units_);
-  options.bytes = static_cast<int64_t>(request_->ByteSizeLong()) +
-                  kind_->response_bytes(*request_);
-  options.admit_by_deadline = service_.options_.admission;
-  if (int64_t limit = pool.max_inflight_bytes();
-      limit > 0 && options.bytes > limit) {
-    Reply(grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("request too large for this server: it needs ",
-                     options.bytes,
-                     " bytes (request + response) but the "
-                     "server holds at most ",
-                     limit, " bytes of calls (--max_inflight_bytes)")));
-    return;
-  }
-
-  const compute::v1::RunRequest* request = request_;
-  compute::v1::RunResponse* response = response_;
-  const tasks::TaskKind* kind = kind_;
+  SubmitRefusal refusal;
   // The completion may finish the call on a worker before Submit returns;
   // gRPC keeps this reactor alive until Run has returned, so `this` is valid
   // for the rest of Start.
-  TaskRunner run_task = service_.options_.run_task;
-  SubmitRefusal refusal;
-  auto handle = pool.Submit(
-      [kind, request, response, run_task](const CancelToken& cancel) {
-        return run_task != nullptr ? run_task(*kind, *request, cancel, response)
-                                   : kind->run(*request, cancel, response);
+  auto handle = service_.pool_.Submit(
+      service_.TaskFor(call_),
+      [this](const TaskResult& result) {
+        Reply(service_.Completed(call_, result));
       },
-      [this](const TaskResult& result) { Complete(result); }, options,
-      &refusal);
+      call_.options, &refusal);
   if (!handle.ok()) {
-    const absl::Status& s = handle.status();
-    switch (refusal.reason) {
-      case RefusalReason::kShutDown:
-        Refuse(RejectReason::kDraining, grpc::StatusCode::UNAVAILABLE,
-               "server is draining (shutting down); retry on another replica",
-               absl::ZeroDuration());
-        return;
-      case RefusalReason::kExpired:
-        Reply(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                           "deadline had passed when the call arrived"));
-        return;
-      case RefusalReason::kDeadline:
-        Refuse(RejectReason::kDeadline, grpc::StatusCode::RESOURCE_EXHAUSTED,
-               absl::StrCat(s.message(),
-                            "; retry later or with a longer deadline"),
-               refusal.retry_after);
-        return;
-      default:  // a budget: queue_full, memory, overload
-        Refuse(RejectReasonFor(refusal.reason),
-               grpc::StatusCode::RESOURCE_EXHAUSTED,
-               absl::StrCat("server busy: ", s.message(), "; retry in ",
-                            Ms(refusal.retry_after), " ms"),
-               refusal.retry_after);
-        return;
-    }
+    Reply(service_.Refused(call_, handle.status(), refusal));
+    return;
   }
   bool cancel_now;
   {
@@ -198,7 +135,7 @@ void RunCall::Start() {
     handle_ = *handle;
     cancel_now = cancelled_;
   }
-  if (cancel_now) pool.Cancel(*handle);
+  if (cancel_now) service_.pool_.Cancel(*handle);
 }
 
 void RunCall::OnCancel() {
@@ -214,76 +151,180 @@ void RunCall::OnCancel() {
   if (handle.valid()) service_.pool_.Cancel(handle);
 }
 
-void RunCall::Refuse(RejectReason reason, grpc::StatusCode code,
-                     const std::string& message, absl::Duration pushback) {
-  service_.CountRejected(reason);
-  if (pushback > absl::ZeroDuration()) {
-    context_->AddTrailingMetadata("grpc-retry-pushback-ms", Ms(pushback));
-  }
-  Reply(grpc::Status(code, message));
-}
-
-void RunCall::Complete(const TaskResult& result) {
-  if (result.worker >= 0) {
-    SetDuration(result.queue_wait, response_->mutable_queue_time());
-    SetDuration(result.run_time, response_->mutable_run_time());
-    response_->set_worker(static_cast<uint32_t>(result.worker));
-  }
-  if ((result.outcome == TaskOutcome::kCancelled ||
-       result.outcome == TaskOutcome::kDeadlineExceeded) &&
-      result.worker >= 0) {
-    // Stopped after running a while: it costs at least that.
-    service_.cost_model_.Record(kind_->index, cost_units_, result.run_time,
-                                /*lower_bound=*/true);
-  }
-  switch (result.outcome) {
-    case TaskOutcome::kOk:
-      service_.cost_model_.Record(kind_->index, cost_units_, result.run_time);
-      Reply(grpc::Status::OK);
-      return;
-    case TaskOutcome::kCancelled:
-      Reply(grpc::Status(grpc::StatusCode::CANCELLED,
-                         "call cancelled by the client"));
-      return;
-    case TaskOutcome::kDeadlineExceeded:
-      Reply(grpc::Status(
-          grpc::StatusCode::DEADLINE_EXCEEDED,
-          result.worker < 0
-              ? absl::StrCat("deadline exceeded after ", Ms(result.queue_wait),
-                             " ms in the queue; the task never ran")
-              : absl::StrCat("deadline exceeded after ", Ms(result.run_time),
-                             " ms of running; the task was stopped")));
-      return;
-    case TaskOutcome::kFailed:
-      Reply(grpc::Status(grpc::StatusCode::INTERNAL,
-                         absl::StrCat(Sv(kind_->name), " task failed: ",
-                                      result.status.message())));
-      return;
-    case TaskOutcome::kShutDown:
-      Reply(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                         "server shut down before the task could finish; "
-                         "retry on another replica"));
-      return;
-  }
-}
-
-void RunCall::Reply(const grpc::Status& status) {
-  if (CallObserver* o = service_.options_.observer) {
-    o->OnCallHandled(kRunMethod, status.error_code(), absl::Now() - started_);
-  }
-  Finish(status);
-}
-
 ComputeService::ComputeService(WorkerPool& pool, ComputeServiceOptions options)
     : pool_(pool), options_(options), cost_model_(CostPriors()) {}
 
+// Most calls end here, answered from gRPC's DefaultReactor (no reactor
+// object, no cancel hook): bad input, refusals, and cheap tasks that run at
+// once on this thread while a worker's place is free. Only a call that
+// waits for a worker gets a RunCall.
 grpc::ServerUnaryReactor* ComputeService::Run(
     grpc::CallbackServerContext* context,
     const compute::v1::RunRequest* request,
     compute::v1::RunResponse* response) {
-  auto* call = new RunCall(*this, context, request, response);
-  call->Start();
-  return call;
+  CallInfo call;
+  call.context = context;
+  call.request = request;
+  call.response = response;
+  call.started = std::chrono::steady_clock::now();
+  call.deadline = DeadlineOf(*context);
+  if (options_.observer != nullptr)
+    options_.observer->OnCallStarted(kRunMethod);
+  if (std::optional<grpc::Status> answer = Prepare(call)) {
+    return AnswerNow(call, *answer);
+  }
+  TaskFn task = TaskFor(call);
+  TaskResult result;
+  if (pool_.RunInlineIfFree(task, call.options, &result)) {
+    return AnswerNow(call, Completed(call, result));
+  }
+  auto* reactor = new RunCall(*this, call);
+  reactor->Start();
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ComputeService::AnswerNow(
+    const CallInfo& call, const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = call.context->DefaultReactor();
+  Answered(call, status);
+  reactor->Finish(status);
+  return reactor;
+}
+
+void ComputeService::Answered(const CallInfo& call,
+                              const grpc::Status& status) {
+  if (options_.observer == nullptr) return;
+  options_.observer->OnCallHandled(
+      kRunMethod, status.error_code(),
+      absl::FromChrono(std::chrono::steady_clock::now() - call.started));
+}
+
+std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
+  if (draining()) {
+    return Refuse(call, RejectReason::kDraining, grpc::StatusCode::UNAVAILABLE,
+                  "server is draining (shutting down); retry on another "
+                  "replica",
+                  absl::ZeroDuration());
+  }
+  const compute::v1::RunRequest& request = *call.request;
+  if (absl::Status valid = tasks::ValidateRequest(request); !valid.ok()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        std::string(valid.message()));
+  }
+  call.kind = tasks::FindTaskKind(request.task_case());
+  call.cost_units = call.kind->cost_units(request);
+  TaskOptions& options = call.options;
+  options.deadline = call.deadline;
+  options.tag = static_cast<uint32_t>(call.kind->index);
+  options.cost = cost_model_.Estimate(call.kind->index, call.cost_units);
+  options.bytes = static_cast<int64_t>(request.ByteSizeLong()) +
+                  call.kind->response_bytes(request);
+  options.admit_by_deadline = options_.admission;
+  if (int64_t limit = pool_.max_inflight_bytes();
+      limit > 0 && options.bytes > limit) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("request too large for this server: it needs ",
+                     options.bytes,
+                     " bytes (request + response) but the server holds at "
+                     "most ",
+                     limit, " bytes of calls (--max_inflight_bytes)"));
+  }
+  return std::nullopt;
+}
+
+TaskFn ComputeService::TaskFor(const CallInfo& call) const {
+  return [kind = call.kind, request = call.request, response = call.response,
+          run_task = options_.run_task](const CancelToken& cancel) {
+    return run_task != nullptr ? run_task(*kind, *request, cancel, response)
+                               : kind->run(*request, cancel, response);
+  };
+}
+
+grpc::Status ComputeService::Refuse(const CallInfo& call, RejectReason reason,
+                                    grpc::StatusCode code,
+                                    const std::string& message,
+                                    absl::Duration pushback) {
+  CountRejected(reason);
+  if (pushback > absl::ZeroDuration()) {
+    call.context->AddTrailingMetadata("grpc-retry-pushback-ms", Ms(pushback));
+  }
+  return grpc::Status(code, message);
+}
+
+grpc::Status ComputeService::Refused(const CallInfo& call,
+                                     const absl::Status& status,
+                                     const SubmitRefusal& refusal) {
+  switch (refusal.reason) {
+    case RefusalReason::kShutDown:
+      return Refuse(call, RejectReason::kDraining,
+                    grpc::StatusCode::UNAVAILABLE,
+                    "server is draining (shutting down); retry on another "
+                    "replica",
+                    absl::ZeroDuration());
+    case RefusalReason::kExpired:
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                          "deadline had passed when the call arrived");
+    case RefusalReason::kDeadline:
+      return Refuse(call, RejectReason::kDeadline,
+                    grpc::StatusCode::RESOURCE_EXHAUSTED,
+                    absl::StrCat(status.message(),
+                                 "; retry later or with a longer deadline"),
+                    refusal.retry_after);
+    default:  // a budget: queue_full, memory, overload
+      return Refuse(call, RejectReasonFor(refusal.reason),
+                    grpc::StatusCode::RESOURCE_EXHAUSTED,
+                    absl::StrCat("server busy: ", status.message(),
+                                 "; retry in ", Ms(refusal.retry_after), " ms"),
+                    refusal.retry_after);
+  }
+}
+
+grpc::Status ComputeService::Completed(const CallInfo& call,
+                                       const TaskResult& result) {
+  const bool ran = result.worker >= 0;
+  if (ran) {
+    compute::v1::RunResponse* response = call.response;
+    SetDuration(result.queue_wait, response->mutable_queue_time());
+    SetDuration(result.run_time, response->mutable_run_time());
+    response->set_worker(static_cast<uint32_t>(result.worker));
+  }
+  const int kind = call.kind->index;
+  switch (result.outcome) {
+    case TaskOutcome::kOk:
+      cost_model_.Record(kind, call.cost_units, result.run_time);
+      return grpc::Status::OK;
+    case TaskOutcome::kCancelled:
+      // Stopped after running a while: it costs at least that.
+      if (ran) {
+        cost_model_.Record(kind, call.cost_units, result.run_time,
+                           /*lower_bound=*/true);
+      }
+      return grpc::Status(grpc::StatusCode::CANCELLED,
+                          "call cancelled by the client");
+    case TaskOutcome::kDeadlineExceeded:
+      if (!ran) {
+        return grpc::Status(
+            grpc::StatusCode::DEADLINE_EXCEEDED,
+            absl::StrCat("deadline exceeded after ", Ms(result.queue_wait),
+                         " ms in the queue; the task never ran"));
+      }
+      cost_model_.Record(kind, call.cost_units, result.run_time,
+                         /*lower_bound=*/true);
+      return grpc::Status(
+          grpc::StatusCode::DEADLINE_EXCEEDED,
+          absl::StrCat("deadline exceeded after ", Ms(result.run_time),
+                       " ms of running; the task was stopped"));
+    case TaskOutcome::kFailed:
+      return grpc::Status(grpc::StatusCode::INTERNAL,
+                          absl::StrCat(Sv(call.kind->name), " task failed: ",
+                                       result.status.message()));
+    case TaskOutcome::kShutDown:
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "server shut down before the task could finish; "
+                          "retry on another replica");
+  }
+  return grpc::Status(grpc::StatusCode::INTERNAL, "unknown task outcome");
 }
 
 void ComputeService::CountRejected(RejectReason reason) {

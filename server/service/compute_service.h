@@ -33,6 +33,8 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <optional>
+#include <string>
 
 #include "compute/v1/compute.grpc.pb.h"
 #include "server/pool/cost_model.h"
@@ -56,6 +58,8 @@ struct ComputeServiceOptions {
   TaskRunner run_task = nullptr;     // nullptr: kind.run
 };
 
+struct CallInfo;
+
 class ComputeService final : public compute::v1::Compute::CallbackService {
  public:
   // `pool` must outlive the service.
@@ -78,6 +82,23 @@ class ComputeService final : public compute::v1::Compute::CallbackService {
 
  private:
   friend class RunCall;
+  // Validates and estimates the call (kind, cost, bytes, options); a status
+  // when it is to be answered at once instead (bad input, draining).
+  std::optional<grpc::Status> Prepare(CallInfo& call);
+  TaskFn TaskFor(const CallInfo& call) const;
+  // Answers from gRPC's DefaultReactor, on this thread.
+  grpc::ServerUnaryReactor* AnswerNow(const CallInfo& call,
+                                      const grpc::Status& status);
+  // Tells the observer the call is answered with `status`.
+  void Answered(const CallInfo& call, const grpc::Status& status);
+  // The status for a task's result (and the cost model learns from it).
+  grpc::Status Completed(const CallInfo& call, const TaskResult& result);
+  // The status for a refusal by the pool, counted, with its pushback.
+  grpc::Status Refused(const CallInfo& call, const absl::Status& status,
+                       const SubmitRefusal& refusal);
+  grpc::Status Refuse(const CallInfo& call, RejectReason reason,
+                      grpc::StatusCode code, const std::string& message,
+                      absl::Duration pushback);
   void CountRejected(RejectReason reason);
 
   WorkerPool& pool_;

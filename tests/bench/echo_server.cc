@@ -11,6 +11,9 @@
 // --port 0 (the default) asks the kernel for a port; the first line on
 // stdout is "port N" (flushed), so scripts can read it. --address defaults to
 // 127.0.0.1. SIGTERM or SIGINT shuts the server down and exits 0.
+// ECHO_OWN_REACTOR=1 in the environment answers from a reactor object made
+// per call (as a service that handles cancels must) instead of gRPC's
+// DefaultReactor, to see what that costs.
 //
 // Not a test: CTest never runs it.
 #include <signal.h>
@@ -29,16 +32,30 @@
 namespace compute::bench {
 namespace {
 
+// A reactor object per call, as a service that must hear about cancels
+// (OnCancel) needs: what that costs over gRPC's DefaultReactor.
+class OwnReactor final : public grpc::ServerUnaryReactor {
+ public:
+  OwnReactor() { Finish(grpc::Status::OK); }
+  void OnCancel() override {}
+  void OnDone() override { delete this; }
+};
+
 class EchoService final : public compute::v1::Compute::CallbackService {
  public:
+  explicit EchoService(bool own_reactor) : own_reactor_(own_reactor) {}
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
                                 const compute::v1::RunRequest* /*request*/,
                                 compute::v1::RunResponse* response) override {
     response->mutable_fib()->set_value(1);
+    if (own_reactor_) return new OwnReactor();
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
+
+ private:
+  const bool own_reactor_;
 };
 
 struct Flags {
@@ -99,7 +116,9 @@ int Main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  EchoService service;
+  // ECHO_OWN_REACTOR=1: a reactor object per call instead of DefaultReactor.
+  const char* own = std::getenv("ECHO_OWN_REACTOR");
+  EchoService service(own != nullptr && std::string_view(own) == "1");
   grpc::ServerBuilder builder;
   int selected_port = 0;
   builder.AddListeningPort(flags.address + ":" + std::to_string(flags.port),

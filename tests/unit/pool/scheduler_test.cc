@@ -1,6 +1,9 @@
 // The scheduler's budgets, cost accounting and overload rule, on a
 // SimulatedClock so that every wait and deadline is exact.
+#include <atomic>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -276,6 +279,85 @@ TEST(SchedulerTest, StopOutcomeIsDecidedByTheClockAtCompletion) {
   ASSERT_TRUE(done.WaitForCount(2));
   EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kDeadlineExceeded);
   EXPECT_EQ(done.Get(0)->status.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+// Workers as permits: a task cheaper than inline_max_cost runs at once on
+// the calling thread when a place is free and nothing waits.
+TEST(SchedulerTest, CheapTaskRunsInlineHoldingAFreePlace) {
+  PoolOptions options;
+  options.inline_max_cost = absl::Microseconds(20);
+  auto s = MakeScheduler(1, 4, options);
+  WorkerPool& pool = *s->pool;
+  std::thread::id ran_on;
+  std::atomic<int> busy_inside{-1};
+  TaskFn fn = [&](const CancelToken&) {
+    ran_on = std::this_thread::get_id();
+    busy_inside = pool.Stats().busy;
+    return absl::OkStatus();
+  };
+  TaskResult result;
+  TaskOptions task = Cost(absl::Microseconds(5));
+  task.bytes = 100;
+  ASSERT_TRUE(pool.RunInlineIfFree(fn, task, &result));
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  EXPECT_EQ(busy_inside.load(), 1) << "it held a worker's place";
+  EXPECT_EQ(result.outcome, TaskOutcome::kOk);
+  EXPECT_EQ(result.worker, 1) << "max_workers: the caller's thread";
+  PoolStats stats = pool.Stats();
+  EXPECT_EQ(stats.accepted, 1u);
+  EXPECT_EQ(stats.completed[static_cast<int>(TaskOutcome::kOk)], 1u);
+  EXPECT_EQ(stats.busy, 0);
+  EXPECT_EQ(stats.inflight_bytes, 0);
+
+  // Too costly to run inline: refused here, untouched, for Submit.
+  int calls = 0;
+  TaskFn costly = [&](const CancelToken&) {
+    ++calls;
+    return absl::OkStatus();
+  };
+  EXPECT_FALSE(
+      pool.RunInlineIfFree(costly, Cost(absl::Microseconds(21)), &result));
+  EXPECT_EQ(calls, 0);
+  ASSERT_TRUE(costly);
+  EXPECT_EQ(pool.Stats().accepted, 1u) << "nothing counted";
+}
+
+TEST(SchedulerTest, NothingRunsInlineWhileAllPlacesAreTakenOrWorkWaits) {
+  PoolOptions options;
+  options.inline_max_cost = absl::Microseconds(20);
+  auto s = MakeScheduler(1, 4, options);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  TaskFn cheap = Noop();
+  TaskResult result;
+  EXPECT_FALSE(
+      pool.RunInlineIfFree(cheap, Cost(absl::Microseconds(1)), &result))
+      << "the one place is taken: the bound on running tasks holds";
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(1)).ok());
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(2));
+  ASSERT_TRUE(WaitUntil([&] { return pool.Stats().busy == 0; }));
+  EXPECT_TRUE(
+      pool.RunInlineIfFree(cheap, Cost(absl::Microseconds(1)), &result));
+}
+
+TEST(SchedulerTest, InlineRunsAreAdmittedByTheSameBudgets) {
+  PoolOptions options;
+  options.inline_max_cost = absl::Microseconds(20);
+  options.max_inflight_bytes = 1000;
+  auto s = MakeScheduler(1, 4, options);
+  WorkerPool& pool = *s->pool;
+  TaskFn fn = Noop();
+  TaskResult result;
+  TaskOptions big = Cost(absl::Microseconds(1));
+  big.bytes = 1001;
+  EXPECT_FALSE(pool.RunInlineIfFree(fn, big, &result));
+  TaskOptions expired = Cost(absl::Microseconds(1), s->clock.Now());
+  EXPECT_FALSE(pool.RunInlineIfFree(fn, expired, &result));
+  EXPECT_EQ(pool.Stats().accepted, 0u);
 }
 
 TEST(SchedulerTest, RefusalsAreCountedByReason) {
