@@ -462,6 +462,16 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
   }
   const bool check_deadline = options.admit_by_deadline && has_deadline;
   if (!overloaded_ && !check_deadline) return absl::OkStatus();
+  if (!overloaded_) {
+    // The full cost of the running tasks bounds what they have left: a
+    // deadline beyond that bound needs no exact wait (the common case).
+    const int64_t bound_ns =
+        (queued_cost_ns_ + running_full_cost_ns_) / max_workers_ +
+        absl::ToInt64Nanoseconds(options.cost);
+    if (absl::Nanoseconds(bound_ns) <= options.deadline - now) {
+      return absl::OkStatus();
+    }
+  }
   const absl::Duration wait = expected_wait();
   if (overloaded_ && wait > target_queue_wait_) {
     why->reason = RefusalReason::kOverload;
@@ -732,6 +742,7 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
   me.task = task;
   me.started_ticks = clock_.Ticks();
   ++running_;
+  running_full_cost_ns_ += absl::ToInt64Nanoseconds(task->options.cost);
   ObserveQueueWaitLocked(
       clock_.TicksToDuration(me.started_ticks - task->submitted_ticks),
       me.started_ticks);
@@ -745,6 +756,7 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
 void WorkerPool::FinishLocked(Worker& me, PoolTask* task) {
   me.task = nullptr;
   --running_;
+  running_full_cost_ns_ -= absl::ToInt64Nanoseconds(task->options.cost);
   ReleaseLocked(task);
   task->MoveTo(PoolTask::State::kDelivering);
   ++completed_[static_cast<int>(task->result.outcome)];
@@ -916,12 +928,15 @@ void WorkerPool::CheckInvariantsLocked() const {
   }
   int running = inline_running_;
   bytes += inline_bytes_;
+  int64_t running_cost = 0;
   for (const Worker& w : workers_) {
     if (w.task == nullptr) continue;
     POOL_CHECK(w.task->state == PoolTask::State::kRunning);
     ++running;
     bytes += w.task->options.bytes;
+    running_cost += absl::ToInt64Nanoseconds(w.task->options.cost);
   }
+  POOL_CHECK(running_cost == running_full_cost_ns_);
   POOL_CHECK(count == queued_ && cost == queued_cost_ns_);
   POOL_CHECK(running == running_ && bytes == inflight_bytes_);
   size_t live = 0;

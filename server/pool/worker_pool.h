@@ -420,6 +420,8 @@ class WorkerPool {
   std::vector<TimerEntry> deadlines_ ABSL_GUARDED_BY(mu_);  // min-heap
   size_t timed_ ABSL_GUARDED_BY(mu_) = 0;  // live entries in deadlines_
   int64_t queued_cost_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  // Estimated cost of the tasks on workers, in full (not what is left).
+  int64_t running_full_cost_ns_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t inflight_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
 
