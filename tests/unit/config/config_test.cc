@@ -144,6 +144,23 @@ TEST(ConfigTest, TargetQueueWait) {
   EXPECT_EQ(c->server.pool.target_queue_wait, absl::Seconds(1));
 }
 
+TEST(ConfigTest, InlineMaxCost) {
+  auto c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.inline_max_cost, absl::Microseconds(20));
+  c = Parse({"--inline_max_cost=0"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.inline_max_cost, absl::ZeroDuration()) << "never";
+  c = Parse({}, {{"COMPUTE_INLINE_MAX_COST", "100us"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.inline_max_cost, absl::Microseconds(100));
+  c = Parse({"--inline_max_cost=1s"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()),
+              HasSubstr("--inline_max_cost must be between 0 and "
+                        "10ms (got 1s)"));
+}
+
 TEST(ConfigTest, FlagsInEveryForm) {
   auto c =
       Parse({"--port=1234", "--workers", "4", "--min_workers=1",
