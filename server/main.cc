@@ -48,6 +48,16 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
   return f;
 }
 
+// Logs why start-up failed; returns the exit code. A port another process
+// listens on is a bad value of --port or --metrics_port (exit 2, like any
+// other bad flag); anything else is 1.
+int CannotStart(const absl::Status& status) {
+  google::protobuf::Struct f;
+  Put(f, "error", std::string(status.message()));
+  compute::LogJson("error", "cannot start", f);
+  return status.code() == absl::StatusCode::kAlreadyExists ? 2 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,20 +93,10 @@ int main(int argc, char** argv) {
     // before any call is accepted.
     absl::Status s =
         metrics.Serve(config->metrics_address, config->metrics_port);
-    if (!s.ok()) {
-      google::protobuf::Struct f;
-      Put(f, "error", std::string(s.message()));
-      compute::LogJson("error", "cannot start", f);
-      return 1;
-    }
+    if (!s.ok()) return CannotStart(s);
   }
   auto server = compute::service::ComputeServer::Start(config->server);
-  if (!server.ok()) {
-    google::protobuf::Struct f;
-    Put(f, "error", std::string(server.status().message()));
-    compute::LogJson("error", "cannot start", f);
-    return 1;
-  }
+  if (!server.ok()) return CannotStart(server.status());
   metrics.AttachPool(&(*server)->pool(), &(*server)->service().cost_model());
   {
     google::protobuf::Struct f;

@@ -8,6 +8,7 @@
 #include "prometheus/exposer.h"
 #include "prometheus/gauge.h"
 #include "prometheus/text_serializer.h"
+#include "server/base/net.h"
 #include "server/metrics/build_info.h"
 
 namespace compute::metrics {
@@ -83,11 +84,10 @@ absl::Status Metrics::Serve(const std::string& address, int port) {
   if (exposer_ != nullptr) {
     return absl::FailedPreconditionError("metrics endpoint already serving");
   }
-  // civetweb's listening_ports syntax: IPv6 addresses in brackets.
-  std::string bind = absl::StrCat(address.find(':') != std::string::npos
-                                      ? absl::StrCat("[", address, "]")
-                                      : address,
-                                  ":", port);
+  if (absl::Status s = CheckPortFree(address, port); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("metrics ", s.message()));
+  }
+  std::string bind = HostPort(address, port);
   std::unique_ptr<prometheus::Exposer> exposer;
   try {
     exposer = std::make_unique<prometheus::Exposer>(bind, /*num_threads=*/2);

@@ -76,7 +76,8 @@ class Metrics {
   std::string Text() const;
 
   // Serves GET /metrics on address:port (port 0: the kernel picks). At most
-  // once. UnavailableError when the port cannot be bound.
+  // once. AlreadyExistsError "metrics port N is in use" when another socket
+  // listens there; UnavailableError when the port cannot be bound.
   [[nodiscard]] absl::Status Serve(const std::string& address, int port);
   // The bound port once Serve has succeeded, else 0.
   int port() const;

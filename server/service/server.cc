@@ -9,6 +9,7 @@
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/base/net.h"
 
 namespace compute::service {
 namespace {
@@ -78,12 +79,15 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  std::string address =
-      absl::StrCat(config.address.find(':') != std::string::npos
-                       ? absl::StrCat("[", config.address, "]")
-                       : config.address,
-                   ":", config.port);
+  // Before gRPC tries: its own failure logs a multi-line error of its own.
+  if (absl::Status s = CheckPortFree(config.address, config.port); !s.ok()) {
+    return s;
+  }
+  std::string address = HostPort(config.address, config.port);
   builder.AddListeningPort(address, *credentials, &server->port_);
+  // gRPC sets SO_REUSEPORT by default: a second server on the same port would
+  // quietly share the calls with the first. A port taken is an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(server->service_.get());
   if (config.pool.max_inflight_bytes > 0) {
     // The pool's memory budget charges a call only once its request has
@@ -111,6 +115,10 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
+    // Taken since the check above?
+    if (absl::Status s = CheckPortFree(config.address, config.port); !s.ok()) {
+      return s;
+    }
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address,
                      " (in use, or not an address of this host)"));

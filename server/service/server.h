@@ -50,7 +50,9 @@ struct ServerConfig {
 
 class ComputeServer {
  public:
-  // Builds the pool and starts serving.
+  // Builds the pool and starts serving. AlreadyExistsError "port N is in
+  // use" when another socket listens on config.port (SO_REUSEPORT is off:
+  // a second server must not quietly share the port with a first).
   static absl::StatusOr<std::unique_ptr<ComputeServer>> Start(
       const ServerConfig& config);
   ~ComputeServer();

@@ -13,6 +13,8 @@
 #include "absl/strings/str_split.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -150,6 +152,79 @@ TEST(ServerE2eTest, BadFlagsAndEnvExitTwoWithOneClearLine) {
     ASSERT_EQ(lines.size(), 1u) << exit.stderr_text;
     EXPECT_THAT(lines[0], HasSubstr(c.expect));
   }
+}
+
+// Every line of `text` that parses as a JSON object, and whether any line
+// did not (gRPC's own log format would not).
+std::vector<google::protobuf::Struct> JsonLines(const std::string& text,
+                                                bool* all_json) {
+  std::vector<google::protobuf::Struct> lines;
+  *all_json = true;
+  std::vector<std::string> text_lines =
+      absl::StrSplit(text, '\n', absl::SkipEmpty());
+  for (const std::string& line : text_lines) {
+    google::protobuf::Struct log;
+    if (google::protobuf::util::JsonStringToMessage(line, &log).ok()) {
+      lines.push_back(std::move(log));
+    } else {
+      *all_json = false;
+    }
+  }
+  return lines;
+}
+
+// A second server on a port the first holds must not share it (gRPC's
+// default SO_REUSEPORT would): one error line naming the port, exit 2. The
+// same for the metrics port.
+TEST(ServerE2eTest, PortInUseExitsTwoWithOneClearLine) {
+  int metrics_port = metrics::testing::FreeLoopbackPort();
+  ServerProcess first(ArgsWithMetrics(metrics_port));
+  ASSERT_TRUE(first.Spawn());
+  std::optional<int> port = first.WaitServing();
+  ASSERT_TRUE(port.has_value());
+
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  };
+  std::vector<Case> cases = {
+      {{"--address=127.0.0.1", absl::StrCat("--port=", *port),
+        "--metrics_port=0"},
+       absl::StrCat("port ", *port, " is in use")},
+      // The wildcard address overlaps the first server's 127.0.0.1.
+      {{"--address=0.0.0.0", absl::StrCat("--port=", *port),
+        "--metrics_port=0"},
+       absl::StrCat("port ", *port, " is in use")},
+      {{"--address=127.0.0.1", "--port=0", "--metrics_address=127.0.0.1",
+        absl::StrCat("--metrics_port=", metrics_port)},
+       absl::StrCat("metrics port ", metrics_port, " is in use")},
+  };
+  for (const Case& c : cases) {
+    ServerProcess second(c.args);
+    ASSERT_TRUE(second.Spawn());
+    ExitResult exit = second.Wait(absl::Seconds(15));
+    EXPECT_EQ(exit.code, 2) << exit.stderr_text;
+    bool all_json = false;
+    std::vector<google::protobuf::Struct> lines =
+        JsonLines(exit.stderr_text, &all_json);
+    EXPECT_TRUE(all_json) << exit.stderr_text;
+    std::vector<std::string> errors;
+    for (const auto& line : lines) {
+      const auto& f = line.fields();
+      EXPECT_NE(f.at("msg").string_value(), "serving") << exit.stderr_text;
+      if (f.at("level").string_value() == "error") {
+        errors.push_back(f.at("error").string_value());
+      }
+    }
+    EXPECT_THAT(errors, ::testing::ElementsAre(c.expect)) << exit.stderr_text;
+  }
+
+  // The first server still serves, alone.
+  auto stub = StubFor(*port);
+  AsyncCall call(*stub, Fib(10), absl::Seconds(10));
+  EXPECT_TRUE(call.Wait().ok());
+  first.Signal(SIGTERM);
+  EXPECT_EQ(first.Wait().code, 0);
 }
 
 TEST(ServerE2eTest, FlagWinsOverEnvironment) {

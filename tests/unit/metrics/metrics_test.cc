@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/check_names.h"
@@ -138,9 +139,19 @@ TEST(MetricsTest, APortInUseIsAnErrorNotAnException) {
   ASSERT_TRUE(first.Serve("127.0.0.1", 0).ok());
   Metrics second;
   absl::Status s = second.Serve("127.0.0.1", first.port());
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
-  EXPECT_THAT(s.message(), HasSubstr("cannot listen"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists) << s;
+  EXPECT_EQ(s.message(),
+            absl::StrCat("metrics port ", first.port(), " is in use"));
   EXPECT_EQ(second.port(), 0);
+}
+
+TEST(MetricsTest, AnAddressNotOfThisHostIsAnErrorNotAnException) {
+  Metrics metrics;
+  // TEST-NET-1 (RFC 5737): never an address of this host.
+  absl::Status s = metrics.Serve("192.0.2.1", 0);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_THAT(s.message(), HasSubstr("cannot listen on 192.0.2.1:0"));
+  EXPECT_EQ(metrics.port(), 0);
 }
 
 }  // namespace

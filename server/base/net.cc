@@ -1,0 +1,52 @@
+#include "server/base/net.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+
+namespace compute {
+
+std::string HostPort(absl::string_view host, int port) {
+  if (host.find(':') != absl::string_view::npos) {
+    return absl::StrCat("[", host, "]:", port);
+  }
+  return absl::StrCat(host, ":", port);
+}
+
+absl::Status CheckPortFree(absl::string_view host, int port) {
+  if (port == 0) return absl::OkStatus();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  std::string host_text(host);
+  std::string port_text = absl::StrCat(port);
+  addrinfo* addresses = nullptr;
+  if (getaddrinfo(host_text.empty() ? nullptr : host_text.c_str(),
+                  port_text.c_str(), &hints, &addresses) != 0) {
+    return absl::OkStatus();
+  }
+  bool in_use = false;
+  for (addrinfo* a = addresses; a != nullptr && !in_use; a = a->ai_next) {
+    int fd =
+        socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EADDRINUSE) {
+      in_use = true;
+    }
+    close(fd);
+  }
+  freeaddrinfo(addresses);
+  if (in_use) {
+    return absl::AlreadyExistsError(absl::StrCat("port ", port, " is in use"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace compute

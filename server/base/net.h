@@ -1,0 +1,27 @@
+// Addresses and listening ports, for the gRPC server and the metrics
+// endpoint.
+#ifndef COMPUTE_SERVER_BASE_NET_H_
+#define COMPUTE_SERVER_BASE_NET_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace compute {
+
+// "host:port", with an IPv6 literal in brackets: "[::1]:50051". The syntax
+// both gRPC and civetweb take for a listening address.
+std::string HostPort(absl::string_view host, int port);
+
+// Whether another socket already listens on host:port. Binds a TCP socket
+// to each address `host` resolves to, with SO_REUSEADDR (as gRPC and
+// civetweb do, so a port with connections in TIME_WAIT counts as free) and
+// without SO_REUSEPORT, then closes it. AlreadyExistsError "port N is in
+// use" when a bind fails with EADDRINUSE; OK otherwise, including port 0
+// and a host that does not resolve (the server's own bind reports that).
+absl::Status CheckPortFree(absl::string_view host, int port);
+
+}  // namespace compute
+
+#endif  // COMPUTE_SERVER_BASE_NET_H_
