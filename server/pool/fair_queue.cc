@@ -1,0 +1,237 @@
+#include "server/pool/fair_queue.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+namespace compute {
+namespace {
+
+void Check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "fair queue invariant failed: %s\n", what);
+    std::abort();
+  }
+}
+
+}  // namespace
+
+std::string_view PriorityName(Priority priority) {
+  switch (priority) {
+    case Priority::kCritical:
+      return "critical";
+    case Priority::kDefault:
+      return "default";
+    case Priority::kSheddable:
+      return "sheddable";
+  }
+  return "unknown";
+}
+
+std::string FairQueue::Key(std::string_view tenant, Priority priority) {
+  std::string key(tenant);
+  key.push_back(static_cast<char>('0' + static_cast<int>(priority)));
+  return key;
+}
+
+const FairQueue::Flow* FairQueue::FindFlow(std::string_view tenant,
+                                           Priority priority) const {
+  auto it = flows_.find(Key(tenant, priority));
+  return it == flows_.end() ? nullptr : it->second.get();
+}
+
+void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
+                     double weight, int64_t cost_ns) {
+  Class& c = classes_[static_cast<int>(priority)];
+  std::unique_ptr<Flow>& slot = flows_[Key(tenant, priority)];
+  if (slot == nullptr) {
+    slot = std::make_unique<Flow>();
+    slot->tenant = std::string(tenant);
+    slot->priority = priority;
+  }
+  Flow* flow = slot.get();
+  if (flow->size == 0) {
+    flow->weight = weight;
+    flow->active_index = c.active.size();
+    c.active.push_back(flow);
+    c.weights += weight;
+  }
+  node->flow = flow;
+  node->cost_ns = cost_ns;
+  node->start_tag = std::max(c.vtime, flow->finish_tag);
+  flow->finish_tag =
+      node->start_tag + static_cast<double>(cost_ns) / flow->weight;
+  node->prev = flow->back;
+  node->next = nullptr;
+  (flow->back != nullptr ? flow->back->next : flow->front) = node;
+  flow->back = node;
+  ++flow->size;
+  flow->cost_ns += cost_ns;
+  c.cost_ns += cost_ns;
+  ++size_;
+  cost_ns_ += cost_ns;
+}
+
+void FairQueue::Unlink(Node* node) {
+  Flow* flow = node->flow;
+  Class& c = classes_[static_cast<int>(flow->priority)];
+  (node->prev != nullptr ? node->prev->next : flow->front) = node->next;
+  (node->next != nullptr ? node->next->prev : flow->back) = node->prev;
+  node->prev = node->next = nullptr;
+  node->flow = nullptr;
+  --flow->size;
+  flow->cost_ns -= node->cost_ns;
+  c.cost_ns -= node->cost_ns;
+  --size_;
+  cost_ns_ -= node->cost_ns;
+  if (flow->size > 0) return;
+  // The flow leaves its class's turn, and its state goes: a tenant that
+  // returns starts at the class's virtual time then.
+  Flow* last = c.active.back();
+  c.active[flow->active_index] = last;
+  last->active_index = flow->active_index;
+  c.active.pop_back();
+  c.weights -= flow->weight;
+  if (c.active.empty()) c.weights = 0;  // no rounding residue
+  flows_.erase(Key(flow->tenant, flow->priority));
+}
+
+FairQueue::Node* FairQueue::Pop() {
+  for (Class& c : classes_) {
+    if (c.active.empty()) continue;
+    Flow* best = c.active.front();
+    for (Flow* f : c.active) {
+      if (f->front->start_tag < best->front->start_tag) best = f;
+    }
+    Node* node = best->front;
+    c.vtime = std::max(c.vtime, node->start_tag);
+    Unlink(node);
+    return node;
+  }
+  return nullptr;
+}
+
+void FairQueue::Remove(Node* node) { Unlink(node); }
+
+int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
+                             double weight, int64_t cost_ns) const {
+  (void)cost_ns;
+  (void)weight;
+  const int p = static_cast<int>(priority);
+  int64_t ahead = 0;
+  for (int q = 0; q < p; ++q) ahead += classes_[q].cost_ns;
+  const Class& c = classes_[p];
+  const Flow* own = FindFlow(tenant, priority);
+  // Where the new task would start, in the class's virtual time.
+  const double start =
+      own != nullptr ? std::max(c.vtime, own->finish_tag) : c.vtime;
+  for (const Flow* f : c.active) {
+    if (f == own) {
+      ahead += f->cost_ns;  // its whole flow is before it
+      continue;
+    }
+    // The part of f that starts before `start`: about (start - vtime) x
+    // its weight, and at least its head if that starts no later.
+    double before = (start - c.vtime) * f->weight;
+    if (f->front->start_tag <= start) {
+      before = std::max(before, static_cast<double>(f->front->cost_ns));
+    }
+    ahead += std::min(f->cost_ns, static_cast<int64_t>(before));
+  }
+  return ahead;
+}
+
+FairQueue::Share FairQueue::ShareOf(std::string_view tenant, Priority priority,
+                                    double weight, int64_t extra_ns) const {
+  const Class& c = classes_[static_cast<int>(priority)];
+  const Flow* own = FindFlow(tenant, priority);
+  Share share;
+  share.held_ns = own != nullptr ? own->cost_ns : 0;
+  const double weights = c.weights + (own != nullptr ? 0 : weight);
+  const double own_weight = own != nullptr ? own->weight : weight;
+  share.fair_ns = static_cast<int64_t>(
+      own_weight / weights * static_cast<double>(c.cost_ns + extra_ns));
+  return share;
+}
+
+FairQueue::Node* FairQueue::NewestOfTheMostOverShare(std::string_view tenant,
+                                                     Priority priority) const {
+  for (int q = kNumPriorities - 1; q >= static_cast<int>(priority); --q) {
+    const Class& c = classes_[q];
+    const Flow* worst = nullptr;
+    double worst_per_weight = 0;
+    for (const Flow* f : c.active) {
+      if (f->tenant == tenant) continue;
+      const double fair =
+          f->weight / c.weights * static_cast<double>(c.cost_ns);
+      if (static_cast<double>(f->cost_ns) <= fair) continue;
+      const double per_weight = static_cast<double>(f->cost_ns) / f->weight;
+      if (worst == nullptr || per_weight > worst_per_weight) {
+        worst = f;
+        worst_per_weight = per_weight;
+      }
+    }
+    if (worst != nullptr) return worst->back;
+  }
+  return nullptr;
+}
+
+FairQueue::Node* FairQueue::NewestSheddable() const {
+  const Class& c = classes_[static_cast<int>(Priority::kSheddable)];
+  const Flow* most = nullptr;
+  for (const Flow* f : c.active) {
+    if (most == nullptr ||
+        static_cast<double>(f->cost_ns) / f->weight >
+            static_cast<double>(most->cost_ns) / most->weight) {
+      most = f;
+    }
+  }
+  return most != nullptr ? most->back : nullptr;
+}
+
+void FairQueue::CheckInvariants() const {
+  size_t size = 0;
+  int64_t cost = 0;
+  for (int p = 0; p < kNumPriorities; ++p) {
+    const Class& c = classes_[p];
+    int64_t class_cost = 0;
+    double weights = 0;
+    for (size_t i = 0; i < c.active.size(); ++i) {
+      const Flow* f = c.active[i];
+      Check(f->active_index == i, "active index");
+      Check(static_cast<int>(f->priority) == p, "flow in its class");
+      Check(f->size > 0 && f->front != nullptr, "active flows have tasks");
+      size_t n = 0;
+      int64_t flow_cost = 0;
+      double previous_tag = -1;
+      for (const Node* node = f->front; node != nullptr; node = node->next) {
+        Check(node->flow == f, "node's flow");
+        Check(node->next != nullptr || node == f->back, "back");
+        Check(node->start_tag >= previous_tag, "tags grow along a flow");
+        Check(node->start_tag + 1e-6 >= 0, "tag");
+        previous_tag = node->start_tag;
+        ++n;
+        flow_cost += node->cost_ns;
+      }
+      Check(n == f->size && flow_cost == f->cost_ns, "flow sums");
+      class_cost += f->cost_ns;
+      weights += f->weight;
+      size += n;
+      cost += flow_cost;
+    }
+    Check(class_cost == c.cost_ns, "class cost");
+    Check(weights <= c.weights + 1e-6 && weights >= c.weights - 1e-6,
+          "class weights");
+  }
+  Check(size == size_ && cost == cost_ns_, "queue sums");
+  Check(
+      flows_.size() ==
+          [&] {
+            size_t active = 0;
+            for (const Class& c : classes_) active += c.active.size();
+            return active;
+          }(),
+      "a flow exists while it has tasks");
+}
+
+}  // namespace compute

@@ -1,0 +1,142 @@
+// FairQueue: the scheduler's queue: strict priority between classes, and
+// within a class, fair queuing by cost across tenants.
+//
+// A compute service is shared, and a FIFO serves clients in proportion to
+// what they send: a greedy client starves a modest one. So each (tenant,
+// priority) pair is a flow with its own FIFO, and flows of one class take
+// turns by start-time fair queuing (Goyal et al., SFQ): a task gets the
+// virtual start tag max(class virtual time, its flow's last finish tag), its
+// flow's finish tag advances by cost / weight, and the next task to run is
+// the head with the smallest start tag (the class's virtual time becomes
+// that tag). Costs are estimated run times, so a tenant sending expensive
+// tasks gets no more CPU than one sending cheap ones; weights (default 1)
+// scale a tenant's share. It is work-conserving: only flows with queued
+// work take part, so an idle tenant's share goes to the busy ones, and a
+// tenant that returns starts at the current virtual time (no credit saved
+// up while idle).
+//
+// Classes: kCritical before kDefault before kSheddable, strictly.
+//
+// Costs: O(active flows of the class) to pick the next task and to
+// estimate a new task's wait; the active flows are at most the queued tasks
+// (the pool's capacity bounds them). Push, Remove: O(1) plus a hash lookup
+// for the flow. A flow's state is freed when its last task leaves.
+//
+// Thread-safety: none; the pool guards it with its mutex.
+#ifndef COMPUTE_SERVER_POOL_FAIR_QUEUE_H_
+#define COMPUTE_SERVER_POOL_FAIR_QUEUE_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+
+namespace compute {
+
+enum class Priority : int { kCritical = 0, kDefault = 1, kSheddable = 2 };
+inline constexpr int kNumPriorities = 3;
+// "critical", "default", "sheddable".
+std::string_view PriorityName(Priority priority);
+
+class FairQueue {
+ public:
+  struct Flow;
+  // A queued task's links: the pool's task record derives from it.
+  struct Node {
+    Node* prev = nullptr;
+    Node* next = nullptr;
+    Flow* flow = nullptr;  // while queued
+    double start_tag = 0;
+    int64_t cost_ns = 0;
+  };
+  struct Flow {
+    std::string tenant;
+    Priority priority = Priority::kDefault;
+    double weight = 1;
+    Node* front = nullptr;
+    Node* back = nullptr;
+    size_t size = 0;
+    int64_t cost_ns = 0;      // of its queued tasks
+    double finish_tag = 0;    // of its last queued task
+    size_t active_index = 0;  // in its class's active list
+  };
+
+  FairQueue() = default;
+  FairQueue(const FairQueue&) = delete;
+  FairQueue& operator=(const FairQueue&) = delete;
+
+  // Queues `node` at the back of (tenant, priority)'s flow. `weight` > 0
+  // is the tenant's; the latest given is kept.
+  void Push(Node* node, std::string_view tenant, Priority priority,
+            double weight, int64_t cost_ns);
+  // The next task to run, taken out; nullptr when empty.
+  Node* Pop();
+  // Takes a queued node out (cancel, expiry, displacement).
+  void Remove(Node* node);
+
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  int64_t cost_ns() const { return cost_ns_; }
+
+  // Estimated work (ns of cost) that would run before a new task of
+  // (tenant, priority, weight, cost) if it were pushed now: every queued
+  // task of the classes above, and the part of each flow of its class whose
+  // tasks start (in virtual time) before it would.
+  int64_t CostAhead(std::string_view tenant, Priority priority, double weight,
+                    int64_t cost_ns) const;
+
+  // The tenant's fair share of its class's queued cost if it were queued
+  // with `extra_ns` more: weight / (sum of the weights of the class's active
+  // flows, its own included) x (the class's queued cost + extra_ns); and
+  // what its flow holds now.
+  struct Share {
+    int64_t held_ns = 0;
+    int64_t fair_ns = 0;
+  };
+  Share ShareOf(std::string_view tenant, Priority priority, double weight,
+                int64_t extra_ns) const;
+
+  // A victim to make room for a task of `priority` whose tenant is under
+  // its share: the newest task of the flow furthest over its share (held
+  // cost / weight, largest) in `priority`'s class or a lower one, skipping
+  // `tenant`'s own flows; nullptr if no flow is over its share.
+  Node* NewestOfTheMostOverShare(std::string_view tenant,
+                                 Priority priority) const;
+  // The newest queued sheddable task, or nullptr.
+  Node* NewestSheddable() const;
+
+  // Every queued node, in no particular order (shutdown, checks).
+  template <typename F>
+  void ForEach(F f) const {
+    for (const auto& [key, flow] : flows_) {
+      for (Node* n = flow->front; n != nullptr; n = n->next) f(n);
+    }
+  }
+
+  // Checks the sums, links and tags; aborts on a violation.
+  void CheckInvariants() const;
+
+ private:
+  struct Class {
+    std::vector<Flow*> active;  // flows with queued tasks
+    double vtime = 0;           // virtual time: the last start tag served
+    int64_t cost_ns = 0;
+    double weights = 0;  // sum over active
+  };
+  static std::string Key(std::string_view tenant, Priority priority);
+  const Flow* FindFlow(std::string_view tenant, Priority priority) const;
+  void Unlink(Node* node);
+
+  absl::flat_hash_map<std::string, std::unique_ptr<Flow>> flows_;
+  std::array<Class, kNumPriorities> classes_;
+  size_t size_ = 0;
+  int64_t cost_ns_ = 0;
+};
+
+}  // namespace compute
+
+#endif  // COMPUTE_SERVER_POOL_FAIR_QUEUE_H_

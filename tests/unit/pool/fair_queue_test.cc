@@ -1,0 +1,194 @@
+#include "server/pool/fair_queue.h"
+
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace compute {
+namespace {
+
+// Owns the nodes; remembers each node's tenant for the assertions.
+class Queue {
+ public:
+  FairQueue::Node* Push(const std::string& tenant, int64_t cost,
+                        Priority priority = Priority::kDefault,
+                        double weight = 1) {
+    nodes_.emplace_back();
+    FairQueue::Node* node = &nodes_.back();
+    tenant_of_[node] = tenant;
+    queue.Push(node, tenant, priority, weight, cost);
+    queue.CheckInvariants();
+    return node;
+  }
+  // Pops n, returning their tenants in order.
+  std::vector<std::string> Pop(int n) {
+    std::vector<std::string> order;
+    for (int i = 0; i < n; ++i) {
+      FairQueue::Node* node = queue.Pop();
+      if (node == nullptr) break;
+      order.push_back(tenant_of_[node]);
+      queue.CheckInvariants();
+    }
+    return order;
+  }
+  // Pops everything; the cost served to each tenant within the first
+  // `budget` of cost.
+  std::map<std::string, int64_t> ServedWithin(int64_t budget) {
+    std::map<std::string, int64_t> served;
+    int64_t total = 0;
+    while (total < budget) {
+      FairQueue::Node* node = queue.Pop();
+      if (node == nullptr) break;
+      served[tenant_of_[node]] += node->cost_ns;
+      total += node->cost_ns;
+    }
+    return served;
+  }
+
+  FairQueue queue;
+
+ private:
+  std::deque<FairQueue::Node> nodes_;
+  std::map<FairQueue::Node*, std::string> tenant_of_;
+};
+
+TEST(FairQueueTest, OneTenantIsFifo) {
+  Queue q;
+  FairQueue::Node* a = q.Push("a", 5);
+  FairQueue::Node* b = q.Push("a", 1);
+  FairQueue::Node* c = q.Push("a", 9);
+  EXPECT_EQ(q.queue.Pop(), a);
+  EXPECT_EQ(q.queue.Pop(), b);
+  EXPECT_EQ(q.queue.Pop(), c);
+  EXPECT_EQ(q.queue.Pop(), nullptr);
+  EXPECT_TRUE(q.queue.empty());
+}
+
+TEST(FairQueueTest, TenantsTakeTurns) {
+  Queue q;
+  for (int i = 0; i < 4; ++i) q.Push("greedy", 10);
+  q.Push("modest", 10);
+  // The modest tenant's task goes second, not fifth.
+  EXPECT_EQ(q.Pop(3), (std::vector<std::string>{"greedy", "modest", "greedy"}));
+}
+
+// Fair by cost, not by count: a tenant sending 10x more expensive tasks gets
+// the same CPU, so about a tenth of the tasks.
+TEST(FairQueueTest, SharesAreByCostNotByCount) {
+  Queue q;
+  for (int i = 0; i < 100; ++i) q.Push("expensive", 100);
+  for (int i = 0; i < 1000; ++i) q.Push("cheap", 10);
+  auto served = q.ServedWithin(10000);
+  EXPECT_NEAR(served["expensive"], 5000, 200);
+  EXPECT_NEAR(served["cheap"], 5000, 200);
+}
+
+TEST(FairQueueTest, WeightsScaleShares) {
+  Queue q;
+  for (int i = 0; i < 300; ++i) q.Push("gold", 10, Priority::kDefault, 4);
+  for (int i = 0; i < 300; ++i) q.Push("silver", 10, Priority::kDefault, 1);
+  auto served = q.ServedWithin(2000);
+  EXPECT_NEAR(served["gold"], 1600, 20);
+  EXPECT_NEAR(served["silver"], 400, 20);
+}
+
+// Work-conserving without saved-up credit: a tenant idle for a while gets
+// its share from when it returns, not a burst for the time it was away.
+TEST(FairQueueTest, AnIdleTenantSavesNoCredit) {
+  Queue q;
+  for (int i = 0; i < 20; ++i) q.Push("busy", 10);
+  EXPECT_EQ(q.Pop(10), std::vector<std::string>(10, "busy"))
+      << "alone, it gets everything";
+  for (int i = 0; i < 5; ++i) q.Push("back", 10);
+  // It starts at the current virtual time (ahead of busy's next task, which
+  // starts one task later), then they alternate: no burst of five.
+  EXPECT_EQ(q.Pop(4),
+            (std::vector<std::string>{"back", "busy", "back", "busy"}));
+}
+
+TEST(FairQueueTest, ClassesAreStrict) {
+  Queue q;
+  q.Push("a", 1, Priority::kSheddable);
+  q.Push("a", 1, Priority::kDefault);
+  q.Push("b", 1, Priority::kCritical);
+  EXPECT_EQ(q.queue.Pop()->flow, nullptr);  // taken out: links cleared
+  std::vector<std::string> rest = q.Pop(2);
+  EXPECT_EQ(rest, (std::vector<std::string>{"a", "a"}));
+  // Critical first, then default, then sheddable.
+  Queue r;
+  FairQueue::Node* shed = r.Push("a", 1, Priority::kSheddable);
+  FairQueue::Node* def = r.Push("a", 1, Priority::kDefault);
+  FairQueue::Node* crit = r.Push("b", 1, Priority::kCritical);
+  EXPECT_EQ(r.queue.Pop(), crit);
+  EXPECT_EQ(r.queue.Pop(), def);
+  EXPECT_EQ(r.queue.Pop(), shed);
+}
+
+TEST(FairQueueTest, RemoveKeepsTheRestAndFreesAnEmptyFlow) {
+  Queue q;
+  FairQueue::Node* a1 = q.Push("a", 5);
+  FairQueue::Node* b1 = q.Push("b", 7);
+  FairQueue::Node* a2 = q.Push("a", 3);
+  q.queue.Remove(a1);
+  q.queue.CheckInvariants();
+  q.queue.Remove(b1);
+  q.queue.CheckInvariants();
+  EXPECT_EQ(q.queue.size(), 1u);
+  EXPECT_EQ(q.queue.cost_ns(), 3);
+  EXPECT_EQ(q.queue.Pop(), a2);
+  EXPECT_TRUE(q.queue.empty());
+}
+
+// The expected wait of a new task counts only what would run before it.
+TEST(FairQueueTest, CostAheadIsTheWorkThatRunsFirst) {
+  Queue q;
+  for (int i = 0; i < 40; ++i) q.Push("greedy", 5);
+  // A modest tenant's first task waits for one greedy task at most.
+  EXPECT_LE(q.queue.CostAhead("modest", Priority::kDefault, 1, 5), 5);
+  // The greedy tenant's next waits for all of its own.
+  EXPECT_EQ(q.queue.CostAhead("greedy", Priority::kDefault, 1, 5), 200);
+  // Work of a higher class always goes first.
+  q.Push("c", 50, Priority::kCritical);
+  EXPECT_GE(q.queue.CostAhead("modest", Priority::kDefault, 1, 5), 50);
+  EXPECT_EQ(q.queue.CostAhead("x", Priority::kCritical, 1, 5), 50);
+  // A sheddable task waits for everything above it.
+  EXPECT_EQ(q.queue.CostAhead("y", Priority::kSheddable, 1, 5), 250);
+}
+
+TEST(FairQueueTest, SharesAndTheMostOverShare) {
+  Queue q;
+  for (int i = 0; i < 9; ++i) q.Push("greedy", 10);
+  FairQueue::Node* newest = q.Push("greedy", 10);
+  q.Push("modest", 10);
+  FairQueue::Share modest =
+      q.queue.ShareOf("modest", Priority::kDefault, 1, 10);
+  EXPECT_EQ(modest.held_ns, 10);
+  EXPECT_EQ(modest.fair_ns, 60);  // half of 110 + 10
+  FairQueue::Share greedy =
+      q.queue.ShareOf("greedy", Priority::kDefault, 1, 10);
+  EXPECT_EQ(greedy.held_ns, 100);
+  EXPECT_GT(greedy.held_ns, greedy.fair_ns);
+  EXPECT_EQ(q.queue.NewestOfTheMostOverShare("modest", Priority::kDefault),
+            newest);
+  EXPECT_EQ(q.queue.NewestOfTheMostOverShare("greedy", Priority::kDefault),
+            nullptr)
+      << "the modest tenant is not over its share";
+  // A new tenant's share counts its own weight.
+  FairQueue::Share fresh = q.queue.ShareOf("new", Priority::kDefault, 2, 0);
+  EXPECT_EQ(fresh.fair_ns, 55);  // 2 / 4 x 110
+}
+
+TEST(FairQueueTest, NewestSheddable) {
+  Queue q;
+  EXPECT_EQ(q.queue.NewestSheddable(), nullptr);
+  q.Push("a", 1, Priority::kDefault);
+  q.Push("b", 1, Priority::kSheddable);
+  FairQueue::Node* newest = q.Push("b", 1, Priority::kSheddable);
+  EXPECT_EQ(q.queue.NewestSheddable(), newest);
+}
+
+}  // namespace
+}  // namespace compute
