@@ -1,8 +1,12 @@
 #include "client/load.h"
 
+#include <algorithm>
 #include <cmath>
 #include <thread>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/alarm.h"
 
 namespace compute::client {
 namespace {
@@ -20,6 +24,12 @@ struct LoadGenerator::Call {
   grpc::ClientContext context;
   compute::v1::RunResponse response;
   int64_t start_ns = 0;
+  absl::Duration backoff;  // the lane's, closed loop
+};
+
+struct LoadGenerator::Pause {
+  grpc::Alarm alarm;
+  absl::Duration backoff;
 };
 
 uint64_t LoadResult::completed() const {
@@ -31,6 +41,11 @@ uint64_t LoadResult::completed() const {
 double LoadResult::refused_share() const {
   uint64_t n = completed();
   return n == 0 ? 0 : static_cast<double>(refused()) / static_cast<double>(n);
+}
+
+double LoadResult::error_share() const {
+  uint64_t n = completed();
+  return n == 0 ? 0 : static_cast<double>(errors()) / static_cast<double>(n);
 }
 
 double LoadResult::throughput() const {
@@ -77,6 +92,32 @@ absl::Status LoadGenerator::Validate() const {
   if (o.progress_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("progress interval must be > 0");
   }
+  if (o.connect_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--connect_timeout must be >= 0");
+  }
+  if (o.unavailable_backoff <= absl::ZeroDuration() ||
+      o.max_unavailable_backoff < o.unavailable_backoff) {
+    return absl::InvalidArgumentError(
+        "the UNAVAILABLE backoff must be > 0 and at most its maximum");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadGenerator::WaitForConnections() {
+  if (options_.connect_timeout == absl::ZeroDuration()) {
+    return absl::OkStatus();
+  }
+  auto deadline = options_.connect_timeout == absl::InfiniteDuration()
+                      ? std::chrono::system_clock::time_point::max()
+                      : std::chrono::system_clock::now() +
+                            absl::ToChronoNanoseconds(options_.connect_timeout);
+  for (const auto& channel : channels_) {
+    if (!channel->WaitForConnected(deadline)) {
+      return absl::UnavailableError(
+          absl::StrCat("no connection within ",
+                       absl::FormatDuration(options_.connect_timeout)));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -93,8 +134,9 @@ bool LoadGenerator::Claim() {
          claimed_.fetch_add(1, std::memory_order_relaxed) < options_.requests;
 }
 
-void LoadGenerator::StartCall() {
+void LoadGenerator::StartCall(absl::Duration backoff) {
   auto* call = new Call;
+  call->backoff = backoff;
   if (options_.deadline != absl::InfiniteDuration()) {
     call->context.set_deadline(std::chrono::system_clock::now() +
                                absl::ToChronoNanoseconds(options_.deadline));
@@ -120,10 +162,44 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   if (code == grpc::StatusCode::OK) ok_latency_.Record(now - call->start_ns);
   codes_[code].fetch_add(1, std::memory_order_relaxed);
   AtomicMax(last_done_ns_, now);
+  absl::Duration backoff = call->backoff;
   delete call;
-  // Closed loop: this lane goes on with a new call before it counts itself
-  // out, so in_flight_ reaches 0 only when every lane has stopped.
-  if (options_.rate == 0 && Claim()) StartCall();
+  // Closed loop: this lane goes on (with a new call, or a pause that stays
+  // counted in flight) before it counts this call out, so in_flight_ reaches
+  // 0 only when every lane has stopped.
+  if (options_.rate == 0) {
+    if (code == grpc::StatusCode::UNAVAILABLE) {
+      backoff = backoff == absl::ZeroDuration()
+                    ? options_.unavailable_backoff
+                    : std::min(2 * backoff, options_.max_unavailable_backoff);
+      if (PauseLane(backoff)) return;
+    } else if (Claim()) {
+      StartCall();
+    }
+  }
+  CountOut();
+}
+
+bool LoadGenerator::PauseLane(absl::Duration backoff) {
+  int64_t now = NowNs();
+  if (stop_.load(std::memory_order_acquire) || now >= end_ns_) return false;
+  int64_t wait_ns = std::min(absl::ToInt64Nanoseconds(backoff), end_ns_ - now);
+  auto* pause = new Pause;
+  pause->backoff = backoff;
+  // Stop() does not cut a pause short: it lasts max_unavailable_backoff at
+  // most.
+  pause->alarm.Set(
+      std::chrono::system_clock::now() + std::chrono::nanoseconds(wait_ns),
+      [this, pause](bool) {
+        absl::Duration lane_backoff = pause->backoff;
+        delete pause;
+        if (Claim()) StartCall(lane_backoff);
+        CountOut();
+      });
+  return true;
+}
+
+void LoadGenerator::CountOut() {
   MutexLock lock(&mu_);
   if (--in_flight_ == 0 && sending_done_) cv_.SignalAll();
 }
@@ -205,6 +281,7 @@ void LoadGenerator::Stop() {
 
 absl::StatusOr<LoadResult> LoadGenerator::Run() {
   if (absl::Status s = Validate(); !s.ok()) return s;
+  if (absl::Status s = WaitForConnections(); !s.ok()) return s;
   start_ = SteadyClock::now();
   if (options_.duration != absl::InfiniteDuration()) {
     end_ns_ = absl::ToInt64Nanoseconds(options_.duration);

@@ -13,6 +13,14 @@
 //   burst rather than lowering the rate). This is the load overload tests
 //   need: a slow server does not slow the client down.
 //
+// Before the first call it waits up to `connect_timeout` for every channel
+// to connect, so a wrong target fails at once with one error instead of a
+// flood of UNAVAILABLE calls. In a closed loop, a lane whose call ends
+// UNAVAILABLE (the server went away, or is draining) waits before its next
+// call, with a backoff that doubles from `unavailable_backoff` up to
+// `max_unavailable_backoff` and resets on any other outcome; the open loop
+// keeps its rate, which bounds it already.
+//
 // It stops starting calls after `duration` or `requests` calls, whichever
 // comes first (or on Stop()), and waits for the calls in flight; give calls a
 // deadline so that this wait is bounded. Calls go round the channels in turn.
@@ -64,6 +72,13 @@ struct LoadOptions {
   absl::Duration deadline = absl::InfiniteDuration();  // per call
   std::function<void(const LoadProgress&)> on_progress;
   absl::Duration progress_interval = absl::Seconds(1);
+  // Wait this long for every channel to be connected before the first call
+  // (0: do not wait).
+  absl::Duration connect_timeout = absl::Seconds(10);
+  // Closed loop: a lane's pause after an UNAVAILABLE call, doubling up to
+  // the maximum while its calls keep failing so.
+  absl::Duration unavailable_backoff = absl::Milliseconds(10);
+  absl::Duration max_unavailable_backoff = absl::Seconds(1);
 };
 
 struct LoadResult {
@@ -79,7 +94,11 @@ struct LoadResult {
   uint64_t refused() const {
     return count(grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
+  // Calls that failed other than by the server's refusal: neither OK nor
+  // RESOURCE_EXHAUSTED.
+  uint64_t errors() const { return completed() - ok() - refused(); }
   double refused_share() const;  // refused / completed
+  double error_share() const;    // errors / completed
   double throughput() const;     // completed calls per second of `elapsed`
   // Calls started per second over the send window: the rate actually
   // offered (open loop: compare with the rate asked for).
@@ -95,7 +114,8 @@ class LoadGenerator {
   LoadGenerator& operator=(const LoadGenerator&) = delete;
 
   // Runs the load to its end and returns what happened. InvalidArgument
-  // for bad options (nothing is sent). Call once.
+  // for bad options, UnavailableError when a channel does not connect within
+  // `connect_timeout` (nothing is sent either way). Call once.
   absl::StatusOr<LoadResult> Run();
 
   // Stops starting calls; Run() returns once those in flight finish.
@@ -104,13 +124,21 @@ class LoadGenerator {
  private:
   using SteadyClock = std::chrono::steady_clock;
   struct Call;
+  struct Pause;
 
   absl::Status Validate() const;
+  absl::Status WaitForConnections();
   int64_t NowNs() const;
   // Claims the right to start one more call (requests, duration, Stop).
   bool Claim();
-  void StartCall();
+  // `backoff`: the closed-loop lane's current pause after UNAVAILABLE.
+  void StartCall(absl::Duration backoff = absl::ZeroDuration());
   void OnDone(Call* call, const grpc::Status& status);
+  // Closed loop: the lane pauses for `backoff` (never past the end of the
+  // run), then goes on. False if the run is over (the lane ends now).
+  bool PauseLane(absl::Duration backoff);
+  // A call or a pausing lane is over: one less in flight.
+  void CountOut();
   // Waits (interruptibly) until NowNs() >= due_ns; false once stopped.
   bool SleepUntil(int64_t due_ns);
   void Pace();
@@ -136,6 +164,7 @@ class LoadGenerator {
 
   Mutex mu_;
   CondVar cv_;  // signalled on Stop, on the last completion, and on finish
+  // Calls in flight, and closed-loop lanes pausing between two calls.
   uint64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool sending_done_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

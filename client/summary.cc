@@ -111,6 +111,8 @@ std::string SummaryText(const LoadResult& r, const BenchInfo& info,
   }
   absl::StrAppendFormat(&text, "Refused (RESOURCE_EXHAUSTED): %.1f%%\n",
                         100.0 * r.refused_share());
+  absl::StrAppendFormat(&text, "Errors (any other failure): %.1f%%\n",
+                        100.0 * r.error_share());
   if (histogram) {
     absl::StrAppend(&text, "Latency histogram of OK calls\n", HistogramText(h));
   }
@@ -153,6 +155,8 @@ google::protobuf::Struct SummaryJson(const LoadResult& r, const BenchInfo& info,
   Put(s, "status", std::move(codes));
   Put(s, "refused", static_cast<double>(r.refused()));
   Put(s, "refused_share", r.refused_share());
+  Put(s, "errors", static_cast<double>(r.errors()));
+  Put(s, "error_share", r.error_share());
   if (histogram) {
     google::protobuf::Value rows;
     for (const Row& row : HistogramRows(h, 16)) {

@@ -1,6 +1,12 @@
 // The load generator (LoadGenerator and `compute-client bench`) against
 // in-process servers: every call is accounted for, the open loop keeps its
 // rate, and an overloaded server's refusals show as RESOURCE_EXHAUSTED.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <memory>
 #include <thread>
 
@@ -159,6 +165,138 @@ TEST(BenchTest, StopEndsTheRunAndEveryCallIsAccountedFor) {
   EXPECT_GT(r->sent, 50u);
   EXPECT_EQ(r->completed(), r->sent);
   EXPECT_EQ(r->ok(), server->pool().Stats().accepted);
+}
+
+// A port on 127.0.0.1 that the kernel picked and nothing listens on (bound,
+// not listening, so no one else takes it while the test runs): connecting
+// is refused.
+class ClosedPort {
+ public:
+  ClosedPort() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port_ = ntohs(addr.sin_port);
+    }
+  }
+  ~ClosedPort() { close(fd_); }
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+TEST(BenchTest, NoServerFailsAfterTheConnectTimeoutWithOneLine) {
+  ClosedPort closed;
+  absl::Time start = absl::Now();
+  CommandResult r = RunClient({"bench", "--target", closed.target(), "--time",
+                               "20s", "--connect_timeout", "300ms"});
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.err, absl::StrCat("compute-client bench: cannot connect to ",
+                                closed.target(),
+                                ": no connection within 300ms (see "
+                                "--connect_timeout)\n"));
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(BenchTest, InputsOutOfTheServersLimitsAreAUsageErrorBeforeConnecting) {
+  ClosedPort closed;  // nothing is sent: there is no server to send to
+  CommandResult r = RunClient({"bench", "--target", closed.target(), "--task",
+                               "fib", "--n", "60", "--requests", "5"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err, "compute-client bench: fib.n must be <= 50 (got 60)\n");
+}
+
+// Closed loop against a server that went away: each lane backs off
+// (10 ms doubling to 100 ms here) instead of hammering at once.
+TEST(BenchTest, UnavailableCallsBackOff) {
+  ClosedPort closed;
+  client::ChannelOptions channel;
+  channel.target = closed.target();
+  auto channels = client::CreateChannels(channel, 1);
+  ASSERT_TRUE(channels.ok());
+  client::LoadOptions options;
+  options.request = Fib(1);
+  options.concurrency = 2;
+  options.duration = absl::Milliseconds(500);
+  options.connect_timeout = absl::ZeroDuration();
+  options.unavailable_backoff = absl::Milliseconds(10);
+  options.max_unavailable_backoff = absl::Milliseconds(100);
+  client::LoadGenerator generator(*channels, options);
+  absl::Time start = absl::Now();
+  absl::StatusOr<client::LoadResult> r = generator.Run();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  // Per lane: a call at 0, then after 10, 20, 40, 80, 100, 100, ... ms:
+  // at most 9 in 500 ms (without backoff: thousands).
+  EXPECT_GE(r->sent, 2u);
+  EXPECT_LE(r->sent, 18u);
+  EXPECT_EQ(r->count(grpc::StatusCode::UNAVAILABLE), r->sent);
+  EXPECT_EQ(r->errors(), r->sent);
+}
+
+TEST(BenchTest, NoSuccessfulCallExitsOne) {
+  service::ServerConfig config = LocalConfig(1, 8);
+  config.run_task = [](const tasks::TaskKind&, const compute::v1::RunRequest&,
+                       const CancelToken&, compute::v1::RunResponse*) {
+    return absl::InternalError("injected");
+  };
+  auto server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  CommandResult r = RunClient({"bench", "--target", Target(*server), "--task",
+                               "fib", "--n", "1", "--concurrency", "1",
+                               "--requests", "20", "--max_error_rate", "1"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.err,
+            "compute-client bench: no call succeeded (20 completed: INTERNAL "
+            "20)\n");
+  EXPECT_THAT(r.out, HasSubstr("Errors (any other failure): 100.0%"));
+}
+
+// Every other call fails INTERNAL.
+absl::Status HalfFail(const tasks::TaskKind& kind,
+                      const compute::v1::RunRequest& request,
+                      const CancelToken& cancel,
+                      compute::v1::RunResponse* response) {
+  static std::atomic<int> calls{0};
+  if (calls.fetch_add(1) % 2 == 0) return absl::InternalError("injected");
+  return kind.run(request, cancel, response);
+}
+
+TEST(BenchTest, ErrorsAboveMaxErrorRateExitOne) {
+  service::ServerConfig config = LocalConfig(1, 8);
+  config.run_task = &HalfFail;
+  auto server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  std::vector<std::string> args = {
+      "bench", "--target", Target(*server), "--task", "fib",
+      "--n",   "1",        "--concurrency", "1",      "--requests",
+      "20",    "--json"};
+  CommandResult strict = RunClient(args);  // default --max_error_rate 0
+  EXPECT_EQ(strict.rc, 1);
+  EXPECT_EQ(strict.err,
+            "compute-client bench: 50.00% of calls failed (INTERNAL 10), "
+            "above --max_error_rate 0\n");
+  EXPECT_EQ(Number(ParseJson(strict.out), "errors"), 10);
+  EXPECT_EQ(Number(ParseJson(strict.out), "error_share"), 0.5);
+
+  args.push_back("--max_error_rate=0.5");
+  CommandResult tolerant = RunClient(args);
+  EXPECT_EQ(tolerant.rc, 0) << tolerant.err;
+  EXPECT_EQ(tolerant.err, "");
+}
+
+TEST(BenchTest, MaxErrorRateOutOfRangeIsAUsageError) {
+  CommandResult r = RunClient({"bench", "--max_error_rate", "2"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err,
+            "compute-client bench: --max_error_rate must be between 0 and 1\n");
 }
 
 TEST(BenchTest, BadOptionsSendNothing) {
