@@ -11,7 +11,7 @@ set -euo pipefail
 BUILD_PACKAGES=(
   # toolchain
   g++ make cmake ninja-build pkg-config
-  # gRPC, protobuf, abseil (DESIGN.md)
+  # gRPC, protobuf, abseil
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev
   # metrics, hashing

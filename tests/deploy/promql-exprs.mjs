@@ -29,7 +29,7 @@ const root = process.env.DEPLOY_ROOT ?? join(dirname(fileURLToPath(import.meta.u
 const checks = checker();
 const { failures, check } = checks;
 
-// compute-server's metric contract (DESIGN.md, README): histograms expose
+// compute-server's metric contract (the README's "Metrics"): histograms expose
 // _bucket/_sum/_count.
 const COUNTERS_GAUGES = [
   "compute_pool_queue_depth", "compute_pool_queue_capacity", "compute_pool_workers", "compute_pool_workers_busy",
