@@ -57,8 +57,9 @@ bench: build
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/overload.sh
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/memory.sh
 
-# The container image: docker build when an engine answers, else podman via
-# ../shared/tools/container-build.sh.
+# The container image, from the Dockerfile as it is: docker build when a
+# Docker engine answers, else podman build (scripts/container.sh says what
+# happens on a machine that reaches no container registry).
 image:
 	./scripts/image.sh compute:dev
 

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# make image: docker build when an engine answers, else podman through
-# ../shared/tools/container-build.sh (machines without a Docker engine).
+# make image: builds the Dockerfile as it is, with docker build when a Docker
+# engine answers, else podman build (see scripts/container.sh for the
+# optional fallback on a machine that reaches no container registry).
+#
+#   image.sh [TAG]   default compute:dev
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TAG=${1:-compute:dev}
-if docker info >/dev/null 2>&1; then
-  docker build -t "$TAG" .
-else
-  # Docker format keeps the HEALTHCHECK (OCI images drop it).
-  BUILDAH_FORMAT=docker \
-    "${CONTAINER_TOOL:-../shared/tools/container-build.sh}" build "$TAG" Dockerfile .
-fi
+# shellcheck source=scripts/container.sh
+source scripts/container.sh
+image_build "${1:-compute:dev}"

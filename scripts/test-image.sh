@@ -3,15 +3,17 @@
 # Run and Health from outside with the host's compute-client, scrape
 # /metrics, then SIGTERM the server and check it drained and exited 0.
 #
-# Without a Docker engine this uses ../shared/tools/container-build.sh
-# (podman, chroot isolation, host network), so the container's ports are the
-# host's loopback ports.
+# The container shares the host's network, so its ports are the host's
+# loopback ports. It runs with the engine that built it (scripts/container.sh):
+# docker or podman, or the optional helper's `run` on a machine that reaches
+# no registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/container.sh
+source scripts/container.sh
 
 TAG=${TAG:-compute:dev}
 CLIENT=${CLIENT:-build/client/compute-client}
-TOOL=${CONTAINER_TOOL:-../shared/tools/container-build.sh}
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
 
@@ -22,17 +24,21 @@ free_port() {
 GRPC_PORT=$(free_port)
 METRICS_PORT=$(free_port)
 
-./scripts/image.sh "$TAG"
+image_build "$TAG"
 
 echo "test-image: starting $TAG on :$GRPC_PORT (metrics :$METRICS_PORT)"
-if docker info >/dev/null 2>&1; then
-  CID=$(docker run -d --read-only --network host "$TAG" \
+if [[ $IMAGE_ENGINE != helper ]]; then
+  ENGINE=$IMAGE_ENGINE
+  CID=$("$ENGINE" run -d --read-only --network host "$TAG" \
     --address=127.0.0.1 --port="$GRPC_PORT" --metrics_port="$METRICS_PORT" \
     --metrics_address=127.0.0.1 --drain_timeout=10s)
-  stop_server() { docker stop -t 30 "$CID" >/dev/null; RC=$(docker wait "$CID"); }
-  logs() { docker logs "$CID" 2>&1; }
+  stop_server() {
+    "$ENGINE" stop -t 30 "$CID" >/dev/null
+    RC=$("$ENGINE" wait "$CID")
+  }
+  logs() { "$ENGINE" logs "$CID" 2>&1; }
 else
-  "$TOOL" run "$TAG" compute-server --address=127.0.0.1 --port="$GRPC_PORT" \
+  "$(image_helper)" run "$TAG" compute-server --address=127.0.0.1 --port="$GRPC_PORT" \
     --metrics_port="$METRICS_PORT" --metrics_address=127.0.0.1 \
     --drain_timeout=10s >"$LOG" 2>&1 &
   RUNNER=$!

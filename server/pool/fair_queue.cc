@@ -155,15 +155,23 @@ FairQueue::Share FairQueue::ShareOf(std::string_view tenant, Priority priority,
 }
 
 FairQueue::Node* FairQueue::NewestOfTheMostOverShare(std::string_view tenant,
-                                                     Priority priority) const {
+                                                     Priority priority,
+                                                     double weight,
+                                                     int64_t cost_ns) const {
+  const Flow* own = FindFlow(tenant, priority);
   for (int q = kNumPriorities - 1; q >= static_cast<int>(priority); --q) {
     const Class& c = classes_[q];
+    // The new task's class counts it, and its tenant's weight if new.
+    const bool its_class = q == static_cast<int>(priority);
+    const double weights =
+        c.weights + (its_class && own == nullptr ? weight : 0);
+    const double class_cost =
+        static_cast<double>(c.cost_ns + (its_class ? cost_ns : 0));
     const Flow* worst = nullptr;
     double worst_per_weight = 0;
     for (const Flow* f : c.active) {
       if (f->tenant == tenant) continue;
-      const double fair =
-          f->weight / c.weights * static_cast<double>(c.cost_ns);
+      const double fair = f->weight / weights * class_cost;
       if (static_cast<double>(f->cost_ns) <= fair) continue;
       const double per_weight = static_cast<double>(f->cost_ns) / f->weight;
       if (worst == nullptr || per_weight > worst_per_weight) {

@@ -100,12 +100,13 @@ class FairQueue {
   Share ShareOf(std::string_view tenant, Priority priority, double weight,
                 int64_t extra_ns) const;
 
-  // A victim to make room for a task of `priority` whose tenant is under
-  // its share: the newest task of the flow furthest over its share (held
-  // cost / weight, largest) in `priority`'s class or a lower one, skipping
+  // A victim to make room for a task of (tenant, priority, weight, cost)
+  // whose tenant is under its share: the newest task of the flow furthest
+  // over its share (held cost / weight, largest) in `priority`'s class or a
+  // lower one, shares counted as if the new task were queued; skips
   // `tenant`'s own flows; nullptr if no flow is over its share.
-  Node* NewestOfTheMostOverShare(std::string_view tenant,
-                                 Priority priority) const;
+  Node* NewestOfTheMostOverShare(std::string_view tenant, Priority priority,
+                                 double weight, int64_t cost_ns) const;
   // The newest queued sheddable task, or nullptr.
   Node* NewestSheddable() const;
 

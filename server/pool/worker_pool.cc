@@ -49,7 +49,7 @@ namespace compute {
 
 namespace pool_internal {
 
-struct PoolTask {
+struct PoolTask : FairQueue::Node {
   enum class State {
     kFree,        // on the free list
     kQueued,      // in the FIFO
@@ -63,8 +63,7 @@ struct PoolTask {
   DoneFn done;
   TaskOptions options;
   int64_t submitted_ticks = 0;
-  PoolTask* prev = nullptr;  // FIFO links, or the free list (next)
-  PoolTask* next = nullptr;
+  PoolTask* next_free = nullptr;  // on the free list
   // The timer must act on this task's deadline: queued or running, with a
   // finite deadline, not yet signalled. Its heap entry is stale otherwise.
   bool timed = false;
@@ -140,6 +139,8 @@ absl::Status StatusFor(TaskOutcome outcome) {
       return absl::DeadlineExceededError("task deadline exceeded");
     case TaskOutcome::kShutDown:
       return absl::UnavailableError("worker pool shut down");
+    case TaskOutcome::kPreempted:
+      return absl::ResourceExhaustedError("displaced from the queue");
     default:
       return absl::OkStatus();
   }
@@ -168,6 +169,8 @@ std::string_view TaskOutcomeName(TaskOutcome outcome) {
       return "failed";
     case TaskOutcome::kShutDown:
       return "shut_down";
+    case TaskOutcome::kPreempted:
+      return "preempted";
   }
   return "unknown";
 }
@@ -186,6 +189,12 @@ std::string_view RefusalReasonName(RefusalReason reason) {
       return "expired";
     case RefusalReason::kShutDown:
       return "shut_down";
+    case RefusalReason::kTenantShare:
+      return "tenant_share";
+    case RefusalReason::kShed:
+      return "shed";
+    case RefusalReason::kPreempted:
+      return "preempted";
   }
   return "unknown";
 }
@@ -294,11 +303,10 @@ void WorkerPool::Shutdown(absl::Time deadline) {
       clock_.WaitWithDeadline(drained_cv_, mu_, deadline);
     }
     // Past it: what is queued never runs; what runs is asked to stop.
-    while (queue_front_ != nullptr) {
-      PoolTask* task = queue_front_;
-      TakeUnrunLocked(task, TaskOutcome::kShutDown);
-      unrun.push_back(task);
-    }
+    queue_.ForEach([&](FairQueue::Node* node) {
+      unrun.push_back(static_cast<PoolTask*>(node));
+    });
+    for (PoolTask* task : unrun) TakeUnrunLocked(task, TaskOutcome::kShutDown);
     for (Worker& w : workers_) {
       if (w.task != nullptr) SignalLocked(w.task, TaskOutcome::kShutDown);
     }
@@ -335,11 +343,12 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   bool wake_worker = false;
   bool wake_timer = false;
   TaskHandle handle;
+  PoolTask* displaced = nullptr;  // made room for this one: deliver it
   {
     MutexLock lock(&mu_);
     const int64_t now_ticks = clock_.Ticks();
-    if (absl::Status admit = AdmitLocked(options, now_ticks, why);
-        !admit.ok()) {
+    absl::Status admit = AdmitLocked(options, now_ticks, why, &displaced);
+    if (!admit.ok()) {
       ++rejected_by_[static_cast<int>(why->reason)];
       return admit;
     }
@@ -351,8 +360,9 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
     task->submitted_ticks = now_ticks;
     task->cancel.Reset(task->seq);
     task->MoveTo(PoolTask::State::kQueued);
-    PushBackLocked(task);
-    queued_cost_ns_ += absl::ToInt64Nanoseconds(options.cost);
+    queue_.Push(task, options.tenant, options.priority, options.weight,
+                absl::ToInt64Nanoseconds(options.cost));
+    queued_hint_.store(queue_.size(), std::memory_order_relaxed);
     inflight_bytes_ += options.bytes;
     ++in_pool_;
     ++accepted_;
@@ -364,7 +374,8 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
     }
     // Idle workers count those already woken but not yet running, so the
     // tasks no idle worker will take get a new worker, up to the maximum.
-    if (queued_ > static_cast<size_t>(idle_workers_ + (spinning_ ? 1 : 0)) &&
+    if (queue_.size() >
+            static_cast<size_t>(idle_workers_ + (spinning_ ? 1 : 0)) &&
         alive_workers_ < max_workers_) {
       SpawnWorkerLocked();
     }
@@ -375,6 +386,10 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   }
   if (wake_worker) work_cv_.Signal();
   if (wake_timer) timer_cv_.Signal();
+  if (displaced != nullptr) {
+    PoolThreadScope scope(this);
+    DeliverUnrun(displaced);
+  }
   return handle;
 }
 
@@ -383,13 +398,14 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
   PoolTask* task;
   {
     MutexLock lock(&mu_);
-    if (options.cost > inline_max_cost_ || queued_ > 0 ||
+    if (options.cost > inline_max_cost_ || !queue_.empty() ||
         running_ >= max_workers_) {
       return false;
     }
     const int64_t now_ticks = clock_.Ticks();
     SubmitRefusal why;
-    if (!AdmitLocked(options, now_ticks, &why).ok()) return false;
+    PoolTask* displaced = nullptr;  // none: nothing is queued
+    if (!AdmitLocked(options, now_ticks, &why, &displaced).ok()) return false;
     task = AllocateLocked();
     task->seq = next_seq_++;
     task->fn = std::move(fn);
@@ -425,7 +441,28 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
 }
 
 absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
-                                     int64_t now_ticks, SubmitRefusal* why) {
+                                     int64_t now_ticks, SubmitRefusal* why,
+                                     PoolTask** displaced) {
+  PoolTask* victim = nullptr;
+  absl::Status status = CheckBudgetsLocked(options, now_ticks, why, &victim);
+  *displaced = nullptr;
+  if (status.ok() && victim != nullptr) {
+    const bool preempt = victim->options.priority > options.priority;
+    TakeUnrunLocked(victim, TaskOutcome::kPreempted);
+    victim->result.status = absl::ResourceExhaustedError(
+        preempt ? "displaced from the queue by more critical work"
+                : "displaced from the queue by a tenant under its fair share");
+    victim->result.displaced_for =
+        preempt ? RefusalReason::kPreempted : RefusalReason::kTenantShare;
+    *displaced = victim;
+  }
+  return status;
+}
+
+absl::Status WorkerPool::CheckBudgetsLocked(const TaskOptions& options,
+                                            int64_t now_ticks,
+                                            SubmitRefusal* why,
+                                            PoolTask** victim_out) {
   *why = SubmitRefusal();
   if (closed_) {
     why->reason = RefusalReason::kShutDown;
@@ -438,44 +475,87 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
     why->reason = RefusalReason::kExpired;
     return absl::DeadlineExceededError("deadline had already passed");
   }
+  const int64_t cost_ns = absl::ToInt64Nanoseconds(options.cost);
   auto expected_wait = [&] {
-    why->expected_wait = ExpectedWaitLocked(now_ticks);
+    why->expected_wait = ExpectedWaitLocked(options, now_ticks);
     why->retry_after = ClampRetry(why->expected_wait);
     return why->expected_wait;
   };
-  const int idle = max_workers_ - running_;
-  if (queued_ >= capacity_ + static_cast<size_t>(idle)) {
-    why->reason = RefusalReason::kQueueFull;
+  // A budget is spent: the tenant over its fair share of its class's queued
+  // cost is the one refused ("tenant_share"); else the budget's reason.
+  auto refuse = [&](RefusalReason reason, std::string message) {
     expected_wait();
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "queue full: ", queued_, " tasks queued (capacity ", capacity_, "), ",
-        running_, " of ", max_workers_, " workers busy"));
+    FairQueue::Share share = queue_.ShareOf(options.tenant, options.priority,
+                                            options.weight, cost_ns);
+    if (queue_.size() > 0 && share.held_ns + cost_ns > share.fair_ns &&
+        share.held_ns > 0) {
+      why->reason = RefusalReason::kTenantShare;
+      return absl::ResourceExhaustedError(
+          absl::StrCat("tenant over its fair share: ", share.held_ns / 1000,
+                       " us of queued work (fair share ", share.fair_ns / 1000,
+                       " us) while ", message));
+    }
+    why->reason = reason;
+    return absl::ResourceExhaustedError(message);
+  };
+  const int idle = max_workers_ - running_;
+  if (queue_.size() >= capacity_ + static_cast<size_t>(idle)) {
+    // Make room by displacing queued work that matters less: sheddable work
+    // for a critical task; work of a tenant over its share for a tenant
+    // under it.
+    PoolTask* victim = nullptr;
+    if (options.priority == Priority::kCritical) {
+      victim = static_cast<PoolTask*>(queue_.NewestSheddable());
+    }
+    FairQueue::Share share = queue_.ShareOf(options.tenant, options.priority,
+                                            options.weight, cost_ns);
+    if (victim == nullptr && share.held_ns + cost_ns <= share.fair_ns) {
+      victim = static_cast<PoolTask*>(queue_.NewestOfTheMostOverShare(
+          options.tenant, options.priority, options.weight, cost_ns));
+    }
+    if (victim == nullptr) {
+      return refuse(
+          RefusalReason::kQueueFull,
+          absl::StrCat("queue full: ", queue_.size(),
+                       " tasks queued (capacity ", capacity_, "), ", running_,
+                       " of ", max_workers_, " workers busy"));
+    }
+    *victim_out = victim;  // taken out only if every other budget admits
   }
   if (max_inflight_bytes_ > 0 &&
       inflight_bytes_ + options.bytes > max_inflight_bytes_) {
-    why->reason = RefusalReason::kMemory;
-    expected_wait();
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "memory budget spent: ", inflight_bytes_, " bytes held by queued and ",
-        "running tasks + ", options.bytes, " for this one > limit ",
-        max_inflight_bytes_));
+    return refuse(RefusalReason::kMemory,
+                  absl::StrCat("memory budget spent: ", inflight_bytes_,
+                               " bytes held by queued and running tasks + ",
+                               options.bytes, " for this one > limit ",
+                               max_inflight_bytes_));
   }
   const bool check_deadline = options.admit_by_deadline && has_deadline;
-  if (!overloaded_ && !check_deadline) return absl::OkStatus();
-  if (!overloaded_) {
+  const bool sheddable = options.priority == Priority::kSheddable &&
+                         target_queue_wait_ != absl::InfiniteDuration();
+  const bool standing = overloaded_ && options.priority != Priority::kCritical;
+  if (!standing && !check_deadline && !sheddable) return absl::OkStatus();
+  if (!standing && !sheddable) {
     // The full cost of the running tasks bounds what they have left: a
     // deadline beyond that bound needs no exact wait (the common case).
     const int64_t bound_ns =
-        (queued_cost_ns_ + running_full_cost_ns_) / max_workers_ +
-        absl::ToInt64Nanoseconds(options.cost);
+        (queue_.cost_ns() + running_full_cost_ns_) / max_workers_ + cost_ns;
     if (absl::Nanoseconds(bound_ns) <= options.deadline - now) {
       return absl::OkStatus();
     }
   }
   const absl::Duration wait = expected_wait();
-  if (overloaded_ && wait > target_queue_wait_) {
-    why->reason = RefusalReason::kOverload;
-    return absl::ResourceExhaustedError(
+  if (sheddable && wait > target_queue_wait_ / 2) {
+    return refuse(
+        RefusalReason::kShed,
+        absl::StrCat("shedding sheddable work: expected wait ",
+                     absl::ToInt64Milliseconds(wait), " ms > ",
+                     absl::ToInt64Milliseconds(target_queue_wait_ / 2),
+                     " ms (half the target)"));
+  }
+  if (standing && wait > target_queue_wait_) {
+    return refuse(
+        RefusalReason::kOverload,
         absl::StrCat("overloaded: standing queue, expected wait ",
                      absl::ToInt64Milliseconds(wait), " ms > target ",
                      absl::ToInt64Milliseconds(target_queue_wait_), " ms"));
@@ -497,10 +577,22 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
 
 absl::Duration WorkerPool::ExpectedWaitLocked(int64_t now_ticks) const {
   // A worker is free for a task submitted now: it starts at once.
-  if (queued_ < static_cast<size_t>(max_workers_ - running_)) {
+  if (queue_.size() < static_cast<size_t>(max_workers_ - running_)) {
     return absl::ZeroDuration();
   }
-  int64_t work_ns = queued_cost_ns_ + RunningCostNsLocked(now_ticks);
+  int64_t work_ns = queue_.cost_ns() + RunningCostNsLocked(now_ticks);
+  return absl::Nanoseconds(work_ns / max_workers_);
+}
+
+absl::Duration WorkerPool::ExpectedWaitLocked(const TaskOptions& options,
+                                              int64_t now_ticks) const {
+  if (queue_.size() < static_cast<size_t>(max_workers_ - running_)) {
+    return absl::ZeroDuration();
+  }
+  int64_t work_ns =
+      queue_.CostAhead(options.tenant, options.priority, options.weight,
+                       absl::ToInt64Nanoseconds(options.cost)) +
+      RunningCostNsLocked(now_ticks);
   return absl::Nanoseconds(work_ns / max_workers_);
 }
 
@@ -539,8 +631,8 @@ PoolTask* WorkerPool::AllocateLocked() {
     return records_.back().get();
   }
   PoolTask* task = free_;
-  free_ = task->next;
-  task->next = nullptr;
+  free_ = task->next_free;
+  task->next_free = nullptr;
   return task;
 }
 
@@ -549,34 +641,11 @@ void WorkerPool::RecycleLocked(PoolTask* task) {
   task->seq = 0;
   task->fn = nullptr;
   task->done = nullptr;
-  task->prev = nullptr;
-  task->next = free_;
+  task->next_free = free_;
   free_ = task;
   POOL_CHECK(in_pool_ > 0);
   --in_pool_;
   SignalIfDrainedLocked();
-}
-
-void WorkerPool::PushBackLocked(PoolTask* task) {
-  task->prev = queue_back_;
-  task->next = nullptr;
-  if (queue_back_ != nullptr) {
-    queue_back_->next = task;
-  } else {
-    queue_front_ = task;
-  }
-  queue_back_ = task;
-  ++queued_;
-  queued_hint_.store(queued_, std::memory_order_relaxed);
-}
-
-void WorkerPool::UnlinkLocked(PoolTask* task) {
-  (task->prev != nullptr ? task->prev->next : queue_front_) = task->next;
-  (task->next != nullptr ? task->next->prev : queue_back_) = task->prev;
-  task->prev = task->next = nullptr;
-  POOL_CHECK(queued_ > 0);
-  --queued_;
-  queued_hint_.store(queued_, std::memory_order_relaxed);
 }
 
 namespace {
@@ -629,8 +698,8 @@ void WorkerPool::ReleaseLocked(PoolTask* task) {
 
 void WorkerPool::TakeUnrunLocked(PoolTask* task, TaskOutcome outcome) {
   POOL_CHECK(task->state == PoolTask::State::kQueued);
-  UnlinkLocked(task);
-  queued_cost_ns_ -= absl::ToInt64Nanoseconds(task->options.cost);
+  queue_.Remove(task);
+  queued_hint_.store(queue_.size(), std::memory_order_relaxed);
   ReleaseLocked(task);
   task->MoveTo(PoolTask::State::kDelivering);
   if (outcome == TaskOutcome::kCancelled &&
@@ -696,7 +765,7 @@ void WorkerPool::WorkerLoop(int index) {
   Worker& me = workers_[static_cast<size_t>(index)];
   PoolTask* finished = nullptr;  // ran; its completion is not yet delivered
   for (;;) {
-    PoolTask* next = queue_front_ != nullptr ? StartNextLocked(me) : nullptr;
+    PoolTask* next = !queue_.empty() ? StartNextLocked(me) : nullptr;
     if (finished != nullptr || next != nullptr) {
       const int64_t started = me.started_ticks;
       mu_.Unlock();
@@ -720,7 +789,7 @@ void WorkerPool::WorkerLoop(int index) {
     absl::Time give_up =
         may_retire ? clock_.Now() + idle_timeout_ : absl::InfiniteFuture();
     bool retire = false;
-    while (queue_front_ == nullptr && !stopping_) {
+    while (queue_.empty() && !stopping_) {
       if (may_retire && clock_.Now() >= give_up) {
         retire = alive_workers_ > min_workers_;
         break;
@@ -735,9 +804,8 @@ void WorkerPool::WorkerLoop(int index) {
 }
 
 PoolTask* WorkerPool::StartNextLocked(Worker& me) {
-  PoolTask* task = queue_front_;
-  UnlinkLocked(task);
-  queued_cost_ns_ -= absl::ToInt64Nanoseconds(task->options.cost);
+  PoolTask* task = static_cast<PoolTask*>(queue_.Pop());
+  queued_hint_.store(queue_.size(), std::memory_order_relaxed);
   task->MoveTo(PoolTask::State::kRunning);
   me.task = task;
   me.started_ticks = clock_.Ticks();
@@ -748,7 +816,7 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
       me.started_ticks);
   // More queued than this worker takes: wake one more (a submitter that saw
   // a spinning worker woke no one).
-  if (queue_front_ != nullptr && idle_workers_ > 0) work_cv_.Signal();
+  if (!queue_.empty() && idle_workers_ > 0) work_cv_.Signal();
   CheckInvariantsLocked();
   return task;
 }
@@ -774,7 +842,7 @@ bool WorkerPool::SpinForWorkLocked() {
   }
   mu_.Lock();
   spinning_ = false;
-  return queue_front_ != nullptr;
+  return !queue_.empty();
 }
 
 void WorkerPool::Execute(PoolTask* task, int index, int64_t start) {
@@ -880,7 +948,7 @@ void WorkerPool::TimerLoop() {
 PoolStats WorkerPool::Stats() const {
   MutexLock lock(&mu_);
   PoolStats s;
-  s.queue_depth = queued_;
+  s.queue_depth = queue_.size();
   s.queue_capacity = capacity_;
   s.workers = alive_workers_;
   s.busy = running_;
@@ -890,11 +958,12 @@ PoolStats WorkerPool::Stats() const {
   s.accepted = accepted_;
   s.rejected_by = rejected_by_;
   for (RefusalReason r : {RefusalReason::kQueueFull, RefusalReason::kMemory,
-                          RefusalReason::kOverload, RefusalReason::kDeadline}) {
+                          RefusalReason::kOverload, RefusalReason::kDeadline,
+                          RefusalReason::kTenantShare, RefusalReason::kShed}) {
     s.rejected += rejected_by_[static_cast<int>(r)];
   }
   s.completed = completed_;
-  s.queued_cost = absl::Nanoseconds(queued_cost_ns_);
+  s.queued_cost = absl::Nanoseconds(queue_.cost_ns());
   int64_t now_ticks = clock_.Ticks();
   s.running_cost = absl::Nanoseconds(RunningCostNsLocked(now_ticks));
   s.expected_wait = ExpectedWaitLocked(now_ticks);
@@ -909,23 +978,20 @@ void WorkerPool::CheckInvariantsLocked() const {
 #if COMPUTE_POOL_CHECKS
   // O(queue) per call: cheap for tests' queues, and only in checked builds.
   // Past a few hundred queued tasks only the O(1) checks run.
-  POOL_CHECK(queued_cost_ns_ >= 0 && inflight_bytes_ >= 0);
-  POOL_CHECK(running_ >= 0 && running_ <= alive_workers_);
-  POOL_CHECK((queue_front_ == nullptr) == (queued_ == 0));
-  POOL_CHECK(queued_ + static_cast<size_t>(running_) <=
+  POOL_CHECK(inflight_bytes_ >= 0);
+  POOL_CHECK(running_ >= 0 && running_ <= alive_workers_ + inline_running_);
+  POOL_CHECK(queue_.size() + static_cast<size_t>(running_) <=
              capacity_ + static_cast<size_t>(max_workers_));
-  if (queued_ > 256) return;
-  size_t count = 0;
-  int64_t cost = 0;
+  if (queue_.size() > 256) return;
+  queue_.CheckInvariants();
   int64_t bytes = 0;
-  for (const PoolTask* t = queue_front_; t != nullptr; t = t->next) {
+  queue_.ForEach([&](const FairQueue::Node* node) {
+    const PoolTask* t = static_cast<const PoolTask*>(node);
     POOL_CHECK(t->state == PoolTask::State::kQueued);
-    POOL_CHECK(t->next != nullptr || t == queue_back_);
-    ++count;
-    cost += absl::ToInt64Nanoseconds(t->options.cost);
+    POOL_CHECK(t->cost_ns == absl::ToInt64Nanoseconds(t->options.cost));
     bytes += t->options.bytes;
     POOL_CHECK(t->timed == (t->options.deadline != absl::InfiniteFuture()));
-  }
+  });
   int running = inline_running_;
   bytes += inline_bytes_;
   int64_t running_cost = 0;
@@ -937,7 +1003,6 @@ void WorkerPool::CheckInvariantsLocked() const {
     running_cost += absl::ToInt64Nanoseconds(w.task->options.cost);
   }
   POOL_CHECK(running_cost == running_full_cost_ns_);
-  POOL_CHECK(count == queued_ && cost == queued_cost_ns_);
   POOL_CHECK(running == running_ && bytes == inflight_bytes_);
   size_t live = 0;
   for (const TimerEntry& e : deadlines_) {

@@ -109,6 +109,7 @@
 #include "absl/time/time.h"
 #include "server/pool/cancel_token.h"
 #include "server/pool/clock.h"
+#include "server/pool/fair_queue.h"
 #include "server/pool/sync.h"
 
 namespace compute {
@@ -119,10 +120,12 @@ enum class TaskOutcome : int {
   kDeadlineExceeded,
   kFailed,
   kShutDown,
+  kPreempted,  // displaced from the queue to make room (never ran)
 };
-inline constexpr int kNumTaskOutcomes = 5;
+inline constexpr int kNumTaskOutcomes = 6;
 
-// "ok", "cancelled", "deadline_exceeded", "failed", "shut_down".
+// "ok", "cancelled", "deadline_exceeded", "failed", "shut_down",
+// "preempted".
 std::string_view TaskOutcomeName(TaskOutcome outcome);
 
 // Why Submit refused a task.
@@ -133,10 +136,14 @@ enum class RefusalReason : int {
   kDeadline,       // cannot finish before its deadline
   kExpired,        // its deadline had already passed
   kShutDown,       // the pool is shutting down
+  kTenantShare,    // a budget is spent and this tenant holds over its share
+  kShed,           // sheddable work, expected wait over half the target
+  kPreempted,      // (TaskResult::displaced_for only) for critical work
 };
-inline constexpr int kNumRefusalReasons = 6;
+inline constexpr int kNumRefusalReasons = 9;
 
-// "queue_full", "memory", "overload", "deadline", "expired", "shut_down".
+// "queue_full", "memory", "overload", "deadline", "expired", "shut_down",
+// "tenant_share", "shed", "preempted".
 std::string_view RefusalReasonName(RefusalReason reason);
 
 // What Submit says about a refusal, beside its status.
@@ -160,6 +167,9 @@ struct TaskResult {
   // max_workers when it ran on the caller's thread (RunInlineIfFree).
   int worker = -1;
   uint32_t tag = 0;  // TaskOptions::tag
+  // For kPreempted: why it was displaced (kPreempted: for more critical
+  // work; kTenantShare: for a tenant under its fair share).
+  RefusalReason displaced_for = RefusalReason::kPreempted;
 };
 
 using TaskFn = absl::AnyInvocable<absl::Status(const CancelToken&)>;
@@ -178,6 +188,11 @@ struct TaskOptions {
   int64_t bytes = 0;
   // Refuse (kDeadline) a task that cannot finish before its deadline.
   bool admit_by_deadline = true;
+  // Who the task is for, its class, and the tenant's weight (> 0): the
+  // queue is fair by cost across tenants within a class (fair_queue.h).
+  std::string tenant;
+  Priority priority = Priority::kDefault;
+  double weight = 1;
 };
 
 // Receives every finished task, on the completing thread, just before its
@@ -308,11 +323,22 @@ class WorkerPool {
 
   explicit WorkerPool(PoolOptions options);
 
-  // Admission: OK, or why not (and *refusal filled).
+  // Admission: OK, or why not (and *refusal filled). When it admits a task
+  // by displacing a queued one to make room, it takes that one out
+  // (*displaced; the caller delivers it off the lock).
   absl::Status AdmitLocked(const TaskOptions& options, int64_t now_ticks,
-                           SubmitRefusal* refusal)
+                           SubmitRefusal* refusal, PoolTask** displaced)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The budgets, without side effects; *victim: the queued task to
+  // displace if the task is admitted.
+  absl::Status CheckBudgetsLocked(const TaskOptions& options, int64_t now_ticks,
+                                  SubmitRefusal* refusal, PoolTask** victim)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // For any task (Stats), and for this task (its tenant and class).
   absl::Duration ExpectedWaitLocked(int64_t now_ticks) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Duration ExpectedWaitLocked(const TaskOptions& options,
+                                    int64_t now_ticks) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Estimated time the running tasks have left (none less than zero).
   int64_t RunningCostNsLocked(int64_t now_ticks) const
@@ -324,10 +350,6 @@ class WorkerPool {
 
   PoolTask* AllocateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecycleLocked(PoolTask* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  // The FIFO.
-  void PushBackLocked(PoolTask* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void UnlinkLocked(PoolTask* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // The deadline heap: a min-heap of entries by deadline. An entry is live
   // while its task is `timed` (queued or running, not yet signalled) and
@@ -408,10 +430,8 @@ class WorkerPool {
   CondVar drained_cv_;   // in_pool_ reached 0 (Shutdown waits)
   CondVar shutdown_cv_;  // shutdown_done_ became true
 
-  // The FIFO: queue_front_ .. queue_back_, linked through PoolTask::prev/next.
-  PoolTask* queue_front_ ABSL_GUARDED_BY(mu_) = nullptr;
-  PoolTask* queue_back_ ABSL_GUARDED_BY(mu_) = nullptr;
-  size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
+  // The queue: classes, and tenants' flows within a class.
+  FairQueue queue_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;  // on workers and inline
   int inline_running_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t inline_bytes_ ABSL_GUARDED_BY(mu_) = 0;
@@ -419,7 +439,6 @@ class WorkerPool {
   size_t in_pool_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<TimerEntry> deadlines_ ABSL_GUARDED_BY(mu_);  // min-heap
   size_t timed_ ABSL_GUARDED_BY(mu_) = 0;  // live entries in deadlines_
-  int64_t queued_cost_ns_ ABSL_GUARDED_BY(mu_) = 0;
   // Estimated cost of the tasks on workers, in full (not what is left).
   int64_t running_full_cost_ns_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t inflight_bytes_ ABSL_GUARDED_BY(mu_) = 0;

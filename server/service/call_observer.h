@@ -12,15 +12,21 @@ namespace compute::service {
 
 // Why a call was refused before reaching the pool's queue: a budget of the
 // scheduler (see server/pool/worker_pool.h), or the drain.
+// kPreempted: displaced from the queue after being accepted (for critical
+// work; for a tenant under its share it is kTenantShare).
 enum class RejectReason {
   kQueueFull,
   kMemory,
   kOverload,
   kDeadline,
-  kDraining
+  kDraining,
+  kTenantShare,
+  kShed,
+  kPreempted,
 };
-inline constexpr int kNumRejectReasons = 5;
-// "queue_full", "memory", "overload", "deadline", "draining": a metric label.
+inline constexpr int kNumRejectReasons = 8;
+// "queue_full", "memory", "overload", "deadline", "draining",
+// "tenant_share", "shed", "preempted": a metric label.
 std::string_view RejectReasonName(RejectReason reason);
 
 // Called on gRPC and worker threads, concurrently: implementations must be

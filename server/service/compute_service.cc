@@ -1,6 +1,8 @@
 #include "server/service/compute_service.h"
 
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -53,10 +55,46 @@ RejectReason RejectReasonFor(RefusalReason reason) {
       return RejectReason::kOverload;
     case RefusalReason::kDeadline:
       return RejectReason::kDeadline;
+    case RefusalReason::kTenantShare:
+      return RejectReason::kTenantShare;
+    case RefusalReason::kShed:
+      return RejectReason::kShed;
+    case RefusalReason::kPreempted:
+      return RejectReason::kPreempted;
     default:
       return RejectReason::kQueueFull;
   }
 }
+
+std::string_view Metadata(const grpc::CallbackServerContext& context,
+                          std::string_view key) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+  if (it == metadata.end()) return {};
+  return std::string_view(it->second.data(), it->second.size());
+}
+
+// "ipv4:10.1.2.3:5678" -> "10.1.2.3"; "ipv6:[::1]:5678" -> "::1".
+std::string PeerAddress(const std::string& peer) {
+  std::string_view p = peer;
+  if (size_t colon = p.find(':');
+      colon != std::string_view::npos &&
+      (p.substr(0, colon) == "ipv4" || p.substr(0, colon) == "ipv6")) {
+    p.remove_prefix(colon + 1);
+  }
+  if (!p.empty() && p.front() == '[') {
+    size_t close = p.find(']');
+    return std::string(p.substr(1, close == std::string_view::npos
+                                       ? std::string_view::npos
+                                       : close - 1));
+  }
+  if (size_t colon = p.rfind(':'); colon != std::string_view::npos) {
+    p = p.substr(0, colon);
+  }
+  return std::string(p);
+}
+
+constexpr size_t kMaxTenantBytes = 128;
 
 }  // namespace
 
@@ -72,6 +110,12 @@ std::string_view RejectReasonName(RejectReason reason) {
       return "deadline";
     case RejectReason::kDraining:
       return "draining";
+    case RejectReason::kTenantShare:
+      return "tenant_share";
+    case RejectReason::kShed:
+      return "shed";
+    case RejectReason::kPreempted:
+      return "preempted";
   }
   return "unknown";
 }
@@ -178,6 +222,7 @@ grpc::ServerUnaryReactor* ComputeService::Run(
   if (pool_.RunInlineIfFree(task, call.options, &result)) {
     return AnswerNow(call, Completed(call, result));
   }
+  ResolveTenant(call);
   auto* reactor = new RunCall(*this, call);
   reactor->Start();
   return reactor;
@@ -211,6 +256,29 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         std::string(valid.message()));
   }
+  if (std::string_view priority = Metadata(*call.context, "compute-priority");
+      !priority.empty()) {
+    if (priority == "critical") {
+      call.options.priority = Priority::kCritical;
+    } else if (priority == "sheddable") {
+      call.options.priority = Priority::kSheddable;
+    } else if (priority != "default") {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("compute-priority must be critical, default or "
+                       "sheddable (got '",
+                       Sv(priority.substr(0, 64)), "')"));
+    }
+  }
+  if (options_.trust_tenant_header) {
+    std::string_view tenant = Metadata(*call.context, "compute-tenant");
+    if (tenant.size() > kMaxTenantBytes) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("compute-tenant must be at most ", kMaxTenantBytes,
+                       " bytes (got ", tenant.size(), ")"));
+    }
+  }
   call.kind = tasks::FindTaskKind(request.task_case());
   call.cost_units = call.kind->cost_units(request);
   TaskOptions& options = call.options;
@@ -231,6 +299,27 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
                      limit, " bytes of calls (--max_inflight_bytes)"));
   }
   return std::nullopt;
+}
+
+void ComputeService::ResolveTenant(CallInfo& call) const {
+  std::string& tenant = call.options.tenant;
+  // A verified client certificate names the tenant (gRPC gives its SAN, or
+  // its CN without one, as the peer identity).
+  std::shared_ptr<const grpc::AuthContext> auth = call.context->auth_context();
+  if (auth != nullptr && auth->IsPeerAuthenticated()) {
+    std::vector<grpc::string_ref> identity = auth->GetPeerIdentity();
+    if (!identity.empty()) {
+      tenant.assign(identity.front().data(), identity.front().size());
+    }
+  }
+  if (tenant.empty() && options_.trust_tenant_header) {
+    tenant = std::string(Metadata(*call.context, "compute-tenant"));
+  }
+  if (tenant.empty()) tenant = PeerAddress(call.context->peer());
+  if (!options_.tenant_weights.empty()) {
+    auto it = options_.tenant_weights.find(tenant);
+    if (it != options_.tenant_weights.end()) call.options.weight = it->second;
+  }
 }
 
 TaskFn ComputeService::TaskFor(const CallInfo& call) const {
@@ -323,6 +412,21 @@ grpc::Status ComputeService::Completed(const CallInfo& call,
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                           "server shut down before the task could finish; "
                           "retry on another replica");
+    case TaskOutcome::kPreempted: {
+      const bool for_share =
+          result.displaced_for == RefusalReason::kTenantShare;
+      absl::Duration pushback =
+          std::clamp(pool_.Stats().expected_wait, absl::Milliseconds(1),
+                     absl::Seconds(10));
+      return Refuse(
+          call,
+          for_share ? RejectReason::kTenantShare : RejectReason::kPreempted,
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("server busy: ", result.status.message(), " after ",
+                       Ms(result.queue_wait), " ms; retry in ", Ms(pushback),
+                       " ms"),
+          pushback);
+    }
   }
   return grpc::Status(grpc::StatusCode::INTERNAL, "unknown task outcome");
 }

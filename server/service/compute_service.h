@@ -36,6 +36,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "server/pool/cost_model.h"
 #include "server/pool/worker_pool.h"
@@ -54,6 +55,12 @@ using TaskRunner = absl::Status (*)(const tasks::TaskKind& kind,
 struct ComputeServiceOptions {
   // Refuse at once a call whose deadline cannot be met (reason "deadline").
   bool admission = true;
+  // A call's tenant (whose share of the queue it draws on) is its verified
+  // mTLS identity; else, when this is set, its `compute-tenant` metadata;
+  // else its peer's IP address.
+  bool trust_tenant_header = false;
+  // Weights of named tenants (default 1).
+  absl::flat_hash_map<std::string, double> tenant_weights;
   CallObserver* observer = nullptr;  // optional; must outlive the service
   TaskRunner run_task = nullptr;     // nullptr: kind.run
 };
@@ -82,9 +89,13 @@ class ComputeService final : public compute::v1::Compute::CallbackService {
 
  private:
   friend class RunCall;
-  // Validates and estimates the call (kind, cost, bytes, options); a status
-  // when it is to be answered at once instead (bad input, draining).
+  // Validates and estimates the call (kind, cost, bytes, priority,
+  // options); a status when it is to be answered at once instead (bad
+  // input, draining).
   std::optional<grpc::Status> Prepare(CallInfo& call);
+  // The call's tenant and its weight, into call.options (only calls that
+  // queue need them: they cost an allocation or two).
+  void ResolveTenant(CallInfo& call) const;
   TaskFn TaskFor(const CallInfo& call) const;
   // Answers from gRPC's DefaultReactor, on this thread.
   grpc::ServerUnaryReactor* AnswerNow(const CallInfo& call,

@@ -72,9 +72,12 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   std::unique_ptr<ComputeServer> server(new ComputeServer());
   server->pool_ = std::move(*pool);
   server->service_ = std::make_unique<ComputeService>(
-      *server->pool_, ComputeServiceOptions{.admission = config.admission,
-                                            .observer = config.observer,
-                                            .run_task = config.run_task});
+      *server->pool_,
+      ComputeServiceOptions{.admission = config.admission,
+                            .trust_tenant_header = config.trust_tenant_header,
+                            .tenant_weights = config.tenant_weights,
+                            .observer = config.observer,
+                            .run_task = config.run_task});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

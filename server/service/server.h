@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
@@ -34,6 +35,9 @@ struct ServerConfig {
   PoolOptions pool;
   // Refuse at once a call whose deadline cannot be met (reason "deadline").
   bool admission = true;
+  // Tenants: see ComputeServiceOptions.
+  bool trust_tenant_header = false;
+  absl::flat_hash_map<std::string, double> tenant_weights;
   absl::Duration max_connection_age = absl::InfiniteDuration();
   absl::Duration max_connection_age_grace = absl::InfiniteDuration();
   absl::Duration keepalive_time = absl::Hours(2);

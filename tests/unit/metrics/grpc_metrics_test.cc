@@ -85,7 +85,10 @@ TEST(GrpcMetricsTest, EveryMethodAndCodeStartsAtZero) {
                                        {{"reason", "memory"}},
                                        {{"reason", "overload"}},
                                        {{"reason", "deadline"}},
-                                       {{"reason", "draining"}}}));
+                                       {{"reason", "draining"}},
+                                       {{"reason", "tenant_share"}},
+                                       {{"reason", "shed"}},
+                                       {{"reason", "preempted"}}}));
 }
 
 TEST(GrpcMetricsTest, CountsStartedHandledAndRejected) {

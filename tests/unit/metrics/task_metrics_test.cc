@@ -57,8 +57,8 @@ TEST(TaskMetricsTest, EveryTaskAndOutcomeStartsAtZero) {
   }
   std::set<Labels> want;
   for (const tasks::TaskKind& kind : tasks::AllTaskKinds()) {
-    for (std::string outcome :
-         {"ok", "cancelled", "deadline_exceeded", "failed", "shut_down"}) {
+    for (std::string outcome : {"ok", "cancelled", "deadline_exceeded",
+                                "failed", "shut_down", "preempted"}) {
       want.insert({{"task", std::string(kind.name)}, {"outcome", outcome}});
     }
     EXPECT_EQ(e.Value("compute_task_run_seconds_count",

@@ -171,11 +171,21 @@ TEST(FairQueueTest, SharesAndTheMostOverShare) {
       q.queue.ShareOf("greedy", Priority::kDefault, 1, 10);
   EXPECT_EQ(greedy.held_ns, 100);
   EXPECT_GT(greedy.held_ns, greedy.fair_ns);
-  EXPECT_EQ(q.queue.NewestOfTheMostOverShare("modest", Priority::kDefault),
-            newest);
-  EXPECT_EQ(q.queue.NewestOfTheMostOverShare("greedy", Priority::kDefault),
-            nullptr)
+  EXPECT_EQ(
+      q.queue.NewestOfTheMostOverShare("modest", Priority::kDefault, 1, 10),
+      newest);
+  EXPECT_EQ(
+      q.queue.NewestOfTheMostOverShare("greedy", Priority::kDefault, 1, 10),
+      nullptr)
       << "the modest tenant is not over its share";
+  // Alone in its class a tenant holds exactly its share; a newcomer's
+  // arrival puts it over.
+  Queue alone;
+  alone.Push("greedy", 10);
+  FairQueue::Node* back = alone.Push("greedy", 10);
+  EXPECT_EQ(
+      alone.queue.NewestOfTheMostOverShare("new", Priority::kDefault, 1, 10),
+      back);
   // A new tenant's share counts its own weight.
   FairQueue::Share fresh = q.queue.ShareOf("new", Priority::kDefault, 2, 0);
   EXPECT_EQ(fresh.fair_ns, 55);  // 2 / 4 x 110

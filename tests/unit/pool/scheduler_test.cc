@@ -2,7 +2,9 @@
 // SimulatedClock so that every wait and deadline is exact.
 #include <atomic>
 #include <memory>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -358,6 +360,118 @@ TEST(SchedulerTest, InlineRunsAreAdmittedByTheSameBudgets) {
   TaskOptions expired = Cost(absl::Microseconds(1), s->clock.Now());
   EXPECT_FALSE(pool.RunInlineIfFree(fn, expired, &result));
   EXPECT_EQ(pool.Stats().accepted, 0u);
+}
+
+TaskOptions For(std::string tenant, Priority priority = Priority::kDefault,
+                absl::Duration cost = absl::Milliseconds(5)) {
+  TaskOptions o;
+  o.tenant = std::move(tenant);
+  o.priority = priority;
+  o.cost = cost;
+  return o;
+}
+
+TEST(SchedulerTest, AModestTenantIsServedBetweenAGreedyOnesTasks) {
+  auto s = MakeScheduler(1, 100);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0), For("greedy")).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  for (int i = 1; i <= 10; ++i) {
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(i), For("greedy")).ok());
+  }
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(100), For("modest")).ok());
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(12));
+  std::vector<int> order = done.Order();
+  // The modest tenant's one task runs second, not after the greedy ten.
+  EXPECT_EQ(order[1], 1);
+  EXPECT_EQ(order[2], 100);
+}
+
+// A full queue held by one tenant: a tenant under its share gets a place by
+// displacing the greedy tenant's newest task, which ends "preempted" for
+// the tenant share; the greedy tenant's next task is refused for its share.
+TEST(SchedulerTest, ATenantUnderItsShareDisplacesOneOverIt) {
+  auto s = MakeScheduler(1, 4);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0), For("greedy")).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  for (int i = 1; i <= 4; ++i) {
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(i), For("greedy")).ok()) << i;
+  }
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(100), For("modest")).ok());
+  ASSERT_TRUE(done.WaitForCount(1));
+  ASSERT_TRUE(done.Get(4).has_value()) << "the greedy tenant's newest";
+  EXPECT_EQ(done.Get(4)->outcome, TaskOutcome::kPreempted);
+  EXPECT_EQ(done.Get(4)->displaced_for, RefusalReason::kTenantShare);
+  EXPECT_EQ(done.Get(4)->status.code(), absl::StatusCode::kResourceExhausted);
+
+  SubmitRefusal why;
+  EXPECT_FALSE(pool.Submit(Noop(), done.For(5), For("greedy"), &why).ok());
+  EXPECT_EQ(why.reason, RefusalReason::kTenantShare);
+  EXPECT_EQ(
+      pool.Stats().rejected_by[static_cast<int>(RefusalReason::kTenantShare)],
+      1u);
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(6));
+  EXPECT_EQ(done.Get(100)->outcome, TaskOutcome::kOk);
+}
+
+TEST(SchedulerTest, CriticalWorkGoesFirstAndDisplacesSheddableWork) {
+  auto s = MakeScheduler(1, 2);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0), For("a")).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  ASSERT_TRUE(
+      pool.Submit(Noop(), done.For(1), For("a", Priority::kDefault)).ok());
+  ASSERT_TRUE(
+      pool.Submit(Noop(), done.For(2), For("b", Priority::kSheddable)).ok());
+  // Full. A default task finds no room; a critical one displaces the
+  // sheddable one.
+  SubmitRefusal why;
+  EXPECT_FALSE(
+      pool.Submit(Noop(), done.For(3), For("c", Priority::kDefault), &why)
+          .ok());
+  EXPECT_EQ(why.reason, RefusalReason::kQueueFull);
+  ASSERT_TRUE(
+      pool.Submit(Noop(), done.For(4), For("c", Priority::kCritical)).ok());
+  ASSERT_TRUE(done.WaitForCount(1));
+  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kPreempted);
+  EXPECT_EQ(done.Get(2)->displaced_for, RefusalReason::kPreempted);
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(4));
+  std::vector<int> order = done.Order();
+  EXPECT_EQ(order, (std::vector<int>{2, 0, 4, 1})) << "critical first";
+}
+
+TEST(SchedulerTest, SheddableWorkIsRefusedAtHalfTheTarget) {
+  PoolOptions options;
+  options.target_queue_wait = absl::Milliseconds(100);
+  auto s = MakeScheduler(1, 100, options);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0),
+                          For("a", Priority::kDefault, absl::Milliseconds(60)))
+                  .ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  // 60 ms ahead: over half the target for sheddable work, within the
+  // target for default work.
+  SubmitRefusal why;
+  EXPECT_FALSE(
+      pool.Submit(Noop(), done.For(1), For("b", Priority::kSheddable), &why)
+          .ok());
+  EXPECT_EQ(why.reason, RefusalReason::kShed);
+  EXPECT_TRUE(
+      pool.Submit(Noop(), done.For(2), For("b", Priority::kDefault)).ok());
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(2));
 }
 
 TEST(SchedulerTest, RefusalsAreCountedByReason) {
