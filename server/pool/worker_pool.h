@@ -16,7 +16,10 @@
 //   - Every accepted task completes exactly once: its DoneFn is called once,
 //     with one outcome (ok, cancelled, deadline exceeded, failed, shut down),
 //     after the observer saw it. A refused task's DoneFn is never called.
-//   - FIFO: workers take queued tasks in submission order.
+//   - Order (fair_queue.h): critical tasks before default before
+//     sheddable; within a class, tenants (TaskOptions::tenant) take turns
+//     fairly by estimated cost, weighted; one tenant's tasks of one class
+//     run in submission order (with one tenant, the pool is FIFO).
 //   - Cancel(): a queued task leaves the queue at once (its place, bytes and
 //     cost are free for the next Submit) and completes on the caller's
 //     thread; a running task sees its CancelToken signalled and stops at its
@@ -38,16 +41,25 @@
 // Budgets, checked in this order at Submit, each a SubmitRefusal reason:
 //   - kQueueFull: a task is accepted while queued tasks < queue_capacity +
 //     idle workers, so `queue_capacity` counts the tasks that wait for a
-//     busy worker, and capacity 0 makes a queueless pool.
+//     busy worker, and capacity 0 makes a queueless pool. A full queue
+//     first makes room, if it can, by displacing one queued task: the
+//     newest sheddable one for a critical task; for a task whose tenant is
+//     under its fair share of its class's queued cost, the newest of the
+//     tenant most over its share. The displaced task completes kPreempted.
 //   - kMemory: bytes held by queued and running tasks (TaskOptions::bytes)
 //     would pass max_inflight_bytes.
+//   - kShed: a sheddable task's expected wait is over half the target.
 //   - kOverload: a standing queue (below) and this task's expected wait is
-//     over target_queue_wait.
+//     over target_queue_wait (critical tasks are exempt).
 //   - kDeadline: (with TaskOptions::admit_by_deadline) now + expected wait +
 //     the task's own cost is past its deadline. An idle pool admits any task
 //     whose own cost fits.
-// Expected wait = 0 while a worker is free for the task; else (estimated
-// cost of the queued tasks + remaining cost of the running ones) / workers.
+// When queue_full, memory, shed or overload refuses a task whose tenant
+// holds more than its fair share of its class's queued cost, the reason is
+// kTenantShare instead: the tenant over its share is the one refused.
+// Expected wait = 0 while a worker is free for the task; else (the queued
+// cost fair queuing would run before it + remaining cost of the running
+// ones) / workers.
 // Each task's cost is its caller's estimate (TaskOptions::cost); see
 // cost_model.h for how the service makes one.
 //
