@@ -5,9 +5,10 @@
 # image_build TAG builds the Dockerfile as it is, with
 #   1. docker build, when a Docker engine answers (`docker info`), else
 #   2. podman build,
-# whichever first has the Dockerfile's base images or can pull them. Only
-# when neither can (a machine that reaches no container registry) does it
-# fall back to a helper, which is optional and not part of this project:
+# whichever first has the Dockerfile's base images or can pull them (and,
+# for podman, can run a container: some sandboxes refuse its OCI runtime).
+# Only when neither can (a machine that reaches no container registry) does
+# it fall back to a helper, which is optional and not part of this project:
 # $COMPUTE_IMAGE_HELPER, else ../shared/tools/container-build.sh beside the
 # checkout if there is one. A helper is called as `HELPER build TAG
 # DOCKERFILE CONTEXT` and `HELPER run TAG [CMD ARGS...]`. It sets
@@ -41,6 +42,17 @@ has_base_images() {
   done
 }
 
+# podman_runs: podman can start a container from the first base image.
+podman_runs() {
+  local image
+  image=$(_qualified "$(_base_images | head -n 1)")
+  if ! timeout 60 podman run --rm --network none "$image" true >/dev/null 2>&1
+  then
+    echo "image: podman cannot run a container here" >&2
+    return 1
+  fi
+}
+
 image_helper() {
   local helper=${COMPUTE_IMAGE_HELPER:-../shared/tools/container-build.sh}
   if [[ -x $helper ]]; then echo "$helper"; fi
@@ -52,7 +64,8 @@ image_build() {
   if docker info >/dev/null 2>&1 && has_base_images docker; then
     IMAGE_ENGINE=docker
     docker build -t "$tag" -f Dockerfile .
-  elif command -v podman >/dev/null 2>&1 && has_base_images podman; then
+  elif command -v podman >/dev/null 2>&1 && has_base_images podman &&
+    podman_runs; then
     IMAGE_ENGINE=podman
     # Docker format keeps the HEALTHCHECK (OCI images drop it).
     podman build --format docker -t "$tag" -f Dockerfile .
@@ -64,7 +77,7 @@ image_build() {
         "or COMPUTE_IMAGE_HELPER for a machine that reaches no registry" >&2
       return 1
     fi
-    echo "image: neither docker nor podman can get the base images;" \
+    echo "image: neither docker nor podman can build here;" \
       "building with $helper" >&2
     IMAGE_ENGINE=helper
     "$helper" build "$tag" Dockerfile .

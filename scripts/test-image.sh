@@ -59,7 +59,11 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 "$CLIENT" health --target="127.0.0.1:$GRPC_PORT"
-"$CLIENT" run fib --n 20 --target="127.0.0.1:$GRPC_PORT" | tee /dev/stderr | grep -q 6765
+# (Not through `tee /dev/stderr`: that reopens a log file stderr may be
+# redirected to, truncating it.)
+FIB=$("$CLIENT" run fib --n 20 --target="127.0.0.1:$GRPC_PORT")
+echo "$FIB" >&2
+grep -q 6765 <<<"$FIB"
 metrics() { curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics"; }
 # (Captured first: grep -q closing the pipe early would fail curl under
 # pipefail.)

@@ -12,7 +12,7 @@ failures=0
 
 tools="$tmp/tools"
 mkdir -p "$tools"
-for t in bash env awk sort paste timeout cat dirname; do
+for t in bash env awk sort paste timeout cat dirname head; do
   ln -s "$(command -v "$t")" "$tools/$t"
 done
 
@@ -25,6 +25,7 @@ case "\$1" in
   info) [[ \${FAKE_DOCKER_ENGINE:-up} == up ]] ;;
   image) exit 1 ;;  # image inspect: no local base image
   pull) [[ \${FAKE_PULL:-ok} == ok ]] ;;
+  run) [[ \${FAKE_RUN:-ok} == ok ]] ;;
   *) exit 0 ;;
 esac
 SCRIPT
@@ -74,6 +75,8 @@ expect podman "without a Docker engine, podman builds the Dockerfile" \
   has "podman build --format docker -t test:1 -f Dockerfile ."
 expect podman "with the base images fully qualified" \
   has "podman pull -q docker.io/library/debian:bookworm"
+expect podman "it checked that podman can run a container" \
+  has "podman run --rm --network none docker.io/library/debian:bookworm true"
 expect podman "no docker build, no helper" lacks "docker build\|helper"
 expect podman "exit 0" test "$RC" = 0
 
@@ -81,8 +84,14 @@ FAKE_DOCKER_ENGINE=up FAKE_PULL=fail \
   COMPUTE_IMAGE_HELPER="$tmp/helper-offline" run offline "docker podman"
 expect offline "neither can pull: the helper builds" \
   has "helper-offline build test:1 Dockerfile ."
-expect offline "and says why" grep -q "neither docker nor podman can get the base images" <<<"$OUT"
+expect offline "and says why" grep -q "neither docker nor podman can build here" <<<"$OUT"
 expect offline "no engine builds" lacks "docker build\|podman build"
+
+FAKE_DOCKER_ENGINE=down FAKE_PULL=ok FAKE_RUN=fail \
+  COMPUTE_IMAGE_HELPER="$tmp/helper-norun" run norun "docker podman"
+expect norun "podman that cannot run a container: the helper builds" \
+  has "helper-norun build test:1 Dockerfile ."
+expect norun "and says why" grep -q "podman cannot run a container here" <<<"$OUT"
 
 FAKE_DOCKER_ENGINE=down \
   COMPUTE_IMAGE_HELPER="$tmp/helper-none" run none ""
