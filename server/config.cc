@@ -10,7 +10,9 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 
 ABSL_FLAG(std::string, address, "0.0.0.0", "address the gRPC server binds");
@@ -35,6 +37,12 @@ ABSL_FLAG(absl::Duration, inline_max_cost, absl::Microseconds(20),
           "a call estimated to run at most this long runs at once on the "
           "thread that received it when a worker's place is free and nothing "
           "is queued (no hand-off to a worker; 0: never)");
+ABSL_FLAG(bool, trust_tenant_header, false,
+          "take a call's tenant from its compute-tenant metadata when it has "
+          "no verified client certificate (only behind a proxy that sets it)");
+ABSL_FLAG(std::string, tenant_weights, "",
+          "fair-share weights of named tenants, like gold=4,silver=2 "
+          "(others: 1)");
 ABSL_FLAG(bool, admission, true,
           "refuse at once calls whose deadline the queue would make them miss");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
@@ -72,6 +80,8 @@ constexpr const char* kFlags[] = {
     "max_inflight_bytes",
     "target_queue_wait",
     "inline_max_cost",
+    "trust_tenant_header",
+    "tenant_weights",
     "admission",
     "drain_timeout",
     "max_connection_age",
@@ -226,6 +236,29 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
   return absl::OkStatus();
 }
 
+// "gold=4,silver=2": name=weight pairs, weights in (0, 1000].
+absl::Status ParseTenantWeights(const std::string& text,
+                                absl::flat_hash_map<std::string, double>* out) {
+  out->clear();
+  if (text.empty()) return absl::OkStatus();
+  for (absl::string_view pair : absl::StrSplit(text, ',')) {
+    std::vector<absl::string_view> parts = absl::StrSplit(pair, '=');
+    double weight = 0;
+    if (parts.size() != 2 || parts[0].empty() ||
+        !absl::SimpleAtod(parts[1], &weight) || !(weight > 0) ||
+        weight > 1000) {
+      return Bad(absl::StrCat(
+          "--tenant_weights: '", pair,
+          "' is not name=weight with a weight in (0, 1000], like gold=4"));
+    }
+    if (!out->emplace(std::string(parts[0]), weight).second) {
+      return Bad(absl::StrCat("--tenant_weights: tenant '", parts[0],
+                              "' is given twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::optional<std::string> GetEnv(const std::string& name) {
@@ -304,6 +337,12 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     return Bad(
         absl::StrCat("--inline_max_cost must be between 0 and 10ms (got ",
                      absl::FormatDuration(server.pool.inline_max_cost), ")"));
+  }
+  server.trust_tenant_header = absl::GetFlag(FLAGS_trust_tenant_header);
+  if (absl::Status s = ParseTenantWeights(absl::GetFlag(FLAGS_tenant_weights),
+                                          &server.tenant_weights);
+      !s.ok()) {
+    return s;
   }
   server.admission = absl::GetFlag(FLAGS_admission);
   config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);

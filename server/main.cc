@@ -33,6 +33,8 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
   Put(f, "memory_limit", c.memory.explanation);
   Put(f, "target_queue_wait", absl::FormatDuration(s.pool.target_queue_wait));
   Put(f, "inline_max_cost", absl::FormatDuration(s.pool.inline_max_cost));
+  Put(f, "trust_tenant_header", s.trust_tenant_header);
+  Put(f, "tenant_weights", static_cast<double>(s.tenant_weights.size()));
   Put(f, "admission", s.admission);
   Put(f, "drain_timeout", absl::FormatDuration(c.drain_timeout));
   Put(f, "max_connection_age", absl::FormatDuration(s.max_connection_age));

@@ -4,7 +4,9 @@
 #ifndef COMPUTE_TESTS_INTEGRATION_CALLS_H_
 #define COMPUTE_TESTS_INTEGRATION_CALLS_H_
 
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -34,11 +36,17 @@ inline compute::v1::RunRequest Fib(uint32_t n) {
 // One asynchronous call (callback API) that can be awaited and cancelled.
 class AsyncCall {
  public:
-  AsyncCall(compute::v1::Compute::Stub& stub, compute::v1::RunRequest request,
-            absl::Duration deadline = absl::InfiniteDuration())
+  // `metadata`: request metadata, e.g. {{"compute-tenant", "a"}}.
+  AsyncCall(
+      compute::v1::Compute::Stub& stub, compute::v1::RunRequest request,
+      absl::Duration deadline = absl::InfiniteDuration(),
+      const std::vector<std::pair<std::string, std::string>>& metadata = {})
       : request_(std::move(request)) {
     if (deadline != absl::InfiniteDuration()) {
       context_.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    }
+    for (const auto& [key, value] : metadata) {
+      context_.AddMetadata(key, value);
     }
     stub.async()->Run(&context_, &request_, &response_, [this](grpc::Status s) {
       MutexLock lock(&mu_);

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -271,6 +272,111 @@ TEST_F(ServiceTest, MemoryBudgetRefusesWhatWouldNotFit) {
   EXPECT_EQ(held.Wait().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_TRUE(small.Wait().ok());
   ASSERT_TRUE(WaitUntil([&] { return Stats().inflight_bytes == 0; }));
+}
+
+// A 30 s spin that runs until cancelled, so that queued calls stay queued.
+// (Calls queued behind it have no deadline: 30 s of work ahead would make
+// admission refuse them.)
+absl::Status SpinUntilCancelled(const tasks::TaskKind& kind,
+                                const RunRequest& request,
+                                const CancelToken& cancel,
+                                RunResponse* response) {
+  if (request.has_spin() && request.spin().duration().seconds() == 30) {
+    while (!cancel.stop_requested()) absl::SleepFor(absl::Milliseconds(1));
+    return absl::CancelledError("stopped");
+  }
+  return kind.run(request, cancel, response);
+}
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+Metadata Tenant(const std::string& name) { return {{"compute-tenant", name}}; }
+
+// One greedy tenant fills the queue; a modest one still gets in (the
+// greedy one's newest call is displaced for the tenant share) and runs
+// before the greedy one's older queued call.
+TEST_F(ServiceTest, AGreedyTenantCannotKeepAModestOneOut) {
+  service::ServerConfig config = LocalConfig(1, 2);
+  config.trust_tenant_header = true;
+  config.run_task = &SpinUntilCancelled;
+  Start(config);
+  AsyncCall running(*stub_, Spin(absl::Seconds(30)), absl::InfiniteDuration(),
+                    Tenant("greedy"));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
+  AsyncCall older(*stub_, Spin(absl::Milliseconds(2)), absl::InfiniteDuration(),
+                  Tenant("greedy"));
+  AsyncCall newer(*stub_, Spin(absl::Milliseconds(3)), absl::InfiniteDuration(),
+                  Tenant("greedy"));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().queue_depth == 2; }));
+
+  AsyncCall modest(*stub_, Spin(absl::Milliseconds(1)),
+                   absl::InfiniteDuration(), Tenant("modest"));
+  grpc::Status displaced = newer.Wait();
+  EXPECT_EQ(displaced.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(displaced.error_message(), HasSubstr("fair share"));
+  EXPECT_EQ(server_->service().rejected(service::RejectReason::kTenantShare),
+            1u);
+  // Another greedy call is refused for its share; the queue is full.
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  context.AddMetadata("compute-tenant", "greedy");
+  RunResponse r;
+  grpc::Status s = stub_->Run(&context, Spin(absl::Milliseconds(1)), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("tenant over its fair share"));
+
+  running.Cancel();
+  EXPECT_TRUE(modest.Wait().ok());
+  EXPECT_TRUE(older.Wait().ok());
+  EXPECT_EQ(Completed(TaskOutcome::kPreempted), 1u);
+}
+
+TEST_F(ServiceTest, SheddableWorkIsShedAndUnknownPrioritiesRefused) {
+  service::ServerConfig config = LocalConfig(1, 1);
+  config.pool.target_queue_wait = absl::Milliseconds(100);
+  config.run_task = &SpinUntilCancelled;
+  Start(config);
+  AsyncCall running(*stub_, Spin(absl::Seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
+  // 30 s of work ahead: sheddable work is shed at once.
+  grpc::ClientContext shed;
+  shed.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  shed.AddMetadata("compute-priority", "sheddable");
+  RunResponse r;
+  grpc::Status s = stub_->Run(&shed, Spin(absl::Milliseconds(1)), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("shedding sheddable work"));
+  EXPECT_EQ(server_->service().rejected(service::RejectReason::kShed), 1u);
+
+  // An unknown priority is bad input.
+  grpc::ClientContext bad;
+  bad.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  bad.AddMetadata("compute-priority", "urgent");
+  s = stub_->Run(&bad, Spin(absl::Milliseconds(1)), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("compute-priority"));
+}
+
+TEST_F(ServiceTest, CriticalCallsDisplaceQueuedSheddableOnes) {
+  service::ServerConfig config = LocalConfig(1, 1);
+  config.pool.target_queue_wait = absl::InfiniteDuration();  // no shedding
+  config.run_task = &SpinUntilCancelled;
+  Start(config);
+  AsyncCall running(*stub_, Spin(absl::Seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
+  AsyncCall sheddable(*stub_, Spin(absl::Milliseconds(1)),
+                      absl::InfiniteDuration(),
+                      {{"compute-priority", "sheddable"}});
+  ASSERT_TRUE(WaitUntil([&] { return Stats().queue_depth == 1; }));
+  AsyncCall critical(*stub_, Spin(absl::Milliseconds(1)),
+                     absl::InfiniteDuration(),
+                     {{"compute-priority", "critical"}});
+  grpc::Status s = sheddable.Wait();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("more critical work"));
+  EXPECT_EQ(server_->service().rejected(service::RejectReason::kPreempted), 1u);
+  running.Cancel();
+  EXPECT_TRUE(critical.Wait().ok());
 }
 
 TEST_F(ServiceTest, ClientCancelOfQueuedCallFreesItsSlot) {

@@ -161,6 +161,30 @@ TEST(ConfigTest, InlineMaxCost) {
                         "10ms (got 1s)"));
 }
 
+TEST(ConfigTest, Tenants) {
+  auto c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->server.trust_tenant_header);
+  EXPECT_TRUE(c->server.tenant_weights.empty());
+  c = Parse({"--trust_tenant_header", "--tenant_weights=gold=4,silver=2.5"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->server.trust_tenant_header);
+  EXPECT_EQ(c->server.tenant_weights.size(), 2u);
+  EXPECT_EQ(c->server.tenant_weights.at("gold"), 4);
+  EXPECT_EQ(c->server.tenant_weights.at("silver"), 2.5);
+  c = Parse({}, {{"COMPUTE_TENANT_WEIGHTS", "a=1"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tenant_weights.at("a"), 1);
+  for (const char* bad :
+       {"gold", "gold=0", "gold=-1", "=2", "gold=x", "gold=2000", "a=1,a=2"}) {
+    c = Parse({std::string("--tenant_weights=") + bad});
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_THAT(std::string(c.status().message()),
+                HasSubstr("--tenant_weights"))
+        << bad;
+  }
+}
+
 TEST(ConfigTest, FlagsInEveryForm) {
   auto c =
       Parse({"--port=1234", "--workers", "4", "--min_workers=1",
