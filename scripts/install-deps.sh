@@ -18,7 +18,8 @@ BUILD_PACKAGES=(
   prometheus-cpp-dev libssl-dev
 )
 TEST_PACKAGES=(
-  clang-format
+  # CI's static checks: formatting, clang's thread-safety analysis
+  clang-format clang
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # TLS tests make their certificates at run time
