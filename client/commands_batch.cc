@@ -30,12 +30,12 @@ struct Slot {
 // bounds the wait.
 void CallAll(compute::v1::Compute::Stub& stub,
              std::vector<std::unique_ptr<Slot>>& slots,
-             absl::Duration deadline) {
+             const CommonFlags& common) {
   Mutex mu;
   CondVar cv;
   size_t done = 0;
   for (auto& slot : slots) {
-    SetDeadline(slot->context, deadline);
+    PrepareContext(slot->context, common);
     Slot* s = slot.get();
     Clock::time_point start = Clock::now();
     stub.async()->Run(&s->context, &s->request, &s->response,
@@ -67,6 +67,9 @@ int BatchCommand(const std::vector<std::string>& args, const Io& io) {
   if (auto done = ParseFlags(command, flags, args, &positional, io)) {
     return *done;
   }
+  if (absl::Status valid = ValidateCallFlags(common); !valid.ok()) {
+    return Fail(command, valid, io);
+  }
   if (positional.size() < 2) {
     return Usage(command, "expected a task and at least one argument", io);
   }
@@ -87,7 +90,7 @@ int BatchCommand(const std::vector<std::string>& args, const Io& io) {
   auto stub = compute::v1::Compute::NewStub(*channel);
 
   Clock::time_point start = Clock::now();
-  CallAll(*stub, slots, common.deadline);
+  CallAll(*stub, slots, common);
   absl::Duration wall = absl::FromChrono(Clock::now() - start);
 
   int failed = 0;

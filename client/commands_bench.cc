@@ -92,6 +92,9 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   if (auto done = ParseFlags(command, flags, args, &positional, io)) {
     return *done;
   }
+  if (absl::Status valid = ValidateCallFlags(common); !valid.ok()) {
+    return Fail(command, valid, io);
+  }
   if (!positional.empty()) {
     return Usage(command,
                  absl::StrCat("unexpected argument '", positional[0],
@@ -123,6 +126,7 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   options.duration = time;
   options.requests = requests;
   options.deadline = common.deadline;
+  options.metadata = CallMetadata(common);
   options.connect_timeout = connect_timeout;
   if (io.out_is_terminal && !common.json) {
     options.on_progress = [&io](const LoadProgress& p) {

@@ -24,6 +24,40 @@ void AddCommonFlags(FlagSet& flags, CommonFlags* common) {
             "retry RESOURCE_EXHAUSTED/UNAVAILABLE (gRPC retry policy, "
             "honours the server's pushback)");
   flags.Add("json", &common->json, "machine-readable output");
+  flags.Add("tenant", &common->tenant,
+            "send as compute-tenant (the server uses it with "
+            "--trust_tenant_header)");
+  flags.Add("priority", &common->priority,
+            "send as compute-priority: critical, default or sheddable");
+}
+
+absl::Status ValidateCallFlags(const CommonFlags& common) {
+  if (!common.priority.empty() && common.priority != "critical" &&
+      common.priority != "default" && common.priority != "sheddable") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--priority must be critical, default or sheddable "
+                     "(got '",
+                     common.priority, "')"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::pair<std::string, std::string>> CallMetadata(
+    const CommonFlags& common) {
+  std::vector<std::pair<std::string, std::string>> metadata;
+  if (!common.tenant.empty())
+    metadata.push_back({"compute-tenant", common.tenant});
+  if (!common.priority.empty()) {
+    metadata.push_back({"compute-priority", common.priority});
+  }
+  return metadata;
+}
+
+void PrepareContext(grpc::ClientContext& context, const CommonFlags& common) {
+  SetDeadline(context, common.deadline);
+  for (const auto& [key, value] : CallMetadata(common)) {
+    context.AddMetadata(key, value);
+  }
 }
 
 std::optional<int> ParseFlags(const std::string& command, FlagSet& flags,

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -24,6 +25,8 @@ struct CommonFlags {
   ChannelOptions channel;
   absl::Duration deadline = absl::InfiniteDuration();  // per call
   bool json = false;
+  std::string tenant;    // sent as compute-tenant when set
+  std::string priority;  // sent as compute-priority when set
 };
 
 void AddCommonFlags(FlagSet& flags, CommonFlags* common);
@@ -44,6 +47,16 @@ int Usage(const std::string& command, const std::string& message, const Io& io);
 int CallFailed(const grpc::Status& status, const Io& io);
 
 void SetDeadline(grpc::ClientContext& context, absl::Duration deadline);
+
+// InvalidArgument naming the flag when --priority is not one the server
+// knows.
+absl::Status ValidateCallFlags(const CommonFlags& common);
+// The request metadata the flags ask for (compute-tenant,
+// compute-priority).
+std::vector<std::pair<std::string, std::string>> CallMetadata(
+    const CommonFlags& common);
+// SetDeadline and CallMetadata on one call's context.
+void PrepareContext(grpc::ClientContext& context, const CommonFlags& common);
 
 // One finished call, for `run` and `batch`.
 std::string CallText(const compute::v1::RunRequest& request,

@@ -31,6 +31,9 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
                               positional.size(), " arguments"),
                  io);
   }
+  if (absl::Status valid = ValidateCallFlags(common); !valid.ok()) {
+    return Fail(command, valid, io);
+  }
   auto request = BuildRequest(positional[0], task);
   if (!request.ok()) return Fail(command, request.status(), io);
   auto channel = CreateChannel(common.channel);
@@ -38,7 +41,7 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
 
   auto stub = compute::v1::Compute::NewStub(*channel);
   grpc::ClientContext context;
-  SetDeadline(context, common.deadline);
+  PrepareContext(context, common);
   compute::v1::RunResponse response;
   auto start = std::chrono::steady_clock::now();
   grpc::Status status = stub->Run(&context, *request, &response);

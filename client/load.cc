@@ -141,6 +141,9 @@ void LoadGenerator::StartCall(absl::Duration backoff) {
     call->context.set_deadline(std::chrono::system_clock::now() +
                                absl::ToChronoNanoseconds(options_.deadline));
   }
+  for (const auto& [key, value] : options_.metadata) {
+    call->context.AddMetadata(key, value);
+  }
   {
     MutexLock lock(&mu_);
     ++in_flight_;

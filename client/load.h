@@ -38,6 +38,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -70,6 +72,8 @@ struct LoadOptions {
   absl::Duration duration = absl::InfiniteDuration();
   uint64_t requests = 0;  // 0: no limit (then duration must be finite)
   absl::Duration deadline = absl::InfiniteDuration();  // per call
+  // Request metadata of every call (compute-tenant, compute-priority).
+  std::vector<std::pair<std::string, std::string>> metadata;
   std::function<void(const LoadProgress&)> on_progress;
   absl::Duration progress_interval = absl::Seconds(1);
   // Wait this long for every channel to be connected before the first call

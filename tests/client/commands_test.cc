@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "client/commands_common.h"
 #include "client/file.h"
 #include "client/pgm.h"
 #include "gmock/gmock.h"
@@ -107,6 +108,23 @@ TEST_F(CommandsTest, RunBlurReadsAndWritesBinaryPgm) {
   EXPECT_EQ(out->width, 3u);
   EXPECT_EQ(out->height, 1u);
   EXPECT_EQ(out->pixels, std::string("\x30\x30\x30", 3));
+}
+
+TEST_F(CommandsTest, TenantAndPriorityAreSentAsMetadata) {
+  CommandResult r = Run(
+      {"run", "fib", "--n", "5", "--tenant", "a", "--priority", "critical"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  r = Run({"run", "fib", "--n", "5", "--priority", "urgent"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("--priority must be critical, default or "
+                               "sheddable (got 'urgent')"));
+  client::CommonFlags common;
+  common.tenant = "a";
+  common.priority = "sheddable";
+  EXPECT_EQ(client::CallMetadata(common),
+            (std::vector<std::pair<std::string, std::string>>{
+                {"compute-tenant", "a"}, {"compute-priority", "sheddable"}}));
+  EXPECT_TRUE(client::CallMetadata(client::CommonFlags()).empty());
 }
 
 TEST_F(CommandsTest, NonOkStatusIsCodeAndMessageOnStderrAndExit1) {
