@@ -1,12 +1,31 @@
 #include "server/log.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace compute {
+namespace {
+
+// One JSON value as protobuf prints it ("null" if it cannot).
+std::string Json(const google::protobuf::Value& value) {
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(value, &json).ok()) {
+    return "null";
+  }
+  return json;
+}
+
+std::string JsonString(const std::string& text) {
+  google::protobuf::Value value;
+  value.set_string_value(text);
+  return Json(value);
+}
+
+}  // namespace
 
 void Put(google::protobuf::Struct& s, const std::string& key,
          const std::string& value) {
@@ -19,19 +38,30 @@ void Put(google::protobuf::Struct& s, const std::string& key, bool value) {
   (*s.mutable_fields())[key].set_bool_value(value);
 }
 
+std::string FormatLogLine(absl::Time now, const std::string& level,
+                          const std::string& msg,
+                          const google::protobuf::Struct& fields) {
+  std::string line = "{\"ts\":" +
+                     JsonString(absl::FormatTime(absl::RFC3339_full, now,
+                                                 absl::UTCTimeZone())) +
+                     ",\"level\":" + JsonString(level) +
+                     ",\"msg\":" + JsonString(msg);
+  std::vector<const std::string*> keys;
+  for (const auto& [key, value] : fields.fields()) {
+    if (key != "ts" && key != "level" && key != "msg") keys.push_back(&key);
+  }
+  std::sort(keys.begin(), keys.end(),
+            [](const std::string* a, const std::string* b) { return *a < *b; });
+  for (const std::string* key : keys) {
+    line += "," + JsonString(*key) + ":" + Json(fields.fields().at(*key));
+  }
+  return line + "}";
+}
+
 void LogJson(const std::string& level, const std::string& msg,
              const google::protobuf::Struct& fields) {
-  google::protobuf::Struct line = fields;
-  Put(line, "ts",
-      absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone()));
-  Put(line, "level", level);
-  Put(line, "msg", msg);
-  std::string json;
-  if (!google::protobuf::util::MessageToJsonString(line, &json).ok()) {
-    json = "{\"level\":\"error\",\"msg\":\"log line not encodable\"}";
-  }
-  json += '\n';
-  std::fwrite(json.data(), 1, json.size(), stderr);
+  std::string line = FormatLogLine(absl::Now(), level, msg, fields) + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }
 

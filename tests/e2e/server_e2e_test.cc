@@ -123,6 +123,15 @@ TEST(ServerE2eTest, StartupLogsTheEffectiveConfigAndCpuCount) {
   EXPECT_THAT(exit.stderr_text, HasSubstr("\"cpu_count\""));
   EXPECT_THAT(exit.stderr_text, HasSubstr("\"cpu_count_reason\""));
   EXPECT_THAT(exit.stderr_text, HasSubstr("\"queue_capacity\":64"));
+  // Every line: ts, level, msg first, in that order.
+  std::vector<std::string> lines =
+      absl::StrSplit(exit.stderr_text, '\n', absl::SkipEmpty());
+  EXPECT_GE(lines.size(), 4u);  // starting, serving, draining, stopped
+  for (const std::string& line : lines) {
+    EXPECT_THAT(line, ::testing::MatchesRegex(
+                          R"(\{"ts":"[^"]+","level":"info","msg":"[a-z]+".*)"))
+        << line;
+  }
 }
 
 struct BadConfig {

@@ -1,0 +1,64 @@
+// The JSON log line: fixed key order (ts, level, msg, then the fields by
+// name), valid JSON whatever the values hold.
+#include "server/log.h"
+
+#include "absl/time/civil_time.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+
+namespace compute {
+namespace {
+
+absl::Time Noon() {
+  return absl::FromCivil(absl::CivilSecond(2026, 1, 2, 12, 0, 0),
+                         absl::UTCTimeZone());
+}
+
+TEST(LogTest, TsLevelMsgFirstThenTheFieldsByName) {
+  google::protobuf::Struct f;
+  Put(f, "workers", 2.0);
+  Put(f, "address", std::string("0.0.0.0"));
+  Put(f, "tls", false);
+  Put(f, "port", 50051.0);
+  EXPECT_EQ(FormatLogLine(Noon(), "info", "starting", f),
+            "{\"ts\":\"2026-01-02T12:00:00+00:00\",\"level\":\"info\","
+            "\"msg\":\"starting\",\"address\":\"0.0.0.0\",\"port\":50051,"
+            "\"tls\":false,\"workers\":2}");
+}
+
+TEST(LogTest, TheSameFieldsGiveTheSameLine) {
+  google::protobuf::Struct a, b;
+  for (const char* key : {"zeta", "alpha", "mid", "beta", "omega"}) {
+    Put(a, key, std::string(key));
+  }
+  for (const char* key : {"omega", "beta", "mid", "alpha", "zeta"}) {
+    Put(b, key, std::string(key));
+  }
+  EXPECT_EQ(FormatLogLine(Noon(), "info", "x", a),
+            FormatLogLine(Noon(), "info", "x", b));
+}
+
+TEST(LogTest, FieldsCannotDisplaceTsLevelOrMsg) {
+  google::protobuf::Struct f;
+  Put(f, "msg", std::string("spoofed"));
+  Put(f, "level", std::string("debug"));
+  Put(f, "ts", std::string("never"));
+  EXPECT_EQ(FormatLogLine(Noon(), "error", "cannot start", f),
+            "{\"ts\":\"2026-01-02T12:00:00+00:00\",\"level\":\"error\","
+            "\"msg\":\"cannot start\"}");
+}
+
+TEST(LogTest, ValuesAreEscapedAsJson) {
+  google::protobuf::Struct f;
+  Put(f, "error", std::string("a \"quoted\"\nline\\"));
+  std::string line = FormatLogLine(Noon(), "error", "cannot \"start\"", f);
+  google::protobuf::Struct parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &parsed).ok())
+      << line;
+  EXPECT_EQ(parsed.fields().at("error").string_value(), "a \"quoted\"\nline\\");
+  EXPECT_EQ(parsed.fields().at("msg").string_value(), "cannot \"start\"");
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+}
+
+}  // namespace
+}  // namespace compute
