@@ -60,9 +60,10 @@ check-format:
 # against a baseline measured in the same run: the pool against a minimal
 # pool and thread-per-task, the cost of metrics on the pool, then
 # scripts/bench/: compute-server end to end against a bare gRPC server
-# (echo_server, h2load), under 1x/2x/4x overload, and under a burst of large
-# blurs with --max_inflight_bytes. About 4.5 minutes; `make bench
-# BENCH_QUICK=1` about 1.5. Each step is bounded by `timeout`.
+# (echo_server, h2load), under 1x/2x/4x overload, under a burst of large
+# blurs with --max_inflight_bytes, and with tenants and priorities competing
+# (fairness). About 7 minutes; `make bench BENCH_QUICK=1` about 2. Each step
+# is bounded by `timeout`.
 bench: build
 	cmake --build $(BUILD) -j $(JOBS) --target pool_bench metrics_bench echo_server
 	timeout 300 ./$(BUILD)/tests/bench/pool_bench
@@ -70,6 +71,7 @@ bench: build
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/e2e.sh
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/overload.sh
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/memory.sh
+	BUILD=$(abspath $(BUILD)) timeout 600 ./scripts/bench/fairness.sh
 
 # The container image, from the Dockerfile as it is: docker build when a
 # Docker engine answers, else podman build (scripts/container.sh says what
