@@ -25,6 +25,7 @@
 #include "absl/flags/marshalling.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/base/flag_text.h"
 
 namespace compute::client {
 
@@ -68,26 +69,6 @@ class FlagSet {
   bool help_ = false;
 };
 
-namespace flags_internal {
-// What a value of type T looks like, for error messages.
-template <typename T>
-const char* Expected() {
-  if constexpr (std::is_same_v<T, bool>) {
-    return "expected true or false";
-  } else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) {
-    return "expected a non-negative integer";
-  } else if constexpr (std::is_integral_v<T>) {
-    return "expected an integer";
-  } else if constexpr (std::is_floating_point_v<T>) {
-    return "expected a number";
-  } else if constexpr (std::is_same_v<T, absl::Duration>) {
-    return "expected a duration such as 250ms, 10s, 1m or inf";
-  } else {
-    return "bad value";
-  }
-}
-}  // namespace flags_internal
-
 template <typename T>
 void FlagSet::Add(std::string name, T* value, std::string help) {
   Flag flag;
@@ -100,7 +81,7 @@ void FlagSet::Add(std::string name, T* value, std::string help) {
                            error)) {
       return true;
     }
-    if (error->empty()) *error = flags_internal::Expected<T>();
+    if (error->empty()) *error = ExpectedFlagValue<T>();
     return false;
   };
   flags_.push_back(std::move(flag));

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/marshalling.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "server/base/flag_text.h"
 
 ABSL_FLAG(std::string, address, "0.0.0.0", "address the gRPC server binds");
 ABSL_FLAG(int, port, 50051, "gRPC port (0: the kernel picks one)");
@@ -123,6 +125,22 @@ absl::Status Bad(absl::string_view what) {
   return absl::InvalidArgumentError(what);
 }
 
+std::string ExpectedValue(const absl::CommandLineFlag& flag) {
+  if (flag.IsOfType<bool>()) return ExpectedFlagValue<bool>();
+  if (flag.IsOfType<int>()) return ExpectedFlagValue<int>();
+  if (flag.IsOfType<absl::Duration>()) {
+    return ExpectedFlagValue<absl::Duration>();
+  }
+  return ExpectedFlagValue<std::string>();
+}
+
+// "true", "false", "yes", "0", ...: what absl takes as a bool.
+bool IsBoolText(absl::string_view text) {
+  bool value;
+  std::string error;
+  return absl::ParseFlag(text, &value, &error);
+}
+
 absl::Status SetFlag(absl::string_view name, absl::string_view value,
                      absl::string_view source, Origins* origins) {
   absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
@@ -131,14 +149,18 @@ absl::Status SetFlag(absl::string_view name, absl::string_view value,
     return Bad(absl::StrCat("unknown flag --", name, " (see --help)"));
   }
   if (!flag->ParseFrom(value, &error)) {
-    return Bad(
-        absl::StrCat("bad value for ", source, ": '", value, "': ", error));
+    // absl's own error ("Illegal value '5' specified for flag ...") says
+    // neither what was wrong nor what to write: say what a value looks like,
+    // in the client's words.
+    return Bad(absl::StrCat("bad value for ", source, ": '", value,
+                            "': ", ExpectedValue(*flag)));
   }
   (*origins)[std::string(name)] = std::string(source);
   return absl::OkStatus();
 }
 
-// --name=value, --name value, --bool, --nobool.
+// --name=value, --name value, --bool, --nobool, and --bool true|false (the
+// server takes no positional arguments, so a bool's value may follow it).
 absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
                        Origins* origins) {
   for (int i = 1; i < argc; ++i) {
@@ -162,7 +184,7 @@ absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
     }
     if (!has_value) {
       if (flag != nullptr && Known(name) && flag->IsOfType<bool>()) {
-        value = "true";
+        value = i + 1 < argc && IsBoolText(argv[i + 1]) ? argv[++i] : "true";
       } else if (absl::StartsWith(name, "no") && Known(name.substr(2)) &&
                  absl::FindCommandLineFlag(name.substr(2))->IsOfType<bool>()) {
         name = name.substr(2);
@@ -389,8 +411,10 @@ std::string Usage() {
   std::string out =
       "compute-server: the compute.v1.Compute gRPC service.\n\n"
       "Flags (each also read from its environment variable; the flag wins).\n"
-      "Durations are written like 250ms, 10s, 1m, inf; byte sizes like\n"
-      "1048576, 512Mi, 2Gi (powers of 1024) or 500M, 2G (powers of 1000).\n\n";
+      "Write --flag=value or --flag value; a boolean also as --flag or\n"
+      "--noflag. Durations are written like 250ms, 10s, 1m, inf; byte sizes\n"
+      "like 1048576, 512Mi, 2Gi (powers of 1024) or 500M, 2G (powers of\n"
+      "1000).\n\n";
   for (const char* name : kFlags) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     absl::StrAppend(&out, "  --", name, "  (", EnvName(name), ")\n      ",

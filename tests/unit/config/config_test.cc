@@ -279,5 +279,51 @@ TEST(ConfigTest, HelpListsEveryFlagWithItsEnvironmentName) {
   }
 }
 
+// A bool flag takes its value as the next argument too, and a bad value
+// says what a good one looks like, in the same words as compute-client.
+TEST(ConfigTest, FlagValueSyntaxAndMessages) {
+  auto off = Parse({"--admission", "false", "--port", "0"});
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->server.admission);
+  EXPECT_EQ(off->server.port, 0);
+  auto on = Parse({"--admission", "--port=0"});
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->server.admission);
+  auto yes = Parse({"--noadmission", "--admission", "yes"});
+  ASSERT_TRUE(yes.ok()) << yes.status();
+  EXPECT_TRUE(yes->server.admission);
+
+  struct Case {
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{"--drain_timeout", "5"},
+       {},
+       "bad value for --drain_timeout: '5': expected a duration such as "
+       "250ms, 10s, 1m or inf"},
+      {{},
+       {{"COMPUTE_DRAIN_TIMEOUT", "soon"}},
+       "bad value for COMPUTE_DRAIN_TIMEOUT: 'soon': expected a duration "
+       "such as 250ms, 10s, 1m or inf"},
+      {{"--workers=two"},
+       {},
+       "bad value for --workers: 'two': expected an integer"},
+      {{"--admission=maybe"},
+       {},
+       "bad value for --admission: 'maybe': expected true or false"},
+      // Not a bool, so not the flag's value: the server takes no arguments.
+      {{"--admission", "maybe"},
+       {},
+       "unexpected argument 'maybe' (see --help)"},
+  };
+  for (const Case& c : cases) {
+    auto r = Parse(c.args, c.env);
+    ASSERT_FALSE(r.ok()) << c.message;
+    EXPECT_EQ(r.status().message(), c.message);
+  }
+}
+
 }  // namespace
 }  // namespace compute
