@@ -1,7 +1,7 @@
 #include "client/channel.h"
 
 #include "absl/strings/str_cat.h"
-#include "client/file.h"
+#include "client/input_file.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -23,7 +23,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
                            {&options.cert, &ssl.pem_cert_chain},
                            {&options.key, &ssl.pem_private_key}}) {
     if (path->empty()) continue;
-    absl::StatusOr<std::string> contents = ReadFile(*path);
+    absl::StatusOr<std::string> contents = ReadInputFile(*path);
     if (!contents.ok()) return contents.status();
     *pem = *std::move(contents);
   }

@@ -48,7 +48,7 @@ struct ChannelOptions {
 std::string ServiceConfigJson(const ChannelOptions& options);
 
 // `count` independent channels (connections) to the target. Errors:
-// InvalidArgument for inconsistent options, NotFound/... for PEM files.
+// InvalidArgument for inconsistent options or a PEM file that cannot be read.
 // Channels connect lazily; a wrong address shows as UNAVAILABLE on the
 // first call.
 absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> CreateChannels(

@@ -11,7 +11,7 @@ constexpr const char kUsage[] =
 usage:
   compute-client run <task> [task flags] [flags]
       one call; prints the result and where the time went
-  compute-client batch <task> <arg>... [flags]
+  compute-client batch <task> <arg>... [--rounds N] [flags]
       concurrent calls (batch fib 40 41 42), results in input order
   compute-client health [--service NAME] [flags]
       grpc.health.v1 Check; exit 0 iff SERVING
@@ -19,17 +19,19 @@ usage:
       load generator: --concurrency N or --rate R, --time D or --requests N,
       --connections K, --hist
 
-tasks:
+tasks (a flag of another task than the one run is a usage error):
   fib --n N | spin --duration D | sha256 --file F|--data S --rounds N
   | primes --limit N | blur --in in.pgm --radius R --out out.pgm
 
 common flags:
   --target (default localhost:50051; dns:///host:port; ipv4:a:p,b:q)
   --deadline D  --tls --ca F --cert F --key F --server_name N
-  --lb round_robin|pick_first  --retry  --json
+  --lb round_robin|pick_first  --json
+  run, batch, bench: --retry  --tenant T  --priority P
 
-`compute-client <command> --help` lists every flag with its default.
-Exit status: 0 ok; 1 the call failed (code and message on stderr); 2 usage.
+`compute-client <command> --help` lists its flags with their defaults.
+Exit status: 0 ok; 1 the call failed (code and message on stderr); 2 usage
+(a bad flag, or an input file that cannot be read).
 )";
 
 }  // namespace

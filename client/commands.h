@@ -6,6 +6,7 @@
 #ifndef COMPUTE_CLIENT_COMMANDS_H_
 #define COMPUTE_CLIENT_COMMANDS_H_
 
+#include <istream>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -19,8 +20,13 @@ inline constexpr int kExitUsage = 2;
 struct Io {
   std::ostream& out;
   std::ostream& err;
-  // bench prints a live line once a second only on a terminal.
+  // bench prints a live line once a second only on a terminal; run blur
+  // writes its image to `out` only when it is not one.
   bool out_is_terminal = false;
+  // run sha256 hashes `in` when neither --data nor --file is given and it
+  // is not a terminal (nullptr: no input).
+  std::istream* in = nullptr;
+  bool in_is_terminal = true;
 };
 
 // `args` excludes the program name: {"run", "fib", "--n", "40"}.

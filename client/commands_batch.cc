@@ -62,7 +62,8 @@ int BatchCommand(const std::vector<std::string>& args, const Io& io) {
   CommonFlags common;
   TaskFlags task;
   AddCommonFlags(flags, &common);
-  AddTaskFlags(flags, &task);
+  AddComputeCallFlags(flags, &common);
+  AddTaskFlags(flags, &task, TaskFlagUse::kBatch);
   std::vector<std::string> positional;
   if (auto done = ParseFlags(command, flags, args, &positional, io)) {
     return *done;
@@ -72,6 +73,9 @@ int BatchCommand(const std::vector<std::string>& args, const Io& io) {
   }
   if (positional.size() < 2) {
     return Usage(command, "expected a task and at least one argument", io);
+  }
+  if (absl::Status valid = CheckTaskFlags(positional[0], flags); !valid.ok()) {
+    return Fail(command, valid, io);
   }
   std::vector<std::unique_ptr<Slot>> slots;
   for (size_t i = 1; i < positional.size(); ++i) {

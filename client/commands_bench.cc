@@ -73,6 +73,7 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   absl::Duration connect_timeout = absl::Seconds(10);
   double max_error_rate = 0;
   AddCommonFlags(flags, &common);
+  AddComputeCallFlags(flags, &common);
   flags.Add("task", &task_name, absl::StrCat("task to run: ", kTaskNames));
   AddTaskFlags(flags, &task);
   flags.Add("concurrency", &concurrency, "closed loop: calls kept in flight");
@@ -106,6 +107,18 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   }
   if (!(max_error_rate >= 0 && max_error_rate <= 1)) {
     return Usage(command, "--max_error_rate must be between 0 and 1", io);
+  }
+  if (flags.Given("rate") && flags.Given("concurrency")) {
+    return Usage(command,
+                 "--rate (open loop) and --concurrency (closed loop) do not "
+                 "go together: give one",
+                 io);
+  }
+  if (absl::Status valid = CheckTaskFlags(task_name, flags); !valid.ok()) {
+    return Fail(command, valid, io);
+  }
+  if (task_name == "sha256" && !flags.Given("data") && !flags.Given("file")) {
+    return Usage(command, "sha256 needs --data TEXT or --file FILE", io);
   }
   if (requests > 0 && !flags.Given("time")) time = absl::InfiniteDuration();
 

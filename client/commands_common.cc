@@ -20,10 +20,13 @@ void AddCommonFlags(FlagSet& flags, CommonFlags* common) {
   flags.Add("server_name", &c.server_name,
             "TLS: name to verify instead of the target's host");
   flags.Add("lb", &c.lb_policy, "load balancing: round_robin or pick_first");
-  flags.Add("retry", &c.retry,
+  flags.Add("json", &common->json, "machine-readable output");
+}
+
+void AddComputeCallFlags(FlagSet& flags, CommonFlags* common) {
+  flags.Add("retry", &common->channel.retry,
             "retry RESOURCE_EXHAUSTED/UNAVAILABLE (gRPC retry policy, "
             "honours the server's pushback)");
-  flags.Add("json", &common->json, "machine-readable output");
   flags.Add("tenant", &common->tenant,
             "send as compute-tenant (the server uses it with "
             "--trust_tenant_header)");

@@ -29,7 +29,11 @@ struct CommonFlags {
   std::string priority;  // sent as compute-priority when set
 };
 
+// Every command's: the target, TLS, load balancing, deadline, --json.
 void AddCommonFlags(FlagSet& flags, CommonFlags* common);
+// The commands that call compute.v1.Compute (run, batch, bench): --retry,
+// --tenant, --priority.
+void AddComputeCallFlags(FlagSet& flags, CommonFlags* common);
 
 // Parses `args`. Returns an exit status when the command should end now:
 // kExitOk after printing usage for --help, kExitUsage after printing the

@@ -2,6 +2,7 @@
 // time went (queue and run, as the server measured them; round trip, as we
 // did).
 #include <chrono>
+#include <iterator>
 
 #include "client/commands.h"
 #include "client/commands_common.h"
@@ -16,10 +17,13 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
   FlagSet flags(
       "compute-client run <task> [flags]\n"
       "  fib --n N | spin --duration D | sha256 --file F|--data S --rounds N\n"
-      "  | primes --limit N | blur --in in.pgm --radius R --out out.pgm");
+      "  | primes --limit N | blur --in in.pgm --radius R [--out out.pgm]\n"
+      "  sha256 without --data or --file hashes stdin (when not a terminal);\n"
+      "  blur without --out writes the image to stdout (when not a terminal)");
   CommonFlags common;
   TaskFlags task;
   AddCommonFlags(flags, &common);
+  AddComputeCallFlags(flags, &common);
   AddTaskFlags(flags, &task);
   std::vector<std::string> positional;
   if (auto done = ParseFlags(command, flags, args, &positional, io)) {
@@ -31,10 +35,29 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
                               positional.size(), " arguments"),
                  io);
   }
+  const std::string& task_name = positional[0];
   if (absl::Status valid = ValidateCallFlags(common); !valid.ok()) {
     return Fail(command, valid, io);
   }
-  auto request = BuildRequest(positional[0], task);
+  if (absl::Status valid = CheckTaskFlags(task_name, flags); !valid.ok()) {
+    return Fail(command, valid, io);
+  }
+  if (task_name == "sha256" && !flags.Given("data") && !flags.Given("file")) {
+    // Never the empty string by default: the data comes from somewhere.
+    if (io.in == nullptr || io.in_is_terminal) {
+      return Usage(command,
+                   "sha256 needs --data TEXT or --file FILE (or its data on "
+                   "stdin)",
+                   io);
+    }
+    task.data.assign(std::istreambuf_iterator<char>(*io.in),
+                     std::istreambuf_iterator<char>());
+  }
+  // blur without --out: the image goes to stdout when that is a pipe or a
+  // file (and the text to stderr), and is never dropped without a word.
+  const bool image_to_stdout = task_name == "blur" && task.out.empty() &&
+                               !io.out_is_terminal && !common.json;
+  auto request = BuildRequest(task_name, task);
   if (!request.ok()) return Fail(command, request.status(), io);
   auto channel = CreateChannel(common.channel);
   if (!channel.ok()) return Fail(command, channel.status(), io);
@@ -52,6 +75,13 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
   if (absl::Status saved = SaveResult(task, *request, response); !saved.ok()) {
     return Fail(command, saved, io);
   }
+  if (image_to_stdout) {
+    io.out << ResultPgm(task, response);
+    io.out.flush();
+    io.err << CallText(*request, response, round_trip) << "\n"
+           << "  wrote the image to stdout\n";
+    return kExitOk;
+  }
   if (common.json) {
     google::protobuf::Struct json = CallJson(*request, response, round_trip);
     if (request->has_blur() && !task.out.empty()) Put(json, "out", task.out);
@@ -61,6 +91,10 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
     if (request->has_blur() && !task.out.empty()) {
       io.out << "  wrote " << task.out << "\n";
     }
+  }
+  if (request->has_blur() && task.out.empty()) {
+    io.err << "compute-client run: the blurred image was not written (give "
+              "--out FILE.pgm, or redirect stdout)\n";
   }
   return kExitOk;
 }

@@ -9,7 +9,8 @@
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  compute::client::Io io{std::cout, std::cerr, isatty(STDOUT_FILENO) == 1};
+  compute::client::Io io{std::cout, std::cerr, isatty(STDOUT_FILENO) == 1,
+                         &std::cin, isatty(STDIN_FILENO) == 1};
   int status = compute::client::Main(args, io);
   std::cout.flush();
   return status;

@@ -4,7 +4,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "client/file.h"
+#include "client/input_file.h"
+#include "server/base/file.h"
 
 namespace compute::client {
 namespace {
@@ -76,12 +77,12 @@ std::string EncodePgm(const GrayImage& image) {
 }
 
 absl::StatusOr<GrayImage> ReadPgm(const std::string& path) {
-  absl::StatusOr<std::string> bytes = ReadFile(path);
+  absl::StatusOr<std::string> bytes = ReadInputFile(path);
   if (!bytes.ok()) return bytes.status();
   absl::StatusOr<GrayImage> image = ParsePgm(*bytes);
   if (!image.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", image.status().message()));
+        absl::StrCat("cannot read ", path, ": ", image.status().message()));
   }
   return image;
 }

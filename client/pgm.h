@@ -26,6 +26,8 @@ struct GrayImage {
 absl::StatusOr<GrayImage> ParsePgm(std::string_view bytes);
 std::string EncodePgm(const GrayImage& image);
 
+// InvalidArgument "cannot read PATH: REASON" when the file cannot be read or
+// is not a PGM this reads: a file the command line named is a usage error.
 absl::StatusOr<GrayImage> ReadPgm(const std::string& path);
 absl::Status WritePgm(const std::string& path, const GrayImage& image);
 

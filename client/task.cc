@@ -2,11 +2,12 @@
 
 #include "absl/flags/marshalling.h"
 #include "absl/strings/str_cat.h"
-#include "client/file.h"
 #include "client/format.h"
+#include "client/input_file.h"
 #include "client/pgm.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/base/file.h"
 
 namespace compute::client {
 namespace {
@@ -28,18 +29,57 @@ uint32_t InputMaxval(const TaskFlags& flags) {
   return in.ok() ? in->maxval : 255;
 }
 
+// Every task flag, the task it belongs to, and whether `batch` takes it
+// (its arguments set each task's main parameter instead: fib's n, spin's
+// duration, primes' limit, sha256's data; it runs no blur).
+struct TaskFlag {
+  const char* name;
+  const char* task;
+  bool batch;
+};
+constexpr TaskFlag kTaskFlags[] = {
+    {"n", "fib", false},        {"duration", "spin", false},
+    {"file", "sha256", false},  {"data", "sha256", false},
+    {"rounds", "sha256", true}, {"limit", "primes", false},
+    {"in", "blur", false},      {"out", "blur", false},
+    {"radius", "blur", false},
+};
+
+bool TakenByBatch(std::string_view name) {
+  for (const TaskFlag& f : kTaskFlags) {
+    if (f.name == name) return f.batch;
+  }
+  return false;
+}
+
 }  // namespace
 
-void AddTaskFlags(FlagSet& flags, TaskFlags* task) {
-  flags.Add("n", &task->n, "fib: which Fibonacci number");
-  flags.Add("duration", &task->duration, "spin: how long to burn a CPU");
-  flags.Add("file", &task->file, "sha256: file to hash");
-  flags.Add("data", &task->data, "sha256: text to hash (instead of --file)");
-  flags.Add("rounds", &task->rounds, "sha256: hash rounds");
-  flags.Add("limit", &task->limit, "primes: count primes up to this");
-  flags.Add("in", &task->in, "blur: input image, binary PGM (P5)");
-  flags.Add("out", &task->out, "blur: where to write the blurred PGM");
-  flags.Add("radius", &task->radius, "blur: box radius in pixels");
+void AddTaskFlags(FlagSet& flags, TaskFlags* task, TaskFlagUse use) {
+  auto add = [&](const char* name, auto* value, const char* help) {
+    if (use == TaskFlagUse::kBatch && !TakenByBatch(name)) return;
+    flags.Add(name, value, help);
+  };
+  add("n", &task->n, "fib: which Fibonacci number");
+  add("duration", &task->duration, "spin: how long to burn a CPU");
+  add("file", &task->file, "sha256: file to hash");
+  add("data", &task->data, "sha256: text to hash (instead of --file)");
+  add("rounds", &task->rounds, "sha256: hash rounds");
+  add("limit", &task->limit, "primes: count primes up to this");
+  add("in", &task->in, "blur: input image, binary PGM (P5)");
+  add("out", &task->out,
+      "blur: where to write the blurred PGM (default: stdout, when it is "
+      "not a terminal)");
+  add("radius", &task->radius, "blur: box radius in pixels");
+}
+
+absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags) {
+  for (const TaskFlag& f : kTaskFlags) {
+    if (flags.Given(f.name) && task != f.task) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", f.name, " is ", f.task, "'s flag, not ", Sv(task), "'s"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<RunRequest> BuildRequest(std::string_view task,
@@ -48,6 +88,12 @@ absl::StatusOr<RunRequest> BuildRequest(std::string_view task,
   if (task == "fib") {
     request.mutable_fib()->set_n(flags.n);
   } else if (task == "spin") {
+    if (flags.duration == absl::InfiniteDuration() ||
+        flags.duration == -absl::InfiniteDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--duration must be finite (got ",
+                       absl::FormatDuration(flags.duration), ")"));
+    }
     *request.mutable_spin()->mutable_duration() =
         TimeUtil::NanosecondsToDuration(
             absl::ToInt64Nanoseconds(flags.duration));
@@ -58,7 +104,7 @@ absl::StatusOr<RunRequest> BuildRequest(std::string_view task,
     }
     auto* sha = request.mutable_sha256();
     if (!flags.file.empty()) {
-      absl::StatusOr<std::string> data = ReadFile(flags.file);
+      absl::StatusOr<std::string> data = ReadInputFile(flags.file);
       if (!data.ok()) return data.status();
       sha->set_data(*std::move(data));
     } else {
@@ -175,15 +221,19 @@ google::protobuf::Value ResultJson(const RunResponse& response) {
   return value;
 }
 
-absl::Status SaveResult(const TaskFlags& flags, const RunRequest& request,
-                        const RunResponse& response) {
-  if (!request.has_blur() || flags.out.empty()) return absl::OkStatus();
+std::string ResultPgm(const TaskFlags& flags, const RunResponse& response) {
   GrayImage image;
   image.width = response.blur().width();
   image.height = response.blur().height();
   image.maxval = InputMaxval(flags);
   image.pixels = response.blur().pixels();
-  return WritePgm(flags.out, image);
+  return EncodePgm(image);
+}
+
+absl::Status SaveResult(const TaskFlags& flags, const RunRequest& request,
+                        const RunResponse& response) {
+  if (!request.has_blur() || flags.out.empty()) return absl::OkStatus();
+  return WriteFile(flags.out, ResultPgm(flags, response));
 }
 
 }  // namespace compute::client

@@ -35,10 +35,21 @@ struct TaskFlags {
   uint32_t radius = 1;                               // blur
 };
 
-void AddTaskFlags(FlagSet& flags, TaskFlags* task);
+// Which task flags a command takes: `run` and `bench` all of them (the task
+// picks which apply), `batch` only those its arguments do not set (its
+// arguments are each task's main parameter: fib's n, spin's duration, ...).
+enum class TaskFlagUse { kAll, kBatch };
 
-// InvalidArgument for an unknown task or missing/conflicting flags; the
-// file's own error when an input cannot be read.
+void AddTaskFlags(FlagSet& flags, TaskFlags* task,
+                  TaskFlagUse use = TaskFlagUse::kAll);
+
+// InvalidArgument naming the first task flag given that belongs to another
+// task than `task` ("--duration is spin's flag, not fib's"): a flag that
+// does not apply is an error, never silently ignored.
+absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags);
+
+// InvalidArgument for an unknown task, missing/conflicting flags, or an
+// input file that cannot be read ("cannot read PATH: REASON").
 absl::StatusOr<compute::v1::RunRequest> BuildRequest(std::string_view task,
                                                      const TaskFlags& flags);
 
@@ -54,8 +65,11 @@ std::string ResultText(const compute::v1::RunResponse& response);
 // The result message as JSON (proto field names), without image pixels.
 google::protobuf::Value ResultJson(const compute::v1::RunResponse& response);
 
-// blur with --out: writes the result image (same maxval as the input).
-// Other tasks: nothing to save.
+// blur's result as a PGM file's bytes (the input's maxval).
+std::string ResultPgm(const TaskFlags& flags,
+                      const compute::v1::RunResponse& response);
+
+// blur with --out: writes ResultPgm there. Other tasks: nothing to save.
 absl::Status SaveResult(const TaskFlags& flags,
                         const compute::v1::RunRequest& request,
                         const compute::v1::RunResponse& response);

@@ -3,6 +3,7 @@
 #ifndef COMPUTE_TESTS_CLIENT_CLIENT_TEST_UTIL_H_
 #define COMPUTE_TESTS_CLIENT_CLIENT_TEST_UTIL_H_
 
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -22,9 +23,20 @@ struct CommandResult {
   std::string err;
 };
 
-inline CommandResult RunClient(const std::vector<std::string>& args) {
+// What the command's terminal looks like: by default stdout is a pipe and
+// there is no stdin.
+struct Terminal {
+  bool out_is_terminal = false;
+  std::optional<std::string> stdin_text;  // piped in, when set
+};
+
+inline CommandResult RunClient(const std::vector<std::string>& args,
+                               const Terminal& terminal = {}) {
   std::ostringstream out, err;
-  client::Io io{out, err, /*out_is_terminal=*/false};
+  std::istringstream in(terminal.stdin_text.value_or(""));
+  client::Io io{out, err, terminal.out_is_terminal,
+                terminal.stdin_text ? &in : nullptr,
+                !terminal.stdin_text.has_value()};
   CommandResult r;
   r.rc = client::Main(args, io);
   r.out = out.str();

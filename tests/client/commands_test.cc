@@ -8,10 +8,10 @@
 #include <string>
 
 #include "client/commands_common.h"
-#include "client/file.h"
 #include "client/pgm.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/base/file.h"
 #include "tests/client/client_test_util.h"
 #include "tests/integration/test_server.h"
 
@@ -28,10 +28,11 @@ class CommandsTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
     target_ = Target(*server_);
   }
-  CommandResult Run(std::vector<std::string> args) {
+  CommandResult Run(std::vector<std::string> args,
+                    const Terminal& terminal = {}) {
     args.push_back("--target");
     args.push_back(target_);
-    return RunClient(args);
+    return RunClient(args, terminal);
   }
   std::string TempPath(const std::string& name) {
     return (std::filesystem::path(::testing::TempDir()) / name).string();
@@ -78,7 +79,7 @@ TEST_F(CommandsTest, RunSha256OfDataAndOfAFile) {
             "sha256(3 bytes, rounds=1) = " + abc);
 
   std::string file = TempPath("abc.txt");
-  ASSERT_TRUE(client::WriteFile(file, "abc").ok());
+  ASSERT_TRUE(WriteFile(file, "abc").ok());
   r = Run({"run", "sha256", "--file", file, "--rounds", "1"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr(abc));
@@ -154,11 +155,143 @@ TEST_F(CommandsTest, UsageErrorsAreOneLineAndExit2) {
   }
 }
 
-TEST_F(CommandsTest, MissingInputFileIsAFailure) {
+// A missing input file and a malformed one are the same mistake on the
+// command line: exit 2, "cannot read FILE: reason".
+TEST_F(CommandsTest, InputFilesThatCannotBeReadAreUsageErrors) {
+  std::string missing = TempPath("does-not-exist");
+  CommandResult r = Run({"run", "sha256", "--file", missing});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err, "compute-client run: cannot read " + missing +
+                       ": No such file or directory\n");
+
+  std::string text = TempPath("not-an-image.pgm");
+  ASSERT_TRUE(WriteFile(text, "hello").ok());
+  r = Run({"run", "blur", "--in", text});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err, "compute-client run: cannot read " + text +
+                       ": not a binary PGM image (the file must start with "
+                       "P5)\n");
+
+  r = Run({"run", "blur", "--in", missing});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err, "compute-client run: cannot read " + missing +
+                       ": No such file or directory\n");
+
+  r = Run({"run", "fib", "--ca", missing});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err, "compute-client run: cannot read " + missing +
+                       ": No such file or directory\n");
+}
+
+// A flag that does not apply is an error naming the conflict, never
+// silently dropped.
+TEST_F(CommandsTest, FlagsThatDoNotApplyAreUsageErrors) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string err;
+  };
+  std::vector<Case> cases = {
+      {{"run", "fib", "--duration", "5s"},
+       "compute-client run: --duration is spin's flag, not fib's"},
+      {{"run", "spin", "--n", "5"},
+       "compute-client run: --n is fib's flag, not spin's"},
+      {{"bench", "--rate", "10", "--concurrency", "5"},
+       "compute-client bench: --rate (open loop) and --concurrency (closed "
+       "loop) do not go together: give one"},
+      {{"bench", "--task", "spin", "--limit", "100"},
+       "compute-client bench: --limit is primes's flag, not spin's"},
+      {{"bench", "--task", "sha256"},
+       "compute-client bench: sha256 needs --data TEXT or --file FILE"},
+      {{"batch", "fib", "40", "--n", "3"},
+       "compute-client batch: unknown flag --n (see --help)"},
+      {{"batch", "fib", "40", "--rounds", "3"},
+       "compute-client batch: --rounds is sha256's flag, not fib's"},
+      {{"health", "--retry"},
+       "compute-client health: unknown flag --retry (see --help)"},
+  };
+  for (const Case& c : cases) {
+    CommandResult r = Run(c.args);
+    EXPECT_EQ(r.rc, 2) << c.err;
+    EXPECT_EQ(r.err, c.err + "\n");
+  }
+}
+
+// Each command's --help lists the flags it takes, and no others.
+TEST_F(CommandsTest, HelpListsOnlyTheCommandsOwnFlags) {
+  auto flags_of = [](const std::string& command) {
+    std::string help = RunClient({command, "--help"}).out;
+    std::vector<std::string> names;
+    for (size_t at = help.find("\n  --"); at != std::string::npos;
+         at = help.find("\n  --", at + 1)) {
+      names.push_back(help.substr(at + 5, help.find(' ', at + 5) - at - 5));
+    }
+    return names;
+  };
+  using ::testing::Contains;
+  using ::testing::IsSupersetOf;
+  using ::testing::Not;
+  auto batch = flags_of("batch");
+  EXPECT_THAT(batch, IsSupersetOf({"target", "deadline", "rounds", "retry"}));
+  for (const char* other : {"in", "out", "n", "duration", "limit", "file",
+                            "data", "radius", "rate", "task"}) {
+    EXPECT_THAT(batch, Not(Contains(other))) << other;
+  }
+  auto health = flags_of("health");
+  EXPECT_THAT(health, IsSupersetOf({"target", "deadline", "service"}));
+  for (const char* other : {"retry", "tenant", "priority", "n", "rounds"}) {
+    EXPECT_THAT(health, Not(Contains(other))) << other;
+  }
+  EXPECT_THAT(flags_of("bench"),
+              IsSupersetOf({"task", "n", "duration", "rate", "concurrency",
+                            "connect_timeout", "max_error_rate"}));
+  EXPECT_THAT(flags_of("run"), IsSupersetOf({"n", "duration", "in", "out"}));
+  EXPECT_THAT(flags_of("run"), Not(Contains("rate")));
+}
+
+TEST_F(CommandsTest, Sha256HashesStdinWhenGivenNoData) {
+  const std::string abc =
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
   CommandResult r =
-      Run({"run", "sha256", "--file", TempPath("does-not-exist")});
-  EXPECT_EQ(r.rc, 1);
-  EXPECT_THAT(r.err, HasSubstr("does-not-exist"));
+      Run({"run", "sha256"}, {.out_is_terminal = false, .stdin_text = "abc"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("sha256(3 bytes, rounds=1) = " + abc));
+
+  r = Run({"run", "sha256"});  // stdin a terminal: nothing to hash
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err,
+            "compute-client run: sha256 needs --data TEXT or --file FILE (or "
+            "its data on stdin)\n");
+}
+
+TEST_F(CommandsTest, BlurWithoutOutWritesTheImageToStdoutOrSaysItDidNot) {
+  client::GrayImage in;
+  in.width = 3;
+  in.height = 1;
+  in.pixels = std::string("\x00\x90\x00", 3);
+  std::string in_path = TempPath("in-stdout.pgm");
+  ASSERT_TRUE(client::WritePgm(in_path, in).ok());
+
+  CommandResult piped = Run({"run", "blur", "--in", in_path});
+  ASSERT_EQ(piped.rc, 0) << piped.err;
+  auto image = client::ParsePgm(piped.out);
+  ASSERT_TRUE(image.ok()) << image.status();
+  EXPECT_EQ(image->pixels, std::string("\x30\x30\x30", 3));
+  EXPECT_THAT(piped.err, StartsWith("blur(3x1, radius=1) = 3x1 image\n"));
+
+  CommandResult terminal =
+      Run({"run", "blur", "--in", in_path},
+          {.out_is_terminal = true, .stdin_text = std::nullopt});
+  ASSERT_EQ(terminal.rc, 0) << terminal.err;
+  EXPECT_THAT(terminal.out, StartsWith("blur(3x1, radius=1) = 3x1 image\n"));
+  EXPECT_EQ(terminal.err,
+            "compute-client run: the blurred image was not written (give "
+            "--out FILE.pgm, or redirect stdout)\n");
+}
+
+TEST_F(CommandsTest, SpinOfAnInfiniteDurationIsAUsageError) {
+  CommandResult r = Run({"run", "spin", "--duration", "inf"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err, "compute-client run: --duration must be finite (got inf)\n");
 }
 
 TEST_F(CommandsTest, HelpGoesToStdoutAndExits0) {

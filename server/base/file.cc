@@ -1,4 +1,4 @@
-#include "client/file.h"
+#include "server/base/file.h"
 
 #include <cerrno>
 #include <cstring>
@@ -7,12 +7,12 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace compute::client {
+namespace compute {
 namespace {
 
 absl::Status ErrnoError(const std::string& path, const char* what) {
   int e = errno;
-  std::string message = absl::StrCat(path, ": cannot ", what, ": ",
+  std::string message = absl::StrCat("cannot ", what, " ", path, ": ",
                                      e != 0 ? std::strerror(e) : "I/O error");
   switch (e) {
     case ENOENT:
@@ -30,21 +30,21 @@ absl::Status ErrnoError(const std::string& path, const char* what) {
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrnoError(path, "open");
+  if (!in) return ErrnoError(path, "read");
   std::ostringstream contents;
   contents << in.rdbuf();
   if (in.bad()) return ErrnoError(path, "read");
   return std::move(contents).str();
 }
 
-absl::Status WriteFile(const std::string& path, std::string_view contents) {
+absl::Status WriteFile(const std::string& path, absl::string_view contents) {
   errno = 0;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return ErrnoError(path, "create");
+  if (!out) return ErrnoError(path, "write");
   out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
   out.close();
   if (!out) return ErrnoError(path, "write");
   return absl::OkStatus();
 }
 
-}  // namespace compute::client
+}  // namespace compute
