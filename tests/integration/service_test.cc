@@ -305,6 +305,8 @@ TEST_F(ServiceTest, AGreedyTenantCannotKeepAModestOneOut) {
   ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
   AsyncCall older(*stub_, Spin(absl::Milliseconds(2)), absl::InfiniteDuration(),
                   Tenant("greedy"));
+  // One at a time: the queue's order is the order they arrive in.
+  ASSERT_TRUE(WaitUntil([&] { return Stats().queue_depth == 1; }));
   AsyncCall newer(*stub_, Spin(absl::Milliseconds(3)), absl::InfiniteDuration(),
                   Tenant("greedy"));
   ASSERT_TRUE(WaitUntil([&] { return Stats().queue_depth == 2; }));
