@@ -163,6 +163,9 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   int code = status.error_code();
   if (code < 0 || code >= kNumStatusCodes) code = grpc::StatusCode::UNKNOWN;
   if (code == grpc::StatusCode::OK) ok_latency_.Record(now - call->start_ns);
+  if (code == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    refused_latency_.Record(now - call->start_ns);
+  }
   codes_[code].fetch_add(1, std::memory_order_relaxed);
   AtomicMax(last_done_ns_, now);
   absl::Duration backoff = call->backoff;
@@ -312,6 +315,7 @@ absl::StatusOr<LoadResult> LoadGenerator::Run() {
     result.codes[i] = codes_[i].load(std::memory_order_relaxed);
   }
   result.ok_latency = ok_latency_.Snapshot();
+  result.refused_latency = refused_latency_.Snapshot();
   result.elapsed = absl::Nanoseconds(last_done_ns_.load());
   result.send_window = absl::Nanoseconds(last_start_ns_.load());
   return result;

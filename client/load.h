@@ -89,6 +89,9 @@ struct LoadResult {
   uint64_t sent = 0;
   std::array<uint64_t, kNumStatusCodes> codes{};  // index: grpc::StatusCode
   Histogram ok_latency;                           // nanoseconds
+  // RESOURCE_EXHAUSTED calls, start to answer: an upper bound of how long
+  // the server took to refuse (it includes the round trip).
+  Histogram refused_latency;   // nanoseconds
   absl::Duration elapsed;      // first call started -> last call finished
   absl::Duration send_window;  // first call started -> last call started
 
@@ -165,6 +168,7 @@ class LoadGenerator {
   std::atomic<int64_t> last_done_ns_{0};
   std::array<std::atomic<uint64_t>, kNumStatusCodes> codes_{};
   ConcurrentHistogram ok_latency_;
+  ConcurrentHistogram refused_latency_;
 
   Mutex mu_;
   CondVar cv_;  // signalled on Stop, on the last completion, and on finish

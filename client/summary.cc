@@ -147,6 +147,15 @@ google::protobuf::Struct SummaryJson(const LoadResult& r, const BenchInfo& info,
   Put(latency, "max", Ms(h.max()));
   Put(latency, "mean", h.mean() / 1e6);
   Put(s, "latency_ms", std::move(latency));
+  const Histogram& refused = r.refused_latency;
+  google::protobuf::Struct refused_latency;
+  Put(refused_latency, "count", static_cast<double>(refused.count()));
+  for (int i = 0; i < 4; ++i) {
+    Put(refused_latency, kQuantileKeys[i],
+        Ms(refused.Percentile(kQuantiles[i])));
+  }
+  Put(refused_latency, "max", Ms(refused.max()));
+  Put(s, "refused_latency_ms", std::move(refused_latency));
   google::protobuf::Struct codes;
   for (int code = 0; code < kNumStatusCodes; ++code) {
     if (r.codes[code] == 0) continue;

@@ -142,8 +142,9 @@ ms() { # seconds (or nan / nolabel) -> "12.3 ms"
 echo "| load | offered/s | sent | OK | goodput/s | goodput / computed cap. |" \
   "goodput / measured cap. | p50 OK (client) | p99 OK (client) |" \
   "queue wait p50 (server) | RESOURCE_EXHAUSTED p99 (server) |" \
+  "RESOURCE_EXHAUSTED p99 (client) |" \
   "rejected by reason (server) | status codes (client) |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 nolabel=0
 for f in "${FACTORS[@]}"; do
   rate=$(python3 -c "print('%.1f' % ($f * $nominal))")
@@ -167,18 +168,22 @@ for f in "${FACTORS[@]}"; do
   re99=$(bench_promq quantile "$before" "$after" grpc_server_handling_seconds \
     0.99 grpc_code=ResourceExhausted grpc_service=compute.v1.Compute)
   [[ $re99 != nolabel ]] || nolabel=1
+  # The client's view of a refusal: the server's time plus the round trip.
+  re99_client=$(bench_json "$out" \
+    'j.get("refused_latency_ms", {}).get("p99", float("nan")) / 1e3 if j.get("refused_latency_ms", {}).get("count") else float("nan")')
   rejected=$(bench_promq delta "$before" "$after" \
     compute_tasks_rejected_total reason |
     awk '$2 > 0 {printf "%s%s %d", s, $1, $2; s = ", "}')
-  printf '| %sx | %s | %d | %d | %.1f | %.2f | %.2f | %s | %s | %s | %s | %s | %s |\n' \
+  printf '| %sx | %s | %d | %d | %.1f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s |\n' \
     "$f" "$rate" "$sent" "$ok" "$goodput" \
     "$(python3 -c "print($goodput / $nominal)")" \
     "$(python3 -c "print($goodput / $measured if $measured > 0 else 0)")" \
     "$(ms "$p50")" "$(ms "$p99")" "$(ms "$wait50")" "$(ms "$re99")" \
-    "${rejected:-0}" "$codes"
+    "$(ms "$re99_client")" "${rejected:-0}" "$codes"
 done
 if ((nolabel)); then
   echo
   echo "¹ this server's grpc_server_handling_seconds has no grpc_code label," \
-    "so the latency of its RESOURCE_EXHAUSTED answers cannot be told apart."
+    "so the latency of its RESOURCE_EXHAUSTED answers cannot be told apart;" \
+    "the client's column bounds it from above."
 fi

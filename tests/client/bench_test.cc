@@ -119,6 +119,11 @@ TEST(BenchTest, OverloadShowsRefusalsAsResourceExhausted) {
   EXPECT_NEAR(Number(json, "refused_share"), refused / Number(json, "sent"),
               1e-9);
   EXPECT_EQ(status.at("OK").number_value() + refused, Number(json, "sent"));
+  // Refusals have their own latency: how fast the server said no.
+  const google::protobuf::Struct& refusals = Object(json, "refused_latency_ms");
+  EXPECT_EQ(Number(refusals, "count"), refused);
+  EXPECT_GT(Number(refusals, "p99"), 0);
+  EXPECT_LE(Number(refusals, "p50"), Number(refusals, "max"));
 }
 
 TEST(BenchTest, ProgressIsReportedWhileRunning) {
