@@ -39,37 +39,85 @@ std::string_view GrpcCodeName(grpc::StatusCode code) {
   return i >= 0 && i < kNumGrpcCodes ? kNames[i] : kNames[2];
 }
 
-GrpcMetrics::GrpcMetrics(std::string service, std::vector<std::string> methods)
+std::vector<GrpcMethod> StandardServiceMethods() {
+  return {
+      {"grpc.health.v1.Health", "Check", "unary"},
+      {"grpc.health.v1.Health", "Watch", "server_stream"},
+      {"grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo",
+       "bidi_stream"},
+  };
+}
+
+namespace {
+
+std::vector<GrpcMethod> AllMethods(const std::string& service,
+                                   std::vector<std::string> methods,
+                                   std::vector<GrpcMethod> others) {
+  std::vector<GrpcMethod> all;
+  for (std::string& m : methods) {
+    all.push_back({service, std::move(m), "unary"});
+  }
+  for (GrpcMethod& m : others) all.push_back(std::move(m));
+  return all;
+}
+
+}  // namespace
+
+GrpcMetrics::GrpcMetrics(std::string service, std::vector<std::string> methods,
+                         std::vector<GrpcMethod> others)
     : service_(std::move(service)),
-      methods_(std::move(methods)),
+      methods_(AllMethods(service_, std::move(methods), std::move(others))),
       histogram_(DurationHistogram::Latency()),
       per_method_(kHandling + histogram_.slots()),
       rejected_base_(methods_.size() * per_method_),
       counters_(rejected_base_ + service::kNumRejectReasons) {}
 
-size_t GrpcMetrics::Find(std::string_view method) const {
+size_t GrpcMetrics::Find(std::string_view service,
+                         std::string_view method) const {
   // Names are a few bytes: an inline compare beats a call to memcmp.
-  auto equal = [method](const std::string& name) {
-    if (name.size() != method.size()) return false;
+  auto equal = [](const std::string& name, std::string_view text) {
+    if (name.size() != text.size()) return false;
     for (size_t i = 0; i < name.size(); ++i) {
-      if (name[i] != method[i]) return false;
+      if (name[i] != text[i]) return false;
     }
     return true;
   };
   size_t i = 0;
-  while (i < methods_.size() && !equal(methods_[i])) ++i;
+  while (i < methods_.size() && !(equal(methods_[i].method, method) &&
+                                  equal(methods_[i].service, service))) {
+    ++i;
+  }
   return i;
 }
 
 void GrpcMetrics::OnCallStarted(std::string_view method) {
-  size_t m = Find(method);
-  if (m == methods_.size()) return;
-  counters_.Add(MethodBase(m) + kStarted);
+  Started(Find(service_, method));
 }
 
 void GrpcMetrics::OnCallHandled(std::string_view method, grpc::StatusCode code,
                                 absl::Duration elapsed) {
-  size_t m = Find(method);
+  Handled(Find(service_, method), code, elapsed);
+}
+
+void GrpcMetrics::OnOtherCallStarted(std::string_view service,
+                                     std::string_view method) {
+  Started(Find(service, method));
+}
+
+void GrpcMetrics::OnOtherCallHandled(std::string_view service,
+                                     std::string_view method,
+                                     grpc::StatusCode code,
+                                     absl::Duration elapsed) {
+  Handled(Find(service, method), code, elapsed);
+}
+
+void GrpcMetrics::Started(size_t m) {
+  if (m == methods_.size()) return;
+  counters_.Add(MethodBase(m) + kStarted);
+}
+
+void GrpcMetrics::Handled(size_t m, grpc::StatusCode code,
+                          absl::Duration elapsed) {
   if (m == methods_.size()) return;
   int c = static_cast<int>(code);
   if (c < 0 || c >= kNumGrpcCodes) c = grpc::StatusCode::UNKNOWN;
@@ -101,9 +149,9 @@ std::vector<prometheus::MetricFamily> GrpcMetrics::Collect() const {
       MetricType::Histogram);
   for (size_t m = 0; m < methods_.size(); ++m) {
     const size_t base = MethodBase(m);
-    LabelList labels = {{"grpc_method", methods_[m]},
-                        {"grpc_service", service_},
-                        {"grpc_type", "unary"}};
+    LabelList labels = {{"grpc_method", methods_[m].method},
+                        {"grpc_service", methods_[m].service},
+                        {"grpc_type", methods_[m].type}};
     AddValue(started, labels, static_cast<double>(snapshot[base + kStarted]));
     for (int c = 0; c < kNumGrpcCodes; ++c) {
       LabelList with_code = labels;

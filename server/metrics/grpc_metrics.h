@@ -8,8 +8,10 @@
 //   compute_tasks_rejected_total{reason}   queue_full | deadline | draining
 //
 // As go-grpc-prometheus's InitializeMetrics does, every method x code series
-// exists from the start at 0. Methods are the service's unary methods,
-// given at construction; a call to another method is not counted.
+// exists from the start at 0. Methods are the service's unary methods
+// (reported by the service itself) and the other services' (health,
+// reflection: reported by service::CallInterceptor), given at construction;
+// a call to another method is not counted.
 //
 // The observer calls run on gRPC and worker threads, once or twice per call:
 // each is a few adds to the calling thread's own stripe of ShardedCounters
@@ -41,28 +43,51 @@ inline constexpr int kNumGrpcCodes = 17;
 // range.
 std::string_view GrpcCodeName(grpc::StatusCode code);
 
+// A method another service serves (health, reflection), with
+// go-grpc-prometheus's grpc_type: unary, client_stream, server_stream or
+// bidi_stream.
+struct GrpcMethod {
+  std::string service;
+  std::string method;
+  std::string type;
+};
+
+// The methods compute-server serves beside compute.v1.Compute:
+// grpc.health.v1.Health/Check and /Watch, and server reflection's
+// ServerReflectionInfo.
+std::vector<GrpcMethod> StandardServiceMethods();
+
 class GrpcMetrics final : public service::CallObserver,
                           public prometheus::Collectable {
  public:
   // `service`: the full service name ("compute.v1.Compute"); `methods`: its
-  // unary methods ("Run").
-  GrpcMetrics(std::string service, std::vector<std::string> methods);
+  // unary methods ("Run"), which OnCallStarted and OnCallHandled name;
+  // `others`: other services' methods, which the OnOtherCall* name.
+  GrpcMetrics(std::string service, std::vector<std::string> methods,
+              std::vector<GrpcMethod> others = {});
 
   void OnCallStarted(std::string_view method) override;
   void OnCallHandled(std::string_view method, grpc::StatusCode code,
                      absl::Duration elapsed) override;
   void OnRejected(service::RejectReason reason) override;
+  void OnOtherCallStarted(std::string_view service,
+                          std::string_view method) override;
+  void OnOtherCallHandled(std::string_view service, std::string_view method,
+                          grpc::StatusCode code,
+                          absl::Duration elapsed) override;
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   // Per method: started, one per code, then the handling histogram.
   size_t MethodBase(size_t method) const { return method * per_method_; }
-  // Index of `method`, or methods_.size().
-  size_t Find(std::string_view method) const;
+  // Index of service/method, or methods_.size().
+  size_t Find(std::string_view service, std::string_view method) const;
+  void Started(size_t m);
+  void Handled(size_t m, grpc::StatusCode code, absl::Duration elapsed);
 
   const std::string service_;
-  const std::vector<std::string> methods_;
+  const std::vector<GrpcMethod> methods_;  // service_'s first
   const DurationHistogram& histogram_;
   const size_t per_method_;
   const size_t rejected_base_;

@@ -17,8 +17,9 @@ Metrics::Metrics(MetricsOptions options)
     : registry_(std::make_shared<prometheus::Registry>()),
       pool_(std::make_shared<PoolCollector>()),
       tasks_(std::make_shared<TaskMetrics>()),
-      grpc_(std::make_shared<GrpcMetrics>(std::move(options.grpc_service),
-                                          std::move(options.grpc_methods))),
+      grpc_(std::make_shared<GrpcMetrics>(
+          std::move(options.grpc_service), std::move(options.grpc_methods),
+          std::move(options.other_grpc_methods))),
       process_(std::make_shared<ProcessCollector>(std::move(options.process))) {
   prometheus::BuildGauge()
       .Name("compute_build_info")

@@ -50,6 +50,8 @@ struct MetricsOptions {
   // The gRPC service and its unary methods, for the grpc_server_* labels.
   std::string grpc_service = "compute.v1.Compute";
   std::vector<std::string> grpc_methods = {"Run"};
+  // The other services' methods (health, reflection), counted too.
+  std::vector<GrpcMethod> other_grpc_methods = StandardServiceMethods();
   ProcessCollector::Source process;
 };
 

@@ -39,6 +39,17 @@ class CallObserver {
   virtual void OnCallHandled(std::string_view method, grpc::StatusCode code,
                              absl::Duration elapsed) = 0;
   virtual void OnRejected(RejectReason reason) = 0;
+
+  // The calls of the server's other services (health, reflection), which
+  // CallInterceptor sees: full service name ("grpc.health.v1.Health") and
+  // method ("Check"). Handled exactly once per started call. Default: not
+  // counted.
+  virtual void OnOtherCallStarted(std::string_view /*service*/,
+                                  std::string_view /*method*/) {}
+  virtual void OnOtherCallHandled(std::string_view /*service*/,
+                                  std::string_view /*method*/,
+                                  grpc::StatusCode /*code*/,
+                                  absl::Duration /*elapsed*/) {}
 };
 
 }  // namespace compute::service

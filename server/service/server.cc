@@ -10,6 +10,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/base/net.h"
+#include "server/service/call_interceptor.h"
 
 namespace compute::service {
 namespace {
@@ -82,6 +83,16 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (config.observer != nullptr) {
+    // Health and reflection calls are counted too (ComputeService counts
+    // its own).
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(std::make_unique<CallInterceptorFactory>(
+        config.observer, compute::v1::Compute::service_full_name()));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   // Before gRPC tries: its own failure logs a multi-line error of its own.
   if (absl::Status s = CheckPortFree(config.address, config.port); !s.ok()) {
     return s;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_server.h"
 #include "tests/unit/metrics/exposition.h"
@@ -188,6 +189,47 @@ TEST_F(MetricsTest, OutcomesAndCodesAddUpToTheCallsMade) {
   EXPECT_EQ(e.Sum("compute_tasks_rejected_total"), 1);
   EXPECT_EQ(Value(e, "compute_tasks_rejected_total", {{"reason", "deadline"}}),
             1);
+}
+
+// Health (and reflection) calls are counted as go-grpc-prometheus counts
+// every service: by service, method and code, with Run's series unchanged.
+TEST_F(MetricsTest, HealthCallsAreCountedByServiceAndMethod) {
+  Start(1, 4);
+  auto health = grpc::health::v1::Health::NewStub(Connect(server_->port()));
+  for (const char* service : {"", "compute.v1.Compute", "no.such.Service"}) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    health->Check(&context, request, &response);
+  }
+  Labels check = {{"grpc_service", "grpc.health.v1.Health"},
+                  {"grpc_method", "Check"},
+                  {"grpc_type", "unary"}};
+  auto with_code = [&](const std::string& code) {
+    Labels l = check;
+    l["grpc_code"] = code;
+    return l;
+  };
+  ASSERT_TRUE(ScrapeUntil([&](const Exposition& e) {
+    return e.Value("grpc_server_handled_total", with_code("NotFound")) == 1.0;
+  }));
+  Exposition e = Scrape();
+  EXPECT_EQ(Value(e, "grpc_server_started_total", check), 3);
+  EXPECT_EQ(Value(e, "grpc_server_handled_total", with_code("OK")), 2);
+  EXPECT_EQ(Value(e, "grpc_server_handling_seconds_count", check), 3);
+  Labels watch = {{"grpc_service", "grpc.health.v1.Health"},
+                  {"grpc_method", "Watch"},
+                  {"grpc_type", "server_stream"},
+                  {"grpc_code", "OK"}};
+  EXPECT_EQ(Value(e, "grpc_server_handled_total", watch), 0);
+  // Run's own series saw none of it.
+  EXPECT_EQ(Value(e, "grpc_server_started_total",
+                  {{"grpc_service", "compute.v1.Compute"},
+                   {"grpc_method", "Run"},
+                   {"grpc_type", "unary"}}),
+            0);
 }
 
 }  // namespace

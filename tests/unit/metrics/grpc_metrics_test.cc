@@ -158,5 +158,39 @@ TEST(GrpcMetricsTest, MethodsAreCountedApart) {
   EXPECT_EQ(e.All("grpc_server_handled_total").size(), 2u * kNumGrpcCodes);
 }
 
+TEST(GrpcMetricsTest, OtherServicesAreCountedWithTheirTypes) {
+  GrpcMetrics metrics("compute.v1.Compute", {"Run"}, StandardServiceMethods());
+  metrics.OnOtherCallStarted("grpc.health.v1.Health", "Check");
+  metrics.OnOtherCallHandled("grpc.health.v1.Health", "Check",
+                             grpc::StatusCode::OK, absl::Milliseconds(1));
+  metrics.OnOtherCallStarted("grpc.health.v1.Health", "Watch");
+  metrics.OnOtherCallHandled("grpc.health.v1.Health", "Watch",
+                             grpc::StatusCode::CANCELLED, absl::Seconds(3));
+  metrics.OnOtherCallStarted("no.such.Service", "Check");  // not counted
+  metrics.OnOtherCallStarted("grpc.health.v1.Health", "Run");
+  Exposition e = Parse(metrics);
+  Labels check = {{"grpc_service", "grpc.health.v1.Health"},
+                  {"grpc_method", "Check"},
+                  {"grpc_type", "unary"}};
+  Labels watch = {{"grpc_service", "grpc.health.v1.Health"},
+                  {"grpc_method", "Watch"},
+                  {"grpc_type", "server_stream"}};
+  Labels reflection = {
+      {"grpc_service", "grpc.reflection.v1alpha.ServerReflection"},
+      {"grpc_method", "ServerReflectionInfo"},
+      {"grpc_type", "bidi_stream"}};
+  EXPECT_EQ(e.Value("grpc_server_started_total", check), 1);
+  EXPECT_EQ(e.Value("grpc_server_started_total", watch), 1);
+  EXPECT_EQ(e.Value("grpc_server_started_total", reflection), 0);
+  EXPECT_EQ(e.Value("grpc_server_started_total", RunLabels()), 0);
+  EXPECT_EQ(e.Sum("grpc_server_started_total"), 2);
+  Labels watch_cancelled = watch;
+  watch_cancelled["grpc_code"] = "Canceled";
+  EXPECT_EQ(e.Value("grpc_server_handled_total", watch_cancelled), 1);
+  EXPECT_EQ(e.Value("grpc_server_handling_seconds_count", check), 1);
+  // Every method x code from the start: 4 methods x 17 codes.
+  EXPECT_EQ(e.All("grpc_server_handled_total").size(), 4u * kNumGrpcCodes);
+}
+
 }  // namespace
 }  // namespace compute::metrics

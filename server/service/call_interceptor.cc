@@ -1,0 +1,72 @@
+#include "server/service/call_interceptor.h"
+
+#include <string>
+#include <string_view>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace compute::service {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+
+// Started when the call is, handled when its status is sent (or, if it
+// never is, when the call is torn down: as cancelled).
+class CallInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  CallInterceptor(CallObserver* observer, std::string_view full_method)
+      : observer_(observer), start_(absl::Now()) {
+    // "/package.Service/Method"
+    std::string_view name = full_method.substr(full_method.empty() ? 0 : 1);
+    size_t slash = name.rfind('/');
+    service_ = name.substr(0, slash == std::string_view::npos ? 0 : slash);
+    method_ = name.substr(slash == std::string_view::npos ? 0 : slash + 1);
+    observer_->OnOtherCallStarted(service_, method_);
+  }
+  ~CallInterceptor() override {
+    if (!handled_) Handled(grpc::StatusCode::CANCELLED);
+  }
+
+  void Intercept(
+      grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            InterceptionHookPoints::PRE_SEND_STATUS) &&
+        !handled_) {
+      Handled(methods->GetSendStatus().error_code());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Handled(grpc::StatusCode code) {
+    handled_ = true;
+    observer_->OnOtherCallHandled(service_, method_, code,
+                                  absl::Now() - start_);
+  }
+
+  CallObserver* const observer_;
+  const absl::Time start_;
+  std::string service_;
+  std::string method_;
+  bool handled_ = false;
+};
+
+}  // namespace
+
+CallInterceptorFactory::CallInterceptorFactory(CallObserver* observer,
+                                               std::string own_service)
+    : observer_(observer), own_prefix_(absl::StrCat("/", own_service, "/")) {}
+
+grpc::experimental::Interceptor*
+CallInterceptorFactory::CreateServerInterceptor(
+    grpc::experimental::ServerRpcInfo* info) {
+  const char* method = info->method();
+  if (method == nullptr || absl::StartsWith(method, own_prefix_)) {
+    return nullptr;
+  }
+  return new CallInterceptor(observer_, method);
+}
+
+}  // namespace compute::service
