@@ -47,12 +47,10 @@
 #include "client/histogram.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "grpcpp/channel.h"
+#include "server/base/status_codes.h"
 #include "server/pool/sync.h"
 
 namespace compute::client {
-
-// grpc::StatusCode values are 0..16.
-inline constexpr int kNumStatusCodes = 17;
 
 // Once a second while running (if asked), from a reporter thread.
 struct LoadProgress {

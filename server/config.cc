@@ -72,38 +72,32 @@ ABSL_FLAG(int, metrics_port, 9464,
 namespace compute {
 namespace {
 
-constexpr const char* kFlags[] = {
-    "address",
-    "port",
-    "workers",
-    "min_workers",
-    "idle_timeout",
-    "queue_capacity",
-    "max_inflight_bytes",
-    "target_queue_wait",
-    "inline_max_cost",
-    "trust_tenant_header",
-    "tenant_weights",
-    "admission",
-    "drain_timeout",
-    "max_connection_age",
-    "max_connection_age_grace",
-    "keepalive_time",
-    "keepalive_timeout",
-    "max_message_bytes",
-    "tls_cert",
-    "tls_key",
-    "tls_client_ca",
-    "metrics_address",
-    "metrics_port",
-};
+// The flags defined above, by name: every ABSL_FLAG of this file and no
+// other (absl's registry also holds the flags of the libraries we link).
+// Defining a flag here is all it takes: its variable, --help and the
+// start-up log follow.
+const std::vector<std::string>& FlagNames() {
+  static const std::vector<std::string>* names = [] {
+    auto* names = new std::vector<std::string>;
+    for (const auto& [name, flag] : absl::GetAllFlags()) {
+      // absl keeps the defining file's path, minus a leading "/".
+      const std::string file = flag->Filename();
+      if (!file.empty() && absl::EndsWith(__FILE__, file)) {
+        names->push_back(std::string(name));
+      }
+    }
+    std::sort(names->begin(), names->end());
+    return names;
+  }();
+  return *names;
+}
 
 std::string EnvName(absl::string_view flag) {
   return absl::StrCat("COMPUTE_", absl::AsciiStrToUpper(flag));
 }
 
 bool Known(absl::string_view name) {
-  for (const char* f : kFlags) {
+  for (const std::string& f : FlagNames()) {
     if (name == f) return true;
   }
   return false;
@@ -292,13 +286,13 @@ std::optional<std::string> GetEnv(const std::string& name) {
 absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
                                    const EnvLookup& env,
                                    const CpuCountSources& cpu_sources) {
-  for (const char* name : kFlags) {
+  for (const std::string& name : FlagNames()) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     std::string error;
     flag->ParseFrom(flag->DefaultValue(), &error);
   }
   Origins origins;
-  for (const char* name : kFlags) {
+  for (const std::string& name : FlagNames()) {
     std::string var = EnvName(name);
     if (std::optional<std::string> value = env(var)) {
       if (absl::Status s = SetFlag(name, *value, var, &origins); !s.ok()) {
@@ -415,7 +409,7 @@ std::string Usage() {
       "--noflag. Durations are written like 250ms, 10s, 1m, inf; byte sizes\n"
       "like 1048576, 512Mi, 2Gi (powers of 1024) or 500M, 2G (powers of\n"
       "1000).\n\n";
-  for (const char* name : kFlags) {
+  for (const std::string& name : FlagNames()) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     absl::StrAppend(&out, "  --", name, "  (", EnvName(name), ")\n      ",
                     flag->Help(), "\n      default: ", flag->DefaultValue(),

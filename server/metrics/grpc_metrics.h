@@ -29,6 +29,7 @@
 #include "grpcpp/support/status.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
+#include "server/base/status_codes.h"
 #include "server/metrics/duration_histogram.h"
 #include "server/metrics/sharded_counters.h"
 #include "server/service/call_observer.h"
@@ -36,7 +37,7 @@
 namespace compute::metrics {
 
 // The number of gRPC status codes (OK = 0 .. UNAUTHENTICATED = 16).
-inline constexpr int kNumGrpcCodes = 17;
+inline constexpr int kNumGrpcCodes = kNumStatusCodes;
 
 // As Go's codes.Code.String() spells it: "OK", "Canceled", "Unknown",
 // "InvalidArgument", ..., "Unauthenticated"; "Unknown" for a value out of

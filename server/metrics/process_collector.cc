@@ -3,14 +3,13 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/base/file.h"
 #include "server/metrics/families.h"
 
 namespace compute::metrics {
@@ -18,12 +17,12 @@ namespace {
 
 using prometheus::MetricType;
 
-std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+// The file's text, or nullopt: a file that cannot be read drops only the
+// series that need it.
+std::optional<std::string> ReadProcFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return std::nullopt;
+  return *std::move(text);
 }
 
 // The fields of /proc/<pid>/stat that we use. The second field, the command
@@ -114,7 +113,7 @@ ProcessCollector::ProcessCollector(Source source)
 std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
   std::vector<prometheus::MetricFamily> families;
   const double ticks = static_cast<double>(source_.ticks_per_second);
-  std::optional<std::string> stat_text = ReadFile(source_.self + "/stat");
+  std::optional<std::string> stat_text = ReadProcFile(source_.self + "/stat");
   std::optional<Stat> stat = stat_text ? ParseStat(*stat_text) : std::nullopt;
   if (stat) {
     Add(families, "process_cpu_seconds_total",
@@ -125,7 +124,7 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
     Add(families, "process_open_fds", "Number of open file descriptors.",
         MetricType::Gauge, *fds);
   }
-  std::optional<std::string> limits = ReadFile(source_.self + "/limits");
+  std::optional<std::string> limits = ReadProcFile(source_.self + "/limits");
   if (std::optional<double> max =
           limits ? ParseMaxFds(*limits) : std::nullopt) {
     Add(families, "process_max_fds", "Maximum number of open file descriptors.",
@@ -138,7 +137,7 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
         "Resident memory size in bytes.", MetricType::Gauge,
         stat->rss_pages * static_cast<double>(source_.page_size));
   }
-  std::optional<std::string> proc_stat = ReadFile(source_.stat);
+  std::optional<std::string> proc_stat = ReadProcFile(source_.stat);
   std::optional<double> boot =
       proc_stat ? ParseBootTime(*proc_stat) : std::nullopt;
   if (stat && boot) {

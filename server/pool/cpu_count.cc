@@ -3,8 +3,6 @@
 #include <sched.h>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -12,56 +10,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/base/file.h"
+#include "server/pool/cgroup.h"
 
 namespace compute {
 namespace {
-
-std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 int KernelAffinityCpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
   return static_cast<int>(std::thread::hardware_concurrency());
-}
-
-// One line of /proc/self/cgroup: "hierarchy-id:controllers:path".
-struct CgroupLine {
-  std::string controllers;
-  std::string path;
-};
-
-std::vector<CgroupLine> ReadSelfCgroup(const std::string& root) {
-  std::vector<CgroupLine> lines;
-  auto text = ReadFile(root + "/proc/self/cgroup");
-  if (!text) return lines;
-  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
-    std::vector<std::string> parts =
-        absl::StrSplit(line, absl::MaxSplits(':', 2));
-    if (parts.size() == 3) lines.push_back({parts[1], parts[2]});
-  }
-  return lines;
-}
-
-// Candidate directories for a cgroup path: the path itself (host view) and
-// its ancestors, plus the mount root (inside a container the namespace root
-// is the container's own cgroup). The tightest quota found wins.
-std::vector<std::string> CandidateDirs(const std::string& mount,
-                                       std::string path) {
-  std::vector<std::string> dirs;
-  while (true) {
-    dirs.push_back(mount + (path == "/" ? "" : path));
-    if (path.empty() || path == "/") break;
-    auto slash = path.rfind('/');
-    path = slash == 0 ? "/" : path.substr(0, slash);
-  }
-  return dirs;
 }
 
 // cgroup v2 cpu.max: "max 100000" or "50000 100000".
@@ -99,32 +58,20 @@ void Tighten(std::optional<Quota>& best, double cpus, std::string file) {
 
 std::optional<Quota> FindQuota(const std::string& root) {
   std::optional<Quota> best;
-  for (const CgroupLine& line : ReadSelfCgroup(root)) {
-    if (line.controllers.empty()) {  // cgroup v2 unified hierarchy: "0::/path"
-      for (const std::string& dir :
-           CandidateDirs(root + "/sys/fs/cgroup", line.path)) {
-        std::string file = dir + "/cpu.max";
-        if (auto text = ReadFile(file)) {
-          if (auto cpus = ParseCpuMax(*text)) Tighten(best, *cpus, file);
-        }
-      }
-      continue;
+  CgroupDirs dirs = FindCgroupDirs(
+      root, "cpu", {"/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"});
+  for (const std::string& dir : dirs.v2) {
+    std::string file = dir + "/cpu.max";
+    if (absl::StatusOr<std::string> text = ReadFile(file); text.ok()) {
+      if (auto cpus = ParseCpuMax(*text)) Tighten(best, *cpus, file);
     }
-    bool has_cpu = false;
-    for (absl::string_view c : absl::StrSplit(line.controllers, ',')) {
-      has_cpu |= c == "cpu";
-    }
-    if (!has_cpu) continue;
-    for (const char* mount :
-         {"/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"}) {
-      for (const std::string& dir : CandidateDirs(root + mount, line.path)) {
-        auto quota = ReadFile(dir + "/cpu.cfs_quota_us");
-        auto period = ReadFile(dir + "/cpu.cfs_period_us");
-        if (!quota || !period) continue;
-        if (auto cpus = ParseCfs(*quota, *period)) {
-          Tighten(best, *cpus, dir + "/cpu.cfs_quota_us");
-        }
-      }
+  }
+  for (const std::string& dir : dirs.v1) {
+    absl::StatusOr<std::string> quota = ReadFile(dir + "/cpu.cfs_quota_us");
+    absl::StatusOr<std::string> period = ReadFile(dir + "/cpu.cfs_period_us");
+    if (!quota.ok() || !period.ok()) continue;
+    if (auto cpus = ParseCfs(*quota, *period)) {
+      Tighten(best, *cpus, dir + "/cpu.cfs_quota_us");
     }
   }
   return best;

@@ -1,10 +1,8 @@
 #include "server/pool/memory_limit.h"
 
 #include <cmath>
-#include <fstream>
 #include <iterator>
 #include <limits>
-#include <sstream>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -13,52 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/base/file.h"
+#include "server/pool/cgroup.h"
 
 namespace compute {
 namespace {
-
-// The cgroup helpers below repeat cpu_count.cc's (kept private there); the
-// two readers look for different files but walk the same paths.
-std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-// One line of /proc/self/cgroup: "hierarchy-id:controllers:path".
-struct CgroupLine {
-  std::string controllers;
-  std::string path;
-};
-
-std::vector<CgroupLine> ReadSelfCgroup(const std::string& root) {
-  std::vector<CgroupLine> lines;
-  auto text = ReadFile(root + "/proc/self/cgroup");
-  if (!text) return lines;
-  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
-    std::vector<std::string> parts =
-        absl::StrSplit(line, absl::MaxSplits(':', 2));
-    if (parts.size() == 3) lines.push_back({parts[1], parts[2]});
-  }
-  return lines;
-}
-
-// The cgroup's directory and its ancestors' up to the mount root. A limit
-// anywhere on the path applies to us (the kernel charges every ancestor),
-// and inside a container the mount root is the container's own cgroup.
-std::vector<std::string> CandidateDirs(const std::string& mount,
-                                       std::string path) {
-  std::vector<std::string> dirs;
-  while (true) {
-    dirs.push_back(mount + (path == "/" ? "" : path));
-    if (path.empty() || path == "/") break;
-    auto slash = path.rfind('/');
-    path = slash == 0 ? "/" : path.substr(0, slash);
-  }
-  return dirs;
-}
 
 // cgroup v1 has no "max": an unlimited group reads as LONG_MAX rounded down
 // to a page (9223372036854771712 with 4 KiB pages, less with larger pages).
@@ -85,8 +42,8 @@ struct Limit {
 
 void Tighten(std::optional<Limit>& best, const std::string& root,
              const std::string& file, const char* version) {
-  auto text = ReadFile(file);
-  if (!text) return;
+  absl::StatusOr<std::string> text = ReadFile(file);
+  if (!text.ok()) return;
   std::optional<int64_t> bytes = ParseLimit(*text);
   if (bytes && (!best || *bytes < best->bytes)) {
     best = Limit{*bytes, absl::StrCat("cgroup ", version, " ",
@@ -96,23 +53,12 @@ void Tighten(std::optional<Limit>& best, const std::string& root,
 
 std::optional<Limit> FindLimit(const std::string& root) {
   std::optional<Limit> best;
-  for (const CgroupLine& line : ReadSelfCgroup(root)) {
-    if (line.controllers.empty()) {  // cgroup v2 unified hierarchy: "0::/path"
-      for (const std::string& dir :
-           CandidateDirs(root + "/sys/fs/cgroup", line.path)) {
-        Tighten(best, root, dir + "/memory.max", "v2");
-      }
-      continue;
-    }
-    bool has_memory = false;
-    for (absl::string_view c : absl::StrSplit(line.controllers, ',')) {
-      has_memory |= c == "memory";
-    }
-    if (!has_memory) continue;
-    for (const std::string& dir :
-         CandidateDirs(root + "/sys/fs/cgroup/memory", line.path)) {
-      Tighten(best, root, dir + "/memory.limit_in_bytes", "v1");
-    }
+  CgroupDirs dirs = FindCgroupDirs(root, "memory", {"/sys/fs/cgroup/memory"});
+  for (const std::string& dir : dirs.v2) {
+    Tighten(best, root, dir + "/memory.max", "v2");
+  }
+  for (const std::string& dir : dirs.v1) {
+    Tighten(best, root, dir + "/memory.limit_in_bytes", "v1");
   }
   return best;
 }

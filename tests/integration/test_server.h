@@ -14,6 +14,7 @@
 #include "server/pool/sync.h"
 #include "server/service/server.h"
 #include "tests/integration/calls.h"
+#include "tests/wait_until.h"
 
 namespace compute::testing {
 
@@ -36,17 +37,6 @@ inline std::unique_ptr<service::ComputeServer> StartServer(
 inline std::shared_ptr<grpc::Channel> Connect(int port) {
   return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
                              grpc::InsecureChannelCredentials());
-}
-
-// Waits for a condition on lock-free state (pool stats); false on timeout.
-template <typename Pred>
-bool WaitUntil(Pred pred, absl::Duration timeout = kWait) {
-  absl::Time end = absl::Now() + timeout;
-  while (!pred()) {
-    if (absl::Now() > end) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
 }
 
 }  // namespace compute::testing

@@ -3,11 +3,10 @@
 // client certificate, all signed by the CA.
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "server/base/file.h"
 #include "tests/integration/test_server.h"
 
 namespace compute::testing {
@@ -16,10 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string Read(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return ReadFile(p.string()).value_or("");
 }
 
 class TlsTest : public ::testing::Test {

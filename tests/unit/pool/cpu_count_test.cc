@@ -1,39 +1,22 @@
 #include "server/pool/cpu_count.h"
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/unit/pool/fake_cgroup_root.h"
 
 namespace compute {
 namespace {
 
-namespace fs = std::filesystem;
-
 // A fake root with /proc/self/cgroup and cgroup files under it.
-class FakeRoot {
+class FakeRoot : public pool_test::FakeCgroupRoot {
  public:
-  FakeRoot() {
-    std::string tmpl = (fs::temp_directory_path() / "cgroupXXXXXX").string();
-    root_ = mkdtemp(tmpl.data());
-  }
-  ~FakeRoot() { fs::remove_all(root_); }
-  void Write(const std::string& path, const std::string& text) {
-    fs::path p = fs::path(root_) / path.substr(1);
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-  }
   CpuCountSources Sources(int affinity) const {
     CpuCountSources s;
-    s.root = root_;
+    s.root = root();
     s.affinity_cpus = affinity;
     return s;
   }
-
- private:
-  std::string root_;
 };
 
 TEST(CpuCountTest, CgroupV2QuotaRoundsUp) {

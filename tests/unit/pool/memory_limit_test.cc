@@ -1,39 +1,19 @@
 #include "server/pool/memory_limit.h"
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <limits>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/pool/fake_cgroup_root.h"
 
 namespace compute {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-// A fake root with /proc/self/cgroup and cgroup files under it.
-class FakeRoot {
- public:
-  FakeRoot() {
-    std::string tmpl = (fs::temp_directory_path() / "cgroupXXXXXX").string();
-    root_ = mkdtemp(tmpl.data());
-  }
-  ~FakeRoot() { fs::remove_all(root_); }
-  void Write(const std::string& path, const std::string& text) {
-    fs::path p = fs::path(root_) / path.substr(1);
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-  }
-  const std::string& root() const { return root_; }
-
- private:
-  std::string root_;
-};
+using FakeRoot = pool_test::FakeCgroupRoot;
 
 constexpr int64_t kGi = int64_t{1} << 30;
 

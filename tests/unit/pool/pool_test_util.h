@@ -1,5 +1,5 @@
 // Helpers shared by the pool's tests: completion collectors, a gated task,
-// a condition wait with a generous timeout.
+// and the condition wait of every test (tests/wait_until.h).
 #ifndef COMPUTE_TESTS_UNIT_POOL_POOL_TEST_UTIL_H_
 #define COMPUTE_TESTS_UNIT_POOL_POOL_TEST_UTIL_H_
 
@@ -14,23 +14,15 @@
 #include "gtest/gtest.h"
 #include "server/pool/sync.h"
 #include "server/pool/worker_pool.h"
+#include "tests/wait_until.h"
 
 namespace compute::pool_test {
 
 // Generous: the bound only fails a test that is stuck, never a slow machine.
 constexpr absl::Duration kWait = absl::Seconds(20);
 
-// Waits until `pred` holds, checking the pool's lock-free stats; false on
-// timeout. This waits for a condition; the poll interval is not a guess.
-template <typename Pred>
-bool WaitUntil(Pred pred, absl::Duration timeout = kWait) {
-  absl::Time end = absl::Now() + timeout;
-  while (!pred()) {
-    if (absl::Now() > end) return false;
-    absl::SleepFor(absl::Microseconds(200));
-  }
-  return true;
-}
+// Waits until `pred` holds (the pool's stats, say); false on timeout.
+using ::compute::testing::WaitUntil;
 
 // Collects completions; each task id must complete exactly once.
 class Completions {

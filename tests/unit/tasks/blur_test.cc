@@ -9,14 +9,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/tasks/stop_test_util.h"
 
 namespace compute::tasks {
 namespace {
 
-using ::compute::tasks::testing::kStopBound;
-using ::compute::tasks::testing::RunAndStop;
-using ::compute::tasks::testing::RunStopped;
 using ::testing::HasSubstr;
 
 std::string Bytes(std::initializer_list<int> values) {
@@ -186,28 +182,6 @@ TEST(BlurTest, ValidateRejectsLargeRadius) {
   const absl::Status status = ValidateBlur(Request(3, 4, 12, 65));
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_EQ(status.message(), "blur.radius must be <= 64 (got 65)");
-}
-
-TEST(BlurTest, StopsWhileRunning) {
-  const std::string pixels = RandomPixels(kMaxBlurPixels, 7);
-  const auto outcome = RunAndStop(
-      [&](const CancelToken& cancel) {
-        return BoxBlur(pixels, 4096, 4096, kMaxBlurRadius, cancel).status();
-      },
-      absl::Milliseconds(10));
-  EXPECT_TRUE(outcome.stopped_mid_run);
-  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
-  EXPECT_THAT(outcome.status.message(), HasSubstr("stopped"));
-  EXPECT_LT(outcome.latency, kStopBound);
-}
-
-TEST(BlurTest, StoppedTokenReturnsPromptly) {
-  const std::string pixels(kMaxBlurPixels, 'x');
-  const auto outcome = RunStopped([&](const CancelToken& cancel) {
-    return BoxBlur(pixels, 4096, 4096, kMaxBlurRadius, cancel).status();
-  });
-  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
-  EXPECT_LT(outcome.latency, kStopBound);
 }
 
 TEST(BlurTest, RunFillsResult) {

@@ -4,15 +4,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/tasks/stop_test_util.h"
 
 namespace compute::tasks {
 namespace {
-
-using ::compute::tasks::testing::kStopBound;
-using ::compute::tasks::testing::RunAndStop;
-using ::compute::tasks::testing::RunStopped;
-using ::testing::HasSubstr;
 
 TEST(FibTest, KnownValues) {
   const CancelToken never;
@@ -42,23 +36,6 @@ TEST(FibTest, ValidateRejectsPastTheLimit) {
   const absl::Status status = ValidateFib(request);
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_EQ(status.message(), "fib.n must be <= 50 (got 51)");
-}
-
-TEST(FibTest, StopsWhileRunning) {
-  const auto outcome = RunAndStop(
-      [](const CancelToken& cancel) { return Fib(kMaxFibN, cancel).status(); },
-      absl::Milliseconds(10));
-  EXPECT_TRUE(outcome.stopped_mid_run);
-  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
-  EXPECT_THAT(outcome.status.message(), HasSubstr("stopped"));
-  EXPECT_LT(outcome.latency, kStopBound);
-}
-
-TEST(FibTest, StoppedTokenReturnsPromptly) {
-  const auto outcome = RunStopped(
-      [](const CancelToken& cancel) { return Fib(kMaxFibN, cancel).status(); });
-  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
-  EXPECT_LT(outcome.latency, kStopBound);
 }
 
 TEST(FibTest, RunFillsResult) {

@@ -5,14 +5,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/tasks/stop_test_util.h"
 
 namespace compute::tasks {
 namespace {
 
-using ::compute::tasks::testing::kStopBound;
-using ::compute::tasks::testing::RunAndStop;
-using ::compute::tasks::testing::RunStopped;
 using ::testing::HasSubstr;
 
 uint64_t Count(uint64_t limit) {
@@ -87,26 +83,6 @@ TEST(PrimesTest, ValidateRejectsPastTheLimit) {
             "primes.limit must be <= 2000000000 (got 2000000001)");
   request.set_limit(UINT64_MAX);
   EXPECT_THAT(ValidatePrimes(request).message(), HasSubstr("primes.limit"));
-}
-
-TEST(PrimesTest, StopsWhileRunning) {
-  const auto outcome = RunAndStop(
-      [](const CancelToken& cancel) {
-        return CountPrimes(kMaxPrimesLimit, cancel).status();
-      },
-      absl::Milliseconds(10));
-  EXPECT_TRUE(outcome.stopped_mid_run);
-  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
-  EXPECT_THAT(outcome.status.message(), HasSubstr("stopped"));
-  EXPECT_LT(outcome.latency, kStopBound);
-}
-
-TEST(PrimesTest, StoppedTokenReturnsPromptly) {
-  const auto outcome = RunStopped([](const CancelToken& cancel) {
-    return CountPrimes(kMaxPrimesLimit, cancel).status();
-  });
-  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
-  EXPECT_LT(outcome.latency, kStopBound);
 }
 
 TEST(PrimesTest, RunFillsResult) {

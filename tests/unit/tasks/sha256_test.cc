@@ -5,14 +5,10 @@
 #include "absl/strings/escaping.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/tasks/stop_test_util.h"
 
 namespace compute::tasks {
 namespace {
 
-using ::compute::tasks::testing::kStopBound;
-using ::compute::tasks::testing::RunAndStop;
-using ::compute::tasks::testing::RunStopped;
 using ::testing::HasSubstr;
 
 std::string HexSha256(absl::string_view data, uint32_t rounds) {
@@ -75,27 +71,6 @@ TEST(Sha256Test, ValidateRejectsTooManyRounds) {
   const absl::Status status = ValidateSha256(request);
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_EQ(status.message(), "sha256.rounds must be <= 1000000 (got 1000001)");
-}
-
-TEST(Sha256Test, StopsWhileRunning) {
-  const std::string data(kMaxSha256DataBytes, 'x');
-  const auto outcome = RunAndStop(
-      [&](const CancelToken& cancel) {
-        return Sha256(data, kMaxSha256Rounds, cancel).status();
-      },
-      absl::Milliseconds(10));
-  EXPECT_TRUE(outcome.stopped_mid_run);
-  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
-  EXPECT_THAT(outcome.status.message(), HasSubstr("stopped"));
-  EXPECT_LT(outcome.latency, kStopBound);
-}
-
-TEST(Sha256Test, StoppedTokenReturnsPromptly) {
-  const auto outcome = RunStopped([](const CancelToken& cancel) {
-    return Sha256("abc", kMaxSha256Rounds, cancel).status();
-  });
-  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
-  EXPECT_LT(outcome.latency, kStopBound);
 }
 
 TEST(Sha256Test, RunFillsDigestAndHex) {

@@ -4,14 +4,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/tasks/stop_test_util.h"
 
 namespace compute::tasks {
 namespace {
 
-using ::compute::tasks::testing::kStopBound;
-using ::compute::tasks::testing::RunAndStop;
-using ::compute::tasks::testing::RunStopped;
 using ::testing::HasSubstr;
 
 compute::v1::SpinRequest Request(int64_t seconds, int32_t nanos) {
@@ -80,26 +76,6 @@ TEST(SpinTest, ValidateRejectsMalformedDurations) {
   EXPECT_TRUE(absl::IsInvalidArgument(ValidateSpin(Request(-1, 1))));
   EXPECT_TRUE(absl::IsInvalidArgument(ValidateSpin(Request(INT64_MIN, 0))));
   EXPECT_TRUE(absl::IsInvalidArgument(ValidateSpin(Request(INT64_MAX, 0))));
-}
-
-TEST(SpinTest, StopsWhileRunning) {
-  const auto outcome = RunAndStop(
-      [](const CancelToken& cancel) {
-        return Spin(kMaxSpinDuration, cancel).status();
-      },
-      absl::Milliseconds(10));
-  EXPECT_TRUE(outcome.stopped_mid_run);
-  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
-  EXPECT_THAT(outcome.status.message(), HasSubstr("stopped"));
-  EXPECT_LT(outcome.latency, kStopBound);
-}
-
-TEST(SpinTest, StoppedTokenReturnsPromptly) {
-  const auto outcome = RunStopped([](const CancelToken& cancel) {
-    return Spin(kMaxSpinDuration, cancel).status();
-  });
-  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
-  EXPECT_LT(outcome.latency, kStopBound);
 }
 
 TEST(SpinTest, RunFillsResult) {
