@@ -1,11 +1,10 @@
 #include "client/flags.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/base/string_view.h"
 
 namespace compute::client {
 namespace {
-
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -31,7 +30,7 @@ absl::Status FlagSet::Set(Flag& flag, std::string_view value) {
   std::string error;
   if (!flag.parse(value, &error)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "bad value for --", flag.name, ": '", Sv(value), "': ", error));
+        "bad value for --", flag.name, ": '", AbslView(value), "': ", error));
   }
   flag.given = true;
   return absl::OkStatus();
@@ -66,7 +65,7 @@ absl::Status FlagSet::Parse(const std::vector<std::string>& args,
     }
     if (flag == nullptr) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag --", Sv(name), " (see --help)"));
+          absl::StrCat("unknown flag --", AbslView(name), " (see --help)"));
     }
     std::string_view value;
     if (eq != arg.npos) {

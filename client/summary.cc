@@ -41,7 +41,7 @@ std::vector<Row> HistogramRows(const Histogram& h, int rows) {
   return out;
 }
 
-double Ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
+double NanosToMillis(int64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 const double kQuantiles[] = {0.5, 0.9, 0.99, 0.999};
 const char* const kQuantileNames[] = {"p50", "p90", "p99", "p99.9"};
@@ -141,10 +141,10 @@ google::protobuf::Struct SummaryJson(const LoadResult& r, const BenchInfo& info,
   google::protobuf::Struct latency;
   Put(latency, "count", static_cast<double>(h.count()));
   for (int i = 0; i < 4; ++i) {
-    Put(latency, kQuantileKeys[i], Ms(h.Percentile(kQuantiles[i])));
+    Put(latency, kQuantileKeys[i], NanosToMillis(h.Percentile(kQuantiles[i])));
   }
-  Put(latency, "min", Ms(h.min()));
-  Put(latency, "max", Ms(h.max()));
+  Put(latency, "min", NanosToMillis(h.min()));
+  Put(latency, "max", NanosToMillis(h.max()));
   Put(latency, "mean", h.mean() / 1e6);
   Put(s, "latency_ms", std::move(latency));
   const Histogram& refused = r.refused_latency;
@@ -152,9 +152,9 @@ google::protobuf::Struct SummaryJson(const LoadResult& r, const BenchInfo& info,
   Put(refused_latency, "count", static_cast<double>(refused.count()));
   for (int i = 0; i < 4; ++i) {
     Put(refused_latency, kQuantileKeys[i],
-        Ms(refused.Percentile(kQuantiles[i])));
+        NanosToMillis(refused.Percentile(kQuantiles[i])));
   }
-  Put(refused_latency, "max", Ms(refused.max()));
+  Put(refused_latency, "max", NanosToMillis(refused.max()));
   Put(s, "refused_latency_ms", std::move(refused_latency));
   google::protobuf::Struct codes;
   for (int code = 0; code < kNumStatusCodes; ++code) {
@@ -170,7 +170,7 @@ google::protobuf::Struct SummaryJson(const LoadResult& r, const BenchInfo& info,
     google::protobuf::Value rows;
     for (const Row& row : HistogramRows(h, 16)) {
       google::protobuf::Struct entry;
-      Put(entry, "le_ms", Ms(row.upper));
+      Put(entry, "le_ms", NanosToMillis(row.upper));
       Put(entry, "count", static_cast<double>(row.count));
       *rows.mutable_list_value()->add_values()->mutable_struct_value() =
           std::move(entry);

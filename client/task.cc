@@ -8,6 +8,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/base/file.h"
+#include "server/base/string_view.h"
 
 namespace compute::client {
 namespace {
@@ -16,11 +17,9 @@ using ::compute::v1::RunRequest;
 using ::compute::v1::RunResponse;
 using ::google::protobuf::util::TimeUtil;
 
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
-
 absl::Status UnknownTask(std::string_view task) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown task '", Sv(task), "' (one of: ", kTaskNames, ")"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown task '", AbslView(task), "' (one of: ", kTaskNames, ")"));
 }
 
 // The maxval of blur's input, so the output image keeps it.
@@ -76,7 +75,7 @@ absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags) {
   for (const TaskFlag& f : kTaskFlags) {
     if (flags.Given(f.name) && task != f.task) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--", f.name, " is ", f.task, "'s flag, not ", Sv(task), "'s"));
+          "--", f.name, " is ", f.task, "'s flag, not ", AbslView(task), "'s"));
     }
   }
   return absl::OkStatus();
@@ -134,7 +133,7 @@ absl::Status SetMainArgument(std::string_view task, std::string_view value,
                              TaskFlags* flags) {
   std::string error;
   bool ok = true;
-  absl::string_view text = Sv(value);
+  absl::string_view text = AbslView(value);
   if (task == "fib") {
     ok = absl::ParseFlag<uint32_t>(text, &flags->n, &error);
   } else if (task == "spin") {
@@ -150,7 +149,7 @@ absl::Status SetMainArgument(std::string_view task, std::string_view value,
   }
   if (!ok) {
     return absl::InvalidArgumentError(
-        absl::StrCat("bad ", Sv(task), " argument '", text, "'",
+        absl::StrCat("bad ", AbslView(task), " argument '", text, "'",
                      error.empty() ? "" : ": ", error));
   }
   return absl::OkStatus();

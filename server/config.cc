@@ -115,7 +115,7 @@ constexpr int64_t kMiB = int64_t{1} << 20;
 constexpr int64_t kDefaultInflightBytes = 512 * kMiB;
 constexpr int64_t kMinInflightBytes = kMiB;
 
-absl::Status Bad(absl::string_view what) {
+absl::Status ConfigError(absl::string_view what) {
   return absl::InvalidArgumentError(what);
 }
 
@@ -140,14 +140,14 @@ absl::Status SetFlag(absl::string_view name, absl::string_view value,
   absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
   std::string error;
   if (flag == nullptr || !Known(name)) {
-    return Bad(absl::StrCat("unknown flag --", name, " (see --help)"));
+    return ConfigError(absl::StrCat("unknown flag --", name, " (see --help)"));
   }
   if (!flag->ParseFrom(value, &error)) {
     // absl's own error ("Illegal value '5' specified for flag ...") says
     // neither what was wrong nor what to write: say what a value looks like,
     // in the client's words.
-    return Bad(absl::StrCat("bad value for ", source, ": '", value,
-                            "': ", ExpectedValue(*flag)));
+    return ConfigError(absl::StrCat("bad value for ", source, ": '", value,
+                                    "': ", ExpectedValue(*flag)));
   }
   (*origins)[std::string(name)] = std::string(source);
   return absl::OkStatus();
@@ -164,7 +164,8 @@ absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
       continue;
     }
     if (!absl::StartsWith(arg, "-")) {
-      return Bad(absl::StrCat("unexpected argument '", arg, "' (see --help)"));
+      return ConfigError(
+          absl::StrCat("unexpected argument '", arg, "' (see --help)"));
     }
     arg.remove_prefix(absl::StartsWith(arg, "--") ? 2 : 1);
     std::string name(arg.substr(0, arg.find('=')));
@@ -174,7 +175,8 @@ absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     bool negated = absl::StartsWith(name, "no") && Known(name.substr(2));
     if (!Known(name) && !negated) {
-      return Bad(absl::StrCat("unknown flag --", name, " (see --help)"));
+      return ConfigError(
+          absl::StrCat("unknown flag --", name, " (see --help)"));
     }
     if (!has_value) {
       if (flag != nullptr && Known(name) && flag->IsOfType<bool>()) {
@@ -186,7 +188,7 @@ absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
       } else if (i + 1 < argc) {
         value = argv[++i];
       } else {
-        return Bad(absl::StrCat("flag --", name, " needs a value"));
+        return ConfigError(absl::StrCat("flag --", name, " needs a value"));
       }
     }
     if (absl::Status s =
@@ -200,16 +202,16 @@ absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
 
 absl::Status Positive(absl::string_view name, absl::Duration d) {
   if (d <= absl::ZeroDuration()) {
-    return Bad(absl::StrCat("--", name, " must be > 0 (got ",
-                            absl::FormatDuration(d), ")"));
+    return ConfigError(absl::StrCat("--", name, " must be > 0 (got ",
+                                    absl::FormatDuration(d), ")"));
   }
   return absl::OkStatus();
 }
 
 absl::Status InRange(absl::string_view name, int v, int lo, int hi) {
   if (v < lo || v > hi) {
-    return Bad(absl::StrCat("--", name, " must be between ", lo, " and ", hi,
-                            " (got ", v, ")"));
+    return ConfigError(absl::StrCat("--", name, " must be between ", lo,
+                                    " and ", hi, " (got ", v, ")"));
   }
   return absl::OkStatus();
 }
@@ -238,11 +240,11 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
       it != origins.end() ? it->second : "--max_inflight_bytes";
   absl::StatusOr<int64_t> parsed = ParseByteSize(text);
   if (!parsed.ok()) {
-    return Bad(absl::StrCat("bad value for ", origin, ": '", text,
-                            "': ", parsed.status().message()));
+    return ConfigError(absl::StrCat("bad value for ", origin, ": '", text,
+                                    "': ", parsed.status().message()));
   }
   if (*parsed != 0 && *parsed < kMinInflightBytes) {
-    return Bad(absl::StrCat(
+    return ConfigError(absl::StrCat(
         "--max_inflight_bytes must be 0 (no limit) or at least 1Mi (got ", text,
         ")"));
   }
@@ -263,13 +265,13 @@ absl::Status ParseTenantWeights(const std::string& text,
     if (parts.size() != 2 || parts[0].empty() ||
         !absl::SimpleAtod(parts[1], &weight) || !(weight > 0) ||
         weight > 1000) {
-      return Bad(absl::StrCat(
+      return ConfigError(absl::StrCat(
           "--tenant_weights: '", pair,
           "' is not name=weight with a weight in (0, 1000], like gold=4"));
     }
     if (!out->emplace(std::string(parts[0]), weight).second) {
-      return Bad(absl::StrCat("--tenant_weights: tenant '", parts[0],
-                              "' is given twice"));
+      return ConfigError(absl::StrCat("--tenant_weights: tenant '", parts[0],
+                                      "' is given twice"));
     }
   }
   return absl::OkStatus();
@@ -350,7 +352,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   server.pool.inline_max_cost = absl::GetFlag(FLAGS_inline_max_cost);
   if (server.pool.inline_max_cost < absl::ZeroDuration() ||
       server.pool.inline_max_cost > absl::Milliseconds(10)) {
-    return Bad(
+    return ConfigError(
         absl::StrCat("--inline_max_cost must be between 0 and 10ms (got ",
                      absl::FormatDuration(server.pool.inline_max_cost), ")"));
   }
@@ -363,7 +365,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   server.admission = absl::GetFlag(FLAGS_admission);
   config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   if (config.drain_timeout < absl::ZeroDuration()) {
-    return Bad("--drain_timeout must be >= 0");
+    return ConfigError("--drain_timeout must be >= 0");
   }
   server.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   server.max_connection_age_grace =
@@ -387,10 +389,10 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   server.tls_key = absl::GetFlag(FLAGS_tls_key);
   server.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   if (server.tls_cert.empty() != server.tls_key.empty()) {
-    return Bad("--tls_cert and --tls_key must be given together");
+    return ConfigError("--tls_cert and --tls_key must be given together");
   }
   if (!server.tls_client_ca.empty() && server.tls_cert.empty()) {
-    return Bad("--tls_client_ca needs --tls_cert and --tls_key");
+    return ConfigError("--tls_client_ca needs --tls_cert and --tls_key");
   }
   config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   config.metrics_port = absl::GetFlag(FLAGS_metrics_port);

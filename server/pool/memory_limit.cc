@@ -63,7 +63,7 @@ std::optional<Limit> FindLimit(const std::string& root) {
   return best;
 }
 
-absl::Status BadSize(absl::string_view why) {
+absl::Status ByteSizeError(absl::string_view why) {
   return absl::InvalidArgumentError(why);
 }
 
@@ -86,10 +86,10 @@ absl::StatusOr<int64_t> ParseByteSize(std::string_view text) {
   constexpr absl::string_view kExpected =
       "expected a whole number of bytes, optionally with a suffix Ki, Mi, "
       "Gi, Ti (x1024) or k, K, M, G, T (x1000), like 512Mi";
-  if (text.starts_with("-")) return BadSize("must not be negative");
+  if (text.starts_with("-")) return ByteSizeError("must not be negative");
   size_t digits = 0;
   while (digits < text.size() && absl::ascii_isdigit(text[digits])) ++digits;
-  if (digits == 0) return BadSize(kExpected);
+  if (digits == 0) return ByteSizeError(kExpected);
 
   struct Suffix {
     std::string_view name;
@@ -112,17 +112,17 @@ absl::StatusOr<int64_t> ParseByteSize(std::string_view text) {
   for (const Suffix& s : kSuffixes) {
     if (suffix == s.name) multiplier = s.multiplier;
   }
-  if (multiplier == 0) return BadSize(kExpected);
+  if (multiplier == 0) return ByteSizeError(kExpected);
 
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   const std::string too_large =
       absl::StrCat("too large (the most is ", kMax, " bytes)");
   int64_t value = 0;
   for (char c : text.substr(0, digits)) {
-    if (value > (kMax - (c - '0')) / 10) return BadSize(too_large);
+    if (value > (kMax - (c - '0')) / 10) return ByteSizeError(too_large);
     value = value * 10 + (c - '0');
   }
-  if (value > kMax / multiplier) return BadSize(too_large);
+  if (value > kMax / multiplier) return ByteSizeError(too_large);
   return value * multiplier;
 }
 
