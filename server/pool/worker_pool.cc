@@ -477,6 +477,7 @@ absl::Status WorkerPool::CheckBudgetsLocked(const TaskOptions& options,
   }
   const int64_t cost_ns = absl::ToInt64Nanoseconds(options.cost);
   auto expected_wait = [&] {
+    mu_.AssertHeld();
     why->expected_wait = ExpectedWaitLocked(options, now_ticks);
     why->retry_after = ClampRetry(why->expected_wait);
     return why->expected_wait;
@@ -484,6 +485,7 @@ absl::Status WorkerPool::CheckBudgetsLocked(const TaskOptions& options,
   // A budget is spent: the tenant over its fair share of its class's queued
   // cost is the one refused ("tenant_share"); else the budget's reason.
   auto refuse = [&](RefusalReason reason, std::string message) {
+    mu_.AssertHeld();
     expected_wait();
     FairQueue::Share share = queue_.ShareOf(options.tenant, options.priority,
                                             options.weight, cost_ns);
@@ -677,8 +679,10 @@ void WorkerPool::TimerDropLocked(PoolTask* task) {
   // the live entries keeps the heap within 2 x live + kTimerSlack entries
   // at an amortised O(1) per task.
   if (deadlines_.size() > 2 * timed_ + kTimerSlack) {
-    std::erase_if(deadlines_,
-                  [this](const TimerEntry& e) { return StaleLocked(e); });
+    std::erase_if(deadlines_, [this](const TimerEntry& e) {
+      mu_.AssertHeld();
+      return StaleLocked(e);
+    });
     std::make_heap(deadlines_.begin(), deadlines_.end(), LaterDeadline);
   }
 }
