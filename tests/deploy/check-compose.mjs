@@ -152,8 +152,17 @@ if (check(l, "service loadgen")) {
     argv.some((a, i) => a === "--target" && /^(dns:\/\/\/)?compute:50051$/.test(argv[i + 1] ?? "")), "loadgen: --target compute:50051");
   check(l.depends_on?.compute?.condition === "service_healthy", "loadgen: waits for compute to be healthy");
 }
+// Published ports: the host address, as compose reads "${BIND_ADDRESS:-127.0.0.1}:3000:3000".
+const hostIp = (p) => {
+  if (typeof p === "object") return p.host_ip ?? "";
+  const parts = String(p).replace(/\$\{BIND_ADDRESS:-([^}]*)\}/g, "$1").split(":");
+  return parts.length === 3 ? parts[0] : "";
+};
 for (const [name, s] of Object.entries(svc)) {
   if (!l || name !== "loadgen") check(!s.profiles, `${name}: starts without a profile`);
+  for (const port of s.ports ?? []) {
+    check(hostIp(port) === "127.0.0.1", `${name}: port ${JSON.stringify(port)} is published on 127.0.0.1 by default`);
+  }
   for (const [src] of hostMounts(s)) check(existsSync(resolve(root, src)), `${name}: mounted ${src} exists`);
 }
 

@@ -13,8 +13,10 @@
 #     overlays/prod; every rendered object is validated against the
 #     Kubernetes, prometheus-operator and KEDA schemas, with unknown fields
 #     rejected (validate-k8s.mjs); deployment rules (probes, securityContext,
-#     shutdown timing, selectors, autoscaling per overlay: policy-k8s.mjs);
-#     the PrometheusRule's groups equal alerts.yml and pass promtool.
+#     shutdown timing, selectors, autoscaling per overlay; base and dev hold
+#     only built-in kinds, so they apply without the operators' CRDs; prod's
+#     image is a registry's versioned one: policy-k8s.mjs); the
+#     PrometheusRule's groups equal alerts.yml and pass promtool.
 #  4. Negative tests: misspelled fields (replicaz, a nested probe field, CRD
 #     fields), a wrong type, an unknown kind, too short a grace period, a
 #     drifted PrometheusRule and a misspelled compose key must each fail.
@@ -102,9 +104,11 @@ if [[ ${#rendered[@]} -gt 0 ]]; then
   for name in "${rendered[@]}"; do
     run "deployment rules $name (policy-k8s.mjs)" node "$here/policy-k8s.mjs" "$tmp/$name.yaml" --overlay "$name" \
       --alerts deploy/prometheus/alerts.yml --write-rules "$tmp/$name-rules.yml"
+    # Only prod has the prometheus-operator's objects (base and dev apply to
+    # a cluster without its CRDs; policy-k8s.mjs checks that they do).
     if [[ -f $tmp/$name-rules.yml ]]; then
       run "promtool check rules on the PrometheusRule of $name" promtool check rules "$tmp/$name-rules.yml"
-    else
+    elif [[ $name == prod ]]; then
       fail "no PrometheusRule groups extracted from $name"
     fi
   done
@@ -151,9 +155,24 @@ if [[ -f $tmp/prod.yaml ]]; then
   m drift PrometheusRule set spec.groups.0.rules.0.for '"1m"'
   expect_fail "policy-k8s on a PrometheusRule that differs from alerts.yml" 'PrometheusRule groups equal' \
     node "$here/policy-k8s.mjs" "$neg/drift.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
+  m devimage Deployment set spec.template.spec.containers.0.image '"compute:dev"'
+  expect_fail "policy-k8s on prod shipping the local dev image" 'prod: image from a registry' \
+    node "$here/policy-k8s.mjs" "$neg/devimage.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
+  m kedans ScaledObject set spec.triggers.0.metadata.query '"sum(compute_pool_queue_depth{job=\"compute\", namespace=\"NAMESPACE\"})"'
+  expect_fail "policy-k8s on a KEDA query left on the placeholder namespace" "selects the overlay's namespace" \
+    node "$here/policy-k8s.mjs" "$neg/kedans.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
 else
   fail "negative tests need the prod render"
 fi
+if [[ -f $tmp/dev.yaml ]]; then
+  # dev with the operator component: no longer applies to a plain cluster.
+  cat "$tmp/dev.yaml" deploy/k8s/components/prometheus-operator/servicemonitor.yaml >"$tmp/dev-crd.yaml"
+  expect_fail "policy-k8s on dev with a ServiceMonitor" 'dev: only built-in kinds' \
+    node "$here/policy-k8s.mjs" "$tmp/dev-crd.yaml" --overlay dev --alerts deploy/prometheus/alerts.yml
+fi
+sed 's/"${BIND_ADDRESS:-127.0.0.1}:3000:3000"/"3000:3000"/' docker-compose.yml >"$tmp/open-compose.yml"
+expect_fail "check-compose on a port published on every interface" 'is published on 127.0.0.1' \
+  node "$here/check-compose.mjs" "$tmp/open-compose.yml" "$root"
 sed 's/^    read_only: true/    read_onlyy: true/' docker-compose.yml >"$tmp/bad-compose.yml"
 expect_fail "check-compose on a misspelled key" 'must NOT have additional properties \(read_onlyy\)' \
   node "$here/check-compose.mjs" "$tmp/bad-compose.yml" "$root"

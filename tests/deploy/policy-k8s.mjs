@@ -7,6 +7,8 @@
 // --write-rules writes the PrometheusRule's groups as a plain Prometheus rule
 // file, for `promtool check rules`. Exit 0 when every check holds, 1 otherwise.
 import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 import YAML from "yaml";
 import { checker } from "./checks.mjs";
@@ -34,13 +36,12 @@ const matches = (selector, labels) =>
   !!selector && Object.keys(selector).length > 0 &&
   Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 
-// Flags from README "Configuration": the only COMPUTE_* variables the server reads.
-const KNOWN_ENV = new Set([
-  "ADDRESS", "PORT", "WORKERS", "MIN_WORKERS", "IDLE_TIMEOUT", "QUEUE_CAPACITY", "ADMISSION",
-  "DRAIN_TIMEOUT", "MAX_CONNECTION_AGE", "MAX_CONNECTION_AGE_GRACE", "KEEPALIVE_TIME",
-  "KEEPALIVE_TIMEOUT", "MAX_MESSAGE_BYTES", "TLS_CERT", "TLS_KEY", "TLS_CLIENT_CA",
-  "METRICS_ADDRESS", "METRICS_PORT",
-].map((f) => `COMPUTE_${f}`));
+// The COMPUTE_* variables the server reads: the env column of the README's
+// "Configuration" table (rows "| `--flag` | `COMPUTE_FLAG` | ..."), so the
+// list is the documented one, not a copy of it.
+const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "..", "README.md"), "utf8");
+const KNOWN_ENV = new Set(readme.split("\n").filter((l) => l.startsWith("| `--"))
+  .flatMap((l) => (l.split("|")[2] ?? "").match(/COMPUTE_[A-Z_]+/g) ?? []));
 const DURATION_ENV = new Set(["COMPUTE_IDLE_TIMEOUT", "COMPUTE_DRAIN_TIMEOUT", "COMPUTE_MAX_CONNECTION_AGE",
   "COMPUTE_MAX_CONNECTION_AGE_GRACE", "COMPUTE_KEEPALIVE_TIME", "COMPUTE_KEEPALIVE_TIMEOUT"]);
 // absl durations as the README writes them: 250ms, 10s, 1m, 1h30m, inf.
@@ -134,11 +135,20 @@ for (const s of services) {
 }
 if (headless[0]) check(!headless[0].spec.publishNotReadyAddresses, "headless Service leaves not-ready (draining) pods out");
 
-// --- PDB, ServiceMonitor ------------------------------------------------------
+// --- PDB; custom resources only where their operator runs --------------------
 const pdb = one("PodDisruptionBudget");
 check(pdb && matches(pdb.spec.selector?.matchLabels, podLabels), "PodDisruptionBudget selects the pods");
+// Base and dev apply to a plain cluster (kind, minikube): built-in kinds only.
+// Prod needs the prometheus-operator (ServiceMonitor, PrometheusRule) and KEDA.
+const BUILTIN = /^(v1|apps\/v1|policy\/v1|autoscaling\/v2)$/;
+const custom = objs.filter((o) => !BUILTIN.test(o.apiVersion)).map((o) => `${o.apiVersion} ${o.kind}`);
+if (overlay === "prod") {
+  check(custom.length > 0, "prod: the operators' custom resources are included");
+} else {
+  check(custom.length === 0, `${overlay}: only built-in kinds, no operator CRD needed (got ${custom.join(", ") || "none"})`);
+}
 const sm = one("ServiceMonitor");
-if (check(sm, "a ServiceMonitor")) {
+if (overlay === "prod" && check(sm, "prod: a ServiceMonitor")) {
   const scraped = services.filter((s) => matches(sm.spec.selector?.matchLabels, s.metadata.labels));
   check(scraped.length === 1, `ServiceMonitor selects exactly one Service (got ${scraped.map((s) => s.metadata.name)})`);
   for (const ep of sm.spec.endpoints ?? []) {
@@ -150,11 +160,12 @@ if (check(sm, "a ServiceMonitor")) {
 // --- PrometheusRule = alerts.yml ----------------------------------------------
 const rule = one("PrometheusRule");
 const alerts = YAML.parse(readFileSync(alertsPath, "utf8"));
-if (check(rule, "a PrometheusRule")) {
+if (overlay === "prod" && check(rule, "prod: a PrometheusRule")) {
   check(isDeepStrictEqual(rule.spec.groups, alerts.groups),
     `PrometheusRule groups equal ${alertsPath} (run: node tests/deploy/sync-rules.mjs)`);
   const names = new Set(rule.spec.groups.flatMap((g) => g.rules.map((r) => r.alert)));
-  for (const a of ["ComputeHighRejectionRatio", "ComputeQueueSaturated", "ComputeQueueWaitP99High", "ComputeTargetDown"]) {
+  for (const a of ["ComputeHighRejectionRatio", "ComputeQueueSaturated", "ComputeQueueWaitP99High",
+    "ComputeTargetDown", "ComputeAbsent"]) {
     check(names.has(a), `alert ${a}`);
   }
   for (const r of rule.spec.groups.flatMap((g) => g.rules)) {
@@ -177,7 +188,14 @@ if (overlay === "prod") {
       "prod: a prometheus trigger on compute_pool_queue_depth or the busy ratio");
     check(prom && Number(prom.metadata.threshold) > 0, "prod: the prometheus trigger has a threshold");
     check(so.spec.minReplicaCount >= 2 && so.spec.maxReplicaCount > so.spec.minReplicaCount, "prod: min >= 2 < max replicas");
+    const ns = deploy.metadata.namespace;
+    check(prom && (prom.metadata.query ?? "").includes(`namespace="${ns}"`),
+      `prod: the queue-depth query selects the overlay's namespace (namespace="${ns}"; got ${prom?.metadata.query})`);
   }
+  // A released image from a registry; never the local development tag.
+  const [, host, tag] = /^(?:([^/]+)\/)?[^:@]+(?::([^@]+))?/.exec(c.image ?? "") ?? [];
+  check(host && /[.:]|^localhost$/.test(host), `prod: image from a registry (got ${c.image})`);
+  check(tag && !["dev", "latest"].includes(tag), `prod: image with a version tag, not dev or latest (got ${c.image})`);
   check(deploy.spec.replicas >= 2, "prod: 2+ replicas");
   check(seconds(env.COMPUTE_MAX_CONNECTION_AGE ?? "inf") < Infinity,
     "prod: COMPUTE_MAX_CONNECTION_AGE set, so clients rebalance as pods come and go");

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Writes deploy/k8s/base/prometheusrule.yaml from deploy/prometheus/alerts.yml,
+// Writes deploy/k8s/components/prometheus-operator/prometheusrule.yaml from
+// deploy/prometheus/alerts.yml,
 // so that Kubernetes gets exactly the alerts compose has. check.sh fails when
 // the two differ; run `node tests/deploy/sync-rules.mjs` after editing alerts.yml.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -23,6 +24,6 @@ const header = `# GENERATED from deploy/prometheus/alerts.yml by tests/deploy/sy
 # tests/deploy/check.sh fails when this file and alerts.yml differ.
 # Your Prometheus must select this rule (its ruleSelector, e.g. a \`release\` label).
 `;
-const out = join(root, "deploy/k8s/base/prometheusrule.yaml");
+const out = join(root, "deploy/k8s/components/prometheus-operator/prometheusrule.yaml");
 writeFileSync(out, header + YAML.stringify(rule, { lineWidth: 0 }));
 console.log(`wrote ${out}`);
