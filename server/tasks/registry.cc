@@ -64,19 +64,17 @@ constexpr bool IndicesAreDense() {
 }
 static_assert(IndicesAreDense(), "kTaskKinds[i].index must be i");
 
-// A missing adapter would crash the scheduler, and a prior <= 0 would
-// predict free (or negative) run times.
-constexpr bool CostModelsAreComplete() {
+// A prior <= 0 would predict free (or negative) run times. (A missing
+// cost_units or response_bytes adapter is caught by registry_test: GCC
+// does not treat a function pointer's comparison with nullptr as a
+// constant under ASan.)
+constexpr bool PriorsArePositive() {
   for (const TaskKind& kind : kTaskKinds) {
-    if (kind.cost_units == nullptr || kind.response_bytes == nullptr ||
-        !(kind.default_seconds_per_unit > 0)) {
-      return false;
-    }
+    if (!(kind.default_seconds_per_unit > 0)) return false;
   }
   return true;
 }
-static_assert(CostModelsAreComplete(),
-              "every kind needs cost_units, response_bytes and a prior > 0");
+static_assert(PriorsArePositive(), "every kind needs a prior > 0");
 
 absl::Status TaskNotSetError() {
   return absl::InvalidArgumentError(absl::StrCat(
