@@ -52,6 +52,17 @@ if [[ -n ${COMPUTE_SERVER:-} ]]; then
   "$COMPUTE_SERVER" --address=127.0.0.1 --port=0 --metrics_address=127.0.0.1 --metrics_port="$mport" \
     --workers=1 >"$tmp/server.log" 2>&1 &
   pids+=($!)
+  # /metrics answers before the gRPC server starts (a bad metrics port stops
+  # start-up first); the pool's gauges appear once it serves.
+  deadline=$((SECONDS + 15))
+  until grep -q '"msg":"serving"' "$tmp/server.log" 2>/dev/null; do
+    if ((SECONDS >= deadline)) || ! kill -0 "${pids[-1]}" 2>/dev/null; then
+      echo "FAIL dashboard_promql: $COMPUTE_SERVER did not start serving" >&2
+      tail -5 "$tmp/server.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
   if ! wait_http "http://127.0.0.1:$mport/metrics" 15; then
     echo "FAIL dashboard_promql: $COMPUTE_SERVER served no /metrics on 127.0.0.1:$mport" >&2
     tail -5 "$tmp/server.log" >&2
