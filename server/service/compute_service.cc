@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/base/string_view.h"
 #include "server/pool/sync.h"
 #include "server/tasks/registry.h"
 
@@ -31,11 +32,8 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
-// Debian's abseil has its own string_view, which std::string_view does not
-// convert to.
-absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
-
-std::string Ms(absl::Duration d) {
+// Whole milliseconds, for messages and the pushback trailer.
+std::string WholeMillis(absl::Duration d) {
   return absl::StrCat(absl::ToInt64Milliseconds(d));
 }
 
@@ -267,7 +265,7 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
           grpc::StatusCode::INVALID_ARGUMENT,
           absl::StrCat("compute-priority must be critical, default or "
                        "sheddable (got '",
-                       Sv(priority.substr(0, 64)), "')"));
+                       AbslView(priority.substr(0, 64)), "')"));
     }
   }
   if (options_.trust_tenant_header) {
@@ -336,7 +334,8 @@ grpc::Status ComputeService::Refuse(const CallInfo& call, RejectReason reason,
                                     absl::Duration pushback) {
   CountRejected(reason);
   if (pushback > absl::ZeroDuration()) {
-    call.context->AddTrailingMetadata("grpc-retry-pushback-ms", Ms(pushback));
+    call.context->AddTrailingMetadata("grpc-retry-pushback-ms",
+                                      WholeMillis(pushback));
   }
   return grpc::Status(code, message);
 }
@@ -361,11 +360,12 @@ grpc::Status ComputeService::Refused(const CallInfo& call,
                                  "; retry later or with a longer deadline"),
                     refusal.retry_after);
     default:  // a budget: queue_full, memory, overload
-      return Refuse(call, RejectReasonFor(refusal.reason),
-                    grpc::StatusCode::RESOURCE_EXHAUSTED,
-                    absl::StrCat("server busy: ", status.message(),
-                                 "; retry in ", Ms(refusal.retry_after), " ms"),
-                    refusal.retry_after);
+      return Refuse(
+          call, RejectReasonFor(refusal.reason),
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("server busy: ", status.message(), "; retry in ",
+                       WholeMillis(refusal.retry_after), " ms"),
+          refusal.retry_after);
   }
 }
 
@@ -395,19 +395,21 @@ grpc::Status ComputeService::Completed(const CallInfo& call,
       if (!ran) {
         return grpc::Status(
             grpc::StatusCode::DEADLINE_EXCEEDED,
-            absl::StrCat("deadline exceeded after ", Ms(result.queue_wait),
+            absl::StrCat("deadline exceeded after ",
+                         WholeMillis(result.queue_wait),
                          " ms in the queue; the task never ran"));
       }
       cost_model_.Record(kind, call.cost_units, result.run_time,
                          /*lower_bound=*/true);
       return grpc::Status(
           grpc::StatusCode::DEADLINE_EXCEEDED,
-          absl::StrCat("deadline exceeded after ", Ms(result.run_time),
+          absl::StrCat("deadline exceeded after ", WholeMillis(result.run_time),
                        " ms of running; the task was stopped"));
     case TaskOutcome::kFailed:
-      return grpc::Status(grpc::StatusCode::INTERNAL,
-                          absl::StrCat(Sv(call.kind->name), " task failed: ",
-                                       result.status.message()));
+      return grpc::Status(
+          grpc::StatusCode::INTERNAL,
+          absl::StrCat(AbslView(call.kind->name),
+                       " task failed: ", result.status.message()));
     case TaskOutcome::kShutDown:
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                           "server shut down before the task could finish; "
@@ -423,8 +425,8 @@ grpc::Status ComputeService::Completed(const CallInfo& call,
           for_share ? RejectReason::kTenantShare : RejectReason::kPreempted,
           grpc::StatusCode::RESOURCE_EXHAUSTED,
           absl::StrCat("server busy: ", result.status.message(), " after ",
-                       Ms(result.queue_wait), " ms; retry in ", Ms(pushback),
-                       " ms"),
+                       WholeMillis(result.queue_wait), " ms; retry in ",
+                       WholeMillis(pushback), " ms"),
           pushback);
     }
   }
