@@ -362,12 +362,12 @@ TEST(SchedulerTest, InlineRunsAreAdmittedByTheSameBudgets) {
   EXPECT_EQ(pool.Stats().accepted, 0u);
 }
 
+// A 5 ms task (by default) of `tenant` and `priority`.
 TaskOptions For(std::string tenant, Priority priority = Priority::kDefault,
                 absl::Duration cost = absl::Milliseconds(5)) {
-  TaskOptions o;
+  TaskOptions o = Cost(cost);
   o.tenant = std::move(tenant);
   o.priority = priority;
-  o.cost = cost;
   return o;
 }
 
