@@ -30,17 +30,22 @@ bench_pids=()
 
 # Stops every process started with bench_start: SIGTERM, up to 5 s (a
 # draining compute-server answers its calls first), then SIGKILL.
-bench_cleanup() {
-  local pid i
-  for pid in "${bench_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${bench_pids[@]}"; do
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+# bench_reap PID: waits up to 5 s for PID (already sent SIGTERM) to exit,
+# then kills it, and reaps it.
+bench_reap() {
+  local i
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
   done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+bench_cleanup() {
+  local pid
+  for pid in "${bench_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${bench_pids[@]}"; do bench_reap "$pid"; done
   bench_pids=()
   if [[ ${BENCH_KEEP:-0} == 1 ]]; then
     echo "$BENCH_NAME: logs kept in $bench_tmp" >&2
@@ -77,14 +82,9 @@ bench_start() {
 
 # bench_stop PID: SIGTERM, up to 5 s, SIGKILL; forgets it. Returns 0.
 bench_stop() {
-  local pid=$1 i kept=() p
+  local pid=$1 kept=() p
   kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  bench_reap "$pid"
   for p in "${bench_pids[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
   bench_pids=("${kept[@]}")
 }

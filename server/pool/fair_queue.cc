@@ -113,10 +113,7 @@ FairQueue::Node* FairQueue::Pop() {
 
 void FairQueue::Remove(Node* node) { Unlink(node); }
 
-int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
-                             double weight, int64_t cost_ns) const {
-  (void)cost_ns;
-  (void)weight;
+int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority) const {
   const int p = static_cast<int>(priority);
   int64_t ahead = 0;
   for (int q = 0; q < p; ++q) ahead += classes_[q].cost_ns;

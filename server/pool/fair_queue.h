@@ -83,11 +83,10 @@ class FairQueue {
   int64_t cost_ns() const { return cost_ns_; }
 
   // Estimated work (ns of cost) that would run before a new task of
-  // (tenant, priority, weight, cost) if it were pushed now: every queued
-  // task of the classes above, and the part of each flow of its class whose
-  // tasks start (in virtual time) before it would.
-  int64_t CostAhead(std::string_view tenant, Priority priority, double weight,
-                    int64_t cost_ns) const;
+  // (tenant, priority) if it were pushed now: every queued task of the
+  // classes above, and the part of each flow of its class whose tasks start
+  // (in virtual time) before it would.
+  int64_t CostAhead(std::string_view tenant, Priority priority) const;
 
   // The tenant's fair share of its class's queued cost if it were queued
   // with `extra_ns` more: weight / (sum of the weights of the class's active

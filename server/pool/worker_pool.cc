@@ -352,14 +352,8 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
       ++rejected_by_[static_cast<int>(why->reason)];
       return admit;
     }
-    PoolTask* task = AllocateLocked();
-    task->seq = next_seq_++;
-    task->fn = std::move(fn);
-    task->done = std::move(done);
-    task->options = options;
-    task->submitted_ticks = now_ticks;
-    task->cancel.Reset(task->seq);
-    task->MoveTo(PoolTask::State::kQueued);
+    PoolTask* task =
+        NewTaskLocked(std::move(fn), std::move(done), options, now_ticks);
     queue_.Push(task, options.tenant, options.priority, options.weight,
                 absl::ToInt64Nanoseconds(options.cost));
     queued_hint_.store(queue_.size(), std::memory_order_relaxed);
@@ -406,13 +400,8 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
     SubmitRefusal why;
     PoolTask* displaced = nullptr;  // none: nothing is queued
     if (!AdmitLocked(options, now_ticks, &why, &displaced).ok()) return false;
-    task = AllocateLocked();
-    task->seq = next_seq_++;
-    task->fn = std::move(fn);
-    task->options = options;
-    task->submitted_ticks = now_ticks;
-    task->cancel.Reset(task->seq);
-    task->MoveTo(PoolTask::State::kQueued);  // never linked: nothing waits
+    // Queued only in name: nothing waits, so it is never linked.
+    task = NewTaskLocked(std::move(fn), nullptr, options, now_ticks);
     task->MoveTo(PoolTask::State::kRunning);
     ++running_;
     ++inline_running_;
@@ -591,10 +580,8 @@ absl::Duration WorkerPool::ExpectedWaitLocked(const TaskOptions& options,
   if (queue_.size() < static_cast<size_t>(max_workers_ - running_)) {
     return absl::ZeroDuration();
   }
-  int64_t work_ns =
-      queue_.CostAhead(options.tenant, options.priority, options.weight,
-                       absl::ToInt64Nanoseconds(options.cost)) +
-      RunningCostNsLocked(now_ticks);
+  int64_t work_ns = queue_.CostAhead(options.tenant, options.priority) +
+                    RunningCostNsLocked(now_ticks);
   return absl::Nanoseconds(work_ns / max_workers_);
 }
 
@@ -626,6 +613,20 @@ void WorkerPool::ObserveQueueWaitLocked(absl::Duration wait,
 }
 
 // ---- Records, the FIFO, the deadline heap --------------------------------
+
+PoolTask* WorkerPool::NewTaskLocked(TaskFn fn, DoneFn done,
+                                    const TaskOptions& options,
+                                    int64_t now_ticks) {
+  PoolTask* task = AllocateLocked();
+  task->seq = next_seq_++;
+  task->fn = std::move(fn);
+  task->done = std::move(done);
+  task->options = options;
+  task->submitted_ticks = now_ticks;
+  task->cancel.Reset(task->seq);
+  task->MoveTo(PoolTask::State::kQueued);
+  return task;
+}
 
 PoolTask* WorkerPool::AllocateLocked() {
   if (free_ == nullptr) {

@@ -360,6 +360,9 @@ class WorkerPool {
   void ObserveQueueWaitLocked(absl::Duration wait, int64_t now_ticks)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // A record for a new submission, in state kQueued (not yet linked).
+  PoolTask* NewTaskLocked(TaskFn fn, DoneFn done, const TaskOptions& options,
+                          int64_t now_ticks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   PoolTask* AllocateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecycleLocked(PoolTask* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -147,15 +147,15 @@ TEST(FairQueueTest, CostAheadIsTheWorkThatRunsFirst) {
   Queue q;
   for (int i = 0; i < 40; ++i) q.Push("greedy", 5);
   // A modest tenant's first task waits for one greedy task at most.
-  EXPECT_LE(q.queue.CostAhead("modest", Priority::kDefault, 1, 5), 5);
+  EXPECT_LE(q.queue.CostAhead("modest", Priority::kDefault), 5);
   // The greedy tenant's next waits for all of its own.
-  EXPECT_EQ(q.queue.CostAhead("greedy", Priority::kDefault, 1, 5), 200);
+  EXPECT_EQ(q.queue.CostAhead("greedy", Priority::kDefault), 200);
   // Work of a higher class always goes first.
   q.Push("c", 50, Priority::kCritical);
-  EXPECT_GE(q.queue.CostAhead("modest", Priority::kDefault, 1, 5), 50);
-  EXPECT_EQ(q.queue.CostAhead("x", Priority::kCritical, 1, 5), 50);
+  EXPECT_GE(q.queue.CostAhead("modest", Priority::kDefault), 50);
+  EXPECT_EQ(q.queue.CostAhead("x", Priority::kCritical), 50);
   // A sheddable task waits for everything above it.
-  EXPECT_EQ(q.queue.CostAhead("y", Priority::kSheddable, 1, 5), 250);
+  EXPECT_EQ(q.queue.CostAhead("y", Priority::kSheddable), 250);
 }
 
 TEST(FairQueueTest, SharesAndTheMostOverShare) {
