@@ -70,7 +70,9 @@ GrpcMetrics::GrpcMetrics(std::string service, std::vector<std::string> methods,
       histogram_(DurationHistogram::Latency()),
       per_method_(kHandling + histogram_.slots()),
       rejected_base_(methods_.size() * per_method_),
-      counters_(rejected_base_ + service::kNumRejectReasons) {}
+      priority_rejected_base_(rejected_base_ + service::kNumRejectReasons),
+      counters_(priority_rejected_base_ +
+                kNumPriorities * service::kNumRejectReasons) {}
 
 size_t GrpcMetrics::Find(std::string_view service,
                          std::string_view method) const {
@@ -126,10 +128,16 @@ void GrpcMetrics::Handled(size_t m, grpc::StatusCode code,
   histogram_.Observe(stripe, MethodBase(m) + kHandling, elapsed);
 }
 
-void GrpcMetrics::OnRejected(service::RejectReason reason) {
+void GrpcMetrics::OnRejected(service::RejectReason reason, Priority priority) {
   int r = static_cast<int>(reason);
-  if (r < 0 || r >= service::kNumRejectReasons) return;
-  counters_.Add(rejected_base_ + static_cast<size_t>(r));
+  int p = static_cast<int>(priority);
+  if (r < 0 || r >= service::kNumRejectReasons || p < 0 ||
+      p >= kNumPriorities) {
+    return;
+  }
+  ShardedCounters::Stripe& stripe = counters_.Local();
+  stripe.Add(rejected_base_ + static_cast<size_t>(r));
+  stripe.Add(PriorityRejectedIndex(priority, reason));
 }
 
 std::vector<prometheus::MetricFamily> GrpcMetrics::Collect() const {
@@ -168,9 +176,9 @@ std::vector<prometheus::MetricFamily> GrpcMetrics::Collect() const {
 
   auto rejected = MakeFamily(
       "compute_tasks_rejected_total",
-      "Calls refused before reaching the worker pool's queue, by reason: "
-      "queue_full (RESOURCE_EXHAUSTED), deadline (RESOURCE_EXHAUSTED: the "
-      "deadline cannot be met given the queue), draining (UNAVAILABLE).",
+      "Calls refused by the scheduler, or displaced from its queue, by "
+      "reason: queue_full, memory, overload, deadline, tenant_share, shed, "
+      "preempted (RESOURCE_EXHAUSTED), draining (UNAVAILABLE).",
       MetricType::Counter);
   for (int r = 0; r < service::kNumRejectReasons; ++r) {
     AddValue(rejected,
@@ -179,11 +187,29 @@ std::vector<prometheus::MetricFamily> GrpcMetrics::Collect() const {
              static_cast<double>(snapshot[rejected_base_ + r]));
   }
 
+  auto by_priority = MakeFamily(
+      "compute_priority_rejected_total",
+      "compute_tasks_rejected_total by the call's priority class (critical, "
+      "default, sheddable).",
+      MetricType::Counter);
+  for (int p = 0; p < kNumPriorities; ++p) {
+    auto priority = static_cast<Priority>(p);
+    for (int r = 0; r < service::kNumRejectReasons; ++r) {
+      auto reason = static_cast<service::RejectReason>(r);
+      AddValue(by_priority,
+               {{"priority", std::string(PriorityName(priority))},
+                {"reason", std::string(service::RejectReasonName(reason))}},
+               static_cast<double>(
+                   snapshot[PriorityRejectedIndex(priority, reason)]));
+    }
+  }
+
   std::vector<prometheus::MetricFamily> families;
   families.push_back(std::move(started));
   families.push_back(std::move(handled));
   families.push_back(std::move(handling));
   families.push_back(std::move(rejected));
+  families.push_back(std::move(by_priority));
   return families;
 }
 

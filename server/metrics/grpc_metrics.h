@@ -5,7 +5,10 @@
 //   grpc_server_handled_total{grpc_service,grpc_method,grpc_type,grpc_code}
 //   grpc_server_handling_seconds{grpc_service,grpc_method,grpc_type}
 // plus, for the calls refused before the pool's queue,
-//   compute_tasks_rejected_total{reason}   queue_full | deadline | draining
+//   compute_tasks_rejected_total{reason}   queue_full | memory | overload |
+//                                          deadline | draining | tenant_share
+//                                          | shed | preempted
+//   compute_priority_rejected_total{priority,reason}  the same by priority
 //
 // As go-grpc-prometheus's InitializeMetrics does, every method x code series
 // exists from the start at 0. Methods are the service's unary methods
@@ -70,7 +73,7 @@ class GrpcMetrics final : public service::CallObserver,
   void OnCallStarted(std::string_view method) override;
   void OnCallHandled(std::string_view method, grpc::StatusCode code,
                      absl::Duration elapsed) override;
-  void OnRejected(service::RejectReason reason) override;
+  void OnRejected(service::RejectReason reason, Priority priority) override;
   void OnOtherCallStarted(std::string_view service,
                           std::string_view method) override;
   void OnOtherCallHandled(std::string_view service, std::string_view method,
@@ -86,12 +89,19 @@ class GrpcMetrics final : public service::CallObserver,
   size_t Find(std::string_view service, std::string_view method) const;
   void Started(size_t m);
   void Handled(size_t m, grpc::StatusCode code, absl::Duration elapsed);
+  size_t PriorityRejectedIndex(Priority priority,
+                               service::RejectReason reason) const {
+    return priority_rejected_base_ +
+           static_cast<size_t>(priority) * service::kNumRejectReasons +
+           static_cast<size_t>(reason);
+  }
 
   const std::string service_;
   const std::vector<GrpcMethod> methods_;  // service_'s first
   const DurationHistogram& histogram_;
   const size_t per_method_;
   const size_t rejected_base_;
+  const size_t priority_rejected_base_;
   ShardedCounters counters_;
 };
 

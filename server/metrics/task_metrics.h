@@ -3,11 +3,15 @@
 //   compute_tasks_total{task,outcome}           counter
 //   compute_task_queue_wait_seconds             histogram
 //   compute_task_run_seconds{task}              histogram
+//   compute_priority_tasks_total{priority,outcome} counter
 //
 // OnTaskFinished runs on the worker (or timer, or cancelling) thread that
 // completed the task, once per task: it makes five adds to that thread's own
 // stripe of ShardedCounters (no lock, no locked instruction), so workers
 // never wait for one another or for a scrape. Collect merges the stripes.
+//
+// The same completions by priority class (critical, default, sheddable)
+// show whether the classes get what they were promised under overload.
 //
 // Every task x outcome series and every task's run histogram exists from
 // the start, at 0, so rates and alerts have series before the first task.
@@ -47,10 +51,15 @@ class TaskMetrics final : public PoolObserver, public prometheus::Collectable {
   size_t RunBase(size_t kind) const {
     return run_base_ + kind * histogram_.slots();
   }
+  size_t PriorityIndex(Priority priority, TaskOutcome outcome) const {
+    return priority_base_ + static_cast<size_t>(priority) * kNumTaskOutcomes +
+           static_cast<size_t>(outcome);
+  }
 
   const DurationHistogram& histogram_;
   const size_t queue_wait_base_;
   const size_t run_base_;
+  const size_t priority_base_;
   ShardedCounters counters_;
 };
 

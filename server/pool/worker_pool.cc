@@ -717,6 +717,7 @@ void WorkerPool::TakeUnrunLocked(PoolTask* task, TaskOutcome outcome) {
   result.outcome = outcome;
   result.status = StatusFor(outcome);
   result.tag = task->options.tag;
+  result.priority = task->options.priority;
   result.queue_wait =
       std::max(absl::ZeroDuration(),
                clock_.TicksToDuration(clock_.Ticks() - task->submitted_ticks));
@@ -872,6 +873,7 @@ void WorkerPool::Execute(PoolTask* task, int index, int64_t start) {
       std::max(absl::ZeroDuration(), clock_.TicksToDuration(end - start));
   result.worker = index;
   result.tag = task->options.tag;
+  result.priority = task->options.priority;
   if (status.ok()) {
     result.outcome = TaskOutcome::kOk;
     return;

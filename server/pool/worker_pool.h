@@ -178,7 +178,8 @@ struct TaskResult {
   // Index of the worker that ran it, or -1 when it never ran, or
   // max_workers when it ran on the caller's thread (RunInlineIfFree).
   int worker = -1;
-  uint32_t tag = 0;  // TaskOptions::tag
+  uint32_t tag = 0;                        // TaskOptions::tag
+  Priority priority = Priority::kDefault;  // TaskOptions::priority
   // For kPreempted: why it was displaced (kPreempted: for more critical
   // work; kTenantShare: for a tenant under its fair share).
   RefusalReason displaced_for = RefusalReason::kPreempted;

@@ -7,6 +7,7 @@
 
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
+#include "server/pool/fair_queue.h"
 
 namespace compute::service {
 
@@ -38,7 +39,8 @@ class CallObserver {
   // Exactly once per started call, when its status is sent.
   virtual void OnCallHandled(std::string_view method, grpc::StatusCode code,
                              absl::Duration elapsed) = 0;
-  virtual void OnRejected(RejectReason reason) = 0;
+  // A call refused (or displaced from the queue), with its priority class.
+  virtual void OnRejected(RejectReason reason, Priority priority) = 0;
 
   // The calls of the server's other services (health, reflection), which
   // CallInterceptor sees: full service name ("grpc.health.v1.Health") and

@@ -243,12 +243,6 @@ void ComputeService::Answered(const CallInfo& call,
 }
 
 std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
-  if (draining()) {
-    return Refuse(call, RejectReason::kDraining, grpc::StatusCode::UNAVAILABLE,
-                  "server is draining (shutting down); retry on another "
-                  "replica",
-                  absl::ZeroDuration());
-  }
   const compute::v1::RunRequest& request = *call.request;
   if (absl::Status valid = tasks::ValidateRequest(request); !valid.ok()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -267,6 +261,13 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
                        "sheddable (got '",
                        AbslView(priority.substr(0, 64)), "')"));
     }
+  }
+  // After the priority: a refusal is counted by priority class.
+  if (draining()) {
+    return Refuse(call, RejectReason::kDraining, grpc::StatusCode::UNAVAILABLE,
+                  "server is draining (shutting down); retry on another "
+                  "replica",
+                  absl::ZeroDuration());
   }
   if (options_.trust_tenant_header) {
     std::string_view tenant = Metadata(*call.context, "compute-tenant");
@@ -332,7 +333,7 @@ grpc::Status ComputeService::Refuse(const CallInfo& call, RejectReason reason,
                                     grpc::StatusCode code,
                                     const std::string& message,
                                     absl::Duration pushback) {
-  CountRejected(reason);
+  CountRejected(reason, call.options.priority);
   if (pushback > absl::ZeroDuration()) {
     call.context->AddTrailingMetadata("grpc-retry-pushback-ms",
                                       WholeMillis(pushback));
@@ -433,9 +434,11 @@ grpc::Status ComputeService::Completed(const CallInfo& call,
   return grpc::Status(grpc::StatusCode::INTERNAL, "unknown task outcome");
 }
 
-void ComputeService::CountRejected(RejectReason reason) {
+void ComputeService::CountRejected(RejectReason reason, Priority priority) {
   rejected_[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
-  if (options_.observer != nullptr) options_.observer->OnRejected(reason);
+  if (options_.observer != nullptr) {
+    options_.observer->OnRejected(reason, priority);
+  }
 }
 
 }  // namespace compute::service

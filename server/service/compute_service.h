@@ -110,7 +110,7 @@ class ComputeService final : public compute::v1::Compute::CallbackService {
   grpc::Status Refuse(const CallInfo& call, RejectReason reason,
                       grpc::StatusCode code, const std::string& message,
                       absl::Duration pushback);
-  void CountRejected(RejectReason reason);
+  void CountRejected(RejectReason reason, Priority priority);
 
   WorkerPool& pool_;
   const ComputeServiceOptions options_;

@@ -123,7 +123,7 @@ class PrometheusCppMetrics final : public PoolObserver,
     handled_[code]->Increment();
     handling_->Observe(absl::ToDoubleSeconds(elapsed));
   }
-  void OnRejected(service::RejectReason) override {}
+  void OnRejected(service::RejectReason, Priority) override {}
 
  private:
   prometheus::Registry registry_;

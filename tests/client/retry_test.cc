@@ -36,7 +36,7 @@ class RefusalLog final : public service::CallObserver {
   void OnCallStarted(std::string_view) override {}
   void OnCallHandled(std::string_view, grpc::StatusCode,
                      absl::Duration) override {}
-  void OnRejected(service::RejectReason reason) override {
+  void OnRejected(service::RejectReason reason, Priority) override {
     std::function<void()> hook;
     {
       MutexLock lock(&mu_);

@@ -105,10 +105,10 @@ TEST(GrpcMetricsTest, CountsStartedHandledAndRejected) {
   metrics.OnCallHandled("Run", grpc::StatusCode::OK, absl::Milliseconds(40));
   metrics.OnCallHandled("Run", grpc::StatusCode::RESOURCE_EXHAUSTED,
                         absl::Microseconds(80));
-  metrics.OnRejected(service::RejectReason::kQueueFull);
+  metrics.OnRejected(service::RejectReason::kQueueFull, Priority::kSheddable);
   metrics.OnCallHandled("Run", grpc::StatusCode::CANCELLED, absl::Seconds(3));
-  metrics.OnRejected(service::RejectReason::kDraining);
-  metrics.OnRejected(service::RejectReason::kDraining);
+  metrics.OnRejected(service::RejectReason::kDraining, Priority::kDefault);
+  metrics.OnRejected(service::RejectReason::kDraining, Priority::kCritical);
   // Not a method of this service: not counted.
   metrics.OnCallStarted("Other");
   metrics.OnCallHandled("Other", grpc::StatusCode::OK, absl::Seconds(1));
@@ -146,6 +146,19 @@ TEST(GrpcMetricsTest, CountsStartedHandledAndRejected) {
             0);
   EXPECT_EQ(e.Value("compute_tasks_rejected_total", {{"reason", "draining"}}),
             2);
+  // The same refusals by priority class; every class x reason series exists.
+  EXPECT_EQ(e.All("compute_priority_rejected_total").size(),
+            size_t{kNumPriorities} * service::kNumRejectReasons);
+  EXPECT_EQ(e.Value("compute_priority_rejected_total",
+                    {{"priority", "sheddable"}, {"reason", "queue_full"}}),
+            1);
+  EXPECT_EQ(e.Value("compute_priority_rejected_total",
+                    {{"priority", "default"}, {"reason", "draining"}}),
+            1);
+  EXPECT_EQ(e.Value("compute_priority_rejected_total",
+                    {{"priority", "critical"}, {"reason", "draining"}}),
+            1);
+  EXPECT_EQ(e.Sum("compute_priority_rejected_total"), 3);
 }
 
 TEST(GrpcMetricsTest, MethodsAreCountedApart) {

@@ -61,6 +61,8 @@ TEST(MetricsTest, EveryFamilyOnceWithHelpAndAValidName) {
       {"compute_task_cost_seconds_per_unit", T::Gauge},
       {"compute_tasks_total", T::Counter},
       {"compute_tasks_rejected_total", T::Counter},
+      {"compute_priority_tasks_total", T::Counter},
+      {"compute_priority_rejected_total", T::Counter},
       {"compute_task_queue_wait_seconds", T::Histogram},
       {"compute_task_run_seconds", T::Histogram},
       {"grpc_server_started_total", T::Counter},
@@ -97,7 +99,8 @@ TEST(MetricsTest, BuildInfo) {
 TEST(MetricsTest, ObserversFeedTheOutput) {
   Metrics metrics;
   metrics.call_observer()->OnCallStarted("Run");
-  metrics.call_observer()->OnRejected(service::RejectReason::kDeadline);
+  metrics.call_observer()->OnRejected(service::RejectReason::kDeadline,
+                                      Priority::kDefault);
   metrics.call_observer()->OnCallHandled(
       "Run", grpc::StatusCode::RESOURCE_EXHAUSTED, absl::Milliseconds(1));
   TaskResult r;

@@ -124,6 +124,35 @@ TEST(TaskMetricsTest, CountsByTaskAndOutcomeAndRecordsDurations) {
   EXPECT_EQ(e.Value("compute_task_run_seconds_count", {{"task", "sha256"}}), 0);
 }
 
+TEST(TaskMetricsTest, CountsByPriorityAndOutcome) {
+  TaskMetrics metrics;
+  TaskResult critical = Result("fib", TaskOutcome::kOk, absl::Microseconds(5),
+                               absl::Microseconds(7));
+  critical.priority = Priority::kCritical;
+  metrics.OnTaskFinished(critical);
+  TaskResult displaced =
+      Result("spin", TaskOutcome::kPreempted, absl::Milliseconds(3),
+             absl::ZeroDuration(), -1);
+  displaced.priority = Priority::kSheddable;
+  metrics.OnTaskFinished(displaced);
+  metrics.OnTaskFinished(Result("spin", TaskOutcome::kOk, absl::Microseconds(3),
+                                absl::Milliseconds(1)));
+
+  Exposition e = Parse(metrics);
+  EXPECT_EQ(e.All("compute_priority_tasks_total").size(),
+            size_t{kNumPriorities} * kNumTaskOutcomes);
+  EXPECT_EQ(e.Value("compute_priority_tasks_total",
+                    {{"priority", "critical"}, {"outcome", "ok"}}),
+            1);
+  EXPECT_EQ(e.Value("compute_priority_tasks_total",
+                    {{"priority", "sheddable"}, {"outcome", "preempted"}}),
+            1);
+  EXPECT_EQ(e.Value("compute_priority_tasks_total",
+                    {{"priority", "default"}, {"outcome", "ok"}}),
+            1);
+  EXPECT_EQ(e.Sum("compute_priority_tasks_total"), 3);
+}
+
 TEST(TaskMetricsTest, BucketsAreCumulativeAndResolve100usTo60s) {
   TaskMetrics metrics;
   Exposition e = Parse(metrics);
