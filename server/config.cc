@@ -45,6 +45,10 @@ ABSL_FLAG(bool, trust_tenant_header, false,
 ABSL_FLAG(std::string, tenant_weights, "",
           "fair-share weights of named tenants, like gold=4,silver=2 "
           "(others: 1)");
+ABSL_FLAG(int, tenant_metrics, 0,
+          "export per-tenant series (compute_tenant_*) for at most this many "
+          "tenants, the top ones by cost sent, plus \"other\" (0: none; at "
+          "most 1000)");
 ABSL_FLAG(bool, admission, true,
           "refuse at once calls whose deadline the queue would make them miss");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
@@ -361,6 +365,12 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
                                           &server.tenant_weights);
       !s.ok()) {
     return s;
+  }
+  config.tenant_metrics = absl::GetFlag(FLAGS_tenant_metrics);
+  if (config.tenant_metrics < 0 || config.tenant_metrics > 1000) {
+    return ConfigError(
+        absl::StrCat("--tenant_metrics must be between 0 and 1000 (got ",
+                     config.tenant_metrics, ")"));
   }
   server.admission = absl::GetFlag(FLAGS_admission);
   config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);

@@ -24,6 +24,7 @@ struct Config {
   service::ServerConfig server;
   std::string metrics_address = "0.0.0.0";
   int metrics_port = 9464;  // 0 = no metrics endpoint
+  int tenant_metrics = 0;   // per-tenant series for the top N; 0 = none
   absl::Duration drain_timeout;
   CpuCount cpu;  // what the pool was sized from
   // The cgroup memory limit, which sizes max_inflight_bytes when it is auto.

@@ -35,6 +35,7 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
   Put(f, "inline_max_cost", absl::FormatDuration(s.pool.inline_max_cost));
   Put(f, "trust_tenant_header", s.trust_tenant_header);
   Put(f, "tenant_weights", static_cast<double>(s.tenant_weights.size()));
+  Put(f, "tenant_metrics", static_cast<double>(c.tenant_metrics));
   Put(f, "admission", s.admission);
   Put(f, "drain_timeout", absl::FormatDuration(c.drain_timeout));
   Put(f, "max_connection_age", absl::FormatDuration(s.max_connection_age));
@@ -88,9 +89,13 @@ int main(int argc, char** argv) {
   compute::LogJson("info", "starting", StartupFields(*config));
   // Outlives the server: the pool and the service call its observers until
   // they are destroyed.
-  compute::metrics::Metrics metrics;
+  compute::metrics::MetricsOptions metrics_options;
+  metrics_options.max_tenant_series =
+      static_cast<size_t>(config->tenant_metrics);
+  compute::metrics::Metrics metrics(std::move(metrics_options));
   config->server.pool.observer = metrics.pool_observer();
   config->server.observer = metrics.call_observer();
+  config->server.tenant_observer = metrics.tenant_observer();
   if (config->metrics_port != 0) {
     // Before the gRPC port opens, so a bad metrics port stops start-up
     // before any call is accepted.

@@ -20,7 +20,11 @@ Metrics::Metrics(MetricsOptions options)
       grpc_(std::make_shared<GrpcMetrics>(
           std::move(options.grpc_service), std::move(options.grpc_methods),
           std::move(options.other_grpc_methods))),
-      process_(std::make_shared<ProcessCollector>(std::move(options.process))) {
+      process_(std::make_shared<ProcessCollector>(std::move(options.process))),
+      tenants_(options.max_tenant_series > 0
+                   ? std::make_shared<TenantMetrics>(options.max_tenant_series,
+                                                     Clock::Real())
+                   : nullptr) {
   prometheus::BuildGauge()
       .Name("compute_build_info")
       .Help(
@@ -66,7 +70,8 @@ std::vector<prometheus::MetricFamily> Metrics::Collect() const {
   for (const prometheus::Collectable* c :
        std::initializer_list<const prometheus::Collectable*>{
            pool_.get(), tasks_.get(), grpc_.get(), process_.get(),
-           registry_.get()}) {
+           registry_.get(), tenants_.get()}) {
+    if (c == nullptr) continue;
     std::vector<prometheus::MetricFamily> families = c->Collect();
     all.insert(all.end(), std::make_move_iterator(families.begin()),
                std::make_move_iterator(families.end()));
@@ -104,8 +109,8 @@ absl::Status Metrics::Serve(const std::string& address, int port) {
   }
   for (const std::shared_ptr<prometheus::Collectable>& c :
        std::initializer_list<std::shared_ptr<prometheus::Collectable>>{
-           pool_, tasks_, grpc_, process_, registry_}) {
-    exposer->RegisterCollectable(c);
+           pool_, tasks_, grpc_, process_, registry_, tenants_}) {
+    if (c != nullptr) exposer->RegisterCollectable(c);
   }
   port_ = ports[0];
   exposer_ = std::move(exposer);

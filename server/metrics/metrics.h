@@ -8,6 +8,8 @@
 //   - GrpcMetrics: the service's call observer (go-grpc-prometheus series
 //     and rejections, striped the same way);
 //   - ProcessCollector: process_* from /proc;
+//   - TenantMetrics (only with max_tenant_series): the service's tenant
+//     observer, per-tenant series capped to the top tenants plus "other";
 //   - a prometheus::Registry for the rest (compute_build_info), where
 //     series that are set rarely belong.
 //
@@ -35,6 +37,7 @@
 #include "server/metrics/pool_collector.h"
 #include "server/metrics/process_collector.h"
 #include "server/metrics/task_metrics.h"
+#include "server/metrics/tenant_metrics.h"
 #include "server/pool/cost_model.h"
 #include "server/pool/sync.h"
 #include "server/pool/worker_pool.h"
@@ -53,6 +56,9 @@ struct MetricsOptions {
   // The other services' methods (health, reflection), counted too.
   std::vector<GrpcMethod> other_grpc_methods = StandardServiceMethods();
   ProcessCollector::Source process;
+  // Per-tenant series for at most this many tenants, plus "other"
+  // (tenant_metrics.h); 0: none.
+  size_t max_tenant_series = 0;
 };
 
 class Metrics {
@@ -64,6 +70,8 @@ class Metrics {
 
   PoolObserver* pool_observer() { return tasks_.get(); }
   service::CallObserver* call_observer() { return grpc_.get(); }
+  // nullptr unless MetricsOptions::max_tenant_series > 0.
+  service::TenantObserver* tenant_observer() { return tenants_.get(); }
   prometheus::Registry& registry() { return *registry_; }
 
   // Pool gauges come from `pool` (nullptr: none) from now on, and the
@@ -90,6 +98,7 @@ class Metrics {
   std::shared_ptr<TaskMetrics> tasks_;
   std::shared_ptr<GrpcMetrics> grpc_;
   std::shared_ptr<ProcessCollector> process_;
+  std::shared_ptr<TenantMetrics> tenants_;  // optional
 
   mutable Mutex mu_;
   std::unique_ptr<prometheus::Exposer> exposer_ ABSL_GUARDED_BY(mu_);

@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
 #include "server/pool/fair_queue.h"
+#include "server/pool/worker_pool.h"
 
 namespace compute::service {
 
@@ -52,6 +53,21 @@ class CallObserver {
                                   std::string_view /*method*/,
                                   grpc::StatusCode /*code*/,
                                   absl::Duration /*elapsed*/) {}
+};
+
+// Per-tenant accounting (compute-server --tenant_metrics), told about every
+// Run call that reached the scheduler, whose tenant is known: once per call,
+// on gRPC and worker threads, concurrently. `cost` is the call's estimated
+// run time (TaskOptions::cost). Implementations must be thread-safe.
+class TenantObserver {
+ public:
+  virtual ~TenantObserver() = default;
+  // The pool completed the call's task (run_time: zero if it never ran).
+  virtual void OnTenantTask(std::string_view tenant, TaskOutcome outcome,
+                            absl::Duration cost, absl::Duration run_time) = 0;
+  // The scheduler refused the call at admission (any reason).
+  virtual void OnTenantRejected(std::string_view tenant,
+                                absl::Duration cost) = 0;
 };
 
 }  // namespace compute::service

@@ -215,12 +215,13 @@ grpc::ServerUnaryReactor* ComputeService::Run(
   if (std::optional<grpc::Status> answer = Prepare(call)) {
     return AnswerNow(call, *answer);
   }
+  if (options_.tenant_observer != nullptr) ResolveTenant(call);
   TaskFn task = TaskFor(call);
   TaskResult result;
   if (pool_.RunInlineIfFree(task, call.options, &result)) {
     return AnswerNow(call, Completed(call, result));
   }
-  ResolveTenant(call);
+  if (options_.tenant_observer == nullptr) ResolveTenant(call);
   auto* reactor = new RunCall(*this, call);
   reactor->Start();
   return reactor;
@@ -344,6 +345,10 @@ grpc::Status ComputeService::Refuse(const CallInfo& call, RejectReason reason,
 grpc::Status ComputeService::Refused(const CallInfo& call,
                                      const absl::Status& status,
                                      const SubmitRefusal& refusal) {
+  if (options_.tenant_observer != nullptr) {
+    options_.tenant_observer->OnTenantRejected(call.options.tenant,
+                                               call.options.cost);
+  }
   switch (refusal.reason) {
     case RefusalReason::kShutDown:
       return Refuse(call, RejectReason::kDraining,
@@ -378,6 +383,10 @@ grpc::Status ComputeService::Completed(const CallInfo& call,
     SetDuration(result.queue_wait, response->mutable_queue_time());
     SetDuration(result.run_time, response->mutable_run_time());
     response->set_worker(static_cast<uint32_t>(result.worker));
+  }
+  if (options_.tenant_observer != nullptr) {
+    options_.tenant_observer->OnTenantTask(call.options.tenant, result.outcome,
+                                           call.options.cost, result.run_time);
   }
   const int kind = call.kind->index;
   switch (result.outcome) {

@@ -62,7 +62,10 @@ struct ComputeServiceOptions {
   // Weights of named tenants (default 1).
   absl::flat_hash_map<std::string, double> tenant_weights;
   CallObserver* observer = nullptr;  // optional; must outlive the service
-  TaskRunner run_task = nullptr;     // nullptr: kind.run
+  // Optional; must outlive the service. When set, every call's tenant is
+  // resolved (also for calls that run inline), for it.
+  TenantObserver* tenant_observer = nullptr;
+  TaskRunner run_task = nullptr;  // nullptr: kind.run
 };
 
 struct CallInfo;

@@ -75,6 +75,7 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
                             .trust_tenant_header = config.trust_tenant_header,
                             .tenant_weights = config.tenant_weights,
                             .observer = config.observer,
+                            .tenant_observer = config.tenant_observer,
                             .run_task = config.run_task});
 
   grpc::EnableDefaultHealthCheckService(true);

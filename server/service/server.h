@@ -49,7 +49,8 @@ struct ServerConfig {
   std::string tls_key;
   std::string tls_client_ca;
   CallObserver* observer = nullptr;
-  TaskRunner run_task = nullptr;  // tests only: fault injection
+  TenantObserver* tenant_observer = nullptr;  // optional
+  TaskRunner run_task = nullptr;              // tests only: fault injection
 };
 
 class ComputeServer {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -230,6 +231,84 @@ TEST_F(MetricsTest, HealthCallsAreCountedByServiceAndMethod) {
                    {"grpc_method", "Run"},
                    {"grpc_type", "unary"}}),
             0);
+}
+
+// --tenant_metrics on a real server: tenants from the compute-tenant header,
+// the first two counted get their own series, the third counts as "other"; the
+// refusal and the completions are also counted by priority.
+TEST(TenantSeriesTest, NamedTenantsOtherAndPriorities) {
+  metrics::MetricsOptions options;
+  options.max_tenant_series = 2;
+  metrics::Metrics metrics(std::move(options));
+  service::ServerConfig config = LocalConfig(/*workers=*/1, /*capacity=*/1);
+  config.trust_tenant_header = true;
+  config.pool.observer = metrics.pool_observer();
+  config.observer = metrics.call_observer();
+  config.tenant_observer = metrics.tenant_observer();
+  std::unique_ptr<service::ComputeServer> server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  metrics.AttachPool(&server->pool());
+  ASSERT_TRUE(metrics.Serve("127.0.0.1", 0).ok());
+  auto stub = compute::v1::Compute::NewStub(Connect(server->port()));
+  auto scrape = [&] {
+    auto e = metrics::testing::Scrape(metrics.port());
+    EXPECT_TRUE(e.ok()) << e.status();
+    return e.ok() ? *e : Exposition();
+  };
+  using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+  for (int i = 0; i < 2; ++i) {
+    AsyncCall a(
+        *stub, Fib(1), kWait,
+        Metadata{{"compute-tenant", "a"}, {"compute-priority", "critical"}});
+    EXPECT_TRUE(a.Wait().ok());
+  }
+  {
+    // b runs, c waits in the queue (capacity 1), c's next call is refused.
+    AsyncCall b(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration(),
+                Metadata{{"compute-tenant", "b"}});
+    ASSERT_TRUE(WaitUntil(
+        [&] { return scrape().Value("compute_pool_workers_busy") == 1.0; }));
+    AsyncCall c(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration(),
+                Metadata{{"compute-tenant", "c"}});
+    ASSERT_TRUE(WaitUntil(
+        [&] { return scrape().Value("compute_pool_queue_depth") == 1.0; }));
+    AsyncCall refused(
+        *stub, Fib(1), kWait,
+        Metadata{{"compute-tenant", "c"}, {"compute-priority", "sheddable"}});
+    EXPECT_EQ(refused.Wait().error_code(),
+              grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }  // cancels b and c
+  ASSERT_TRUE(WaitUntil([&] {
+    return scrape().Sum("compute_tenant_tasks_total",
+                        {{"outcome", "cancelled"}}) == 2.0;
+  }));
+
+  // A tenant is counted when its call ends: a (two calls), then c (its
+  // refusal) took the two places; b, whose call ended last, is "other".
+  Exposition e = scrape();
+  EXPECT_EQ(e.Value("compute_tenant_tasks_total",
+                    {{"tenant", "a"}, {"outcome", "ok"}}),
+            2);
+  EXPECT_EQ(e.Value("compute_tenant_rejected_total", {{"tenant", "c"}}), 1);
+  EXPECT_EQ(e.Value("compute_tenant_tasks_total",
+                    {{"tenant", "c"}, {"outcome", "cancelled"}}),
+            1);
+  EXPECT_EQ(e.Value("compute_tenant_tasks_total",
+                    {{"tenant", "other"}, {"outcome", "cancelled"}}),
+            1);
+  EXPECT_GT(*e.Value("compute_tenant_run_seconds_total", {{"tenant", "other"}}),
+            0);
+  EXPECT_TRUE(e.All("compute_tenant_tasks_total", {{"tenant", "b"}}).empty());
+  EXPECT_EQ(e.Sum("compute_tenant_rejected_total"), 1);
+  EXPECT_EQ(e.Value("compute_priority_tasks_total",
+                    {{"priority", "critical"}, {"outcome", "ok"}}),
+            2);
+  EXPECT_EQ(
+      e.Sum("compute_priority_rejected_total", {{"priority", "sheddable"}}), 1);
+  EXPECT_EQ(e.Sum("compute_priority_rejected_total"), 1);
+  metrics.AttachPool(nullptr);
+  server.reset();
 }
 
 }  // namespace

@@ -161,6 +161,20 @@ TEST(ConfigTest, InlineMaxCost) {
                         "10ms (got 1s)"));
 }
 
+TEST(ConfigTest, TenantMetrics) {
+  auto c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->tenant_metrics, 0) << "off by default";
+  c = Parse({}, {{"COMPUTE_TENANT_METRICS", "20"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->tenant_metrics, 20);
+  c = Parse({"--tenant_metrics=1001"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()),
+              HasSubstr("--tenant_metrics must be between 0 and 1000 (got "
+                        "1001)"));
+}
+
 TEST(ConfigTest, Tenants) {
   auto c = Parse({});
   ASSERT_TRUE(c.ok()) << c.status();

@@ -1,0 +1,155 @@
+#include "server/metrics/tenant_metrics.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "server/base/string_view.h"
+#include "server/metrics/families.h"
+
+namespace compute::metrics {
+
+using prometheus::MetricType;
+
+TenantMetrics::TenantMetrics(size_t max_tenants, const Clock& clock,
+                             absl::Duration rank_interval)
+    : max_tenants_(std::clamp<size_t>(max_tenants, 1, kMaxTenants)),
+      max_tracked_(kTrackedPerTenant * max_tenants_ + kTrackedExtra),
+      clock_(clock),
+      rank_interval_(rank_interval),
+      next_rank_(clock.Now() + rank_interval) {}
+
+void TenantMetrics::OnTenantTask(std::string_view tenant, TaskOutcome outcome,
+                                 absl::Duration cost, absl::Duration run_time) {
+  MutexLock lock(&mu_);
+  Counts& counts = Account(tenant, cost);
+  ++counts.tasks[static_cast<size_t>(outcome)];
+  counts.run_seconds += absl::ToDoubleSeconds(run_time);
+}
+
+void TenantMetrics::OnTenantRejected(std::string_view tenant,
+                                     absl::Duration cost) {
+  MutexLock lock(&mu_);
+  ++Account(tenant, cost).rejected;
+}
+
+TenantMetrics::Counts& TenantMetrics::Account(std::string_view tenant,
+                                              absl::Duration cost) {
+  RerankIfDue();
+  // A tenant that calls itself "other" is everyone else.
+  if (tenant == kOther) return other_;
+  Tenant& t = *Track(tenant);
+  t.score += std::max(0.0, absl::ToDoubleSeconds(cost));
+  if (!t.named && named_ < max_tenants_) {
+    t.named = true;
+    ++named_;
+  }
+  return t.named ? t.counts : other_;
+}
+
+TenantMetrics::Tenant* TenantMetrics::Track(std::string_view tenant) {
+  auto it = tenants_.find(AbslView(tenant));
+  if (it != tenants_.end()) return &it->second;
+  if (tenants_.size() >= max_tracked_) {
+    // Full: the newcomer takes the place of the least active unnamed
+    // tenant (there is one: max_tracked_ > max_tenants_ >= named_, so
+    // `victim` is found).
+    auto victim = tenants_.end();
+    for (auto t = tenants_.begin(); t != tenants_.end(); ++t) {
+      if (!t->second.named && (victim == tenants_.end() ||
+                               t->second.score < victim->second.score)) {
+        victim = t;
+      }
+    }
+    tenants_.erase(victim);
+  }
+  return &tenants_.try_emplace(std::string(tenant)).first->second;
+}
+
+void TenantMetrics::RerankIfDue() {
+  const absl::Time now = clock_.Now();
+  if (now < next_rank_) return;
+  next_rank_ = now + rank_interval_;
+  std::vector<std::pair<double, Tenant*>> named;
+  std::vector<std::pair<double, Tenant*>> unnamed;
+  for (auto it = tenants_.begin(); it != tenants_.end();) {
+    Tenant& t = it->second;
+    t.score /= 2;
+    // Forget unnamed tenants that have gone quiet (a nanosecond of cost).
+    if (!t.named && t.score < 1e-9) {
+      tenants_.erase(it++);
+      continue;
+    }
+    (t.named ? named : unnamed).emplace_back(t.score, &t);
+    ++it;
+  }
+  // The weakest named first, the strongest unnamed first.
+  std::sort(named.begin(), named.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(unnamed.begin(), unnamed.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  size_t weak = 0;
+  for (const auto& [score, tenant] : unnamed) {
+    if (named_ < max_tenants_) {
+      tenant->named = true;
+      ++named_;
+      continue;
+    }
+    if (weak == named.size() || score <= 2 * named[weak].first) break;
+    Tenant* loser = named[weak++].second;
+    loser->named = false;
+    loser->counts = Counts();
+    tenant->named = true;
+  }
+}
+
+std::vector<std::string> TenantMetrics::NamedTenants() const {
+  MutexLock lock(&mu_);
+  std::vector<std::string> names;
+  for (const auto& [name, t] : tenants_) {
+    if (t.named) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<prometheus::MetricFamily> TenantMetrics::Collect() const {
+  auto tasks = MakeFamily(
+      "compute_tenant_tasks_total",
+      "Tasks the worker pool completed, by tenant and outcome: the top "
+      "tenants by cost sent (--tenant_metrics), everyone else as \"other\".",
+      MetricType::Counter);
+  auto rejected =
+      MakeFamily("compute_tenant_rejected_total",
+                 "Calls the scheduler refused at admission, by tenant (as "
+                 "compute_tenant_tasks_total).",
+                 MetricType::Counter);
+  auto run = MakeFamily("compute_tenant_run_seconds_total",
+                        "Worker time the tenant's tasks ran, seconds (as "
+                        "compute_tenant_tasks_total).",
+                        MetricType::Counter);
+  auto add = [&](const std::string& name, const Counts& c) {
+    for (int o = 0; o < kNumTaskOutcomes; ++o) {
+      AddValue(tasks,
+               {{"outcome",
+                 std::string(TaskOutcomeName(static_cast<TaskOutcome>(o)))},
+                {"tenant", name}},
+               static_cast<double>(c.tasks[o]));
+    }
+    AddValue(rejected, {{"tenant", name}}, static_cast<double>(c.rejected));
+    AddValue(run, {{"tenant", name}}, c.run_seconds);
+  };
+  {
+    MutexLock lock(&mu_);
+    add(std::string(kOther), other_);
+    for (const auto& [name, t] : tenants_) {
+      if (t.named) add(name, t.counts);
+    }
+  }
+  std::vector<prometheus::MetricFamily> families;
+  families.push_back(std::move(tasks));
+  families.push_back(std::move(rejected));
+  families.push_back(std::move(run));
+  return families;
+}
+
+}  // namespace compute::metrics

@@ -1,0 +1,174 @@
+#include "server/metrics/tenant_metrics.h"
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/metrics/exposition.h"
+
+namespace compute::metrics {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::Exposition;
+
+constexpr absl::Duration kInterval = absl::Seconds(10);
+
+Exposition Parse(const TenantMetrics& metrics) {
+  auto e = testing::SerializeAndParse(metrics.Collect());
+  EXPECT_TRUE(e.ok()) << e.status();
+  return e.ok() ? *e : Exposition();
+}
+
+// `n` OK tasks of `tenant`, each estimated and run for `cost`.
+void Send(TenantMetrics& m, const std::string& tenant, int n,
+          absl::Duration cost) {
+  for (int i = 0; i < n; ++i) {
+    m.OnTenantTask(tenant, TaskOutcome::kOk, cost, cost);
+  }
+}
+
+TEST(TenantMetricsTest, CountsEachNamedTenantAndEveryoneElseAsOther) {
+  SimulatedClock clock;
+  TenantMetrics m(2, clock, kInterval);
+  m.OnTenantTask("alice", TaskOutcome::kOk, absl::Milliseconds(5),
+                 absl::Milliseconds(4));
+  m.OnTenantTask("alice", TaskOutcome::kPreempted, absl::Milliseconds(5),
+                 absl::ZeroDuration());
+  m.OnTenantRejected("bob", absl::Milliseconds(5));
+  // No place left: carol counts as other.
+  m.OnTenantTask("carol", TaskOutcome::kOk, absl::Milliseconds(1),
+                 absl::Milliseconds(2));
+  m.OnTenantRejected("carol", absl::Milliseconds(1));
+
+  EXPECT_THAT(m.NamedTenants(), ElementsAre("alice", "bob"));
+  Exposition e = Parse(m);
+  EXPECT_EQ(e.types["compute_tenant_tasks_total"], "counter");
+  EXPECT_EQ(e.Value("compute_tenant_tasks_total",
+                    {{"tenant", "alice"}, {"outcome", "ok"}}),
+            1);
+  EXPECT_EQ(e.Value("compute_tenant_tasks_total",
+                    {{"tenant", "alice"}, {"outcome", "preempted"}}),
+            1);
+  EXPECT_DOUBLE_EQ(
+      *e.Value("compute_tenant_run_seconds_total", {{"tenant", "alice"}}),
+      0.004);
+  EXPECT_EQ(e.Value("compute_tenant_rejected_total", {{"tenant", "bob"}}), 1);
+  EXPECT_EQ(e.Value("compute_tenant_tasks_total",
+                    {{"tenant", "other"}, {"outcome", "ok"}}),
+            1);
+  EXPECT_EQ(e.Value("compute_tenant_rejected_total", {{"tenant", "other"}}), 1);
+  EXPECT_DOUBLE_EQ(
+      *e.Value("compute_tenant_run_seconds_total", {{"tenant", "other"}}),
+      0.002);
+  EXPECT_EQ(e.All("compute_tenant_tasks_total").size(),
+            size_t{3} * kNumTaskOutcomes);
+  EXPECT_FALSE(e.Value("compute_tenant_rejected_total", {{"tenant", "carol"}})
+                   .has_value());
+}
+
+TEST(TenantMetricsTest, OtherExistsFromTheStart) {
+  SimulatedClock clock;
+  TenantMetrics m(5, clock, kInterval);
+  Exposition e = Parse(m);
+  EXPECT_EQ(e.All("compute_tenant_tasks_total").size(),
+            size_t{kNumTaskOutcomes});
+  EXPECT_EQ(e.Value("compute_tenant_rejected_total", {{"tenant", "other"}}), 0);
+  EXPECT_EQ(e.Value("compute_tenant_run_seconds_total", {{"tenant", "other"}}),
+            0);
+}
+
+TEST(TenantMetricsTest, AHeavierTenantTakesThePlaceOfALightOne) {
+  SimulatedClock clock;
+  TenantMetrics m(1, clock, kInterval);
+  Send(m, "light", 1, absl::Milliseconds(1));
+  Send(m, "heavy", 100, absl::Milliseconds(10));
+  EXPECT_THAT(m.NamedTenants(), ElementsAre("light"));
+  clock.Advance(kInterval);
+  Send(m, "heavy", 1, absl::Milliseconds(10));  // re-ranks first
+  EXPECT_THAT(m.NamedTenants(), ElementsAre("heavy"));
+
+  // The new place starts from zero; what it sent before stays in other.
+  Exposition e = Parse(m);
+  EXPECT_EQ(e.Value("compute_tenant_tasks_total",
+                    {{"tenant", "heavy"}, {"outcome", "ok"}}),
+            1);
+  EXPECT_EQ(e.Value("compute_tenant_tasks_total",
+                    {{"tenant", "other"}, {"outcome", "ok"}}),
+            100);
+  EXPECT_FALSE(e.Value("compute_tenant_tasks_total",
+                       {{"tenant", "light"}, {"outcome", "ok"}})
+                   .has_value());
+}
+
+TEST(TenantMetricsTest, ASimilarTenantDoesNotTakeAPlace) {
+  SimulatedClock clock;
+  TenantMetrics m(1, clock, kInterval);
+  Send(m, "first", 10, absl::Milliseconds(10));
+  Send(m, "second", 15, absl::Milliseconds(10));  // 1.5x: not enough
+  clock.Advance(kInterval);
+  Send(m, "first", 1, absl::Milliseconds(10));
+  EXPECT_THAT(m.NamedTenants(), ElementsAre("first"));
+}
+
+TEST(TenantMetricsTest, ScoresDecaySoRecentDemandWins) {
+  SimulatedClock clock;
+  TenantMetrics m(1, clock, kInterval);
+  Send(m, "old", 100, absl::Milliseconds(10));  // 1 s of cost, long ago
+  for (int i = 0; i < 6; ++i) {
+    clock.Advance(kInterval);
+    Send(m, "new", 10, absl::Milliseconds(10));  // 0.1 s per interval
+  }
+  // old: 1 s halved six times = 0.016 s; new: about 0.2 s.
+  EXPECT_THAT(m.NamedTenants(), ElementsAre("new"));
+}
+
+TEST(TenantMetricsTest, AFloodOfTenantsKeepsMemoryBounded) {
+  SimulatedClock clock;
+  TenantMetrics m(2, clock, kInterval);
+  Send(m, "a", 1, absl::Milliseconds(1));
+  Send(m, "b", 1, absl::Milliseconds(1));
+  const int kFlood = 10000;
+  for (int i = 0; i < kFlood; ++i) {
+    m.OnTenantRejected(absl::StrCat("x", i), absl::Microseconds(1));
+  }
+  Exposition e = Parse(m);
+  EXPECT_EQ(e.All("compute_tenant_rejected_total").size(), 3u);
+  EXPECT_EQ(e.Value("compute_tenant_rejected_total", {{"tenant", "other"}}),
+            kFlood);
+  EXPECT_THAT(m.NamedTenants(), ElementsAre("a", "b"));
+}
+
+TEST(TenantMetricsTest, ATenantCalledOtherIsEveryoneElse) {
+  SimulatedClock clock;
+  TenantMetrics m(3, clock, kInterval);
+  m.OnTenantRejected("other", absl::Milliseconds(1));
+  EXPECT_TRUE(m.NamedTenants().empty());
+  Exposition e = Parse(m);
+  EXPECT_EQ(e.Value("compute_tenant_rejected_total", {{"tenant", "other"}}), 1);
+  EXPECT_EQ(e.All("compute_tenant_rejected_total").size(), 1u);
+}
+
+TEST(TenantMetricsTest, ConcurrentCallsLoseNothing) {
+  SimulatedClock clock;
+  TenantMetrics m(4, clock, kInterval);
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 2000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&m, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        m.OnTenantTask(absl::StrCat("t", (t + i) % 6), TaskOutcome::kOk,
+                       absl::Microseconds(5), absl::Microseconds(5));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(Parse(m).Sum("compute_tenant_tasks_total"), kThreads * kCalls);
+}
+
+}  // namespace
+}  // namespace compute::metrics
