@@ -1,11 +1,16 @@
 // `compute-client bench`: a load generator in the spirit of ghz, on
 // LoadGenerator (see load.h for the closed and open loops).
+#include <memory>
+#include <thread>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
 #include "client/commands_common.h"
 #include "client/format.h"
 #include "client/load.h"
+#include "client/mix.h"
 #include "client/summary.h"
 #include "client/task.h"
 #include "server/tasks/registry.h"
@@ -50,6 +55,84 @@ int BenchVerdict(const LoadResult& r, double max_error_rate, const Io& io) {
   return kExitOk;
 }
 
+// --mix: every entry's load at once, each on its own connections; the
+// summaries in the entries' order.
+int RunMix(const std::vector<MixEntry>& mix, const LoadOptions& base,
+           const CommonFlags& common, BenchInfo info, bool hist,
+           double max_error_rate, const Io& io) {
+  const std::string command = "bench";
+  std::vector<std::unique_ptr<LoadGenerator>> generators;
+  for (const MixEntry& entry : mix) {
+    auto channels = CreateChannels(common.channel, info.connections);
+    if (!channels.ok()) return Fail(command, channels.status(), io);
+    LoadOptions options = base;
+    options.rate = entry.rate;
+    if (entry.concurrency > 0) options.concurrency = entry.concurrency;
+    options.metadata = {{"compute-tenant", entry.tenant}};
+    if (!entry.priority.empty()) {
+      options.metadata.push_back({"compute-priority", entry.priority});
+    }
+    generators.push_back(std::make_unique<LoadGenerator>(*std::move(channels),
+                                                         std::move(options)));
+  }
+  std::vector<absl::StatusOr<LoadResult>> results(
+      mix.size(), absl::UnknownError("not run"));
+  {
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < mix.size(); ++i) {
+      threads.emplace_back(
+          [&results, &generators, i] { results[i] = generators[i]->Run(); });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  for (const absl::StatusOr<LoadResult>& r : results) {
+    if (!r.ok()) return Fail(command, r.status(), io);
+  }
+
+  google::protobuf::Struct json;
+  google::protobuf::Value* list = &(*json.mutable_fields())["mix"];
+  list->mutable_list_value();
+  std::string text;
+  int verdict = kExitOk;
+  uint64_t ok = 0;
+  for (size_t i = 0; i < mix.size(); ++i) {
+    const MixEntry& entry = mix[i];
+    const LoadResult& r = *results[i];
+    BenchInfo entry_info = info;
+    entry_info.rate = entry.rate;
+    entry_info.concurrency =
+        entry.concurrency > 0 ? entry.concurrency : info.concurrency;
+    const std::string priority =
+        entry.priority.empty() ? "default" : entry.priority;
+    if (common.json) {
+      google::protobuf::Struct s = SummaryJson(r, entry_info, hist);
+      (*s.mutable_fields())["name"].set_string_value(entry.name);
+      (*s.mutable_fields())["tenant"].set_string_value(entry.tenant);
+      (*s.mutable_fields())["priority"].set_string_value(priority);
+      *list->mutable_list_value()->add_values()->mutable_struct_value() =
+          std::move(s);
+    } else {
+      absl::StrAppend(&text, i == 0 ? "" : "\n", "== ", entry.name, " (tenant ",
+                      entry.tenant, ", priority ", priority, ")\n",
+                      SummaryText(r, entry_info, hist));
+    }
+    ok += r.ok();
+    if (r.error_share() > max_error_rate) {
+      verdict = BenchVerdict(r, max_error_rate, io);
+    }
+  }
+  if (common.json) {
+    io.out << ToPrettyJson(json) << "\n";
+  } else {
+    io.out << text;
+  }
+  if (ok == 0) {
+    io.err << "compute-client bench: no call of any --mix entry succeeded\n";
+    return kExitFailure;
+  }
+  return verdict;
+}
+
 }  // namespace
 
 int BenchCommand(const std::vector<std::string>& args, const Io& io) {
@@ -59,7 +142,9 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
       "  closed loop: --concurrency N; open loop: --rate R (calls/s, "
       "whatever the latency)\n"
       "  for --time D or --requests N (whichever ends first), over "
-      "--connections K");
+      "--connections K\n"
+      "  several loads at once: --mix \"a:rate=4000,b:rate=40:priority=critical"
+      "\"");
   CommonFlags common;
   common.deadline = absl::Seconds(10);
   TaskFlags task;
@@ -72,6 +157,7 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   bool hist = false;
   absl::Duration connect_timeout = absl::Seconds(10);
   double max_error_rate = 0;
+  std::string mix_spec;
   AddCommonFlags(flags, &common);
   AddComputeCallFlags(flags, &common);
   flags.Add("task", &task_name, absl::StrCat("task to run: ", kTaskNames));
@@ -89,6 +175,11 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   flags.Add("max_error_rate", &max_error_rate,
             "exit 1 if more than this share of calls (0 to 1) fail other "
             "than by the server's refusal (RESOURCE_EXHAUSTED)");
+  flags.Add("mix", &mix_spec,
+            "several loads at once, each measured apart: "
+            "name[:rate=R|:concurrency=N][:priority=P][:tenant=T],... (the "
+            "tenant, default the name, is sent as compute-tenant: the server "
+            "needs --trust_tenant_header)");
   std::vector<std::string> positional;
   if (auto done = ParseFlags(command, flags, args, &positional, io)) {
     return *done;
@@ -114,6 +205,21 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
                  "go together: give one",
                  io);
   }
+  std::vector<MixEntry> mix;
+  if (flags.Given("mix")) {
+    if (flags.Given("rate") || flags.Given("tenant") ||
+        flags.Given("priority")) {
+      return Usage(command,
+                   "--mix gives each load its rate, tenant and priority: "
+                   "drop --rate, --tenant and --priority",
+                   io);
+    }
+    auto parsed = ParseMix(mix_spec);
+    if (!parsed.ok()) {
+      return Usage(command, std::string(parsed.status().message()), io);
+    }
+    mix = *std::move(parsed);
+  }
   if (absl::Status valid = CheckTaskFlags(task_name, flags); !valid.ok()) {
     return Fail(command, valid, io);
   }
@@ -129,9 +235,6 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   if (absl::Status valid = tasks::ValidateRequest(*request); !valid.ok()) {
     return Fail(command, valid, io);
   }
-  auto channels = CreateChannels(common.channel, connections);
-  if (!channels.ok()) return Fail(command, channels.status(), io);
-
   LoadOptions options;
   options.request = *request;
   options.concurrency = concurrency;
@@ -141,6 +244,17 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   options.deadline = common.deadline;
   options.metadata = CallMetadata(common);
   options.connect_timeout = connect_timeout;
+  BenchInfo info;
+  info.target = common.channel.target;
+  info.task = Describe(*request);
+  info.concurrency = concurrency;
+  info.rate = rate;
+  info.connections = connections;
+  if (!mix.empty()) {
+    return RunMix(mix, options, common, info, hist, max_error_rate, io);
+  }
+  auto channels = CreateChannels(common.channel, connections);
+  if (!channels.ok()) return Fail(command, channels.status(), io);
   if (io.out_is_terminal && !common.json) {
     options.on_progress = [&io](const LoadProgress& p) {
       io.out << ProgressLine(p) << std::endl;
@@ -159,12 +273,6 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
     return Fail(command, result.status(), io);
   }
 
-  BenchInfo info;
-  info.target = common.channel.target;
-  info.task = Describe(*request);
-  info.concurrency = concurrency;
-  info.rate = rate;
-  info.connections = connections;
   if (common.json) {
     io.out << ToPrettyJson(SummaryJson(*result, info, hist)) << "\n";
   } else {

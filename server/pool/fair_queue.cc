@@ -181,17 +181,19 @@ FairQueue::Node* FairQueue::NewestOfTheMostOverShare(std::string_view tenant,
   return nullptr;
 }
 
-FairQueue::Node* FairQueue::NewestSheddable() const {
-  const Class& c = classes_[static_cast<int>(Priority::kSheddable)];
-  const Flow* most = nullptr;
-  for (const Flow* f : c.active) {
-    if (most == nullptr ||
-        static_cast<double>(f->cost_ns) / f->weight >
-            static_cast<double>(most->cost_ns) / most->weight) {
-      most = f;
+FairQueue::Node* FairQueue::NewestBelow(Priority priority) const {
+  for (int q = kNumPriorities - 1; q > static_cast<int>(priority); --q) {
+    const Flow* most = nullptr;
+    for (const Flow* f : classes_[q].active) {
+      if (most == nullptr ||
+          static_cast<double>(f->cost_ns) / f->weight >
+              static_cast<double>(most->cost_ns) / most->weight) {
+        most = f;
+      }
     }
+    if (most != nullptr) return most->back;
   }
-  return most != nullptr ? most->back : nullptr;
+  return nullptr;
 }
 
 void FairQueue::CheckInvariants() const {

@@ -106,8 +106,11 @@ class FairQueue {
   // `tenant`'s own flows; nullptr if no flow is over its share.
   Node* NewestOfTheMostOverShare(std::string_view tenant, Priority priority,
                                  double weight, int64_t cost_ns) const;
-  // The newest queued sheddable task, or nullptr.
-  Node* NewestSheddable() const;
+  // A victim to make room for a task of `priority`: the newest task of the
+  // flow holding the most queued cost per weight in the lowest non-empty
+  // class below `priority` (sheddable first); nullptr when those classes
+  // are empty.
+  Node* NewestBelow(Priority priority) const;
 
   // Every queued node, in no particular order (shutdown, checks).
   template <typename F>

@@ -491,13 +491,12 @@ absl::Status WorkerPool::CheckBudgetsLocked(const TaskOptions& options,
   };
   const int idle = max_workers_ - running_;
   if (queue_.size() >= capacity_ + static_cast<size_t>(idle)) {
-    // Make room by displacing queued work that matters less: sheddable work
-    // for a critical task; work of a tenant over its share for a tenant
-    // under it.
-    PoolTask* victim = nullptr;
-    if (options.priority == Priority::kCritical) {
-      victim = static_cast<PoolTask*>(queue_.NewestSheddable());
-    }
+    // Make room by displacing queued work that matters less: work of a
+    // lower class (sheddable first), so a full queue of less critical work
+    // never refuses more critical work; else, for a tenant under its share,
+    // work of the tenant furthest over its own.
+    PoolTask* victim =
+        static_cast<PoolTask*>(queue_.NewestBelow(options.priority));
     FairQueue::Share share = queue_.ShareOf(options.tenant, options.priority,
                                             options.weight, cost_ns);
     if (victim == nullptr && share.held_ns + cost_ns <= share.fair_ns) {

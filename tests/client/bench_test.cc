@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include "client/channel.h"
@@ -313,6 +316,90 @@ TEST(BenchTest, BadOptionsSendNothing) {
   EXPECT_EQ(generator.Run().status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(server->pool().Stats().accepted, 0u);
+}
+
+// Who the server saw each call come from: tenants (by the service's tenant
+// observer) and priority classes (by the pool's observer).
+class Senders final : public service::TenantObserver, public PoolObserver {
+ public:
+  void OnTenantTask(std::string_view tenant, TaskOutcome, absl::Duration,
+                    absl::Duration) override {
+    MutexLock lock(&mu_);
+    ++tenants_[std::string(tenant)];
+  }
+  void OnTenantRejected(std::string_view tenant, absl::Duration) override {
+    MutexLock lock(&mu_);
+    ++tenants_[std::string(tenant)];
+  }
+  void OnTaskFinished(const TaskResult& result) override {
+    MutexLock lock(&mu_);
+    ++priorities_[static_cast<int>(result.priority)];
+  }
+  int tenant(const std::string& name) {
+    MutexLock lock(&mu_);
+    return tenants_[name];
+  }
+  int priority(Priority p) {
+    MutexLock lock(&mu_);
+    return priorities_[static_cast<int>(p)];
+  }
+
+ private:
+  Mutex mu_;
+  std::map<std::string, int> tenants_ ABSL_GUARDED_BY(mu_);
+  std::map<int, int> priorities_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST(BenchTest, MixRunsEachLoadApartWithItsTenantAndPriority) {
+  Senders senders;
+  service::ServerConfig config = LocalConfig(2, 64);
+  config.trust_tenant_header = true;
+  config.tenant_observer = &senders;
+  config.pool.observer = &senders;
+  auto server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  CommandResult r = RunClient(
+      {"bench", "--target", Target(*server), "--task", "fib", "--n", "5",
+       "--requests", "40", "--json", "--mix",
+       "a:concurrency=2,b:concurrency=3:priority=critical:tenant=team-b"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  google::protobuf::Struct json = ParseJson(r.out);
+  const auto& mix = json.fields().at("mix").list_value().values();
+  ASSERT_EQ(mix.size(), 2);
+  const google::protobuf::Struct& a = mix[0].struct_value();
+  const google::protobuf::Struct& b = mix[1].struct_value();
+  EXPECT_EQ(a.fields().at("name").string_value(), "a");
+  EXPECT_EQ(a.fields().at("tenant").string_value(), "a");
+  EXPECT_EQ(a.fields().at("priority").string_value(), "default");
+  EXPECT_EQ(Number(a, "concurrency"), 2);
+  EXPECT_EQ(b.fields().at("tenant").string_value(), "team-b");
+  EXPECT_EQ(b.fields().at("priority").string_value(), "critical");
+  EXPECT_EQ(Number(b, "concurrency"), 3);
+  for (const google::protobuf::Struct* s : {&a, &b}) {
+    EXPECT_EQ(Number(*s, "sent"), 40);
+    EXPECT_EQ(Number(*s, "completed"), 40);
+  }
+  EXPECT_EQ(senders.tenant("a"), 40);
+  EXPECT_EQ(senders.tenant("team-b"), 40);
+  EXPECT_EQ(senders.priority(Priority::kCritical), 40);
+  EXPECT_EQ(senders.priority(Priority::kDefault), 40);
+
+  CommandResult text =
+      RunClient({"bench", "--target", Target(*server), "--task", "fib", "--n",
+                 "5", "--requests", "10", "--mix", "x,y:priority=sheddable"});
+  ASSERT_EQ(text.rc, 0) << text.err;
+  EXPECT_THAT(text.out, HasSubstr("== x (tenant x, priority default)\n"));
+  EXPECT_THAT(text.out, HasSubstr("== y (tenant y, priority sheddable)\n"));
+}
+
+TEST(BenchTest, MixTakesNoRateTenantOrPriorityOfItsOwn) {
+  CommandResult r = RunClient({"bench", "--mix", "a", "--rate", "5"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("--mix gives each load its rate, tenant and "
+                               "priority"));
+  r = RunClient({"bench", "--mix", "a:rate=-1"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("--mix: entry 'a:rate=-1': rate must be"));
 }
 
 }  // namespace

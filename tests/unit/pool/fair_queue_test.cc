@@ -191,13 +191,22 @@ TEST(FairQueueTest, SharesAndTheMostOverShare) {
   EXPECT_EQ(fresh.fair_ns, 55);  // 2 / 4 x 110
 }
 
-TEST(FairQueueTest, NewestSheddable) {
+TEST(FairQueueTest, NewestBelowTakesFromTheLowestClassFirst) {
   Queue q;
-  EXPECT_EQ(q.queue.NewestSheddable(), nullptr);
+  EXPECT_EQ(q.queue.NewestBelow(Priority::kCritical), nullptr);
   q.Push("a", 1, Priority::kDefault);
+  FairQueue::Node* a_newest = q.Push("a", 1, Priority::kDefault);
+  q.Push("c", 1, Priority::kDefault);
+  EXPECT_EQ(q.queue.NewestBelow(Priority::kSheddable), nullptr);
+  EXPECT_EQ(q.queue.NewestBelow(Priority::kDefault), nullptr)
+      << "nothing below default yet";
+  EXPECT_EQ(q.queue.NewestBelow(Priority::kCritical), a_newest)
+      << "the default flow holding the most";
   q.Push("b", 1, Priority::kSheddable);
-  FairQueue::Node* newest = q.Push("b", 1, Priority::kSheddable);
-  EXPECT_EQ(q.queue.NewestSheddable(), newest);
+  FairQueue::Node* b_newest = q.Push("b", 1, Priority::kSheddable);
+  EXPECT_EQ(q.queue.NewestBelow(Priority::kCritical), b_newest)
+      << "sheddable before default";
+  EXPECT_EQ(q.queue.NewestBelow(Priority::kDefault), b_newest);
 }
 
 }  // namespace

@@ -421,33 +421,43 @@ TEST(SchedulerTest, ATenantUnderItsShareDisplacesOneOverIt) {
   EXPECT_EQ(done.Get(100)->outcome, TaskOutcome::kOk);
 }
 
-TEST(SchedulerTest, CriticalWorkGoesFirstAndDisplacesSheddableWork) {
-  auto s = MakeScheduler(1, 2);
+TEST(SchedulerTest, AFullQueueGivesWayToMoreCriticalWork) {
+  auto s = MakeScheduler(1, 3);
   WorkerPool& pool = *s->pool;
   Gate gate;
   Completions done;
   ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0), For("a")).ok());
   ASSERT_TRUE(gate.WaitStarted(1));
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(1), For("a")).ok());
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(2), For("a")).ok());
   ASSERT_TRUE(
-      pool.Submit(Noop(), done.For(1), For("a", Priority::kDefault)).ok());
+      pool.Submit(Noop(), done.For(3), For("b", Priority::kSheddable)).ok());
+  // Full. A default task displaces the sheddable one...
   ASSERT_TRUE(
-      pool.Submit(Noop(), done.For(2), For("b", Priority::kSheddable)).ok());
-  // Full. A default task finds no room; a critical one displaces the
-  // sheddable one.
-  SubmitRefusal why;
-  EXPECT_FALSE(
-      pool.Submit(Noop(), done.For(3), For("c", Priority::kDefault), &why)
-          .ok());
-  EXPECT_EQ(why.reason, RefusalReason::kQueueFull);
-  ASSERT_TRUE(
-      pool.Submit(Noop(), done.For(4), For("c", Priority::kCritical)).ok());
+      pool.Submit(Noop(), done.For(4), For("c", Priority::kDefault)).ok());
   ASSERT_TRUE(done.WaitForCount(1));
+  EXPECT_EQ(done.Get(3)->outcome, TaskOutcome::kPreempted);
+  EXPECT_EQ(done.Get(3)->displaced_for, RefusalReason::kPreempted);
+  // ...a critical one the newest default task of the tenant holding most.
+  ASSERT_TRUE(
+      pool.Submit(Noop(), done.For(5), For("d", Priority::kCritical)).ok());
+  ASSERT_TRUE(done.WaitForCount(2));
   EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kPreempted);
   EXPECT_EQ(done.Get(2)->displaced_for, RefusalReason::kPreempted);
+  // A sheddable task finds nothing below it.
+  SubmitRefusal why;
+  EXPECT_FALSE(
+      pool.Submit(Noop(), done.For(6), For("e", Priority::kSheddable), &why)
+          .ok());
+  EXPECT_EQ(why.reason, RefusalReason::kQueueFull);
   gate.Release();
-  ASSERT_TRUE(done.WaitForCount(4));
+  ASSERT_TRUE(done.WaitForCount(6));
   std::vector<int> order = done.Order();
-  EXPECT_EQ(order, (std::vector<int>{2, 0, 4, 1})) << "critical first";
+  ASSERT_EQ(order.size(), 6u);
+  EXPECT_EQ((std::vector<int>(order.begin(), order.begin() + 4)),
+            (std::vector<int>{3, 2, 0, 5}))
+      << "displaced at once; then critical first";
+  EXPECT_FALSE(done.Get(6).has_value());
 }
 
 TEST(SchedulerTest, SheddableWorkIsRefusedAtHalfTheTarget) {

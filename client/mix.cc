@@ -1,0 +1,80 @@
+#include "client/mix.h"
+
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace compute::client {
+namespace {
+
+absl::Status Bad(const std::string& entry, const std::string& why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("--mix: entry '", entry, "': ", why));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<MixEntry>> ParseMix(const std::string& spec) {
+  std::vector<MixEntry> entries;
+  std::set<std::string> names;
+  for (absl::string_view text : absl::StrSplit(spec, ',')) {
+    const std::string entry_text(text);
+    std::vector<std::string> fields = absl::StrSplit(text, ':');
+    MixEntry entry;
+    entry.name = fields[0];
+    if (entry.name.empty()) return Bad(entry_text, "needs a name first");
+    if (!names.insert(entry.name).second) {
+      return Bad(entry_text, "the name is used twice");
+    }
+    bool closed = false;
+    for (size_t i = 1; i < fields.size(); ++i) {
+      std::pair<std::string, std::string> kv =
+          absl::StrSplit(fields[i], absl::MaxSplits('=', 1));
+      const auto& [key, value] = kv;
+      if (key == "rate") {
+        if (!absl::SimpleAtod(value, &entry.rate) || !(entry.rate > 0) ||
+            entry.rate > 1e6) {
+          return Bad(entry_text,
+                     "rate must be a number of calls per second "
+                     "above 0, at most 1000000");
+        }
+      } else if (key == "concurrency") {
+        if (!absl::SimpleAtoi(value, &entry.concurrency) ||
+            entry.concurrency < 1 || entry.concurrency > 10000) {
+          return Bad(entry_text, "concurrency must be between 1 and 10000");
+        }
+        closed = true;
+      } else if (key == "priority") {
+        if (value != "critical" && value != "default" && value != "sheddable") {
+          return Bad(entry_text,
+                     "priority must be critical, default or sheddable");
+        }
+        entry.priority = value;
+      } else if (key == "tenant") {
+        if (value.empty()) return Bad(entry_text, "tenant must not be empty");
+        entry.tenant = value;
+      } else {
+        return Bad(entry_text,
+                   absl::StrCat("unknown field '", fields[i],
+                                "' (want rate=, concurrency=, priority= or "
+                                "tenant=)"));
+      }
+    }
+    if (closed && entry.rate > 0) {
+      return Bad(entry_text,
+                 "rate (open loop) and concurrency (closed loop) do not go "
+                 "together");
+    }
+    if (entry.tenant.empty()) entry.tenant = entry.name;
+    entries.push_back(std::move(entry));
+    if (entries.size() > kMaxMixEntries) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--mix: at most ", kMaxMixEntries, " entries"));
+    }
+  }
+  return entries;
+}
+
+}  // namespace compute::client

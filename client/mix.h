@@ -1,0 +1,40 @@
+// `compute-client bench --mix`: several loads at once, each with its own
+// tenant, priority and rate, measured apart, to see fair sharing and
+// priorities from the clients' side.
+//
+//   --mix "greedy:rate=4000,modest:rate=40,ops:rate=100:priority=critical"
+//
+// Entries are separated by ',', fields of an entry by ':'. The first field
+// is the entry's name; the others are key=value:
+//   rate=R          open loop, R calls per second (default: closed loop)
+//   concurrency=N   closed loop, N calls in flight (default: --concurrency)
+//   priority=P      compute-priority: critical, default or sheddable
+//   tenant=T        compute-tenant (default: the entry's name)
+// Each entry runs on its own connections (--connections each), with the
+// same task, deadline and duration.
+#ifndef COMPUTE_CLIENT_MIX_H_
+#define COMPUTE_CLIENT_MIX_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace compute::client {
+
+struct MixEntry {
+  std::string name;
+  std::string tenant;
+  std::string priority;  // empty: not sent (the server's default)
+  double rate = 0;       // > 0: open loop
+  int concurrency = 0;   // closed loop; 0: the bench's --concurrency
+};
+
+// InvalidArgument naming the entry and the field for a bad spec; at most
+// kMaxMixEntries entries, names unique.
+inline constexpr int kMaxMixEntries = 16;
+absl::StatusOr<std::vector<MixEntry>> ParseMix(const std::string& spec);
+
+}  // namespace compute::client
+
+#endif  // COMPUTE_CLIENT_MIX_H_
