@@ -1,12 +1,16 @@
 // TLS and mutual TLS with certificates made by openssl at run time (no keys
 // are committed): a CA, a server certificate for localhost/127.0.0.1 and a
-// client certificate, all signed by the CA.
+// client certificate (CN only), and one with a SAN, all signed by the CA.
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/base/file.h"
+#include "server/pool/sync.h"
 #include "tests/integration/test_server.h"
 
 namespace compute::testing {
@@ -45,7 +49,14 @@ class TlsTest : public ::testing::Test {
         " -keyout client.key -out client.csr "
         "-subj /CN=compute-test-client;"
         "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key "
-        "-CAcreateserial -out client.pem -days 1";
+        "-CAcreateserial -out client.pem -days 1;"
+        "openssl req " +
+        ec +
+        " -keyout team.key -out team.csr "
+        "-subj /CN=team-cn;"
+        "printf 'subjectAltName=DNS:team-a.example' > team.ext;"
+        "openssl x509 -req -in team.csr -CA ca.pem -CAkey ca.key "
+        "-CAcreateserial -out team.pem -days 1 -extfile team.ext";
     ASSERT_EQ(std::system(("bash -c \"" + script + "\"").c_str()), 0)
         << Read(*dir_ / "openssl.log");
   }
@@ -54,22 +65,30 @@ class TlsTest : public ::testing::Test {
     delete dir_;
   }
 
-  static std::string Path(const char* name) { return (*dir_ / name).string(); }
+  static std::string Path(const std::string& name) {
+    return (*dir_ / name).string();
+  }
 
-  std::unique_ptr<service::ComputeServer> StartTls(bool mutual) {
+  std::unique_ptr<service::ComputeServer> StartTls(
+      bool mutual, service::TenantObserver* tenants = nullptr) {
     service::ServerConfig config = LocalConfig(1, 4);
+    config.trust_tenant_header = true;  // a certificate still wins
+    config.tenant_observer = tenants;
     config.tls_cert = Path("server.pem");
     config.tls_key = Path("server.key");
     if (mutual) config.tls_client_ca = Path("ca.pem");
     return StartServer(config);
   }
 
-  grpc::Status CallFib(int port, bool with_client_cert) {
+  // `client`: the client certificate's file name stem ("client", "team"),
+  // or nullptr for none.
+  grpc::Status CallFib(int port, bool with_client_cert,
+                       const char* client = "client") {
     grpc::SslCredentialsOptions options;
     options.pem_root_certs = Read(Path("ca.pem"));
     if (with_client_cert) {
-      options.pem_private_key = Read(Path("client.key"));
-      options.pem_cert_chain = Read(Path("client.pem"));
+      options.pem_private_key = Read(Path(absl::StrCat(client, ".key")));
+      options.pem_cert_chain = Read(Path(absl::StrCat(client, ".pem")));
     }
     grpc::ChannelArguments args;
     args.SetSslTargetNameOverride("localhost");
@@ -78,6 +97,7 @@ class TlsTest : public ::testing::Test {
     auto stub = compute::v1::Compute::NewStub(channel);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    context.AddMetadata("compute-tenant", "claimed-by-header");
     compute::v1::RunResponse response;
     grpc::Status s = stub->Run(&context, Fib(10), &response);
     if (s.ok()) {
@@ -111,6 +131,48 @@ TEST_F(TlsTest, MutualTlsAcceptsAClientCertificateSignedByTheCa) {
   auto server = StartTls(/*mutual=*/true);
   ASSERT_NE(server, nullptr);
   EXPECT_TRUE(CallFib(server->port(), /*with_client_cert=*/true).ok());
+}
+
+// The tenants the service resolved, in call order.
+class TenantLog final : public service::TenantObserver {
+ public:
+  void OnTenantTask(std::string_view tenant, TaskOutcome, absl::Duration,
+                    absl::Duration) override {
+    MutexLock lock(&mu_);
+    tenants_.emplace_back(tenant);
+  }
+  void OnTenantRejected(std::string_view tenant, absl::Duration) override {
+    MutexLock lock(&mu_);
+    tenants_.emplace_back(tenant);
+  }
+  std::vector<std::string> tenants() {
+    MutexLock lock(&mu_);
+    return tenants_;
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<std::string> tenants_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(TlsTest, TheVerifiedCertificateNamesTheTenantNotTheHeader) {
+  TenantLog log;
+  auto server = StartTls(/*mutual=*/true, &log);
+  ASSERT_NE(server, nullptr);
+  // Its SAN names the tenant; without a SAN, its CN.
+  EXPECT_TRUE(CallFib(server->port(), /*with_client_cert=*/true, "team").ok());
+  EXPECT_TRUE(
+      CallFib(server->port(), /*with_client_cert=*/true, "client").ok());
+  EXPECT_EQ(log.tenants(), (std::vector<std::string>{"team-a.example",
+                                                     "compute-test-client"}));
+}
+
+TEST_F(TlsTest, WithoutAClientCertificateTheTrustedHeaderNamesTheTenant) {
+  TenantLog log;
+  auto server = StartTls(/*mutual=*/false, &log);
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(CallFib(server->port(), /*with_client_cert=*/false).ok());
+  EXPECT_EQ(log.tenants(), (std::vector<std::string>{"claimed-by-header"}));
 }
 
 TEST_F(TlsTest, MutualTlsRefusesAClientWithoutCertificate) {
