@@ -50,7 +50,7 @@ wait_http() {
 if [[ -n ${COMPUTE_SERVER:-} ]]; then
   mport=$(free_port)
   "$COMPUTE_SERVER" --address=127.0.0.1 --port=0 --metrics_address=127.0.0.1 --metrics_port="$mport" \
-    --workers=1 >"$tmp/server.log" 2>&1 &
+    --workers=1 --tenant_metrics=10 >"$tmp/server.log" 2>&1 &
   pids+=($!)
   # /metrics answers before the gRPC server starts (a bad metrics port stops
   # start-up first); the pool's gauges appear once it serves.
