@@ -43,9 +43,10 @@
 //     idle workers, so `queue_capacity` counts the tasks that wait for a
 //     busy worker, and capacity 0 makes a queueless pool. A full queue
 //     first makes room, if it can, by displacing one queued task: the
-//     newest sheddable one for a critical task; for a task whose tenant is
-//     under its fair share of its class's queued cost, the newest of the
-//     tenant most over its share. The displaced task completes kPreempted.
+//     newest of the lowest class below the task's own (sheddable first,
+//     then default for a critical task; FairQueue::NewestBelow); else, for
+//     a task whose tenant is under its fair share of its class's queued
+//     cost, the newest of the tenant most over its share. The displaced task completes kPreempted.
 //   - kMemory: bytes held by queued and running tasks (TaskOptions::bytes)
 //     would pass max_inflight_bytes.
 //   - kShed: a sheddable task's expected wait is over half the target.
@@ -150,7 +151,7 @@ enum class RefusalReason : int {
   kShutDown,       // the pool is shutting down
   kTenantShare,    // a budget is spent and this tenant holds over its share
   kShed,           // sheddable work, expected wait over half the target
-  kPreempted,      // (TaskResult::displaced_for only) for critical work
+  kPreempted,      // (TaskResult::displaced_for only) for a higher class
 };
 inline constexpr int kNumRefusalReasons = 9;
 
