@@ -21,6 +21,9 @@ ABSL_FLAG(std::string, address, "0.0.0.0", "address the gRPC server binds");
 ABSL_FLAG(int, port, 50051, "gRPC port (0: the kernel picks one)");
 ABSL_FLAG(int, workers, 0,
           "maximum worker threads (0: the container-aware CPU count)");
+ABSL_FLAG(int, io_threads, 0,
+          "threads that receive and answer calls, each polling its own "
+          "completion queue (0: the container-aware CPU count)");
 ABSL_FLAG(int, min_workers, 0,
           "workers kept when idle (0: same as --workers, no shrinking)");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
@@ -328,6 +331,12 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     return s;
   }
   server.pool.max_workers = workers;
+  server.io_threads = absl::GetFlag(FLAGS_io_threads);
+  if (absl::Status s = InRange("io_threads", server.io_threads, 0, 256);
+      !s.ok()) {
+    return s;
+  }
+  if (server.io_threads == 0) server.io_threads = config.cpu.cpus;
   server.pool.min_workers = min_workers == 0 ? workers : min_workers;
   server.pool.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   if (absl::Status s = Positive("idle_timeout", server.pool.idle_timeout);

@@ -24,7 +24,7 @@ void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
   out->set_nanos(static_cast<int32_t>(ns % 1000000000));
 }
 
-absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+absl::Time DeadlineOf(const grpc::ServerContextBase& context) {
   auto deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) {
     return absl::InfiniteFuture();
@@ -64,7 +64,7 @@ RejectReason RejectReasonFor(RefusalReason reason) {
   }
 }
 
-std::string_view Metadata(const grpc::CallbackServerContext& context,
+std::string_view Metadata(const grpc::ServerContextBase& context,
                           std::string_view key) {
   const auto& metadata = context.client_metadata();
   auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
@@ -118,121 +118,32 @@ std::string_view RejectReasonName(RejectReason reason) {
   return "unknown";
 }
 
-// What the service knows of one call, whichever reactor answers it.
-struct CallInfo {
-  grpc::CallbackServerContext* context = nullptr;
-  const compute::v1::RunRequest* request = nullptr;
-  compute::v1::RunResponse* response = nullptr;
-  std::chrono::steady_clock::time_point started;
-  absl::Time deadline;
-  const tasks::TaskKind* kind = nullptr;
-  double cost_units = 0;  // this request's size, for the cost model
-  TaskOptions options;
-};
-
-// A call that went to the pool's queue: the reactor lives from Run until
-// gRPC calls OnDone, so that a client cancel (OnCancel) reaches its task.
-class RunCall final : public grpc::ServerUnaryReactor {
- public:
-  RunCall(ComputeService& service, const CallInfo& call)
-      : service_(service), call_(call) {}
-
-  void Start();
-
-  void OnCancel() override;
-  void OnDone() override { delete this; }
-
- private:
-  void Reply(const grpc::Status& status) {
-    service_.Answered(call_, status);
-    Finish(status);
-  }
-
-  ComputeService& service_;
-  CallInfo call_;
-
-  Mutex mu_;
-  TaskHandle handle_ ABSL_GUARDED_BY(mu_);
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-};
-
-void RunCall::Start() {
-  SubmitRefusal refusal;
-  // The completion may finish the call on a worker before Submit returns;
-  // gRPC keeps this reactor alive until Run has returned, so `this` is valid
-  // for the rest of Start.
-  auto handle = service_.pool_.Submit(
-      service_.TaskFor(call_),
-      [this](const TaskResult& result) {
-        Reply(service_.Completed(call_, result));
-      },
-      call_.options, &refusal);
-  if (!handle.ok()) {
-    Reply(service_.Refused(call_, handle.status(), refusal));
-    return;
-  }
-  bool cancel_now;
-  {
-    MutexLock lock(&mu_);
-    handle_ = *handle;
-    cancel_now = cancelled_;
-  }
-  if (cancel_now) service_.pool_.Cancel(*handle);
-}
-
-void RunCall::OnCancel() {
-  // The client cancelled, or the deadline passed (gRPC calls this for
-  // both); the pool decides which by its clock when the task completes.
-  TaskHandle handle;
-  {
-    MutexLock lock(&mu_);
-    cancelled_ = true;
-    handle = handle_;
-  }
-  // No handle yet: Start cancels once it has one. Finished: a no-op.
-  if (handle.valid()) service_.pool_.Cancel(handle);
-}
-
 ComputeService::ComputeService(WorkerPool& pool, ComputeServiceOptions options)
     : pool_(pool), options_(options), cost_model_(CostPriors()) {}
 
-// Most calls end here, answered from gRPC's DefaultReactor (no reactor
-// object, no cancel hook): bad input, refusals, and cheap tasks that run at
-// once on this thread while a worker's place is free. Only a call that
-// waits for a worker gets a RunCall.
-grpc::ServerUnaryReactor* ComputeService::Run(
-    grpc::CallbackServerContext* context,
-    const compute::v1::RunRequest* request,
-    compute::v1::RunResponse* response) {
-  CallInfo call;
-  call.context = context;
-  call.request = request;
-  call.response = response;
+std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
+                                                   TaskHandle* handle) {
   call.started = std::chrono::steady_clock::now();
-  call.deadline = DeadlineOf(*context);
-  if (options_.observer != nullptr)
+  call.deadline = DeadlineOf(*call.context);
+  if (options_.observer != nullptr) {
     options_.observer->OnCallStarted(kRunMethod);
-  if (std::optional<grpc::Status> answer = Prepare(call)) {
-    return AnswerNow(call, *answer);
   }
+  if (std::optional<grpc::Status> answer = Prepare(call)) return answer;
+  // Tenants cost an allocation or two: only calls that may queue, or every
+  // call when per-tenant series are kept, resolve theirs.
   if (options_.tenant_observer != nullptr) ResolveTenant(call);
   TaskFn task = TaskFor(call);
   TaskResult result;
   if (pool_.RunInlineIfFree(task, call.options, &result)) {
-    return AnswerNow(call, Completed(call, result));
+    return Completed(call, result);
   }
   if (options_.tenant_observer == nullptr) ResolveTenant(call);
-  auto* reactor = new RunCall(*this, call);
-  reactor->Start();
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* ComputeService::AnswerNow(
-    const CallInfo& call, const grpc::Status& status) {
-  grpc::ServerUnaryReactor* reactor = call.context->DefaultReactor();
-  Answered(call, status);
-  reactor->Finish(status);
-  return reactor;
+  SubmitRefusal refusal;
+  absl::StatusOr<TaskHandle> submitted =
+      pool_.Submit(std::move(task), std::move(done), call.options, &refusal);
+  if (!submitted.ok()) return Refused(call, submitted.status(), refusal);
+  *handle = *submitted;
+  return std::nullopt;
 }
 
 void ComputeService::Answered(const CallInfo& call,

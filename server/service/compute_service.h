@@ -1,9 +1,12 @@
-// ComputeService: compute.v1.Compute over the WorkerPool, on gRPC's callback
-// API, so that no gRPC thread ever waits for a task.
+// ComputeService: what compute.v1.Compute/Run does with a call, over the
+// WorkerPool, whichever gRPC API delivers the call (server/service/run_call.h
+// drives it on completion queues), so that no gRPC thread ever waits for a
+// task.
 //
-// Run = validate -> estimate (cost, bytes) -> pool.Submit, which admits by
-// the scheduler's budgets -> (worker runs the task) -> the pool's
-// completion callback finishes the reactor, on the worker thread.
+// Handle = validate -> estimate (cost, bytes) -> answer at once (bad input,
+// draining, a cheap task run inline) or pool.Submit, which admits by the
+// scheduler's budgets -> (worker runs the task) -> the pool's completion
+// callback hands the result to the call, on the worker thread.
 //
 // Estimates: a task's cost is its kind's cost units for this request times
 // the kind's learned seconds per unit (server/pool/cost_model.h); every task
@@ -14,16 +17,15 @@
 // here), not a retryable refusal.
 //
 // Invariants
-//   - Every call is finished exactly once: either in Run itself (bad input,
-//     refusal, draining), with no pool task, or by the pool's completion
-//     callback, which the pool calls exactly once per accepted task.
-//   - A client cancel (OnCancel, which gRPC also calls when the call's
-//     deadline passes) cancels the task, queued or running; the pool then
-//     completes it, deciding "cancelled" or "deadline exceeded" by its clock
-//     against the deadline, and that completion finishes the call.
+//   - Every call gets exactly one status: either Handle returns it (bad
+//     input, refusal, draining, inline run), with no pool task, or the
+//     pool's completion callback gets the result, which the pool calls
+//     exactly once per accepted task.
+//   - A client cancel (or the call's deadline passing) cancels the task,
+//     queued or running; the pool then completes it, deciding "cancelled" or
+//     "deadline exceeded" by its clock against the deadline, and that
+//     completion finishes the call.
 //   - The call's deadline is the task's deadline.
-//   - The reactor (RunCall) deletes itself in OnDone, which gRPC calls only
-//     after Finish and after every other reaction has returned.
 // The status mapping is the table in the README.
 //
 // Thread-safety: all methods are thread-safe.
@@ -32,6 +34,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -68,16 +71,38 @@ struct ComputeServiceOptions {
   TaskRunner run_task = nullptr;  // nullptr: kind.run
 };
 
-struct CallInfo;
+// What the service knows of one call. The caller owns it (and what it
+// points to) until the call's status is sent.
+struct CallInfo {
+  grpc::ServerContextBase* context = nullptr;
+  const compute::v1::RunRequest* request = nullptr;
+  compute::v1::RunResponse* response = nullptr;
+  std::chrono::steady_clock::time_point started;
+  absl::Time deadline;
+  const tasks::TaskKind* kind = nullptr;
+  double cost_units = 0;  // this request's size, for the cost model
+  TaskOptions options;
+};
 
-class ComputeService final : public compute::v1::Compute::CallbackService {
+class ComputeService {
  public:
   // `pool` must outlive the service.
   ComputeService(WorkerPool& pool, ComputeServiceOptions options);
 
-  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
-                                const compute::v1::RunRequest* request,
-                                compute::v1::RunResponse* response) override;
+  // A call has arrived (context, request and response set): counts it, then
+  // either returns its status (to be sent now; bad input, draining, a
+  // refusal, or a cheap task run inline on this thread), or hands its task
+  // to the pool and returns nullopt: `done` then gets the task's result
+  // exactly once, on a worker (or cancelling) thread, possibly before
+  // Handle returns, and *handle cancels the task (TaskHandle is valid
+  // only after Handle returns).
+  std::optional<grpc::Status> Handle(CallInfo& call, DoneFn done,
+                                     TaskHandle* handle);
+  // The status for a task's result (and the cost model learns from it).
+  grpc::Status Completed(const CallInfo& call, const TaskResult& result);
+  // Tells the observer the call is answered with `status`: once per call,
+  // just before its status is sent.
+  void Answered(const CallInfo& call, const grpc::Status& status);
 
   // From now on Run answers UNAVAILABLE; calls already accepted go on.
   void StartDraining() { draining_.store(true, std::memory_order_release); }
@@ -87,11 +112,12 @@ class ComputeService final : public compute::v1::Compute::CallbackService {
     return rejected_[static_cast<int>(reason)].load(std::memory_order_relaxed);
   }
 
+  WorkerPool& pool() { return pool_; }
+
   // Per task kind (tasks::TaskKind::index): what the service has learned.
   const CostModel& cost_model() const { return cost_model_; }
 
  private:
-  friend class RunCall;
   // Validates and estimates the call (kind, cost, bytes, priority,
   // options); a status when it is to be answered at once instead (bad
   // input, draining).
@@ -100,13 +126,6 @@ class ComputeService final : public compute::v1::Compute::CallbackService {
   // queue need them: they cost an allocation or two).
   void ResolveTenant(CallInfo& call) const;
   TaskFn TaskFor(const CallInfo& call) const;
-  // Answers from gRPC's DefaultReactor, on this thread.
-  grpc::ServerUnaryReactor* AnswerNow(const CallInfo& call,
-                                      const grpc::Status& status);
-  // Tells the observer the call is answered with `status`.
-  void Answered(const CallInfo& call, const grpc::Status& status);
-  // The status for a task's result (and the cost model learns from it).
-  grpc::Status Completed(const CallInfo& call, const TaskResult& result);
   // The status for a refusal by the pool, counted, with its pushback.
   grpc::Status Refused(const CallInfo& call, const absl::Status& status,
                        const SubmitRefusal& refusal);

@@ -1,5 +1,7 @@
 #include "server/service/server.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -52,6 +54,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   return grpc::SslServerCredentials(options);
 }
 
+// Calls each completion queue keeps requested: enough that a burst finds
+// one waiting while the queue's thread handles the last.
+constexpr int kRequestsPerQueue = 32;
+
 int Millis(absl::Duration d) {
   if (d == absl::InfiniteDuration()) return INT_MAX;
   return static_cast<int>(
@@ -100,7 +106,9 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   // gRPC sets SO_REUSEPORT by default: a second server on the same port would
   // quietly share the calls with the first. A port taken is an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.RegisterService(server->service_.get());
+  server->queues_ = std::make_unique<RunQueues>(
+      *server->service_, std::max(1, config.io_threads), kRequestsPerQueue);
+  server->queues_->AddTo(builder);
   if (config.pool.max_inflight_bytes > 0) {
     // The pool's memory budget charges a call only once its request has
     // been received and parsed; below the handler, gRPC's own buffers (the
@@ -135,6 +143,7 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
         absl::StrCat("cannot listen on ", address,
                      " (in use, or not an address of this host)"));
   }
+  server->queues_->Start();
   auto* health = server->server_->GetHealthCheckService();
   health->SetServingStatus("", true);
   health->SetServingStatus("compute.v1.Compute", true);
@@ -161,6 +170,9 @@ void ComputeServer::Drain(absl::Duration timeout) {
   // the draining service); give them a moment, then cancel.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server_->Wait();
+  // Then the queues, in that order: every call object is freed as they
+  // drain.
+  queues_->Shutdown();
 }
 
 ComputeServer::~ComputeServer() { Drain(absl::ZeroDuration()); }

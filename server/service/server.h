@@ -24,6 +24,7 @@
 #include "server/pool/sync.h"
 #include "server/pool/worker_pool.h"
 #include "server/service/compute_service.h"
+#include "server/service/run_call.h"
 
 namespace compute::service {
 
@@ -48,6 +49,8 @@ struct ServerConfig {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  // Threads polling the completion queues that serve Run (one queue each).
+  int io_threads = 2;
   CallObserver* observer = nullptr;
   TenantObserver* tenant_observer = nullptr;  // optional
   TaskRunner run_task = nullptr;              // tests only: fault injection
@@ -65,6 +68,7 @@ class ComputeServer {
   int port() const { return port_; }
   WorkerPool& pool() { return *pool_; }
   ComputeService& service() { return *service_; }
+  const RunQueues& queues() const { return *queues_; }
 
   void Drain(absl::Duration timeout);
 
@@ -74,6 +78,8 @@ class ComputeServer {
   int port_ = 0;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<ComputeService> service_;
+  // Before server_: the server goes first (it points into both).
+  std::unique_ptr<RunQueues> queues_;
   std::unique_ptr<grpc::Server> server_;
   Mutex drain_mu_;
   bool drained_ ABSL_GUARDED_BY(drain_mu_) = false;

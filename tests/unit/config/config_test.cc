@@ -161,6 +161,19 @@ TEST(ConfigTest, InlineMaxCost) {
                         "10ms (got 1s)"));
 }
 
+TEST(ConfigTest, IoThreads) {
+  auto c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.io_threads, c->cpu.cpus) << "the CPU count by default";
+  c = Parse({"--io_threads=3"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.io_threads, 3);
+  c = Parse({}, {{"COMPUTE_IO_THREADS", "300"}});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()),
+              HasSubstr("--io_threads must be between 0 and 256 (got 300)"));
+}
+
 TEST(ConfigTest, TenantMetrics) {
   auto c = Parse({});
   ASSERT_TRUE(c.ok()) << c.status();

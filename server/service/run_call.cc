@@ -1,0 +1,175 @@
+#include "server/service/run_call.h"
+
+#include <atomic>
+#include <cassert>
+#include <optional>
+#include <utility>
+
+namespace compute::service {
+
+// One call; see the header for its states and lifetime.
+class RunCall {
+ public:
+  enum class Kind { kArrived, kFinished, kDone };
+  // What a queue's event carries: the call and which of its events it is.
+  struct Event {
+    RunCall* call;
+    Kind kind;
+  };
+
+  // Issues the request; the queue's thread takes it from there.
+  RunCall(RunQueues& queues, RunQueues::Queue& queue)
+      : queues_(queues), queue_(queue), responder_(&context_) {
+    queues_.live_calls_.fetch_add(1, std::memory_order_relaxed);
+    context_.AsyncNotifyWhenDone(&done_);
+    queues_.async_.RequestRun(&context_, &request_, &responder_,
+                              queue_.cq.get(), queue_.cq.get(), &arrived_);
+  }
+
+  // On the queue's thread.
+  void On(Kind kind, bool ok) {
+    switch (kind) {
+      case Kind::kArrived:
+        if (!ok) {  // shutting down, no call: no done event will come
+          Unref();
+          return;
+        }
+        refs_.fetch_add(1, std::memory_order_relaxed);  // the done event's
+        queues_.Request(queue_);  // a replacement first: keep up
+        Arrive();
+        return;
+      case Kind::kFinished:
+        Unref();
+        return;
+      case Kind::kDone:
+        // Cancelled by the client, or its deadline passed: stop the task
+        // (a no-op once it has completed). Its completion finishes the call.
+        if (context_.IsCancelled() && handle_.valid()) {
+          queues_.service_.pool().Cancel(handle_);
+        }
+        Unref();
+        return;
+    }
+  }
+
+ private:
+  ~RunCall() {  // only Unref deletes
+    queues_.live_calls_.fetch_sub(1, std::memory_order_release);
+  }
+
+  void Arrive() {
+    call_.context = &context_;
+    call_.request = &request_;
+    call_.response = &response_;
+    std::optional<grpc::Status> status = queues_.service_.Handle(
+        call_, [this](const TaskResult& result) { OnTaskDone(result); },
+        &handle_);
+    if (status.has_value()) Finish(*status);
+  }
+
+  // On the worker (or cancelling) thread that completed the task.
+  void OnTaskDone(const TaskResult& result) {
+    // The finish event may be handled, on the queue's thread, before Finish
+    // returns: hold the call until it has.
+    refs_.fetch_add(1, std::memory_order_relaxed);
+    Finish(queues_.service_.Completed(call_, result));
+    Unref();
+  }
+
+  void Finish(const grpc::Status& status) {
+    queues_.service_.Answered(call_, status);
+    if (status.ok()) {
+      responder_.Finish(response_, status, &finished_);
+    } else {
+      responder_.FinishWithError(status, &finished_);
+    }
+  }
+
+  void Unref() {
+    const int before = refs_.fetch_sub(1, std::memory_order_acq_rel);
+    assert(before >= 1);
+    if (before == 1) delete this;
+  }
+
+  RunQueues& queues_;
+  RunQueues::Queue& queue_;
+  grpc::ServerContext context_;
+  compute::v1::RunRequest request_;
+  compute::v1::RunResponse response_;
+  grpc::ServerAsyncResponseWriter<compute::v1::RunResponse> responder_;
+  CallInfo call_;
+  // Written once, on the queue's thread, before that thread can see the
+  // done event; read there.
+  TaskHandle handle_;
+  // The request -> Finish chain's; +1 for the done event once the call has
+  // arrived; +1 while a worker issues Finish.
+  std::atomic<int> refs_{1};
+  Event arrived_{this, Kind::kArrived};
+  Event finished_{this, Kind::kFinished};
+  Event done_{this, Kind::kDone};
+};
+
+RunQueues::RunQueues(ComputeService& service, int io_threads,
+                     int requests_per_queue)
+    : service_(service), requests_per_queue_(requests_per_queue) {
+  for (int i = 0; i < io_threads; ++i) {
+    queues_.push_back(std::make_unique<Queue>());
+  }
+}
+
+RunQueues::~RunQueues() { Shutdown(); }
+
+void RunQueues::AddTo(grpc::ServerBuilder& builder) {
+  builder.RegisterService(&async_);
+  for (const std::unique_ptr<Queue>& queue : queues_) {
+    queue->cq = builder.AddCompletionQueue();
+  }
+}
+
+void RunQueues::Start() {
+  started_ = true;
+  for (const std::unique_ptr<Queue>& queue : queues_) {
+    for (int i = 0; i < requests_per_queue_; ++i) Request(*queue);
+    queue->thread = std::thread(&RunQueues::Poll, std::ref(*queue));
+  }
+}
+
+void RunQueues::Request(Queue& queue) {
+  MutexLock lock(&queue.mu);
+  if (!queue.accepting) return;
+  new RunCall(*this, queue);  // deletes itself after its last event
+}
+
+void RunQueues::Poll(Queue& queue) {
+  void* tag = nullptr;
+  bool ok = false;
+  while (queue.cq->Next(&tag, &ok)) {
+    auto* event = static_cast<RunCall::Event*>(tag);
+    event->call->On(event->kind, ok);
+  }
+}
+
+void RunQueues::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  for (const std::unique_ptr<Queue>& queue : queues_) {
+    if (queue->cq == nullptr) continue;  // never added to a server
+    {
+      MutexLock lock(&queue->mu);
+      queue->accepting = false;
+    }
+    queue->cq->Shutdown();
+  }
+  for (const std::unique_ptr<Queue>& queue : queues_) {
+    if (queue->cq == nullptr) continue;
+    if (started_) {
+      queue->thread.join();
+    } else {
+      Poll(*queue);  // drains it
+    }
+  }
+  // Every call's last event has been handled.
+  assert(live_calls() == 0);
+}
+
+}  // namespace compute::service
