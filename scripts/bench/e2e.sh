@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # e2e.sh: compute-server's calls/s end to end against a bare gRPC server.
 #
-# Both servers run on 127.0.0.1, side by side: build/server/compute-server
-# (default workers and queue) and the baseline
-# build/tests/bench/echo_server (the gRPC callback API answering Run at
-# once, no pool). h2load (Debian's nghttp2-client) sends trivial `fib n=1`
+# Three servers run on 127.0.0.1, side by side (only one is loaded at a
+# time): build/server/compute-server (default workers and queue) and two
+# baselines, build/tests/bench/echo_server answering Run at once with no
+# pool: on the gRPC callback API ("echo"), and on the completion-queue API
+# with one queue and one thread per core ("echo_cq", ECHO_API=cq: the
+# ceiling of gRPC C++ on this machine, and what compute-server is built on). h2load (Debian's nghttp2-client) sends trivial `fib n=1`
 # calls, 1 thread, 4 connections x 32 streams, as real gRPC requests: POST
 # /compute.v1.Compute/Run with content-type application/grpc, te: trailers,
 # grpc-timeout 10S and the gRPC frame of RunRequest{fib{n:1}} as body.
-# Rounds alternate compute, echo, compute, echo, ... so a slow phase of a
-# shared machine hits both; the table shows each round's calls/s, the medians
-# and their ratio compute/echo, all from this run.
+# Rounds alternate compute, echo, echo_cq, compute, ... so a slow phase of a
+# shared machine hits all; the table shows each round's calls/s, the medians
+# and the ratios compute/echo_cq and compute/echo, all from this run.
 #
 # Only successful calls count. h2load sees HTTP statuses, not gRPC's
 # (grpc-status travels in trailers, and a refusal such as
@@ -103,8 +105,13 @@ echo_pid=$bench_last_pid
 bench_wait_line "$bench_tmp/echo.log" '^port [0-9]+$' 30 "$echo_pid" ||
   bench_die "echo_server did not start: $(tail -3 "$bench_tmp/echo.log")"
 echo_port=$(awk '/^port [0-9]+$/ {print $2; exit}' "$bench_tmp/echo.log")
+ECHO_API=cq bench_start "$bench_tmp/echo_cq.log" "$ECHO_SERVER" --port=0
+echo_cq_pid=$bench_last_pid
+bench_wait_line "$bench_tmp/echo_cq.log" '^port [0-9]+$' 30 "$echo_cq_pid" ||
+  bench_die "echo_server (ECHO_API=cq) did not start: $(tail -3 "$bench_tmp/echo_cq.log")"
+echo_cq_port=$(awk '/^port [0-9]+$/ {print $2; exit}' "$bench_tmp/echo_cq.log")
 
-declare -A PORT=([compute]=$compute_port [echo]=$echo_port)
+declare -A PORT=([compute]=$compute_port [echo]=$echo_port [echo_cq]=$echo_cq_port)
 
 # sanity NAME: both calls must answer fib(1) = 1 with grpc-status 0.
 sanity() {
@@ -126,6 +133,7 @@ $(grep -aE ':status|grpc-|rror' "$out" | head -5)"
 }
 sanity compute
 sanity echo
+sanity echo_cq
 
 # grpc_codes BEFORE AFTER: compute-server's answers between two scrapes,
 # "OK 123 ResourceExhausted 4 ..." (codes that did not occur left out).
@@ -199,7 +207,8 @@ echo "Machine: nproc = $(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo |
   cut -d: -f2- | sed 's/^ *//')"
 extra=${EXTRA_FLAGS[*]:+ (${EXTRA_FLAGS[*]})}
 echo "compute-server: 127.0.0.1:$compute_port, ${workers:-?} workers$extra;" \
-  "echo_server: 127.0.0.1:$echo_port"
+  "echo_server: 127.0.0.1:$echo_port (callback API)," \
+  "127.0.0.1:$echo_cq_port (completion queues)"
 echo "sanity: compute-client run fib --n 1 and h2load's request (nghttp):" \
   "grpc-status 0 on both"
 if [[ $METRICS == 1 ]]; then
@@ -216,7 +225,7 @@ echo "|---|---|---|---|---|---|---|---|"
 results=$bench_tmp/results.txt
 : >"$results"
 for ((r = 1; r <= ROUNDS; r++)); do
-  for name in compute echo; do
+  for name in compute echo echo_cq; do
     codes="-"
     share=1
     if [[ $name == compute && $METRICS == 1 ]]; then
@@ -245,6 +254,7 @@ done
 # And once more after the load: still grpc-status 0.
 sanity compute
 sanity echo
+sanity echo_cq
 
 python3 - "$results" <<'PY'
 import statistics, sys
@@ -253,20 +263,23 @@ for line in open(sys.argv[1]):
     name, rps = line.split()
     rounds.setdefault(name, []).append(float(rps))
 c = statistics.median(rounds["compute"])
-e = statistics.median(rounds["echo"])
 print()
-print("| server | median OK calls/s | min | max |")
-print("|---|---|---|---|")
-for name, label in (("compute", "compute-server"), ("echo", "echo_server (bare gRPC)")):
+print("| server | median OK calls/s | min | max | compute / it (medians) |")
+print("|---|---|---|---|---|")
+for name, label in (("compute", "compute-server"),
+                    ("echo_cq", "echo_server, completion queues (bare gRPC)"),
+                    ("echo", "echo_server, callback API (bare gRPC)")):
     v = rounds[name]
-    print("| %s | %.0f | %.0f | %.0f |" % (label, statistics.median(v), min(v), max(v)))
+    m = statistics.median(v)
+    ratio = "%.3f" % (c / m) if m > 0 else "n/a"
+    print("| %s | %.0f | %.0f | %.0f | %s |" % (label, m, min(v), max(v), ratio))
 print()
-if e > 0:
-    print("compute/echo (medians): %.3f" % (c / e))
-    pairs = [a / b for a, b in zip(rounds["compute"], rounds["echo"]) if b > 0]
-    if pairs:
-        print("compute/echo per round: " + ", ".join("%.3f" % p for p in pairs))
-else:
-    print("compute/echo: n/a (echo_server answered no calls)")
-    sys.exit(1)
+for base in ("echo_cq", "echo"):
+    pairs = [a / b for a, b in zip(rounds["compute"], rounds[base]) if b > 0]
+    if not pairs:
+        print("compute/%s: n/a (it answered no calls)" % base)
+        sys.exit(1)
+    print("compute/%s (medians): %.3f; per round: %s" % (
+        base, c / statistics.median(rounds[base]),
+        ", ".join("%.3f" % p for p in pairs)))
 PY

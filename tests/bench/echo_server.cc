@@ -13,11 +13,15 @@
 // 127.0.0.1. SIGTERM or SIGINT shuts the server down and exits 0.
 // ECHO_OWN_REACTOR=1 in the environment answers from a reactor object made
 // per call (as a service that handles cancels must) instead of gRPC's
-// DefaultReactor, to see what that costs.
+// DefaultReactor, to see what that costs. ECHO_API=cq serves on the
+// completion-queue API instead: one queue per core (ECHO_THREADS to
+// change), each polled by one thread that answers the call itself, with 32
+// calls requested per queue, as compute-server's RunQueues does.
 //
 // Not a test: CTest never runs it.
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +29,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "compute/v1/compute.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -57,6 +63,42 @@ class EchoService final : public compute::v1::Compute::CallbackService {
  private:
   const bool own_reactor_;
 };
+
+// ECHO_API=cq: one call on a completion queue, answered when it arrives.
+class CqCall {
+ public:
+  CqCall(compute::v1::Compute::AsyncService& service,
+         grpc::ServerCompletionQueue& cq)
+      : service_(service), cq_(cq), responder_(&context_) {
+    service_.RequestRun(&context_, &request_, &responder_, &cq_, &cq_, this);
+  }
+  // On the queue's thread: the request (arrived) or the finish came back.
+  void Proceed(bool ok) {
+    if (finishing_ || !ok) {
+      delete this;
+      return;
+    }
+    new CqCall(service_, cq_);  // keep one requested in its place
+    finishing_ = true;
+    response_.mutable_fib()->set_value(1);
+    responder_.Finish(response_, grpc::Status::OK, this);
+  }
+
+ private:
+  compute::v1::Compute::AsyncService& service_;
+  grpc::ServerCompletionQueue& cq_;
+  grpc::ServerContext context_;
+  compute::v1::RunRequest request_;
+  compute::v1::RunResponse response_;
+  grpc::ServerAsyncResponseWriter<compute::v1::RunResponse> responder_;
+  bool finishing_ = false;
+};
+
+void PollQueue(grpc::ServerCompletionQueue* cq) {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq->Next(&tag, &ok)) static_cast<CqCall*>(tag)->Proceed(ok);
+}
 
 struct Flags {
   std::string address = "127.0.0.1";
@@ -119,15 +161,39 @@ int Main(int argc, char** argv) {
   // ECHO_OWN_REACTOR=1: a reactor object per call instead of DefaultReactor.
   const char* own = std::getenv("ECHO_OWN_REACTOR");
   EchoService service(own != nullptr && std::string_view(own) == "1");
+  const char* api = std::getenv("ECHO_API");
+  const bool cq_api = api != nullptr && std::string_view(api) == "cq";
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  if (const char* n = std::getenv("ECHO_THREADS")) threads = std::atoi(n);
+  threads = std::max(1, threads);
+  compute::v1::Compute::AsyncService async_service;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
   grpc::ServerBuilder builder;
   int selected_port = 0;
   builder.AddListeningPort(flags.address + ":" + std::to_string(flags.port),
                            grpc::InsecureServerCredentials(), &selected_port);
-  builder.RegisterService(&service);
+  if (cq_api) {
+    builder.RegisterService(&async_service);
+    for (int i = 0; i < threads; ++i) {
+      queues.push_back(builder.AddCompletionQueue());
+    }
+  } else {
+    builder.RegisterService(&service);
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::vector<std::thread> pollers;
+  for (auto& cq : queues) {
+    if (server == nullptr) break;
+    for (int i = 0; i < 32; ++i) new CqCall(async_service, *cq);
+    pollers.emplace_back(PollQueue, cq.get());
+  }
   if (server == nullptr || selected_port == 0) {
     std::fprintf(stderr, "echo_server: cannot listen on %s:%d\n",
                  flags.address.c_str(), flags.port);
+    for (auto& cq : queues) {
+      cq->Shutdown();
+      PollQueue(cq.get());  // drains it
+    }
     return 1;
   }
   std::printf("port %d\n", selected_port);
@@ -138,6 +204,8 @@ int Main(int argc, char** argv) {
   // Every call is answered at once; a second is ample, and bounds the exit.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server->Wait();
+  for (auto& cq : queues) cq->Shutdown();
+  for (std::thread& t : pollers) t.join();
   return 0;
 }
 
