@@ -28,6 +28,11 @@
 #     E2E_METRICS=0 runs it with --metrics_port=0 and counts 2xx only).
 #     echo_server answers OK to every call it gets.
 #
+# Then latency at half load: compute-client bench, open loop at half of
+# echo_cq's median calls/s (4 connections, deadline 10s, E2E_SECONDS per
+# round), alternating compute and echo_cq for E2E_ROUNDS rounds; the medians
+# of each one's p50 and p99 and their ratios.
+#
 #   scripts/bench/e2e.sh
 #   E2E_ROUNDS=3 E2E_SECONDS=2 scripts/bench/e2e.sh
 #
@@ -282,4 +287,51 @@ for base in ("echo_cq", "echo"):
     print("compute/%s (medians): %.3f; per round: %s" % (
         base, c / statistics.median(rounds[base]),
         ", ".join("%.3f" % p for p in pairs)))
+PY
+
+# Latency at half of echo_cq's throughput, each server alone in its round.
+half=$(python3 - "$results" <<'PY'
+import statistics, sys
+v = [float(l.split()[1]) for l in open(sys.argv[1]) if l.split()[0] == "echo_cq"]
+print(int(statistics.median(v) / 2))
+PY
+)
+lat=$bench_tmp/latency.txt
+: >"$lat"
+for ((r = 1; r <= ROUNDS; r++)); do
+  for name in compute echo_cq; do
+    out=$bench_tmp/latency-$name-$r.json
+    timeout $((ROUND_SECONDS + 60)) "$COMPUTE_CLIENT" bench \
+      --target "127.0.0.1:${PORT[$name]}" --task fib --n 1 --rate "$half" \
+      --time "${ROUND_SECONDS}s" --connections 4 --deadline 10s --json \
+      >"$out" || bench_die "compute-client bench on $name failed"
+    echo "$name $(bench_json "$out" 'j["latency_ms"]["p50"]')" \
+      "$(bench_json "$out" 'j["latency_ms"]["p99"]')" \
+      "$(bench_json "$out" 'j["offered_rate"]')" >>"$lat"
+  done
+done
+python3 - "$lat" "$half" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, p50, p99, offered = line.split()
+    rows.setdefault(name, []).append((float(p50), float(p99), float(offered)))
+print()
+print("Latency at half load: compute-client bench, open loop at %s calls/s "
+      "(half of echo_cq's median), 4 connections" % sys.argv[2])
+print()
+print("| server | offered calls/s | p50 ms (median) | p99 ms (median) |")
+print("|---|---|---|---|")
+med = {}
+for name in ("compute", "echo_cq"):
+    v = rows[name]
+    med[name] = (statistics.median(x[0] for x in v),
+                 statistics.median(x[1] for x in v))
+    print("| %s | %.0f | %.3f | %.3f |" % (
+        name, statistics.median(x[2] for x in v), med[name][0], med[name][1]))
+c, e = med["compute"], med["echo_cq"]
+print()
+print("compute/echo_cq latency: p50 %.2fx, p99 %.2fx" % (
+    c[0] / e[0] if e[0] > 0 else float("nan"),
+    c[1] / e[1] if e[1] > 0 else float("nan")))
 PY

@@ -1,9 +1,14 @@
 #include "server/service/run_call.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cassert>
 #include <optional>
+#include <string>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
 
 namespace compute::service {
 
@@ -128,9 +133,13 @@ void RunQueues::AddTo(grpc::ServerBuilder& builder) {
 
 void RunQueues::Start() {
   started_ = true;
-  for (const std::unique_ptr<Queue>& queue : queues_) {
-    for (int i = 0; i < requests_per_queue_; ++i) Request(*queue);
-    queue->thread = std::thread(&RunQueues::Poll, std::ref(*queue));
+  for (size_t q = 0; q < queues_.size(); ++q) {
+    Queue& queue = *queues_[q];
+    for (int i = 0; i < requests_per_queue_; ++i) Request(queue);
+    queue.thread = std::thread(&RunQueues::Poll, std::ref(queue));
+    // "compute-io0", ...: named for top, perf and gdb.
+    const std::string name = absl::StrCat("compute-io", q);
+    pthread_setname_np(queue.thread.native_handle(), name.c_str());
   }
 }
 
