@@ -25,10 +25,11 @@ enum class RejectReason {
   kTenantShare,
   kShed,
   kPreempted,
+  kExpired,  // the deadline had passed when the call arrived
 };
-inline constexpr int kNumRejectReasons = 8;
+inline constexpr int kNumRejectReasons = 9;
 // "queue_full", "memory", "overload", "deadline", "draining",
-// "tenant_share", "shed", "preempted": a metric label.
+// "tenant_share", "shed", "preempted", "expired": a metric label.
 std::string_view RejectReasonName(RejectReason reason);
 
 // Called on gRPC and worker threads, concurrently: implementations must be

@@ -114,6 +114,8 @@ std::string_view RejectReasonName(RejectReason reason) {
       return "shed";
     case RejectReason::kPreempted:
       return "preempted";
+    case RejectReason::kExpired:
+      return "expired";
   }
   return "unknown";
 }
@@ -268,8 +270,11 @@ grpc::Status ComputeService::Refused(const CallInfo& call,
                     "replica",
                     absl::ZeroDuration());
     case RefusalReason::kExpired:
-      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                          "deadline had passed when the call arrived");
+      // Counted: every call that reaches the pool shows in a counter.
+      return Refuse(call, RejectReason::kExpired,
+                    grpc::StatusCode::DEADLINE_EXCEEDED,
+                    "deadline had passed when the call arrived",
+                    absl::ZeroDuration());
     case RefusalReason::kDeadline:
       return Refuse(call, RejectReason::kDeadline,
                     grpc::StatusCode::RESOURCE_EXHAUSTED,

@@ -95,7 +95,8 @@ TEST(GrpcMetricsTest, EveryMethodAndCodeStartsAtZero) {
                                        {{"reason", "draining"}},
                                        {{"reason", "tenant_share"}},
                                        {{"reason", "shed"}},
-                                       {{"reason", "preempted"}}}));
+                                       {{"reason", "preempted"}},
+                                       {{"reason", "expired"}}}));
 }
 
 TEST(GrpcMetricsTest, CountsStartedHandledAndRejected) {
