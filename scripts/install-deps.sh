@@ -24,6 +24,8 @@ TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # TLS tests make their certificates at run time
   openssl
+  # the decompression-bomb test compresses its bombs with zlib
+  zlib1g-dev
   # metrics tests: a real Prometheus server and promtool
   prometheus curl
   # benchmarks: h2load (scripts/bench/e2e.sh)

@@ -89,6 +89,7 @@ class ServerProcess {
   }
 
   void Signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
 
   // Waits for the process to exit; collects the rest of stderr.
   ExitResult Wait(absl::Duration timeout = absl::Seconds(60)) {
