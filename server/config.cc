@@ -68,6 +68,9 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0",
           "address of the Prometheus endpoint");
 ABSL_FLAG(int, metrics_port, 9464,
           "Prometheus /metrics port (0: no metrics endpoint)");
+ABSL_FLAG(std::string, log_level, "info",
+          "least severe log line printed: debug, info, warning or error; "
+          "gRPC's own messages all at debug, else only its errors");
 
 namespace compute {
 namespace {
@@ -394,6 +397,15 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   if (!server.tls_client_ca.empty() && server.tls_cert.empty()) {
     return ConfigError("--tls_client_ca needs --tls_cert and --tls_key");
   }
+  std::string log_level = absl::GetFlag(FLAGS_log_level);
+  std::optional<LogLevel> level = ParseLogLevel(log_level);
+  if (!level.has_value()) {
+    auto it = origins.find("log_level");
+    return ConfigError(absl::StrCat(
+        "bad value for ", it != origins.end() ? it->second : "--log_level",
+        ": '", log_level, "': one of debug, info, warning, error"));
+  }
+  config.log_level = *level;
   config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   if (absl::Status s = InRange("metrics_port", config.metrics_port, 0, 65535);

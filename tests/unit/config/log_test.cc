@@ -60,5 +60,27 @@ TEST(LogTest, ValuesAreEscapedAsJson) {
   EXPECT_EQ(line.find('\n'), std::string::npos);
 }
 
+TEST(LogTest, LevelNamesRoundTrip) {
+  for (LogLevel level : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning,
+                         LogLevel::kError}) {
+    EXPECT_EQ(ParseLogLevel(LogLevelName(level)), level);
+  }
+  EXPECT_EQ(ParseLogLevel("warn"), std::nullopt);
+  EXPECT_EQ(ParseLogLevel(""), std::nullopt);
+}
+
+// A gRPC message's line: the fields say it is gRPC's, and where it logged.
+TEST(LogTest, GrpcFieldsNameTheSourceFileAndLine) {
+  std::string line = FormatLogLine(
+      Noon(), "error", "Error parsing metadata: value=\"text/plain\"",
+      GrpcLogFields("src/core/ext/transport/chttp2/transport/hpack_parser.cc",
+                    1218));
+  EXPECT_EQ(line,
+            "{\"ts\":\"2026-01-02T12:00:00+00:00\",\"level\":\"error\","
+            "\"msg\":\"Error parsing metadata: value=\\\"text/plain\\\"\","
+            "\"file\":\"src/core/ext/transport/chttp2/transport/"
+            "hpack_parser.cc\",\"line\":1218,\"source\":\"grpc\"}");
+}
+
 }  // namespace
 }  // namespace compute
