@@ -10,6 +10,7 @@
 #include "absl/flags/marshalling.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -118,8 +119,20 @@ constexpr int64_t kMiB = int64_t{1} << 20;
 constexpr int64_t kDefaultInflightBytes = 512 * kMiB;
 constexpr int64_t kMinInflightBytes = kMiB;
 
+// The one line start-up prints, whatever the values quoted in it hold: a
+// value from a ConfigMap may well carry a newline (a YAML block scalar ends
+// in one), and a raw control character would split or garble that line. So
+// each is written as its C escape (\n, \x01).
 absl::Status ConfigError(absl::string_view what) {
-  return absl::InvalidArgumentError(what);
+  std::string line;
+  for (char c : what) {
+    if (absl::ascii_iscntrl(static_cast<unsigned char>(c))) {
+      absl::StrAppend(&line, absl::CHexEscape(absl::string_view(&c, 1)));
+    } else {
+      line.push_back(c);
+    }
+  }
+  return absl::InvalidArgumentError(line);
 }
 
 std::string ExpectedValue(const absl::CommandLineFlag& flag) {

@@ -185,6 +185,17 @@ TEST(ConfigTest, Tenants) {
   }
 }
 
+// Found by config_fuzzer: a value's newline split the one error line.
+TEST(ConfigTest, AnErrorIsOneLineWhateverTheValueHolds) {
+  auto c = Parse({}, {{"COMPUTE_PORT", "http\n"}});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "bad value for COMPUTE_PORT: 'http\\n': expected an integer");
+  c = Parse({"--tenant_weights=a=1\r\x01"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("'a=1\\r\\x01'"));
+}
+
 TEST(ConfigTest, LogLevel) {
   auto c = Parse({});
   ASSERT_TRUE(c.ok()) << c.status();
