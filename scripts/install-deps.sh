@@ -20,6 +20,9 @@ BUILD_PACKAGES=(
 TEST_PACKAGES=(
   # CI's static checks: formatting, clang's thread-safety analysis
   clang-format clang
+  # `make fuzz`: libFuzzer and clang's sanitizer runtimes (clang-14 only
+  # recommends them, and we install no recommendations)
+  libclang-rt-14-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # TLS tests make their certificates at run time
