@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/stubs/common.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace compute {
@@ -37,9 +38,26 @@ std::string Json(const google::protobuf::Value& value) {
   return json;
 }
 
+// protobuf will not print a string that is not UTF-8: it drops the string
+// and logs a complaint of its own, a text line on stderr. A client controls
+// some of what gRPC logs (a header's value), so every string is made valid
+// first, by protobuf's own validator: each byte that is not UTF-8 becomes
+// '?'.
+std::string ValidUtf8(const std::string& text) {
+  std::string out(text.size(), '?');
+  const char* valid = google::protobuf::internal::UTF8CoerceToStructurallyValid(
+      text, out.data(), '?');
+  return valid == text.data() ? text : out;
+}
+
 std::string JsonString(const std::string& text) {
   google::protobuf::Value value;
-  value.set_string_value(text);
+  value.set_string_value(ValidUtf8(text));
+  return Json(value);
+}
+
+std::string JsonValue(const google::protobuf::Value& value) {
+  if (value.has_string_value()) return JsonString(value.string_value());
   return Json(value);
 }
 
@@ -118,7 +136,7 @@ std::string FormatLogLine(absl::Time now, const std::string& level,
             [](const std::string* a, const std::string* b) { return *a < *b; });
   for (const std::string* key : keys) {
     absl::StrAppend(&line, ",", JsonString(*key), ":",
-                    Json(fields.fields().at(*key)));
+                    JsonValue(fields.fields().at(*key)));
   }
   absl::StrAppend(&line, "}");
   return line;

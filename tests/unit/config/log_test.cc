@@ -60,6 +60,21 @@ TEST(LogTest, ValuesAreEscapedAsJson) {
   EXPECT_EQ(line.find('\n'), std::string::npos);
 }
 
+// A client's bytes reach the log through gRPC's messages (a header's
+// value); protobuf would drop a string that is not UTF-8 and print a
+// complaint that is not JSON.
+TEST(LogTest, BytesThatAreNotUtf8BecomeQuestionMarks) {
+  google::protobuf::Struct f;
+  Put(f, "value", std::string("text/\xff\xfe"));
+  Put(f, "ok", std::string("caf\xc3\xa9"));
+  std::string line =
+      FormatLogLine(Noon(), "error", "value=text/plain\xff\xfe", f);
+  EXPECT_EQ(line,
+            "{\"ts\":\"2026-01-02T12:00:00+00:00\",\"level\":\"error\","
+            "\"msg\":\"value=text/plain??\",\"ok\":\"caf\xc3\xa9\","
+            "\"value\":\"text/??\"}");
+}
+
 TEST(LogTest, LevelNamesRoundTrip) {
   for (LogLevel level : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning,
                          LogLevel::kError}) {
