@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -129,12 +130,15 @@ std::string FormatLogLine(absl::Time now, const std::string& level,
           absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone())),
       ",\"level\":", JsonString(level), ",\"msg\":", JsonString(msg));
   std::vector<const std::string*> keys;
-  for (const auto& [key, value] : fields.fields()) {
-    if (key != "ts" && key != "level" && key != "msg") keys.push_back(&key);
-  }
+  for (const auto& [key, value] : fields.fields()) keys.push_back(&key);
   std::sort(keys.begin(), keys.end(),
             [](const std::string* a, const std::string* b) { return *a < *b; });
+  // Two keys that are not UTF-8 may become the same valid one; a JSON
+  // object with a key twice is not one a parser takes (log_fuzzer), so the
+  // first one written wins, as the line's own ts, level and msg do.
+  absl::flat_hash_set<std::string> written = {"ts", "level", "msg"};
   for (const std::string* key : keys) {
+    if (!written.insert(ValidUtf8(*key)).second) continue;
     absl::StrAppend(&line, ",", JsonString(*key), ":",
                     JsonValue(fields.fields().at(*key)));
   }

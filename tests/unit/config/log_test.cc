@@ -75,6 +75,16 @@ TEST(LogTest, BytesThatAreNotUtf8BecomeQuestionMarks) {
             "\"value\":\"text/??\"}");
 }
 
+// Found by log_fuzzer: two keys that are not UTF-8 became one key, twice.
+TEST(LogTest, KeysThatBecomeTheSameKeyAreWrittenOnce) {
+  google::protobuf::Struct f;
+  Put(f, std::string("k\x80"), std::string("first"));
+  Put(f, std::string("k\xd9"), std::string("second"));
+  EXPECT_EQ(FormatLogLine(Noon(), "info", "x", f),
+            "{\"ts\":\"2026-01-02T12:00:00+00:00\",\"level\":\"info\","
+            "\"msg\":\"x\",\"k?\":\"first\"}");
+}
+
 TEST(LogTest, LevelNamesRoundTrip) {
   for (LogLevel level : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning,
                          LogLevel::kError}) {
