@@ -15,7 +15,7 @@ build=${1:?usage: run.sh BUILD_DIR [TARGET...]}
 shift
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(run_request_fuzzer config_fuzzer scheduler_fuzzer)
+  targets=(run_request_fuzzer config_fuzzer scheduler_fuzzer log_fuzzer)
 fi
 seconds=${FUZZ_SECONDS:-60}
 mkdir -p "$build/artifacts"
