@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 BUILD := build
 
 .PHONY: deps build run test asan tsan thread-safety check-format bench format \
-	demo image test-image check-deploy clean
+	demo image test-image check-deploy fuzz clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -52,6 +52,15 @@ thread-safety: deps
 	$(call configure,build-clang,-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++)
 	cmake --build build-clang -j $(JOBS)
 
+# libFuzzer targets (tests/fuzz), clang with ASan + UBSan, in build-fuzz/;
+# each runs FUZZ_SECONDS on its corpus (tests/fuzz/corpus/<target>/, whose
+# files include every crasher found so far, as regression inputs).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	$(call configure,build-fuzz,-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ -DCOMPUTE_FUZZ=ON -DCOMPUTE_BUILD_TESTS=OFF)
+	cmake --build build-fuzz -j $(JOBS) --target fuzzers
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz/run.sh build-fuzz/tests/fuzz
+
 # Every C++ file (those `make format` formats) as clang-format would write
 # it (.clang-format).
 check-format:
@@ -95,4 +104,4 @@ format:
 	@find server client tests proto -name '*.h' -o -name '*.cc' | xargs clang-format -i
 
 clean:
-	rm -rf build build-asan build-tsan build-clang
+	rm -rf build build-asan build-tsan build-clang build-fuzz

@@ -20,10 +20,15 @@ BUILD_PACKAGES=(
 TEST_PACKAGES=(
   # CI's static checks: formatting, clang's thread-safety analysis
   clang-format clang
+  # `make fuzz`: libFuzzer and clang's sanitizer runtimes (clang-14 only
+  # recommends them, and we install no recommendations)
+  libclang-rt-14-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # TLS tests make their certificates at run time
   openssl
+  # the decompression-bomb test compresses its bombs with zlib
+  zlib1g-dev
   # metrics tests: a real Prometheus server and promtool
   prometheus curl
   # benchmarks: h2load (scripts/bench/e2e.sh)

@@ -10,6 +10,7 @@
 #include "absl/flags/marshalling.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -75,6 +76,9 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0",
           "address of the Prometheus endpoint");
 ABSL_FLAG(int, metrics_port, 9464,
           "Prometheus /metrics port (0: no metrics endpoint)");
+ABSL_FLAG(std::string, log_level, "info",
+          "least severe log line printed: debug, info, warning or error; "
+          "gRPC's own messages all at debug, else only its errors");
 
 namespace compute {
 namespace {
@@ -122,8 +126,20 @@ constexpr int64_t kMiB = int64_t{1} << 20;
 constexpr int64_t kDefaultInflightBytes = 512 * kMiB;
 constexpr int64_t kMinInflightBytes = kMiB;
 
+// The one line start-up prints, whatever the values quoted in it hold: a
+// value from a ConfigMap may well carry a newline (a YAML block scalar ends
+// in one), and a raw control character would split or garble that line. So
+// each is written as its C escape (\n, \x01).
 absl::Status ConfigError(absl::string_view what) {
-  return absl::InvalidArgumentError(what);
+  std::string line;
+  for (char c : what) {
+    if (absl::ascii_iscntrl(static_cast<unsigned char>(c))) {
+      absl::StrAppend(&line, absl::CHexEscape(absl::string_view(&c, 1)));
+    } else {
+      line.push_back(c);
+    }
+  }
+  return absl::InvalidArgumentError(line);
 }
 
 std::string ExpectedValue(const absl::CommandLineFlag& flag) {
@@ -413,6 +429,15 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   if (!server.tls_client_ca.empty() && server.tls_cert.empty()) {
     return ConfigError("--tls_client_ca needs --tls_cert and --tls_key");
   }
+  std::string log_level = absl::GetFlag(FLAGS_log_level);
+  std::optional<LogLevel> level = ParseLogLevel(log_level);
+  if (!level.has_value()) {
+    auto it = origins.find("log_level");
+    return ConfigError(absl::StrCat(
+        "bad value for ", it != origins.end() ? it->second : "--log_level",
+        ": '", log_level, "': one of debug, info, warning, error"));
+  }
+  config.log_level = *level;
   config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   if (absl::Status s = InRange("metrics_port", config.metrics_port, 0, 65535);

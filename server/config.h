@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "server/log.h"
 #include "server/pool/cpu_count.h"
 #include "server/pool/memory_limit.h"
 #include "server/service/server.h"
@@ -34,7 +35,8 @@ struct Config {
   // limit)", "set by --max_inflight_bytes", "no limit (set by
   // COMPUTE_MAX_INFLIGHT_BYTES)".
   std::string max_inflight_bytes_reason;
-  bool help = false;  // --help: print Usage() and exit 0
+  LogLevel log_level = LogLevel::kInfo;  // ours and gRPC's
+  bool help = false;                     // --help: print Usage() and exit 0
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

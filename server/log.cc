@@ -1,15 +1,34 @@
 #include "server/log.h"
 
+#include <grpc/support/log.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/stubs/common.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace compute {
 namespace {
+
+std::atomic<LogLevel> g_min_level{LogLevel::kInfo};
+
+void GrpcLogToJson(gpr_log_func_args* args) {
+  LogLevel level = LogLevel::kDebug;
+  if (args->severity == GPR_LOG_SEVERITY_ERROR) level = LogLevel::kError;
+  if (args->severity == GPR_LOG_SEVERITY_INFO) level = LogLevel::kInfo;
+  // Some of gRPC's messages end in a newline of their own.
+  std::string msg(absl::StripTrailingAsciiWhitespace(
+      args->message != nullptr ? args->message : ""));
+  LogJson(std::string(LogLevelName(level)), msg,
+          GrpcLogFields(args->file, args->line));
+}
 
 // One JSON value as protobuf prints it ("null" if it cannot).
 std::string Json(const google::protobuf::Value& value) {
@@ -20,13 +39,74 @@ std::string Json(const google::protobuf::Value& value) {
   return json;
 }
 
+// protobuf will not print a string that is not UTF-8: it drops the string
+// and logs a complaint of its own, a text line on stderr. A client controls
+// some of what gRPC logs (a header's value), so every string is made valid
+// first, by protobuf's own validator: each byte that is not UTF-8 becomes
+// '?'.
+std::string ValidUtf8(const std::string& text) {
+  std::string out(text.size(), '?');
+  const char* valid = google::protobuf::internal::UTF8CoerceToStructurallyValid(
+      text, out.data(), '?');
+  return valid == text.data() ? text : out;
+}
+
 std::string JsonString(const std::string& text) {
   google::protobuf::Value value;
-  value.set_string_value(text);
+  value.set_string_value(ValidUtf8(text));
+  return Json(value);
+}
+
+std::string JsonValue(const google::protobuf::Value& value) {
+  if (value.has_string_value()) return JsonString(value.string_value());
   return Json(value);
 }
 
 }  // namespace
+
+std::optional<LogLevel> ParseLogLevel(std::string_view text) {
+  for (LogLevel level : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning,
+                         LogLevel::kError}) {
+    if (text == LogLevelName(level)) return level;
+  }
+  return std::nullopt;
+}
+
+std::string_view LogLevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "error";
+}
+
+void SetLogLevel(LogLevel level) {
+  g_min_level.store(level, std::memory_order_relaxed);
+}
+
+google::protobuf::Struct GrpcLogFields(const char* file, int line) {
+  google::protobuf::Struct fields;
+  Put(fields, "source", std::string("grpc"));
+  Put(fields, "file", std::string(file != nullptr ? file : ""));
+  Put(fields, "line", static_cast<double>(line));
+  return fields;
+}
+
+void RouteGrpcLogs(LogLevel level) {
+  // gRPC's info messages are its internals at start-up ("grpc epoll fd: 3",
+  // poller counts of a synchronous server we do not run): debugging
+  // material, not an operator's. gRPC reads GRPC_VERBOSITY at its start
+  // only when no verbosity is set.
+  gpr_set_log_verbosity(level == LogLevel::kDebug ? GPR_LOG_SEVERITY_DEBUG
+                                                  : GPR_LOG_SEVERITY_ERROR);
+  gpr_set_log_function(GrpcLogToJson);
+}
 
 void Put(google::protobuf::Struct& s, const std::string& key,
          const std::string& value) {
@@ -50,14 +130,17 @@ std::string FormatLogLine(absl::Time now, const std::string& level,
           absl::FormatTime(absl::RFC3339_full, now, absl::UTCTimeZone())),
       ",\"level\":", JsonString(level), ",\"msg\":", JsonString(msg));
   std::vector<const std::string*> keys;
-  for (const auto& [key, value] : fields.fields()) {
-    if (key != "ts" && key != "level" && key != "msg") keys.push_back(&key);
-  }
+  for (const auto& [key, value] : fields.fields()) keys.push_back(&key);
   std::sort(keys.begin(), keys.end(),
             [](const std::string* a, const std::string* b) { return *a < *b; });
+  // Two keys that are not UTF-8 may become the same valid one; a JSON
+  // object with a key twice is not one a parser takes (log_fuzzer), so the
+  // first one written wins, as the line's own ts, level and msg do.
+  absl::flat_hash_set<std::string> written = {"ts", "level", "msg"};
   for (const std::string* key : keys) {
+    if (!written.insert(ValidUtf8(*key)).second) continue;
     absl::StrAppend(&line, ",", JsonString(*key), ":",
-                    Json(fields.fields().at(*key)));
+                    JsonValue(fields.fields().at(*key)));
   }
   absl::StrAppend(&line, "}");
   return line;
@@ -65,6 +148,11 @@ std::string FormatLogLine(absl::Time now, const std::string& level,
 
 void LogJson(const std::string& level, const std::string& msg,
              const google::protobuf::Struct& fields) {
+  std::optional<LogLevel> parsed = ParseLogLevel(level);
+  if (parsed.has_value() &&
+      *parsed < g_min_level.load(std::memory_order_relaxed)) {
+    return;
+  }
   std::string line = FormatLogLine(absl::Now(), level, msg, fields);
   line.push_back('\n');
   std::fwrite(line.data(), 1, line.size(), stderr);

@@ -6,19 +6,53 @@
 // Key order is fixed, so that a person reading the log finds the same thing
 // in the same place: "ts", "level", "msg" first, then the fields sorted by
 // name.
+//
+// gRPC's core logs through gpr_log, by default as its own text lines on
+// stderr ("E1201 00:23:55.697 hpack_parser.cc:1218] Error parsing ..."),
+// which would break any collector that reads one JSON object per line.
+// RouteGrpcLogs() sends them through LogJson too, so stderr holds nothing
+// but JSON lines.
+//
+// Thread-safety: every function may be called from any thread; each line
+// is one fwrite, which stdio locks, so lines never interleave.
 #ifndef COMPUTE_SERVER_LOG_H_
 #define COMPUTE_SERVER_LOG_H_
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
 
 namespace compute {
 
-// Prints FormatLogLine(now, ...) and a newline to stderr, in one write.
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+
+// "debug", "info", "warning", "error"; nullopt for anything else.
+std::optional<LogLevel> ParseLogLevel(std::string_view text);
+std::string_view LogLevelName(LogLevel level);
+
+// Lines below `level` are dropped from now on (the default is info).
+void SetLogLevel(LogLevel level);
+
+// Prints FormatLogLine(now, ...) and a newline to stderr, in one write,
+// unless `level` names a level below the one set (a level that is not one
+// of the four names is always printed).
 void LogJson(const std::string& level, const std::string& msg,
              const google::protobuf::Struct& fields = {});
+
+// Routes gRPC's own log messages into LogJson, from now on: the level from
+// gRPC's severity (it has debug, info and error), msg its text, and the
+// fields "source": "grpc", "file" and "line" where gRPC logged it. gRPC's
+// verbosity follows `level`: debug prints all of gRPC's messages, any
+// other level its errors only; it wins over GRPC_VERBOSITY. Call before gRPC
+// starts (before any server or channel is built): a message logged earlier is
+// gRPC's text.
+void RouteGrpcLogs(LogLevel level);
+
+// The fields RouteGrpcLogs() adds to a gRPC message's line.
+google::protobuf::Struct GrpcLogFields(const char* file, int line);
 
 // {"ts":"<RFC 3339, UTC>","level":...,"msg":...,<fields sorted by key>}.
 // A field named ts, level or msg is left out (the line's own come first).

@@ -50,6 +50,7 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
   Put(f, "metrics_port", static_cast<double>(c.metrics_port));
   Put(f, "cpu_count", static_cast<double>(c.cpu.cpus));
   Put(f, "cpu_count_reason", c.cpu.explanation);
+  Put(f, "log_level", std::string(compute::LogLevelName(c.log_level)));
   return f;
 }
 
@@ -76,6 +77,9 @@ int main(int argc, char** argv) {
     std::fputs(compute::Usage().c_str(), stdout);
     return 0;
   }
+  // Before anything starts gRPC, so that every line of stderr is JSON.
+  compute::SetLogLevel(config->log_level);
+  compute::RouteGrpcLogs(config->log_level);
 
   // A handler, though the signals stay blocked for sigwait: as PID 1 in a
   // container, a signal left at its default action would be dropped.

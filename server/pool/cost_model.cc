@@ -9,8 +9,10 @@ CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit)
     : kinds_(prior_seconds_per_unit.size()),
       log_coef_(new std::atomic<double>[prior_seconds_per_unit.size()]) {
   for (size_t i = 0; i < kinds_; ++i) {
-    double prior =
-        prior_seconds_per_unit[i] > 0 ? prior_seconds_per_unit[i] : 1e-9;
+    double prior = prior_seconds_per_unit[i] > 0 &&
+                           std::isfinite(prior_seconds_per_unit[i])
+                       ? prior_seconds_per_unit[i]
+                       : 1e-9;
     log_coef_[i].store(std::log(prior), std::memory_order_relaxed);
   }
 }
@@ -28,7 +30,12 @@ absl::Duration CostModel::Estimate(int kind, double units) const {
 
 void CostModel::Record(int kind, double units, absl::Duration run_time,
                        bool lower_bound) {
-  if (kind < 0 || static_cast<size_t>(kind) >= kinds_ || units <= 0) return;
+  // A NaN would stay in the running mean for good, and an infinite size
+  // says nothing about speed (scheduler_fuzzer found both).
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_ || !(units > 0) ||
+      !std::isfinite(units)) {
+    return;
+  }
   double seconds = absl::ToDoubleSeconds(run_time);
   if (!(seconds > 0)) return;  // too fast to measure, or no time at all
   std::atomic<double>& slot = log_coef_[kind];

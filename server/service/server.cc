@@ -119,6 +119,22 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
     quota.Resize(static_cast<size_t>(config.pool.max_inflight_bytes));
     builder.SetResourceQuota(quota);
   }
+  // Compressed requests are refused, from their headers, with
+  // UNIMPLEMENTED "Compression algorithm 'gzip' is disabled". gRPC 1.51
+  // inflates a message whole and only then compares it with the receive
+  // limit below (it checks only the compressed size first), so 200 KB of
+  // gzip'd zeros made the server hold 200 MiB for one call; 1,000x
+  // amplification. No option bounds the inflation. Turning gRPC's
+  // decompression off (GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION) inflates
+  // nothing either, but hands the service bytes it cannot parse: an empty
+  // UNIMPLEMENTED. Accepting gzip safely would need the service to inflate
+  // the raw bytes itself, stopping at the limit. Identity cannot be
+  // disabled. Responses are never compressed.
+  for (int a = GRPC_COMPRESS_NONE + 1; a < GRPC_COMPRESS_ALGORITHMS_COUNT;
+       ++a) {
+    builder.SetCompressionAlgorithmSupportStatus(
+        static_cast<grpc_compression_algorithm>(a), false);
+  }
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.SetMaxSendMessageSize(config.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,

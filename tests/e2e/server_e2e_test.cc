@@ -150,6 +150,8 @@ TEST(ServerE2eTest, BadFlagsAndEnvExitTwoWithOneClearLine) {
       {{"--tls_cert=/x.pem"}, {}, "--tls_cert and --tls_key"},
       {{}, {"COMPUTE_QUEUE_CAPACITY=lots"}, "COMPUTE_QUEUE_CAPACITY"},
       {{}, {"COMPUTE_DRAIN_TIMEOUT=soon"}, "COMPUTE_DRAIN_TIMEOUT"},
+      {{"--log_level=loud"}, {}, "--log_level: 'loud'"},
+      {{}, {"COMPUTE_LOG_LEVEL=verbose"}, "COMPUTE_LOG_LEVEL: 'verbose'"},
   };
   for (const BadConfig& c : cases) {
     ServerProcess server(c.args, c.env);

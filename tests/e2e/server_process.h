@@ -88,7 +88,19 @@ class ServerProcess {
     return std::nullopt;
   }
 
+  // Reads log lines until one contains `text`; false if none does within
+  // `timeout`.
+  bool WaitForLine(const std::string& text,
+                   absl::Duration timeout = absl::Seconds(30)) {
+    absl::Time end = absl::Now() + timeout;
+    while (std::optional<std::string> line = ReadLine(end)) {
+      if (line->find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+
   void Signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
 
   // Waits for the process to exit; collects the rest of stderr.
   ExitResult Wait(absl::Duration timeout = absl::Seconds(60)) {

@@ -212,6 +212,40 @@ TEST(ConfigTest, Tenants) {
   }
 }
 
+// Found by config_fuzzer: a value's newline split the one error line.
+TEST(ConfigTest, AnErrorIsOneLineWhateverTheValueHolds) {
+  auto c = Parse({}, {{"COMPUTE_PORT", "http\n"}});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "bad value for COMPUTE_PORT: 'http\\n': expected an integer");
+  c = Parse({"--tenant_weights=a=1\r\x01"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("'a=1\\r\\x01'"));
+}
+
+TEST(ConfigTest, LogLevel) {
+  auto c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->log_level, LogLevel::kInfo);
+  c = Parse({"--log_level=debug"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->log_level, LogLevel::kDebug);
+  c = Parse({}, {{"COMPUTE_LOG_LEVEL", "warning"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->log_level, LogLevel::kWarning);
+  c = Parse({"--log_level", "error"}, {{"COMPUTE_LOG_LEVEL", "debug"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->log_level, LogLevel::kError);
+  c = Parse({"--log_level=loud"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "bad value for --log_level: 'loud': one of debug, info, warning, "
+            "error");
+  c = Parse({}, {{"COMPUTE_LOG_LEVEL", "INFO"}});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("COMPUTE_LOG_LEVEL: 'INFO'"));
+}
+
 TEST(ConfigTest, FlagsInEveryForm) {
   auto c =
       Parse({"--port=1234", "--workers", "4", "--min_workers=1",

@@ -60,5 +60,52 @@ TEST(LogTest, ValuesAreEscapedAsJson) {
   EXPECT_EQ(line.find('\n'), std::string::npos);
 }
 
+// A client's bytes reach the log through gRPC's messages (a header's
+// value); protobuf would drop a string that is not UTF-8 and print a
+// complaint that is not JSON.
+TEST(LogTest, BytesThatAreNotUtf8BecomeQuestionMarks) {
+  google::protobuf::Struct f;
+  Put(f, "value", std::string("text/\xff\xfe"));
+  Put(f, "ok", std::string("caf\xc3\xa9"));
+  std::string line =
+      FormatLogLine(Noon(), "error", "value=text/plain\xff\xfe", f);
+  EXPECT_EQ(line,
+            "{\"ts\":\"2026-01-02T12:00:00+00:00\",\"level\":\"error\","
+            "\"msg\":\"value=text/plain??\",\"ok\":\"caf\xc3\xa9\","
+            "\"value\":\"text/??\"}");
+}
+
+// Found by log_fuzzer: two keys that are not UTF-8 became one key, twice.
+TEST(LogTest, KeysThatBecomeTheSameKeyAreWrittenOnce) {
+  google::protobuf::Struct f;
+  Put(f, std::string("k\x80"), std::string("first"));
+  Put(f, std::string("k\xd9"), std::string("second"));
+  EXPECT_EQ(FormatLogLine(Noon(), "info", "x", f),
+            "{\"ts\":\"2026-01-02T12:00:00+00:00\",\"level\":\"info\","
+            "\"msg\":\"x\",\"k?\":\"first\"}");
+}
+
+TEST(LogTest, LevelNamesRoundTrip) {
+  for (LogLevel level : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning,
+                         LogLevel::kError}) {
+    EXPECT_EQ(ParseLogLevel(LogLevelName(level)), level);
+  }
+  EXPECT_EQ(ParseLogLevel("warn"), std::nullopt);
+  EXPECT_EQ(ParseLogLevel(""), std::nullopt);
+}
+
+// A gRPC message's line: the fields say it is gRPC's, and where it logged.
+TEST(LogTest, GrpcFieldsNameTheSourceFileAndLine) {
+  std::string line = FormatLogLine(
+      Noon(), "error", "Error parsing metadata: value=\"text/plain\"",
+      GrpcLogFields("src/core/ext/transport/chttp2/transport/hpack_parser.cc",
+                    1218));
+  EXPECT_EQ(line,
+            "{\"ts\":\"2026-01-02T12:00:00+00:00\",\"level\":\"error\","
+            "\"msg\":\"Error parsing metadata: value=\\\"text/plain\\\"\","
+            "\"file\":\"src/core/ext/transport/chttp2/transport/"
+            "hpack_parser.cc\",\"line\":1218,\"source\":\"grpc\"}");
+}
+
 }  // namespace
 }  // namespace compute

@@ -70,5 +70,25 @@ TEST(CostModelTest, IgnoresSamplesWithoutInformation) {
   EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), 1.0);
 }
 
+// Found by scheduler_fuzzer: a NaN size stayed in the mean for good (every
+// later estimate of the kind was NaN); an infinite one lowered the rate.
+TEST(CostModelTest, IgnoresSizesThatAreNotFinite) {
+  CostModel model = TwoKinds();
+  model.Record(kSpin, std::nan(""), absl::Seconds(1), /*lower_bound=*/true);
+  model.Record(kSpin, std::nan(""), absl::Seconds(1));
+  model.Record(kSpin, INFINITY, absl::Seconds(1));
+  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), 1.0);
+  model.Record(kSpin, 1, absl::Seconds(1));
+  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), 1.0);
+}
+
+TEST(CostModelTest, APriorThatIsNotFiniteIsReplaced) {
+  CostModel model(std::vector<double>{INFINITY, std::nan("")});
+  for (int kind : {0, 1}) {
+    EXPECT_TRUE(std::isfinite(model.SecondsPerUnit(kind)));
+    EXPECT_EQ(model.Estimate(kind, 0), absl::ZeroDuration());
+  }
+}
+
 }  // namespace
 }  // namespace compute

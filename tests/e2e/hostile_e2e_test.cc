@@ -1,0 +1,292 @@
+// The real compute-server binary against clients that lie: decompression
+// bombs, and requests gRPC's core itself rejects (its log lines must stay
+// JSON).
+#include <arpa/inet.h>
+#include <grpc/grpc.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "compute/v1/compute.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/compressed_call.h"
+#include "tests/e2e/server_process.h"
+#include "tests/integration/calls.h"
+
+namespace compute::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<std::string> BaseArgs() {
+  return {"--address=127.0.0.1", "--port=0", "--metrics_port=0"};
+}
+
+// A field of /proc/PID/status in bytes ("VmRSS", "VmHWM"), or nullopt.
+std::optional<int64_t> ProcStatusBytes(pid_t pid, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view rest = line;
+    if (!absl::ConsumePrefix(&rest, field + ":")) continue;
+    rest = absl::StripAsciiWhitespace(rest);
+    int64_t kib = 0;
+    if (absl::ConsumeSuffix(&rest, " kB") &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &kib)) {
+      return kib * 1024;
+    }
+  }
+  return std::nullopt;
+}
+
+bool FibServes(int port) {
+  auto stub = compute::v1::Compute::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  AsyncCall call(*stub, Fib(10), absl::Seconds(10));
+  return call.Wait().ok();
+}
+
+// gRPC 1.51 inflates a compressed message whole before it compares the
+// result with the receive limit, so the server accepts no compressed
+// request at all: each bomb is refused from its headers, and the server's
+// peak memory does not grow by even one message's worth. (Before: 8 bombs
+// took the peak from 21 MB to 473 MB. The limit leaves room for the ASan
+// build, whose peak grows ~4 MB for the 8 connections alone.)
+TEST(CompressionE2eTest, BombsAreRefusedBeforeAnyInflation) {
+  constexpr int64_t kMaxMessageBytes = 16 << 20;
+  constexpr uint32_t kBombBytes = 200 << 20;
+  constexpr int kBombs = 8;
+  std::vector<std::string> args = BaseArgs();
+  args.push_back(absl::StrCat("--max_message_bytes=", kMaxMessageBytes));
+  ServerProcess server(args);
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+
+  std::string gzip = CompressedZerosRequest(kBombBytes, Wrapper::kGzip);
+  std::string deflate = CompressedZerosRequest(kBombBytes, Wrapper::kZlib);
+  ASSERT_FALSE(gzip.empty());
+  ASSERT_FALSE(deflate.empty());
+  // A bomb, not a large message: the compressed bodies are far below the
+  // receive limit, which gRPC checks before inflating.
+  ASSERT_LT(gzip.size(), 1u << 20);
+  ASSERT_LT(deflate.size(), 1u << 20);
+
+  // The same client with no compression is served: the refusals below are
+  // the compression's.
+  {
+    compute::v1::RunRequest small;
+    small.mutable_sha256()->set_data(std::string(1 << 10, '\0'));
+    CallResult r =
+        CallWithCompressedBody(*port, small.SerializeAsString(),
+                               GRPC_COMPRESS_NONE, absl::Seconds(10));
+    ASSERT_TRUE(r.completed);
+    EXPECT_EQ(r.code, GRPC_STATUS_OK) << r.message;
+  }
+  ASSERT_TRUE(FibServes(*port));
+  std::optional<int64_t> rss_before = ProcStatusBytes(server.pid(), "VmRSS");
+  std::optional<int64_t> peak_before = ProcStatusBytes(server.pid(), "VmHWM");
+  ASSERT_TRUE(rss_before.has_value() && peak_before.has_value());
+
+  std::vector<CallResult> results(kBombs);
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kBombs; ++i) {
+      threads.emplace_back([&, i] {
+        bool is_gzip = i % 2 == 0;
+        results[i] = CallWithCompressedBody(
+            *port, is_gzip ? gzip : deflate,
+            is_gzip ? GRPC_COMPRESS_GZIP : GRPC_COMPRESS_DEFLATE,
+            absl::Seconds(20));
+      });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  for (int i = 0; i < kBombs; ++i) {
+    const CallResult& r = results[i];
+    ASSERT_TRUE(r.completed) << "bomb " << i << " got no answer";
+    EXPECT_EQ(r.code, GRPC_STATUS_UNIMPLEMENTED) << r.message;
+    EXPECT_THAT(r.message, HasSubstr(i % 2 == 0 ? "'gzip' is disabled"
+                                                : "'deflate' is disabled"));
+  }
+  ASSERT_TRUE(FibServes(*port));
+  std::optional<int64_t> rss_after = ProcStatusBytes(server.pid(), "VmRSS");
+  std::optional<int64_t> peak_after = ProcStatusBytes(server.pid(), "VmHWM");
+  ASSERT_TRUE(rss_after.has_value() && peak_after.has_value());
+  std::cout << "bombs: " << kBombs << " x " << gzip.size() << " bytes (gzip) / "
+            << deflate.size() << " bytes (deflate), each " << kBombBytes
+            << " inflated; server RSS " << *rss_before << " -> " << *rss_after
+            << ", peak " << *peak_before << " -> " << *peak_after << "\n";
+  EXPECT_LE(*peak_after - *peak_before, kMaxMessageBytes);
+
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait().code, 0);
+}
+
+// One HTTP/2 frame: 24-bit length, type, flags, 31-bit stream id, payload.
+std::string Http2Frame(uint8_t type, uint8_t flags, uint32_t stream,
+                       const std::string& payload) {
+  std::string frame;
+  uint32_t n = static_cast<uint32_t>(payload.size());
+  frame.push_back(static_cast<char>(n >> 16));
+  frame.push_back(static_cast<char>(n >> 8));
+  frame.push_back(static_cast<char>(n));
+  frame.push_back(static_cast<char>(type));
+  frame.push_back(static_cast<char>(flags));
+  for (int shift : {24, 16, 8, 0}) {
+    frame.push_back(static_cast<char>(stream >> shift));
+  }
+  return frame + payload;
+}
+
+// An HPACK "literal header field without indexing, new name", neither
+// string Huffman-coded (RFC 7541 6.2.2); both shorter than 127 bytes.
+std::string HpackLiteral(const std::string& name, const std::string& value) {
+  return std::string(1, '\0') + static_cast<char>(name.size()) + name +
+         static_cast<char>(value.size()) + value;
+}
+
+// Opens a plain-text HTTP/2 connection to 127.0.0.1:`port`, sends a gRPC
+// call's headers with `content_type`, and waits up to `timeout` for the
+// server to answer anything. False if the connection failed.
+bool SendHeadersWithContentType(int port, const std::string& content_type,
+                                absl::Duration timeout) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return false;
+  }
+  constexpr uint8_t kHeaders = 0x1, kSettings = 0x4, kEndHeaders = 0x4;
+  std::string block = HpackLiteral(":method", "POST") +
+                      HpackLiteral(":scheme", "http") +
+                      HpackLiteral(":path", "/compute.v1.Compute/Run") +
+                      HpackLiteral(":authority", "127.0.0.1") +
+                      HpackLiteral("content-type", content_type) +
+                      HpackLiteral("te", "trailers");
+  std::string out = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+                    Http2Frame(kSettings, 0, 0, "") +
+                    Http2Frame(kHeaders, kEndHeaders, 1, block);
+  bool sent =
+      write(fd, out.data(), out.size()) == static_cast<ssize_t>(out.size());
+  if (sent) {
+    // The server's SETTINGS, then its answer to the stream; whatever comes
+    // first shows the server has read the headers.
+    pollfd p{fd, POLLIN, 0};
+    poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  }
+  close(fd);
+  return sent;
+}
+
+// Every line of `text` as a JSON object; fails the test at one that is not.
+std::vector<google::protobuf::Struct> JsonLines(const std::string& text) {
+  std::vector<google::protobuf::Struct> out;
+  for (const std::string& line : std::vector<std::string>(
+           absl::StrSplit(text, '\n', absl::SkipEmpty()))) {
+    google::protobuf::Struct log;
+    if (!google::protobuf::util::JsonStringToMessage(line, &log).ok()) {
+      ADD_FAILURE() << "not a JSON object: " << line;
+      continue;
+    }
+    const auto& f = log.fields();
+    EXPECT_TRUE(f.contains("ts") && f.contains("level") && f.contains("msg"))
+        << line;
+    out.push_back(std::move(log));
+  }
+  return out;
+}
+
+// gRPC's core logs what it rejects below the service (here a request whose
+// content-type is not gRPC's) through our logger: every line of stderr is
+// one JSON object, gRPC's with its severity, file and line. At debug, gRPC's
+// own start-up messages too.
+TEST(GrpcLogE2eTest, CoreErrorsAreJsonLines) {
+  for (std::string level : {"info", "debug"}) {
+    SCOPED_TRACE(level);
+    std::vector<std::string> args = BaseArgs();
+    args.push_back("--log_level=" + level);
+    ServerProcess server(args);
+    ASSERT_TRUE(server.Spawn());
+    std::optional<int> port = server.WaitServing();
+    ASSERT_TRUE(port.has_value());
+    // The second is not UTF-8: protobuf would print neither it nor JSON.
+    for (std::string content_type : {"text/plain", "text/plain\xff\xfe"}) {
+      ASSERT_TRUE(
+          SendHeadersWithContentType(*port, content_type, absl::Seconds(5)));
+      EXPECT_TRUE(server.WaitForLine("text/plain", absl::Seconds(10)))
+          << "gRPC logged nothing about the bad content-type";
+    }
+    ASSERT_TRUE(FibServes(*port));
+    server.Signal(SIGTERM);
+    ExitResult exit = server.Wait();
+    EXPECT_EQ(exit.code, 0);
+
+    int grpc_errors = 0, grpc_others = 0;
+    for (const google::protobuf::Struct& log : JsonLines(exit.stderr_text)) {
+      const auto& f = log.fields();
+      if (!f.contains("source")) continue;
+      EXPECT_EQ(f.at("source").string_value(), "grpc");
+      EXPECT_THAT(f.at("file").string_value(), HasSubstr(".cc"));
+      EXPECT_GT(f.at("line").number_value(), 0);
+      if (f.at("level").string_value() == "error") {
+        ++grpc_errors;
+        EXPECT_THAT(f.at("msg").string_value(), HasSubstr("content-type"));
+      } else {
+        ++grpc_others;
+        EXPECT_THAT(f.at("level").string_value(),
+                    ::testing::AnyOf("debug", "info"));
+      }
+    }
+    EXPECT_GE(grpc_errors, 1) << exit.stderr_text;
+    // gRPC's info messages (its epoll fd, its pollers) only at debug.
+    if (level == "debug") {
+      EXPECT_GE(grpc_others, 1) << exit.stderr_text;
+    } else {
+      EXPECT_EQ(grpc_others, 0) << exit.stderr_text;
+    }
+  }
+}
+
+// --log_level=error: a server that cannot start (its port is taken) prints
+// its one error line, and none of the info lines before it.
+TEST(GrpcLogE2eTest, ErrorLevelPrintsOnlyErrors) {
+  ServerProcess first(BaseArgs());
+  ASSERT_TRUE(first.Spawn());
+  std::optional<int> port = first.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  ServerProcess second({"--address=127.0.0.1", absl::StrCat("--port=", *port),
+                        "--metrics_port=0", "--log_level=error"});
+  ASSERT_TRUE(second.Spawn());
+  ExitResult exit = second.Wait(absl::Seconds(15));
+  EXPECT_EQ(exit.code, 2);
+  std::vector<google::protobuf::Struct> lines = JsonLines(exit.stderr_text);
+  ASSERT_EQ(lines.size(), 1u) << exit.stderr_text;
+  EXPECT_EQ(lines[0].fields().at("level").string_value(), "error");
+  EXPECT_EQ(lines[0].fields().at("msg").string_value(), "cannot start");
+  first.Signal(SIGTERM);
+  EXPECT_EQ(first.Wait().code, 0);
+}
+
+}  // namespace
+}  // namespace compute::testing
