@@ -353,6 +353,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     return s;
   }
   if (server.io_threads == 0) server.io_threads = config.cpu.cpus;
+  server.cpus = config.cpu.cpus;
   server.pool.min_workers = min_workers == 0 ? workers : min_workers;
   server.pool.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   if (absl::Status s = Positive("idle_timeout", server.pool.idle_timeout);

@@ -121,7 +121,12 @@ std::string_view RejectReasonName(RejectReason reason) {
 }
 
 ComputeService::ComputeService(WorkerPool& pool, ComputeServiceOptions options)
-    : pool_(pool), options_(options), cost_model_(CostPriors()) {}
+    : pool_(pool),
+      options_(options),
+      cost_model_(CostPriors()),
+      load_(options.load_reports
+                ? std::make_unique<LoadReporter>(pool, options.cpus)
+                : nullptr) {}
 
 std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
                                                    TaskHandle* handle) {
@@ -150,6 +155,11 @@ std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
 
 void ComputeService::Answered(const CallInfo& call,
                               const grpc::Status& status) {
+  if (load_ != nullptr) {
+    std::shared_ptr<const LoadReporter::Report> load = load_->Current();
+    call.context->AddTrailingMetadata(kOrcaTrailer, load->orca);
+    call.context->AddTrailingMetadata(kLoadTrailer, load->text);
+  }
   if (options_.observer == nullptr) return;
   options_.observer->OnCallHandled(
       kRunMethod, status.error_code(),
@@ -271,10 +281,9 @@ grpc::Status ComputeService::Refused(const CallInfo& call,
                     absl::ZeroDuration());
     case RefusalReason::kExpired:
       // Counted: every call that reaches the pool shows in a counter.
-      return Refuse(call, RejectReason::kExpired,
-                    grpc::StatusCode::DEADLINE_EXCEEDED,
-                    "deadline had passed when the call arrived",
-                    absl::ZeroDuration());
+      return Refuse(
+          call, RejectReason::kExpired, grpc::StatusCode::DEADLINE_EXCEEDED,
+          "deadline had passed when the call arrived", absl::ZeroDuration());
     case RefusalReason::kDeadline:
       return Refuse(call, RejectReason::kDeadline,
                     grpc::StatusCode::RESOURCE_EXHAUSTED,

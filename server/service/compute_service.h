@@ -36,6 +36,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -44,6 +45,7 @@
 #include "server/pool/cost_model.h"
 #include "server/pool/worker_pool.h"
 #include "server/service/call_observer.h"
+#include "server/service/load_report.h"
 #include "server/tasks/registry.h"
 
 namespace compute::service {
@@ -69,6 +71,9 @@ struct ComputeServiceOptions {
   // resolved (also for calls that run inline), for it.
   TenantObserver* tenant_observer = nullptr;
   TaskRunner run_task = nullptr;  // nullptr: kind.run
+  // Every answer carries the server's load in its trailers (load_report.h).
+  bool load_reports = true;
+  int cpus = 1;  // scales the reported cpu_utilization
 };
 
 // What the service knows of one call. The caller owns it (and what it
@@ -100,8 +105,9 @@ class ComputeService {
                                      TaskHandle* handle);
   // The status for a task's result (and the cost model learns from it).
   grpc::Status Completed(const CallInfo& call, const TaskResult& result);
-  // Tells the observer the call is answered with `status`: once per call,
-  // just before its status is sent.
+  // Tells the observer the call is answered with `status`, and adds the
+  // load report to its trailers: once per call, just before its status is
+  // sent.
   void Answered(const CallInfo& call, const grpc::Status& status);
 
   // From now on Run answers UNAVAILABLE; calls already accepted go on.
@@ -137,6 +143,7 @@ class ComputeService {
   WorkerPool& pool_;
   const ComputeServiceOptions options_;
   CostModel cost_model_;
+  std::unique_ptr<LoadReporter> load_;  // null without load_reports
   std::atomic<bool> draining_{false};
   std::array<std::atomic<uint64_t>, kNumRejectReasons> rejected_{};
 };

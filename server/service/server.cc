@@ -82,7 +82,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
                             .tenant_weights = config.tenant_weights,
                             .observer = config.observer,
                             .tenant_observer = config.tenant_observer,
-                            .run_task = config.run_task});
+                            .run_task = config.run_task,
+                            .cpus = config.cpus});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

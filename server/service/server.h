@@ -51,6 +51,8 @@ struct ServerConfig {
   std::string tls_client_ca;
   // Threads polling the completion queues that serve Run (one queue each).
   int io_threads = 2;
+  // CPUs the process may use (the reported cpu_utilization's scale).
+  int cpus = 1;
   CallObserver* observer = nullptr;
   TenantObserver* tenant_observer = nullptr;  // optional
   TaskRunner run_task = nullptr;              // tests only: fault injection

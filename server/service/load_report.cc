@@ -1,0 +1,96 @@
+#include "server/service/load_report.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "xds/data/orca/v3/orca_load_report.pb.h"
+
+namespace compute::service {
+namespace {
+
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// Completed tasks, and the calls that failed or were refused.
+uint64_t Errors(const PoolStats& s) {
+  uint64_t errors = 0;
+  for (int o = 0; o < kNumTaskOutcomes; ++o) {
+    auto outcome = static_cast<TaskOutcome>(o);
+    if (outcome != TaskOutcome::kOk && outcome != TaskOutcome::kCancelled) {
+      errors += s.completed[o];
+    }
+  }
+  for (uint64_t r : s.rejected_by) errors += r;
+  return errors;
+}
+
+}  // namespace
+
+LoadReporter::LoadReporter(const WorkerPool& pool, int cpus,
+                           absl::Duration max_age)
+    : pool_(pool), cpus_(std::max(1, cpus)), max_age_(max_age) {}
+
+std::shared_ptr<const LoadReporter::Report> LoadReporter::Current() {
+  const absl::Time now = pool_.clock().Now();
+  MutexLock lock(&mu_);
+  if (report_ != nullptr && now - made_ < max_age_) return report_;
+  PoolStats stats = pool_.Stats();
+  const double cpu = ProcessCpuSeconds();
+  const bool first = report_ == nullptr;
+  report_ = std::make_shared<const Report>(Make(
+      stats, first ? stats : stats_, first ? absl::ZeroDuration() : now - made_,
+      first ? 0 : cpu - cpu_seconds_, cpus_, stats.target_queue_wait));
+  made_ = now;
+  stats_ = std::move(stats);
+  cpu_seconds_ = cpu;
+  return report_;
+}
+
+LoadReporter::Report LoadReporter::Make(const PoolStats& stats,
+                                        const PoolStats& before,
+                                        absl::Duration elapsed,
+                                        double cpu_seconds, int cpus,
+                                        absl::Duration target_queue_wait) {
+  const double seconds = absl::ToDoubleSeconds(elapsed);
+  auto per_second = [seconds](uint64_t now, uint64_t then) {
+    return seconds > 0 && now >= then
+               ? static_cast<double>(now - then) / seconds
+               : 0.0;
+  };
+  const absl::Duration target = target_queue_wait == absl::InfiniteDuration()
+                                    ? absl::Milliseconds(100)
+                                    : target_queue_wait;
+  xds::data::orca::v3::OrcaLoadReport orca;
+  orca.set_application_utilization(
+      static_cast<double>(stats.busy) / std::max(1, stats.workers) +
+      absl::FDivDuration(stats.expected_wait, target));
+  orca.set_cpu_utilization(seconds > 0 ? std::max(0.0, cpu_seconds) /
+                                             (seconds * std::max(1, cpus))
+                                       : 0.0);
+  orca.set_rps_fractional(
+      per_second(stats.completed_total(), before.completed_total()));
+  orca.set_eps(per_second(Errors(stats), Errors(before)));
+  const double expected_wait_ms =
+      absl::ToDoubleMilliseconds(stats.expected_wait);
+  (*orca.mutable_named_metrics())["queue_depth"] =
+      static_cast<double>(stats.queue_depth);
+  (*orca.mutable_named_metrics())["expected_wait_ms"] = expected_wait_ms;
+  Report report;
+  orca.SerializeToString(&report.orca);
+  report.text = absl::StrFormat(
+      "application_utilization=%.3f,cpu_utilization=%.3f,rps_fractional=%.1f,"
+      "eps=%.1f,queue_depth=%d,expected_wait_ms=%.1f",
+      orca.application_utilization(), orca.cpu_utilization(),
+      orca.rps_fractional(), orca.eps(), stats.queue_depth, expected_wait_ms);
+  return report;
+}
+
+}  // namespace compute::service

@@ -1,0 +1,81 @@
+// LoadReporter: the server's load, attached to every Run response so that
+// clients and proxies can balance replicas by it (gRFC A51: per-call load
+// reports in trailing metadata).
+//
+// Two trailers, the same numbers:
+//   endpoint-load-metrics-bin  an xds.data.orca.v3.OrcaLoadReport, as gRPC's
+//                              weighted_round_robin and Envoy read it
+//                              (gRPC 1.51 hides this key from applications,
+//                              so its own client cannot read it)
+//   compute-load               the same as text any client can read:
+//     "application_utilization=1.25,cpu_utilization=0.97,rps_fractional=398,
+//      eps=0.5,queue_depth=12,expected_wait_ms=30"
+// where
+//   application_utilization = busy workers / workers + expected queue wait /
+//                             --target_queue_wait (100 ms when that is inf):
+//                             1 = every worker busy, 2 = and a queue as long
+//                             as the target; what to balance on
+//   cpu_utilization         = the process's CPU time / (wall time x CPUs)
+//                             since the last report
+//   rps_fractional, eps     = tasks completed, and calls that failed or were
+//                             refused (cancels not counted), per second since
+//                             the last report
+//   queue_depth, expected_wait_ms = the pool's, now (named metrics)
+//
+// Why cached: every call reads it, and a fresh one takes the pool's lock
+// and a getrusage; one at most every `max_age` (10 ms) costs nothing per
+// call but copying two short strings, and is fresh enough to balance on.
+//
+// Thread-safety: Current() may be called from any thread.
+#ifndef COMPUTE_SERVER_SERVICE_LOAD_REPORT_H_
+#define COMPUTE_SERVER_SERVICE_LOAD_REPORT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/time/time.h"
+#include "server/pool/sync.h"
+#include "server/pool/worker_pool.h"
+
+namespace compute::service {
+
+inline constexpr char kOrcaTrailer[] = "endpoint-load-metrics-bin";
+inline constexpr char kLoadTrailer[] = "compute-load";
+
+class LoadReporter {
+ public:
+  struct Report {
+    std::string orca;  // serialized OrcaLoadReport
+    std::string text;  // compute-load
+  };
+
+  // `pool` must outlive this; `cpus` (> 0) scales cpu_utilization.
+  LoadReporter(const WorkerPool& pool, int cpus,
+               absl::Duration max_age = absl::Milliseconds(10));
+
+  // The latest report, made now if the last one is older than max_age.
+  std::shared_ptr<const Report> Current();
+
+  // Makes a report from `stats`, with rates over `elapsed` since `before`
+  // and `cpu_seconds` of process CPU used in it. Exposed for tests.
+  static Report Make(const PoolStats& stats, const PoolStats& before,
+                     absl::Duration elapsed, double cpu_seconds, int cpus,
+                     absl::Duration target_queue_wait);
+
+ private:
+  const WorkerPool& pool_;
+  const int cpus_;
+  const absl::Duration max_age_;
+
+  Mutex mu_;
+  std::shared_ptr<const Report> report_ ABSL_GUARDED_BY(mu_);
+  absl::Time made_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  PoolStats stats_ ABSL_GUARDED_BY(mu_);  // at made_
+  double cpu_seconds_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace compute::service
+
+#endif  // COMPUTE_SERVER_SERVICE_LOAD_REPORT_H_

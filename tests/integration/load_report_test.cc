@@ -1,0 +1,118 @@
+// Load reports: what LoadReporter computes, and that every Run answer
+// carries it in its trailers.
+#include "server/service/load_report.h"
+
+#include <map>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "tests/integration/test_server.h"
+#include "xds/data/orca/v3/orca_load_report.pb.h"
+
+namespace compute::testing {
+namespace {
+
+using service::LoadReporter;
+
+// "a=1,b=2" -> {a: 1, b: 2}.
+std::map<std::string, double> ParseLoad(const std::string& text) {
+  std::map<std::string, double> values;
+  for (absl::string_view pair : absl::StrSplit(text, ',')) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(pair, '=');
+    double v = -1;
+    EXPECT_TRUE(absl::SimpleAtod(kv.second, &v)) << text;
+    values[kv.first] = v;
+  }
+  return values;
+}
+
+TEST(LoadReportTest, MakeComputesUtilizationRatesAndNamedMetrics) {
+  PoolStats before;
+  before.completed[static_cast<int>(TaskOutcome::kOk)] = 100;
+  PoolStats now = before;
+  now.workers = 4;
+  now.busy = 3;
+  now.queue_depth = 7;
+  now.expected_wait = absl::Milliseconds(50);
+  now.completed[static_cast<int>(TaskOutcome::kOk)] = 300;
+  now.completed[static_cast<int>(TaskOutcome::kCancelled)] = 10;  // not errors
+  now.completed[static_cast<int>(TaskOutcome::kFailed)] = 4;
+  now.rejected_by[0] = 6;
+  LoadReporter::Report r =
+      LoadReporter::Make(now, before, absl::Seconds(2), /*cpu_seconds=*/3,
+                         /*cpus=*/2, absl::Milliseconds(100));
+  xds::data::orca::v3::OrcaLoadReport orca;
+  ASSERT_TRUE(orca.ParseFromString(r.orca));
+  EXPECT_DOUBLE_EQ(orca.application_utilization(), 0.75 + 0.5);
+  EXPECT_DOUBLE_EQ(orca.cpu_utilization(), 0.75);  // 3 s / (2 s x 2 CPUs)
+  EXPECT_DOUBLE_EQ(orca.rps_fractional(), (200 + 10 + 4) / 2.0);
+  EXPECT_DOUBLE_EQ(orca.eps(), (4 + 6) / 2.0);
+  EXPECT_EQ(orca.named_metrics().at("queue_depth"), 7);
+  EXPECT_EQ(orca.named_metrics().at("expected_wait_ms"), 50);
+  std::map<std::string, double> text = ParseLoad(r.text);
+  EXPECT_EQ(text["application_utilization"], 1.25);
+  EXPECT_EQ(text["cpu_utilization"], 0.75);
+  EXPECT_EQ(text["rps_fractional"], 107);
+  EXPECT_EQ(text["eps"], 5);
+  EXPECT_EQ(text["queue_depth"], 7);
+  EXPECT_EQ(text["expected_wait_ms"], 50);
+  EXPECT_EQ(text.size(), 6u);
+}
+
+TEST(LoadReportTest, WithoutATargetTheQueueIsMeasuredAgainst100ms) {
+  PoolStats s;
+  s.workers = 2;
+  s.expected_wait = absl::Milliseconds(200);
+  LoadReporter::Report r = LoadReporter::Make(s, s, absl::ZeroDuration(), 0, 2,
+                                              absl::InfiniteDuration());
+  xds::data::orca::v3::OrcaLoadReport orca;
+  ASSERT_TRUE(orca.ParseFromString(r.orca));
+  EXPECT_DOUBLE_EQ(orca.application_utilization(), 2.0);
+  EXPECT_EQ(orca.rps_fractional(), 0) << "no interval yet";
+}
+
+// Every answer carries the load, OK or not; a busy server reports more.
+TEST(LoadReportTest, EveryRunAnswerCarriesTheLoadInItsTrailers) {
+  auto server = StartServer(LocalConfig(1, 4));
+  ASSERT_NE(server, nullptr);
+  auto stub = compute::v1::Compute::NewStub(Connect(server->port()));
+  auto load_of = [&](const compute::v1::RunRequest& request,
+                     grpc::StatusCode want) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    compute::v1::RunResponse response;
+    EXPECT_EQ(stub->Run(&context, request, &response).error_code(), want);
+    const auto& trailers = context.GetServerTrailingMetadata();
+    auto it = trailers.find(service::kLoadTrailer);
+    if (it == trailers.end()) {
+      ADD_FAILURE() << "no " << service::kLoadTrailer << " trailer";
+      return std::map<std::string, double>();
+    }
+    return ParseLoad(std::string(it->second.data(), it->second.size()));
+  };
+  std::map<std::string, double> idle = load_of(Fib(1), grpc::StatusCode::OK);
+  EXPECT_EQ(idle["queue_depth"], 0);
+  EXPECT_LT(idle["application_utilization"], 1.0);
+  EXPECT_EQ(load_of(Fib(99), grpc::StatusCode::INVALID_ARGUMENT).size(), 6u);
+
+  AsyncCall running(*stub, Spin(absl::Seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return server->pool().Stats().busy == 1; }));
+  AsyncCall queued(*stub, Spin(absl::Seconds(30)));
+  ASSERT_TRUE(
+      WaitUntil([&] { return server->pool().Stats().queue_depth == 1; }));
+  // The report is at most 10 ms old: poll until it shows the queue. (The
+  // call itself is refused: 30 s of queue ahead of its 30 s deadline; a
+  // refusal carries the load too.)
+  std::map<std::string, double> busy;
+  ASSERT_TRUE(WaitUntil([&] {
+    busy = load_of(Fib(1), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    return busy["queue_depth"] == 1;
+  }));
+  EXPECT_GE(busy["application_utilization"], 1.0) << "its worker is busy";
+  EXPECT_GT(busy["expected_wait_ms"], 0);
+}
+
+}  // namespace
+}  // namespace compute::testing
