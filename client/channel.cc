@@ -53,9 +53,11 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> CreateChannels(
     return absl::InvalidArgumentError("--target must not be empty");
   }
   if (options.lb_policy != "round_robin" && options.lb_policy != "pick_first") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--lb must be round_robin or pick_first (got ",
-                     options.lb_policy, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--lb must be round_robin or pick_first (got ", options.lb_policy,
+        options.lb_policy == "least_loaded" ? ": least_loaded is for bench"
+                                            : "",
+        ")"));
   }
   if (count < 1) {
     return absl::InvalidArgumentError("at least one channel is needed");

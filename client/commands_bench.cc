@@ -55,6 +55,29 @@ int BenchVerdict(const LoadResult& r, double max_error_rate, const Io& io) {
   return kExitOk;
 }
 
+// The channels a load goes over, and with --lb least_loaded its balancer
+// (one channel per replica; --connections does not apply).
+struct Connection {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::shared_ptr<LeastLoaded> balancer;
+};
+absl::StatusOr<Connection> Connect(const CommonFlags& common, int connections) {
+  Connection c;
+  if (common.channel.lb_policy == "least_loaded") {
+    auto balancer = LeastLoaded::Create(common.channel);
+    if (!balancer.ok()) return balancer.status();
+    c.balancer = *std::move(balancer);
+    for (const auto& replica : c.balancer->replicas()) {
+      c.channels.push_back(replica->channel());
+    }
+    return c;
+  }
+  auto channels = CreateChannels(common.channel, connections);
+  if (!channels.ok()) return channels.status();
+  c.channels = *std::move(channels);
+  return c;
+}
+
 // --mix: every entry's load at once, each on its own connections; the
 // summaries in the entries' order.
 int RunMix(const std::vector<MixEntry>& mix, const LoadOptions& base,
@@ -63,17 +86,18 @@ int RunMix(const std::vector<MixEntry>& mix, const LoadOptions& base,
   const std::string command = "bench";
   std::vector<std::unique_ptr<LoadGenerator>> generators;
   for (const MixEntry& entry : mix) {
-    auto channels = CreateChannels(common.channel, info.connections);
-    if (!channels.ok()) return Fail(command, channels.status(), io);
+    auto connection = Connect(common, info.connections);
+    if (!connection.ok()) return Fail(command, connection.status(), io);
     LoadOptions options = base;
+    options.balancer = connection->balancer;
     options.rate = entry.rate;
     if (entry.concurrency > 0) options.concurrency = entry.concurrency;
     options.metadata = {{"compute-tenant", entry.tenant}};
     if (!entry.priority.empty()) {
       options.metadata.push_back({"compute-priority", entry.priority});
     }
-    generators.push_back(std::make_unique<LoadGenerator>(*std::move(channels),
-                                                         std::move(options)));
+    generators.push_back(std::make_unique<LoadGenerator>(
+        std::move(connection->channels), std::move(options)));
   }
   std::vector<absl::StatusOr<LoadResult>> results(
       mix.size(), absl::UnknownError("not run"));
@@ -205,6 +229,13 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
                  "go together: give one",
                  io);
   }
+  if (common.channel.lb_policy == "least_loaded" &&
+      flags.Given("connections")) {
+    return Usage(command,
+                 "--connections does not apply to --lb least_loaded (it keeps "
+                 "one connection per replica)",
+                 io);
+  }
   std::vector<MixEntry> mix;
   if (flags.Given("mix")) {
     if (flags.Given("rate") || flags.Given("tenant") ||
@@ -253,14 +284,15 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   if (!mix.empty()) {
     return RunMix(mix, options, common, info, hist, max_error_rate, io);
   }
-  auto channels = CreateChannels(common.channel, connections);
-  if (!channels.ok()) return Fail(command, channels.status(), io);
+  auto connection = Connect(common, connections);
+  if (!connection.ok()) return Fail(command, connection.status(), io);
+  options.balancer = connection->balancer;
   if (io.out_is_terminal && !common.json) {
     options.on_progress = [&io](const LoadProgress& p) {
       io.out << ProgressLine(p) << std::endl;
     };
   }
-  LoadGenerator generator(*std::move(channels), std::move(options));
+  LoadGenerator generator(std::move(connection->channels), std::move(options));
   absl::StatusOr<LoadResult> result = generator.Run();
   if (!result.ok()) {
     if (result.status().code() == absl::StatusCode::kUnavailable) {

@@ -19,7 +19,9 @@ void AddCommonFlags(FlagSet& flags, CommonFlags* common) {
   flags.Add("key", &c.key, "PEM client private key (mutual TLS)");
   flags.Add("server_name", &c.server_name,
             "TLS: name to verify instead of the target's host");
-  flags.Add("lb", &c.lb_policy, "load balancing: round_robin or pick_first");
+  flags.Add("lb", &c.lb_policy,
+            "load balancing: round_robin or pick_first; bench also "
+            "least_loaded (by the servers' reported load)");
   flags.Add("json", &common->json, "machine-readable output");
 }
 

@@ -23,6 +23,7 @@ void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
 struct LoadGenerator::Call {
   grpc::ClientContext context;
   compute::v1::RunResponse response;
+  std::shared_ptr<LeastLoaded::Replica> replica;  // with a balancer
   int64_t start_ns = 0;
   absl::Duration backoff;  // the lane's, closed loop
 };
@@ -151,14 +152,24 @@ void LoadGenerator::StartCall(absl::Duration backoff) {
   call->start_ns = NowNs();
   AtomicMax(last_start_ns_, call->start_ns);
   sent_.fetch_add(1, std::memory_order_relaxed);
-  size_t channel =
-      next_channel_.fetch_add(1, std::memory_order_relaxed) % stubs_.size();
-  stubs_[channel]->async()->Run(
+  compute::v1::Compute::Stub* stub;
+  if (options_.balancer != nullptr) {
+    call->replica = options_.balancer->Choose();
+    stub = &call->replica->stub();
+  } else {
+    stub = stubs_[next_channel_.fetch_add(1, std::memory_order_relaxed) %
+                  stubs_.size()]
+               .get();
+  }
+  stub->async()->Run(
       &call->context, &options_.request, &call->response,
       [this, call](grpc::Status status) { OnDone(call, status); });
 }
 
 void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
+  if (call->replica != nullptr) {
+    options_.balancer->Done(*call->replica, status, call->context);
+  }
   int64_t now = NowNs();
   int code = status.error_code();
   if (code < 0 || code >= kNumStatusCodes) code = grpc::StatusCode::UNKNOWN;

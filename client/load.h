@@ -45,6 +45,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/histogram.h"
+#include "client/least_loaded.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "server/base/status_codes.h"
@@ -70,6 +71,9 @@ struct LoadOptions {
   absl::Duration duration = absl::InfiniteDuration();
   uint64_t requests = 0;  // 0: no limit (then duration must be finite)
   absl::Duration deadline = absl::InfiniteDuration();  // per call
+  // When set, every call goes to the replica it chooses (and its result
+  // teaches it), instead of going round the channels.
+  std::shared_ptr<LeastLoaded> balancer;
   // Request metadata of every call (compute-tenant, compute-priority).
   std::vector<std::pair<std::string, std::string>> metadata;
   std::function<void(const LoadProgress&)> on_progress;

@@ -1,9 +1,14 @@
 // Load balancing over an address list: round_robin (the default) spreads
-// calls evenly over three servers; pick_first would pin one.
+// calls evenly over three servers; pick_first would pin one; least_loaded
+// avoids a busy one.
+#include <algorithm>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/least_loaded.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/client_test_util.h"
 #include "tests/integration/test_server.h"
@@ -52,6 +57,58 @@ TEST_F(BalanceTest, PickFirstPinsTheFirstAddress) {
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(Accepted(0), 60u);
   EXPECT_EQ(Accepted(1) + Accepted(2), 0u);
+}
+
+// least_loaded: a server whose worker is taken (and whose queue holds 30 s
+// of work) reports it in every answer, refuses what it cannot finish in
+// time, and is then avoided: the calls go to the two idle servers.
+TEST_F(BalanceTest, LeastLoadedAvoidsTheBusyServer) {
+  auto stub = compute::v1::Compute::NewStub(Connect(servers_[0]->port()));
+  AsyncCall running(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration());
+  AsyncCall queued(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration());
+  ASSERT_TRUE(
+      WaitUntil([&] { return servers_[0]->pool().Stats().queue_depth == 1; }));
+  constexpr int kCalls = 300;
+  CommandResult r = RunClient(
+      {"bench", "--target", target_, "--lb", "least_loaded", "--task", "fib",
+       "--n", "5", "--concurrency", "2", "--requests", absl::StrCat(kCalls),
+       "--deadline", "10s", "--max_error_rate", "0", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  google::protobuf::Struct json = ParseJson(r.out);
+  const double ok = Object(json, "status").fields().at("OK").number_value();
+  EXPECT_GE(ok, kCalls - 4) << "only the first calls may meet the busy server";
+  EXPECT_EQ(Accepted(0), 2u) << "its own two spins: no fib call ran there";
+  EXPECT_EQ(Accepted(1) + Accepted(2), static_cast<uint64_t>(ok));
+  EXPECT_GE(Accepted(1), kCalls / 5) << "both idle servers share the calls";
+  EXPECT_GE(Accepted(2), kCalls / 5);
+}
+
+TEST(LeastLoadedTest, ResolvesAddressListsAndNames) {
+  auto list = client::ResolveTarget("ipv4:127.0.0.1:1,127.0.0.2:2");
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(*list,
+            (std::vector<std::string>{"ipv4:127.0.0.1:1", "ipv4:127.0.0.2:2"}));
+  auto name = client::ResolveTarget("dns:///localhost:50051");
+  ASSERT_TRUE(name.ok()) << name.status();
+  EXPECT_NE(std::find(name->begin(), name->end(), "ipv4:127.0.0.1:50051"),
+            name->end());
+  auto plain = client::ResolveTarget("127.0.0.1:7");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(*plain, (std::vector<std::string>{"ipv4:127.0.0.1:7"}));
+  EXPECT_EQ(client::ResolveTarget("unix:/tmp/s").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client::ResolveTarget("ipv4:").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LeastLoadedTest, ConnectionsDoNotApply) {
+  CommandResult r = RunClient({"bench", "--lb", "least_loaded", "--connections",
+                               "4", "--requests", "1"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, ::testing::HasSubstr("--connections"));
+  r = RunClient({"run", "fib", "--n", "1", "--lb", "least_loaded"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_THAT(r.err, ::testing::HasSubstr("least_loaded is for bench"));
 }
 
 }  // namespace

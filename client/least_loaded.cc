@@ -1,0 +1,259 @@
+#include "client/least_loaded.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "grpcpp/create_channel.h"
+
+namespace compute::client {
+namespace {
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The value of `key` in trailing metadata, or "".
+std::string Trailer(const grpc::ClientContext& context, const char* key) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find(key);
+  if (it == trailers.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+// application_utilization from "application_utilization=1.250,...".
+bool ParseLoad(const std::string& text, double* load) {
+  for (absl::string_view pair : absl::StrSplit(text, ',')) {
+    if (absl::ConsumePrefix(&pair, "application_utilization=")) {
+      return absl::SimpleAtod(pair, load) && *load >= 0;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ResolveTarget(
+    const std::string& target) {
+  absl::string_view t = target;
+  for (absl::string_view scheme : {"ipv4:", "ipv6:"}) {
+    if (absl::ConsumePrefix(&t, scheme)) {
+      std::vector<std::string> addresses;
+      for (absl::string_view a : absl::StrSplit(t, ',', absl::SkipEmpty())) {
+        addresses.push_back(absl::StrCat(scheme, a));
+      }
+      if (addresses.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--target '", target, "' lists no address"));
+      }
+      return addresses;
+    }
+  }
+  if (!absl::ConsumePrefix(&t, "dns:///")) absl::ConsumePrefix(&t, "dns:");
+  size_t colon = t.rfind(':');
+  if (colon == absl::string_view::npos || colon + 1 == t.size() ||
+      absl::StrContains(t, "/")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--lb least_loaded needs a target like host:port, dns:///host:port "
+        "or ipv4:a:p,b:q (got '",
+        target, "')"));
+  }
+  std::string host(t.substr(0, colon));
+  std::string port(t.substr(colon + 1));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
+      rc != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot resolve ", host, ": ", gai_strerror(rc)));
+  }
+  std::set<std::string> seen;
+  std::vector<std::string> addresses;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    std::string address;
+    if (a->ai_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+      inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+      address = absl::StrCat("ipv4:", text, ":", ntohs(in->sin_port));
+    } else if (a->ai_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a->ai_addr);
+      inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+      address = absl::StrCat("ipv6:[", text, "]:", ntohs(in6->sin6_port));
+    } else {
+      continue;
+    }
+    if (seen.insert(address).second) addresses.push_back(address);
+  }
+  freeaddrinfo(found);
+  if (addresses.empty()) {
+    return absl::UnavailableError(absl::StrCat("no address for ", host));
+  }
+  return addresses;
+}
+
+absl::StatusOr<std::unique_ptr<LeastLoaded>> LeastLoaded::Create(
+    const ChannelOptions& options, absl::Duration resolve_interval) {
+  std::unique_ptr<LeastLoaded> balancer(
+      new LeastLoaded(options, resolve_interval));
+  absl::StatusOr<std::vector<std::string>> addresses =
+      ResolveTarget(options.target);
+  if (!addresses.ok()) return addresses.status();
+  {
+    MutexLock lock(&balancer->mu_);
+    for (const std::string& address : *addresses) {
+      auto replica = balancer->NewReplica(address);
+      if (replica == nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cannot make a channel to ", address));
+      }
+      balancer->replicas_.push_back(std::move(replica));
+    }
+  }
+  balancer->resolver_ = std::thread(&LeastLoaded::ResolveLoop, balancer.get());
+  return balancer;
+}
+
+LeastLoaded::LeastLoaded(ChannelOptions options, absl::Duration interval)
+    : options_(std::move(options)),
+      resolve_interval_(interval),
+      random_(std::random_device{}()) {}
+
+LeastLoaded::~LeastLoaded() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+    stop_cv_.SignalAll();
+  }
+  if (resolver_.joinable()) resolver_.join();
+}
+
+std::shared_ptr<LeastLoaded::Replica> LeastLoaded::NewReplica(
+    const std::string& address) {
+  ChannelOptions one = options_;
+  one.target = address;
+  one.lb_policy = "pick_first";
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = CreateChannel(one);
+  if (!channel.ok()) return nullptr;
+  auto replica = std::make_shared<Replica>();
+  replica->address_ = address;
+  replica->channel_ = *channel;
+  replica->stub_ = compute::v1::Compute::NewStub(replica->channel_);
+  return replica;
+}
+
+bool LeastLoaded::Resolve() {
+  absl::StatusOr<std::vector<std::string>> addresses =
+      ResolveTarget(options_.target);
+  if (!addresses.ok()) return false;
+  MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Replica>> next;
+  for (const std::string& address : *addresses) {
+    auto same = std::find_if(replicas_.begin(), replicas_.end(),
+                             [&](const std::shared_ptr<Replica>& r) {
+                               return r->address_ == address;
+                             });
+    if (same != replicas_.end()) {
+      next.push_back(*same);
+    } else if (auto replica = NewReplica(address)) {
+      next.push_back(std::move(replica));
+    }
+  }
+  if (!next.empty()) replicas_ = std::move(next);
+  return true;
+}
+
+void LeastLoaded::ResolveLoop() {
+  while (true) {
+    {
+      MutexLock lock(&mu_);
+      const absl::Time deadline = absl::Now() + resolve_interval_;
+      while (!stopping_ && !stop_cv_.WaitWithDeadline(&mu_, deadline)) {
+      }
+      if (stopping_) return;
+    }
+    Resolve();  // a failure keeps the replicas we have
+  }
+}
+
+std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
+  std::shared_ptr<Replica> a;
+  std::shared_ptr<Replica> b;
+  {
+    MutexLock lock(&mu_);
+    const int64_t now = SteadyNowNs();
+    std::vector<Replica*> open;
+    for (const auto& r : replicas_) {
+      if (r->avoid_until_ns_.load(std::memory_order_relaxed) <= now) {
+        open.push_back(r.get());
+      }
+    }
+    auto pick = [&]() -> std::shared_ptr<Replica> {
+      if (!open.empty()) {
+        Replica* r = open[random_() % open.size()];
+        for (const auto& s : replicas_) {
+          if (s.get() == r) return s;
+        }
+      }
+      return replicas_[random_() % replicas_.size()];
+    };
+    a = pick();
+    b = pick();
+  }
+  auto score = [](const Replica& r) {
+    return (1 + r.load()) * (1 + r.in_flight());
+  };
+  std::shared_ptr<Replica>& chosen = score(*b) < score(*a) ? b : a;
+  chosen->in_flight_.fetch_add(1, std::memory_order_relaxed);
+  chosen->calls_.fetch_add(1, std::memory_order_relaxed);
+  return chosen;
+}
+
+void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
+                       const grpc::ClientContext& context) {
+  replica.in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  double load = 0;
+  if (ParseLoad(Trailer(context, "compute-load"), &load)) {
+    replica.load_.store(load, std::memory_order_relaxed);
+  }
+  absl::Duration avoid = absl::ZeroDuration();
+  if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    int64_t ms = 0;
+    avoid = absl::SimpleAtoi(Trailer(context, "grpc-retry-pushback-ms"), &ms) &&
+                    ms > 0
+                ? absl::Milliseconds(std::min<int64_t>(ms, 10000))
+                : absl::Milliseconds(100);
+  } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    avoid = absl::Seconds(1);
+  }
+  if (avoid > absl::ZeroDuration()) {
+    replica.avoid_until_ns_.store(
+        SteadyNowNs() + absl::ToInt64Nanoseconds(avoid),
+        std::memory_order_relaxed);
+  }
+}
+
+std::vector<std::shared_ptr<LeastLoaded::Replica>> LeastLoaded::replicas()
+    const {
+  MutexLock lock(&mu_);
+  return replicas_;
+}
+
+}  // namespace compute::client

@@ -1,0 +1,116 @@
+// LeastLoaded: a client-side balancer that sends each call to the less
+// loaded of two random replicas (power of two choices), by the load each
+// replica reports and the calls this client has in flight to it.
+//
+// Why: round_robin gives a slow or overloaded replica the same share as an
+// idle one, so its queue fills and its share is refused or slow while the
+// others idle. compute-server puts its load in every answer's trailers
+// (`compute-load`: application_utilization = busy workers / workers +
+// expected queue wait / target; see server/service/load_report.h).
+//
+//   auto balancer = LeastLoaded::Create(options);   // dns:///..., ipv4:...
+//   std::shared_ptr<LeastLoaded::Replica> r = (*balancer)->Choose();
+//   r->stub().async()->Run(&context, ...);  ... on completion:
+//   (*balancer)->Done(*r, status, context);
+//
+// Replicas: the target's addresses (`ipv4:a:p,b:q`, `ipv6:[..]:p`,
+// `dns:///host:port` or `host:port`, resolved with getaddrinfo), one
+// channel each (pick_first to that address), re-resolved every
+// `resolve_interval` by a background thread: replicas that left stop being
+// chosen (calls in flight to them finish), new ones are added.
+//
+// Score of a replica: (1 + reported load) x (1 + calls in flight from here);
+// the lower wins. A replica that refused a call (RESOURCE_EXHAUSTED) is
+// avoided for its `grpc-retry-pushback-ms` (100 ms without one); one that
+// is unreachable or draining (UNAVAILABLE) for 1 s. When every replica is
+// avoided, the two random ones are drawn from all.
+//
+// Thread-safety: Choose and Done may be called from any thread.
+#ifndef COMPUTE_CLIENT_LEAST_LOADED_H_
+#define COMPUTE_CLIENT_LEAST_LOADED_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/channel.h"
+#include "compute/v1/compute.grpc.pb.h"
+#include "server/pool/sync.h"
+
+namespace compute::client {
+
+// The addresses `target` names now, as gRPC targets of one address each
+// ("ipv4:10.0.0.1:50051", "ipv6:[::1]:50051"). InvalidArgument for a target
+// it cannot read; Unavailable when DNS has no address for it.
+absl::StatusOr<std::vector<std::string>> ResolveTarget(
+    const std::string& target);
+
+class LeastLoaded {
+ public:
+  class Replica {
+   public:
+    const std::string& address() const { return address_; }
+    compute::v1::Compute::Stub& stub() { return *stub_; }
+    const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+    int in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
+    double load() const { return load_.load(std::memory_order_relaxed); }
+    uint64_t calls() const { return calls_.load(std::memory_order_relaxed); }
+
+   private:
+    friend class LeastLoaded;
+    std::string address_;
+    std::shared_ptr<grpc::Channel> channel_;
+    std::unique_ptr<compute::v1::Compute::Stub> stub_;
+    std::atomic<int> in_flight_{0};
+    std::atomic<double> load_{0};
+    std::atomic<int64_t> avoid_until_ns_{0};  // steady clock
+    std::atomic<uint64_t> calls_{0};          // chosen, ever
+  };
+
+  // Resolves and connects (lazily). `options.lb_policy` is ignored.
+  static absl::StatusOr<std::unique_ptr<LeastLoaded>> Create(
+      const ChannelOptions& options,
+      absl::Duration resolve_interval = absl::Seconds(10));
+  ~LeastLoaded();
+  LeastLoaded(const LeastLoaded&) = delete;
+  LeastLoaded& operator=(const LeastLoaded&) = delete;
+
+  // The replica for the next call (counted in flight until Done).
+  std::shared_ptr<Replica> Choose();
+  // The call to `replica` ended with `status`; reads its load from the
+  // trailers of `context`.
+  void Done(Replica& replica, const grpc::Status& status,
+            const grpc::ClientContext& context);
+
+  // The replicas chosen from now, for reports and tests.
+  std::vector<std::shared_ptr<Replica>> replicas() const;
+
+ private:
+  explicit LeastLoaded(ChannelOptions options, absl::Duration interval);
+  // Makes the replica set the target's addresses; keeps the replicas of
+  // addresses still there. False if resolution failed (the set is kept).
+  bool Resolve();
+  void ResolveLoop();
+  std::shared_ptr<Replica> NewReplica(const std::string& address);
+
+  const ChannelOptions options_;
+  const absl::Duration resolve_interval_;
+
+  mutable Mutex mu_;
+  std::vector<std::shared_ptr<Replica>> replicas_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 random_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  CondVar stop_cv_;
+  std::thread resolver_;
+};
+
+}  // namespace compute::client
+
+#endif  // COMPUTE_CLIENT_LEAST_LOADED_H_
