@@ -51,7 +51,9 @@ struct ServerConfig {
   std::string tls_client_ca;
   // Threads polling the completion queues that serve Run (one queue each).
   int io_threads = 2;
-  // CPUs the process may use (the reported cpu_utilization's scale).
+  // Load reports in every answer's trailers (load_report.h), and the CPUs
+  // the process may use (the reported cpu_utilization's scale).
+  bool load_reports = true;
   int cpus = 1;
   CallObserver* observer = nullptr;
   TenantObserver* tenant_observer = nullptr;  // optional
