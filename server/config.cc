@@ -49,9 +49,11 @@ ABSL_FLAG(bool, trust_tenant_header, false,
 ABSL_FLAG(std::string, tenant_weights, "",
           "fair-share weights of named tenants, like gold=4,silver=2 "
           "(others: 1)");
-ABSL_FLAG(bool, load_reports, true,
-          "put the server's load in every answer's trailers (ORCA "
-          "endpoint-load-metrics-bin and compute-load), for load balancing");
+ABSL_FLAG(absl::Duration, load_report_interval, absl::Milliseconds(1),
+          "the server's load goes in the trailers of every refusal and of "
+          "at least one answer per this interval on each I/O thread (ORCA "
+          "endpoint-load-metrics-bin and compute-load; 0: every answer; "
+          "inf: none)");
 ABSL_FLAG(int, tenant_metrics, 0,
           "export per-tenant series (compute_tenant_*) for at most this many "
           "tenants, the top ones by cost sent, plus \"other\" (0: none; at "
@@ -357,7 +359,10 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   }
   if (server.io_threads == 0) server.io_threads = config.cpu.cpus;
   server.cpus = config.cpu.cpus;
-  server.load_reports = absl::GetFlag(FLAGS_load_reports);
+  server.load_report_interval = absl::GetFlag(FLAGS_load_report_interval);
+  if (server.load_report_interval < absl::ZeroDuration()) {
+    return ConfigError("--load_report_interval must be >= 0");
+  }
   server.pool.min_workers = min_workers == 0 ? workers : min_workers;
   server.pool.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   if (absl::Status s = Positive("idle_timeout", server.pool.idle_timeout);

@@ -28,7 +28,7 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
   Put(f, "workers", static_cast<double>(s.pool.max_workers));
   Put(f, "min_workers", static_cast<double>(s.pool.min_workers));
   Put(f, "io_threads", static_cast<double>(s.io_threads));
-  Put(f, "load_reports", s.load_reports);
+  Put(f, "load_report_interval", absl::FormatDuration(s.load_report_interval));
   Put(f, "idle_timeout", absl::FormatDuration(s.pool.idle_timeout));
   Put(f, "queue_capacity", static_cast<double>(s.pool.queue_capacity));
   Put(f, "max_inflight_bytes", static_cast<double>(s.pool.max_inflight_bytes));

@@ -71,8 +71,9 @@ struct ComputeServiceOptions {
   // resolved (also for calls that run inline), for it.
   TenantObserver* tenant_observer = nullptr;
   TaskRunner run_task = nullptr;  // nullptr: kind.run
-  // Every answer carries the server's load in its trailers (load_report.h).
-  bool load_reports = true;
+  // Every refusal, and at least one answer per interval on each thread,
+  // carries the server's load in its trailers (load_report.h); inf: none.
+  absl::Duration load_report_interval = absl::Milliseconds(1);
   int cpus = 1;  // scales the reported cpu_utilization
 };
 
@@ -143,7 +144,7 @@ class ComputeService {
   WorkerPool& pool_;
   const ComputeServiceOptions options_;
   CostModel cost_model_;
-  std::unique_ptr<LoadReporter> load_;  // null without load_reports
+  std::unique_ptr<LoadReporter> load_;  // null without load reports
   std::atomic<bool> draining_{false};
   std::array<std::atomic<uint64_t>, kNumRejectReasons> rejected_{};
 };

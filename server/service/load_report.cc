@@ -35,8 +35,28 @@ uint64_t Errors(const PoolStats& s) {
 }  // namespace
 
 LoadReporter::LoadReporter(const WorkerPool& pool, int cpus,
+                           absl::Duration attach_interval,
                            absl::Duration max_age)
-    : pool_(pool), cpus_(std::max(1, cpus)), max_age_(max_age) {}
+    : pool_(pool),
+      cpus_(std::max(1, cpus)),
+      attach_interval_(attach_interval),
+      max_age_(max_age) {}
+
+bool LoadReporter::Due() {
+  if (attach_interval_ <= absl::ZeroDuration()) return true;
+  // Per thread (shared by the reporters of one process, which is one in a
+  // server): no lock, one clock read.
+  static thread_local int64_t last_ticks = 0;
+  static thread_local bool attached = false;
+  const Clock& clock = pool_.clock();
+  const int64_t now = clock.Ticks();
+  if (attached && clock.TicksToDuration(now - last_ticks) < attach_interval_) {
+    return false;
+  }
+  attached = true;
+  last_ticks = now;
+  return true;
+}
 
 std::shared_ptr<const LoadReporter::Report> LoadReporter::Current() {
   const absl::Time now = pool_.clock().Now();

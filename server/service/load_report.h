@@ -2,6 +2,13 @@
 // clients and proxies can balance replicas by it (gRFC A51: per-call load
 // reports in trailing metadata).
 //
+// Which answers: every refusal (RESOURCE_EXHAUSTED, UNAVAILABLE), and at
+// least one answer per `attach_interval` (1 ms) on each thread, not every
+// answer: each trailer costs gRPC ~8% of a trivial call (measured: 113k
+// trivial calls/s without, 94k with both on every answer). A client calling
+// at 1,000/s or less still gets one on nearly every answer from a lightly
+// loaded server; a busy one hears it thousands of times a second.
+//
 // Two trailers, the same numbers:
 //   endpoint-load-metrics-bin  an xds.data.orca.v3.OrcaLoadReport, as gRPC's
 //                              weighted_round_robin and Envoy read it
@@ -53,7 +60,12 @@ class LoadReporter {
 
   // `pool` must outlive this; `cpus` (> 0) scales cpu_utilization.
   LoadReporter(const WorkerPool& pool, int cpus,
+               absl::Duration attach_interval = absl::Milliseconds(1),
                absl::Duration max_age = absl::Milliseconds(10));
+
+  // Whether an answer on this thread should carry the report now: true at
+  // most once per attach_interval per thread (always when it is 0).
+  bool Due();
 
   // The latest report, made now if the last one is older than max_age.
   std::shared_ptr<const Report> Current();
@@ -67,6 +79,7 @@ class LoadReporter {
  private:
   const WorkerPool& pool_;
   const int cpus_;
+  const absl::Duration attach_interval_;
   const absl::Duration max_age_;
 
   Mutex mu_;

@@ -83,7 +83,7 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
                             .observer = config.observer,
                             .tenant_observer = config.tenant_observer,
                             .run_task = config.run_task,
-                            .load_reports = config.load_reports,
+                            .load_report_interval = config.load_report_interval,
                             .cpus = config.cpus});
 
   grpc::EnableDefaultHealthCheckService(true);

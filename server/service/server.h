@@ -51,9 +51,9 @@ struct ServerConfig {
   std::string tls_client_ca;
   // Threads polling the completion queues that serve Run (one queue each).
   int io_threads = 2;
-  // Load reports in every answer's trailers (load_report.h), and the CPUs
-  // the process may use (the reported cpu_utilization's scale).
-  bool load_reports = true;
+  // Load reports in answers' trailers (load_report.h; inf: none), and the
+  // CPUs the process may use (the reported cpu_utilization's scale).
+  absl::Duration load_report_interval = absl::Milliseconds(1);
   int cpus = 1;
   CallObserver* observer = nullptr;
   TenantObserver* tenant_observer = nullptr;  // optional

@@ -73,9 +73,12 @@ TEST(LoadReportTest, WithoutATargetTheQueueIsMeasuredAgainst100ms) {
   EXPECT_EQ(orca.rps_fractional(), 0) << "no interval yet";
 }
 
-// Every answer carries the load, OK or not; a busy server reports more.
+// With an interval of 0 every answer carries the load, OK or not; a busy
+// server reports more.
 TEST(LoadReportTest, EveryRunAnswerCarriesTheLoadInItsTrailers) {
-  auto server = StartServer(LocalConfig(1, 4));
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.load_report_interval = absl::ZeroDuration();
+  auto server = StartServer(config);
   ASSERT_NE(server, nullptr);
   auto stub = compute::v1::Compute::NewStub(Connect(server->port()));
   auto load_of = [&](const compute::v1::RunRequest& request,
@@ -112,6 +115,33 @@ TEST(LoadReportTest, EveryRunAnswerCarriesTheLoadInItsTrailers) {
   }));
   EXPECT_GE(busy["application_utilization"], 1.0) << "its worker is busy";
   EXPECT_GT(busy["expected_wait_ms"], 0);
+}
+
+// With an interval, answers in between carry no report, but a refusal
+// always does (a balancer must hear why).
+TEST(LoadReportTest, BetweenIntervalsOnlyRefusalsCarryTheLoad) {
+  service::ServerConfig config = LocalConfig(1, 1);
+  config.io_threads = 1;
+  config.load_report_interval = absl::Hours(1);
+  auto server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  auto stub = compute::v1::Compute::NewStub(Connect(server->port()));
+  auto has_load = [&](const compute::v1::RunRequest& request,
+                      grpc::StatusCode want) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    compute::v1::RunResponse response;
+    EXPECT_EQ(stub->Run(&context, request, &response).error_code(), want);
+    return context.GetServerTrailingMetadata().count(service::kLoadTrailer) ==
+           1;
+  };
+  EXPECT_TRUE(has_load(Fib(1), grpc::StatusCode::OK)) << "the first answer";
+  EXPECT_FALSE(has_load(Fib(1), grpc::StatusCode::OK));
+  AsyncCall running(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration());
+  AsyncCall queued(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration());
+  ASSERT_TRUE(
+      WaitUntil([&] { return server->pool().Stats().queue_depth == 1; }));
+  EXPECT_TRUE(has_load(Fib(1), grpc::StatusCode::RESOURCE_EXHAUSTED));
 }
 
 }  // namespace
