@@ -1,6 +1,6 @@
 // reference_kernels: the blur and primes kernels as they were before the
 // fast kernels (git history: server/tasks/blur.cc and primes.cc at 2d13069),
-// kept verbatim but for names, so that
+// kept verbatim but for names and the wording of their input errors, so that
 //   - tasks_test checks the new kernels against them, output for output, on
 //     many random inputs, and
 //   - kernel_bench (tests/bench/) times old and new in the same run.
