@@ -41,8 +41,9 @@ source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ALLOCATORS_ROUNDS:-$(bench_default 3 1)}
 read -r -a NAMES <<<"${ALLOCATORS:-glibc glibc+trim jemalloc jemalloc+bg mimalloc mimalloc+decommit as-built}"
-[[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 20)) ||
+if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS < 1 || ROUNDS > 20)); then
   bench_die "ALLOCATORS_ROUNDS must be 1..20"
+fi
 libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 JEMALLOC=$libdir/libjemalloc.so.2
 MIMALLOC=$libdir/libmimalloc.so.2
