@@ -69,19 +69,24 @@ check-format:
 
 # Benchmarks, never run as tests; each prints a table whose ratios are
 # against a baseline measured in the same run: the pool against a minimal
-# pool and thread-per-task, the cost of metrics on the pool, then
+# pool and thread-per-task, the cost of metrics on the pool, the blur and
+# primes kernels against the ones they replaced (ns per pixel / number), then
 # scripts/bench/: compute-server end to end against a bare gRPC server
 # (echo_server, h2load), under 1x/2x/4x overload, under a burst of large
-# blurs with --max_inflight_bytes, and with tenants and priorities competing
-# (fairness). About 7 minutes; `make bench BENCH_QUICK=1` about 2. Each step
-# is bounded by `timeout`.
+# blurs with --max_inflight_bytes, the same burst under glibc, jemalloc and
+# mimalloc (the first run also builds compute-server with glibc's malloc in
+# build/glibc), and with tenants and priorities competing (fairness). About
+# 18 minutes; `make bench BENCH_QUICK=1` about 7. Each step is bounded by
+# `timeout`.
 bench: build
-	cmake --build $(BUILD) -j $(JOBS) --target pool_bench metrics_bench echo_server
+	cmake --build $(BUILD) -j $(JOBS) --target pool_bench metrics_bench kernel_bench echo_server
 	timeout 300 ./$(BUILD)/tests/bench/pool_bench
 	timeout 300 ./$(BUILD)/tests/bench/metrics_bench
+	timeout 300 ./$(BUILD)/tests/bench/kernel_bench
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/e2e.sh
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/overload.sh
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/memory.sh
+	BUILD=$(abspath $(BUILD)) timeout 1800 ./scripts/bench/memory_allocators.sh
 	BUILD=$(abspath $(BUILD)) timeout 600 ./scripts/bench/fairness.sh
 
 # The container image, from the Dockerfile as it is: docker build when a

@@ -16,6 +16,8 @@ BUILD_PACKAGES=(
   libabsl-dev
   # metrics, hashing
   prometheus-cpp-dev libssl-dev
+  # compute-server's malloc (CMakeLists.txt, COMPUTE_MALLOC)
+  libjemalloc-dev
 )
 TEST_PACKAGES=(
   # CI's static checks: formatting, clang's thread-safety analysis

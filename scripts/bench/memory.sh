@@ -28,6 +28,16 @@
 #   MEMORY_WORKERS (2)       --workers
 #   MEMORY_DEADLINE (60s)    per-call deadline
 #   MEMORY_SERVER_FLAGS      extra compute-server flags (word-split)
+#   MEMORY_SETTLE (10)       seconds to keep sampling RSS once the burst is
+#                            over: how soon memory comes back
+#   MEMORY_PRELOAD           a malloc to LD_PRELOAD into the server only,
+#                            e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+#   MEMORY_SERVER_ENV        NAME=VALUE words for the server's environment
+#                            only, e.g. MALLOC_CONF=background_thread:true
+#   MEMORY_RESULT            a file to write one line of results to, for
+#                            memory_allocators.sh: idle, peak, after, settled
+#                            RSS (KiB), seconds until within 20% of idle (-1:
+#                            not within MEMORY_SETTLE), calls OK, refused
 #   BUILD, COMPUTE_SERVER, COMPUTE_CLIENT, BENCH_KEEP: see lib.sh
 set -euo pipefail
 BENCH_NAME=memory
@@ -42,7 +52,10 @@ RADIUS=${MEMORY_RADIUS:-1}
 WORKERS=${MEMORY_WORKERS:-2}
 DEADLINE=${MEMORY_DEADLINE:-60s}
 read -r -a EXTRA_FLAGS <<<"${MEMORY_SERVER_FLAGS:-}"
-for v in CALLS SIDE RADIUS WORKERS; do
+SETTLE=${MEMORY_SETTLE:-10}
+PRELOAD=${MEMORY_PRELOAD:-}
+read -r -a SERVER_ENV <<<"${MEMORY_SERVER_ENV:-}"
+for v in CALLS SIDE RADIUS WORKERS SETTLE; do
   [[ ${!v} =~ ^[0-9]+$ ]] || bench_die "MEMORY_$v must be a whole number"
 done
 ((CALLS >= 1 && CALLS <= 1000)) || bench_die "MEMORY_CALLS must be 1..1000"
@@ -55,8 +68,25 @@ esac
 if ! [[ $DEADLINE =~ ^[0-9]+(ms|s)$ ]] || ((deadline_s > 600)); then
   bench_die "MEMORY_DEADLINE must be like 60s or 500ms, at most 600s"
 fi
+((SETTLE <= 120)) || bench_die "MEMORY_SETTLE must be 0..120"
 command -v curl >/dev/null || bench_die "curl not found (apt-get install curl)"
 bench_need_binaries "$COMPUTE_SERVER" "$COMPUTE_CLIENT"
+if [[ -n $PRELOAD || ${#SERVER_ENV[@]} -gt 0 ]]; then
+  [[ -z $PRELOAD || -f $PRELOAD ]] ||
+    bench_die "MEMORY_PRELOAD: no such file: $PRELOAD"
+  [[ -z $PRELOAD ]] || SERVER_ENV+=("LD_PRELOAD=$PRELOAD")
+  # The server alone gets the allocator and the environment; exec keeps its
+  # pid, which the sampler reads.
+  wrapper=$bench_tmp/compute-server
+  {
+    echo '#!/bin/sh'
+    printf 'exec env'
+    printf ' %q' "${SERVER_ENV[@]}" "$COMPUTE_SERVER"
+    printf ' "$@"\n'
+  } >"$wrapper"
+  chmod +x "$wrapper"
+  COMPUTE_SERVER=$wrapper
+fi
 
 # The image: binary PGM (P5), a gradient.
 image=$bench_tmp/image.pgm
@@ -139,6 +169,19 @@ for ((i = 0; i < 100; i++)); do
 done
 after_kib=$(status_kib VmRSS)
 hwm_kib=$(status_kib VmHWM)
+# How soon memory comes back: RSS every 0.5 s for MEMORY_SETTLE seconds.
+settle_start=$(date +%s.%N)
+settled_kib=$after_kib
+back_after=-1
+((after_kib * 10 <= idle_kib * 12)) && back_after=0
+for ((i = 0; i < SETTLE * 2; i++)); do
+  sleep 0.5
+  settled_kib=$(status_kib VmRSS)
+  if ((back_after < 0 && settled_kib * 10 <= idle_kib * 12)); then
+    back_after=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[1]) - float(sys.argv[2])))" \
+      "$(date +%s.%N)" "$settle_start")
+  fi
+done
 bench_stop "$sampler_pid"
 sampled_kib=$(cat "$samples" 2>/dev/null || echo 0)
 bench_scrape "$metrics_port" "$bench_tmp/after.prom"
@@ -177,11 +220,24 @@ echo "| idle, before the burst | $(mib "$idle_kib") |"
 echo "| peak (VmHWM) | $(mib "$hwm_kib") |"
 echo "| peak VmRSS sampled every 20 ms | $(mib "$sampled_kib") |"
 echo "| after the burst (queue empty) | $(mib "$after_kib") |"
+echo "| $SETTLE s later | $(mib "$settled_kib") |"
 echo
+if [[ $back_after == -1 ]]; then
+  echo "RSS within 20% of idle: not within ${SETTLE}s"
+else
+  echo "RSS within 20% of idle: ${back_after}s after the burst"
+fi
+[[ ${#SERVER_ENV[@]} -eq 0 ]] || echo "server environment: ${SERVER_ENV[*]}"
 echo "client status codes: $codes"
 echo "server: compute_tasks_rejected_total{reason=\"memory\"} +${memory_rejected:-n/a}" \
   "(all reasons: ${rejected_all:-none})," \
   "grpc_server_handled_total{grpc_code=\"ResourceExhausted\"} +${handled_re:-n/a}"
+if [[ -n ${MEMORY_RESULT:-} ]]; then
+  ok=$(bench_json "$out" 'j["status"].get("OK", 0)')
+  refused=$(bench_json "$out" 'j["status"].get("RESOURCE_EXHAUSTED", 0)')
+  echo "$idle_kib $((hwm_kib > sampled_kib ? hwm_kib : sampled_kib))" \
+    "$after_kib $settled_kib $back_after $ok $refused" >"$MEMORY_RESULT"
+fi
 # The peak: VmHWM, or the highest sample if that is higher (the kernel
 # folds RSS into VmHWM lazily).
 python3 - "$hwm_kib" "$sampled_kib" <<'PY'

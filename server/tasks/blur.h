@@ -1,13 +1,15 @@
 // blur: box blur of an 8-bit grayscale image, the image-work task.
 //
-// The box filter is separable, so it runs as a horizontal pass and a vertical
-// pass, each with a running sum: O(1) work per pixel whatever the radius (a
-// direct 2D window would cost (2r + 1)^2 per pixel, 16641 at r = 64). Pixels
-// beyond an edge repeat the edge pixel. The horizontal pass keeps exact sums
-// (16 bits suffice: 255 * 129 < 65536) and the one division happens at the
-// end, so each output pixel is the exact mean of its (2r + 1)^2 window rounded
-// to nearest (the window is odd-sized, so there are no ties). The token is
-// polled every 64K pixels of work, whatever the image's shape.
+// The box filter is separable, so it runs as a horizontal running sum and a
+// vertical running sum: O(1) work per pixel whatever the radius (a direct 2D
+// window would cost (2r + 1)^2 per pixel, 16641 at r = 64). Pixels beyond an
+// edge repeat the edge pixel. The sums are exact (horizontal ones fit 16
+// bits: 255 * 129 < 65536) and each output pixel is the exact mean of its
+// (2r + 1)^2 window rounded to nearest (the window is odd-sized, so there are
+// no ties), computed without a division (BlurMean below). The two
+// passes are fused, strip by strip, so the scratch stays in cache (blur.cc
+// says how). The token is polled every 64K pixels of work, whatever the
+// image's shape.
 #ifndef COMPUTE_SERVER_TASKS_BLUR_H_
 #define COMPUTE_SERVER_TASKS_BLUR_H_
 
@@ -25,6 +27,28 @@ namespace compute::tasks {
 inline constexpr uint64_t kMaxBlurPixels = 16 * 1024 * 1024;
 inline constexpr uint32_t kMaxBlurRadius = 64;
 
+// The mean of a window rounded to nearest, from its sum, without a division:
+// round(sum / area) = floor((2 * sum + area) / (2 * area)) (area is odd, so
+// there are no ties), computed as a float product with scale =
+// BlurMeanScale(area) = 1 / (2 * area), rounded to float. Exact for every
+// window the kernel sees: every radius <= kMaxBlurRadius, every sum <= 255 *
+// area. Why: the quotient's fractional part is (j + 1/2) / area for a whole
+// j, so it lies at least 1 / (2 * area) from any integer; the product has two
+// roundings (of 1 / (2 * area), then of the product), each relative error
+// <= 2^-24, and the quotient is below 256, so the error is below 256 * 2^-23
+// = 3.05e-5. That is less than 1 / (2 * area) for every radius up to 63
+// (area <= 16129: 3.1e-5); at radius 64 (3.005e-5) the bound alone does not
+// settle it, and blur_test checks every sum at every radius. All the values
+// are integers below 2^24, exact in a float; x86-64 evaluates float in float
+// (no excess precision).
+inline float BlurMeanScale(uint32_t area) {
+  return 1.0f / static_cast<float>(2 * area);
+}
+inline uint8_t BlurMean(uint32_t sum, uint32_t area, float scale) {
+  return static_cast<uint8_t>(static_cast<int32_t>(
+      static_cast<float>(static_cast<int32_t>(2 * sum + area)) * scale));
+}
+
 // 1 <= blur.width, 1 <= blur.height, width * height <= kMaxBlurPixels,
 // blur.pixels holds exactly width * height bytes, blur.radius <=
 // kMaxBlurRadius.
@@ -35,24 +59,26 @@ inline constexpr uint32_t kMaxBlurRadius = 64;
 // (2 * radius + 1)^2 pixels and returns the blurred pixels, same size. Radius
 // 0 returns a copy. Returns InvalidArgumentError if pixels.size() is not
 // width * height or radius > kMaxBlurRadius, and CancelledError once `cancel`
-// reports a stop. Memory: 3 bytes per pixel besides the input.
+// reports a stop. Memory: the result (1 byte per pixel) and under 600 KiB of
+// scratch besides the input; an image under 16 pixels wide and taller than
+// wide also a transposed copy of it (1 byte per pixel).
 absl::StatusOr<std::string> BoxBlur(absl::string_view pixels, uint32_t width,
                                     uint32_t height, uint32_t radius,
                                     const CancelToken& cancel);
 
 // Cost model (TaskKind::cost_units): width x height pixels, or pixels x
 // kBlurCopyCostFraction at radius 0 (a copy), plus kBlurFixedCostUnits.
-// Measured (release build), radius 64 against radius 1: 2% slower or less on
-// images with both sides >= 1024, 7% at 256x256, 10-12% on 16-pixel-thin
-// strips, 34% at 64x64 (each row's and column strip's first window costs
-// O(radius)). That is less than the shape itself moves the time per pixel
-// (2.1 ns at 1-4 megapixels, 3.0 at 16 megapixels, 3.1-3.6 on thin strips, 5
-// on a one-pixel-wide column), so radius >= 1 is not in the model. Radius 0 is
-// a copy, 0.02-0.07 ns per pixel; 1/32 of a blurred pixel over-estimates it a
-// little. The constant is a 1x1 image's measured fixed cost (~40 ns, the
-// allocations).
-inline constexpr double kBlurCopyCostFraction = 1.0 / 32;
-inline constexpr double kBlurFixedCostUnits = 16;
+// Measured (release build, kernel_bench): 0.45-0.50 ns per pixel from 256x256
+// to 2048x2048 and on 16-pixel-high strips, 0.57-0.60 at 16 megapixels (the
+// image no longer fits the cache), radius 64 within 4-11% of radius 1; so the
+// time is radius-independent and radius >= 1 is not in the model. Narrow
+// images cost more per pixel (16 wide 1.5 ns, 8 wide 1.1, 1 wide 1.2: per-row
+// overhead, or the transpose), which the model leaves to the learned rate.
+// Radius 0 is a copy, 0.03-0.07 ns per pixel; 1/8 of a blurred pixel
+// over-estimates it a little. The constant is a 1x1 image's measured fixed
+// cost (~32 ns, the allocations), in units of ~0.5 ns.
+inline constexpr double kBlurCopyCostFraction = 1.0 / 8;
+inline constexpr double kBlurFixedCostUnits = 64;
 // Besides its width x height pixels, the result holds its width and height;
 // serialized, those and the framing take at most 17 bytes.
 inline constexpr int64_t kBlurResponseHeaderBytes = 32;

@@ -4,8 +4,9 @@
 // primes up to sqrt(limit) (about 4,700 of them for 2e9) plus one segment that
 // fits in the CPU's L2 cache: O(sqrt(limit)) memory, under 1 MiB up to
 // kMaxPrimesLimit, and the sieve runs at cache speed. Only odd numbers are
-// stored, halving both memory and work. The token is polled between segments,
-// each a fraction of a millisecond of work.
+// stored, halving both memory and work, and the multiples of 3, 5, 7, 11 and
+// 13 come from a precomputed pattern (primes.cc). The token is polled between
+// segments, each a fraction of a millisecond of work.
 #ifndef COMPUTE_SERVER_TASKS_PRIMES_H_
 #define COMPUTE_SERVER_TASKS_PRIMES_H_
 
@@ -30,14 +31,15 @@ inline constexpr uint64_t kMaxPrimesLimit = 2'000'000'000;
 absl::StatusOr<uint64_t> CountPrimes(uint64_t limit, const CancelToken& cancel);
 
 // Cost model (TaskKind::cost_units): n ln n + kPrimesFixedCostUnits, with
-// n = max(limit, 2). The sieve is not quite linear: its time per number grew
-// 1.4x from limit 1e6 to 2e9 (5.2e-10 to 7.3e-10 s), as the striking work
-// grows like ln ln n and the larger base primes' strikes miss the cache more
-// often. n ln n tracks that growth: measured times were within 11% of
-// 3.4e-11 s per unit at every limit from 1e6 to 2e9 (limit alone would be off
-// by 21% across the range). The constant is the fixed cost of allocating and
-// clearing the 256 KiB segment (~4 us at limit 2), which keeps limit 0 above
-// zero (a limit below 2 returns at once: over-estimated by those 4 us).
+// n = max(limit, 2). The sieve is not quite linear: its time per number grows
+// 1.6x from limit 1e6 to 2e9 (kernel_bench: 0.33 to 0.54 ns), as the
+// striking work grows like ln ln n and the larger base primes' strikes miss
+// the cache more often. n ln n tracks that growth: measured times are within
+// 8% of 2.6e-11 s per unit at every limit from 1e6 to 2e9 (limit alone would
+// be off by 25% across the range). The constant is the fixed cost of
+// allocating and filling the 256 KiB segment (~4 us at limit 2), which keeps
+// limit 0 above zero (a limit below 2 returns at once: over-estimated by
+// those 4 us).
 inline constexpr double kPrimesFixedCostUnits = 1e5;
 // The result's uint64 count, with framing.
 inline constexpr int64_t kPrimesResponseBytes = 16;

@@ -32,12 +32,13 @@ constexpr double kFibSecondsPerUnit = 4.7e-10;
 constexpr double kSpinSecondsPerUnit = 1.0;
 // sha256, 0 B to 4 MiB x 1 to 1e6 rounds: 0.96-1.05.
 constexpr double kSha256SecondsPerUnit = 4.9e-10;
-// primes, limit 1e6 to 2e9: 1.01-1.11 (1e4: 1.06, 1e5: 0.82).
-constexpr double kPrimesSecondsPerUnit = 3.4e-11;
-// blur, radius 1 to 64: 256x256 to 2048x2048 and 1920x1080 0.87-1.05,
-// 4096x4096 1.21-1.24, other 16-megapixel shapes 1.27-1.55, a
-// one-pixel-wide column 2.05-2.07 (radius 0: 0.18-0.89, deliberately high).
-constexpr double kBlurSecondsPerUnit = 2.4e-9;
+// primes (the pre-sieved kernel; kernel_bench's medians), limit 1e6: 0.92,
+// 1e8: 0.98, 2e9: 0.97. The sieve before it: 3.4e-11.
+constexpr double kPrimesSecondsPerUnit = 2.6e-11;
+// blur (the fused kernel; kernel_bench's medians, radius 1 to 64): 256x256
+// to 2048x2048 and 1920x1080 0.92-1.05, 65536x16 1.00, 4096x4096 1.15-1.20,
+// narrow images 2.2-3.1 (radius 0: 0.5-1.1). The kernel before it: 2.4e-9.
+constexpr double kBlurSecondsPerUnit = 0.5e-9;
 
 // Registration: one line per kind; the index is the position.
 constexpr TaskKind kTaskKinds[] = {

@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/tasks/reference_kernels.h"
 
 namespace compute::tasks {
 namespace {
@@ -130,6 +131,79 @@ TEST(BlurTest, MatchesReferenceOnOddShapes) {
         ReferenceBlur(pixels, static_cast<int>(s.width),
                       static_cast<int>(s.height), static_cast<int>(s.radius)))
         << s.width << "x" << s.height << " r=" << s.radius;
+  }
+}
+
+TEST(BlurTest, MeanIsExactForEverySum) {
+  // Every sum a window can hold, at every radius, against integer rounding:
+  // the argument in blur.h, checked (at radius 64 the bound alone is short).
+  for (uint32_t radius = 1; radius <= kMaxBlurRadius; ++radius) {
+    const uint32_t area = (2 * radius + 1) * (2 * radius + 1);
+    const float scale = BlurMeanScale(area);
+    uint64_t wrong = 0;
+    for (uint32_t sum = 0; sum <= 255 * area; ++sum) {
+      wrong += BlurMean(sum, area, scale) != (sum + area / 2) / area;
+    }
+    EXPECT_EQ(wrong, 0u) << "radius " << radius;
+  }
+}
+
+// The old kernel, BoxBlur before the fused one (reference_kernels.h).
+std::string OldBlur(const std::string& pixels, uint32_t width, uint32_t height,
+                    uint32_t radius) {
+  absl::StatusOr<std::string> out =
+      reference::BoxBlur(pixels, width, height, radius, CancelToken());
+  EXPECT_TRUE(out.ok()) << out.status();
+  return out.value_or("");
+}
+
+TEST(BlurTest, MatchesOldKernelOnRandomImages) {
+  // Random shapes, mostly small (where edges and radii beyond the image
+  // meet), random radii over the whole range, random pixels.
+  std::mt19937 rng(17);
+  for (int i = 0; i < 600; ++i) {
+    const uint32_t limit = i % 3 == 0 ? 8 : i % 3 == 1 ? 70 : 400;
+    const uint32_t width = 1 + rng() % limit;
+    const uint32_t height = 1 + rng() % limit;
+    const uint32_t radius = rng() % (kMaxBlurRadius + 1);
+    const std::string pixels = RandomPixels(size_t{width} * height, rng());
+    ASSERT_EQ(Blur(pixels, width, height, radius),
+              OldBlur(pixels, width, height, radius))
+        << width << "x" << height << " r=" << radius;
+  }
+}
+
+TEST(BlurTest, MatchesOldKernelOnEdgeShapes) {
+  struct Shape {
+    uint32_t width, height;
+  };
+  // One pixel, one row, one column; widths around the kernel's strips of
+  // 2048 columns; heights around the ring of 2r + 2 rows.
+  const Shape shapes[] = {{1, 1},    {1, 5000},  {5000, 1}, {2047, 3},
+                          {2048, 3}, {2049, 3},  {4096, 2}, {4097, 2},
+                          {6143, 1}, {130, 130}, {3, 129},  {3, 130},
+                          {3, 131},  {129, 3},   {2, 260}};
+  uint32_t seed = 100;
+  for (const Shape& s : shapes) {
+    const std::string pixels = RandomPixels(size_t{s.width} * s.height, ++seed);
+    for (uint32_t radius : {1u, 2u, 3u, 63u, kMaxBlurRadius}) {
+      ASSERT_EQ(Blur(pixels, s.width, s.height, radius),
+                OldBlur(pixels, s.width, s.height, radius))
+          << s.width << "x" << s.height << " r=" << radius;
+    }
+  }
+}
+
+TEST(BlurTest, MatchesOldKernelOnExtremes) {
+  // All 255s make the largest sums the reciprocal divides; the largest
+  // image, at both ends of the radius range.
+  const std::string white(4096 * 4096, '\xff');
+  EXPECT_EQ(Blur(white, 4096, 4096, kMaxBlurRadius), white);
+  const std::string pixels = RandomPixels(kMaxBlurPixels, 7);
+  for (uint32_t radius : {1u, kMaxBlurRadius}) {
+    EXPECT_EQ(Blur(pixels, 4096, 4096, radius),
+              OldBlur(pixels, 4096, 4096, radius))
+        << "r=" << radius;
   }
 }
 

@@ -1,10 +1,12 @@
 #include "server/tasks/primes.h"
 
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/tasks/reference_kernels.h"
 
 namespace compute::tasks {
 namespace {
@@ -65,6 +67,42 @@ TEST(PrimesTest, MatchesReferenceAroundSegmentEdges) {
       EXPECT_EQ(Count(n), pi[n]) << n;
     }
   }
+}
+
+TEST(PrimesTest, MatchesReferenceAroundThePresievePeriod) {
+  // The pre-sieve's pattern repeats every 15015 odd numbers (30030 numbers);
+  // a segment starts at a different place in it each time.
+  const std::vector<uint32_t> pi = ReferencePi(3'200'000);
+  for (uint32_t edge : {30030u, 2 * 30030u, 17 * 30030u, 100 * 30030u}) {
+    for (uint32_t n = edge - 3; n <= edge + 3; ++n) {
+      EXPECT_EQ(Count(n), pi[n]) << n;
+    }
+  }
+  // The pre-sieved primes themselves and the first struck one (17, 289).
+  for (uint32_t n : {3u, 5u, 7u, 11u, 13u, 14u, 16u, 17u, 288u, 289u, 290u}) {
+    EXPECT_EQ(Count(n), pi[n]) << n;
+  }
+}
+
+TEST(PrimesTest, MatchesOldKernelAtRandomLimits) {
+  // The old sieve (reference_kernels.h) as the reference where the plain
+  // one would need too much memory: random limits up to 2e7, and a few
+  // fixed ones across segments.
+  std::mt19937_64 rng(17);
+  std::vector<uint64_t> limits = {262'143,   524'287,   524'288,
+                                  1'048'577, 9'999'991, 30'000'001};
+  for (int i = 0; i < 30; ++i) limits.push_back(rng() % 20'000'000);
+  for (uint64_t limit : limits) {
+    absl::StatusOr<uint64_t> old = reference::CountPrimes(limit, CancelToken());
+    ASSERT_TRUE(old.ok()) << old.status();
+    EXPECT_EQ(Count(limit), *old) << limit;
+  }
+}
+
+TEST(PrimesTest, CountsUpToTheLimit) {
+  // pi(2e9), the largest request the service accepts (well known; the old
+  // sieve gave the same).
+  EXPECT_EQ(Count(kMaxPrimesLimit), 98'222'287u);
 }
 
 TEST(PrimesTest, ValidateAcceptsTheLimit) {
