@@ -54,6 +54,9 @@ ABSL_FLAG(absl::Duration, load_report_interval, absl::Milliseconds(1),
           "at least one answer per this interval on each I/O thread (ORCA "
           "endpoint-load-metrics-bin and compute-load; 0: every answer; "
           "inf: none)");
+ABSL_FLAG(bool, worker_spin, true,
+          "an idle worker spins a few microseconds for the next task before "
+          "it sleeps (one at a time)");
 ABSL_FLAG(int, tenant_metrics, 0,
           "export per-tenant series (compute_tenant_*) for at most this many "
           "tenants, the top ones by cost sent, plus \"other\" (0: none; at "
@@ -388,6 +391,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
       !s.ok()) {
     return s;
   }
+  server.pool.spin_before_park = absl::GetFlag(FLAGS_worker_spin);
   server.pool.inline_max_cost = absl::GetFlag(FLAGS_inline_max_cost);
   if (server.pool.inline_max_cost < absl::ZeroDuration() ||
       server.pool.inline_max_cost > absl::Milliseconds(10)) {

@@ -36,6 +36,7 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
   Put(f, "memory_limit", c.memory.explanation);
   Put(f, "target_queue_wait", absl::FormatDuration(s.pool.target_queue_wait));
   Put(f, "inline_max_cost", absl::FormatDuration(s.pool.inline_max_cost));
+  Put(f, "worker_spin", s.pool.spin_before_park);
   Put(f, "trust_tenant_header", s.trust_tenant_header);
   Put(f, "tenant_weights", static_cast<double>(s.tenant_weights.size()));
   Put(f, "tenant_metrics", static_cast<double>(c.tenant_metrics));

@@ -255,6 +255,7 @@ WorkerPool::WorkerPool(PoolOptions options)
       inline_max_cost_(options.inline_max_cost > absl::ZeroDuration()
                            ? options.inline_max_cost
                            : -absl::Nanoseconds(1)),
+      spin_before_park_(options.spin_before_park),
       idle_timeout_(options.idle_timeout),
       clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
       observer_(options.observer),
@@ -788,7 +789,7 @@ void WorkerPool::WorkerLoop(int index) {
     // Nothing to deliver, nothing queued.
     ObserveQueueWaitLocked(absl::ZeroDuration(), clock_.Ticks());
     if (stopping_) break;
-    if (SpinForWorkLocked()) continue;
+    if (spin_before_park_ && SpinForWorkLocked()) continue;
     ++idle_workers_;
     bool may_retire = alive_workers_ > min_workers_;
     absl::Time give_up =

@@ -234,6 +234,9 @@ struct PoolOptions {
   // thread ("workers as permits": the bound on concurrent tasks is the same,
   // and a trivial task skips two thread hand-offs). Zero: never.
   absl::Duration inline_max_cost = absl::ZeroDuration();
+  // Before it parks, one idle worker at a time spins briefly for the next
+  // task (SpinForWorkLocked).
+  bool spin_before_park = true;
   // A worker above min_workers idle this long exits.
   absl::Duration idle_timeout = absl::Seconds(60);
   Clock* clock = nullptr;                 // nullptr = Clock::Real()
@@ -435,6 +438,7 @@ class WorkerPool {
   const absl::Duration target_queue_wait_;
   const absl::Duration overload_interval_;
   const absl::Duration inline_max_cost_;
+  const bool spin_before_park_;
   int64_t overload_interval_ticks_ = 1;  // the same, in clock ticks
   const absl::Duration idle_timeout_;
   Clock& clock_;
