@@ -206,6 +206,7 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
       }
     }
     auto pick = [&]() -> std::shared_ptr<Replica> {
+      mu_.AssertHeld();
       if (!open.empty()) {
         Replica* r = open[random_() % open.size()];
         for (const auto& s : replicas_) {
