@@ -46,7 +46,8 @@
 //     newest of the lowest class below the task's own (sheddable first,
 //     then default for a critical task; FairQueue::NewestBelow); else, for
 //     a task whose tenant is under its fair share of its class's queued
-//     cost, the newest of the tenant most over its share. The displaced task completes kPreempted.
+//     cost, the newest of the tenant most over its share. The displaced task
+//     completes kPreempted.
 //   - kMemory: bytes held by queued and running tasks (TaskOptions::bytes)
 //     would pass max_inflight_bytes.
 //   - kShed: a sheddable task's expected wait is over half the target.
