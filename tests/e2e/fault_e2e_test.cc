@@ -521,11 +521,19 @@ TEST(FaultE2eTest, MetricsEndpointSurvivesSlowlorisAndParallelScrapes) {
     });
   }
   for (std::thread& t : scrapers) t.join();
-  start = absl::Now();
-  auto fresh = HttpGet("127.0.0.1", metrics_port, "/metrics", absl::Seconds(2));
-  absl::Duration fresh_latency = absl::Now() - start;
-  EXPECT_TRUE(fresh.ok() && fresh->status == 200)
-      << "a scrape from a fresh connection: " << fresh.status();
+  // Then 10 scrapes, one after another, each from a fresh connection and
+  // each answered within 1 s (issue 18's target), while the slow
+  // connections still trickle.
+  absl::Duration fresh_latency;
+  for (int i = 0; i < 10; ++i) {
+    start = absl::Now();
+    auto fresh =
+        HttpGet("127.0.0.1", metrics_port, "/metrics", absl::Seconds(1));
+    fresh_latency = std::max(fresh_latency, absl::Now() - start);
+    EXPECT_TRUE(fresh.ok() && fresh->status == 200)
+        << "a scrape from a fresh connection: " << fresh.status();
+  }
+  EXPECT_EQ(slow_closed.load(), 0) << "the slow connections ended too soon";
   for (int i = 0; i < 10; ++i) {
     grpc::Status s = CallFib(*port, absl::Seconds(2));
     EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
@@ -534,7 +542,7 @@ TEST(FaultE2eTest, MetricsEndpointSurvivesSlowlorisAndParallelScrapes) {
   for (int fd : slow) close(fd);
   std::cout << kSlowConnections << " slowloris connections + "
             << kParallelScrapes << " parallel scrapes: " << scrapes_ok.load()
-            << " scrapes answered within 3 s; a fresh scrape took "
+            << " scrapes answered within 3 s; 10 fresh scrapes took at most "
             << absl::FormatDuration(fresh_latency) << " (unloaded "
             << absl::FormatDuration(unloaded) << "); slow connections held";
   for (absl::Duration d : held) std::cout << " " << absl::FormatDuration(d);

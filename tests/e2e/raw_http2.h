@@ -368,11 +368,16 @@ class RawHttp2Connection {
         } else if (type == http2::kHeaders || type == http2::kContinuation) {
           if (type == http2::kHeaders) {
             size_t skip = 0, pad = 0;
-            if (flags & http2::kPadded) {
+            if ((flags & http2::kPadded) && !payload.empty()) {
               pad = static_cast<uint8_t>(payload[0]);
               skip = 1;
             }
             if (flags & http2::kPriority) skip += 5;
+            if (skip + pad > payload.size()) {
+              end.kind = StreamEnd::Kind::kBadFrame;
+              end.error = "HEADERS shorter than its padding and priority";
+              return end;
+            }
             block = payload.substr(skip, payload.size() - skip - pad);
             block_stream = id;
             block_ends_stream = flags & http2::kEndStream;
