@@ -15,11 +15,16 @@
 #   blur of a 2048x2048 image (4 MiB in and out), radius 8, 1 in flight;
 #   every 30 s, a 5 s overload burst: spin 5ms at 2000/s (5x capacity).
 #
-# Trend rule (documented in the README): drop the first SOAK_WARMUP (default
-# 60s, at most a third of the run); split the rest into thirds; a series
-# fails when the mean of the last third exceeds the mean of the first third
-# by more than its tolerance: RSS 10% + 16 MiB, fds 8, threads 4. The
-# least-squares slope over the same samples is printed beside it.
+# Trend rule (documented in the README; scripts/soak_trend.py): drop the
+# first SOAK_WARMUP (default 180s, at most a third of the run); split the
+# rest into thirds; a series fails when the mean of the last third exceeds
+# the mean of the first third by more than its tolerance: RSS 5% + 8 MiB,
+# fds 4, threads 4. The least-squares slope is printed beside it. Why 180 s:
+# RSS settles only once every thread has held its peak (glibc keeps an
+# arena per thread); in the first full run it stepped from 130 to 253 MiB
+# between 80 s and 145 s, as the thread count went 34 -> 38, then stayed
+# within 253-260 MiB for the 7.5 minutes left. A run shorter than about
+# 6 minutes cannot tell that step from a leak.
 #
 # Environment: SOAK_TIME (e.g. 120s, 10m), SOAK_SAMPLE, SOAK_WARMUP, and
 # scripts/bench/lib.sh's BUILD, COMPUTE_SERVER, COMPUTE_CLIENT, BENCH_KEEP.
@@ -38,7 +43,7 @@ seconds_of() {
 }
 soak_s=$(seconds_of "${SOAK_TIME:-10m}")
 sample_s=${SOAK_SAMPLE:-5}
-warmup_s=$(seconds_of "${SOAK_WARMUP:-60s}")
+warmup_s=$(seconds_of "${SOAK_WARMUP:-180s}")
 ((warmup_s <= soak_s / 3)) || warmup_s=$((soak_s / 3))
 ((soak_s >= 30)) || bench_die "SOAK_TIME must be at least 30s"
 

@@ -2,8 +2,8 @@
 """The soak's trend rule (scripts/soak.sh): SAMPLES is a TSV of t (s),
 rss_kib, fds, threads; samples before WARMUP seconds are dropped, the rest
 split into thirds; a series fails when the mean of its last third exceeds
-the mean of its first third by more than its tolerance (RSS 10% + 16 MiB,
-fds 8, threads 4). The least-squares slope is printed beside it, for the
+the mean of its first third by more than its tolerance (RSS 5% + 8 MiB,
+fds 4, threads 4). The least-squares slope is printed beside it, for the
 reader, not the verdict: one burst late in a short run moves a slope more
 than it moves a mean. Exit 1 if any series fails.
 
@@ -21,8 +21,8 @@ third = len(kept) // 3
 first, last = kept[:third], kept[-third:]
 failed = False
 print("soak: %d samples, %d after the %d s warm-up" % (len(data), len(kept), warmup))
-for i, name, tol in ((1, "rss_mib", lambda a: 0.10 * a + 16 * 1024),
-                     (2, "fds", lambda a: 8), (3, "threads", lambda a: 4)):
+for i, name, tol in ((1, "rss_mib", lambda a: 0.05 * a + 8 * 1024),
+                     (2, "fds", lambda a: 4), (3, "threads", lambda a: 4)):
     a = sum(d[i] for d in first) / len(first)
     b = sum(d[i] for d in last) / len(last)
     xs = [d[0] for d in kept]
