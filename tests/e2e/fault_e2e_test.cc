@@ -4,7 +4,6 @@
 // port, and a client that never reads its responses. Each test is bounded
 // (seconds); each asserts that the server answers what it can with a gRPC
 // status, stays up, and keeps serving well-behaved clients.
-#include <fcntl.h>
 #include <sys/resource.h>
 
 #include <algorithm>
