@@ -26,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/compressed_call.h"
+#include "tests/e2e/raw_http2.h"
 #include "tests/e2e/server_process.h"
 #include "tests/integration/calls.h"
 
@@ -139,29 +140,6 @@ TEST(CompressionE2eTest, BombsAreRefusedBeforeAnyInflation) {
   EXPECT_EQ(server.Wait().code, 0);
 }
 
-// One HTTP/2 frame: 24-bit length, type, flags, 31-bit stream id, payload.
-std::string Http2Frame(uint8_t type, uint8_t flags, uint32_t stream,
-                       const std::string& payload) {
-  std::string frame;
-  uint32_t n = static_cast<uint32_t>(payload.size());
-  frame.push_back(static_cast<char>(n >> 16));
-  frame.push_back(static_cast<char>(n >> 8));
-  frame.push_back(static_cast<char>(n));
-  frame.push_back(static_cast<char>(type));
-  frame.push_back(static_cast<char>(flags));
-  for (int shift : {24, 16, 8, 0}) {
-    frame.push_back(static_cast<char>(stream >> shift));
-  }
-  return frame + payload;
-}
-
-// An HPACK "literal header field without indexing, new name", neither
-// string Huffman-coded (RFC 7541 6.2.2); both shorter than 127 bytes.
-std::string HpackLiteral(const std::string& name, const std::string& value) {
-  return std::string(1, '\0') + static_cast<char>(name.size()) + name +
-         static_cast<char>(value.size()) + value;
-}
-
 // Opens a plain-text HTTP/2 connection to 127.0.0.1:`port`, sends a gRPC
 // call's headers with `content_type`, and waits up to `timeout` for the
 // server to answer anything. False if the connection failed.
@@ -177,16 +155,10 @@ bool SendHeadersWithContentType(int port, const std::string& content_type,
     close(fd);
     return false;
   }
-  constexpr uint8_t kHeaders = 0x1, kSettings = 0x4, kEndHeaders = 0x4;
-  std::string block = HpackLiteral(":method", "POST") +
-                      HpackLiteral(":scheme", "http") +
-                      HpackLiteral(":path", "/compute.v1.Compute/Run") +
-                      HpackLiteral(":authority", "127.0.0.1") +
-                      HpackLiteral("content-type", content_type) +
-                      HpackLiteral("te", "trailers");
   std::string out = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
-                    Http2Frame(kSettings, 0, 0, "") +
-                    Http2Frame(kHeaders, kEndHeaders, 1, block);
+                    Http2Frame(http2::kSettings, 0, 0, "") +
+                    Http2Frame(http2::kHeaders, http2::kEndHeaders, 1,
+                               RunCallHeaders(content_type));
   bool sent =
       write(fd, out.data(), out.size()) == static_cast<ssize_t>(out.size());
   if (sent) {

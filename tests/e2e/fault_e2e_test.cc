@@ -1,0 +1,638 @@
+// Faults against the real compute-server binary: requests that lie about
+// their framing, a SIGKILL and an immediate restart, a flood of connections
+// and of streams that never send a body, a slowloris client on the metrics
+// port, and a client that never reads its responses. Each test is bounded
+// (seconds); each asserts that the server answers what it can with a gRPC
+// status, stays up, and keeps serving well-behaved clients.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "compute/v1/compute.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/raw_http2.h"
+#include "tests/e2e/server_process.h"
+#include "tests/integration/calls.h"
+#include "tests/unit/metrics/exposition.h"
+
+namespace compute::testing {
+namespace {
+
+using ::compute::metrics::testing::FreeLoopbackPort;
+using ::compute::metrics::testing::HttpGet;
+using ::compute::metrics::testing::Scrape;
+
+std::vector<std::string> BaseArgs() {
+  return {"--address=127.0.0.1", "--port=0", "--metrics_port=0"};
+}
+
+std::shared_ptr<grpc::Channel> ChannelTo(int port) {
+  return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                             grpc::InsecureChannelCredentials());
+}
+
+// A Run(fib 10) on `channel` (a fresh one if null) within `deadline`.
+grpc::Status CallFib(int port, absl::Duration deadline,
+                     std::shared_ptr<grpc::Channel> channel = nullptr) {
+  if (channel == nullptr) channel = ChannelTo(port);
+  auto stub = compute::v1::Compute::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  compute::v1::RunRequest request = Fib(10);
+  compute::v1::RunResponse response;
+  return stub->Run(&context, request, &response);
+}
+
+// True if a fresh connection gets health SERVING for compute.v1.Compute.
+bool HealthServing(int port) {
+  auto stub = grpc::health::v1::Health::NewStub(ChannelTo(port));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service("compute.v1.Compute");
+  grpc::health::v1::HealthCheckResponse response;
+  return stub->Check(&context, request, &response).ok() &&
+         response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+// The server is up and serves a normal call and a health check.
+void ExpectHealthy(int port) {
+  grpc::Status s = CallFib(port, absl::Seconds(5));
+  EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  EXPECT_TRUE(HealthServing(port));
+}
+
+// Open file descriptors of `pid`, or -1.
+int OpenFds(pid_t pid) {
+  std::error_code error;
+  int n = 0;
+  for (auto it = std::filesystem::directory_iterator(
+           absl::StrCat("/proc/", pid, "/fd"), error);
+       !error && it != std::filesystem::directory_iterator();
+       it.increment(error)) {
+    ++n;
+  }
+  return error ? -1 : n;
+}
+
+// VmRSS of `pid` in KiB, or -1. (Printed, not asserted: glibc keeps
+// freed memory, so RSS need not fall back when nothing leaks.)
+int64_t RssKib(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6);
+  }
+  return -1;
+}
+
+// Polls `done` every 10 ms until it holds or `timeout` passes.
+template <typename Pred>
+bool PollUntil(Pred done, absl::Duration timeout) {
+  absl::Time end = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= end) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+absl::Duration Percentile(std::vector<absl::Duration> v, double q) {
+  if (v.empty()) return absl::ZeroDuration();
+  std::sort(v.begin(), v.end());
+  size_t i = std::min(v.size() - 1, static_cast<size_t>(q * v.size()));
+  return v[i];
+}
+
+std::string FibBody() { return Fib(10).SerializeAsString(); }
+
+// Fib tasks the server has counted (any outcome), or -1.
+double FibTasks(int metrics_port) {
+  auto scrape = Scrape(metrics_port);
+  return scrape.ok() ? scrape->Sum("compute_tasks_total", {{"task", "fib"}})
+                     : -1;
+}
+
+// A request that lies about its framing, sent on stream 1 of a fresh
+// connection, and what it must get: a grpc-status on its stream (or, where
+// the client also stops writing, the connection closed), and how many
+// tasks it may run.
+struct LyingRequest {
+  std::string name;
+  std::string bytes;         // everything after the client preface
+  bool shutdown_write;       // then stop writing (EOF to the server)
+  int grpc_status;           // expected; -1: the connection closes instead
+  std::string message_part;  // expected in grpc-message
+  int tasks;                 // fib tasks it runs
+};
+
+// Each of these gets a gRPC status on its own stream, never a crash or a
+// hang, runs at most the one task it asked for, and the server keeps
+// serving (a normal call succeeds, health is SERVING) after each.
+TEST(FaultE2eTest, LyingRequestsGetAGrpcErrorAndTheServerStaysHealthy) {
+  constexpr int kMaxMessageBytes = 1 << 20;
+  int metrics_port = FreeLoopbackPort();
+  ServerProcess server(
+      {"--address=127.0.0.1", "--port=0", "--metrics_address=127.0.0.1",
+       absl::StrCat("--metrics_port=", metrics_port),
+       absl::StrCat("--max_message_bytes=", kMaxMessageBytes)});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  ExpectHealthy(*port);
+
+  // Oversized: one byte over the receive limit, from a real gRPC client.
+  {
+    auto stub = compute::v1::Compute::NewStub(ChannelTo(*port));
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    compute::v1::RunRequest request;
+    request.mutable_sha256()->set_data(std::string(kMaxMessageBytes, 'x'));
+    compute::v1::RunResponse response;
+    grpc::Status s = stub->Run(&context, request, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << s.error_message();
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("larger than max"));
+    ExpectHealthy(*port);
+  }
+
+  using http2::kData;
+  using http2::kEndHeaders;
+  using http2::kEndStream;
+  using http2::kHeaders;
+  const std::string headers =
+      Http2Frame(kHeaders, kEndHeaders, 1, RunCallHeaders());
+  const std::string body = FibBody();
+  const std::vector<LyingRequest> cases = {
+      // gRPC 1.51 logs the content-type as an error (a JSON line) and
+      // serves the call anyway: the body is a well-formed gRPC message.
+      {"content-type text/plain",
+       Http2Frame(kHeaders, kEndHeaders, 1, RunCallHeaders("text/plain")) +
+           Http2Frame(kData, kEndStream, 1, GrpcMessage(body)),
+       false, 0, "", 1},
+      // The stream ends with 1000 bytes of the message missing.
+      {"length prefix beyond the body",
+       headers + Http2Frame(kData, kEndStream, 1,
+                            GrpcMessage(body, body.size() + 1000)),
+       false, 13, "Unable to parse request", 0},
+      {"length prefix cut short",
+       headers +
+           Http2Frame(kData, kEndStream, 1, GrpcMessage(body).substr(0, 3)),
+       false, 13, "Unable to parse request", 0},
+      // gRPC 1.51 hands a unary handler the first message and drops the
+      // rest: answered once, run once.
+      {"two messages on a unary call",
+       headers + Http2Frame(kData, kEndStream, 1,
+                            GrpcMessage(body) + GrpcMessage(body)),
+       false, 0, "", 1},
+      // A DATA frame whose header promises 100 bytes more than come before
+      // the client stops writing: the stream cannot complete.
+      {"a DATA frame cut short, then EOF",
+       headers +
+           Http2Frame(kData, 0, 1, GrpcMessage(body) + std::string(100, 'x'))
+               .substr(0, 9 + 10),
+       true, 14, "", 0},
+  };
+  for (const LyingRequest& c : cases) {
+    SCOPED_TRACE(c.name);
+    const double tasks_before = FibTasks(metrics_port);
+    ASSERT_GE(tasks_before, 0);
+    RawHttp2Connection conn;
+    ASSERT_TRUE(conn.Connect(*port));
+    ASSERT_TRUE(conn.Send(c.bytes));
+    if (c.shutdown_write) conn.ShutdownWrite();
+    StreamEnd end = conn.ReadUntilEnd(1, absl::Seconds(5));
+    std::cout << c.name << ": grpc-status " << end.grpc_status() << " '"
+              << end.fields["grpc-message"] << "'"
+              << (end.kind == StreamEnd::Kind::kClosed ? ", connection closed"
+                                                       : "")
+              << "\n";
+    ASSERT_NE(end.kind, StreamEnd::Kind::kBadFrame) << end.error;
+    EXPECT_NE(end.kind, StreamEnd::Kind::kTimeout) << "no answer in 5 s";
+    if (c.grpc_status >= 0) {
+      EXPECT_EQ(end.kind, StreamEnd::Kind::kTrailers);
+      EXPECT_EQ(end.grpc_status(), c.grpc_status);
+      EXPECT_THAT(end.fields["grpc-message"],
+                  ::testing::HasSubstr(c.message_part));
+    } else {
+      EXPECT_EQ(end.kind, StreamEnd::Kind::kClosed);
+    }
+    // The task it asked for ran (counted once it completed), no other.
+    if (c.tasks > 0) {
+      EXPECT_TRUE(PollUntil(
+          [&] { return FibTasks(metrics_port) >= tasks_before + c.tasks; },
+          absl::Seconds(5)));
+    }
+    EXPECT_EQ(FibTasks(metrics_port), tasks_before + c.tasks);
+    ExpectHealthy(*port);
+  }
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait().code, 0);
+}
+
+// A server killed with SIGKILL leaves its connections to the kernel
+// (FIN_WAIT, TIME_WAIT on the server's port); a restart on the same port
+// must still bind at once (SO_REUSEADDR, in gRPC's listener and in our own
+// port check) and serve within a second.
+TEST(FaultE2eTest, SigkillThenRestartOnTheSamePortServesWithinASecond) {
+  ServerProcess first(BaseArgs());
+  ASSERT_TRUE(first.Spawn());
+  std::optional<int> port = first.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  // Connections open when it dies: one idle after a call, one with a call
+  // running, and one whose client neither reads nor closes, which leaves
+  // the server's side of it in FIN-WAIT on the port after the kill (a bind
+  // without SO_REUSEADDR then fails with EADDRINUSE).
+  RawHttp2Connection lingering;
+  ASSERT_TRUE(lingering.Connect(*port));
+  std::shared_ptr<grpc::Channel> idle = ChannelTo(*port);
+  ASSERT_TRUE(CallFib(*port, absl::Seconds(5), idle).ok());
+  std::shared_ptr<grpc::Channel> busy = ChannelTo(*port);
+  ASSERT_TRUE(busy->WaitForConnected(
+      absl::ToChronoTime(absl::Now() + absl::Seconds(5))));
+  auto stub = compute::v1::Compute::NewStub(busy);
+  auto running = std::make_unique<AsyncCall>(*stub, Spin(absl::Seconds(10)),
+                                             absl::Seconds(20));
+  first.Signal(SIGKILL);
+  ExitResult killed = first.Wait(absl::Seconds(10));
+  EXPECT_EQ(killed.code, -1);  // killed by the signal
+  const absl::Time killed_at = absl::Now();
+
+  ServerProcess second({"--address=127.0.0.1", absl::StrCat("--port=", *port),
+                        "--metrics_port=0"});
+  ASSERT_TRUE(second.Spawn());
+  std::optional<int> second_port = second.WaitServing(absl::Seconds(10));
+  ASSERT_TRUE(second_port.has_value())
+      << "the restart did not serve: " << second.Wait().stderr_text;
+  EXPECT_EQ(*second_port, *port);
+  const absl::Time bound_at = absl::Now();
+  bool served =
+      PollUntil([&] { return CallFib(*port, absl::Milliseconds(500)).ok(); },
+                absl::Seconds(5));
+  const absl::Time served_at = absl::Now();
+  ASSERT_TRUE(served);
+  std::cout << "SIGKILL -> restart on port " << *port << ": serving line after "
+            << absl::FormatDuration(bound_at - killed_at)
+            << ", first call answered after "
+            << absl::FormatDuration(served_at - killed_at) << "\n";
+  // The target is 1 s; the bound leaves room for a loaded 2-core machine.
+  EXPECT_LT(served_at - killed_at, absl::Seconds(5));
+  second.Signal(SIGTERM);
+  EXPECT_EQ(second.Wait().code, 0);
+}
+
+// Raises this process's open-file limit to its hard limit (the server it
+// spawns inherits it); returns the soft limit now in force.
+rlim_t RaiseFdLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+  getrlimit(RLIMIT_NOFILE, &limit);
+  return limit.rlim_cur;
+}
+
+// A connection opened to 127.0.0.1:`port` (blocking connect), or -1.
+int ConnectTcp(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Many connections opened at once (each sends the HTTP/2 preface, so gRPC
+// sets up a transport for it), plus 200 streams whose headers arrive but
+// whose body never does: a well-behaved client on its own connection is
+// still served during it, and once the flood is dropped the server's open
+// fds return to what they were.
+TEST(FaultE2eTest, ConnectionFloodAndBodylessStreamsLeaveOthersServed) {
+  rlim_t fd_limit = RaiseFdLimit();
+  // The test holds each connection once, the server once; keep room for
+  // both processes' own fds.
+  const int connections = static_cast<int>(
+      std::min<rlim_t>(1000, fd_limit > 400 ? fd_limit - 200 : 0));
+  ASSERT_GE(connections, 200) << "open-file limit " << fd_limit;
+  constexpr int kBodylessStreams = 200;
+  constexpr int kStreamsPerConnection = 100;
+  constexpr int kCalls = 200;
+
+  ServerProcess server(
+      {"--address=127.0.0.1", "--port=0", "--metrics_port=0", "--workers=2"});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  std::shared_ptr<grpc::Channel> good = ChannelTo(*port);
+  auto timed_calls = [&] {
+    std::vector<absl::Duration> latencies;
+    for (int i = 0; i < kCalls; ++i) {
+      absl::Time start = absl::Now();
+      grpc::Status s = CallFib(*port, absl::Seconds(5), good);
+      EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+      latencies.push_back(absl::Now() - start);
+    }
+    return latencies;
+  };
+  ASSERT_TRUE(CallFib(*port, absl::Seconds(5), good).ok());  // connects
+  absl::Duration unloaded_p99 = Percentile(timed_calls(), 0.99);
+  const int baseline = OpenFds(server.pid());
+  ASSERT_GT(baseline, 0);
+  const int64_t rss_before = RssKib(server.pid());
+
+  // The well-behaved client calls all through the flood: while it opens,
+  // while it is held, and while it is dropped (at least kCalls calls).
+  std::atomic<bool> flooding{true};
+  std::vector<absl::Duration> loaded;
+  std::thread well_behaved([&] {
+    const absl::Time give_up = absl::Now() + absl::Seconds(60);
+    while ((flooding.load() || static_cast<int>(loaded.size()) < kCalls) &&
+           absl::Now() < give_up) {
+      absl::Time start = absl::Now();
+      grpc::Status s = CallFib(*port, absl::Seconds(5), good);
+      EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+      loaded.push_back(absl::Now() - start);
+    }
+  });
+  struct StopAndJoin {  // also when an ASSERT below returns early
+    std::atomic<bool>& flag;
+    std::thread& thread;
+    ~StopAndJoin() {
+      flag.store(false);
+      if (thread.joinable()) thread.join();
+    }
+  } stop_and_join{flooding, well_behaved};
+  std::vector<int> flood;
+  for (int i = 0; i < connections; ++i) {
+    int fd = ConnectTcp(*port);
+    if (fd < 0) break;
+    flood.push_back(fd);
+  }
+  ASSERT_EQ(static_cast<int>(flood.size()), connections);
+  const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+                              Http2Frame(http2::kSettings, 0, 0, "");
+  for (int fd : flood) {
+    ASSERT_EQ(send(fd, preface.data(), preface.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(preface.size()));
+  }
+  std::vector<std::unique_ptr<RawHttp2Connection>> bodyless;
+  for (int c = 0; c < kBodylessStreams / kStreamsPerConnection; ++c) {
+    auto conn = std::make_unique<RawHttp2Connection>();
+    ASSERT_TRUE(conn->Connect(*port));
+    std::string frames;
+    for (uint32_t s = 0; s < kStreamsPerConnection; ++s) {
+      // No END_STREAM, no grpc-timeout: the body is promised and never sent.
+      frames += Http2Frame(http2::kHeaders, http2::kEndHeaders, 2 * s + 1,
+                           RunCallHeaders());
+    }
+    ASSERT_TRUE(conn->Send(frames));
+    bodyless.push_back(std::move(conn));
+  }
+  // The flood reached the server: it holds (about) one fd per connection.
+  int peak = 0;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        peak = std::max(peak, OpenFds(server.pid()));
+        return peak >= baseline + connections;
+      },
+      absl::Seconds(10)))
+      << "server fds " << peak << ", baseline " << baseline;
+  const int64_t rss_flooded = RssKib(server.pid());
+  // Nothing in the flood ended a body-less stream: they are still open.
+  for (auto& conn : bodyless) {
+    StreamEnd end = conn->ReadUntilEnd(1, absl::Milliseconds(100));
+    EXPECT_EQ(end.kind, StreamEnd::Kind::kTimeout);
+  }
+
+  for (int fd : flood) close(fd);
+  bodyless.clear();
+  int after = -1;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        after = OpenFds(server.pid());
+        return after <= baseline;
+      },
+      absl::Seconds(10)))
+      << "server fds stayed at " << after << ", baseline " << baseline;
+  flooding.store(false);
+  well_behaved.join();
+  absl::Duration loaded_p99 = Percentile(loaded, 0.99);
+  std::cout << connections << " connections + " << kBodylessStreams
+            << " body-less streams: server fds " << baseline << " -> " << peak
+            << " -> " << after << "; well-behaved fib p99 "
+            << absl::FormatDuration(unloaded_p99) << " unloaded, "
+            << absl::FormatDuration(loaded_p99) << " during the flood ("
+            << loaded.size() << " calls); RSS " << rss_before << " KiB -> "
+            << rss_flooded << " KiB -> " << RssKib(server.pid()) << " KiB\n";
+  // The issue's target is 5x; the 50 ms is room for the other processes
+  // on a shared 2-core machine, not for the server.
+  EXPECT_LE(loaded_p99, 5 * unloaded_p99 + absl::Milliseconds(50));
+  ExpectHealthy(*port);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait().code, 0);
+}
+
+// A slowloris client: connections that send the start of an HTTP request
+// and then one byte at a time, each holding one of the metrics endpoint's
+// threads for as long as it trickles. With many scrapes in parallel too, a
+// scrape from a fresh connection must still be answered, and gRPC calls
+// too (the two share nothing but the CPU).
+TEST(FaultE2eTest, MetricsEndpointSurvivesSlowlorisAndParallelScrapes) {
+  constexpr int kSlowConnections = 4;
+  constexpr int kParallelScrapes = 200;
+  const absl::Duration kTrickle = absl::Milliseconds(250);
+  const absl::Duration kSlowlorisFor = absl::Seconds(8);
+  int metrics_port = FreeLoopbackPort();
+  ServerProcess server({"--address=127.0.0.1", "--port=0",
+                        "--metrics_address=127.0.0.1",
+                        absl::StrCat("--metrics_port=", metrics_port)});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  absl::Time start = absl::Now();
+  ASSERT_TRUE(Scrape(metrics_port).ok());
+  absl::Duration unloaded = absl::Now() - start;
+
+  // Each slow connection sends a request line, then one header byte every
+  // kTrickle, until the server closes it or kSlowlorisFor passes; it
+  // records how long the server kept it.
+  std::vector<int> slow;
+  for (int i = 0; i < kSlowConnections; ++i) {
+    int fd = ConnectTcp(metrics_port);
+    ASSERT_GE(fd, 0);
+    const std::string line = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+    ASSERT_EQ(send(fd, line.data(), line.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(line.size()));
+    slow.push_back(fd);
+  }
+  std::atomic<int> slow_closed{0};
+  std::vector<absl::Duration> held(kSlowConnections);
+  std::thread trickle([&] {
+    absl::Time began = absl::Now();
+    std::vector<bool> open(kSlowConnections, true);
+    while (absl::Now() - began < kSlowlorisFor &&
+           slow_closed.load() < kSlowConnections) {
+      absl::SleepFor(kTrickle);  // the attack's pace, not a synchronization
+      for (int i = 0; i < kSlowConnections; ++i) {
+        if (!open[i]) continue;
+        char c;
+        bool closed = recv(slow[i], &c, 1, MSG_DONTWAIT) == 0 ||
+                      send(slow[i], "X", 1, MSG_NOSIGNAL) < 0;
+        if (closed) {
+          open[i] = false;
+          held[i] = absl::Now() - began;
+          slow_closed.fetch_add(1);
+        }
+      }
+    }
+    for (int i = 0; i < kSlowConnections; ++i) {
+      if (open[i]) held[i] = absl::Now() - began;
+    }
+  });
+
+  std::atomic<int> scrapes_ok{0};
+  std::vector<std::thread> scrapers;
+  for (int i = 0; i < kParallelScrapes; ++i) {
+    scrapers.emplace_back([&] {
+      if (HttpGet("127.0.0.1", metrics_port, "/metrics", absl::Seconds(3))
+              .ok()) {
+        scrapes_ok.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : scrapers) t.join();
+  // Then 10 scrapes, one after another, each from a fresh connection and
+  // each answered within 1 s (issue 18's target), while the slow
+  // connections still trickle.
+  absl::Duration fresh_latency;
+  for (int i = 0; i < 10; ++i) {
+    start = absl::Now();
+    auto fresh =
+        HttpGet("127.0.0.1", metrics_port, "/metrics", absl::Seconds(1));
+    fresh_latency = std::max(fresh_latency, absl::Now() - start);
+    EXPECT_TRUE(fresh.ok() && fresh->status == 200)
+        << "a scrape from a fresh connection: " << fresh.status();
+  }
+  EXPECT_EQ(slow_closed.load(), 0) << "the slow connections ended too soon";
+  for (int i = 0; i < 10; ++i) {
+    grpc::Status s = CallFib(*port, absl::Seconds(2));
+    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  }
+  trickle.join();
+  for (int fd : slow) close(fd);
+  std::cout << kSlowConnections << " slowloris connections + "
+            << kParallelScrapes << " parallel scrapes: " << scrapes_ok.load()
+            << " scrapes answered within 3 s; 10 fresh scrapes took at most "
+            << absl::FormatDuration(fresh_latency) << " (unloaded "
+            << absl::FormatDuration(unloaded) << "); slow connections held";
+  for (absl::Duration d : held) std::cout << " " << absl::FormatDuration(d);
+  std::cout << "\n";
+  EXPECT_EQ(scrapes_ok.load(), kParallelScrapes);
+  // The server drops a request that has not arrived in its request timeout
+  // (5 s), however steadily it trickles.
+  for (absl::Duration d : held) EXPECT_LT(d, kSlowlorisFor);
+  server.Signal(SIGTERM);
+  start = absl::Now();
+  EXPECT_EQ(server.Wait(absl::Seconds(20)).code, 0);
+  std::cout << "SIGTERM to exit: " << absl::FormatDuration(absl::Now() - start)
+            << "\n";
+}
+
+// A client that sends requests and never reads the answers: its streams'
+// receive window is 0 and it never opens it, so no response byte can be
+// sent to it. The tasks still run and the workers are freed (the server
+// writes asynchronously; a worker never waits on a slow reader), and other
+// clients are served meanwhile.
+TEST(FaultE2eTest, ClientThatNeverReadsBlocksNoWorker) {
+  constexpr int kCalls = 40;
+  constexpr int kWorkers = 2;
+  int metrics_port = FreeLoopbackPort();
+  ServerProcess server({"--address=127.0.0.1", "--port=0",
+                        absl::StrCat("--workers=", kWorkers),
+                        "--metrics_address=127.0.0.1",
+                        absl::StrCat("--metrics_port=", metrics_port)});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+
+  // 32x32 blurs: 1 KiB in and out each, so the 40 requests fit in the
+  // server's initial 64 KiB receive windows and need no flow control from
+  // this client.
+  compute::v1::RunRequest blur;
+  blur.mutable_blur()->set_width(32);
+  blur.mutable_blur()->set_height(32);
+  blur.mutable_blur()->set_pixels(std::string(32 * 32, '\x7f'));
+  blur.mutable_blur()->set_radius(2);
+  RawHttp2Connection reader_that_never_reads;
+  ASSERT_TRUE(reader_that_never_reads.Connect(*port, /*initial_window=*/0));
+  // Answers the server's SETTINGS, so the window of 0 is in force.
+  reader_that_never_reads.ReadUntilEnd(0x7fffffff, absl::Milliseconds(200));
+  std::string frames;
+  for (uint32_t i = 0; i < kCalls; ++i) {
+    frames += Http2Frame(http2::kHeaders, http2::kEndHeaders, 2 * i + 1,
+                         RunCallHeaders("application/grpc",
+                                        {{"grpc-timeout", "30S"}})) +
+              Http2Frame(http2::kData, http2::kEndStream, 2 * i + 1,
+                         GrpcMessage(blur.SerializeAsString()));
+  }
+  ASSERT_TRUE(reader_that_never_reads.Send(frames));
+
+  // Every task ran and every worker is free again, though no response has
+  // been read.
+  std::optional<metrics::testing::Exposition> scrape;
+  bool all_ran = PollUntil(
+      [&] {
+        auto s = Scrape(metrics_port);
+        if (!s.ok()) return false;
+        scrape = *s;
+        return s->Sum("compute_tasks_total", {{"task", "blur"}}) >= kCalls &&
+               s->Value("compute_pool_workers_busy") == std::optional(0.0);
+      },
+      absl::Seconds(10));
+  ASSERT_TRUE(scrape.has_value());
+  EXPECT_TRUE(all_ran)
+      << "blur tasks " << scrape->Sum("compute_tasks_total", {{"task", "blur"}})
+      << ", busy workers "
+      << scrape->Value("compute_pool_workers_busy").value_or(-1);
+  // Others are served, on more than one call at a time.
+  auto stub = compute::v1::Compute::NewStub(ChannelTo(*port));
+  std::vector<std::unique_ptr<AsyncCall>> others;
+  for (int i = 0; i < 2 * kWorkers; ++i) {
+    others.push_back(std::make_unique<AsyncCall>(
+        *stub, Spin(absl::Milliseconds(20)), absl::Seconds(5)));
+  }
+  for (auto& c : others) {
+    grpc::Status s = c->Wait();
+    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  }
+  // Still nothing came back to the client that does not read: its
+  // answers wait for a window it never opens.
+  StreamEnd end =
+      reader_that_never_reads.ReadUntilEnd(1, absl::Milliseconds(200));
+  EXPECT_EQ(end.kind, StreamEnd::Kind::kTimeout);
+  ExpectHealthy(*port);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(absl::Seconds(30)).code, 0);
+}
+
+}  // namespace
+}  // namespace compute::testing

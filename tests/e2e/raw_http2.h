@@ -1,0 +1,433 @@
+// A raw HTTP/2 client for tests that must send what no gRPC library will:
+// a content-type that is not gRPC's, a frame cut short, a length prefix
+// that promises more than the body holds, two messages on a unary call, or
+// a receive window that is never opened. It writes frames byte by byte and
+// reads the server's answer back: HEADERS are decoded with a small HPACK
+// decoder, enough to read `grpc-status`.
+//
+// Why not a library: gRPC's clients cannot lie this way, and nghttp2's
+// headers are not installed here. The decoder refuses Huffman-coded
+// strings (gRPC 1.51's encoder sends plain literals); a test that meets
+// one fails with a message saying so instead of reading a wrong status.
+//
+// Thread-compatible: one thread uses a connection at a time.
+#ifndef COMPUTE_TESTS_E2E_RAW_HTTP2_H_
+#define COMPUTE_TESTS_E2E_RAW_HTTP2_H_
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace compute::testing {
+
+namespace http2 {
+inline constexpr uint8_t kData = 0x0, kHeaders = 0x1, kRstStream = 0x3,
+                         kSettings = 0x4, kPing = 0x6, kGoaway = 0x7,
+                         kWindowUpdate = 0x8, kContinuation = 0x9;
+inline constexpr uint8_t kEndStream = 0x1, kAck = 0x1, kEndHeaders = 0x4,
+                         kPadded = 0x8, kPriority = 0x20;
+inline constexpr uint16_t kSettingsInitialWindowSize = 0x4;
+}  // namespace http2
+
+// One HTTP/2 frame: 24-bit length, type, flags, 31-bit stream id, payload.
+inline std::string Http2Frame(uint8_t type, uint8_t flags, uint32_t stream,
+                              const std::string& payload) {
+  std::string frame;
+  uint32_t n = static_cast<uint32_t>(payload.size());
+  frame.push_back(static_cast<char>(n >> 16));
+  frame.push_back(static_cast<char>(n >> 8));
+  frame.push_back(static_cast<char>(n));
+  frame.push_back(static_cast<char>(type));
+  frame.push_back(static_cast<char>(flags));
+  for (int shift : {24, 16, 8, 0}) {
+    frame.push_back(static_cast<char>(stream >> shift));
+  }
+  return frame + payload;
+}
+
+// An HPACK "literal header field without indexing, new name", neither
+// string Huffman-coded (RFC 7541 6.2.2); both shorter than 127 bytes.
+inline std::string HpackLiteral(const std::string& name,
+                                const std::string& value) {
+  return std::string(1, '\0') + static_cast<char>(name.size()) + name +
+         static_cast<char>(value.size()) + value;
+}
+
+// The header block of a call to compute.v1.Compute/Run, with `content_type`
+// and any `extra` fields (e.g. {"grpc-timeout", "5S"}).
+inline std::string RunCallHeaders(
+    const std::string& content_type = "application/grpc",
+    const std::vector<std::pair<std::string, std::string>>& extra = {}) {
+  std::string block = HpackLiteral(":method", "POST") +
+                      HpackLiteral(":scheme", "http") +
+                      HpackLiteral(":path", "/compute.v1.Compute/Run") +
+                      HpackLiteral(":authority", "127.0.0.1") +
+                      HpackLiteral("content-type", content_type) +
+                      HpackLiteral("te", "trailers");
+  for (const auto& [name, value] : extra) block += HpackLiteral(name, value);
+  return block;
+}
+
+// A gRPC length-prefixed message: flag 0 (not compressed), a 32-bit length
+// (`declared_length`, normally body.size()), then the body.
+inline std::string GrpcMessage(const std::string& body,
+                               std::optional<uint32_t> declared_length = {}) {
+  uint32_t n = declared_length.value_or(static_cast<uint32_t>(body.size()));
+  std::string out(1, '\0');
+  for (int shift : {24, 16, 8, 0}) out.push_back(static_cast<char>(n >> shift));
+  return out + body;
+}
+
+// Decodes HPACK header blocks (RFC 7541), keeping the dynamic table across
+// the blocks of one connection; plain string literals only.
+class HpackDecoder {
+ public:
+  // Appends the fields of `block` to `out`; false (and `error()`) on a
+  // block it cannot decode.
+  bool Decode(const std::string& block,
+              std::vector<std::pair<std::string, std::string>>& out) {
+    size_t i = 0;
+    while (i < block.size()) {
+      uint8_t b = static_cast<uint8_t>(block[i]);
+      if (b & 0x80) {  // indexed field
+        uint64_t index;
+        if (!Integer(block, i, 7, index)) return false;
+        std::optional<std::pair<std::string, std::string>> f = Entry(index);
+        if (!f) return Fail("bad index");
+        out.push_back(*f);
+      } else if ((b & 0xe0) == 0x20) {  // dynamic table size update
+        uint64_t size;
+        if (!Integer(block, i, 5, size)) return false;
+        max_size_ = size;
+        Evict();
+      } else {
+        // Literal: with incremental indexing (01), else without (0000) or
+        // never indexed (0001).
+        bool index_it = (b & 0xc0) == 0x40;
+        uint64_t name_index;
+        if (!Integer(block, i, index_it ? 6 : 4, name_index)) return false;
+        std::string name, value;
+        if (name_index == 0) {
+          if (!String(block, i, name)) return false;
+        } else {
+          std::optional<std::pair<std::string, std::string>> f =
+              Entry(name_index);
+          if (!f) return Fail("bad name index");
+          name = f->first;
+        }
+        if (!String(block, i, value)) return false;
+        if (index_it) {
+          dynamic_.emplace_front(name, value);
+          size_ += name.size() + value.size() + 32;
+          Evict();
+        }
+        out.emplace_back(std::move(name), std::move(value));
+      }
+    }
+    return true;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Fail(const std::string& why) {
+    error_ = why;
+    return false;
+  }
+  bool Integer(const std::string& s, size_t& i, int prefix_bits,
+               uint64_t& value) {
+    uint8_t mask = static_cast<uint8_t>((1 << prefix_bits) - 1);
+    value = static_cast<uint8_t>(s[i++]) & mask;
+    if (value < mask) return true;
+    for (int shift = 0; shift < 56; shift += 7) {
+      if (i >= s.size()) return Fail("truncated integer");
+      uint8_t b = static_cast<uint8_t>(s[i++]);
+      value += static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return Fail("integer too long");
+  }
+  bool String(const std::string& s, size_t& i, std::string& out) {
+    if (i >= s.size()) return Fail("truncated string");
+    bool huffman = static_cast<uint8_t>(s[i]) & 0x80;
+    uint64_t n;
+    if (!Integer(s, i, 7, n)) return false;
+    if (huffman) return Fail("Huffman-coded string (not decoded here)");
+    if (n > s.size() - i) return Fail("string past the block");
+    out = s.substr(i, n);
+    i += n;
+    return true;
+  }
+  std::optional<std::pair<std::string, std::string>> Entry(uint64_t index) {
+    // RFC 7541 Appendix A.
+    static const char* const kStatic[][2] = {
+        {":authority", ""},
+        {":method", "GET"},
+        {":method", "POST"},
+        {":path", "/"},
+        {":path", "/index.html"},
+        {":scheme", "http"},
+        {":scheme", "https"},
+        {":status", "200"},
+        {":status", "204"},
+        {":status", "206"},
+        {":status", "304"},
+        {":status", "400"},
+        {":status", "404"},
+        {":status", "500"},
+        {"accept-charset", ""},
+        {"accept-encoding", "gzip, deflate"},
+        {"accept-language", ""},
+        {"accept-ranges", ""},
+        {"accept", ""},
+        {"access-control-allow-origin", ""},
+        {"age", ""},
+        {"allow", ""},
+        {"authorization", ""},
+        {"cache-control", ""},
+        {"content-disposition", ""},
+        {"content-encoding", ""},
+        {"content-language", ""},
+        {"content-length", ""},
+        {"content-location", ""},
+        {"content-range", ""},
+        {"content-type", ""},
+        {"cookie", ""},
+        {"date", ""},
+        {"etag", ""},
+        {"expect", ""},
+        {"expires", ""},
+        {"from", ""},
+        {"host", ""},
+        {"if-match", ""},
+        {"if-modified-since", ""},
+        {"if-none-match", ""},
+        {"if-range", ""},
+        {"if-unmodified-since", ""},
+        {"last-modified", ""},
+        {"link", ""},
+        {"location", ""},
+        {"max-forwards", ""},
+        {"proxy-authenticate", ""},
+        {"proxy-authorization", ""},
+        {"range", ""},
+        {"referer", ""},
+        {"refresh", ""},
+        {"retry-after", ""},
+        {"server", ""},
+        {"set-cookie", ""},
+        {"strict-transport-security", ""},
+        {"transfer-encoding", ""},
+        {"user-agent", ""},
+        {"vary", ""},
+        {"via", ""},
+        {"www-authenticate", ""},
+    };
+    constexpr uint64_t kStaticSize = sizeof(kStatic) / sizeof(kStatic[0]);
+    if (index == 0) return std::nullopt;
+    if (index <= kStaticSize) {
+      return std::make_pair(kStatic[index - 1][0], kStatic[index - 1][1]);
+    }
+    if (index - kStaticSize > dynamic_.size()) return std::nullopt;
+    return dynamic_[index - kStaticSize - 1];
+  }
+  void Evict() {
+    while (size_ > max_size_ && !dynamic_.empty()) {
+      size_ -=
+          dynamic_.back().first.size() + dynamic_.back().second.size() + 32;
+      dynamic_.pop_back();
+    }
+  }
+
+  std::deque<std::pair<std::string, std::string>> dynamic_;
+  uint64_t size_ = 0;
+  uint64_t max_size_ = 4096;
+  std::string error_;
+};
+
+// How a stream ended, as the client saw it.
+struct StreamEnd {
+  enum class Kind {
+    kTrailers,  // HEADERS with END_STREAM: `fields` holds grpc-status
+    kReset,     // RST_STREAM, `reset_code`
+    kClosed,    // the server closed the connection first
+    kTimeout,   // nothing ended it in time
+    kBadFrame,  // a header block this client cannot decode (`error`)
+  };
+  Kind kind = Kind::kTimeout;
+  std::map<std::string, std::string> fields;  // every header field seen
+  uint32_t reset_code = 0;
+  bool goaway = false;  // the server sent GOAWAY on the way
+  std::string error;
+  // grpc-status as a number, or -1 if none was seen.
+  int grpc_status() const {
+    auto it = fields.find("grpc-status");
+    return it == fields.end() ? -1 : std::atoi(it->second.c_str());
+  }
+};
+
+class RawHttp2Connection {
+ public:
+  RawHttp2Connection() = default;
+  ~RawHttp2Connection() { Close(); }
+  RawHttp2Connection(const RawHttp2Connection&) = delete;
+  RawHttp2Connection& operator=(const RawHttp2Connection&) = delete;
+
+  // Connects to 127.0.0.1:`port` and sends the client preface and
+  // SETTINGS; with `initial_window`, each stream's receive window is that
+  // many bytes (0: the server may send no DATA until a WINDOW_UPDATE, which
+  // this client never sends).
+  bool Connect(int port, std::optional<uint32_t> initial_window = {}) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return false;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      Close();
+      return false;
+    }
+    std::string settings;
+    if (initial_window) {
+      settings.push_back(0);
+      settings.push_back(static_cast<char>(http2::kSettingsInitialWindowSize));
+      for (int shift : {24, 16, 8, 0}) {
+        settings.push_back(static_cast<char>(*initial_window >> shift));
+      }
+    }
+    return Send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+                Http2Frame(http2::kSettings, 0, 0, settings));
+  }
+
+  bool Send(const std::string& bytes) {
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      ssize_t n =
+          send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  void ShutdownWrite() { shutdown(fd_, SHUT_WR); }
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  int fd() const { return fd_; }
+
+  // Reads (answering SETTINGS and PING) until `stream` ends, the connection
+  // closes, or `timeout` passes.
+  StreamEnd ReadUntilEnd(uint32_t stream, absl::Duration timeout) {
+    StreamEnd end;
+    absl::Time deadline = absl::Now() + timeout;
+    std::string block;  // a header block continued in CONTINUATION frames
+    uint32_t block_stream = 0;
+    bool block_ends_stream = false;
+    for (;;) {
+      while (buffer_.size() >= 9) {
+        uint32_t length = (static_cast<uint8_t>(buffer_[0]) << 16) |
+                          (static_cast<uint8_t>(buffer_[1]) << 8) |
+                          static_cast<uint8_t>(buffer_[2]);
+        if (buffer_.size() < 9 + length) break;
+        uint8_t type = static_cast<uint8_t>(buffer_[3]);
+        uint8_t flags = static_cast<uint8_t>(buffer_[4]);
+        uint32_t id = 0;
+        for (int k = 5; k < 9; ++k) {
+          id = (id << 8) | static_cast<uint8_t>(buffer_[k]);
+        }
+        id &= 0x7fffffff;
+        std::string payload = buffer_.substr(9, length);
+        buffer_.erase(0, 9 + length);
+        if (type == http2::kSettings && !(flags & http2::kAck)) {
+          Send(Http2Frame(http2::kSettings, http2::kAck, 0, ""));
+        } else if (type == http2::kPing && !(flags & http2::kAck)) {
+          Send(Http2Frame(http2::kPing, http2::kAck, 0, payload));
+        } else if (type == http2::kGoaway) {
+          end.goaway = true;
+        } else if (type == http2::kRstStream && id == stream) {
+          end.kind = StreamEnd::Kind::kReset;
+          for (size_t k = 0; k < 4 && k < payload.size(); ++k) {
+            end.reset_code =
+                (end.reset_code << 8) | static_cast<uint8_t>(payload[k]);
+          }
+          return end;
+        } else if (type == http2::kHeaders || type == http2::kContinuation) {
+          if (type == http2::kHeaders) {
+            size_t skip = 0, pad = 0;
+            if ((flags & http2::kPadded) && !payload.empty()) {
+              pad = static_cast<uint8_t>(payload[0]);
+              skip = 1;
+            }
+            if (flags & http2::kPriority) skip += 5;
+            if (skip + pad > payload.size()) {
+              end.kind = StreamEnd::Kind::kBadFrame;
+              end.error = "HEADERS shorter than its padding and priority";
+              return end;
+            }
+            block = payload.substr(skip, payload.size() - skip - pad);
+            block_stream = id;
+            block_ends_stream = flags & http2::kEndStream;
+          } else {
+            block += payload;
+          }
+          if (flags & http2::kEndHeaders) {
+            std::vector<std::pair<std::string, std::string>> fields;
+            if (!hpack_.Decode(block, fields)) {
+              end.kind = StreamEnd::Kind::kBadFrame;
+              end.error = hpack_.error();
+              return end;
+            }
+            if (block_stream == stream) {
+              for (auto& [name, value] : fields) end.fields[name] = value;
+              if (block_ends_stream) {
+                end.kind = StreamEnd::Kind::kTrailers;
+                return end;
+              }
+            }
+          }
+        } else if (type == http2::kData && id == stream &&
+                   (flags & http2::kEndStream)) {
+          end.kind = StreamEnd::Kind::kTrailers;  // no trailers: no status
+          return end;
+        }
+      }
+      absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return end;
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <=
+          0) {
+        continue;
+      }
+      char chunk[16384];
+      ssize_t n = read(fd_, chunk, sizeof(chunk));
+      if (n <= 0) {
+        end.kind = StreamEnd::Kind::kClosed;
+        return end;
+      }
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  std::string buffer_;
+  HpackDecoder hpack_;
+};
+
+}  // namespace compute::testing
+
+#endif  // COMPUTE_TESTS_E2E_RAW_HTTP2_H_
