@@ -35,6 +35,7 @@ const COUNTERS_GAUGES = [
   "compute_pool_queue_depth", "compute_pool_queue_capacity", "compute_pool_workers", "compute_pool_workers_busy",
   "compute_tasks_total", "compute_tasks_rejected_total", "compute_build_info",
   "compute_priority_tasks_total", "compute_priority_rejected_total",
+  "compute_pool_expected_wait_seconds",
   "compute_tenant_tasks_total", "compute_tenant_rejected_total", "compute_tenant_run_seconds_total",
   "grpc_server_started_total", "grpc_server_handled_total",
   "process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
