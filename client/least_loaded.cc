@@ -199,21 +199,18 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
   {
     MutexLock lock(&mu_);
     const int64_t now = SteadyNowNs();
-    std::vector<Replica*> open;
+    std::vector<std::shared_ptr<Replica>> open;
     for (const auto& r : replicas_) {
       if (r->avoid_until_ns_.load(std::memory_order_relaxed) <= now) {
-        open.push_back(r.get());
+        open.push_back(r);
       }
     }
+    // Every replica avoided: draw from all of them.
+    const std::vector<std::shared_ptr<Replica>>& from =
+        open.empty() ? replicas_ : open;
     auto pick = [&]() -> std::shared_ptr<Replica> {
       mu_.AssertHeld();
-      if (!open.empty()) {
-        Replica* r = open[random_() % open.size()];
-        for (const auto& s : replicas_) {
-          if (s.get() == r) return s;
-        }
-      }
-      return replicas_[random_() % replicas_.size()];
+      return from[random_() % from.size()];
     };
     a = pick();
     b = pick();

@@ -312,21 +312,6 @@ rlim_t RaiseFdLimit() {
   return limit.rlim_cur;
 }
 
-// A connection opened to 127.0.0.1:`port` (blocking connect), or -1.
-int ConnectTcp(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // Many connections opened at once (each sends the HTTP/2 preface, so gRPC
 // sets up a transport for it), plus 200 streams whose headers arrive but
 // whose body never does: a well-behaved client on its own connection is
@@ -389,7 +374,7 @@ TEST(FaultE2eTest, ConnectionFloodAndBodylessStreamsLeaveOthersServed) {
   } stop_and_join{flooding, well_behaved};
   std::vector<int> flood;
   for (int i = 0; i < connections; ++i) {
-    int fd = ConnectTcp(*port);
+    int fd = ConnectLoopback(*port);
     if (fd < 0) break;
     flood.push_back(fd);
   }
@@ -483,7 +468,7 @@ TEST(FaultE2eTest, MetricsEndpointSurvivesSlowlorisAndParallelScrapes) {
   // records how long the server kept it.
   std::vector<int> slow;
   for (int i = 0; i < kSlowConnections; ++i) {
-    int fd = ConnectTcp(metrics_port);
+    int fd = ConnectLoopback(metrics_port);
     ASSERT_GE(fd, 0);
     const std::string line = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
     ASSERT_EQ(send(fd, line.data(), line.size(), MSG_NOSIGNAL),

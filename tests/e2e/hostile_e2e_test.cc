@@ -145,16 +145,8 @@ TEST(CompressionE2eTest, BombsAreRefusedBeforeAnyInflation) {
 // server to answer anything. False if the connection failed.
 bool SendHeadersWithContentType(int port, const std::string& content_type,
                                 absl::Duration timeout) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = ConnectLoopback(port);
   if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return false;
-  }
   std::string out = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
                     Http2Frame(http2::kSettings, 0, 0, "") +
                     Http2Frame(http2::kHeaders, http2::kEndHeaders, 1,

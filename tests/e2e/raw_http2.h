@@ -278,6 +278,21 @@ struct StreamEnd {
   }
 };
 
+// A TCP connection to 127.0.0.1:`port` (blocking connect), or -1.
+inline int ConnectLoopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 class RawHttp2Connection {
  public:
   RawHttp2Connection() = default;
@@ -290,16 +305,8 @@ class RawHttp2Connection {
   // many bytes (0: the server may send no DATA until a WINDOW_UPDATE, which
   // this client never sends).
   bool Connect(int port, std::optional<uint32_t> initial_window = {}) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd_ = ConnectLoopback(port);
     if (fd_ < 0) return false;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      Close();
-      return false;
-    }
     std::string settings;
     if (initial_window) {
       settings.push_back(0);

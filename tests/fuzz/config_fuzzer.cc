@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "server/config.h"
+#include "tests/unit/config/parse_args.h"
 
 namespace {
 
@@ -54,19 +55,10 @@ std::vector<std::string> FlagNames() {
 absl::StatusOr<compute::Config> Parse(
     const std::vector<std::string>& args,
     const std::map<std::string, std::string>& env, int cpus) {
-  std::vector<const char*> argv = {"compute-server"};
-  for (const std::string& a : args) argv.push_back(a.c_str());
   compute::CpuCountSources cpu;
   cpu.root = "/nonexistent";  // no cgroup: no memory limit, affinity only
   cpu.affinity_cpus = cpus;
-  return compute::ParseConfig(
-      static_cast<int>(argv.size()), argv.data(),
-      [&](const std::string& name) -> std::optional<std::string> {
-        auto it = env.find(name);
-        if (it == env.end()) return std::nullopt;
-        return it->second;
-      },
-      cpu);
+  return compute::testing::ParseArgs(args, env, cpu);
 }
 
 // The documented ranges (README's flag table, config.cc's checks).

@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/config/parse_args.h"
 
 namespace compute {
 namespace {
@@ -23,19 +24,10 @@ constexpr int64_t kMi = int64_t{1} << 20;
 absl::StatusOr<Config> Parse(std::vector<std::string> args,
                              std::map<std::string, std::string> env = {},
                              std::string root = "/nonexistent") {
-  std::vector<const char*> argv = {"compute-server"};
-  for (const auto& a : args) argv.push_back(a.c_str());
   CpuCountSources cpu;
   cpu.root = root;
   cpu.affinity_cpus = 3;
-  return ParseConfig(
-      static_cast<int>(argv.size()), argv.data(),
-      [&](const std::string& name) -> std::optional<std::string> {
-        auto it = env.find(name);
-        if (it == env.end()) return std::nullopt;
-        return it->second;
-      },
-      cpu);
+  return testing::ParseArgs(args, env, cpu);
 }
 
 TEST(ConfigTest, DefaultsNeedNoConfiguration) {
