@@ -22,6 +22,7 @@ usage:
 tasks (a flag of another task than the one run is a usage error):
   fib --n N | spin --duration D | sha256 --file F|--data S --rounds N
   | primes --limit N | blur --in in.pgm --radius R --out out.pgm
+  | sleep --duration D (holds a worker without a CPU: for tests and demos)
 
 common flags:
   --target (default localhost:50051; dns:///host:port; ipv4:a:p,b:q)

@@ -58,7 +58,7 @@ int BatchCommand(const std::vector<std::string>& args, const Io& io) {
   FlagSet flags(
       "compute-client batch <task> <arg>... [flags]\n"
       "  e.g. batch fib 40 41 42 38 39 43 37 44; the argument is fib's n,\n"
-      "  spin's duration, primes' limit or sha256's data");
+      "  spin's or sleep's duration, primes' limit or sha256's data");
   CommonFlags common;
   TaskFlags task;
   AddCommonFlags(flags, &common);

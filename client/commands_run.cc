@@ -18,6 +18,7 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
       "compute-client run <task> [flags]\n"
       "  fib --n N | spin --duration D | sha256 --file F|--data S --rounds N\n"
       "  | primes --limit N | blur --in in.pgm --radius R [--out out.pgm]\n"
+      "  | sleep --duration D\n"
       "  sha256 without --data or --file hashes stdin (when not a terminal);\n"
       "  blur without --out writes the image to stdout (when not a terminal)");
   CommonFlags common;

@@ -28,21 +28,40 @@ uint32_t InputMaxval(const TaskFlags& flags) {
   return in.ok() ? in->maxval : 255;
 }
 
-// Every task flag, the task it belongs to, and whether `batch` takes it
-// (its arguments set each task's main parameter instead: fib's n, spin's
-// duration, primes' limit, sha256's data; it runs no blur).
+// Every task flag, the tasks it belongs to (one, or two for --duration),
+// and whether `batch` takes it (its arguments set each task's main parameter
+// instead: fib's n, spin's and sleep's duration, primes' limit, sha256's
+// data; it runs no blur).
 struct TaskFlag {
   const char* name;
   const char* task;
   bool batch;
+  const char* other_task = nullptr;
 };
 constexpr TaskFlag kTaskFlags[] = {
-    {"n", "fib", false},        {"duration", "spin", false},
+    {"n", "fib", false},        {"duration", "spin", false, "sleep"},
     {"file", "sha256", false},  {"data", "sha256", false},
     {"rounds", "sha256", true}, {"limit", "primes", false},
     {"in", "blur", false},      {"out", "blur", false},
     {"radius", "blur", false},
 };
+
+bool Owns(const TaskFlag& f, std::string_view task) {
+  return task == f.task || (f.other_task != nullptr && task == f.other_task);
+}
+
+// A finite --duration as a request's Duration.
+absl::Status SetDuration(absl::Duration duration,
+                         google::protobuf::Duration* out) {
+  if (duration == absl::InfiniteDuration() ||
+      duration == -absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--duration must be finite (got ",
+                     absl::FormatDuration(duration), ")"));
+  }
+  *out = TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(duration));
+  return absl::OkStatus();
+}
 
 bool TakenByBatch(std::string_view name) {
   for (const TaskFlag& f : kTaskFlags) {
@@ -59,7 +78,8 @@ void AddTaskFlags(FlagSet& flags, TaskFlags* task, TaskFlagUse use) {
     flags.Add(name, value, help);
   };
   add("n", &task->n, "fib: which Fibonacci number");
-  add("duration", &task->duration, "spin: how long to burn a CPU");
+  add("duration", &task->duration,
+      "spin: how long to burn a CPU; sleep: how long to hold a worker");
   add("file", &task->file, "sha256: file to hash");
   add("data", &task->data, "sha256: text to hash (instead of --file)");
   add("rounds", &task->rounds, "sha256: hash rounds");
@@ -73,9 +93,12 @@ void AddTaskFlags(FlagSet& flags, TaskFlags* task, TaskFlagUse use) {
 
 absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags) {
   for (const TaskFlag& f : kTaskFlags) {
-    if (flags.Given(f.name) && task != f.task) {
+    if (flags.Given(f.name) && !Owns(f, task)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--", f.name, " is ", f.task, "'s flag, not ", AbslView(task), "'s"));
+          "--", f.name, " is ", f.task, "'s",
+          f.other_task != nullptr ? absl::StrCat(" and ", f.other_task, "'s")
+                                  : "",
+          " flag, not ", AbslView(task), "'s"));
     }
   }
   return absl::OkStatus();
@@ -87,15 +110,13 @@ absl::StatusOr<RunRequest> BuildRequest(std::string_view task,
   if (task == "fib") {
     request.mutable_fib()->set_n(flags.n);
   } else if (task == "spin") {
-    if (flags.duration == absl::InfiniteDuration() ||
-        flags.duration == -absl::InfiniteDuration()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--duration must be finite (got ",
-                       absl::FormatDuration(flags.duration), ")"));
-    }
-    *request.mutable_spin()->mutable_duration() =
-        TimeUtil::NanosecondsToDuration(
-            absl::ToInt64Nanoseconds(flags.duration));
+    absl::Status set =
+        SetDuration(flags.duration, request.mutable_spin()->mutable_duration());
+    if (!set.ok()) return set;
+  } else if (task == "sleep") {
+    absl::Status set = SetDuration(flags.duration,
+                                   request.mutable_sleep()->mutable_duration());
+    if (!set.ok()) return set;
   } else if (task == "sha256") {
     if (!flags.file.empty() && !flags.data.empty()) {
       return absl::InvalidArgumentError(
@@ -136,7 +157,7 @@ absl::Status SetMainArgument(std::string_view task, std::string_view value,
   absl::string_view text = AbslView(value);
   if (task == "fib") {
     ok = absl::ParseFlag<uint32_t>(text, &flags->n, &error);
-  } else if (task == "spin") {
+  } else if (task == "spin" || task == "sleep") {
     ok = absl::ParseFlag<absl::Duration>(text, &flags->duration, &error);
   } else if (task == "primes") {
     ok = absl::ParseFlag<uint64_t>(text, &flags->limit, &error);
@@ -167,6 +188,10 @@ std::string Describe(const RunRequest& request) {
       return absl::StrCat(
           "spin(duration=", HumanDuration(FromProto(request.spin().duration())),
           ")");
+    case RunRequest::kSleep:
+      return absl::StrCat("sleep(duration=",
+                          HumanDuration(FromProto(request.sleep().duration())),
+                          ")");
     case RunRequest::kSha256:
       return absl::StrCat("sha256(", request.sha256().data().size(),
                           " bytes, rounds=", request.sha256().rounds(), ")");
@@ -189,6 +214,9 @@ std::string ResultText(const RunResponse& response) {
     case RunResponse::kSpin:
       return absl::StrCat("spun ",
                           HumanDuration(FromProto(response.spin().spun())));
+    case RunResponse::kSleep:
+      return absl::StrCat("slept ",
+                          HumanDuration(FromProto(response.sleep().slept())));
     case RunResponse::kSha256:
       return response.sha256().hex();
     case RunResponse::kPrimes:

@@ -21,11 +21,12 @@
 
 namespace compute::client {
 
-inline constexpr const char* kTaskNames = "fib, spin, sha256, primes, blur";
+inline constexpr const char* kTaskNames =
+    "fib, spin, sha256, primes, blur, sleep";
 
 struct TaskFlags {
   uint32_t n = 30;                                   // fib
-  absl::Duration duration = absl::Milliseconds(10);  // spin
+  absl::Duration duration = absl::Milliseconds(10);  // spin, sleep
   std::string file;                                  // sha256: input file
   std::string data;                                  // sha256: input text
   uint32_t rounds = 1;                               // sha256
@@ -44,7 +45,7 @@ void AddTaskFlags(FlagSet& flags, TaskFlags* task,
                   TaskFlagUse use = TaskFlagUse::kAll);
 
 // InvalidArgument naming the first task flag given that belongs to another
-// task than `task` ("--duration is spin's flag, not fib's"): a flag that
+// task than `task` ("--duration is spin's and sleep's flag, not fib's"): a flag that
 // does not apply is an error, never silently ignored.
 absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags);
 

@@ -13,6 +13,7 @@
 #include "server/tasks/fib.h"
 #include "server/tasks/primes.h"
 #include "server/tasks/sha256.h"
+#include "server/tasks/sleep.h"
 #include "server/tasks/spin.h"
 
 namespace compute::tasks {
@@ -39,6 +40,9 @@ constexpr double kPrimesSecondsPerUnit = 2.6e-11;
 // to 2048x2048 and 1920x1080 0.92-1.05, 65536x16 1.00, 4096x4096 1.15-1.20,
 // narrow images 2.2-3.1 (radius 0: 0.5-1.1). The kernel before it: 2.4e-9.
 constexpr double kBlurSecondsPerUnit = 0.5e-9;
+// sleep: the unit is a second, as spin's (the 1 ms slices overshoot by the
+// timer's slack, tens of microseconds).
+constexpr double kSleepSecondsPerUnit = 1.0;
 
 // Registration: one line per kind; the index is the position.
 constexpr TaskKind kTaskKinds[] = {
@@ -52,6 +56,8 @@ constexpr TaskKind kTaskKinds[] = {
      &PrimesCostUnits, kPrimesSecondsPerUnit, &PrimesResponseBytes},
     {4, "blur", RunRequest::kBlur, &ValidateBlurTask, &RunBlurTask,
      &BlurCostUnits, kBlurSecondsPerUnit, &BlurResponseBytes},
+    {5, "sleep", RunRequest::kSleep, &ValidateSleepTask, &RunSleepTask,
+     &SleepCostUnits, kSleepSecondsPerUnit, &SleepResponseBytes},
 };
 
 static_assert(std::size(kTaskKinds) == kNumTaskKinds,

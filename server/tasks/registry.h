@@ -39,12 +39,12 @@ struct TaskKind {
                       compute::v1::RunResponse* response);
   // The request's size in this kind's cost unit, for the scheduler's cost
   // model: run time ~= units x seconds per unit. Always > 0, and never less
-  // for a larger request. Requires a valid request. spin: seconds of
-  // spinning; fib: phi^n; primes: limit x ln(limit) (the sieve is slightly
-  // superlinear); sha256: bytes + 576 x rounds (the data is hashed once, and
-  // each round's fixed cost is worth ~576 bytes); blur: pixels (the radius
-  // matters only at 0, a copy). Each kind's header gives the exact formula,
-  // its constant term, and the measurements behind it.
+  // for a larger request. Requires a valid request. spin, sleep: seconds
+  // of a worker's time; fib: phi^n; primes: limit x ln(limit) (the sieve is
+  // slightly superlinear); sha256: bytes + 576 x rounds (the data is hashed
+  // once, and each round's fixed cost is worth ~576 bytes); blur: pixels (the
+  // radius matters only at 0, a copy). Each kind's header gives the exact
+  // formula, its constant term, and the measurements behind it.
   double (*cost_units)(const compute::v1::RunRequest& request);
   // Seconds per cost unit before any task of this kind has finished: a
   // prior measured on the development machine (release build), which the
@@ -56,7 +56,7 @@ struct TaskKind {
   int64_t (*response_bytes)(const compute::v1::RunRequest& request);
 };
 
-inline constexpr int kNumTaskKinds = 5;
+inline constexpr int kNumTaskKinds = 6;
 
 // Every kind, ordered by index (AllTaskKinds()[i].index == i).
 absl::Span<const TaskKind> AllTaskKinds();

@@ -4,72 +4,15 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdint>
-#include <cstdlib>
-#include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "server/tasks/duration.h"
 
 namespace compute::tasks {
-namespace {
-
-constexpr int32_t kMaxNanos = 999'999'999;
-
-// "1.5s", "-0.000000001s", "60s": seconds with the nanos shown exactly, for
-// messages (absl::FormatDuration would say "1m0.000000001s").
-std::string FormatSeconds(const google::protobuf::Duration& d) {
-  const bool negative = d.seconds() < 0 || d.nanos() < 0;
-  // Unsigned negation, so that INT64_MIN is printed rather than overflowing.
-  const uint64_t seconds = d.seconds() < 0
-                               ? 0 - static_cast<uint64_t>(d.seconds())
-                               : static_cast<uint64_t>(d.seconds());
-  const int32_t nanos = std::abs(d.nanos());
-  std::string out = absl::StrCat(negative ? "-" : "", seconds);
-  if (nanos != 0) {
-    std::string frac = absl::StrFormat("%09d", nanos);
-    frac.erase(frac.find_last_not_of('0') + 1);
-    absl::StrAppend(&out, ".", frac);
-  }
-  out += "s";
-  return out;
-}
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
-void ToProto(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
-}
-
-}  // namespace
 
 absl::Status ValidateSpin(const compute::v1::SpinRequest& request) {
-  const google::protobuf::Duration& d = request.duration();
-  if (d.nanos() > kMaxNanos || d.nanos() < -kMaxNanos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("spin.duration.nanos must be within [-", kMaxNanos, ", ",
-                     kMaxNanos, "] (got ", d.nanos(), ")"));
-  }
-  if ((d.seconds() > 0 && d.nanos() < 0) ||
-      (d.seconds() < 0 && d.nanos() > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spin.duration is malformed: seconds (", d.seconds(), ") and nanos (",
-        d.nanos(), ") must not have opposite signs"));
-  }
-  if (d.seconds() < 0 || d.nanos() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spin.duration must be >= 0s (got ", FormatSeconds(d), ")"));
-  }
-  if (FromProto(d) > kMaxSpinDuration) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spin.duration must be <= ", absl::ToInt64Seconds(kMaxSpinDuration),
-        "s (got ", FormatSeconds(d), ")"));
-  }
-  return absl::OkStatus();
+  return ValidateDuration("spin.duration", request.duration(),
+                          kMaxSpinDuration);
 }
 
 absl::StatusOr<absl::Duration> Spin(absl::Duration duration,

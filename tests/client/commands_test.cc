@@ -70,6 +70,12 @@ TEST_F(CommandsTest, RunSpin) {
   EXPECT_THAT(r.out, StartsWith("spin(duration=5.00ms) = spun "));
 }
 
+TEST_F(CommandsTest, RunSleep) {
+  CommandResult r = Run({"run", "sleep", "--duration", "5ms"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("sleep(duration=5.00ms) = slept "));
+}
+
 TEST_F(CommandsTest, RunSha256OfDataAndOfAFile) {
   const std::string abc =
       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
@@ -192,7 +198,8 @@ TEST_F(CommandsTest, FlagsThatDoNotApplyAreUsageErrors) {
   };
   std::vector<Case> cases = {
       {{"run", "fib", "--duration", "5s"},
-       "compute-client run: --duration is spin's flag, not fib's"},
+       "compute-client run: --duration is spin's and sleep's flag, not "
+       "fib's"},
       {{"run", "spin", "--n", "5"},
        "compute-client run: --n is fib's flag, not spin's"},
       {{"bench", "--rate", "10", "--concurrency", "5"},

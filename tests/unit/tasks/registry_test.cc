@@ -28,7 +28,7 @@ TEST(RegistryTest, EveryTaskCaseHasItsKind) {
   const std::pair<RunRequest::TaskCase, std::string> cases[] = {
       {RunRequest::kFib, "fib"},       {RunRequest::kSpin, "spin"},
       {RunRequest::kSha256, "sha256"}, {RunRequest::kPrimes, "primes"},
-      {RunRequest::kBlur, "blur"},
+      {RunRequest::kBlur, "blur"},     {RunRequest::kSleep, "sleep"},
   };
   for (const auto& [task_case, name] : cases) {
     const TaskKind* kind = FindTaskKind(task_case);
@@ -72,7 +72,7 @@ TEST(RegistryTest, UnsetTaskIsInvalid) {
   const absl::Status status = ValidateRequest(RunRequest());
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_EQ(status.message(),
-            "task must be set: one of fib, spin, sha256, primes, blur");
+            "task must be set: one of fib, spin, sha256, primes, blur, sleep");
   RunResponse response;
   EXPECT_TRUE(
       absl::IsInvalidArgument(RunTask(RunRequest(), CancelToken(), &response)));
@@ -105,8 +105,11 @@ TEST(RegistryTest, RunFillsTheMatchingResult) {
   blur.mutable_blur()->set_height(2);
   blur.mutable_blur()->set_pixels(std::string(4, '\x10'));
   blur.mutable_blur()->set_radius(1);
+  RunRequest sleep;
+  sleep.mutable_sleep()->mutable_duration()->set_nanos(1'000'000);
 
-  for (const RunRequest* request : {&fib, &spin, &sha256, &primes, &blur}) {
+  for (const RunRequest* request :
+       {&fib, &spin, &sha256, &primes, &blur, &sleep}) {
     SCOPED_TRACE(request->ShortDebugString());
     ASSERT_TRUE(ValidateRequest(*request).ok());
     RunResponse response;
@@ -211,8 +214,11 @@ TEST(TaskCostTest, SmallestRequestsCostMoreThanNothing) {
   spin.mutable_spin();  // an unset duration is 0
   RunRequest sha256;
   sha256.mutable_sha256();  // no data, 0 rounds (run as 1)
+  RunRequest sleep;
+  sleep.mutable_sleep();  // 0
   const std::vector<RunRequest> smallest = {
-      FibRequest(0), spin, sha256, PrimesRequest(0), BlurRequest(1, 1, 0)};
+      FibRequest(0),        spin, sha256, PrimesRequest(0),
+      BlurRequest(1, 1, 0), sleep};
   std::set<std::string> names;
   for (const RunRequest& request : smallest) {
     SCOPED_TRACE(request.ShortDebugString());

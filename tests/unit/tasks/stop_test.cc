@@ -8,7 +8,10 @@
 // the test waits until the kernel's thread has burnt some CPU time, read from
 // that thread's own CPU clock: a condition, not a sleep, so it holds on a
 // loaded machine too. Then it requests the stop and measures, on a steady
-// clock, how long the kernel takes to return.
+// clock, how long the kernel takes to return. `sleep` uses no CPU, so for it
+// the condition is time on the monotonic clock since its thread started (a
+// stop that landed earlier would still have to be honoured: the outcome does
+// not depend on when it lands).
 #include <pthread.h>
 #include <time.h>
 
@@ -31,6 +34,7 @@
 #include "server/tasks/primes.h"
 #include "server/tasks/registry.h"
 #include "server/tasks/sha256.h"
+#include "server/tasks/sleep.h"
 #include "server/tasks/spin.h"
 
 namespace compute::tasks {
@@ -51,10 +55,11 @@ struct StopOutcome {
 };
 
 // Runs `kernel` on a new thread, requests a stop once the thread has used
-// `cpu_before_stop` of CPU time, and returns what the kernel returned.
+// `cpu_before_stop` of CPU time (with `wall_clock`: once it has run that
+// long), and returns what the kernel returned.
 inline StopOutcome RunAndStop(
     const std::function<absl::Status(const CancelToken&)>& kernel,
-    absl::Duration cpu_before_stop) {
+    absl::Duration cpu_before_stop, bool wall_clock = false) {
   CancelSource source;
   StopOutcome outcome;
   absl::Notification done;
@@ -62,14 +67,17 @@ inline StopOutcome RunAndStop(
     outcome.status = kernel(source.token());
     done.Notify();
   });
-  clockid_t cpu_clock;
+  clockid_t clock = CLOCK_MONOTONIC;
   const bool have_clock =
-      pthread_getcpuclockid(thread.native_handle(), &cpu_clock) == 0;
+      wall_clock || pthread_getcpuclockid(thread.native_handle(), &clock) == 0;
+  timespec zero{};
+  if (wall_clock) clock_gettime(clock, &zero);
   const absl::Time give_up = absl::Now() + absl::Seconds(30);
   while (have_clock && !done.HasBeenNotified() && absl::Now() < give_up) {
     timespec used;
-    if (clock_gettime(cpu_clock, &used) != 0) break;
-    if (absl::DurationFromTimespec(used) >= cpu_before_stop) {
+    if (clock_gettime(clock, &used) != 0) break;
+    if (absl::DurationFromTimespec(used) - absl::DurationFromTimespec(zero) >=
+        cpu_before_stop) {
       outcome.stopped_mid_run = true;
       break;
     }
@@ -110,6 +118,11 @@ std::optional<compute::v1::RunRequest> LargestRequest(const TaskKind& kind) {
       *r.mutable_spin()->mutable_duration() =
           google::protobuf::util::TimeUtil::NanosecondsToDuration(
               absl::ToInt64Nanoseconds(kMaxSpinDuration));
+      return r;
+    case compute::v1::RunRequest::kSleep:
+      *r.mutable_sleep()->mutable_duration() =
+          google::protobuf::util::TimeUtil::NanosecondsToDuration(
+              absl::ToInt64Nanoseconds(kMaxSleepDuration));
       return r;
     case compute::v1::RunRequest::kSha256:
       r.mutable_sha256()->set_data(std::string(kMaxSha256DataBytes, 'x'));
@@ -155,15 +168,16 @@ class StopTest : public ::testing::TestWithParam<int> {
 };
 
 TEST_P(StopTest, StopsWhileRunning) {
-  // The CPU time to let the kernel use before the stop: 10 ms, but 2 ms for
-  // blur, whose largest request runs about 12 ms in all (allocation
-  // included) since the fused kernel: so that the stop still lands mid-run
-  // on a machine several times faster than this one.
+  // The CPU time to let the kernel use before the stop (sleep: the time):
+  // 10 ms, but 2 ms for blur, whose largest request runs about 12 ms in all
+  // (allocation included) since the fused kernel: so that the stop still lands
+  // mid-run on a machine several times faster than this one.
   const absl::Duration cpu_before_stop =
       kind().task_case == compute::v1::RunRequest::kBlur
           ? absl::Milliseconds(2)
           : absl::Milliseconds(10);
-  const StopOutcome outcome = RunAndStop(Kernel(), cpu_before_stop);
+  const bool sleeps = kind().task_case == compute::v1::RunRequest::kSleep;
+  const StopOutcome outcome = RunAndStop(Kernel(), cpu_before_stop, sleeps);
   EXPECT_TRUE(outcome.stopped_mid_run);
   EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
   EXPECT_THAT(outcome.status.message(), HasSubstr("stopped"));
