@@ -275,6 +275,11 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   options.deadline = common.deadline;
   options.metadata = CallMetadata(common);
   options.connect_timeout = connect_timeout;
+  // least_loaded retries on another replica itself (its replicas' channels
+  // have no retry policy: it would resend to the replica that failed).
+  if (common.channel.lb_policy == "least_loaded" && common.channel.retry) {
+    options.max_attempts = kLeastLoadedAttempts;
+  }
   BenchInfo info;
   info.target = common.channel.target;
   info.task = Describe(*request);

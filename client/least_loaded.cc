@@ -150,6 +150,9 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::NewReplica(
   ChannelOptions one = options_;
   one.target = address;
   one.lb_policy = "pick_first";
+  // Retried by the caller on another replica (LoadOptions::max_attempts), not
+  // by gRPC on this one.
+  one.retry = false;
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = CreateChannel(one);
   if (!channel.ok()) return nullptr;
   auto replica = std::make_shared<Replica>();

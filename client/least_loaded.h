@@ -25,6 +25,11 @@
 // is unreachable or draining (UNAVAILABLE) for 1 s. When every replica is
 // avoided, the two random ones are drawn from all.
 //
+// Retries: a replica's channel has no retry policy (gRPC would resend to
+// the replica that refused or went away); with --retry the caller sends the
+// call again to the replica Choose gives then, up to kLeastLoadedAttempts
+// in all (LoadOptions::max_attempts).
+//
 // Thread-safety: Choose and Done may be called from any thread.
 #ifndef COMPUTE_CLIENT_LEAST_LOADED_H_
 #define COMPUTE_CLIENT_LEAST_LOADED_H_
@@ -45,6 +50,10 @@
 #include "server/pool/sync.h"
 
 namespace compute::client {
+
+// Attempts per call in all with --retry, as the channels' retry policy of
+// the other --lb policies (ServiceConfigJson).
+inline constexpr int kLeastLoadedAttempts = 5;
 
 // The addresses `target` names now, as gRPC targets of one address each
 // ("ipv4:10.0.0.1:50051", "ipv6:[::1]:50051"). InvalidArgument for a target

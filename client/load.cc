@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -24,7 +25,9 @@ struct LoadGenerator::Call {
   grpc::ClientContext context;
   compute::v1::RunResponse response;
   std::shared_ptr<LeastLoaded::Replica> replica;  // with a balancer
-  int64_t start_ns = 0;
+  int64_t start_ns = 0;                           // of the first attempt
+  std::optional<std::chrono::system_clock::time_point> deadline;
+  int attempt = 1;
   absl::Duration backoff;  // the lane's, closed loop
 };
 
@@ -139,11 +142,8 @@ void LoadGenerator::StartCall(absl::Duration backoff) {
   auto* call = new Call;
   call->backoff = backoff;
   if (options_.deadline != absl::InfiniteDuration()) {
-    call->context.set_deadline(std::chrono::system_clock::now() +
-                               absl::ToChronoNanoseconds(options_.deadline));
-  }
-  for (const auto& [key, value] : options_.metadata) {
-    call->context.AddMetadata(key, value);
+    call->deadline = std::chrono::system_clock::now() +
+                     absl::ToChronoNanoseconds(options_.deadline);
   }
   {
     MutexLock lock(&mu_);
@@ -152,6 +152,14 @@ void LoadGenerator::StartCall(absl::Duration backoff) {
   call->start_ns = NowNs();
   AtomicMax(last_start_ns_, call->start_ns);
   sent_.fetch_add(1, std::memory_order_relaxed);
+  Send(call);
+}
+
+void LoadGenerator::Send(Call* call) {
+  if (call->deadline) call->context.set_deadline(*call->deadline);
+  for (const auto& [key, value] : options_.metadata) {
+    call->context.AddMetadata(key, value);
+  }
   compute::v1::Compute::Stub* stub;
   if (options_.balancer != nullptr) {
     call->replica = options_.balancer->Choose();
@@ -166,13 +174,34 @@ void LoadGenerator::StartCall(absl::Duration backoff) {
       [this, call](grpc::Status status) { OnDone(call, status); });
 }
 
+bool LoadGenerator::Retry(Call* call, int code) {
+  if (options_.balancer == nullptr || call->attempt >= options_.max_attempts ||
+      (code != grpc::StatusCode::RESOURCE_EXHAUSTED &&
+       code != grpc::StatusCode::UNAVAILABLE) ||
+      (call->deadline && std::chrono::system_clock::now() >= *call->deadline)) {
+    return false;
+  }
+  // A ClientContext serves one call: the next attempt is a new Call object
+  // that carries the first one's start, deadline and lane.
+  auto* next = new Call;
+  next->start_ns = call->start_ns;
+  next->deadline = call->deadline;
+  next->attempt = call->attempt + 1;
+  next->backoff = call->backoff;
+  delete call;
+  retries_.fetch_add(1, std::memory_order_relaxed);
+  Send(next);
+  return true;
+}
+
 void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   if (call->replica != nullptr) {
     options_.balancer->Done(*call->replica, status, call->context);
   }
-  int64_t now = NowNs();
   int code = status.error_code();
   if (code < 0 || code >= kNumStatusCodes) code = grpc::StatusCode::UNKNOWN;
+  if (Retry(call, code)) return;
+  int64_t now = NowNs();
   if (code == grpc::StatusCode::OK) ok_latency_.Record(now - call->start_ns);
   if (code == grpc::StatusCode::RESOURCE_EXHAUSTED) {
     refused_latency_.Record(now - call->start_ns);
@@ -329,6 +358,12 @@ absl::StatusOr<LoadResult> LoadGenerator::Run() {
   result.refused_latency = refused_latency_.Snapshot();
   result.elapsed = absl::Nanoseconds(last_done_ns_.load());
   result.send_window = absl::Nanoseconds(last_start_ns_.load());
+  result.retries = retries_.load(std::memory_order_relaxed);
+  if (options_.balancer != nullptr) {
+    for (const auto& replica : options_.balancer->replicas()) {
+      result.replica_calls.emplace_back(replica->address(), replica->calls());
+    }
+  }
   return result;
 }
 

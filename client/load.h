@@ -74,6 +74,14 @@ struct LoadOptions {
   // When set, every call goes to the replica it chooses (and its result
   // teaches it), instead of going round the channels.
   std::shared_ptr<LeastLoaded> balancer;
+  // With a balancer: attempts per call in all. A call that ends
+  // RESOURCE_EXHAUSTED or UNAVAILABLE (refused, unreachable, draining) is
+  // sent again at once to the replica the balancer chooses then (which
+  // avoids the one that failed for its pushback), within the call's first
+  // deadline; the call counts once, with its last status, its latency from
+  // its first attempt. 1: no retry. (Without a balancer, retries are gRPC's
+  // retry policy on the channel: ChannelOptions::retry.)
+  int max_attempts = 1;
   // Request metadata of every call (compute-tenant, compute-priority).
   std::vector<std::pair<std::string, std::string>> metadata;
   std::function<void(const LoadProgress&)> on_progress;
@@ -96,6 +104,9 @@ struct LoadResult {
   Histogram refused_latency;   // nanoseconds
   absl::Duration elapsed;      // first call started -> last call finished
   absl::Duration send_window;  // first call started -> last call started
+  uint64_t retries = 0;        // attempts after the first (max_attempts)
+  // With a balancer: each replica's address and the attempts sent to it.
+  std::vector<std::pair<std::string, uint64_t>> replica_calls;
 
   uint64_t count(grpc::StatusCode code) const { return codes[code]; }
   uint64_t completed() const;
@@ -142,7 +153,12 @@ class LoadGenerator {
   bool Claim();
   // `backoff`: the closed-loop lane's current pause after UNAVAILABLE.
   void StartCall(absl::Duration backoff = absl::ZeroDuration());
+  // Sends `call` (new, or another attempt of one) and counts it sent.
+  void Send(Call* call);
   void OnDone(Call* call, const grpc::Status& status);
+  // With a balancer and attempts left: sends `call` again as a new attempt
+  // (it stays in flight) and returns true.
+  bool Retry(Call* call, int code);
   // Closed loop: the lane pauses for `backoff` (never past the end of the
   // run), then goes on. False if the run is over (the lane ends now).
   bool PauseLane(absl::Duration backoff);
@@ -165,6 +181,7 @@ class LoadGenerator {
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> claimed_{0};
   std::atomic<uint64_t> sent_{0};
+  std::atomic<uint64_t> retries_{0};
   std::atomic<uint64_t> next_channel_{0};
   std::atomic<int64_t> last_start_ns_{0};
   std::atomic<int64_t> last_done_ns_{0};

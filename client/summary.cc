@@ -113,6 +113,16 @@ std::string SummaryText(const LoadResult& r, const BenchInfo& info,
                         100.0 * r.refused_share());
   absl::StrAppendFormat(&text, "Errors (any other failure): %.1f%%\n",
                         100.0 * r.error_share());
+  if (r.retries > 0) {
+    absl::StrAppendFormat(&text, "Retries (on another replica): %d\n",
+                          r.retries);
+  }
+  if (!r.replica_calls.empty()) {
+    absl::StrAppend(&text, "Attempts per replica\n");
+    for (const auto& [address, calls] : r.replica_calls) {
+      absl::StrAppendFormat(&text, "  %-28s %8d\n", address, calls);
+    }
+  }
   if (histogram) {
     absl::StrAppend(&text, "Latency histogram of OK calls\n", HistogramText(h));
   }
@@ -166,6 +176,18 @@ google::protobuf::Struct SummaryJson(const LoadResult& r, const BenchInfo& info,
   Put(s, "refused_share", r.refused_share());
   Put(s, "errors", static_cast<double>(r.errors()));
   Put(s, "error_share", r.error_share());
+  Put(s, "retries", static_cast<double>(r.retries));
+  if (!r.replica_calls.empty()) {
+    google::protobuf::Value replicas;
+    for (const auto& [address, calls] : r.replica_calls) {
+      google::protobuf::Struct entry;
+      Put(entry, "address", address);
+      Put(entry, "calls", static_cast<double>(calls));
+      *replicas.mutable_list_value()->add_values()->mutable_struct_value() =
+          std::move(entry);
+    }
+    (*s.mutable_fields())["replicas"] = std::move(replicas);
+  }
   if (histogram) {
     google::protobuf::Value rows;
     for (const Row& row : HistogramRows(h, 16)) {

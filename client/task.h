@@ -45,8 +45,8 @@ void AddTaskFlags(FlagSet& flags, TaskFlags* task,
                   TaskFlagUse use = TaskFlagUse::kAll);
 
 // InvalidArgument naming the first task flag given that belongs to another
-// task than `task` ("--duration is spin's and sleep's flag, not fib's"): a flag that
-// does not apply is an error, never silently ignored.
+// task than `task` ("--duration is spin's and sleep's flag, not fib's"): a flag
+// that does not apply is an error, never silently ignored.
 absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags);
 
 // InvalidArgument for an unknown task, missing/conflicting flags, or an

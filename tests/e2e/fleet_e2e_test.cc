@@ -1,0 +1,304 @@
+// Replicas as one pool: three real compute-server processes on loopback,
+// made unequal without burning the machine's two cores (one has 1 worker,
+// two have 4; every call is a 20 ms `sleep`, so capacity is set by workers,
+// not by CPU), loaded by the real compute-client binary in an open loop.
+//
+// - At 80% of the fleet's capacity, `--lb least_loaded` serves >= 95% of
+//   the calls and gives the 1-worker replica the smallest share, where
+//   `round_robin` (same load, same run) gives it a third and loses what it
+//   cannot hold.
+// - With `--retry`, one replica SIGKILLed and one SIGTERMed (draining)
+//   mid-run lose no call: every call ends OK, and the survivor's metrics
+//   show the load it took over.
+//
+// Results are counts, never timings; the latency comparison is a benchmark
+// (scripts/bench/fleet.sh).
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/server_process.h"
+#include "tests/unit/metrics/exposition.h"
+#include "tests/wait_until.h"
+
+namespace compute::testing {
+namespace {
+
+using ::compute::metrics::testing::FreeLoopbackPort;
+using ::compute::metrics::testing::Scrape;
+
+constexpr absl::Duration kTaskTime = absl::Milliseconds(20);
+
+// One replica: the server process and its metrics port.
+struct Replica {
+  int workers = 0;
+  int metrics_port = 0;
+  int port = 0;
+  std::unique_ptr<ServerProcess> process;
+
+  // Sleep tasks it has finished with `outcome` (or -1 when it cannot be
+  // scraped).
+  double Tasks(const std::string& outcome = "ok") const {
+    auto scrape = Scrape(metrics_port);
+    return scrape.ok() ? scrape->Sum("compute_tasks_total",
+                                     {{"task", "sleep"}, {"outcome", outcome}})
+                       : -1;
+  }
+};
+
+class Fleet {
+ public:
+  // Starts one replica per entry of `workers`; false if one did not serve.
+  bool Start(const std::vector<int>& workers) {
+    for (int w : workers) {
+      Replica r;
+      r.workers = w;
+      r.metrics_port = FreeLoopbackPort();
+      r.process = std::make_unique<ServerProcess>(std::vector<std::string>{
+          "--address=127.0.0.1", "--port=0", "--metrics_address=127.0.0.1",
+          absl::StrCat("--metrics_port=", r.metrics_port),
+          absl::StrCat("--workers=", w), "--io_threads=1",
+          "--drain_timeout=10s"});
+      if (!r.process->Spawn()) return false;
+      std::optional<int> port = r.process->WaitServing();
+      if (!port) return false;
+      r.port = *port;
+      replicas_.push_back(std::move(r));
+    }
+    return true;
+  }
+
+  Replica& operator[](size_t i) { return replicas_[i]; }
+
+  // "ipv4:127.0.0.1:p1,127.0.0.1:p2,..."
+  std::string Target() const {
+    std::vector<std::string> addresses;
+    for (const Replica& r : replicas_) {
+      addresses.push_back(absl::StrCat("127.0.0.1:", r.port));
+    }
+    return absl::StrCat("ipv4:", absl::StrJoin(addresses, ","));
+  }
+
+  // Calls per second the fleet can finish.
+  double Capacity() const {
+    double workers = 0;
+    for (const Replica& r : replicas_) workers += r.workers;
+    return workers / absl::ToDoubleSeconds(kTaskTime);
+  }
+
+  std::vector<double> OkTasks() const {
+    std::vector<double> ok;
+    for (const Replica& r : replicas_) ok.push_back(r.Tasks());
+    return ok;
+  }
+
+ private:
+  std::vector<Replica> replicas_;
+};
+
+// The compute-client binary, its stdout on a pipe (stderr goes to the
+// test's log).
+class ClientProcess {
+ public:
+  explicit ClientProcess(std::vector<std::string> args) {
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    args.insert(args.begin(), COMPUTE_CLIENT_BIN);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid_, COMPUTE_CLIENT_BIN, &actions, nullptr, argv.data(),
+                    environ) != 0) {
+      pid_ = -1;
+    }
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    out_fd_ = fds[0];
+  }
+  ~ClientProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (out_fd_ >= 0) close(out_fd_);
+  }
+
+  // Reads stdout to its end and waits for the exit; the exit code (-1 if it
+  // did not start or was killed).
+  int Finish() {
+    if (pid_ <= 0) return -1;
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(out_fd_, chunk, sizeof(chunk))) > 0) {
+      out_.append(chunk, static_cast<size_t>(n));
+    }
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  const std::string& out() const { return out_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string out_;
+};
+
+// What `compute-client bench --json` reported.
+struct Bench {
+  int rc = -1;
+  double sent = 0;
+  double ok = 0;
+  double refused = 0;
+  double errors = 0;
+  double retries = 0;
+  std::string json;
+};
+
+Bench ParseBench(int rc, const std::string& out) {
+  Bench b;
+  b.rc = rc;
+  b.json = out;
+  google::protobuf::Struct s;
+  if (!google::protobuf::util::JsonStringToMessage(out, &s).ok()) return b;
+  auto number = [&](const std::string& key) {
+    auto it = s.fields().find(key);
+    return it == s.fields().end() ? -1 : it->second.number_value();
+  };
+  b.sent = number("sent");
+  b.refused = number("refused");
+  b.errors = number("errors");
+  b.retries = number("retries");
+  const auto& status = s.fields().at("status").struct_value().fields();
+  b.ok = status.count("OK") ? status.at("OK").number_value() : 0;
+  return b;
+}
+
+std::vector<std::string> BenchArgs(const Fleet& fleet, const std::string& lb,
+                                   double rate, absl::Duration time) {
+  return {"bench",
+          "--target",
+          fleet.Target(),
+          "--lb",
+          lb,
+          "--task",
+          "sleep",
+          "--duration",
+          absl::FormatDuration(kTaskTime),
+          "--rate",
+          absl::StrCat(rate),
+          "--time",
+          absl::FormatDuration(time),
+          "--deadline",
+          "5s",
+          "--json"};
+}
+
+Bench RunBench(std::vector<std::string> args) {
+  ClientProcess client(std::move(args));
+  const int rc = client.Finish();
+  return ParseBench(rc, client.out());
+}
+
+std::vector<double> Minus(const std::vector<double>& a,
+                          const std::vector<double>& b) {
+  std::vector<double> d;
+  for (size_t i = 0; i < a.size(); ++i) d.push_back(a[i] - b[i]);
+  return d;
+}
+
+TEST(FleetE2eTest, LeastLoadedServesTheUnequalFleetRoundRobinCannot) {
+  Fleet fleet;
+  ASSERT_TRUE(fleet.Start({1, 4, 4}));
+  const double rate = 0.8 * fleet.Capacity();  // 360 calls/s
+  const absl::Duration time = absl::Seconds(4);
+
+  const std::vector<double> start = fleet.OkTasks();
+  const Bench least = RunBench(BenchArgs(fleet, "least_loaded", rate, time));
+  const std::vector<double> after_least = fleet.OkTasks();
+  const Bench round = RunBench(BenchArgs(fleet, "round_robin", rate, time));
+  const std::vector<double> after_round = fleet.OkTasks();
+  ASSERT_EQ(least.rc, 0) << least.json;
+  ASSERT_EQ(round.rc, 0) << round.json;
+  const std::vector<double> by_least = Minus(after_least, start);
+  const std::vector<double> by_round = Minus(after_round, after_least);
+
+  const double least_goodput = least.ok / least.sent;
+  const double round_goodput = round.ok / round.sent;
+  RecordProperty("least_loaded_goodput", absl::StrCat(least_goodput));
+  RecordProperty("round_robin_goodput", absl::StrCat(round_goodput));
+  SCOPED_TRACE(absl::StrCat("OK per replica (1, 4, 4 workers): least_loaded ",
+                            absl::StrJoin(by_least, "/"), ", round_robin ",
+                            absl::StrJoin(by_round, "/")));
+  EXPECT_GT(least.sent, 0.5 * rate * absl::ToDoubleSeconds(time));
+  EXPECT_GE(least_goodput, 0.95) << least.json;
+  EXPECT_EQ(least.errors, 0) << least.json;
+  // The 1-worker replica finishes at most 50 calls/s (120/s is a third of
+  // the load): round robin must lose what it cannot hold, and least_loaded
+  // must not send it what it cannot hold.
+  EXPECT_LT(round_goodput, least_goodput) << round.json;
+  EXPECT_LT(by_least[0], by_least[1]);
+  EXPECT_LT(by_least[0], by_least[2]);
+  // Each server counted every OK call the client saw, and no other.
+  double least_total = 0;
+  for (double n : by_least) least_total += n;
+  EXPECT_EQ(least_total, least.ok);
+}
+
+TEST(FleetE2eTest, RetryLosesNoCallWhenReplicasAreKilledOrDrained) {
+  Fleet fleet;
+  ASSERT_TRUE(fleet.Start({1, 4, 4}));
+  // Within what the last survivor (4 workers, 200 calls/s) can hold.
+  const double rate = 120;
+  std::vector<std::string> args =
+      BenchArgs(fleet, "least_loaded", rate, absl::Seconds(6));
+  args.push_back("--retry");
+  ClientProcess client(std::move(args));
+
+  // Once the load reaches them: SIGKILL the 1-worker replica, then SIGTERM
+  // (drain) a 4-worker one.
+  ASSERT_TRUE(WaitUntil([&] { return fleet[0].Tasks() >= 10; }));
+  fleet[0].process->Signal(SIGKILL);
+  const double drained_before = fleet[1].Tasks();
+  ASSERT_TRUE(
+      WaitUntil([&] { return fleet[1].Tasks() >= drained_before + 50; }));
+  const double survivor_before = fleet[2].Tasks();
+  fleet[1].process->Signal(SIGTERM);
+  const ExitResult drained = fleet[1].process->Wait();
+
+  const Bench bench = ParseBench(client.Finish(), client.out());
+  const double survivor_after = fleet[2].Tasks();
+  EXPECT_EQ(drained.code, 0) << drained.stderr_text;
+  EXPECT_TRUE(absl::StrContains(drained.stderr_text, "\"stopped\""))
+      << drained.stderr_text;
+  ASSERT_EQ(bench.rc, 0) << bench.json;
+  EXPECT_GT(bench.sent, 0.5 * rate * 6);
+  // Nothing lost: every call OK, on its first replica or a retry.
+  EXPECT_EQ(bench.ok, bench.sent) << bench.json;
+  EXPECT_GT(bench.retries, 0) << "the faults were not seen: " << bench.json;
+  // The survivor took the load over after the drain began.
+  EXPECT_GT(survivor_after - survivor_before,
+            0.5 * rate * absl::ToDoubleSeconds(absl::Seconds(1)))
+      << bench.json;
+}
+
+}  // namespace
+}  // namespace compute::testing
