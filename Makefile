@@ -75,8 +75,9 @@ check-format:
 # (echo_server, h2load), under 1x/2x/4x overload, under a burst of large
 # blurs with --max_inflight_bytes, the same burst under glibc, jemalloc and
 # mimalloc (the first run also builds compute-server with glibc's malloc in
-# build/glibc), and with tenants and priorities competing (fairness). About
-# 18 minutes; `make bench BENCH_QUICK=1` about 7. Each step is bounded by
+# build/glibc), with tenants and priorities competing (fairness), and three
+# unequal replicas under least_loaded and round_robin (fleet). About 19
+# minutes; `make bench BENCH_QUICK=1` about 7. Each step is bounded by
 # `timeout`.
 bench: build
 	cmake --build $(BUILD) -j $(JOBS) --target pool_bench metrics_bench kernel_bench echo_server
@@ -88,6 +89,7 @@ bench: build
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/memory.sh
 	BUILD=$(abspath $(BUILD)) timeout 1800 ./scripts/bench/memory_allocators.sh
 	BUILD=$(abspath $(BUILD)) timeout 600 ./scripts/bench/fairness.sh
+	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/fleet.sh
 
 # Soak (not in CI): 10 minutes of mixed load against the real binary,
 # sampling its RSS, open fds and threads every 5 s; fails when any trends

@@ -19,11 +19,15 @@
 // `resolve_interval` by a background thread: replicas that left stop being
 // chosen (calls in flight to them finish), new ones are added.
 //
-// Score of a replica: (1 + reported load) x (1 + calls in flight from here);
-// the lower wins. A replica that refused a call (RESOURCE_EXHAUSTED) is
-// avoided for its `grpc-retry-pushback-ms` (100 ms without one); one that
-// is unreachable or draining (UNAVAILABLE) for 1 s. When every replica is
-// avoided, the two random ones are drawn from all.
+// Score of a replica: the utilization it would have with this call, the
+// larger of (reported utilization + 1 / workers) and (calls in flight from
+// here + 1) / workers, `workers` being what it reports (1 until it does);
+// the lower wins. So a 1-worker replica running one call scores 2, a
+// 4-worker one running three 1: capacity counts, not only the queue. A replica
+// that refused a call (RESOURCE_EXHAUSTED) is avoided for its
+// `grpc-retry-pushback-ms` (100 ms without one); one that is unreachable or
+// draining (UNAVAILABLE) for 1 s. When every replica is avoided, the two random
+// ones are drawn from all.
 //
 // Retries: a replica's channel has no retry policy (gRPC would resend to
 // the replica that refused or went away); with --retry the caller sends the
@@ -70,6 +74,8 @@ class LeastLoaded {
     const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
     int in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
     double load() const { return load_.load(std::memory_order_relaxed); }
+    // The most calls it runs at once, as it reported (0: not yet).
+    int workers() const { return workers_.load(std::memory_order_relaxed); }
     uint64_t calls() const { return calls_.load(std::memory_order_relaxed); }
 
    private:
@@ -79,6 +85,7 @@ class LeastLoaded {
     std::unique_ptr<compute::v1::Compute::Stub> stub_;
     std::atomic<int> in_flight_{0};
     std::atomic<double> load_{0};
+    std::atomic<int> workers_{0};
     std::atomic<int64_t> avoid_until_ns_{0};  // steady clock
     std::atomic<uint64_t> calls_{0};          // chosen, ever
   };

@@ -90,7 +90,7 @@ LoadReporter::Report LoadReporter::Make(const PoolStats& stats,
                                     : target_queue_wait;
   xds::data::orca::v3::OrcaLoadReport orca;
   orca.set_application_utilization(
-      static_cast<double>(stats.busy) / std::max(1, stats.workers) +
+      static_cast<double>(stats.busy) / std::max(1, stats.max_workers) +
       absl::FDivDuration(stats.expected_wait, target));
   orca.set_cpu_utilization(seconds > 0 ? std::max(0.0, cpu_seconds) /
                                              (seconds * std::max(1, cpus))
@@ -103,13 +103,16 @@ LoadReporter::Report LoadReporter::Make(const PoolStats& stats,
   (*orca.mutable_named_metrics())["queue_depth"] =
       static_cast<double>(stats.queue_depth);
   (*orca.mutable_named_metrics())["expected_wait_ms"] = expected_wait_ms;
+  (*orca.mutable_named_metrics())["workers"] =
+      static_cast<double>(stats.max_workers);
   Report report;
   orca.SerializeToString(&report.orca);
   report.text = absl::StrFormat(
       "application_utilization=%.3f,cpu_utilization=%.3f,rps_fractional=%.1f,"
-      "eps=%.1f,queue_depth=%d,expected_wait_ms=%.1f",
+      "eps=%.1f,queue_depth=%d,expected_wait_ms=%.1f,workers=%d",
       orca.application_utilization(), orca.cpu_utilization(),
-      orca.rps_fractional(), orca.eps(), stats.queue_depth, expected_wait_ms);
+      orca.rps_fractional(), orca.eps(), stats.queue_depth, expected_wait_ms,
+      stats.max_workers);
   return report;
 }
 

@@ -16,9 +16,9 @@
 //                              so its own client cannot read it)
 //   compute-load               the same as text any client can read:
 //     "application_utilization=1.25,cpu_utilization=0.97,rps_fractional=398,
-//      eps=0.5,queue_depth=12,expected_wait_ms=30"
+//      eps=0.5,queue_depth=12,expected_wait_ms=30,workers=4"
 // where
-//   application_utilization = busy workers / workers + expected queue wait /
+//   application_utilization = busy workers / --workers + expected queue wait /
 //                             --target_queue_wait (100 ms when that is inf):
 //                             1 = every worker busy, 2 = and a queue as long
 //                             as the target; what to balance on
@@ -28,6 +28,10 @@
 //                             refused (cancels not counted), per second since
 //                             the last report
 //   queue_depth, expected_wait_ms = the pool's, now (named metrics)
+//   workers                 = --workers, the most tasks it runs at once (a
+//                             named metric): what one more call adds to the
+//                             utilization, 1 / workers, for a client that
+//                             predicts it (client/least_loaded.h)
 //
 // Why cached: every call reads it, and a fresh one takes the pool's lock
 // and a getrusage; one at most every `max_age` (10 ms) costs nothing per

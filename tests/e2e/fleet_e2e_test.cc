@@ -264,17 +264,18 @@ TEST(FleetE2eTest, LeastLoadedServesTheUnequalFleetRoundRobinCannot) {
 }
 
 TEST(FleetE2eTest, RetryLosesNoCallWhenReplicasAreKilledOrDrained) {
+  // Equal replicas, so that least_loaded sends each its share at a load the
+  // last survivor (4 workers, 200 calls/s) can hold alone.
   Fleet fleet;
-  ASSERT_TRUE(fleet.Start({1, 4, 4}));
-  // Within what the last survivor (4 workers, 200 calls/s) can hold.
+  ASSERT_TRUE(fleet.Start({4, 4, 4}));
   const double rate = 120;
   std::vector<std::string> args =
       BenchArgs(fleet, "least_loaded", rate, absl::Seconds(6));
   args.push_back("--retry");
   ClientProcess client(std::move(args));
 
-  // Once the load reaches them: SIGKILL the 1-worker replica, then SIGTERM
-  // (drain) a 4-worker one.
+  // Once the load reaches them: SIGKILL one replica, then SIGTERM (drain)
+  // another.
   ASSERT_TRUE(WaitUntil([&] { return fleet[0].Tasks() >= 10; }));
   fleet[0].process->Signal(SIGKILL);
   const double drained_before = fleet[1].Tasks();

@@ -32,7 +32,8 @@ TEST(LoadReportTest, MakeComputesUtilizationRatesAndNamedMetrics) {
   PoolStats before;
   before.completed[static_cast<int>(TaskOutcome::kOk)] = 100;
   PoolStats now = before;
-  now.workers = 4;
+  now.workers = 3;  // of 4: utilization is of the most it can run
+  now.max_workers = 4;
   now.busy = 3;
   now.queue_depth = 7;
   now.expected_wait = absl::Milliseconds(50);
@@ -51,6 +52,7 @@ TEST(LoadReportTest, MakeComputesUtilizationRatesAndNamedMetrics) {
   EXPECT_DOUBLE_EQ(orca.eps(), (4 + 6) / 2.0);
   EXPECT_EQ(orca.named_metrics().at("queue_depth"), 7);
   EXPECT_EQ(orca.named_metrics().at("expected_wait_ms"), 50);
+  EXPECT_EQ(orca.named_metrics().at("workers"), 4);
   std::map<std::string, double> text = ParseLoad(r.text);
   EXPECT_EQ(text["application_utilization"], 1.25);
   EXPECT_EQ(text["cpu_utilization"], 0.75);
@@ -58,7 +60,8 @@ TEST(LoadReportTest, MakeComputesUtilizationRatesAndNamedMetrics) {
   EXPECT_EQ(text["eps"], 5);
   EXPECT_EQ(text["queue_depth"], 7);
   EXPECT_EQ(text["expected_wait_ms"], 50);
-  EXPECT_EQ(text.size(), 6u);
+  EXPECT_EQ(text["workers"], 4);
+  EXPECT_EQ(text.size(), 7u);
 }
 
 TEST(LoadReportTest, WithoutATargetTheQueueIsMeasuredAgainst100ms) {
@@ -98,7 +101,7 @@ TEST(LoadReportTest, EveryRunAnswerCarriesTheLoadInItsTrailers) {
   std::map<std::string, double> idle = load_of(Fib(1), grpc::StatusCode::OK);
   EXPECT_EQ(idle["queue_depth"], 0);
   EXPECT_LT(idle["application_utilization"], 1.0);
-  EXPECT_EQ(load_of(Fib(99), grpc::StatusCode::INVALID_ARGUMENT).size(), 6u);
+  EXPECT_EQ(load_of(Fib(99), grpc::StatusCode::INVALID_ARGUMENT).size(), 7u);
 
   AsyncCall running(*stub, Spin(absl::Seconds(30)));
   ASSERT_TRUE(WaitUntil([&] { return server->pool().Stats().busy == 1; }));
