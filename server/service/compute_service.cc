@@ -175,6 +175,10 @@ void ComputeService::Answered(const CallInfo& call,
 
 std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   const compute::v1::RunRequest& request = *call.request;
+  if (!call.parsed.ok()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        std::string(call.parsed.message()));
+  }
   if (absl::Status valid = tasks::ValidateRequest(request); !valid.ok()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         std::string(valid.message()));

@@ -81,6 +81,9 @@ struct ComputeServiceOptions {
 // points to) until the call's status is sent.
 struct CallInfo {
   grpc::ServerContextBase* context = nullptr;
+  // Whether the request's bytes parsed (wire.h); when not, the call is
+  // answered INVALID_ARGUMENT with this message and *request is empty.
+  absl::Status parsed;
   const compute::v1::RunRequest* request = nullptr;
   compute::v1::RunResponse* response = nullptr;
   std::chrono::steady_clock::time_point started;

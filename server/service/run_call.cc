@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/service/wire.h"
 
 namespace compute::service {
 
@@ -27,7 +28,7 @@ class RunCall {
       : queues_(queues), queue_(queue), responder_(&context_) {
     queues_.live_calls_.fetch_add(1, std::memory_order_relaxed);
     context_.AsyncNotifyWhenDone(&done_);
-    queues_.async_.RequestRun(&context_, &request_, &responder_,
+    queues_.async_.RequestRun(&context_, &received_, &responder_,
                               queue_.cq.get(), queue_.cq.get(), &arrived_);
   }
 
@@ -66,6 +67,7 @@ class RunCall {
     call_.context = &context_;
     call_.request = &request_;
     call_.response = &response_;
+    call_.parsed = ParseRunRequest(received_, &request_);
     std::optional<grpc::Status> status = queues_.service_.Handle(
         call_, [this](const TaskResult& result) { OnTaskDone(result); },
         &handle_);
@@ -81,10 +83,14 @@ class RunCall {
     Unref();
   }
 
+  // No task is running or queued for this call now.
   void Finish(const grpc::Status& status) {
+    // Freed before the answer is sent, not with the call: a large request
+    // need not be held while a slow client reads the answer.
+    compute::v1::RunRequest().Swap(&request_);
     queues_.service_.Answered(call_, status);
     if (status.ok()) {
-      responder_.Finish(response_, status, &finished_);
+      responder_.Finish(SerializeRunResponse(response_), status, &finished_);
     } else {
       responder_.FinishWithError(status, &finished_);
     }
@@ -99,9 +105,10 @@ class RunCall {
   RunQueues& queues_;
   RunQueues::Queue& queue_;
   grpc::ServerContext context_;
+  grpc::ByteBuffer received_;  // the request's bytes, until parsed
   compute::v1::RunRequest request_;
   compute::v1::RunResponse response_;
-  grpc::ServerAsyncResponseWriter<compute::v1::RunResponse> responder_;
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
   CallInfo call_;
   // Written once, on the queue's thread, before that thread can see the
   // done event; read there.

@@ -13,7 +13,8 @@
 //
 // RunCall: one call, from waiting for it to its last event.
 //   States (events arrive on its queue's thread, one at a time):
-//     kWaiting   RequestRun issued.
+//     kWaiting   RequestRun issued (the method is raw: the request arrives
+//                as bytes, parsed by ParseRunRequest, wire.h).
 //                 -> arrived (ok): ComputeService::Handle; answered at
 //                    once (Finish issued) -> kFinishing, or queued -> kQueued
 //                 -> arrived (!ok): the server is shutting down and no call
@@ -90,7 +91,8 @@ class RunQueues {
   static void Poll(Queue& queue);
 
   ComputeService& service_;
-  compute::v1::Compute::AsyncService async_;
+  // Raw: the calls' bytes are parsed and serialized by RunCall (wire.h).
+  compute::v1::Compute::WithRawMethod_Run<compute::v1::Compute::Service> async_;
   const int requests_per_queue_;
   std::vector<std::unique_ptr<Queue>> queues_;
   std::atomic<int> live_calls_{0};

@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "server/tasks/registry.h"
 #include "tests/integration/test_server.h"
@@ -115,6 +116,59 @@ TEST_F(ServiceTest, BadInputIsInvalidArgumentAndNeverQueued) {
     EXPECT_THAT(s.error_message(), HasSubstr(c.field));
   }
   EXPECT_EQ(Stats().accepted, 0u) << "bad input must never reach the pool";
+}
+
+// A body that is not a RunRequest (the method is raw, wire.h): answered
+// INVALID_ARGUMENT with a message and counted like any bad input, never
+// gRPC's INTERNAL "Unable to parse request".
+TEST_F(ServiceTest, UndecodableBodyIsInvalidArgumentWithAMessage) {
+  Start(LocalConfig(1, 4));
+  grpc::GenericStub generic(channel_);
+  // Field 1 (fib), length-delimited, says 100 bytes follow; 2 do.
+  const std::string garbage("\x0a\x64\x08\x01", 4);
+  grpc::Slice slice(garbage);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  grpc::CompletionQueue cq;
+  auto call = generic.PrepareUnaryCall(&context, "/compute.v1.Compute/Run",
+                                       request, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&response, &status, &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << status.error_message();
+  EXPECT_EQ(status.error_message(),
+            "the request is not a compute.v1.RunRequest (4 bytes that do not "
+            "parse as one)");
+  EXPECT_EQ(Stats().accepted, 0u);
+  RunResponse r;
+  EXPECT_TRUE(Call(Fib(10), &r).ok()) << "the server keeps serving";
+}
+
+// A blur large enough for the zero-copy answer (wire.h) arrives whole.
+TEST_F(ServiceTest, LargeBlurAnswerArrivesWhole) {
+  Start(LocalConfig(1, 4));
+  RunRequest request;
+  auto* blur = request.mutable_blur();
+  blur->set_width(512);
+  blur->set_height(512);
+  std::string pixels(512 * 512, '\0');
+  for (size_t i = 0; i < pixels.size(); ++i) {
+    pixels[i] = static_cast<char>((i * 31) % 251);
+  }
+  blur->set_pixels(pixels);
+  blur->set_radius(0);  // radius 0: the image itself
+  RunResponse r;
+  ASSERT_TRUE(Call(request, &r).ok());
+  EXPECT_EQ(r.blur().width(), 512u);
+  EXPECT_EQ(r.blur().height(), 512u);
+  EXPECT_EQ(r.blur().pixels(), pixels);
+  EXPECT_GT(r.run_time().nanos() + r.run_time().seconds(), 0);
 }
 
 TEST_F(ServiceTest, QueueFullIsResourceExhaustedWithPushback) {
