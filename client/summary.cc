@@ -82,6 +82,9 @@ std::string HistogramText(const Histogram& h, int rows) {
   return text;
 }
 
+// Calls carrying at least this many bytes either way get a data line.
+constexpr size_t kDataCallBytes = 1024;
+
 std::string SummaryText(const LoadResult& r, const BenchInfo& info,
                         bool histogram) {
   const Histogram& h = r.ok_latency;
@@ -94,6 +97,12 @@ std::string SummaryText(const LoadResult& r, const BenchInfo& info,
   absl::StrAppendFormat(&text, "  elapsed     %s\n", HumanDuration(r.elapsed));
   absl::StrAppendFormat(&text, "  calls       %d sent, %d completed, %.1f/s\n",
                         r.sent, r.completed(), r.throughput());
+  // Data-carrying calls (blur, sha256 of a file): the bytes moved.
+  if (r.request_bytes >= kDataCallBytes ||
+      (r.ok() > 0 && r.ok_response_bytes / r.ok() >= kDataCallBytes)) {
+    absl::StrAppendFormat(&text, "  data        %.1f MB/s in, %.1f MB/s out\n",
+                          r.mb_per_s_in(), r.mb_per_s_out());
+  }
   absl::StrAppendFormat(&text, "Latency of OK calls (%d)\n ", h.count());
   for (int i = 0; i < 4; ++i) {
     absl::StrAppend(
@@ -148,6 +157,8 @@ google::protobuf::Struct SummaryJson(const LoadResult& r, const BenchInfo& info,
   Put(s, "sent", static_cast<double>(r.sent));
   Put(s, "completed", static_cast<double>(r.completed()));
   Put(s, "throughput", r.throughput());
+  Put(s, "mb_per_s_in", r.mb_per_s_in());
+  Put(s, "mb_per_s_out", r.mb_per_s_out());
   google::protobuf::Struct latency;
   Put(latency, "count", static_cast<double>(h.count()));
   for (int i = 0; i < 4; ++i) {

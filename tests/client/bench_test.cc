@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "client/channel.h"
 #include "client/load.h"
+#include "client/pgm.h"
 #include "client/summary.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -39,6 +41,38 @@ std::vector<std::shared_ptr<grpc::Channel>> Channels(
 uint64_t Refused(service::ComputeServer& server) {
   return server.service().rejected(service::RejectReason::kQueueFull) +
          server.service().rejected(service::RejectReason::kDeadline);
+}
+
+// A data-carrying task reports the bytes its OK calls moved: a 256x256 blur
+// sends and gets back 65,536 pixels (plus a few bytes of framing) a call.
+TEST(BenchTest, BlurReportsMegabytesPerSecondBothWays) {
+  auto server = StartServer(LocalConfig(2, 64));
+  ASSERT_NE(server, nullptr);
+  client::GrayImage image;
+  image.width = 256;
+  image.height = 256;
+  image.pixels = std::string(256 * 256, '\x40');
+  const std::string path =
+      (std::filesystem::path(::testing::TempDir()) / "bench.pgm").string();
+  ASSERT_TRUE(client::WritePgm(path, image).ok());
+  CommandResult r =
+      RunClient({"bench", "--target", Target(*server), "--task", "blur", "--in",
+                 path, "--concurrency", "2", "--requests", "20", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  google::protobuf::Struct json = ParseJson(r.out);
+  const double seconds = Number(json, "elapsed_seconds");
+  ASSERT_GT(seconds, 0);
+  const double in = Number(json, "mb_per_s_in") * seconds * 1e6;
+  const double out = Number(json, "mb_per_s_out") * seconds * 1e6;
+  EXPECT_GE(in, 20 * 65536.0);
+  EXPECT_LT(in, 20 * 65600.0);
+  EXPECT_GE(out, 20 * 65536.0);
+  EXPECT_LT(out, 20 * 65600.0);
+
+  r = RunClient({"bench", "--target", Target(*server), "--task", "blur", "--in",
+                 path, "--concurrency", "2", "--requests", "5"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(" MB/s in, "));
 }
 
 TEST(BenchTest, ClosedLoopAccountsForEveryCall) {
