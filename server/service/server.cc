@@ -84,7 +84,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
                             .tenant_observer = config.tenant_observer,
                             .run_task = config.run_task,
                             .load_report_interval = config.load_report_interval,
-                            .cpus = config.cpus});
+                            .cpus = config.cpus,
+                            .max_message_bytes = config.max_message_bytes});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
