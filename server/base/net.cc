@@ -49,7 +49,7 @@ absl::Status CheckPortFree(absl::string_view host, int port) {
   return absl::OkStatus();
 }
 
-void PokeListener(absl::string_view host, int port) {
+bool PokeListener(absl::string_view host, int port) {
   std::string host_text(host);
   if (host_text.empty() || host_text == "0.0.0.0") host_text = "127.0.0.1";
   if (host_text == "::") host_text = "::1";
@@ -61,17 +61,18 @@ void PokeListener(absl::string_view host, int port) {
   addrinfo* addresses = nullptr;
   if (getaddrinfo(host_text.c_str(), port_text.c_str(), &hints, &addresses) !=
       0) {
-    return;
+    return false;
   }
-  for (addrinfo* a = addresses; a != nullptr; a = a->ai_next) {
+  bool connected = false;
+  for (addrinfo* a = addresses; a != nullptr && !connected; a = a->ai_next) {
     int fd =
         socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) continue;
-    const bool connected = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    connected = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
     close(fd);
-    if (connected) break;
   }
   freeaddrinfo(addresses);
+  return connected;
 }
 
 }  // namespace compute

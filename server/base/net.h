@@ -25,8 +25,8 @@ absl::Status CheckPortFree(absl::string_view host, int port);
 // Connects to a listener of this process on host:port (a wildcard host,
 // "0.0.0.0", "::" or empty, is reached through its loopback address) and
 // closes the connection at once: wakes a thread polling the listening
-// socket. Errors are ignored.
-void PokeListener(absl::string_view host, int port);
+// socket. False when no connection was made (nothing listens there now).
+bool PokeListener(absl::string_view host, int port);
 
 }  // namespace compute
 

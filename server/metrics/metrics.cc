@@ -38,8 +38,10 @@ constexpr int kMetricsRequestTimeoutMs = 5000;
 // and compute-server exited that long after its "stopped" line. A
 // connection to the socket ends the poll at once, so while mg_stop runs on
 // its own thread this one connects every few milliseconds until it is
-// done. (Worker threads are woken by mg_stop itself; the endpoint does not
-// keep connections alive, so none waits out a quantum in a read.)
+// done, or until a connection is refused: the listener has then left its
+// poll and closed the socket. (Worker threads are woken by mg_stop itself;
+// the endpoint does not keep connections alive, so only one in the middle
+// of a slow request waits out a quantum in a read.)
 void StopExposer(std::unique_ptr<prometheus::Exposer> exposer,
                  const std::string& address, int port) {
   if (exposer == nullptr) return;
@@ -48,8 +50,9 @@ void StopExposer(std::unique_ptr<prometheus::Exposer> exposer,
     exposer.reset();
     stopped.Notify();
   });
+  bool listening = true;
   while (!stopped.WaitForNotificationWithTimeout(absl::Milliseconds(2))) {
-    PokeListener(address, port);
+    if (listening) listening = PokeListener(address, port);
   }
   stopper.join();
 }

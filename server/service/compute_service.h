@@ -26,6 +26,9 @@
 //     "deadline exceeded" by its clock against the deadline, and that
 //     completion finishes the call.
 //   - The call's deadline is the task's deadline.
+//   - Every call is counted once: its task's outcome (the pool's observer)
+//     or, when it never became a task, a RejectReason (CountRejected),
+//     bad input included; a displaced task is both (kPreempted).
 // The status mapping is the table in the README.
 //
 // Thread-safety: all methods are thread-safe.

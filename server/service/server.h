@@ -10,7 +10,9 @@
 //   4. the gRPC server shuts down; every accepted call has its response.
 // EndDrainNow(), on a second SIGTERM while Drain runs: what step 3 still
 // waits for is stopped at once (queued calls never run, running ones are
-// signalled) and answered UNAVAILABLE, and step 4 gives gRPC no grace.
+// signalled) and answered UNAVAILABLE, and step 4, if it has not begun,
+// gives gRPC no grace (once begun, its grace of at most 1 s cannot be
+// cut short: grpc::Server::Shutdown takes its deadline once).
 //
 // Thread-safety: Drain and EndDrainNow may be called from any thread;
 // Drain is idempotent.
