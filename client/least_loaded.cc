@@ -232,9 +232,16 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
   // reported plus this call's share, or this client's calls in flight there
   // plus this one, whichever is more (the report is up to 10 ms old and
   // misses calls on their way; the count misses other clients' calls).
+  // A replica not heard from yet scores 0 while no call of ours is on its
+  // way there (one call, whose answer tells its load and workers), and as a
+  // 1-worker replica after: without that probe, replicas that answered
+  // first would keep it from ever being chosen.
   auto score = [](const Replica& r) {
-    const double per_call = 1.0 / std::max(1, r.workers());
-    return std::max(r.load() + per_call, (r.in_flight() + 1) * per_call);
+    const int workers = r.workers();
+    const int in_flight = r.in_flight();
+    if (workers == 0 && in_flight == 0) return 0.0;
+    const double per_call = 1.0 / std::max(1, workers);
+    return std::max(r.load() + per_call, (in_flight + 1) * per_call);
   };
   std::shared_ptr<Replica>& chosen = score(*b) < score(*a) ? b : a;
   chosen->in_flight_.fetch_add(1, std::memory_order_relaxed);

@@ -21,13 +21,14 @@
 //
 // Score of a replica: the utilization it would have with this call, the
 // larger of (reported utilization + 1 / workers) and (calls in flight from
-// here + 1) / workers, `workers` being what it reports (1 until it does);
-// the lower wins. So a 1-worker replica running one call scores 2, a
-// 4-worker one running three 1: capacity counts, not only the queue. A replica
-// that refused a call (RESOURCE_EXHAUSTED) is avoided for its
-// `grpc-retry-pushback-ms` (100 ms without one); one that is unreachable or
-// draining (UNAVAILABLE) for 1 s. When every replica is avoided, the two random
-// ones are drawn from all.
+// here + 1) / workers, `workers` being what it reports; the lower wins. A
+// replica that has not answered yet scores 0 while no call is on its way
+// there, as a 1-worker one after (so each new replica gets one probe call). So
+// a 1-worker replica running one call scores 2, a 4-worker one running three 1:
+// capacity counts, not only the queue. A replica that refused a call
+// (RESOURCE_EXHAUSTED) is avoided for its `grpc-retry-pushback-ms` (100 ms
+// without one); one that is unreachable or draining (UNAVAILABLE) for 1 s. When
+// every replica is avoided, the two random ones are drawn from all.
 //
 // Retries: a replica's channel has no retry policy (gRPC would resend to
 // the replica that refused or went away); with --retry the caller sends the

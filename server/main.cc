@@ -2,11 +2,17 @@
 //
 // Signals: SIGTERM and SIGINT are blocked in every thread (the mask is set
 // before any thread starts) and taken by sigwait on the main thread, so the
-// drain runs as ordinary code, not in a signal handler.
+// drain runs as ordinary code, not in a signal handler. During the drain a
+// thread of its own waits for a second one, which ends the drain at once
+// (ComputeServer::EndDrainNow); the process then exits 128 + that signal's
+// number (143 for SIGTERM, 130 for SIGINT) instead of 0.
+#include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -135,7 +141,24 @@ int main(int argc, char** argv) {
     compute::LogJson("info", "draining", f);
   }
   absl::Time start = absl::Now();
+  // A second signal ends the drain now. The waiter is woken by a signal of
+  // our own, to its thread alone, once the drain is over.
+  std::atomic<bool> drain_over{false};
+  std::atomic<int> second_signal{0};
+  std::thread second_signal_waiter([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (drain_over.load(std::memory_order_acquire)) return;
+    second_signal.store(sig, std::memory_order_release);
+    google::protobuf::Struct f;
+    Put(f, "signal", std::string(strsignal(sig)));
+    compute::LogJson("warning", "second signal: ending the drain now", f);
+    (*server)->EndDrainNow();
+  });
   (*server)->Drain(config->drain_timeout);
+  drain_over.store(true, std::memory_order_release);
+  pthread_kill(second_signal_waiter.native_handle(), SIGTERM);
+  second_signal_waiter.join();
   compute::PoolStats stats = (*server)->pool().Stats();
   google::protobuf::Struct f;
   Put(f, "drain_seconds", absl::ToDoubleSeconds(absl::Now() - start));
@@ -143,8 +166,11 @@ int main(int argc, char** argv) {
   Put(f, "tasks_shut_down",
       static_cast<double>(
           stats.completed[static_cast<int>(compute::TaskOutcome::kShutDown)]));
+  const int second = second_signal.load(std::memory_order_acquire);
+  if (second != 0) Put(f, "ended_by", std::string(strsignal(second)));
   compute::LogJson("info", "stopped", f);
   // Scrapes go on until here; the pool goes with the server, before metrics.
   metrics.AttachPool(nullptr);
-  return 0;
+  metrics.StopServing();
+  return second != 0 ? 128 + second : 0;
 }

@@ -49,4 +49,30 @@ absl::Status CheckPortFree(absl::string_view host, int port) {
   return absl::OkStatus();
 }
 
+bool PokeListener(absl::string_view host, int port) {
+  std::string host_text(host);
+  if (host_text.empty() || host_text == "0.0.0.0") host_text = "127.0.0.1";
+  if (host_text == "::") host_text = "::1";
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  std::string port_text = absl::StrCat(port);
+  addrinfo* addresses = nullptr;
+  if (getaddrinfo(host_text.c_str(), port_text.c_str(), &hints, &addresses) !=
+      0) {
+    return false;
+  }
+  bool connected = false;
+  for (addrinfo* a = addresses; a != nullptr && !connected; a = a->ai_next) {
+    int fd =
+        socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    connected = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    close(fd);
+  }
+  freeaddrinfo(addresses);
+  return connected;
+}
+
 }  // namespace compute

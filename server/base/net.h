@@ -22,6 +22,12 @@ std::string HostPort(absl::string_view host, int port);
 // and a host that does not resolve (the server's own bind reports that).
 absl::Status CheckPortFree(absl::string_view host, int port);
 
+// Connects to a listener of this process on host:port (a wildcard host,
+// "0.0.0.0", "::" or empty, is reached through its loopback address) and
+// closes the connection at once: wakes a thread polling the listening
+// socket. False when no connection was made (nothing listens there now).
+bool PokeListener(absl::string_view host, int port);
+
 }  // namespace compute
 
 #endif  // COMPUTE_SERVER_BASE_NET_H_

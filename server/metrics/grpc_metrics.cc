@@ -178,8 +178,9 @@ std::vector<prometheus::MetricFamily> GrpcMetrics::Collect() const {
       "compute_tasks_rejected_total",
       "Calls refused by the scheduler, or displaced from its queue, by "
       "reason: queue_full, memory, overload, deadline, tenant_share, shed, "
-      "preempted (RESOURCE_EXHAUSTED), draining (UNAVAILABLE), expired "
-      "(DEADLINE_EXCEEDED: the deadline had passed on arrival).",
+      "preempted (RESOURCE_EXHAUSTED), draining (UNAVAILABLE), "
+      "expired_on_arrival (DEADLINE_EXCEEDED: the deadline had passed on "
+      "arrival), invalid (INVALID_ARGUMENT).",
       MetricType::Counter);
   for (int r = 0; r < service::kNumRejectReasons; ++r) {
     AddValue(rejected,

@@ -7,7 +7,8 @@
 // plus, for the calls refused before the pool's queue,
 //   compute_tasks_rejected_total{reason}   queue_full | memory | overload |
 //                                          deadline | draining | tenant_share
-//                                          | shed | preempted
+//                                          | shed | preempted |
+//                                          expired_on_arrival | invalid
 //   compute_priority_rejected_total{priority,reason}  the same by priority
 //
 // As go-grpc-prometheus's InitializeMetrics does, every method x code series

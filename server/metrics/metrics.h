@@ -91,6 +91,11 @@ class Metrics {
   [[nodiscard]] absl::Status Serve(const std::string& address, int port);
   // The bound port once Serve has succeeded, else 0.
   int port() const;
+  // Stops the endpoint (a scrape in progress finishes) and returns once
+  // its threads are gone; a no-op when not serving. The destructor does the
+  // same. See StopExposer in metrics.cc for why this takes milliseconds,
+  // not civetweb's usual 0-2 s.
+  void StopServing();
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -102,6 +107,7 @@ class Metrics {
 
   mutable Mutex mu_;
   std::unique_ptr<prometheus::Exposer> exposer_ ABSL_GUARDED_BY(mu_);
+  std::string address_ ABSL_GUARDED_BY(mu_);
   int port_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

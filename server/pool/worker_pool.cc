@@ -294,14 +294,19 @@ void WorkerPool::Shutdown(absl::Time deadline) {
     closed_ = true;
     if (current_pool == this) return;  // cannot wait for its own thread
     if (shutdown_started_) {
+      if (deadline < shutdown_deadline_) {  // the first caller's wait ends
+        shutdown_deadline_ = deadline;
+        drained_cv_.SignalAll();
+      }
       while (!shutdown_done_) shutdown_cv_.Wait(&mu_);
       return;
     }
     shutdown_started_ = true;
+    shutdown_deadline_ = deadline;
     SignalIfDrainedLocked();
     // Queued and running work may finish until the deadline.
-    while (in_pool_ > 0 && clock_.Now() < deadline) {
-      clock_.WaitWithDeadline(drained_cv_, mu_, deadline);
+    while (in_pool_ > 0 && clock_.Now() < shutdown_deadline_) {
+      clock_.WaitWithDeadline(drained_cv_, mu_, shutdown_deadline_);
     }
     // Past it: what is queued never runs; what runs is asked to stop.
     queue_.ForEach([&](FairQueue::Node* node) {

@@ -36,7 +36,9 @@
 //   - Shutdown(deadline): refuses new work; queued and running tasks may
 //     finish until `deadline`; then queued tasks complete as shut down and
 //     running ones are signalled (a task that ignores its token delays the
-//     join); every thread is joined. The destructor calls Shutdown(now).
+//     join); every thread is joined. A Shutdown called while another waits
+//     brings that one's deadline forward to its own, if earlier (a second
+//     SIGTERM ends the drain now). The destructor calls Shutdown(now).
 //
 // Budgets, checked in this order at Submit, each a SubmitRefusal reason:
 //   - kQueueFull: a task is accepted while queued tasks < queue_capacity +
@@ -490,6 +492,9 @@ class WorkerPool {
 
   bool closed_ ABSL_GUARDED_BY(mu_) = false;  // Submit refuses
   bool shutdown_started_ ABSL_GUARDED_BY(mu_) = false;
+  // Until when queued and running work may still finish; a later Shutdown
+  // with an earlier deadline brings it forward.
+  absl::Time shutdown_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // threads exit
   bool shutdown_done_ ABSL_GUARDED_BY(mu_) = false;
 

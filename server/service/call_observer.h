@@ -13,9 +13,12 @@
 namespace compute::service {
 
 // Why a call was refused before reaching the pool's queue: a budget of the
-// scheduler (see server/pool/worker_pool.h), or the drain.
+// scheduler (see server/pool/worker_pool.h), the drain, a deadline already
+// passed, or input the server will not run (INVALID_ARGUMENT).
 // kPreempted: displaced from the queue after being accepted (for critical
 // work; for a tenant under its share it is kTenantShare).
+// Every Run call the service answers is counted once: in
+// compute_tasks_total (its task completed) or here (it never became one).
 enum class RejectReason {
   kQueueFull,
   kMemory,
@@ -25,11 +28,15 @@ enum class RejectReason {
   kTenantShare,
   kShed,
   kPreempted,
-  kExpired,  // the deadline had passed when the call arrived
+  kExpiredOnArrival,  // the deadline had passed when the call arrived
+  // INVALID_ARGUMENT: bad input, a request too large for the memory budget,
+  // or a response that would be over --max_message_bytes.
+  kInvalid,
 };
-inline constexpr int kNumRejectReasons = 9;
+inline constexpr int kNumRejectReasons = 10;
 // "queue_full", "memory", "overload", "deadline", "draining",
-// "tenant_share", "shed", "preempted", "expired": a metric label.
+// "tenant_share", "shed", "preempted", "expired_on_arrival", "invalid": a
+// metric label.
 std::string_view RejectReasonName(RejectReason reason);
 
 // Called on gRPC and worker threads, concurrently: implementations must be

@@ -94,6 +94,14 @@ std::string PeerAddress(const std::string& peer) {
 
 constexpr size_t kMaxTenantBytes = 128;
 
+// Bytes a RunResponse holds besides its `result`: queue_time and run_time
+// (a Duration each, at most 2 + 11 + 6 bytes with its tag and length) and
+// worker (at most 6).
+constexpr int64_t kTimingFieldsBytes = 2 * 19 + 6;
+// And the `result` field's own tag and length (at most 6), over the
+// payload that TaskKind::response_bytes estimates.
+constexpr int64_t kResponseFieldsBytes = kTimingFieldsBytes + 6;
+
 }  // namespace
 
 std::string_view RejectReasonName(RejectReason reason) {
@@ -114,8 +122,10 @@ std::string_view RejectReasonName(RejectReason reason) {
       return "shed";
     case RejectReason::kPreempted:
       return "preempted";
-    case RejectReason::kExpired:
-      return "expired";
+    case RejectReason::kExpiredOnArrival:
+      return "expired_on_arrival";
+    case RejectReason::kInvalid:
+      return "invalid";
   }
   return "unknown";
 }
@@ -176,12 +186,10 @@ void ComputeService::Answered(const CallInfo& call,
 std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   const compute::v1::RunRequest& request = *call.request;
   if (!call.parsed.ok()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        std::string(call.parsed.message()));
+    return Invalid(call, std::string(call.parsed.message()));
   }
   if (absl::Status valid = tasks::ValidateRequest(request); !valid.ok()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        std::string(valid.message()));
+    return Invalid(call, std::string(valid.message()));
   }
   if (std::string_view priority = Metadata(*call.context, "compute-priority");
       !priority.empty()) {
@@ -190,11 +198,10 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
     } else if (priority == "sheddable") {
       call.options.priority = Priority::kSheddable;
     } else if (priority != "default") {
-      return grpc::Status(
-          grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat("compute-priority must be critical, default or "
-                       "sheddable (got '",
-                       AbslView(priority.substr(0, 64)), "')"));
+      return Invalid(call,
+                     absl::StrCat("compute-priority must be critical, default "
+                                  "or sheddable (got '",
+                                  AbslView(priority.substr(0, 64)), "')"));
     }
   }
   // After the priority: a refusal is counted by priority class.
@@ -207,10 +214,9 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   if (options_.trust_tenant_header) {
     std::string_view tenant = Metadata(*call.context, "compute-tenant");
     if (tenant.size() > kMaxTenantBytes) {
-      return grpc::Status(
-          grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat("compute-tenant must be at most ", kMaxTenantBytes,
-                       " bytes (got ", tenant.size(), ")"));
+      return Invalid(
+          call, absl::StrCat("compute-tenant must be at most ", kMaxTenantBytes,
+                             " bytes (got ", tenant.size(), ")"));
     }
   }
   call.kind = tasks::FindTaskKind(request.task_case());
@@ -219,18 +225,27 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   options.deadline = call.deadline;
   options.tag = static_cast<uint32_t>(call.kind->index);
   options.cost = cost_model_.Estimate(call.kind->index, call.cost_units);
-  options.bytes = static_cast<int64_t>(request.ByteSizeLong()) +
-                  call.kind->response_bytes(request);
+  const int64_t response_bytes = call.kind->response_bytes(request);
+  options.bytes = static_cast<int64_t>(request.ByteSizeLong()) + response_bytes;
   options.admit_by_deadline = options_.admission;
+  // A response gRPC would refuse to send is refused before the work: the
+  // kind's payload estimate (exact for blur) plus the fields around it.
+  if (const int64_t limit = options_.max_message_bytes;
+      limit > 0 && response_bytes + kResponseFieldsBytes > limit) {
+    return Invalid(
+        call, absl::StrCat(AbslView(call.kind->name), " response would be ",
+                           response_bytes + kResponseFieldsBytes,
+                           " bytes, over --max_message_bytes ", limit,
+                           " (the server's largest message)"));
+  }
   if (int64_t limit = pool_.max_inflight_bytes();
       limit > 0 && options.bytes > limit) {
-    return grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("request too large for this server: it needs ",
-                     options.bytes,
-                     " bytes (request + response) but the server holds at "
-                     "most ",
-                     limit, " bytes of calls (--max_inflight_bytes)"));
+    return Invalid(
+        call, absl::StrCat(
+                  "request too large for this server: it needs ", options.bytes,
+                  " bytes (request + response) but the server holds at "
+                  "most ",
+                  limit, " bytes of calls (--max_inflight_bytes)"));
   }
   return std::nullopt;
 }
@@ -258,10 +273,32 @@ void ComputeService::ResolveTenant(CallInfo& call) const {
 
 TaskFn ComputeService::TaskFor(const CallInfo& call) const {
   return [kind = call.kind, request = call.request, response = call.response,
-          run_task = options_.run_task](const CancelToken& cancel) {
-    return run_task != nullptr ? run_task(*kind, *request, cancel, response)
-                               : kind->run(*request, cancel, response);
+          run_task = options_.run_task,
+          limit = options_.max_message_bytes](const CancelToken& cancel) {
+    absl::Status status = run_task != nullptr
+                              ? run_task(*kind, *request, cancel, response)
+                              : kind->run(*request, cancel, response);
+    // Prepare refused what the estimate knew to be too large; a response
+    // that still is fails here, so that it is counted a failure (gRPC would
+    // not send it) and the client is told why.
+    if (status.ok() && limit > 0) {
+      const int64_t bytes =
+          static_cast<int64_t>(response->ByteSizeLong()) + kTimingFieldsBytes;
+      if (bytes > limit) {
+        response->Clear();
+        return absl::ResourceExhaustedError(
+            absl::StrCat("its response is ", bytes,
+                         " bytes, over --max_message_bytes ", limit));
+      }
+    }
+    return status;
   };
+}
+
+grpc::Status ComputeService::Invalid(const CallInfo& call,
+                                     const std::string& message) {
+  CountRejected(RejectReason::kInvalid, call.options.priority);
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
 }
 
 grpc::Status ComputeService::Refuse(const CallInfo& call, RejectReason reason,
@@ -292,9 +329,10 @@ grpc::Status ComputeService::Refused(const CallInfo& call,
                     absl::ZeroDuration());
     case RefusalReason::kExpired:
       // Counted: every call that reaches the pool shows in a counter.
-      return Refuse(
-          call, RejectReason::kExpired, grpc::StatusCode::DEADLINE_EXCEEDED,
-          "deadline had passed when the call arrived", absl::ZeroDuration());
+      return Refuse(call, RejectReason::kExpiredOnArrival,
+                    grpc::StatusCode::DEADLINE_EXCEEDED,
+                    "deadline had passed when the call arrived",
+                    absl::ZeroDuration());
     case RefusalReason::kDeadline:
       return Refuse(call, RejectReason::kDeadline,
                     grpc::StatusCode::RESOURCE_EXHAUSTED,

@@ -26,6 +26,9 @@
 //     "deadline exceeded" by its clock against the deadline, and that
 //     completion finishes the call.
 //   - The call's deadline is the task's deadline.
+//   - Every call is counted once: its task's outcome (the pool's observer)
+//     or, when it never became a task, a RejectReason (CountRejected),
+//     bad input included; a displaced task is both (kPreempted).
 // The status mapping is the table in the README.
 //
 // Thread-safety: all methods are thread-safe.
@@ -75,6 +78,10 @@ struct ComputeServiceOptions {
   // carries the server's load in its trailers (load_report.h); inf: none.
   absl::Duration load_report_interval = absl::Milliseconds(1);
   int cpus = 1;  // scales the reported cpu_utilization
+  // The largest response gRPC will send (--max_message_bytes; 0: no
+  // limit). A request whose response would be larger is INVALID_ARGUMENT,
+  // before it runs; a response that turns out larger fails its task.
+  int64_t max_message_bytes = 0;
 };
 
 // What the service knows of one call. The caller owns it (and what it
@@ -136,6 +143,8 @@ class ComputeService {
   // queue need them: they cost an allocation or two).
   void ResolveTenant(CallInfo& call) const;
   TaskFn TaskFor(const CallInfo& call) const;
+  // INVALID_ARGUMENT with `message`, counted (reason "invalid").
+  grpc::Status Invalid(const CallInfo& call, const std::string& message);
   // The status for a refusal by the pool, counted, with its pushback.
   grpc::Status Refused(const CallInfo& call, const absl::Status& status,
                        const SubmitRefusal& refusal);

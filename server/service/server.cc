@@ -84,7 +84,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
                             .tenant_observer = config.tenant_observer,
                             .run_task = config.run_task,
                             .load_report_interval = config.load_report_interval,
-                            .cpus = config.cpus});
+                            .cpus = config.cpus,
+                            .max_message_bytes = config.max_message_bytes});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -185,12 +186,24 @@ void ComputeServer::Drain(absl::Duration timeout) {
   // Every accepted call is completed (and its reactor finished) by this.
   pool_->Shutdown(deadline);
   // What remains are calls in flight in gRPC itself (answered UNAVAILABLE by
-  // the draining service); give them a moment, then cancel.
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  // the draining service); give them a moment, then cancel. (Unless the
+  // drain was ended: gRPC's Shutdown cannot be hurried once it waits.)
+  const auto grace = end_drain_now_.load(std::memory_order_acquire)
+                         ? std::chrono::seconds(0)
+                         : std::chrono::seconds(1);
+  server_->Shutdown(std::chrono::system_clock::now() + grace);
   server_->Wait();
   // Then the queues, in that order: every call object is freed as they
   // drain.
   queues_->Shutdown();
+}
+
+void ComputeServer::EndDrainNow() {
+  end_drain_now_.store(true, std::memory_order_release);
+  service_->StartDraining();
+  // Brings the deadline of the pool's Shutdown that Drain waits in (or will
+  // call) forward to now, and waits for the pool to stop.
+  pool_->Shutdown(pool_->clock().Now());
 }
 
 ComputeServer::~ComputeServer() { Drain(absl::ZeroDuration()); }

@@ -8,12 +8,18 @@
 //   3. accepted calls, queued and running, finish until `timeout`; what is
 //      left is then cancelled and answered UNAVAILABLE;
 //   4. the gRPC server shuts down; every accepted call has its response.
+// EndDrainNow(), on a second SIGTERM while Drain runs: what step 3 still
+// waits for is stopped at once (queued calls never run, running ones are
+// signalled) and answered UNAVAILABLE, and step 4, if it has not begun,
+// gives gRPC no grace (once begun, its grace of at most 1 s cannot be
+// cut short: grpc::Server::Shutdown takes its deadline once).
 //
-// Thread-safety: Drain and Wait may be called from any thread; Drain is
-// idempotent.
+// Thread-safety: Drain and EndDrainNow may be called from any thread;
+// Drain is idempotent.
 #ifndef COMPUTE_SERVER_SERVICE_SERVER_H_
 #define COMPUTE_SERVER_SERVICE_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -75,6 +81,9 @@ class ComputeServer {
   const RunQueues& queues() const { return *queues_; }
 
   void Drain(absl::Duration timeout);
+  // Ends a Drain in progress (or one yet to come) now; returns once the
+  // pool has stopped. Every accepted call still gets its one response.
+  void EndDrainNow();
 
  private:
   ComputeServer() = default;
@@ -87,6 +96,7 @@ class ComputeServer {
   std::unique_ptr<grpc::Server> server_;
   Mutex drain_mu_;
   bool drained_ ABSL_GUARDED_BY(drain_mu_) = false;
+  std::atomic<bool> end_drain_now_{false};
 };
 
 }  // namespace compute::service

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -111,6 +112,41 @@ TEST(ServerE2eTest, SigtermPastDrainTimeoutAnswersUnavailable) {
   }
   ExitResult exit = server.Wait();
   EXPECT_EQ(exit.code, 0) << exit.stderr_text;
+}
+
+// A second SIGTERM ends a drain that would otherwise wait a minute: the
+// running and the queued call are each answered UNAVAILABLE at once, and
+// the process exits 143 (128 + SIGTERM).
+TEST(ServerE2eTest, SecondSigtermEndsTheDrainAtOnce) {
+  int metrics_port = metrics::testing::FreeLoopbackPort();
+  std::vector<std::string> args = ArgsWithMetrics(metrics_port);
+  args.push_back("--workers=1");
+  args.push_back("--queue_capacity=1");
+  args.push_back("--admission=false");
+  args.push_back("--drain_timeout=60s");
+  ServerProcess server(args);
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  auto stub = StubFor(*port);
+  // Both would hold the drain for the whole minute (a spin is at most 60 s,
+  // and AsyncCall::Wait gives up after 30 s).
+  auto calls = FillServer(*stub, 1, absl::Seconds(60), metrics_port);
+  server.Signal(SIGTERM);
+  ASSERT_TRUE(server.WaitForLine("\"msg\":\"draining\""));
+  const absl::Time second = absl::Now();
+  server.Signal(SIGTERM);
+  for (auto& c : calls) {
+    grpc::Status s = c->Wait();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << s.error_code() << " " << s.error_message();
+  }
+  ExitResult exit = server.Wait(absl::Seconds(30));
+  std::cout << "second SIGTERM to exit: " << (absl::Now() - second) << "\n";
+  EXPECT_EQ(exit.code, 128 + SIGTERM) << exit.stderr_text;
+  EXPECT_THAT(exit.stderr_text,
+              HasSubstr("\"msg\":\"second signal: ending the drain now\""));
+  EXPECT_THAT(exit.stderr_text, HasSubstr("\"ended_by\":\"Terminated\""));
 }
 
 TEST(ServerE2eTest, StartupLogsTheEffectiveConfigAndCpuCount) {

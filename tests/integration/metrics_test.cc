@@ -187,8 +187,11 @@ TEST_F(MetricsTest, OutcomesAndCodesAddUpToTheCallsMade) {
             1);
   EXPECT_EQ(e.Sum("grpc_server_started_total"), kOk + 2);
   EXPECT_EQ(Value(e, "compute_task_run_seconds_count", {{"task", "fib"}}), kOk);
-  EXPECT_EQ(e.Sum("compute_tasks_rejected_total"), 1);
+  // Every handled call in exactly one of the two counters.
+  EXPECT_EQ(e.Sum("compute_tasks_rejected_total"), 2);
   EXPECT_EQ(Value(e, "compute_tasks_rejected_total", {{"reason", "deadline"}}),
+            1);
+  EXPECT_EQ(Value(e, "compute_tasks_rejected_total", {{"reason", "invalid"}}),
             1);
 }
 

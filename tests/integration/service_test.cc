@@ -146,6 +146,8 @@ TEST_F(ServiceTest, UndecodableBodyIsInvalidArgumentWithAMessage) {
             "the request is not a compute.v1.RunRequest (4 bytes that do not "
             "parse as one)");
   EXPECT_EQ(Stats().accepted, 0u);
+  EXPECT_EQ(server_->service().rejected(service::RejectReason::kInvalid), 1u)
+      << "counted like any bad input";
   RunResponse r;
   EXPECT_TRUE(Call(Fib(10), &r).ok()) << "the server keeps serving";
 }
@@ -506,6 +508,71 @@ TEST_F(ServiceTest, TaskFailureIsInternalAndTheServerKeepsServing) {
   ASSERT_TRUE(Call(Fib(12), &r).ok());
   EXPECT_EQ(r.fib().value(), 144u);
   EXPECT_EQ(r.worker(), 0u) << "the same worker serves the next task";
+}
+
+// A blur of `pixels` x 1 (radius 1).
+RunRequest BlurRow(size_t pixels) {
+  RunRequest r;
+  r.mutable_blur()->set_width(static_cast<uint32_t>(pixels));
+  r.mutable_blur()->set_height(1);
+  r.mutable_blur()->set_pixels(std::string(pixels, 'x'));
+  r.mutable_blur()->set_radius(1);
+  return r;
+}
+
+// The server would send its response only up to --max_message_bytes: a
+// blur whose request fits but whose response would not is refused before
+// it runs, naming the limit (gRPC alone would run it, count it OK, and send
+// the client RESOURCE_EXHAUSTED "Sent message larger than max").
+TEST_F(ServiceTest, AResponseOverMaxMessageBytesIsRefusedBeforeItRuns) {
+  constexpr int kLimit = 1 << 20;
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.max_message_bytes = kLimit;
+  Start(config);
+  // The largest blur whose request gRPC still receives.
+  size_t pixels = kLimit - 64;
+  while (BlurRow(pixels + 1).ByteSizeLong() <= kLimit) ++pixels;
+  RunResponse r;
+  grpc::Status s = Call(BlurRow(pixels), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("blur response would be"));
+  EXPECT_THAT(s.error_message(), HasSubstr("over --max_message_bytes 1048576"));
+  EXPECT_EQ(Stats().accepted, 0u) << "refused before it runs";
+  EXPECT_EQ(server_->service().rejected(service::RejectReason::kInvalid), 1u);
+  // One comfortably under the limit runs.
+  s = Call(BlurRow(kLimit - 4096), &r);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(r.blur().pixels().size(), kLimit - 4096u);
+}
+
+// A task that writes more than its kind's estimate (injected here: none
+// does today).
+absl::Status BloatedRunner(const tasks::TaskKind& kind,
+                           const RunRequest& request, const CancelToken& cancel,
+                           RunResponse* response) {
+  absl::Status s = kind.run(request, cancel, response);
+  if (request.has_fib() && request.fib().n() == 7) {
+    response->mutable_blur()->set_pixels(std::string(1 << 20, 'x'));
+  }
+  return s;
+}
+
+// A response still too large when its task finishes is a failed task, not
+// an OK one, and the client is told why.
+TEST_F(ServiceTest, AResponseStillTooLargeWhenFinishedFailsItsTask) {
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.max_message_bytes = 1 << 20;
+  config.run_task = &BloatedRunner;
+  Start(config);
+  RunResponse r;
+  grpc::Status s = Call(Fib(7), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_THAT(s.error_message(), HasSubstr("fib task failed: its response is"));
+  EXPECT_THAT(s.error_message(), HasSubstr("over --max_message_bytes 1048576"));
+  EXPECT_EQ(Completed(TaskOutcome::kFailed), 1u);
+  EXPECT_EQ(Completed(TaskOutcome::kOk), 0u);
+  ASSERT_TRUE(Call(Fib(8), &r).ok());
+  EXPECT_EQ(r.fib().value(), 21u);
 }
 
 grpc::health::v1::HealthCheckResponse::ServingStatus Health(

@@ -96,7 +96,8 @@ TEST(GrpcMetricsTest, EveryMethodAndCodeStartsAtZero) {
                                        {{"reason", "tenant_share"}},
                                        {{"reason", "shed"}},
                                        {{"reason", "preempted"}},
-                                       {{"reason", "expired"}}}));
+                                       {{"reason", "expired_on_arrival"}},
+                                       {{"reason", "invalid"}}}));
 }
 
 TEST(GrpcMetricsTest, CountsStartedHandledAndRejected) {

@@ -378,6 +378,30 @@ TEST(WorkerPoolTest, ShutdownPastItsDeadlineStopsRunningAndDropsQueued) {
   pool->Shutdown(absl::Now());  // idempotent
 }
 
+// A second SIGTERM: a Shutdown with an earlier deadline ends the wait of
+// the one in progress.
+TEST(WorkerPoolTest, ASecondShutdownBringsTheDeadlineForward) {
+  auto pool = MakePool(1, 8);
+  Gate gate;  // never released: only the shutdown can stop it
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  ASSERT_TRUE(pool->Submit(Noop(), done.For(1)).ok());
+  std::thread first([&] { pool->Shutdown(absl::Now() + absl::Seconds(60)); });
+  // Submit is refused once the first Shutdown has begun (in the same
+  // critical section).
+  ASSERT_TRUE(WaitUntil(
+      [&] { return !pool->Submit(Noop(), [](const TaskResult&) {}).ok(); }));
+  const absl::Time start = absl::Now();
+  pool->Shutdown(absl::Now());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30))
+      << "the first Shutdown's 60 s deadline held";
+  first.join();
+  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(gate.saw_stop(), 1);
+}
+
 TEST(WorkerPoolTest, DestructorShutsDownAndDeliversEverything) {
   Gate gate;
   Completions done;
