@@ -15,6 +15,11 @@ namespace compute::client {
 namespace {
 
 constexpr char kRunMethod[] = "/compute.v1.Compute/Run";
+// Retries (LoadOptions::max_attempts) are at most this share of the calls
+// sent, plus this many (as Finagle's retry budget, or gRPC's retry
+// throttling: a fleet that refuses everything sees 1.2x the load, not 5x).
+constexpr double kRetryBudgetShare = 0.2;
+constexpr uint64_t kRetryBudgetFixed = 10;
 
 void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
   int64_t seen = a.load(std::memory_order_relaxed);
@@ -206,6 +211,15 @@ bool LoadGenerator::Retry(Call* call, int code) {
       (call->deadline && std::chrono::system_clock::now() >= *call->deadline)) {
     return false;
   }
+  // The retry budget: when every replica refuses, retries would multiply
+  // the load the fleet is already refusing.
+  const uint64_t sent = sent_.load(std::memory_order_relaxed);
+  if (retries_.load(std::memory_order_relaxed) >=
+      kRetryBudgetFixed + static_cast<uint64_t>(kRetryBudgetShare *
+                                                static_cast<double>(sent))) {
+    retries_refused_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   // A ClientContext serves one call: the next attempt is a new Call object
   // that carries the first one's start, deadline and lane.
   auto* next = new Call;
@@ -388,6 +402,7 @@ absl::StatusOr<LoadResult> LoadGenerator::Run() {
   result.elapsed = absl::Nanoseconds(last_done_ns_.load());
   result.send_window = absl::Nanoseconds(last_start_ns_.load());
   result.retries = retries_.load(std::memory_order_relaxed);
+  result.retries_over_budget = retries_refused_.load(std::memory_order_relaxed);
   result.request_bytes = request_bytes_.Length();
   result.ok_response_bytes = ok_response_bytes_.load(std::memory_order_relaxed);
   if (options_.balancer != nullptr) {

@@ -83,8 +83,10 @@ struct LoadOptions {
   // sent again at once to the replica the balancer chooses then (which
   // avoids the one that failed for its pushback), within the call's first
   // deadline; the call counts once, with its last status, its latency from
-  // its first attempt. 1: no retry. (Without a balancer, retries are gRPC's
-  // retry policy on the channel: ChannelOptions::retry.)
+  // its first attempt. 1: no retry. Retries are at most 20% of the calls
+  // sent, plus 10 (a retry budget): past it a call ends with its status.
+  // (Without a balancer, retries are gRPC's retry policy on the channel:
+  // ChannelOptions::retry.)
   int max_attempts = 1;
   // Request metadata of every call (compute-tenant, compute-priority).
   std::vector<std::pair<std::string, std::string>> metadata;
@@ -105,12 +107,13 @@ struct LoadResult {
   Histogram ok_latency;                           // nanoseconds
   // RESOURCE_EXHAUSTED calls, start to answer: an upper bound of how long
   // the server took to refuse (it includes the round trip).
-  Histogram refused_latency;       // nanoseconds
-  absl::Duration elapsed;          // first call started -> last call finished
-  absl::Duration send_window;      // first call started -> last call started
-  uint64_t retries = 0;            // attempts after the first (max_attempts)
-  size_t request_bytes = 0;        // of each call, serialized
-  uint64_t ok_response_bytes = 0;  // of the OK calls' answers, all together
+  Histogram refused_latency;         // nanoseconds
+  absl::Duration elapsed;            // first call started -> last call finished
+  absl::Duration send_window;        // first call started -> last call started
+  uint64_t retries = 0;              // attempts after the first (max_attempts)
+  uint64_t retries_over_budget = 0;  // retries not made: the budget was spent
+  size_t request_bytes = 0;          // of each call, serialized
+  uint64_t ok_response_bytes = 0;    // of the OK calls' answers, all together
   // With a balancer: each replica's address and the attempts sent to it.
   std::vector<std::pair<std::string, uint64_t>> replica_calls;
 
@@ -193,6 +196,7 @@ class LoadGenerator {
   std::atomic<uint64_t> claimed_{0};
   std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> retries_{0};
+  std::atomic<uint64_t> retries_refused_{0};
   std::atomic<uint64_t> ok_response_bytes_{0};
   std::atomic<uint64_t> next_channel_{0};
   std::atomic<int64_t> last_start_ns_{0};

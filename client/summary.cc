@@ -126,6 +126,11 @@ std::string SummaryText(const LoadResult& r, const BenchInfo& info,
     absl::StrAppendFormat(&text, "Retries (on another replica): %d\n",
                           r.retries);
   }
+  if (r.retries_over_budget > 0) {
+    absl::StrAppendFormat(
+        &text, "Retries not made (budget: 20%% of calls + 10 spent): %d\n",
+        r.retries_over_budget);
+  }
   if (!r.replica_calls.empty()) {
     absl::StrAppend(&text, "Attempts per replica\n");
     for (const auto& [address, calls] : r.replica_calls) {
@@ -188,6 +193,7 @@ google::protobuf::Struct SummaryJson(const LoadResult& r, const BenchInfo& info,
   Put(s, "errors", static_cast<double>(r.errors()));
   Put(s, "error_share", r.error_share());
   Put(s, "retries", static_cast<double>(r.retries));
+  Put(s, "retries_over_budget", static_cast<double>(r.retries_over_budget));
   if (!r.replica_calls.empty()) {
     google::protobuf::Value replicas;
     for (const auto& [address, calls] : r.replica_calls) {

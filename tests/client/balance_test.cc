@@ -83,6 +83,34 @@ TEST_F(BalanceTest, LeastLoadedAvoidsTheBusyServer) {
   EXPECT_GE(Accepted(2), kCalls / 5);
 }
 
+// --retry sends a refused call to another replica, but when every replica
+// refuses, the retry budget (20% of the calls + 10) stops them multiplying
+// the load: without it, 100 calls would be 500 attempts.
+TEST_F(BalanceTest, RetryBudgetBoundsRetriesWhenEveryReplicaRefuses) {
+  std::vector<std::unique_ptr<AsyncCall>> spins;
+  for (int i = 0; i < 3; ++i) {
+    auto stub = compute::v1::Compute::NewStub(Connect(servers_[i]->port()));
+    spins.push_back(std::make_unique<AsyncCall>(*stub, Spin(absl::Seconds(30)),
+                                                absl::InfiniteDuration()));
+    spins.push_back(std::make_unique<AsyncCall>(*stub, Spin(absl::Seconds(30)),
+                                                absl::InfiniteDuration()));
+    ASSERT_TRUE(WaitUntil(
+        [&] { return servers_[i]->pool().Stats().queue_depth == 1; }));
+  }
+  constexpr int kCalls = 100;
+  CommandResult r = RunClient(
+      {"bench", "--target", target_, "--lb", "least_loaded", "--retry",
+       "--task", "fib", "--n", "5", "--concurrency", "2", "--requests",
+       absl::StrCat(kCalls), "--deadline", "10s", "--json"});
+  ASSERT_EQ(r.rc, 1) << "no call can succeed: " << r.out;
+  google::protobuf::Struct json = ParseJson(r.out);
+  EXPECT_EQ(Number(json, "refused"), kCalls);
+  EXPECT_GT(Number(json, "retries"), 0);
+  EXPECT_LE(Number(json, "retries"), 0.2 * kCalls + 10);
+  EXPECT_GT(Number(json, "retries_over_budget"), 0);
+  for (auto& spin : spins) spin->Cancel();
+}
+
 TEST(LeastLoadedTest, ResolvesAddressListsAndNames) {
   auto list = client::ResolveTarget("ipv4:127.0.0.1:1,127.0.0.2:2");
   ASSERT_TRUE(list.ok()) << list.status();
