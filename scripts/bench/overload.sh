@@ -15,8 +15,8 @@
 #   - p50 and p99 latency of the OK calls, from the client;
 #   - from the server's /metrics, scraped before and after the step (after
 #     its queue has emptied): the p50 of compute_task_queue_wait_seconds
-#     and the p99 of grpc_server_handling_seconds{grpc_code=
-#     "ResourceExhausted"} over that step's observations (bucket
+#     and the p99 of compute_refusal_seconds (calls refused on arrival)
+#     over that step's observations (bucket
 #     differences, interpolated like histogram_quantile; promq.py), and the
 #     increase of compute_tasks_rejected_total by reason.
 #
@@ -165,8 +165,9 @@ for f in "${FACTORS[@]}"; do
     '", ".join("%s %d" % (k, v) for k, v in sorted(j["status"].items()))')
   wait50=$(bench_promq quantile "$before" "$after" \
     compute_task_queue_wait_seconds 0.5)
-  re99=$(bench_promq quantile "$before" "$after" grpc_server_handling_seconds \
-    0.99 grpc_code=ResourceExhausted grpc_service=compute.v1.Compute)
+  # compute_refusal_seconds: calls refused on arrival (the server's time,
+  # from the call's arrival at the service to its answer).
+  re99=$(bench_promq quantile "$before" "$after" compute_refusal_seconds 0.99)
   [[ $re99 != nolabel ]] || nolabel=1
   # The client's view of a refusal: the server's time plus the round trip.
   re99_client=$(bench_json "$out" \
@@ -183,7 +184,7 @@ for f in "${FACTORS[@]}"; do
 done
 if ((nolabel)); then
   echo
-  echo "¹ this server's grpc_server_handling_seconds has no grpc_code label," \
-    "so the latency of its RESOURCE_EXHAUSTED answers cannot be told apart;" \
-    "the client's column bounds it from above."
+  echo "¹ this server has no compute_refusal_seconds (an older build), so" \
+    "the latency of its refusals cannot be told apart; the client's column" \
+    "bounds it from above."
 fi

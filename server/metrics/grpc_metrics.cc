@@ -71,8 +71,9 @@ GrpcMetrics::GrpcMetrics(std::string service, std::vector<std::string> methods,
       per_method_(kHandling + histogram_.slots()),
       rejected_base_(methods_.size() * per_method_),
       priority_rejected_base_(rejected_base_ + service::kNumRejectReasons),
-      counters_(priority_rejected_base_ +
-                kNumPriorities * service::kNumRejectReasons) {}
+      refusal_base_(priority_rejected_base_ +
+                    kNumPriorities * service::kNumRejectReasons),
+      counters_(refusal_base_ + histogram_.slots()) {}
 
 size_t GrpcMetrics::Find(std::string_view service,
                          std::string_view method) const {
@@ -138,6 +139,10 @@ void GrpcMetrics::OnRejected(service::RejectReason reason, Priority priority) {
   ShardedCounters::Stripe& stripe = counters_.Local();
   stripe.Add(rejected_base_ + static_cast<size_t>(r));
   stripe.Add(PriorityRejectedIndex(priority, reason));
+}
+
+void GrpcMetrics::OnRefusalAnswered(absl::Duration elapsed) {
+  histogram_.Observe(counters_.Local(), refusal_base_, elapsed);
 }
 
 std::vector<prometheus::MetricFamily> GrpcMetrics::Collect() const {
@@ -206,12 +211,21 @@ std::vector<prometheus::MetricFamily> GrpcMetrics::Collect() const {
     }
   }
 
+  auto refusal = MakeFamily(
+      "compute_refusal_seconds",
+      "Time from a call's arrival at the service to its refusal, for calls "
+      "refused on arrival without queueing (RESOURCE_EXHAUSTED, "
+      "UNAVAILABLE).",
+      MetricType::Histogram);
+  AddHistogram(refusal, {}, histogram_.ToHistogram(snapshot, refusal_base_));
+
   std::vector<prometheus::MetricFamily> families;
   families.push_back(std::move(started));
   families.push_back(std::move(handled));
   families.push_back(std::move(handling));
   families.push_back(std::move(rejected));
   families.push_back(std::move(by_priority));
+  families.push_back(std::move(refusal));
   return families;
 }
 

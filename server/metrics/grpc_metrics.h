@@ -10,6 +10,11 @@
 //                                          | shed | preempted |
 //                                          expired_on_arrival | invalid
 //   compute_priority_rejected_total{priority,reason}  the same by priority
+//   compute_refusal_seconds   histogram: from a refused call's arrival at
+//                             the service to its answer (refused on
+//                             arrival, never queued: RESOURCE_EXHAUSTED or
+//                             UNAVAILABLE), since grpc_server_handling_seconds
+//                             has no code label to tell refusals apart
 //
 // As go-grpc-prometheus's InitializeMetrics does, every method x code series
 // exists from the start at 0. Methods are the service's unary methods
@@ -75,6 +80,7 @@ class GrpcMetrics final : public service::CallObserver,
   void OnCallHandled(std::string_view method, grpc::StatusCode code,
                      absl::Duration elapsed) override;
   void OnRejected(service::RejectReason reason, Priority priority) override;
+  void OnRefusalAnswered(absl::Duration elapsed) override;
   void OnOtherCallStarted(std::string_view service,
                           std::string_view method) override;
   void OnOtherCallHandled(std::string_view service, std::string_view method,
@@ -103,6 +109,7 @@ class GrpcMetrics final : public service::CallObserver,
   const size_t per_method_;
   const size_t rejected_base_;
   const size_t priority_rejected_base_;
+  const size_t refusal_base_;  // the refusal histogram
   ShardedCounters counters_;
 };
 

@@ -50,6 +50,10 @@ class CallObserver {
                              absl::Duration elapsed) = 0;
   // A call refused (or displaced from the queue), with its priority class.
   virtual void OnRejected(RejectReason reason, Priority priority) = 0;
+  // A call refused on arrival, never queued (RESOURCE_EXHAUSTED or
+  // UNAVAILABLE): the time from its arrival at the service to its answer,
+  // what a refusal costs the server. Default: not measured.
+  virtual void OnRefusalAnswered(absl::Duration /*elapsed*/) {}
 
   // The calls of the server's other services (health, reflection), which
   // CallInterceptor sees: full service name ("grpc.health.v1.Health") and

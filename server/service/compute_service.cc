@@ -160,6 +160,7 @@ std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
   absl::StatusOr<TaskHandle> submitted =
       pool_.Submit(std::move(task), std::move(done), call.options, &refusal);
   if (!submitted.ok()) return Refused(call, submitted.status(), refusal);
+  call.queued = true;
   *handle = *submitted;
   return std::nullopt;
 }
@@ -178,9 +179,13 @@ void ComputeService::Answered(const CallInfo& call,
     call.context->AddTrailingMetadata(kLoadTrailer, load->text);
   }
   if (options_.observer == nullptr) return;
-  options_.observer->OnCallHandled(
-      kRunMethod, status.error_code(),
-      absl::FromChrono(std::chrono::steady_clock::now() - call.started));
+  const absl::Duration elapsed =
+      absl::FromChrono(std::chrono::steady_clock::now() - call.started);
+  options_.observer->OnCallHandled(kRunMethod, code, elapsed);
+  if (!call.queued && (code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                       code == grpc::StatusCode::UNAVAILABLE)) {
+    options_.observer->OnRefusalAnswered(elapsed);
+  }
 }
 
 std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {

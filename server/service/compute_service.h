@@ -97,6 +97,7 @@ struct CallInfo {
   absl::Time deadline;
   const tasks::TaskKind* kind = nullptr;
   double cost_units = 0;  // this request's size, for the cost model
+  bool queued = false;    // its task went into the pool (Submit took it)
   TaskOptions options;
 };
 

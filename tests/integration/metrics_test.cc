@@ -99,6 +99,7 @@ TEST_F(MetricsTest, ScrapeShowsBusyQueuedRejectedAndTheOutcomes) {
       Value(full, "compute_tasks_rejected_total", {{"reason", "queue_full"}});
   const double exhausted_before =
       Value(full, "grpc_server_handled_total", Code("ResourceExhausted"));
+  const double refusals_before = Value(full, "compute_refusal_seconds_count");
 
   {
     grpc::ClientContext context;
@@ -118,6 +119,11 @@ TEST_F(MetricsTest, ScrapeShowsBusyQueuedRejectedAndTheOutcomes) {
       0);
   EXPECT_EQ(Value(refused, "compute_pool_queue_depth"), kQueued)
       << "the refused call never queued";
+  // The refusal's own latency, apart from the calls that ran or queued.
+  EXPECT_EQ(Value(refused, "compute_refusal_seconds_count"),
+            refusals_before + 1);
+  EXPECT_EQ(Value(refused, "compute_refusal_seconds_bucket", {{"le", "+Inf"}}),
+            refusals_before + 1);
 
   for (auto& c : calls) c->Cancel();
   for (auto& c : calls) {
