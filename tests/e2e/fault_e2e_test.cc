@@ -444,6 +444,73 @@ TEST(FaultE2eTest, ConnectionFloodAndBodylessStreamsLeaveOthersServed) {
   EXPECT_EQ(server.Wait().code, 0);
 }
 
+// --max_concurrent_streams reaches gRPC: the server announces it; a client
+// that opens one stream more than it allows has its connection closed (so
+// the body-less streams it held are freed, each ended with an error); a
+// gRPC client with more calls
+// than that on one connection has them wait on its side, and all are
+// served. (gRPC 1.51 enforces the limit only once the client has
+// acknowledged the server's SETTINGS, as this one does: README,
+// "Reliability and security".)
+TEST(FaultE2eTest, StreamsPastTheLimitCloseTheConnection) {
+  constexpr uint32_t kLimit = 8;
+  ServerProcess server({"--address=127.0.0.1", "--port=0", "--metrics_port=0",
+                        "--workers=2",
+                        absl::StrCat("--max_concurrent_streams=", kLimit)});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+
+  RawHttp2Connection conn;
+  ASSERT_TRUE(conn.Connect(*port));
+  // Reads the server's SETTINGS and acknowledges them.
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        conn.ReadUntilEnd(0x7fffffff, absl::Milliseconds(10));
+        return conn.PeerSetting(http2::kSettingsMaxConcurrentStreams)
+            .has_value();
+      },
+      absl::Seconds(5)));
+  EXPECT_EQ(conn.PeerSetting(http2::kSettingsMaxConcurrentStreams), kLimit);
+  std::string frames;
+  for (uint32_t s = 0; s < kLimit; ++s) {
+    frames += Http2Frame(http2::kHeaders, http2::kEndHeaders, 2 * s + 1,
+                         RunCallHeaders());
+  }
+  ASSERT_TRUE(conn.Send(frames));
+  EXPECT_EQ(conn.ReadUntilEnd(1, absl::Milliseconds(200)).kind,
+            StreamEnd::Kind::kTimeout)
+      << "within the limit: the streams wait for their bodies";
+  ASSERT_TRUE(conn.Send(Http2Frame(http2::kHeaders, http2::kEndHeaders,
+                                   2 * kLimit + 1, RunCallHeaders())));
+  // One stream past the limit is an error of the connection: gRPC ends
+  // every stream on it and closes it (UNAVAILABLE "Failed parsing HTTP/2",
+  // or, by a race inside gRPC, INTERNAL "Unable to parse request": the
+  // body it waited for is gone).
+  StreamEnd first = conn.ReadUntilEnd(1, absl::Seconds(5));
+  EXPECT_EQ(first.kind, StreamEnd::Kind::kTrailers);
+  EXPECT_GT(first.grpc_status(), 0) << first.fields["grpc-message"];
+  std::cout << "a stream past the limit: stream 1 ended grpc-status "
+            << first.grpc_status() << " '" << first.fields["grpc-message"]
+            << "'\n";
+  EXPECT_EQ(conn.ReadUntilEnd(0x7fffffff, absl::Seconds(5)).kind,
+            StreamEnd::Kind::kClosed);
+
+  auto stub = compute::v1::Compute::NewStub(ChannelTo(*port));
+  std::vector<std::unique_ptr<AsyncCall>> calls;
+  for (uint32_t i = 0; i < 3 * kLimit; ++i) {
+    calls.push_back(std::make_unique<AsyncCall>(
+        *stub, Spin(absl::Milliseconds(5)), absl::Seconds(10)));
+  }
+  for (auto& c : calls) {
+    grpc::Status s = c->Wait();
+    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  }
+  ExpectHealthy(*port);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait().code, 0);
+}
+
 // A slowloris client: connections that send the start of an HTTP request
 // and then one byte at a time, each holding one of the metrics endpoint's
 // threads for as long as it trickles. With many scrapes in parallel too, a

@@ -43,7 +43,8 @@ inline constexpr uint8_t kData = 0x0, kHeaders = 0x1, kRstStream = 0x3,
                          kWindowUpdate = 0x8, kContinuation = 0x9;
 inline constexpr uint8_t kEndStream = 0x1, kAck = 0x1, kEndHeaders = 0x4,
                          kPadded = 0x8, kPriority = 0x20;
-inline constexpr uint16_t kSettingsInitialWindowSize = 0x4,
+inline constexpr uint16_t kSettingsMaxConcurrentStreams = 0x3,
+                          kSettingsInitialWindowSize = 0x4,
                           kSettingsMaxFrameSize = 0x5;
 }  // namespace http2
 
@@ -340,6 +341,13 @@ class RawHttp2Connection {
     fd_ = -1;
   }
   int fd() const { return fd_; }
+  // A setting the server sent (http2::kSettings*), once its SETTINGS have
+  // been read (ReadUntilEnd, SendData).
+  std::optional<uint32_t> PeerSetting(uint16_t id) const {
+    auto it = peer_settings_.find(id);
+    if (it == peer_settings_.end()) return std::nullopt;
+    return it->second;
+  }
 
   // Sends `body` as `stream`'s DATA, ending the stream (its HEADERS must
   // have been sent), as the server's flow control allows: in frames of at
@@ -354,7 +362,7 @@ class RawHttp2Connection {
     Stream& st = StreamFor(stream);
     size_t sent = 0;
     do {
-      if (!ProcessFrames()) return false;
+      ProcessFrames();  // a header block it cannot decode is no matter here
       const int64_t room =
           std::min<int64_t>({connection_send_window_, st.send_window,
                              static_cast<int64_t>(peer_max_frame_),
@@ -385,12 +393,12 @@ class RawHttp2Connection {
       const bool ok = ProcessFrames();
       StreamEnd end = StreamFor(stream).end;
       end.goaway = goaway_;
-      if (!ok) {
+      if (StreamFor(stream).ended) return end;
+      if (!ok) {  // its end may have been in a block that did not decode
         end.kind = StreamEnd::Kind::kBadFrame;
         end.error = error_;
         return end;
       }
-      if (StreamFor(stream).ended) return end;
       switch (ReadMore(deadline)) {
         case Read::kBytes:
           break;
@@ -437,10 +445,10 @@ class RawHttp2Connection {
     return Read::kBytes;
   }
 
-  // Handles every whole frame received; false on one this client cannot
-  // decode (error_).
+  // Handles every whole frame received; false once a header block could not
+  // be decoded (error_). Frames after that one are still handled (windows,
+  // SETTINGS, PING, resets), their header blocks no longer decoded.
   bool ProcessFrames() {
-    if (!error_.empty()) return false;
     while (buffer_.size() >= 9) {
       uint32_t length = (static_cast<uint8_t>(buffer_[0]) << 16) |
                         (static_cast<uint8_t>(buffer_[1]) << 8) |
@@ -455,9 +463,9 @@ class RawHttp2Connection {
       id &= 0x7fffffff;
       std::string payload = buffer_.substr(9, length);
       buffer_.erase(0, 9 + length);
-      if (!Handle(type, flags, id, payload)) return false;
+      Handle(type, flags, id, payload);
     }
-    return true;
+    return error_.empty();
   }
 
   static uint32_t Be32(const std::string& s, size_t at) {
@@ -468,7 +476,7 @@ class RawHttp2Connection {
     return v;
   }
 
-  bool Handle(uint8_t type, uint8_t flags, uint32_t id,
+  void Handle(uint8_t type, uint8_t flags, uint32_t id,
               const std::string& payload) {
     if (type == http2::kSettings && !(flags & http2::kAck)) {
       for (size_t i = 0; i + 6 <= payload.size(); i += 6) {
@@ -476,6 +484,7 @@ class RawHttp2Connection {
             static_cast<uint16_t>((static_cast<uint8_t>(payload[i]) << 8) |
                                   static_cast<uint8_t>(payload[i + 1]));
         uint32_t value = Be32(payload, i + 2);
+        peer_settings_[setting] = value;
         if (setting == http2::kSettingsInitialWindowSize) {
           // Applies to every stream, open or not yet (RFC 9113 6.9.2).
           const int64_t delta = int64_t{value} - peer_initial_window_;
@@ -514,7 +523,7 @@ class RawHttp2Connection {
         if (flags & http2::kPriority) skip += 5;
         if (skip + pad > payload.size()) {
           error_ = "HEADERS shorter than its padding and priority";
-          return false;
+          return;
         }
         block_ = payload.substr(skip, payload.size() - skip - pad);
         block_stream_ = id;
@@ -522,11 +531,11 @@ class RawHttp2Connection {
       } else {
         block_ += payload;
       }
-      if (flags & http2::kEndHeaders) {
+      if ((flags & http2::kEndHeaders) && error_.empty()) {
         std::vector<std::pair<std::string, std::string>> fields;
         if (!hpack_.Decode(block_, fields)) {
-          error_ = hpack_.error();
-          return false;
+          error_ = hpack_.error();  // its table is lost: decode no more
+          return;
         }
         Stream& st = StreamFor(block_stream_);
         for (auto& [name, value] : fields) st.end.fields[name] = value;
@@ -542,7 +551,6 @@ class RawHttp2Connection {
         st.ended = true;
       }
     }
-    return true;
   }
 
   int fd_ = -1;
@@ -554,6 +562,7 @@ class RawHttp2Connection {
   uint32_t block_stream_ = 0;
   bool block_ends_stream_ = false;
   bool goaway_ = false;
+  std::map<uint16_t, uint32_t> peer_settings_;
   std::string error_;  // a frame this client could not decode
   // What the server lets this client send (RFC 9113 6.9): 65,535 bytes on
   // the connection and on each stream until it says otherwise.
