@@ -538,8 +538,9 @@ class RawHttp2Connection {
           return;
         }
         Stream& st = StreamFor(block_stream_);
+        if (st.ended) return;  // what ended it stands
         for (auto& [name, value] : fields) st.end.fields[name] = value;
-        if (block_ends_stream_ && !st.ended) {
+        if (block_ends_stream_) {
           st.end.kind = StreamEnd::Kind::kTrailers;
           st.ended = true;
         }
