@@ -76,6 +76,10 @@ ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(20),
           "close a connection whose ping is not answered in this time");
 ABSL_FLAG(int, max_message_bytes, 32 << 20,
           "largest request or response message");
+ABSL_FLAG(int, max_concurrent_streams, 256,
+          "calls one connection may have open at once (HTTP/2 "
+          "SETTINGS_MAX_CONCURRENT_STREAMS); a client's further calls wait "
+          "on its side; at least 1");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate (enables TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
 ABSL_FLAG(std::string, tls_client_ca, "",
@@ -433,6 +437,13 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
           InRange("max_message_bytes", server.max_message_bytes, 4096, 1 << 30);
       !s.ok()) {
     return s;
+  }
+  server.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  if (server.max_concurrent_streams < 1) {
+    // 0 would let no call through at all.
+    return ConfigError(
+        absl::StrCat("--max_concurrent_streams must be at least 1 (got ",
+                     server.max_concurrent_streams, ")"));
   }
   server.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   server.tls_key = absl::GetFlag(FLAGS_tls_key);

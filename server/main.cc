@@ -54,6 +54,8 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
   Put(f, "keepalive_time", absl::FormatDuration(s.keepalive_time));
   Put(f, "keepalive_timeout", absl::FormatDuration(s.keepalive_timeout));
   Put(f, "max_message_bytes", static_cast<double>(s.max_message_bytes));
+  Put(f, "max_concurrent_streams",
+      static_cast<double>(s.max_concurrent_streams));
   Put(f, "tls", !s.tls_cert.empty());
   Put(f, "mtls", !s.tls_client_ca.empty());
   Put(f, "metrics_port", static_cast<double>(c.metrics_port));

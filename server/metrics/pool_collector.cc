@@ -81,15 +81,16 @@ std::vector<prometheus::MetricFamily> PoolCollector::Collect() const {
       "1 while the queue is standing (every task waited over the target for "
       "an interval) and admission holds the wait to the target.",
       s.overloaded ? 1 : 0));
-  families.push_back(Gauge(
-      "compute_pool_inflight_bytes",
-      "Bytes held by the requests and responses of queued and running tasks.",
-      static_cast<double>(s.inflight_bytes)));
-  families.push_back(Gauge(
-      "compute_pool_inflight_bytes_limit",
-      "The memory budget of queued and running tasks (--max_inflight_bytes; "
-      "0: no limit).",
-      static_cast<double>(s.max_inflight_bytes)));
+  families.push_back(
+      Gauge("compute_pool_inflight_bytes",
+            "Bytes held by the requests and responses of queued and running "
+            "tasks, and by answers sent but not yet taken by their clients.",
+            static_cast<double>(s.inflight_bytes)));
+  families.push_back(
+      Gauge("compute_pool_inflight_bytes_limit",
+            "The memory budget of queued and running tasks and unread answers "
+            "(--max_inflight_bytes; 0: no limit).",
+            static_cast<double>(s.max_inflight_bytes)));
   if (!costs.empty()) {
     auto family = MakeFamily(
         "compute_task_cost_seconds_per_unit",

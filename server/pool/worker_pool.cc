@@ -270,7 +270,24 @@ WorkerPool::WorkerPool(PoolOptions options)
   workers_.resize(static_cast<size_t>(max_workers_));
 }
 
-WorkerPool::~WorkerPool() { Shutdown(clock_.Now()); }
+WorkerPool::~WorkerPool() {
+  Shutdown(clock_.Now());
+  // Whoever held bytes outside a task has given them back.
+  POOL_CHECK(held_bytes() == 0);
+}
+
+void WorkerPool::HoldBytes(int64_t bytes) {
+  POOL_CHECK(bytes >= 0);
+  held_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void WorkerPool::ReleaseBytes(int64_t bytes) {
+  POOL_CHECK(bytes >= 0);
+  const int64_t before =
+      held_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  POOL_CHECK(before >= bytes);
+  (void)before;
+}
 
 void WorkerPool::SpawnWorkerLocked() {
   for (size_t i = 0; i < workers_.size(); ++i) {
@@ -518,13 +535,16 @@ absl::Status WorkerPool::CheckBudgetsLocked(const TaskOptions& options,
     }
     *victim_out = victim;  // taken out only if every other budget admits
   }
-  if (max_inflight_bytes_ > 0 &&
-      inflight_bytes_ + options.bytes > max_inflight_bytes_) {
-    return refuse(RefusalReason::kMemory,
-                  absl::StrCat("memory budget spent: ", inflight_bytes_,
-                               " bytes held by queued and running tasks + ",
-                               options.bytes, " for this one > limit ",
-                               max_inflight_bytes_));
+  if (max_inflight_bytes_ > 0) {
+    const int64_t held = held_bytes();
+    if (inflight_bytes_ + held + options.bytes > max_inflight_bytes_) {
+      return refuse(
+          RefusalReason::kMemory,
+          absl::StrCat("memory budget spent: ", inflight_bytes_,
+                       " bytes held by queued and running tasks + ", held,
+                       " by results not yet delivered + ", options.bytes,
+                       " for this one > limit ", max_inflight_bytes_));
+    }
   }
   const bool check_deadline = options.admit_by_deadline && has_deadline;
   const bool sheddable = options.priority == Priority::kSheddable &&
@@ -979,7 +999,8 @@ PoolStats WorkerPool::Stats() const {
   int64_t now_ticks = clock_.Ticks();
   s.running_cost = absl::Nanoseconds(RunningCostNsLocked(now_ticks));
   s.expected_wait = ExpectedWaitLocked(now_ticks);
-  s.inflight_bytes = inflight_bytes_;
+  s.held_bytes = held_bytes();
+  s.inflight_bytes = inflight_bytes_ + s.held_bytes;
   s.max_inflight_bytes = max_inflight_bytes_;
   s.target_queue_wait = target_queue_wait_;
   s.overloaded = overloaded_;

@@ -51,7 +51,8 @@
 //     cost, the newest of the tenant most over its share. The displaced task
 //     completes kPreempted.
 //   - kMemory: bytes held by queued and running tasks (TaskOptions::bytes)
-//     would pass max_inflight_bytes.
+//     plus the bytes held outside any task (HoldBytes, below) would pass
+//     max_inflight_bytes.
 //   - kShed: a sheddable task's expected wait is over half the target.
 //   - kOverload: a standing queue (below) and this task's expected wait is
 //     over target_queue_wait (critical tasks are exempt).
@@ -66,6 +67,25 @@
 // ones) / workers.
 // Each task's cost is its caller's estimate (TaskOptions::cost); see
 // cost_model.h for how the service makes one.
+//
+// Bytes held outside a task (HoldBytes / ReleaseBytes): a task's bytes are
+// released when it completes, but what it produced may live on: the
+// service's answer stays in memory until the client has read it (or gone),
+// and a client that never reads keeps it for as long as it stays
+// connected. The caller holds those bytes from the task's completion until
+// they are freed, so they count against the same budget as the queued and
+// running tasks: while a non-reading client keeps answers, new work that
+// would pass the budget is refused (kMemory) and small work is still
+// admitted. Holding never refuses (the bytes exist already), so the bytes
+// held may exceed max_inflight_bytes; they only refuse new tasks. The hold
+// begins just after the task's own bytes are released, so another task may
+// be admitted in that gap of microseconds, once per completion: the budget
+// may be passed by at most one answer per completing task, never by a
+// growing amount.
+// Invariant: held_bytes() >= 0 at all times (each ReleaseBytes returns
+// bytes an earlier HoldBytes took), and 0 when the pool is destroyed (its
+// users released everything before). Checked in debug and sanitizer
+// builds.
 //
 // Standing queue (CoDel's rule, applied at admission rather than by dropping
 // queued work): a queue wait above target_queue_wait is normal for a burst,
@@ -262,10 +282,12 @@ struct PoolStats {
   uint64_t rejected = 0;
   std::array<uint64_t, kNumRefusalReasons> rejected_by{};
   std::array<uint64_t, kNumTaskOutcomes> completed{};
-  absl::Duration queued_cost;      // estimated run time of the queued tasks
-  absl::Duration running_cost;     // estimated time the running tasks have left
-  absl::Duration expected_wait;    // for a task submitted now
-  int64_t inflight_bytes = 0;      // held by queued and running tasks
+  absl::Duration queued_cost;    // estimated run time of the queued tasks
+  absl::Duration running_cost;   // estimated time the running tasks have left
+  absl::Duration expected_wait;  // for a task submitted now
+  // Held by queued and running tasks, plus held_bytes.
+  int64_t inflight_bytes = 0;
+  int64_t held_bytes = 0;          // held outside tasks (HoldBytes)
   int64_t max_inflight_bytes = 0;  // 0 = no limit
   absl::Duration target_queue_wait;
   bool overloaded = false;  // a standing queue: admission holds the target
@@ -328,6 +350,22 @@ class WorkerPool {
   void Shutdown(absl::Time deadline);
 
   PoolStats Stats() const;
+
+  // Charges `bytes` (>= 0) held outside any task to the memory budget until
+  // a ReleaseBytes of the same amount; never refuses (see "Bytes held
+  // outside a task" above). Lock-free: a relaxed atomic add, not mu_, since
+  // the service calls both for every answer it sends (on the worker or I/O
+  // thread that finishes the call, and on the I/O thread that sees it sent),
+  // two more acquisitions of mu_ per call on its hottest path, and they need
+  // no consistency with the queue: admission reads the sum once. May be
+  // called after Shutdown.
+  void HoldBytes(int64_t bytes);
+  // Returns bytes taken by HoldBytes. Releasing more than is held is a bug
+  // (checked in debug and sanitizer builds).
+  void ReleaseBytes(int64_t bytes);
+  int64_t held_bytes() const {
+    return held_bytes_.load(std::memory_order_relaxed);
+  }
 
   Clock& clock() const { return clock_; }
   int64_t max_inflight_bytes() const { return max_inflight_bytes_; }
@@ -465,7 +503,10 @@ class WorkerPool {
   size_t timed_ ABSL_GUARDED_BY(mu_) = 0;  // live entries in deadlines_
   // Estimated cost of the tasks on workers, in full (not what is left).
   int64_t running_full_cost_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bytes of the queued and running tasks (TaskOptions::bytes).
   int64_t inflight_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bytes held outside tasks (HoldBytes); read under mu_ by admission.
+  std::atomic<int64_t> held_bytes_{0};
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
 
   // Overload: a standing queue, detected as CoDel does (see above).

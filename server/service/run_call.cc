@@ -45,6 +45,9 @@ class RunCall {
         Arrive();
         return;
       case Kind::kFinished:
+        // The answer has been sent, or the client is gone: gRPC holds its
+        // bytes no more.
+        if (held_bytes_ > 0) queues_.service_.pool().ReleaseBytes(held_bytes_);
         Unref();
         return;
       case Kind::kDone:
@@ -90,7 +93,13 @@ class RunCall {
     compute::v1::RunRequest().Swap(&request_);
     queues_.service_.Answered(call_, status);
     if (status.ok()) {
-      responder_.Finish(SerializeRunResponse(response_), status, &finished_);
+      grpc::ByteBuffer answer = SerializeRunResponse(response_);
+      // Held in the pool's memory budget until the finish event: a client
+      // that does not read keeps the answer in memory (see the header).
+      // Before Finish, whose event may come at once on the queue's thread.
+      held_bytes_ = static_cast<int64_t>(answer.Length());
+      queues_.service_.pool().HoldBytes(held_bytes_);
+      responder_.Finish(answer, status, &finished_);
     } else {
       responder_.FinishWithError(status, &finished_);
     }
@@ -110,6 +119,10 @@ class RunCall {
   compute::v1::RunResponse response_;
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
   CallInfo call_;
+  // The answer's bytes, held in the pool's budget from Finish to the finish
+  // event. Written before Finish is issued, read on the queue's thread when
+  // its event arrives (the queue orders the two).
+  int64_t held_bytes_ = 0;
   // Written once, on the queue's thread, before that thread can see the
   // done event; read there.
   TaskHandle handle_;
@@ -184,8 +197,10 @@ void RunQueues::Shutdown() {
       Poll(*queue);  // drains it
     }
   }
-  // Every call's last event has been handled.
+  // Every call's last event has been handled, and with its finish event
+  // each call gave back the bytes its answer held.
   assert(live_calls() == 0);
+  assert(service_.pool().held_bytes() == 0);
 }
 
 }  // namespace compute::service

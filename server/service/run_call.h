@@ -24,7 +24,21 @@
 //                queued or running means the client cancelled (or the
 //                deadline passed): the task is cancelled, and its
 //                completion still finishes the call.
-//     kFinishing Finish issued; waits for its finish event.
+//     kFinishing Finish issued; waits for its finish event, which gRPC
+//                delivers once the answer is sent, or the client has gone.
+//                Until then gRPC keeps the answer in memory, for as long as
+//                a client that does not read (its flow-control window shut)
+//                stays connected. So the answer's serialized bytes are held
+//                in the pool's memory budget (WorkerPool::HoldBytes) from
+//                just before Finish to its finish event: a client that never
+//                reads cannot make the server keep answers outside the
+//                budget while it admits more work; new work that would pass
+//                the budget is refused (reason memory) until the answers are
+//                taken or the client disconnects. Invariant: every hold is
+//                released by the call's finish event, which every Finish
+//                gets (ok or not, also at shutdown), so once no call is left
+//                the pool holds no bytes for answers (asserted in
+//                Shutdown).
 //   Lifetime: a reference count. One reference is held by the chain of
 //   request -> Finish events, one by the done event (AsyncNotifyWhenDone,
 //   delivered once per call that arrived, whether finished or cancelled),

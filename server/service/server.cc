@@ -138,6 +138,18 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
     builder.SetCompressionAlgorithmSupportStatus(
         static_cast<grpc_compression_algorithm>(a), false);
   }
+  // Streams one connection may hold open. gRPC 1.51 sets no bound of its
+  // own, and a stream whose headers arrived holds a call (12-13 KB
+  // measured) until its body has: nothing times out a body that never
+  // comes, the resource quota does not count these calls, and they never
+  // reach our code (gRPC reads the body before it publishes the call). A
+  // client that opens more than this is a connection error: gRPC ends every
+  // stream on it and closes it. gRPC clients wait for a free stream
+  // instead. Two gaps this cannot close (README, "Reliability and
+  // security"): gRPC enforces the limit only once the client has
+  // acknowledged our SETTINGS, and there is no cap on connections.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             config.max_concurrent_streams);
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.SetMaxSendMessageSize(config.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,

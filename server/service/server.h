@@ -50,6 +50,9 @@ struct ServerConfig {
   absl::Duration keepalive_time = absl::Hours(2);
   absl::Duration keepalive_timeout = absl::Seconds(20);
   int max_message_bytes = 32 << 20;
+  // Streams (calls) open at once on one connection: HTTP/2
+  // SETTINGS_MAX_CONCURRENT_STREAMS. >= 1.
+  int max_concurrent_streams = 256;
   // PEM file paths. cert + key: TLS. Plus client_ca: mutual TLS (a client
   // without a certificate signed by that CA is refused).
   std::string tls_cert;

@@ -444,6 +444,70 @@ TEST(FaultE2eTest, ConnectionFloodAndBodylessStreamsLeaveOthersServed) {
   EXPECT_EQ(server.Wait().code, 0);
 }
 
+// --max_concurrent_streams reaches gRPC: the server announces it; a client
+// that opens one stream more than it allows has its connection closed (so
+// the body-less streams it held are freed, each ended UNAVAILABLE); a gRPC
+// client with more calls than that on one connection has them wait on its
+// side, and all are served. (gRPC 1.51 enforces the limit only once the
+// client has acknowledged the server's SETTINGS, as this one does: README,
+// "Reliability and security".)
+TEST(FaultE2eTest, StreamsPastTheLimitCloseTheConnection) {
+  constexpr uint32_t kLimit = 8;
+  ServerProcess server({"--address=127.0.0.1", "--port=0", "--metrics_port=0",
+                        "--workers=2",
+                        absl::StrCat("--max_concurrent_streams=", kLimit)});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+
+  RawHttp2Connection conn;
+  ASSERT_TRUE(conn.Connect(*port));
+  // Reads the server's SETTINGS and acknowledges them.
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        conn.ReadUntilEnd(0x7fffffff, absl::Milliseconds(10));
+        return conn.PeerSetting(http2::kSettingsMaxConcurrentStreams)
+            .has_value();
+      },
+      absl::Seconds(5)));
+  EXPECT_EQ(conn.PeerSetting(http2::kSettingsMaxConcurrentStreams), kLimit);
+  std::string frames;
+  for (uint32_t s = 0; s < kLimit; ++s) {
+    frames += Http2Frame(http2::kHeaders, http2::kEndHeaders, 2 * s + 1,
+                         RunCallHeaders());
+  }
+  ASSERT_TRUE(conn.Send(frames));
+  EXPECT_EQ(conn.ReadUntilEnd(1, absl::Milliseconds(200)).kind,
+            StreamEnd::Kind::kTimeout)
+      << "within the limit: the streams wait for their bodies";
+  ASSERT_TRUE(conn.Send(Http2Frame(http2::kHeaders, http2::kEndHeaders,
+                                   2 * kLimit + 1, RunCallHeaders())));
+  // One stream past the limit is an error of the connection: gRPC ends
+  // every stream on it (UNAVAILABLE "Failed parsing HTTP/2") and closes it.
+  StreamEnd first = conn.ReadUntilEnd(1, absl::Seconds(5));
+  EXPECT_EQ(first.kind, StreamEnd::Kind::kTrailers);
+  EXPECT_EQ(first.grpc_status(), 14) << first.fields["grpc-message"];
+  std::cout << "a stream past the limit: stream 1 ended grpc-status "
+            << first.grpc_status() << " '" << first.fields["grpc-message"]
+            << "'\n";
+  EXPECT_EQ(conn.ReadUntilEnd(0x7fffffff, absl::Seconds(5)).kind,
+            StreamEnd::Kind::kClosed);
+
+  auto stub = compute::v1::Compute::NewStub(ChannelTo(*port));
+  std::vector<std::unique_ptr<AsyncCall>> calls;
+  for (uint32_t i = 0; i < 3 * kLimit; ++i) {
+    calls.push_back(std::make_unique<AsyncCall>(
+        *stub, Spin(absl::Milliseconds(5)), absl::Seconds(10)));
+  }
+  for (auto& c : calls) {
+    grpc::Status s = c->Wait();
+    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  }
+  ExpectHealthy(*port);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait().code, 0);
+}
+
 // A slowloris client: connections that send the start of an HTTP request
 // and then one byte at a time, each holding one of the metrics endpoint's
 // threads for as long as it trickles. With many scrapes in parallel too, a
@@ -625,6 +689,106 @@ TEST(FaultE2eTest, ClientThatNeverReadsBlocksNoWorker) {
   ExpectHealthy(*port);
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait(absl::Seconds(30)).code, 0);
+}
+
+// A large blur of width x height pixels (radius 2), its pixels mid-grey.
+compute::v1::RunRequest BlurOf(int width, int height) {
+  compute::v1::RunRequest blur;
+  blur.mutable_blur()->set_width(width);
+  blur.mutable_blur()->set_height(height);
+  blur.mutable_blur()->set_pixels(
+      std::string(static_cast<size_t>(width) * height, '\x7f'));
+  blur.mutable_blur()->set_radius(2);
+  return blur;
+}
+
+// The answers of a client that never reads stay in the server's memory for
+// as long as it stays connected. They are held in the same budget as the
+// calls running (--max_inflight_bytes): while the client keeps them, a new
+// large call is refused (RESOURCE_EXHAUSTED, reason memory) and a small
+// one is served; once it disconnects, the budget is whole again.
+//
+// Sizes: 1 MiB blurs (1 MiB in and out, so 2 MiB charged while one runs)
+// under an 8 MiB budget. The client sends kUnread of them one after the
+// other, each admitted (4 MiB held + 2 MiB <= 8 MiB for the last), and
+// keeps 5 MiB of answers; a 2 MiB blur (4 MiB while it runs) then no
+// longer fits. Without the answers in the budget it would: nothing runs.
+TEST(FaultE2eTest, UnreadAnswersAreHeldInTheMemoryBudget) {
+  constexpr int kSide = 1024;
+  constexpr int kUnread = 5;
+  constexpr int64_t kAnswer = int64_t{kSide} * kSide;  // pixels, no framing
+  int metrics_port = FreeLoopbackPort();
+  ServerProcess server({"--address=127.0.0.1", "--port=0", "--workers=2",
+                        "--max_inflight_bytes=8Mi",
+                        "--metrics_address=127.0.0.1",
+                        absl::StrCat("--metrics_port=", metrics_port)});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  auto metric = [&](const std::string& name,
+                    const metrics::testing::Labels& labels = {}) {
+    auto s = Scrape(metrics_port);
+    return s.ok() ? s->Sum(name, labels) : -1.0;
+  };
+
+  RawHttp2Connection non_reader;
+  ASSERT_TRUE(non_reader.Connect(*port, /*initial_window=*/0));
+  non_reader.ReadUntilEnd(0x7fffffff, absl::Milliseconds(200));  // SETTINGS
+  const std::string body =
+      GrpcMessage(BlurOf(kSide, kSide).SerializeAsString());
+  for (int i = 0; i < kUnread; ++i) {
+    const uint32_t stream = 2 * i + 1;
+    ASSERT_TRUE(non_reader.Send(Http2Frame(
+        http2::kHeaders, http2::kEndHeaders, stream,
+        RunCallHeaders("application/grpc", {{"grpc-timeout", "60S"}}))));
+    ASSERT_TRUE(non_reader.SendData(stream, body, absl::Seconds(10)));
+    // Ran; its answer is now held (its hold follows the task's count).
+    ASSERT_TRUE(PollUntil(
+        [&] {
+          return metric("compute_tasks_total",
+                        {{"task", "blur"}, {"outcome", "ok"}}) == i + 1 &&
+                 metric("compute_pool_inflight_bytes") >= (i + 1) * kAnswer;
+        },
+        absl::Seconds(10)))
+        << "blur " << i << ": tasks "
+        << metric("compute_tasks_total", {{"task", "blur"}})
+        << ", in-flight bytes " << metric("compute_pool_inflight_bytes");
+  }
+  // Nothing reached the client; its answers are all held, and only they
+  // (a few dozen bytes of each answer are not pixels).
+  EXPECT_EQ(non_reader.ReadUntilEnd(1, absl::Milliseconds(100)).kind,
+            StreamEnd::Kind::kTimeout);
+  const double held = metric("compute_pool_inflight_bytes");
+  EXPECT_GE(held, kUnread * kAnswer);
+  EXPECT_LE(held, kUnread * (kAnswer + 64));
+
+  auto stub = compute::v1::Compute::NewStub(ChannelTo(*port));
+  auto run = [&](const compute::v1::RunRequest& request) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    compute::v1::RunResponse response;
+    return stub->Run(&context, request, &response);
+  };
+  const compute::v1::RunRequest large = BlurOf(kSide, 2 * kSide);
+  grpc::Status refused = run(large);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << refused.error_message();
+  EXPECT_THAT(refused.error_message(), ::testing::HasSubstr("memory budget"));
+  EXPECT_EQ(metric("compute_tasks_rejected_total", {{"reason", "memory"}}), 1);
+  grpc::Status small = run(Fib(10));
+  EXPECT_TRUE(small.ok()) << small.error_code() << " " << small.error_message();
+
+  // Gone: gRPC cancels its streams, each finish event gives its bytes back.
+  non_reader.Close();
+  EXPECT_TRUE(
+      PollUntil([&] { return metric("compute_pool_inflight_bytes") == 0; },
+                absl::Seconds(10)))
+      << "in-flight bytes " << metric("compute_pool_inflight_bytes");
+  grpc::Status served = run(large);
+  EXPECT_TRUE(served.ok()) << served.error_code() << " "
+                           << served.error_message();
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait().code, 0);
 }
 
 // Every call counted once: a mixed storm (calls that run OK, calls a full

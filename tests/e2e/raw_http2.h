@@ -3,7 +3,10 @@
 // that promises more than the body holds, two messages on a unary call, or
 // a receive window that is never opened. It writes frames byte by byte and
 // reads the server's answer back: HEADERS are decoded with a small HPACK
-// decoder, enough to read `grpc-status`.
+// decoder, enough to read `grpc-status`. A body larger than the server's
+// initial flow-control window goes with SendData, which keeps to the
+// windows the server grants (a client that does not read its answers must
+// still send its requests as HTTP/2 allows).
 //
 // Why not a library: gRPC's clients cannot lie this way, and nghttp2's
 // headers are not installed here. The decoder refuses Huffman-coded
@@ -20,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -39,7 +43,9 @@ inline constexpr uint8_t kData = 0x0, kHeaders = 0x1, kRstStream = 0x3,
                          kWindowUpdate = 0x8, kContinuation = 0x9;
 inline constexpr uint8_t kEndStream = 0x1, kAck = 0x1, kEndHeaders = 0x4,
                          kPadded = 0x8, kPriority = 0x20;
-inline constexpr uint16_t kSettingsInitialWindowSize = 0x4;
+inline constexpr uint16_t kSettingsMaxConcurrentStreams = 0x3,
+                          kSettingsInitialWindowSize = 0x4,
+                          kSettingsMaxFrameSize = 0x5;
 }  // namespace http2
 
 // One HTTP/2 frame: 24-bit length, type, flags, 31-bit stream id, payload.
@@ -335,104 +341,235 @@ class RawHttp2Connection {
     fd_ = -1;
   }
   int fd() const { return fd_; }
+  // A setting the server sent (http2::kSettings*), once its SETTINGS have
+  // been read (ReadUntilEnd, SendData).
+  std::optional<uint32_t> PeerSetting(uint16_t id) const {
+    auto it = peer_settings_.find(id);
+    if (it == peer_settings_.end()) return std::nullopt;
+    return it->second;
+  }
 
-  // Reads (answering SETTINGS and PING) until `stream` ends, the connection
-  // closes, or `timeout` passes.
-  StreamEnd ReadUntilEnd(uint32_t stream, absl::Duration timeout) {
-    StreamEnd end;
-    absl::Time deadline = absl::Now() + timeout;
-    std::string block;  // a header block continued in CONTINUATION frames
-    uint32_t block_stream = 0;
-    bool block_ends_stream = false;
-    for (;;) {
-      while (buffer_.size() >= 9) {
-        uint32_t length = (static_cast<uint8_t>(buffer_[0]) << 16) |
-                          (static_cast<uint8_t>(buffer_[1]) << 8) |
-                          static_cast<uint8_t>(buffer_[2]);
-        if (buffer_.size() < 9 + length) break;
-        uint8_t type = static_cast<uint8_t>(buffer_[3]);
-        uint8_t flags = static_cast<uint8_t>(buffer_[4]);
-        uint32_t id = 0;
-        for (int k = 5; k < 9; ++k) {
-          id = (id << 8) | static_cast<uint8_t>(buffer_[k]);
-        }
-        id &= 0x7fffffff;
-        std::string payload = buffer_.substr(9, length);
-        buffer_.erase(0, 9 + length);
-        if (type == http2::kSettings && !(flags & http2::kAck)) {
-          Send(Http2Frame(http2::kSettings, http2::kAck, 0, ""));
-        } else if (type == http2::kPing && !(flags & http2::kAck)) {
-          Send(Http2Frame(http2::kPing, http2::kAck, 0, payload));
-        } else if (type == http2::kGoaway) {
-          end.goaway = true;
-        } else if (type == http2::kRstStream && id == stream) {
-          end.kind = StreamEnd::Kind::kReset;
-          for (size_t k = 0; k < 4 && k < payload.size(); ++k) {
-            end.reset_code =
-                (end.reset_code << 8) | static_cast<uint8_t>(payload[k]);
-          }
-          return end;
-        } else if (type == http2::kHeaders || type == http2::kContinuation) {
-          if (type == http2::kHeaders) {
-            size_t skip = 0, pad = 0;
-            if ((flags & http2::kPadded) && !payload.empty()) {
-              pad = static_cast<uint8_t>(payload[0]);
-              skip = 1;
-            }
-            if (flags & http2::kPriority) skip += 5;
-            if (skip + pad > payload.size()) {
-              end.kind = StreamEnd::Kind::kBadFrame;
-              end.error = "HEADERS shorter than its padding and priority";
-              return end;
-            }
-            block = payload.substr(skip, payload.size() - skip - pad);
-            block_stream = id;
-            block_ends_stream = flags & http2::kEndStream;
-          } else {
-            block += payload;
-          }
-          if (flags & http2::kEndHeaders) {
-            std::vector<std::pair<std::string, std::string>> fields;
-            if (!hpack_.Decode(block, fields)) {
-              end.kind = StreamEnd::Kind::kBadFrame;
-              end.error = hpack_.error();
-              return end;
-            }
-            if (block_stream == stream) {
-              for (auto& [name, value] : fields) end.fields[name] = value;
-              if (block_ends_stream) {
-                end.kind = StreamEnd::Kind::kTrailers;
-                return end;
-              }
-            }
-          }
-        } else if (type == http2::kData && id == stream &&
-                   (flags & http2::kEndStream)) {
-          end.kind = StreamEnd::Kind::kTrailers;  // no trailers: no status
-          return end;
-        }
-      }
-      absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration()) return end;
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <=
-          0) {
+  // Sends `body` as `stream`'s DATA, ending the stream (its HEADERS must
+  // have been sent), as the server's flow control allows: in frames of at
+  // most its SETTINGS_MAX_FRAME_SIZE, within the connection's and the
+  // stream's send windows, reading the server's frames (WINDOW_UPDATE,
+  // SETTINGS, PING, and whatever else, kept for ReadUntilEnd) while they are
+  // shut. For a body larger than the 64 KiB a connection starts with. False
+  // if the connection closes or `timeout` passes first.
+  bool SendData(uint32_t stream, const std::string& body,
+                absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    Stream& st = StreamFor(stream);
+    size_t sent = 0;
+    do {
+      ProcessFrames();  // a header block it cannot decode is no matter here
+      const int64_t room =
+          std::min<int64_t>({connection_send_window_, st.send_window,
+                             static_cast<int64_t>(peer_max_frame_),
+                             static_cast<int64_t>(body.size() - sent)});
+      if (room <= 0 && sent < body.size()) {
+        if (ReadMore(deadline) != Read::kBytes) return false;
         continue;
       }
-      char chunk[16384];
-      ssize_t n = read(fd_, chunk, sizeof(chunk));
-      if (n <= 0) {
-        end.kind = StreamEnd::Kind::kClosed;
+      const size_t n = static_cast<size_t>(std::max<int64_t>(room, 0));
+      const bool last = sent + n == body.size();
+      if (!Send(Http2Frame(http2::kData, last ? http2::kEndStream : 0, stream,
+                           body.substr(sent, n)))) {
+        return false;
+      }
+      sent += n;
+      connection_send_window_ -= static_cast<int64_t>(n);
+      st.send_window -= static_cast<int64_t>(n);
+    } while (sent < body.size());
+    return true;
+  }
+
+  // Reads (answering SETTINGS and PING) until `stream` ends, the connection
+  // closes, or `timeout` passes. What arrives for other streams meanwhile is
+  // kept for their own ReadUntilEnd.
+  StreamEnd ReadUntilEnd(uint32_t stream, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      const bool ok = ProcessFrames();
+      StreamEnd end = StreamFor(stream).end;
+      end.goaway = goaway_;
+      if (StreamFor(stream).ended) return end;
+      if (!ok) {  // its end may have been in a block that did not decode
+        end.kind = StreamEnd::Kind::kBadFrame;
+        end.error = error_;
         return end;
       }
-      buffer_.append(chunk, static_cast<size_t>(n));
+      switch (ReadMore(deadline)) {
+        case Read::kBytes:
+          break;
+        case Read::kTimeout:
+          end.kind = StreamEnd::Kind::kTimeout;
+          return end;
+        case Read::kClosed:
+          ProcessFrames();  // what came before the close
+          end = StreamFor(stream).end;
+          end.goaway = goaway_;
+          if (!StreamFor(stream).ended) end.kind = StreamEnd::Kind::kClosed;
+          return end;
+      }
     }
   }
 
  private:
+  struct Stream {
+    StreamEnd end;       // what has arrived so far
+    bool ended = false;  // end.kind is final
+    int64_t send_window = 0;
+  };
+  enum class Read { kBytes, kTimeout, kClosed };
+
+  Stream& StreamFor(uint32_t id) {
+    auto [it, added] = streams_.try_emplace(id);
+    if (added) it->second.send_window = peer_initial_window_;
+    return it->second;
+  }
+
+  // Waits for bytes from the server until `deadline`.
+  Read ReadMore(absl::Time deadline) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return Read::kTimeout;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <=
+        0) {
+      return absl::Now() >= deadline ? Read::kTimeout : Read::kBytes;
+    }
+    char chunk[16384];
+    ssize_t n = read(fd_, chunk, sizeof(chunk));
+    if (n <= 0) return Read::kClosed;
+    buffer_.append(chunk, static_cast<size_t>(n));
+    return Read::kBytes;
+  }
+
+  // Handles every whole frame received; false once a header block could not
+  // be decoded (error_). Frames after that one are still handled (windows,
+  // SETTINGS, PING, resets), their header blocks no longer decoded.
+  bool ProcessFrames() {
+    while (buffer_.size() >= 9) {
+      uint32_t length = (static_cast<uint8_t>(buffer_[0]) << 16) |
+                        (static_cast<uint8_t>(buffer_[1]) << 8) |
+                        static_cast<uint8_t>(buffer_[2]);
+      if (buffer_.size() < 9 + length) break;
+      uint8_t type = static_cast<uint8_t>(buffer_[3]);
+      uint8_t flags = static_cast<uint8_t>(buffer_[4]);
+      uint32_t id = 0;
+      for (int k = 5; k < 9; ++k) {
+        id = (id << 8) | static_cast<uint8_t>(buffer_[k]);
+      }
+      id &= 0x7fffffff;
+      std::string payload = buffer_.substr(9, length);
+      buffer_.erase(0, 9 + length);
+      Handle(type, flags, id, payload);
+    }
+    return error_.empty();
+  }
+
+  static uint32_t Be32(const std::string& s, size_t at) {
+    uint32_t v = 0;
+    for (size_t k = at; k < at + 4 && k < s.size(); ++k) {
+      v = (v << 8) | static_cast<uint8_t>(s[k]);
+    }
+    return v;
+  }
+
+  void Handle(uint8_t type, uint8_t flags, uint32_t id,
+              const std::string& payload) {
+    if (type == http2::kSettings && !(flags & http2::kAck)) {
+      for (size_t i = 0; i + 6 <= payload.size(); i += 6) {
+        uint16_t setting =
+            static_cast<uint16_t>((static_cast<uint8_t>(payload[i]) << 8) |
+                                  static_cast<uint8_t>(payload[i + 1]));
+        uint32_t value = Be32(payload, i + 2);
+        peer_settings_[setting] = value;
+        if (setting == http2::kSettingsInitialWindowSize) {
+          // Applies to every stream, open or not yet (RFC 9113 6.9.2).
+          const int64_t delta = int64_t{value} - peer_initial_window_;
+          for (auto& [unused, st] : streams_) st.send_window += delta;
+          peer_initial_window_ = value;
+        } else if (setting == http2::kSettingsMaxFrameSize) {
+          peer_max_frame_ = value;
+        }
+      }
+      Send(Http2Frame(http2::kSettings, http2::kAck, 0, ""));
+    } else if (type == http2::kPing && !(flags & http2::kAck)) {
+      Send(Http2Frame(http2::kPing, http2::kAck, 0, payload));
+    } else if (type == http2::kGoaway) {
+      goaway_ = true;
+    } else if (type == http2::kWindowUpdate) {
+      const int64_t increment = Be32(payload, 0) & 0x7fffffff;
+      if (id == 0) {
+        connection_send_window_ += increment;
+      } else {
+        StreamFor(id).send_window += increment;
+      }
+    } else if (type == http2::kRstStream) {
+      Stream& st = StreamFor(id);
+      if (!st.ended) {
+        st.end.kind = StreamEnd::Kind::kReset;
+        st.end.reset_code = Be32(payload, 0);
+        st.ended = true;
+      }
+    } else if (type == http2::kHeaders || type == http2::kContinuation) {
+      if (type == http2::kHeaders) {
+        size_t skip = 0, pad = 0;
+        if ((flags & http2::kPadded) && !payload.empty()) {
+          pad = static_cast<uint8_t>(payload[0]);
+          skip = 1;
+        }
+        if (flags & http2::kPriority) skip += 5;
+        if (skip + pad > payload.size()) {
+          error_ = "HEADERS shorter than its padding and priority";
+          return;
+        }
+        block_ = payload.substr(skip, payload.size() - skip - pad);
+        block_stream_ = id;
+        block_ends_stream_ = flags & http2::kEndStream;
+      } else {
+        block_ += payload;
+      }
+      if ((flags & http2::kEndHeaders) && error_.empty()) {
+        std::vector<std::pair<std::string, std::string>> fields;
+        if (!hpack_.Decode(block_, fields)) {
+          error_ = hpack_.error();  // its table is lost: decode no more
+          return;
+        }
+        Stream& st = StreamFor(block_stream_);
+        if (st.ended) return;  // what ended it stands
+        for (auto& [name, value] : fields) st.end.fields[name] = value;
+        if (block_ends_stream_) {
+          st.end.kind = StreamEnd::Kind::kTrailers;
+          st.ended = true;
+        }
+      }
+    } else if (type == http2::kData && (flags & http2::kEndStream)) {
+      Stream& st = StreamFor(id);
+      if (!st.ended) {
+        st.end.kind = StreamEnd::Kind::kTrailers;  // no trailers: no status
+        st.ended = true;
+      }
+    }
+  }
+
   int fd_ = -1;
   std::string buffer_;
   HpackDecoder hpack_;
+  std::map<uint32_t, Stream> streams_;
+  // A header block continued in CONTINUATION frames.
+  std::string block_;
+  uint32_t block_stream_ = 0;
+  bool block_ends_stream_ = false;
+  bool goaway_ = false;
+  std::map<uint16_t, uint32_t> peer_settings_;
+  std::string error_;  // a frame this client could not decode
+  // What the server lets this client send (RFC 9113 6.9): 65,535 bytes on
+  // the connection and on each stream until it says otherwise.
+  int64_t connection_send_window_ = 65535;
+  int64_t peer_initial_window_ = 65535;
+  uint32_t peer_max_frame_ = 16384;
 };
 
 }  // namespace compute::testing

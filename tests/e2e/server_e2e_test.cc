@@ -159,6 +159,7 @@ TEST(ServerE2eTest, StartupLogsTheEffectiveConfigAndCpuCount) {
   EXPECT_THAT(exit.stderr_text, HasSubstr("\"cpu_count\""));
   EXPECT_THAT(exit.stderr_text, HasSubstr("\"cpu_count_reason\""));
   EXPECT_THAT(exit.stderr_text, HasSubstr("\"queue_capacity\":64"));
+  EXPECT_THAT(exit.stderr_text, HasSubstr("\"max_concurrent_streams\":256"));
   // Every line: ts, level, msg first, in that order.
   std::vector<std::string> lines =
       absl::StrSplit(exit.stderr_text, '\n', absl::SkipEmpty());
@@ -188,6 +189,12 @@ TEST(ServerE2eTest, BadFlagsAndEnvExitTwoWithOneClearLine) {
       {{}, {"COMPUTE_DRAIN_TIMEOUT=soon"}, "COMPUTE_DRAIN_TIMEOUT"},
       {{"--log_level=loud"}, {}, "--log_level: 'loud'"},
       {{}, {"COMPUTE_LOG_LEVEL=verbose"}, "COMPUTE_LOG_LEVEL: 'verbose'"},
+      {{"--max_concurrent_streams=0"},
+       {},
+       "--max_concurrent_streams must be at least 1 (got 0)"},
+      {{},
+       {"COMPUTE_MAX_CONCURRENT_STREAMS=-1"},
+       "--max_concurrent_streams must be at least 1 (got -1)"},
   };
   for (const BadConfig& c : cases) {
     ServerProcess server(c.args, c.env);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/config/parse_args.h"
@@ -164,6 +165,29 @@ TEST(ConfigTest, IoThreads) {
   ASSERT_FALSE(c.ok());
   EXPECT_THAT(std::string(c.status().message()),
               HasSubstr("--io_threads must be between 0 and 256 (got 300)"));
+}
+
+TEST(ConfigTest, MaxConcurrentStreams) {
+  auto c = Parse({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.max_concurrent_streams, 256);
+  c = Parse({}, {{"COMPUTE_MAX_CONCURRENT_STREAMS", "1000"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.max_concurrent_streams, 1000);
+  c = Parse({"--max_concurrent_streams", "1"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.max_concurrent_streams, 1);
+  for (const char* bad : {"0", "-1"}) {
+    c = Parse({absl::StrCat("--max_concurrent_streams=", bad)});
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_EQ(std::string(c.status().message()),
+              absl::StrCat("--max_concurrent_streams must be at least 1 (got ",
+                           bad, ")"));
+  }
+  c = Parse({"--max_concurrent_streams=many"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()),
+              HasSubstr("bad value for --max_concurrent_streams: 'many'"));
 }
 
 TEST(ConfigTest, TenantMetrics) {

@@ -169,6 +169,81 @@ TEST(SchedulerTest, MemoryBudgetRefusesPastTheLimitAndFreesOnCompletion) {
   EXPECT_EQ(pool.Stats().max_inflight_bytes, 1000);
 }
 
+// Bytes held outside a task (a sent answer a client has not read yet) count
+// against the same budget as the tasks': they refuse what would pass it,
+// admit what fits, never refuse themselves, and are free once released.
+TEST(SchedulerTest, BytesHeldOutsideTasksCountAgainstTheMemoryBudget) {
+  PoolOptions options;
+  options.max_inflight_bytes = 1000;
+  options.inline_max_cost = absl::Microseconds(20);
+  auto s = MakeScheduler(1, 10, options);
+  WorkerPool& pool = *s->pool;
+  Completions done;
+  pool.HoldBytes(700);
+  EXPECT_EQ(pool.held_bytes(), 700);
+  EXPECT_EQ(pool.Stats().held_bytes, 700);
+  EXPECT_EQ(pool.Stats().inflight_bytes, 700) << "in the gauge too";
+  TaskOptions large = Cost(absl::Microseconds(1));  // cheap enough to inline
+  large.bytes = 400;
+  SubmitRefusal why;
+  auto refused = pool.Submit(Noop(), done.For(0), large, &why);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(why.reason, RefusalReason::kMemory);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("700 by results not yet delivered"));
+  // The inline path is admitted by the same budget.
+  TaskFn fn = Noop();
+  TaskResult result;
+  EXPECT_FALSE(pool.RunInlineIfFree(fn, large, &result));
+  TaskOptions fits;
+  fits.bytes = 300;  // 700 + 300 = 1000
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(1), fits).ok());
+  ASSERT_TRUE(done.WaitForCount(1));
+  ASSERT_TRUE(WaitUntil([&] { return pool.Stats().inflight_bytes == 700; }));
+  // Holding never refuses, even past the budget; then nothing is admitted,
+  // not even a task that holds no bytes.
+  pool.HoldBytes(500);
+  EXPECT_EQ(pool.Stats().inflight_bytes, 1200);
+  EXPECT_FALSE(pool.Submit(Noop(), done.For(2), TaskOptions{}, &why).ok());
+  EXPECT_EQ(why.reason, RefusalReason::kMemory);
+  // Released, the budget is whole again.
+  pool.ReleaseBytes(500);
+  pool.ReleaseBytes(700);
+  EXPECT_EQ(pool.held_bytes(), 0);
+  EXPECT_EQ(pool.Stats().inflight_bytes, 0);
+  EXPECT_TRUE(pool.RunInlineIfFree(fn, large, &result));
+  TaskOptions all;
+  all.bytes = 1000;
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(3), all).ok());
+  ASSERT_TRUE(done.WaitForCount(2));
+  EXPECT_EQ(done.CountOf(0) + done.CountOf(2), 0) << "refused, never run";
+  EXPECT_EQ(pool.Stats().rejected_by[static_cast<int>(RefusalReason::kMemory)],
+            2u);
+}
+
+// Holds and releases from many threads at once (the I/O threads do this
+// for every answer) add up: nothing is lost, nothing goes negative.
+TEST(SchedulerTest, HoldAndReleaseFromManyThreadsBalance) {
+  PoolOptions options;
+  options.max_inflight_bytes = 1 << 20;
+  auto s = MakeScheduler(1, 10, options);
+  WorkerPool& pool = *s->pool;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&pool, t] {
+      for (int i = 0; i < 10000; ++i) {
+        pool.HoldBytes(t + i % 7);
+        pool.ReleaseBytes(t + i % 7);
+      }
+      pool.HoldBytes(t);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(pool.held_bytes(), 0 + 1 + 2 + 3);
+  pool.ReleaseBytes(6);
+  EXPECT_EQ(pool.Stats().inflight_bytes, 0);
+}
+
 TEST(SchedulerTest, BurstIntoAnIdlePoolIsAbsorbedUpToCapacity) {
   PoolOptions options;
   options.target_queue_wait = absl::Milliseconds(1);
