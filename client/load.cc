@@ -205,9 +205,13 @@ void LoadGenerator::Send(Call* call) {
 }
 
 bool LoadGenerator::Retry(Call* call, int code) {
+  // CANCELLED too: this generator never cancels a call, so a CANCELLED one
+  // was cancelled by the replica or the transport (a replica shutting down
+  // resets the streams it has not answered with RST_STREAM CANCEL).
   if (options_.balancer == nullptr || call->attempt >= options_.max_attempts ||
       (code != grpc::StatusCode::RESOURCE_EXHAUSTED &&
-       code != grpc::StatusCode::UNAVAILABLE) ||
+       code != grpc::StatusCode::UNAVAILABLE &&
+       code != grpc::StatusCode::CANCELLED) ||
       (call->deadline && std::chrono::system_clock::now() >= *call->deadline)) {
     return false;
   }

@@ -79,7 +79,8 @@ struct LoadOptions {
   // teaches it), instead of going round the channels.
   std::shared_ptr<LeastLoaded> balancer;
   // With a balancer: attempts per call in all. A call that ends
-  // RESOURCE_EXHAUSTED or UNAVAILABLE (refused, unreachable, draining) is
+  // RESOURCE_EXHAUSTED or UNAVAILABLE (refused, unreachable, draining), or
+  // CANCELLED (never by this generator: by a replica going away) is
   // sent again at once to the replica the balancer chooses then (which
   // avoids the one that failed for its pushback), within the call's first
   // deadline; the call counts once, with its last status, its latency from
