@@ -58,6 +58,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
 // one waiting while the queue's thread handles the last.
 constexpr int kRequestsPerQueue = 32;
 
+// The most one read from a connection takes (see its use).
+constexpr int kMaxReadChunkBytes = 256 * 1024;
+
 int Millis(absl::Duration d) {
   if (d == absl::InfiniteDuration()) return INT_MAX;
   return static_cast<int>(
@@ -164,6 +167,17 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // How much one read from a connection may take at once. gRPC parses all
+  // of a read before the streams it opened and closed are freed, and by
+  // default a read takes whatever the socket holds: a client that opens and
+  // resets streams faster than the server reads them (HTTP/2 "rapid
+  // reset") made it hold ~13 KB per stream, 1.3 GB for 100,000 streams on
+  // a server that shares its core (scripts/bench/rapid_reset.sh). At
+  // 256 KiB a read holds at most a few thousand such streams (peak 33 MiB
+  // for the same flood); a 16 MiB request is 64 reads, and its round trip
+  // did not measurably change.
+  builder.AddChannelArgument(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE,
+                             kMaxReadChunkBytes);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     // Taken since the check above?
