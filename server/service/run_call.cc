@@ -18,9 +18,11 @@ class RunCall {
  public:
   enum class Kind { kArrived, kFinished, kDone };
   // What a queue's event carries: the call and which of its events it is.
-  struct Event {
-    RunCall* call;
-    Kind kind;
+  struct Event final : QueueEvent {
+    Event(RunCall* c, Kind k) : call(c), kind(k) {}
+    void Handle(bool ok) override { call->On(kind, ok); }
+    RunCall* const call;
+    const Kind kind;
   };
 
   // Issues the request; the queue's thread takes it from there.
@@ -173,8 +175,7 @@ void RunQueues::Poll(Queue& queue) {
   void* tag = nullptr;
   bool ok = false;
   while (queue.cq->Next(&tag, &ok)) {
-    auto* event = static_cast<RunCall::Event*>(tag);
-    event->call->On(event->kind, ok);
+    static_cast<QueueEvent*>(tag)->Handle(ok);
   }
 }
 

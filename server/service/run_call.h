@@ -69,6 +69,17 @@
 
 namespace compute::service {
 
+// What every event on the queues carries (the tag): the object it is for.
+// Run's calls and the health service's (health.h) share the queues.
+class QueueEvent {
+ public:
+  // On the queue's thread; `ok` as gRPC's completion queue gives it.
+  virtual void Handle(bool ok) = 0;
+
+ protected:
+  ~QueueEvent() = default;
+};
+
 class RunQueues {
  public:
   // `service` must outlive this.
@@ -84,6 +95,18 @@ class RunQueues {
   // After grpc::Server::Shutdown: stops requesting, shuts each queue down
   // and joins its thread once it has drained. Idempotent.
   void Shutdown();
+
+  // For the other services on these queues (health.h): calls
+  // `request(cq)` with queue `q`'s completion queue, unless the queues are
+  // shutting down (then false, and `request` is not called).
+  template <typename Request>
+  bool RequestOn(int q, Request&& request) {
+    Queue& queue = *queues_[static_cast<size_t>(q)];
+    MutexLock lock(&queue.mu);
+    if (!queue.accepting) return false;
+    request(queue.cq.get());
+    return true;
+  }
 
   int io_threads() const { return static_cast<int>(queues_.size()); }
   int requests_per_queue() const { return requests_per_queue_; }

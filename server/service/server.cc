@@ -4,7 +4,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
@@ -90,7 +89,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
                             .cpus = config.cpus,
                             .max_message_bytes = config.max_message_bytes});
 
-  grpc::EnableDefaultHealthCheckService(true);
+  // Health on our own queues (health.h says why not gRPC's).
+  grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   if (config.observer != nullptr) {
@@ -115,6 +115,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   server->queues_ = std::make_unique<RunQueues>(
       *server->service_, std::max(1, config.io_threads), kRequestsPerQueue);
   server->queues_->AddTo(builder);
+  server->health_ = std::make_unique<HealthService>();
+  server->health_->AddTo(builder);
   if (config.pool.max_inflight_bytes > 0) {
     // The pool's memory budget charges a call only once its request has
     // been received and parsed; below the handler, gRPC's own buffers (the
@@ -189,9 +191,9 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
                      " (in use, or not an address of this host)"));
   }
   server->queues_->Start();
-  auto* health = server->server_->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus("compute.v1.Compute", true);
+  server->health_->Start(*server->queues_);
+  server->health_->SetServing("", true);
+  server->health_->SetServing(compute::v1::Compute::service_full_name(), true);
   return server;
 }
 
@@ -207,7 +209,7 @@ void ComputeServer::Drain(absl::Duration timeout) {
     return;
   }
   // Health first: probes and clients stop choosing us while we finish.
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  health_->SetAllNotServing();
   service_->StartDraining();
   // Every accepted call is completed (and its reactor finished) by this.
   pool_->Shutdown(deadline);
@@ -217,6 +219,8 @@ void ComputeServer::Drain(absl::Duration timeout) {
   const auto grace = end_drain_now_.load(std::memory_order_acquire)
                          ? std::chrono::seconds(0)
                          : std::chrono::seconds(1);
+  // Open Watch streams end now: gRPC's Shutdown would wait for them.
+  health_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + grace);
   server_->Wait();
   // Then the queues, in that order: every call object is freed as they

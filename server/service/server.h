@@ -30,6 +30,7 @@
 #include "server/pool/sync.h"
 #include "server/pool/worker_pool.h"
 #include "server/service/compute_service.h"
+#include "server/service/health.h"
 #include "server/service/run_call.h"
 
 namespace compute::service {
@@ -82,6 +83,7 @@ class ComputeServer {
   WorkerPool& pool() { return *pool_; }
   ComputeService& service() { return *service_; }
   const RunQueues& queues() const { return *queues_; }
+  const HealthService& health() const { return *health_; }
 
   void Drain(absl::Duration timeout);
   // Ends a Drain in progress (or one yet to come) now; returns once the
@@ -94,7 +96,9 @@ class ComputeServer {
   int port_ = 0;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<ComputeService> service_;
-  // Before server_: the server goes first (it points into both).
+  // Before server_: the server goes first (it points into both). health_
+  // before queues_: its calls live on the queues until they shut down.
+  std::unique_ptr<HealthService> health_;
   std::unique_ptr<RunQueues> queues_;
   std::unique_ptr<grpc::Server> server_;
   Mutex drain_mu_;

@@ -1,0 +1,265 @@
+#include "server/service/health.h"
+
+#include <cassert>
+#include <vector>
+
+namespace compute::service {
+
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+// One Check; see the header.
+class CheckCall {
+ public:
+  CheckCall(HealthService& health, int q, grpc::ServerCompletionQueue* cq)
+      : health_(health), q_(q), responder_(&context_) {
+    health_.live_calls_.fetch_add(1, std::memory_order_relaxed);
+    health_.async_.RequestCheck(&context_, &request_, &responder_, cq, cq,
+                                &arrived_);
+  }
+
+ private:
+  enum class Kind { kArrived, kFinished };
+  struct Event final : QueueEvent {
+    Event(CheckCall* c, Kind k) : call(c), kind(k) {}
+    void Handle(bool ok) override { call->On(kind, ok); }
+    CheckCall* const call;
+    const Kind kind;
+  };
+
+  ~CheckCall() { health_.live_calls_.fetch_sub(1, std::memory_order_release); }
+
+  void On(Kind kind, bool ok) {
+    if (kind == Kind::kFinished || !ok) {  // answered, or shutting down
+      delete this;
+      return;
+    }
+    health_.RequestCheck(q_);  // a replacement first
+    HealthService::Status status;
+    {
+      MutexLock lock(&health_.mu_);
+      status = health_.StatusOf(request_.service());
+    }
+    if (status == HealthCheckResponse::SERVICE_UNKNOWN) {
+      responder_.FinishWithError(
+          grpc::Status(grpc::StatusCode::NOT_FOUND,
+                       "unknown service: \"" + request_.service() + "\""),
+          &finished_);
+      return;
+    }
+    response_.set_status(status);
+    responder_.Finish(response_, grpc::Status::OK, &finished_);
+  }
+
+  HealthService& health_;
+  const int q_;
+  grpc::ServerContext context_;
+  HealthCheckRequest request_;
+  HealthCheckResponse response_;
+  grpc::ServerAsyncResponseWriter<HealthCheckResponse> responder_;
+  Event arrived_{this, Kind::kArrived};
+  Event finished_{this, Kind::kFinished};
+};
+
+// One Watch; see the header.
+class WatchCall {
+ public:
+  WatchCall(HealthService& health, int q, grpc::ServerCompletionQueue* cq)
+      : health_(health), q_(q), writer_(&context_) {
+    health_.live_calls_.fetch_add(1, std::memory_order_relaxed);
+    context_.AsyncNotifyWhenDone(&done_);
+    health_.async_.RequestWatch(&context_, &request_, &writer_, cq, cq,
+                                &arrived_);
+  }
+
+  const std::string& service() const { return request_.service(); }
+
+  // The status to report now (with the service's mu_ held).
+  void Update(HealthService::Status status) {
+    MutexLock lock(&mu_);
+    latest_ = status;
+    if (!writing_ && !finish_issued_ && !ending_ && latest_ != sent_) {
+      WriteLocked();
+    }
+  }
+
+  // Ends the stream with `status` once the write in flight is done.
+  void End(const grpc::Status& status) {
+    MutexLock lock(&mu_);
+    if (ending_) return;
+    ending_ = true;
+    end_status_ = status;
+    if (!writing_ && !finish_issued_) FinishLocked();
+  }
+
+ private:
+  enum class Kind { kArrived, kWritten, kFinished, kDone };
+  struct Event final : QueueEvent {
+    Event(WatchCall* c, Kind k) : call(c), kind(k) {}
+    void Handle(bool ok) override { call->On(kind, ok); }
+    WatchCall* const call;
+    const Kind kind;
+  };
+
+  ~WatchCall() { health_.live_calls_.fetch_sub(1, std::memory_order_release); }
+
+  void On(Kind kind, bool ok) {
+    switch (kind) {
+      case Kind::kArrived:
+        if (!ok) {  // shutting down, no call: no done event will come
+          Unref();
+          return;
+        }
+        refs_.fetch_add(1, std::memory_order_relaxed);  // the done event's
+        health_.RequestWatch(q_);                       // a replacement first
+        health_.AddWatcher(this);  // sends the status, or ends at once
+        return;
+      case Kind::kWritten: {
+        MutexLock lock(&mu_);
+        writing_ = false;
+        if (!ok) ending_ = true;  // the stream is over: the client has gone
+        if (ending_) {
+          if (!finish_issued_) FinishLocked();
+        } else if (latest_ != sent_) {
+          WriteLocked();
+        }
+        return;
+      }
+      case Kind::kFinished:
+        Unref();
+        return;
+      case Kind::kDone:
+        // The call is over (the client cancelled, or it was finished): no
+        // more updates, and a Finish if none was issued.
+        health_.RemoveWatcher(this);
+        End(grpc::Status(grpc::StatusCode::CANCELLED, "the client has gone"));
+        Unref();
+        return;
+    }
+  }
+
+  void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    assert(!writing_ && !finish_issued_);
+    response_.set_status(latest_);
+    sent_ = latest_;
+    writing_ = true;
+    writer_.Write(response_, &written_);
+  }
+
+  void FinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    assert(!writing_ && !finish_issued_);
+    finish_issued_ = true;
+    writer_.Finish(end_status_, &finished_);
+  }
+
+  void Unref() {
+    const int before = refs_.fetch_sub(1, std::memory_order_acq_rel);
+    assert(before >= 1);
+    if (before == 1) delete this;
+  }
+
+  HealthService& health_;
+  const int q_;
+  grpc::ServerContext context_;
+  HealthCheckRequest request_;
+  HealthCheckResponse response_;  // what the write in flight sends
+  grpc::ServerAsyncWriter<HealthCheckResponse> writer_;
+  Mutex mu_;
+  // The status to report, and the last one written.
+  HealthService::Status latest_ ABSL_GUARDED_BY(mu_) =
+      HealthCheckResponse::UNKNOWN;
+  HealthService::Status sent_ ABSL_GUARDED_BY(mu_) =
+      HealthCheckResponse::UNKNOWN;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;        // a Write in flight
+  bool ending_ ABSL_GUARDED_BY(mu_) = false;         // Finish once none is
+  bool finish_issued_ ABSL_GUARDED_BY(mu_) = false;  // no op after it
+  grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
+  // The request -> write -> Finish chain's; +1 for the done event once the
+  // call has arrived.
+  std::atomic<int> refs_{1};
+  Event arrived_{this, Kind::kArrived};
+  Event written_{this, Kind::kWritten};
+  Event finished_{this, Kind::kFinished};
+  Event done_{this, Kind::kDone};
+};
+
+HealthService::~HealthService() { assert(live_calls() == 0); }
+
+void HealthService::Start(RunQueues& queues) {
+  queues_ = &queues;
+  for (int q = 0; q < queues.io_threads(); ++q) {
+    RequestCheck(q);
+    RequestWatch(q);
+  }
+}
+
+void HealthService::RequestCheck(int q) {
+  queues_->RequestOn(q, [this, q](grpc::ServerCompletionQueue* cq) {
+    new CheckCall(*this, q, cq);  // deletes itself after its last event
+  });
+}
+
+void HealthService::RequestWatch(int q) {
+  queues_->RequestOn(q, [this, q](grpc::ServerCompletionQueue* cq) {
+    new WatchCall(*this, q, cq);  // deletes itself after its last event
+  });
+}
+
+HealthService::Status HealthService::StatusOf(
+    const std::string& service) const {
+  if (shut_down_) return HealthCheckResponse::NOT_SERVING;
+  auto it = serving_.find(service);
+  if (it == serving_.end()) return HealthCheckResponse::SERVICE_UNKNOWN;
+  return it->second ? HealthCheckResponse::SERVING
+                    : HealthCheckResponse::NOT_SERVING;
+}
+
+void HealthService::SetLocked(const std::string& service, bool serving) {
+  serving_[service] = serving;
+  for (WatchCall* watcher : watchers_) {
+    if (watcher->service() == service) watcher->Update(StatusOf(service));
+  }
+}
+
+void HealthService::SetServing(const std::string& service, bool serving) {
+  MutexLock lock(&mu_);
+  if (!shut_down_) SetLocked(service, serving);
+}
+
+void HealthService::SetAllNotServing() {
+  MutexLock lock(&mu_);
+  if (shut_down_) return;
+  std::vector<std::string> services;
+  for (const auto& [service, serving] : serving_) services.push_back(service);
+  for (const std::string& service : services) SetLocked(service, false);
+}
+
+void HealthService::Shutdown() {
+  MutexLock lock(&mu_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  const grpc::Status ending(grpc::StatusCode::UNAVAILABLE,
+                            "the server is shutting down");
+  for (WatchCall* watcher : watchers_) {
+    watcher->Update(HealthCheckResponse::NOT_SERVING);
+    watcher->End(ending);
+  }
+}
+
+void HealthService::AddWatcher(WatchCall* watcher) {
+  MutexLock lock(&mu_);
+  if (shut_down_) {
+    watcher->End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              "the server is shutting down"));
+    return;
+  }
+  watchers_.insert(watcher);
+  watcher->Update(StatusOf(watcher->service()));
+}
+
+void HealthService::RemoveWatcher(WatchCall* watcher) {
+  MutexLock lock(&mu_);
+  watchers_.erase(watcher);
+}
+
+}  // namespace compute::service

@@ -1,0 +1,100 @@
+// grpc.health.v1.Health as probes and balancers use it: Check for each
+// service, Watch streams that follow the drain, and no call object left.
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/integration/test_server.h"
+#include "tests/wait_until.h"
+
+namespace compute::testing {
+namespace {
+
+using grpc::health::v1::Health;
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+class HealthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = StartServer(LocalConfig(1, 4));
+    ASSERT_NE(server_, nullptr);
+    stub_ = Health::NewStub(Connect(server_->port()));
+  }
+  // Each queue keeps one Check and one Watch waiting for a call.
+  int Waiting() const { return 2 * server_->queues().io_threads(); }
+
+  grpc::Status Check(const std::string& service, HealthCheckResponse* out) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    HealthCheckRequest request;
+    request.set_service(service);
+    return stub_->Check(&context, request, out);
+  }
+
+  std::unique_ptr<service::ComputeServer> server_;
+  std::unique_ptr<Health::Stub> stub_;
+};
+
+TEST_F(HealthTest, CheckAnswersEachServiceAndNotFoundForOthers) {
+  HealthCheckResponse response;
+  ASSERT_TRUE(Check("", &response).ok());
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+  ASSERT_TRUE(Check("compute.v1.Compute", &response).ok());
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+  grpc::Status unknown = Check("no.such.Service", &response);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(unknown.error_message(), "unknown service: \"no.such.Service\"");
+}
+
+// A balancer watching the server sees SERVING, then NOT_SERVING when the
+// drain begins, and its stream is ended by the server (not cut by gRPC's
+// shutdown grace, which would end it CANCELLED).
+TEST_F(HealthTest, WatchFollowsTheDrainAndIsEndedByIt) {
+  grpc::ClientContext context;
+  HealthCheckRequest request;
+  request.set_service("compute.v1.Compute");
+  auto watch = stub_->Watch(&context, request);
+  HealthCheckResponse response;
+  ASSERT_TRUE(watch->Read(&response));
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
+
+  std::thread drain([&] { server_->Drain(absl::Seconds(5)); });
+  ASSERT_TRUE(watch->Read(&response));
+  EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(watch->Read(&response));
+  grpc::Status end = watch->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(end.error_message(), "the server is shutting down");
+  drain.join();
+  EXPECT_EQ(server_->health().live_calls(), 0);
+}
+
+// An unknown service is reported as such (it may be registered later);
+// a Watch the client cancels is answered and its call object freed.
+TEST_F(HealthTest, WatchOfAnUnknownServiceAndACancelledWatchIsFreed) {
+  ASSERT_TRUE(
+      WaitUntil([&] { return server_->health().live_calls() == Waiting(); }));
+  {
+    grpc::ClientContext context;
+    HealthCheckRequest request;
+    request.set_service("no.such.Service");
+    auto watch = stub_->Watch(&context, request);
+    HealthCheckResponse response;
+    ASSERT_TRUE(watch->Read(&response));
+    EXPECT_EQ(response.status(), HealthCheckResponse::SERVICE_UNKNOWN);
+    EXPECT_GT(server_->health().live_calls(), Waiting());
+    context.TryCancel();
+    EXPECT_FALSE(watch->Read(&response));
+    EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  EXPECT_TRUE(WaitUntil([&] {
+    return server_->health().live_calls() == Waiting();
+  })) << server_->health().live_calls()
+      << " alive, want " << Waiting();
+}
+
+}  // namespace
+}  // namespace compute::testing
