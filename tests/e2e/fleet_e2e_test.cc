@@ -14,7 +14,6 @@
 // Results are counts, never timings; the latency comparison is a benchmark
 // (scripts/bench/fleet.sh).
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,23 +113,10 @@ class Fleet {
 class ClientProcess {
  public:
   explicit ClientProcess(std::vector<std::string> args) {
-    int fds[2];
-    if (pipe(fds) != 0) return;
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    args.insert(args.begin(), COMPUTE_CLIENT_BIN);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, COMPUTE_CLIENT_BIN, &actions, nullptr, argv.data(),
-                    environ) != 0) {
-      pid_ = -1;
-    }
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    out_fd_ = fds[0];
+    PipedChild child = SpawnPiped(COMPUTE_CLIENT_BIN, std::move(args),
+                                  STDOUT_FILENO, InheritedEnvironment());
+    pid_ = child.pid;
+    out_fd_ = child.fd;
   }
   ~ClientProcess() {
     if (pid_ > 0) {
