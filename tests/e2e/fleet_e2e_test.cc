@@ -10,14 +10,17 @@
 // - With `--retry`, one replica SIGKILLed and one SIGTERMed (draining)
 //   mid-run lose no call: every call ends OK, and the survivor's metrics
 //   show the load it took over.
+// - Without a retry, one replica draining under load answers every call it
+//   accepted OK; the rest end UNAVAILABLE, or CANCELLED for the few that
+//   reach gRPC as its Shutdown begins (never seen by the service).
 //
 // Results are counts, never timings; the latency comparison is a benchmark
 // (scripts/bench/fleet.sh).
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +30,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -56,6 +60,12 @@ struct Replica {
     return scrape.ok() ? scrape->Sum("compute_tasks_total",
                                      {{"task", "sleep"}, {"outcome", outcome}})
                        : -1;
+  }
+
+  // Workers running a task now (or -1 when it cannot be scraped).
+  double Busy() const {
+    auto scrape = Scrape(metrics_port);
+    return scrape.ok() ? scrape->Sum("compute_pool_workers_busy") : -1;
   }
 };
 
@@ -114,23 +124,10 @@ class Fleet {
 class ClientProcess {
  public:
   explicit ClientProcess(std::vector<std::string> args) {
-    int fds[2];
-    if (pipe(fds) != 0) return;
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    args.insert(args.begin(), COMPUTE_CLIENT_BIN);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, COMPUTE_CLIENT_BIN, &actions, nullptr, argv.data(),
-                    environ) != 0) {
-      pid_ = -1;
-    }
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    out_fd_ = fds[0];
+    PipedChild child = SpawnPiped(COMPUTE_CLIENT_BIN, std::move(args),
+                                  STDOUT_FILENO, InheritedEnvironment());
+    pid_ = child.pid;
+    out_fd_ = child.fd;
   }
   ~ClientProcess() {
     if (pid_ > 0) {
@@ -170,7 +167,18 @@ struct Bench {
   double refused = 0;
   double errors = 0;
   double retries = 0;
+  std::map<std::string, double> status;  // calls by status code name
   std::string json;
+
+  double count(const std::string& code) const {
+    auto it = status.find(code);
+    return it == status.end() ? 0 : it->second;
+  }
+  double completed() const {
+    double n = 0;
+    for (const auto& [code, calls] : status) n += calls;
+    return n;
+  }
 };
 
 Bench ParseBench(int rc, const std::string& out) {
@@ -187,9 +195,27 @@ Bench ParseBench(int rc, const std::string& out) {
   b.refused = number("refused");
   b.errors = number("errors");
   b.retries = number("retries");
-  const auto& status = s.fields().at("status").struct_value().fields();
-  b.ok = status.count("OK") ? status.at("OK").number_value() : 0;
+  for (const auto& [code, calls] :
+       s.fields().at("status").struct_value().fields()) {
+    b.status[code] = calls.number_value();
+  }
+  b.ok = b.count("OK");
   return b;
+}
+
+// The server's log line whose msg is `msg`, if it wrote one.
+std::optional<google::protobuf::Struct> LogLine(const std::string& log,
+                                                const std::string& msg) {
+  const std::vector<std::string> lines =
+      absl::StrSplit(log, '\n', absl::SkipEmpty());
+  for (const std::string& line : lines) {
+    google::protobuf::Struct s;
+    if (google::protobuf::util::JsonStringToMessage(line, &s).ok() &&
+        s.fields().count("msg") && s.fields().at("msg").string_value() == msg) {
+      return s;
+    }
+  }
+  return std::nullopt;
 }
 
 std::vector<std::string> BenchArgs(const Fleet& fleet, const std::string& lb,
@@ -299,6 +325,87 @@ TEST(FleetE2eTest, RetryLosesNoCallWhenReplicasAreKilledOrDrained) {
   EXPECT_GT(survivor_after - survivor_before,
             0.5 * rate * absl::ToDoubleSeconds(absl::Seconds(1)))
       << bench.json;
+}
+
+// The drain alone, for a client that does not retry: what a replica
+// answers while it drains. (In CI, under ASan, one call in 720 of the test
+// above once ended CANCELLED while one replica was killed and another
+// drained.)
+struct DrainRun {
+  ExitResult server;
+  std::optional<google::protobuf::Struct> stopped;  // its "stopped" line
+  Bench bench;
+};
+
+// One replica loaded with 200 20-ms sleeps a second for 3 s, SIGTERMed
+// once it has answered 50 and has calls running. 32 workers, at an eighth
+// of their capacity: no call waits long enough to be refused, however busy
+// the two cores are. Checks what must hold of every drain: every call the
+// replica accepted is answered OK (none stopped by the drain, none lost on
+// the way), the rest end UNAVAILABLE or CANCELLED (see below), and it
+// exits 0.
+void DrainUnderLoad(DrainRun* run) {
+  Fleet fleet;
+  ASSERT_TRUE(fleet.Start({32}));
+  Replica& replica = fleet[0];
+  std::vector<std::string> args =
+      BenchArgs(fleet, "round_robin", 200, absl::Seconds(3));
+  // UNAVAILABLE is expected here: bench exits 0 all the same.
+  args.insert(args.end(), {"--max_error_rate", "1"});
+  ClientProcess client(std::move(args));
+  ASSERT_TRUE(
+      WaitUntil([&] { return replica.Tasks() >= 50 && replica.Busy() >= 2; }));
+  replica.process->Signal(SIGTERM);
+  run->server = replica.process->Wait();
+  run->stopped = LogLine(run->server.stderr_text, "stopped");
+  run->bench = ParseBench(client.Finish(), client.out());
+
+  const Bench& bench = run->bench;
+  EXPECT_EQ(run->server.code, 0) << run->server.stderr_text;
+  ASSERT_TRUE(run->stopped.has_value()) << run->server.stderr_text;
+  ASSERT_EQ(bench.rc, 0) << bench.json;
+  EXPECT_EQ(bench.completed(), bench.sent) << bench.json;
+  for (const auto& [code, calls] : bench.status) {
+    EXPECT_TRUE(code == "OK" || code == "UNAVAILABLE" || code == "CANCELLED")
+        << calls << " calls ended " << code << ": " << bench.json;
+  }
+  EXPECT_GT(bench.ok, 0) << bench.json;
+  EXPECT_GT(bench.count("UNAVAILABLE"), 0)
+      << "no call was refused: the drain came after the load. " << bench.json;
+  // Every task the replica ran reached its client as OK. (gRPC's own
+  // shutdown, had it cut one, would show here: it ends the calls left
+  // after its grace UNAVAILABLE "Cancelling all calls".)
+  const auto& stopped = run->stopped->fields();
+  EXPECT_EQ(stopped.at("tasks_completed").number_value(), bench.ok)
+      << run->server.stderr_text << bench.json;
+  EXPECT_EQ(stopped.at("tasks_shut_down").number_value(), 0)
+      << run->server.stderr_text;
+}
+
+TEST(FleetE2eTest, DrainAnswersEveryAcceptedCallOk) {
+  DrainRun run;
+  ASSERT_NO_FATAL_FAILURE(DrainUnderLoad(&run));
+  RecordProperty("cancelled", absl::StrCat(run.bench.count("CANCELLED")));
+}
+
+// What the README promised: a call the draining replica does not accept is
+// refused UNAVAILABLE, so none ends CANCELLED. Disabled: gRPC 1.51 breaks it
+// for the calls that reach it as its Shutdown begins (ComputeServer::Drain,
+// once the pool has drained). A call whose headers or body arrive after
+// grpc::Server::Shutdown was called, or that still waits in gRPC for one of
+// the service's requests then, is never handed to the service: gRPC
+// cancels it, and the client sees CANCELLED (message "CANCELLED"). Such a
+// call never ran, so it can be sent again (least_loaded's --retry does).
+// Measured on the 2-core VM: 6 runs in 20 had 1 or 2 CANCELLED calls of
+// 600; at 2,000 calls/s every run had 1-9, and in 4 such runs, instrumented,
+// the calls the service received were exactly those answered OK or refused
+// "server is draining". Nothing in the server can answer these calls: gRPC
+// keeps a call until it hands it over and hands none over once Shutdown has
+// begun, and its C++ API cannot send the GOAWAY before Shutdown.
+TEST(FleetE2eTest, DISABLED_DrainRefusesEveryOtherCallUnavailable) {
+  DrainRun run;
+  ASSERT_NO_FATAL_FAILURE(DrainUnderLoad(&run));
+  EXPECT_EQ(run.bench.count("CANCELLED"), 0) << run.bench.json;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // ServerProcess: the real compute-server binary, started for a test with
 // its stderr on a pipe. Start() reads the JSON log until the "serving" line
-// and learns the port the kernel gave it (--port=0).
+// and learns the port the kernel gave it (--port=0). SpawnPiped starts any
+// binary that way (compute-client too).
 #ifndef COMPUTE_TESTS_E2E_SERVER_PROCESS_H_
 #define COMPUTE_TESTS_E2E_SERVER_PROCESS_H_
 
@@ -12,6 +13,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_split.h"
@@ -22,6 +24,49 @@
 extern char** environ;
 
 namespace compute::testing {
+
+// A child started by SpawnPiped.
+struct PipedChild {
+  pid_t pid = -1;  // -1: it did not start
+  int fd = -1;     // the pipe's read end (EOF at once if it did not start)
+};
+
+// Starts `binary` with `args` and the environment `env` (NAME=value
+// strings), its `stream` (STDOUT_FILENO or STDERR_FILENO) on a pipe. The
+// caller closes the fd and reaps the child.
+inline PipedChild SpawnPiped(const std::string& binary,
+                             std::vector<std::string> args, int stream,
+                             std::vector<std::string> env) {
+  PipedChild child;
+  int fds[2];
+  if (pipe(fds) != 0) return child;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], stream);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  args.insert(args.begin(), binary);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  if (posix_spawn(&child.pid, binary.c_str(), &actions, nullptr, argv.data(),
+                  envp.data()) != 0) {
+    child.pid = -1;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  child.fd = fds[0];
+  return child;
+}
+
+// This process's environment, as NAME=value strings.
+inline std::vector<std::string> InheritedEnvironment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  return env;
+}
 
 struct ExitResult {
   int code = -1;  // exit status, or -1 if killed by a signal
@@ -41,33 +86,19 @@ class ServerProcess {
     if (err_fd_ >= 0) close(err_fd_);
   }
 
-  // Spawns the binary; returns false if it could not be started.
+  // Spawns the binary; returns false if it could not be started. It gets
+  // this process's environment without its COMPUTE_ variables, plus `env`.
   bool Spawn() {
-    int fds[2];
-    if (pipe(fds) != 0) return false;
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    std::vector<std::string> argv_s = {COMPUTE_SERVER_BIN};
-    argv_s.insert(argv_s.end(), args_.begin(), args_.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_s;
-    for (char** e = environ; *e != nullptr; ++e) {
-      if (std::string(*e).rfind("COMPUTE_", 0) != 0) env_s.push_back(*e);
+    std::vector<std::string> env;
+    for (std::string& e : InheritedEnvironment()) {
+      if (e.rfind("COMPUTE_", 0) != 0) env.push_back(std::move(e));
     }
-    env_s.insert(env_s.end(), env_.begin(), env_.end());
-    std::vector<char*> envp;
-    for (auto& e : env_s) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    int rc = posix_spawn(&pid_, COMPUTE_SERVER_BIN, &actions, nullptr,
-                         argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    err_fd_ = fds[0];
-    return rc == 0;
+    env.insert(env.end(), env_.begin(), env_.end());
+    PipedChild child =
+        SpawnPiped(COMPUTE_SERVER_BIN, args_, STDERR_FILENO, std::move(env));
+    pid_ = child.pid;
+    err_fd_ = child.fd;
+    return pid_ > 0;
   }
 
   // Reads log lines until the "serving" line; returns its port.
