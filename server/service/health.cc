@@ -11,6 +11,8 @@ using grpc::health::v1::HealthCheckResponse;
 // One Check; see the header.
 class CheckCall {
  public:
+  enum class Kind { kArrived, kFinished };
+
   CheckCall(HealthService& health, int q, grpc::ServerCompletionQueue* cq)
       : health_(health), q_(q), responder_(&context_) {
     health_.live_calls_.fetch_add(1, std::memory_order_relaxed);
@@ -18,17 +20,7 @@ class CheckCall {
                                 &arrived_);
   }
 
- private:
-  enum class Kind { kArrived, kFinished };
-  struct Event final : QueueEvent {
-    Event(CheckCall* c, Kind k) : call(c), kind(k) {}
-    void Handle(bool ok) override { call->On(kind, ok); }
-    CheckCall* const call;
-    const Kind kind;
-  };
-
-  ~CheckCall() { health_.live_calls_.fetch_sub(1, std::memory_order_release); }
-
+  // On the queue's thread.
   void On(Kind kind, bool ok) {
     if (kind == Kind::kFinished || !ok) {  // answered, or shutting down
       delete this;
@@ -51,6 +43,11 @@ class CheckCall {
     responder_.Finish(response_, grpc::Status::OK, &finished_);
   }
 
+ private:
+  using Event = CallEvent<CheckCall, Kind>;
+
+  ~CheckCall() { health_.live_calls_.fetch_sub(1, std::memory_order_release); }
+
   HealthService& health_;
   const int q_;
   grpc::ServerContext context_;
@@ -64,6 +61,8 @@ class CheckCall {
 // One Watch; see the header.
 class WatchCall {
  public:
+  enum class Kind { kArrived, kWritten, kFinished, kDone };
+
   WatchCall(HealthService& health, int q, grpc::ServerCompletionQueue* cq)
       : health_(health), q_(q), writer_(&context_) {
     health_.live_calls_.fetch_add(1, std::memory_order_relaxed);
@@ -92,17 +91,7 @@ class WatchCall {
     if (!writing_ && !finish_issued_) FinishLocked();
   }
 
- private:
-  enum class Kind { kArrived, kWritten, kFinished, kDone };
-  struct Event final : QueueEvent {
-    Event(WatchCall* c, Kind k) : call(c), kind(k) {}
-    void Handle(bool ok) override { call->On(kind, ok); }
-    WatchCall* const call;
-    const Kind kind;
-  };
-
-  ~WatchCall() { health_.live_calls_.fetch_sub(1, std::memory_order_release); }
-
+  // On the queue's thread.
   void On(Kind kind, bool ok) {
     switch (kind) {
       case Kind::kArrived:
@@ -137,6 +126,11 @@ class WatchCall {
         return;
     }
   }
+
+ private:
+  using Event = CallEvent<WatchCall, Kind>;
+
+  ~WatchCall() { health_.live_calls_.fetch_sub(1, std::memory_order_release); }
 
   void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     assert(!writing_ && !finish_issued_);

@@ -17,13 +17,7 @@ namespace compute::service {
 class RunCall {
  public:
   enum class Kind { kArrived, kFinished, kDone };
-  // What a queue's event carries: the call and which of its events it is.
-  struct Event final : QueueEvent {
-    Event(RunCall* c, Kind k) : call(c), kind(k) {}
-    void Handle(bool ok) override { call->On(kind, ok); }
-    RunCall* const call;
-    const Kind kind;
-  };
+  using Event = CallEvent<RunCall, Kind>;
 
   // Issues the request; the queue's thread takes it from there.
   RunCall(RunQueues& queues, RunQueues::Queue& queue)

@@ -80,6 +80,18 @@ class QueueEvent {
   ~QueueEvent() = default;
 };
 
+// The event of one call: hands `ok` to the call's On(kind, ok).
+template <typename Call, typename Kind>
+class CallEvent final : public QueueEvent {
+ public:
+  CallEvent(Call* call, Kind kind) : call_(call), kind_(kind) {}
+  void Handle(bool ok) override { call_->On(kind_, ok); }
+
+ private:
+  Call* const call_;
+  const Kind kind_;
+};
+
 class RunQueues {
  public:
   // `service` must outlive this.

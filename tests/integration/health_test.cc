@@ -34,6 +34,17 @@ class HealthTest : public ::testing::Test {
     return stub_->Check(&context, request, out);
   }
 
+  // Opens a Watch of `service` and reads its first status into *first.
+  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> Watch(
+      grpc::ClientContext* context, const std::string& service,
+      HealthCheckResponse* first) {
+    HealthCheckRequest request;
+    request.set_service(service);
+    auto watch = stub_->Watch(context, request);
+    EXPECT_TRUE(watch->Read(first)) << "no first status for " << service;
+    return watch;
+  }
+
   std::unique_ptr<service::ComputeServer> server_;
   std::unique_ptr<Health::Stub> stub_;
 };
@@ -54,11 +65,8 @@ TEST_F(HealthTest, CheckAnswersEachServiceAndNotFoundForOthers) {
 // shutdown grace, which would end it CANCELLED).
 TEST_F(HealthTest, WatchFollowsTheDrainAndIsEndedByIt) {
   grpc::ClientContext context;
-  HealthCheckRequest request;
-  request.set_service("compute.v1.Compute");
-  auto watch = stub_->Watch(&context, request);
   HealthCheckResponse response;
-  ASSERT_TRUE(watch->Read(&response));
+  auto watch = Watch(&context, "compute.v1.Compute", &response);
   EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
 
   std::thread drain([&] { server_->Drain(absl::Seconds(5)); });
@@ -79,11 +87,8 @@ TEST_F(HealthTest, WatchOfAnUnknownServiceAndACancelledWatchIsFreed) {
       WaitUntil([&] { return server_->health().live_calls() == Waiting(); }));
   {
     grpc::ClientContext context;
-    HealthCheckRequest request;
-    request.set_service("no.such.Service");
-    auto watch = stub_->Watch(&context, request);
     HealthCheckResponse response;
-    ASSERT_TRUE(watch->Read(&response));
+    auto watch = Watch(&context, "no.such.Service", &response);
     EXPECT_EQ(response.status(), HealthCheckResponse::SERVICE_UNKNOWN);
     EXPECT_GT(server_->health().live_calls(), Waiting());
     context.TryCancel();
