@@ -1,7 +1,6 @@
 #include "server/service/health.h"
 
 #include <cassert>
-#include <vector>
 
 namespace compute::service {
 
@@ -208,36 +207,34 @@ HealthService::Status HealthService::StatusOf(
                     : HealthCheckResponse::NOT_SERVING;
 }
 
-void HealthService::SetLocked(const std::string& service, bool serving) {
-  serving_[service] = serving;
+void HealthService::NotifyWatchersLocked() {
   for (WatchCall* watcher : watchers_) {
-    if (watcher->service() == service) watcher->Update(StatusOf(service));
+    watcher->Update(StatusOf(watcher->service()));  // no write if unchanged
   }
 }
 
 void HealthService::SetServing(const std::string& service, bool serving) {
   MutexLock lock(&mu_);
-  if (!shut_down_) SetLocked(service, serving);
+  if (shut_down_) return;
+  serving_[service] = serving;
+  NotifyWatchersLocked();
 }
 
 void HealthService::SetAllNotServing() {
   MutexLock lock(&mu_);
   if (shut_down_) return;
-  std::vector<std::string> services;
-  for (const auto& [service, serving] : serving_) services.push_back(service);
-  for (const std::string& service : services) SetLocked(service, false);
+  for (auto& [service, serving] : serving_) serving = false;
+  NotifyWatchersLocked();
 }
 
 void HealthService::Shutdown() {
   MutexLock lock(&mu_);
   if (shut_down_) return;
   shut_down_ = true;
+  NotifyWatchersLocked();  // NOT_SERVING, then the end
   const grpc::Status ending(grpc::StatusCode::UNAVAILABLE,
                             "the server is shutting down");
-  for (WatchCall* watcher : watchers_) {
-    watcher->Update(HealthCheckResponse::NOT_SERVING);
-    watcher->End(ending);
-  }
+  for (WatchCall* watcher : watchers_) watcher->End(ending);
 }
 
 void HealthService::AddWatcher(WatchCall* watcher) {

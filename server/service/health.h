@@ -84,8 +84,8 @@ class HealthService {
   // The status Check and Watch report for `service`.
   Status StatusOf(const std::string& service) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SetLocked(const std::string& service, bool serving)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends each watcher its service's status (a write only where it changed).
+  void NotifyWatchersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A new call waiting on queue `q`, unless the queues are shutting down.
   void RequestCheck(int q);
   void RequestWatch(int q);

@@ -7,7 +7,8 @@
 //   2. new Run calls get UNAVAILABLE (retryable on another replica);
 //   3. accepted calls, queued and running, finish until `timeout`; what is
 //      left is then cancelled and answered UNAVAILABLE;
-//   4. the gRPC server shuts down; every accepted call has its response.
+//   4. health Watch streams end (UNAVAILABLE), then the gRPC server shuts
+//      down; every accepted call has its response.
 // EndDrainNow(), on a second SIGTERM while Drain runs: what step 3 still
 // waits for is stopped at once (queued calls never run, running ones are
 // signalled) and answered UNAVAILABLE, and step 4, if it has not begun,

@@ -78,6 +78,21 @@ void ExpectHealthy(int port) {
   EXPECT_TRUE(HealthServing(port));
 }
 
+// `n` calls spinning `spin` each, all in flight at once on one connection:
+// every one succeeds.
+void ExpectConcurrentCallsServed(int port, int n, absl::Duration spin,
+                                 absl::Duration deadline) {
+  auto stub = compute::v1::Compute::NewStub(ChannelTo(port));
+  std::vector<std::unique_ptr<AsyncCall>> calls;
+  for (int i = 0; i < n; ++i) {
+    calls.push_back(std::make_unique<AsyncCall>(*stub, Spin(spin), deadline));
+  }
+  for (auto& c : calls) {
+    grpc::Status s = c->Wait();
+    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  }
+}
+
 // Open file descriptors of `pid`, or -1.
 int OpenFds(pid_t pid) {
   std::error_code error;
@@ -493,16 +508,8 @@ TEST(FaultE2eTest, StreamsPastTheLimitCloseTheConnection) {
   EXPECT_EQ(conn.ReadUntilEnd(0x7fffffff, absl::Seconds(5)).kind,
             StreamEnd::Kind::kClosed);
 
-  auto stub = compute::v1::Compute::NewStub(ChannelTo(*port));
-  std::vector<std::unique_ptr<AsyncCall>> calls;
-  for (uint32_t i = 0; i < 3 * kLimit; ++i) {
-    calls.push_back(std::make_unique<AsyncCall>(
-        *stub, Spin(absl::Milliseconds(5)), absl::Seconds(10)));
-  }
-  for (auto& c : calls) {
-    grpc::Status s = c->Wait();
-    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
-  }
+  ExpectConcurrentCallsServed(*port, static_cast<int>(3 * kLimit),
+                              absl::Milliseconds(5), absl::Seconds(10));
   ExpectHealthy(*port);
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait().code, 0);
@@ -671,16 +678,8 @@ TEST(FaultE2eTest, ClientThatNeverReadsBlocksNoWorker) {
       << ", busy workers "
       << scrape->Value("compute_pool_workers_busy").value_or(-1);
   // Others are served, on more than one call at a time.
-  auto stub = compute::v1::Compute::NewStub(ChannelTo(*port));
-  std::vector<std::unique_ptr<AsyncCall>> others;
-  for (int i = 0; i < 2 * kWorkers; ++i) {
-    others.push_back(std::make_unique<AsyncCall>(
-        *stub, Spin(absl::Milliseconds(20)), absl::Seconds(5)));
-  }
-  for (auto& c : others) {
-    grpc::Status s = c->Wait();
-    EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
-  }
+  ExpectConcurrentCallsServed(*port, 2 * kWorkers, absl::Milliseconds(20),
+                              absl::Seconds(5));
   // Still nothing came back to the client that does not read: its
   // answers wait for a window it never opens.
   StreamEnd end =
