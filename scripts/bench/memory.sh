@@ -177,7 +177,7 @@ back_after=-1
 for ((i = 0; i < SETTLE * 2; i++)); do
   sleep 0.5
   settled_kib=$(status_kib VmRSS)
-  if ((back_after < 0 && settled_kib * 10 <= idle_kib * 12)); then
+  if [[ $back_after == -1 ]] && ((settled_kib * 10 <= idle_kib * 12)); then
     back_after=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[1]) - float(sys.argv[2])))" \
       "$(date +%s.%N)" "$settle_start")
   fi

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/container/flat_hash_map.h"
+
 namespace compute {
 namespace {
 
@@ -37,7 +39,21 @@ std::string FairQueue::Key(std::string_view tenant, Priority priority) {
 const FairQueue::Flow* FairQueue::FindFlow(std::string_view tenant,
                                            Priority priority) const {
   auto it = flows_.find(Key(tenant, priority));
-  return it == flows_.end() ? nullptr : it->second.get();
+  return it == flows_.end() || it->second->size == 0 ? nullptr
+                                                     : it->second.get();
+}
+
+size_t FairQueue::ActiveFlows() const {
+  size_t active = 0;
+  for (const Class& c : classes_) active += c.active.size();
+  return active;
+}
+
+void FairQueue::SweepInactiveFlows() {
+  const size_t active = ActiveFlows();
+  if (flows_.size() <= 2 * active + kSpareFlows) return;
+  absl::erase_if(flows_,
+                 [](const auto& entry) { return entry.second->size == 0; });
 }
 
 void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
@@ -51,6 +67,8 @@ void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
   }
   Flow* flow = slot.get();
   if (flow->size == 0) {
+    // Active again: it starts at the class's virtual time, as a new flow.
+    flow->finish_tag = 0;
     flow->weight = weight;
     flow->active_index = c.active.size();
     c.active.push_back(flow);
@@ -85,15 +103,15 @@ void FairQueue::Unlink(Node* node) {
   --size_;
   cost_ns_ -= node->cost_ns;
   if (flow->size > 0) return;
-  // The flow leaves its class's turn, and its state goes: a tenant that
-  // returns starts at the class's virtual time then.
+  // The flow leaves its class's turn: a tenant that returns starts at the
+  // class's virtual time then. Its record stays for reuse (see the header).
   Flow* last = c.active.back();
   c.active[flow->active_index] = last;
   last->active_index = flow->active_index;
   c.active.pop_back();
   c.weights -= flow->weight;
   if (c.active.empty()) c.weights = 0;  // no rounding residue
-  flows_.erase(Key(flow->tenant, flow->priority));
+  SweepInactiveFlows();
 }
 
 FairQueue::Node* FairQueue::Pop() {
@@ -231,14 +249,11 @@ void FairQueue::CheckInvariants() const {
           "class weights");
   }
   Check(size == size_ && cost == cost_ns_, "queue sums");
-  Check(
-      flows_.size() ==
-          [&] {
-            size_t active = 0;
-            for (const Class& c : classes_) active += c.active.size();
-            return active;
-          }(),
-      "a flow exists while it has tasks");
+  size_t with_tasks = 0;
+  for (const auto& [key, flow] : flows_) with_tasks += flow->size > 0 ? 1 : 0;
+  const size_t active = ActiveFlows();
+  Check(with_tasks == active, "a flow is active iff it has tasks");
+  Check(flows_.size() <= 2 * active + kSpareFlows, "inactive flows are swept");
 }
 
 }  // namespace compute

@@ -367,10 +367,11 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   bool wake_timer = false;
   TaskHandle handle;
   PoolTask* displaced = nullptr;  // made room for this one: deliver it
+  const Arrival arrival = ArrivalOf(options);
+  const int64_t now_ticks = arrival.ticks;
   {
     MutexLock lock(&mu_);
-    const int64_t now_ticks = clock_.Ticks();
-    absl::Status admit = AdmitLocked(options, now_ticks, why, &displaced);
+    absl::Status admit = AdmitLocked(options, arrival, why, &displaced);
     if (!admit.ok()) {
       ++rejected_by_[static_cast<int>(why->reason)];
       return admit;
@@ -412,19 +413,17 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
 
 bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
                                  TaskResult* result) {
+  if (options.cost > inline_max_cost_) return false;
   PoolTask* task;
+  const Arrival arrival = ArrivalOf(options);
   {
     MutexLock lock(&mu_);
-    if (options.cost > inline_max_cost_ || !queue_.empty() ||
-        running_ >= max_workers_) {
-      return false;
-    }
-    const int64_t now_ticks = clock_.Ticks();
+    if (!queue_.empty() || running_ >= max_workers_) return false;
     SubmitRefusal why;
     PoolTask* displaced = nullptr;  // none: nothing is queued
-    if (!AdmitLocked(options, now_ticks, &why, &displaced).ok()) return false;
+    if (!AdmitLocked(options, arrival, &why, &displaced).ok()) return false;
     // Queued only in name: nothing waits, so it is never linked.
-    task = NewTaskLocked(std::move(fn), nullptr, options, now_ticks);
+    task = NewTaskLocked(std::move(fn), nullptr, options, arrival.ticks);
     task->MoveTo(PoolTask::State::kRunning);
     ++running_;
     ++inline_running_;
@@ -452,11 +451,18 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
   return true;
 }
 
+WorkerPool::Arrival WorkerPool::ArrivalOf(const TaskOptions& options) const {
+  Arrival arrival;
+  arrival.ticks = clock_.Ticks();
+  if (options.deadline != absl::InfiniteFuture()) arrival.now = clock_.Now();
+  return arrival;
+}
+
 absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
-                                     int64_t now_ticks, SubmitRefusal* why,
+                                     const Arrival& arrival, SubmitRefusal* why,
                                      PoolTask** displaced) {
   PoolTask* victim = nullptr;
-  absl::Status status = CheckBudgetsLocked(options, now_ticks, why, &victim);
+  absl::Status status = CheckBudgetsLocked(options, arrival, why, &victim);
   *displaced = nullptr;
   if (status.ok() && victim != nullptr) {
     const bool preempt = victim->options.priority > options.priority;
@@ -472,17 +478,18 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
 }
 
 absl::Status WorkerPool::CheckBudgetsLocked(const TaskOptions& options,
-                                            int64_t now_ticks,
+                                            const Arrival& arrival,
                                             SubmitRefusal* why,
                                             PoolTask** victim_out) {
+  const int64_t now_ticks = arrival.ticks;
   *why = SubmitRefusal();
   if (closed_) {
     why->reason = RefusalReason::kShutDown;
     return absl::UnavailableError("worker pool is shutting down");
   }
   const bool has_deadline = options.deadline != absl::InfiniteFuture();
-  // Clock reads and the expected wait only where a check needs them.
-  const absl::Time now = has_deadline ? clock_.Now() : absl::InfinitePast();
+  // The expected wait only where a check needs it.
+  const absl::Time now = arrival.now;
   if (has_deadline && options.deadline <= now) {
     why->reason = RefusalReason::kExpired;
     return absl::DeadlineExceededError("deadline had already passed");

@@ -381,15 +381,26 @@ class WorkerPool {
 
   explicit WorkerPool(PoolOptions options);
 
+  // When a task arrived, read before the pool's mutex is taken: the clock is
+  // not read while holding it (on a VM, clock_gettime is ~45 ns, and the
+  // mutex is what the submitters and the workers contend for).
+  struct Arrival {
+    int64_t ticks = 0;
+    // Now() for a task with a deadline (checked against it); else unread.
+    absl::Time now = absl::InfinitePast();
+  };
+  Arrival ArrivalOf(const TaskOptions& options) const;
+
   // Admission: OK, or why not (and *refusal filled). When it admits a task
   // by displacing a queued one to make room, it takes that one out
   // (*displaced; the caller delivers it off the lock).
-  absl::Status AdmitLocked(const TaskOptions& options, int64_t now_ticks,
+  absl::Status AdmitLocked(const TaskOptions& options, const Arrival& arrival,
                            SubmitRefusal* refusal, PoolTask** displaced)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The budgets, without side effects; *victim: the queued task to
   // displace if the task is admitted.
-  absl::Status CheckBudgetsLocked(const TaskOptions& options, int64_t now_ticks,
+  absl::Status CheckBudgetsLocked(const TaskOptions& options,
+                                  const Arrival& arrival,
                                   SubmitRefusal* refusal, PoolTask** victim)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // For any task (Stats), and for this task (its tenant and class).
