@@ -415,10 +415,12 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
                                  TaskResult* result) {
   if (options.cost > inline_max_cost_) return false;
   PoolTask* task;
-  const Arrival arrival = ArrivalOf(options);
   {
     MutexLock lock(&mu_);
     if (!queue_.empty() || running_ >= max_workers_) return false;
+    // Read here, not before the lock: a busy pool (the common refusal, after
+    // which the caller Submits and reads the clock again) costs no read.
+    const Arrival arrival = ArrivalOf(options);
     SubmitRefusal why;
     PoolTask* displaced = nullptr;  // none: nothing is queued
     if (!AdmitLocked(options, arrival, &why, &displaced).ok()) return false;

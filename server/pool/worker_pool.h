@@ -381,9 +381,10 @@ class WorkerPool {
 
   explicit WorkerPool(PoolOptions options);
 
-  // When a task arrived, read before the pool's mutex is taken: the clock is
-  // not read while holding it (on a VM, clock_gettime is ~45 ns, and the
-  // mutex is what the submitters and the workers contend for).
+  // When a task arrived. Submit reads it before taking the pool's mutex (on
+  // a VM, clock_gettime is ~45 ns, and the mutex is what the submitters and
+  // the workers contend for); RunInlineIfFree under it, once it knows the
+  // pool is free (uncontended then, and no read when it is not).
   struct Arrival {
     int64_t ticks = 0;
     // Now() for a task with a deadline (checked against it); else unread.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -68,6 +69,20 @@ inline std::vector<std::string> InheritedEnvironment() {
   return env;
 }
 
+// `line` as a JSON log object, if it is one and its msg is `msg`.
+inline std::optional<google::protobuf::Struct> LogLineWithMsg(
+    const std::string& line, absl::string_view msg) {
+  google::protobuf::Struct log;
+  if (!google::protobuf::util::JsonStringToMessage(line, &log).ok()) {
+    return std::nullopt;
+  }
+  const auto& f = log.fields();
+  if (!f.contains("msg") || f.at("msg").string_value() != msg) {
+    return std::nullopt;
+  }
+  return log;
+}
+
 struct ExitResult {
   int code = -1;  // exit status, or -1 if killed by a signal
   std::string stderr_text;
@@ -107,13 +122,8 @@ class ServerProcess {
     while (absl::Now() < end) {
       std::optional<std::string> line = ReadLine(end);
       if (!line) return std::nullopt;
-      google::protobuf::Struct log;
-      if (!google::protobuf::util::JsonStringToMessage(*line, &log).ok()) {
-        continue;
-      }
-      auto& f = log.fields();
-      if (f.count("msg") && f.at("msg").string_value() == "serving") {
-        return static_cast<int>(f.at("port").number_value());
+      if (auto serving = LogLineWithMsg(*line, "serving")) {
+        return static_cast<int>(serving->fields().at("port").number_value());
       }
     }
     return std::nullopt;
