@@ -72,12 +72,13 @@ check-format:
 # pool and thread-per-task, the cost of metrics on the pool, the blur and
 # primes kernels against the ones they replaced (ns per pixel / number), then
 # scripts/bench/: compute-server end to end against a bare gRPC server
-# (echo_server, h2load), under 1x/2x/4x overload, under a burst of large
+# (echo_server, h2load), under 1x/2x/4x overload, the round trip of a 16 MP
+# blur against echo_server moving the same bytes, under a burst of large
 # blurs with --max_inflight_bytes, the same burst under glibc, jemalloc and
 # mimalloc (the first run also builds compute-server with glibc's malloc in
 # build/glibc), with tenants and priorities competing (fairness), and three
-# unequal replicas under least_loaded and round_robin (fleet). About 19
-# minutes; `make bench BENCH_QUICK=1` about 7. Each step is bounded by
+# unequal replicas under least_loaded and round_robin (fleet). About 21
+# minutes; `make bench BENCH_QUICK=1` about 8. Each step is bounded by
 # `timeout`.
 bench: build
 	cmake --build $(BUILD) -j $(JOBS) --target pool_bench metrics_bench kernel_bench echo_server
@@ -86,6 +87,7 @@ bench: build
 	timeout 300 ./$(BUILD)/tests/bench/kernel_bench
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/e2e.sh
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/overload.sh
+	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/payload.sh
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/memory.sh
 	BUILD=$(abspath $(BUILD)) timeout 1800 ./scripts/bench/memory_allocators.sh
 	BUILD=$(abspath $(BUILD)) timeout 600 ./scripts/bench/fairness.sh

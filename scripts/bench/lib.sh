@@ -209,3 +209,9 @@ j = json.load(open(sys.argv[1]))
 v = eval(sys.argv[2], {"j": j})
 print("%.6g" % v if isinstance(v, float) else v)' "$1" "$2"
 }
+
+# bench_machine_line: one line saying what machine the numbers come from.
+bench_machine_line() {
+  echo "Machine: nproc = $(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo |
+    cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+}

@@ -202,8 +202,7 @@ echo "## memory: $CALLS concurrent blurs of ${SIDE}x$SIDE" \
   "($(mib $((bytes / 1024))) in, as much out), radius $RADIUS," \
   "$WORKERS workers, ${BOUND_FLAGS[*]:-the default memory budget of the server}"
 echo
-echo "Machine: nproc = $(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo |
-  cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+bench_machine_line
 extra=${EXTRA_FLAGS[*]:+ (${EXTRA_FLAGS[*]})}
 if [[ -n $budget ]]; then
   budget="max_inflight_bytes $budget ($(mib $((budget / 1024))))"

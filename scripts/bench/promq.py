@@ -10,6 +10,10 @@
       no series of METRIC carries one of the LABELs at all.
   promq.py count BEFORE AFTER METRIC [LABEL=VALUE ...]
       The histogram's observation count (_count) between the two scrapes.
+  promq.py mean BEFORE AFTER METRIC [LABEL=VALUE ...]
+      The mean of the histogram's observations between the two scrapes
+      (_sum over _count, exact where a quantile interpolates in a bucket);
+      "nan" when nothing was observed.
   promq.py delta BEFORE AFTER METRIC BY [LABEL=VALUE ...]
       The increase of counter METRIC, summed by label BY: one line
       "VALUE INCREASE" per value of BY, in the order of the AFTER scrape.
@@ -100,7 +104,8 @@ def quantile(q, buckets):
 
 
 def main(argv):
-    if len(argv) < 5 or argv[1] not in ("quantile", "count", "delta"):
+    if len(argv) < 5 or argv[1] not in ("quantile", "count", "mean",
+                                          "delta"):
         sys.exit(__doc__)
     command, before_path, after_path, metric = argv[1:5]
     before, after = parse(before_path), parse(after_path)
@@ -124,6 +129,14 @@ def main(argv):
         now = series_sum(after, metric + "_count", wanted, "")
         then = series_sum(before, metric + "_count", wanted, "")
         print("%d" % (now.get("", 0.0) - then.get("", 0.0)))
+    elif command == "mean":
+        wanted = parse_wanted(argv[5:])
+        counts = [series_sum(scrape, metric + "_count", wanted, "").get("", 0.0)
+                  for scrape in (before, after)]
+        sums = [series_sum(scrape, metric + "_sum", wanted, "").get("", 0.0)
+                for scrape in (before, after)]
+        count = counts[1] - counts[0]
+        print("%.6g" % ((sums[1] - sums[0]) / count) if count > 0 else "nan")
     else:
         if len(argv) < 6:
             sys.exit(__doc__)
