@@ -15,18 +15,25 @@
 //   - muzzy_decay_ms:0: returned with MADV_DONTNEED, which lowers RSS at
 //     once, not MADV_FREE, which lowers it only under memory pressure.
 //   - oversize_threshold:2097152: allocations of 2 MiB and more (the
-//     request and result of large calls) go to jemalloc's separate "huge"
-//     arena, which SetUpLargeAllocations (malloc_jemalloc.cc) backs with
+//     request, result and receive buffers of large calls) go to jemalloc's
+//     separate "huge" arena, which returns what is freed at once (decay 0),
+//     and which SetUpLargeAllocations (malloc_jemalloc.cc) backs with
 //     transparent huge pages, so that faulting such a buffer in again costs 8
-//     faults per 16 MiB, not 4,096. It also makes every arena keep what is
-//     freed for the decay time above (jemalloc would return freed extents of
-//     this size at once, and fault them in again on the next large call).
-//     Before (threshold 0, the ordinary arenas, 4 KiB pages), a large buffer
-//     freed more than a second earlier was faulted in page by page, and page
-//     faults are dear on a VM (perf: 29% of the server's time; a 16 MiB memset
-//     into fresh pages 46 ms, 1.4 ms into huge pages). thp:always would do it
-//     for every arena, but kept idle RSS at 45 MiB instead of 21 (the small
-//     arenas' pages become 2 MiB each).
+//     faults per 16 MiB, not 4,096. Before (threshold 0, the ordinary arenas, 4
+//     KiB pages), a large buffer freed more than a second earlier was faulted
+//     in page by page, and page faults are dear on a VM (perf: 29% of the
+//     server's time; a 16 MiB memset into fresh pages 46 ms, 1.4 ms into huge
+//     pages). thp:always would do it for every arena, but kept idle RSS at
+//     45 MiB instead of 21 (the small arenas' pages become 2 MiB each).
+//     The threshold also makes every arena return a freed extent at once
+//     when it coalesces past 2 MiB, decay or not: a large request's ~64 KiB
+//     receive buffers go back as they are parsed, and the next large call
+//     faults them in again. Keeping them (each arena's oversize_threshold
+//     set out of reach by mallctl, the huge arena given the 1 s decay) made
+//     warm 16 MP round trips 25-35% faster, but one call's peak RSS 3.4x its
+//     payload instead of 2.9x (the target is 3x) and a burst's peak 5-15%
+//     higher: not adopted until the request stops being copied out of those
+//     buffers (README, "Round trip of a large call").
 const char* malloc_conf =
     "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,"
     "oversize_threshold:2097152";
