@@ -193,7 +193,8 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   if (!call.parsed.ok()) {
     return Invalid(call, std::string(call.parsed.message()));
   }
-  if (absl::Status valid = tasks::ValidateRequest(request); !valid.ok()) {
+  if (absl::Status valid = tasks::ValidateRequest(request, call.payload);
+      !valid.ok()) {
     return Invalid(call, std::string(valid.message()));
   }
   if (std::string_view priority = Metadata(*call.context, "compute-priority");
@@ -231,7 +232,9 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   options.tag = static_cast<uint32_t>(call.kind->index);
   options.cost = cost_model_.Estimate(call.kind->index, call.cost_units);
   const int64_t response_bytes = call.kind->response_bytes(request);
-  options.bytes = static_cast<int64_t>(request.ByteSizeLong()) + response_bytes;
+  options.bytes = static_cast<int64_t>(request.ByteSizeLong() +
+                                       tasks::PayloadSize(call.payload)) +
+                  response_bytes;
   options.admit_by_deadline = options_.admission;
   // A response gRPC would refuse to send is refused before the work: the
   // kind's payload estimate (exact for blur) plus the fields around it.
@@ -277,12 +280,13 @@ void ComputeService::ResolveTenant(CallInfo& call) const {
 }
 
 TaskFn ComputeService::TaskFor(const CallInfo& call) const {
-  return [kind = call.kind, request = call.request, response = call.response,
-          run_task = options_.run_task,
+  return [kind = call.kind, request = call.request, payload = call.payload,
+          response = call.response, run_task = options_.run_task,
           limit = options_.max_message_bytes](const CancelToken& cancel) {
-    absl::Status status = run_task != nullptr
-                              ? run_task(*kind, *request, cancel, response)
-                              : kind->run(*request, cancel, response);
+    absl::Status status =
+        run_task != nullptr
+            ? run_task(*kind, *request, payload, cancel, response)
+            : kind->run(*request, payload, cancel, response);
     // Prepare refused what the estimate knew to be too large; a response
     // that still is fails here, so that it is counted a failure (gRPC would
     // not send it) and the client is told why.

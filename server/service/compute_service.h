@@ -57,6 +57,7 @@ namespace compute::service {
 // own `run`; tests inject faults here.
 using TaskRunner = absl::Status (*)(const tasks::TaskKind& kind,
                                     const compute::v1::RunRequest& request,
+                                    tasks::Payload payload,
                                     const CancelToken& cancel,
                                     compute::v1::RunResponse* response);
 
@@ -92,6 +93,9 @@ struct CallInfo {
   // answered INVALID_ARGUMENT with this message and *request is empty.
   absl::Status parsed;
   const compute::v1::RunRequest* request = nullptr;
+  // The request's payload when it stayed in the receive buffers (wire.h);
+  // valid until the call's task has completed.
+  tasks::Payload payload;
   compute::v1::RunResponse* response = nullptr;
   std::chrono::steady_clock::time_point started;
   absl::Time deadline;

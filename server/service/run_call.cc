@@ -66,7 +66,8 @@ class RunCall {
     call_.context = &context_;
     call_.request = &request_;
     call_.response = &response_;
-    call_.parsed = ParseRunRequest(received_, &request_);
+    call_.parsed = ParseRunRequest(received_, &request_, &payload_);
+    call_.payload = payload_.pieces;
     std::optional<grpc::Status> status = queues_.service_.Handle(
         call_, [this](const TaskResult& result) { OnTaskDone(result); },
         &handle_);
@@ -87,6 +88,8 @@ class RunCall {
     // Freed before the answer is sent, not with the call: a large request
     // need not be held while a slow client reads the answer.
     compute::v1::RunRequest().Swap(&request_);
+    call_.payload = {};
+    payload_.Clear();
     queues_.service_.Answered(call_, status);
     if (status.ok()) {
       grpc::ByteBuffer answer = SerializeRunResponse(response_);
@@ -112,6 +115,7 @@ class RunCall {
   grpc::ServerContext context_;
   grpc::ByteBuffer received_;  // the request's bytes, until parsed
   compute::v1::RunRequest request_;
+  ReceivedPayload payload_;  // a large blur's pixels, until Finish
   compute::v1::RunResponse response_;
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
   CallInfo call_;

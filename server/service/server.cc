@@ -120,11 +120,17 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   if (config.pool.max_inflight_bytes > 0) {
     // The pool's memory budget charges a call only once its request has
     // been received and parsed; below the handler, gRPC's own buffers (the
-    // bodies being read, the responses being written) are bounded by the
-    // same number through its resource quota, which shrinks the HTTP/2
-    // flow-control windows it grants as the quota fills.
+    // bodies being read, the responses being written) are bounded by its
+    // resource quota, which shrinks the HTTP/2 flow-control windows it
+    // grants as the quota fills, and at the limit resets streams. The quota
+    // also counts a large blur's pixels, which stay in the received buffers
+    // until the call ends (wire.h), and which the pool charges too, with the
+    // result as large: at most half the budget. So the quota is 1.5x the
+    // budget, leaving the transport at least the budget for the bodies it
+    // is reading, as before the pixels stayed.
     grpc::ResourceQuota quota("compute-transport");
-    quota.Resize(static_cast<size_t>(config.pool.max_inflight_bytes));
+    const int64_t budget = config.pool.max_inflight_bytes;
+    quota.Resize(static_cast<size_t>(budget + budget / 2));
     builder.SetResourceQuota(quota);
   }
   // Compressed requests are refused, from their headers, with

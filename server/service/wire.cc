@@ -1,11 +1,14 @@
 #include "server/service/wire.h"
 
+#include <algorithm>
 #include <cassert>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/wire_format_lite.h"
@@ -83,10 +86,196 @@ class ReleasingSliceStream : public google::protobuf::io::ZeroCopyInputStream {
   int64_t byte_count_ = 0;
 };
 
+// Reads received slices as one sequence of bytes, front to back, without
+// copying them.
+class SliceReader {
+ public:
+  explicit SliceReader(const std::vector<grpc::Slice>& slices)
+      : slices_(slices) {
+    for (const grpc::Slice& slice : slices_) size_ += slice.size();
+    SkipEmptySlices();
+  }
+
+  bool AtEnd() const { return position_ == size_; }
+  size_t position() const { return position_; }
+  size_t remaining() const { return size_ - position_; }
+
+  // A varint of at most 10 bytes; false if the bytes end first or it is
+  // longer.
+  bool ReadVarint(uint64_t* value) {
+    uint64_t result = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (AtEnd()) return false;
+      const uint8_t byte = slices_[index_].begin()[offset_];
+      Advance(1);
+      result |= uint64_t{byte & 0x7fu} << shift;
+      if ((byte & 0x80u) == 0) {
+        *value = result;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // The next n bytes, as pieces of the slices appended to *pieces (nullptr:
+  // skipped); false if fewer remain.
+  bool Take(uint64_t n, std::vector<absl::string_view>* pieces) {
+    if (n > remaining()) return false;
+    while (n > 0) {
+      const grpc::Slice& slice = slices_[index_];
+      const size_t take = std::min<uint64_t>(n, slice.size() - offset_);
+      if (pieces != nullptr) {
+        pieces->emplace_back(
+            reinterpret_cast<const char*>(slice.begin()) + offset_, take);
+      }
+      Advance(take);
+      n -= take;
+    }
+    return true;
+  }
+
+  // Appends the next n bytes to *out; false if fewer remain.
+  bool CopyTo(uint64_t n, std::string* out) {
+    std::vector<absl::string_view> pieces;
+    if (!Take(n, &pieces)) return false;
+    for (absl::string_view piece : pieces) {
+      out->append(piece.data(), piece.size());
+    }
+    return true;
+  }
+
+ private:
+  void Advance(size_t n) {
+    offset_ += n;
+    position_ += n;
+    if (offset_ == slices_[index_].size()) {
+      ++index_;
+      offset_ = 0;
+      SkipEmptySlices();
+    }
+  }
+  void SkipEmptySlices() {
+    while (index_ < slices_.size() && slices_[index_].size() == 0) ++index_;
+  }
+
+  const std::vector<grpc::Slice>& slices_;
+  size_t size_ = 0;
+  size_t index_ = 0;   // the slice the next byte is in
+  size_t offset_ = 0;  // the next byte's offset in it
+  size_t position_ = 0;
+};
+
+void AppendVarint(uint64_t value, std::string* out) {
+  uint8_t buffer[10];  // a varint's most
+  const uint8_t* end =
+      google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(value,
+                                                                    buffer);
+  out->append(reinterpret_cast<const char*>(buffer),
+              static_cast<size_t>(end - buffer));
+}
+
+// Copies one field's value (the bytes after its tag), of wire type `type`,
+// from `in` to *out. False on bytes that end early, or on a group (wire
+// types 3 and 4), which the scan leaves to protobuf.
+bool CopyValue(SliceReader& in, uint32_t type, std::string* out) {
+  switch (type) {
+    case WireFormatLite::WIRETYPE_VARINT: {
+      uint64_t value = 0;
+      if (!in.ReadVarint(&value)) return false;
+      AppendVarint(value, out);
+      return true;
+    }
+    case WireFormatLite::WIRETYPE_FIXED64:
+      return in.CopyTo(8, out);
+    case WireFormatLite::WIRETYPE_FIXED32:
+      return in.CopyTo(4, out);
+    case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
+      uint64_t size = 0;
+      if (!in.ReadVarint(&size)) return false;
+      AppendVarint(size, out);
+      return in.CopyTo(size, out);
+    }
+    default:
+      return false;
+  }
+}
+
+bool ReadTag(SliceReader& in, uint64_t* tag) {
+  return in.ReadVarint(tag) && *tag <= UINT32_MAX && (*tag >> 3) != 0;
+}
+
+// Whether `tag` starts a task of RunRequest's `task` oneof other than blur:
+// protobuf then clears the blur, pixels and all.
+bool IsOtherTask(uint64_t tag) {
+  if ((tag & 7) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED) return false;
+  const auto* field = compute::v1::RunRequest::descriptor()->FindFieldByNumber(
+      static_cast<int>(tag >> 3));
+  return field != nullptr && field->containing_oneof() != nullptr &&
+         field->containing_oneof()->name() == "task" &&
+         field->number() != compute::v1::RunRequest::kBlurFieldNumber;
+}
+
+// Splits a request's bytes into the request without its blur's pixels
+// (*rest, in protobuf's wire format, every other field as it was, varints
+// re-encoded) and the pixels, as pieces of the slices (*pixels; the last
+// pixels field counts, as protobuf keeps the last value of a field). False
+// when the bytes hold something the scan leaves to protobuf: a group, or
+// bytes that end inside a field.
+bool SplitOutPixels(const std::vector<grpc::Slice>& slices, std::string* rest,
+                    std::vector<absl::string_view>* pixels) {
+  const uint64_t blur_tag =
+      LengthDelimitedTag(compute::v1::RunRequest::kBlurFieldNumber);
+  const uint64_t pixels_tag =
+      LengthDelimitedTag(compute::v1::BlurRequest::kPixelsFieldNumber);
+  SliceReader in(slices);
+  while (!in.AtEnd()) {
+    uint64_t tag = 0;
+    if (!ReadTag(in, &tag)) return false;
+    AppendVarint(tag, rest);
+    if (tag != blur_tag) {
+      if (IsOtherTask(tag)) pixels->clear();
+      if (!CopyValue(in, static_cast<uint32_t>(tag & 7), rest)) return false;
+      continue;
+    }
+    // The blur: its fields but the pixels go to *rest.
+    uint64_t size = 0;
+    if (!in.ReadVarint(&size) || size > in.remaining()) return false;
+    const size_t end = in.position() + size;
+    std::string blur;
+    while (in.position() < end) {
+      uint64_t field_tag = 0;
+      if (!ReadTag(in, &field_tag)) return false;
+      if (field_tag == pixels_tag) {
+        uint64_t pixels_size = 0;
+        if (!in.ReadVarint(&pixels_size)) return false;
+        pixels->clear();
+        if (!in.Take(pixels_size, pixels)) return false;
+      } else {
+        AppendVarint(field_tag, &blur);
+        if (!CopyValue(in, static_cast<uint32_t>(field_tag & 7), &blur)) {
+          return false;
+        }
+      }
+    }
+    if (in.position() != end) return false;  // a field ran past the blur
+    AppendVarint(blur.size(), rest);
+    rest->append(blur);
+  }
+  return true;
+}
+
+absl::Status NotARunRequest(size_t size) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("the request is not a compute.v1.RunRequest (", size,
+                   " bytes that do not parse as one)"));
+}
+
 }  // namespace
 
 absl::Status ParseRunRequest(grpc::ByteBuffer& bytes,
-                             compute::v1::RunRequest* request) {
+                             compute::v1::RunRequest* request,
+                             ReceivedPayload* payload) {
+  payload->Clear();
   if (!bytes.Valid()) {
     return absl::InvalidArgumentError(
         "no request message: the stream ended before a whole message");
@@ -95,15 +284,43 @@ absl::Status ParseRunRequest(grpc::ByteBuffer& bytes,
   std::vector<grpc::Slice> slices;
   const bool dumped = bytes.Dump(&slices).ok();
   bytes.Clear();  // the slices now hold the only references
+  if (!dumped) return NotARunRequest(size);
+  if (size >= kZeroCopyRequestMinBytes) {
+    std::string rest;
+    std::vector<absl::string_view> pixels;
+    if (SplitOutPixels(slices, &rest, &pixels)) {
+      if (!request->ParseFromString(rest)) {
+        request->Clear();
+        return NotARunRequest(size);
+      }
+      // Every pixels field was split out.
+      assert(!request->has_blur() || request->blur().pixels().empty());
+      if (request->has_blur() && !pixels.empty()) {
+        payload->pieces = std::move(pixels);
+        payload->slices = std::move(slices);
+      }
+      return absl::OkStatus();
+    }
+  }
   ReleasingSliceStream stream(std::move(slices));
-  const bool parsed = dumped && request->ParseFromZeroCopyStream(&stream);
-  if (!parsed) {
+  if (!request->ParseFromZeroCopyStream(&stream)) {
     request->Clear();
-    return absl::InvalidArgumentError(
-        absl::StrCat("the request is not a compute.v1.RunRequest (", size,
-                     " bytes that do not parse as one)"));
+    return NotARunRequest(size);
   }
   return absl::OkStatus();
+}
+
+absl::Status ParseRunRequest(grpc::ByteBuffer& bytes,
+                             compute::v1::RunRequest* request) {
+  ReceivedPayload payload;
+  absl::Status status = ParseRunRequest(bytes, request, &payload);
+  if (status.ok() && !payload.pieces.empty()) {
+    std::string* pixels = request->mutable_blur()->mutable_pixels();
+    for (absl::string_view piece : payload.pieces) {
+      pixels->append(piece.data(), piece.size());
+    }
+  }
+  return status;
 }
 
 grpc::ByteBuffer SerializeRunResponse(compute::v1::RunResponse& response) {

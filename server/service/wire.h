@@ -2,8 +2,10 @@
 // registered raw (RunQueues), so gRPC hands the service the received bytes
 // and sends the bytes it is given, and the service parses and serializes:
 //
-// - the received bytes are freed as soon as the request is parsed, before
-//   its task queues or runs (gRPC's own parsing keeps them until then);
+// - the pixels of a large blur request stay in the received bytes: the
+//   request is parsed around them and the kernel reads them from there
+//   (ReceivedPayload); every other request's bytes are freed as soon as it
+//   is parsed, before its task queues or runs;
 // - a body that is not a RunRequest gets INVALID_ARGUMENT with a message
 //   that says so (gRPC's own answer is INTERNAL "Unable to parse request",
 //   before the service sees the call or counts it);
@@ -11,20 +13,24 @@
 //   become a slice of their own, between the bytes before and after them.
 //
 // Copies of a 16-megapixel blur's payload on the server, after gRPC has
-// received it: parsed into the request (1), blurred into the response (the
-// kernel's output), sent from there (0, was 1: serialized into a new
-// buffer). What is held at once: the received bytes and the request while
-// parsing, then the request and the result while the kernel runs, then the
-// result alone (the request is freed before the answer is sent): 2x the
-// payload at most, from 4x.
+// received it: none into the request (was 1: protobuf copies a bytes field
+// out of the received bytes), blurred into the response (the kernel's
+// output), sent from there (0, was 1: serialized into a new buffer). What
+// is held at once: the received bytes and the result while the kernel
+// runs, then the result alone (the received bytes are freed before the
+// answer is sent): 2x the payload, where protobuf's parse held the received
+// bytes, the request and the result.
 #ifndef COMPUTE_SERVER_SERVICE_WIRE_H_
 #define COMPUTE_SERVER_SERVICE_WIRE_H_
 
 #include <cstddef>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "compute/v1/compute.pb.h"
 #include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/slice.h"
 
 namespace compute::service {
 
@@ -33,9 +39,40 @@ namespace compute::service {
 // the call).
 inline constexpr size_t kZeroCopyMinBytes = 64 * 1024;
 
-// Parses `bytes` into *request and frees them (bytes is empty after).
-// InvalidArgument naming what is wrong when they are not a RunRequest, or
-// when there are none (the stream ended before a whole message).
+// Requests at least this large are scanned for a blur's pixels, which are
+// then left in the received bytes; smaller ones are parsed by protobuf
+// alone (a copy that costs nothing next to the call).
+inline constexpr size_t kZeroCopyRequestMinBytes = 64 * 1024;
+
+// A request's payload left in its received bytes: `pieces` (in order) lie
+// in `slices`, which keep them alive.
+struct ReceivedPayload {
+  std::vector<grpc::Slice> slices;
+  std::vector<absl::string_view> pieces;
+
+  void Clear() {
+    pieces.clear();
+    slices.clear();
+  }
+};
+
+// Parses `bytes` into *request (bytes is empty after). For a request of
+// kZeroCopyRequestMinBytes or more whose task is blur, the pixels are not
+// copied into request->blur().pixels() (left empty): *payload holds them,
+// and the received bytes, until it is cleared. For any other request
+// *payload is empty and the received bytes are freed. The request is the
+// one protobuf would parse from the same bytes, field for field, the
+// pixels aside (a scan of the top-level fields finds the blur's; anything
+// it does not expect, such as groups, makes it leave the whole parse to
+// protobuf). InvalidArgument naming what is wrong when the bytes are not a
+// RunRequest, or when there are none (the stream ended before a whole
+// message).
+[[nodiscard]] absl::Status ParseRunRequest(grpc::ByteBuffer& bytes,
+                                           compute::v1::RunRequest* request,
+                                           ReceivedPayload* payload);
+
+// The same, with the payload (if any) copied into the request: for tests
+// and fuzzers, which compare it with protobuf's parse.
 [[nodiscard]] absl::Status ParseRunRequest(grpc::ByteBuffer& bytes,
                                            compute::v1::RunRequest* request);
 

@@ -19,8 +19,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "compute/v1/compute.pb.h"
 #include "server/pool/cancel_token.h"
+#include "server/tasks/payload.h"
 
 namespace compute::tasks {
 
@@ -61,10 +63,29 @@ inline uint8_t BlurMean(uint32_t sum, uint32_t area, float scale) {
 // width * height or radius > kMaxBlurRadius, and CancelledError once `cancel`
 // reports a stop. Memory: the result (1 byte per pixel) and under 600 KiB of
 // scratch besides the input; an image under 16 pixels wide and taller than
-// wide also a transposed copy of it (1 byte per pixel).
+// wide also a transposed copy of it (1 byte per pixel). It is BoxBlurPieces
+// with the one piece `pixels`.
 absl::StatusOr<std::string> BoxBlur(absl::string_view pixels, uint32_t width,
                                     uint32_t height, uint32_t radius,
                                     const CancelToken& cancel);
+
+// BoxBlur of the image whose row-major pixels are the concatenation of
+// `pieces`, in order (width * height bytes in all), without first copying
+// them into one buffer: for an image that arrives in several buffers (gRPC's
+// receive slices). The pieces may have any sizes, empty ones included, with
+// no regard to rows; the result is byte for byte BoxBlur's of the
+// concatenation. The kernel reads each row in place where one piece holds it
+// whole; a row that straddles pieces is copied into one scratch buffer first.
+// Errors as BoxBlur's, the size checked being the pieces' total. Memory:
+// BoxBlur's, and, when more than one piece holds bytes, a table of row starts
+// (8 bytes per row) and the straddling rows (width bytes each, at most one row
+// per boundary between pieces, and at most height rows); an image blurred
+// transposed (under 16 pixels wide and taller than wide) is copied straight
+// from its pieces into its transposed copy and needs neither. One non-empty
+// piece costs what BoxBlur did: no table and no copy.
+absl::StatusOr<std::string> BoxBlurPieces(
+    absl::Span<const absl::string_view> pieces, uint32_t width, uint32_t height,
+    uint32_t radius, const CancelToken& cancel);
 
 // Cost model (TaskKind::cost_units): width x height pixels, or pixels x
 // kBlurCopyCostFraction at radius 0 (a copy), plus kBlurFixedCostUnits.
@@ -83,11 +104,19 @@ inline constexpr double kBlurFixedCostUnits = 64;
 // serialized, those and the framing take at most 17 bytes.
 inline constexpr int64_t kBlurResponseHeaderBytes = 32;
 
+// ValidateBlur for a request whose pixels are `pixel_bytes` long, wherever
+// they are.
+[[nodiscard]] absl::Status ValidateBlur(const compute::v1::BlurRequest& request,
+                                        size_t pixel_bytes);
+
 // Registry adapters: validate / run request.blur(), filling response->blur();
-// the cost model's units and response size for request.blur().
+// the cost model's units and response size for request.blur(). The pixels
+// are request.blur().pixels(), or `payload` when they were received outside
+// the request (payload.h; request.blur().pixels() must then be empty).
 [[nodiscard]] absl::Status ValidateBlurTask(
-    const compute::v1::RunRequest& request);
+    const compute::v1::RunRequest& request, Payload payload);
 [[nodiscard]] absl::Status RunBlurTask(const compute::v1::RunRequest& request,
+                                       Payload payload,
                                        const CancelToken& cancel,
                                        compute::v1::RunResponse* response);
 double BlurCostUnits(const compute::v1::RunRequest& request);

@@ -53,12 +53,13 @@ absl::StatusOr<uint64_t> Fib(uint32_t n, const CancelToken& cancel) {
   return value;
 }
 
-absl::Status ValidateFibTask(const compute::v1::RunRequest& request) {
+absl::Status ValidateFibTask(const compute::v1::RunRequest& request,
+                             Payload /*payload*/) {
   return ValidateFib(request.fib());
 }
 
 absl::Status RunFibTask(const compute::v1::RunRequest& request,
-                        const CancelToken& cancel,
+                        Payload /*payload*/, const CancelToken& cancel,
                         compute::v1::RunResponse* response) {
   // Re-validated so that no caller can drive the kernel past its limits.
   if (absl::Status status = ValidateFib(request.fib()); !status.ok()) {

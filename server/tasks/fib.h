@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "compute/v1/compute.pb.h"
 #include "server/pool/cancel_token.h"
+#include "server/tasks/payload.h"
 
 namespace compute::tasks {
 
@@ -42,8 +43,9 @@ inline constexpr int64_t kFibResponseBytes = 16;
 // Registry adapters: validate / run request.fib(), filling response->fib();
 // the cost model's units and response size for request.fib().
 [[nodiscard]] absl::Status ValidateFibTask(
-    const compute::v1::RunRequest& request);
+    const compute::v1::RunRequest& request, Payload payload);
 [[nodiscard]] absl::Status RunFibTask(const compute::v1::RunRequest& request,
+                                      Payload payload,
                                       const CancelToken& cancel,
                                       compute::v1::RunResponse* response);
 double FibCostUnits(const compute::v1::RunRequest& request);

@@ -145,12 +145,13 @@ absl::StatusOr<uint64_t> CountPrimes(uint64_t limit,
   return count;
 }
 
-absl::Status ValidatePrimesTask(const compute::v1::RunRequest& request) {
+absl::Status ValidatePrimesTask(const compute::v1::RunRequest& request,
+                                Payload /*payload*/) {
   return ValidatePrimes(request.primes());
 }
 
 absl::Status RunPrimesTask(const compute::v1::RunRequest& request,
-                           const CancelToken& cancel,
+                           Payload /*payload*/, const CancelToken& cancel,
                            compute::v1::RunResponse* response) {
   // Re-validated so that no caller can drive the kernel past its limits.
   if (absl::Status status = ValidatePrimes(request.primes()); !status.ok()) {

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "compute/v1/compute.pb.h"
 #include "server/pool/cancel_token.h"
+#include "server/tasks/payload.h"
 
 namespace compute::tasks {
 
@@ -48,8 +49,9 @@ inline constexpr int64_t kPrimesResponseBytes = 16;
 // response->primes(); the cost model's units and response size for
 // request.primes().
 [[nodiscard]] absl::Status ValidatePrimesTask(
-    const compute::v1::RunRequest& request);
+    const compute::v1::RunRequest& request, Payload payload);
 [[nodiscard]] absl::Status RunPrimesTask(const compute::v1::RunRequest& request,
+                                         Payload payload,
                                          const CancelToken& cancel,
                                          compute::v1::RunResponse* response);
 double PrimesCostUnits(const compute::v1::RunRequest& request);

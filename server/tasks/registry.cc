@@ -102,17 +102,18 @@ const TaskKind* FindTaskKind(RunRequest::TaskCase task_case) {
   return nullptr;
 }
 
-absl::Status ValidateRequest(const RunRequest& request) {
+absl::Status ValidateRequest(const RunRequest& request, Payload payload) {
   const TaskKind* kind = FindTaskKind(request.task_case());
   if (kind == nullptr) return TaskNotSetError();
-  return kind->validate(request);
+  return kind->validate(request, payload);
 }
 
-absl::Status RunTask(const RunRequest& request, const CancelToken& cancel,
+absl::Status RunTask(const RunRequest& request, Payload payload,
+                     const CancelToken& cancel,
                      compute::v1::RunResponse* response) {
   const TaskKind* kind = FindTaskKind(request.task_case());
   if (kind == nullptr) return TaskNotSetError();
-  return kind->run(request, cancel, response);
+  return kind->run(request, payload, cancel, response);
 }
 
 }  // namespace compute::tasks

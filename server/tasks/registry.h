@@ -19,6 +19,7 @@
 #include "absl/types/span.h"
 #include "compute/v1/compute.pb.h"
 #include "server/pool/cancel_token.h"
+#include "server/tasks/payload.h"
 
 namespace compute::tasks {
 
@@ -29,12 +30,15 @@ struct TaskKind {
   // Lower-case, as in the proto oneof ("fib", "spin", ...): a metric label.
   std::string_view name;
   compute::v1::RunRequest::TaskCase task_case;
-  // OK, or InvalidArgumentError naming the field and the limit.
-  absl::Status (*validate)(const compute::v1::RunRequest& request);
+  // OK, or InvalidArgumentError naming the field and the limit. `payload`
+  // (payload.h): the request's large bytes field when it was received
+  // outside the request (blur's pixels); empty otherwise.
+  absl::Status (*validate)(const compute::v1::RunRequest& request,
+                           Payload payload);
   // Runs the task and sets the matching `result` oneof of *response (only the
   // result: the caller fills queue_time, run_time and worker). Validates
   // again first. CancelledError once `cancel` reports a stop.
-  absl::Status (*run)(const compute::v1::RunRequest& request,
+  absl::Status (*run)(const compute::v1::RunRequest& request, Payload payload,
                       const CancelToken& cancel,
                       compute::v1::RunResponse* response);
   // The request's size in this kind's cost unit, for the scheduler's cost
@@ -65,15 +69,21 @@ absl::Span<const TaskKind> AllTaskKinds();
 // does not know).
 const TaskKind* FindTaskKind(compute::v1::RunRequest::TaskCase task_case);
 
-// OK if the request names a known task whose inputs are within their limits;
-// otherwise InvalidArgumentError saying what is wrong.
+// OK if the request names a known task whose inputs (`payload` included)
+// are within their limits; otherwise InvalidArgumentError saying what is
+// wrong.
 [[nodiscard]] absl::Status ValidateRequest(
-    const compute::v1::RunRequest& request);
+    const compute::v1::RunRequest& request, Payload payload = {});
 
 // Validates and runs the request's task, filling its result in *response.
 [[nodiscard]] absl::Status RunTask(const compute::v1::RunRequest& request,
-                                   const CancelToken& cancel,
+                                   Payload payload, const CancelToken& cancel,
                                    compute::v1::RunResponse* response);
+[[nodiscard]] inline absl::Status RunTask(
+    const compute::v1::RunRequest& request, const CancelToken& cancel,
+    compute::v1::RunResponse* response) {
+  return RunTask(request, Payload(), cancel, response);
+}
 
 }  // namespace compute::tasks
 

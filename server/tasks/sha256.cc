@@ -62,12 +62,13 @@ std::string ToLowerHex(absl::string_view bytes) {
   return absl::BytesToHexString(bytes);
 }
 
-absl::Status ValidateSha256Task(const compute::v1::RunRequest& request) {
+absl::Status ValidateSha256Task(const compute::v1::RunRequest& request,
+                                Payload /*payload*/) {
   return ValidateSha256(request.sha256());
 }
 
 absl::Status RunSha256Task(const compute::v1::RunRequest& request,
-                           const CancelToken& cancel,
+                           Payload /*payload*/, const CancelToken& cancel,
                            compute::v1::RunResponse* response) {
   // Re-validated so that no caller can drive the kernel past its limits.
   if (absl::Status status = ValidateSha256(request.sha256()); !status.ok()) {

@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "compute/v1/compute.pb.h"
 #include "server/pool/cancel_token.h"
+#include "server/tasks/payload.h"
 
 namespace compute::tasks {
 
@@ -56,8 +57,9 @@ inline constexpr int64_t kSha256ResponseBytes = 3 * kSha256DigestBytes;
 // response->sha256() (digest and hex); the cost model's units and response
 // size for request.sha256().
 [[nodiscard]] absl::Status ValidateSha256Task(
-    const compute::v1::RunRequest& request);
+    const compute::v1::RunRequest& request, Payload payload);
 [[nodiscard]] absl::Status RunSha256Task(const compute::v1::RunRequest& request,
+                                         Payload payload,
                                          const CancelToken& cancel,
                                          compute::v1::RunResponse* response);
 double Sha256CostUnits(const compute::v1::RunRequest& request);

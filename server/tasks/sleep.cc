@@ -36,12 +36,13 @@ absl::StatusOr<absl::Duration> Sleep(absl::Duration duration,
   return absl::FromChrono(Clock::now() - start);
 }
 
-absl::Status ValidateSleepTask(const compute::v1::RunRequest& request) {
+absl::Status ValidateSleepTask(const compute::v1::RunRequest& request,
+                               Payload /*payload*/) {
   return ValidateSleep(request.sleep());
 }
 
 absl::Status RunSleepTask(const compute::v1::RunRequest& request,
-                          const CancelToken& cancel,
+                          Payload /*payload*/, const CancelToken& cancel,
                           compute::v1::RunResponse* response) {
   // Re-validated so that no caller can drive the task past its limits.
   if (absl::Status status = ValidateSleep(request.sleep()); !status.ok()) {

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "compute/v1/compute.pb.h"
 #include "server/pool/cancel_token.h"
+#include "server/tasks/payload.h"
 
 namespace compute::tasks {
 
@@ -40,8 +41,9 @@ inline constexpr int64_t kSleepResponseBytes = 16;
 
 // Registry adapters, as spin's.
 [[nodiscard]] absl::Status ValidateSleepTask(
-    const compute::v1::RunRequest& request);
+    const compute::v1::RunRequest& request, Payload payload);
 [[nodiscard]] absl::Status RunSleepTask(const compute::v1::RunRequest& request,
+                                        Payload payload,
                                         const CancelToken& cancel,
                                         compute::v1::RunResponse* response);
 double SleepCostUnits(const compute::v1::RunRequest& request);

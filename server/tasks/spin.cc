@@ -34,12 +34,13 @@ absl::StatusOr<absl::Duration> Spin(absl::Duration duration,
   return absl::FromChrono(now - start);
 }
 
-absl::Status ValidateSpinTask(const compute::v1::RunRequest& request) {
+absl::Status ValidateSpinTask(const compute::v1::RunRequest& request,
+                              Payload /*payload*/) {
   return ValidateSpin(request.spin());
 }
 
 absl::Status RunSpinTask(const compute::v1::RunRequest& request,
-                         const CancelToken& cancel,
+                         Payload /*payload*/, const CancelToken& cancel,
                          compute::v1::RunResponse* response) {
   // Re-validated so that no caller can drive the kernel past its limits.
   if (absl::Status status = ValidateSpin(request.spin()); !status.ok()) {

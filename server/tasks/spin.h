@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "compute/v1/compute.pb.h"
 #include "server/pool/cancel_token.h"
+#include "server/tasks/payload.h"
 
 namespace compute::tasks {
 
@@ -43,8 +44,9 @@ inline constexpr int64_t kSpinResponseBytes = 16;
 // Registry adapters: validate / run request.spin(), filling response->spin();
 // the cost model's units and response size for request.spin().
 [[nodiscard]] absl::Status ValidateSpinTask(
-    const compute::v1::RunRequest& request);
+    const compute::v1::RunRequest& request, Payload payload);
 [[nodiscard]] absl::Status RunSpinTask(const compute::v1::RunRequest& request,
+                                       Payload payload,
                                        const CancelToken& cancel,
                                        compute::v1::RunResponse* response);
 double SpinCostUnits(const compute::v1::RunRequest& request);

@@ -286,7 +286,8 @@ TEST(BenchTest, UnavailableCallsBackOff) {
 TEST(BenchTest, NoSuccessfulCallExitsOne) {
   service::ServerConfig config = LocalConfig(1, 8);
   config.run_task = [](const tasks::TaskKind&, const compute::v1::RunRequest&,
-                       const CancelToken&, compute::v1::RunResponse*) {
+                       tasks::Payload, const CancelToken&,
+                       compute::v1::RunResponse*) {
     return absl::InternalError("injected");
   };
   auto server = StartServer(config);
@@ -304,11 +305,12 @@ TEST(BenchTest, NoSuccessfulCallExitsOne) {
 // Every other call fails INTERNAL.
 absl::Status HalfFail(const tasks::TaskKind& kind,
                       const compute::v1::RunRequest& request,
+                      compute::tasks::Payload payload,
                       const CancelToken& cancel,
                       compute::v1::RunResponse* response) {
   static std::atomic<int> calls{0};
   if (calls.fetch_add(1) % 2 == 0) return absl::InternalError("injected");
-  return kind.run(request, cancel, response);
+  return kind.run(request, payload, cancel, response);
 }
 
 TEST(BenchTest, ErrorsAboveMaxErrorRateExitOne) {

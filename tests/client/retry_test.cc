@@ -65,13 +65,14 @@ class RefusalLog final : public service::CallObserver {
 // The blocker: a "150 ms" spin that runs until it is cancelled.
 absl::Status SpinUntilCancelled(const tasks::TaskKind& kind,
                                 const compute::v1::RunRequest& request,
+                                compute::tasks::Payload payload,
                                 const CancelToken& cancel,
                                 compute::v1::RunResponse* response) {
   if (request.has_spin() && request.spin().duration().nanos() == 150000000) {
     while (!cancel.stop_requested()) absl::SleepFor(absl::Milliseconds(1));
     return absl::CancelledError("stopped");
   }
-  return kind.run(request, cancel, response);
+  return kind.run(request, payload, cancel, response);
 }
 
 class RetryTest : public ::testing::Test {

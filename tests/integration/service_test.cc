@@ -287,13 +287,14 @@ RunRequest Blur(uint32_t side) {
 // A blur until cancelled (the test's stand-in for a long one).
 absl::Status BlurUntilCancelled(const tasks::TaskKind& kind,
                                 const RunRequest& request,
+                                tasks::Payload payload,
                                 const CancelToken& cancel,
                                 RunResponse* response) {
   if (request.has_blur()) {
     while (!cancel.stop_requested()) absl::SleepFor(absl::Milliseconds(1));
     return absl::CancelledError("stopped");
   }
-  return kind.run(request, cancel, response);
+  return kind.run(request, payload, cancel, response);
 }
 
 TEST_F(ServiceTest, MemoryBudgetRefusesWhatWouldNotFit) {
@@ -335,13 +336,14 @@ TEST_F(ServiceTest, MemoryBudgetRefusesWhatWouldNotFit) {
 // admission refuse them.)
 absl::Status SpinUntilCancelled(const tasks::TaskKind& kind,
                                 const RunRequest& request,
+                                tasks::Payload payload,
                                 const CancelToken& cancel,
                                 RunResponse* response) {
   if (request.has_spin() && request.spin().duration().seconds() == 30) {
     while (!cancel.stop_requested()) absl::SleepFor(absl::Milliseconds(1));
     return absl::CancelledError("stopped");
   }
-  return kind.run(request, cancel, response);
+  return kind.run(request, payload, cancel, response);
 }
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
@@ -489,12 +491,12 @@ TEST_F(ServiceTest, DeadlineWhileRunningStopsTheTask) {
 }
 
 absl::Status FaultyRunner(const tasks::TaskKind& kind,
-                          const RunRequest& request, const CancelToken& cancel,
-                          RunResponse* response) {
+                          const RunRequest& request, tasks::Payload payload,
+                          const CancelToken& cancel, RunResponse* response) {
   if (request.has_fib() && request.fib().n() == 13) {
     throw std::runtime_error("injected fault");
   }
-  return kind.run(request, cancel, response);
+  return kind.run(request, payload, cancel, response);
 }
 
 TEST_F(ServiceTest, TaskFailureIsInternalAndTheServerKeepsServing) {
@@ -548,9 +550,9 @@ TEST_F(ServiceTest, AResponseOverMaxMessageBytesIsRefusedBeforeItRuns) {
 // A task that writes more than its kind's estimate (injected here: none
 // does today).
 absl::Status BloatedRunner(const tasks::TaskKind& kind,
-                           const RunRequest& request, const CancelToken& cancel,
-                           RunResponse* response) {
-  absl::Status s = kind.run(request, cancel, response);
+                           const RunRequest& request, tasks::Payload payload,
+                           const CancelToken& cancel, RunResponse* response) {
+  absl::Status s = kind.run(request, payload, cancel, response);
   if (request.has_fib() && request.fib().n() == 7) {
     response->mutable_blur()->set_pixels(std::string(1 << 20, 'x'));
   }

@@ -3,6 +3,9 @@
 #include <string>
 #include <vector>
 
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "gtest/gtest.h"
 
 namespace compute::service {
@@ -73,6 +76,156 @@ TEST(WireTest, ParsesARequestCutIntoSlicesAnywhere) {
     ASSERT_TRUE(ParseRunRequest(bytes, &got).ok()) << "cut " << cut;
     EXPECT_EQ(got.SerializeAsString(), wire) << "cut " << cut;
     EXPECT_EQ(bytes.Length(), 0u);
+  }
+}
+
+// `wire` cut into slices of `cut` bytes with an empty slice after each.
+grpc::ByteBuffer Cut(const std::string& wire, size_t cut) {
+  std::vector<grpc::Slice> slices;
+  for (size_t at = 0; at < wire.size(); at += cut) {
+    slices.emplace_back(wire.substr(at, cut));
+    slices.emplace_back();
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+std::string Pixels(size_t n, int seed) {
+  std::string p(n, '\0');
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<char>(i * 31 + seed);
+  return p;
+}
+
+std::string Join(const std::vector<absl::string_view>& pieces) {
+  std::string out;
+  for (absl::string_view piece : pieces) out.append(piece.data(), piece.size());
+  return out;
+}
+
+// A large blur's pixels stay in the received slices, whatever the cuts:
+// the request has every other field, and the payload's pieces are the
+// pixels; the slices are held until the payload is cleared.
+TEST(WireTest, LeavesALargeBlursPixelsInTheReceivedBytes) {
+  RunRequest sent;
+  sent.mutable_blur()->set_width(300);
+  sent.mutable_blur()->set_height(300);
+  sent.mutable_blur()->set_pixels(Pixels(300 * 300, 1));
+  sent.mutable_blur()->set_radius(2);
+  const std::string wire = sent.SerializeAsString();
+  ASSERT_GE(wire.size(), kZeroCopyRequestMinBytes);
+  for (size_t cut :
+       {size_t{1}, size_t{3}, size_t{4096}, size_t{65536}, wire.size()}) {
+    grpc::ByteBuffer bytes = Cut(wire, cut);
+    RunRequest got;
+    ReceivedPayload payload;
+    ASSERT_TRUE(ParseRunRequest(bytes, &got, &payload).ok()) << "cut " << cut;
+    EXPECT_EQ(bytes.Length(), 0u);
+    EXPECT_EQ(got.blur().width(), 300u);
+    EXPECT_EQ(got.blur().height(), 300u);
+    EXPECT_EQ(got.blur().radius(), 2u);
+    EXPECT_TRUE(got.blur().pixels().empty());
+    EXPECT_EQ(Join(payload.pieces), sent.blur().pixels()) << "cut " << cut;
+    EXPECT_FALSE(payload.slices.empty());
+    payload.Clear();
+    EXPECT_TRUE(payload.slices.empty());
+  }
+}
+
+// Below the threshold, or for another task, nothing stays: protobuf parses
+// it all and the bytes are freed.
+TEST(WireTest, OtherRequestsKeepNoPayload) {
+  RunRequest small;
+  small.mutable_blur()->set_width(100);
+  small.mutable_blur()->set_height(100);
+  small.mutable_blur()->set_pixels(Pixels(100 * 100, 2));
+  RunRequest hash;
+  hash.mutable_sha256()->set_data(Pixels(200000, 3));
+  for (const RunRequest& sent : {small, hash}) {
+    grpc::ByteBuffer bytes = Cut(sent.SerializeAsString(), 1000);
+    RunRequest got;
+    ReceivedPayload payload;
+    ASSERT_TRUE(ParseRunRequest(bytes, &got, &payload).ok());
+    EXPECT_TRUE(payload.pieces.empty());
+    EXPECT_TRUE(payload.slices.empty());
+    EXPECT_EQ(got.SerializeAsString(), sent.SerializeAsString());
+  }
+}
+
+// The request is the one protobuf parses from the same bytes, the pixels
+// aside, also where protobuf's rules are subtle: a field repeated (the last
+// value counts, messages merge), the oneof switched by a later task,
+// unknown fields, a group (left to protobuf), bytes cut short.
+TEST(WireTest, ParsesAsProtobufDoesAroundTheBlur) {
+  using google::protobuf::internal::WireFormatLite;
+  auto tag = [](int field, WireFormatLite::WireType type) {
+    std::string out;
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.WriteTag(WireFormatLite::MakeTag(field, type));
+    return out;
+  };
+  auto message = [](const google::protobuf::MessageLite& m) {
+    return m.SerializeAsString();
+  };
+  compute::v1::BlurRequest large;
+  large.set_width(400);
+  large.set_height(200);
+  large.set_pixels(Pixels(400 * 200, 4));
+  compute::v1::BlurRequest other = large;
+  other.set_pixels(Pixels(400 * 200, 5));
+  other.set_radius(7);
+  compute::v1::BlurRequest resize;
+  resize.set_width(3);
+  RunRequest blur_a, blur_b, blur_c, fib;
+  *blur_a.mutable_blur() = large;
+  *blur_b.mutable_blur() = other;
+  *blur_c.mutable_blur() = resize;
+  fib.mutable_fib()->set_n(10);
+  const std::string unknown_varint =
+      tag(99, WireFormatLite::WIRETYPE_VARINT) + std::string("\x96\x01", 2);
+  const std::string unknown_bytes =
+      tag(98, WireFormatLite::WIRETYPE_LENGTH_DELIMITED) +
+      std::string("\x03xyz", 4);
+  const std::string group = tag(97, WireFormatLite::WIRETYPE_START_GROUP) +
+                            tag(97, WireFormatLite::WIRETYPE_END_GROUP);
+  // A blur whose pixels come twice, with an unknown field between.
+  std::string blur_fields = large.SerializeAsString() + unknown_varint +
+                            compute::v1::BlurRequest(other).SerializeAsString();
+  std::string blur_twice = tag(5, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  {
+    google::protobuf::io::StringOutputStream stream(&blur_twice);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.WriteVarint32(static_cast<uint32_t>(blur_fields.size()));
+  }
+  blur_twice += blur_fields;
+  const std::string whole = message(blur_a);
+  const std::vector<std::string> cases = {
+      whole,
+      message(blur_a) + message(blur_b),                 // merged
+      message(blur_a) + message(blur_c),                 // merged, no pixels
+      message(blur_a) + message(fib),                    // the fib wins
+      message(fib) + message(blur_a),                    // the blur wins
+      message(blur_a) + message(fib) + message(blur_c),  // pixels gone
+      unknown_bytes + message(blur_a) + unknown_varint,  // kept
+      blur_twice,                                        // the last pixels
+      message(blur_a) + group,                           // protobuf's
+      whole.substr(0, whole.size() - 1),                 // cut short
+      whole.substr(0, 70000),                            // cut short
+      message(blur_a) + std::string("\x00", 1),          // field 0
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    ASSERT_GE(cases[i].size(), kZeroCopyRequestMinBytes) << "case " << i;
+    RunRequest expected;
+    const bool parses = expected.ParseFromString(cases[i]);
+    for (size_t cut : {size_t{5}, size_t{65536}}) {
+      grpc::ByteBuffer bytes = Cut(cases[i], cut);
+      RunRequest got;
+      absl::Status status = ParseRunRequest(bytes, &got);
+      EXPECT_EQ(status.ok(), parses) << "case " << i << ": " << status;
+      if (parses && status.ok()) {
+        EXPECT_EQ(got.SerializeAsString(), expected.SerializeAsString())
+            << "case " << i << " cut " << cut;
+      }
+    }
   }
 }
 

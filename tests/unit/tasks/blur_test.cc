@@ -2,11 +2,18 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/tasks/reference_kernels.h"
@@ -215,6 +222,286 @@ TEST(BlurTest, KernelRejectsBadInput) {
           .status()));
 }
 
+// An image split into pieces, each in its own allocation of exactly its size
+// (so that no two pieces are adjacent in memory, and a read past a piece's
+// end is a different piece's bytes or, under ASan, an error). A size of 0 is
+// an empty piece: every other one a default (null) string_view, every other
+// one an empty view of a real buffer.
+class SplitImage {
+ public:
+  SplitImage(const std::string& pixels, const std::vector<size_t>& sizes) {
+    size_t offset = 0;
+    for (size_t size : sizes) {
+      if (size == 0 && views_.size() % 2 == 0) {
+        views_.emplace_back();
+        continue;
+      }
+      buffers_.push_back(std::make_unique<char[]>(std::max<size_t>(size, 1)));
+      std::memcpy(buffers_.back().get(), pixels.data() + offset, size);
+      views_.emplace_back(buffers_.back().get(), size);
+      offset += size;
+    }
+    EXPECT_EQ(offset, pixels.size()) << "the sizes must cover the image";
+  }
+
+  absl::Span<const absl::string_view> pieces() const { return views_; }
+
+ private:
+  std::vector<std::unique_ptr<char[]>> buffers_;
+  std::vector<absl::string_view> views_;
+};
+
+// Ways to cut a width x height image into pieces (sizes in order).
+enum class Cut {
+  kOnePiece,
+  kRowHalves,      // every row split in the middle
+  kRandom,         // random sizes 1 .. 3 * width
+  kBytes,          // 1-byte pieces
+  kEmptyBetween,   // random sizes 1 .. 2 * width, empty pieces around each
+  kRowBoundaries,  // one piece per row
+  kTwoRandom,      // two pieces, split at a random byte
+};
+
+std::string CutName(Cut cut) {
+  switch (cut) {
+    case Cut::kOnePiece:
+      return "one piece";
+    case Cut::kRowHalves:
+      return "row halves";
+    case Cut::kRandom:
+      return "random";
+    case Cut::kBytes:
+      return "bytes";
+    case Cut::kEmptyBetween:
+      return "empty between";
+    case Cut::kRowBoundaries:
+      return "row boundaries";
+    case Cut::kTwoRandom:
+      return "two random";
+  }
+  return "?";
+}
+
+std::vector<size_t> PieceSizes(Cut cut, size_t width, size_t height,
+                               uint32_t seed) {
+  const size_t total = width * height;
+  std::mt19937 rng(seed);
+  std::vector<size_t> sizes;
+  switch (cut) {
+    case Cut::kOnePiece:
+      sizes.push_back(total);
+      break;
+    case Cut::kRowHalves:
+      for (size_t y = 0; y < height; ++y) {
+        sizes.push_back(width / 2);
+        sizes.push_back(width - width / 2);
+      }
+      break;
+    case Cut::kRandom:
+      for (size_t left = total; left > 0;) {
+        const size_t size = std::min(left, 1 + rng() % (3 * width));
+        sizes.push_back(size);
+        left -= size;
+      }
+      break;
+    case Cut::kBytes:
+      sizes.assign(total, 1);
+      break;
+    case Cut::kEmptyBetween:
+      sizes.push_back(0);
+      for (size_t left = total; left > 0;) {
+        const size_t size = std::min(left, 1 + rng() % (2 * width));
+        sizes.push_back(size);
+        sizes.push_back(0);
+        if (rng() % 2 == 0) sizes.push_back(0);
+        left -= size;
+      }
+      break;
+    case Cut::kRowBoundaries:
+      sizes.assign(height, width);
+      break;
+    case Cut::kTwoRandom: {
+      const size_t first = rng() % (total + 1);
+      sizes = {first, total - first};
+      break;
+    }
+  }
+  return sizes;
+}
+
+std::string Concatenation(absl::Span<const absl::string_view> pieces) {
+  std::string out;
+  for (absl::string_view piece : pieces) out.append(piece.data(), piece.size());
+  return out;
+}
+
+TEST(BlurPiecesTest, PieceSizesCoverTheImage) {
+  // The cuts themselves: they add up, and the awkward ones are what they say.
+  for (Cut cut : {Cut::kOnePiece, Cut::kRowHalves, Cut::kRandom, Cut::kBytes,
+                  Cut::kEmptyBetween, Cut::kRowBoundaries, Cut::kTwoRandom}) {
+    const std::vector<size_t> sizes = PieceSizes(cut, 7, 5, 3);
+    size_t total = 0;
+    for (size_t size : sizes) total += size;
+    EXPECT_EQ(total, 35u) << CutName(cut);
+  }
+  EXPECT_EQ(PieceSizes(Cut::kBytes, 7, 5, 3).size(), 35u);
+  EXPECT_EQ(PieceSizes(Cut::kRowHalves, 7, 5, 3).size(), 10u);
+  const std::vector<size_t> between = PieceSizes(Cut::kEmptyBetween, 7, 5, 3);
+  EXPECT_EQ(between.front(), 0u);
+  EXPECT_EQ(between.back(), 0u);
+  // The pieces hold the image's bytes, in order.
+  const std::string pixels = RandomPixels(35, 4);
+  const SplitImage split(pixels, between);
+  EXPECT_EQ(Concatenation(split.pieces()), pixels);
+}
+
+TEST(BlurPiecesTest, MatchesBoxBlurForEveryCut) {
+  struct Shape {
+    uint32_t width, height;
+  };
+  // One pixel; narrow and tall (blurred transposed); wide and short; odd
+  // sizes; one row per strip of 2048 and more; 16 wide (the narrowest not
+  // transposed) and 15 x 15 (narrow but not taller than wide).
+  const Shape shapes[] = {{1, 1},    {7, 300}, {300, 7}, {257, 129}, {1000, 3},
+                          {1, 1000}, {16, 90}, {15, 15}, {4100, 3},  {5, 1}};
+  uint32_t seed = 200;
+  for (const Shape& s : shapes) {
+    const std::string pixels = RandomPixels(size_t{s.width} * s.height, ++seed);
+    for (Cut cut : {Cut::kOnePiece, Cut::kRowHalves, Cut::kRandom, Cut::kBytes,
+                    Cut::kEmptyBetween, Cut::kRowBoundaries, Cut::kTwoRandom}) {
+      const SplitImage split(pixels,
+                             PieceSizes(cut, s.width, s.height, ++seed));
+      for (uint32_t radius : {0u, 1u, 5u, kMaxBlurRadius}) {
+        absl::StatusOr<std::string> out = BoxBlurPieces(
+            split.pieces(), s.width, s.height, radius, CancelToken());
+        ASSERT_TRUE(out.ok()) << out.status();
+        ASSERT_EQ(*out, Blur(pixels, s.width, s.height, radius))
+            << s.width << "x" << s.height << " r=" << radius << ", "
+            << CutName(cut) << ", " << split.pieces().size() << " pieces";
+      }
+    }
+  }
+}
+
+TEST(BlurPiecesTest, MatchesReferenceInPieces) {
+  // Not only BoxBlur's output: the definition's, on an image in 1-byte
+  // pieces and in random ones.
+  const std::string pixels = RandomPixels(33 * 17, 31);
+  for (Cut cut : {Cut::kBytes, Cut::kRandom, Cut::kRowHalves}) {
+    const SplitImage split(pixels, PieceSizes(cut, 33, 17, 32));
+    for (uint32_t radius : {1u, 4u, 20u}) {
+      absl::StatusOr<std::string> out =
+          BoxBlurPieces(split.pieces(), 33, 17, radius, CancelToken());
+      ASSERT_TRUE(out.ok()) << out.status();
+      EXPECT_EQ(*out, ReferenceBlur(pixels, 33, 17, static_cast<int>(radius)))
+          << CutName(cut) << " r=" << radius;
+    }
+  }
+}
+
+TEST(BlurPiecesTest, MatchesBoxBlurOnLargeImageInSlices) {
+  // What the service sees: 16 megapixels in gRPC-sized slices of 64 KiB and
+  // a little less, unaligned to the rows.
+  const std::string pixels = RandomPixels(kMaxBlurPixels, 41);
+  std::vector<size_t> sizes;
+  std::mt19937 rng(42);
+  for (size_t left = pixels.size(); left > 0;) {
+    const size_t size = std::min<size_t>(left, 65536 - rng() % 64);
+    sizes.push_back(size);
+    left -= size;
+  }
+  const SplitImage split(pixels, sizes);
+  for (uint32_t radius : {1u, kMaxBlurRadius}) {
+    absl::StatusOr<std::string> out =
+        BoxBlurPieces(split.pieces(), 4096, 4096, radius, CancelToken());
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_TRUE(*out == Blur(pixels, 4096, 4096, radius)) << "r=" << radius;
+  }
+}
+
+TEST(BlurPiecesTest, RejectsWrongTotal) {
+  const std::string pixels = RandomPixels(12, 51);
+  for (const std::vector<size_t>& sizes :
+       std::vector<std::vector<size_t>>{{11}, {5, 0, 6}, {1, 1, 1}, {}}) {
+    size_t total = 0;
+    for (size_t size : sizes) total += size;
+    const SplitImage split(pixels.substr(0, total), sizes);
+    const absl::Status status =
+        BoxBlurPieces(split.pieces(), 3, 4, 1, CancelToken()).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+    EXPECT_THAT(status.message(),
+                HasSubstr("width * height = 12 bytes (got " +
+                          std::to_string(total) + ", the total of "));
+  }
+  // Too many bytes, spread over the pieces.
+  const std::string more = RandomPixels(13, 52);
+  const SplitImage split(more, {4, 4, 5});
+  const absl::Status status =
+      BoxBlurPieces(split.pieces(), 3, 4, 1, CancelToken()).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("(got 13, the total of 3 pieces)"));
+}
+
+TEST(BlurPiecesTest, RejectsLargeRadius) {
+  const std::string pixels = RandomPixels(12, 53);
+  const SplitImage split(pixels, {5, 7});
+  const absl::Status status =
+      BoxBlurPieces(split.pieces(), 3, 4, kMaxBlurRadius + 1, CancelToken())
+          .status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("radius must be <= 64 (got 65)"));
+}
+
+TEST(BlurPiecesTest, StoppedTokenIsCancelled) {
+  // As stop_test checks of the blur task: a token already stopped returns
+  // CancelledError, for every path (copy, strips, transposed).
+  CancelSource source;
+  source.request_stop();
+  const std::string pixels = RandomPixels(7 * 300, 61);
+  for (const auto& [width, height] :
+       {std::pair<uint32_t, uint32_t>{7, 300}, {300, 7}}) {
+    const SplitImage split(pixels, PieceSizes(Cut::kRandom, width, height, 62));
+    for (uint32_t radius : {0u, 1u, kMaxBlurRadius}) {
+      const absl::Status status =
+          BoxBlurPieces(split.pieces(), width, height, radius, source.token())
+              .status();
+      EXPECT_TRUE(absl::IsCancelled(status)) << status;
+      EXPECT_THAT(status.message(), HasSubstr("stopped"));
+    }
+  }
+}
+
+TEST(BlurPiecesTest, StopsWhileRunning) {
+  // As stop_test checks of the blur task, on the largest image in 64 KiB
+  // pieces (most rows straddle none, 256 straddle two): a stop requested
+  // mid-run ends it promptly with CancelledError. The stop comes 2 ms in; a
+  // run that finished first (a very fast or a descheduled machine) is
+  // retried.
+  const std::string pixels = RandomPixels(kMaxBlurPixels, 71);
+  const SplitImage split(pixels, std::vector<size_t>(256, 65536));
+  bool stopped = false;
+  for (int attempt = 0; attempt < 20 && !stopped; ++attempt) {
+    CancelSource source;
+    absl::Time stop_time;
+    std::thread stopper([&] {
+      absl::SleepFor(absl::Milliseconds(2));
+      stop_time = absl::Now();
+      source.request_stop();
+    });
+    const absl::Status status = BoxBlurPieces(split.pieces(), 4096, 4096,
+                                              kMaxBlurRadius, source.token())
+                                    .status();
+    const absl::Time end = absl::Now();
+    stopper.join();
+    if (status.ok()) continue;
+    stopped = true;
+    EXPECT_TRUE(absl::IsCancelled(status)) << status;
+    EXPECT_THAT(status.message(), HasSubstr("stopped at row"));
+    EXPECT_LT(end - stop_time, absl::Milliseconds(500));
+  }
+  EXPECT_TRUE(stopped) << "every run finished before its stop";
+}
+
 TEST(BlurTest, ValidateAcceptsTheLimits) {
   EXPECT_TRUE(ValidateBlur(Request(1, 1, 1, 0)).ok());
   EXPECT_TRUE(ValidateBlur(Request(3, 4, 12, kMaxBlurRadius)).ok());
@@ -265,7 +552,7 @@ TEST(BlurTest, RunFillsResult) {
   request.mutable_blur()->set_pixels(Bytes({0, 30, 60}));
   request.mutable_blur()->set_radius(1);
   compute::v1::RunResponse response;
-  ASSERT_TRUE(RunBlurTask(request, CancelToken(), &response).ok());
+  ASSERT_TRUE(RunBlurTask(request, {}, CancelToken(), &response).ok());
   ASSERT_EQ(response.result_case(), compute::v1::RunResponse::kBlur);
   EXPECT_EQ(response.blur().width(), 3u);
   EXPECT_EQ(response.blur().height(), 1u);

@@ -42,7 +42,7 @@ TEST(FibTest, RunFillsResult) {
   compute::v1::RunRequest request;
   request.mutable_fib()->set_n(10);
   compute::v1::RunResponse response;
-  ASSERT_TRUE(RunFibTask(request, CancelToken(), &response).ok());
+  ASSERT_TRUE(RunFibTask(request, {}, CancelToken(), &response).ok());
   ASSERT_EQ(response.result_case(), compute::v1::RunResponse::kFib);
   EXPECT_EQ(response.fib().value(), 55u);
 }
@@ -51,8 +51,8 @@ TEST(FibTest, RunRevalidates) {
   compute::v1::RunRequest request;
   request.mutable_fib()->set_n(51);
   compute::v1::RunResponse response;
-  EXPECT_TRUE(
-      absl::IsInvalidArgument(RunFibTask(request, CancelToken(), &response)));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      RunFibTask(request, {}, CancelToken(), &response)));
   EXPECT_EQ(response.result_case(), compute::v1::RunResponse::RESULT_NOT_SET);
 }
 

@@ -127,7 +127,7 @@ TEST(PrimesTest, RunFillsResult) {
   compute::v1::RunRequest request;
   request.mutable_primes()->set_limit(100);
   compute::v1::RunResponse response;
-  ASSERT_TRUE(RunPrimesTask(request, CancelToken(), &response).ok());
+  ASSERT_TRUE(RunPrimesTask(request, {}, CancelToken(), &response).ok());
   ASSERT_EQ(response.result_case(), compute::v1::RunResponse::kPrimes);
   EXPECT_EQ(response.primes().count(), 25u);
 }

@@ -77,7 +77,7 @@ TEST(Sha256Test, RunFillsDigestAndHex) {
   compute::v1::RunRequest request;
   request.mutable_sha256()->set_data("abc");
   compute::v1::RunResponse response;
-  ASSERT_TRUE(RunSha256Task(request, CancelToken(), &response).ok());
+  ASSERT_TRUE(RunSha256Task(request, {}, CancelToken(), &response).ok());
   ASSERT_EQ(response.result_case(), compute::v1::RunResponse::kSha256);
   EXPECT_EQ(response.sha256().hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

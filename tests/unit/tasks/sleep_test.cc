@@ -42,19 +42,19 @@ TEST(SleepTest, WaitsAtLeastTheDurationWithoutBurningACpu) {
 TEST(SleepTest, RunFillsTheResult) {
   compute::v1::RunResponse response;
   ASSERT_TRUE(
-      RunSleepTask(Request(0, 2'000'000), CancelToken(), &response).ok());
+      RunSleepTask(Request(0, 2'000'000), {}, CancelToken(), &response).ok());
   ASSERT_TRUE(response.has_sleep());
   EXPECT_GE(response.sleep().slept().nanos(), 2'000'000);
 }
 
 TEST(SleepTest, ValidateNamesTheFieldAndTheLimit) {
-  EXPECT_TRUE(ValidateSleepTask(Request(60, 0)).ok());
-  EXPECT_TRUE(ValidateSleepTask(compute::v1::RunRequest()).ok());  // 0
-  EXPECT_EQ(ValidateSleepTask(Request(60, 1)).message(),
+  EXPECT_TRUE(ValidateSleepTask(Request(60, 0), {}).ok());
+  EXPECT_TRUE(ValidateSleepTask(compute::v1::RunRequest(), {}).ok());  // 0
+  EXPECT_EQ(ValidateSleepTask(Request(60, 1), {}).message(),
             "sleep.duration must be <= 60s (got 60.000000001s)");
-  EXPECT_EQ(ValidateSleepTask(Request(-1, -500'000'000)).message(),
+  EXPECT_EQ(ValidateSleepTask(Request(-1, -500'000'000), {}).message(),
             "sleep.duration must be >= 0s (got -1.5s)");
-  EXPECT_THAT(ValidateSleepTask(Request(0, 1'000'000'000)).message(),
+  EXPECT_THAT(ValidateSleepTask(Request(0, 1'000'000'000), {}).message(),
               HasSubstr("sleep.duration.nanos"));
 }
 

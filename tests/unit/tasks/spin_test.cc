@@ -82,7 +82,7 @@ TEST(SpinTest, RunFillsResult) {
   compute::v1::RunRequest request;
   *request.mutable_spin() = Request(0, 5'000'000);
   compute::v1::RunResponse response;
-  ASSERT_TRUE(RunSpinTask(request, CancelToken(), &response).ok());
+  ASSERT_TRUE(RunSpinTask(request, {}, CancelToken(), &response).ok());
   ASSERT_EQ(response.result_case(), compute::v1::RunResponse::kSpin);
   const auto& spun = response.spin().spun();
   EXPECT_TRUE(spun.seconds() > 0 || spun.nanos() >= 5'000'000)

@@ -157,10 +157,10 @@ class StopTest : public ::testing::TestWithParam<int> {
     EXPECT_TRUE(request.has_value())
         << kind().name << " has no largest request in this test";
     request_ = request.value_or(compute::v1::RunRequest());
-    EXPECT_TRUE(kind().validate(request_).ok()) << kind().name;
+    EXPECT_TRUE(kind().validate(request_, {}).ok()) << kind().name;
     return [this](const CancelToken& cancel) {
       compute::v1::RunResponse response;
-      return kind().run(request_, cancel, &response);
+      return kind().run(request_, {}, cancel, &response);
     };
   }
 
