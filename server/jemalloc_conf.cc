@@ -25,15 +25,10 @@
 //     server's time; a 16 MiB memset into fresh pages 46 ms, 1.4 ms into huge
 //     pages). thp:always would do it for every arena, but kept idle RSS at
 //     45 MiB instead of 21 (the small arenas' pages become 2 MiB each).
-//     The threshold also makes every arena return a freed extent at once
-//     when it coalesces past 2 MiB, decay or not: a large request's ~64 KiB
-//     receive buffers go back as they are parsed, and the next large call
-//     faults them in again. Keeping them (each arena's oversize_threshold
-//     set out of reach by mallctl, the huge arena given the 1 s decay) made
-//     warm 16 MP round trips 25-35% faster, but one call's peak RSS 3.4x its
-//     payload instead of 2.9x (the target is 3x) and a burst's peak 5-15%
-//     higher: not adopted until the request stops being copied out of those
-//     buffers (README, "Round trip of a large call").
+//     Allocations of this size would also make every arena return a freed
+//     extent at once when it coalesces past 2 MiB, decay or not; the
+//     server turns that off (KeepFreedExtentsForReuse, malloc_jemalloc.cc),
+//     so that a large call's receive buffers are reused by the next one.
 const char* malloc_conf =
     "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,"
     "oversize_threshold:2097152";
