@@ -15,7 +15,8 @@ build=${1:?usage: run.sh BUILD_DIR [TARGET...]}
 shift
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(run_request_fuzzer config_fuzzer scheduler_fuzzer log_fuzzer)
+  targets=(run_request_fuzzer config_fuzzer scheduler_fuzzer log_fuzzer
+    wire_fuzzer)
 fi
 seconds=${FUZZ_SECONDS:-60}
 mkdir -p "$build/artifacts"
@@ -32,6 +33,8 @@ for target in "${targets[@]}"; do
     # Room for small images and data, well under every task's limit.
     run_request) args+=(-max_len=65536) ;;
     config) args+=(-dict=tests/fuzz/config.dict) ;;
+    # Inputs go behind 64 KiB of padding (see wire_fuzzer.cc).
+    wire) args+=(-max_len=4096) ;;
   esac
   mkdir -p "$scratch/$name"
   echo "=== fuzz: $target for ${seconds}s on $corpus"
