@@ -215,3 +215,15 @@ bench_machine_line() {
   echo "Machine: nproc = $(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo |
     cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 }
+
+# bench_write_pgm FILE SIDE: a SIDE x SIDE binary PGM (P5), a gradient.
+bench_write_pgm() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+path, side = sys.argv[1], int(sys.argv[2])
+row = bytes(x * 255 // max(side - 1, 1) for x in range(side))
+with open(path, "wb") as f:
+    f.write(b"P5\n%d %d\n255\n" % (side, side))
+    f.write(row * side)
+PY
+}

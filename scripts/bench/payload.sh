@@ -58,14 +58,7 @@ bench_need_binaries "$COMPUTE_SERVER" "$COMPUTE_CLIENT" "$ECHO_SERVER"
 
 # The image: binary PGM (P5), a gradient.
 image=$bench_tmp/image.pgm
-python3 - "$image" "$SIDE" <<'PY'
-import sys
-path, side = sys.argv[1], int(sys.argv[2])
-row = bytes(x * 255 // max(side - 1, 1) for x in range(side))
-with open(path, "wb") as f:
-    f.write(b"P5\n%d %d\n255\n" % (side, side))
-    f.write(row * side)
-PY
+bench_write_pgm "$image" "$SIDE"
 
 rc=0
 bench_start_compute "$bench_tmp/compute.log" --workers=2 --metrics_port=free \
