@@ -117,17 +117,15 @@ class SliceReader {
     return false;
   }
 
-  // The next n bytes, as pieces of the slices appended to *pieces (nullptr:
-  // skipped); false if fewer remain.
+  // The next n bytes, as pieces of the slices appended to *pieces; false if
+  // fewer remain.
   bool Take(uint64_t n, std::vector<absl::string_view>* pieces) {
     if (n > remaining()) return false;
     while (n > 0) {
       const grpc::Slice& slice = slices_[index_];
       const size_t take = std::min<uint64_t>(n, slice.size() - offset_);
-      if (pieces != nullptr) {
-        pieces->emplace_back(
-            reinterpret_cast<const char*>(slice.begin()) + offset_, take);
-      }
+      pieces->emplace_back(
+          reinterpret_cast<const char*>(slice.begin()) + offset_, take);
       Advance(take);
       n -= take;
     }
@@ -136,10 +134,13 @@ class SliceReader {
 
   // Appends the next n bytes to *out; false if fewer remain.
   bool CopyTo(uint64_t n, std::string* out) {
-    std::vector<absl::string_view> pieces;
-    if (!Take(n, &pieces)) return false;
-    for (absl::string_view piece : pieces) {
-      out->append(piece.data(), piece.size());
+    if (n > remaining()) return false;
+    while (n > 0) {
+      const grpc::Slice& slice = slices_[index_];
+      const size_t take = std::min<uint64_t>(n, slice.size() - offset_);
+      out->append(reinterpret_cast<const char*>(slice.begin()) + offset_, take);
+      Advance(take);
+      n -= take;
     }
     return true;
   }

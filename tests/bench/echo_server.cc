@@ -36,6 +36,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -54,10 +55,10 @@ class OwnReactor final : public grpc::ServerUnaryReactor {
   void OnDone() override { delete this; }
 };
 
-// The echo's answer: a blur's pixels back as its result (moved out of
-// `request` where the API lets the handler own it, copied where it is const),
-// fib{value: 1} for anything else.
-void Answer(compute::v1::RunRequest& request,
+// The echo's answer: for a blur, a result of its size holding `pixels` (its
+// own pixels: moved out of the request where the API lets the handler own
+// it, copied where the request is const); fib{value: 1} for anything else.
+void Answer(const compute::v1::RunRequest& request, std::string pixels,
             compute::v1::RunResponse* response) {
   if (!request.has_blur()) {
     response->mutable_fib()->set_value(1);
@@ -66,18 +67,7 @@ void Answer(compute::v1::RunRequest& request,
   compute::v1::BlurResult* blur = response->mutable_blur();
   blur->set_width(request.blur().width());
   blur->set_height(request.blur().height());
-  blur->mutable_pixels()->swap(*request.mutable_blur()->mutable_pixels());
-}
-void Answer(const compute::v1::RunRequest& request,
-            compute::v1::RunResponse* response) {
-  if (!request.has_blur()) {
-    response->mutable_fib()->set_value(1);
-    return;
-  }
-  compute::v1::BlurResult* blur = response->mutable_blur();
-  blur->set_width(request.blur().width());
-  blur->set_height(request.blur().height());
-  blur->set_pixels(request.blur().pixels());
+  blur->set_pixels(std::move(pixels));
 }
 
 class EchoService final : public compute::v1::Compute::CallbackService {
@@ -86,7 +76,7 @@ class EchoService final : public compute::v1::Compute::CallbackService {
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
                                 const compute::v1::RunRequest* request,
                                 compute::v1::RunResponse* response) override {
-    Answer(*request, response);
+    Answer(*request, request->blur().pixels(), response);
     if (own_reactor_) return new OwnReactor();
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
@@ -113,7 +103,11 @@ class CqCall {
     }
     new CqCall(service_, cq_);  // keep one requested in its place
     finishing_ = true;
-    Answer(request_, &response_);
+    // (mutable_blur() on another task would make it a blur: only a blur's.)
+    std::string pixels;
+    if (request_.has_blur())
+      pixels.swap(*request_.mutable_blur()->mutable_pixels());
+    Answer(request_, std::move(pixels), &response_);
     responder_.Finish(response_, grpc::Status::OK, this);
   }
 
