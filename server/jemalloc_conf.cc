@@ -29,6 +29,20 @@
 //     extent at once when it coalesces past 2 MiB, decay or not; the
 //     server turns that off (KeepFreedExtentsForReuse, malloc_jemalloc.cc),
 //     so that a large call's receive buffers are reused by the next one.
+//   - lg_extent_max_active_fit:30: a freed extent of any size may be split
+//     for a new allocation. jemalloc's default (6) lets an allocation reuse
+//     a free extent at most 64 times its size; gRPC reads a request into
+//     buffers of 64 KiB (80 KiB with its header, jemalloc's size class), and
+//     once a 16 MiB request's buffers were freed they coalesced into one
+//     extent too large for any of the next request's reads, which took
+//     fresh pages instead (page faults) while the freed ones waited for
+//     decay (measured with decay off: freed pages grew by 6-7 MiB a call,
+//     and the faults never stopped). scripts/bench/payload.sh, 3 pairs
+//     interleaved: page faults per warm 16 MP blur 1,200-3,100 -> 800-2,300
+//     (decay still returns part of the working set between calls), round
+//     trip p50 78-95 -> 53-66 ms, the kernel 24-33 -> 20-23 ms (it reads
+//     those buffers); the burst's peak unchanged within its noise
+//     (scripts/bench/memory.sh, 3 pairs: 646-740 MiB against 691-733).
 const char* malloc_conf =
     "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,"
-    "oversize_threshold:2097152";
+    "oversize_threshold:2097152,lg_extent_max_active_fit:30";

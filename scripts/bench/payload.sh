@@ -18,7 +18,9 @@
 #   - cold: PAYLOAD_COLD calls to each, each after 1.5 s without calls (past
 #     the server's 1 s jemalloc decay: buffers freed by the last call have
 #     gone back to the system), each from a fresh client process, p50.
-# Reported: the medians, the target of the large-payloads issue (round trip
+# Reported: the medians, each server's minor page faults per warm call
+# (/proc/<pid>/stat: on a VM each costs ~10 us, so memory that is not reused
+# shows here first), the target of the large-payloads issue (round trip
 # <= 1.3 x the kernel's run time + 16 ms), and compute - echo - kernel: what
 # compute-server adds beyond moving the bytes and running the kernel.
 #
@@ -73,6 +75,11 @@ bench_wait_line "$bench_tmp/echo.log" '^port [0-9]+$' 30 "$echo_pid" ||
   bench_die "echo_server did not start: $(tail -3 "$bench_tmp/echo.log")"
 echo_port=$(awk '/^port [0-9]+$/ {print $2; exit}' "$bench_tmp/echo.log")
 declare -A PORT=([compute]=$compute_port [echo]=$echo_port)
+declare -A PID=([compute]=$compute_pid [echo]=$echo_pid)
+
+# minor_faults PID: the process's minor page faults so far (/proc/PID/stat,
+# field 10; the name in field 2 has no spaces here).
+minor_faults() { awk '{print $10}' "/proc/$1/stat"; }
 
 # blur PORT CALLS JSON: CALLS blurs one at a time; bench's JSON into JSON.
 # Every call must end OK.
@@ -94,9 +101,13 @@ median() {
 }
 ms() { awk -v s="$1" 'BEGIN {printf "%.1f", s * 1000}'; }
 
-declare -A P50 P90
+declare -A P50 P90 FAULTS
 KERNEL=()
-for server in compute echo; do P50[$server]=""; P90[$server]=""; done
+for server in compute echo; do
+  P50[$server]=""
+  P90[$server]=""
+  FAULTS[$server]=""
+done
 for ((round = 1; round <= ROUNDS; round++)); do
   for server in compute echo; do
     port=${PORT[$server]}
@@ -105,7 +116,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
       bench_scrape "$metrics_port" "$bench_tmp/before.prom"
     fi
     json=$bench_tmp/$server-$round.json
+    faults_before=$(minor_faults "${PID[$server]}")
     blur "$port" "$CALLS" "$json"
+    faults=$(($(minor_faults "${PID[$server]}") - faults_before))
+    FAULTS[$server]+=" $((faults / CALLS))"
     P50[$server]+=" $(bench_json "$json" 'round(j["latency_ms"]["p50"], 1)')"
     P90[$server]+=" $(bench_json "$json" 'round(j["latency_ms"]["p90"], 1)')"
     if [[ $server == compute ]]; then
@@ -146,8 +160,8 @@ bench_machine_line
 echo "compute-server: 127.0.0.1:$compute_port; echo_server (ECHO_API=cq," \
   "answers with the request's pixels, no kernel): 127.0.0.1:$echo_port"
 echo
-echo "| server | warm round trip p50 per round (ms) | median | p90 per round (ms) | cold p50 (ms) |"
-echo "|---|---|---|---|---|"
+echo "| server | warm round trip p50 per round (ms) | median | p90 per round (ms) | page faults per warm call | cold p50 (ms) |"
+echo "|---|---|---|---|---|---|"
 # commas LIST...: the words joined by ", ".
 commas() {
   local IFS=,
@@ -157,7 +171,8 @@ commas() {
 for server in compute echo; do
   # shellcheck disable=SC2086 # word-split on purpose
   echo "| $server | $(commas ${P50[$server]}) | $(median ${P50[$server]}) |" \
-    "$(commas ${P90[$server]}) | ${COLD_P50[$server]} |"
+    "$(commas ${P90[$server]}) | $(commas ${FAULTS[$server]}) |" \
+    "${COLD_P50[$server]} |"
 done
 echo
 echo "compute-server's blur kernel, mean run time per round:" \
