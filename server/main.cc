@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "server/config.h"
 #include "server/log.h"
 #include "server/malloc_setup.h"
+#include "server/memory_returner.h"
 #include "server/metrics/metrics.h"
 #include "server/service/server.h"
 
@@ -76,6 +78,25 @@ int CannotStart(const absl::Status& status) {
   return status.code() == absl::StatusCode::kAlreadyExists ? 2 : 1;
 }
 
+// The returner's rules for this server: freed pages past a quarter of the
+// memory budget (64 MiB at least) go back at once, the rest after a second
+// of idleness (memory_returner.h).
+compute::MemoryReturner::Options ReturnerOptions(const compute::Config& c) {
+  compute::MemoryReturner::Options options;
+  const int64_t budget = c.server.pool.max_inflight_bytes;
+  options.cap_bytes = std::max(options.cap_bytes, budget / 4);
+  return options;
+}
+
+std::string DescribeReturner(const compute::MemoryReturner::Options& o) {
+  if (compute::FreedBytesKept() < 0) {
+    return "by the allocator alone (it cannot say what it keeps)";
+  }
+  return absl::StrCat("freed pages past ", o.cap_bytes >> 20,
+                      " MiB at once, the rest after ",
+                      absl::FormatDuration(o.quiet), " idle");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -112,6 +133,9 @@ int main(int argc, char** argv) {
 
   google::protobuf::Struct startup = StartupFields(*config);
   Put(startup, "large_allocations", large_allocations);
+  const compute::MemoryReturner::Options returner_options =
+      ReturnerOptions(*config);
+  Put(startup, "memory_return", DescribeReturner(returner_options));
   compute::LogJson("info", "starting", startup);
   // Outlives the server: the pool and the service call its observers until
   // they are destroyed.
@@ -132,6 +156,18 @@ int main(int argc, char** argv) {
   auto server = compute::service::ComputeServer::Start(config->server);
   if (!server.ok()) return CannotStart(server.status());
   metrics.AttachPool(&(*server)->pool(), &(*server)->service().cost_model());
+  // Stopped before the server goes (declared after it).
+  compute::WorkerPool& pool = (*server)->pool();
+  compute::MemoryReturner returner(
+      {compute::FreedBytesKept, compute::ReturnFreedBytes,
+       [&pool] {
+         compute::PoolStats s = pool.Stats();
+         return compute::MemoryReturner::Activity{
+             s.accepted + s.rejected + s.completed_total(),
+             s.queue_depth == 0 && s.busy == 0 && s.inflight_bytes == 0};
+       }},
+      returner_options);
+  if (compute::FreedBytesKept() >= 0) returner.Start();
   {
     google::protobuf::Struct f;
     Put(f, "port", static_cast<double>((*server)->port()));

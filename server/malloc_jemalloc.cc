@@ -149,4 +149,25 @@ std::string SetUpLargeAllocations() {
                       KeepFreedExtentsForReuse(huge_arena));
 }
 
+int64_t FreedBytesKept() {
+  // jemalloc's statistics are a snapshot, refreshed by writing the epoch.
+  uint64_t epoch = 1;
+  size_t size = sizeof(epoch);
+  if (mallctl("epoch", &epoch, &size, &epoch, size) != 0) return -1;
+  size_t dirty_pages = 0;
+  size = sizeof(dirty_pages);
+  const std::string all =
+      absl::StrCat("stats.arenas.", MALLCTL_ARENAS_ALL, ".pdirty");
+  if (mallctl(all.c_str(), &dirty_pages, &size, nullptr, 0) != 0) return -1;
+  size_t page = 0;
+  size = sizeof(page);
+  if (mallctl("arenas.page", &page, &size, nullptr, 0) != 0) return -1;
+  return static_cast<int64_t>(dirty_pages * page);
+}
+
+void ReturnFreedBytes() {
+  const std::string all = absl::StrCat("arena.", MALLCTL_ARENAS_ALL, ".purge");
+  mallctl(all.c_str(), nullptr, nullptr, nullptr, 0);
+}
+
 }  // namespace compute

@@ -1,0 +1,62 @@
+#include "server/memory_returner.h"
+
+#include <pthread.h>
+
+#include <utility>
+
+namespace compute {
+
+MemoryReturner::MemoryReturner(Hooks hooks, Options options)
+    : hooks_(std::move(hooks)), options_(options) {}
+
+MemoryReturner::~MemoryReturner() {
+  {
+    MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  stop_cv_.SignalAll();
+  if (thread_.joinable()) thread_.join();
+}
+
+void MemoryReturner::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void MemoryReturner::Loop() {
+  pthread_setname_np(pthread_self(), "compute-memret");
+  MutexLock lock(&mu_);
+  while (!stop_) {
+    const absl::Time next = absl::Now() + options_.interval;
+    while (!stop_ && !stop_cv_.WaitWithDeadline(&mu_, next)) {
+    }
+    if (stop_) break;
+    mu_.Unlock();
+    Tick(absl::Now());
+    mu_.Lock();
+  }
+}
+
+MemoryReturner::Action MemoryReturner::Tick(absl::Time now) {
+  const Activity activity = hooks_.activity();
+  if (!seen_ || activity.events != last_events_ || !activity.idle) {
+    seen_ = true;
+    last_events_ = activity.events;
+    active_at_ = now;
+    returned_since_active_ = false;
+  }
+  const int64_t kept = hooks_.kept_bytes();
+  if (kept < 0) return Action::kNone;
+  if (kept > options_.cap_bytes) {
+    hooks_.return_kept();
+    return Action::kOverCap;
+  }
+  if (!returned_since_active_ && kept >= options_.min_bytes &&
+      now - active_at_ >= options_.quiet) {
+    hooks_.return_kept();
+    returned_since_active_ = true;
+    return Action::kQuiet;
+  }
+  return Action::kNone;
+}
+
+}  // namespace compute
