@@ -42,7 +42,7 @@
 //     decay (measured with decay off: freed pages grew by 6-7 MiB a call,
 //     and the faults never stopped). scripts/bench/payload.sh, 3 pairs
 //     interleaved: page faults per warm 16 MP blur 1,200-3,100 -> 800-2,300
-//     (decay still returns part of the working set between calls), round
+//     (the 1 s decay of then still returned part of the working set), round
 //     trip p50 78-95 -> 53-66 ms, the kernel 24-33 -> 20-23 ms (it reads
 //     those buffers); the burst's peak unchanged within its noise
 //     (scripts/bench/memory.sh, 3 pairs: 646-740 MiB against 691-733).

@@ -36,8 +36,9 @@ void* AllocWithHugePages(extent_hooks_t* /*hooks*/, void* new_addr, size_t size,
 }
 
 // Freed large extents stay for reuse until decay returns them (after
-// opt.dirty_decay_ms, 1 s as built), in every arena, instead of being
-// returned to the system the moment they are freed.
+// opt.dirty_decay_ms, 10 s as built) or the server does (memory_returner.h),
+// in every arena, instead of being returned to the system the moment they
+// are freed.
 //
 // Why: jemalloc 5.3 returns a freed extent at once, whatever the decay
 // time, when it is, or coalesces with its free neighbours into, an extent of

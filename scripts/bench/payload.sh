@@ -16,8 +16,9 @@
 #     (compute_task_run_seconds{task="blur"}, _sum / _count between /metrics
 #     scrapes around the round);
 #   - cold: PAYLOAD_COLD calls to each, each after 1.5 s without calls (past
-#     the server's 1 s jemalloc decay: buffers freed by the last call have
-#     gone back to the system), each from a fresh client process, p50.
+#     the 1-1.25 s after which an idle compute-server returns freed pages,
+#     server/memory_returner.h: buffers freed by the last call have gone
+#     back to the system), each from a fresh client process, p50.
 # Reported: the medians, each server's minor page faults per warm call
 # (/proc/<pid>/stat: on a VM each costs ~10 us, so memory that is not reused
 # shows here first), the target of the large-payloads issue (round trip
