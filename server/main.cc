@@ -165,6 +165,12 @@ int main(int argc, char** argv) {
          return compute::MemoryReturner::Activity{
              s.accepted + s.rejected + s.completed_total(),
              s.queue_depth == 0 && s.busy == 0 && s.inflight_bytes == 0};
+       },
+       [&metrics](compute::MemoryReturner::Action action) {
+         using Rule = compute::metrics::Metrics::MemoryReturnRule;
+         metrics.CountMemoryReturn(
+             action == compute::MemoryReturner::Action::kOverCap ? Rule::kCap
+                                                                 : Rule::kIdle);
        }},
       returner_options);
   if (compute::FreedBytesKept() >= 0) returner.Start();

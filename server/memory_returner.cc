@@ -46,17 +46,19 @@ MemoryReturner::Action MemoryReturner::Tick(absl::Time now) {
   }
   const int64_t kept = hooks_.kept_bytes();
   if (kept < 0) return Action::kNone;
+  Action action = Action::kNone;
   if (kept > options_.cap_bytes) {
-    hooks_.return_kept();
-    return Action::kOverCap;
-  }
-  if (!returned_since_active_ && kept >= options_.min_bytes &&
-      now - active_at_ >= options_.quiet) {
-    hooks_.return_kept();
+    action = Action::kOverCap;
+  } else if (!returned_since_active_ && kept >= options_.min_bytes &&
+             now - active_at_ >= options_.quiet) {
+    action = Action::kQuiet;
     returned_since_active_ = true;
-    return Action::kQuiet;
+  } else {
+    return Action::kNone;
   }
-  return Action::kNone;
+  hooks_.return_kept();
+  if (hooks_.returned) hooks_.returned(action);
+  return action;
 }
 
 }  // namespace compute

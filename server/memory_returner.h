@@ -33,6 +33,7 @@ namespace compute {
 
 class MemoryReturner {
  public:
+  enum class Action { kNone, kOverCap, kQuiet };
   // What the server is doing, as the pool sees it.
   struct Activity {
     uint64_t events = 0;  // changes whenever a task comes, goes or is refused
@@ -42,6 +43,8 @@ class MemoryReturner {
     std::function<int64_t()> kept_bytes;  // freed bytes kept; < 0: unknown
     std::function<void()> return_kept;    // returns all of them
     std::function<Activity()> activity;
+    // Told after each return, by the rule that fired (optional).
+    std::function<void(Action)> returned;
   };
   struct Options {
     absl::Duration interval = absl::Milliseconds(250);
@@ -51,8 +54,6 @@ class MemoryReturner {
     // every arena).
     int64_t min_bytes = int64_t{1} << 20;
   };
-  enum class Action { kNone, kOverCap, kQuiet };
-
   MemoryReturner(Hooks hooks, Options options);
   // Stops and joins the thread, if started.
   ~MemoryReturner();

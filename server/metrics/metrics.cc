@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/gauge.h"
 #include "prometheus/text_serializer.h"
@@ -80,6 +81,21 @@ Metrics::Metrics(MetricsOptions options)
       .Add({{"version", std::string(BuildVersion())},
             {"revision", std::string(BuildRevision())}})
       .Set(1);
+  auto& returns =
+      prometheus::BuildCounter()
+          .Name("compute_memory_returns_total")
+          .Help(
+              "Times the server gave the allocator's freed pages back to the "
+              "system: rule=cap, more kept than a quarter of "
+              "--max_inflight_bytes; rule=idle, the pool idle for 1 s.")
+          .Register(*registry_);
+  memory_returns_cap_ = &returns.Add({{"rule", "cap"}});
+  memory_returns_idle_ = &returns.Add({{"rule", "idle"}});
+}
+
+void Metrics::CountMemoryReturn(MemoryReturnRule rule) {
+  (rule == MemoryReturnRule::kCap ? memory_returns_cap_ : memory_returns_idle_)
+      ->Increment();
 }
 
 Metrics::~Metrics() {

@@ -10,8 +10,9 @@
 //   - ProcessCollector: process_* from /proc;
 //   - TenantMetrics (only with max_tenant_series): the service's tenant
 //     observer, per-tenant series capped to the top tenants plus "other";
-//   - a prometheus::Registry for the rest (compute_build_info), where
-//     series that are set rarely belong.
+//   - a prometheus::Registry for the rest (compute_build_info,
+//     compute_memory_returns_total), where series that are set rarely
+//     belong.
 //
 // Wiring (main.cc): make Metrics first and keep it until the server is gone;
 // set pool_observer() in PoolOptions::observer and call_observer() in
@@ -44,8 +45,9 @@
 #include "server/service/call_observer.h"
 
 namespace prometheus {
+class Counter;
 class Exposer;
-}
+}  // namespace prometheus
 
 namespace compute::metrics {
 
@@ -79,6 +81,12 @@ class Metrics {
   // must stay alive until detached (or Metrics is destroyed).
   void AttachPool(const WorkerPool* pool, const CostModel* costs = nullptr);
 
+  // The server gave the allocator's freed pages back to the system
+  // (server/memory_returner.h), by the rule that fired:
+  // compute_memory_returns_total{rule="cap"|"idle"}. Thread-safe.
+  enum class MemoryReturnRule { kCap, kIdle };
+  void CountMemoryReturn(MemoryReturnRule rule);
+
   // Every family, as a scrape sees them (without the endpoint's own
   // exposer_* series).
   std::vector<prometheus::MetricFamily> Collect() const;
@@ -103,7 +111,9 @@ class Metrics {
   std::shared_ptr<TaskMetrics> tasks_;
   std::shared_ptr<GrpcMetrics> grpc_;
   std::shared_ptr<ProcessCollector> process_;
-  std::shared_ptr<TenantMetrics> tenants_;  // optional
+  std::shared_ptr<TenantMetrics> tenants_;              // optional
+  prometheus::Counter* memory_returns_cap_ = nullptr;   // in registry_
+  prometheus::Counter* memory_returns_idle_ = nullptr;  // in registry_
 
   mutable Mutex mu_;
   std::unique_ptr<prometheus::Exposer> exposer_ ABSL_GUARDED_BY(mu_);

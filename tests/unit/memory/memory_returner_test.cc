@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -23,6 +24,7 @@ struct FakeServer {
   uint64_t events = 0;
   bool idle = true;
   int returns = 0;
+  std::vector<Action> told;  // what the `returned` hook heard
 
   MemoryReturner::Hooks Hooks() {
     return {[this] { return kept; },
@@ -32,7 +34,8 @@ struct FakeServer {
             },
             [this] {
               return MemoryReturner::Activity{events, idle};
-            }};
+            },
+            [this](Action action) { told.push_back(action); }};
   }
 };
 
@@ -57,6 +60,7 @@ TEST(MemoryReturnerTest, ReturnsAtOnceWhatPassesTheCapEvenWhileBusy) {
   EXPECT_EQ(returner.Tick(At(0)), Action::kOverCap);
   EXPECT_EQ(server.returns, 1);
   EXPECT_EQ(server.kept, 0);
+  EXPECT_EQ(server.told, std::vector<Action>{Action::kOverCap});
 }
 
 TEST(MemoryReturnerTest, KeepsWhatIsUnderTheCapWhileTasksComeAndGo) {
@@ -94,6 +98,7 @@ TEST(MemoryReturnerTest, ReturnsOnceAfterASecondOfIdlenessThenOncePerSpell) {
   EXPECT_EQ(returner.Tick(At(6000)), Action::kNone);
   EXPECT_EQ(returner.Tick(At(6250)), Action::kQuiet);
   EXPECT_EQ(server.returns, 2);
+  EXPECT_EQ(server.told, (std::vector<Action>{Action::kQuiet, Action::kQuiet}));
 }
 
 TEST(MemoryReturnerTest, NotIdleWhileSomethingIsQueuedRunningOrHeld) {
@@ -125,6 +130,7 @@ TEST(MemoryReturnerTest, AnAllocatorThatCannotSayIsNeverAsked) {
   EXPECT_EQ(returner.Tick(At(0)), Action::kNone);
   EXPECT_EQ(returner.Tick(At(5000)), Action::kNone);
   EXPECT_EQ(server.returns, 0);
+  EXPECT_TRUE(server.told.empty());
 }
 
 // The thread: it checks on its own, and the destructor stops it.
@@ -134,14 +140,18 @@ TEST(MemoryReturnerTest, ItsThreadChecksUntilDestroyed) {
   MemoryReturner::Options options = TestOptions();
   options.interval = absl::Milliseconds(1);
   {
-    MemoryReturner returner({[] { return 256 * kMiB; },  // always past the cap
-                             [&] {
-                               if (returns.fetch_add(1) == 0) returned.Notify();
-                             },
-                             [] {
-                               return MemoryReturner::Activity{0, false};
-                             }},
-                            options);
+    MemoryReturner returner(
+        {[] { return 256 * kMiB; },  // always past the cap
+         [&] { returns.fetch_add(1); },
+         [] {
+           return MemoryReturner::Activity{0, false};
+         },
+         [&](Action action) {
+           if (action == Action::kOverCap && !returned.HasBeenNotified()) {
+             returned.Notify();
+           }
+         }},
+        options);
     returner.Start();
     ASSERT_TRUE(returned.WaitForNotificationWithTimeout(absl::Seconds(30)));
   }

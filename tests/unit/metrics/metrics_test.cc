@@ -77,6 +77,7 @@ TEST(MetricsTest, EveryFamilyOnceWithHelpAndAValidName) {
       {"process_start_time_seconds", T::Gauge},
       {"process_threads", T::Gauge},
       {"compute_build_info", T::Gauge},
+      {"compute_memory_returns_total", T::Counter},
   };
   EXPECT_EQ(types, want);
   metrics.AttachPool(nullptr);
@@ -95,6 +96,24 @@ TEST(MetricsTest, BuildInfo) {
   EXPECT_THAT(std::string(BuildVersion()),
               ::testing::MatchesRegex("[0-9]+\\.[0-9]+\\.[0-9]+"));
   EXPECT_FALSE(BuildRevision().empty());
+}
+
+TEST(MetricsTest, MemoryReturnsByRuleFromZero) {
+  Metrics metrics;
+  auto before = testing::ParseExposition(metrics.Text());
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->Value("compute_memory_returns_total", {{"rule", "cap"}}),
+            0);
+  EXPECT_EQ(before->Value("compute_memory_returns_total", {{"rule", "idle"}}),
+            0);
+  metrics.CountMemoryReturn(Metrics::MemoryReturnRule::kCap);
+  metrics.CountMemoryReturn(Metrics::MemoryReturnRule::kIdle);
+  metrics.CountMemoryReturn(Metrics::MemoryReturnRule::kIdle);
+  auto after = testing::ParseExposition(metrics.Text());
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->Value("compute_memory_returns_total", {{"rule", "cap"}}), 1);
+  EXPECT_EQ(after->Value("compute_memory_returns_total", {{"rule", "idle"}}),
+            2);
 }
 
 TEST(MetricsTest, ObserversFeedTheOutput) {
