@@ -105,11 +105,17 @@ class WatchCall {
       case Kind::kWritten: {
         MutexLock lock(&mu_);
         writing_ = false;
-        if (!ok) ending_ = true;  // the stream is over: the client has gone
-        if (ending_) {
-          if (!finish_issued_) FinishLocked();
-        } else if (latest_ != sent_) {
+        if (!ok) {  // the stream is over: the client has gone
+          gone_ = true;
+          ending_ = true;
+        }
+        // The latest status goes out before the end: a drain sets
+        // NOT_SERVING and ends the stream at once, maybe while the write
+        // of SERVING is still in flight, and a balancer must see it.
+        if (!gone_ && latest_ != sent_) {
           WriteLocked();
+        } else if (ending_ && !finish_issued_) {
+          FinishLocked();
         }
         return;
       }
@@ -120,6 +126,10 @@ class WatchCall {
         // The call is over (the client cancelled, or it was finished): no
         // more updates, and a Finish if none was issued.
         health_.RemoveWatcher(this);
+        {
+          MutexLock lock(&mu_);
+          gone_ = true;  // nothing more can reach the client
+        }
         End(grpc::Status(grpc::StatusCode::CANCELLED, "the client has gone"));
         Unref();
         return;
@@ -163,8 +173,9 @@ class WatchCall {
       HealthCheckResponse::UNKNOWN;
   HealthService::Status sent_ ABSL_GUARDED_BY(mu_) =
       HealthCheckResponse::UNKNOWN;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;        // a Write in flight
-  bool ending_ ABSL_GUARDED_BY(mu_) = false;         // Finish once none is
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a Write in flight
+  bool ending_ ABSL_GUARDED_BY(mu_) = false;   // Finish once none is
+  bool gone_ ABSL_GUARDED_BY(mu_) = false;  // the call is over: no more writes
   bool finish_issued_ ABSL_GUARDED_BY(mu_) = false;  // no op after it
   grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
   // The request -> write -> Finish chain's; +1 for the done event once the

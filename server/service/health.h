@@ -22,7 +22,8 @@
 //   flight (one write at a time; a change during a write is sent when it
 //   completes, only the latest). It ends with Finish: UNAVAILABLE when the
 //   service shuts down (Shutdown, at the drain, so that gRPC's Shutdown
-//   need not wait for open streams), CANCELLED once the client has gone.
+//   need not wait for open streams), after the latest status has been
+//   written; CANCELLED once the client has gone.
 //   Lifetime: two references, the request -> write -> Finish chain's and
 //   the done event's (AsyncNotifyWhenDone, delivered once per call that
 //   arrived); the last one deletes the call.

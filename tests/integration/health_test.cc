@@ -69,7 +69,8 @@ TEST_F(HealthTest, WatchFollowsTheDrainAndIsEndedByIt) {
   auto watch = Watch(&context, "compute.v1.Compute", &response);
   EXPECT_EQ(response.status(), HealthCheckResponse::SERVING);
 
-  std::thread drain([&] { server_->Drain(absl::Seconds(5)); });
+  // Joined on every way out (an assertion that fails returns early).
+  std::jthread drain([&] { server_->Drain(absl::Seconds(5)); });
   ASSERT_TRUE(watch->Read(&response));
   EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
   EXPECT_FALSE(watch->Read(&response));
