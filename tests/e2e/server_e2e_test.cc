@@ -149,6 +149,57 @@ TEST(ServerE2eTest, SecondSigtermEndsTheDrainAtOnce) {
   EXPECT_THAT(exit.stderr_text, HasSubstr("\"ended_by\":\"Terminated\""));
 }
 
+// Memory a few large calls freed goes back to the system once the server
+// is idle (server/memory_returner.h): counted by rule on /metrics, and said
+// at start-up.
+TEST(ServerE2eTest, FreedMemoryGoesBackOnceIdle) {
+#if !defined(COMPUTE_SERVER_JEMALLOC)
+  GTEST_SKIP() << "glibc build: the server leaves returning to the allocator";
+#else
+  int metrics_port = metrics::testing::FreeLoopbackPort();
+  std::vector<std::string> args = ArgsWithMetrics(metrics_port);
+  args.push_back("--max_inflight_bytes=256Mi");  // a cap of 64 MiB
+  ServerProcess server(args);
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  auto stub = StubFor(*port);
+  // Four blurs of a 1536 x 1536 image: 2.25 MiB in and out each (under
+  // the client's 4 MiB limit).
+  compute::v1::RunRequest blur;
+  blur.mutable_blur()->set_width(1536);
+  blur.mutable_blur()->set_height(1536);
+  blur.mutable_blur()->set_pixels(std::string(size_t{1536} * 1536, '\x40'));
+  blur.mutable_blur()->set_radius(1);
+  for (int i = 0; i < 4; ++i) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    compute::v1::RunResponse response;
+    grpc::Status s = stub->Run(&context, blur, &response);
+    ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  }
+  // Idle from now: within a few seconds (1 s idle, checked every 250 ms).
+  std::optional<double> idle_returns;
+  absl::Time end = absl::Now() + kWait;
+  while (absl::Now() < end) {
+    auto scrape = metrics::testing::Scrape(metrics_port);
+    if (scrape.ok()) {
+      idle_returns =
+          scrape->Value("compute_memory_returns_total", {{"rule", "idle"}});
+      if (idle_returns.value_or(0) >= 1) break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_GE(idle_returns.value_or(0), 1) << "no return once idle";
+  server.Signal(SIGTERM);
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0);
+  EXPECT_THAT(exit.stderr_text,
+              HasSubstr("\"memory_return\":\"freed pages past 64 MiB at "
+                        "once, the rest after 1s idle\""));
+#endif
+}
+
 TEST(ServerE2eTest, StartupLogsTheEffectiveConfigAndCpuCount) {
   ServerProcess server(BaseArgs());
   ASSERT_TRUE(server.Spawn());
