@@ -88,8 +88,9 @@ compute::MemoryReturner::Options ReturnerOptions(const compute::Config& c) {
   return options;
 }
 
-std::string DescribeReturner(const compute::MemoryReturner::Options& o) {
-  if (compute::FreedBytesKept() < 0) {
+std::string DescribeReturner(const compute::MemoryReturner::Options& o,
+                             bool allocator_can_say) {
+  if (!allocator_can_say) {
     return "by the allocator alone (it cannot say what it keeps)";
   }
   return absl::StrCat("freed pages past ", o.cap_bytes >> 20,
@@ -135,7 +136,11 @@ int main(int argc, char** argv) {
   Put(startup, "large_allocations", large_allocations);
   const compute::MemoryReturner::Options returner_options =
       ReturnerOptions(*config);
-  Put(startup, "memory_return", DescribeReturner(returner_options));
+  // Whether the allocator can say what it keeps (jemalloc): if not, the
+  // server leaves returning memory to it.
+  const bool allocator_can_say = compute::FreedBytesKept() >= 0;
+  Put(startup, "memory_return",
+      DescribeReturner(returner_options, allocator_can_say));
   compute::LogJson("info", "starting", startup);
   // Outlives the server: the pool and the service call its observers until
   // they are destroyed.
@@ -173,7 +178,7 @@ int main(int argc, char** argv) {
                                                                  : Rule::kIdle);
        }},
       returner_options);
-  if (compute::FreedBytesKept() >= 0) returner.Start();
+  if (allocator_can_say) returner.Start();
   {
     google::protobuf::Struct f;
     Put(f, "port", static_cast<double>((*server)->port()));

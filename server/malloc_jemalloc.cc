@@ -150,6 +150,11 @@ std::string SetUpLargeAllocations() {
                       KeepFreedExtentsForReuse(huge_arena));
 }
 
+// "stats.arenas.4096.pdirty" and the like: every arena at once.
+#define COMPUTE_STRINGIFY_(x) #x
+#define COMPUTE_STRINGIFY(x) COMPUTE_STRINGIFY_(x)
+#define COMPUTE_ALL_ARENAS COMPUTE_STRINGIFY(MALLCTL_ARENAS_ALL)
+
 int64_t FreedBytesKept() {
   // jemalloc's statistics are a snapshot, refreshed by writing the epoch.
   uint64_t epoch = 1;
@@ -157,18 +162,23 @@ int64_t FreedBytesKept() {
   if (mallctl("epoch", &epoch, &size, &epoch, size) != 0) return -1;
   size_t dirty_pages = 0;
   size = sizeof(dirty_pages);
-  const std::string all =
-      absl::StrCat("stats.arenas.", MALLCTL_ARENAS_ALL, ".pdirty");
-  if (mallctl(all.c_str(), &dirty_pages, &size, nullptr, 0) != 0) return -1;
-  size_t page = 0;
-  size = sizeof(page);
-  if (mallctl("arenas.page", &page, &size, nullptr, 0) != 0) return -1;
+  if (mallctl("stats.arenas." COMPUTE_ALL_ARENAS ".pdirty", &dirty_pages, &size,
+              nullptr, 0) != 0) {
+    return -1;
+  }
+  // The page size does not change: read once.
+  static const size_t page = [] {
+    size_t value = 0;
+    size_t value_size = sizeof(value);
+    mallctl("arenas.page", &value, &value_size, nullptr, 0);
+    return value;
+  }();
+  if (page == 0) return -1;
   return static_cast<int64_t>(dirty_pages * page);
 }
 
 void ReturnFreedBytes() {
-  const std::string all = absl::StrCat("arena.", MALLCTL_ARENAS_ALL, ".purge");
-  mallctl(all.c_str(), nullptr, nullptr, nullptr, 0);
+  mallctl("arena." COMPUTE_ALL_ARENAS ".purge", nullptr, nullptr, nullptr, 0);
 }
 
 }  // namespace compute
