@@ -6,7 +6,8 @@ GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 JOBS ?= $(shell nproc)
 BUILD := build
 
-.PHONY: deps build run test asan tsan thread-safety check-format bench format \
+.PHONY: deps build run test asan tsan thread-safety check-format bench \
+	bench-e2e format \
 	demo image test-image check-deploy fuzz soak clean
 
 deps:
@@ -92,6 +93,14 @@ bench: build
 	BUILD=$(abspath $(BUILD)) timeout 1800 ./scripts/bench/memory_allocators.sh
 	BUILD=$(abspath $(BUILD)) timeout 600 ./scripts/bench/fairness.sh
 	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/fleet.sh
+
+# The end-to-end step of `make bench` alone (about 3 minutes; BENCH_QUICK=1
+# under 1): compute-server, then the completion-queue and callback echo
+# servers, each alone under h2load, their calls/s with ratios, then latency
+# at half of echo_cq's throughput (scripts/bench/e2e.sh says how).
+bench-e2e: build
+	cmake --build $(BUILD) -j $(JOBS) --target echo_server
+	BUILD=$(abspath $(BUILD)) timeout 300 ./scripts/bench/e2e.sh
 
 # Soak (not in CI): 10 minutes of mixed load against the real binary,
 # sampling its RSS, open fds and threads every 5 s; fails when any trends
