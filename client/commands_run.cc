@@ -77,7 +77,7 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
     return Fail(command, saved, io);
   }
   if (image_to_stdout) {
-    io.out << ResultPgm(task, response);
+    WriteResultPgm(task, response, io.out);
     io.out.flush();
     io.err << CallText(*request, response, round_trip) << "\n"
            << "  wrote the image to stdout\n";

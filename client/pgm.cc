@@ -1,14 +1,27 @@
 #include "client/pgm.h"
 
 #include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "client/input_file.h"
 #include "server/base/file.h"
+#include "server/base/string_view.h"
 
 namespace compute::client {
 namespace {
+
+// Enough for any header a tool writes (comments included); a longer one
+// reads as "bad width" or "no pixel data".
+constexpr size_t kFirstBlock = 64 * 1024;
+// Width and height are up to 9 digits each: a header read from a pipe may
+// promise more than any memory. No image the service takes comes near this
+// (its requests are at most 32 MiB).
+constexpr uint64_t kMaxPixelBytes = uint64_t{1} << 32;
 
 // Reads the header's next unsigned integer, skipping whitespace and
 // comments (from `#` to the end of the line).
@@ -32,9 +45,36 @@ bool NextNumber(std::string_view bytes, size_t* pos, uint64_t* value) {
                           value);
 }
 
+absl::Status PixelsShort(const PgmHeader& header, uint64_t have) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "PGM: ", header.width, "x", header.height, " needs ",
+      header.pixel_bytes(), " bytes of pixels, the file has ", have));
+}
+
+absl::Status CannotRead(const std::string& path, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("cannot read ", path, ": ", why));
+}
+
+// Opens `path` and reads its first block (the header and the first
+// pixels) into *first, leaving *in just past it.
+absl::Status ReadFirstBlock(const std::string& path, std::ifstream* in,
+                            std::string* first) {
+  errno = 0;
+  in->open(path, std::ios::binary);
+  if (!*in) {
+    return CannotRead(path, errno != 0 ? std::strerror(errno) : "I/O error");
+  }
+  first->resize(kFirstBlock);
+  in->read(first->data(), static_cast<std::streamsize>(first->size()));
+  if (in->bad()) return CannotRead(path, std::strerror(errno));
+  first->resize(static_cast<size_t>(in->gcount()));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::StatusOr<GrayImage> ParsePgm(std::string_view bytes) {
+absl::StatusOr<PgmHeader> ParsePgmHeader(std::string_view bytes) {
   if (bytes.substr(0, 2) != "P5") {
     return absl::InvalidArgumentError(
         "not a binary PGM image (the file must start with P5)");
@@ -56,39 +96,108 @@ absl::StatusOr<GrayImage> ParsePgm(std::string_view bytes) {
       !std::isspace(static_cast<unsigned char>(bytes[pos]))) {
     return absl::InvalidArgumentError("PGM: no pixel data");
   }
-  ++pos;
-  uint64_t size = width * height;
-  if (bytes.size() - pos < size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("PGM: ", width, "x", height, " needs ", size,
-                     " bytes of pixels, the file has ", bytes.size() - pos));
+  PgmHeader header;
+  header.width = static_cast<uint32_t>(width);
+  header.height = static_cast<uint32_t>(height);
+  header.maxval = static_cast<uint32_t>(maxval);
+  header.size = pos + 1;
+  return header;
+}
+
+absl::StatusOr<GrayImage> ParsePgm(std::string_view bytes) {
+  absl::StatusOr<PgmHeader> header = ParsePgmHeader(bytes);
+  if (!header.ok()) return header.status();
+  const uint64_t size = header->pixel_bytes();
+  if (bytes.size() - header->size < size) {
+    return PixelsShort(*header, bytes.size() - header->size);
   }
   GrayImage image;
-  image.width = static_cast<uint32_t>(width);
-  image.height = static_cast<uint32_t>(height);
-  image.maxval = static_cast<uint32_t>(maxval);
-  image.pixels = std::string(bytes.substr(pos, size));
+  image.width = header->width;
+  image.height = header->height;
+  image.maxval = header->maxval;
+  image.pixels = std::string(bytes.substr(header->size, size));
   return image;
+}
+
+std::string PgmHeaderText(uint32_t width, uint32_t height, uint32_t maxval) {
+  return absl::StrCat("P5\n", width, " ", height, "\n", maxval, "\n");
 }
 
 std::string EncodePgm(const GrayImage& image) {
-  return absl::StrCat("P5\n", image.width, " ", image.height, "\n",
-                      image.maxval, "\n", image.pixels);
+  return absl::StrCat(PgmHeaderText(image.width, image.height, image.maxval),
+                      image.pixels);
+}
+
+absl::StatusOr<PgmHeader> ReadPgmHeader(const std::string& path) {
+  std::ifstream in;
+  std::string first;
+  if (absl::Status read = ReadFirstBlock(path, &in, &first); !read.ok()) {
+    return read;
+  }
+  absl::StatusOr<PgmHeader> header = ParsePgmHeader(first);
+  if (!header.ok()) return CannotRead(path, header.status().message());
+  return header;
 }
 
 absl::StatusOr<GrayImage> ReadPgm(const std::string& path) {
-  absl::StatusOr<std::string> bytes = ReadInputFile(path);
-  if (!bytes.ok()) return bytes.status();
-  absl::StatusOr<GrayImage> image = ParsePgm(*bytes);
-  if (!image.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot read ", path, ": ", image.status().message()));
+  std::ifstream in;
+  std::string first;
+  if (absl::Status read = ReadFirstBlock(path, &in, &first); !read.ok()) {
+    return read;
+  }
+  absl::StatusOr<PgmHeader> header = ParsePgmHeader(first);
+  if (!header.ok()) return CannotRead(path, header.status().message());
+  GrayImage image;
+  image.width = header->width;
+  image.height = header->height;
+  image.maxval = header->maxval;
+  const uint64_t size = header->pixel_bytes();
+  // A header that promises more than the file holds is refused before any
+  // memory is taken for it (when the file has a size: not a pipe).
+  std::error_code no_size;
+  const uint64_t file_size = std::filesystem::file_size(path, no_size);
+  if (!no_size && file_size - header->size < size) {
+    return CannotRead(path,
+                      PixelsShort(*header, file_size - header->size).message());
+  }
+  if (size > kMaxPixelBytes) {
+    return CannotRead(
+        path, absl::StrCat("PGM: ", image.width, "x", image.height, " is over ",
+                           kMaxPixelBytes, " bytes of pixels"));
+  }
+  // The pixels read with the header's block, then the rest straight from
+  // the kernel into their string (a read this large bypasses the stream's
+  // own buffer).
+  std::string_view early = std::string_view(first).substr(header->size, size);
+  image.pixels.resize(size);
+  early.copy(image.pixels.data(), early.size());
+  size_t have = early.size();
+  if (have < size) {
+    in.read(image.pixels.data() + have,
+            static_cast<std::streamsize>(size - have));
+    have += static_cast<size_t>(in.gcount());
+    if (in.bad()) return CannotRead(path, std::strerror(errno));
+  }
+  if (have < size) {
+    return CannotRead(path, PixelsShort(*header, have).message());
   }
   return image;
 }
 
+void WritePgm(std::ostream& out, uint32_t width, uint32_t height,
+              uint32_t maxval, std::string_view pixels) {
+  out << PgmHeaderText(width, height, maxval);
+  out.write(pixels.data(), static_cast<std::streamsize>(pixels.size()));
+}
+
+absl::Status WritePgm(const std::string& path, uint32_t width, uint32_t height,
+                      uint32_t maxval, std::string_view pixels) {
+  return WriteFile(path,
+                   {PgmHeaderText(width, height, maxval), AbslView(pixels)});
+}
+
 absl::Status WritePgm(const std::string& path, const GrayImage& image) {
-  return WriteFile(path, EncodePgm(image));
+  return WritePgm(path, image.width, image.height, image.maxval, image.pixels);
 }
 
 }  // namespace compute::client

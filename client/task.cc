@@ -7,7 +7,6 @@
 #include "client/pgm.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
-#include "server/base/file.h"
 #include "server/base/string_view.h"
 
 namespace compute::client {
@@ -22,9 +21,10 @@ absl::Status UnknownTask(std::string_view task) {
       "unknown task '", AbslView(task), "' (one of: ", kTaskNames, ")"));
 }
 
-// The maxval of blur's input, so the output image keeps it.
+// The maxval of blur's input, so the output image keeps it: from the
+// header alone (the image itself went into the request).
 uint32_t InputMaxval(const TaskFlags& flags) {
-  absl::StatusOr<GrayImage> in = ReadPgm(flags.in);
+  absl::StatusOr<PgmHeader> in = ReadPgmHeader(flags.in);
   return in.ok() ? in->maxval : 255;
 }
 
@@ -248,19 +248,18 @@ google::protobuf::Value ResultJson(const RunResponse& response) {
   return value;
 }
 
-std::string ResultPgm(const TaskFlags& flags, const RunResponse& response) {
-  GrayImage image;
-  image.width = response.blur().width();
-  image.height = response.blur().height();
-  image.maxval = InputMaxval(flags);
-  image.pixels = response.blur().pixels();
-  return EncodePgm(image);
+void WriteResultPgm(const TaskFlags& flags, const RunResponse& response,
+                    std::ostream& out) {
+  const auto& blur = response.blur();
+  WritePgm(out, blur.width(), blur.height(), InputMaxval(flags), blur.pixels());
 }
 
 absl::Status SaveResult(const TaskFlags& flags, const RunRequest& request,
                         const RunResponse& response) {
   if (!request.has_blur() || flags.out.empty()) return absl::OkStatus();
-  return WriteFile(flags.out, ResultPgm(flags, response));
+  const auto& blur = response.blur();
+  return WritePgm(flags.out, blur.width(), blur.height(), InputMaxval(flags),
+                  blur.pixels());
 }
 
 }  // namespace compute::client

@@ -9,6 +9,7 @@
 #define COMPUTE_CLIENT_TASK_H_
 
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <string_view>
 
@@ -66,11 +67,13 @@ std::string ResultText(const compute::v1::RunResponse& response);
 // The result message as JSON (proto field names), without image pixels.
 google::protobuf::Value ResultJson(const compute::v1::RunResponse& response);
 
-// blur's result as a PGM file's bytes (the input's maxval).
-std::string ResultPgm(const TaskFlags& flags,
-                      const compute::v1::RunResponse& response);
+// Writes blur's result to `out` as a PGM (the input's maxval), its pixels
+// straight from the response.
+void WriteResultPgm(const TaskFlags& flags,
+                    const compute::v1::RunResponse& response,
+                    std::ostream& out);
 
-// blur with --out: writes ResultPgm there. Other tasks: nothing to save.
+// blur with --out: writes the same there. Other tasks: nothing to save.
 absl::Status SaveResult(const TaskFlags& flags,
                         const compute::v1::RunRequest& request,
                         const compute::v1::RunResponse& response);

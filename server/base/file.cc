@@ -38,10 +38,17 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 }
 
 absl::Status WriteFile(const std::string& path, absl::string_view contents) {
+  return WriteFile(path, {contents});
+}
+
+absl::Status WriteFile(const std::string& path,
+                       std::initializer_list<absl::string_view> parts) {
   errno = 0;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return ErrnoError(path, "write");
-  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+  for (absl::string_view part : parts) {
+    out.write(part.data(), static_cast<std::streamsize>(part.size()));
+  }
   out.close();
   if (!out) return ErrnoError(path, "write");
   return absl::OkStatus();

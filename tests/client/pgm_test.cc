@@ -1,7 +1,12 @@
 #include "client/pgm.h"
 
+#include <filesystem>
+#include <sstream>
+#include <string>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/base/file.h"
 
 namespace compute::client {
 namespace {
@@ -39,6 +44,64 @@ TEST(PgmTest, BadImagesAreNamed) {
               HasSubstr("maxval"));
   EXPECT_THAT(std::string(ParsePgm("P5\n4 4\n255\nab").status().message()),
               HasSubstr("needs 16 bytes"));
+}
+
+std::string TempPath(const std::string& name) {
+  return (std::filesystem::path(::testing::TempDir()) / name).string();
+}
+
+// Large enough that ReadPgm takes part of the pixels with the header's
+// block and the rest in its own read; pixels that differ by position, so a
+// seam in the wrong place shows.
+GrayImage Gradient(uint32_t width, uint32_t height, uint32_t maxval) {
+  GrayImage image;
+  image.width = width;
+  image.height = height;
+  image.maxval = maxval;
+  image.pixels.resize(uint64_t{width} * height);
+  for (size_t i = 0; i < image.pixels.size(); ++i) {
+    image.pixels[i] = static_cast<char>((i * 7 + i / 251) % (maxval + 1));
+  }
+  return image;
+}
+
+TEST(PgmTest, FilesRoundTripAcrossTheFirstBlock) {
+  for (uint32_t height : {1u, 200u, 1000u}) {
+    GrayImage image = Gradient(333, height, 200);
+    std::string path = TempPath("gradient.pgm");
+    ASSERT_TRUE(WritePgm(path, image).ok());
+    auto read = ReadPgm(path);
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(read->width, 333u);
+    EXPECT_EQ(read->height, height);
+    EXPECT_EQ(read->maxval, 200u);
+    EXPECT_EQ(read->pixels, image.pixels) << "height " << height;
+    auto header = ReadPgmHeader(path);
+    ASSERT_TRUE(header.ok()) << header.status();
+    EXPECT_EQ(header->maxval, 200u);
+    EXPECT_EQ(header->pixel_bytes(), uint64_t{333} * height);
+  }
+}
+
+TEST(PgmTest, WrittenToAStreamAsEncoded) {
+  GrayImage image = Gradient(17, 5, 255);
+  std::ostringstream out;
+  WritePgm(out, image.width, image.height, image.maxval, image.pixels);
+  EXPECT_EQ(out.str(), EncodePgm(image));
+}
+
+TEST(PgmTest, AFileShorterThanItsHeaderSaysIsNamed) {
+  GrayImage image = Gradient(400, 400, 255);
+  std::string path = TempPath("short.pgm");
+  std::string bytes = EncodePgm(image);
+  ASSERT_TRUE(WriteFile(path, bytes.substr(0, 100000)).ok());
+  auto read = ReadPgm(path);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(read.status().message()),
+            "cannot read " + path +
+                ": PGM: 400x400 needs 160000 bytes of pixels, the file has " +
+                std::to_string(100000 - PgmHeaderText(400, 400, 255).size()));
 }
 
 }  // namespace
