@@ -56,10 +56,10 @@ absl::Status CannotRead(const std::string& path, absl::string_view why) {
       absl::StrCat("cannot read ", path, ": ", why));
 }
 
-// Opens `path` and reads its first block (the header and the first
-// pixels) into *first, leaving *in just past it.
-absl::Status ReadFirstBlock(const std::string& path, std::ifstream* in,
-                            std::string* first) {
+// Opens `path`, reads its first block (the header and the first pixels)
+// into *first, leaving *in just past it, and parses the header there.
+absl::StatusOr<PgmHeader> ReadHeader(const std::string& path, std::ifstream* in,
+                                     std::string* first) {
   errno = 0;
   in->open(path, std::ios::binary);
   if (!*in) {
@@ -69,7 +69,9 @@ absl::Status ReadFirstBlock(const std::string& path, std::ifstream* in,
   in->read(first->data(), static_cast<std::streamsize>(first->size()));
   if (in->bad()) return CannotRead(path, std::strerror(errno));
   first->resize(static_cast<size_t>(in->gcount()));
-  return absl::OkStatus();
+  absl::StatusOr<PgmHeader> header = ParsePgmHeader(*first);
+  if (!header.ok()) return CannotRead(path, header.status().message());
+  return header;
 }
 
 }  // namespace
@@ -131,22 +133,14 @@ std::string EncodePgm(const GrayImage& image) {
 absl::StatusOr<PgmHeader> ReadPgmHeader(const std::string& path) {
   std::ifstream in;
   std::string first;
-  if (absl::Status read = ReadFirstBlock(path, &in, &first); !read.ok()) {
-    return read;
-  }
-  absl::StatusOr<PgmHeader> header = ParsePgmHeader(first);
-  if (!header.ok()) return CannotRead(path, header.status().message());
-  return header;
+  return ReadHeader(path, &in, &first);
 }
 
 absl::StatusOr<GrayImage> ReadPgm(const std::string& path) {
   std::ifstream in;
   std::string first;
-  if (absl::Status read = ReadFirstBlock(path, &in, &first); !read.ok()) {
-    return read;
-  }
-  absl::StatusOr<PgmHeader> header = ParsePgmHeader(first);
-  if (!header.ok()) return CannotRead(path, header.status().message());
+  absl::StatusOr<PgmHeader> header = ReadHeader(path, &in, &first);
+  if (!header.ok()) return header.status();
   GrayImage image;
   image.width = header->width;
   image.height = header->height;
