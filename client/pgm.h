@@ -41,7 +41,8 @@ struct GrayImage {
 // InvalidArgument naming what is wrong (magic, a header field). `bytes`
 // need hold only the start of the file.
 absl::StatusOr<PgmHeader> ParsePgmHeader(std::string_view bytes);
-// The same, plus the data size.
+// The header and the pixels after it (InvalidArgument when there are fewer
+// than it says).
 absl::StatusOr<GrayImage> ParsePgm(std::string_view bytes);
 std::string PgmHeaderText(uint32_t width, uint32_t height, uint32_t maxval);
 std::string EncodePgm(const GrayImage& image);
