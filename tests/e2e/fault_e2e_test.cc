@@ -117,17 +117,6 @@ int64_t RssKib(pid_t pid) {
   return -1;
 }
 
-// Polls `done` every 10 ms until it holds or `timeout` passes.
-template <typename Pred>
-bool PollUntil(Pred done, absl::Duration timeout) {
-  absl::Time end = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= end) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
-}
-
 absl::Duration Percentile(std::vector<absl::Duration> v, double q) {
   if (v.empty()) return absl::ZeroDuration();
   std::sort(v.begin(), v.end());

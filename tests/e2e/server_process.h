@@ -26,6 +26,18 @@ extern char** environ;
 
 namespace compute::testing {
 
+// Polls `done` every 10 ms until it holds or `timeout` passes: for what a
+// child process shows only from outside (its /metrics, /proc, its fds).
+template <typename Pred>
+bool PollUntil(Pred done, absl::Duration timeout) {
+  absl::Time end = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= end) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
 // A child started by SpawnPiped.
 struct PipedChild {
   pid_t pid = -1;  // -1: it did not start
