@@ -100,11 +100,11 @@ class SliceReader {
   size_t position() const { return position_; }
   size_t remaining() const { return size_ - position_; }
 
-  // A varint of at most 10 bytes; false if the bytes end first or it is
-  // longer.
-  bool ReadVarint(uint64_t* value) {
+  // A varint of at most `max_bytes` bytes (10, a varint's most, unless
+  // said); false if the bytes end first or it is longer.
+  bool ReadVarint(uint64_t* value, int max_bytes = 10) {
     uint64_t result = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
+    for (int shift = 0; shift < 7 * max_bytes; shift += 7) {
       if (AtEnd()) return false;
       const uint8_t byte = slices_[index_].begin()[offset_];
       Advance(1);
@@ -175,6 +175,19 @@ void AppendVarint(uint64_t value, std::string* out) {
               static_cast<size_t>(end - buffer));
 }
 
+// The scan accepts only what protobuf's parser accepts with the same
+// meaning (anything else goes to protobuf, which decides): a tag of at most
+// 5 bytes whose value fits 32 bits, and a length of at most 5 bytes that
+// fits an int32 (parse_context.h's ReadTag and ReadSize). Protobuf refuses
+// a longer one even when its extra bytes are zeros.
+bool ReadTag(SliceReader& in, uint64_t* tag) {
+  return in.ReadVarint(tag, 5) && *tag <= UINT32_MAX && (*tag >> 3) != 0;
+}
+
+bool ReadSize(SliceReader& in, uint64_t* size) {
+  return in.ReadVarint(size, 5) && *size <= INT32_MAX;
+}
+
 // Copies one field's value (the bytes after its tag), of wire type `type`,
 // from `in` to *out. False on bytes that end early, or on a group (wire
 // types 3 and 4), which the scan leaves to protobuf.
@@ -192,17 +205,13 @@ bool CopyValue(SliceReader& in, uint32_t type, std::string* out) {
       return in.CopyTo(4, out);
     case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
       uint64_t size = 0;
-      if (!in.ReadVarint(&size)) return false;
+      if (!ReadSize(in, &size)) return false;
       AppendVarint(size, out);
       return in.CopyTo(size, out);
     }
     default:
       return false;
   }
-}
-
-bool ReadTag(SliceReader& in, uint64_t* tag) {
-  return in.ReadVarint(tag) && *tag <= UINT32_MAX && (*tag >> 3) != 0;
 }
 
 // Whether `tag` starts a task of RunRequest's `task` oneof other than blur:
@@ -240,7 +249,7 @@ bool SplitOutPixels(const std::vector<grpc::Slice>& slices, std::string* rest,
     }
     // The blur: its fields but the pixels go to *rest.
     uint64_t size = 0;
-    if (!in.ReadVarint(&size) || size > in.remaining()) return false;
+    if (!ReadSize(in, &size) || size > in.remaining()) return false;
     const size_t end = in.position() + size;
     std::string blur;
     while (in.position() < end) {
@@ -248,7 +257,7 @@ bool SplitOutPixels(const std::vector<grpc::Slice>& slices, std::string* rest,
       if (!ReadTag(in, &field_tag)) return false;
       if (field_tag == pixels_tag) {
         uint64_t pixels_size = 0;
-        if (!in.ReadVarint(&pixels_size)) return false;
+        if (!ReadSize(in, &pixels_size)) return false;
         pixels->clear();
         if (!in.Take(pixels_size, pixels)) return false;
       } else {

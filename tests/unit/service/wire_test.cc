@@ -211,6 +211,12 @@ TEST(WireTest, ParsesAsProtobufDoesAroundTheBlur) {
       whole.substr(0, whole.size() - 1),                 // cut short
       whole.substr(0, 70000),                            // cut short
       message(blur_a) + std::string("\x00", 1),          // field 0
+      // Varints longer than they need: protobuf takes a tag or a length of
+      // up to 5 bytes, and refuses a 6th even when it is zero.
+      message(blur_a) + std::string("\x98\x86\x80\x80\x00\x01", 6),
+      message(blur_a) + std::string("\x98\x86\x80\x80\x80\x00\x01", 7),
+      message(blur_a) + std::string("\x92\x06\x83\x80\x80\x80\x00xyz", 10),
+      message(blur_a) + std::string("\x92\x06\x83\x80\x80\x80\x80\x00xyz", 11),
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     ASSERT_GE(cases[i].size(), kZeroCopyRequestMinBytes) << "case " << i;
