@@ -1,6 +1,7 @@
-// The scheduler behind WorkerPool: one mutex, an intrusive FIFO, an
-// intrusive deadline heap, and a few sums. See worker_pool.h for the
-// contract, the budgets and the invariants.
+// The scheduler behind WorkerPool: one mutex, the fair queue, the deadline
+// heap, the admission policy, and a few sums; this file moves tasks between
+// them, the workers and the timer. See worker_pool.h for the contract, the
+// budgets and the invariants.
 //
 // Why one mutex: every decision here (admit, dequeue, expire, cancel) reads
 // the same few numbers (queued count and cost, bytes, running tasks), and a
@@ -19,82 +20,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-
-// State checks are compiled in for debug and sanitizer builds.
-#if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__) || \
-    defined(__SANITIZE_THREAD__)
-#define COMPUTE_POOL_CHECKS 1
-#else
-#define COMPUTE_POOL_CHECKS 0
-#endif
-
-#if COMPUTE_POOL_CHECKS
-#include <cstdio>
-#include <cstdlib>
-#define POOL_CHECK(cond)                                                   \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      std::fprintf(stderr, "%s:%d: pool invariant failed: %s\n", __FILE__, \
-                   __LINE__, #cond);                                       \
-      std::abort();                                                        \
-    }                                                                      \
-  } while (0)
-#else
-#define POOL_CHECK(cond) \
-  do {                   \
-  } while (0)
-#endif
+#include "server/pool/pool_check.h"
+#include "server/pool/pool_task.h"
 
 namespace compute {
-
-namespace pool_internal {
-
-struct PoolTask : FairQueue::Node {
-  enum class State {
-    kFree,        // on the free list
-    kQueued,      // in the FIFO
-    kRunning,     // on a worker
-    kDelivering,  // finished or taken out; its completion is being delivered
-  };
-
-  State state = State::kFree;
-  uint64_t seq = 0;  // unique per submission; 0 while free
-  TaskFn fn;
-  DoneFn done;
-  TaskOptions options;
-  int64_t submitted_ticks = 0;
-  PoolTask* next_free = nullptr;  // on the free list
-  // The timer must act on this task's deadline: queued or running, with a
-  // finite deadline, not yet signalled. Its heap entry is stale otherwise.
-  bool timed = false;
-  CancelSource cancel;
-  TaskResult result;
-
-  // The one place a state changes: every transition is checked.
-  void MoveTo(State to) {
-#if COMPUTE_POOL_CHECKS
-    bool allowed = false;
-    switch (to) {
-      case State::kQueued:
-        allowed = state == State::kFree;
-        break;
-      case State::kRunning:
-        allowed = state == State::kQueued;
-        break;
-      case State::kDelivering:
-        allowed = state == State::kQueued || state == State::kRunning;
-        break;
-      case State::kFree:
-        allowed = state == State::kDelivering;
-        break;
-    }
-    POOL_CHECK(allowed);
-#endif
-    state = to;
-  }
-};
-
-}  // namespace pool_internal
 
 using pool_internal::PoolTask;
 
@@ -131,73 +60,12 @@ uint8_t StopCodeFor(TaskOutcome reason) {
   }
 }
 
-absl::Status StatusFor(TaskOutcome outcome) {
-  switch (outcome) {
-    case TaskOutcome::kCancelled:
-      return absl::CancelledError("task cancelled");
-    case TaskOutcome::kDeadlineExceeded:
-      return absl::DeadlineExceededError("task deadline exceeded");
-    case TaskOutcome::kShutDown:
-      return absl::UnavailableError("worker pool shut down");
-    case TaskOutcome::kPreempted:
-      return absl::ResourceExhaustedError("displaced from the queue");
-    default:
-      return absl::OkStatus();
-  }
-}
-
-absl::Duration ClampRetry(absl::Duration d) {
-  return std::clamp(d, absl::Milliseconds(1), absl::Seconds(10));
-}
-
 void NameThread(const std::string& base, int index) {
   std::string name = absl::StrCat(base, index).substr(0, 15);
   pthread_setname_np(pthread_self(), name.c_str());
 }
 
 }  // namespace
-
-std::string_view TaskOutcomeName(TaskOutcome outcome) {
-  switch (outcome) {
-    case TaskOutcome::kOk:
-      return "ok";
-    case TaskOutcome::kCancelled:
-      return "cancelled";
-    case TaskOutcome::kDeadlineExceeded:
-      return "deadline_exceeded";
-    case TaskOutcome::kFailed:
-      return "failed";
-    case TaskOutcome::kShutDown:
-      return "shut_down";
-    case TaskOutcome::kPreempted:
-      return "preempted";
-  }
-  return "unknown";
-}
-
-std::string_view RefusalReasonName(RefusalReason reason) {
-  switch (reason) {
-    case RefusalReason::kQueueFull:
-      return "queue_full";
-    case RefusalReason::kMemory:
-      return "memory";
-    case RefusalReason::kOverload:
-      return "overload";
-    case RefusalReason::kDeadline:
-      return "deadline";
-    case RefusalReason::kExpired:
-      return "expired";
-    case RefusalReason::kShutDown:
-      return "shut_down";
-    case RefusalReason::kTenantShare:
-      return "tenant_share";
-    case RefusalReason::kShed:
-      return "shed";
-    case RefusalReason::kPreempted:
-      return "preempted";
-  }
-  return "unknown";
-}
 
 uint64_t PoolStats::completed_total() const {
   uint64_t total = 0;
@@ -244,13 +112,30 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
   return pool;
 }
 
+namespace {
+
+// The budgets, with CoDel's interval in the clock's ticks (its own scale).
+AdmissionBudgets BudgetsOf(const PoolOptions& options, const Clock& clock) {
+  AdmissionBudgets budgets;
+  budgets.queue_capacity = options.queue_capacity;
+  budgets.max_inflight_bytes = options.max_inflight_bytes;
+  budgets.target_queue_wait = options.target_queue_wait;
+  const double ns_per_tick =
+      absl::ToDoubleNanoseconds(clock.TicksToDuration(1'000'000'000)) / 1e9;
+  budgets.overload_interval_ticks = std::max<int64_t>(
+      1, static_cast<int64_t>(
+             absl::ToDoubleNanoseconds(options.overload_interval) /
+             std::max(ns_per_tick, 1e-6)));
+  return budgets;
+}
+
+}  // namespace
+
 WorkerPool::WorkerPool(PoolOptions options)
     : min_workers_(options.min_workers),
       max_workers_(options.max_workers),
       capacity_(options.queue_capacity),
       max_inflight_bytes_(options.max_inflight_bytes),
-      target_queue_wait_(options.target_queue_wait),
-      overload_interval_(options.overload_interval),
       // Negative: no cost is at most it, so nothing runs inline.
       inline_max_cost_(options.inline_max_cost > absl::ZeroDuration()
                            ? options.inline_max_cost
@@ -259,13 +144,8 @@ WorkerPool::WorkerPool(PoolOptions options)
       idle_timeout_(options.idle_timeout),
       clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
       observer_(options.observer),
-      thread_name_(std::move(options.thread_name)) {
-  // The interval in ticks, from the clock's own scale (ns per tick).
-  double ns_per_tick =
-      absl::ToDoubleNanoseconds(clock_.TicksToDuration(1'000'000'000)) / 1e9;
-  overload_interval_ticks_ = std::max<int64_t>(
-      1, static_cast<int64_t>(absl::ToDoubleNanoseconds(overload_interval_) /
-                              std::max(ns_per_tick, 1e-6)));
+      thread_name_(std::move(options.thread_name)),
+      admission_(BudgetsOf(options, clock_)) {
   MutexLock lock(&mu_);
   workers_.resize(static_cast<size_t>(max_workers_));
 }
@@ -385,7 +265,7 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
     ++in_pool_;
     ++accepted_;
     if (options.deadline != absl::InfiniteFuture()) {
-      TimerAddLocked(task);
+      deadlines_.Add(task, options.deadline);
       // Only a deadline earlier than the one the timer sleeps until needs
       // it awake (with deadlines that grow, as calls' do, that is rare).
       wake_timer = options.deadline < timer_wakes_at_;
@@ -463,160 +343,43 @@ WorkerPool::Arrival WorkerPool::ArrivalOf(const TaskOptions& options) const {
 absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
                                      const Arrival& arrival, SubmitRefusal* why,
                                      PoolTask** displaced) {
-  PoolTask* victim = nullptr;
-  absl::Status status = CheckBudgetsLocked(options, arrival, why, &victim);
   *displaced = nullptr;
+  if (closed_) {
+    *why = SubmitRefusal();
+    why->reason = RefusalReason::kShutDown;
+    return absl::UnavailableError("worker pool is shutting down");
+  }
+  auto running_cost_ns = [&] {
+    mu_.AssertHeld();
+    return RunningCostNsLocked(arrival.ticks);
+  };
+  FairQueue::Node* victim = nullptr;
+  absl::Status status = admission_.Check(
+      options, arrival.now, LoadLocked(running_cost_ns), why, &victim);
   if (status.ok() && victim != nullptr) {
-    const bool preempt = victim->options.priority > options.priority;
-    TakeUnrunLocked(victim, TaskOutcome::kPreempted);
-    victim->result.status = absl::ResourceExhaustedError(
+    // Room made by displacing a queued task: it completes kPreempted.
+    PoolTask* task = static_cast<PoolTask*>(victim);
+    const bool preempt = task->options.priority > options.priority;
+    TakeUnrunLocked(task, TaskOutcome::kPreempted);
+    task->result.status = absl::ResourceExhaustedError(
         preempt ? "displaced from the queue by more critical work"
                 : "displaced from the queue by a tenant under its fair share");
-    victim->result.displaced_for =
+    task->result.displaced_for =
         preempt ? RefusalReason::kPreempted : RefusalReason::kTenantShare;
-    *displaced = victim;
+    *displaced = task;
   }
   return status;
 }
 
-absl::Status WorkerPool::CheckBudgetsLocked(const TaskOptions& options,
-                                            const Arrival& arrival,
-                                            SubmitRefusal* why,
-                                            PoolTask** victim_out) {
-  const int64_t now_ticks = arrival.ticks;
-  *why = SubmitRefusal();
-  if (closed_) {
-    why->reason = RefusalReason::kShutDown;
-    return absl::UnavailableError("worker pool is shutting down");
-  }
-  const bool has_deadline = options.deadline != absl::InfiniteFuture();
-  // The expected wait only where a check needs it.
-  const absl::Time now = arrival.now;
-  if (has_deadline && options.deadline <= now) {
-    why->reason = RefusalReason::kExpired;
-    return absl::DeadlineExceededError("deadline had already passed");
-  }
-  const int64_t cost_ns = absl::ToInt64Nanoseconds(options.cost);
-  auto expected_wait = [&] {
-    mu_.AssertHeld();
-    why->expected_wait = ExpectedWaitLocked(options, now_ticks);
-    why->retry_after = ClampRetry(why->expected_wait);
-    return why->expected_wait;
-  };
-  // A budget is spent: the tenant over its fair share of its class's queued
-  // cost is the one refused ("tenant_share"); else the budget's reason.
-  auto refuse = [&](RefusalReason reason, std::string message) {
-    mu_.AssertHeld();
-    expected_wait();
-    FairQueue::Share share = queue_.ShareOf(options.tenant, options.priority,
-                                            options.weight, cost_ns);
-    if (queue_.size() > 0 && share.held_ns + cost_ns > share.fair_ns &&
-        share.held_ns > 0) {
-      why->reason = RefusalReason::kTenantShare;
-      return absl::ResourceExhaustedError(
-          absl::StrCat("tenant over its fair share: ", share.held_ns / 1000,
-                       " us of queued work (fair share ", share.fair_ns / 1000,
-                       " us) while ", message));
-    }
-    why->reason = reason;
-    return absl::ResourceExhaustedError(message);
-  };
-  const int idle = max_workers_ - running_;
-  if (queue_.size() >= capacity_ + static_cast<size_t>(idle)) {
-    // Make room by displacing queued work that matters less: work of a
-    // lower class (sheddable first), so a full queue of less critical work
-    // never refuses more critical work; else, for a tenant under its share,
-    // work of the tenant furthest over its own.
-    PoolTask* victim =
-        static_cast<PoolTask*>(queue_.NewestBelow(options.priority));
-    FairQueue::Share share = queue_.ShareOf(options.tenant, options.priority,
-                                            options.weight, cost_ns);
-    if (victim == nullptr && share.held_ns + cost_ns <= share.fair_ns) {
-      victim = static_cast<PoolTask*>(queue_.NewestOfTheMostOverShare(
-          options.tenant, options.priority, options.weight, cost_ns));
-    }
-    if (victim == nullptr) {
-      return refuse(
-          RefusalReason::kQueueFull,
-          absl::StrCat("queue full: ", queue_.size(),
-                       " tasks queued (capacity ", capacity_, "), ", running_,
-                       " of ", max_workers_, " workers busy"));
-    }
-    *victim_out = victim;  // taken out only if every other budget admits
-  }
-  if (max_inflight_bytes_ > 0) {
-    const int64_t held = held_bytes();
-    if (inflight_bytes_ + held + options.bytes > max_inflight_bytes_) {
-      return refuse(
-          RefusalReason::kMemory,
-          absl::StrCat("memory budget spent: ", inflight_bytes_,
-                       " bytes held by queued and running tasks + ", held,
-                       " by results not yet delivered + ", options.bytes,
-                       " for this one > limit ", max_inflight_bytes_));
-    }
-  }
-  const bool check_deadline = options.admit_by_deadline && has_deadline;
-  const bool sheddable = options.priority == Priority::kSheddable &&
-                         target_queue_wait_ != absl::InfiniteDuration();
-  const bool standing = overloaded_ && options.priority != Priority::kCritical;
-  if (!standing && !check_deadline && !sheddable) return absl::OkStatus();
-  if (!standing && !sheddable) {
-    // The full cost of the running tasks bounds what they have left: a
-    // deadline beyond that bound needs no exact wait (the common case).
-    const int64_t bound_ns =
-        (queue_.cost_ns() + running_full_cost_ns_) / max_workers_ + cost_ns;
-    if (absl::Nanoseconds(bound_ns) <= options.deadline - now) {
-      return absl::OkStatus();
-    }
-  }
-  const absl::Duration wait = expected_wait();
-  if (sheddable && wait > target_queue_wait_ / 2) {
-    return refuse(
-        RefusalReason::kShed,
-        absl::StrCat("shedding sheddable work: expected wait ",
-                     absl::ToInt64Milliseconds(wait), " ms > ",
-                     absl::ToInt64Milliseconds(target_queue_wait_ / 2),
-                     " ms (half the target)"));
-  }
-  if (standing && wait > target_queue_wait_) {
-    return refuse(
-        RefusalReason::kOverload,
-        absl::StrCat("overloaded: standing queue, expected wait ",
-                     absl::ToInt64Milliseconds(wait), " ms > target ",
-                     absl::ToInt64Milliseconds(target_queue_wait_), " ms"));
-  }
-  if (check_deadline) {
-    absl::Duration left = options.deadline - now;
-    if (wait + options.cost > left) {
-      why->reason = RefusalReason::kDeadline;
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "deadline cannot be met: expected ",
-          absl::ToInt64Milliseconds(wait + options.cost), " ms (",
-          absl::ToInt64Milliseconds(wait), " ms queue wait + ",
-          absl::ToInt64Milliseconds(options.cost), " ms run) but only ",
-          absl::ToInt64Milliseconds(left), " ms left"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Duration WorkerPool::ExpectedWaitLocked(int64_t now_ticks) const {
-  // A worker is free for a task submitted now: it starts at once.
-  if (queue_.size() < static_cast<size_t>(max_workers_ - running_)) {
-    return absl::ZeroDuration();
-  }
-  int64_t work_ns = queue_.cost_ns() + RunningCostNsLocked(now_ticks);
-  return absl::Nanoseconds(work_ns / max_workers_);
-}
-
-absl::Duration WorkerPool::ExpectedWaitLocked(const TaskOptions& options,
-                                              int64_t now_ticks) const {
-  if (queue_.size() < static_cast<size_t>(max_workers_ - running_)) {
-    return absl::ZeroDuration();
-  }
-  int64_t work_ns = queue_.CostAhead(options.tenant, options.priority) +
-                    RunningCostNsLocked(now_ticks);
-  return absl::Nanoseconds(work_ns / max_workers_);
+PoolLoad WorkerPool::LoadLocked(
+    absl::FunctionRef<int64_t()> running_cost_ns) const {
+  return PoolLoad{.queue = queue_,
+                  .running = running_,
+                  .max_workers = max_workers_,
+                  .task_bytes = inflight_bytes_,
+                  .held_bytes = held_bytes(),
+                  .running_full_cost_ns = running_full_cost_ns_,
+                  .running_cost_ns = running_cost_ns};
 }
 
 int64_t WorkerPool::RunningCostNsLocked(int64_t now_ticks) const {
@@ -629,21 +392,6 @@ int64_t WorkerPool::RunningCostNsLocked(int64_t now_ticks) const {
         0, absl::ToInt64Nanoseconds(w.task->options.cost) - elapsed);
   }
   return ns;
-}
-
-void WorkerPool::ObserveQueueWaitLocked(absl::Duration wait,
-                                        int64_t now_ticks) {
-  if (target_queue_wait_ == absl::InfiniteDuration()) return;
-  if (wait <= target_queue_wait_) {
-    above_target_until_ticks_ = 0;
-    if (wait < target_queue_wait_ / 2) overloaded_ = false;
-    return;
-  }
-  if (above_target_until_ticks_ == 0) {
-    above_target_until_ticks_ = now_ticks + overload_interval_ticks_;
-  } else if (now_ticks >= above_target_until_ticks_) {
-    overloaded_ = true;
-  }
 }
 
 // ---- Records, the FIFO, the deadline heap --------------------------------
@@ -685,52 +433,10 @@ void WorkerPool::RecycleLocked(PoolTask* task) {
   SignalIfDrainedLocked();
 }
 
-namespace {
-// Orders the heap so that the earliest deadline is at the front.
-bool LaterDeadline(const WorkerPool::TimerEntry& a,
-                   const WorkerPool::TimerEntry& b) {
-  return a.deadline > b.deadline;
-}
-}  // namespace
-
-bool WorkerPool::StaleLocked(const TimerEntry& entry) const {
-  return entry.task->seq != entry.seq || !entry.task->timed;
-}
-
-void WorkerPool::TimerAddLocked(PoolTask* task) {
-  POOL_CHECK(!task->timed);
-  task->timed = true;
-  ++timed_;
-  deadlines_.push_back({task->options.deadline, task, task->seq});
-  std::push_heap(deadlines_.begin(), deadlines_.end(), LaterDeadline);
-}
-
-void WorkerPool::TimerDropLocked(PoolTask* task) {
-  if (!task->timed) return;
-  task->timed = false;
-  --timed_;
-  // The entry stays in the heap, stale, until it reaches the front or the
-  // heap is rebuilt without the stale ones; rebuilding once they outnumber
-  // the live entries keeps the heap within 2 x live + kTimerSlack entries
-  // at an amortised O(1) per task.
-  if (deadlines_.size() > 2 * timed_ + kTimerSlack) {
-    std::erase_if(deadlines_, [this](const TimerEntry& e) {
-      mu_.AssertHeld();
-      return StaleLocked(e);
-    });
-    std::make_heap(deadlines_.begin(), deadlines_.end(), LaterDeadline);
-  }
-}
-
-void WorkerPool::TimerPopLocked() {
-  std::pop_heap(deadlines_.begin(), deadlines_.end(), LaterDeadline);
-  deadlines_.pop_back();
-}
-
 // ---- Leaving the queue, stopping, releasing ------------------------------
 
 void WorkerPool::ReleaseLocked(PoolTask* task) {
-  TimerDropLocked(task);
+  deadlines_.Drop(task);
   inflight_bytes_ -= task->options.bytes;
   POOL_CHECK(inflight_bytes_ >= 0);
 }
@@ -749,7 +455,7 @@ void WorkerPool::TakeUnrunLocked(PoolTask* task, TaskOutcome outcome) {
   TaskResult& result = task->result;
   result = TaskResult();
   result.outcome = outcome;
-  result.status = StatusFor(outcome);
+  result.status = OutcomeStatus(outcome);
   result.tag = task->options.tag;
   result.priority = task->options.priority;
   result.queue_wait =
@@ -762,7 +468,7 @@ void WorkerPool::SignalLocked(PoolTask* task, TaskOutcome reason) {
   POOL_CHECK(task->state == PoolTask::State::kRunning);
   task->cancel.RequestStopFor(task->seq, StopCodeFor(reason));
   // Signalled once is enough: the timer need not fire for it again.
-  TimerDropLocked(task);
+  deadlines_.Drop(task);
 }
 
 void WorkerPool::SignalIfDrainedLocked() {
@@ -821,7 +527,7 @@ void WorkerPool::WorkerLoop(int index) {
       continue;
     }
     // Nothing to deliver, nothing queued.
-    ObserveQueueWaitLocked(absl::ZeroDuration(), clock_.Ticks());
+    admission_.ObserveQueueWait(absl::ZeroDuration(), clock_.Ticks());
     if (stopping_) break;
     if (spin_before_park_ && SpinForWorkLocked()) continue;
     ++idle_workers_;
@@ -851,7 +557,7 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
   me.started_ticks = clock_.Ticks();
   ++running_;
   running_full_cost_ns_ += absl::ToInt64Nanoseconds(task->options.cost);
-  ObserveQueueWaitLocked(
+  admission_.ObserveQueueWait(
       clock_.TicksToDuration(me.started_ticks - task->submitted_ticks),
       me.started_ticks);
   // More queued than this worker takes: wake one more (a submitter that saw
@@ -926,7 +632,7 @@ void WorkerPool::Execute(PoolTask* task, int index, int64_t start) {
                            ? TaskOutcome::kDeadlineExceeded
                            : TaskOutcome::kCancelled;
   }
-  result.status = StatusFor(result.outcome);
+  result.status = OutcomeStatus(result.outcome);
 }
 
 // ---- Completion ----------------------------------------------------------
@@ -951,16 +657,8 @@ void WorkerPool::TimerLoop() {
   std::vector<PoolTask*> expired;
   MutexLock lock(&mu_);
   while (!stopping_) {
-    absl::Time now = clock_.Now();
-    while (!deadlines_.empty()) {
-      const TimerEntry& front = deadlines_.front();
-      if (StaleLocked(front)) {
-        TimerPopLocked();
-        continue;
-      }
-      if (front.deadline > now) break;
-      PoolTask* task = front.task;
-      TimerPopLocked();
+    const absl::Time now = clock_.Now();
+    while (PoolTask* task = deadlines_.PopExpired(now)) {
       if (task->state == PoolTask::State::kQueued) {
         TakeUnrunLocked(task, TaskOutcome::kDeadlineExceeded);
         expired.push_back(task);
@@ -976,8 +674,7 @@ void WorkerPool::TimerLoop() {
       mu_.Lock();
       continue;
     }
-    timer_wakes_at_ = deadlines_.empty() ? absl::InfiniteFuture()
-                                         : deadlines_.front().deadline;
+    timer_wakes_at_ = deadlines_.Earliest();
     clock_.WaitWithDeadline(timer_cv_, mu_, timer_wakes_at_);
     // Until it looks again it will not sleep: every deadline is "earlier".
     timer_wakes_at_ = absl::InfinitePast();
@@ -1006,13 +703,15 @@ PoolStats WorkerPool::Stats() const {
   s.completed = completed_;
   s.queued_cost = absl::Nanoseconds(queue_.cost_ns());
   int64_t now_ticks = clock_.Ticks();
-  s.running_cost = absl::Nanoseconds(RunningCostNsLocked(now_ticks));
-  s.expected_wait = ExpectedWaitLocked(now_ticks);
+  const int64_t running_ns = RunningCostNsLocked(now_ticks);
+  s.running_cost = absl::Nanoseconds(running_ns);
+  auto running_cost_ns = [running_ns] { return running_ns; };
+  s.expected_wait = Admission::ExpectedWait(LoadLocked(running_cost_ns));
   s.held_bytes = held_bytes();
   s.inflight_bytes = inflight_bytes_ + s.held_bytes;
   s.max_inflight_bytes = max_inflight_bytes_;
-  s.target_queue_wait = target_queue_wait_;
-  s.overloaded = overloaded_;
+  s.target_queue_wait = admission_.budgets().target_queue_wait;
+  s.overloaded = admission_.overloaded();
   return s;
 }
 
@@ -1046,16 +745,11 @@ void WorkerPool::CheckInvariantsLocked() const {
   }
   POOL_CHECK(running_cost == running_full_cost_ns_);
   POOL_CHECK(running == running_ && bytes == inflight_bytes_);
-  size_t live = 0;
-  for (const TimerEntry& e : deadlines_) {
-    if (StaleLocked(e)) continue;
-    ++live;
-    POOL_CHECK(e.task->state == PoolTask::State::kQueued ||
-               e.task->state == PoolTask::State::kRunning);
-    POOL_CHECK(e.deadline == e.task->options.deadline);
-  }
-  POOL_CHECK(live == timed_);
-  POOL_CHECK(std::is_heap(deadlines_.begin(), deadlines_.end(), LaterDeadline));
+  deadlines_.CheckInvariants([](const PoolTask* t, absl::Time deadline) {
+    POOL_CHECK(t->state == PoolTask::State::kQueued ||
+               t->state == PoolTask::State::kRunning);
+    POOL_CHECK(deadline == t->options.deadline);
+  });
 #endif
 }
 

@@ -99,25 +99,24 @@
 //
 // Threading: all public methods are thread-safe. Completion callbacks run on
 // a worker, the timer thread, or the thread that called Cancel/Shutdown,
-// never with a pool lock held, so they
-// may call Submit, Cancel and Stats. They must not throw. Shutdown called from
-// a pool thread (a task, a completion, the observer) only stops admitting work:
-// it cannot wait for or join its own thread; the pool must not be destroyed
-// from one. Submit and Cancel may race Shutdown, but not the destructor.
+// never with a pool lock held, so they may call Submit, Cancel and Stats.
+// They must not throw. Shutdown called from a pool thread (a task, a
+// completion, the observer) only stops admitting work: it cannot wait for or
+// join its own thread; the pool must not be destroyed from one. Submit and
+// Cancel may race Shutdown, but not the destructor.
 //
-// Design: one mutex (mu_) guards the whole scheduler: the FIFO (an intrusive
-// doubly-linked list, O(1) unlink on cancel and expiry), the deadline heap
-// (entries of deadline, task and sequence number; a task that finishes only
-// marks its entry stale, O(1), and stale entries are dropped when they
-// reach the front or, once they outnumber the live ones, in one rebuild:
-// removing each finished task from the heap at once cost a sift-down of
-// cache misses, 20% of a task's time), the budgets' sums, the overload
-// state and the free list of task records. Critical
-// sections are a few dozen instructions and allocate nothing in the steady
-// state. Task records are recycled, never freed before the pool, so a stale
-// TaskHandle is harmless: its sequence number no longer matches. Every
-// change of a task's state is checked (ABSL_ASSERT-style, active in debug
-// and sanitizer builds) against the allowed transitions:
+// Design: one mutex (mu_) guards the whole scheduler, whose parts each have
+// a file: the queue (fair_queue.h: intrusive doubly-linked FIFOs, O(1)
+// unlink on cancel and expiry), the deadline heap (deadline_heap.h: a task
+// that finishes only marks its entry stale, O(1)), the admission policy
+// (admission.h: the budgets and the overload detector), the task record
+// (pool_task.h) and, here, the sums the budgets read and the free list of
+// task records. Critical sections are a few dozen instructions and allocate
+// nothing in the steady state. Task records are recycled, never freed
+// before the pool, so a stale TaskHandle is harmless: its sequence number
+// no longer matches. Every change of a task's state is checked
+// (ABSL_ASSERT-style, active in debug and sanitizer builds) against the
+// allowed transitions:
 //   kFree -> kQueued -> kRunning -> kDelivering -> kFree
 //                    \-> kDelivering (cancelled, expired, shut down: unrun)
 // Invariants, checked under mu_ in debug builds (CheckInvariantsLocked):
@@ -140,97 +139,19 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/pool/admission.h"
 #include "server/pool/cancel_token.h"
 #include "server/pool/clock.h"
+#include "server/pool/deadline_heap.h"
 #include "server/pool/fair_queue.h"
 #include "server/pool/sync.h"
+#include "server/pool/task_types.h"
 
 namespace compute {
-
-enum class TaskOutcome : int {
-  kOk = 0,
-  kCancelled,
-  kDeadlineExceeded,
-  kFailed,
-  kShutDown,
-  kPreempted,  // displaced from the queue to make room (never ran)
-};
-inline constexpr int kNumTaskOutcomes = 6;
-
-// "ok", "cancelled", "deadline_exceeded", "failed", "shut_down",
-// "preempted".
-std::string_view TaskOutcomeName(TaskOutcome outcome);
-
-// Why Submit refused a task.
-enum class RefusalReason : int {
-  kQueueFull = 0,  // the count budget
-  kMemory,         // the bytes budget
-  kOverload,       // standing queue: expected wait over the target
-  kDeadline,       // cannot finish before its deadline
-  kExpired,        // its deadline had already passed
-  kShutDown,       // the pool is shutting down
-  kTenantShare,    // a budget is spent and this tenant holds over its share
-  kShed,           // sheddable work, expected wait over half the target
-  kPreempted,      // (TaskResult::displaced_for only) for a higher class
-};
-inline constexpr int kNumRefusalReasons = 9;
-
-// "queue_full", "memory", "overload", "deadline", "expired", "shut_down",
-// "tenant_share", "shed", "preempted".
-std::string_view RefusalReasonName(RefusalReason reason);
-
-// What Submit says about a refusal, beside its status.
-struct SubmitRefusal {
-  RefusalReason reason = RefusalReason::kQueueFull;
-  // The wait the task would have had (zero when a worker was free).
-  absl::Duration expected_wait;
-  // When a retry may succeed: for a budget refusal, the expected wait,
-  // clamped to [1 ms, 10 s]; zero for kExpired and kShutDown.
-  absl::Duration retry_after;
-};
-
-struct TaskResult {
-  TaskOutcome outcome = TaskOutcome::kOk;
-  // OK for kOk; otherwise the error (for kFailed, the task's own error or
-  // exception message).
-  absl::Status status;
-  absl::Duration queue_wait;  // submitted -> started (or -> completed)
-  absl::Duration run_time;    // zero when it never ran
-  // Index of the worker that ran it, or -1 when it never ran, or
-  // max_workers when it ran on the caller's thread (RunInlineIfFree).
-  int worker = -1;
-  uint32_t tag = 0;                        // TaskOptions::tag
-  Priority priority = Priority::kDefault;  // TaskOptions::priority
-  // For kPreempted: why it was displaced (kPreempted: for more critical
-  // work; kTenantShare: for a tenant under its fair share).
-  RefusalReason displaced_for = RefusalReason::kPreempted;
-};
-
-using TaskFn = absl::AnyInvocable<absl::Status(const CancelToken&)>;
-using DoneFn = absl::AnyInvocable<void(const TaskResult&)>;
-
-struct TaskOptions {
-  absl::Time deadline = absl::InfiniteFuture();
-  // Opaque to the pool; handed back in TaskResult (the service puts the task
-  // kind here so observers can label by it).
-  uint32_t tag = 0;
-  // Estimated run time (>= 0): what this task adds to the expected wait of
-  // the tasks behind it, and what the deadline budget charges it.
-  absl::Duration cost = absl::ZeroDuration();
-  // Bytes the task holds while queued or running (request and response),
-  // charged to max_inflight_bytes until it completes. >= 0.
-  int64_t bytes = 0;
-  // Refuse (kDeadline) a task that cannot finish before its deadline.
-  bool admit_by_deadline = true;
-  // Who the task is for, its class, and the tenant's weight (> 0): the
-  // queue is fair by cost across tenants within a class (fair_queue.h).
-  std::string tenant;
-  Priority priority = Priority::kDefault;
-  double weight = 1;
-};
 
 // Receives every finished task, on the completing thread, just before its
 // DoneFn. Must be thread-safe and cheap: it runs on the hot path.
@@ -392,30 +313,17 @@ class WorkerPool {
   };
   Arrival ArrivalOf(const TaskOptions& options) const;
 
-  // Admission: OK, or why not (and *refusal filled). When it admits a task
-  // by displacing a queued one to make room, it takes that one out
-  // (*displaced; the caller delivers it off the lock).
+  // Admission (admission.h decides): OK, or why not (and *refusal filled).
+  // When it admits a task by displacing a queued one to make room, it takes
+  // that one out (*displaced; the caller delivers it off the lock).
   absl::Status AdmitLocked(const TaskOptions& options, const Arrival& arrival,
                            SubmitRefusal* refusal, PoolTask** displaced)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The budgets, without side effects; *victim: the queued task to
-  // displace if the task is admitted.
-  absl::Status CheckBudgetsLocked(const TaskOptions& options,
-                                  const Arrival& arrival,
-                                  SubmitRefusal* refusal, PoolTask** victim)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // For any task (Stats), and for this task (its tenant and class).
-  absl::Duration ExpectedWaitLocked(int64_t now_ticks) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Duration ExpectedWaitLocked(const TaskOptions& options,
-                                    int64_t now_ticks) const
+  // The pool's load, for admission_; valid while running_cost_ns is.
+  PoolLoad LoadLocked(absl::FunctionRef<int64_t()> running_cost_ns) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Estimated time the running tasks have left (none less than zero).
   int64_t RunningCostNsLocked(int64_t now_ticks) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The overload state machine, fed by every dequeue (and by a worker that
-  // finds the queue empty: `wait` zero).
-  void ObserveQueueWaitLocked(absl::Duration wait, int64_t now_ticks)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // A record for a new submission, in state kQueued (not yet linked).
@@ -423,26 +331,6 @@ class WorkerPool {
                           int64_t now_ticks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   PoolTask* AllocateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecycleLocked(PoolTask* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  // The deadline heap: a min-heap of entries by deadline. An entry is live
-  // while its task is `timed` (queued or running, not yet signalled) and
-  // still the submission it names (seq); a task that leaves only marks
-  // itself untimed, and its entry is dropped lazily (see TimerDropLocked).
-  void TimerAddLocked(PoolTask* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void TimerDropLocked(PoolTask* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void TimerPopLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
- public:  // for the heap's comparator
-  struct TimerEntry {
-    absl::Time deadline;
-    PoolTask* task;
-    uint64_t seq;
-  };
-
- private:
-  bool StaleLocked(const TimerEntry& entry) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static constexpr size_t kTimerSlack = 64;
 
   // A queued task leaves without running: unlinked, its budgets released,
   // its outcome decided (a cancel at or past the deadline is the deadline)
@@ -488,17 +376,16 @@ class WorkerPool {
   const int max_workers_;
   const size_t capacity_;
   const int64_t max_inflight_bytes_;
-  const absl::Duration target_queue_wait_;
-  const absl::Duration overload_interval_;
   const absl::Duration inline_max_cost_;
   const bool spin_before_park_;
-  int64_t overload_interval_ticks_ = 1;  // the same, in clock ticks
   const absl::Duration idle_timeout_;
   Clock& clock_;
   PoolObserver* const observer_;
   const std::string thread_name_;
 
   mutable Mutex mu_;
+  // The budgets and the standing-queue detector.
+  Admission admission_ ABSL_GUARDED_BY(mu_);
   CondVar work_cv_;      // a task was queued, or stopping
   CondVar timer_cv_;     // the earliest deadline changed, or stopping
   CondVar drained_cv_;   // in_pool_ reached 0 (Shutdown waits)
@@ -511,8 +398,8 @@ class WorkerPool {
   int64_t inline_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // Accepted tasks not yet delivered and recycled (Shutdown waits for 0).
   size_t in_pool_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<TimerEntry> deadlines_ ABSL_GUARDED_BY(mu_);  // min-heap
-  size_t timed_ ABSL_GUARDED_BY(mu_) = 0;  // live entries in deadlines_
+  // The queued and running tasks with a deadline, not yet signalled.
+  DeadlineHeap<PoolTask> deadlines_ ABSL_GUARDED_BY(mu_);
   // Estimated cost of the tasks on workers, in full (not what is left).
   int64_t running_full_cost_ns_ ABSL_GUARDED_BY(mu_) = 0;
   // Bytes of the queued and running tasks (TaskOptions::bytes).
@@ -520,12 +407,6 @@ class WorkerPool {
   // Bytes held outside tasks (HoldBytes); read under mu_ by admission.
   std::atomic<int64_t> held_bytes_{0};
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
-
-  // Overload: a standing queue, detected as CoDel does (see above).
-  bool overloaded_ ABSL_GUARDED_BY(mu_) = false;
-  // The end of the interval in which every dequeued task waited over the
-  // target; 0 when the last one did not.
-  int64_t above_target_until_ticks_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Task records: owned here, recycled through free_ (never freed before the
   // pool, so a stale handle's pointer stays valid).

@@ -1,0 +1,163 @@
+#include "server/pool/admission.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace compute {
+
+namespace {
+
+absl::Duration ClampRetry(absl::Duration d) {
+  return std::clamp(d, absl::Milliseconds(1), absl::Seconds(10));
+}
+
+// Work ahead of a new task / the workers; zero while a worker is free.
+absl::Duration WaitFor(int64_t queued_cost_ns, const PoolLoad& load) {
+  if (load.queue.size() < static_cast<size_t>(load.max_workers - load.running))
+    return absl::ZeroDuration();
+  return absl::Nanoseconds((queued_cost_ns + load.running_cost_ns()) /
+                           load.max_workers);
+}
+
+}  // namespace
+
+absl::Duration Admission::ExpectedWait(const PoolLoad& load) {
+  return WaitFor(load.queue.cost_ns(), load);
+}
+
+absl::Duration Admission::ExpectedWaitFor(const TaskOptions& options,
+                                          const PoolLoad& load) {
+  return WaitFor(load.queue.CostAhead(options.tenant, options.priority), load);
+}
+
+absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
+                              const PoolLoad& load, SubmitRefusal* why,
+                              FairQueue::Node** victim_out) const {
+  *why = SubmitRefusal();
+  *victim_out = nullptr;
+  const FairQueue& queue = load.queue;
+  const bool has_deadline = options.deadline != absl::InfiniteFuture();
+  if (has_deadline && options.deadline <= now) {
+    why->reason = RefusalReason::kExpired;
+    return absl::DeadlineExceededError("deadline had already passed");
+  }
+  const int64_t cost_ns = absl::ToInt64Nanoseconds(options.cost);
+  // The expected wait only where a check needs it.
+  auto expected_wait = [&] {
+    why->expected_wait = ExpectedWaitFor(options, load);
+    why->retry_after = ClampRetry(why->expected_wait);
+    return why->expected_wait;
+  };
+  // A budget is spent: the tenant over its fair share of its class's queued
+  // cost is the one refused ("tenant_share"); else the budget's reason.
+  auto refuse = [&](RefusalReason reason, std::string message) {
+    expected_wait();
+    FairQueue::Share share = queue.ShareOf(options.tenant, options.priority,
+                                           options.weight, cost_ns);
+    if (queue.size() > 0 && share.held_ns + cost_ns > share.fair_ns &&
+        share.held_ns > 0) {
+      why->reason = RefusalReason::kTenantShare;
+      return absl::ResourceExhaustedError(
+          absl::StrCat("tenant over its fair share: ", share.held_ns / 1000,
+                       " us of queued work (fair share ", share.fair_ns / 1000,
+                       " us) while ", message));
+    }
+    why->reason = reason;
+    return absl::ResourceExhaustedError(message);
+  };
+  const size_t capacity = budgets_.queue_capacity;
+  const int idle = load.max_workers - load.running;
+  if (queue.size() >= capacity + static_cast<size_t>(idle)) {
+    // Make room by displacing queued work that matters less: work of a
+    // lower class (sheddable first), so a full queue of less critical work
+    // never refuses more critical work; else, for a tenant under its share,
+    // work of the tenant furthest over its own.
+    FairQueue::Node* victim = queue.NewestBelow(options.priority);
+    FairQueue::Share share = queue.ShareOf(options.tenant, options.priority,
+                                           options.weight, cost_ns);
+    if (victim == nullptr && share.held_ns + cost_ns <= share.fair_ns) {
+      victim = queue.NewestOfTheMostOverShare(options.tenant, options.priority,
+                                              options.weight, cost_ns);
+    }
+    if (victim == nullptr) {
+      return refuse(
+          RefusalReason::kQueueFull,
+          absl::StrCat("queue full: ", queue.size(), " tasks queued (capacity ",
+                       capacity, "), ", load.running, " of ", load.max_workers,
+                       " workers busy"));
+    }
+    *victim_out = victim;  // taken out only if every other budget admits
+  }
+  const int64_t max_bytes = budgets_.max_inflight_bytes;
+  if (max_bytes > 0 &&
+      load.task_bytes + load.held_bytes + options.bytes > max_bytes) {
+    *victim_out = nullptr;
+    return refuse(
+        RefusalReason::kMemory,
+        absl::StrCat("memory budget spent: ", load.task_bytes,
+                     " bytes held by queued and running tasks + ",
+                     load.held_bytes, " by results not yet delivered + ",
+                     options.bytes, " for this one > limit ", max_bytes));
+  }
+  const absl::Duration target = budgets_.target_queue_wait;
+  const bool check_deadline = options.admit_by_deadline && has_deadline;
+  const bool sheddable = options.priority == Priority::kSheddable &&
+                         target != absl::InfiniteDuration();
+  const bool standing = overloaded_ && options.priority != Priority::kCritical;
+  if (!standing && !check_deadline && !sheddable) return absl::OkStatus();
+  if (!standing && !sheddable) {
+    // The full cost of the running tasks bounds what they have left: a
+    // deadline beyond that bound needs no exact wait (the common case).
+    const int64_t bound_ns =
+        (queue.cost_ns() + load.running_full_cost_ns) / load.max_workers +
+        cost_ns;
+    if (absl::Nanoseconds(bound_ns) <= options.deadline - now) {
+      return absl::OkStatus();
+    }
+  }
+  const absl::Duration wait = expected_wait();
+  absl::Status refusal;
+  if (sheddable && wait > target / 2) {
+    refusal = refuse(RefusalReason::kShed,
+                     absl::StrCat("shedding sheddable work: expected wait ",
+                                  absl::ToInt64Milliseconds(wait), " ms > ",
+                                  absl::ToInt64Milliseconds(target / 2),
+                                  " ms (half the target)"));
+  } else if (standing && wait > target) {
+    refusal =
+        refuse(RefusalReason::kOverload,
+               absl::StrCat("overloaded: standing queue, expected wait ",
+                            absl::ToInt64Milliseconds(wait), " ms > target ",
+                            absl::ToInt64Milliseconds(target), " ms"));
+  } else if (check_deadline && wait + options.cost > options.deadline - now) {
+    why->reason = RefusalReason::kDeadline;
+    refusal = absl::ResourceExhaustedError(absl::StrCat(
+        "deadline cannot be met: expected ",
+        absl::ToInt64Milliseconds(wait + options.cost), " ms (",
+        absl::ToInt64Milliseconds(wait), " ms queue wait + ",
+        absl::ToInt64Milliseconds(options.cost), " ms run) but only ",
+        absl::ToInt64Milliseconds(options.deadline - now), " ms left"));
+  }
+  if (!refusal.ok()) *victim_out = nullptr;
+  return refusal;
+}
+
+void Admission::ObserveQueueWait(absl::Duration wait, int64_t now_ticks) {
+  const absl::Duration target = budgets_.target_queue_wait;
+  if (target == absl::InfiniteDuration()) return;
+  if (wait <= target) {
+    above_target_until_ticks_ = 0;
+    if (wait < target / 2) overloaded_ = false;
+    return;
+  }
+  if (above_target_until_ticks_ == 0) {
+    above_target_until_ticks_ = now_ticks + budgets_.overload_interval_ticks;
+  } else if (now_ticks >= above_target_until_ticks_) {
+    overloaded_ = true;
+  }
+}
+
+}  // namespace compute

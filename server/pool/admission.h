@@ -1,0 +1,87 @@
+// Admission: the pool's budgets and its standing-queue detector, the policy
+// half of the scheduler. worker_pool.h's "Budgets" and "Standing queue" say
+// what each budget means to a caller; this is where they are decided.
+//
+// Why a class of its own: the pool (worker_pool.cc) moves tasks between the
+// queue, the workers and the timer, and must stay small enough to read in
+// one sitting; which task may enter is policy that changes on its own (a
+// new budget, a new refusal reason) and is tested through the pool.
+//
+// Check() reads a snapshot of the pool's load (PoolLoad) that the pool
+// fills under its mutex, and decides; it changes nothing. The only state
+// here is the overload detector's, fed by every dequeue.
+//
+// Thread-safety: none; the pool guards it with its mutex.
+#ifndef COMPUTE_SERVER_POOL_ADMISSION_H_
+#define COMPUTE_SERVER_POOL_ADMISSION_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/pool/fair_queue.h"
+#include "server/pool/task_types.h"
+
+namespace compute {
+
+struct AdmissionBudgets {
+  size_t queue_capacity = 64;      // tasks that may wait for a busy worker
+  int64_t max_inflight_bytes = 0;  // 0 = no limit
+  // InfiniteDuration = no overload control.
+  absl::Duration target_queue_wait = absl::InfiniteDuration();
+  // CoDel's interval, in the pool clock's ticks (>= 1).
+  int64_t overload_interval_ticks = 1;
+};
+
+// What the pool holds when a task arrives, read under the pool's mutex.
+struct PoolLoad {
+  const FairQueue& queue;
+  int running = 0;  // tasks on workers and inline
+  int max_workers = 1;
+  int64_t task_bytes = 0;            // of the queued and running tasks
+  int64_t held_bytes = 0;            // held outside tasks (HoldBytes)
+  int64_t running_full_cost_ns = 0;  // full estimated cost of running tasks
+  // The estimated time the running tasks have left; called only when a
+  // decision needs the exact expected wait.
+  absl::FunctionRef<int64_t()> running_cost_ns;
+};
+
+class Admission {
+ public:
+  explicit Admission(AdmissionBudgets budgets) : budgets_(budgets) {}
+
+  // OK when `options`' task, arriving at `now`, may enter; else the refusal
+  // (*why filled: reason, expected wait, retry_after). *victim: when the
+  // queue is full but the task may displace a queued one, that one (the
+  // caller takes it out, once the task is admitted); else nullptr.
+  absl::Status Check(const TaskOptions& options, absl::Time now,
+                     const PoolLoad& load, SubmitRefusal* why,
+                     FairQueue::Node** victim) const;
+
+  // Zero while a worker is free for a new task; else (the queued cost fair
+  // queuing runs first + what the running tasks have left) / workers: for
+  // any task, and for a task of `options`' tenant and class.
+  static absl::Duration ExpectedWait(const PoolLoad& load);
+  static absl::Duration ExpectedWaitFor(const TaskOptions& options,
+                                        const PoolLoad& load);
+
+  // The standing-queue detector (CoDel's rule): every dequeue reports its
+  // task's queue wait, and a worker that finds the queue empty a zero.
+  void ObserveQueueWait(absl::Duration wait, int64_t now_ticks);
+  bool overloaded() const { return overloaded_; }
+
+  const AdmissionBudgets& budgets() const { return budgets_; }
+
+ private:
+  const AdmissionBudgets budgets_;
+  bool overloaded_ = false;
+  // The end of the interval in which every dequeued task waited over the
+  // target; 0 when the last one did not.
+  int64_t above_target_until_ticks_ = 0;
+};
+
+}  // namespace compute
+
+#endif  // COMPUTE_SERVER_POOL_ADMISSION_H_
