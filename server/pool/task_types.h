@@ -99,6 +99,14 @@ struct TaskOptions {
   double weight = 1;
 };
 
+// Receives every finished task, on the completing thread, just before its
+// DoneFn. Must be thread-safe and cheap: it runs on the hot path.
+class PoolObserver {
+ public:
+  virtual ~PoolObserver() = default;
+  virtual void OnTaskFinished(const TaskResult& result) = 0;
+};
+
 // The status a task that ended with `outcome` completes with, when the task
 // itself gave none (cancelled, deadline exceeded, shut down, preempted); OK
 // for kOk and kFailed.

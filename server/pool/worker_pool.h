@@ -148,45 +148,11 @@
 #include "server/pool/clock.h"
 #include "server/pool/deadline_heap.h"
 #include "server/pool/fair_queue.h"
+#include "server/pool/pool_options.h"
 #include "server/pool/sync.h"
 #include "server/pool/task_types.h"
 
 namespace compute {
-
-// Receives every finished task, on the completing thread, just before its
-// DoneFn. Must be thread-safe and cheap: it runs on the hot path.
-class PoolObserver {
- public:
-  virtual ~PoolObserver() = default;
-  virtual void OnTaskFinished(const TaskResult& result) = 0;
-};
-
-struct PoolOptions {
-  int max_workers = 1;  // >= 1
-  int min_workers = 1;  // 1..max_workers (a pool always keeps one worker)
-  // Tasks that may wait for a busy worker; 0 = queueless.
-  size_t queue_capacity = 64;
-  // Bytes queued and running tasks may hold; 0 = no limit.
-  int64_t max_inflight_bytes = 0;
-  // The queue wait a standing queue is held to; InfiniteDuration = no
-  // overload control (only the count and bytes bound the queue).
-  absl::Duration target_queue_wait = absl::InfiniteDuration();
-  // How long every dequeued task must have waited over the target before
-  // the queue counts as standing (CoDel's interval).
-  absl::Duration overload_interval = absl::Milliseconds(100);
-  // RunInlineIfFree runs a task whose cost is at most this on the calling
-  // thread ("workers as permits": the bound on concurrent tasks is the same,
-  // and a trivial task skips two thread hand-offs). Zero: never.
-  absl::Duration inline_max_cost = absl::ZeroDuration();
-  // Before it parks, one idle worker at a time spins briefly for the next
-  // task (SpinForWorkLocked).
-  bool spin_before_park = true;
-  // A worker above min_workers idle this long exits.
-  absl::Duration idle_timeout = absl::Seconds(60);
-  Clock* clock = nullptr;                 // nullptr = Clock::Real()
-  PoolObserver* observer = nullptr;       // optional; must outlive the pool
-  std::string thread_name = "compute-w";  // + worker index (15 chars max)
-};
 
 // A consistent snapshot, taken under the scheduler's lock.
 struct PoolStats {
