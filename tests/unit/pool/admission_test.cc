@@ -1,0 +1,168 @@
+// Admission alone: the budgets' decisions on a given load, and the
+// standing-queue detector on given queue waits. The same rules through the
+// pool, with real tasks, are in scheduler_test.cc.
+#include "server/pool/admission.h"
+
+#include <deque>
+#include <functional>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace compute {
+namespace {
+
+constexpr int64_t kMs = 1'000'000;  // ns
+
+class AdmissionTest : public ::testing::Test {
+ protected:
+  // A load of the queue below, `running` of `max_workers` busy, whose
+  // running tasks have running_ns left.
+  PoolLoad Load(int running, int max_workers, int64_t task_bytes = 0,
+                int64_t held_bytes = 0) {
+    return PoolLoad{.queue = queue_,
+                    .running = running,
+                    .max_workers = max_workers,
+                    .task_bytes = task_bytes,
+                    .held_bytes = held_bytes,
+                    .running_full_cost_ns = running_ns_,
+                    .running_cost_ns = running_cost_};
+  }
+  FairQueue::Node* Queue(Priority priority, int64_t cost_ns,
+                         const std::string& tenant = "") {
+    nodes_.emplace_back();
+    queue_.Push(&nodes_.back(), tenant, priority, 1, cost_ns);
+    return &nodes_.back();
+  }
+  TaskOptions Task(absl::Duration cost, absl::Duration deadline_in) {
+    TaskOptions options;
+    options.cost = cost;
+    options.deadline = now_ + deadline_in;
+    return options;
+  }
+
+  absl::Time now_ = absl::UnixEpoch() + absl::Hours(1);
+  int64_t running_ns_ = 0;
+  FairQueue queue_;
+  std::deque<FairQueue::Node> nodes_;
+  SubmitRefusal why_;
+  FairQueue::Node* victim_ = nullptr;
+  std::function<int64_t()> running_cost_ = [this] { return running_ns_; };
+};
+
+// The lockout of #11: whatever ran before, an idle server admits a task
+// whose own cost fits its deadline, and refuses one whose cost does not.
+TEST_F(AdmissionTest, AnIdlePoolAdmitsWhatFitsItsDeadline) {
+  Admission admission(AdmissionBudgets{});
+  EXPECT_TRUE(admission
+                  .Check(Task(absl::Milliseconds(40), absl::Milliseconds(50)),
+                         now_, Load(0, 2), &why_, &victim_)
+                  .ok());
+  absl::Status refused =
+      admission.Check(Task(absl::Milliseconds(60), absl::Milliseconds(50)),
+                      now_, Load(0, 2), &why_, &victim_);
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_EQ(why_.reason, RefusalReason::kDeadline);
+  EXPECT_EQ(refused.message(),
+            "deadline cannot be met: expected 60 ms (0 ms queue wait + 60 ms "
+            "run) but only 50 ms left");
+}
+
+// Busy workers and a queue: the wait is (queued cost + what the running
+// tasks have left) / workers, and the deadline is held against it.
+TEST_F(AdmissionTest, TheDeadlineBudgetCountsTheWorkAhead) {
+  Admission admission(AdmissionBudgets{});
+  Queue(Priority::kDefault, 100 * kMs);
+  running_ns_ = 60 * kMs;  // 2 workers busy, 30 ms left each
+  // Wait (100 + 60) / 2 = 80 ms, + 10 ms of its own: fits 95, not 85.
+  EXPECT_TRUE(admission
+                  .Check(Task(absl::Milliseconds(10), absl::Milliseconds(95)),
+                         now_, Load(2, 2), &why_, &victim_)
+                  .ok());
+  EXPECT_FALSE(admission
+                   .Check(Task(absl::Milliseconds(10), absl::Milliseconds(85)),
+                          now_, Load(2, 2), &why_, &victim_)
+                   .ok());
+  EXPECT_EQ(why_.reason, RefusalReason::kDeadline);
+  EXPECT_EQ(why_.expected_wait, absl::Milliseconds(80));
+  EXPECT_EQ(why_.retry_after, absl::Milliseconds(80));
+  // Already past: expired, not a budget.
+  absl::Status expired =
+      admission.Check(Task(absl::ZeroDuration(), absl::ZeroDuration()), now_,
+                      Load(0, 2), &why_, &victim_);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(expired)) << expired;
+  EXPECT_EQ(why_.reason, RefusalReason::kExpired);
+}
+
+TEST_F(AdmissionTest, TheMemoryBudgetCountsTasksAndHeldBytes) {
+  AdmissionBudgets budgets;
+  budgets.max_inflight_bytes = 1000;
+  Admission admission(budgets);
+  TaskOptions task;
+  task.bytes = 300;
+  EXPECT_TRUE(
+      admission.Check(task, now_, Load(1, 2, 400, 300), &why_, &victim_).ok());
+  absl::Status refused =
+      admission.Check(task, now_, Load(1, 2, 400, 301), &why_, &victim_);
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_EQ(why_.reason, RefusalReason::kMemory);
+  EXPECT_EQ(refused.message(),
+            "memory budget spent: 400 bytes held by queued and running tasks "
+            "+ 301 by results not yet delivered + 300 for this one > limit "
+            "1000");
+}
+
+// A full queue refuses a task of the same class, and makes room for a
+// more critical one by naming the newest task of the lowest class.
+TEST_F(AdmissionTest, AFullQueueDisplacesOnlyLessCriticalWork) {
+  AdmissionBudgets budgets;
+  budgets.queue_capacity = 2;
+  Admission admission(budgets);
+  Queue(Priority::kSheddable, kMs);
+  FairQueue::Node* newest = Queue(Priority::kSheddable, kMs);
+  TaskOptions sheddable;
+  sheddable.priority = Priority::kSheddable;
+  absl::Status refused =
+      admission.Check(sheddable, now_, Load(2, 2), &why_, &victim_);
+  EXPECT_EQ(why_.reason, RefusalReason::kQueueFull) << refused;
+  EXPECT_EQ(refused.message(),
+            "queue full: 2 tasks queued (capacity 2), 2 of 2 workers busy");
+  EXPECT_EQ(victim_, nullptr);
+  EXPECT_TRUE(
+      admission.Check(TaskOptions(), now_, Load(2, 2), &why_, &victim_).ok());
+  EXPECT_EQ(victim_, newest);
+}
+
+// CoDel's rule: overloaded once every wait for a whole interval was over
+// the target; it ends only when a wait falls under half the target.
+TEST_F(AdmissionTest, AStandingQueueIsOneAboveTargetForAWholeInterval) {
+  AdmissionBudgets budgets;
+  budgets.target_queue_wait = absl::Milliseconds(100);
+  budgets.overload_interval_ticks = 1000;
+  Admission admission(budgets);
+  const absl::Duration above = absl::Milliseconds(150);
+  admission.ObserveQueueWait(above, 1);
+  admission.ObserveQueueWait(above, 900);
+  EXPECT_FALSE(admission.overloaded());  // a burst, not yet standing
+  admission.ObserveQueueWait(absl::Milliseconds(80), 950);  // the run ends
+  admission.ObserveQueueWait(above, 1000);
+  admission.ObserveQueueWait(above, 1999);
+  EXPECT_FALSE(admission.overloaded());
+  admission.ObserveQueueWait(above, 2000);
+  EXPECT_TRUE(admission.overloaded());
+  admission.ObserveQueueWait(absl::Milliseconds(60), 2100);  // under target
+  EXPECT_TRUE(admission.overloaded());  // but not under half of it
+  // Overloaded: a default task is refused when its wait is over the target.
+  Queue(Priority::kDefault, 300 * kMs);
+  TaskOptions task;
+  absl::Status refused =
+      admission.Check(task, now_, Load(2, 2), &why_, &victim_);
+  EXPECT_EQ(why_.reason, RefusalReason::kOverload) << refused;
+  task.priority = Priority::kCritical;  // exempt
+  EXPECT_TRUE(admission.Check(task, now_, Load(2, 2), &why_, &victim_).ok());
+  admission.ObserveQueueWait(absl::Milliseconds(40), 2200);
+  EXPECT_FALSE(admission.overloaded());
+}
+
+}  // namespace
+}  // namespace compute
