@@ -34,6 +34,7 @@ struct PoolTask : FairQueue::Node {
   PoolTask* next_free = nullptr;  // on the free list
   // The timer must act on this task's deadline: queued or running, with a
   // finite deadline, not yet signalled. Its heap entry is stale otherwise.
+  // Set and cleared by the pool's DeadlineHeap only.
   bool timed = false;
   CancelSource cancel;
   TaskResult result;
