@@ -15,7 +15,6 @@
 #include <pthread.h>
 
 #include <algorithm>
-#include <cassert>
 #include <exception>
 #include <utility>
 
