@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 
 namespace compute {
 namespace {
@@ -15,6 +16,10 @@ void Check(bool ok, const char* what) {
     std::abort();
   }
 }
+
+// The map's key type for a lookup that copies nothing: Debian's abseil has
+// its own string_view, not std::string_view.
+absl::string_view AsKey(std::string_view s) { return {s.data(), s.size()}; }
 
 }  // namespace
 
@@ -30,17 +35,12 @@ std::string_view PriorityName(Priority priority) {
   return "unknown";
 }
 
-std::string FairQueue::Key(std::string_view tenant, Priority priority) {
-  std::string key(tenant);
-  key.push_back(static_cast<char>('0' + static_cast<int>(priority)));
-  return key;
-}
-
 const FairQueue::Flow* FairQueue::FindFlow(std::string_view tenant,
                                            Priority priority) const {
-  auto it = flows_.find(Key(tenant, priority));
-  return it == flows_.end() || it->second->size == 0 ? nullptr
-                                                     : it->second.get();
+  const Class& c = classes_[static_cast<int>(priority)];
+  auto it = c.flows.find(AsKey(tenant));
+  return it == c.flows.end() || it->second->size == 0 ? nullptr
+                                                      : it->second.get();
 }
 
 size_t FairQueue::ActiveFlows() const {
@@ -49,23 +49,30 @@ size_t FairQueue::ActiveFlows() const {
   return active;
 }
 
+size_t FairQueue::FlowRecords() const {
+  size_t records = 0;
+  for (const Class& c : classes_) records += c.flows.size();
+  return records;
+}
+
 void FairQueue::SweepInactiveFlows() {
-  const size_t active = ActiveFlows();
-  if (flows_.size() <= 2 * active + kSpareFlows) return;
-  absl::erase_if(flows_,
-                 [](const auto& entry) { return entry.second->size == 0; });
+  if (FlowRecords() <= 2 * ActiveFlows() + kSpareFlows) return;
+  for (Class& c : classes_) {
+    absl::erase_if(c.flows,
+                   [](const auto& entry) { return entry.second->size == 0; });
+  }
 }
 
 void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
                      double weight, int64_t cost_ns) {
   Class& c = classes_[static_cast<int>(priority)];
-  std::unique_ptr<Flow>& slot = flows_[Key(tenant, priority)];
-  if (slot == nullptr) {
-    slot = std::make_unique<Flow>();
-    slot->tenant = std::string(tenant);
-    slot->priority = priority;
+  auto it = c.flows.find(AsKey(tenant));
+  if (it == c.flows.end()) {
+    it = c.flows.emplace(std::string(tenant), std::make_unique<Flow>()).first;
+    it->second->tenant = it->first;
+    it->second->priority = priority;
   }
-  Flow* flow = slot.get();
+  Flow* flow = it->second.get();
   if (flow->size == 0) {
     // Active again: it starts at the class's virtual time, as a new flow.
     flow->finish_tag = 0;
@@ -250,10 +257,17 @@ void FairQueue::CheckInvariants() const {
   }
   Check(size == size_ && cost == cost_ns_, "queue sums");
   size_t with_tasks = 0;
-  for (const auto& [key, flow] : flows_) with_tasks += flow->size > 0 ? 1 : 0;
+  for (const Class& c : classes_) {
+    for (const auto& [tenant, flow] : c.flows) {
+      with_tasks += flow->size > 0 ? 1 : 0;
+      Check(flow->tenant == tenant &&
+                &classes_[static_cast<int>(flow->priority)] == &c,
+            "a flow is filed under its tenant and class");
+    }
+  }
   const size_t active = ActiveFlows();
   Check(with_tasks == active, "a flow is active iff it has tasks");
-  Check(flows_.size() <= 2 * active + kSpareFlows, "inactive flows are swept");
+  Check(FlowRecords() <= 2 * active + kSpareFlows, "inactive flows are swept");
 }
 
 }  // namespace compute

@@ -57,7 +57,7 @@ class FairQueue {
     Node* next = nullptr;
     Flow* flow = nullptr;  // while queued
     double start_tag = 0;
-    int64_t cost_ns = 0;
+    int64_t cost_ns = 0;  // set by Push; kept after the node leaves
   };
   struct Flow {
     std::string tenant;
@@ -121,8 +121,10 @@ class FairQueue {
   // Every queued node, in no particular order (shutdown, checks).
   template <typename F>
   void ForEach(F f) const {
-    for (const auto& [key, flow] : flows_) {
-      for (Node* n = flow->front; n != nullptr; n = n->next) f(n);
+    for (const Class& c : classes_) {
+      for (const Flow* flow : c.active) {
+        for (Node* n = flow->front; n != nullptr; n = n->next) f(n);
+      }
     }
   }
 
@@ -131,22 +133,23 @@ class FairQueue {
 
  private:
   struct Class {
+    // The class's flows by tenant: every active one, and inactive ones kept
+    // for reuse. Looked up by string_view, so a lookup allocates nothing.
+    absl::flat_hash_map<std::string, std::unique_ptr<Flow>> flows;
     std::vector<Flow*> active;  // flows with queued tasks
     double vtime = 0;           // virtual time: the last start tag served
     int64_t cost_ns = 0;
     double weights = 0;  // sum over active
   };
   static constexpr size_t kSpareFlows = 64;
-  static std::string Key(std::string_view tenant, Priority priority);
   // The active flow of (tenant, priority); nullptr if it has no tasks.
   const Flow* FindFlow(std::string_view tenant, Priority priority) const;
   void Unlink(Node* node);
   // Frees the inactive flows' records once there are too many (see above).
   void SweepInactiveFlows();
   size_t ActiveFlows() const;
+  size_t FlowRecords() const;
 
-  // Every active flow, and inactive ones kept for reuse.
-  absl::flat_hash_map<std::string, std::unique_ptr<Flow>> flows_;
   std::array<Class, kNumPriorities> classes_;
   size_t size_ = 0;
   int64_t cost_ns_ = 0;

@@ -225,6 +225,7 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   PoolTask* displaced = nullptr;  // made room for this one: deliver it
   const Arrival arrival = ArrivalOf(options);
   const int64_t now_ticks = arrival.ticks;
+  const int64_t cost_ns = absl::ToInt64Nanoseconds(options.cost);
   {
     MutexLock lock(&mu_);
     absl::Status admit = AdmitLocked(options, arrival, why, &displaced);
@@ -235,7 +236,7 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
     PoolTask* task =
         NewTaskLocked(std::move(fn), std::move(done), options, now_ticks);
     queue_.Push(task, options.tenant, options.priority, options.weight,
-                absl::ToInt64Nanoseconds(options.cost));
+                cost_ns);
     queued_hint_.store(queue_.size(), std::memory_order_relaxed);
     inflight_bytes_ += options.bytes;
     ++in_pool_;
@@ -364,8 +365,7 @@ int64_t WorkerPool::RunningCostNsLocked(int64_t now_ticks) const {
     if (w.task == nullptr) continue;
     int64_t elapsed = absl::ToInt64Nanoseconds(
         clock_.TicksToDuration(now_ticks - w.started_ticks));
-    ns += std::max<int64_t>(
-        0, absl::ToInt64Nanoseconds(w.task->options.cost) - elapsed);
+    ns += std::max<int64_t>(0, w.task->cost_ns - elapsed);
   }
   return ns;
 }
@@ -532,7 +532,7 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
   me.task = task;
   me.started_ticks = clock_.Ticks();
   ++running_;
-  running_full_cost_ns_ += absl::ToInt64Nanoseconds(task->options.cost);
+  running_full_cost_ns_ += task->cost_ns;
   admission_.ObserveQueueWait(
       clock_.TicksToDuration(me.started_ticks - task->submitted_ticks),
       me.started_ticks);
@@ -546,7 +546,7 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
 void WorkerPool::FinishLocked(Worker& me, PoolTask* task) {
   me.task = nullptr;
   --running_;
-  running_full_cost_ns_ -= absl::ToInt64Nanoseconds(task->options.cost);
+  running_full_cost_ns_ -= task->cost_ns;
   ReleaseLocked(task);
   task->MoveTo(PoolTask::State::kDelivering);
   ++completed_[static_cast<int>(task->result.outcome)];
@@ -717,7 +717,9 @@ void WorkerPool::CheckInvariantsLocked() const {
     POOL_CHECK(w.task->state == PoolTask::State::kRunning);
     ++running;
     bytes += w.task->options.bytes;
-    running_cost += absl::ToInt64Nanoseconds(w.task->options.cost);
+    POOL_CHECK(w.task->cost_ns ==
+               absl::ToInt64Nanoseconds(w.task->options.cost));
+    running_cost += w.task->cost_ns;
   }
   POOL_CHECK(running_cost == running_full_cost_ns_);
   POOL_CHECK(running == running_ && bytes == inflight_bytes_);
