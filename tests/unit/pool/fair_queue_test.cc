@@ -218,6 +218,27 @@ TEST(FairQueueTest, SharesAndTheMostOverShare) {
   EXPECT_EQ(fresh.fair_ns, 55);  // 2 / 4 x 110
 }
 
+// Tenants are looked up by their whole name within their class: two long
+// names (IPv6 peers, past the short-string buffer) that differ in their last
+// byte are two flows, and one tenant in two classes is two flows.
+TEST(FairQueueTest, LongTenantsAndClassesKeepTheirOwnFlows) {
+  const std::string a = "2001:db8:85a3::8a2e:370:7334:aaaa";
+  const std::string b = "2001:db8:85a3::8a2e:370:7334:aaab";
+  Queue q;
+  for (int i = 0; i < 3; ++i) q.Push(a, 10);
+  q.Push(b, 10);
+  q.Push(a, 7, Priority::kSheddable);
+  EXPECT_EQ(q.queue.ShareOf(a, Priority::kDefault, 1, 0).held_ns, 30);
+  EXPECT_EQ(q.queue.ShareOf(b, Priority::kDefault, 1, 0).held_ns, 10);
+  EXPECT_EQ(q.queue.ShareOf(a, Priority::kSheddable, 1, 0).held_ns, 7);
+  EXPECT_EQ(q.queue.ShareOf(a.substr(0, a.size() - 1), Priority::kDefault, 1, 0)
+                .held_ns,
+            0)
+      << "a prefix of a tenant is another tenant";
+  EXPECT_EQ(q.Pop(5), (std::vector<std::string>{a, b, a, a, a}));
+  EXPECT_TRUE(q.queue.empty());
+}
+
 TEST(FairQueueTest, NewestBelowTakesFromTheLowestClassFirst) {
   Queue q;
   EXPECT_EQ(q.queue.NewestBelow(Priority::kCritical), nullptr);
