@@ -75,7 +75,7 @@ void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
   Flow* flow = it->second.get();
   if (flow->size == 0) {
     // Active again: it starts at the class's virtual time, as a new flow.
-    flow->finish_tag = 0;
+    flow->head_tag = c.vtime;
     flow->weight = weight;
     flow->active_index = c.active.size();
     c.active.push_back(flow);
@@ -83,9 +83,6 @@ void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
   }
   node->flow = flow;
   node->cost_ns = cost_ns;
-  node->start_tag = std::max(c.vtime, flow->finish_tag);
-  flow->finish_tag =
-      node->start_tag + static_cast<double>(cost_ns) / flow->weight;
   node->prev = flow->back;
   node->next = nullptr;
   (flow->back != nullptr ? flow->back->next : flow->front) = node;
@@ -126,10 +123,13 @@ FairQueue::Node* FairQueue::Pop() {
     if (c.active.empty()) continue;
     Flow* best = c.active.front();
     for (Flow* f : c.active) {
-      if (f->front->start_tag < best->front->start_tag) best = f;
+      if (f->head_tag < best->head_tag) best = f;
     }
     Node* node = best->front;
-    c.vtime = std::max(c.vtime, node->start_tag);
+    c.vtime = std::max(c.vtime, best->head_tag);
+    // Served: the next task starts where this one finishes. (If this was
+    // the last, the flow goes inactive and the tag is set afresh on return.)
+    best->head_tag += static_cast<double>(node->cost_ns) / best->weight;
     Unlink(node);
     return node;
   }
@@ -145,8 +145,7 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority) const {
   const Class& c = classes_[p];
   const Flow* own = FindFlow(tenant, priority);
   // Where the new task would start, in the class's virtual time.
-  const double start =
-      own != nullptr ? std::max(c.vtime, own->finish_tag) : c.vtime;
+  const double start = own != nullptr ? own->finish_tag() : c.vtime;
   for (const Flow* f : c.active) {
     if (f == own) {
       ahead += f->cost_ns;  // its whole flow is before it
@@ -155,7 +154,7 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority) const {
     // The part of f that starts before `start`: about (start - vtime) x
     // its weight, and at least its head if that starts no later.
     double before = (start - c.vtime) * f->weight;
-    if (f->front->start_tag <= start) {
+    if (f->head_tag <= start) {
       before = std::max(before, static_cast<double>(f->front->cost_ns));
     }
     ahead += std::min(f->cost_ns, static_cast<int64_t>(before));
@@ -233,15 +232,14 @@ void FairQueue::CheckInvariants() const {
       Check(f->active_index == i, "active index");
       Check(static_cast<int>(f->priority) == p, "flow in its class");
       Check(f->size > 0 && f->front != nullptr, "active flows have tasks");
+      // No head starts before the virtual time: it advances only to the
+      // smallest head tag, and a flow becoming active starts at it.
+      Check(f->head_tag + 1e-6 >= c.vtime, "head tag behind virtual time");
       size_t n = 0;
       int64_t flow_cost = 0;
-      double previous_tag = -1;
       for (const Node* node = f->front; node != nullptr; node = node->next) {
         Check(node->flow == f, "node's flow");
         Check(node->next != nullptr || node == f->back, "back");
-        Check(node->start_tag >= previous_tag, "tags grow along a flow");
-        Check(node->start_tag + 1e-6 >= 0, "tag");
-        previous_tag = node->start_tag;
         ++n;
         flow_cost += node->cost_ns;
       }

@@ -4,11 +4,19 @@
 // A compute service is shared, and a FIFO serves clients in proportion to
 // what they send: a greedy client starves a modest one. So each (tenant,
 // priority) pair is a flow with its own FIFO, and flows of one class take
-// turns by start-time fair queuing (Goyal et al., SFQ): a task gets the
-// virtual start tag max(class virtual time, its flow's last finish tag), its
-// flow's finish tag advances by cost / weight, and the next task to run is
-// the head with the smallest start tag (the class's virtual time becomes
-// that tag). Costs are estimated run times, so a tenant sending expensive
+// turns by start-time fair queuing (Goyal et al., SFQ): each flow's head
+// has a virtual start tag, the next task to run is the head with the
+// smallest one (the class's virtual time becomes that tag), and the task
+// behind it starts where the served one finished: its tag + cost / weight.
+// A flow that becomes active starts at the class's virtual time. Tags are
+// kept for heads only and advance only when a task is served, so a task
+// taken out before it ran (displaced, cancelled, expired) costs its flow
+// nothing: with a tag fixed per task at push, as in the paper, a tenant
+// whose newest tasks were displaced again and again under overload fell
+// ever further behind, and one of 50 ms tasks got 0.2-0.4 of the CPU
+// against one of 5 ms tasks instead of 0.5. Where no task leaves early
+// the order is the paper's. Costs are estimated run times, so a tenant
+// sending expensive
 // tasks gets no more CPU than one sending cheap ones; weights (default 1)
 // scale a tenant's share. It is work-conserving: only flows with queued
 // work take part, so an idle tenant's share goes to the busy ones, and a
@@ -56,8 +64,7 @@ class FairQueue {
     Node* prev = nullptr;
     Node* next = nullptr;
     Flow* flow = nullptr;  // while queued
-    double start_tag = 0;
-    int64_t cost_ns = 0;  // set by Push; kept after the node leaves
+    int64_t cost_ns = 0;   // set by Push; kept after the node leaves
   };
   struct Flow {
     std::string tenant;
@@ -67,8 +74,12 @@ class FairQueue {
     Node* back = nullptr;
     size_t size = 0;
     int64_t cost_ns = 0;      // of its queued tasks
-    double finish_tag = 0;    // of its last queued task
+    double head_tag = 0;      // virtual start tag of `front`
     size_t active_index = 0;  // in its class's active list
+    // Virtual finish tag of its last queued task.
+    double finish_tag() const {
+      return head_tag + static_cast<double>(cost_ns) / weight;
+    }
   };
 
   FairQueue() = default;
@@ -81,7 +92,8 @@ class FairQueue {
             double weight, int64_t cost_ns);
   // The next task to run, taken out; nullptr when empty.
   Node* Pop();
-  // Takes a queued node out (cancel, expiry, displacement).
+  // Takes a queued node out (cancel, expiry, displacement), uncharged: the
+  // tasks behind it move up into its turn.
   void Remove(Node* node);
 
   bool empty() const { return size_ == 0; }

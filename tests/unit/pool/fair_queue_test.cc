@@ -169,6 +169,35 @@ TEST(FairQueueTest, RemoveKeepsTheRestAndFreesAnEmptyFlow) {
   EXPECT_TRUE(q.queue.empty());
 }
 
+// A task taken out before it ran (displaced, cancelled, expired) costs its
+// flow no turn: under overload the scheduler displaces a tenant's newest
+// tasks again and again, and if each one still advanced its flow's virtual
+// time, a tenant of large tasks would fall ever further behind and starve.
+TEST(FairQueueTest, TasksTakenOutBeforeTheyRanCostTheirFlowNothing) {
+  Queue q;
+  for (int i = 0; i < 30; ++i) q.Push("small", 1);
+  q.Push("large", 10);
+  // Its newest task displaced five times over, as a full queue does.
+  for (int i = 0; i < 5; ++i) q.queue.Remove(q.Push("large", 10));
+  q.Push("large", 10);
+  q.queue.CheckInvariants();
+  // As if the five had never come: large's two tasks start at virtual
+  // times 0 and 10, so each goes after the small task that ties with it.
+  std::vector<std::string> expected = {"small", "large"};
+  for (int i = 0; i < 10; ++i) expected.push_back("small");
+  expected.push_back("large");
+  EXPECT_EQ(q.Pop(13), expected);
+
+  // Its head taken out: the next task takes the head's turn.
+  Queue r;
+  FairQueue::Node* head = r.Push("large", 10);
+  r.Push("large", 10);
+  for (int i = 0; i < 20; ++i) r.Push("small", 1);
+  r.queue.Remove(head);
+  r.queue.CheckInvariants();
+  EXPECT_EQ(r.Pop(2), (std::vector<std::string>{"large", "small"}));
+}
+
 // The expected wait of a new task counts only what would run before it.
 TEST(FairQueueTest, CostAheadIsTheWorkThatRunsFirst) {
   Queue q;
