@@ -8,17 +8,20 @@
 // has a virtual start tag, the next task to run is the head with the
 // smallest one (the class's virtual time becomes that tag), and the task
 // behind it starts where the served one finished: its tag + cost / weight.
-// A flow that becomes active starts at the class's virtual time. Tags are
-// kept for heads only and advance only when a task is served, so a task
-// taken out before it ran (displaced, cancelled, expired) costs its flow
-// nothing: with a tag fixed per task at push, as in the paper, a tenant
-// whose newest tasks were displaced again and again under overload fell
-// ever further behind, and one of 50 ms tasks got 0.2-0.4 of the CPU
-// against one of 5 ms tasks instead of 0.5. Where no task leaves early
-// the order is the paper's. Costs are estimated run times, so a tenant
-// sending expensive
-// tasks gets no more CPU than one sending cheap ones; weights (default 1)
-// scale a tenant's share. It is work-conserving: only flows with queued
+// A flow that becomes active starts at the class's virtual time.
+//
+// Tags are kept for heads only and advance only when a task is served, so
+// a task taken out before it ran (displaced, cancelled, expired) costs its
+// flow nothing. With a tag fixed per task at push, as in the paper, every
+// displaced task still advanced its flow's tags: under overload a tenant
+// whose newest tasks were displaced again and again fell ever further
+// behind, and one of 50 ms tasks got 0.17-0.36 of the CPU against one of
+// 5 ms tasks instead of 0.5. Where no task leaves early, the order is the
+// same as with tags fixed at push.
+//
+// Costs are estimated run times, so a tenant sending expensive tasks gets
+// no more CPU than one sending cheap ones; weights (default 1) scale a
+// tenant's share. It is work-conserving: only flows with queued
 // work take part, so an idle tenant's share goes to the busy ones, and a
 // tenant that returns starts at the current virtual time (no credit saved
 // up while idle).
