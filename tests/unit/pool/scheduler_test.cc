@@ -1,5 +1,6 @@
 // The scheduler's budgets, cost accounting and overload rule, on a
 // SimulatedClock so that every wait and deadline is exact.
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -494,6 +495,57 @@ TEST(SchedulerTest, ATenantUnderItsShareDisplacesOneOverIt) {
   gate.Release();
   ASSERT_TRUE(done.WaitForCount(6));
   EXPECT_EQ(done.Get(100)->outcome, TaskOutcome::kOk);
+}
+
+// Displacement does not starve the tenant it takes from: under sustained
+// overload a tenant of large tasks has its newest one displaced again and
+// again, and the task of its that stays runs in its fair turn, not after
+// everything the displaced ones would have cost.
+TEST(SchedulerTest, ATenantWhoseTasksAreDisplacedKeepsItsTurn) {
+  auto s = MakeScheduler(1, 9);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  const absl::Duration large = absl::Milliseconds(27);
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0), For("gate")).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(100),
+                          For("large", Priority::kDefault, large))
+                  .ok());
+  for (int i = 1; i <= 7; ++i) {
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(i), For("small")).ok()) << i;
+  }
+  for (int round = 0; round < 5; ++round) {
+    const int id = 101 + round;
+    // The ninth place: a large task is admitted...
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(id),
+                            For("large", Priority::kDefault, large))
+                    .ok());
+    // ...and displaced by a small one (the small tenant holds 35 ms + 5 of
+    // a fair 47 ms; the large one 54 ms), which is then cancelled.
+    absl::StatusOr<TaskHandle> small =
+        pool.Submit(Noop(), done.For(10 + round), For("small"));
+    ASSERT_TRUE(small.ok()) << small.status();
+    ASSERT_TRUE(done.WaitForCount(static_cast<size_t>(2 * round + 1)));
+    ASSERT_TRUE(done.Get(id).has_value()) << round;
+    EXPECT_EQ(done.Get(id)->outcome, TaskOutcome::kPreempted);
+    ASSERT_TRUE(pool.Cancel(*small));
+    ASSERT_TRUE(done.WaitForCount(static_cast<size_t>(2 * round + 2)));
+  }
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(200),
+                          For("large", Priority::kDefault, large))
+                  .ok());
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(20));
+  std::vector<int> order = done.Order();
+  auto position = [&](int id) {
+    return std::find(order.begin(), order.end(), id) - order.begin();
+  };
+  // In virtual time the large tenant's second task starts at 27 ms, the
+  // small tenant's seventh at 30: it runs before it. Were the five
+  // displaced tasks charged, it would start at 162 ms, after all seven.
+  EXPECT_LT(position(200), position(7));
+  EXPECT_EQ(done.Get(200)->outcome, TaskOutcome::kOk);
 }
 
 TEST(SchedulerTest, AFullQueueGivesWayToMoreCriticalWork) {
