@@ -506,21 +506,18 @@ TEST(SchedulerTest, ATenantWhoseTasksAreDisplacedKeepsItsTurn) {
   WorkerPool& pool = *s->pool;
   Gate gate;
   Completions done;
-  const absl::Duration large = absl::Milliseconds(27);
+  const TaskOptions large =
+      For("large", Priority::kDefault, absl::Milliseconds(27));
   ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0), For("gate")).ok());
   ASSERT_TRUE(gate.WaitStarted(1));
-  ASSERT_TRUE(pool.Submit(Noop(), done.For(100),
-                          For("large", Priority::kDefault, large))
-                  .ok());
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(100), large).ok());
   for (int i = 1; i <= 7; ++i) {
     ASSERT_TRUE(pool.Submit(Noop(), done.For(i), For("small")).ok()) << i;
   }
   for (int round = 0; round < 5; ++round) {
     const int id = 101 + round;
     // The ninth place: a large task is admitted...
-    ASSERT_TRUE(pool.Submit(Noop(), done.For(id),
-                            For("large", Priority::kDefault, large))
-                    .ok());
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(id), large).ok());
     // ...and displaced by a small one (the small tenant holds 35 ms + 5 of
     // a fair 47 ms; the large one 54 ms), which is then cancelled.
     absl::StatusOr<TaskHandle> small =
@@ -532,9 +529,7 @@ TEST(SchedulerTest, ATenantWhoseTasksAreDisplacedKeepsItsTurn) {
     ASSERT_TRUE(pool.Cancel(*small));
     ASSERT_TRUE(done.WaitForCount(static_cast<size_t>(2 * round + 2)));
   }
-  ASSERT_TRUE(pool.Submit(Noop(), done.For(200),
-                          For("large", Priority::kDefault, large))
-                  .ok());
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(200), large).ok());
   gate.Release();
   ASSERT_TRUE(done.WaitForCount(20));
   std::vector<int> order = done.Order();
