@@ -14,7 +14,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
 import Ajv2019 from "ajv/dist/2019.js";
-import { checker } from "./checks.mjs";
+import { checker, memoryBudgetFits } from "./checks.mjs";
 
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -85,6 +85,12 @@ const seconds = (d) => {
   const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$/.exec(String(d));
   return m && String(d) !== "" ? (Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0) + Number(m[4] ?? 0) / 1000) : NaN;
 };
+// A compose byte value (mem_limit: 512m): units b, k, m, g (or kb, mb, gb),
+// x1024, as the engines read them.
+const composeBytes = (v) => {
+  const m = /^(\d+)\s*([bkmg]?)b?$/i.exec(String(v));
+  return m ? Number(m[1]) * 1024 ** "bkmg".indexOf(m[2].toLowerCase() || "b") : NaN;
+};
 const envOf = (s) => Array.isArray(s.environment)
   ? Object.fromEntries(s.environment.map((e) => [e.split("=")[0], e.split("=").slice(1).join("=")]))
   : (s.environment ?? {});
@@ -106,6 +112,11 @@ if (check(c, "service compute")) {
   const grace = seconds(c.stop_grace_period ?? "10s");
   check(grace > drain, `compute: stop_grace_period (${grace}s) > COMPUTE_DRAIN_TIMEOUT (${drain}s)`);
   check(!c.stop_signal || c.stop_signal === "SIGTERM", "compute: stopped with SIGTERM (it drains on SIGTERM)");
+  const memLimit = composeBytes(c.mem_limit);
+  if (check(memLimit > 0, `compute: mem_limit set (got ${c.mem_limit})`)) {
+    const fits = memoryBudgetFits(envOf(c).COMPUTE_MAX_INFLIGHT_BYTES, memLimit);
+    check(fits.ok, `compute: ${fits.what}`);
+  }
 }
 
 const p = svc.prometheus;

@@ -13,12 +13,14 @@
 #     overlays/prod; every rendered object is validated against the
 #     Kubernetes, prometheus-operator and KEDA schemas, with unknown fields
 #     rejected (validate-k8s.mjs); deployment rules (probes, securityContext,
-#     shutdown timing, selectors, autoscaling per overlay; base and dev hold
+#     shutdown timing, the byte budget against the memory limit (checks.mjs),
+#     selectors, autoscaling per overlay; base and dev hold
 #     only built-in kinds, so they apply without the operators' CRDs; prod's
 #     image is a registry's versioned one: policy-k8s.mjs); the
 #     PrometheusRule's groups equal alerts.yml and pass promtool.
 #  4. Negative tests: misspelled fields (replicaz, a nested probe field, CRD
 #     fields), a wrong type, an unknown kind, too short a grace period, a
+#     memory limit too small for the byte budget (k8s and compose), a
 #     drifted PrometheusRule and a misspelled compose key must each fail.
 #  5. Grafana and PromQL: dashboard_promql.sh sends every panel's, alert's and
 #     the KEDA trigger's PromQL to a real Prometheus. With
@@ -152,6 +154,9 @@ if [[ -f $tmp/prod.yaml ]]; then
   m grace Deployment set spec.template.spec.terminationGracePeriodSeconds 20
   expect_fail "policy-k8s on a grace period shorter than preStop + drain" 'terminationGracePeriodSeconds \(20\)' \
     node "$here/policy-k8s.mjs" "$neg/grace.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
+  m memtight Deployment set spec.template.spec.containers.0.resources.limits.memory '"512Mi"'
+  expect_fail "policy-k8s on a memory limit the byte budget does not fit" '2\.5 x COMPUTE_MAX_INFLIGHT_BYTES \(320Mi' \
+    node "$here/policy-k8s.mjs" "$neg/memtight.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
   m drift PrometheusRule set spec.groups.0.rules.0.for '"1m"'
   expect_fail "policy-k8s on a PrometheusRule that differs from alerts.yml" 'PrometheusRule groups equal' \
     node "$here/policy-k8s.mjs" "$neg/drift.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
@@ -173,6 +178,9 @@ fi
 sed 's/"${BIND_ADDRESS:-127.0.0.1}:3000:3000"/"3000:3000"/' docker-compose.yml >"$tmp/open-compose.yml"
 expect_fail "check-compose on a port published on every interface" 'is published on 127.0.0.1' \
   node "$here/check-compose.mjs" "$tmp/open-compose.yml" "$root"
+sed '/COMPUTE_MAX_INFLIGHT_BYTES/d' docker-compose.yml >"$tmp/auto-budget-compose.yml"
+expect_fail "check-compose on the default byte budget (half of mem_limit)" '2\.5 x COMPUTE_MAX_INFLIGHT_BYTES \(auto' \
+  node "$here/check-compose.mjs" "$tmp/auto-budget-compose.yml" "$root"
 sed 's/^    read_only: true/    read_onlyy: true/' docker-compose.yml >"$tmp/bad-compose.yml"
 expect_fail "check-compose on a misspelled key" 'must NOT have additional properties \(read_onlyy\)' \
   node "$here/check-compose.mjs" "$tmp/bad-compose.yml" "$root"

@@ -9,3 +9,29 @@ export function checker() {
   };
   return checks;
 }
+
+// Bytes of a size as compute-server's --max_inflight_bytes and Kubernetes
+// write them: a whole number, optionally with Ki, Mi, Gi, Ti (x1024) or k,
+// K, M, G, T (x1000); NaN otherwise. `auto` is the caller's to handle.
+const UNITS = { "": 1, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+export function byteSize(text) {
+  const m = /^(\d+)([A-Za-z]*)$/.exec(String(text));
+  return m && m[2] in UNITS ? Number(m[1]) * UNITS[m[2]] : NaN;
+}
+
+// The memory rule every deployment of compute-server keeps: by
+// construction the server holds at most about 2.5x its byte budget
+// (--max_inflight_bytes for queued and running calls and unsent answers,
+// plus gRPC's transport quota, which the server sizes at 1.5x it), and
+// that must leave a fifth of the container's memory limit for the process
+// itself (threads, code, the allocator). The budget's default, half the
+// limit, does not: 2.5 x 1/2 = 1.25x the limit. Returns the check's text,
+// with `ok`.
+export function memoryBudgetFits(budgetText, limitBytes) {
+  const budget = budgetText === undefined || budgetText === "auto" ? limitBytes / 2 : byteSize(budgetText);
+  const mib = (b) => `${Math.round(b / 2 ** 20)} MiB`;
+  return {
+    ok: budget > 0 && 2.5 * budget <= 0.8 * limitBytes,
+    what: `2.5 x COMPUTE_MAX_INFLIGHT_BYTES (${budgetText ?? "auto"}: ${mib(2.5 * budget)}) <= 0.8 x the memory limit (${mib(0.8 * limitBytes)})`,
+  };
+}

@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 import YAML from "yaml";
-import { checker } from "./checks.mjs";
+import { byteSize, checker, memoryBudgetFits } from "./checks.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name) => {
@@ -112,6 +112,12 @@ const drain = seconds(env.COMPUTE_DRAIN_TIMEOUT ?? "20s");
 const grace = spec.terminationGracePeriodSeconds ?? 30;
 check(grace > preStopSeconds + drain,
   `terminationGracePeriodSeconds (${grace}) > preStop (${preStopSeconds}) + drain_timeout (${drain})`);
+// Memory: the byte budget leaves the process a fifth of the limit (checks.mjs).
+const memLimit = byteSize(res.limits?.memory);
+if (check(memLimit > 0, `memory limit is a byte quantity (got ${res.limits?.memory})`)) {
+  const fits = memoryBudgetFits(env.COMPUTE_MAX_INFLIGHT_BYTES, memLimit);
+  check(fits.ok, fits.what);
+}
 const lp = c.livenessProbe ?? {};
 check((lp.periodSeconds ?? 10) * (lp.failureThreshold ?? 3) > drain,
   `liveness period x failureThreshold > drain_timeout (health is NOT_SERVING while draining)`);
