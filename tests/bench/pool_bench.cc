@@ -21,6 +21,14 @@
 //   - BM_MinimalPool: the textbook mutex + condition_variable + deque of
 //     std::function pool (MinimalPool below), the baseline to beat.
 //   - BM_ThreadPerTask: one std::thread per task, the anti-pattern.
+//   - BM_WorkerPoolWithDeadlineSerial, BM_MinimalPoolSerial: the same
+//     tasks (with deadlines for WorkerPool), 1 worker, with the submitter
+//     and the worker never running at once: the worker is held by a gate
+//     task while the batch is submitted, then released to drain it. The
+//     time is the submitting plus the draining (counters submit_ns and
+//     drain_ns per task), so it is each side's own work per task without
+//     the lock's contention, which the runs above include and which, on a
+//     VM, costs futex system calls.
 //
 // After the runs a Markdown summary prints tasks/s, ns/task and the ratio to
 // the minimal pool at the same worker count, all from this one process. With
@@ -205,6 +213,106 @@ void BM_MinimalPool(benchmark::State& state) {
   timer.Finish(state);
 }
 
+// Times BM_*Serial's two phases; the iteration's time is their sum.
+class SerialTimer {
+ public:
+  using Clock = std::chrono::steady_clock;
+  void StartSubmit() { start_ = Clock::now(); }
+  void StartDrain() { drain_start_ = Clock::now(); }
+  void EndDrain(benchmark::State& state) {
+    const Clock::time_point end = Clock::now();
+    const std::chrono::duration<double> submit = drain_start_ - start_;
+    const std::chrono::duration<double> drain = end - drain_start_;
+    submit_s_ += submit.count();
+    drain_s_ += drain.count();
+    state.SetIterationTime(submit.count() + drain.count());
+  }
+  void Finish(benchmark::State& state, int batch) const {
+    const double tasks = static_cast<double>(state.iterations()) * batch;
+    state.SetItemsProcessed(static_cast<int64_t>(tasks));
+    if (tasks == 0) return;
+    state.counters["submit_ns"] = submit_s_ * 1e9 / tasks;
+    state.counters["drain_ns"] = drain_s_ * 1e9 / tasks;
+  }
+
+ private:
+  Clock::time_point start_, drain_start_;
+  double submit_s_ = 0, drain_s_ = 0;
+};
+
+void BM_WorkerPoolWithDeadlineSerial(benchmark::State& state) {
+  bench::BatchLatch latch;
+  bench::BatchLatch gate_entered;  // the worker is held
+  bench::BatchLatch gate_open;     // ... until this counts down
+  std::unique_ptr<WorkerPool> pool =
+      bench::FixedPool(state, 1, kQueueCapacity, nullptr);
+  if (pool == nullptr) return;
+  TaskOptions options;
+  SerialTimer timer;
+  auto done = [&latch](const TaskResult&) { latch.CountDown(); };
+  for (auto _ : state) {
+    latch.Reset(kBatch + 1);
+    gate_entered.Reset(1);
+    gate_open.Reset(1);
+    absl::StatusOr<TaskHandle> gate = pool->Submit(
+        [&](const CancelToken&) {
+          gate_entered.CountDown();
+          gate_open.Wait();
+          return absl::OkStatus();
+        },
+        done);
+    if (!gate.ok()) {
+      state.SkipWithError(gate.status().ToString().c_str());
+      return;
+    }
+    gate_entered.Wait();
+    const absl::Time base = pool->clock().Now() + kDeadlineAhead;
+    timer.StartSubmit();
+    for (int i = 0; i < kBatch; ++i) {
+      options.deadline = base + absl::Nanoseconds(i);
+      absl::StatusOr<TaskHandle> handle = pool->Submit(
+          [](const CancelToken&) { return absl::OkStatus(); }, done, options);
+      if (!handle.ok()) {
+        state.SkipWithError(handle.status().ToString().c_str());
+        gate_open.CountDown();  // the pool's destructor drains the rest
+        return;
+      }
+    }
+    timer.StartDrain();
+    gate_open.CountDown();
+    latch.Wait();
+    timer.EndDrain(state);
+  }
+  timer.Finish(state, kBatch);
+}
+
+void BM_MinimalPoolSerial(benchmark::State& state) {
+  bench::BatchLatch latch;
+  bench::BatchLatch gate_entered;
+  bench::BatchLatch gate_open;
+  MinimalPool pool(1);
+  SerialTimer timer;
+  for (auto _ : state) {
+    latch.Reset(kBatch);
+    gate_entered.Reset(1);
+    gate_open.Reset(1);
+    pool.Submit([&] {
+      gate_entered.CountDown();
+      gate_open.Wait();
+    });
+    gate_entered.Wait();
+    timer.StartSubmit();
+    for (int i = 0; i < kBatch; ++i) {
+      pool.Submit([&latch] { latch.CountDown(); });
+    }
+    timer.StartDrain();
+    gate_open.CountDown();
+    latch.Wait();
+    timer.EndDrain(state);
+  }
+  timer.Finish(state, kBatch);
+}
+
 void BM_ThreadPerTask(benchmark::State& state) {
   bench::BatchLatch latch;
   std::vector<std::thread> threads;
@@ -237,6 +345,18 @@ BENCHMARK(BM_WorkerPool)->Apply(PoolArgs);
 BENCHMARK(BM_WorkerPoolWithDeadline)->Apply(PoolArgs);
 BENCHMARK(BM_WorkerPoolWithObserver)->Apply(PoolArgs);
 BENCHMARK(BM_MinimalPool)->Apply(PoolArgs);
+void SerialArgs(benchmark::internal::Benchmark* b) {
+  b->ArgName("workers")
+      ->Arg(1)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond)
+      ->MinTime(kMinTimeSeconds)
+      ->Repetitions(bench::Repetitions(kRepetitions))
+      ->ReportAggregatesOnly(true);
+}
+
+BENCHMARK(BM_WorkerPoolWithDeadlineSerial)->Apply(SerialArgs);
+BENCHMARK(BM_MinimalPoolSerial)->Apply(SerialArgs);
 BENCHMARK(BM_ThreadPerTask)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond)
@@ -263,16 +383,20 @@ class SummaryReporter : public bench::RateReporter {
       const Entry& entry = results_.at(key);
       const auto& [function, args] = key;
       std::string ratio = "-";
-      if (function == "BM_MinimalPool") {
+      const bool serial = function.ends_with("Serial");
+      const std::string baseline =
+          serial ? "BM_MinimalPoolSerial" : "BM_MinimalPool";
+      if (function == baseline) {
         ratio = "1.00x";
       } else if (!args.empty()) {
-        ratio = Ratio({function, args}, {"BM_MinimalPool", args});
+        ratio = Ratio({function, args}, {baseline, args});
       }
       out << absl::StrFormat(
           "| %s | %s | %.0f | %.1f | %s |\n", PoolName(function), Workers(args),
           entry.tasks_per_second, 1e9 / entry.tasks_per_second, ratio);
     }
-    out << "\n";
+    out << "\n(serial rows: against the serial minimal pool; their "
+           "submit_ns and drain_ns are above)\n\n";
     for (int n : {1, 2}) {
       const std::string args = absl::StrFormat("workers:%d", n);
       std::string ratio =
@@ -292,9 +416,13 @@ class SummaryReporter : public bench::RateReporter {
  private:
   // Known pools in this order, each by worker count; anything else after.
   std::vector<Key> Rows() const {
-    static const char* const kOrder[] = {
-        "BM_WorkerPool", "BM_WorkerPoolWithDeadline",
-        "BM_WorkerPoolWithObserver", "BM_MinimalPool", "BM_ThreadPerTask"};
+    static const char* const kOrder[] = {"BM_WorkerPool",
+                                         "BM_WorkerPoolWithDeadline",
+                                         "BM_WorkerPoolWithObserver",
+                                         "BM_MinimalPool",
+                                         "BM_WorkerPoolWithDeadlineSerial",
+                                         "BM_MinimalPoolSerial",
+                                         "BM_ThreadPerTask"};
     std::vector<Key> rows;
     for (const char* function : kOrder) {
       for (const auto& [key, entry] : results_) {
@@ -338,6 +466,12 @@ class SummaryReporter : public bench::RateReporter {
     }
     if (function == "BM_MinimalPool") {
       return "minimal pool (mutex + condvar + deque)";
+    }
+    if (function == "BM_WorkerPoolWithDeadlineSerial") {
+      return "serial (one side at a time): WorkerPool + deadline";
+    }
+    if (function == "BM_MinimalPoolSerial") {
+      return "serial (one side at a time): minimal pool";
     }
     if (function == "BM_ThreadPerTask") return "one std::thread per task";
     if (function.rfind("BM_", 0) == 0) return function.substr(3);
