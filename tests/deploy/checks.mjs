@@ -30,6 +30,9 @@ export function byteSize(text) {
 export function memoryBudgetFits(budgetText, limitBytes) {
   const budget = budgetText === undefined || budgetText === "auto" ? limitBytes / 2 : byteSize(budgetText);
   const mib = (b) => `${Math.round(b / 2 ** 20)} MiB`;
+  if (budget === 0) {
+    return { ok: false, what: "COMPUTE_MAX_INFLIGHT_BYTES=0 (no byte budget) under a memory limit: set one (2.5x it <= 0.8x the limit)" };
+  }
   return {
     ok: budget > 0 && 2.5 * budget <= 0.8 * limitBytes,
     what: `2.5 x COMPUTE_MAX_INFLIGHT_BYTES (${budgetText ?? "auto"}: ${mib(2.5 * budget)}) <= 0.8 x the memory limit (${mib(0.8 * limitBytes)})`,
