@@ -13,6 +13,7 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/wire_format_lite.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/slice.h"
 
 namespace compute::service {
@@ -36,6 +37,9 @@ class ReleasingSliceStream : public google::protobuf::io::ZeroCopyInputStream {
  public:
   explicit ReleasingSliceStream(std::vector<grpc::Slice> slices)
       : slices_(std::move(slices)) {}
+  ~ReleasingSliceStream() override { ReleaseReceived(&slices_); }
+  ReleasingSliceStream(const ReleasingSliceStream&) = delete;
+  ReleasingSliceStream& operator=(const ReleasingSliceStream&) = delete;
 
   bool Next(const void** data, int* size) override {
     if (backed_up_ > 0) {
@@ -47,7 +51,7 @@ class ReleasingSliceStream : public google::protobuf::io::ZeroCopyInputStream {
       backed_up_ = 0;
       return true;
     }
-    if (next_ > 0) slices_[next_ - 1] = grpc::Slice();  // done with it
+    if (next_ > 0) ReleaseReceived(&slices_[next_ - 1]);  // done with it
     while (next_ < slices_.size() && slices_[next_].size() == 0) ++next_;
     if (next_ == slices_.size()) return false;
     const grpc::Slice& slice = slices_[next_++];
@@ -282,6 +286,40 @@ absl::Status NotARunRequest(size_t size) {
 
 }  // namespace
 
+void ReleaseReceived(std::vector<grpc::Slice>* slices) {
+  if (slices->empty()) return;
+  // A byte buffer takes a reference to each slice; its destruction
+  // (grpc_byte_buffer_destroy, which makes an ExecCtx) drops the last ones.
+  // (grpc_slice_buffer_destroy makes none in gRPC 1.51.)
+  grpc::ByteBuffer last_references(slices->data(), slices->size());
+  slices->clear();  // none of these is the last reference now
+  last_references.Clear();
+}
+
+void ReleaseReceived(grpc::Slice* slice) {
+  std::vector<grpc::Slice> one;
+  one.push_back(std::move(*slice));
+  *slice = grpc::Slice();
+  ReleaseReceived(&one);
+}
+
+namespace {
+
+// Releases a function's received slices with ReleaseReceived on every
+// return path.
+class ReleaseOnExit {
+ public:
+  explicit ReleaseOnExit(std::vector<grpc::Slice>* slices) : slices_(slices) {}
+  ~ReleaseOnExit() { ReleaseReceived(slices_); }
+  ReleaseOnExit(const ReleaseOnExit&) = delete;
+  ReleaseOnExit& operator=(const ReleaseOnExit&) = delete;
+
+ private:
+  std::vector<grpc::Slice>* const slices_;
+};
+
+}  // namespace
+
 absl::Status ParseRunRequest(grpc::ByteBuffer& bytes,
                              compute::v1::RunRequest* request,
                              ReceivedPayload* payload) {
@@ -292,6 +330,7 @@ absl::Status ParseRunRequest(grpc::ByteBuffer& bytes,
   }
   const size_t size = bytes.Length();
   std::vector<grpc::Slice> slices;
+  ReleaseOnExit release(&slices);  // whatever is left in it on return
   const bool dumped = bytes.Dump(&slices).ok();
   bytes.Clear();  // the slices now hold the only references
   if (!dumped) return NotARunRequest(size);

@@ -44,15 +44,36 @@ inline constexpr size_t kZeroCopyMinBytes = 64 * 1024;
 // alone (a copy that costs nothing next to the call).
 inline constexpr size_t kZeroCopyRequestMinBytes = 64 * 1024;
 
+// Drops received slices (emptied) or one slice (made empty) on a thread
+// that has no gRPC execution context, such as a worker or an I/O thread
+// after the completion queue handed it an event. Received bytes belong to
+// the transport's resource quota, and when the last reference to some of
+// them goes while the quota is under pressure, gRPC 1.51 wakes the
+// quota's reclaimer through the calling thread's execution context:
+// grpc::Slice's destructor (grpc_slice_unref) makes none, nor does
+// grpc_slice_buffer_destroy, and dropping the last reference there crashed
+// the server (a null ExecCtx in ExecCtx::Run) under bursts of large calls
+// that filled the quota. These hand the last references to a byte buffer,
+// whose destruction (grpc_byte_buffer_destroy) makes one.
+void ReleaseReceived(std::vector<grpc::Slice>* slices);
+void ReleaseReceived(grpc::Slice* slice);
+
 // A request's payload left in its received bytes: `pieces` (in order) lie
-// in `slices`, which keep them alive.
+// in `slices`, which keep them alive. Released with ReleaseReceived (see
+// above), on Clear and at the latest when it is destroyed; not copied or
+// moved, so no slice is dropped any other way.
 struct ReceivedPayload {
   std::vector<grpc::Slice> slices;
   std::vector<absl::string_view> pieces;
 
+  ReceivedPayload() = default;
+  ReceivedPayload(const ReceivedPayload&) = delete;
+  ReceivedPayload& operator=(const ReceivedPayload&) = delete;
+  ~ReceivedPayload() { Clear(); }
+
   void Clear() {
     pieces.clear();
-    slices.clear();
+    ReleaseReceived(&slices);
   }
 };
 

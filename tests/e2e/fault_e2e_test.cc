@@ -791,6 +791,73 @@ TEST(FaultE2eTest, UnreadAnswersAreHeldInTheMemoryBudget) {
   EXPECT_EQ(server.Wait().code, 0);
 }
 
+// A burst of large calls that fills gRPC's transport quota (sized from
+// --max_inflight_bytes) is answered, call by call, and the server lives
+// on. The received bytes belong to that quota; when the server dropped
+// the last reference to some of them on its own threads (a worker
+// finishing a call, an I/O thread parsing one) while the quota was under
+// pressure, gRPC 1.51 woke the quota's reclaimer through an execution
+// context that thread did not have, and the process died of a null
+// dereference (grpc_core::ExecCtx::Run), 2 bursts in 3 at this scale of
+// 64 x 16 MiB against an 80 MiB budget. Here: 1 MiB blurs under an 8 MiB
+// budget (a 12 MiB quota), 48 at once from 4 connections, three bursts.
+// Each call ends OK, refused (RESOURCE_EXHAUSTED), or UNAVAILABLE when the
+// quota, full, makes gRPC close a connection (GOAWAY: its way of freeing
+// memory below the handler, which a client retries); after each burst a
+// small call is served, and SIGTERM ends the server cleanly.
+TEST(FaultE2eTest, BurstsOfLargeCallsThatFillTheTransportQuotaAreAnswered) {
+  ServerProcess server({"--address=127.0.0.1", "--port=0", "--workers=2",
+                        "--max_inflight_bytes=8Mi", "--metrics_port=0"});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  constexpr int kConnections = 4;
+  constexpr int kCallsPerConnection = 12;
+  std::vector<std::unique_ptr<compute::v1::Compute::Stub>> stubs;
+  for (int c = 0; c < kConnections; ++c) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection each
+    stubs.push_back(compute::v1::Compute::NewStub(
+        grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", *port),
+                                  grpc::InsecureChannelCredentials(), args)));
+  }
+  const compute::v1::RunRequest blur = BlurOf(1024, 1024);
+  for (int burst = 0; burst < 3; ++burst) {
+    std::vector<grpc::Status> statuses(kConnections * kCallsPerConnection);
+    std::vector<std::thread> callers;
+    for (size_t i = 0; i < statuses.size(); ++i) {
+      callers.emplace_back([&, i] {
+        grpc::ClientContext context;
+        context.set_deadline(
+            absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+        compute::v1::RunResponse response;
+        statuses[i] = stubs[i % kConnections]->Run(&context, blur, &response);
+      });
+    }
+    for (std::thread& t : callers) t.join();
+    int ok = 0;
+    for (const grpc::Status& s : statuses) {
+      EXPECT_TRUE(s.ok() ||
+                  s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                  s.error_code() == grpc::StatusCode::UNAVAILABLE)
+          << "burst " << burst << ": " << s.error_code() << " "
+          << s.error_message();
+      ok += s.ok() ? 1 : 0;
+    }
+    EXPECT_GT(ok, 0) << "burst " << burst;
+    // Still serving: a small call after the burst.
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    compute::v1::RunResponse response;
+    grpc::Status after = stubs[0]->Run(&context, Fib(10), &response);
+    ASSERT_TRUE(after.ok())
+        << "after burst " << burst << ": " << after.error_code() << " "
+        << after.error_message();
+  }
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(absl::Seconds(30)).code, 0);
+}
+
 // Every call counted once: a mixed storm (calls that run OK, calls a full
 // queue refuses, bad input, calls whose deadline passed before they
 // arrived, client cancels, deadlines too short for the work), then one
