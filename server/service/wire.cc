@@ -297,10 +297,9 @@ void ReleaseReceived(std::vector<grpc::Slice>* slices) {
 }
 
 void ReleaseReceived(grpc::Slice* slice) {
-  std::vector<grpc::Slice> one;
-  one.push_back(std::move(*slice));
-  *slice = grpc::Slice();
-  ReleaseReceived(&one);
+  grpc::ByteBuffer last_reference(slice, 1);
+  *slice = grpc::Slice();  // not the last reference now
+  last_reference.Clear();
 }
 
 namespace {

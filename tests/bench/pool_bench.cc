@@ -240,10 +240,29 @@ class SerialTimer {
   double submit_s_ = 0, drain_s_ = 0;
 };
 
+// Holds BM_*Serial's one worker: the gate task runs Hold(), the benchmark
+// waits for WaitHeld() before it submits, then Open() lets the worker drain.
+class WorkerGate {
+ public:
+  void Reset() {
+    entered_.Reset(1);
+    open_.Reset(1);
+  }
+  void Hold() {
+    entered_.CountDown();
+    open_.Wait();
+  }
+  void WaitHeld() { entered_.Wait(); }
+  void Open() { open_.CountDown(); }
+
+ private:
+  bench::BatchLatch entered_;
+  bench::BatchLatch open_;
+};
+
 void BM_WorkerPoolWithDeadlineSerial(benchmark::State& state) {
   bench::BatchLatch latch;
-  bench::BatchLatch gate_entered;  // the worker is held
-  bench::BatchLatch gate_open;     // ... until this counts down
+  WorkerGate gate;
   std::unique_ptr<WorkerPool> pool =
       bench::FixedPool(state, 1, kQueueCapacity, nullptr);
   if (pool == nullptr) return;
@@ -252,20 +271,18 @@ void BM_WorkerPoolWithDeadlineSerial(benchmark::State& state) {
   auto done = [&latch](const TaskResult&) { latch.CountDown(); };
   for (auto _ : state) {
     latch.Reset(kBatch + 1);
-    gate_entered.Reset(1);
-    gate_open.Reset(1);
-    absl::StatusOr<TaskHandle> gate = pool->Submit(
-        [&](const CancelToken&) {
-          gate_entered.CountDown();
-          gate_open.Wait();
+    gate.Reset();
+    absl::StatusOr<TaskHandle> held = pool->Submit(
+        [&gate](const CancelToken&) {
+          gate.Hold();
           return absl::OkStatus();
         },
         done);
-    if (!gate.ok()) {
-      state.SkipWithError(gate.status().ToString().c_str());
+    if (!held.ok()) {
+      state.SkipWithError(held.status().ToString().c_str());
       return;
     }
-    gate_entered.Wait();
+    gate.WaitHeld();
     const absl::Time base = pool->clock().Now() + kDeadlineAhead;
     timer.StartSubmit();
     for (int i = 0; i < kBatch; ++i) {
@@ -274,12 +291,12 @@ void BM_WorkerPoolWithDeadlineSerial(benchmark::State& state) {
           [](const CancelToken&) { return absl::OkStatus(); }, done, options);
       if (!handle.ok()) {
         state.SkipWithError(handle.status().ToString().c_str());
-        gate_open.CountDown();  // the pool's destructor drains the rest
+        gate.Open();  // the pool's destructor drains the rest
         return;
       }
     }
     timer.StartDrain();
-    gate_open.CountDown();
+    gate.Open();
     latch.Wait();
     timer.EndDrain(state);
   }
@@ -288,25 +305,20 @@ void BM_WorkerPoolWithDeadlineSerial(benchmark::State& state) {
 
 void BM_MinimalPoolSerial(benchmark::State& state) {
   bench::BatchLatch latch;
-  bench::BatchLatch gate_entered;
-  bench::BatchLatch gate_open;
+  WorkerGate gate;
   MinimalPool pool(1);
   SerialTimer timer;
   for (auto _ : state) {
     latch.Reset(kBatch);
-    gate_entered.Reset(1);
-    gate_open.Reset(1);
-    pool.Submit([&] {
-      gate_entered.CountDown();
-      gate_open.Wait();
-    });
-    gate_entered.Wait();
+    gate.Reset();
+    pool.Submit([&gate] { gate.Hold(); });
+    gate.WaitHeld();
     timer.StartSubmit();
     for (int i = 0; i < kBatch; ++i) {
       pool.Submit([&latch] { latch.CountDown(); });
     }
     timer.StartDrain();
-    gate_open.CountDown();
+    gate.Open();
     latch.Wait();
     timer.EndDrain(state);
   }
@@ -330,15 +342,16 @@ void BM_ThreadPerTask(benchmark::State& state) {
   timer.Finish(state);
 }
 
-void PoolArgs(benchmark::internal::Benchmark* b) {
-  b->ArgName("workers")
-      ->Arg(1)
-      ->Arg(2)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond)
+// What every benchmark here shares: unit, length, repetitions.
+void Timing(benchmark::internal::Benchmark* b) {
+  b->Unit(benchmark::kMillisecond)
       ->MinTime(kMinTimeSeconds)
       ->Repetitions(bench::Repetitions(kRepetitions))
       ->ReportAggregatesOnly(true);
+}
+
+void PoolArgs(benchmark::internal::Benchmark* b) {
+  b->ArgName("workers")->Arg(1)->Arg(2)->UseRealTime()->Apply(Timing);
 }
 
 BENCHMARK(BM_WorkerPool)->Apply(PoolArgs);
@@ -346,23 +359,12 @@ BENCHMARK(BM_WorkerPoolWithDeadline)->Apply(PoolArgs);
 BENCHMARK(BM_WorkerPoolWithObserver)->Apply(PoolArgs);
 BENCHMARK(BM_MinimalPool)->Apply(PoolArgs);
 void SerialArgs(benchmark::internal::Benchmark* b) {
-  b->ArgName("workers")
-      ->Arg(1)
-      ->UseManualTime()
-      ->Unit(benchmark::kMillisecond)
-      ->MinTime(kMinTimeSeconds)
-      ->Repetitions(bench::Repetitions(kRepetitions))
-      ->ReportAggregatesOnly(true);
+  b->ArgName("workers")->Arg(1)->UseManualTime()->Apply(Timing);
 }
 
 BENCHMARK(BM_WorkerPoolWithDeadlineSerial)->Apply(SerialArgs);
 BENCHMARK(BM_MinimalPoolSerial)->Apply(SerialArgs);
-BENCHMARK(BM_ThreadPerTask)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond)
-    ->MinTime(kMinTimeSeconds)
-    ->Repetitions(bench::Repetitions(kRepetitions))
-    ->ReportAggregatesOnly(true);
+BENCHMARK(BM_ThreadPerTask)->UseRealTime()->Apply(Timing);
 
 // ---- Summary ---------------------------------------------------------------
 
