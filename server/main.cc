@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/base/openssl_exit.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/malloc_setup.h"
@@ -103,6 +104,7 @@ std::string DescribeReturner(const compute::MemoryReturner::Options& o,
 int main(int argc, char** argv) {
   // Before any thread allocates.
   const std::string large_allocations = compute::SetUpLargeAllocations();
+  compute::base::KeepOpenSslThroughExit();
   // Debian builds abseil with its Mutex deadlock detection on, and gRPC
   // takes absl::Mutex on every call: the lock-order graph it keeps cost
   // ~10% of the server's CPU under load (perf). Our own locks are checked
