@@ -34,7 +34,7 @@ ABSL_FLAG(int, queue_capacity, 64,
           "(0: queueless)");
 ABSL_FLAG(std::string, max_inflight_bytes, "auto",
           "bytes queued and running requests and responses may hold, like "
-          "512Mi or 2G; beyond, RESOURCE_EXHAUSTED (auto: half the cgroup "
+          "512Mi or 2G; beyond, RESOURCE_EXHAUSTED (auto: 5/16 of the cgroup "
           "memory limit, else 512Mi; 0: no limit)");
 ABSL_FLAG(absl::Duration, target_queue_wait, absl::Milliseconds(100),
           "under sustained overload, the queue wait admission holds a "
@@ -251,9 +251,14 @@ absl::Status InRange(absl::string_view name, int v, int lo, int hi) {
   return absl::OkStatus();
 }
 
-// --max_inflight_bytes into *bytes, and why into *reason. Half the cgroup
-// limit when auto: the rest is for the process itself, gRPC's buffers and
-// the copies a call makes on its way in and out.
+// --max_inflight_bytes into *bytes, and why into *reason. When auto, 5/16
+// of the cgroup limit: the server holds up to about 2.5x its budget (the
+// budget itself, plus gRPC's resource quota, which server/service/server.cc
+// sizes at 1.5x it), and 2.5 x 5/16 = 78% of the limit leaves the rest to
+// the process itself (threads, code, the allocator). The first default,
+// half the limit, let a burst of large calls get the server OOM-killed
+// under 512 MiB and 256 MiB cgroups; 5/16 lived under 256 MiB, 512 MiB and
+// 1 GiB (README, "Memory" under Kubernetes).
 absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
                               int64_t* bytes, std::string* reason) {
   std::string text = absl::GetFlag(FLAGS_max_inflight_bytes);
@@ -261,8 +266,8 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
     if (memory.limit_bytes.has_value()) {
       // A cgroup under 2 MiB cannot run the server anyway; keep the
       // minimum rather than fail on a limit nobody chose for us.
-      *bytes = std::max(kMinInflightBytes, *memory.limit_bytes / 2);
-      *reason = absl::StrCat("half the cgroup memory limit (",
+      *bytes = std::max(kMinInflightBytes, *memory.limit_bytes / 16 * 5);
+      *reason = absl::StrCat("5/16 of the cgroup memory limit (",
                              FormatByteSize(*memory.limit_bytes), ")");
     } else {
       *bytes = kDefaultInflightBytes;

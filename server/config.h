@@ -31,7 +31,7 @@ struct Config {
   // The cgroup memory limit, which sizes max_inflight_bytes when it is auto.
   MemoryLimit memory;
   // How server.pool.max_inflight_bytes was chosen, for the start-up log:
-  // "half the cgroup memory limit (2 GiB)", "default (no cgroup memory
+  // "5/16 of the cgroup memory limit (2 GiB)", "default (no cgroup memory
   // limit)", "set by --max_inflight_bytes", "no limit (set by
   // COMPUTE_MAX_INFLIGHT_BYTES)".
   std::string max_inflight_bytes_reason;

@@ -178,9 +178,9 @@ fi
 sed 's/"${BIND_ADDRESS:-127.0.0.1}:3000:3000"/"3000:3000"/' docker-compose.yml >"$tmp/open-compose.yml"
 expect_fail "check-compose on a port published on every interface" 'is published on 127.0.0.1' \
   node "$here/check-compose.mjs" "$tmp/open-compose.yml" "$root"
-sed '/COMPUTE_MAX_INFLIGHT_BYTES/d' docker-compose.yml >"$tmp/auto-budget-compose.yml"
-expect_fail "check-compose on the default byte budget (half of mem_limit)" '2\.5 x COMPUTE_MAX_INFLIGHT_BYTES \(auto' \
-  node "$here/check-compose.mjs" "$tmp/auto-budget-compose.yml" "$root"
+sed 's/COMPUTE_MAX_INFLIGHT_BYTES: "160Mi"/COMPUTE_MAX_INFLIGHT_BYTES: "256Mi"/' docker-compose.yml >"$tmp/half-budget-compose.yml"
+expect_fail "check-compose on a byte budget of half of mem_limit" '2\.5 x COMPUTE_MAX_INFLIGHT_BYTES \(256Mi' \
+  node "$here/check-compose.mjs" "$tmp/half-budget-compose.yml" "$root"
 sed 's/^    read_only: true/    read_onlyy: true/' docker-compose.yml >"$tmp/bad-compose.yml"
 expect_fail "check-compose on a misspelled key" 'must NOT have additional properties \(read_onlyy\)' \
   node "$here/check-compose.mjs" "$tmp/bad-compose.yml" "$root"

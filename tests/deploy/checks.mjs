@@ -24,11 +24,11 @@ export function byteSize(text) {
 // (--max_inflight_bytes for queued and running calls and unsent answers,
 // plus gRPC's transport quota, which the server sizes at 1.5x it), and
 // that must leave a fifth of the container's memory limit for the process
-// itself (threads, code, the allocator). The budget's default, half the
-// limit, does not: 2.5 x 1/2 = 1.25x the limit. Returns the check's text,
-// with `ok`.
+// itself (threads, code, the allocator). The budget's default (`auto`),
+// 5/16 of the limit, keeps it: 2.5 x 5/16 = 0.78x the limit
+// (server/config.cc). Returns the check's text, with `ok`.
 export function memoryBudgetFits(budgetText, limitBytes) {
-  const budget = budgetText === undefined || budgetText === "auto" ? limitBytes / 2 : byteSize(budgetText);
+  const budget = budgetText === undefined || budgetText === "auto" ? Math.floor(limitBytes / 16) * 5 : byteSize(budgetText);
   const mib = (b) => `${Math.round(b / 2 ** 20)} MiB`;
   if (budget === 0) {
     return { ok: false, what: "COMPUTE_MAX_INFLIGHT_BYTES=0 (no byte budget) under a memory limit: set one (2.5x it <= 0.8x the limit)" };

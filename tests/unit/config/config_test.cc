@@ -69,20 +69,21 @@ class FakeCgroup {
   std::string root_;
 };
 
-TEST(ConfigTest, MaxInflightBytesIsHalfTheCgroupMemoryLimit) {
+TEST(ConfigTest, MaxInflightBytesIsFiveSixteenthsOfTheCgroupMemoryLimit) {
   FakeCgroup cgroup("2147483648\n");
   auto c = Parse({}, {}, cgroup.root());
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->memory.limit_bytes, 2048 * kMi);
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 1024 * kMi);
+  // 2.5x it, the bound with gRPC's quota, within 80% of the limit.
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 640 * kMi);
   EXPECT_EQ(c->max_inflight_bytes_reason,
-            "half the cgroup memory limit (2 GiB)");
+            "5/16 of the cgroup memory limit (2 GiB)");
   // "auto" and "" say the same as no flag.
   for (const char* arg :
        {"--max_inflight_bytes=auto", "--max_inflight_bytes="}) {
     auto a = Parse({arg}, {}, cgroup.root());
     ASSERT_TRUE(a.ok()) << arg << ": " << a.status();
-    EXPECT_EQ(a->server.pool.max_inflight_bytes, 1024 * kMi) << arg;
+    EXPECT_EQ(a->server.pool.max_inflight_bytes, 640 * kMi) << arg;
   }
 }
 
