@@ -35,7 +35,7 @@ ABSL_FLAG(int, queue_capacity, 64,
 ABSL_FLAG(std::string, max_inflight_bytes, "auto",
           "bytes queued and running requests and responses may hold, like "
           "512Mi or 2G; beyond, RESOURCE_EXHAUSTED (auto: 5/16 of the cgroup "
-          "memory limit, else 512Mi; 0: no limit)");
+          "memory limit less 64Mi, else 512Mi; 0: no limit)");
 ABSL_FLAG(absl::Duration, target_queue_wait, absl::Milliseconds(100),
           "under sustained overload, the queue wait admission holds a "
           "standing queue to (inf: no overload control)");
@@ -137,6 +137,10 @@ using Origins = std::map<std::string, std::string, std::less<>>;
 constexpr int64_t kMiB = int64_t{1} << 20;
 constexpr int64_t kDefaultInflightBytes = 512 * kMiB;
 constexpr int64_t kMinInflightBytes = kMiB;
+// The server's own memory beside its budget and gRPC's quota: 21 MiB idle,
+// and 50-60 MiB more than those two in a burst of large calls under a
+// 256 MiB cgroup, where it is the largest share.
+constexpr int64_t kProcessReserve = 64 * kMiB;
 
 // The one line start-up prints, whatever the values quoted in it hold: a
 // value from a ConfigMap may well carry a newline (a YAML block scalar ends
@@ -252,13 +256,13 @@ absl::Status InRange(absl::string_view name, int v, int lo, int hi) {
 }
 
 // --max_inflight_bytes into *bytes, and why into *reason. When auto, 5/16
-// of the cgroup limit: the server holds up to about 2.5x its budget (the
-// budget itself, plus gRPC's resource quota, which server/service/server.cc
-// sizes at 1.5x it), and 2.5 x 5/16 = 78% of the limit leaves the rest to
-// the process itself (threads, code, the allocator). The first default,
-// half the limit, let a burst of large calls get the server OOM-killed
-// under 512 MiB and 256 MiB cgroups; 5/16 lived under 256 MiB, 512 MiB and
-// 1 GiB (README, "Memory" under Kubernetes).
+// of what the cgroup limit leaves after kProcessReserve: the server holds
+// up to about 2.5x its budget (the budget itself, plus gRPC's resource
+// quota, which server/service/server.cc sizes at 1.5x it), on top of its
+// own memory, so 2.5 x 5/16 = 78% of the rest leaves headroom at any
+// limit. The first default, half the limit, let a burst of large calls get
+// the server OOM-killed under 512 MiB and 256 MiB cgroups (README,
+// "Memory" under Kubernetes).
 absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
                               int64_t* bytes, std::string* reason) {
   std::string text = absl::GetFlag(FLAGS_max_inflight_bytes);
@@ -266,9 +270,12 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
     if (memory.limit_bytes.has_value()) {
       // A cgroup under 2 MiB cannot run the server anyway; keep the
       // minimum rather than fail on a limit nobody chose for us.
-      *bytes = std::max(kMinInflightBytes, *memory.limit_bytes / 16 * 5);
-      *reason = absl::StrCat("5/16 of the cgroup memory limit (",
-                             FormatByteSize(*memory.limit_bytes), ")");
+      *bytes = std::max(kMinInflightBytes,
+                        (*memory.limit_bytes - kProcessReserve) / 16 * 5);
+      *reason =
+          absl::StrCat("5/16 of the cgroup memory limit (",
+                       FormatByteSize(*memory.limit_bytes), ") less ",
+                       FormatByteSize(kProcessReserve), " for the process");
     } else {
       *bytes = kDefaultInflightBytes;
       *reason = "default (no cgroup memory limit)";

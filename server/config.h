@@ -31,9 +31,9 @@ struct Config {
   // The cgroup memory limit, which sizes max_inflight_bytes when it is auto.
   MemoryLimit memory;
   // How server.pool.max_inflight_bytes was chosen, for the start-up log:
-  // "5/16 of the cgroup memory limit (2 GiB)", "default (no cgroup memory
-  // limit)", "set by --max_inflight_bytes", "no limit (set by
-  // COMPUTE_MAX_INFLIGHT_BYTES)".
+  // "5/16 of the cgroup memory limit (2 GiB) less 64 MiB for the process",
+  // "default (no cgroup memory limit)", "set by --max_inflight_bytes", "no
+  // limit (set by COMPUTE_MAX_INFLIGHT_BYTES)".
   std::string max_inflight_bytes_reason;
   LogLevel log_level = LogLevel::kInfo;  // ours and gRPC's
   bool help = false;                     // --help: print Usage() and exit 0

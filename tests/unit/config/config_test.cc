@@ -69,22 +69,31 @@ class FakeCgroup {
   std::string root_;
 };
 
-TEST(ConfigTest, MaxInflightBytesIsFiveSixteenthsOfTheCgroupMemoryLimit) {
+TEST(ConfigTest, MaxInflightBytesIsFiveSixteenthsOfTheCgroupLimitLessAReserve) {
   FakeCgroup cgroup("2147483648\n");
   auto c = Parse({}, {}, cgroup.root());
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->memory.limit_bytes, 2048 * kMi);
-  // 2.5x it, the bound with gRPC's quota, within 80% of the limit.
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 640 * kMi);
+  // 2.5x it, the bound with gRPC's quota, plus the process's own 64 MiB,
+  // within 80% of the limit.
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 620 * kMi);
   EXPECT_EQ(c->max_inflight_bytes_reason,
-            "5/16 of the cgroup memory limit (2 GiB)");
+            "5/16 of the cgroup memory limit (2 GiB) less 64 MiB for the "
+            "process");
   // "auto" and "" say the same as no flag.
   for (const char* arg :
        {"--max_inflight_bytes=auto", "--max_inflight_bytes="}) {
     auto a = Parse({arg}, {}, cgroup.root());
     ASSERT_TRUE(a.ok()) << arg << ": " << a.status();
-    EXPECT_EQ(a->server.pool.max_inflight_bytes, 640 * kMi) << arg;
+    EXPECT_EQ(a->server.pool.max_inflight_bytes, 620 * kMi) << arg;
   }
+}
+
+TEST(ConfigTest, ACgroupLimitUnderTheReserveGivesTheMinimumBudget) {
+  FakeCgroup cgroup("33554432\n");  // 32 MiB
+  auto c = Parse({}, {}, cgroup.root());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 1 * kMi);
 }
 
 TEST(ConfigTest, CgroupMemoryMaxOfMaxMeansTheDefault) {
