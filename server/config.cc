@@ -268,8 +268,9 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
   std::string text = absl::GetFlag(FLAGS_max_inflight_bytes);
   if (text.empty() || text == "auto") {
     if (memory.limit_bytes.has_value()) {
-      // A cgroup under 2 MiB cannot run the server anyway; keep the
-      // minimum rather than fail on a limit nobody chose for us.
+      // A cgroup under the reserve cannot run the server under load
+      // anyway; keep the minimum rather than fail on a limit nobody chose
+      // for us.
       *bytes = std::max(kMinInflightBytes,
                         (*memory.limit_bytes - kProcessReserve) / 16 * 5);
       *reason =
