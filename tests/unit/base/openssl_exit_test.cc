@@ -31,7 +31,9 @@ void EndTheThread() {
 
 // A thread that made OpenSSL error state (gRPC's TLS reads do) and ends
 // after the process's exit handlers ran: with OpenSSL's handler, its state
-// would be lost and LeakSanitizer would fail the process.
+// would be lost and LeakSanitizer would fail the process. What removes the
+// handler is tests/openssl_exit_init.cc, which compute_test links into this
+// binary as into every other.
 TEST(OpenSslExitTest, AThreadThatEndsDuringExitLeaksNoErrorState) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
