@@ -33,9 +33,10 @@ ABSL_FLAG(int, queue_capacity, 64,
           "tasks that may wait for a worker; beyond, RESOURCE_EXHAUSTED "
           "(0: queueless)");
 ABSL_FLAG(std::string, max_inflight_bytes, "auto",
-          "bytes queued and running requests and responses may hold, like "
-          "512Mi or 2G; beyond, RESOURCE_EXHAUSTED (auto: 5/16 of the cgroup "
-          "memory limit less 64Mi, else 512Mi; 0: no limit)");
+          "bytes the server may hold in calls, like 512Mi or 2G: 2/5 for "
+          "admitted requests and their responses (beyond, RESOURCE_EXHAUSTED), "
+          "3/5 for gRPC's transport (auto: 25/32 of the cgroup memory limit "
+          "less 64Mi, else 512Mi; 0: no limit)");
 ABSL_FLAG(absl::Duration, target_queue_wait, absl::Milliseconds(100),
           "under sustained overload, the queue wait admission holds a "
           "standing queue to (inf: no overload control)");
@@ -255,14 +256,14 @@ absl::Status InRange(absl::string_view name, int v, int lo, int hi) {
   return absl::OkStatus();
 }
 
-// --max_inflight_bytes into *bytes, and why into *reason. When auto, 5/16
+// --max_inflight_bytes into *bytes, and why into *reason. When auto, 25/32
 // of what the cgroup limit leaves after kProcessReserve: the server holds
-// up to about 2.5x its budget (the budget itself, plus gRPC's resource
-// quota, which server/service/server.cc sizes at 1.5x it), on top of its
-// own memory, so 2.5 x 5/16 = 78% of the rest leaves headroom at any
-// limit. The first default, half the limit, let a burst of large calls get
-// the server OOM-killed under 512 MiB and 256 MiB cgroups (README,
-// "Memory" under Kubernetes).
+// up to its budget in calls (SplitMemoryBudget), on top of its own memory
+// and what its allocator keeps, so 78% of the rest leaves headroom at any
+// limit. The first default, half the limit for the pool alone (the
+// transport took as much again), let a burst of large calls get the server
+// OOM-killed under 512 MiB and 256 MiB cgroups (README, "Memory" under
+// Kubernetes).
 absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
                               int64_t* bytes, std::string* reason) {
   std::string text = absl::GetFlag(FLAGS_max_inflight_bytes);
@@ -272,9 +273,9 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
       // anyway; keep the minimum rather than fail on a limit nobody chose
       // for us.
       *bytes = std::max(kMinInflightBytes,
-                        (*memory.limit_bytes - kProcessReserve) / 16 * 5);
+                        (*memory.limit_bytes - kProcessReserve) / 32 * 25);
       *reason =
-          absl::StrCat("5/16 of the cgroup memory limit (",
+          absl::StrCat("25/32 of the cgroup memory limit (",
                        FormatByteSize(*memory.limit_bytes), ") less ",
                        FormatByteSize(kProcessReserve), " for the process");
     } else {
@@ -300,6 +301,23 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
   *reason = *parsed == 0 ? absl::StrCat("no limit (set by ", origin, ")")
                          : absl::StrCat("set by ", origin);
   return absl::OkStatus();
+}
+
+// One budget for every byte of calls the server holds, in two shares that
+// cannot take from each other. gRPC's transport holds a request's body
+// while it arrives, and a blur's pixels after that too (they stay in the
+// received buffers until the call ends, server/service/wire.h); the pool
+// holds what it admitted: requests and their responses until delivered.
+// Those pixels are counted in both shares, and they are at most half of
+// the pool's share (a blur's response is as large as its request). So the
+// pool gets 2/5 and the quota 3/5: the transport always has at least as
+// much for the bodies it is reading as the pool holds, and the two
+// together never pass the budget. (Before, the pool had the whole budget
+// and the quota 1.5x it on top: a burst of 64 16 MiB blurs under 512 MiB
+// peaked at 608-809 MiB; README, "Memory".)
+void SplitMemoryBudget(int64_t total, int64_t* pool, int64_t* transport) {
+  *pool = total / 5 * 2;
+  *transport = total - *pool;
 }
 
 // "gold=4,silver=2": name=weight pairs, weights in (0, 1000].
@@ -396,12 +414,14 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   }
   server.pool.queue_capacity = static_cast<size_t>(capacity);
   config.memory = DetectMemoryLimit(cpu_sources.root);
-  if (absl::Status s = MaxInflightBytes(config.memory, origins,
-                                        &server.pool.max_inflight_bytes,
-                                        &config.max_inflight_bytes_reason);
+  if (absl::Status s =
+          MaxInflightBytes(config.memory, origins, &config.max_inflight_bytes,
+                           &config.max_inflight_bytes_reason);
       !s.ok()) {
     return s;
   }
+  SplitMemoryBudget(config.max_inflight_bytes, &server.pool.max_inflight_bytes,
+                    &server.transport_quota_bytes);
   server.pool.target_queue_wait = absl::GetFlag(FLAGS_target_queue_wait);
   if (absl::Status s =
           Positive("target_queue_wait", server.pool.target_queue_wait);

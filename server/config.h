@@ -30,8 +30,12 @@ struct Config {
   CpuCount cpu;  // what the pool was sized from
   // The cgroup memory limit, which sizes max_inflight_bytes when it is auto.
   MemoryLimit memory;
-  // How server.pool.max_inflight_bytes was chosen, for the start-up log:
-  // "5/16 of the cgroup memory limit (2 GiB) less 64 MiB for the process",
+  // --max_inflight_bytes: every byte of calls the server holds, split
+  // between server.pool.max_inflight_bytes (2/5) and
+  // server.transport_quota_bytes (3/5). 0: no limit.
+  int64_t max_inflight_bytes = 0;
+  // How max_inflight_bytes was chosen, for the start-up log:
+  // "25/32 of the cgroup memory limit (2 GiB) less 64 MiB for the process",
   // "default (no cgroup memory limit)", "set by --max_inflight_bytes", "no
   // limit (set by COMPUTE_MAX_INFLIGHT_BYTES)".
   std::string max_inflight_bytes_reason;

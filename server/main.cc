@@ -41,7 +41,9 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
   Put(f, "load_report_interval", absl::FormatDuration(s.load_report_interval));
   Put(f, "idle_timeout", absl::FormatDuration(s.pool.idle_timeout));
   Put(f, "queue_capacity", static_cast<double>(s.pool.queue_capacity));
-  Put(f, "max_inflight_bytes", static_cast<double>(s.pool.max_inflight_bytes));
+  Put(f, "max_inflight_bytes", static_cast<double>(c.max_inflight_bytes));
+  Put(f, "pool_inflight_bytes", static_cast<double>(s.pool.max_inflight_bytes));
+  Put(f, "transport_quota_bytes", static_cast<double>(s.transport_quota_bytes));
   Put(f, "max_inflight_bytes_reason", c.max_inflight_bytes_reason);
   Put(f, "memory_limit", c.memory.explanation);
   Put(f, "target_queue_wait", absl::FormatDuration(s.pool.target_queue_wait));
@@ -80,8 +82,8 @@ int CannotStart(const absl::Status& status) {
 }
 
 // The returner's rules for this server: freed pages past a quarter of the
-// memory budget (64 MiB at least) go back at once, the rest after a second
-// of idleness (memory_returner.h).
+// pool's share of the memory budget (64 MiB at least) go back at once, the rest
+// after a second of idleness (memory_returner.h).
 compute::MemoryReturner::Options ReturnerOptions(const compute::Config& c) {
   compute::MemoryReturner::Options options;
   const int64_t budget = c.server.pool.max_inflight_bytes;

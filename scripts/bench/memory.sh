@@ -11,7 +11,9 @@
 # once the burst is over, the client's status counts (OK vs
 # RESOURCE_EXHAUSTED ...) and, from /metrics, compute_tasks_rejected_total
 # by reason (reason="memory" is the budget at work) and the server's own
-# count of RESOURCE_EXHAUSTED answers. The target: peak <= 512 MiB + 200 MB.
+# count of RESOURCE_EXHAUSTED answers; the client's others are streams
+# gRPC's transport reset when its quota (3/5 of the budget) was full. The
+# target: peak <= 512 MiB + 200 MB.
 #
 #   scripts/bench/memory.sh
 #   MEMORY_FLAGS=--max_inflight_bytes=0 scripts/bench/memory.sh  # no budget
@@ -224,6 +226,14 @@ echo "client status codes: $codes"
 echo "server: compute_tasks_rejected_total{reason=\"memory\"} +${memory_rejected:-n/a}" \
   "(all reasons: ${rejected_all:-none})," \
   "grpc_server_handled_total{grpc_code=\"ResourceExhausted\"} +${handled_re:-n/a}"
+# A RESOURCE_EXHAUSTED the server did not answer itself: gRPC's transport
+# reset the stream (RST_STREAM ENHANCE_YOUR_CALM, no pushback) when its
+# resource quota was full, before the call reached the service.
+client_re=$(bench_json "$out" 'j["status"].get("RESOURCE_EXHAUSTED", 0)')
+if [[ -n ${handled_re:-} ]]; then
+  echo "reset by gRPC's transport (its quota full; no pushback):" \
+    "$((client_re - handled_re))"
+fi
 if [[ -n ${MEMORY_RESULT:-} ]]; then
   ok=$(bench_json "$out" 'j["status"].get("OK", 0)')
   refused=$(bench_json "$out" 'j["status"].get("RESOURCE_EXHAUSTED", 0)')

@@ -249,11 +249,12 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   if (int64_t limit = pool_.max_inflight_bytes();
       limit > 0 && options.bytes > limit) {
     return Invalid(
-        call, absl::StrCat(
-                  "request too large for this server: it needs ", options.bytes,
-                  " bytes (request + response) but the server holds at "
-                  "most ",
-                  limit, " bytes of calls (--max_inflight_bytes)"));
+        call,
+        absl::StrCat(
+            "request too large for this server: it needs ", options.bytes,
+            " bytes (request + response) but the server holds at "
+            "most ",
+            limit, " bytes of admitted calls (2/5 of --max_inflight_bytes)"));
   }
   return std::nullopt;
 }

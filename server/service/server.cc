@@ -117,20 +117,15 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   server->queues_->AddTo(builder);
   server->health_ = std::make_unique<HealthService>();
   server->health_->AddTo(builder);
-  if (config.pool.max_inflight_bytes > 0) {
+  if (config.transport_quota_bytes > 0) {
     // The pool's memory budget charges a call only once its request has
     // been received and parsed; below the handler, gRPC's own buffers (the
-    // bodies being read, the responses being written) are bounded by its
-    // resource quota, which shrinks the HTTP/2 flow-control windows it
-    // grants as the quota fills, and at the limit resets streams. The quota
-    // also counts a large blur's pixels, which stay in the received buffers
-    // until the call ends (wire.h), and which the pool charges too, with the
-    // result as large: at most half the budget. So the quota is 1.5x the
-    // budget, leaving the transport at least the budget for the bodies it
-    // is reading, as before the pixels stayed.
+    // bodies being read) are bounded by its resource quota, which shrinks
+    // the HTTP/2 flow-control windows it grants as the quota fills, and at
+    // the limit resets streams (RST_STREAM, ENHANCE_YOUR_CALM: the client
+    // sees RESOURCE_EXHAUSTED without pushback) or closes idle connections.
     grpc::ResourceQuota quota("compute-transport");
-    const int64_t budget = config.pool.max_inflight_bytes;
-    quota.Resize(static_cast<size_t>(budget + budget / 2));
+    quota.Resize(static_cast<size_t>(config.transport_quota_bytes));
     builder.SetResourceQuota(quota);
   }
   // Compressed requests are refused, from their headers, with

@@ -40,8 +40,13 @@ struct ServerConfig {
   std::string address = "0.0.0.0";  // host to bind; port below
   int port = 50051;                 // 0 = ask the kernel
   // Includes the scheduler's budgets: queue_capacity, max_inflight_bytes
-  // (also sizes gRPC's ResourceQuota), target_queue_wait.
+  // (the pool's share of --max_inflight_bytes), target_queue_wait.
   PoolOptions pool;
+  // gRPC's ResourceQuota: the bytes its transport may hold below the
+  // handler (bodies being read, and a blur's pixels, which stay in the
+  // received buffers while the call lasts). The rest of
+  // --max_inflight_bytes (server/config.cc splits it). 0: no quota.
+  int64_t transport_quota_bytes = 0;
   // Refuse at once a call whose deadline cannot be met (reason "deadline").
   bool admission = true;
   // Tenants: see ComputeServiceOptions.

@@ -155,7 +155,7 @@ if [[ -f $tmp/prod.yaml ]]; then
   expect_fail "policy-k8s on a grace period shorter than preStop + drain" 'terminationGracePeriodSeconds \(20\)' \
     node "$here/policy-k8s.mjs" "$neg/grace.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
   m memtight Deployment set spec.template.spec.containers.0.resources.limits.memory '"512Mi"'
-  expect_fail "policy-k8s on a memory limit the byte budget does not fit" '2\.5 x COMPUTE_MAX_INFLIGHT_BYTES \(300Mi' \
+  expect_fail "policy-k8s on a memory limit the byte budget does not fit" 'COMPUTE_MAX_INFLIGHT_BYTES \(750Mi' \
     node "$here/policy-k8s.mjs" "$neg/memtight.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
   m drift PrometheusRule set spec.groups.0.rules.0.for '"1m"'
   expect_fail "policy-k8s on a PrometheusRule that differs from alerts.yml" 'PrometheusRule groups equal' \
@@ -178,9 +178,9 @@ fi
 sed 's/"${BIND_ADDRESS:-127.0.0.1}:3000:3000"/"3000:3000"/' docker-compose.yml >"$tmp/open-compose.yml"
 expect_fail "check-compose on a port published on every interface" 'is published on 127.0.0.1' \
   node "$here/check-compose.mjs" "$tmp/open-compose.yml" "$root"
-sed 's/COMPUTE_MAX_INFLIGHT_BYTES: "140Mi"/COMPUTE_MAX_INFLIGHT_BYTES: "256Mi"/' docker-compose.yml >"$tmp/half-budget-compose.yml"
-expect_fail "check-compose on a byte budget of half of mem_limit" '2\.5 x COMPUTE_MAX_INFLIGHT_BYTES \(256Mi' \
-  node "$here/check-compose.mjs" "$tmp/half-budget-compose.yml" "$root"
+sed 's/COMPUTE_MAX_INFLIGHT_BYTES: "350Mi"/COMPUTE_MAX_INFLIGHT_BYTES: "512Mi"/' docker-compose.yml >"$tmp/whole-budget-compose.yml"
+expect_fail "check-compose on a byte budget of all of mem_limit" 'COMPUTE_MAX_INFLIGHT_BYTES \(512Mi' \
+  node "$here/check-compose.mjs" "$tmp/whole-budget-compose.yml" "$root"
 sed 's/^    read_only: true/    read_onlyy: true/' docker-compose.yml >"$tmp/bad-compose.yml"
 expect_fail "check-compose on a misspelled key" 'must NOT have additional properties \(read_onlyy\)' \
   node "$here/check-compose.mjs" "$tmp/bad-compose.yml" "$root"

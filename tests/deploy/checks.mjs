@@ -20,26 +20,25 @@ export function byteSize(text) {
 }
 
 // The memory rule every deployment of compute-server keeps: by
-// construction the server holds at most about 2.5x its byte budget
-// (--max_inflight_bytes for queued and running calls and unsent answers,
-// plus gRPC's transport quota, which the server sizes at 1.5x it), beside
-// its own memory (64 MiB reserved: threads, code, the allocator), and that
-// must stay within 80% of what the container's memory limit leaves after
-// the reserve. The budget's default (`auto`) is 5/16 of the limit less the
-// reserve, which keeps it: 2.5 x 5/16 = 0.78 (server/config.cc). Returns
-// the check's text, with `ok`.
+// construction the server holds at most its byte budget in calls
+// (--max_inflight_bytes: 2/5 for queued and running calls and unsent
+// answers, 3/5 for gRPC's transport quota), beside its own memory (64 MiB
+// reserved: threads, code, the allocator), and that must stay within 80% of
+// what the container's memory limit leaves after the reserve. The budget's
+// default (`auto`) is 25/32 of the limit less the reserve, which keeps it:
+// 25/32 = 0.78 (server/config.cc). Returns the check's text, with `ok`.
 export function memoryBudgetFits(budgetText, limitBytes) {
   const reserve = 64 * 2 ** 20;
   const budget =
     budgetText === undefined || budgetText === "auto"
-      ? Math.max(2 ** 20, Math.floor((limitBytes - reserve) / 16) * 5)
+      ? Math.max(2 ** 20, Math.floor((limitBytes - reserve) / 32) * 25)
       : byteSize(budgetText);
   const mib = (b) => `${Math.round(b / 2 ** 20)} MiB`;
   if (budget === 0) {
-    return { ok: false, what: "COMPUTE_MAX_INFLIGHT_BYTES=0 (no byte budget) under a memory limit: set one (2.5x it <= 0.8x (the limit - 64 MiB))" };
+    return { ok: false, what: "COMPUTE_MAX_INFLIGHT_BYTES=0 (no byte budget) under a memory limit: set one (<= 0.8x (the limit - 64 MiB))" };
   }
   return {
-    ok: budget > 0 && 2.5 * budget <= 0.8 * (limitBytes - reserve),
-    what: `2.5 x COMPUTE_MAX_INFLIGHT_BYTES (${budgetText ?? "auto"}: ${mib(2.5 * budget)}) <= 0.8 x (the memory limit - 64 MiB) (${mib(0.8 * (limitBytes - reserve))})`,
+    ok: budget > 0 && budget <= 0.8 * (limitBytes - reserve),
+    what: `COMPUTE_MAX_INFLIGHT_BYTES (${budgetText ?? "auto"}: ${mib(budget)}) <= 0.8 x (the memory limit - 64 MiB) (${mib(0.8 * (limitBytes - reserve))})`,
   };
 }

@@ -70,8 +70,16 @@ const char* OutOfRange(const compute::Config& c) {
   if (p.max_workers < 1 || p.max_workers > 4096) return "workers";
   if (p.min_workers < 1 || p.min_workers > p.max_workers) return "min_workers";
   if (p.queue_capacity > (size_t{1} << 20)) return "queue_capacity";
-  if (p.max_inflight_bytes != 0 && p.max_inflight_bytes < (int64_t{1} << 20)) {
+  if (c.max_inflight_bytes != 0 && c.max_inflight_bytes < (int64_t{1} << 20)) {
     return "max_inflight_bytes";
+  }
+  // Its two shares: never more than the flag together, and a limit in each
+  // whenever the flag sets one.
+  if (p.max_inflight_bytes < 0 || s.transport_quota_bytes < 0 ||
+      p.max_inflight_bytes + s.transport_quota_bytes != c.max_inflight_bytes ||
+      (c.max_inflight_bytes > 0 &&
+       (p.max_inflight_bytes == 0 || s.transport_quota_bytes == 0))) {
+    return "max_inflight_bytes's split";
   }
   if (p.idle_timeout <= absl::ZeroDuration()) return "idle_timeout";
   if (p.target_queue_wait <= absl::ZeroDuration()) return "target_queue_wait";
@@ -154,8 +162,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (config.ok() &&
        (again->server.port != config->server.port ||
         again->server.pool.max_workers != config->server.pool.max_workers ||
-        again->server.pool.max_inflight_bytes !=
-            config->server.pool.max_inflight_bytes ||
+        again->max_inflight_bytes != config->max_inflight_bytes ||
         again->log_level != config->log_level))) {
     Fail("a second parse disagrees", args, env);
   }

@@ -41,8 +41,7 @@ TEST(ConfigTest, DefaultsNeedNoConfiguration) {
   EXPECT_TRUE(c->server.admission);
   EXPECT_EQ(c->metrics_port, 9464);
   EXPECT_EQ(c->drain_timeout, absl::Seconds(20));
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 512 * kMi)
-      << "no cgroup memory limit";
+  EXPECT_EQ(c->max_inflight_bytes, 512 * kMi) << "no cgroup memory limit";
   EXPECT_EQ(c->max_inflight_bytes_reason, "default (no cgroup memory limit)");
   EXPECT_EQ(c->memory.limit_bytes, std::nullopt);
   EXPECT_EQ(c->server.pool.target_queue_wait, absl::Milliseconds(100));
@@ -69,23 +68,25 @@ class FakeCgroup {
   std::string root_;
 };
 
-TEST(ConfigTest, MaxInflightBytesIsFiveSixteenthsOfTheCgroupLimitLessAReserve) {
+TEST(ConfigTest,
+     MaxInflightBytesIs25ThirtySecondsOfTheCgroupLimitLessAReserve) {
   FakeCgroup cgroup("2147483648\n");
   auto c = Parse({}, {}, cgroup.root());
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->memory.limit_bytes, 2048 * kMi);
-  // 2.5x it, the bound with gRPC's quota, plus the process's own 64 MiB,
-  // within 80% of the limit.
+  // The budget, plus the process's own 64 MiB, within 80% of the limit.
+  EXPECT_EQ(c->max_inflight_bytes, 1550 * kMi);
   EXPECT_EQ(c->server.pool.max_inflight_bytes, 620 * kMi);
+  EXPECT_EQ(c->server.transport_quota_bytes, 930 * kMi);
   EXPECT_EQ(c->max_inflight_bytes_reason,
-            "5/16 of the cgroup memory limit (2 GiB) less 64 MiB for the "
+            "25/32 of the cgroup memory limit (2 GiB) less 64 MiB for the "
             "process");
   // "auto" and "" say the same as no flag.
   for (const char* arg :
        {"--max_inflight_bytes=auto", "--max_inflight_bytes="}) {
     auto a = Parse({arg}, {}, cgroup.root());
     ASSERT_TRUE(a.ok()) << arg << ": " << a.status();
-    EXPECT_EQ(a->server.pool.max_inflight_bytes, 620 * kMi) << arg;
+    EXPECT_EQ(a->max_inflight_bytes, 1550 * kMi) << arg;
   }
 }
 
@@ -93,14 +94,14 @@ TEST(ConfigTest, ACgroupLimitUnderTheReserveGivesTheMinimumBudget) {
   FakeCgroup cgroup("33554432\n");  // 32 MiB
   auto c = Parse({}, {}, cgroup.root());
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 1 * kMi);
+  EXPECT_EQ(c->max_inflight_bytes, 1 * kMi);
 }
 
 TEST(ConfigTest, CgroupMemoryMaxOfMaxMeansTheDefault) {
   FakeCgroup cgroup("max\n");
   auto c = Parse({}, {}, cgroup.root());
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 512 * kMi);
+  EXPECT_EQ(c->max_inflight_bytes, 512 * kMi);
   EXPECT_EQ(c->max_inflight_bytes_reason, "default (no cgroup memory limit)");
 }
 
@@ -108,30 +109,50 @@ TEST(ConfigTest, MaxInflightBytesFromTheFlagOrTheEnvironment) {
   FakeCgroup cgroup("2147483648\n");
   auto c = Parse({"--max_inflight_bytes=512Mi"}, {}, cgroup.root());
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 512 * kMi)
-      << "the flag beats the cgroup";
+  EXPECT_EQ(c->max_inflight_bytes, 512 * kMi) << "the flag beats the cgroup";
   EXPECT_EQ(c->max_inflight_bytes_reason, "set by --max_inflight_bytes");
 
   c = Parse({}, {{"COMPUTE_MAX_INFLIGHT_BYTES", "3G"}});
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 3'000'000'000);
+  EXPECT_EQ(c->max_inflight_bytes, 3'000'000'000);
   EXPECT_EQ(c->max_inflight_bytes_reason, "set by COMPUTE_MAX_INFLIGHT_BYTES");
 
   c = Parse({"--max_inflight_bytes", "2097152"},
             {{"COMPUTE_MAX_INFLIGHT_BYTES", "3G"}});
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 2 * kMi);
+  EXPECT_EQ(c->max_inflight_bytes, 2 * kMi);
   EXPECT_EQ(c->max_inflight_bytes_reason, "set by --max_inflight_bytes");
 
   c = Parse({"--max_inflight_bytes=0"});
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 0);
+  EXPECT_EQ(c->max_inflight_bytes, 0);
   EXPECT_EQ(c->max_inflight_bytes_reason,
             "no limit (set by --max_inflight_bytes)");
 
   c = Parse({"--max_inflight_bytes=1Mi"});
   ASSERT_TRUE(c.ok()) << c.status() << ": the minimum itself is allowed";
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, kMi);
+  EXPECT_EQ(c->max_inflight_bytes, kMi);
+}
+
+// One budget for all the bytes of calls: the pool (what it admitted) gets
+// 2/5, gRPC's transport quota (bodies being read, and a blur's pixels
+// while its call lasts) 3/5, and together never more than the flag says.
+TEST(ConfigTest, TheMemoryBudgetIsSplitBetweenThePoolAndTheTransport) {
+  auto c = Parse({"--max_inflight_bytes=20Mi"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_inflight_bytes, 20 * kMi);
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 8 * kMi);
+  EXPECT_EQ(c->server.transport_quota_bytes, 12 * kMi);
+
+  c = Parse({"--max_inflight_bytes=2000001"});  // not a multiple of 5
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 800000);
+  EXPECT_EQ(c->server.transport_quota_bytes, 1200001);
+
+  c = Parse({"--max_inflight_bytes=0"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 0) << "no limit";
+  EXPECT_EQ(c->server.transport_quota_bytes, 0) << "no quota";
 }
 
 TEST(ConfigTest, TargetQueueWait) {
