@@ -31,8 +31,8 @@ struct Config {
   // The cgroup memory limit, which sizes max_inflight_bytes when it is auto.
   MemoryLimit memory;
   // --max_inflight_bytes: every byte of calls the server holds, split
-  // between server.pool.max_inflight_bytes (2/5) and
-  // server.transport_quota_bytes (3/5). 0: no limit.
+  // between server.pool.max_inflight_bytes (1/4) and
+  // server.transport_quota_bytes (3/4). 0: no limit.
   int64_t max_inflight_bytes = 0;
   // How max_inflight_bytes was chosen, for the start-up log:
   // "25/32 of the cgroup memory limit (2 GiB) less 64 MiB for the process",

@@ -12,7 +12,7 @@
 # RESOURCE_EXHAUSTED ...) and, from /metrics, compute_tasks_rejected_total
 # by reason (reason="memory" is the budget at work) and the server's own
 # count of RESOURCE_EXHAUSTED answers; the client's others are streams
-# gRPC's transport reset when its quota (3/5 of the budget) was full. The
+# gRPC's transport reset when its quota (3/4 of the budget) was full. The
 # target: peak <= 512 MiB + 200 MB.
 #
 #   scripts/bench/memory.sh

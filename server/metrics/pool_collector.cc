@@ -89,7 +89,7 @@ std::vector<prometheus::MetricFamily> PoolCollector::Collect() const {
   families.push_back(
       Gauge("compute_pool_inflight_bytes_limit",
             "The memory budget of queued and running tasks and unread answers "
-            "(2/5 of --max_inflight_bytes; 0: no limit).",
+            "(1/4 of --max_inflight_bytes; 0: no limit).",
             static_cast<double>(s.max_inflight_bytes)));
   if (!costs.empty()) {
     auto family = MakeFamily(

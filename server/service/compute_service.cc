@@ -254,7 +254,7 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
             "request too large for this server: it needs ", options.bytes,
             " bytes (request + response) but the server holds at "
             "most ",
-            limit, " bytes of admitted calls (2/5 of --max_inflight_bytes)"));
+            limit, " bytes of admitted calls (1/4 of --max_inflight_bytes)"));
   }
   return std::nullopt;
 }

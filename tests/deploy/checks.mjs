@@ -21,8 +21,8 @@ export function byteSize(text) {
 
 // The memory rule every deployment of compute-server keeps: by
 // construction the server holds at most its byte budget in calls
-// (--max_inflight_bytes: 2/5 for queued and running calls and unsent
-// answers, 3/5 for gRPC's transport quota), beside its own memory (64 MiB
+// (--max_inflight_bytes: 1/4 for queued and running calls and unsent
+// answers, 3/4 for gRPC's transport quota), beside its own memory (64 MiB
 // reserved: threads, code, the allocator), and that must stay within 80% of
 // what the container's memory limit leaves after the reserve. The budget's
 // default (`auto`) is 25/32 of the limit less the reserve, which keeps it:

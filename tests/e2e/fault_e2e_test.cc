@@ -709,7 +709,7 @@ compute::v1::RunRequest BlurOf(int width, int height) {
 // one is served; once it disconnects, the budget is whole again.
 //
 // Sizes: 1 MiB blurs (1 MiB in and out, so 2 MiB charged while one runs)
-// under an 8 MiB pool budget (2/5 of --max_inflight_bytes=20Mi). The client
+// under an 8 MiB pool budget (1/4 of --max_inflight_bytes=32Mi). The client
 // sends kUnread of them one after the other, each admitted (4 MiB held + 2 MiB
 // <= 8 MiB for the last), and keeps 5 MiB of answers; a 2 MiB blur (4 MiB while
 // it runs) then no longer fits. Without the answers in the budget it would:
@@ -720,7 +720,7 @@ TEST(FaultE2eTest, UnreadAnswersAreHeldInTheMemoryBudget) {
   constexpr int64_t kAnswer = int64_t{kSide} * kSide;  // pixels, no framing
   int metrics_port = FreeLoopbackPort();
   ServerProcess server({"--address=127.0.0.1", "--port=0", "--workers=2",
-                        "--max_inflight_bytes=20Mi",
+                        "--max_inflight_bytes=32Mi",
                         "--metrics_address=127.0.0.1",
                         absl::StrCat("--metrics_port=", metrics_port)});
   ASSERT_TRUE(server.Spawn());
@@ -800,15 +800,15 @@ TEST(FaultE2eTest, UnreadAnswersAreHeldInTheMemoryBudget) {
 // pressure, gRPC 1.51 woke the quota's reclaimer through an execution
 // context that thread did not have, and the process died of a null
 // dereference (grpc_core::ExecCtx::Run), 2 bursts in 3 at this scale of
-// 64 x 16 MiB against an 80 MiB budget. Here: 1 MiB blurs under a 20 MiB
-// budget (8 MiB for the pool, a 12 MiB quota), 48 at once from 4 connections,
+// 64 x 16 MiB against an 80 MiB budget. Here: 1 MiB blurs under a 16 MiB
+// budget (4 MiB for the pool, a 12 MiB quota), 48 at once from 4 connections,
 // three bursts. Each call ends OK, refused (RESOURCE_EXHAUSTED), or UNAVAILABLE
 // when the quota, full, makes gRPC close a connection (GOAWAY: its way of
 // freeing memory below the handler, which a client retries); after each burst a
 // small call is served, and SIGTERM ends the server cleanly.
 TEST(FaultE2eTest, BurstsOfLargeCallsThatFillTheTransportQuotaAreAnswered) {
   ServerProcess server({"--address=127.0.0.1", "--port=0", "--workers=2",
-                        "--max_inflight_bytes=20Mi", "--metrics_port=0"});
+                        "--max_inflight_bytes=16Mi", "--metrics_port=0"});
   ASSERT_TRUE(server.Spawn());
   std::optional<int> port = server.WaitServing();
   ASSERT_TRUE(port.has_value());

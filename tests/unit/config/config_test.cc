@@ -76,8 +76,8 @@ TEST(ConfigTest,
   EXPECT_EQ(c->memory.limit_bytes, 2048 * kMi);
   // The budget, plus the process's own 64 MiB, within 80% of the limit.
   EXPECT_EQ(c->max_inflight_bytes, 1550 * kMi);
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 620 * kMi);
-  EXPECT_EQ(c->server.transport_quota_bytes, 930 * kMi);
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 1550 * kMi / 4);
+  EXPECT_EQ(c->server.transport_quota_bytes, 1550 * kMi / 4 * 3);
   EXPECT_EQ(c->max_inflight_bytes_reason,
             "25/32 of the cgroup memory limit (2 GiB) less 64 MiB for the "
             "process");
@@ -135,19 +135,19 @@ TEST(ConfigTest, MaxInflightBytesFromTheFlagOrTheEnvironment) {
 }
 
 // One budget for all the bytes of calls: the pool (what it admitted) gets
-// 2/5, gRPC's transport quota (bodies being read, and a blur's pixels
-// while its call lasts) 3/5, and together never more than the flag says.
+// 1/4, gRPC's transport quota (bodies being read, and a blur's pixels
+// while its call lasts) 3/4, and together never more than the flag says.
 TEST(ConfigTest, TheMemoryBudgetIsSplitBetweenThePoolAndTheTransport) {
   auto c = Parse({"--max_inflight_bytes=20Mi"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->max_inflight_bytes, 20 * kMi);
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 8 * kMi);
-  EXPECT_EQ(c->server.transport_quota_bytes, 12 * kMi);
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 5 * kMi);
+  EXPECT_EQ(c->server.transport_quota_bytes, 15 * kMi);
 
-  c = Parse({"--max_inflight_bytes=2000001"});  // not a multiple of 5
+  c = Parse({"--max_inflight_bytes=2000003"});  // not a multiple of 4
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->server.pool.max_inflight_bytes, 800000);
-  EXPECT_EQ(c->server.transport_quota_bytes, 1200001);
+  EXPECT_EQ(c->server.pool.max_inflight_bytes, 500000);
+  EXPECT_EQ(c->server.transport_quota_bytes, 1500003);
 
   c = Parse({"--max_inflight_bytes=0"});
   ASSERT_TRUE(c.ok()) << c.status();
