@@ -316,7 +316,7 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
 // counted by our metrics), and a larger pool share left it too little.
 // Measured (64 16 MiB blurs at once under 512 MiB; README, "Memory"):
 // with 2/5 for the pool, 0-27 of the 64 calls were reset per burst; with
-// 1/4, none in 8 bursts, every refusal the pool's own (reason memory, with
+// 1/4, none in 11 bursts, every refusal the pool's own (reason memory, with
 // pushback). (Before, the pool had the whole budget and the quota 1.5x it
 // on top: peaks of 608-809 MiB.)
 void SplitMemoryBudget(int64_t total, int64_t* pool, int64_t* transport) {

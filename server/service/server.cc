@@ -121,9 +121,12 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
     // The pool's memory budget charges a call only once its request has
     // been received and parsed; below the handler, gRPC's own buffers (the
     // bodies being read) are bounded by its resource quota, which shrinks
-    // the HTTP/2 flow-control windows it grants as the quota fills, and at
-    // the limit resets streams (RST_STREAM, ENHANCE_YOUR_CALM: the client
-    // sees RESOURCE_EXHAUSTED without pushback) or closes idle connections.
+    // the HTTP/2 flow-control windows it grants as the quota fills (which
+    // did not hold back a burst of large bodies in our measurements: they
+    // arrived nearly at once), and at the limit resets streams (RST_STREAM,
+    // ENHANCE_YOUR_CALM: the client sees RESOURCE_EXHAUSTED without
+    // pushback) or closes idle connections. Its share of the budget is
+    // sized for that (SplitMemoryBudget, server/config.cc).
     grpc::ResourceQuota quota("compute-transport");
     quota.Resize(static_cast<size_t>(config.transport_quota_bytes));
     builder.SetResourceQuota(quota);
