@@ -86,8 +86,8 @@ Metrics::Metrics(MetricsOptions options)
           .Name("compute_memory_returns_total")
           .Help(
               "Times the server gave the allocator's freed pages back to the "
-              "system: rule=cap, more kept than a quarter of the pool's "
-              "memory budget; rule=idle, the pool idle for 1 s.")
+              "system: rule=cap, more kept than an eighth of "
+              "--max_inflight_bytes; rule=idle, the pool idle for 1 s.")
           .Register(*registry_);
   memory_returns_cap_ = &returns.Add({{"rule", "cap"}});
   memory_returns_idle_ = &returns.Add({{"rule", "idle"}});

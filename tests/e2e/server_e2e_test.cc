@@ -158,7 +158,7 @@ TEST(ServerE2eTest, FreedMemoryGoesBackOnceIdle) {
 #else
   int metrics_port = metrics::testing::FreeLoopbackPort();
   std::vector<std::string> args = ArgsWithMetrics(metrics_port);
-  args.push_back("--max_inflight_bytes=256Mi");  // a cap of 64 MiB
+  args.push_back("--max_inflight_bytes=512Mi");  // a cap of 64 MiB (1/8)
   ServerProcess server(args);
   ASSERT_TRUE(server.Spawn());
   std::optional<int> port = server.WaitServing();
