@@ -236,7 +236,7 @@ if [[ -n ${handled_re:-} ]]; then
 fi
 if [[ -n ${MEMORY_RESULT:-} ]]; then
   ok=$(bench_json "$out" 'j["status"].get("OK", 0)')
-  refused=$(bench_json "$out" 'j["status"].get("RESOURCE_EXHAUSTED", 0)')
+  refused=$client_re
   echo "$idle_kib $((hwm_kib > sampled_kib ? hwm_kib : sampled_kib))" \
     "$after_kib $settled_kib $back_after $ok $refused" >"$MEMORY_RESULT"
 fi
