@@ -1,8 +1,8 @@
 // The pool's record of one accepted task (worker_pool.cc's only type of
-// its own): its queue links (FairQueue::Node), what it runs, its state and
-// its result. Records are recycled, never freed before the pool, so a stale
-// TaskHandle's pointer stays valid and its sequence number tells it apart.
-// Internal to the pool; guarded by the pool's mutex.
+// its own): its queue links (FairQueue::Node), what it runs, its state, and
+// how it left if it never ran. Records are recycled, never freed before the
+// pool, so a stale TaskHandle's pointer stays valid and its sequence number
+// tells it apart. Internal to the pool; guarded by the pool's mutex.
 #ifndef COMPUTE_SERVER_POOL_POOL_TASK_H_
 #define COMPUTE_SERVER_POOL_POOL_TASK_H_
 
@@ -17,7 +17,7 @@ namespace compute {
 
 namespace pool_internal {
 
-struct PoolTask : FairQueue::Node {
+struct alignas(64) PoolTask : FairQueue::Node {
   enum class State {
     kFree,        // on the free list
     kQueued,      // in the FIFO
@@ -25,19 +25,30 @@ struct PoolTask : FairQueue::Node {
     kDelivering,  // finished or taken out; its completion is being delivered
   };
 
+  // Kept small (three cache lines): a deep queue's records are its working
+  // set, and every field here is written by Submit and read by a worker.
+  // Only the options the pool reads after Submit are copied (the tenant and
+  // weight live in the queue's flow); the result is built by whoever
+  // completes the task, not stored here.
   State state = State::kFree;
-  uint64_t seq = 0;  // unique per submission; 0 while free
-  TaskFn fn;
-  DoneFn done;
-  TaskOptions options;
-  int64_t submitted_ticks = 0;
-  PoolTask* next_free = nullptr;  // on the free list
+  Priority priority = Priority::kDefault;  // TaskOptions::priority
   // The timer must act on this task's deadline: queued or running, with a
   // finite deadline, not yet signalled. Its heap entry is stale otherwise.
   // Set and cleared by the pool's DeadlineHeap only.
   bool timed = false;
+  uint32_t tag = 0;  // TaskOptions::tag
+  uint64_t seq = 0;  // unique per submission; 0 while free
+  TaskFn fn;
+  DoneFn done;
+  absl::Time deadline = absl::InfiniteFuture();  // TaskOptions::deadline
+  int64_t bytes = 0;                             // TaskOptions::bytes
+  int64_t submitted_ticks = 0;
   CancelSource cancel;
-  TaskResult result;
+  // Taken out unrun (kDelivering without running): how, and its queue wait.
+  TaskOutcome unrun_outcome = TaskOutcome::kOk;
+  RefusalReason displaced_for = RefusalReason::kPreempted;  // kPreempted only
+  int64_t unrun_wait_ns = 0;
+  PoolTask* next_free = nullptr;  // on the free list
 
   // The one place a state changes: every transition is checked.
   void MoveTo(State to) {
@@ -62,6 +73,9 @@ struct PoolTask : FairQueue::Node {
     state = to;
   }
 };
+
+// Three cache lines: see the comment on the fields.
+static_assert(sizeof(PoolTask) <= 192, "the task record grew past 3 lines");
 
 }  // namespace pool_internal
 

@@ -293,7 +293,7 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
     CheckInvariantsLocked();
   }
   PoolThreadScope scope(this);
-  Execute(task, max_workers_, task->submitted_ticks);
+  Execute(task, max_workers_, task->submitted_ticks, result);
   {
     MutexLock lock(&mu_);
     --running_;
@@ -301,8 +301,7 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
     inline_bytes_ -= options.bytes;
     ReleaseLocked(task);
     task->MoveTo(PoolTask::State::kDelivering);
-    ++completed_[static_cast<int>(task->result.outcome)];
-    *result = std::move(task->result);
+    ++completed_[static_cast<int>(result->outcome)];
     RecycleLocked(task);
     CheckInvariantsLocked();
   }
@@ -336,12 +335,9 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
   if (status.ok() && victim != nullptr) {
     // Room made by displacing a queued task: it completes kPreempted.
     PoolTask* task = static_cast<PoolTask*>(victim);
-    const bool preempt = task->options.priority > options.priority;
+    const bool preempt = task->priority > options.priority;
     TakeUnrunLocked(task, TaskOutcome::kPreempted);
-    task->result.status = absl::ResourceExhaustedError(
-        preempt ? "displaced from the queue by more critical work"
-                : "displaced from the queue by a tenant under its fair share");
-    task->result.displaced_for =
+    task->displaced_for =
         preempt ? RefusalReason::kPreempted : RefusalReason::kTenantShare;
     *displaced = task;
   }
@@ -379,7 +375,10 @@ PoolTask* WorkerPool::NewTaskLocked(TaskFn fn, DoneFn done,
   task->seq = next_seq_++;
   task->fn = std::move(fn);
   task->done = std::move(done);
-  task->options = options;
+  task->deadline = options.deadline;
+  task->bytes = options.bytes;
+  task->tag = options.tag;
+  task->priority = options.priority;
   task->submitted_ticks = now_ticks;
   task->cancel.Reset(task->seq);
   task->MoveTo(PoolTask::State::kQueued);
@@ -413,7 +412,7 @@ void WorkerPool::RecycleLocked(PoolTask* task) {
 
 void WorkerPool::ReleaseLocked(PoolTask* task) {
   deadlines_.Drop(task);
-  inflight_bytes_ -= task->options.bytes;
+  inflight_bytes_ -= task->bytes;
   POOL_CHECK(inflight_bytes_ >= 0);
 }
 
@@ -423,20 +422,14 @@ void WorkerPool::TakeUnrunLocked(PoolTask* task, TaskOutcome outcome) {
   queued_hint_.store(queue_.size(), std::memory_order_relaxed);
   ReleaseLocked(task);
   task->MoveTo(PoolTask::State::kDelivering);
-  if (outcome == TaskOutcome::kCancelled &&
-      clock_.Now() >= task->options.deadline) {
+  if (outcome == TaskOutcome::kCancelled && clock_.Now() >= task->deadline) {
     outcome = TaskOutcome::kDeadlineExceeded;
   }
   task->fn = nullptr;
-  TaskResult& result = task->result;
-  result = TaskResult();
-  result.outcome = outcome;
-  result.status = OutcomeStatus(outcome);
-  result.tag = task->options.tag;
-  result.priority = task->options.priority;
-  result.queue_wait =
-      std::max(absl::ZeroDuration(),
-               clock_.TicksToDuration(clock_.Ticks() - task->submitted_ticks));
+  task->unrun_outcome = outcome;
+  task->unrun_wait_ns = std::max<int64_t>(
+      0, absl::ToInt64Nanoseconds(
+             clock_.TicksToDuration(clock_.Ticks() - task->submitted_ticks)));
   ++completed_[static_cast<int>(outcome)];
 }
 
@@ -486,18 +479,19 @@ void WorkerPool::WorkerLoop(int index) {
   MutexLock lock(&mu_);
   Worker& me = workers_[static_cast<size_t>(index)];
   PoolTask* finished = nullptr;  // ran; its completion is not yet delivered
+  TaskResult result;             // finished's, then the next task's
   for (;;) {
     PoolTask* next = !queue_.empty() ? StartNextLocked(me) : nullptr;
     if (finished != nullptr || next != nullptr) {
       const int64_t started = me.started_ticks;
       mu_.Unlock();
-      if (finished != nullptr) Deliver(finished);
-      if (next != nullptr) Execute(next, index, started);
+      if (finished != nullptr) Deliver(finished, result);
+      if (next != nullptr) Execute(next, index, started, &result);
       mu_.Lock();
       if (finished != nullptr) RecycleLocked(finished);
       finished = nullptr;
       if (next != nullptr) {
-        FinishLocked(me, next);
+        FinishLocked(me, next, result.outcome);
         finished = next;
       }
       continue;
@@ -543,13 +537,13 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
   return task;
 }
 
-void WorkerPool::FinishLocked(Worker& me, PoolTask* task) {
+void WorkerPool::FinishLocked(Worker& me, PoolTask* task, TaskOutcome outcome) {
   me.task = nullptr;
   --running_;
   running_full_cost_ns_ -= task->cost_ns;
   ReleaseLocked(task);
   task->MoveTo(PoolTask::State::kDelivering);
-  ++completed_[static_cast<int>(task->result.outcome)];
+  ++completed_[static_cast<int>(outcome)];
   CheckInvariantsLocked();
 }
 
@@ -567,8 +561,9 @@ bool WorkerPool::SpinForWorkLocked() {
   return !queue_.empty();
 }
 
-void WorkerPool::Execute(PoolTask* task, int index, int64_t start) {
-  TaskResult& result = task->result;
+void WorkerPool::Execute(PoolTask* task, int index, int64_t start,
+                         TaskResult* out) {
+  TaskResult& result = *out;
   result = TaskResult();
   absl::Status status;
   try {
@@ -588,8 +583,8 @@ void WorkerPool::Execute(PoolTask* task, int index, int64_t start) {
   result.run_time =
       std::max(absl::ZeroDuration(), clock_.TicksToDuration(end - start));
   result.worker = index;
-  result.tag = task->options.tag;
-  result.priority = task->options.priority;
+  result.tag = task->tag;
+  result.priority = task->priority;
   if (status.ok()) {
     result.outcome = TaskOutcome::kOk;
     return;
@@ -604,7 +599,7 @@ void WorkerPool::Execute(PoolTask* task, int index, int64_t start) {
       break;
     default:
       // Cancel or deadline: which one is the clock's call, now.
-      result.outcome = clock_.Now() >= task->options.deadline
+      result.outcome = clock_.Now() >= task->deadline
                            ? TaskOutcome::kDeadlineExceeded
                            : TaskOutcome::kCancelled;
   }
@@ -614,15 +609,29 @@ void WorkerPool::Execute(PoolTask* task, int index, int64_t start) {
 // ---- Completion ----------------------------------------------------------
 
 void WorkerPool::DeliverUnrun(PoolTask* task) {
-  Deliver(task);
+  TaskResult result;
+  result.outcome = task->unrun_outcome;
+  if (result.outcome == TaskOutcome::kPreempted) {
+    result.displaced_for = task->displaced_for;
+    result.status = absl::ResourceExhaustedError(
+        task->displaced_for == RefusalReason::kPreempted
+            ? "displaced from the queue by more critical work"
+            : "displaced from the queue by a tenant under its fair share");
+  } else {
+    result.status = OutcomeStatus(result.outcome);
+  }
+  result.tag = task->tag;
+  result.priority = task->priority;
+  result.queue_wait = absl::Nanoseconds(task->unrun_wait_ns);
+  Deliver(task, result);
   MutexLock lock(&mu_);
   RecycleLocked(task);
 }
 
-void WorkerPool::Deliver(PoolTask* task) {
-  if (observer_ != nullptr) observer_->OnTaskFinished(task->result);
+void WorkerPool::Deliver(PoolTask* task, const TaskResult& result) {
+  if (observer_ != nullptr) observer_->OnTaskFinished(result);
   DoneFn done = std::move(task->done);
-  if (done) done(task->result);
+  if (done) done(result);
 }
 
 // ---- Deadlines -----------------------------------------------------------
@@ -705,9 +714,8 @@ void WorkerPool::CheckInvariantsLocked() const {
   queue_.ForEach([&](const FairQueue::Node* node) {
     const PoolTask* t = static_cast<const PoolTask*>(node);
     POOL_CHECK(t->state == PoolTask::State::kQueued);
-    POOL_CHECK(t->cost_ns == absl::ToInt64Nanoseconds(t->options.cost));
-    bytes += t->options.bytes;
-    POOL_CHECK(t->timed == (t->options.deadline != absl::InfiniteFuture()));
+    bytes += t->bytes;
+    POOL_CHECK(t->timed == (t->deadline != absl::InfiniteFuture()));
   });
   int running = inline_running_;
   bytes += inline_bytes_;
@@ -716,9 +724,7 @@ void WorkerPool::CheckInvariantsLocked() const {
     if (w.task == nullptr) continue;
     POOL_CHECK(w.task->state == PoolTask::State::kRunning);
     ++running;
-    bytes += w.task->options.bytes;
-    POOL_CHECK(w.task->cost_ns ==
-               absl::ToInt64Nanoseconds(w.task->options.cost));
+    bytes += w.task->bytes;
     running_cost += w.task->cost_ns;
   }
   POOL_CHECK(running_cost == running_full_cost_ns_);
@@ -726,7 +732,7 @@ void WorkerPool::CheckInvariantsLocked() const {
   deadlines_.CheckInvariants([](const PoolTask* t, absl::Time deadline) {
     POOL_CHECK(t->state == PoolTask::State::kQueued ||
                t->state == PoolTask::State::kRunning);
-    POOL_CHECK(deadline == t->options.deadline);
+    POOL_CHECK(deadline == t->deadline);
   });
 #endif
 }

@@ -316,7 +316,7 @@ class WorkerPool {
   // Dequeues the front task onto worker `me`.
   PoolTask* StartNextLocked(Worker& me) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `me` finished running `task`: its budgets are free, its outcome counted.
-  void FinishLocked(Worker& me, PoolTask* task)
+  void FinishLocked(Worker& me, PoolTask* task, TaskOutcome outcome)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Before sleeping, one idle worker at a time polls queued_hint_ for up to
   // kSpinIterations pauses (a few microseconds) with mu_ released: a task
@@ -328,12 +328,14 @@ class WorkerPool {
   static constexpr int kSpinIterations = 512;
   // Runs the task (off the lock), started at `start` ticks, and fills its
   // result.
-  void Execute(PoolTask* task, int index, int64_t start)
+  // Runs the task and writes its result to `out`.
+  void Execute(PoolTask* task, int index, int64_t start, TaskResult* out)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Completes a task taken by TakeUnrunLocked on the calling thread.
   void DeliverUnrun(PoolTask* task) ABSL_LOCKS_EXCLUDED(mu_);
   // Observer, counters, DoneFn: off the lock.
-  void Deliver(PoolTask* task) ABSL_LOCKS_EXCLUDED(mu_);
+  void Deliver(PoolTask* task, const TaskResult& result)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void TimerLoop();
 
   void CheckInvariantsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
