@@ -91,6 +91,16 @@ Metrics::Metrics(MetricsOptions options)
           .Register(*registry_);
   memory_returns_cap_ = &returns.Add({{"rule", "cap"}});
   memory_returns_idle_ = &returns.Add({{"rule", "idle"}});
+  // Set once: the quota is fixed at start-up. Beside
+  // compute_pool_inflight_bytes_limit it shows the whole budget's split.
+  prometheus::BuildGauge()
+      .Name("compute_transport_quota_bytes")
+      .Help(
+          "Bytes gRPC's resource quota lets the transport hold (request "
+          "bodies being read): 3/4 of --max_inflight_bytes; 0: no limit.")
+      .Register(*registry_)
+      .Add({})
+      .Set(static_cast<double>(options.transport_quota_bytes));
 }
 
 void Metrics::CountMemoryReturn(MemoryReturnRule rule) {

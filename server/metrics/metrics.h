@@ -11,8 +11,8 @@
 //   - TenantMetrics (only with max_tenant_series): the service's tenant
 //     observer, per-tenant series capped to the top tenants plus "other";
 //   - a prometheus::Registry for the rest (compute_build_info,
-//     compute_memory_returns_total), where series that are set rarely
-//     belong.
+//     compute_memory_returns_total, compute_transport_quota_bytes), where
+//     series that are set rarely belong.
 //
 // Wiring (main.cc): make Metrics first and keep it until the server is gone;
 // set pool_observer() in PoolOptions::observer and call_observer() in
@@ -61,6 +61,9 @@ struct MetricsOptions {
   // Per-tenant series for at most this many tenants, plus "other"
   // (tenant_metrics.h); 0: none.
   size_t max_tenant_series = 0;
+  // gRPC's resource quota (the transport's share of --max_inflight_bytes),
+  // exported as compute_transport_quota_bytes; 0: none.
+  int64_t transport_quota_bytes = 0;
 };
 
 class Metrics {

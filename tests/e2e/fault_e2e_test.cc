@@ -732,6 +732,10 @@ TEST(FaultE2eTest, UnreadAnswersAreHeldInTheMemoryBudget) {
     return s.ok() ? s->Sum(name, labels) : -1.0;
   };
 
+  // The flag's split, as an operator sees it.
+  EXPECT_EQ(metric("compute_pool_inflight_bytes_limit"), 8 << 20);
+  EXPECT_EQ(metric("compute_transport_quota_bytes"), 24 << 20);
+
   RawHttp2Connection non_reader;
   ASSERT_TRUE(non_reader.Connect(*port, /*initial_window=*/0));
   non_reader.ReadUntilEnd(0x7fffffff, absl::Milliseconds(200));  // SETTINGS

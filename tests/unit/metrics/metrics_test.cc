@@ -78,6 +78,7 @@ TEST(MetricsTest, EveryFamilyOnceWithHelpAndAValidName) {
       {"process_threads", T::Gauge},
       {"compute_build_info", T::Gauge},
       {"compute_memory_returns_total", T::Counter},
+      {"compute_transport_quota_bytes", T::Gauge},
   };
   EXPECT_EQ(types, want);
   metrics.AttachPool(nullptr);
@@ -96,6 +97,21 @@ TEST(MetricsTest, BuildInfo) {
   EXPECT_THAT(std::string(BuildVersion()),
               ::testing::MatchesRegex("[0-9]+\\.[0-9]+\\.[0-9]+"));
   EXPECT_FALSE(BuildRevision().empty());
+}
+
+TEST(MetricsTest, TransportQuotaIsExportedAsGiven) {
+  MetricsOptions options;
+  options.transport_quota_bytes = int64_t{384} << 20;
+  Metrics metrics(std::move(options));
+  auto e = testing::ParseExposition(metrics.Text());
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->Value("compute_transport_quota_bytes", {}),
+            static_cast<double>(int64_t{384} << 20));
+  // No quota: 0, as compute_pool_inflight_bytes_limit says "no limit".
+  Metrics unlimited;
+  auto u = testing::ParseExposition(unlimited.Text());
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->Value("compute_transport_quota_bytes", {}), 0);
 }
 
 TEST(MetricsTest, MemoryReturnsByRuleFromZero) {
