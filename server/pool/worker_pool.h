@@ -326,9 +326,8 @@ class WorkerPool {
   // task is queued (mu_ held again either way).
   bool SpinForWorkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static constexpr int kSpinIterations = 512;
-  // Runs the task (off the lock), started at `start` ticks, and fills its
-  // result.
-  // Runs the task and writes its result to `out`.
+  // Runs the task (off the lock), started at `start` ticks, and writes its
+  // result to `out` (the record keeps none).
   void Execute(PoolTask* task, int index, int64_t start, TaskResult* out)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Completes a task taken by TakeUnrunLocked on the calling thread.
