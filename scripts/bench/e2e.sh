@@ -32,8 +32,13 @@
 # echo_cq's median calls/s but at most E2E_LATENCY_RATE (20000: what one
 # compute-client process drives on 2 cores that the server shares; past it
 # the client's own queueing is what gets measured), 4 connections, deadline
-# 10s, E2E_SECONDS per round, alternating compute and echo_cq for
-# E2E_ROUNDS rounds; the medians of each one's p50 and p99 and their ratios.
+# 10s, alternating compute and echo_cq for E2E_LATENCY_ROUNDS short rounds
+# of E2E_LATENCY_SECONDS; the medians of each one's p50 and p99, their
+# ratios, and the median of the ratios of rounds run back to back. Many
+# short rounds, because on a shared 2-core machine the p50 of one server
+# alone moves by 2x from one 5 s round to the next (a slow phase of the
+# machine lasts seconds): 10 rounds of 2 s put both servers through the
+# same phases more evenly than 5 of 5 s, in less time.
 #
 #   scripts/bench/e2e.sh
 #   E2E_ROUNDS=3 E2E_SECONDS=2 scripts/bench/e2e.sh
@@ -41,6 +46,8 @@
 # Environment (defaults):
 #   E2E_ROUNDS (5; BENCH_QUICK=1: 2)    rounds per server
 #   E2E_SECONDS (5; BENCH_QUICK=1: 2)   measured seconds per round (h2load -D)
+#   E2E_LATENCY_ROUNDS (10; BENCH_QUICK=1: 4)   latency rounds per server
+#   E2E_LATENCY_SECONDS (2)   seconds per latency round
 #   E2E_WARMUP (1)       warm-up seconds per round, not measured
 #   E2E_REQUESTS (0)     > 0: each round sends this many calls instead (-n)
 #   E2E_CONNECTIONS (4), E2E_STREAMS (32)   h2load -c and -m
@@ -62,14 +69,21 @@ CONNECTIONS=${E2E_CONNECTIONS:-4}
 STREAMS=${E2E_STREAMS:-32}
 read -r -a EXTRA_FLAGS <<<"${E2E_SERVER_FLAGS:-}"
 METRICS=${E2E_METRICS:-1}
+LATENCY_ROUNDS=${E2E_LATENCY_ROUNDS:-$(bench_default 10 4)}
+LATENCY_SECONDS=${E2E_LATENCY_SECONDS:-2}
 
-for v in ROUNDS ROUND_SECONDS WARMUP REQUESTS CONNECTIONS STREAMS; do
+for v in ROUNDS ROUND_SECONDS WARMUP REQUESTS CONNECTIONS STREAMS \
+  LATENCY_ROUNDS LATENCY_SECONDS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || bench_die "$v must be a whole number (got '${!v}')"
 done
 ((ROUNDS >= 1 && ROUNDS <= 100)) || bench_die "E2E_ROUNDS must be 1..100"
 ((ROUND_SECONDS >= 1 && ROUND_SECONDS <= 600)) ||
   bench_die "E2E_SECONDS must be 1..600"
 ((REQUESTS <= 100000000)) || bench_die "E2E_REQUESTS must be <= 1e8"
+((LATENCY_ROUNDS >= 1 && LATENCY_ROUNDS <= 100)) ||
+  bench_die "E2E_LATENCY_ROUNDS must be 1..100"
+((LATENCY_SECONDS >= 1 && LATENCY_SECONDS <= 600)) ||
+  bench_die "E2E_LATENCY_SECONDS must be 1..600"
 
 # h2load and nghttp: Debian's nghttp2-client.
 if ! command -v h2load >/dev/null || ! command -v nghttp >/dev/null; then
@@ -308,12 +322,12 @@ PY
 )
 lat=$bench_tmp/latency.txt
 : >"$lat"
-for ((r = 1; r <= ROUNDS; r++)); do
+for ((r = 1; r <= LATENCY_ROUNDS; r++)); do
   for name in compute echo_cq; do
     out=$bench_tmp/latency-$name-$r.json
-    timeout $((ROUND_SECONDS + 60)) "$COMPUTE_CLIENT" bench \
+    timeout $((LATENCY_SECONDS + 60)) "$COMPUTE_CLIENT" bench \
       --target "127.0.0.1:${PORT[$name]}" --task fib --n 1 --rate "$half" \
-      --time "${ROUND_SECONDS}s" --connections 4 --deadline 10s \
+      --time "${LATENCY_SECONDS}s" --connections 4 --deadline 10s \
       --max_error_rate 1 --json \
       >"$out" || bench_die "compute-client bench on $name failed"
     echo "$name $(bench_json "$out" 'j["latency_ms"]["p50"]')" \
@@ -321,7 +335,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       "$(bench_json "$out" 'j["offered_rate"]')" >>"$lat"
   done
 done
-python3 - "$lat" "$half" <<'PY'
+python3 - "$lat" "$half" "$LATENCY_ROUNDS" "$LATENCY_SECONDS" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -329,8 +343,8 @@ for line in open(sys.argv[1]):
     rows.setdefault(name, []).append((float(p50), float(p99), float(offered)))
 print()
 print("Latency under load: compute-client bench, open loop at %s calls/s "
-      "(half of echo_cq's median, at most E2E_LATENCY_RATE), 4 connections"
-      % sys.argv[2])
+      "(half of echo_cq's median, at most E2E_LATENCY_RATE), 4 connections, "
+      "%s rounds of %s s each, alternating" % tuple(sys.argv[2:5]))
 print()
 print("| server | offered calls/s | p50 ms (median) | p99 ms (median) |")
 print("|---|---|---|---|")
@@ -343,7 +357,15 @@ for name in ("compute", "echo_cq"):
         name, statistics.median(x[2] for x in v), med[name][0], med[name][1]))
 c, e = med["compute"], med["echo_cq"]
 print()
-print("compute/echo_cq latency: p50 %.2fx, p99 %.2fx" % (
+print("compute/echo_cq latency (medians): p50 %.2fx, p99 %.2fx" % (
     c[0] / e[0] if e[0] > 0 else float("nan"),
     c[1] / e[1] if e[1] > 0 else float("nan")))
+# Each compute round against the echo_cq round right after it.
+for i, label in ((0, "p50"), (1, "p99")):
+    pairs = [a[i] / b[i] for a, b in zip(rows["compute"], rows["echo_cq"])
+             if b[i] > 0]
+    if pairs:
+        print("  %s per pair of rounds: median %.2fx, %s" % (
+            label, statistics.median(pairs),
+            ", ".join("%.2f" % p for p in pairs)))
 PY
