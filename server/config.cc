@@ -468,6 +468,14 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
         {"keepalive_time", server.keepalive_time},
         {"keepalive_timeout", server.keepalive_timeout}}) {
     if (absl::Status s = Positive(name, d); !s.ok()) return s;
+    // gRPC takes these in whole milliseconds: less would reach it as 0 (a
+    // connection aged out as soon as it opens, a ping never waited for).
+    if (d < absl::Milliseconds(1)) {
+      return ConfigError(absl::StrCat("--", name,
+                                      " must be at least 1ms, gRPC counts "
+                                      "whole milliseconds (got ",
+                                      absl::FormatDuration(d), ")"));
+    }
   }
   server.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   if (absl::Status s =

@@ -131,15 +131,18 @@ int main(int argc, char** argv) {
   compute::SetLogLevel(config->log_level);
   compute::RouteGrpcLogs(config->log_level);
 
-  // A handler, though the signals stay blocked for sigwait: as PID 1 in a
-  // container, a signal left at its default action would be dropped.
-  signal(SIGTERM, [](int) {});
-  signal(SIGINT, [](int) {});
+  // Blocked first, for sigwait: a signal that comes from here on stays
+  // pending for it (installed the other way round, one arriving in between
+  // would run the empty handler and be gone). Then a handler, though the
+  // signals stay blocked: as PID 1 in a container, a signal left at its
+  // default action would be dropped.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGTERM, [](int) {});
+  signal(SIGINT, [](int) {});
 
   google::protobuf::Struct startup = StartupFields(*config);
   Put(startup, "large_allocations", large_allocations);

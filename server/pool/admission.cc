@@ -16,8 +16,10 @@ absl::Duration ClampRetry(absl::Duration d) {
 
 // Work ahead of a new task / the workers; zero while a worker is free.
 absl::Duration WaitFor(int64_t queued_cost_ns, const PoolLoad& load) {
-  if (load.queue.size() < static_cast<size_t>(load.max_workers - load.running))
+  const int free_places = std::max(0, load.max_workers - load.running);
+  if (load.queue.size() < static_cast<size_t>(free_places)) {
     return absl::ZeroDuration();
+  }
   return absl::Nanoseconds((queued_cost_ns + load.running_cost_ns()) /
                            load.max_workers);
 }

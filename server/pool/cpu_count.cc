@@ -88,8 +88,11 @@ CpuCount DetectCpuCount(const CpuCountSources& sources) {
   std::optional<Quota> quota = FindQuota(sources.root);
   if (quota) {
     result.quota_cpus = quota->cpus;
-    int quota_cpus =
-        std::max(1, static_cast<int>(std::ceil(quota->cpus - 1e-9)));
+    // Capped at the affinity count before the conversion: the kernel
+    // allows quotas of millions of CPUs, past what an int holds.
+    int quota_cpus = std::max(
+        1, static_cast<int>(std::ceil(
+               std::min(quota->cpus, static_cast<double>(cpus)) - 1e-9)));
     if (quota_cpus < cpus) {
       cpus = quota_cpus;
       result.explanation =

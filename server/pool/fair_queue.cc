@@ -157,7 +157,10 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority) const {
     if (f->head_tag <= start) {
       before = std::max(before, static_cast<double>(f->front->cost_ns));
     }
-    ahead += std::min(f->cost_ns, static_cast<int64_t>(before));
+    // Compared as doubles: with weights far apart (0.001 against 1,000)
+    // `before` can pass what an int64_t holds.
+    ahead +=
+        static_cast<int64_t>(std::min(static_cast<double>(f->cost_ns), before));
   }
   return ahead;
 }

@@ -139,10 +139,25 @@ void WorkerPool::HoldBytes(int64_t bytes) {
 
 void WorkerPool::ReleaseBytes(int64_t bytes) {
   POOL_CHECK(bytes >= 0);
-  const int64_t before =
-      held_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  // Sequentially consistent, against AwaitHeldBytesReleased's store and
+  // load: either this sees it waiting, or it sees what this released.
+  const int64_t before = held_bytes_.fetch_sub(bytes);
   POOL_CHECK(before >= bytes);
-  (void)before;
+  if (before == bytes && awaiting_held_.load()) {
+    MutexLock lock(&mu_);
+    drained_cv_.SignalAll();
+  }
+}
+
+bool WorkerPool::AwaitHeldBytesReleased() {
+  MutexLock lock(&mu_);
+  if (!shutdown_started_) return held_bytes_.load() == 0;  // no deadline
+  awaiting_held_.store(true);
+  while (held_bytes_.load() > 0 && clock_.Now() < shutdown_deadline_) {
+    clock_.WaitWithDeadline(drained_cv_, mu_, shutdown_deadline_);
+  }
+  awaiting_held_.store(false);
+  return held_bytes_.load() == 0;
 }
 
 void WorkerPool::SpawnWorkerLocked() {
@@ -294,6 +309,11 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
   }
   PoolThreadScope scope(this);
   Execute(task, max_workers_, task->submitted_ticks, result);
+  // Told while the task still counts as in the pool, as a worker's task is
+  // (Deliver before RecycleLocked): Shutdown returns only after the observer
+  // has seen every task.
+  if (observer_ != nullptr) observer_->OnTaskFinished(*result);
+  bool wake_worker = false;
   {
     MutexLock lock(&mu_);
     --running_;
@@ -303,9 +323,11 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
     task->MoveTo(PoolTask::State::kDelivering);
     ++completed_[static_cast<int>(result->outcome)];
     RecycleLocked(task);
+    // A task queued while this one held the last free place waits for it.
+    wake_worker = CanStartLocked() && idle_workers_ > 0 && !spinning_;
     CheckInvariantsLocked();
   }
-  if (observer_ != nullptr) observer_->OnTaskFinished(*result);
+  if (wake_worker) work_cv_.Signal();
   return true;
 }
 
@@ -481,7 +503,7 @@ void WorkerPool::WorkerLoop(int index) {
   PoolTask* finished = nullptr;  // ran; its completion is not yet delivered
   TaskResult result;             // finished's, then the next task's
   for (;;) {
-    PoolTask* next = !queue_.empty() ? StartNextLocked(me) : nullptr;
+    PoolTask* next = CanStartLocked() ? StartNextLocked(me) : nullptr;
     if (finished != nullptr || next != nullptr) {
       const int64_t started = me.started_ticks;
       mu_.Unlock();
@@ -496,8 +518,11 @@ void WorkerPool::WorkerLoop(int index) {
       }
       continue;
     }
-    // Nothing to deliver, nothing queued.
-    admission_.ObserveQueueWait(absl::ZeroDuration(), clock_.Ticks());
+    // Nothing to deliver, nothing this worker may start: the queue is
+    // empty, or every place is taken (by inline runs; see CanStartLocked).
+    if (queue_.empty()) {
+      admission_.ObserveQueueWait(absl::ZeroDuration(), clock_.Ticks());
+    }
     if (stopping_) break;
     if (spin_before_park_ && SpinForWorkLocked()) continue;
     ++idle_workers_;
@@ -505,7 +530,7 @@ void WorkerPool::WorkerLoop(int index) {
     absl::Time give_up =
         may_retire ? clock_.Now() + idle_timeout_ : absl::InfiniteFuture();
     bool retire = false;
-    while (queue_.empty() && !stopping_) {
+    while (!CanStartLocked() && !stopping_) {
       if (may_retire && clock_.Now() >= give_up) {
         retire = alive_workers_ > min_workers_;
         break;
@@ -532,7 +557,7 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
       me.started_ticks);
   // More queued than this worker takes: wake one more (a submitter that saw
   // a spinning worker woke no one).
-  if (!queue_.empty() && idle_workers_ > 0) work_cv_.Signal();
+  if (CanStartLocked() && idle_workers_ > 0) work_cv_.Signal();
   CheckInvariantsLocked();
   return task;
 }
@@ -558,7 +583,7 @@ bool WorkerPool::SpinForWorkLocked() {
   }
   mu_.Lock();
   spinning_ = false;
-  return !queue_.empty();
+  return CanStartLocked();
 }
 
 void WorkerPool::Execute(PoolTask* task, int index, int64_t start,
@@ -706,6 +731,7 @@ void WorkerPool::CheckInvariantsLocked() const {
   // Past a few hundred queued tasks only the O(1) checks run.
   POOL_CHECK(inflight_bytes_ >= 0);
   POOL_CHECK(running_ >= 0 && running_ <= alive_workers_ + inline_running_);
+  POOL_CHECK(running_ <= max_workers_);
   POOL_CHECK(queue_.size() + static_cast<size_t>(running_) <=
              capacity_ + static_cast<size_t>(max_workers_));
   if (queue_.size() > 256) return;

@@ -120,7 +120,8 @@
 //   kFree -> kQueued -> kRunning -> kDelivering -> kFree
 //                    \-> kDelivering (cancelled, expired, shut down: unrun)
 // Invariants, checked under mu_ in debug builds (CheckInvariantsLocked):
-// the queue holds exactly the kQueued tasks; queued_ + running_ <=
+// the queue holds exactly the kQueued tasks; running_ (workers' tasks and
+// inline runs) <= max_workers; queued_ + running_ <=
 // queue_capacity + max_workers; the cost and byte sums equal those of the
 // queued and running tasks; a task has a live entry in the deadline heap iff
 // it is queued or running, has a finite deadline and has not been
@@ -253,6 +254,13 @@ class WorkerPool {
   int64_t held_bytes() const {
     return held_bytes_.load(std::memory_order_relaxed);
   }
+  // After Shutdown: waits until every byte held outside tasks has been
+  // released, or until Shutdown's deadline (the earliest any caller gave:
+  // a later Shutdown(now) ends this wait too). Returns whether none is
+  // held. The service holds an answer's bytes until its client has taken
+  // it, so a drain waits here for answers still on their way (a large one
+  // to a slow reader) before gRPC's shutdown would cancel them.
+  bool AwaitHeldBytesReleased();
 
   Clock& clock() const { return clock_; }
   int64_t max_inflight_bytes() const { return max_inflight_bytes_; }
@@ -313,7 +321,14 @@ class WorkerPool {
 
   void SpawnWorkerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WorkerLoop(int index);
-  // Dequeues the front task onto worker `me`.
+  // Whether a worker may start the front task: one is queued and a place
+  // is free. Inline runs (RunInlineIfFree) hold places too, so an idle
+  // worker may find a task queued and no place for it: it waits, and the
+  // inline run that frees the place wakes it.
+  bool CanStartLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !queue_.empty() && running_ < max_workers_;
+  }
+  // Dequeues the front task onto worker `me` (CanStartLocked() holds).
   PoolTask* StartNextLocked(Worker& me) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `me` finished running `task`: its budgets are free, its outcome counted.
   void FinishLocked(Worker& me, PoolTask* task, TaskOutcome outcome)
@@ -323,7 +338,7 @@ class WorkerPool {
   // that arrives then starts without a futex wake-up on either side, which
   // on a VM costs several microseconds per task. Only one spins, so idle
   // workers never take the CPUs from the gRPC threads. Returns whether a
-  // task is queued (mu_ held again either way).
+  // task may start (CanStartLocked; mu_ held again either way).
   bool SpinForWorkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static constexpr int kSpinIterations = 512;
   // Runs the task (off the lock), started at `start` ticks, and writes its
@@ -373,6 +388,9 @@ class WorkerPool {
   int64_t inflight_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // Bytes held outside tasks (HoldBytes); read under mu_ by admission.
   std::atomic<int64_t> held_bytes_{0};
+  // Set while AwaitHeldBytesReleased waits: the release that leaves nothing
+  // held wakes it (drained_cv_).
+  std::atomic<bool> awaiting_held_{false};
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
 
   // Task records: owned here, recycled through free_ (never freed before the

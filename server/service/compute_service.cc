@@ -157,10 +157,15 @@ std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
   }
   if (options_.tenant_observer == nullptr) ResolveTenant(call);
   SubmitRefusal refusal;
+  // Set before Submit: once the task is in the pool its completion may run
+  // at once on another thread (displaced, shut down) and read it.
+  call.queued = true;
   absl::StatusOr<TaskHandle> submitted =
       pool_.Submit(std::move(task), std::move(done), call.options, &refusal);
-  if (!submitted.ok()) return Refused(call, submitted.status(), refusal);
-  call.queued = true;
+  if (!submitted.ok()) {
+    call.queued = false;
+    return Refused(call, submitted.status(), refusal);
+  }
   *handle = *submitted;
   return std::nullopt;
 }

@@ -15,6 +15,7 @@ class CheckCall {
   CheckCall(HealthService& health, int q, grpc::ServerCompletionQueue* cq)
       : health_(health), q_(q), responder_(&context_) {
     health_.live_calls_.fetch_add(1, std::memory_order_relaxed);
+    health_.queues_->CallBegins();
     health_.async_.RequestCheck(&context_, &request_, &responder_, cq, cq,
                                 &arrived_);
   }
@@ -45,7 +46,10 @@ class CheckCall {
  private:
   using Event = CallEvent<CheckCall, Kind>;
 
-  ~CheckCall() { health_.live_calls_.fetch_sub(1, std::memory_order_release); }
+  ~CheckCall() {
+    health_.live_calls_.fetch_sub(1, std::memory_order_release);
+    health_.queues_->CallEnds();
+  }
 
   HealthService& health_;
   const int q_;
@@ -65,6 +69,7 @@ class WatchCall {
   WatchCall(HealthService& health, int q, grpc::ServerCompletionQueue* cq)
       : health_(health), q_(q), writer_(&context_) {
     health_.live_calls_.fetch_add(1, std::memory_order_relaxed);
+    health_.queues_->CallBegins();
     context_.AsyncNotifyWhenDone(&done_);
     health_.async_.RequestWatch(&context_, &request_, &writer_, cq, cq,
                                 &arrived_);
@@ -139,7 +144,10 @@ class WatchCall {
  private:
   using Event = CallEvent<WatchCall, Kind>;
 
-  ~WatchCall() { health_.live_calls_.fetch_sub(1, std::memory_order_release); }
+  ~WatchCall() {
+    health_.live_calls_.fetch_sub(1, std::memory_order_release);
+    health_.queues_->CallEnds();
+  }
 
   void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     assert(!writing_ && !finish_issued_);

@@ -23,6 +23,7 @@ class RunCall {
   RunCall(RunQueues& queues, RunQueues::Queue& queue)
       : queues_(queues), queue_(queue), responder_(&context_) {
     queues_.live_calls_.fetch_add(1, std::memory_order_relaxed);
+    queues_.CallBegins();
     context_.AsyncNotifyWhenDone(&done_);
     queues_.async_.RequestRun(&context_, &received_, &responder_,
                               queue_.cq.get(), queue_.cq.get(), &arrived_);
@@ -60,6 +61,7 @@ class RunCall {
  private:
   ~RunCall() {  // only Unref deletes
     queues_.live_calls_.fetch_sub(1, std::memory_order_release);
+    queues_.CallEnds();
   }
 
   void Arrive() {
@@ -177,16 +179,39 @@ void RunQueues::Poll(Queue& queue) {
   }
 }
 
+void RunQueues::CallBegins() {
+  calls_on_queues_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void RunQueues::CallEnds() {
+  // Sequentially consistent, with Shutdown's store to draining_ and load of
+  // the count: either this sees draining_, or Shutdown sees this end.
+  if (calls_on_queues_.fetch_sub(1) == 1 && draining_.load()) {
+    MutexLock lock(&calls_mu_);
+    calls_ended_.SignalAll();
+  }
+}
+
 void RunQueues::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   for (const std::unique_ptr<Queue>& queue : queues_) {
     if (queue->cq == nullptr) continue;  // never added to a server
-    {
-      MutexLock lock(&queue->mu);
-      queue->accepting = false;
+    MutexLock lock(&queue->mu);
+    queue->accepting = false;
+  }
+  if (started_) {
+    // gRPC has cancelled or failed every call and request by now; their
+    // events may still be on the queues, and the threads handle them.
+    draining_.store(true);
+    MutexLock lock(&calls_mu_);
+    const absl::Time limit = absl::Now() + kCallsEndLimit;
+    while (calls_on_queues_.load() > 0) {
+      if (calls_ended_.WaitWithDeadline(&calls_mu_, limit)) break;
     }
-    queue->cq->Shutdown();
+  }
+  for (const std::unique_ptr<Queue>& queue : queues_) {
+    if (queue->cq != nullptr) queue->cq->Shutdown();
   }
   for (const std::unique_ptr<Queue>& queue : queues_) {
     if (queue->cq == nullptr) continue;

@@ -49,8 +49,15 @@
 // Shutdown (ComputeServer::Drain): the service answers new calls
 // UNAVAILABLE while the pool completes what it accepted (each completion
 // finishes its call); then grpc::Server::Shutdown, which returns the waiting
-// requests not ok; then Shutdown() here: no new requests, each queue shut
-// down and drained by its thread, the threads joined.
+// requests not ok and cancels what is left; then Shutdown() here: no new
+// requests; the threads keep handling events until every call object on
+// the queues (RunCalls and other services' calls, CallBegins) is gone; then
+// each queue is shut down and drained by its thread, the threads joined.
+// Why wait before the queues' shutdown: a call's arrival may still sit in a
+// queue when grpc::Server::Shutdown returns (it waits for connections, not
+// for the events it has queued), and handling it starts operations on its
+// queue (the done notification, the answer), which gRPC aborts on once the
+// queue is shut down (GPR_ASSERT in grpc_call_start_batch).
 //
 // Thread-safety: Start and Shutdown from one thread; the rest is internal.
 #ifndef COMPUTE_SERVER_SERVICE_RUN_CALL_H_
@@ -62,6 +69,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/time/time.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "grpcpp/server_builder.h"
 #include "server/pool/sync.h"
@@ -104,9 +112,16 @@ class RunQueues {
   void AddTo(grpc::ServerBuilder& builder);
   // After BuildAndStart: requests calls and starts the threads.
   void Start();
-  // After grpc::Server::Shutdown: stops requesting, shuts each queue down
-  // and joins its thread once it has drained. Idempotent.
+  // After grpc::Server::Shutdown: stops requesting, waits (at most
+  // kCallsEndLimit) until no call object is left on the queues, then shuts
+  // each queue down and joins its thread once it has drained. Idempotent.
   void Shutdown();
+  static constexpr absl::Duration kCallsEndLimit = absl::Seconds(10);
+
+  // Every object that awaits events on these queues counts itself in for
+  // its life: RunCall does; other services' calls (health.h) call these.
+  void CallBegins();
+  void CallEnds();
 
   // For the other services on these queues (health.h): calls
   // `request(cq)` with queue `q`'s completion queue, unless the queues are
@@ -145,6 +160,12 @@ class RunQueues {
   const int requests_per_queue_;
   std::vector<std::unique_ptr<Queue>> queues_;
   std::atomic<int> live_calls_{0};
+  // Calls of every service on the queues (CallBegins - CallEnds); once
+  // draining_, each end that leaves none wakes Shutdown.
+  std::atomic<int> calls_on_queues_{0};
+  std::atomic<bool> draining_{false};
+  Mutex calls_mu_;
+  CondVar calls_ended_;
   bool started_ = false;
   bool shut_down_ = false;
 };

@@ -215,8 +215,12 @@ void ComputeServer::Drain(absl::Duration timeout) {
   // Health first: probes and clients stop choosing us while we finish.
   health_->SetAllNotServing();
   service_->StartDraining();
-  // Every accepted call is completed (and its reactor finished) by this.
+  // Every accepted call is completed (and its Finish issued) by this.
   pool_->Shutdown(deadline);
+  // And its answer taken by its client, within the same deadline: gRPC's
+  // Shutdown below would cancel an answer still on its way (a large one to
+  // a slow reader) after its grace. (A second signal ends this wait too.)
+  pool_->AwaitHeldBytesReleased();
   // What remains are calls in flight in gRPC itself (answered UNAVAILABLE by
   // the draining service); give them a moment, then cancel. (Unless the
   // drain was ended: gRPC's Shutdown cannot be hurried once it waits.)

@@ -6,7 +6,9 @@
 //      readiness probes and health-checking clients stop sending;
 //   2. new Run calls get UNAVAILABLE (retryable on another replica);
 //   3. accepted calls, queued and running, finish until `timeout`; what is
-//      left is then cancelled and answered UNAVAILABLE;
+//      left is then cancelled and answered UNAVAILABLE; answers still on
+//      their way to their clients (a large one to a slow reader) are waited
+//      for until the same `timeout`;
 //   4. health Watch streams end (UNAVAILABLE), then the gRPC server shuts
 //      down; every accepted call has its response.
 // EndDrainNow(), on a second SIGTERM while Drain runs: what step 3 still

@@ -796,6 +796,72 @@ TEST(FaultE2eTest, UnreadAnswersAreHeldInTheMemoryBudget) {
   EXPECT_EQ(server.Wait().code, 0);
 }
 
+// SIGTERM while a client is still taking a large answer: the drain waits
+// for it (within --drain_timeout) instead of letting gRPC's shutdown
+// cancel it after its grace of 1 s. The task ran; its answer must arrive.
+TEST(FaultE2eTest, TheDrainWaitsForAnAnswerASlowClientIsStillTaking) {
+  constexpr int kSide = 1024;
+  int metrics_port = FreeLoopbackPort();
+  // No load reports: their trailers are Huffman-coded (raw_http2.h).
+  ServerProcess server({"--address=127.0.0.1", "--port=0", "--workers=2",
+                        "--drain_timeout=60s", "--load_report_interval=inf",
+                        "--metrics_address=127.0.0.1",
+                        absl::StrCat("--metrics_port=", metrics_port)});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  auto metric = [&](const std::string& name,
+                    const metrics::testing::Labels& labels = {}) {
+    auto s = Scrape(metrics_port);
+    return s.ok() ? s->Sum(name, labels) : -1.0;
+  };
+
+  // A client whose window is shut: the answer waits in the server.
+  RawHttp2Connection slow;
+  ASSERT_TRUE(slow.Connect(*port, /*initial_window=*/0));
+  slow.ReadUntilEnd(0x7fffffff, absl::Milliseconds(200));  // SETTINGS
+  constexpr uint32_t kStream = 1;
+  ASSERT_TRUE(slow.Send(Http2Frame(
+      http2::kHeaders, http2::kEndHeaders, kStream,
+      RunCallHeaders("application/grpc", {{"grpc-timeout", "120S"}}))));
+  ASSERT_TRUE(slow.SendData(
+      kStream, GrpcMessage(BlurOf(kSide, kSide).SerializeAsString()),
+      absl::Seconds(10)));
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        return metric("compute_tasks_total",
+                      {{"task", "blur"}, {"outcome", "ok"}}) == 1 &&
+               metric("compute_pool_inflight_bytes") >= kSide * kSide;
+      },
+      absl::Seconds(10)))
+      << "the blur ran and its answer is held";
+
+  server.Signal(SIGTERM);
+  ASSERT_TRUE(server.WaitForLine("\"msg\":\"draining\""));
+  // Longer than gRPC's grace: before, the call was cancelled here
+  // (RST_STREAM) although its answer was ready.
+  StreamEnd meanwhile = slow.ReadUntilEnd(kStream, absl::Milliseconds(2500));
+  EXPECT_EQ(meanwhile.kind, StreamEnd::Kind::kTimeout)
+      << "the stream ended while its answer waited: reset code "
+      << meanwhile.reset_code;
+
+  // The client opens its windows (the stream's and the connection's) and
+  // takes the answer: all of it, then grpc-status 0.
+  auto window_update = [](uint32_t stream, uint32_t increment) {
+    std::string payload;
+    for (int shift : {24, 16, 8, 0}) {
+      payload.push_back(static_cast<char>(increment >> shift));
+    }
+    return Http2Frame(http2::kWindowUpdate, 0, stream, payload);
+  };
+  ASSERT_TRUE(slow.Send(window_update(0, 0x7fff0000) +
+                        window_update(kStream, 0x7fff0000)));
+  StreamEnd end = slow.ReadUntilEnd(kStream, absl::Seconds(20));
+  EXPECT_EQ(end.kind, StreamEnd::Kind::kTrailers) << end.error;
+  EXPECT_EQ(end.grpc_status(), 0);
+  EXPECT_EQ(server.Wait().code, 0);
+}
+
 // A burst of large calls that fills gRPC's transport quota (sized from
 // --max_inflight_bytes) is answered, call by call, and the server lives
 // on. The received bytes belong to that quota; when the server dropped

@@ -336,6 +336,13 @@ TEST(ConfigTest, BadValuesNameTheFlagOrVariable) {
        "--min_workers must be between 0 and 2"},
       {{"--queue_capacity=-1"}, {}, "--queue_capacity must be between 0"},
       {{"--keepalive_time=0s"}, {}, "--keepalive_time must be > 0"},
+      {{"--max_connection_age=500us"},
+       {},
+       "--max_connection_age must be at least 1ms, gRPC counts whole "
+       "milliseconds (got 500us)"},
+      {{"--keepalive_timeout=0.5ms"},
+       {},
+       "--keepalive_timeout must be at least 1ms"},
       {{"--max_message_bytes=10"}, {}, "--max_message_bytes must be between"},
       {{"--tls_client_ca=/ca.pem"}, {}, "--tls_client_ca needs --tls_cert"},
       {{"--frobnicate"}, {}, "unknown flag --frobnicate"},

@@ -76,6 +76,17 @@ TEST(CpuCountTest, AffinitySmallerThanQuotaWins) {
   EXPECT_NE(c.explanation.find("affinity"), std::string::npos);
 }
 
+// cgroup v2 takes a quota of up to 2^63 - 1 us per period: far more CPUs
+// than an int holds. Such a quota limits nothing.
+TEST(CpuCountTest, AHugeQuotaIsNoLimit) {
+  FakeRoot fake;
+  fake.Write("/proc/self/cgroup", "0::/\n");
+  fake.Write("/sys/fs/cgroup/cpu.max", "17000000000000 1000\n");
+  CpuCount c = DetectCpuCount(fake.Sources(8));
+  EXPECT_EQ(c.cpus, 8);
+  EXPECT_NE(c.explanation.find("affinity"), std::string::npos);
+}
+
 TEST(CpuCountTest, NoCgroupFilesFallsBackToAffinity) {
   FakeRoot fake;
   EXPECT_EQ(DetectCpuCount(fake.Sources(3)).cpus, 3);

@@ -422,6 +422,51 @@ TEST(SchedulerTest, NothingRunsInlineWhileAllPlacesAreTakenOrWorkWaits) {
       pool.RunInlineIfFree(cheap, Cost(absl::Microseconds(1)), &result));
 }
 
+// An inline run holds its place as a worker's task does: a task queued
+// meanwhile waits for it even though a worker is idle, so no more than
+// max_workers tasks ever run at once, and the queued task's expected wait
+// counts the inline run. The inline run's end wakes the idle worker.
+TEST(SchedulerTest, AQueuedTaskWaitsForThePlaceAnInlineRunHolds) {
+  PoolOptions options;
+  options.inline_max_cost = absl::Microseconds(20);
+  auto s = MakeScheduler(1, 4, options);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  std::atomic<bool> ran_inline{false};
+  std::thread caller([&] {
+    TaskFn fn = gate.Task();
+    TaskResult result;
+    ran_inline = pool.RunInlineIfFree(fn, Cost(absl::Microseconds(1)), &result);
+  });
+  ASSERT_TRUE(gate.WaitStarted(1));
+  ASSERT_EQ(pool.Stats().busy, 1);
+
+  std::atomic<int> busy_inside{-1};
+  Completions done;
+  TaskFn queued = [&](const CancelToken&) {
+    busy_inside = pool.Stats().busy;
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(
+      pool.Submit(std::move(queued), done.For(0), Cost(absl::Milliseconds(1)))
+          .ok());
+  EXPECT_GT(pool.Stats().expected_wait, absl::ZeroDuration())
+      << "the one place is taken: a new task would wait";
+  // The idle worker was woken by the Submit; it must not start the task
+  // while the inline run holds the only place. (Bounded: what must not
+  // happen would happen within microseconds.)
+  EXPECT_FALSE(done.WaitForCount(1, absl::Milliseconds(200)))
+      << "a worker ran a task beside the inline run: 2 running, max 1";
+  EXPECT_EQ(pool.Stats().queue_depth, 1u);
+
+  gate.Release();
+  caller.join();
+  EXPECT_TRUE(ran_inline.load());
+  ASSERT_TRUE(done.WaitForCount(1)) << "the inline run's end wakes a worker";
+  EXPECT_EQ(busy_inside.load(), 1);
+  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kOk);
+}
+
 TEST(SchedulerTest, InlineRunsAreAdmittedByTheSameBudgets) {
   PoolOptions options;
   options.inline_max_cost = absl::Microseconds(20);

@@ -402,6 +402,39 @@ TEST(WorkerPoolTest, ASecondShutdownBringsTheDeadlineForward) {
   EXPECT_EQ(gate.saw_stop(), 1);
 }
 
+// The drain waits for answers still being taken (bytes held outside
+// tasks) until Shutdown's deadline, and a second Shutdown(now) ends that
+// wait as it ends Shutdown's.
+TEST(WorkerPoolTest, AfterShutdownHeldBytesAreAwaitedUntilItsDeadline) {
+  {
+    auto pool = MakePool(1, 8);
+    pool->HoldBytes(100);
+    pool->Shutdown(absl::Now() + absl::Seconds(60));
+    std::thread taker([&] { pool->ReleaseBytes(100); });
+    EXPECT_TRUE(pool->AwaitHeldBytesReleased()) << "released by the taker";
+    taker.join();
+  }
+  {
+    auto pool = MakePool(1, 8);
+    pool->HoldBytes(100);
+    pool->Shutdown(absl::Now());
+    EXPECT_FALSE(pool->AwaitHeldBytesReleased()) << "the deadline has passed";
+    pool->ReleaseBytes(100);
+  }
+  {
+    auto pool = MakePool(1, 8);
+    pool->HoldBytes(100);
+    pool->Shutdown(absl::Now() + absl::Seconds(60));
+    std::thread second_signal([&] { pool->Shutdown(absl::Now()); });
+    const absl::Time start = absl::Now();
+    EXPECT_FALSE(pool->AwaitHeldBytesReleased());
+    EXPECT_LT(absl::Now() - start, absl::Seconds(30))
+        << "the first Shutdown's 60 s deadline held";
+    second_signal.join();
+    pool->ReleaseBytes(100);
+  }
+}
+
 TEST(WorkerPoolTest, DestructorShutsDownAndDeliversEverything) {
   Gate gate;
   Completions done;
