@@ -165,7 +165,8 @@ bool LoadGenerator::Claim() {
          claimed_.fetch_add(1, std::memory_order_relaxed) < options_.requests;
 }
 
-void LoadGenerator::StartCall(absl::Duration backoff) {
+void LoadGenerator::StartCall(absl::Duration backoff,
+                              std::optional<int64_t> scheduled_ns) {
   auto* call = new Call;
   call->backoff = backoff;
   if (options_.deadline != absl::InfiniteDuration()) {
@@ -176,8 +177,9 @@ void LoadGenerator::StartCall(absl::Duration backoff) {
     MutexLock lock(&mu_);
     ++in_flight_;
   }
-  call->start_ns = NowNs();
-  AtomicMax(last_start_ns_, call->start_ns);
+  const int64_t now = NowNs();
+  call->start_ns = scheduled_ns ? std::min(*scheduled_ns, now) : now;
+  AtomicMax(last_start_ns_, now);
   sent_.fetch_add(1, std::memory_order_relaxed);
   Send(call);
 }
@@ -314,7 +316,7 @@ void LoadGenerator::Pace() {
     // Behind schedule (a late wake-up), SleepUntil returns at once until the
     // loop has caught up, so the rate over the run is the rate asked for.
     if (!SleepUntil(due)) return;
-    StartCall();
+    StartCall(absl::ZeroDuration(), due);
   }
 }
 

@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -166,7 +167,11 @@ class LoadGenerator {
   // Claims the right to start one more call (requests, duration, Stop).
   bool Claim();
   // `backoff`: the closed-loop lane's current pause after UNAVAILABLE.
-  void StartCall(absl::Duration backoff = absl::ZeroDuration());
+  // `scheduled_ns` (open loop): when the call was due; its latency counts
+  // from then, so a client that falls behind its schedule shows the delay
+  // in the percentiles instead of hiding it (coordinated omission).
+  void StartCall(absl::Duration backoff = absl::ZeroDuration(),
+                 std::optional<int64_t> scheduled_ns = std::nullopt);
   // Sends `call` (new, or another attempt of one) and counts it sent.
   void Send(Call* call);
   void OnDone(Call* call, const grpc::Status& status);

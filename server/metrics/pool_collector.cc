@@ -49,7 +49,9 @@ std::vector<prometheus::MetricFamily> PoolCollector::Collect() const {
                            "Worker threads alive (busy or idle).",
                            static_cast<double>(s.workers)));
   families.push_back(Gauge("compute_pool_workers_busy",
-                           "Worker threads running a task.",
+                           "Workers' places taken by running tasks (on a "
+                           "worker, or a cheap one inline on a gRPC thread); "
+                           "at most compute_pool_workers.",
                            static_cast<double>(s.busy)));
   families.push_back(Gauge("compute_pool_min_workers",
                            "Workers the pool always keeps.",

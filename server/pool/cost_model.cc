@@ -40,6 +40,10 @@ void CostModel::Record(int kind, double units, absl::Duration run_time,
   if (!(seconds > 0)) return;  // too fast to measure, or no time at all
   std::atomic<double>& slot = log_coef_[kind];
   double current = slot.load(std::memory_order_relaxed);
+  // Too small a task to say anything about the rate (see the header). By
+  // its estimate, not its run time: among tiny tasks, those that happened
+  // to run long (descheduled) would teach alone.
+  if (units * std::exp(current) < kMinSampleSeconds) return;
   double error = std::log(seconds / units) - current;
   if (lower_bound && error <= 0) return;
   const double max_step = std::log(kMaxStepFactor);

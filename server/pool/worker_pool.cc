@@ -289,7 +289,10 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
   PoolTask* task;
   {
     MutexLock lock(&mu_);
-    if (!queue_.empty() || running_ >= max_workers_) return false;
+    // A live worker's place: after idle workers retired (--min_workers
+    // below --workers) the places beyond them have no thread, and busy
+    // (running_) must not pass the workers there are.
+    if (!queue_.empty() || running_ >= alive_workers_) return false;
     // Read here, not before the lock: a busy pool (the common refusal, after
     // which the caller Submits and reads the clock again) costs no read.
     const Arrival arrival = ArrivalOf(options);
@@ -532,8 +535,12 @@ void WorkerPool::WorkerLoop(int index) {
     bool retire = false;
     while (!CanStartLocked() && !stopping_) {
       if (may_retire && clock_.Now() >= give_up) {
-        retire = alive_workers_ > min_workers_;
-        break;
+        if (running_ < alive_workers_) {
+          retire = alive_workers_ > min_workers_;
+          break;
+        }
+        // An inline run holds this worker's place: idle a while longer.
+        give_up = clock_.Now() + idle_timeout_;
       }
       clock_.WaitWithDeadline(work_cv_, mu_, give_up);
     }
@@ -731,7 +738,7 @@ void WorkerPool::CheckInvariantsLocked() const {
   // Past a few hundred queued tasks only the O(1) checks run.
   POOL_CHECK(inflight_bytes_ >= 0);
   POOL_CHECK(running_ >= 0 && running_ <= alive_workers_ + inline_running_);
-  POOL_CHECK(running_ <= max_workers_);
+  POOL_CHECK(running_ <= alive_workers_ && alive_workers_ <= max_workers_);
   POOL_CHECK(queue_.size() + static_cast<size_t>(running_) <=
              capacity_ + static_cast<size_t>(max_workers_));
   if (queue_.size() > 256) return;

@@ -121,7 +121,7 @@
 //                    \-> kDelivering (cancelled, expired, shut down: unrun)
 // Invariants, checked under mu_ in debug builds (CheckInvariantsLocked):
 // the queue holds exactly the kQueued tasks; running_ (workers' tasks and
-// inline runs) <= max_workers; queued_ + running_ <=
+// inline runs) <= alive workers <= max_workers; queued_ + running_ <=
 // queue_capacity + max_workers; the cost and byte sums equal those of the
 // queued and running tasks; a task has a live entry in the deadline heap iff
 // it is queued or running, has a finite deadline and has not been
@@ -326,7 +326,7 @@ class WorkerPool {
   // worker may find a task queued and no place for it: it waits, and the
   // inline run that frees the place wakes it.
   bool CanStartLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !queue_.empty() && running_ < max_workers_;
+    return !queue_.empty() && running_ < alive_workers_;
   }
   // Dequeues the front task onto worker `me` (CanStartLocked() holds).
   PoolTask* StartNextLocked(Worker& me) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -70,6 +70,24 @@ TEST(CostModelTest, IgnoresSamplesWithoutInformation) {
   EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), 1.0);
 }
 
+// A stream of tiny tasks (spin 0s: ~0.4 us of fixed cost, 0.1 us in
+// spin's units) taught the model 3.85 s per second of spin, and a 1 s spin
+// with a 2 s deadline was refused on an idle server from then on. Such
+// samples measure the overhead of running a task, not its size.
+TEST(CostModelTest, TinyTasksDoNotTeachTheRate) {
+  CostModel model = TwoKinds();
+  for (int i = 0; i < 40000; ++i) {
+    model.Record(kSpin, 1e-7, absl::Nanoseconds(385));
+    // Now and then one is descheduled: it must not teach either.
+    if (i % 100 == 0) model.Record(kSpin, 1e-7, absl::Microseconds(50));
+  }
+  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), 1.0);
+  EXPECT_LE(model.Estimate(kSpin, 1.0), absl::Seconds(1));
+  // A task long enough to measure still teaches.
+  model.Record(kSpin, 0.001, absl::Milliseconds(2));
+  EXPECT_GT(model.SecondsPerUnit(kSpin), 1.0);
+}
+
 // Found by scheduler_fuzzer: a NaN size stayed in the mean for good (every
 // later estimate of the kind was NaN); an infinite one lowered the rate.
 TEST(CostModelTest, IgnoresSizesThatAreNotFinite) {

@@ -467,6 +467,47 @@ TEST(SchedulerTest, AQueuedTaskWaitsForThePlaceAnInlineRunHolds) {
   EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kOk);
 }
 
+// Inline runs take live workers' places only: once idle workers have
+// retired (min_workers below max_workers), busy never passes the workers
+// there are (compute_pool_workers_busy <= compute_pool_workers, which the
+// saturation panel divides).
+TEST(SchedulerTest, InlineRunsTakeOnlyThePlacesOfLiveWorkers) {
+  SimulatedClock clock;
+  PoolOptions options;
+  options.min_workers = 1;
+  options.max_workers = 4;
+  options.queue_capacity = 4;
+  options.idle_timeout = absl::Seconds(10);
+  options.inline_max_cost = absl::Microseconds(20);
+  options.clock = &clock;
+  auto created = WorkerPool::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  WorkerPool& pool = **created;
+  ASSERT_EQ(pool.Stats().workers, 1);
+
+  Gate gate;
+  std::atomic<bool> ran_inline{false};
+  std::thread caller([&] {
+    TaskFn fn = gate.Task();
+    TaskResult result;
+    ran_inline = pool.RunInlineIfFree(fn, Cost(absl::Microseconds(1)), &result);
+  });
+  ASSERT_TRUE(gate.WaitStarted(1));
+  TaskFn cheap = Noop();
+  TaskResult result;
+  EXPECT_FALSE(
+      pool.RunInlineIfFree(cheap, Cost(absl::Microseconds(1)), &result))
+      << "the one live worker's place is taken";
+  PoolStats stats = pool.Stats();
+  EXPECT_EQ(stats.busy, 1);
+  EXPECT_EQ(stats.workers, 1);
+  gate.Release();
+  caller.join();
+  EXPECT_TRUE(ran_inline.load());
+  EXPECT_TRUE(
+      pool.RunInlineIfFree(cheap, Cost(absl::Microseconds(1)), &result));
+}
+
 TEST(SchedulerTest, InlineRunsAreAdmittedByTheSameBudgets) {
   PoolOptions options;
   options.inline_max_cost = absl::Microseconds(20);
