@@ -41,6 +41,16 @@ PACKAGES=("${BUILD_PACKAGES[@]}")
 if [[ "${1:-}" != "--build-only" ]]; then
   PACKAGES+=("${TEST_PACKAGES[@]}")
 fi
+# `make check-deploy` (tests/deploy) runs its schema and rule checks on
+# Node: Debian's nodejs and npm, unless a node with its npm is already
+# there (NodeSource's, say, which Debian's npm package would conflict with).
+# It also needs kubectl with kustomize components (1.21 or later), which
+# bookworm does not package (its kubernetes-client is 1.20): see README.
+NODE_PACKAGES=()
+if [[ "${1:-}" != "--build-only" ]] &&
+  ! { command -v node && command -v npm; } >/dev/null; then
+  NODE_PACKAGES=(nodejs npm)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -49,6 +59,8 @@ for pkg in "${PACKAGES[@]}"; do
     missing+=("$pkg")
   fi
 done
+
+missing+=("${NODE_PACKAGES[@]}")
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0

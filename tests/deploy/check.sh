@@ -121,7 +121,7 @@ if [[ -f $tmp/prod.yaml ]]; then
   neg=$tmp/neg
   mkdir -p "$neg"
   m() { node "$here/mutate.mjs" "$tmp/prod.yaml" "$neg/$1.yaml" "${@:2}"; }
-  m replicaz Deployment rename spec.replicas replicaz
+  m replicaz Deployment rename spec.revisionHistoryLimit replicaz
   m probe Deployment rename spec.template.spec.containers.0.readinessProbe.grpc.service servise
   m keda ScaledObject rename spec.triggers.0.metricType metricTyp
   m rule PrometheusRule rename spec.groups.0.rules.0.for fore

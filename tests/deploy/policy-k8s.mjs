@@ -202,7 +202,6 @@ if (overlay === "prod") {
   const [, host, tag] = /^(?:([^/]+)\/)?[^:@]+(?::([^@]+))?/.exec(c.image ?? "") ?? [];
   check(host && /[.:]|^localhost$/.test(host), `prod: image from a registry (got ${c.image})`);
   check(tag && !["dev", "latest"].includes(tag), `prod: image with a version tag, not dev or latest (got ${c.image})`);
-  check(deploy.spec.replicas >= 2, "prod: 2+ replicas");
   check(seconds(env.COMPUTE_MAX_CONNECTION_AGE ?? "inf") < Infinity,
     "prod: COMPUTE_MAX_CONNECTION_AGE set, so clients rebalance as pods come and go");
   check(seconds(env.COMPUTE_MAX_CONNECTION_AGE_GRACE ?? "inf") < Infinity, "prod: COMPUTE_MAX_CONNECTION_AGE_GRACE set");
@@ -214,8 +213,13 @@ if (overlay === "prod") {
     check(hpa.spec.metrics?.some((m) => m.type === "Resource" && m.resource?.name === "cpu"), "HPA scales on CPU");
     check(hpa.spec.minReplicas <= hpa.spec.maxReplicas, "HPA min <= max");
   }
-  if (overlay === "dev") check(deploy.spec.replicas === 1, "dev: 1 replica");
+  if (overlay === "dev") check(hpa?.spec.minReplicas === 1, "dev: 1 replica at least");
+  if (overlay === "base") check(hpa?.spec.minReplicas >= 2, "base: 2+ replicas at least");
 }
+// The autoscaler owns the replica count: a value in the manifest would
+// reset it on every apply (a fleet scaled out for a load, cut back at once).
+check(deploy.spec.replicas === undefined,
+  `${overlay}: no spec.replicas on the Deployment (the autoscaler owns it; got ${deploy.spec.replicas})`);
 if (overlay !== "base") {
   const ns = one("Namespace");
   check(ns, `${overlay}: the render creates its Namespace`);
