@@ -42,6 +42,16 @@ std::vector<std::string> BaseArgs() {
   return {"--address=127.0.0.1", "--port=0", "--metrics_port=0"};
 }
 
+// metric(name, labels): the sum of the matching series on the server's
+// /metrics now, or -1 if the scrape failed.
+auto MetricReader(int metrics_port) {
+  return [metrics_port](const std::string& name,
+                        const metrics::testing::Labels& labels = {}) {
+    auto s = Scrape(metrics_port);
+    return s.ok() ? s->Sum(name, labels) : -1.0;
+  };
+}
+
 std::shared_ptr<grpc::Channel> ChannelTo(int port) {
   return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
                              grpc::InsecureChannelCredentials());
@@ -726,11 +736,7 @@ TEST(FaultE2eTest, UnreadAnswersAreHeldInTheMemoryBudget) {
   ASSERT_TRUE(server.Spawn());
   std::optional<int> port = server.WaitServing();
   ASSERT_TRUE(port.has_value());
-  auto metric = [&](const std::string& name,
-                    const metrics::testing::Labels& labels = {}) {
-    auto s = Scrape(metrics_port);
-    return s.ok() ? s->Sum(name, labels) : -1.0;
-  };
+  auto metric = MetricReader(metrics_port);
 
   // The flag's split, as an operator sees it.
   EXPECT_EQ(metric("compute_pool_inflight_bytes_limit"), 8 << 20);
@@ -810,11 +816,7 @@ TEST(FaultE2eTest, TheDrainWaitsForAnAnswerASlowClientIsStillTaking) {
   ASSERT_TRUE(server.Spawn());
   std::optional<int> port = server.WaitServing();
   ASSERT_TRUE(port.has_value());
-  auto metric = [&](const std::string& name,
-                    const metrics::testing::Labels& labels = {}) {
-    auto s = Scrape(metrics_port);
-    return s.ok() ? s->Sum(name, labels) : -1.0;
-  };
+  auto metric = MetricReader(metrics_port);
 
   // A client whose window is shut: the answer waits in the server.
   RawHttp2Connection slow;
@@ -847,15 +849,8 @@ TEST(FaultE2eTest, TheDrainWaitsForAnAnswerASlowClientIsStillTaking) {
 
   // The client opens its windows (the stream's and the connection's) and
   // takes the answer: all of it, then grpc-status 0.
-  auto window_update = [](uint32_t stream, uint32_t increment) {
-    std::string payload;
-    for (int shift : {24, 16, 8, 0}) {
-      payload.push_back(static_cast<char>(increment >> shift));
-    }
-    return Http2Frame(http2::kWindowUpdate, 0, stream, payload);
-  };
-  ASSERT_TRUE(slow.Send(window_update(0, 0x7fff0000) +
-                        window_update(kStream, 0x7fff0000)));
+  ASSERT_TRUE(slow.Send(WindowUpdateFrame(0, 0x7fff0000) +
+                        WindowUpdateFrame(kStream, 0x7fff0000)));
   StreamEnd end = slow.ReadUntilEnd(kStream, absl::Seconds(20));
   EXPECT_EQ(end.kind, StreamEnd::Kind::kTrailers) << end.error;
   EXPECT_EQ(end.grpc_status(), 0);

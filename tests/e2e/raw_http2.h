@@ -64,6 +64,16 @@ inline std::string Http2Frame(uint8_t type, uint8_t flags, uint32_t stream,
   return frame + payload;
 }
 
+// A WINDOW_UPDATE frame: `increment` more bytes the peer may send on
+// `stream` (0: the connection).
+inline std::string WindowUpdateFrame(uint32_t stream, uint32_t increment) {
+  std::string payload;
+  for (int shift : {24, 16, 8, 0}) {
+    payload.push_back(static_cast<char>(increment >> shift));
+  }
+  return Http2Frame(http2::kWindowUpdate, 0, stream, payload);
+}
+
 // An HPACK "literal header field without indexing, new name", neither
 // string Huffman-coded (RFC 7541 6.2.2); both shorter than 127 bytes.
 inline std::string HpackLiteral(const std::string& name,

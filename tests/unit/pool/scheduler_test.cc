@@ -422,6 +422,33 @@ TEST(SchedulerTest, NothingRunsInlineWhileAllPlacesAreTakenOrWorkWaits) {
       pool.RunInlineIfFree(cheap, Cost(absl::Microseconds(1)), &result));
 }
 
+// A cheap task run inline (RunInlineIfFree) on a thread of its own, held
+// running until Finish: the inline run that holds a place meanwhile.
+class InlineRunHeld {
+ public:
+  explicit InlineRunHeld(WorkerPool& pool)
+      : caller_([this, &pool] {
+          TaskFn fn = gate_.Task();
+          TaskResult result;
+          ran_ = pool.RunInlineIfFree(fn, Cost(absl::Microseconds(1)), &result);
+        }) {}
+  ~InlineRunHeld() {
+    if (caller_.joinable()) Finish();
+  }
+  bool WaitStarted() { return gate_.WaitStarted(1); }
+  // Lets it end; whether it ran inline.
+  bool Finish() {
+    gate_.Release();
+    caller_.join();
+    return ran_.load();
+  }
+
+ private:
+  Gate gate_;
+  std::atomic<bool> ran_{false};
+  std::thread caller_;
+};
+
 // An inline run holds its place as a worker's task does: a task queued
 // meanwhile waits for it even though a worker is idle, so no more than
 // max_workers tasks ever run at once, and the queued task's expected wait
@@ -431,14 +458,8 @@ TEST(SchedulerTest, AQueuedTaskWaitsForThePlaceAnInlineRunHolds) {
   options.inline_max_cost = absl::Microseconds(20);
   auto s = MakeScheduler(1, 4, options);
   WorkerPool& pool = *s->pool;
-  Gate gate;
-  std::atomic<bool> ran_inline{false};
-  std::thread caller([&] {
-    TaskFn fn = gate.Task();
-    TaskResult result;
-    ran_inline = pool.RunInlineIfFree(fn, Cost(absl::Microseconds(1)), &result);
-  });
-  ASSERT_TRUE(gate.WaitStarted(1));
+  InlineRunHeld inline_run(pool);
+  ASSERT_TRUE(inline_run.WaitStarted());
   ASSERT_EQ(pool.Stats().busy, 1);
 
   std::atomic<int> busy_inside{-1};
@@ -459,9 +480,7 @@ TEST(SchedulerTest, AQueuedTaskWaitsForThePlaceAnInlineRunHolds) {
       << "a worker ran a task beside the inline run: 2 running, max 1";
   EXPECT_EQ(pool.Stats().queue_depth, 1u);
 
-  gate.Release();
-  caller.join();
-  EXPECT_TRUE(ran_inline.load());
+  EXPECT_TRUE(inline_run.Finish());
   ASSERT_TRUE(done.WaitForCount(1)) << "the inline run's end wakes a worker";
   EXPECT_EQ(busy_inside.load(), 1);
   EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kOk);
@@ -485,14 +504,8 @@ TEST(SchedulerTest, InlineRunsTakeOnlyThePlacesOfLiveWorkers) {
   WorkerPool& pool = **created;
   ASSERT_EQ(pool.Stats().workers, 1);
 
-  Gate gate;
-  std::atomic<bool> ran_inline{false};
-  std::thread caller([&] {
-    TaskFn fn = gate.Task();
-    TaskResult result;
-    ran_inline = pool.RunInlineIfFree(fn, Cost(absl::Microseconds(1)), &result);
-  });
-  ASSERT_TRUE(gate.WaitStarted(1));
+  InlineRunHeld inline_run(pool);
+  ASSERT_TRUE(inline_run.WaitStarted());
   TaskFn cheap = Noop();
   TaskResult result;
   EXPECT_FALSE(
@@ -501,9 +514,7 @@ TEST(SchedulerTest, InlineRunsTakeOnlyThePlacesOfLiveWorkers) {
   PoolStats stats = pool.Stats();
   EXPECT_EQ(stats.busy, 1);
   EXPECT_EQ(stats.workers, 1);
-  gate.Release();
-  caller.join();
-  EXPECT_TRUE(ran_inline.load());
+  EXPECT_TRUE(inline_run.Finish());
   EXPECT_TRUE(
       pool.RunInlineIfFree(cheap, Cost(absl::Microseconds(1)), &result));
 }
