@@ -324,7 +324,9 @@ void SplitMemoryBudget(int64_t total, int64_t* pool, int64_t* transport) {
   *transport = total - *pool;
 }
 
-// "gold=4,silver=2": name=weight pairs, weights in (0, 1000].
+// "gold=4,silver=2": name=weight pairs, weights in [0.001, 1000]: within a
+// million of each other, so that virtual times (cost / weight) stay exact
+// enough in a double for days of overload.
 absl::Status ParseTenantWeights(const std::string& text,
                                 absl::flat_hash_map<std::string, double>* out) {
   out->clear();
@@ -333,11 +335,11 @@ absl::Status ParseTenantWeights(const std::string& text,
     std::vector<absl::string_view> parts = absl::StrSplit(pair, '=');
     double weight = 0;
     if (parts.size() != 2 || parts[0].empty() ||
-        !absl::SimpleAtod(parts[1], &weight) || !(weight > 0) ||
+        !absl::SimpleAtod(parts[1], &weight) || !(weight >= 0.001) ||
         weight > 1000) {
       return ConfigError(absl::StrCat(
           "--tenant_weights: '", pair,
-          "' is not name=weight with a weight in (0, 1000], like gold=4"));
+          "' is not name=weight with a weight in [0.001, 1000], like gold=4"));
     }
     if (!out->emplace(std::string(parts[0]), weight).second) {
       return ConfigError(absl::StrCat("--tenant_weights: tenant '", parts[0],

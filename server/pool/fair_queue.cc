@@ -43,6 +43,11 @@ const FairQueue::Flow* FairQueue::FindFlow(std::string_view tenant,
                                                       : it->second.get();
 }
 
+double FairQueue::StartTag(const Class& c, const Flow* flow) {
+  if (flow == nullptr || flow->epoch != c.epoch) return c.vtime;
+  return std::max(c.vtime, flow->head_tag);
+}
+
 size_t FairQueue::ActiveFlows() const {
   size_t active = 0;
   for (const Class& c : classes_) active += c.active.size();
@@ -74,8 +79,9 @@ void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
   }
   Flow* flow = it->second.get();
   if (flow->size == 0) {
-    // Active again: it starts at the class's virtual time, as a new flow.
-    flow->head_tag = c.vtime;
+    // Active again: at the virtual time, or after its last served task.
+    flow->head_tag = StartTag(c, flow);
+    flow->epoch = c.epoch;
     flow->weight = weight;
     flow->active_index = c.active.size();
     c.active.push_back(flow);
@@ -107,14 +113,19 @@ void FairQueue::Unlink(Node* node) {
   --size_;
   cost_ns_ -= node->cost_ns;
   if (flow->size > 0) return;
-  // The flow leaves its class's turn: a tenant that returns starts at the
-  // class's virtual time then. Its record stays for reuse (see the header).
+  // The flow leaves its class's turn; its record, with the tag it would
+  // start at, stays for reuse (see the header).
   Flow* last = c.active.back();
   c.active[flow->active_index] = last;
   last->active_index = flow->active_index;
   c.active.pop_back();
   c.weights -= flow->weight;
-  if (c.active.empty()) c.weights = 0;  // no rounding residue
+  if (c.active.empty()) {
+    c.weights = 0;  // no rounding residue
+    // Nobody waits: every kept tag is void, and the virtual time restarts.
+    c.vtime = 0;
+    ++c.epoch;
+  }
   SweepInactiveFlows();
 }
 
@@ -128,7 +139,8 @@ FairQueue::Node* FairQueue::Pop() {
     Node* node = best->front;
     c.vtime = std::max(c.vtime, best->head_tag);
     // Served: the next task starts where this one finishes. (If this was
-    // the last, the flow goes inactive and the tag is set afresh on return.)
+    // the last, the flow goes inactive, and its tenant's next task starts
+    // there at the earliest.)
     best->head_tag += static_cast<double>(node->cost_ns) / best->weight;
     Unlink(node);
     return node;
@@ -145,15 +157,21 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority) const {
   const Class& c = classes_[p];
   const Flow* own = FindFlow(tenant, priority);
   // Where the new task would start, in the class's virtual time.
-  const double start = own != nullptr ? own->finish_tag() : c.vtime;
+  double start;
+  if (own != nullptr) {
+    start = own->finish_tag();
+  } else {
+    auto it = c.flows.find(AsKey(tenant));
+    start = StartTag(c, it == c.flows.end() ? nullptr : it->second.get());
+  }
   for (const Flow* f : c.active) {
     if (f == own) {
       ahead += f->cost_ns;  // its whole flow is before it
       continue;
     }
-    // The part of f that starts before `start`: about (start - vtime) x
-    // its weight, and at least its head if that starts no later.
-    double before = (start - c.vtime) * f->weight;
+    // The part of f that starts before `start`: about (start - its head's
+    // tag) x its weight, and at least its head if that starts no later.
+    double before = std::max(0.0, start - f->head_tag) * f->weight;
     if (f->head_tag <= start) {
       before = std::max(before, static_cast<double>(f->front->cost_ns));
     }

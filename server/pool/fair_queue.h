@@ -8,7 +8,17 @@
 // has a virtual start tag, the next task to run is the head with the
 // smallest one (the class's virtual time becomes that tag), and the task
 // behind it starts where the served one finished: its tag + cost / weight.
-// A flow that becomes active starts at the class's virtual time.
+// A flow that becomes active starts at the class's virtual time, or where
+// its last served task finished if that is later: a tenant whose queue
+// empties after each task (one call at a time) still owes what it was
+// served. Without that debt such tenants all started at the virtual time,
+// which then never moved: ties went to whichever flow sat first in the
+// active list, and of 16 tenants calling one at a time 8 were served once
+// in 10 s; a tenant of 50 ms tasks with 2 in flight got 0.87 of the CPU
+// against one queueing 800 5 ms tasks a second. When the class empties,
+// nobody waits, so nobody is owed anything: the virtual time starts again
+// at 0 and every debt is forgotten (an epoch count, so that this is O(1)),
+// which also keeps tags small.
 //
 // Tags are kept for heads only and advance only when a task is served, so
 // a task taken out before it ran (displaced, cancelled, expired) costs its
@@ -23,8 +33,8 @@
 // no more CPU than one sending cheap ones; weights (default 1) scale a
 // tenant's share. It is work-conserving: only flows with queued
 // work take part, so an idle tenant's share goes to the busy ones, and a
-// tenant that returns starts at the current virtual time (no credit saved
-// up while idle).
+// tenant that returns starts no earlier than the current virtual time (no
+// credit saved up while idle).
 //
 // Classes: kCritical before kDefault before kSheddable, strictly.
 //
@@ -76,8 +86,11 @@ class FairQueue {
     Node* front = nullptr;
     Node* back = nullptr;
     size_t size = 0;
-    int64_t cost_ns = 0;      // of its queued tasks
-    double head_tag = 0;      // virtual start tag of `front`
+    int64_t cost_ns = 0;  // of its queued tasks
+    // Virtual start tag of `front`; while inactive, where its next task
+    // would start (the last served task's finish), valid in `epoch` only.
+    double head_tag = 0;
+    uint64_t epoch = 0;       // of its class, when head_tag was last set
     size_t active_index = 0;  // in its class's active list
     // Virtual finish tag of its last queued task.
     double finish_tag() const {
@@ -153,12 +166,16 @@ class FairQueue {
     absl::flat_hash_map<std::string, std::unique_ptr<Flow>> flows;
     std::vector<Flow*> active;  // flows with queued tasks
     double vtime = 0;           // virtual time: the last start tag served
+    uint64_t epoch = 0;         // times the class emptied
     int64_t cost_ns = 0;
     double weights = 0;  // sum over active
   };
   static constexpr size_t kSpareFlows = 64;
   // The active flow of (tenant, priority); nullptr if it has no tasks.
   const Flow* FindFlow(std::string_view tenant, Priority priority) const;
+  // Where a flow that becomes active now starts (`flow` may be nullptr: a
+  // tenant without a record).
+  static double StartTag(const Class& c, const Flow* flow);
   void Unlink(Node* node);
   // Frees the inactive flows' records once there are too many (see above).
   void SweepInactiveFlows();

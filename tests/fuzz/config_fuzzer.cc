@@ -96,7 +96,7 @@ const char* OutOfRange(const compute::Config& c) {
     return "max_message_bytes";
   }
   for (const auto& [tenant, weight] : s.tenant_weights) {
-    if (tenant.empty() || !(weight > 0) || weight > 1000) {
+    if (tenant.empty() || !(weight >= 0.001) || weight > 1000) {
       return "tenant_weights";
     }
   }

@@ -249,8 +249,8 @@ TEST(ConfigTest, Tenants) {
   c = Parse({}, {{"COMPUTE_TENANT_WEIGHTS", "a=1"}});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->server.tenant_weights.at("a"), 1);
-  for (const char* bad :
-       {"gold", "gold=0", "gold=-1", "=2", "gold=x", "gold=2000", "a=1,a=2"}) {
+  for (const char* bad : {"gold", "gold=0", "gold=-1", "gold=1e-9", "=2",
+                          "gold=x", "gold=2000", "a=1,a=2"}) {
     c = Parse({std::string("--tenant_weights=") + bad});
     ASSERT_FALSE(c.ok()) << bad;
     EXPECT_THAT(std::string(c.status().message()),

@@ -109,10 +109,10 @@ TEST(FairQueueTest, AnIdleTenantSavesNoCredit) {
             (std::vector<std::string>{"back", "busy", "back", "busy"}));
 }
 
-// A flow whose queue emptied keeps no state that matters: its record is
-// reused, but a tenant that returns starts at the class's virtual time, not
-// after the finish tag of its last (expensive) task.
-TEST(FairQueueTest, AReturningTenantStartsAfresh) {
+// Once the whole class has emptied, nobody was kept waiting: a tenant that
+// returns then starts at the class's virtual time, not after the finish tag
+// of its last (expensive) task.
+TEST(FairQueueTest, AReturningTenantStartsAfreshOnceTheClassEmptied) {
   Queue q;
   q.Push("back", 1000);
   EXPECT_EQ(q.Pop(1), std::vector<std::string>{"back"});
@@ -120,6 +120,46 @@ TEST(FairQueueTest, AReturningTenantStartsAfresh) {
   EXPECT_EQ(q.Pop(1), std::vector<std::string>{"busy"});
   q.Push("back", 10);
   EXPECT_EQ(q.Pop(2), (std::vector<std::string>{"back", "busy"}));
+}
+
+// Clients that call one at a time: each tenant has one task queued, its
+// queue empties when it is served, and it sends the next at once. Each must
+// get its turn in a round, not the two that happen to sit first (the
+// queue's first version kept serving 2 of 10 such tenants, for ever).
+TEST(FairQueueTest, TenantsWithOneTaskQueuedEachTakeTurns) {
+  Queue q;
+  constexpr int kTenants = 10;
+  for (int t = 0; t < kTenants; ++t) q.Push("t" + std::to_string(t), 5);
+  std::map<std::string, int> served;
+  for (int i = 0; i < 10 * kTenants; ++i) {
+    std::vector<std::string> one = q.Pop(1);
+    ASSERT_EQ(one.size(), 1u);
+    ++served[one[0]];
+    q.Push(one[0], 5);  // its next call
+  }
+  ASSERT_EQ(served.size(), size_t{kTenants}) << "a tenant was never served";
+  for (const auto& [tenant, n] : served) EXPECT_EQ(n, 10) << tenant;
+}
+
+// Fair by cost even when the expensive tenant queues one task at a time:
+// what it was served counts after its queue empties, while others wait.
+TEST(FairQueueTest, AnExpensiveTenantCallingOneAtATimeGetsItsShare) {
+  Queue q;
+  for (int i = 0; i < 100; ++i) q.Push("cheap", 5);
+  q.Push("dear", 50);
+  int64_t dear = 0;
+  int64_t cheap = 0;
+  while (dear + cheap < 20000) {
+    FairQueue::Node* node = q.queue.Pop();
+    ASSERT_NE(node, nullptr);
+    q.queue.CheckInvariants();
+    const bool was_dear = node->cost_ns == 50;
+    (was_dear ? dear : cheap) += node->cost_ns;
+    q.Push(was_dear ? "dear" : "cheap", node->cost_ns);  // the next one
+  }
+  // Half each; the first version gave dear ten times cheap's share.
+  EXPECT_NEAR(dear, 10000, 200);
+  EXPECT_NEAR(cheap, 10000, 200);
 }
 
 // Records of emptied flows are freed in sweeps, so thousands of tenants
@@ -196,6 +236,25 @@ TEST(FairQueueTest, TasksTakenOutBeforeTheyRanCostTheirFlowNothing) {
   r.queue.Remove(head);
   r.queue.CheckInvariants();
   EXPECT_EQ(r.Pop(2), (std::vector<std::string>{"large", "small"}));
+}
+
+// A flow whose head starts after the virtual time (it was served and
+// returned) has only the part past its head ahead of a new tenant's task.
+TEST(FairQueueTest, CostAheadCountsFromEachFlowsHead) {
+  Queue q;
+  q.Push("t0", 50);
+  q.Push("t0", 40);
+  for (int t = 1; t < 20; ++t) {
+    for (int i = 0; i < 3; ++i) q.Push("t" + std::to_string(t), 50);
+  }
+  // One round: every flow's head now starts at 50, the virtual time is 0.
+  EXPECT_EQ(q.Pop(20).size(), 20u);
+  // t0's next task would start at 90 (its 40 starts at 50): of each other
+  // flow only the task at 50 starts before it, not the one at 100.
+  EXPECT_EQ(q.queue.CostAhead("t0", Priority::kDefault), 40 + 19 * 50);
+  // A new tenant starts at 0: before every flow's head (ties aside, one
+  // task of one flow).
+  EXPECT_LE(q.queue.CostAhead("new", Priority::kDefault), 50);
 }
 
 // The expected wait of a new task counts only what would run before it.
