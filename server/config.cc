@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -477,6 +478,16 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
                                       " must be at least 1ms, gRPC counts "
                                       "whole milliseconds (got ",
                                       absl::FormatDuration(d), ")"));
+    }
+    // And in an int: 2^31 ms (24.8 days) or more would reach it as INT_MAX,
+    // which means never.
+    if (d != absl::InfiniteDuration() &&
+        d >= absl::Milliseconds(std::numeric_limits<int>::max())) {
+      return ConfigError(
+          absl::StrCat("--", name,
+                       " must be inf or under 596h, gRPC counts milliseconds "
+                       "in an int (got ",
+                       absl::FormatDuration(d), ")"));
     }
   }
   server.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/base/fd_limit.h"
 #include "server/base/openssl_exit.h"
 #include "server/config.h"
 #include "server/log.h"
@@ -146,6 +147,9 @@ int main(int argc, char** argv) {
 
   google::protobuf::Struct startup = StartupFields(*config);
   Put(startup, "large_allocations", large_allocations);
+  // Every connection is a file: see fd_limit.h for why the hard limit.
+  Put(startup, "open_files_limit",
+      static_cast<double>(compute::RaiseOpenFileLimit()));
   const compute::MemoryReturner::Options returner_options =
       ReturnerOptions(*config);
   // Whether the allocator can say what it keeps (jemalloc): if not, the

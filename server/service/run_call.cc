@@ -95,6 +95,9 @@ class RunCall {
     queues_.service_.Answered(call_, status);
     if (status.ok()) {
       grpc::ByteBuffer answer = SerializeRunResponse(response_);
+      // A small answer was copied into the buffer: the message goes now,
+      // so that only the buffer's bytes, which the budget counts, are held.
+      compute::v1::RunResponse().Swap(&response_);
       // Held in the pool's memory budget until the finish event: a client
       // that does not read keeps the answer in memory (see the header).
       // Before Finish, whose event may come at once on the queue's thread.

@@ -57,6 +57,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
 // one waiting while the queue's thread handles the last.
 constexpr int kRequestsPerQueue = 32;
 
+// Threads gRPC may run synchronous services (reflection) on: see its use.
+constexpr int kSyncServiceThreads = 8;
+
 // The most one read from a connection takes (see its use).
 constexpr int kMaxReadChunkBytes = 256 * 1024;
 
@@ -117,6 +120,14 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   server->queues_->AddTo(builder);
   server->health_ = std::make_unique<HealthService>();
   server->health_->AddTo(builder);
+  grpc::ResourceQuota quota("compute-transport");
+  // Reflection is a synchronous service in gRPC 1.51: each open stream
+  // holds a thread of gRPC's pool while it waits for the client, and the
+  // pool had no bound (a client that opened 5,000 streams and sent nothing
+  // made 5,000 threads, 374 MiB). Past this many, a new stream is answered
+  // RESOURCE_EXHAUSTED ("Server Threadpool Exhausted") at once. Run and
+  // health are served on threads of their own (RunQueues), not these.
+  quota.SetMaxThreads(kSyncServiceThreads);
   if (config.transport_quota_bytes > 0) {
     // The pool's memory budget charges a call only once its request has
     // been received and parsed; below the handler, gRPC's own buffers (the
@@ -127,10 +138,9 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
     // ENHANCE_YOUR_CALM: the client sees RESOURCE_EXHAUSTED without
     // pushback) or closes idle connections. Its share of the budget is
     // sized for that (SplitMemoryBudget, server/config.cc).
-    grpc::ResourceQuota quota("compute-transport");
     quota.Resize(static_cast<size_t>(config.transport_quota_bytes));
-    builder.SetResourceQuota(quota);
   }
+  builder.SetResourceQuota(quota);
   // Compressed requests are refused, from their headers, with
   // UNIMPLEMENTED "Compression algorithm 'gzip' is disabled". gRPC 1.51
   // inflates a message whole and only then compares it with the receive

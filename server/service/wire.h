@@ -44,6 +44,11 @@ inline constexpr size_t kZeroCopyMinBytes = 64 * 1024;
 // alone (a copy that costs nothing next to the call).
 inline constexpr size_t kZeroCopyRequestMinBytes = 64 * 1024;
 
+// The pixels stay in the received bytes only when they are all of them but
+// at most 1/kMostUncountedPart: the memory budget counts the request and
+// its pixels, not the slices around them.
+inline constexpr size_t kMostUncountedPart = 8;
+
 // Drops received slices (emptied) or one slice (made empty) on a thread
 // that has no gRPC execution context, such as a worker or an I/O thread
 // after the completion queue handed it an event. Received bytes belong to
@@ -78,9 +83,10 @@ struct ReceivedPayload {
 };
 
 // Parses `bytes` into *request (bytes is empty after). For a request of
-// kZeroCopyRequestMinBytes or more whose task is blur, the pixels are not
-// copied into request->blur().pixels() (left empty): *payload holds them,
-// and the received bytes, until it is cleared. For any other request
+// kZeroCopyRequestMinBytes or more whose task is blur, and whose pixels are
+// nearly all of it (kMostUncountedPart), the pixels are not copied into
+// request->blur().pixels() (left empty): *payload holds them, and the
+// received bytes, until it is cleared. For any other request
 // *payload is empty and the received bytes are freed. The request is the
 // one protobuf would parse from the same bytes, field for field, the
 // pixels aside (a scan of the top-level fields finds the blur's; anything

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -32,6 +33,17 @@ using ::testing::HasSubstr;
 std::unique_ptr<compute::v1::Compute::Stub> StubFor(int port) {
   return compute::v1::Compute::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+}
+
+// Threads of process `pid` now.
+int ThreadsOf(pid_t pid) {
+  int threads = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           absl::StrCat("/proc/", pid, "/task"))) {
+    (void)entry;
+    ++threads;
+  }
+  return threads;
 }
 
 std::vector<std::string> BaseArgs() {
@@ -369,6 +381,69 @@ TEST(ServerE2eTest, ReflectionListsTheServices) {
                          {"compute.v1.Compute", "grpc.health.v1.Health",
                           "grpc.reflection.v1alpha.ServerReflection"}));
   EXPECT_TRUE(stream->Finish().ok());
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait().code, 0);
+}
+
+// Reflection runs on gRPC's synchronous thread pool, a thread per open
+// stream while it waits for the client: a client that opens streams and
+// sends nothing must not make the server start a thread for each. Past the
+// cap, a new stream is refused at once; Run and health are still served,
+// and once the streams go, reflection answers again.
+TEST(ServerE2eTest, OpenReflectionStreamsHoldABoundedNumberOfThreads) {
+  ServerProcess server(BaseArgs());
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
+  const int threads_before = ThreadsOf(server.pid());
+  using Stream = grpc::ClientReaderWriter<
+      grpc::reflection::v1alpha::ServerReflectionRequest,
+      grpc::reflection::v1alpha::ServerReflectionResponse>;
+  constexpr int kStreams = 40;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (int i = 0; i < kStreams; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(
+        absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    streams.push_back(stub->ServerReflectionInfo(contexts.back().get()));
+  }
+  // One more, which asks something: refused, as the pool is full.
+  auto ListServices = [&stub]() {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    auto stream = stub->ServerReflectionInfo(&context);
+    grpc::reflection::v1alpha::ServerReflectionRequest request;
+    request.set_list_services("");
+    stream->Write(request);
+    stream->WritesDone();
+    grpc::reflection::v1alpha::ServerReflectionResponse response;
+    while (stream->Read(&response)) {
+    }
+    return stream->Finish();
+  };
+  grpc::Status refused = ListServices();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << refused.error_message();
+  // Unbounded, it was one thread per stream: 40 more.
+  EXPECT_LE(ThreadsOf(server.pid()), threads_before + 10);
+  // Run is served meanwhile.
+  auto compute = StubFor(*port);
+  grpc::ClientContext run_context;
+  compute::v1::RunResponse response;
+  EXPECT_TRUE(compute->Run(&run_context, Fib(10), &response).ok());
+  // The streams go; reflection answers again (its threads come back as
+  // each stream's handler sees its end).
+  for (auto& context : contexts) context->TryCancel();
+  for (auto& stream : streams) stream->Finish();
+  grpc::Status again;
+  absl::Time end = absl::Now() + absl::Seconds(10);
+  while (!(again = ListServices()).ok() && absl::Now() < end) {
+  }
+  EXPECT_TRUE(again.ok()) << again.error_message();
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait().code, 0);
 }

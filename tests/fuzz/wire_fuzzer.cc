@@ -5,7 +5,9 @@
 // slice of its own), which
 // takes every input past kZeroCopyRequestMinBytes, so that the scan for a
 // blur's pixels runs on it (protobuf keeps an unknown field, so both parses
-// see the same request).
+// see the same request). The padding makes most inputs' pixels a small
+// part of the bytes, so they come back copied into the request
+// (kMostUncountedPart): the split that found them is checked either way.
 //
 // Properties checked (abort() is the finding):
 //   - ParseRunRequest succeeds exactly when protobuf's ParseFromString does;

@@ -343,6 +343,10 @@ TEST(ConfigTest, BadValuesNameTheFlagOrVariable) {
       {{"--keepalive_timeout=0.5ms"},
        {},
        "--keepalive_timeout must be at least 1ms"},
+      {{"--max_connection_age=720h"},
+       {},
+       "--max_connection_age must be inf or under 596h, gRPC counts "
+       "milliseconds in an int (got 720h)"},
       {{"--max_message_bytes=10"}, {}, "--max_message_bytes must be between"},
       {{"--tls_client_ca=/ca.pem"}, {}, "--tls_client_ca needs --tls_cert"},
       {{"--frobnicate"}, {}, "unknown flag --frobnicate"},

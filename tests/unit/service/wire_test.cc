@@ -150,6 +150,31 @@ TEST(WireTest, OtherRequestsKeepNoPayload) {
   }
 }
 
+// A blur whose pixels are a small part of what was received (here after a
+// 1 MiB pixels field that a later one replaces, as protobuf keeps the last)
+// does not hold the received bytes: the memory budget would count the 10
+// pixels and not the megabyte. They are copied, and the slices freed.
+TEST(WireTest, PixelsThatAreASmallPartOfTheBytesAreCopied) {
+  RunRequest junk;
+  junk.mutable_blur()->set_pixels(Pixels(1 << 20, 4));
+  RunRequest last;
+  last.mutable_blur()->set_width(10);
+  last.mutable_blur()->set_height(1);
+  last.mutable_blur()->set_pixels(Pixels(10, 5));
+  // Two blur fields: protobuf merges them, the last pixels win.
+  const std::string wire = junk.SerializeAsString() + last.SerializeAsString();
+  RunRequest expected;
+  ASSERT_TRUE(expected.ParseFromString(wire));
+  ASSERT_EQ(expected.blur().pixels(), last.blur().pixels());
+  grpc::ByteBuffer bytes = Cut(wire, 4096);
+  RunRequest got;
+  ReceivedPayload payload;
+  ASSERT_TRUE(ParseRunRequest(bytes, &got, &payload).ok());
+  EXPECT_TRUE(payload.slices.empty()) << "the megabyte is still held";
+  EXPECT_TRUE(payload.pieces.empty());
+  EXPECT_EQ(got.SerializeAsString(), expected.SerializeAsString());
+}
+
 // The request is the one protobuf parses from the same bytes, the pixels
 // aside, also where protobuf's rules are subtle: a field repeated (the last
 // value counts, messages merge), the oneof switched by a later task,
