@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <set>
 #include <utility>
 
@@ -202,12 +203,29 @@ void LeastLoaded::ResolveLoop() {
   }
 }
 
+// The utilization the replica would have with this call: what it last
+// reported (less as the report ages) plus this call's share, or this
+// client's calls in flight there plus this one, whichever is more (the
+// report misses calls on their way; the count misses other clients'
+// calls). A replica not heard from yet scores 0 while no call of ours is on
+// its way there (one call, whose answer tells its load and workers), and as
+// a 1-worker replica after: without that probe, replicas that answered
+// first would keep it from ever being chosen.
+double ReplicaScore(const ReplicaView& r) {
+  if (r.workers == 0 && r.in_flight == 0) return 0.0;
+  const double per_call = 1.0 / std::max(1, r.workers);
+  const double age =
+      std::max(0.0, absl::FDivDuration(r.load_age, kLoadHalfLife));
+  const double reported = r.load * std::exp2(-age);
+  return std::max(reported + per_call, (r.in_flight + 1) * per_call);
+}
+
 std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
   std::shared_ptr<Replica> a;
   std::shared_ptr<Replica> b;
+  const int64_t now = SteadyNowNs();
   {
     MutexLock lock(&mu_);
-    const int64_t now = SteadyNowNs();
     std::vector<std::shared_ptr<Replica>> open;
     for (const auto& r : replicas_) {
       if (r->avoid_until_ns_.load(std::memory_order_relaxed) <= now) {
@@ -228,20 +246,13 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
     a = from[i];
     b = from[j];
   }
-  // The utilization the replica would have with this call: what it last
-  // reported plus this call's share, or this client's calls in flight there
-  // plus this one, whichever is more (the report is up to 10 ms old and
-  // misses calls on their way; the count misses other clients' calls).
-  // A replica not heard from yet scores 0 while no call of ours is on its
-  // way there (one call, whose answer tells its load and workers), and as a
-  // 1-worker replica after: without that probe, replicas that answered
-  // first would keep it from ever being chosen.
-  auto score = [](const Replica& r) {
-    const int workers = r.workers();
-    const int in_flight = r.in_flight();
-    if (workers == 0 && in_flight == 0) return 0.0;
-    const double per_call = 1.0 / std::max(1, workers);
-    return std::max(r.load() + per_call, (in_flight + 1) * per_call);
+  auto score = [now](const Replica& r) {
+    return ReplicaScore(
+        ReplicaView{.load = r.load(),
+                    .load_age = absl::Nanoseconds(
+                        now - r.load_at_ns_.load(std::memory_order_relaxed)),
+                    .workers = r.workers(),
+                    .in_flight = r.in_flight()});
   };
   std::shared_ptr<Replica>& chosen = score(*b) < score(*a) ? b : a;
   chosen->in_flight_.fetch_add(1, std::memory_order_relaxed);
@@ -257,6 +268,7 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
   if (ParseLoad(Trailer(context, "compute-load"), &load, &workers)) {
     replica.load_.store(load, std::memory_order_relaxed);
     replica.workers_.store(workers, std::memory_order_relaxed);
+    replica.load_at_ns_.store(SteadyNowNs(), std::memory_order_relaxed);
   }
   absl::Duration avoid = absl::ZeroDuration();
   if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
@@ -273,6 +285,19 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
         SteadyNowNs() + absl::ToInt64Nanoseconds(avoid),
         std::memory_order_relaxed);
   }
+}
+
+absl::Duration LeastLoaded::UntilOneIsOpen() const {
+  MutexLock lock(&mu_);
+  const int64_t now = SteadyNowNs();
+  int64_t soonest = INT64_MAX;
+  for (const auto& r : replicas_) {
+    const int64_t until = r->avoid_until_ns_.load(std::memory_order_relaxed);
+    if (until <= now) return absl::ZeroDuration();
+    soonest = std::min(soonest, until);
+  }
+  return replicas_.empty() ? absl::ZeroDuration()
+                           : absl::Nanoseconds(soonest - now);
 }
 
 std::vector<std::shared_ptr<LeastLoaded::Replica>> LeastLoaded::replicas()

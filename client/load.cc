@@ -15,12 +15,6 @@ namespace compute::client {
 namespace {
 
 constexpr char kRunMethod[] = "/compute.v1.Compute/Run";
-// Retries (LoadOptions::max_attempts) are at most this share of the calls
-// sent, plus this many (as Finagle's retry budget, or gRPC's retry
-// throttling: a fleet that refuses everything sees 1.2x the load, not 5x).
-constexpr double kRetryBudgetShare = 0.2;
-constexpr uint64_t kRetryBudgetFixed = 10;
-
 void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
   int64_t seen = a.load(std::memory_order_relaxed);
   while (v > seen &&
@@ -38,6 +32,9 @@ struct LoadGenerator::Call {
   std::optional<std::chrono::system_clock::time_point> deadline;
   int attempt = 1;
   absl::Duration backoff;  // the lane's, closed loop
+  // A retry's wait for a replica to be open again (the pushback of the
+  // refusals), when every replica is avoided.
+  std::unique_ptr<grpc::Alarm> retry_alarm;
 };
 
 struct LoadGenerator::Pause {
@@ -142,14 +139,31 @@ absl::Status LoadGenerator::WaitForConnections() {
                       ? std::chrono::system_clock::time_point::max()
                       : std::chrono::system_clock::now() +
                             absl::ToChronoNanoseconds(options_.connect_timeout);
-  for (const auto& channel : channels_) {
-    if (!channel->WaitForConnected(deadline)) {
-      return absl::UnavailableError(
-          absl::StrCat("no connection within ",
-                       absl::FormatDuration(options_.connect_timeout)));
+  const absl::Status none = absl::UnavailableError(absl::StrCat(
+      "no connection within ", absl::FormatDuration(options_.connect_timeout)));
+  if (options_.balancer == nullptr) {
+    for (const auto& channel : channels_) {
+      if (!channel->WaitForConnected(deadline)) return none;
     }
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  // One replica each: one up is enough, the balancer avoids the others
+  // (waiting for all, one replica down stopped the run it is there for).
+  while (true) {
+    for (const auto& channel : channels_) {
+      if (channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) {
+        return absl::OkStatus();
+      }
+    }
+    const auto now = std::chrono::system_clock::now();
+    if (now >= deadline) return none;
+    // Woken by the first replica's next state change, or to look again at
+    // the others in 10 ms.
+    const auto& first = channels_.front();
+    first->WaitForStateChange(
+        first->GetState(false),
+        std::min(deadline, now + std::chrono::milliseconds(10)));
+  }
 }
 
 int64_t LoadGenerator::NowNs() const {
@@ -181,6 +195,7 @@ void LoadGenerator::StartCall(absl::Duration backoff,
   call->start_ns = scheduled_ns ? std::min(*scheduled_ns, now) : now;
   AtomicMax(last_start_ns_, now);
   sent_.fetch_add(1, std::memory_order_relaxed);
+  retry_budget_.Sent();
   Send(call);
 }
 
@@ -217,12 +232,18 @@ bool LoadGenerator::Retry(Call* call, int code) {
       (call->deadline && std::chrono::system_clock::now() >= *call->deadline)) {
     return false;
   }
+  // Every replica asked for a pause (the pushback of its refusal, or 1 s
+  // after UNAVAILABLE): the retry waits for the first to end, not go at once
+  // to one that asked to be left alone; not past the call's deadline.
+  const absl::Duration wait = options_.balancer->UntilOneIsOpen();
+  const auto now = std::chrono::system_clock::now();
+  if (call->deadline &&
+      now + absl::ToChronoNanoseconds(wait) >= *call->deadline) {
+    return false;
+  }
   // The retry budget: when every replica refuses, retries would multiply
   // the load the fleet is already refusing.
-  const uint64_t sent = sent_.load(std::memory_order_relaxed);
-  if (retries_.load(std::memory_order_relaxed) >=
-      kRetryBudgetFixed + static_cast<uint64_t>(kRetryBudgetShare *
-                                                static_cast<double>(sent))) {
+  if (!retry_budget_.TrySpend()) {
     retries_refused_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
@@ -235,7 +256,13 @@ bool LoadGenerator::Retry(Call* call, int code) {
   next->backoff = call->backoff;
   delete call;
   retries_.fetch_add(1, std::memory_order_relaxed);
-  Send(next);
+  if (wait <= absl::ZeroDuration()) {
+    Send(next);
+    return true;
+  }
+  next->retry_alarm = std::make_unique<grpc::Alarm>();
+  next->retry_alarm->Set(now + absl::ToChronoNanoseconds(wait),
+                         [this, next](bool) { Send(next); });
   return true;
 }
 

@@ -16,12 +16,12 @@
 //   need: a slow server does not slow the client down.
 //
 // Before the first call it waits up to `connect_timeout` for every channel
-// to connect, so a wrong target fails at once with one error instead of a
-// flood of UNAVAILABLE calls. In a closed loop, a lane whose call ends
-// UNAVAILABLE (the server went away, or is draining) waits before its next
-// call, with a backoff that doubles from `unavailable_backoff` up to
-// `max_unavailable_backoff` and resets on any other outcome; the open loop
-// keeps its rate, which bounds it already.
+// to connect (with a balancer, for one of its replicas), so a wrong target
+// fails at once with one error instead of a flood of UNAVAILABLE calls. In a
+// closed loop, a lane whose call ends UNAVAILABLE (the server went away, or is
+// draining) waits before its next call, with a backoff that doubles from
+// `unavailable_backoff` up to `max_unavailable_backoff` and resets on any other
+// outcome; the open loop keeps its rate, which bounds it already.
 //
 // It stops starting calls after `duration` or `requests` calls, whichever
 // comes first (or on Stop()), and waits for the calls in flight; give calls a
@@ -49,6 +49,7 @@
 #include "absl/time/time.h"
 #include "client/histogram.h"
 #include "client/least_loaded.h"
+#include "client/retry_budget.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -86,7 +87,8 @@ struct LoadOptions {
   // avoids the one that failed for its pushback), within the call's first
   // deadline; the call counts once, with its last status, its latency from
   // its first attempt. 1: no retry. Retries are at most 20% of the calls
-  // sent, plus 10 (a retry budget): past it a call ends with its status.
+  // sent, plus 10 (RetryBudget: a window, not a count from the start of
+  // the run): past it a call ends with its status.
   // (Without a balancer, retries are gRPC's retry policy on the channel:
   // ChannelOptions::retry.)
   int max_attempts = 1;
@@ -203,6 +205,7 @@ class LoadGenerator {
   std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> retries_{0};
   std::atomic<uint64_t> retries_refused_{0};
+  RetryBudget retry_budget_;
   std::atomic<uint64_t> ok_response_bytes_{0};
   std::atomic<uint64_t> next_channel_{0};
   std::atomic<int64_t> last_start_ns_{0};

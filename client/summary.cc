@@ -192,8 +192,13 @@ google::protobuf::Struct SummaryJson(const LoadResult& r, const BenchInfo& info,
   Put(s, "refused_share", r.refused_share());
   Put(s, "errors", static_cast<double>(r.errors()));
   Put(s, "error_share", r.error_share());
-  Put(s, "retries", static_cast<double>(r.retries));
-  Put(s, "retries_over_budget", static_cast<double>(r.retries_over_budget));
+  // Only where this client retries itself (least_loaded, whose runs list
+  // their replicas): gRPC's retry policy, under the other --lb, retries
+  // inside the channel, where no count is to be had; 0 would be wrong.
+  if (!r.replica_calls.empty()) {
+    Put(s, "retries", static_cast<double>(r.retries));
+    Put(s, "retries_over_budget", static_cast<double>(r.retries_over_budget));
+  }
   if (!r.replica_calls.empty()) {
     google::protobuf::Value replicas;
     for (const auto& [address, calls] : r.replica_calls) {

@@ -83,32 +83,30 @@ TEST_F(BalanceTest, LeastLoadedAvoidsTheBusyServer) {
   EXPECT_GE(Accepted(2), kCalls / 5);
 }
 
-// --retry sends a refused call to another replica, but when every replica
-// refuses, the retry budget (20% of the calls + 10) stops them multiplying
-// the load: without it, 100 calls would be 500 attempts.
-TEST_F(BalanceTest, RetryBudgetBoundsRetriesWhenEveryReplicaRefuses) {
-  std::vector<std::unique_ptr<AsyncCall>> spins;
-  for (int i = 0; i < 3; ++i) {
-    auto stub = compute::v1::Compute::NewStub(Connect(servers_[i]->port()));
-    spins.push_back(std::make_unique<AsyncCall>(*stub, Spin(absl::Seconds(30)),
-                                                absl::InfiniteDuration()));
-    spins.push_back(std::make_unique<AsyncCall>(*stub, Spin(absl::Seconds(30)),
-                                                absl::InfiniteDuration()));
-    ASSERT_TRUE(WaitUntil(
-        [&] { return servers_[i]->pool().Stats().queue_depth == 1; }));
-  }
-  constexpr int kCalls = 100;
-  CommandResult r = RunClient(
-      {"bench", "--target", target_, "--lb", "least_loaded", "--retry",
-       "--task", "fib", "--n", "5", "--concurrency", "2", "--requests",
-       absl::StrCat(kCalls), "--deadline", "10s", "--json"});
-  ASSERT_EQ(r.rc, 1) << "no call can succeed: " << r.out;
-  google::protobuf::Struct json = ParseJson(r.out);
-  EXPECT_EQ(Number(json, "refused"), kCalls);
-  EXPECT_GT(Number(json, "retries"), 0);
-  EXPECT_LE(Number(json, "retries"), 0.2 * kCalls + 10);
-  EXPECT_GT(Number(json, "retries_over_budget"), 0);
-  for (auto& spin : spins) spin->Cancel();
+// A replica that was busy when it last answered, and then got no call,
+// must not keep its old report for ever: the idle replica would never be
+// chosen again while the others' scores stay below that report.
+TEST(LeastLoadedTest, AStaleReportStopsCounting) {
+  using client::ReplicaScore;
+  using client::ReplicaView;
+  // 2 workers each. Busy: 3 (both workers and a queue), just reported.
+  const ReplicaView busy_now{.load = 3, .workers = 2};
+  const ReplicaView modest_now{.load = 1, .workers = 2, .in_flight = 1};
+  EXPECT_LT(ReplicaScore(modest_now), ReplicaScore(busy_now));
+  // The same report of 3, two seconds old, and no call of ours there.
+  ReplicaView busy_then = busy_now;
+  busy_then.load_age = absl::Seconds(2);
+  EXPECT_LT(ReplicaScore(busy_then), ReplicaScore(modest_now));
+  // An old report still counts this client's own calls in flight.
+  busy_then.in_flight = 2;
+  EXPECT_GE(ReplicaScore(busy_then), 1.5);
+  // Half its weight after one half-life, all of it when fresh.
+  ReplicaView half = busy_now;
+  half.load_age = client::kLoadHalfLife;
+  EXPECT_DOUBLE_EQ(ReplicaScore(half), 1.5 + 0.5);
+  EXPECT_DOUBLE_EQ(ReplicaScore(busy_now), 3 + 0.5);
+  // Not heard from, nothing on its way: the probe.
+  EXPECT_EQ(ReplicaScore(ReplicaView{}), 0);
 }
 
 TEST(LeastLoadedTest, ResolvesAddressListsAndNames) {

@@ -247,6 +247,25 @@ TEST(BenchTest, NoServerFailsAfterTheConnectTimeoutWithOneLine) {
   EXPECT_EQ(r.out, "");
 }
 
+// --lb least_loaded is there for replicas that fail: it starts with one of
+// two down (it waited for both, and gave up), tries the one that is down
+// once, avoids it, and sends that call again to the other.
+TEST(BenchTest, LeastLoadedRunsWithOneReplicaOfTwoDown) {
+  auto server = StartServer(LocalConfig(2, 64));
+  ASSERT_NE(server, nullptr);
+  ClosedPort closed;
+  CommandResult r =
+      RunClient({"bench", "--target",
+                 absl::StrCat("ipv4:", Target(*server), ",", closed.target()),
+                 "--lb", "least_loaded", "--retry", "--task", "fib", "--n", "1",
+                 "--requests", "50", "--concurrency", "2", "--connect_timeout",
+                 "2s", "--deadline", "10s", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  google::protobuf::Struct json = ParseJson(r.out);
+  EXPECT_EQ(Object(json, "status").fields().at("OK").number_value(), 50);
+  EXPECT_EQ(server->pool().Stats().accepted, 50u);
+}
+
 TEST(BenchTest, InputsOutOfTheServersLimitsAreAUsageErrorBeforeConnecting) {
   ClosedPort closed;  // nothing is sent: there is no server to send to
   CommandResult r = RunClient({"bench", "--target", closed.target(), "--task",

@@ -12,12 +12,14 @@
 // allows kTimerSlack. Without the pushback the first retry would come after
 // a random 0..50 ms (initialBackoff), far below the bound. Only lower
 // bounds are asserted, so a slow machine cannot make the test fail; the
-// attempt count is exact (maxAttempts 5, no retry throttling).
+// attempt count is exact (maxAttempts 5; the retry throttle, 10 tokens
+// less one per failed attempt, lets a process's first call make all 5).
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/pool/sync.h"
@@ -158,6 +160,73 @@ TEST_F(RetryTest, RetriesAreSpacedByTheServersPushback) {
         << "attempt " << i - first;
   }
   EXPECT_GE(took, 4 * (std::chrono::milliseconds(pushback_ms) - kTimerSlack));
+}
+
+// gRPC keeps a call's request for its retries only up to a buffer, 256 KiB
+// by default, and commits a larger call to its first attempt: a 1 MiB
+// request was never retried.
+TEST_F(RetryTest, ALargeRequestIsRetriedToo) {
+  const uint64_t before = QueueFull();
+  CommandResult r =
+      RunClient({"run", "sha256", "--data", std::string(1 << 20, 'x'),
+                 "--target", Target(*server_), "--deadline", "20s", "--retry"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, StartsWith("RESOURCE_EXHAUSTED: "));
+  EXPECT_EQ(QueueFull(), before + 5) << "maxAttempts is 5";
+}
+
+// Retries are throttled: against a server that refuses every call, 20
+// calls are not 100 attempts. Each failed attempt costs a token of 10 and
+// retries stop at half; the first failures of 20 calls at once spend them.
+TEST_F(RetryTest, RetriesAreThrottledWhenEveryCallIsRefused) {
+  const uint64_t before = QueueFull();
+  CommandResult r =
+      RunClient({"bench", "--task", "spin", "--duration", "1ms", "--requests",
+                 "20", "--concurrency", "20", "--retry", "--deadline", "20s",
+                 "--target", Target(*server_), "--json"});
+  EXPECT_EQ(r.rc, 1) << "no call can succeed";
+  EXPECT_EQ(Number(ParseJson(r.out), "refused"), 20);
+  EXPECT_GE(QueueFull() - before, 20u);
+  EXPECT_LE(QueueFull() - before, 20u + 5) << "unthrottled: 100 attempts";
+}
+
+// least_loaded retries itself, on another replica; with none open (one
+// replica here, refusing), after the pushback it asked for, not at once.
+TEST_F(RetryTest, LeastLoadedRetriesWaitForThePushbackWhenNoReplicaIsOpen) {
+  const int pushback_ms = PushbackMs();
+  const size_t first = log_.times().size();
+  CommandResult r = RunClient(
+      {"bench", "--lb", "least_loaded", "--retry", "--task", "spin",
+       "--duration", "1ms", "--requests", "1", "--concurrency", "1",
+       "--deadline", "20s", "--target", "ipv4:" + Target(*server_), "--json"});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  std::vector<Clock::time_point> times = log_.times();
+  ASSERT_EQ(times.size() - first, 5u) << "5 attempts";
+  for (size_t i = first + 1; i < times.size(); ++i) {
+    EXPECT_GE(times[i] - times[i - 1],
+              std::chrono::milliseconds(pushback_ms) - kTimerSlack)
+        << "attempt " << i - first;
+  }
+}
+
+// least_loaded's --retry, when every replica refuses (the one here): the
+// retry budget (20% of the calls + 10) stops retries multiplying the load;
+// without it, 100 calls would be 500 attempts.
+TEST_F(RetryTest, LeastLoadedRetriesStayWithinTheBudget) {
+  constexpr int kCalls = 100;
+  const uint64_t before = QueueFull();
+  CommandResult r =
+      RunClient({"bench", "--lb", "least_loaded", "--retry", "--task", "spin",
+                 "--duration", "1ms", "--requests", absl::StrCat(kCalls),
+                 "--concurrency", "4", "--deadline", "20s", "--target",
+                 "ipv4:" + Target(*server_), "--json"});
+  ASSERT_EQ(r.rc, 1) << "no call can succeed: " << r.out;
+  google::protobuf::Struct json = ParseJson(r.out);
+  EXPECT_EQ(Number(json, "refused"), kCalls);
+  EXPECT_GT(Number(json, "retries"), 0);
+  EXPECT_LE(Number(json, "retries"), 0.2 * kCalls + 10);
+  EXPECT_GT(Number(json, "retries_over_budget"), 0);
+  EXPECT_EQ(QueueFull() - before, kCalls + Number(json, "retries"));
 }
 
 TEST_F(RetryTest, ARetryAfterThePushbackSucceedsOnceTheWorkerIsFree) {
