@@ -23,8 +23,9 @@
 //   - Every series exists for `other` from the start.
 //
 // Memory: scores for at most kTrackedPerTenant * max_tenants + kTrackedExtra
-// tenants; when full, a new tenant replaces the lowest scored unnamed one,
-// so a flood of one-call tenants cannot grow the map.
+// tenants; when full, the lower scored half of the unnamed ones are
+// forgotten to make room, so a flood of one-call tenants cannot grow the
+// map, and costs O(1) a tenant (amortised).
 //
 // Thread-safety: all methods may be called concurrently (one mutex: a map
 // lookup per call, and only when the flag is on).
@@ -71,6 +72,8 @@ class TenantMetrics final : public service::TenantObserver,
 
   // The tenants with their own series now; for tests.
   std::vector<std::string> NamedTenants() const;
+  // Times the map was full and made room; for tests.
+  size_t forget_passes() const;
 
  private:
   struct Counts {
@@ -90,6 +93,7 @@ class TenantMetrics final : public service::TenantObserver,
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Tenant* Track(std::string_view tenant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RerankIfDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetWeakerUnnamed() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t max_tenants_;
   const size_t max_tracked_;
@@ -99,6 +103,7 @@ class TenantMetrics final : public service::TenantObserver,
   mutable Mutex mu_;
   absl::flat_hash_map<std::string, Tenant> tenants_ ABSL_GUARDED_BY(mu_);
   size_t named_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t forget_passes_ ABSL_GUARDED_BY(mu_) = 0;
   Counts other_ ABSL_GUARDED_BY(mu_);
   absl::Time next_rank_ ABSL_GUARDED_BY(mu_);
 };

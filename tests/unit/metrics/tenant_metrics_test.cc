@@ -142,6 +142,28 @@ TEST(TenantMetricsTest, AFloodOfTenantsKeepsMemoryBounded) {
   EXPECT_THAT(m.NamedTenants(), ElementsAre("a", "b"));
 }
 
+// A flood of new tenants (a client changing its name or address on every
+// call) makes room in passes that each free about half the map, not in
+// one scan of the whole map per newcomer; and a heavy tenant without a
+// place keeps its score through it, to win a place at the next re-rank.
+TEST(TenantMetricsTest, AFloodOfNewTenantsIsCheapAndKeepsTheHeavyOnes) {
+  SimulatedClock clock;
+  TenantMetrics m(2, clock, kInterval);  // 2 * 16 + 64 = 96 tracked
+  Send(m, "a", 1, absl::Milliseconds(1));
+  Send(m, "b", 1, absl::Milliseconds(1));
+  Send(m, "heavy", 1, absl::Milliseconds(5));  // no place left for it
+  const int kFlood = 10000;
+  for (int i = 0; i < kFlood; ++i) {
+    m.OnTenantRejected(absl::StrCat("x", i), absl::Microseconds(1));
+  }
+  // About 46 newcomers per pass: a scan per newcomer would be 9,900.
+  EXPECT_LE(m.forget_passes(), size_t{kFlood / 40});
+  EXPECT_THAT(m.NamedTenants(), ElementsAre("a", "b"));
+  clock.Advance(kInterval);
+  Send(m, "a", 1, absl::Microseconds(1));  // the re-rank is due
+  EXPECT_THAT(m.NamedTenants(), ::testing::Contains("heavy"));
+}
+
 TEST(TenantMetricsTest, ATenantCalledOtherIsEveryoneElse) {
   SimulatedClock clock;
   TenantMetrics m(3, clock, kInterval);
