@@ -280,6 +280,17 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
   } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     avoid = absl::Seconds(1);
   }
+  // Out of time, with nothing else in between: see kSilentDeadlines.
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    const int in_a_row =
+        replica.deadlines_in_a_row_.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (in_a_row >= kSilentDeadlines) {
+      const int doublings = std::min(5, in_a_row - kSilentDeadlines);
+      avoid = std::min(absl::Seconds(30), absl::Seconds(1) * (1 << doublings));
+    }
+  } else {
+    replica.deadlines_in_a_row_.store(0, std::memory_order_relaxed);
+  }
   if (avoid > absl::ZeroDuration()) {
     replica.avoid_until_ns_.store(
         SteadyNowNs() + absl::ToInt64Nanoseconds(avoid),

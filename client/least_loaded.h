@@ -32,8 +32,13 @@
 // a replica busy for 1.4 s then idle got 2 calls of 574 in the next 4.6 s).
 // A replica that refused a call
 // (RESOURCE_EXHAUSTED) is avoided for its `grpc-retry-pushback-ms` (100 ms
-// without one); one that is unreachable or draining (UNAVAILABLE) for 1 s. When
-// every replica is avoided, the two random ones are drawn from all.
+// without one); one that is unreachable or draining (UNAVAILABLE) for 1 s;
+// one whose last kSilentDeadlines calls or more all ran out of time
+// (DEADLINE_EXCEEDED, nothing else in between: a replica that accepts
+// calls and never answers, stopped or cut off) for 1 s, doubling with each
+// more up to 30 s: unanswered, it reports no load, and without this it
+// got a probe call, lost to its deadline, every time its last one ended.
+// When every replica is avoided, the two random ones are drawn from all.
 //
 // Retries: a replica's channel has no retry policy (gRPC would resend to
 // the replica that refused or went away); with --retry the caller sends the
@@ -65,6 +70,10 @@ namespace compute::client {
 // Attempts per call in all with --retry, as the channels' retry policy of
 // the other --lb policies (ServiceConfigJson).
 inline constexpr int kLeastLoadedAttempts = 5;
+
+// Calls in a row that ran out of time before a replica is avoided (see
+// the class comment).
+inline constexpr int kSilentDeadlines = 3;
 
 // How fast a replica's last reported load stops counting (see the top).
 inline constexpr absl::Duration kLoadHalfLife = absl::Milliseconds(500);
@@ -108,7 +117,8 @@ class LeastLoaded {
     std::atomic<int64_t> load_at_ns_{0};  // steady clock; when load_ came
     std::atomic<int> workers_{0};
     std::atomic<int64_t> avoid_until_ns_{0};  // steady clock
-    std::atomic<uint64_t> calls_{0};          // chosen, ever
+    std::atomic<int> deadlines_in_a_row_{0};
+    std::atomic<uint64_t> calls_{0};  // chosen, ever
   };
 
   // Resolves and connects (lazily). `options.lb_policy` is ignored.

@@ -266,6 +266,52 @@ TEST(BenchTest, LeastLoadedRunsWithOneReplicaOfTwoDown) {
   EXPECT_EQ(server->pool().Stats().accepted, 50u);
 }
 
+// A port on 127.0.0.1 that takes connections (the kernel completes them
+// into its backlog) and never answers: a replica that is stopped or cut
+// off. A gRPC channel to it stays connecting; its calls run out of time.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        listen(fd_, 64) == 0 &&
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port_ = ntohs(addr.sin_port);
+    }
+  }
+  ~SilentListener() { close(fd_); }
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// least_loaded and a replica that never answers: it reports no load, so it
+// got a probe call each time its last one ran out of time (5 a second
+// here). After kSilentDeadlines in a row it is avoided, 1 s, then 2 s...
+TEST(BenchTest, LeastLoadedAvoidsAReplicaThatNeverAnswers) {
+  auto server = StartServer(LocalConfig(2, 64));
+  ASSERT_NE(server, nullptr);
+  SilentListener hung;
+  CommandResult r = RunClient(
+      {"bench", "--target",
+       absl::StrCat("ipv4:", Target(*server), ",", hung.target()), "--lb",
+       "least_loaded", "--task", "fib", "--n", "1", "--rate", "100", "--time",
+       "3s", "--deadline", "200ms", "--connect_timeout", "2s",
+       "--max_error_rate", "1", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  google::protobuf::Struct json = ParseJson(r.out);
+  // 3 in a row, then one probe after 1 s (and the next after 2 s more):
+  // about 4, where a probe whenever the last had ended lost about 15.
+  EXPECT_LE(Number(json, "errors"), 7) << r.out;
+  EXPECT_GE(Number(json, "errors"), client::kSilentDeadlines);
+}
+
 TEST(BenchTest, InputsOutOfTheServersLimitsAreAUsageErrorBeforeConnecting) {
   ClosedPort closed;  // nothing is sent: there is no server to send to
   CommandResult r = RunClient({"bench", "--target", closed.target(), "--task",
