@@ -235,10 +235,17 @@ bool LoadGenerator::Retry(Call* call, int code) {
   // Every replica asked for a pause (the pushback of its refusal, or 1 s
   // after UNAVAILABLE): the retry waits for the first to end, not go at once
   // to one that asked to be left alone; not past the call's deadline.
+  // Nor past the end of the run, nor after Stop(): Run() waits for every
+  // call, and a wait of up to 10 s a retry would hold it that long.
   const absl::Duration wait = options_.balancer->UntilOneIsOpen();
   const auto now = std::chrono::system_clock::now();
   if (call->deadline &&
       now + absl::ToChronoNanoseconds(wait) >= *call->deadline) {
+    return false;
+  }
+  if (wait > absl::ZeroDuration() &&
+      (stop_.load(std::memory_order_acquire) ||
+       NowNs() + absl::ToInt64Nanoseconds(wait) >= end_ns_)) {
     return false;
   }
   // The retry budget: when every replica refuses, retries would multiply

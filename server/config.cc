@@ -326,8 +326,9 @@ void SplitMemoryBudget(int64_t total, int64_t* pool, int64_t* transport) {
 }
 
 // "gold=4,silver=2": name=weight pairs, weights in [0.001, 1000]: within a
-// million of each other, so that virtual times (cost / weight) stay exact
-// enough in a double for days of overload.
+// million of each other, so that a light tenant's virtual time does not
+// run away from a heavy one's (a bound, not a guarantee: tags are doubles,
+// reset each time the class empties).
 absl::Status ParseTenantWeights(const std::string& text,
                                 absl::flat_hash_map<std::string, double>* out) {
   out->clear();

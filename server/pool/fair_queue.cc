@@ -82,6 +82,7 @@ void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
     // Active again: at the virtual time, or after its last served task.
     flow->head_tag = StartTag(c, flow);
     flow->epoch = c.epoch;
+    flow->turn = ++c.turns;
     flow->weight = weight;
     flow->active_index = c.active.size();
     c.active.push_back(flow);
@@ -134,9 +135,13 @@ FairQueue::Node* FairQueue::Pop() {
     if (c.active.empty()) continue;
     Flow* best = c.active.front();
     for (Flow* f : c.active) {
-      if (f->head_tag < best->head_tag) best = f;
+      if (f->head_tag < best->head_tag ||
+          (f->head_tag == best->head_tag && f->turn < best->turn)) {
+        best = f;
+      }
     }
     Node* node = best->front;
+    best->turn = ++c.turns;
     c.vtime = std::max(c.vtime, best->head_tag);
     // Served: the next task starts where this one finishes. (If this was
     // the last, the flow goes inactive, and its tenant's next task starts

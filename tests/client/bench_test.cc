@@ -298,12 +298,27 @@ TEST(BenchTest, LeastLoadedAvoidsAReplicaThatNeverAnswers) {
   auto server = StartServer(LocalConfig(2, 64));
   ASSERT_NE(server, nullptr);
   SilentListener hung;
-  CommandResult r = RunClient(
-      {"bench", "--target",
-       absl::StrCat("ipv4:", Target(*server), ",", hung.target()), "--lb",
-       "least_loaded", "--task", "fib", "--n", "1", "--rate", "100", "--time",
-       "3s", "--deadline", "200ms", "--connect_timeout", "2s",
-       "--max_error_rate", "1", "--json"});
+  CommandResult r =
+      RunClient({"bench",
+                 "--target",
+                 absl::StrCat("ipv4:", Target(*server), ",", hung.target()),
+                 "--lb",
+                 "least_loaded",
+                 "--task",
+                 "fib",
+                 "--n",
+                 "1",
+                 "--rate",
+                 "100",
+                 "--time",
+                 "3s",
+                 "--deadline",
+                 "200ms",
+                 "--connect_timeout",
+                 "2s",
+                 "--max_error_rate",
+                 "1",
+                 "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   google::protobuf::Struct json = ParseJson(r.out);
   // 3 in a row, then one probe after 1 s (and the next after 2 s more):

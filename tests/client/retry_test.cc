@@ -209,6 +209,20 @@ TEST_F(RetryTest, LeastLoadedRetriesWaitForThePushbackWhenNoReplicaIsOpen) {
   }
 }
 
+// A retry that would wait for a pushback past the end of the run is not
+// made: the run ends on time instead of waiting up to 4 pushbacks (10 s
+// each at most) for calls it has stopped measuring.
+TEST_F(RetryTest, LeastLoadedDoesNotWaitToRetryPastTheEndOfTheRun) {
+  CommandResult r = RunClient(
+      {"bench", "--lb", "least_loaded", "--retry", "--task", "spin",
+       "--duration", "1ms", "--time", "100ms", "--concurrency", "1",
+       "--deadline", "20s", "--target", "ipv4:" + Target(*server_), "--json"});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  google::protobuf::Struct json = ParseJson(r.out);
+  EXPECT_GT(Number(json, "refused"), 0);
+  EXPECT_EQ(Number(json, "retries"), 0) << "each would wait 150 ms";
+}
+
 // least_loaded's --retry, when every replica refuses (the one here): the
 // retry budget (20% of the calls + 10) stops retries multiplying the load;
 // without it, 100 calls would be 500 attempts.

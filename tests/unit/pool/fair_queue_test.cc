@@ -141,6 +141,40 @@ TEST(FairQueueTest, TenantsWithOneTaskQueuedEachTakeTurns) {
   for (const auto& [tenant, n] : served) EXPECT_EQ(n, 10) << tenant;
 }
 
+// Among heads with equal tags, the flow that became active first goes
+// first: tenants whose debts are gone (a new class epoch, or a record freed
+// by the sweep) must not be served by their place in the active list,
+// which let the last arrivals jump ahead of the others for ever.
+TEST(FairQueueTest, EqualTagsAreServedInArrivalOrder) {
+  Queue q;
+  for (const char* t : {"a", "b", "c", "d"}) q.Push(t, 5);
+  EXPECT_EQ(q.Pop(4), (std::vector<std::string>{"a", "b", "c", "d"}));
+}
+
+// Many tenants calling one at a time with pauses, so that most flows sit
+// inactive and the sweep frees their records (and with them what they
+// owed): each tenant still gets its turn.
+TEST(FairQueueTest, TenantsWhoseDebtsAreSweptStillTakeTurns) {
+  Queue q;
+  constexpr int kTenants = 200;
+  constexpr size_t kPause = 170;  // pops before a served tenant calls again
+  for (int t = 0; t < kTenants; ++t) q.Push("t" + std::to_string(t), 5);
+  std::deque<std::string> pausing;
+  std::map<std::string, int> served;
+  for (int i = 0; i < 20 * kTenants; ++i) {
+    std::vector<std::string> one = q.Pop(1);
+    ASSERT_EQ(one.size(), 1u);
+    ++served[one[0]];
+    pausing.push_back(one[0]);
+    if (pausing.size() > kPause) {
+      q.Push(pausing.front(), 5);
+      pausing.pop_front();
+    }
+  }
+  ASSERT_EQ(served.size(), size_t{kTenants}) << "a tenant was never served";
+  for (const auto& [tenant, n] : served) EXPECT_GE(n, 15) << tenant;
+}
+
 // Fair by cost even when the expensive tenant queues one task at a time:
 // what it was served counts after its queue empties, while others wait.
 TEST(FairQueueTest, AnExpensiveTenantCallingOneAtATimeGetsItsShare) {
@@ -222,10 +256,13 @@ TEST(FairQueueTest, TasksTakenOutBeforeTheyRanCostTheirFlowNothing) {
   q.Push("large", 10);
   q.queue.CheckInvariants();
   // As if the five had never come: large's two tasks start at virtual
-  // times 0 and 10, so each goes after the small task that ties with it.
+  // times 0 and 10 (charged for the five, the second would start at 60).
+  // A tie goes to the flow that arrived or was served longer ago: small at
+  // 0, large at 10.
   std::vector<std::string> expected = {"small", "large"};
-  for (int i = 0; i < 10; ++i) expected.push_back("small");
+  for (int i = 0; i < 9; ++i) expected.push_back("small");
   expected.push_back("large");
+  expected.push_back("small");
   EXPECT_EQ(q.Pop(13), expected);
 
   // Its head taken out: the next task takes the head's turn.
