@@ -160,15 +160,12 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority) const {
   int64_t ahead = 0;
   for (int q = 0; q < p; ++q) ahead += classes_[q].cost_ns;
   const Class& c = classes_[p];
-  const Flow* own = FindFlow(tenant, priority);
+  // The tenant's record, active (`own`) or kept with its start tag.
+  auto it = c.flows.find(AsKey(tenant));
+  const Flow* record = it == c.flows.end() ? nullptr : it->second.get();
+  const Flow* own = record != nullptr && record->size > 0 ? record : nullptr;
   // Where the new task would start, in the class's virtual time.
-  double start;
-  if (own != nullptr) {
-    start = own->finish_tag();
-  } else {
-    auto it = c.flows.find(AsKey(tenant));
-    start = StartTag(c, it == c.flows.end() ? nullptr : it->second.get());
-  }
+  const double start = own != nullptr ? own->finish_tag() : StartTag(c, record);
   for (const Flow* f : c.active) {
     if (f == own) {
       ahead += f->cost_ns;  // its whole flow is before it

@@ -205,23 +205,25 @@ bool ReadSize(SliceReader& in, uint64_t* size) {
 }
 
 // Copies one field's value (the bytes after its tag), of wire type `type`,
-// from `in` to *out. False on bytes that end early, or on a group (wire
-// types 3 and 4), which the scan leaves to protobuf.
+// from `in` to *out; with `out` null, passes over it. False on bytes that
+// end early, or on a group (wire types 3 and 4), which the scan leaves to
+// protobuf.
 bool CopyValue(SliceReader& in, uint32_t type, std::string* out) {
   switch (type) {
     case WireFormatLite::WIRETYPE_VARINT: {
       uint64_t value = 0;
       if (!in.ReadVarint(&value)) return false;
-      AppendVarint(value, out);
+      if (out != nullptr) AppendVarint(value, out);
       return true;
     }
     case WireFormatLite::WIRETYPE_FIXED64:
-      return in.CopyTo(8, out);
+      return out != nullptr ? in.CopyTo(8, out) : in.Skip(8);
     case WireFormatLite::WIRETYPE_FIXED32:
-      return in.CopyTo(4, out);
+      return out != nullptr ? in.CopyTo(4, out) : in.Skip(4);
     case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
       uint64_t size = 0;
       if (!ReadSize(in, &size)) return false;
+      if (out == nullptr) return in.Skip(size);
       AppendVarint(size, out);
       return in.CopyTo(size, out);
     }
@@ -253,23 +255,7 @@ bool MayHoldBlur(const std::vector<grpc::Slice>& slices) {
   while (!in.AtEnd()) {
     uint64_t tag = 0;
     if (!ReadTag(in, &tag) || tag == blur_tag) return true;
-    uint64_t value = 0;
-    bool read = false;
-    switch (tag & 7) {
-      case WireFormatLite::WIRETYPE_VARINT:
-        read = in.ReadVarint(&value);
-        break;
-      case WireFormatLite::WIRETYPE_FIXED64:
-        read = in.Skip(8);
-        break;
-      case WireFormatLite::WIRETYPE_FIXED32:
-        read = in.Skip(4);
-        break;
-      case WireFormatLite::WIRETYPE_LENGTH_DELIMITED:
-        read = ReadSize(in, &value) && in.Skip(value);
-        break;
-    }
-    if (!read) return true;
+    if (!CopyValue(in, static_cast<uint32_t>(tag & 7), nullptr)) return true;
   }
   return false;
 }

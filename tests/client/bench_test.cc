@@ -209,23 +209,29 @@ TEST(BenchTest, StopEndsTheRunAndEveryCallIsAccountedFor) {
   EXPECT_EQ(r->ok(), server->pool().Stats().accepted);
 }
 
-// A port on 127.0.0.1 that the kernel picked and nothing listens on (bound,
-// not listening, so no one else takes it while the test runs): connecting
-// is refused.
-class ClosedPort {
+// A port on 127.0.0.1 that the kernel picked, bound so that no one else
+// takes it while the test runs. Not listening: connecting is refused.
+// Listening (kListen) but never accepting: the kernel completes connections
+// into its backlog and nothing answers, a replica that is stopped or cut
+// off; a gRPC channel to it stays connecting and its calls run out of time.
+class LoopbackPort {
  public:
-  ClosedPort() {
+  enum Mode { kClosed, kListen };
+  explicit LoopbackPort(Mode mode = kClosed) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(addr);
     if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        (mode == kClosed || listen(fd_, 64) == 0) &&
         getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
       port_ = ntohs(addr.sin_port);
     }
   }
-  ~ClosedPort() { close(fd_); }
+  ~LoopbackPort() { close(fd_); }
+  LoopbackPort(const LoopbackPort&) = delete;
+  LoopbackPort& operator=(const LoopbackPort&) = delete;
   std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
 
  private:
@@ -234,7 +240,7 @@ class ClosedPort {
 };
 
 TEST(BenchTest, NoServerFailsAfterTheConnectTimeoutWithOneLine) {
-  ClosedPort closed;
+  LoopbackPort closed;
   absl::Time start = absl::Now();
   CommandResult r = RunClient({"bench", "--target", closed.target(), "--time",
                                "20s", "--connect_timeout", "300ms"});
@@ -253,7 +259,7 @@ TEST(BenchTest, NoServerFailsAfterTheConnectTimeoutWithOneLine) {
 TEST(BenchTest, LeastLoadedRunsWithOneReplicaOfTwoDown) {
   auto server = StartServer(LocalConfig(2, 64));
   ASSERT_NE(server, nullptr);
-  ClosedPort closed;
+  LoopbackPort closed;
   CommandResult r =
       RunClient({"bench", "--target",
                  absl::StrCat("ipv4:", Target(*server), ",", closed.target()),
@@ -266,38 +272,13 @@ TEST(BenchTest, LeastLoadedRunsWithOneReplicaOfTwoDown) {
   EXPECT_EQ(server->pool().Stats().accepted, 50u);
 }
 
-// A port on 127.0.0.1 that takes connections (the kernel completes them
-// into its backlog) and never answers: a replica that is stopped or cut
-// off. A gRPC channel to it stays connecting; its calls run out of time.
-class SilentListener {
- public:
-  SilentListener() {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-        listen(fd_, 64) == 0 &&
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port_ = ntohs(addr.sin_port);
-    }
-  }
-  ~SilentListener() { close(fd_); }
-  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
 // least_loaded and a replica that never answers: it reports no load, so it
 // got a probe call each time its last one ran out of time (5 a second
 // here). After kSilentDeadlines in a row it is avoided, 1 s, then 2 s...
 TEST(BenchTest, LeastLoadedAvoidsAReplicaThatNeverAnswers) {
   auto server = StartServer(LocalConfig(2, 64));
   ASSERT_NE(server, nullptr);
-  SilentListener hung;
+  LoopbackPort hung(LoopbackPort::kListen);
   CommandResult r =
       RunClient({"bench",
                  "--target",
@@ -328,7 +309,7 @@ TEST(BenchTest, LeastLoadedAvoidsAReplicaThatNeverAnswers) {
 }
 
 TEST(BenchTest, InputsOutOfTheServersLimitsAreAUsageErrorBeforeConnecting) {
-  ClosedPort closed;  // nothing is sent: there is no server to send to
+  LoopbackPort closed;  // nothing is sent: there is no server to send to
   CommandResult r = RunClient({"bench", "--target", closed.target(), "--task",
                                "fib", "--n", "60", "--requests", "5"});
   EXPECT_EQ(r.rc, 2);
@@ -338,7 +319,7 @@ TEST(BenchTest, InputsOutOfTheServersLimitsAreAUsageErrorBeforeConnecting) {
 // Closed loop against a server that went away: each lane backs off
 // (10 ms doubling to 100 ms here) instead of hammering at once.
 TEST(BenchTest, UnavailableCallsBackOff) {
-  ClosedPort closed;
+  LoopbackPort closed;
   client::ChannelOptions channel;
   channel.target = closed.target();
   auto channels = client::CreateChannels(channel, 1);

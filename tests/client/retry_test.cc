@@ -33,6 +33,17 @@ using ::testing::StartsWith;
 using Clock = std::chrono::steady_clock;
 constexpr auto kTimerSlack = std::chrono::milliseconds(10);
 
+// Each refusal from `first` on came at least `pushback_ms` after the one
+// before it (less gRPC's timer slack).
+void ExpectSpacedBy(const std::vector<Clock::time_point>& times, size_t first,
+                    int pushback_ms) {
+  for (size_t i = first + 1; i < times.size(); ++i) {
+    EXPECT_GE(times[i] - times[i - 1],
+              std::chrono::milliseconds(pushback_ms) - kTimerSlack)
+        << "attempt " << i - first;
+  }
+}
+
 class RefusalLog final : public service::CallObserver {
  public:
   void OnCallStarted(std::string_view) override {}
@@ -154,11 +165,7 @@ TEST_F(RetryTest, RetriesAreSpacedByTheServersPushback) {
   EXPECT_THAT(r.err, StartsWith("RESOURCE_EXHAUSTED: "));
   std::vector<Clock::time_point> times = log_.times();
   ASSERT_EQ(times.size() - first, 5u) << "maxAttempts is 5";
-  for (size_t i = first + 1; i < times.size(); ++i) {
-    EXPECT_GE(times[i] - times[i - 1],
-              std::chrono::milliseconds(pushback_ms) - kTimerSlack)
-        << "attempt " << i - first;
-  }
+  ExpectSpacedBy(times, first, pushback_ms);
   EXPECT_GE(took, 4 * (std::chrono::milliseconds(pushback_ms) - kTimerSlack));
 }
 
@@ -202,11 +209,7 @@ TEST_F(RetryTest, LeastLoadedRetriesWaitForThePushbackWhenNoReplicaIsOpen) {
   EXPECT_EQ(r.rc, 1) << r.err;
   std::vector<Clock::time_point> times = log_.times();
   ASSERT_EQ(times.size() - first, 5u) << "5 attempts";
-  for (size_t i = first + 1; i < times.size(); ++i) {
-    EXPECT_GE(times[i] - times[i - 1],
-              std::chrono::milliseconds(pushback_ms) - kTimerSlack)
-        << "attempt " << i - first;
-  }
+  ExpectSpacedBy(times, first, pushback_ms);
 }
 
 // A retry that would wait for a pushback past the end of the run is not
