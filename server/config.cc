@@ -241,18 +241,28 @@ absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
   return absl::OkStatus();
 }
 
-absl::Status Positive(absl::string_view name, absl::Duration d) {
+// Where a flag's value came from, for its error: "--name" or
+// "COMPUTE_NAME". An operator who set the variable in a manifest searches
+// for that name, not the flag's.
+std::string Source(const Origins& origins, absl::string_view name) {
+  auto it = origins.find(name);
+  return it != origins.end() ? it->second : absl::StrCat("--", name);
+}
+
+absl::Status Positive(const Origins& origins, absl::string_view name,
+                      absl::Duration d) {
   if (d <= absl::ZeroDuration()) {
-    return ConfigError(absl::StrCat("--", name, " must be > 0 (got ",
+    return ConfigError(absl::StrCat(Source(origins, name), " must be > 0 (got ",
                                     absl::FormatDuration(d), ")"));
   }
   return absl::OkStatus();
 }
 
-absl::Status InRange(absl::string_view name, int v, int lo, int hi) {
+absl::Status InRange(const Origins& origins, absl::string_view name, int v,
+                     int lo, int hi) {
   if (v < lo || v > hi) {
-    return ConfigError(absl::StrCat("--", name, " must be between ", lo,
-                                    " and ", hi, " (got ", v, ")"));
+    return ConfigError(absl::StrCat(Source(origins, name), " must be between ",
+                                    lo, " and ", hi, " (got ", v, ")"));
   }
   return absl::OkStatus();
 }
@@ -285,9 +295,7 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
     }
     return absl::OkStatus();
   }
-  auto it = origins.find("max_inflight_bytes");
-  std::string origin =
-      it != origins.end() ? it->second : "--max_inflight_bytes";
+  std::string origin = Source(origins, "max_inflight_bytes");
   absl::StatusOr<int64_t> parsed = ParseByteSize(text);
   if (!parsed.ok()) {
     return ConfigError(absl::StrCat("bad value for ", origin, ": '", text,
@@ -295,8 +303,7 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
   }
   if (*parsed != 0 && *parsed < kMinInflightBytes) {
     return ConfigError(absl::StrCat(
-        "--max_inflight_bytes must be 0 (no limit) or at least 1Mi (got ", text,
-        ")"));
+        origin, " must be 0 (no limit) or at least 1Mi (got ", text, ")"));
   }
   *bytes = *parsed;
   *reason = *parsed == 0 ? absl::StrCat("no limit (set by ", origin, ")")
@@ -330,6 +337,7 @@ void SplitMemoryBudget(int64_t total, int64_t* pool, int64_t* transport) {
 // run away from a heavy one's (a bound, not a guarantee: tags are doubles,
 // reset each time the class empties).
 absl::Status ParseTenantWeights(const std::string& text,
+                                absl::string_view source,
                                 absl::flat_hash_map<std::string, double>* out) {
   out->clear();
   if (text.empty()) return absl::OkStatus();
@@ -340,12 +348,12 @@ absl::Status ParseTenantWeights(const std::string& text,
         !absl::SimpleAtod(parts[1], &weight) || !(weight >= 0.001) ||
         weight > 1000) {
       return ConfigError(absl::StrCat(
-          "--tenant_weights: '", pair,
+          source, ": '", pair,
           "' is not name=weight with a weight in [0.001, 1000], like gold=4"));
     }
     if (!out->emplace(std::string(parts[0]), weight).second) {
-      return ConfigError(absl::StrCat("--tenant_weights: tenant '", parts[0],
-                                      "' is given twice"));
+      return ConfigError(
+          absl::StrCat(source, ": tenant '", parts[0], "' is given twice"));
     }
   }
   return absl::OkStatus();
@@ -385,21 +393,24 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   service::ServerConfig& server = config.server;
   server.address = absl::GetFlag(FLAGS_address);
   server.port = absl::GetFlag(FLAGS_port);
-  if (absl::Status s = InRange("port", server.port, 0, 65535); !s.ok()) {
+  if (absl::Status s = InRange(origins, "port", server.port, 0, 65535);
+      !s.ok()) {
     return s;
   }
   config.cpu = DetectCpuCount(cpu_sources);
   int workers = absl::GetFlag(FLAGS_workers);
-  if (absl::Status s = InRange("workers", workers, 0, 4096); !s.ok()) return s;
+  if (absl::Status s = InRange(origins, "workers", workers, 0, 4096); !s.ok())
+    return s;
   if (workers == 0) workers = config.cpu.cpus;
   int min_workers = absl::GetFlag(FLAGS_min_workers);
-  if (absl::Status s = InRange("min_workers", min_workers, 0, workers);
+  if (absl::Status s = InRange(origins, "min_workers", min_workers, 0, workers);
       !s.ok()) {
     return s;
   }
   server.pool.max_workers = workers;
   server.io_threads = absl::GetFlag(FLAGS_io_threads);
-  if (absl::Status s = InRange("io_threads", server.io_threads, 0, 256);
+  if (absl::Status s =
+          InRange(origins, "io_threads", server.io_threads, 0, 256);
       !s.ok()) {
     return s;
   }
@@ -407,16 +418,18 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   server.cpus = config.cpu.cpus;
   server.load_report_interval = absl::GetFlag(FLAGS_load_report_interval);
   if (server.load_report_interval < absl::ZeroDuration()) {
-    return ConfigError("--load_report_interval must be >= 0");
+    return ConfigError(
+        absl::StrCat(Source(origins, "load_report_interval"), " must be >= 0"));
   }
   server.pool.min_workers = min_workers == 0 ? workers : min_workers;
   server.pool.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
-  if (absl::Status s = Positive("idle_timeout", server.pool.idle_timeout);
+  if (absl::Status s =
+          Positive(origins, "idle_timeout", server.pool.idle_timeout);
       !s.ok()) {
     return s;
   }
   int capacity = absl::GetFlag(FLAGS_queue_capacity);
-  if (absl::Status s = InRange("queue_capacity", capacity, 0, 1 << 20);
+  if (absl::Status s = InRange(origins, "queue_capacity", capacity, 0, 1 << 20);
       !s.ok()) {
     return s;
   }
@@ -432,7 +445,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
                     &server.transport_quota_bytes);
   server.pool.target_queue_wait = absl::GetFlag(FLAGS_target_queue_wait);
   if (absl::Status s =
-          Positive("target_queue_wait", server.pool.target_queue_wait);
+          Positive(origins, "target_queue_wait", server.pool.target_queue_wait);
       !s.ok()) {
     return s;
   }
@@ -440,26 +453,28 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   server.pool.inline_max_cost = absl::GetFlag(FLAGS_inline_max_cost);
   if (server.pool.inline_max_cost < absl::ZeroDuration() ||
       server.pool.inline_max_cost > absl::Milliseconds(10)) {
-    return ConfigError(
-        absl::StrCat("--inline_max_cost must be between 0 and 10ms (got ",
-                     absl::FormatDuration(server.pool.inline_max_cost), ")"));
+    return ConfigError(absl::StrCat(
+        Source(origins, "inline_max_cost"), " must be between 0 and 10ms (got ",
+        absl::FormatDuration(server.pool.inline_max_cost), ")"));
   }
   server.trust_tenant_header = absl::GetFlag(FLAGS_trust_tenant_header);
   if (absl::Status s = ParseTenantWeights(absl::GetFlag(FLAGS_tenant_weights),
+                                          Source(origins, "tenant_weights"),
                                           &server.tenant_weights);
       !s.ok()) {
     return s;
   }
   config.tenant_metrics = absl::GetFlag(FLAGS_tenant_metrics);
   if (config.tenant_metrics < 0 || config.tenant_metrics > 1000) {
-    return ConfigError(
-        absl::StrCat("--tenant_metrics must be between 0 and 1000 (got ",
-                     config.tenant_metrics, ")"));
+    return ConfigError(absl::StrCat(Source(origins, "tenant_metrics"),
+                                    " must be between 0 and 1000 (got ",
+                                    config.tenant_metrics, ")"));
   }
   server.admission = absl::GetFlag(FLAGS_admission);
   config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   if (config.drain_timeout < absl::ZeroDuration()) {
-    return ConfigError("--drain_timeout must be >= 0");
+    return ConfigError(
+        absl::StrCat(Source(origins, "drain_timeout"), " must be >= 0"));
   }
   server.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   server.max_connection_age_grace =
@@ -471,11 +486,11 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
         {"max_connection_age_grace", server.max_connection_age_grace},
         {"keepalive_time", server.keepalive_time},
         {"keepalive_timeout", server.keepalive_timeout}}) {
-    if (absl::Status s = Positive(name, d); !s.ok()) return s;
+    if (absl::Status s = Positive(origins, name, d); !s.ok()) return s;
     // gRPC takes these in whole milliseconds: less would reach it as 0 (a
     // connection aged out as soon as it opens, a ping never waited for).
     if (d < absl::Milliseconds(1)) {
-      return ConfigError(absl::StrCat("--", name,
+      return ConfigError(absl::StrCat(Source(origins, name),
                                       " must be at least 1ms, gRPC counts "
                                       "whole milliseconds (got ",
                                       absl::FormatDuration(d), ")"));
@@ -485,24 +500,24 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     if (d != absl::InfiniteDuration() &&
         d >= absl::Milliseconds(std::numeric_limits<int>::max())) {
       return ConfigError(
-          absl::StrCat("--", name,
+          absl::StrCat(Source(origins, name),
                        " must be inf or under 596h, gRPC counts milliseconds "
                        "in an int (got ",
                        absl::FormatDuration(d), ")"));
     }
   }
   server.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-  if (absl::Status s =
-          InRange("max_message_bytes", server.max_message_bytes, 4096, 1 << 30);
+  if (absl::Status s = InRange(origins, "max_message_bytes",
+                               server.max_message_bytes, 4096, 1 << 30);
       !s.ok()) {
     return s;
   }
   server.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   if (server.max_concurrent_streams < 1) {
     // 0 would let no call through at all.
-    return ConfigError(
-        absl::StrCat("--max_concurrent_streams must be at least 1 (got ",
-                     server.max_concurrent_streams, ")"));
+    return ConfigError(absl::StrCat(Source(origins, "max_concurrent_streams"),
+                                    " must be at least 1 (got ",
+                                    server.max_concurrent_streams, ")"));
   }
   server.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   server.tls_key = absl::GetFlag(FLAGS_tls_key);
@@ -516,15 +531,15 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   std::string log_level = absl::GetFlag(FLAGS_log_level);
   std::optional<LogLevel> level = ParseLogLevel(log_level);
   if (!level.has_value()) {
-    auto it = origins.find("log_level");
-    return ConfigError(absl::StrCat(
-        "bad value for ", it != origins.end() ? it->second : "--log_level",
-        ": '", log_level, "': one of debug, info, warning, error"));
+    return ConfigError(
+        absl::StrCat("bad value for ", Source(origins, "log_level"), ": '",
+                     log_level, "': one of debug, info, warning, error"));
   }
   config.log_level = *level;
   config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
-  if (absl::Status s = InRange("metrics_port", config.metrics_port, 0, 65535);
+  if (absl::Status s =
+          InRange(origins, "metrics_port", config.metrics_port, 0, 65535);
       !s.ok()) {
     return s;
   }

@@ -195,7 +195,8 @@ TEST(ConfigTest, IoThreads) {
   c = Parse({}, {{"COMPUTE_IO_THREADS", "300"}});
   ASSERT_FALSE(c.ok());
   EXPECT_THAT(std::string(c.status().message()),
-              HasSubstr("--io_threads must be between 0 and 256 (got 300)"));
+              HasSubstr("COMPUTE_IO_THREADS must be between 0 and 256 (got "
+                        "300)"));
 }
 
 TEST(ConfigTest, MaxConcurrentStreams) {
@@ -372,6 +373,33 @@ TEST(ConfigTest, BadValuesNameTheFlagOrVariable) {
       {{"--target_queue_wait=0"}, {}, "--target_queue_wait must be > 0"},
       {{"--target_queue_wait=-5ms"}, {}, "--target_queue_wait must be > 0"},
       {{"--target_queue_wait=soon"}, {}, "--target_queue_wait"},
+      // A value from the environment is named by its variable, which is
+      // what an operator finds in the manifest.
+      {{},
+       {{"COMPUTE_WORKERS", "5000"}},
+       "COMPUTE_WORKERS must be between 0 and 4096 (got 5000)"},
+      {{},
+       {{"COMPUTE_TARGET_QUEUE_WAIT", "0s"}},
+       "COMPUTE_TARGET_QUEUE_WAIT must be > 0"},
+      {{},
+       {{"COMPUTE_KEEPALIVE_TIME", "720h"}},
+       "COMPUTE_KEEPALIVE_TIME must be inf or under 596h"},
+      {{},
+       {{"COMPUTE_MAX_INFLIGHT_BYTES", "1000"}},
+       "COMPUTE_MAX_INFLIGHT_BYTES must be 0 (no limit) or at least 1Mi"},
+      {{},
+       {{"COMPUTE_TENANT_WEIGHTS", "gold"}},
+       "COMPUTE_TENANT_WEIGHTS: 'gold' is not name=weight"},
+      {{},
+       {{"COMPUTE_INLINE_MAX_COST", "1s"}},
+       "COMPUTE_INLINE_MAX_COST must be between 0 and 10ms"},
+      {{},
+       {{"COMPUTE_DRAIN_TIMEOUT", "-1s"}},
+       "COMPUTE_DRAIN_TIMEOUT must be >= 0"},
+      // The flag wins over the variable, and so names the error.
+      {{"--workers=5000"},
+       {{"COMPUTE_WORKERS", "4"}},
+       "--workers must be between 0 and 4096"},
   };
   for (const Case& c : cases) {
     auto r = Parse(c.args, c.env);
