@@ -136,6 +136,7 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
                             absl::ToInt64Milliseconds(target), " ms"));
   } else if (check_deadline && wait + options.cost > options.deadline - now) {
     why->reason = RefusalReason::kDeadline;
+    why->own_cost = options.cost > options.deadline - now;
     refusal = absl::ResourceExhaustedError(absl::StrCat(
         "deadline cannot be met: expected ",
         absl::ToInt64Milliseconds(wait + options.cost), " ms (",

@@ -7,14 +7,25 @@ namespace compute {
 
 CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit)
     : kinds_(prior_seconds_per_unit.size()),
-      log_coef_(new std::atomic<double>[prior_seconds_per_unit.size()]) {
+      log_coef_(new std::atomic<double>[prior_seconds_per_unit.size()]),
+      log_prior_(new double[prior_seconds_per_unit.size()]) {
   for (size_t i = 0; i < kinds_; ++i) {
     double prior = prior_seconds_per_unit[i] > 0 &&
                            std::isfinite(prior_seconds_per_unit[i])
                        ? prior_seconds_per_unit[i]
                        : 1e-9;
-    log_coef_[i].store(std::log(prior), std::memory_order_relaxed);
+    log_prior_[i] = std::log(prior);
+    log_coef_[i].store(log_prior_[i], std::memory_order_relaxed);
   }
+}
+
+void CostModel::Relax(int kind) {
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_) return;
+  std::atomic<double>& slot = log_coef_[kind];
+  const double current = slot.load(std::memory_order_relaxed);
+  if (current <= log_prior_[kind]) return;
+  slot.store(current - kAlpha * (current - log_prior_[kind]),
+             std::memory_order_relaxed);
 }
 
 double CostModel::SecondsPerUnit(int kind) const {

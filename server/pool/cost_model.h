@@ -32,6 +32,19 @@
 // Estimates of such small tasks keep what larger ones taught; for admission
 // they are noise.
 //
+// A call refused because its own estimate is longer than its deadline
+// never runs, so it teaches nothing: after a slow spell raised a kind's
+// rate (a CPU shared with a burst, a run of narrow blurs), every call of
+// that kind with a deadline between the true and the raised estimate was
+// refused, on an idle server, for good (reproduced: fib(36) ran in 23 ms,
+// but was estimated at 153 ms after 5 s of oversubscription, and a 60 ms
+// deadline was refused until calls without one came). Relax() is that
+// refusal's sample: it moves the kind's estimate kAlpha of the way back to
+// its prior, never below it. So an inflated rate comes down after a few
+// refusals (from 8x the prior to 2x in 8) and admitted calls then teach the
+// true one, while a call that does not fit even at the prior stays refused, and
+// no stream of refusals can pull an estimate under the prior.
+//
 // Thread-safety: every method may be called concurrently. Updates are a
 // relaxed load and store per kind: two racing samples may lose one, which
 // is noise in a running mean, not an error.
@@ -62,6 +75,9 @@ class CostModel {
   void Record(int kind, double units, absl::Duration run_time,
               bool lower_bound = false);
 
+  // A call of this kind was refused for its own estimate alone (see above).
+  void Relax(int kind);
+
   double SecondsPerUnit(int kind) const;
 
   static constexpr double kAlpha = 1.0 / 8;
@@ -72,6 +88,7 @@ class CostModel {
   size_t kinds_;
   // log(seconds per unit), per kind.
   std::unique_ptr<std::atomic<double>[]> log_coef_;
+  std::unique_ptr<double[]> log_prior_;
 };
 
 }  // namespace compute

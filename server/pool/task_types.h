@@ -57,6 +57,9 @@ struct SubmitRefusal {
   // When a retry may succeed: for a budget refusal, the expected wait,
   // clamped to [1 ms, 10 s]; zero for kExpired and kShutDown.
   absl::Duration retry_after;
+  // kDeadline only: the task's own estimated cost alone is longer than its
+  // deadline allows, so no wait, here or elsewhere, makes it fit.
+  bool own_cost = false;
 };
 
 struct TaskResult {

@@ -37,6 +37,11 @@ std::string WholeMillis(absl::Duration d) {
   return absl::StrCat(absl::ToInt64Milliseconds(d));
 }
 
+// The pushback that asks a client not to retry at all: gRFC A6 reads any
+// negative value so. gRPC's retries share the call's deadline, so a call
+// refused for its own estimate fits its retry even less.
+constexpr absl::Duration kDoNotRetry = -absl::Milliseconds(1);
+
 std::vector<double> CostPriors() {
   std::vector<double> priors;
   for (const tasks::TaskKind& kind : tasks::AllTaskKinds()) {
@@ -321,7 +326,7 @@ grpc::Status ComputeService::Refuse(const CallInfo& call, RejectReason reason,
                                     const std::string& message,
                                     absl::Duration pushback) {
   CountRejected(reason, call.options.priority);
-  if (pushback > absl::ZeroDuration()) {
+  if (pushback > absl::ZeroDuration() || pushback == kDoNotRetry) {
     call.context->AddTrailingMetadata("grpc-retry-pushback-ms",
                                       WholeMillis(pushback));
   }
@@ -349,6 +354,16 @@ grpc::Status ComputeService::Refused(const CallInfo& call,
                     "deadline had passed when the call arrived",
                     absl::ZeroDuration());
     case RefusalReason::kDeadline:
+      if (refusal.own_cost) {
+        // Never run, so it teaches the cost model nothing: without this,
+        // an estimate raised by a slow spell would refuse such calls for
+        // good (cost_model.h).
+        cost_model_.Relax(call.kind->index);
+        return Refuse(
+            call, RejectReason::kDeadline, grpc::StatusCode::RESOURCE_EXHAUSTED,
+            absl::StrCat(status.message(), "; retry with a longer deadline"),
+            kDoNotRetry);
+      }
       return Refuse(call, RejectReason::kDeadline,
                     grpc::StatusCode::RESOURCE_EXHAUSTED,
                     absl::StrCat(status.message(),

@@ -100,6 +100,32 @@ TEST(CostModelTest, IgnoresSizesThatAreNotFinite) {
   EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), 1.0);
 }
 
+// A rate raised by a slow spell must come down without samples: calls
+// refused for their own estimate never run, so nothing else lowers it.
+TEST(CostModelTest, RefusalsRelaxARaisedRateTowardsThePriorOnly) {
+  CostModel model = TwoKinds();
+  for (int i = 0; i < 60; ++i) {
+    model.Record(kSpin, 0.01, absl::Milliseconds(80));
+  }
+  const double raised = model.SecondsPerUnit(kSpin);
+  ASSERT_GT(raised, 7.5) << "the slow spell: 8x the prior";
+  for (int i = 0; i < 8; ++i) model.Relax(kSpin);
+  const double relaxed = model.SecondsPerUnit(kSpin);
+  EXPECT_LT(relaxed, 3.0);
+  EXPECT_GT(relaxed, 1.0);
+  for (int i = 0; i < 1000; ++i) model.Relax(kSpin);
+  EXPECT_NEAR(model.SecondsPerUnit(kSpin), 1.0, 1e-6);
+  EXPECT_GE(model.SecondsPerUnit(kSpin), 1.0) << "never below the prior";
+  // A machine faster than the prior keeps what it learned.
+  for (int i = 0; i < 100; ++i) model.Record(kFib, 1e6, absl::Milliseconds(3));
+  const double fast = model.SecondsPerUnit(kFib);
+  ASSERT_LT(fast, 1e-8);
+  model.Relax(kFib);
+  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kFib), fast);
+  model.Relax(-1);
+  model.Relax(2);
+}
+
 TEST(CostModelTest, APriorThatIsNotFiniteIsReplaced) {
   CostModel model(std::vector<double>{INFINITY, std::nan("")});
   for (int kind : {0, 1}) {
