@@ -4,10 +4,12 @@
 // its input and output may alias), so they allocate nothing.
 #include "server/tasks/sha256.h"
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
 #include <array>
+#include <memory>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -19,6 +21,46 @@ static_assert(kSha256DigestBytes == SHA256_DIGEST_LENGTH);
 
 // Rounds between two polls of the token: ~1000 hashes of 32 bytes.
 constexpr uint32_t kPollRounds = 1024;
+
+// Bytes of the first round between two polls: 0.1-0.4 ms of hashing. One
+// SHA256() over 4 MiB took 2.4-7.7 ms here, during which a stop waited.
+constexpr size_t kPollBytes = 256 * 1024;
+
+struct DigestContextFree {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+
+// The first round: SHA256(data), polling the token between pieces. Data of
+// one piece or less takes the one-shot call, which needs no context.
+absl::Status HashData(absl::string_view data, const CancelToken& cancel,
+                      unsigned char* digest) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
+  if (data.size() <= kPollBytes) {
+    SHA256(bytes, data.size(), digest);
+    return absl::OkStatus();
+  }
+  std::unique_ptr<EVP_MD_CTX, DigestContextFree> ctx(EVP_MD_CTX_new());
+  if (ctx == nullptr ||
+      EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return absl::InternalError("sha256: OpenSSL could not start a digest");
+  }
+  for (size_t done = 0; done < data.size(); done += kPollBytes) {
+    if (done > 0 && cancel.stop_requested()) {
+      return absl::CancelledError(absl::StrCat(
+          "sha256 stopped at byte ", done, " of ", data.size(), " in round 1"));
+    }
+    const size_t piece = std::min(kPollBytes, data.size() - done);
+    if (EVP_DigestUpdate(ctx.get(), bytes + done, piece) != 1) {
+      return absl::InternalError("sha256: OpenSSL could not hash");
+    }
+  }
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1 ||
+      length != SHA256_DIGEST_LENGTH) {
+    return absl::InternalError("sha256: OpenSSL could not finish a digest");
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -44,8 +86,10 @@ absl::StatusOr<std::string> Sha256(absl::string_view data, uint32_t rounds,
   }
   std::array<unsigned char, SHA256_DIGEST_LENGTH> digest;
   std::array<unsigned char, SHA256_DIGEST_LENGTH> next;
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-         digest.data());
+  if (absl::Status status = HashData(data, cancel, digest.data());
+      !status.ok()) {
+    return status;
+  }
   for (uint32_t round = 2; round <= rounds; ++round) {
     if (round % kPollRounds == 0 && cancel.stop_requested()) {
       return absl::CancelledError(

@@ -3,8 +3,8 @@
 // digest = SHA256(data), then digest = SHA256(digest) for the remaining
 // rounds: a key-stretching shape whose cost the client sets with `rounds`
 // while the input stays small. OpenSSL does the hashing (it uses the CPU's
-// SHA extensions where present); the token is polled every kPollRounds
-// rounds, a few hundred microseconds of work at most.
+// SHA extensions where present); the token is polled every 256 KiB of the
+// data and every 1024 rounds, a few hundred microseconds of work at most.
 #ifndef COMPUTE_SERVER_TASKS_SHA256_H_
 #define COMPUTE_SERVER_TASKS_SHA256_H_
 
