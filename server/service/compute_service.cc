@@ -244,7 +244,8 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   const int64_t response_bytes = call.kind->response_bytes(request);
   options.bytes = static_cast<int64_t>(request.ByteSizeLong() +
                                        tasks::PayloadSize(call.payload)) +
-                  response_bytes;
+                  response_bytes +
+                  call.kind->working_bytes(request, call.payload);
   options.admit_by_deadline = options_.admission;
   // A response gRPC would refuse to send is refused before the work: the
   // kind's payload estimate (exact for blur) plus the fields around it.

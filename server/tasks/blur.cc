@@ -550,4 +550,21 @@ int64_t BlurResponseBytes(const compute::v1::RunRequest& request) {
   return int64_t{blur.width()} * blur.height() + kBlurResponseHeaderBytes;
 }
 
+int64_t BlurWorkingBytes(const compute::v1::RunRequest& request,
+                         Payload payload) {
+  const compute::v1::BlurRequest& blur = request.blur();
+  const size_t w = blur.width();
+  const size_t h = blur.height();
+  if (blur.radius() == 0) return 0;  // a copy, into the result
+  if (w < kNarrowColumns && h > w) {
+    return static_cast<int64_t>(w * h);  // the transposed copy
+  }
+  size_t non_empty = 0;
+  for (const absl::string_view piece : payload) non_empty += !piece.empty();
+  if (non_empty <= 1) return 0;  // read in place
+  // RowTable: a row start per row, and the rows that straddle pieces.
+  return static_cast<int64_t>(h * sizeof(const uint8_t*) +
+                              StraddlingRows(payload, w) * w);
+}
+
 }  // namespace compute::tasks

@@ -121,6 +121,13 @@ inline constexpr int64_t kBlurResponseHeaderBytes = 32;
                                        compute::v1::RunResponse* response);
 double BlurCostUnits(const compute::v1::RunRequest& request);
 int64_t BlurResponseBytes(const compute::v1::RunRequest& request);
+// What BoxBlurPieces allocates in proportion to the image, besides its
+// result: the transposed copy of a narrow image, or the row table and the
+// straddling rows of pixels in several pieces (see its Memory:). Up to 16 MiB
+// at 16 megapixels, which the memory budget must count; the fixed scratch
+// (under 600 KiB per running blur) it leaves out.
+int64_t BlurWorkingBytes(const compute::v1::RunRequest& request,
+                         Payload payload);
 
 }  // namespace compute::tasks
 

@@ -44,20 +44,31 @@ constexpr double kBlurSecondsPerUnit = 0.5e-9;
 // timer's slack, tens of microseconds).
 constexpr double kSleepSecondsPerUnit = 1.0;
 
+// working_bytes of the kinds whose kernels allocate nothing that grows with
+// the request.
+int64_t NoWorkingBytes(const compute::v1::RunRequest& /*request*/,
+                       Payload /*payload*/) {
+  return 0;
+}
+
 // Registration: one line per kind; the index is the position.
 constexpr TaskKind kTaskKinds[] = {
     {0, "fib", RunRequest::kFib, &ValidateFibTask, &RunFibTask, &FibCostUnits,
-     kFibSecondsPerUnit, &FibResponseBytes},
+     kFibSecondsPerUnit, &FibResponseBytes, &NoWorkingBytes},
     {1, "spin", RunRequest::kSpin, &ValidateSpinTask, &RunSpinTask,
-     &SpinCostUnits, kSpinSecondsPerUnit, &SpinResponseBytes},
+     &SpinCostUnits, kSpinSecondsPerUnit, &SpinResponseBytes, &NoWorkingBytes},
     {2, "sha256", RunRequest::kSha256, &ValidateSha256Task, &RunSha256Task,
-     &Sha256CostUnits, kSha256SecondsPerUnit, &Sha256ResponseBytes},
+     &Sha256CostUnits, kSha256SecondsPerUnit, &Sha256ResponseBytes,
+     &NoWorkingBytes},
     {3, "primes", RunRequest::kPrimes, &ValidatePrimesTask, &RunPrimesTask,
-     &PrimesCostUnits, kPrimesSecondsPerUnit, &PrimesResponseBytes},
+     &PrimesCostUnits, kPrimesSecondsPerUnit, &PrimesResponseBytes,
+     &NoWorkingBytes},
     {4, "blur", RunRequest::kBlur, &ValidateBlurTask, &RunBlurTask,
-     &BlurCostUnits, kBlurSecondsPerUnit, &BlurResponseBytes},
+     &BlurCostUnits, kBlurSecondsPerUnit, &BlurResponseBytes,
+     &BlurWorkingBytes},
     {5, "sleep", RunRequest::kSleep, &ValidateSleepTask, &RunSleepTask,
-     &SleepCostUnits, kSleepSecondsPerUnit, &SleepResponseBytes},
+     &SleepCostUnits, kSleepSecondsPerUnit, &SleepResponseBytes,
+     &NoWorkingBytes},
 };
 
 static_assert(std::size(kTaskKinds) == kNumTaskKinds,

@@ -58,6 +58,12 @@ struct TaskKind {
   // header; sha256: the digest and its hex, 96; the others 16), for the
   // scheduler's memory budget. Requires a valid request.
   int64_t (*response_bytes)(const compute::v1::RunRequest& request);
+  // Bytes the kernel allocates in proportion to the request while it runs,
+  // besides its response (blur: a transposed copy, or the rows straddling
+  // the payload's pieces; the others 0), for the memory budget too.
+  // Requires a valid request.
+  int64_t (*working_bytes)(const compute::v1::RunRequest& request,
+                           Payload payload);
 };
 
 inline constexpr int kNumTaskKinds = 6;

@@ -372,6 +372,26 @@ absl::Status BlurUntilCancelled(const tasks::TaskKind& kind,
   return kind.run(request, payload, cancel, response);
 }
 
+// A narrow blur is blurred as its transpose: the kernel holds a copy of
+// every pixel besides request and response (up to 16 MiB), which the
+// memory budget charges too.
+TEST_F(ServiceTest, ANarrowBlurIsChargedItsTransposedCopy) {
+  service::ServerConfig config = LocalConfig(1, 8);
+  config.run_task = &BlurUntilCancelled;
+  Start(config);
+  RunRequest narrow;
+  narrow.mutable_blur()->set_width(8);
+  narrow.mutable_blur()->set_height(131072);  // 1 MiB
+  narrow.mutable_blur()->set_pixels(std::string(size_t{1} << 20, '\x40'));
+  narrow.mutable_blur()->set_radius(1);
+  AsyncCall held(*stub_, narrow);
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
+  EXPECT_GE(Stats().inflight_bytes, 3 << 20)
+      << "request, response and the transposed copy";
+  held.Cancel();
+  EXPECT_EQ(held.Wait().error_code(), grpc::StatusCode::CANCELLED);
+}
+
 TEST_F(ServiceTest, MemoryBudgetRefusesWhatWouldNotFit) {
   service::ServerConfig config = LocalConfig(1, 8);
   config.pool.max_inflight_bytes = 3 << 20;  // one 1 MP blur, not two

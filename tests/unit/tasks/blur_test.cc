@@ -502,6 +502,35 @@ TEST(BlurPiecesTest, StopsWhileRunning) {
   EXPECT_TRUE(stopped) << "every run finished before its stop";
 }
 
+// What the memory budget must count besides request and response: the
+// allocations that grow with the image (blur.h).
+TEST(BlurTest, WorkingBytesAreWhatTheKernelAllocatesPerImage) {
+  auto working = [](uint32_t w, uint32_t h, uint32_t radius,
+                    std::vector<absl::string_view> pieces) {
+    compute::v1::RunRequest request;
+    *request.mutable_blur() = Request(w, h, 0, radius);
+    return BlurWorkingBytes(request, pieces);
+  };
+  // Narrow and tall: blurred as its transpose, a copy of every pixel.
+  EXPECT_EQ(working(8, 1000, 1, {}), 8000);
+  EXPECT_EQ(working(1, kMaxBlurPixels, 64, {}), int64_t{kMaxBlurPixels});
+  // Wide, or in one piece: read in place.
+  EXPECT_EQ(working(4096, 4096, 1, {}), 0);
+  const std::string pixels(100 * 10, 'x');
+  const absl::string_view all(pixels);
+  EXPECT_EQ(working(100, 10, 1, {all}), 0);
+  EXPECT_EQ(working(100, 10, 1, {all.substr(0, 0), all}), 0);
+  // In pieces: a row start per row, and each straddling row copied (the
+  // cuts at 150 and 620 split rows 1 and 6; the one at 300 splits none).
+  EXPECT_EQ(working(100, 10, 1,
+                    {all.substr(0, 150), all.substr(150, 150),
+                     all.substr(300, 320), all.substr(620)}),
+            10 * 8 + 2 * 100);
+  // Radius 0 is a copy into the result.
+  EXPECT_EQ(working(8, 1000, 0, {}), 0);
+  EXPECT_EQ(working(100, 10, 0, {all.substr(0, 150), all.substr(150)}), 0);
+}
+
 TEST(BlurTest, ValidateAcceptsTheLimits) {
   EXPECT_TRUE(ValidateBlur(Request(1, 1, 1, 0)).ok());
   EXPECT_TRUE(ValidateBlur(Request(3, 4, 12, kMaxBlurRadius)).ok());

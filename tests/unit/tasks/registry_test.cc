@@ -39,6 +39,7 @@ TEST(RegistryTest, EveryTaskCaseHasItsKind) {
     EXPECT_NE(kind->run, nullptr);
     EXPECT_NE(kind->cost_units, nullptr);
     EXPECT_NE(kind->response_bytes, nullptr);
+    EXPECT_NE(kind->working_bytes, nullptr);
   }
   EXPECT_EQ(FindTaskKind(RunRequest::TASK_NOT_SET), nullptr);
 }
