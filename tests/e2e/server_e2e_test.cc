@@ -433,6 +433,7 @@ TEST(ServerE2eTest, OpenReflectionStreamsHoldABoundedNumberOfThreads) {
   // Run is served meanwhile.
   auto compute = StubFor(*port);
   grpc::ClientContext run_context;
+  run_context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
   compute::v1::RunResponse response;
   EXPECT_TRUE(compute->Run(&run_context, Fib(10), &response).ok());
   // The streams go; reflection answers again (its threads come back as

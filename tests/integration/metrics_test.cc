@@ -160,20 +160,25 @@ TEST_F(MetricsTest, OutcomesAndCodesAddUpToTheCallsMade) {
   constexpr int kOk = 6;
   for (int i = 0; i < kOk; ++i) {
     grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
     compute::v1::RunResponse r;
     ASSERT_TRUE(stub_->Run(&context, Fib(10 + i), &r).ok());
   }
   {
     grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
     compute::v1::RunResponse r;
     EXPECT_EQ(stub_->Run(&context, Fib(51), &r).error_code(),
               grpc::StatusCode::INVALID_ARGUMENT);
   }
   {
-    // Cannot finish in time (a 5 s spin, 100 ms left): refused at once.
+    // Cannot finish in time (a 5 s spin, 1 s left): refused at once, by
+    // admission (reason "deadline"). A whole second, so that a stalled
+    // machine still delivers the call before its deadline passes
+    // (which would make it DEADLINE_EXCEEDED, reason expired_on_arrival);
+    // the spin alone costs 5 s, so it cannot fit in 1 s either.
     grpc::ClientContext context;
-    context.set_deadline(
-        absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)));
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
     compute::v1::RunResponse r;
     EXPECT_EQ(stub_->Run(&context, Spin(absl::Seconds(5)), &r).error_code(),
               grpc::StatusCode::RESOURCE_EXHAUSTED);

@@ -290,6 +290,7 @@ TEST_F(PrometheusE2ETest, PrometheusSeesTheLoad) {
   // Completed calls.
   for (int i = 0; i < kOk; ++i) {
     grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
     compute::v1::RunResponse r;
     ASSERT_TRUE(stub_->Run(&context, Fib(20), &r).ok());
   }
@@ -312,7 +313,10 @@ TEST_F(PrometheusE2ETest, PrometheusSeesTheLoad) {
            e->Value("compute_pool_workers_busy") == kWorkers;
   }));
   {
+    // The queue is full: refused at once (queue_full is checked before the
+    // deadline, which only bounds a hang).
     grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
     compute::v1::RunResponse r;
     ASSERT_EQ(stub_->Run(&context, Spin(absl::Seconds(1)), &r).error_code(),
               grpc::StatusCode::RESOURCE_EXHAUSTED);

@@ -18,9 +18,11 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iostream>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
@@ -176,12 +178,28 @@ TEST_P(StopTest, StopsWhileRunning) {
       kind().task_case == compute::v1::RunRequest::kBlur
           ? absl::Milliseconds(2)
           : absl::Milliseconds(10);
+  // A run that finished (OK) before the stop landed says nothing: the
+  // thread that watches its clock was descheduled past the end of a short
+  // run (blur's). It is retried, as BlurPiecesTest.StopsWhileRunning does; a
+  // kind that ignores its token finishes every try and fails below. Bounded
+  // in tries and in time (a long kind that ignored it runs to its end once).
   const bool sleeps = kind().task_case == compute::v1::RunRequest::kSleep;
-  const StopOutcome outcome = RunAndStop(Kernel(), cpu_before_stop, sleeps);
-  EXPECT_TRUE(outcome.stopped_mid_run);
-  EXPECT_TRUE(absl::IsCancelled(outcome.status)) << outcome.status;
-  EXPECT_THAT(outcome.status.message(), HasSubstr("stopped"));
-  EXPECT_LT(outcome.latency, kStopBound);
+  const std::function<absl::Status(const CancelToken&)> kernel = Kernel();
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  int tries = 0;
+  std::optional<StopOutcome> stopped;
+  while (!stopped.has_value() && tries < 20 && absl::Now() < give_up) {
+    ++tries;
+    StopOutcome outcome = RunAndStop(kernel, cpu_before_stop, sleeps);
+    if (!outcome.status.ok()) stopped = std::move(outcome);
+  }
+  ASSERT_TRUE(stopped.has_value())
+      << "every one of " << tries << " runs finished before its stop";
+  if (tries > 1) std::cout << tries << " tries to stop it mid-run\n";
+  EXPECT_TRUE(stopped->stopped_mid_run);
+  EXPECT_TRUE(absl::IsCancelled(stopped->status)) << stopped->status;
+  EXPECT_THAT(stopped->status.message(), HasSubstr("stopped"));
+  EXPECT_LT(stopped->latency, kStopBound);
 }
 
 TEST_P(StopTest, StoppedTokenReturnsPromptly) {
