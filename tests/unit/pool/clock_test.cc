@@ -3,9 +3,12 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "tests/wait_until.h"
 
 namespace compute {
 namespace {
+
+using ::compute::testing::WaitUntil;
 
 TEST(SimulatedClockTest, StandsStillUntilAdvanced) {
   SimulatedClock clock;
@@ -15,22 +18,34 @@ TEST(SimulatedClockTest, StandsStillUntilAdvanced) {
   EXPECT_EQ(clock.Now(), t0 + absl::Seconds(3));
 }
 
+// A waiter blocked in WaitWithDeadline is woken by the Advance that passes
+// its deadline (returns before it may be spurious: callers re-check).
 TEST(SimulatedClockTest, AdvancePastDeadlineWakesWaiter) {
   SimulatedClock clock;
   Mutex mu;
   CondVar cv;
-  absl::Time deadline = clock.Now() + absl::Seconds(5);
+  const absl::Time deadline = clock.Now() + absl::Seconds(5);
+  int waits = 0;  // guarded by mu: WaitWithDeadline calls begun
   Notification woke;
   std::thread waiter([&] {
     MutexLock lock(&mu);
-    while (clock.Now() < deadline) clock.WaitWithDeadline(cv, mu, deadline);
+    while (clock.Now() < deadline) {
+      ++waits;
+      clock.WaitWithDeadline(cv, mu, deadline);
+    }
     woke.Notify();
   });
-  // Advancing short of the deadline does not end the wait; past it does.
+  // The waiter holds mu until its wait releases it: once waits is 1 here,
+  // it is blocked (or about to re-check), not yet to start.
+  ASSERT_TRUE(WaitUntil([&] {
+    MutexLock lock(&mu);
+    return waits >= 1;
+  }));
   clock.Advance(absl::Seconds(4));
-  EXPECT_FALSE(woke.HasBeenNotified());
   clock.Advance(absl::Seconds(1));
-  EXPECT_TRUE(woke.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_TRUE(woke.WaitForNotificationWithTimeout(absl::Seconds(20)))
+      << "the Advance past its deadline did not wake it";
+  cv.SignalAll();  // so that a failure above ends instead of hanging here
   waiter.join();
 }
 

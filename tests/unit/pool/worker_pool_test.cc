@@ -547,10 +547,19 @@ TEST(WorkerPoolTest, RejectsBadOptionsNamingTheField) {
 // of gated tasks must therefore start on every worker.
 TEST(WorkerPoolTest, BurstWakesEverySleepingWorker) {
   constexpr int kWorkers = 3;
-  auto pool = MakePool(kWorkers, 8);
-  // Let every worker finish spinning and go to sleep.
+  // Without spinning, a worker that is idle (Stats, under the pool's lock)
+  // is waiting on the condition variable: a spinning one would see the
+  // burst without being woken, and the wake chain would go untested.
+  PoolOptions options;
+  options.max_workers = kWorkers;
+  options.min_workers = kWorkers;
+  options.queue_capacity = 8;
+  options.spin_before_park = false;
+  absl::StatusOr<std::unique_ptr<WorkerPool>> created =
+      WorkerPool::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::unique_ptr<WorkerPool> pool = std::move(*created);
   ASSERT_TRUE(WaitUntil([&] { return pool->Stats().idle == kWorkers; }));
-  absl::SleepFor(absl::Milliseconds(5));  // not synchronisation: a setup
   for (int round = 0; round < 20; ++round) {
     Gate gate;
     Completions done;
