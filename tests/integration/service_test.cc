@@ -677,6 +677,7 @@ grpc::health::v1::HealthCheckResponse::ServingStatus Health(
   auto stub = grpc::health::v1::Health::NewStub(
       std::shared_ptr<grpc::Channel>(&channel, [](grpc::Channel*) {}));
   grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
@@ -685,8 +686,30 @@ grpc::health::v1::HealthCheckResponse::ServingStatus Health(
   return response.status();
 }
 
+// Spins that start only once the test opens the gate (or their call is
+// stopped): accepted calls that stay open for as long as the test needs.
+std::atomic<bool> spin_gate_open{false};
+
+absl::Status SpinsAfterTheGateOpens(const tasks::TaskKind& kind,
+                                    const RunRequest& request,
+                                    tasks::Payload payload,
+                                    const CancelToken& cancel,
+                                    RunResponse* response) {
+  while (request.has_spin() && !spin_gate_open.load() &&
+         !cancel.stop_requested()) {
+    absl::SleepFor(absl::Milliseconds(1));  // polls the gate
+  }
+  return kind.run(request, payload, cancel, response);
+}
+
 TEST_F(ServiceTest, DrainAnswersEveryAcceptedCallAndTurnsHealthOff) {
-  Start(LocalConfig(1, 4));
+  // The accepted calls wait at the gate, so the drain stays open through
+  // every check below however slow the machine (200 ms spins once did not
+  // leave it open long enough for certain).
+  spin_gate_open = false;
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.run_task = &SpinsAfterTheGateOpens;
+  Start(config);
   EXPECT_EQ(Health(*channel_, ""),
             grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(Health(*channel_, "compute.v1.Compute"),
@@ -707,6 +730,9 @@ TEST_F(ServiceTest, DrainAnswersEveryAcceptedCallAndTurnsHealthOff) {
   RunResponse r;
   grpc::Status refused = Call(Fib(1), &r);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Stats().busy + Stats().queue_depth, 3u)
+      << "the gate holds the calls";
+  spin_gate_open = true;
   for (auto& c : accepted) EXPECT_TRUE(c->Wait().ok());
   drain.join();
   EXPECT_EQ(Completed(TaskOutcome::kOk), 3u);
