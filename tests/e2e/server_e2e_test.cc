@@ -257,7 +257,7 @@ TEST(ServerE2eTest, BadFlagsAndEnvExitTwoWithOneClearLine) {
        "--max_concurrent_streams must be at least 1 (got 0)"},
       {{},
        {"COMPUTE_MAX_CONCURRENT_STREAMS=-1"},
-       "--max_concurrent_streams must be at least 1 (got -1)"},
+       "COMPUTE_MAX_CONCURRENT_STREAMS must be at least 1 (got -1)"},
   };
   for (const BadConfig& c : cases) {
     ServerProcess server(c.args, c.env);
