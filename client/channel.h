@@ -47,8 +47,16 @@ struct ChannelOptions {
 // The service config JSON that CreateChannels installs.
 std::string ServiceConfigJson(const ChannelOptions& options);
 
+// InvalidArgument, one line naming the flag, for TLS options that do not
+// go together (--server_name without TLS, --cert without --key) or a PEM
+// file that cannot be read, is empty, or does not hold what its flag needs
+// (checked with OpenSSL: certificates for --ca and --cert, an unencrypted
+// private key for --key).
+absl::Status CheckCredentials(const ChannelOptions& options);
+
 // `count` independent channels (connections) to the target. Errors:
-// InvalidArgument for inconsistent options or a PEM file that cannot be read.
+// InvalidArgument for inconsistent options or a PEM file CheckCredentials
+// refuses.
 // Channels connect lazily; a wrong address shows as UNAVAILABLE on the
 // first call.
 absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> CreateChannels(

@@ -1,6 +1,7 @@
 // compute-client's entry point: dispatch to a subcommand.
 #include "absl/strings/str_cat.h"
 #include "client/commands.h"
+#include "client/commands_common.h"
 
 namespace compute::client {
 namespace {
@@ -35,9 +36,7 @@ Exit status: 0 ok; 1 the call failed (code and message on stderr); 2 usage
 (a bad flag, or an input file that cannot be read).
 )";
 
-}  // namespace
-
-int Main(const std::vector<std::string>& args, const Io& io) {
+int Dispatch(const std::vector<std::string>& args, const Io& io) {
   if (args.empty()) {
     io.err << kUsage;
     return kExitUsage;
@@ -55,6 +54,19 @@ int Main(const std::vector<std::string>& args, const Io& io) {
   io.err << "compute-client: unknown command '" << command
          << "' (run, batch, health, bench; see --help)\n";
   return kExitUsage;
+}
+
+}  // namespace
+
+int Main(const std::vector<std::string>& args, const Io& io) {
+  const int status = Dispatch(args, io);
+  // Output must have reached stdout for a status of 0 (or 2, after --help
+  // text) to stand. A command that failed (1) has checked what it wrote
+  // itself, and said so.
+  if (status != kExitFailure) {
+    if (auto failed = StdoutFailure("", io)) return *failed;
+  }
+  return status;
 }
 
 }  // namespace compute::client

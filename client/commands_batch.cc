@@ -133,6 +133,7 @@ int BatchCommand(const std::vector<std::string>& args, const Io& io) {
     io.out << "wall time " << FormatMillis(wall) << " ms for " << slots.size()
            << " calls (sum of round trips " << FormatMillis(sum) << " ms)\n";
   }
+  if (auto failed = StdoutFailure(command, io)) return *failed;
   if (failed > 0) {
     io.err << "compute-client batch: " << failed << " of " << slots.size()
            << " calls failed\n";

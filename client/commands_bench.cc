@@ -1,5 +1,6 @@
 // `compute-client bench`: a load generator in the spirit of ghz, on
 // LoadGenerator (see load.h for the closed and open loops).
+#include <algorithm>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -150,6 +151,7 @@ int RunMix(const std::vector<MixEntry>& mix, const LoadOptions& base,
   } else {
     io.out << text;
   }
+  if (auto failed = StdoutFailure(command, io)) return *failed;
   if (ok == 0) {
     io.err << "compute-client bench: no call of any --mix entry succeeded\n";
     return kExitFailure;
@@ -185,7 +187,7 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   AddCommonFlags(flags, &common);
   AddComputeCallFlags(flags, &common);
   flags.Add("task", &task_name, absl::StrCat("task to run: ", kTaskNames));
-  AddTaskFlags(flags, &task);
+  AddTaskFlags(flags, &task, TaskFlagUse::kBench);
   flags.Add("concurrency", &concurrency, "closed loop: calls kept in flight");
   flags.Add("rate", &rate, "open loop: calls started per second (0: closed)");
   flags.Add(
@@ -250,6 +252,17 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
       return Usage(command, std::string(parsed.status().message()), io);
     }
     mix = *std::move(parsed);
+    // --concurrency is the default of entries that give neither rate= nor
+    // concurrency=: with none such, it would be dropped without a word.
+    if (flags.Given("concurrency") &&
+        std::none_of(mix.begin(), mix.end(), [](const MixEntry& e) {
+          return e.rate == 0 && e.concurrency == 0;
+        })) {
+      return Usage(command,
+                   "--concurrency applies to no --mix entry (each gives its "
+                   "own rate= or concurrency=): drop it",
+                   io);
+    }
   }
   if (absl::Status valid = CheckTaskFlags(task_name, flags); !valid.ok()) {
     return Fail(command, valid, io);
@@ -315,6 +328,7 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   } else {
     io.out << SummaryText(*result, info, hist);
   }
+  if (auto failed = StdoutFailure(command, io)) return *failed;
   return BenchVerdict(*result, max_error_rate, io);
 }
 

@@ -1,7 +1,11 @@
 #include "client/commands_common.h"
 
+#include <cerrno>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "client/format.h"
+#include "client/mix.h"
 #include "client/summary.h"
 #include "client/task.h"
 
@@ -44,7 +48,7 @@ absl::Status ValidateCallFlags(const CommonFlags& common) {
                      "(got '",
                      common.priority, "')"));
   }
-  return absl::OkStatus();
+  return CheckTenant("--tenant", common.tenant);
 }
 
 std::vector<std::pair<std::string, std::string>> CallMetadata(
@@ -96,6 +100,17 @@ int Fail(const std::string& command, const absl::Status& status, const Io& io) {
 int CallFailed(const grpc::Status& status, const Io& io) {
   io.err << StatusCodeName(status.error_code()) << ": "
          << status.error_message() << "\n";
+  return kExitFailure;
+}
+
+std::optional<int> StdoutFailure(const std::string& command, const Io& io) {
+  if (io.out.flush()) return std::nullopt;
+  // The failed write's errno: nothing since has made a system call that
+  // failed (writes to a failed stream are not made).
+  const int e = errno;
+  io.err << "compute-client" << (command.empty() ? "" : " ") << command
+         << ": cannot write stdout: "
+         << (e != 0 ? std::strerror(e) : "I/O error") << "\n";
   return kExitFailure;
 }
 

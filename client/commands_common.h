@@ -50,10 +50,17 @@ int Usage(const std::string& command, const std::string& message, const Io& io);
 // "<CODE>: <message>" on stderr; exit 1.
 int CallFailed(const grpc::Status& status, const Io& io);
 
+// Flushes stdout. When that or an earlier write to it failed (a full disk,
+// a closed pipe), prints "compute-client <command>: cannot write stdout:
+// <reason>" on stderr and returns exit 1; nullopt when all was written.
+// Each command calls it once its output is written, before it reports
+// success (Main once more, after any command, for --help).
+std::optional<int> StdoutFailure(const std::string& command, const Io& io);
+
 void SetDeadline(grpc::ClientContext& context, absl::Duration deadline);
 
 // InvalidArgument naming the flag when --priority is not one the server
-// knows.
+// knows, or --tenant is not a metadata value it takes (CheckTenant).
 absl::Status ValidateCallFlags(const CommonFlags& common);
 // The request metadata the flags ask for (compute-tenant,
 // compute-priority).

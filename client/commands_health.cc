@@ -47,6 +47,7 @@ int HealthCommand(const std::vector<std::string>& args, const Io& io) {
   } else {
     io.out << name << "\n";
   }
+  if (auto failed = StdoutFailure(command, io)) return *failed;
   return response.status() == grpc::health::v1::HealthCheckResponse::SERVING
              ? kExitOk
              : kExitFailure;

@@ -2,13 +2,14 @@
 // time went (queue and run, as the server measured them; round trip, as we
 // did).
 #include <chrono>
-#include <iterator>
 
 #include "client/commands.h"
 #include "client/commands_common.h"
 #include "client/format.h"
+#include "client/input_file.h"
 #include "client/task.h"
 #include "compute/v1/compute.grpc.pb.h"
+#include "server/tasks/sha256.h"
 
 namespace compute::client {
 
@@ -51,14 +52,22 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
                    "stdin)",
                    io);
     }
-    task.data.assign(std::istreambuf_iterator<char>(*io.in),
-                     std::istreambuf_iterator<char>());
+    // No further than the server's limit: stdin may have no end.
+    const size_t limit = tasks::kMaxSha256DataBytes;
+    absl::StatusOr<std::string> data =
+        ReadInputStream(*io.in, "stdin", limit + 1);
+    if (!data.ok()) return Fail(command, data.status(), io);
+    if (data->size() > limit) {
+      return Fail(command, Sha256TooLong(": stdin has more"), io);
+    }
+    task.data = *std::move(data);
   }
   // blur without --out: the image goes to stdout when that is a pipe or a
   // file (and the text to stderr), and is never dropped without a word.
   const bool image_to_stdout = task_name == "blur" && task.out.empty() &&
                                !io.out_is_terminal && !common.json;
-  auto request = BuildRequest(task_name, task);
+  uint32_t maxval = 255;  // blur's input's, read once (--in may be a pipe)
+  auto request = BuildRequest(task_name, task, &maxval);
   if (!request.ok()) return Fail(command, request.status(), io);
   auto channel = CreateChannel(common.channel);
   if (!channel.ok()) return Fail(command, channel.status(), io);
@@ -73,12 +82,13 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
       absl::FromChrono(std::chrono::steady_clock::now() - start);
   if (!status.ok()) return CallFailed(status, io);
 
-  if (absl::Status saved = SaveResult(task, *request, response); !saved.ok()) {
+  if (absl::Status saved = SaveResult(task, maxval, *request, response);
+      !saved.ok()) {
     return Fail(command, saved, io);
   }
   if (image_to_stdout) {
-    WriteResultPgm(task, response, io.out);
-    io.out.flush();
+    WriteResultPgm(maxval, response, io.out);
+    if (auto failed = StdoutFailure(command, io)) return *failed;
     io.err << CallText(*request, response, round_trip) << "\n"
            << "  wrote the image to stdout\n";
     return kExitOk;
@@ -93,6 +103,7 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
       io.out << "  wrote " << task.out << "\n";
     }
   }
+  if (auto failed = StdoutFailure(command, io)) return *failed;
   if (request->has_blur() && task.out.empty()) {
     io.err << "compute-client run: the blurred image was not written (give "
               "--out FILE.pgm, or redirect stdout)\n";

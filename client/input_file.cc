@@ -1,12 +1,35 @@
 #include "client/input_file.h"
 
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
 #include "server/base/file.h"
 
 namespace compute::client {
 
-absl::StatusOr<std::string> ReadInputFile(const std::string& path) {
-  absl::StatusOr<std::string> bytes = ReadFile(path);
+absl::StatusOr<std::string> ReadInputFile(const std::string& path,
+                                          size_t max_bytes) {
+  absl::StatusOr<std::string> bytes = ReadFile(path, max_bytes);
   if (!bytes.ok()) return absl::InvalidArgumentError(bytes.status().message());
+  return bytes;
+}
+
+absl::StatusOr<std::string> ReadInputStream(std::istream& in,
+                                            const std::string& name,
+                                            size_t max_bytes) {
+  constexpr size_t kBlock = 64 * 1024;
+  std::string bytes;
+  while (bytes.size() < max_bytes && in) {
+    const size_t have = bytes.size();
+    bytes.resize(have + std::min(kBlock, max_bytes - have));
+    in.read(bytes.data() + have,
+            static_cast<std::streamsize>(bytes.size() - have));
+    bytes.resize(have + static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) {
+    return absl::InternalError(
+        absl::StrCat("cannot read ", name, ": I/O error"));
+  }
   return bytes;
 }
 

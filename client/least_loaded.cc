@@ -118,6 +118,9 @@ absl::StatusOr<std::vector<std::string>> ResolveTarget(
 
 absl::StatusOr<std::unique_ptr<LeastLoaded>> LeastLoaded::Create(
     const ChannelOptions& options, absl::Duration resolve_interval) {
+  // Here, once, so that a bad --ca says so, not "cannot make a channel to"
+  // each replica.
+  if (absl::Status tls = CheckCredentials(options); !tls.ok()) return tls;
   std::unique_ptr<LeastLoaded> balancer(
       new LeastLoaded(options, resolve_interval));
   absl::StatusOr<std::vector<std::string>> addresses =

@@ -13,15 +13,19 @@
 //   Open loop (rate > 0): one pacing thread starts calls at `rate` per
 //   second, on schedule, whatever the latency (a late pacer catches up in a
 //   burst rather than lowering the rate). This is the load overload tests
-//   need: a slow server does not slow the client down.
+//   need: a slow server does not slow the client down. A client that cannot
+//   keep up stops sending at the end of `duration` all the same: the calls
+//   still due then are counted (LoadResult::behind_schedule), never sent.
 //
 // Before the first call it waits up to `connect_timeout` for every channel
 // to connect (with a balancer, for one of its replicas), so a wrong target
 // fails at once with one error instead of a flood of UNAVAILABLE calls. In a
 // closed loop, a lane whose call ends UNAVAILABLE (the server went away, or is
-// draining) waits before its next call, with a backoff that doubles from
-// `unavailable_backoff` up to `max_unavailable_backoff` and resets on any other
-// outcome; the open loop keeps its rate, which bounds it already.
+// draining) or RESOURCE_EXHAUSTED (refused) waits before its next call: for
+// the refusal's `grpc-retry-pushback-ms` when it has one, else a backoff that
+// doubles from `unavailable_backoff` up to `max_unavailable_backoff` and
+// resets on any other outcome; never past the end of the run. The open loop
+// keeps its rate, which bounds it already.
 //
 // It stops starting calls after `duration` or `requests` calls, whichever
 // comes first (or on Stop()), and waits for the calls in flight; give calls a
@@ -67,7 +71,8 @@ struct LoadProgress {
   uint64_t ok = 0;
   uint64_t refused = 0;  // RESOURCE_EXHAUSTED
   double rate = 0;       // completions per second since the last report
-  int64_t p99_ns = 0;    // p99 of the OK calls since the last report
+  // p99 of the OK calls since the last report; none when there were none.
+  std::optional<int64_t> p99_ns;
 };
 
 struct LoadOptions {
@@ -99,14 +104,20 @@ struct LoadOptions {
   // Wait this long for every channel to be connected before the first call
   // (0: do not wait).
   absl::Duration connect_timeout = absl::Seconds(10);
-  // Closed loop: a lane's pause after an UNAVAILABLE call, doubling up to
-  // the maximum while its calls keep failing so.
+  // Closed loop: a lane's pause after an UNAVAILABLE call, or a refused one
+  // without a pushback, doubling up to the maximum while its calls keep
+  // failing so. (The maximum also bounds how long Stop() waits for a lane
+  // pausing for a longer pushback.)
   absl::Duration unavailable_backoff = absl::Milliseconds(10);
   absl::Duration max_unavailable_backoff = absl::Seconds(1);
 };
 
 struct LoadResult {
   uint64_t sent = 0;
+  // Open loop: calls due before the end of the run that were never sent, the
+  // client having fallen behind its schedule (sent + behind_schedule = the
+  // calls the rate asked for, unless stopped).
+  uint64_t behind_schedule = 0;
   std::array<uint64_t, kNumStatusCodes> codes{};  // index: grpc::StatusCode
   Histogram ok_latency;                           // nanoseconds
   // RESOURCE_EXHAUSTED calls, start to answer: an upper bound of how long
@@ -180,13 +191,20 @@ class LoadGenerator {
   // With a balancer and attempts left: sends `call` again as a new attempt
   // (it stays in flight) and returns true.
   bool Retry(Call* call, int code);
-  // Closed loop: the lane pauses for `backoff` (never past the end of the
-  // run), then goes on. False if the run is over (the lane ends now).
-  bool PauseLane(absl::Duration backoff);
+  // Closed loop: the lane pauses for `wait` (never past the end of the
+  // run), then goes on with `backoff` as its own. False if the run is over
+  // (the lane ends now).
+  bool PauseLane(absl::Duration wait, absl::Duration backoff);
+  // One step of a pause that ends at `until_ns`: at most
+  // max_unavailable_backoff, so that Stop() ends a long one soon.
+  void PauseStep(absl::Duration backoff, int64_t until_ns);
   // A call or a pausing lane is over: one less in flight.
   void CountOut();
   // Waits (interruptibly) until NowNs() >= due_ns; false once stopped.
   bool SleepUntil(int64_t due_ns);
+  // Open loop: the calls the schedule has before the end of the run (and
+  // --requests), at `period_ns` apart.
+  uint64_t ScheduledCalls(double period_ns) const;
   void Pace();
   void Report();
   LoadProgress Progress(const Histogram& ok_now, const Histogram& ok_before,
@@ -198,7 +216,8 @@ class LoadGenerator {
   std::vector<std::unique_ptr<grpc::GenericStub>> stubs_;
   grpc::ByteBuffer request_bytes_;  // options_.request, serialized once
   SteadyClock::time_point start_;
-  int64_t end_ns_ = INT64_MAX;  // stop starting calls at this offset
+  int64_t end_ns_ = INT64_MAX;    // stop starting calls at this offset
+  uint64_t behind_schedule_ = 0;  // written by Pace, on Run's thread
 
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> claimed_{0};

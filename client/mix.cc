@@ -2,19 +2,42 @@
 
 #include <set>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "server/base/string_view.h"
 
 namespace compute::client {
 namespace {
 
+// The entry escaped (C style): it may hold the control character it is
+// refused for.
 absl::Status Bad(const std::string& entry, const std::string& why) {
   return absl::InvalidArgumentError(
-      absl::StrCat("--mix: entry '", entry, "': ", why));
+      absl::StrCat("--mix: entry '", absl::CHexEscape(entry), "': ", why));
 }
 
 }  // namespace
+
+absl::Status CheckTenant(std::string_view flag, std::string_view tenant) {
+  const std::string rule =
+      absl::StrCat(AbslView(flag), " must be at most ", kMaxTenantBytes,
+                   " bytes of printable ASCII (space to ~)");
+  if (tenant.size() > kMaxTenantBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(rule, " (got ", tenant.size(), " bytes)"));
+  }
+  for (size_t i = 0; i < tenant.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(tenant[i]);
+    if (c < 0x20 || c > 0x7e) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s (byte %d is 0x%02x)", rule, i + 1, c));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::vector<MixEntry>> ParseMix(const std::string& spec) {
   std::vector<MixEntry> entries;
@@ -68,6 +91,12 @@ absl::StatusOr<std::vector<MixEntry>> ParseMix(const std::string& spec) {
                  "together");
     }
     if (entry.tenant.empty()) entry.tenant = entry.name;
+    for (const auto& [what, text] :
+         {std::pair{"the name", &entry.name}, {"the tenant", &entry.tenant}}) {
+      if (absl::Status s = CheckTenant(what, *text); !s.ok()) {
+        return Bad(entry_text, std::string(s.message()));
+      }
+    }
     entries.push_back(std::move(entry));
     if (entries.size() > kMaxMixEntries) {
       return absl::InvalidArgumentError(

@@ -15,9 +15,12 @@
 #ifndef COMPUTE_CLIENT_MIX_H_
 #define COMPUTE_CLIENT_MIX_H_
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace compute::client {
@@ -30,8 +33,18 @@ struct MixEntry {
   int concurrency = 0;   // closed loop; 0: the bench's --concurrency
 };
 
+// The server's limit on compute-tenant (kMaxTenantBytes in
+// server/service/compute_service.cc, which the client does not link).
+inline constexpr size_t kMaxTenantBytes = 128;
+
+// InvalidArgument naming `flag` unless `tenant` is at most kMaxTenantBytes
+// of printable ASCII (0x20-0x7E): gRPC takes nothing else in a metadata
+// value, and aborts the process (an "API misuse" assertion) when given it.
+absl::Status CheckTenant(std::string_view flag, std::string_view tenant);
+
 // InvalidArgument naming the entry and the field for a bad spec; at most
-// kMaxMixEntries entries, names unique.
+// kMaxMixEntries entries, names unique, each entry's name and tenant as
+// CheckTenant takes them (the name is the default tenant, and printed).
 inline constexpr int kMaxMixEntries = 16;
 absl::StatusOr<std::vector<MixEntry>> ParseMix(const std::string& spec);
 

@@ -1,5 +1,6 @@
 #include "client/pgm.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -11,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "server/base/file.h"
 #include "server/base/string_view.h"
+// For kMaxBlurPixels alone (a constant: nothing of compute_tasks is linked).
+#include "server/tasks/blur.h"
 
 namespace compute::client {
 namespace {
@@ -18,10 +21,10 @@ namespace {
 // Enough for any header a tool writes (comments included); a longer one
 // reads as "bad width" or "no pixel data".
 constexpr size_t kFirstBlock = 64 * 1024;
-// Width and height are up to 9 digits each: a header read from a pipe may
-// promise more than any memory. No image the service takes comes near this
-// (its requests are at most 32 MiB).
-constexpr uint64_t kMaxPixelBytes = uint64_t{1} << 32;
+// A pipe has no size to check a header against, so its pixels are read
+// as they arrive, this many bytes at a time: a header that promises more
+// than comes costs no more memory than what came.
+constexpr size_t kPipeChunk = 1 << 20;
 
 // Reads the header's next unsigned integer, skipping whitespace and
 // comments (from `#` to the end of the line).
@@ -146,6 +149,15 @@ absl::StatusOr<GrayImage> ReadPgm(const std::string& path) {
   image.height = header->height;
   image.maxval = header->maxval;
   const uint64_t size = header->pixel_bytes();
+  // Width and height are up to 9 digits each: a header may promise more
+  // than any memory (60000x60000 is 3.6 GB). The server blurs no more than
+  // this, so no more is read.
+  if (size > tasks::kMaxBlurPixels) {
+    return CannotRead(
+        path, absl::StrCat("PGM: ", image.width, "x", image.height, " is ",
+                           size, " pixels, over the ", tasks::kMaxBlurPixels,
+                           " a blur takes"));
+  }
   // A header that promises more than the file holds is refused before any
   // memory is taken for it (when the file has a size: not a pipe).
   std::error_code no_size;
@@ -154,23 +166,22 @@ absl::StatusOr<GrayImage> ReadPgm(const std::string& path) {
     return CannotRead(path,
                       PixelsShort(*header, file_size - header->size).message());
   }
-  if (size > kMaxPixelBytes) {
-    return CannotRead(
-        path, absl::StrCat("PGM: ", image.width, "x", image.height, " is over ",
-                           kMaxPixelBytes, " bytes of pixels"));
-  }
   // The pixels read with the header's block, then the rest straight from
   // the kernel into their string (a read this large bypasses the stream's
-  // own buffer).
+  // own buffer): all at once from a file, whose size was checked, a chunk
+  // at a time from a pipe.
+  const size_t chunk = no_size ? kPipeChunk : size;
   std::string_view early = std::string_view(first).substr(header->size, size);
-  image.pixels.resize(size);
-  early.copy(image.pixels.data(), early.size());
+  image.pixels.assign(early);
   size_t have = early.size();
-  if (have < size) {
-    in.read(image.pixels.data() + have,
-            static_cast<std::streamsize>(size - have));
-    have += static_cast<size_t>(in.gcount());
+  while (have < size) {
+    const size_t want = std::min<size_t>(chunk, size - have);
+    image.pixels.resize(have + want);
+    in.read(image.pixels.data() + have, static_cast<std::streamsize>(want));
+    const size_t got = static_cast<size_t>(in.gcount());
+    have += got;
     if (in.bad()) return CannotRead(path, std::strerror(errno));
+    if (got < want) break;
   }
   if (have < size) {
     return CannotRead(path, PixelsShort(*header, have).message());

@@ -47,8 +47,9 @@ absl::StatusOr<GrayImage> ParsePgm(std::string_view bytes);
 std::string PgmHeaderText(uint32_t width, uint32_t height, uint32_t maxval);
 std::string EncodePgm(const GrayImage& image);
 
-// InvalidArgument "cannot read PATH: REASON" when the file cannot be read or
-// is not a PGM this reads: a file the command line named is a usage error.
+// InvalidArgument "cannot read PATH: REASON" when the file cannot be read,
+// is not a PGM this reads, or has more pixels than the blur task takes
+// (tasks::kMaxBlurPixels): a file the command line named is a usage error.
 absl::StatusOr<GrayImage> ReadPgm(const std::string& path);
 // Only the header (the file's first block is read).
 absl::StatusOr<PgmHeader> ReadPgmHeader(const std::string& path);

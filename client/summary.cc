@@ -65,7 +65,7 @@ std::string ProgressLine(const LoadProgress& p) {
   return absl::StrFormat(
       "[%4.0fs] sent %d  done %d (%.1f/s)  ok %d  refused %d  p99 %s",
       absl::ToDoubleSeconds(p.elapsed), p.sent, p.completed, p.rate, p.ok,
-      p.refused, p.ok > 0 ? FormatNanos(p.p99_ns) : "-");
+      p.refused, p.p99_ns ? FormatNanos(*p.p99_ns) : "-");
 }
 
 std::string HistogramText(const Histogram& h, int rows) {
@@ -97,6 +97,12 @@ std::string SummaryText(const LoadResult& r, const BenchInfo& info,
   absl::StrAppendFormat(&text, "  elapsed     %s\n", HumanDuration(r.elapsed));
   absl::StrAppendFormat(&text, "  calls       %d sent, %d completed, %.1f/s\n",
                         r.sent, r.completed(), r.throughput());
+  if (r.behind_schedule > 0) {
+    absl::StrAppendFormat(&text,
+                          "  behind      %d calls due by the end not sent "
+                          "(the client fell behind its schedule)\n",
+                          r.behind_schedule);
+  }
   // Data-carrying calls (blur, sha256 of a file): the bytes moved.
   if (r.request_bytes >= kDataCallBytes ||
       (r.ok() > 0 && r.ok_response_bytes / r.ok() >= kDataCallBytes)) {
@@ -154,6 +160,7 @@ google::protobuf::Struct SummaryJson(const LoadResult& r, const BenchInfo& info,
     Put(s, "mode", "open");
     Put(s, "rate", info.rate);
     Put(s, "offered_rate", r.offered_rate());
+    Put(s, "behind_schedule", static_cast<double>(r.behind_schedule));
   } else {
     Put(s, "mode", "closed");
     Put(s, "concurrency", static_cast<double>(info.concurrency));

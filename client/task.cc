@@ -8,6 +8,9 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/base/string_view.h"
+// For kMaxSha256DataBytes alone (a constant: nothing of compute_tasks is
+// linked).
+#include "server/tasks/sha256.h"
 
 namespace compute::client {
 namespace {
@@ -21,28 +24,27 @@ absl::Status UnknownTask(std::string_view task) {
       "unknown task '", AbslView(task), "' (one of: ", kTaskNames, ")"));
 }
 
-// The maxval of blur's input, so the output image keeps it: from the
-// header alone (the image itself went into the request).
-uint32_t InputMaxval(const TaskFlags& flags) {
-  absl::StatusOr<PgmHeader> in = ReadPgmHeader(flags.in);
-  return in.ok() ? in->maxval : 255;
-}
-
 // Every task flag, the tasks it belongs to (one, or two for --duration),
-// and whether `batch` takes it (its arguments set each task's main parameter
+// whether `batch` takes it (its arguments set each task's main parameter
 // instead: fib's n, spin's and sleep's duration, primes' limit, sha256's
-// data; it runs no blur).
+// data; it runs no blur), and whether `bench` does (it never writes a
+// result, so no --out).
 struct TaskFlag {
   const char* name;
   const char* task;
   bool batch;
   const char* other_task = nullptr;
+  bool bench = true;
 };
 constexpr TaskFlag kTaskFlags[] = {
-    {"n", "fib", false},        {"duration", "spin", false, "sleep"},
-    {"file", "sha256", false},  {"data", "sha256", false},
-    {"rounds", "sha256", true}, {"limit", "primes", false},
-    {"in", "blur", false},      {"out", "blur", false},
+    {"n", "fib", false},
+    {"duration", "spin", false, "sleep"},
+    {"file", "sha256", false},
+    {"data", "sha256", false},
+    {"rounds", "sha256", true},
+    {"limit", "primes", false},
+    {"in", "blur", false},
+    {"out", "blur", false, nullptr, /*bench=*/false},
     {"radius", "blur", false},
 };
 
@@ -63,18 +65,32 @@ absl::Status SetDuration(absl::Duration duration,
   return absl::OkStatus();
 }
 
-bool TakenByBatch(std::string_view name) {
+bool Takes(TaskFlagUse use, std::string_view name) {
   for (const TaskFlag& f : kTaskFlags) {
-    if (f.name == name) return f.batch;
+    if (f.name != name) continue;
+    switch (use) {
+      case TaskFlagUse::kAll:
+        return true;
+      case TaskFlagUse::kBatch:
+        return f.batch;
+      case TaskFlagUse::kBench:
+        return f.bench;
+    }
   }
   return false;
 }
 
 }  // namespace
 
+absl::Status Sha256TooLong(std::string_view got) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("sha256.data must be at most ", tasks::kMaxSha256DataBytes,
+                   " bytes (4 MiB)", AbslView(got)));
+}
+
 void AddTaskFlags(FlagSet& flags, TaskFlags* task, TaskFlagUse use) {
   auto add = [&](const char* name, auto* value, const char* help) {
-    if (use == TaskFlagUse::kBatch && !TakenByBatch(name)) return;
+    if (!Takes(use, name)) return;
     flags.Add(name, value, help);
   };
   add("n", &task->n, "fib: which Fibonacci number");
@@ -105,7 +121,8 @@ absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags) {
 }
 
 absl::StatusOr<RunRequest> BuildRequest(std::string_view task,
-                                        const TaskFlags& flags) {
+                                        const TaskFlags& flags,
+                                        uint32_t* input_maxval) {
   RunRequest request;
   if (task == "fib") {
     request.mutable_fib()->set_n(flags.n);
@@ -123,11 +140,22 @@ absl::StatusOr<RunRequest> BuildRequest(std::string_view task,
           "sha256 takes --file or --data, not both");
     }
     auto* sha = request.mutable_sha256();
+    // The server's limit, checked here: a file of more is never read
+    // whole (--file /dev/zero has no end).
+    const size_t limit = tasks::kMaxSha256DataBytes;
     if (!flags.file.empty()) {
-      absl::StatusOr<std::string> data = ReadInputFile(flags.file);
+      absl::StatusOr<std::string> data = ReadInputFile(flags.file, limit + 1);
       if (!data.ok()) return data.status();
+      if (data->size() > limit) {
+        return Sha256TooLong(
+            absl::StrCat(": --file ", flags.file, " has more"));
+      }
       sha->set_data(*std::move(data));
     } else {
+      if (flags.data.size() > limit) {
+        return Sha256TooLong(
+            absl::StrCat(" (got ", flags.data.size(), " bytes)"));
+      }
       sha->set_data(flags.data);
     }
     sha->set_rounds(flags.rounds);
@@ -144,6 +172,7 @@ absl::StatusOr<RunRequest> BuildRequest(std::string_view task,
     blur->set_height(image->height);
     blur->set_pixels(std::move(image->pixels));
     blur->set_radius(flags.radius);
+    if (input_maxval != nullptr) *input_maxval = image->maxval;
   } else {
     return UnknownTask(task);
   }
@@ -248,17 +277,18 @@ google::protobuf::Value ResultJson(const RunResponse& response) {
   return value;
 }
 
-void WriteResultPgm(const TaskFlags& flags, const RunResponse& response,
+void WriteResultPgm(uint32_t maxval, const RunResponse& response,
                     std::ostream& out) {
   const auto& blur = response.blur();
-  WritePgm(out, blur.width(), blur.height(), InputMaxval(flags), blur.pixels());
+  WritePgm(out, blur.width(), blur.height(), maxval, blur.pixels());
 }
 
-absl::Status SaveResult(const TaskFlags& flags, const RunRequest& request,
+absl::Status SaveResult(const TaskFlags& flags, uint32_t maxval,
+                        const RunRequest& request,
                         const RunResponse& response) {
   if (!request.has_blur() || flags.out.empty()) return absl::OkStatus();
   const auto& blur = response.blur();
-  return WritePgm(flags.out, blur.width(), blur.height(), InputMaxval(flags),
+  return WritePgm(flags.out, blur.width(), blur.height(), maxval,
                   blur.pixels());
 }
 

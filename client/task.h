@@ -5,6 +5,9 @@
 // `bench --task spin --duration 5ms`). The client checks only what it must
 // to build a request (files readable, a PGM image well-formed); the limits
 // of each field are the server's to enforce, so the two cannot disagree.
+// Inputs that may have no end (sha256's file or stdin, blur's pipe) are
+// the exception: they are read no further than the server's own limit
+// (its constants, shared), and refused past it.
 #ifndef COMPUTE_CLIENT_TASK_H_
 #define COMPUTE_CLIENT_TASK_H_
 
@@ -37,10 +40,11 @@ struct TaskFlags {
   uint32_t radius = 1;                               // blur
 };
 
-// Which task flags a command takes: `run` and `bench` all of them (the task
-// picks which apply), `batch` only those its arguments do not set (its
-// arguments are each task's main parameter: fib's n, spin's duration, ...).
-enum class TaskFlagUse { kAll, kBatch };
+// Which task flags a command takes: `run` all of them (the task picks which
+// apply), `bench` all but --out (it never writes a result), `batch` only
+// those its arguments do not set (its arguments are each task's main
+// parameter: fib's n, spin's duration, ...).
+enum class TaskFlagUse { kAll, kBench, kBatch };
 
 void AddTaskFlags(FlagSet& flags, TaskFlags* task,
                   TaskFlagUse use = TaskFlagUse::kAll);
@@ -50,10 +54,18 @@ void AddTaskFlags(FlagSet& flags, TaskFlags* task,
 // that does not apply is an error, never silently ignored.
 absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags);
 
-// InvalidArgument for an unknown task, missing/conflicting flags, or an
-// input file that cannot be read ("cannot read PATH: REASON").
-absl::StatusOr<compute::v1::RunRequest> BuildRequest(std::string_view task,
-                                                     const TaskFlags& flags);
+// InvalidArgument for an unknown task, missing/conflicting flags, an input
+// file that cannot be read ("cannot read PATH: REASON"), or sha256 data over
+// the server's limit (a --file is read no further than that). blur: sets
+// *input_maxval, when given, to the input image's maxval, for the output
+// (--in is read once: it may be a pipe).
+absl::StatusOr<compute::v1::RunRequest> BuildRequest(
+    std::string_view task, const TaskFlags& flags,
+    uint32_t* input_maxval = nullptr);
+
+// "sha256.data must be at most 4194304 bytes (4 MiB)" and then `got`: the
+// server's own words, for data refused before it is sent.
+absl::Status Sha256TooLong(std::string_view got);
 
 // For `batch fib 40 41`: sets the task's main parameter from one argument
 // (fib: n, spin: duration, primes: limit, sha256: data).
@@ -67,14 +79,13 @@ std::string ResultText(const compute::v1::RunResponse& response);
 // The result message as JSON (proto field names), without image pixels.
 google::protobuf::Value ResultJson(const compute::v1::RunResponse& response);
 
-// Writes blur's result to `out` as a PGM (the input's maxval), its pixels
-// straight from the response.
-void WriteResultPgm(const TaskFlags& flags,
-                    const compute::v1::RunResponse& response,
+// Writes blur's result to `out` as a PGM with `maxval` (the input's, from
+// BuildRequest), its pixels straight from the response.
+void WriteResultPgm(uint32_t maxval, const compute::v1::RunResponse& response,
                     std::ostream& out);
 
 // blur with --out: writes the same there. Other tasks: nothing to save.
-absl::Status SaveResult(const TaskFlags& flags,
+absl::Status SaveResult(const TaskFlags& flags, uint32_t maxval,
                         const compute::v1::RunRequest& request,
                         const compute::v1::RunResponse& response);
 

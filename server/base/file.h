@@ -4,6 +4,8 @@
 #ifndef COMPUTE_SERVER_BASE_FILE_H_
 #define COMPUTE_SERVER_BASE_FILE_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 
@@ -13,9 +15,15 @@
 
 namespace compute {
 
-// The file's bytes. NotFound, PermissionDenied or Internal, with the message
-// "cannot read PATH: <strerror>".
-absl::StatusOr<std::string> ReadFile(const std::string& path);
+// The file's bytes, read to its end, or its first `max_bytes` bytes (a
+// caller that takes at most N bytes asks for N + 1, to tell a file of N
+// bytes from a longer one, and never reads /dev/zero whole). A regular
+// file, a pipe or a character device (stdin, /dev/stdin); anything else,
+// a directory first, is an error, as is a failed read (never a short
+// result). NotFound, PermissionDenied or Internal, with the message
+// "cannot read PATH: <strerror>" ("Is a directory").
+absl::StatusOr<std::string> ReadFile(const std::string& path,
+                                     size_t max_bytes = SIZE_MAX);
 
 // Creates or truncates the file and writes `contents`. Errors as ReadFile's,
 // "cannot write PATH: <strerror>".

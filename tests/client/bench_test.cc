@@ -18,7 +18,11 @@
 #include "client/load.h"
 #include "client/pgm.h"
 #include "client/summary.h"
+#include "compute/v1/compute.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "server/pool/sync.h"
 #include "tests/client/client_test_util.h"
@@ -134,6 +138,39 @@ TEST(BenchTest, OpenLoopKeepsTheAskedRate) {
   EXPECT_NEAR(r->offered_rate(), 200, 10);
   EXPECT_EQ(r->completed(), r->sent);
   EXPECT_EQ(server->pool().Stats().accepted + Refused(*server), r->sent);
+}
+
+// A client that cannot keep up with its rate (a million calls a second is
+// a microsecond a call) stops at the end of --time all the same, and counts
+// what it did not send: it sent on for as long as it took (--time 50ms ran
+// 2.77 s).
+TEST(BenchTest, AnOpenLoopThatFallsBehindStopsAtTheEnd) {
+  auto server = StartServer(LocalConfig(2, 64));
+  ASSERT_NE(server, nullptr);
+  client::LoadOptions options;
+  options.request = Fib(1);
+  options.rate = 1e6;
+  options.duration = absl::Milliseconds(20);
+  options.deadline = absl::Seconds(10);
+  client::LoadGenerator generator(Channels(*server), options);
+  absl::StatusOr<client::LoadResult> r = generator.Run();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_LT(r->sent, 20000u);
+  EXPECT_GT(r->behind_schedule, 0u);
+  EXPECT_EQ(r->sent + r->behind_schedule, 20000u);
+  EXPECT_EQ(r->completed(), r->sent);
+
+  CommandResult bench =
+      RunClient({"bench", "--target", Target(*server), "--task", "fib", "--n",
+                 "1", "--rate", "1000000", "--time", "20ms", "--json"});
+  ASSERT_EQ(bench.rc, 0) << bench.err;
+  google::protobuf::Struct json = ParseJson(bench.out);
+  EXPECT_GT(Number(json, "behind_schedule"), 0);
+  EXPECT_EQ(Number(json, "sent") + Number(json, "behind_schedule"), 20000);
+  EXPECT_EQ(Number(json, "completed"), Number(json, "sent"));
+  EXPECT_EQ(Object(json, "status").fields().at("OK").number_value() +
+                Number(json, "refused") + Number(json, "errors"),
+            Number(json, "sent"));
 }
 
 TEST(BenchTest, OverloadShowsRefusalsAsResourceExhausted) {
@@ -342,6 +379,124 @@ TEST(BenchTest, UnavailableCallsBackOff) {
   EXPECT_LE(r->sent, 18u);
   EXPECT_EQ(r->count(grpc::StatusCode::UNAVAILABLE), r->sent);
   EXPECT_EQ(r->errors(), r->sent);
+}
+
+// A Compute service that answers its first `ok_calls` calls OK and refuses
+// the rest, RESOURCE_EXHAUSTED, with `pushback_ms` as grpc-retry-pushback-ms
+// (none when empty): the refusals, with their pushback, under the test's
+// control.
+class Refuser final : public compute::v1::Compute::Service {
+ public:
+  Refuser(int ok_calls, std::string pushback_ms)
+      : ok_calls_(ok_calls), pushback_ms_(std::move(pushback_ms)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~Refuser() override { server_->Shutdown(); }
+  grpc::Status Run(grpc::ServerContext* context, const compute::v1::RunRequest*,
+                   compute::v1::RunResponse*) override {
+    if (calls_.fetch_add(1) < ok_calls_) return grpc::Status::OK;
+    if (!pushback_ms_.empty()) {
+      context->AddTrailingMetadata("grpc-retry-pushback-ms", pushback_ms_);
+    }
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "busy");
+  }
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+  std::vector<std::shared_ptr<grpc::Channel>> Channels() const {
+    client::ChannelOptions options;
+    options.target = target();
+    auto channels = client::CreateChannels(options, 1);
+    EXPECT_TRUE(channels.ok()) << channels.status();
+    return *channels;
+  }
+  int calls() const { return calls_.load(); }
+
+ private:
+  const int ok_calls_;
+  const std::string pushback_ms_;
+  std::atomic<int> calls_{0};
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+// A closed-loop lane whose call was refused waits before its next: for the
+// pushback (here longer than the run, so each lane sends one call), or
+// without one for the UNAVAILABLE backoff (here as long). It resent at
+// once: 1 worker, no queue, 3 lanes of 100 ms sleeps sent 7,303 calls in
+// 2 s, 19 OK.
+TEST(BenchTest, AClosedLoopWaitsForTheRefusalsPushback) {
+  for (const char* pushback : {"60000", ""}) {
+    Refuser server(0, pushback);
+    client::LoadOptions options;
+    options.request = Fib(1);
+    options.concurrency = 3;
+    options.duration = absl::Milliseconds(300);
+    options.deadline = absl::Seconds(10);
+    options.unavailable_backoff = absl::Seconds(10);
+    options.max_unavailable_backoff = absl::Seconds(10);
+    client::LoadGenerator generator(server.Channels(), options);
+    absl::StatusOr<client::LoadResult> r = generator.Run();
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->sent, 3u) << "pushback '" << pushback << "'";
+    EXPECT_EQ(r->refused(), 3u);
+    EXPECT_EQ(server.calls(), 3);
+  }
+}
+
+// With least_loaded the pushback is the refusing replica's, which the
+// balancer avoids for that long: the lane goes on at once to another one,
+// rather than wait as if every replica had refused.
+TEST(BenchTest, ALeastLoadedLaneGoesOnToAReplicaThatDidNotRefuse) {
+  auto server = StartServer(LocalConfig(2, 64));
+  ASSERT_NE(server, nullptr);
+  Refuser refuser(0, "60000");  // probed once (it reports no load), refuses
+  CommandResult r = RunClient(
+      {"bench", "--target",
+       absl::StrCat("ipv4:", Target(*server), ",", refuser.target()), "--lb",
+       "least_loaded", "--task", "fib", "--n", "1", "--concurrency", "1",
+       "--requests", "20", "--time", "2s", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const google::protobuf::Struct json = ParseJson(r.out);
+  const auto& status = Object(json, "status").fields();
+  EXPECT_EQ(status.at("OK").number_value(), 19) << r.out;
+  EXPECT_EQ(status.at("RESOURCE_EXHAUSTED").number_value(), 1) << r.out;
+  EXPECT_EQ(refuser.calls(), 1);
+}
+
+// The live line's p99 is of the OK calls since the last line: with none
+// there, it is "-", not "0.00ns". Here one OK call, then refusals that
+// pause the lane (a pushback of 10 s, in steps of 20 ms that Stop() ends),
+// stopped at the second line that has seen the OK call: an interval after
+// it, with no OK call.
+TEST(BenchTest, ProgressOfAnIntervalWithoutOkCallsHasNoP99) {
+  Refuser server(1, "10000");
+  client::LoadOptions options;
+  options.request = Fib(1);
+  options.concurrency = 1;
+  options.requests = 1000000;
+  options.deadline = absl::Seconds(10);
+  options.progress_interval = absl::Milliseconds(10);
+  options.max_unavailable_backoff = absl::Milliseconds(20);
+  Mutex mu;
+  std::vector<std::string> lines;
+  client::LoadGenerator* running = nullptr;
+  options.on_progress = [&](const client::LoadProgress& p) {
+    MutexLock lock(&mu);
+    if (p.ok == 0 || lines.size() == 2) return;
+    lines.push_back(client::ProgressLine(p));
+    if (lines.size() == 2) running->Stop();
+  };
+  client::LoadGenerator generator(server.Channels(), options);
+  running = &generator;
+  absl::StatusOr<client::LoadResult> r = generator.Run();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->ok(), 1u);
+  MutexLock lock(&mu);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_THAT(lines[1], ::testing::EndsWith(" p99 -")) << lines[1];
 }
 
 TEST(BenchTest, NoSuccessfulCallExitsOne) {

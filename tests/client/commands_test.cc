@@ -1,6 +1,8 @@
 // compute-client's run, batch and health commands against an in-process
 // server, called in-process through client::Main; and the built binary's
 // exit codes.
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -189,6 +191,42 @@ TEST_F(CommandsTest, InputFilesThatCannotBeReadAreUsageErrors) {
                        ": No such file or directory\n");
 }
 
+// gRPC takes printable ASCII alone in a metadata value, and aborted the
+// process on anything else (its "API misuse" assertion); the server takes
+// a tenant of 128 bytes at most.
+TEST_F(CommandsTest, ATenantGrpcCannotSendIsAUsageError) {
+  const std::string rule =
+      "--tenant must be at most 128 bytes of printable ASCII (space to ~)";
+  struct Case {
+    std::vector<std::string> args;
+    std::string err;
+  } cases[] = {
+      {{"run", "fib", "--n", "5", "--tenant", "caf\xc3\xa9"},
+       "compute-client run: " + rule + " (byte 4 is 0xc3)"},
+      {{"run", "fib", "--n", "5", "--tenant", "a\nb"},
+       "compute-client run: " + rule + " (byte 2 is 0x0a)"},
+      {{"run", "fib", "--n", "5", "--tenant", std::string(129, 't')},
+       "compute-client run: " + rule + " (got 129 bytes)"},
+      {{"batch", "fib", "5", "--tenant", "\x7f"},
+       "compute-client batch: " + rule + " (byte 1 is 0x7f)"},
+      {{"bench", "--task", "fib", "--n", "1", "--requests", "1", "--tenant",
+        "t\tab"},
+       "compute-client bench: " + rule + " (byte 2 is 0x09)"},
+      {{"bench", "--task", "fib", "--n", "1", "--requests", "1", "--mix",
+        "caf\xc3\xa9"},
+       "compute-client bench: --mix: entry 'caf\\xc3\\xa9': the name must be "
+       "at most 128 bytes of printable ASCII (space to ~) (byte 4 is 0xc3)"},
+  };
+  for (const Case& c : cases) {
+    CommandResult r = Run(c.args);
+    EXPECT_EQ(r.rc, 2) << c.err;
+    EXPECT_EQ(r.err, c.err + "\n");
+  }
+  CommandResult r =
+      Run({"run", "fib", "--n", "5", "--tenant", std::string(128, 't')});
+  EXPECT_EQ(r.rc, 0) << r.err;
+}
+
 // A flag that does not apply is an error naming the conflict, never
 // silently dropped.
 TEST_F(CommandsTest, FlagsThatDoNotApplyAreUsageErrors) {
@@ -223,6 +261,46 @@ TEST_F(CommandsTest, FlagsThatDoNotApplyAreUsageErrors) {
   }
 }
 
+// Flags that were dropped without a word: bench never writes --out, an
+// --mix whose every entry has its own rate= or concurrency= takes no
+// --concurrency, and --server_name is TLS's.
+TEST_F(CommandsTest, FlagsThatWouldBeIgnoredAreUsageErrors) {
+  client::GrayImage in;
+  in.width = 3;
+  in.height = 1;
+  in.pixels = std::string("\x00\x90\x00", 3);
+  const std::string in_path = TempPath("in-bench-out.pgm");
+  ASSERT_TRUE(client::WritePgm(in_path, in).ok());
+  struct Case {
+    std::vector<std::string> args;
+    std::string err;
+  } cases[] = {
+      {{"bench", "--task", "blur", "--in", in_path, "--out",
+        TempPath("never.pgm"), "--requests", "1"},
+       "compute-client bench: unknown flag --out (see --help)"},
+      {{"bench", "--task", "fib", "--n", "1", "--requests", "1", "--mix",
+        "a:rate=5,b:concurrency=2", "--concurrency", "3"},
+       "compute-client bench: --concurrency applies to no --mix entry (each "
+       "gives its own rate= or concurrency=): drop it"},
+      {{"run", "fib", "--n", "5", "--server_name", "localhost"},
+       "compute-client run: --server_name applies only with TLS (--tls, --ca, "
+       "--cert or --key)"},
+      {{"health", "--server_name", "localhost"},
+       "compute-client health: --server_name applies only with TLS (--tls, "
+       "--ca, --cert or --key)"},
+  };
+  for (const Case& c : cases) {
+    CommandResult r = Run(c.args);
+    EXPECT_EQ(r.rc, 2) << c.err;
+    EXPECT_EQ(r.err, c.err + "\n");
+  }
+  EXPECT_FALSE(std::filesystem::exists(TempPath("never.pgm")));
+  // --concurrency still sets the entries that take it.
+  CommandResult r = Run({"bench", "--task", "fib", "--n", "1", "--requests",
+                         "4", "--mix", "a:rate=50,b", "--concurrency", "2"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+}
+
 // Each command's --help lists the flags it takes, and no others.
 TEST_F(CommandsTest, HelpListsOnlyTheCommandsOwnFlags) {
   auto flags_of = [](const std::string& command) {
@@ -250,7 +328,8 @@ TEST_F(CommandsTest, HelpListsOnlyTheCommandsOwnFlags) {
   }
   EXPECT_THAT(flags_of("bench"),
               IsSupersetOf({"task", "n", "duration", "rate", "concurrency",
-                            "connect_timeout", "max_error_rate"}));
+                            "connect_timeout", "max_error_rate", "in"}));
+  EXPECT_THAT(flags_of("bench"), Not(Contains("out")));
   EXPECT_THAT(flags_of("run"), IsSupersetOf({"n", "duration", "in", "out"}));
   EXPECT_THAT(flags_of("run"), Not(Contains("rate")));
 }
@@ -268,6 +347,104 @@ TEST_F(CommandsTest, Sha256HashesStdinWhenGivenNoData) {
   EXPECT_EQ(r.err,
             "compute-client run: sha256 needs --data TEXT or --file FILE (or "
             "its data on stdin)\n");
+}
+
+// The server hashes at most 4 MiB: more is refused before it is sent, and
+// never read whole (--file /dev/zero, or stdin, may have no end).
+TEST_F(CommandsTest, Sha256DataOverTheServersLimitIsAUsageError) {
+  const std::string limit = "sha256.data must be at most 4194304 bytes (4 MiB)";
+  const std::string big = TempPath("over-4mib.bin");
+  ASSERT_TRUE(WriteFile(big, std::string((4 << 20) + 1, 'x')).ok());
+  CommandResult r = Run({"run", "sha256", "--file", big});
+  ASSERT_EQ(r.rc, 2) << r.err;
+  EXPECT_EQ(r.err,
+            "compute-client run: " + limit + ": --file " + big + " has more\n");
+
+  r = Run({"run", "sha256"}, {.stdin_text = std::string((4 << 20) + 1, 'x')});
+  ASSERT_EQ(r.rc, 2) << r.err;
+  EXPECT_EQ(r.err, "compute-client run: " + limit + ": stdin has more\n");
+
+  r = Run({"run", "sha256", "--file", "/dev/zero"});
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_EQ(r.err,
+            "compute-client run: " + limit + ": --file /dev/zero has more\n");
+  r = Run(
+      {"bench", "--task", "sha256", "--file", "/dev/zero", "--requests", "1"});
+  EXPECT_EQ(r.rc, 2) << r.err;
+
+  const std::string most = TempPath("4mib.bin");
+  ASSERT_TRUE(WriteFile(most, std::string(4 << 20, 'x')).ok());
+  r = Run({"run", "sha256", "--file", most});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("sha256(4194304 bytes, rounds=1) = "));
+}
+
+// A directory read as a stream is empty: `--file /tmp` hashed 0 bytes.
+TEST_F(CommandsTest, ADirectoryIsNotAnInputFile) {
+  const std::string dir = TempPath("a-directory");
+  std::filesystem::create_directories(dir);
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"run", "sha256", "--file", dir},
+                                             {"run", "blur", "--in", dir},
+                                             {"run", "fib", "--ca", dir}}) {
+    CommandResult r = Run(args);
+    EXPECT_EQ(r.rc, 2) << args[1];
+    EXPECT_EQ(r.err,
+              "compute-client run: cannot read " + dir + ": Is a directory\n");
+  }
+}
+
+// A pipe in one end and out the other, as a path (/dev/fd/N): an input
+// that can be read once, and has no size.
+class Pipe {
+ public:
+  explicit Pipe(const std::string& contents) {
+    EXPECT_EQ(pipe(fds_), 0);
+    // Within the pipe's buffer (64 KiB): written whole before any read.
+    EXPECT_EQ(write(fds_[1], contents.data(), contents.size()),
+              static_cast<ssize_t>(contents.size()));
+    close(fds_[1]);
+  }
+  ~Pipe() { close(fds_[0]); }
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  std::string path() const { return "/dev/fd/" + std::to_string(fds_[0]); }
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+// The output keeps the input's maxval, which was read again from --in
+// after the call: from a pipe, already read, it was 255.
+TEST_F(CommandsTest, BlurFromAPipeKeepsTheInputsMaxval) {
+  client::GrayImage in;
+  in.width = 3;
+  in.height = 1;
+  in.maxval = 100;
+  in.pixels = std::string("\x00\x60\x00", 3);
+  Pipe to_stdout(client::EncodePgm(in));
+  CommandResult r = Run({"run", "blur", "--in", to_stdout.path()});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "P5\n3 1\n100\n" + std::string("\x20\x20\x20", 3));
+
+  Pipe to_file(client::EncodePgm(in));
+  const std::string out_path = TempPath("maxval.pgm");
+  r = Run({"run", "blur", "--in", to_file.path(), "--out", out_path});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto out = client::ReadPgm(out_path);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->maxval, 100u);
+}
+
+// A header alone promised 3.6 GB of pixels from a pipe, which has no size
+// to check it against.
+TEST_F(CommandsTest, BlurOfMorePixelsThanTheServerTakesIsAUsageError) {
+  Pipe header("P5\n60000 60000\n255\n");
+  CommandResult r = Run({"run", "blur", "--in", header.path()});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err, "compute-client run: cannot read " + header.path() +
+                       ": PGM: 60000x60000 is 3600000000 pixels, over the "
+                       "16777216 a blur takes\n");
 }
 
 TEST_F(CommandsTest, BlurWithoutOutWritesTheImageToStdoutOrSaysItDidNot) {
@@ -378,9 +555,11 @@ TEST_F(CommandsTest, HealthOfAnUnknownServiceOrNoServerIsExit1) {
 }
 
 // The built binary: what the container's HEALTHCHECK and scripts see.
-int RunBinary(const std::string& args, std::string* output) {
-  std::string command =
-      std::string(COMPUTE_CLIENT_BINARY) + " " + args + " 2>&1";
+// `stdout_to`: a file for its stdout (only stderr is in *output then).
+int RunBinary(const std::string& args, std::string* output,
+              const std::string& stdout_to = "") {
+  std::string command = std::string(COMPUTE_CLIENT_BINARY) + " " + args +
+                        " 2>&1" + (stdout_to.empty() ? "" : " >" + stdout_to);
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return -1;
   char buf[4096];
@@ -403,6 +582,39 @@ TEST_F(CommandsTest, BinaryExitCodes) {
   out.clear();
   EXPECT_EQ(RunBinary("run fib --n 51 --target " + target_, &out), 1);
   EXPECT_THAT(out, StartsWith("INVALID_ARGUMENT: "));
+}
+
+// Output that never reached stdout (a full disk, a closed pipe) is a
+// failure, not success: the image or the result is lost.
+TEST_F(CommandsTest, AFailedWriteToStdoutExits1) {
+  if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  client::GrayImage in;
+  in.width = 3;
+  in.height = 1;
+  in.pixels = std::string("\x00\x90\x00", 3);
+  const std::string in_path = TempPath("in-full.pgm");
+  ASSERT_TRUE(client::WritePgm(in_path, in).ok());
+  const std::string full = ": cannot write stdout: No space left on device\n";
+  struct Case {
+    std::string args;
+    std::string err;
+  } cases[] = {
+      {"run fib --n 10", "compute-client run" + full},
+      {"run blur --in " + in_path, "compute-client run" + full},
+      {"run fib --n 10 --json", "compute-client run" + full},
+      {"batch fib 5 6", "compute-client batch" + full},
+      {"bench --task fib --n 1 --requests 5 --json",
+       "compute-client bench" + full},
+      {"health", "compute-client health" + full},
+      {"--help", "compute-client" + full},
+  };
+  for (const Case& c : cases) {
+    std::string out;
+    EXPECT_EQ(RunBinary(c.args + " --target " + target_, &out, "/dev/full"), 1)
+        << c.args << "\n"
+        << out;
+    EXPECT_EQ(out, c.err) << c.args;
+  }
 }
 
 }  // namespace

@@ -50,6 +50,29 @@ TEST(MixTest, BadEntriesNameTheEntryAndTheField) {
         << c.spec;
     EXPECT_THAT(std::string(mix.status().message()), HasSubstr("--mix: "));
   }
+  // The name is the default tenant, sent as metadata: gRPC takes printable
+  // ASCII alone there (it aborted the process on anything else), and the
+  // server 128 bytes at most. The entry is quoted escaped.
+  const std::string rule =
+      "must be at most 128 bytes of printable ASCII (space to ~)";
+  struct Tenant {
+    std::string spec;
+    std::string error;
+  } tenants[] = {
+      {"caf\xc3\xa9",
+       "--mix: entry 'caf\\xc3\\xa9': the name " + rule + " (byte 4 is 0xc3)"},
+      {"a:tenant=b\x01", "--mix: entry 'a:tenant=b\\x01': the tenant " + rule +
+                             " (byte 2 is 0x01)"},
+      {std::string(129, 'n'), "the name " + rule + " (got 129 bytes)"},
+  };
+  for (const Tenant& c : tenants) {
+    auto mix = ParseMix(c.spec);
+    ASSERT_FALSE(mix.ok()) << c.spec;
+    EXPECT_THAT(std::string(mix.status().message()), HasSubstr(c.error));
+  }
+  EXPECT_TRUE(ParseMix(std::string(128, 'n')).ok());
+  EXPECT_TRUE(ParseMix("a b:tenant=~ok~").ok());
+
   std::string many = "e0";
   for (int i = 1; i <= kMaxMixEntries; ++i) many += ",e" + std::to_string(i);
   EXPECT_THAT(std::string(ParseMix(many).status().message()),

@@ -1,9 +1,17 @@
 #include "client/pgm.h"
 
+#include <pthread.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/base/file.h"
@@ -102,6 +110,77 @@ TEST(PgmTest, AFileShorterThanItsHeaderSaysIsNamed) {
             "cannot read " + path +
                 ": PGM: 400x400 needs 160000 bytes of pixels, the file has " +
                 std::to_string(100000 - PgmHeaderText(400, 400, 255).size()));
+}
+
+// The read end of a pipe as a path (/dev/fd/N), fed by a thread: an input
+// with no size, as stdin or `<(command)`. The thread ends once all is
+// written or the read end is closed (SIGPIPE blocked: the write fails).
+class PipeInput {
+ public:
+  explicit PipeInput(std::string contents) {
+    EXPECT_EQ(pipe(fds_), 0);
+    writer_ = std::thread([fd = fds_[1], contents = std::move(contents)] {
+      sigset_t pipe_signal;
+      sigemptyset(&pipe_signal);
+      sigaddset(&pipe_signal, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+      size_t done = 0;
+      while (done < contents.size()) {
+        ssize_t n = write(fd, contents.data() + done, contents.size() - done);
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+      }
+      close(fd);
+    });
+  }
+  ~PipeInput() {
+    close(fds_[0]);
+    writer_.join();
+  }
+  PipeInput(const PipeInput&) = delete;
+  PipeInput& operator=(const PipeInput&) = delete;
+  std::string path() const { return "/dev/fd/" + std::to_string(fds_[0]); }
+
+ private:
+  int fds_[2] = {-1, -1};
+  std::thread writer_;
+};
+
+// A pipe's header cannot be checked against a size: one that promises more
+// pixels than a blur takes is refused before any memory is taken for them
+// (60000x60000 took 3.6 GB, or aborted on bad_alloc).
+TEST(PgmTest, MorePixelsThanABlurTakesAreRefused) {
+  for (const auto& [size, pixels] :
+       {std::pair{"60000 60000", "3600000000"}, {"4097 4096", "16781312"}}) {
+    PipeInput in(absl::StrCat("P5\n", size, "\n255\n"));
+    auto read = ReadPgm(in.path());
+    ASSERT_FALSE(read.ok());
+    EXPECT_EQ(read.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(std::string(read.status().message()),
+              absl::StrCat("cannot read ", in.path(), ": PGM: ",
+                           absl::StrReplaceAll(size, {{" ", "x"}}), " is ",
+                           pixels, " pixels, over the 16777216 a blur takes"));
+  }
+  // As many as a blur takes, but not there.
+  PipeInput in("P5\n4096 4096\n255\nabc");
+  auto read = ReadPgm(in.path());
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(std::string(read.status().message()),
+            "cannot read " + in.path() +
+                ": PGM: 4096x4096 needs 16777216 bytes of pixels, the file "
+                "has 3");
+}
+
+// From a pipe the pixels are read as they come, in chunks: an image of
+// several chunks arrives whole.
+TEST(PgmTest, APipeReadsWhole) {
+  GrayImage image = Gradient(1500, 1000, 255);
+  PipeInput in(EncodePgm(image));
+  auto read = ReadPgm(in.path());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->width, 1500u);
+  EXPECT_EQ(read->height, 1000u);
+  EXPECT_EQ(read->pixels, image.pixels);
 }
 
 }  // namespace

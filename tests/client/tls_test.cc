@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/base/file.h"
 #include "tests/client/client_test_util.h"
 #include "tests/integration/test_server.h"
 
@@ -79,6 +80,68 @@ TEST_F(ClientTlsTest, MutualTls) {
   r = RunClient(
       {"run", "fib", "--target", target, "--cert", Path("client.pem")});
   EXPECT_EQ(r.rc, 2);
+}
+
+// A PEM file that is empty, a directory, or not what its flag needs: one
+// line naming the flag and the file, exit 2. An empty --ca (or a directory,
+// which read as empty) left gRPC to trust the system's roots instead of
+// the CA given; a malformed one made eight gRPC log lines and then
+// "UNAVAILABLE: empty address list".
+TEST_F(ClientTlsTest, PemFilesThatCannotServeAreUsageErrors) {
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.tls_cert = Path("server.pem");
+  config.tls_key = Path("server.key");
+  config.tls_client_ca = Path("ca.pem");
+  auto server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  const std::string target = Target(*server);
+
+  const std::string empty = Path("empty.pem");
+  const std::string text = Path("text.pem");
+  const std::string broken = Path("broken.pem");
+  ASSERT_TRUE(WriteFile(empty, "").ok());
+  ASSERT_TRUE(WriteFile(text, "not a certificate\n").ok());
+  // A good certificate, then a block that does not decode.
+  absl::StatusOr<std::string> ca = ReadFile(Path("ca.pem"));
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  ASSERT_TRUE(WriteFile(broken, *ca + "-----BEGIN CERTIFICATE-----\nAAAA\n"
+                                      "-----END CERTIFICATE-----\n")
+                  .ok());
+  struct Case {
+    std::string ca, cert, key, err;
+  } cases[] = {
+      {empty, "client.pem", "client.key",
+       "--ca " + empty + ": empty file, want PEM certificates"},
+      {text, "client.pem", "client.key",
+       "--ca " + text + ": not PEM certificates"},
+      {broken, "client.pem", "client.key",
+       "--ca " + broken + ": not PEM certificates"},
+      {Path("client.key"), "client.pem", "client.key",
+       "--ca " + Path("client.key") + ": not PEM certificates"},
+      {Path("ca.pem"), "empty.pem", "client.key",
+       "--cert " + empty + ": empty file, want a PEM certificate"},
+      {Path("ca.pem"), "client.key", "client.key",
+       "--cert " + Path("client.key") + ": not a PEM certificate"},
+      {Path("ca.pem"), "client.pem", "empty.pem",
+       "--key " + empty + ": empty file, want an unencrypted PEM private key"},
+      {Path("ca.pem"), "client.pem", "client.pem",
+       "--key " + Path("client.pem") + ": not an unencrypted PEM private key"},
+  };
+  for (const Case& c : cases) {
+    CommandResult r =
+        RunClient({"run", "fib", "--n", "10", "--target", target, "--ca", c.ca,
+                   "--cert", Path(c.cert.c_str()), "--key", Path(c.key.c_str()),
+                   "--deadline", "10s"});
+    EXPECT_EQ(r.rc, 2) << c.err;
+    EXPECT_EQ(r.err, "compute-client run: " + c.err + "\n");
+  }
+  // least_loaded makes a channel per replica: the same line, once.
+  CommandResult r =
+      RunClient({"bench", "--target", target, "--lb", "least_loaded", "--task",
+                 "fib", "--n", "1", "--requests", "1", "--ca", empty});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err, "compute-client bench: --ca " + empty +
+                       ": empty file, want PEM certificates\n");
 }
 
 }  // namespace
