@@ -231,7 +231,9 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
     MutexLock lock(&mu_);
     std::vector<std::shared_ptr<Replica>> open;
     for (const auto& r : replicas_) {
-      if (r->avoid_until_ns_.load(std::memory_order_relaxed) <= now) {
+      if (r->avoid_until_ns_.load(std::memory_order_relaxed) <= now &&
+          !(r->on_probation_.load(std::memory_order_relaxed) &&
+            r->in_flight() > 0)) {
         open.push_back(r);
       }
     }
@@ -275,13 +277,23 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
   }
   absl::Duration avoid = absl::ZeroDuration();
   if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    // A negative pushback (gRFC A6: do not retry) refuses the call, not the
+    // replica: compute-server sends it when the call's own cost is longer
+    // than its deadline.
     int64_t ms = 0;
-    avoid = absl::SimpleAtoi(Trailer(context, "grpc-retry-pushback-ms"), &ms) &&
-                    ms > 0
-                ? absl::Milliseconds(std::min<int64_t>(ms, 10000))
-                : absl::Milliseconds(100);
+    const bool parsed =
+        absl::SimpleAtoi(Trailer(context, "grpc-retry-pushback-ms"), &ms);
+    avoid = !parsed  ? absl::Milliseconds(100)
+            : ms < 0 ? absl::ZeroDuration()
+                     : absl::Milliseconds(std::clamp<int64_t>(ms, 1, 10000));
   } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     avoid = absl::Seconds(1);
+  }
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    replica.on_probation_.store(true, std::memory_order_relaxed);
+  } else if (status.ok() ||
+             status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    replica.on_probation_.store(false, std::memory_order_relaxed);  // answers
   }
   // Out of time, with nothing else in between: see kSilentDeadlines.
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {

@@ -32,7 +32,10 @@
 // a replica busy for 1.4 s then idle got 2 calls of 574 in the next 4.6 s).
 // A replica that refused a call
 // (RESOURCE_EXHAUSTED) is avoided for its `grpc-retry-pushback-ms` (100 ms
-// without one); one that is unreachable or draining (UNAVAILABLE) for 1 s;
+// without one; not at all for a negative one, which refuses the call, not
+// the replica, and is not retried); one that is unreachable or draining
+// (UNAVAILABLE) for 1 s, and then takes one call at a time until one is
+// answered (on_probation_);
 // one whose last kSilentDeadlines calls or more all ran out of time
 // (DEADLINE_EXCEEDED, nothing else in between: a replica that accepts
 // calls and never answers, stopped or cut off) for 1 s, doubling with each
@@ -118,6 +121,11 @@ class LeastLoaded {
     std::atomic<int> workers_{0};
     std::atomic<int64_t> avoid_until_ns_{0};  // steady clock
     std::atomic<int> deadlines_in_a_row_{0};
+    // Its last call ended UNAVAILABLE: once its pause is over it takes one
+    // call at a time until one is answered (a circuit breaker's half-open
+    // state), so the calls chosen in the moment its pause ends do not all
+    // fail on a replica that is still gone.
+    std::atomic<bool> on_probation_{false};
     std::atomic<uint64_t> calls_{0};  // chosen, ever
   };
 

@@ -33,6 +33,17 @@ std::optional<absl::Duration> Pushback(const grpc::ClientContext& context) {
   return absl::Milliseconds(std::min<int64_t>(ms, 10000));
 }
 
+// A refusal's pushback below zero: the server asks for no retry at all.
+bool AsksForNoRetry(const grpc::ClientContext& context) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find("grpc-retry-pushback-ms");
+  int64_t ms = 0;
+  return it != trailers.end() &&
+         absl::SimpleAtoi(
+             absl::string_view(it->second.data(), it->second.size()), &ms) &&
+         ms < 0;
+}
+
 void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
   int64_t seen = a.load(std::memory_order_relaxed);
   while (v > seen &&
@@ -249,6 +260,12 @@ bool LoadGenerator::Retry(Call* call, int code) {
        code != grpc::StatusCode::UNAVAILABLE &&
        code != grpc::StatusCode::CANCELLED) ||
       (call->deadline && std::chrono::system_clock::now() >= *call->deadline)) {
+    return false;
+  }
+  // A refusal whose pushback is negative asks for no retry (gRFC A6): the
+  // call does not fit its deadline anywhere.
+  if (code == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+      AsksForNoRetry(call->context)) {
     return false;
   }
   // Every replica asked for a pause (the pushback of its refusal, or 1 s

@@ -109,6 +109,48 @@ TEST(LeastLoadedTest, AStaleReportStopsCounting) {
   EXPECT_EQ(ReplicaScore(ReplicaView{}), 0);
 }
 
+// A replica whose last call ended UNAVAILABLE, once its pause is over,
+// takes one call at a time until one is answered: the calls chosen in the
+// moment its pause ends must not all go to a replica that is still gone.
+// (Two replicas that are never called: Choose and Done alone.)
+TEST(LeastLoadedTest, AReplicaBackFromAPauseTakesOneCallAtATime) {
+  client::ChannelOptions options;
+  options.target = "ipv4:127.0.0.1:1,127.0.0.1:2";
+  auto balancer = client::LeastLoaded::Create(options);
+  ASSERT_TRUE(balancer.ok()) << balancer.status();
+  client::LeastLoaded& lb = **balancer;
+  const grpc::ClientContext no_trailers;
+  const grpc::Status gone(grpc::StatusCode::UNAVAILABLE, "connection refused");
+  std::shared_ptr<client::LeastLoaded::Replica> lost = lb.Choose();
+  lb.Done(*lost, gone, no_trailers);
+  // Paused (1 s after UNAVAILABLE): every call goes to the other one.
+  // Polled until the lost one is chosen again, its pause over.
+  std::shared_ptr<client::LeastLoaded::Replica> probe;
+  ASSERT_TRUE(WaitUntil([&] {
+    std::shared_ptr<client::LeastLoaded::Replica> r = lb.Choose();
+    if (r == lost) {
+      probe = r;  // kept in flight
+      return true;
+    }
+    lb.Done(*r, grpc::Status::OK, no_trailers);
+    return false;
+  }));
+  // While that one call is out, the others go elsewhere, even once the
+  // other replica has far more calls in flight (held, not answered).
+  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held;
+  for (int i = 0; i < 20; ++i) {
+    held.push_back(lb.Choose());
+    EXPECT_NE(held.back(), lost) << i;
+  }
+  for (auto& r : held) lb.Done(*r, grpc::Status::OK, no_trailers);
+  held.clear();
+  // Answered: it takes calls as any replica does again, several at once.
+  lb.Done(*probe, grpc::Status::OK, no_trailers);
+  for (int i = 0; i < 20; ++i) held.push_back(lb.Choose());
+  EXPECT_GE(std::count(held.begin(), held.end(), lost), 5);
+  for (auto& r : held) lb.Done(*r, grpc::Status::OK, no_trailers);
+}
+
 TEST(LeastLoadedTest, ResolvesAddressListsAndNames) {
   auto list = client::ResolveTarget("ipv4:127.0.0.1:1,127.0.0.2:2");
   ASSERT_TRUE(list.ok()) << list.status();

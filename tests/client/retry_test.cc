@@ -258,5 +258,28 @@ TEST_F(RetryTest, ARetryAfterThePushbackSucceedsOnceTheWorkerIsFree) {
   EXPECT_LE(QueueFull(), before + 4);
 }
 
+// A call whose own estimate is longer than its deadline is refused with
+// pushback -1 (gRFC A6: do not retry): least_loaded neither retries it nor
+// avoids the replica for it (it was the call, not the replica). Before, each
+// such call was sent up to 5 times, and the replica avoided after each.
+TEST(RetryNotAskedForTest,
+     LeastLoadedDoesNotRetryACallThatCannotFitItsDeadline) {
+  std::unique_ptr<service::ComputeServer> server =
+      StartServer(LocalConfig(1, 8));
+  ASSERT_NE(server, nullptr);
+  constexpr int kCalls = 5;
+  CommandResult r =
+      RunClient({"bench", "--lb", "least_loaded", "--retry", "--task", "spin",
+                 "--duration", "5s", "--requests", absl::StrCat(kCalls),
+                 "--concurrency", "1", "--deadline", "1s", "--target",
+                 "ipv4:" + Target(*server), "--json"});
+  ASSERT_EQ(r.rc, 1) << "no call can succeed: " << r.out;
+  google::protobuf::Struct json = ParseJson(r.out);
+  EXPECT_EQ(Number(json, "refused"), kCalls);
+  EXPECT_EQ(Number(json, "retries"), 0) << r.out;
+  EXPECT_EQ(server->service().rejected(service::RejectReason::kDeadline),
+            static_cast<uint64_t>(kCalls));
+}
+
 }  // namespace
 }  // namespace compute::testing
