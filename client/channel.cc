@@ -1,57 +1,13 @@
 #include "client/channel.h"
 
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include "absl/strings/str_cat.h"
-#include "client/input_file.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "server/base/pem.h"
 
 namespace compute::client {
 namespace {
-
-// A PEM file is small (a CA bundle of every public root is ~200 KiB); the
-// limit keeps `--ca /dev/zero` from being read to the end of memory.
-constexpr size_t kMaxPemBytes = 1 << 20;
-
-// Never asks for a passphrase (OpenSSL's default prompts on the terminal):
-// gRPC cannot use an encrypted key anyway.
-int NoPassphrase(char*, int, int, void*) { return 0; }
-
-// Whether `pem` holds a private key (kind kKey), or one certificate or more
-// and no malformed one. gRPC's own way to report a bad PEM is eight log
-// lines and then UNAVAILABLE "empty address list" on the first call.
-enum class PemKind { kCertificates, kKey };
-bool PemHolds(const std::string& pem, PemKind kind) {
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  if (bio == nullptr) return false;
-  bool ok = false;
-  if (kind == PemKind::kKey) {
-    EVP_PKEY* key =
-        PEM_read_bio_PrivateKey(bio, nullptr, NoPassphrase, nullptr);
-    ok = key != nullptr;
-    EVP_PKEY_free(key);
-  } else {
-    int certs = 0;
-    while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
-      X509_free(cert);
-      ++certs;
-    }
-    // The loop ends at the end of the file (no further BEGIN line) or at a
-    // block it could not read.
-    const unsigned long last = ERR_peek_last_error();
-    ok = certs > 0 && ERR_GET_LIB(last) == ERR_LIB_PEM &&
-         ERR_GET_REASON(last) == PEM_R_NO_START_LINE;
-  }
-  ERR_clear_error();
-  BIO_free(bio);
-  return ok;
-}
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
     const ChannelOptions& options) {
@@ -75,28 +31,16 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
     const std::string* path;
     std::string* pem;
     PemKind kind;
-    const char* want;
   };
-  for (const Pem& f : {Pem{"--ca", &options.ca, &ssl.pem_root_certs,
-                           PemKind::kCertificates, "PEM certificates"},
-                       Pem{"--cert", &options.cert, &ssl.pem_cert_chain,
-                           PemKind::kCertificates, "a PEM certificate"},
-                       Pem{"--key", &options.key, &ssl.pem_private_key,
-                           PemKind::kKey, "an unencrypted PEM private key"}}) {
+  for (const Pem& f :
+       {Pem{"--ca", &options.ca, &ssl.pem_root_certs, PemKind::kCertificates},
+        Pem{"--cert", &options.cert, &ssl.pem_cert_chain,
+            PemKind::kCertificates},
+        Pem{"--key", &options.key, &ssl.pem_private_key, PemKind::kKey}}) {
     if (f.path->empty()) continue;
-    absl::StatusOr<std::string> contents =
-        ReadInputFile(*f.path, kMaxPemBytes + 1);
-    if (!contents.ok()) return contents.status();
     // An empty --ca would leave gRPC to trust the system's roots instead.
-    if (contents->empty() || contents->size() > kMaxPemBytes ||
-        !PemHolds(*contents, f.kind)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(f.flag, " ", *f.path, ": ",
-                       contents->empty()                 ? "empty file, want "
-                       : contents->size() > kMaxPemBytes ? "over 1 MiB, want "
-                                                         : "not ",
-                       f.want));
-    }
+    absl::StatusOr<std::string> contents = ReadPemFile(f.flag, *f.path, f.kind);
+    if (!contents.ok()) return contents.status();
     *f.pem = *std::move(contents);
   }
   return grpc::SslCredentials(ssl);

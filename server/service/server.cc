@@ -7,24 +7,14 @@
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "server/base/file.h"
 #include "server/base/net.h"
+#include "server/base/pem.h"
 #include "server/service/call_interceptor.h"
 
 namespace compute::service {
 namespace {
 
 // "tls_cert: cannot read PATH: reason".
-absl::StatusOr<std::string> ReadPem(const std::string& flag,
-                                    const std::string& path) {
-  absl::StatusOr<std::string> pem = ReadFile(path);
-  if (!pem.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, ": ", pem.status().message()));
-  }
-  return pem;
-}
-
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
     const ServerConfig& config) {
   if (config.tls_cert.empty() && config.tls_key.empty()) {
@@ -37,14 +27,18 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   if (config.tls_cert.empty() || config.tls_key.empty()) {
     return absl::InvalidArgumentError("tls_cert and tls_key go together");
   }
-  auto cert = ReadPem("tls_cert", config.tls_cert);
+  auto cert =
+      ReadPemFile("--tls_cert", config.tls_cert, PemKind::kCertificates);
   if (!cert.ok()) return cert.status();
-  auto key = ReadPem("tls_key", config.tls_key);
+  auto key = ReadPemFile("--tls_key", config.tls_key, PemKind::kKey);
   if (!key.ok()) return key.status();
   grpc::SslServerCredentialsOptions options;
   options.pem_key_cert_pairs.push_back({*key, *cert});
   if (!config.tls_client_ca.empty()) {
-    auto ca = ReadPem("tls_client_ca", config.tls_client_ca);
+    // Empty, it would refuse every client certificate, with one gRPC log
+    // line per handshake as the only sign.
+    auto ca = ReadPemFile("--tls_client_ca", config.tls_client_ca,
+                          PemKind::kCertificates);
     if (!ca.ok()) return ca.status();
     options.pem_root_certs = *ca;
     options.client_certificate_request =

@@ -187,7 +187,7 @@ TEST_F(CommandsTest, InputFilesThatCannotBeReadAreUsageErrors) {
 
   r = Run({"run", "fib", "--ca", missing});
   EXPECT_EQ(r.rc, 2);
-  EXPECT_EQ(r.err, "compute-client run: cannot read " + missing +
+  EXPECT_EQ(r.err, "compute-client run: --ca: cannot read " + missing +
                        ": No such file or directory\n");
 }
 
@@ -389,8 +389,10 @@ TEST_F(CommandsTest, ADirectoryIsNotAnInputFile) {
                                              {"run", "fib", "--ca", dir}}) {
     CommandResult r = Run(args);
     EXPECT_EQ(r.rc, 2) << args[1];
-    EXPECT_EQ(r.err,
-              "compute-client run: cannot read " + dir + ": Is a directory\n");
+    // A TLS file's error names its flag too.
+    const std::string flag = args[2] == "--ca" ? "--ca: " : "";
+    EXPECT_EQ(r.err, "compute-client run: " + flag + "cannot read " + dir +
+                         ": Is a directory\n");
   }
 }
 

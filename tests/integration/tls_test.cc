@@ -191,5 +191,40 @@ TEST_F(TlsTest, UnreadableCertificateIsAClearStartError) {
   EXPECT_NE(server.status().message().find("tls_cert"), std::string::npos);
 }
 
+// An empty or malformed PEM stops start-up with a line that names the flag
+// and the file. Before, a malformed one said "cannot listen on ADDRESS (in
+// use, or not an address of this host)" after gRPC's log lines, and an
+// empty --tls_client_ca started a server that refused every client.
+TEST_F(TlsTest, EmptyOrMalformedPemFilesAreClearStartErrors) {
+  const std::string empty = Path("empty.pem");
+  const std::string text = Path("text.pem");
+  ASSERT_TRUE(WriteFile(empty, "").ok());
+  ASSERT_TRUE(WriteFile(text, "not a certificate\n").ok());
+  struct Case {
+    std::string cert, key, client_ca, expect;
+  };
+  const Case cases[] = {
+      {empty, Path("server.key"), "",
+       "--tls_cert " + empty + ": empty file, want PEM certificates"},
+      {text, Path("server.key"), "",
+       "--tls_cert " + text + ": not PEM certificates"},
+      {Path("server.pem"), Path("server.pem"), "",
+       "--tls_key " + Path("server.pem") +
+           ": not an unencrypted PEM private key"},
+      {Path("server.pem"), Path("server.key"), empty,
+       "--tls_client_ca " + empty + ": empty file, want PEM certificates"},
+  };
+  for (const Case& c : cases) {
+    service::ServerConfig config = LocalConfig(1, 4);
+    config.tls_cert = c.cert;
+    config.tls_key = c.key;
+    config.tls_client_ca = c.client_ca;
+    auto server = service::ComputeServer::Start(config);
+    ASSERT_FALSE(server.ok()) << c.expect;
+    EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(server.status().message(), c.expect);
+  }
+}
+
 }  // namespace
 }  // namespace compute::testing

@@ -1,0 +1,71 @@
+#include "server/base/pem.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/base/file.h"
+
+namespace compute {
+namespace {
+
+// Never asks for a passphrase (OpenSSL's default prompts on the terminal):
+// gRPC cannot use an encrypted key anyway.
+int NoPassphrase(char*, int, int, void*) { return 0; }
+
+bool PemHolds(const std::string& pem, PemKind kind) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return false;
+  bool ok = false;
+  if (kind == PemKind::kKey) {
+    EVP_PKEY* key =
+        PEM_read_bio_PrivateKey(bio, nullptr, NoPassphrase, nullptr);
+    ok = key != nullptr;
+    EVP_PKEY_free(key);
+  } else {
+    int certs = 0;
+    while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+      X509_free(cert);
+      ++certs;
+    }
+    // The loop ends at the end of the file (no further BEGIN line) or at a
+    // block it could not read.
+    const unsigned long last = ERR_peek_last_error();
+    ok = certs > 0 && ERR_GET_LIB(last) == ERR_LIB_PEM &&
+         ERR_GET_REASON(last) == PEM_R_NO_START_LINE;
+  }
+  ERR_clear_error();
+  BIO_free(bio);
+  return ok;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadPemFile(absl::string_view flag,
+                                        const std::string& path, PemKind kind) {
+  absl::StatusOr<std::string> pem = ReadFile(path, kMaxPemBytes + 1);
+  if (!pem.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": ", pem.status().message()));
+  }
+  const char* want = kind == PemKind::kKey ? "an unencrypted PEM private key"
+                                           : "PEM certificates";
+  if (pem->empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " ", path, ": empty file, want ", want));
+  }
+  if (pem->size() > kMaxPemBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " ", path, ": over 1 MiB, want ", want));
+  }
+  if (!PemHolds(*pem, kind)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " ", path, ": not ", want));
+  }
+  return pem;
+}
+
+}  // namespace compute

@@ -1,0 +1,35 @@
+// PEM files for TLS, read and checked before gRPC sees them: gRPC's own way
+// to report a bad one is a handful of log lines, then, on a server,
+// "cannot listen on ADDRESS (in use, or not an address of this host)", and
+// on a client UNAVAILABLE "empty address list" at the first call. And an
+// empty CA file is no error to gRPC at all: a client then trusts the
+// system's roots, a server refuses every client certificate.
+#ifndef COMPUTE_SERVER_BASE_PEM_H_
+#define COMPUTE_SERVER_BASE_PEM_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace compute {
+
+// What a PEM file must hold: one certificate or more and nothing malformed
+// (a chain, a CA bundle), or one unencrypted private key.
+enum class PemKind { kCertificates, kKey };
+
+// A PEM file is small (a bundle of every public root is ~200 KiB); the
+// limit keeps `/dev/zero` from being read to the end of memory.
+inline constexpr size_t kMaxPemBytes = size_t{1} << 20;
+
+// The file named by `flag` (for the message: "--ca", "--tls_cert"), read and
+// checked to hold `kind`. InvalidArgument, naming the flag and the path:
+// "--ca ca.pem: empty file, want PEM certificates", "... not an unencrypted
+// PEM private key", "... over 1 MiB", or the file's read error.
+absl::StatusOr<std::string> ReadPemFile(absl::string_view flag,
+                                        const std::string& path, PemKind kind);
+
+}  // namespace compute
+
+#endif  // COMPUTE_SERVER_BASE_PEM_H_
