@@ -45,17 +45,21 @@ class ClientTlsTest : public ::testing::Test {
     delete dir_;
   }
   static std::string Path(const char* name) { return (*dir_ / name).string(); }
+  // A server that requires a client certificate signed by ca.pem.
+  static std::unique_ptr<service::ComputeServer> StartMutualTlsServer() {
+    service::ServerConfig config = LocalConfig(1, 4);
+    config.tls_cert = Path("server.pem");
+    config.tls_key = Path("server.key");
+    config.tls_client_ca = Path("ca.pem");
+    return StartServer(config);
+  }
   static fs::path* dir_;
 };
 
 fs::path* ClientTlsTest::dir_ = nullptr;
 
 TEST_F(ClientTlsTest, MutualTls) {
-  service::ServerConfig config = LocalConfig(1, 4);
-  config.tls_cert = Path("server.pem");
-  config.tls_key = Path("server.key");
-  config.tls_client_ca = Path("ca.pem");
-  auto server = StartServer(config);
+  auto server = StartMutualTlsServer();
   ASSERT_NE(server, nullptr);
   std::string target = Target(*server);
 
@@ -88,11 +92,7 @@ TEST_F(ClientTlsTest, MutualTls) {
 // the CA given; a malformed one made eight gRPC log lines and then
 // "UNAVAILABLE: empty address list".
 TEST_F(ClientTlsTest, PemFilesThatCannotServeAreUsageErrors) {
-  service::ServerConfig config = LocalConfig(1, 4);
-  config.tls_cert = Path("server.pem");
-  config.tls_key = Path("server.key");
-  config.tls_client_ca = Path("ca.pem");
-  auto server = StartServer(config);
+  auto server = StartMutualTlsServer();
   ASSERT_NE(server, nullptr);
   const std::string target = Target(*server);
 
