@@ -224,33 +224,7 @@ double ReplicaScore(const ReplicaView& r) {
 }
 
 std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
-  std::shared_ptr<Replica> a;
-  std::shared_ptr<Replica> b;
   const int64_t now = SteadyNowNs();
-  {
-    MutexLock lock(&mu_);
-    std::vector<std::shared_ptr<Replica>> open;
-    for (const auto& r : replicas_) {
-      if (r->avoid_until_ns_.load(std::memory_order_relaxed) <= now &&
-          !(r->on_probation_.load(std::memory_order_relaxed) &&
-            r->in_flight() > 0)) {
-        open.push_back(r);
-      }
-    }
-    // Every replica avoided: draw from all of them.
-    const std::vector<std::shared_ptr<Replica>>& from =
-        open.empty() ? replicas_ : open;
-    // Two different replicas (when there are two): drawn with replacement,
-    // one replica in n^2 pairs would be compared with itself and chosen
-    // however loaded it is (measured: the 1-worker replica of the fleet
-    // benchmark got its full capacity and a 138 ms p99).
-    const size_t i = random_() % from.size();
-    size_t j = i;
-    if (from.size() > 1)
-      j = (i + 1 + random_() % (from.size() - 1)) % from.size();
-    a = from[i];
-    b = from[j];
-  }
   auto score = [now](const Replica& r) {
     return ReplicaScore(
         ReplicaView{.load = r.load(),
@@ -259,7 +233,32 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
                     .workers = r.workers(),
                     .in_flight = r.in_flight()});
   };
-  std::shared_ptr<Replica>& chosen = score(*b) < score(*a) ? b : a;
+  // Chosen and counted in flight under the lock: a replica on probation
+  // takes one call, and two Choose calls at once (retries whose pause ends
+  // together) must not both see it free.
+  MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Replica>> open;
+  for (const auto& r : replicas_) {
+    if (r->avoid_until_ns_.load(std::memory_order_relaxed) <= now &&
+        !(r->on_probation_.load(std::memory_order_relaxed) &&
+          r->in_flight() > 0)) {
+      open.push_back(r);
+    }
+  }
+  // Every replica avoided: draw from all of them.
+  const std::vector<std::shared_ptr<Replica>>& from =
+      open.empty() ? replicas_ : open;
+  // Two different replicas (when there are two): drawn with replacement,
+  // one replica in n^2 pairs would be compared with itself and chosen
+  // however loaded it is (measured: the 1-worker replica of the fleet
+  // benchmark got its full capacity and a 138 ms p99).
+  const size_t i = random_() % from.size();
+  size_t j = i;
+  if (from.size() > 1)
+    j = (i + 1 + random_() % (from.size() - 1)) % from.size();
+  const std::shared_ptr<Replica>& a = from[i];
+  const std::shared_ptr<Replica>& b = from[j];
+  const std::shared_ptr<Replica>& chosen = score(*b) < score(*a) ? b : a;
   chosen->in_flight_.fetch_add(1, std::memory_order_relaxed);
   chosen->calls_.fetch_add(1, std::memory_order_relaxed);
   return chosen;
@@ -289,11 +288,13 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
   } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     avoid = absl::Seconds(1);
   }
+  // Any answer from the server ends probation; only a call that got none
+  // (unreachable, cut off, out of time) leaves it as it is.
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     replica.on_probation_.store(true, std::memory_order_relaxed);
-  } else if (status.ok() ||
-             status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
-    replica.on_probation_.store(false, std::memory_order_relaxed);  // answers
+  } else if (status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED &&
+             status.error_code() != grpc::StatusCode::CANCELLED) {
+    replica.on_probation_.store(false, std::memory_order_relaxed);
   }
   // Out of time, with nothing else in between: see kSilentDeadlines.
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {

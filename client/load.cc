@@ -331,8 +331,12 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   // How long the server asked this lane to wait. With a balancer, the
   // refusal's pushback is its replica's, which the balancer avoids for that
   // long: the lane waits only while every replica is avoided.
+  // A pushback of -1 refuses the call itself (it does not fit its deadline
+  // anywhere), so no replica is avoided for it: the lane backs off as
+  // after a refusal without a pushback, or it would resend at once.
   std::optional<absl::Duration> pushback;
-  if (code == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+  if (code == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+      !AsksForNoRetry(call->context)) {
     pushback = options_.balancer != nullptr
                    ? options_.balancer->UntilOneIsOpen()
                    : Pushback(call->context);

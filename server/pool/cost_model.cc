@@ -19,8 +19,10 @@ CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit)
   }
 }
 
-void CostModel::Relax(int kind) {
-  if (kind < 0 || static_cast<size_t>(kind) >= kinds_) return;
+void CostModel::Relax(int kind, double units, absl::Duration time_left) {
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_ || !(units > 0)) return;
+  // Would not fit at the prior either (NaN units fail the test above).
+  if (absl::Seconds(std::exp(log_prior_[kind]) * units) > time_left) return;
   std::atomic<double>& slot = log_coef_[kind];
   const double current = slot.load(std::memory_order_relaxed);
   if (current <= log_prior_[kind]) return;

@@ -42,8 +42,9 @@
 // refusal's sample: it moves the kind's estimate kAlpha of the way back to
 // its prior, never below it. So an inflated rate comes down after a few
 // refusals (from 8x the prior to 2x in 8) and admitted calls then teach the
-// true one, while a call that does not fit even at the prior stays refused, and
-// no stream of refusals can pull an estimate under the prior.
+// true one, while a call that does not fit even at the prior stays refused
+// and moves nothing, and no stream of refusals can pull an estimate under
+// the prior.
 //
 // Thread-safety: every method may be called concurrently. Updates are a
 // relaxed load and store per kind: two racing samples may lose one, which
@@ -75,8 +76,13 @@ class CostModel {
   void Record(int kind, double units, absl::Duration run_time,
               bool lower_bound = false);
 
-  // A call of this kind was refused for its own estimate alone (see above).
-  void Relax(int kind);
+  // A call of this kind and `units` was refused for its own estimate alone,
+  // with `time_left` to its deadline (see above). Only a call that would
+  // have fit at the prior relaxes the estimate: one that does not fit even
+  // there says nothing about a raised rate, and a stream of such calls
+  // would otherwise pin the estimate at the prior on a machine slower than
+  // it.
+  void Relax(int kind, double units, absl::Duration time_left);
 
   double SecondsPerUnit(int kind) const;
 

@@ -242,10 +242,12 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   options.tag = static_cast<uint32_t>(call.kind->index);
   options.cost = cost_model_.Estimate(call.kind->index, call.cost_units);
   const int64_t response_bytes = call.kind->response_bytes(request);
-  options.bytes = static_cast<int64_t>(request.ByteSizeLong() +
-                                       tasks::PayloadSize(call.payload)) +
-                  response_bytes +
-                  call.kind->working_bytes(request, call.payload);
+  const int64_t message_bytes =
+      static_cast<int64_t>(request.ByteSizeLong() +
+                           tasks::PayloadSize(call.payload)) +
+      response_bytes;
+  options.bytes =
+      message_bytes + call.kind->working_bytes(request, call.payload);
   options.admit_by_deadline = options_.admission;
   // A response gRPC would refuse to send is refused before the work: the
   // kind's payload estimate (exact for blur) plus the fields around it.
@@ -257,15 +259,21 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
                            " bytes, over --max_message_bytes ", limit,
                            " (the server's largest message)"));
   }
-  if (int64_t limit = pool_.max_inflight_bytes();
-      limit > 0 && options.bytes > limit) {
-    return Invalid(
-        call,
-        absl::StrCat(
-            "request too large for this server: it needs ", options.bytes,
-            " bytes (request + response) but the server holds at "
-            "most ",
-            limit, " bytes of admitted calls (1/4 of --max_inflight_bytes)"));
+  if (int64_t limit = pool_.max_inflight_bytes(); limit > 0) {
+    if (message_bytes > limit) {
+      return Invalid(
+          call,
+          absl::StrCat(
+              "request too large for this server: it needs ", message_bytes,
+              " bytes (request + response) but the server holds at "
+              "most ",
+              limit, " bytes of admitted calls (1/4 of --max_inflight_bytes)"));
+    }
+    // The kernel's own copies (a narrow blur's transpose) would make a call
+    // that fits by its messages never fit, by how the image is shaped or
+    // how the transport cut its bytes: charged at most the whole budget, it
+    // runs alone instead (the process keeps a reserve beside the budget).
+    options.bytes = std::min(options.bytes, limit);
   }
   return std::nullopt;
 }
@@ -359,7 +367,8 @@ grpc::Status ComputeService::Refused(const CallInfo& call,
         // Never run, so it teaches the cost model nothing: without this,
         // an estimate raised by a slow spell would refuse such calls for
         // good (cost_model.h).
-        cost_model_.Relax(call.kind->index);
+        cost_model_.Relax(call.kind->index, call.cost_units,
+                          call.deadline - absl::Now());
         return Refuse(
             call, RejectReason::kDeadline, grpc::StatusCode::RESOURCE_EXHAUSTED,
             absl::StrCat(status.message(), "; retry with a longer deadline"),

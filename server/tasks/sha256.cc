@@ -1,7 +1,8 @@
 // sha256: OpenSSL's one-shot SHA256() rather than a hand-written hash; it is
 // not deprecated in OpenSSL 3 and picks the fastest implementation at run time.
 // Rounds alternate between two fixed buffers (SHA256() does not document that
-// its input and output may alias), so they allocate nothing.
+// its input and output may alias), so they allocate nothing. Data over
+// 256 KiB goes through an EVP context instead, to poll between pieces.
 #include "server/tasks/sha256.h"
 
 #include <openssl/evp.h>

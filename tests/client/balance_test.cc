@@ -144,8 +144,10 @@ TEST(LeastLoadedTest, AReplicaBackFromAPauseTakesOneCallAtATime) {
   }
   for (auto& r : held) lb.Done(*r, grpc::Status::OK, no_trailers);
   held.clear();
-  // Answered: it takes calls as any replica does again, several at once.
-  lb.Done(*probe, grpc::Status::OK, no_trailers);
+  // Answered (any answer, an error too): it takes calls as any replica does
+  // again, several at once.
+  lb.Done(*probe, grpc::Status(grpc::StatusCode::INTERNAL, "task failed"),
+          no_trailers);
   for (int i = 0; i < 20; ++i) held.push_back(lb.Choose());
   EXPECT_GE(std::count(held.begin(), held.end(), lost), 5);
   for (auto& r : held) lb.Done(*r, grpc::Status::OK, no_trailers);

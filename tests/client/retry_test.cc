@@ -281,5 +281,23 @@ TEST(RetryNotAskedForTest,
             static_cast<uint64_t>(kCalls));
 }
 
+// The same refusal in a closed loop: the lane backs off (10 ms doubling)
+// instead of resending at once, with a balancer too (no replica is avoided
+// for a -1, so waiting for one to open would be no wait at all).
+TEST(RetryNotAskedForTest, AClosedLoopLaneBacksOffAfterADoNotRetryRefusal) {
+  std::unique_ptr<service::ComputeServer> server =
+      StartServer(LocalConfig(1, 8));
+  ASSERT_NE(server, nullptr);
+  CommandResult r = RunClient(
+      {"bench", "--lb", "least_loaded", "--task", "spin", "--duration", "5s",
+       "--time", "1s", "--concurrency", "1", "--deadline", "1s", "--target",
+       "ipv4:" + Target(*server), "--json"});
+  ASSERT_EQ(r.rc, 1) << "no call can succeed: " << r.out;
+  google::protobuf::Struct json = ParseJson(r.out);
+  // 10, 20, 40 ... 640 ms: about 7 in the second; at once, thousands.
+  EXPECT_LE(Number(json, "sent"), 20) << r.out;
+  EXPECT_EQ(Number(json, "refused"), Number(json, "sent"));
+}
+
 }  // namespace
 }  // namespace compute::testing

@@ -392,6 +392,25 @@ TEST_F(ServiceTest, ANarrowBlurIsChargedItsTransposedCopy) {
   EXPECT_EQ(held.Wait().error_code(), grpc::StatusCode::CANCELLED);
 }
 
+// A call whose messages fit the budget runs, alone if it must, even when
+// the kernel's copies would take it past the budget: those depend on the
+// image's shape and on how the transport cut its bytes, which its client
+// does not choose, so they never make it INVALID_ARGUMENT.
+TEST_F(ServiceTest, ABlurWhoseMessagesFitRunsWhateverItsCopies) {
+  service::ServerConfig config = LocalConfig(1, 8);
+  config.pool.max_inflight_bytes = (5 << 20) / 2;  // 2.5 MiB
+  Start(config);
+  RunRequest narrow;  // 1 MiB in, 1 MiB out, and a 1 MiB transposed copy
+  narrow.mutable_blur()->set_width(8);
+  narrow.mutable_blur()->set_height(131072);
+  narrow.mutable_blur()->set_pixels(std::string(size_t{1} << 20, '\x40'));
+  narrow.mutable_blur()->set_radius(1);
+  RunResponse r;
+  grpc::Status s = Call(narrow, &r);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(r.blur().pixels().size(), size_t{1} << 20);
+}
+
 TEST_F(ServiceTest, MemoryBudgetRefusesWhatWouldNotFit) {
   service::ServerConfig config = LocalConfig(1, 8);
   config.pool.max_inflight_bytes = 3 << 20;  // one 1 MP blur, not two

@@ -109,21 +109,29 @@ TEST(CostModelTest, RefusalsRelaxARaisedRateTowardsThePriorOnly) {
   }
   const double raised = model.SecondsPerUnit(kSpin);
   ASSERT_GT(raised, 7.5) << "the slow spell: 8x the prior";
-  for (int i = 0; i < 8; ++i) model.Relax(kSpin);
+  // A 10 ms spin with 50 ms left: it would fit at the prior (10 ms), not at
+  // the raised rate (80 ms).
+  const absl::Duration left = absl::Milliseconds(50);
+  for (int i = 0; i < 8; ++i) model.Relax(kSpin, 0.01, left);
   const double relaxed = model.SecondsPerUnit(kSpin);
   EXPECT_LT(relaxed, 3.0);
   EXPECT_GT(relaxed, 1.0);
-  for (int i = 0; i < 1000; ++i) model.Relax(kSpin);
+  // A call that does not fit even at the prior (100 ms with 50 left) says
+  // nothing about the raised rate.
+  for (int i = 0; i < 100; ++i) model.Relax(kSpin, 0.1, left);
+  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), relaxed);
+  for (int i = 0; i < 1000; ++i) model.Relax(kSpin, 0.01, left);
   EXPECT_NEAR(model.SecondsPerUnit(kSpin), 1.0, 1e-6);
   EXPECT_GE(model.SecondsPerUnit(kSpin), 1.0) << "never below the prior";
   // A machine faster than the prior keeps what it learned.
   for (int i = 0; i < 100; ++i) model.Record(kFib, 1e6, absl::Milliseconds(3));
   const double fast = model.SecondsPerUnit(kFib);
   ASSERT_LT(fast, 1e-8);
-  model.Relax(kFib);
+  model.Relax(kFib, 1e6, absl::Seconds(1));
   EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kFib), fast);
-  model.Relax(-1);
-  model.Relax(2);
+  model.Relax(-1, 1, absl::Seconds(1));
+  model.Relax(2, 1, absl::Seconds(1));
+  model.Relax(kSpin, std::nan(""), absl::Seconds(1));
 }
 
 TEST(CostModelTest, APriorThatIsNotFiniteIsReplaced) {

@@ -89,7 +89,6 @@ TEST(Sha256Test, RunFillsDigestAndHex) {
             absl::HexStringToBytes(response.sha256().hex()));
 }
 
-}  // namespace
 // The first round goes in 256 KiB pieces past that size: the same digest
 // as OpenSSL's one-shot call on either side of every piece boundary.
 TEST(Sha256Test, LargeDataHashesAsOneShot) {
@@ -133,4 +132,5 @@ TEST(Sha256Test, StopsDuringTheFirstRound) {
   EXPECT_TRUE(stopped) << "every run finished before its stop";
 }
 
+}  // namespace
 }  // namespace compute::tasks
