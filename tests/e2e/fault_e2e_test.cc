@@ -929,7 +929,8 @@ TEST(FaultE2eTest, TheDrainWaitsForAnAnswerASlowClientIsStillTaking) {
 // three bursts. Each call ends OK, refused (RESOURCE_EXHAUSTED), or UNAVAILABLE
 // when the quota, full, makes gRPC close a connection (GOAWAY: its way of
 // freeing memory below the handler, which a client retries); after each burst a
-// small call is served, and SIGTERM ends the server cleanly.
+// small call and then a large one are served, and SIGTERM ends the server
+// cleanly.
 TEST(FaultE2eTest, BurstsOfLargeCallsThatFillTheTransportQuotaAreAnswered) {
   ServerProcess server({"--address=127.0.0.1", "--port=0", "--workers=2",
                         "--max_inflight_bytes=16Mi", "--metrics_port=0"});
@@ -969,7 +970,11 @@ TEST(FaultE2eTest, BurstsOfLargeCallsThatFillTheTransportQuotaAreAnswered) {
           << s.error_message();
       ok += s.ok() ? 1 : 0;
     }
-    EXPECT_GT(ok, 0) << "burst " << burst;
+    // How many of the burst ran is the race between the pool's one place
+    // and the quota's resets (a reset connection takes its admitted call
+    // with it): printed, not asserted. CI saw a burst with none, twice.
+    std::cout << "burst " << burst << ": " << ok << " of " << statuses.size()
+              << " OK\n";
     // Still serving: a small call after the burst.
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
@@ -978,6 +983,22 @@ TEST(FaultE2eTest, BurstsOfLargeCallsThatFillTheTransportQuotaAreAnswered) {
     ASSERT_TRUE(after.ok())
         << "after burst " << burst << ": " << after.error_code() << " "
         << after.error_message();
+    // And large calls too, once the burst's bytes are freed: polled, since
+    // the budget releases the last answers' bytes as gRPC finishes sending
+    // them, a moment after their clients have them.
+    grpc::Status large;
+    EXPECT_TRUE(PollUntil(
+        [&] {
+          grpc::ClientContext large_context;
+          large_context.set_deadline(
+              absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+          compute::v1::RunResponse large_response;
+          large = stubs[1]->Run(&large_context, blur, &large_response);
+          return large.ok();
+        },
+        absl::Seconds(20)))
+        << "a large call after burst " << burst << ": " << large.error_code()
+        << " " << large.error_message();
   }
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait(absl::Seconds(30)).code, 0);
