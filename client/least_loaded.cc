@@ -34,6 +34,18 @@ std::string Trailer(const grpc::ClientContext& context, const char* key) {
   return std::string(it->second.data(), it->second.size());
 }
 
+}  // namespace
+
+std::optional<int64_t> PushbackMs(const grpc::ClientContext& context) {
+  int64_t ms = 0;
+  if (!absl::SimpleAtoi(Trailer(context, "grpc-retry-pushback-ms"), &ms)) {
+    return std::nullopt;
+  }
+  return ms;
+}
+
+namespace {
+
 // application_utilization from "application_utilization=1.250,...".
 // compute-load's application_utilization and workers (0 when absent: a
 // server from before it was reported); false without a utilization.
@@ -279,12 +291,10 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
     // A negative pushback (gRFC A6: do not retry) refuses the call, not the
     // replica: compute-server sends it when the call's own cost is longer
     // than its deadline.
-    int64_t ms = 0;
-    const bool parsed =
-        absl::SimpleAtoi(Trailer(context, "grpc-retry-pushback-ms"), &ms);
-    avoid = !parsed  ? absl::Milliseconds(100)
-            : ms < 0 ? absl::ZeroDuration()
-                     : absl::Milliseconds(std::clamp<int64_t>(ms, 1, 10000));
+    const std::optional<int64_t> ms = PushbackMs(context);
+    avoid = !ms.has_value() ? absl::Milliseconds(100)
+            : *ms < 0       ? absl::ZeroDuration()
+                      : absl::Milliseconds(std::clamp<int64_t>(*ms, 1, 10000));
   } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     avoid = absl::Seconds(1);
   }

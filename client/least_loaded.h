@@ -56,6 +56,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -90,6 +91,10 @@ struct ReplicaView {
 };
 // The utilization the replica would have with one more call (lower wins).
 double ReplicaScore(const ReplicaView& replica);
+
+// A refusal's `grpc-retry-pushback-ms` (gRFC A6), when it holds a number: a
+// wait in milliseconds, or below zero, a request not to retry at all.
+std::optional<int64_t> PushbackMs(const grpc::ClientContext& context);
 
 // The addresses `target` names now, as gRPC targets of one address each
 // ("ipv4:10.0.0.1:50051", "ipv6:[::1]:50051"). InvalidArgument for a target

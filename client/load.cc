@@ -17,31 +17,18 @@ namespace {
 
 constexpr char kRunMethod[] = "/compute.v1.Compute/Run";
 
-// A refusal's `grpc-retry-pushback-ms` (gRFC A6), when it has one that asks
-// for a wait (a negative one asks for no retry: a bench lane still goes on),
-// at most 10 s (the most compute-server asks, and least_loaded honours).
+// A refusal's pushback when it asks for a wait, at most 10 s (the most
+// compute-server asks, and least_loaded honours); a negative one asks for
+// no retry (a bench lane still goes on: AsksForNoRetry).
 std::optional<absl::Duration> Pushback(const grpc::ClientContext& context) {
-  const auto& trailers = context.GetServerTrailingMetadata();
-  auto it = trailers.find("grpc-retry-pushback-ms");
-  int64_t ms = 0;
-  if (it == trailers.end() ||
-      !absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()),
-                        &ms) ||
-      ms < 0) {
-    return std::nullopt;
-  }
-  return absl::Milliseconds(std::min<int64_t>(ms, 10000));
+  const std::optional<int64_t> ms = PushbackMs(context);
+  if (!ms.has_value() || *ms < 0) return std::nullopt;
+  return absl::Milliseconds(std::min<int64_t>(*ms, 10000));
 }
 
-// A refusal's pushback below zero: the server asks for no retry at all.
 bool AsksForNoRetry(const grpc::ClientContext& context) {
-  const auto& trailers = context.GetServerTrailingMetadata();
-  auto it = trailers.find("grpc-retry-pushback-ms");
-  int64_t ms = 0;
-  return it != trailers.end() &&
-         absl::SimpleAtoi(
-             absl::string_view(it->second.data(), it->second.size()), &ms) &&
-         ms < 0;
+  const std::optional<int64_t> ms = PushbackMs(context);
+  return ms.has_value() && *ms < 0;
 }
 
 void AtomicMax(std::atomic<int64_t>& a, int64_t v) {
