@@ -204,15 +204,16 @@ void LoadGenerator::StartCall(absl::Duration backoff,
     call->deadline = std::chrono::system_clock::now() +
                      absl::ToChronoNanoseconds(options_.deadline);
   }
+  uint64_t in_flight;
   {
     MutexLock lock(&mu_);
-    ++in_flight_;
+    in_flight = ++in_flight_;
   }
   const int64_t now = NowNs();
   call->start_ns = scheduled_ns ? std::min(*scheduled_ns, now) : now;
   AtomicMax(last_start_ns_, now);
   sent_.fetch_add(1, std::memory_order_relaxed);
-  retry_budget_.Sent();
+  retry_budget_.Sent(in_flight);
   Send(call);
 }
 

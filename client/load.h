@@ -92,8 +92,9 @@ struct LoadOptions {
   // avoids the one that failed for its pushback), within the call's first
   // deadline; the call counts once, with its last status, its latency from
   // its first attempt. 1: no retry. Retries are at most 20% of the calls
-  // sent, plus 10 (RetryBudget: a window, not a count from the start of
-  // the run): past it a call ends with its status.
+  // sent, plus 10 or the calls in flight if more (RetryBudget: a window,
+  // not a count from the start of the run): past it a call ends with its
+  // status.
   // (Without a balancer, retries are gRPC's retry policy on the channel:
   // ChannelOptions::retry.)
   int max_attempts = 1;

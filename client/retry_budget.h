@@ -3,23 +3,29 @@
 // gRPC's retry throttling).
 //
 // A token bucket: every first attempt sent deposits `share` of a token, up
-// to `cap` tokens; a retry spends one. So, over any stretch of time,
-// retries <= cap + share * first attempts in it: a fleet that refuses
-// everything sees (1 + share) times the load, plus cap. The cap is what
-// makes it a window: a long healthy run does not bank retries that an
-// outage would then spend at up to max_attempts per call (the first
-// version counted from the start of the run, and a 5 s healthy phase let
-// an outage see 1.7x the load).
+// to a cap; a retry spends one. The cap is the larger of `cap` and the calls
+// in flight when the attempt was sent, so that a replica that dies holding
+// more calls than `cap` loses none of them to the budget (with a fixed cap
+// of 10, a replica killed with 30 calls in flight lost 20). So, over any
+// stretch of time, retries <= the most calls in flight (at least `cap`) +
+// share * first attempts in it: a fleet that refuses everything sees (1 +
+// share) times the load, plus what was in flight. The cap is what makes it
+// a window: a long healthy run does not bank retries that an outage would
+// then spend at up to max_attempts per call (the first version counted
+// from the start of the run, and a 5 s healthy phase let an outage see
+// 1.7x the load), and when fewer calls are in flight the bucket shrinks
+// back to the new cap with the next attempt.
 //
-//   RetryBudget budget;            // 20% + 10, full at the start
-//   budget.Sent();                 // each first attempt
-//   if (budget.TrySpend()) { ... } // before each retry
+//   RetryBudget budget;                 // 20% + 10, full at the start
+//   budget.Sent(in_flight);             // each first attempt
+//   if (budget.TrySpend()) { ... }      // before each retry
 //
 // Thread-safety: every method may be called from any thread.
 #ifndef COMPUTE_CLIENT_RETRY_BUDGET_H_
 #define COMPUTE_CLIENT_RETRY_BUDGET_H_
 
 #include <algorithm>
+#include <cstdint>
 
 #include "absl/base/thread_annotations.h"
 #include "server/pool/sync.h"
@@ -34,10 +40,12 @@ class RetryBudget {
   explicit RetryBudget(double share = kDefaultShare, double cap = kDefaultCap)
       : share_(share), cap_(cap), tokens_(cap) {}
 
-  // A first attempt went out: it earns `share` of a retry.
-  void Sent() {
+  // A first attempt went out, with `in_flight` calls in flight counting
+  // it: it earns `share` of a retry, up to max(cap, in_flight).
+  void Sent(uint64_t in_flight = 0) {
+    const double cap = std::max(cap_, static_cast<double>(in_flight));
     MutexLock lock(&mu_);
-    tokens_ = std::min(cap_, tokens_ + share_);
+    tokens_ = std::min(cap, tokens_ + share_);
   }
 
   // True, and one retry spent, if the budget holds one.

@@ -134,7 +134,9 @@ std::string SummaryText(const LoadResult& r, const BenchInfo& info,
   }
   if (r.retries_over_budget > 0) {
     absl::StrAppendFormat(
-        &text, "Retries not made (budget: 20%% of calls + 10 spent): %d\n",
+        &text,
+        "Retries not made (budget: 20%% of calls + calls in flight, at "
+        "least 10, spent): %d\n",
         r.retries_over_budget);
   }
   if (!r.replica_calls.empty()) {

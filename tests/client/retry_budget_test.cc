@@ -47,6 +47,28 @@ TEST(RetryBudgetTest, RetriesComeBackAsCallsAreSent) {
   EXPECT_TRUE(budget.TrySpend());
 }
 
+// A replica that dies holding more calls than the cap gets every one of
+// them back at once: each may be retried, as long as that many were in
+// flight while the bucket filled.
+TEST(RetryBudgetTest, TheBankGrowsToTheCallsInFlight) {
+  RetryBudget budget(0.2, 10);
+  for (int i = 0; i < 200; ++i) budget.Sent(/*in_flight=*/30);
+  int retries = 0;
+  while (budget.TrySpend()) ++retries;
+  EXPECT_EQ(retries, 30);
+}
+
+// When fewer calls are in flight, the bank shrinks back with the next
+// attempt: what a busy phase earned is not spent on a quiet one's outage.
+TEST(RetryBudgetTest, TheBankShrinksWhenFewerCallsAreInFlight) {
+  RetryBudget budget(0.2, 10);
+  for (int i = 0; i < 200; ++i) budget.Sent(/*in_flight=*/30);
+  budget.Sent(/*in_flight=*/2);
+  int retries = 0;
+  while (budget.TrySpend()) ++retries;
+  EXPECT_EQ(retries, 10);
+}
+
 // Spent from many threads at once (TSan checks the locking), never more
 // than it holds.
 TEST(RetryBudgetTest, ConcurrentSpendsNeverExceedTheBudget) {

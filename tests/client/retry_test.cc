@@ -227,8 +227,8 @@ TEST_F(RetryTest, LeastLoadedDoesNotWaitToRetryPastTheEndOfTheRun) {
 }
 
 // least_loaded's --retry, when every replica refuses (the one here): the
-// retry budget (20% of the calls + 10) stops retries multiplying the load;
-// without it, 100 calls would be 500 attempts.
+// retry budget (20% of the calls + 10, or the calls in flight) stops retries
+// multiplying the load; without it, 100 calls would be 500 attempts.
 TEST_F(RetryTest, LeastLoadedRetriesStayWithinTheBudget) {
   constexpr int kCalls = 100;
   const uint64_t before = QueueFull();
