@@ -181,7 +181,13 @@ int main(int argc, char** argv) {
   // Stopped before the server goes (declared after it).
   compute::WorkerPool& pool = (*server)->pool();
   compute::MemoryReturner returner(
-      {compute::FreedBytesKept, compute::ReturnFreedBytes,
+      {[] {
+         // Arenas made since the last check (new threads) keep freed
+         // extents too, from now on.
+         compute::KeepFreedExtentsInNewArenas();
+         return compute::FreedBytesKept();
+       },
+       compute::ReturnFreedBytes,
        [&pool] {
          compute::PoolStats s = pool.Stats();
          return compute::MemoryReturner::Activity{

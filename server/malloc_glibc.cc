@@ -16,6 +16,8 @@ std::string SetUpLargeAllocations() {
 // unknown, so the server never asks it to give back (memory_returner.h).
 int64_t FreedBytesKept() { return -1; }
 
+void KeepFreedExtentsInNewArenas() {}
+
 void ReturnFreedBytes() { malloc_trim(0); }
 
 }  // namespace compute

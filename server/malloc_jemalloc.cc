@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "server/malloc_setup.h"
+#include "server/pool/sync.h"
 
 namespace compute {
 namespace {
@@ -54,51 +56,94 @@ void* AllocWithHugePages(extent_hooks_t* /*hooks*/, void* new_addr, size_t size,
 // round trip p50 of 85-111 ms to 37-81 ms (README, "Round trip of a large
 // call").
 //
-// jemalloc's per-arena oversize threshold only takes arenas that exist,
-// and the automatic ones are made as threads first need them: binding this
-// thread to each one in turn makes them all now. Returns what was done.
-std::string KeepFreedExtentsForReuse(unsigned huge_arena) {
-  unsigned narenas = 0;
-  size_t size = sizeof(narenas);
-  if (mallctl("opt.narenas", &narenas, &size, nullptr, 0) != 0) {
-    return "freed large extents returned at once (no opt.narenas)";
-  }
-  unsigned own_arena = 0;
-  size = sizeof(own_arena);
-  if (mallctl("thread.arena", &own_arena, &size, nullptr, 0) != 0) {
-    return "freed large extents returned at once (no thread.arena)";
-  }
-  for (unsigned i = 0; i < narenas; ++i) {
-    if (i != huge_arena) {
-      mallctl("thread.arena", nullptr, nullptr, &i, sizeof(i));
-    }
-  }
-  mallctl("thread.arena", nullptr, nullptr, &own_arena, sizeof(own_arena));
+// jemalloc's per-arena oversize threshold only takes arenas that exist, and
+// the automatic ones are made as threads first need them (a worker started
+// under load makes one): so every arena is set once it exists, at start-up
+// and then at each of the memory returner's checks
+// (KeepFreedExtentsInNewArenas). Not by making every arena at start-up (the
+// first version bound this thread to each in turn): jemalloc's automatic
+// arenas are 4 per CPU of the node, not of the pod, and 512 of them (a
+// 128-CPU node) held 81 MiB of an idle server's RSS against 20, and made
+// each refresh of the statistics walk them all (5.5 ms, every 250 ms); nor
+// could it with MALLOC_CONF=percpu_arena, which forbids choosing an arena.
+//
+// Which arenas are set: by index, guarded, written at start-up and then by
+// the returner's thread.
+Mutex g_arenas_mu;
+bool g_keep_freed_extents ABSL_GUARDED_BY(g_arenas_mu) = false;
+std::vector<bool> g_arena_set ABSL_GUARDED_BY(g_arenas_mu);
 
-  // A threshold no extent reaches: only decay returns memory.
-  std::vector<unsigned> arenas;
-  for (unsigned i = 0; i < narenas; ++i) arenas.push_back(i);
-  if (huge_arena >= narenas) arenas.push_back(huge_arena);
-  size_t never = std::numeric_limits<size_t>::max();
-  for (unsigned i : arenas) {
-    std::string name = absl::StrCat("arena.", i, ".oversize_threshold");
-    if (mallctl(name.c_str(), nullptr, nullptr, &never, sizeof(never)) != 0) {
-      return absl::StrCat("freed large extents returned at once (cannot set ",
-                          name, ")");
-    }
+// Sets the oversize threshold of every arena that exists and is not set
+// yet; returns the name of a mallctl jemalloc refused, or "".
+std::string SetNewArenasLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_arenas_mu) {
+  // jemalloc's control interface answers arena.<i>.initialized from a
+  // snapshot, refreshed by writing the epoch (a thread's new arena is not
+  // in it until then).
+  uint64_t epoch = 1;
+  size_t size = sizeof(epoch);
+  if (mallctl("epoch", &epoch, &size, &epoch, size) != 0) return "epoch";
+  unsigned narenas = 0;
+  size = sizeof(narenas);
+  if (mallctl("arenas.narenas", &narenas, &size, nullptr, 0) != 0) {
+    return "arenas.narenas";
   }
+  if (g_arena_set.size() < narenas) g_arena_set.resize(narenas, false);
+  // By MIB, index in place: every slot is looked at 4 times a second
+  // until its arena exists.
+  size_t initialized_mib[3];
+  size_t initialized_len = 3;
+  size_t threshold_mib[3];
+  size_t threshold_len = 3;
+  if (mallctlnametomib("arena.0.initialized", initialized_mib,
+                       &initialized_len) != 0) {
+    return "arena.0.initialized";
+  }
+  if (mallctlnametomib("arena.0.oversize_threshold", threshold_mib,
+                       &threshold_len) != 0) {
+    return "arena.0.oversize_threshold";
+  }
+  // A threshold no extent reaches: only decay (or the server) returns
+  // memory.
+  size_t never = std::numeric_limits<size_t>::max();
+  for (unsigned i = 0; i < narenas; ++i) {
+    if (g_arena_set[i]) continue;
+    bool initialized = false;
+    size = sizeof(initialized);
+    initialized_mib[1] = i;
+    if (mallctlbymib(initialized_mib, initialized_len, &initialized, &size,
+                     nullptr, 0) != 0 ||
+        !initialized) {
+      continue;
+    }
+    threshold_mib[1] = i;
+    if (mallctlbymib(threshold_mib, threshold_len, nullptr, nullptr, &never,
+                     sizeof(never)) != 0) {
+      return absl::StrCat("arena.", i, ".oversize_threshold");
+    }
+    g_arena_set[i] = true;
+  }
+  return "";
+}
+
+// Returns what was done, for the start-up line.
+std::string KeepFreedExtentsForReuse(unsigned huge_arena) {
   // jemalloc gives the huge arena a decay time of 0 (return at once); it
   // gets the ordinary arenas' instead.
   ssize_t decay_ms = 0;
-  size = sizeof(decay_ms);
-  if (mallctl("opt.dirty_decay_ms", &decay_ms, &size, nullptr, 0) != 0) {
-    return "freed large extents kept by the ordinary arenas only";
+  size_t size = sizeof(decay_ms);
+  std::string decay = absl::StrCat("arena.", huge_arena, ".dirty_decay_ms");
+  if (mallctl("opt.dirty_decay_ms", &decay_ms, &size, nullptr, 0) != 0 ||
+      mallctl(decay.c_str(), nullptr, nullptr, &decay_ms, sizeof(decay_ms)) !=
+          0) {
+    return "freed large extents returned at once (cannot set " + decay + ")";
   }
-  std::string name = absl::StrCat("arena.", huge_arena, ".dirty_decay_ms");
-  if (mallctl(name.c_str(), nullptr, nullptr, &decay_ms, sizeof(decay_ms)) !=
-      0) {
-    return "freed large extents kept by the ordinary arenas only";
+  MutexLock lock(&g_arenas_mu);
+  std::string refused = SetNewArenasLocked();
+  if (!refused.empty()) {
+    return absl::StrCat("freed large extents returned at once (cannot set ",
+                        refused, ")");
   }
+  g_keep_freed_extents = true;
   return absl::StrCat("freed large extents kept for reuse for ", decay_ms,
                       " ms");
 }
@@ -175,6 +220,12 @@ int64_t FreedBytesKept() {
   }();
   if (page == 0) return -1;
   return static_cast<int64_t>(dirty_pages * page);
+}
+
+void KeepFreedExtentsInNewArenas() {
+  MutexLock lock(&g_arenas_mu);
+  // Set up at start-up, or nothing to keep (oversize_threshold:0).
+  if (g_keep_freed_extents) SetNewArenasLocked();
 }
 
 void ReturnFreedBytes() {

@@ -24,6 +24,13 @@ inline constexpr size_t kLargeAllocationBytes = size_t{2} << 20;
 // Costs a few microseconds (it refreshes jemalloc's statistics).
 int64_t FreedBytesKept();
 
+// Arenas the allocator made since the last call (as threads first
+// allocate: a worker started under load) keep freed large extents for reuse
+// too, as SetUpLargeAllocations set up the ones that existed then (jemalloc
+// builds; nothing elsewhere). Cheap (a look at each arena slot): the memory
+// returner calls it at each check.
+void KeepFreedExtentsInNewArenas();
+
 // Returns every freed page the allocator keeps to the system now.
 void ReturnFreedBytes();
 
