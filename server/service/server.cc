@@ -1,8 +1,10 @@
 #include "server/service/server.h"
 
 #include <algorithm>
+#include <cassert>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
@@ -219,6 +221,19 @@ void ComputeServer::Drain(absl::Duration timeout) {
   // Health first: probes and clients stop choosing us while we finish.
   health_->SetAllNotServing();
   service_->StartDraining();
+  // Then the GOAWAY (server.h, step 2), through gRPC's core: its C++ API
+  // sends it only from grpc::Server::Shutdown, which also waits for every
+  // call and cancels what is left at its deadline, and cannot be hurried by
+  // a second signal once it waits. The core's shutdown may be started more
+  // than once, each start notified when it completes; this one only sends
+  // the GOAWAY, closes the listener and fails the service's requests for
+  // calls not yet arrived (RunCall and the health calls then make no
+  // more). Calls in progress go on; Shutdown below waits for them.
+  // (A core queue: a C++ one takes only its own API's tags.)
+  grpc_completion_queue* goaway_done =
+      grpc_completion_queue_create_for_next(nullptr);
+  grpc_server_shutdown_and_notify(server_->c_server(), goaway_done,
+                                  goaway_done);
   // Every accepted call is completed (and its Finish issued) by this.
   pool_->Shutdown(deadline);
   // And its answer taken by its client, within the same deadline: gRPC's
@@ -235,6 +250,16 @@ void ComputeServer::Drain(absl::Duration timeout) {
   health_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + grace);
   server_->Wait();
+  // The GOAWAY's shutdown completed with Shutdown's: take its
+  // notification, then the queue's own end.
+  grpc_completion_queue_shutdown(goaway_done);
+  for (;;) {
+    grpc_event event = grpc_completion_queue_next(
+        goaway_done, gpr_inf_future(GPR_CLOCK_REALTIME), nullptr);
+    if (event.type == GRPC_QUEUE_SHUTDOWN) break;
+    assert(event.type == GRPC_OP_COMPLETE && event.tag == goaway_done);
+  }
+  grpc_completion_queue_destroy(goaway_done);
   // Then the queues, in that order: every call object is freed as they
   // drain.
   queues_->Shutdown();

@@ -4,13 +4,23 @@
 // Drain(timeout), on SIGTERM:
 //   1. health reports NOT_SERVING (overall and compute.v1.Compute), so
 //      readiness probes and health-checking clients stop sending;
-//   2. new Run calls get UNAVAILABLE (retryable on another replica);
+//   2. every connection gets a GOAWAY and the listener closes: a client
+//      sends its next calls over a new connection, to another replica (a
+//      Kubernetes Service no longer routes new connections here by then);
+//      calls its transport had sent after the GOAWAY are retried there by
+//      gRPC itself. Calls that still arrive (sent before the GOAWAY
+//      reached the client) get UNAVAILABLE, retryable on another replica.
+//      Until 2026-12-03 the GOAWAY came only in step 4, once the pool had
+//      drained: a client with one connection (pick_first, or any through a
+//      ClusterIP Service) had every call refused for the whole drain, up to
+//      --drain_timeout, while other replicas idled;
 //   3. accepted calls, queued and running, finish until `timeout`; what is
 //      left is then cancelled and answered UNAVAILABLE; answers still on
 //      their way to their clients (a large one to a slow reader) are waited
 //      for until the same `timeout`;
-//   4. health Watch streams end (UNAVAILABLE), then the gRPC server shuts
-//      down; every accepted call has its response.
+//   4. health Watch streams end (UNAVAILABLE), then the gRPC server's
+//      shutdown completes: calls still in gRPC get a grace of 1 s, then are
+//      cancelled; every accepted call has its response.
 // EndDrainNow(), on a second SIGTERM while Drain runs: what step 3 still
 // waits for is stopped at once (queued calls never run, running ones are
 // signalled) and answered UNAVAILABLE, and step 4, if it has not begun,

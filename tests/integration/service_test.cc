@@ -721,6 +721,22 @@ absl::Status SpinsAfterTheGateOpens(const tasks::TaskKind& kind,
   return kind.run(request, payload, cancel, response);
 }
 
+// What a Watch opened before the drain says once it begins.
+grpc::health::v1::HealthCheckResponse::ServingStatus WatchedAfterServing(
+    grpc::ClientReaderInterface<grpc::health::v1::HealthCheckResponse>& watch) {
+  grpc::health::v1::HealthCheckResponse response;
+  while (watch.Read(&response)) {
+    if (response.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
+      return response.status();
+    }
+  }
+  return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+}
+
+// A drain turns health off, sends every connection a GOAWAY at once (so
+// that a client with one connection goes elsewhere instead of being
+// refused for the whole drain), refuses new calls, and answers every
+// accepted call.
 TEST_F(ServiceTest, DrainAnswersEveryAcceptedCallAndTurnsHealthOff) {
   // The accepted calls wait at the gate, so the drain stays open through
   // every check below however slow the machine (200 ms spins once did not
@@ -739,16 +755,30 @@ TEST_F(ServiceTest, DrainAnswersEveryAcceptedCallAndTurnsHealthOff) {
         std::make_unique<AsyncCall>(*stub_, Spin(absl::Milliseconds(200))));
   }
   ASSERT_TRUE(WaitUntil([&] { return Stats().accepted == 3; }));
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  grpc::health::v1::HealthCheckRequest watched;
+  watched.set_service("compute.v1.Compute");
+  auto watch = health->Watch(&watch_context, watched);
+  grpc::health::v1::HealthCheckResponse first;
+  ASSERT_TRUE(watch->Read(&first));
+  EXPECT_EQ(first.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  ASSERT_EQ(channel_->GetState(false), GRPC_CHANNEL_READY);
+
   std::thread drain([&] { server_->Drain(absl::Seconds(20)); });
-  ASSERT_TRUE(WaitUntil([&] { return server_->service().draining(); }));
-  EXPECT_EQ(Health(*channel_, ""),
+  EXPECT_EQ(WatchedAfterServing(*watch),
             grpc::health::v1::HealthCheckResponse::NOT_SERVING);
-  EXPECT_EQ(Health(*channel_, "compute.v1.Compute"),
-            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
-  // While draining, new calls are refused as UNAVAILABLE.
+  // The GOAWAY: the client's connection is over while the accepted calls
+  // are still held (before 2026-12-03 it came only once they had finished).
+  EXPECT_TRUE(WaitUntil(
+      [&] { return channel_->GetState(false) != GRPC_CHANNEL_READY; }));
+  // New calls are refused as UNAVAILABLE (here: no connection; the listener
+  // is closed).
   RunResponse r;
   grpc::Status refused = Call(Fib(1), &r);
-  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << refused.error_message();
   EXPECT_EQ(Stats().busy + Stats().queue_depth, 3u)
       << "the gate holds the calls";
   spin_gate_open = true;
