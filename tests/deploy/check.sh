@@ -4,7 +4,8 @@
 #
 #   tests/deploy/check.sh          (make check-deploy)
 #
-#  1. Prometheus: promtool check config / check rules on deploy/prometheus.
+#  1. Prometheus: promtool check config / check rules on deploy/prometheus,
+#     and the alerts' unit tests (alerts_test.yml: promtool test rules).
 #  2. Compose: the compose-spec JSON schema (strict: unknown keys fail) and
 #     the wiring between services and deploy/ (check-compose.mjs); plus
 #     `docker-compose config` (Debian's docker-compose), `docker compose
@@ -73,6 +74,7 @@ fi
 echo "== Prometheus"
 run "promtool check config deploy/prometheus/prometheus.yml" promtool check config deploy/prometheus/prometheus.yml
 run "promtool check rules deploy/prometheus/alerts.yml" promtool check rules deploy/prometheus/alerts.yml
+run "promtool test rules tests/deploy/alerts_test.yml" promtool test rules tests/deploy/alerts_test.yml
 
 echo "== docker-compose.yml"
 run "compose-spec schema + wiring (check-compose.mjs)" node "$here/check-compose.mjs" docker-compose.yml
