@@ -19,7 +19,22 @@ namespace {
 
 std::atomic<LogLevel> g_min_level{LogLevel::kInfo};
 
+LineBudget g_grpc_lines(kGrpcLinesPerSecond);
+
 void GrpcLogToJson(gpr_log_func_args* args) {
+  // (Not at debug: whoever asks for gRPC's every line gets them.)
+  int64_t suppressed = 0;
+  if (g_min_level.load(std::memory_order_relaxed) != LogLevel::kDebug &&
+      !g_grpc_lines.Admit(absl::Now(), &suppressed)) {
+    return;
+  }
+  if (suppressed > 0) {
+    google::protobuf::Struct fields;
+    Put(fields, "source", std::string("grpc"));
+    Put(fields, "suppressed", static_cast<double>(suppressed));
+    Put(fields, "limit_per_second", static_cast<double>(kGrpcLinesPerSecond));
+    LogJson("warning", "gRPC log lines suppressed", fields);
+  }
   LogLevel level = LogLevel::kDebug;
   if (args->severity == GPR_LOG_SEVERITY_ERROR) level = LogLevel::kError;
   if (args->severity == GPR_LOG_SEVERITY_INFO) level = LogLevel::kInfo;
@@ -63,6 +78,23 @@ std::string JsonValue(const google::protobuf::Value& value) {
 }
 
 }  // namespace
+
+bool LineBudget::Admit(absl::Time now, int64_t* suppressed) {
+  const int64_t second = absl::ToUnixSeconds(now);
+  MutexLock lock(&mu_);
+  if (second != second_) {
+    second_ = second;
+    written_ = 0;
+  }
+  if (written_ >= per_second_) {
+    ++refused_;
+    return false;
+  }
+  ++written_;
+  *suppressed = refused_;
+  refused_ = 0;
+  return true;
+}
 
 std::optional<LogLevel> ParseLogLevel(std::string_view text) {
   for (LogLevel level : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning,

@@ -18,12 +18,15 @@
 #ifndef COMPUTE_SERVER_LOG_H_
 #define COMPUTE_SERVER_LOG_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
+#include "server/pool/sync.h"
 
 namespace compute {
 
@@ -50,6 +53,30 @@ void LogJson(const std::string& level, const std::string& msg,
 // starts (before any server or channel is built): a message logged earlier is
 // gRPC's text.
 void RouteGrpcLogs(LogLevel level);
+
+// How many lines a source may write each second. gRPC logs an error for
+// some bad requests (a content-type that is not gRPC's, a malformed
+// header), with what the client sent in it: one line per request, which
+// anyone who can reach the port could use to fill the log store or trip
+// alerts on error lines. So at most kGrpcLinesPerSecond of gRPC's lines go
+// out each second; the rest are counted, and the next line written after
+// them is preceded by one warning, "gRPC log lines suppressed", that says
+// how many. (At --log_level=debug every line goes out.)
+class LineBudget {
+ public:
+  explicit LineBudget(int per_second) : per_second_(per_second) {}
+  // Whether a line at `now` may be written; if so, *suppressed is the
+  // number of lines refused since the last one written (0 if none).
+  bool Admit(absl::Time now, int64_t* suppressed);
+
+ private:
+  const int per_second_;
+  Mutex mu_;
+  int64_t second_ ABSL_GUARDED_BY(mu_) = 0;  // since the epoch
+  int written_ ABSL_GUARDED_BY(mu_) = 0;     // in second_
+  int64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
+};
+inline constexpr int kGrpcLinesPerSecond = 20;
 
 // The fields RouteGrpcLogs() adds to a gRPC message's line.
 google::protobuf::Struct GrpcLogFields(const char* file, int line);

@@ -29,6 +29,7 @@
 #include "tests/e2e/raw_http2.h"
 #include "tests/e2e/server_process.h"
 #include "tests/integration/calls.h"
+#include "tests/wait_until.h"
 
 namespace compute::testing {
 namespace {
@@ -230,6 +231,51 @@ TEST(GrpcLogE2eTest, CoreErrorsAreJsonLines) {
       EXPECT_EQ(grpc_others, 0) << exit.stderr_text;
     }
   }
+}
+
+// gRPC logs an error line for each request with a bad content-type: a
+// flood of them is cut to kGrpcLinesPerSecond a second, and a warning says
+// how many were left out (before: one error line per request, 100 for 100).
+TEST(GrpcLogE2eTest, AFloodOfBadRequestsDoesNotFloodTheLog) {
+  ServerProcess server(BaseArgs());
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  constexpr int kFlood = 60;
+  int sent = 0;
+  for (; sent < kFlood; ++sent) {
+    ASSERT_TRUE(
+        SendHeadersWithContentType(*port, "text/plain", absl::Seconds(5)));
+  }
+  // The count of what was left out comes with the next line written, in a
+  // later second: more bad requests until it does.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        ++sent;
+        return SendHeadersWithContentType(*port, "text/plain",
+                                          absl::Seconds(5)) &&
+               server.WaitForLine("gRPC log lines suppressed",
+                                  absl::Milliseconds(100));
+      },
+      absl::Seconds(20)));
+  server.Signal(SIGTERM);
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0);
+  int errors = 0;
+  double suppressed = 0;
+  for (const google::protobuf::Struct& log : JsonLines(exit.stderr_text)) {
+    const auto& f = log.fields();
+    if (!f.contains("source")) continue;
+    if (f.contains("suppressed")) {
+      suppressed += f.at("suppressed").number_value();
+    } else if (f.at("level").string_value() == "error") {
+      ++errors;
+    }
+  }
+  EXPECT_LT(errors, sent) << exit.stderr_text;
+  EXPECT_GT(suppressed, 0);
+  // Every request's line was written or counted.
+  EXPECT_GE(errors + suppressed, sent) << exit.stderr_text;
 }
 
 // --log_level=error: a server that cannot start (its port is taken) prints

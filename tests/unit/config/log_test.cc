@@ -107,5 +107,24 @@ TEST(LogTest, GrpcFieldsNameTheSourceFileAndLine) {
             "hpack_parser.cc\",\"line\":1218,\"source\":\"grpc\"}");
 }
 
+// A flood of gRPC's lines (one per bad request) is cut to the budget each
+// second; the next line written says how many were left out.
+TEST(LineBudgetTest, AtMostTheBudgetASecondThenTheCountOfTheRest) {
+  LineBudget budget(3);
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  int64_t suppressed = -1;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(budget.Admit(t0 + absl::Milliseconds(i), &suppressed));
+    EXPECT_EQ(suppressed, 0);
+  }
+  for (int i = 0; i < 97; ++i) {
+    EXPECT_FALSE(budget.Admit(t0 + absl::Milliseconds(500), &suppressed));
+  }
+  EXPECT_TRUE(budget.Admit(t0 + absl::Seconds(1), &suppressed));
+  EXPECT_EQ(suppressed, 97);
+  EXPECT_TRUE(budget.Admit(t0 + absl::Seconds(1), &suppressed));
+  EXPECT_EQ(suppressed, 0) << "counted once";
+}
+
 }  // namespace
 }  // namespace compute
