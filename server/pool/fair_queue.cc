@@ -61,10 +61,11 @@ size_t FairQueue::FlowRecords() const {
 }
 
 void FairQueue::SweepInactiveFlows() {
-  if (FlowRecords() <= 2 * ActiveFlows() + kSpareFlows) return;
+  if (FlowRecords() <= 2 * ActiveFlows() + serving_ + kSpareFlows) return;
   for (Class& c : classes_) {
-    absl::erase_if(c.flows,
-                   [](const auto& entry) { return entry.second->size == 0; });
+    absl::erase_if(c.flows, [](const auto& entry) {
+      return entry.second->size == 0 && entry.second->serving == 0;
+    });
   }
 }
 
@@ -147,13 +148,39 @@ FairQueue::Node* FairQueue::Pop() {
     // the last, the flow goes inactive, and its tenant's next task starts
     // there at the earliest.)
     best->head_tag += static_cast<double>(node->cost_ns) / best->weight;
+    node->served_epoch = c.epoch;
+    // Counted first: Unlink's sweep keeps the record for the settlement.
+    ++best->serving;
+    ++serving_;
     Unlink(node);
+    node->flow = best;
     return node;
   }
   return nullptr;
 }
 
 void FairQueue::Remove(Node* node) { Unlink(node); }
+
+void FairQueue::Served(Node* node, int64_t ran_ns) {
+  Flow* flow = node->flow;
+  Check(flow != nullptr && flow->serving > 0 && node->prev == nullptr &&
+            node->next == nullptr,
+        "Served takes a popped node, once");
+  node->flow = nullptr;
+  --flow->serving;
+  --serving_;
+  Class& c = classes_[static_cast<int>(flow->priority)];
+  // Unless the class emptied since: every debt is forgotten then.
+  if (c.epoch == node->served_epoch && flow->epoch == node->served_epoch) {
+    const double settled =
+        flow->head_tag +
+        static_cast<double>(ran_ns - node->cost_ns) / flow->weight;
+    flow->head_tag = std::max(c.vtime, settled);
+  }
+  // The record may go now (with the flow's last task settled, it is only a
+  // debt).
+  SweepInactiveFlows();
+}
 
 int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority) const {
   const int p = static_cast<int>(priority);
@@ -288,7 +315,13 @@ void FairQueue::CheckInvariants() const {
   }
   const size_t active = ActiveFlows();
   Check(with_tasks == active, "a flow is active iff it has tasks");
-  Check(FlowRecords() <= 2 * active + kSpareFlows, "inactive flows are swept");
+  size_t serving = 0;
+  for (const Class& c : classes_) {
+    for (const auto& [tenant, flow] : c.flows) serving += flow->serving;
+  }
+  Check(serving == serving_, "tasks being served");
+  Check(FlowRecords() <= 2 * active + serving_ + kSpareFlows,
+        "inactive flows are swept");
 }
 
 }  // namespace compute

@@ -35,7 +35,17 @@
 //
 // Costs are estimated run times, so a tenant sending expensive tasks gets
 // no more CPU than one sending cheap ones; weights (default 1) scale a
-// tenant's share. It is work-conserving: only flows with queued
+// tenant's share. A served task is charged its estimate when it starts and
+// settled at what it ran when it ends (Served): a task cancelled a moment
+// after it started (the losing copy of a hedged call, a client gone)
+// gives its flow back what it did not use, and one that ran past its
+// estimate pays the difference, as fair CPU schedulers charge time used.
+// Before 2026-12-03 the estimate was final: a tenant that hedged every
+// call was charged twice its CPU, and one whose calls ran longer than the
+// model said got more than its share until the model caught up. A
+// settlement applies only in the epoch the task was served in (an emptied
+// class forgets every debt) and never moves a flow before the virtual time
+// (no credit). It is work-conserving: only flows with queued
 // work take part, so an idle tenant's share goes to the busy ones, and a
 // tenant that returns starts no earlier than the current virtual time (no
 // credit saved up while idle).
@@ -50,8 +60,9 @@
 // returns, but its record stays in the map for reuse, so that a queue that
 // empties after every task (a server keeping up) allocates nothing per task.
 // Inactive records are freed in one sweep once they outnumber the active
-// flows plus kSpareFlows: at most 2 x active + kSpareFlows records exist, for
-// an amortised O(1) per task.
+// flows plus the tasks being served plus kSpareFlows (a record with a task
+// being served stays, for its settlement): at most 2 x active + serving +
+// kSpareFlows records exist, for an amortised O(1) per task.
 //
 // Thread-safety: none; the pool guards it with its mutex.
 #ifndef COMPUTE_SERVER_POOL_FAIR_QUEUE_H_
@@ -80,8 +91,11 @@ class FairQueue {
   struct Node {
     Node* prev = nullptr;
     Node* next = nullptr;
-    Flow* flow = nullptr;  // while queued
-    int64_t cost_ns = 0;   // set by Push; kept after the node leaves
+    // Its flow: while queued, and from Pop until Served.
+    Flow* flow = nullptr;
+    int64_t cost_ns = 0;  // set by Push; kept after the node leaves
+    // Its class's epoch when Pop served it.
+    uint64_t served_epoch = 0;
   };
   struct Flow {
     std::string tenant;
@@ -99,6 +113,9 @@ class FairQueue {
     // served (its class's counter then); the smaller goes first.
     uint64_t turn = 0;
     size_t active_index = 0;  // in its class's active list
+    // Tasks served and not yet settled (Served): the record stays while
+    // there are any.
+    size_t serving = 0;
     // Virtual finish tag of its last queued task.
     double finish_tag() const {
       return head_tag + static_cast<double>(cost_ns) / weight;
@@ -113,8 +130,13 @@ class FairQueue {
   // is the tenant's; the latest given is kept.
   void Push(Node* node, std::string_view tenant, Priority priority,
             double weight, int64_t cost_ns);
-  // The next task to run, taken out; nullptr when empty.
+  // The next task to run, taken out; nullptr when empty. Every node popped
+  // must be given to Served once its task has ended.
   Node* Pop();
+  // `node`'s task, popped, has ended after running `ran_ns`: its flow is
+  // charged that instead of the node's cost, if still in the epoch it was
+  // served in (see the header), and the node leaves its flow.
+  void Served(Node* node, int64_t ran_ns);
   // Takes a queued node out (cancel, expiry, displacement), uncharged: the
   // tasks behind it move up into its turn.
   void Remove(Node* node);
@@ -191,6 +213,7 @@ class FairQueue {
   size_t FlowRecords() const;
 
   std::array<Class, kNumPriorities> classes_;
+  size_t serving_ = 0;  // nodes popped and not yet Served
   size_t size_ = 0;
   int64_t cost_ns_ = 0;
 };

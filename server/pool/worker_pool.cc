@@ -516,7 +516,7 @@ void WorkerPool::WorkerLoop(int index) {
       if (finished != nullptr) RecycleLocked(finished);
       finished = nullptr;
       if (next != nullptr) {
-        FinishLocked(me, next, result.outcome);
+        FinishLocked(me, next, result);
         finished = next;
       }
       continue;
@@ -569,10 +569,14 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
   return task;
 }
 
-void WorkerPool::FinishLocked(Worker& me, PoolTask* task, TaskOutcome outcome) {
+void WorkerPool::FinishLocked(Worker& me, PoolTask* task,
+                              const TaskResult& result) {
+  const TaskOutcome outcome = result.outcome;
   me.task = nullptr;
   --running_;
   running_full_cost_ns_ -= task->cost_ns;
+  // Its tenant is charged what it ran, not its estimate (fair_queue.h).
+  queue_.Served(task, absl::ToInt64Nanoseconds(result.run_time));
   ReleaseLocked(task);
   task->MoveTo(PoolTask::State::kDelivering);
   ++completed_[static_cast<int>(outcome)];

@@ -331,7 +331,7 @@ class WorkerPool {
   // Dequeues the front task onto worker `me` (CanStartLocked() holds).
   PoolTask* StartNextLocked(Worker& me) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `me` finished running `task`: its budgets are free, its outcome counted.
-  void FinishLocked(Worker& me, PoolTask* task, TaskOutcome outcome)
+  void FinishLocked(Worker& me, PoolTask* task, const TaskResult& result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Before sleeping, one idle worker at a time polls queued_hint_ for up to
   // kSpinIterations pauses (a few microseconds) with mu_ released: a task

@@ -204,7 +204,9 @@ TEST(FairQueueTest, EmptiedFlowsAreSwept) {
   q.Push("steady", 1);
   for (int i = 0; i < 2000; ++i) {
     q.Push("tenant-" + std::to_string(i), 1);
-    ASSERT_NE(q.queue.Pop(), nullptr);  // empties one flow
+    FairQueue::Node* served = q.queue.Pop();  // empties one flow
+    ASSERT_NE(served, nullptr);
+    q.queue.Served(served, 1);
     q.queue.CheckInvariants();
   }
   EXPECT_EQ(q.queue.size(), 1u);
@@ -215,7 +217,10 @@ TEST(FairQueueTest, ClassesAreStrict) {
   q.Push("a", 1, Priority::kSheddable);
   q.Push("a", 1, Priority::kDefault);
   q.Push("b", 1, Priority::kCritical);
-  EXPECT_EQ(q.queue.Pop()->flow, nullptr);  // taken out: links cleared
+  FairQueue::Node* first = q.queue.Pop();
+  EXPECT_EQ(first->next, nullptr);  // taken out: links cleared
+  q.queue.Served(first, 1);
+  EXPECT_EQ(first->flow, nullptr);  // settled: its flow forgotten
   std::vector<std::string> rest = q.Pop(2);
   EXPECT_EQ(rest, (std::vector<std::string>{"a", "a"}));
   // Critical first, then default, then sheddable.
@@ -273,6 +278,72 @@ TEST(FairQueueTest, TasksTakenOutBeforeTheyRanCostTheirFlowNothing) {
   r.queue.Remove(head);
   r.queue.CheckInvariants();
   EXPECT_EQ(r.Pop(2), (std::vector<std::string>{"large", "small"}));
+}
+
+// A task stopped soon after it started (a client cancel, the losing copy of
+// a hedged call) is charged what it ran, not its estimate: its tenant's
+// next task comes in its turn, not after the whole estimate's worth of the
+// others' work (before 2026-12-03: 11th here, as if it had run 100).
+TEST(FairQueueTest, ATaskStoppedEarlyIsChargedWhatItRan) {
+  Queue q;
+  q.Push("hedger", 100);
+  q.Push("hedger", 100);
+  for (int i = 0; i < 20; ++i) q.Push("steady", 10);
+  FairQueue::Node* cancelled = q.queue.Pop();
+  ASSERT_EQ(cancelled->cost_ns, 100);
+  q.queue.Served(cancelled, 1);
+  q.queue.CheckInvariants();
+  EXPECT_EQ(q.Pop(2), (std::vector<std::string>{"steady", "hedger"}));
+}
+
+// And one that ran past its estimate pays the difference: its tenant waits
+// while the others are served what it took.
+TEST(FairQueueTest, ATaskThatOverranIsChargedWhatItRan) {
+  Queue q;
+  for (int i = 0; i < 3; ++i) q.Push("slow", 10);
+  for (int i = 0; i < 20; ++i) q.Push("steady", 10);
+  FairQueue::Node* overran = q.queue.Pop();
+  q.queue.Served(overran, 100);
+  q.queue.CheckInvariants();
+  // slow's next task starts at 100: after steady's ten at 0..90.
+  std::vector<std::string> expected(10, "steady");
+  expected.push_back("slow");
+  EXPECT_EQ(q.Pop(11), expected);
+}
+
+// A settlement never gives credit past the virtual time, and none at all
+// once the class has emptied (every debt is forgotten then).
+TEST(FairQueueTest, SettlementsGiveNoCredit) {
+  Queue q;
+  q.Push("a", 100);
+  FairQueue::Node* alone = q.queue.Pop();  // the class empties
+  q.queue.Served(alone, 0);
+  q.queue.CheckInvariants();
+  q.Push("a", 10);
+  q.Push("b", 10);
+  q.Push("a", 10);
+  q.Push("b", 10);
+  EXPECT_EQ(q.Pop(4), (std::vector<std::string>{"a", "b", "a", "b"}));
+}
+
+// A tenant's record stays while its task runs, however many tenants pass
+// through and are swept meanwhile (ASan would see a freed one used).
+TEST(FairQueueTest, ARecordStaysUntilItsTaskIsSettled) {
+  Queue q;
+  q.Push("steady", 1);
+  std::vector<FairQueue::Node*> running;
+  for (int i = 0; i < 100; ++i) {
+    q.Push("long-" + std::to_string(i), 1);
+  }
+  for (int i = 0; i < 50; ++i) running.push_back(q.queue.Pop());
+  for (int i = 0; i < 2000; ++i) {
+    q.Push("passing-" + std::to_string(i), 1);
+    FairQueue::Node* n = q.queue.Pop();
+    q.queue.Served(n, 1);
+    q.queue.CheckInvariants();
+  }
+  for (FairQueue::Node* n : running) q.queue.Served(n, 1);
+  q.queue.CheckInvariants();
 }
 
 // A flow whose head starts after the virtual time (it was served and
