@@ -1,6 +1,8 @@
 #include "server/metrics/tenant_metrics.h"
 
 #include <algorithm>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "server/base/string_view.h"
@@ -9,6 +11,64 @@
 namespace compute::metrics {
 
 using prometheus::MetricType;
+
+namespace {
+
+// The length of the well-formed UTF-8 sequence `s` starts with, or 0 (RFC
+// 3629 table 3-7: no overlong forms, no surrogates, nothing past U+10FFFF;
+// what Prometheus's utf8.ValidString takes).
+size_t Utf8Length(std::string_view s) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char first = byte(0);
+  if (first < 0x80) return 1;
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // the second byte's range
+  if (first >= 0xc2 && first <= 0xdf) {
+    n = 2;
+  } else if (first >= 0xe0 && first <= 0xef) {
+    n = 3;
+    if (first == 0xe0) lo = 0xa0;
+    if (first == 0xed) hi = 0x9f;
+  } else if (first >= 0xf0 && first <= 0xf4) {
+    n = 4;
+    if (first == 0xf0) lo = 0x90;
+    if (first == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || byte(1) < lo || byte(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xbf) return 0;
+  }
+  return n;
+}
+
+bool IsValidUtf8(std::string_view s) {
+  for (size_t n; !s.empty(); s.remove_prefix(n)) {
+    if ((n = Utf8Length(s)) == 0) return false;
+  }
+  return true;
+}
+
+// `s` with each byte that is not part of a well-formed sequence replaced by
+// U+FFFD.
+std::string ToValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 8);
+  while (!s.empty()) {
+    size_t n = Utf8Length(s);
+    if (n == 0) {
+      out += "\xef\xbf\xbd";
+      n = 1;
+    } else {
+      out.append(s.data(), n);
+    }
+    s.remove_prefix(n);
+  }
+  return out;
+}
+
+}  // namespace
 
 TenantMetrics::TenantMetrics(size_t max_tenants, const Clock& clock,
                              absl::Duration rank_interval)
@@ -35,6 +95,16 @@ void TenantMetrics::OnTenantRejected(std::string_view tenant,
 TenantMetrics::Counts& TenantMetrics::Account(std::string_view tenant,
                                               absl::Duration cost) {
   RerankIfDue();
+  // A tenant becomes a label value, and Prometheus refuses a scrape with
+  // one that is not UTF-8: every series of the server lost. The service
+  // lets only printable ASCII through; this is for any other way in. Keyed
+  // by the name as written, two names that differ only in bad bytes share
+  // a series (never two series with one label set).
+  std::string valid;
+  if (!IsValidUtf8(tenant)) {
+    valid = ToValidUtf8(tenant);
+    tenant = valid;
+  }
   // A tenant that calls itself "other" is everyone else.
   if (tenant == kOther) return other_;
   Tenant& t = *Track(tenant);

@@ -21,6 +21,9 @@
 //     `other` series only grow, and rate() over any series stays right.
 //   - Calls of a tenant before it has a place count under `other`.
 //   - Every series exists for `other` from the start.
+//   - A tenant's name is its label value, with U+FFFD for each byte of it
+//     that is not well-formed UTF-8: Prometheus refuses a whole scrape for
+//     one such label value. (The service's tenants are printable ASCII.)
 //
 // Memory: scores for at most kTrackedPerTenant * max_tenants + kTrackedExtra
 // tenants; when full, the lower scored half of the unnamed ones are

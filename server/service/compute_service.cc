@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "server/base/string_view.h"
 #include "server/pool/sync.h"
 #include "server/tasks/registry.h"
@@ -17,6 +18,7 @@ namespace compute::service {
 namespace {
 
 constexpr std::string_view kRunMethod = "Run";
+constexpr char kTenantHeader[] = "compute-tenant";
 
 void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
   int64_t ns = absl::ToInt64Nanoseconds(d);
@@ -77,27 +79,13 @@ std::string_view Metadata(const grpc::ServerContextBase& context,
   return std::string_view(it->second.data(), it->second.size());
 }
 
-// "ipv4:10.1.2.3:5678" -> "10.1.2.3"; "ipv6:[::1]:5678" -> "::1".
-std::string PeerAddress(const std::string& peer) {
-  std::string_view p = peer;
-  if (size_t colon = p.find(':');
-      colon != std::string_view::npos &&
-      (p.substr(0, colon) == "ipv4" || p.substr(0, colon) == "ipv6")) {
-    p.remove_prefix(colon + 1);
-  }
-  if (!p.empty() && p.front() == '[') {
-    size_t close = p.find(']');
-    return std::string(p.substr(1, close == std::string_view::npos
-                                       ? std::string_view::npos
-                                       : close - 1));
-  }
-  if (size_t colon = p.rfind(':'); colon != std::string_view::npos) {
-    p = p.substr(0, colon);
-  }
-  return std::string(p);
+// 0-15, or -1 for a character that is not a hex digit.
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
 }
-
-constexpr size_t kMaxTenantBytes = 128;
 
 // Bytes a RunResponse holds besides its `result`: queue_time and run_time
 // (a Duration each, at most 2 + 11 + 6 bytes with its tag and length) and
@@ -133,6 +121,78 @@ std::string_view RejectReasonName(RejectReason reason) {
       return "invalid";
   }
   return "unknown";
+}
+
+absl::Status CheckTenantHeader(std::string_view value) {
+  // Printable ASCII is all gRPC's spec allows in a metadata value, but gRPC
+  // 1.51 passes any byte through; a tenant is a label value on /metrics,
+  // where one byte that is not UTF-8 fails the whole scrape.
+  // (The rule is spelled out only for a refusal: a valid tenant costs no
+  // allocation.)
+  auto rule = [] {
+    return absl::StrCat(kTenantHeader, " must be at most ", kMaxTenantBytes,
+                        " bytes of printable ASCII (space to ~)");
+  };
+  if (value.size() > kMaxTenantBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(rule(), " (got ", value.size(), " bytes)"));
+  }
+  for (size_t i = 0; i < value.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(value[i]);
+    if (c < 0x20 || c > 0x7e) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s (byte %d is 0x%02x)", rule(), i + 1, c));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string TenantFromIdentity(std::string_view identity) {
+  // The CA vouches for who the client is, not for what its certificate's
+  // name holds: a CN is any UTF-8, and a SAN as long as the CA allowed. So
+  // the call is not refused; its name is made to fit. Two names that
+  // differ only past byte 128, or only in bytes made '?', share a tenant:
+  // both are the CA's to issue.
+  std::string tenant(identity.substr(0, kMaxTenantBytes));
+  for (char& c : tenant) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e) c = '?';
+  }
+  return tenant;
+}
+
+std::string PeerAddress(std::string_view peer) {
+  if (size_t colon = peer.find(':');
+      colon != std::string_view::npos &&
+      (peer.substr(0, colon) == "ipv4" || peer.substr(0, colon) == "ipv6")) {
+    peer.remove_prefix(colon + 1);
+  }
+  // gRPC percent-encodes the URI it makes of the address (1.51 writes
+  // "ipv6:%5B::1%5D:5678"); %XX that is not two hex digits stays as it is.
+  std::string address;
+  address.reserve(peer.size());
+  for (size_t i = 0; i < peer.size(); ++i) {
+    const bool escape = peer[i] == '%' && i + 2 < peer.size();
+    const int hi = escape ? HexDigit(peer[i + 1]) : -1;
+    const int lo = escape ? HexDigit(peer[i + 2]) : -1;
+    if (hi >= 0 && lo >= 0) {
+      address.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      address.push_back(peer[i]);
+    }
+  }
+  std::string_view a = address;
+  if (!a.empty() && a.front() == '[') {
+    // "[::1]:5678": the address is what the brackets hold.
+    size_t close = a.find(']');
+    return std::string(a.substr(1, close == std::string_view::npos
+                                       ? std::string_view::npos
+                                       : close - 1));
+  }
+  // An IPv6 address without brackets has no port after it ("::1").
+  if (std::count(a.begin(), a.end(), ':') == 1) a = a.substr(0, a.find(':'));
+  return std::string(a);
 }
 
 ComputeService::ComputeService(WorkerPool& pool, ComputeServiceOptions options)
@@ -228,11 +288,10 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
                   absl::ZeroDuration());
   }
   if (options_.trust_tenant_header) {
-    std::string_view tenant = Metadata(*call.context, "compute-tenant");
-    if (tenant.size() > kMaxTenantBytes) {
-      return Invalid(
-          call, absl::StrCat("compute-tenant must be at most ", kMaxTenantBytes,
-                             " bytes (got ", tenant.size(), ")"));
+    if (absl::Status valid =
+            CheckTenantHeader(Metadata(*call.context, kTenantHeader));
+        !valid.ok()) {
+      return Invalid(call, std::string(valid.message()));
     }
   }
   call.kind = tasks::FindTaskKind(request.task_case());
@@ -286,11 +345,13 @@ void ComputeService::ResolveTenant(CallInfo& call) const {
   if (auth != nullptr && auth->IsPeerAuthenticated()) {
     std::vector<grpc::string_ref> identity = auth->GetPeerIdentity();
     if (!identity.empty()) {
-      tenant.assign(identity.front().data(), identity.front().size());
+      tenant = TenantFromIdentity(
+          std::string_view(identity.front().data(), identity.front().size()));
     }
   }
+  // Prepare refused a header that is not a tenant (CheckTenantHeader).
   if (tenant.empty() && options_.trust_tenant_header) {
-    tenant = std::string(Metadata(*call.context, "compute-tenant"));
+    tenant = std::string(Metadata(*call.context, kTenantHeader));
   }
   if (tenant.empty()) tenant = PeerAddress(call.context->peer());
   if (!options_.tenant_weights.empty()) {

@@ -38,12 +38,15 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "server/pool/cost_model.h"
 #include "server/pool/worker_pool.h"
@@ -104,6 +107,29 @@ struct CallInfo {
   bool queued = false;    // its task went into the pool (Submit took it)
   TaskOptions options;
 };
+
+// A call's tenant, by where it comes from (ResolveTenant; declared here for
+// tests). A header's or an identity's is at most kMaxTenantBytes of
+// printable ASCII, and a peer's is an IP address: so a client can make
+// neither the fair queue nor /metrics hold long names, nor write a label
+// value Prometheus refuses (which fails the whole scrape).
+inline constexpr size_t kMaxTenantBytes = 128;
+
+// OK, or INVALID_ARGUMENT saying which rule the `compute-tenant` value
+// breaks: more than kMaxTenantBytes, or a byte outside 0x20-0x7E (all that
+// gRPC's spec allows in a metadata value, though gRPC 1.51 takes any).
+[[nodiscard]] absl::Status CheckTenantHeader(std::string_view value);
+
+// A verified TLS identity (the SAN, or the CN) as a tenant: its first
+// kMaxTenantBytes, every byte outside 0x20-0x7E made '?' (as a
+// --tenant_weights entry must name it).
+std::string TenantFromIdentity(std::string_view identity);
+
+// The IP address in gRPC's peer string, without the scheme, the port or
+// IPv6's brackets, percent-decoded: "ipv4:10.1.2.3:5678" -> "10.1.2.3";
+// "ipv6:%5B::1%5D:5678" (as gRPC 1.51 writes it) and "ipv6:[::1]:5678" ->
+// "::1".
+std::string PeerAddress(std::string_view peer);
 
 class ComputeService {
  public:

@@ -9,8 +9,11 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/raw_http2.h"
 #include "tests/integration/test_server.h"
 #include "tests/unit/metrics/exposition.h"
 
@@ -325,6 +328,63 @@ TEST(TenantSeriesTest, NamedTenantsOtherAndPriorities) {
   EXPECT_EQ(
       e.Sum("compute_priority_rejected_total", {{"priority", "sheddable"}}), 1);
   EXPECT_EQ(e.Sum("compute_priority_rejected_total"), 1);
+  metrics.AttachPool(nullptr);
+  server.reset();
+}
+
+// A trusted `compute-tenant` that is not printable ASCII is refused
+// INVALID_ARGUMENT, once, and never queued. gRPC 1.51's server takes any
+// byte in a metadata value (its clients refuse to send one: a raw HTTP/2
+// client does); before, such a tenant got its own series, and its label
+// value, not UTF-8, made Prometheus refuse every scrape of the server.
+TEST(TenantSeriesTest, ATenantHeaderNotPrintableAsciiIsRefusedNotASeries) {
+  metrics::MetricsOptions options;
+  options.max_tenant_series = 4;
+  metrics::Metrics metrics(std::move(options));
+  service::ServerConfig config = LocalConfig(/*workers=*/1, /*capacity=*/4);
+  config.trust_tenant_header = true;
+  // No load reports: gRPC Huffman-codes their trailers, which the raw
+  // client's HPACK decoder does not read (raw_http2.h).
+  config.load_report_interval = absl::InfiniteDuration();
+  config.pool.observer = metrics.pool_observer();
+  config.observer = metrics.call_observer();
+  config.tenant_observer = metrics.tenant_observer();
+  std::unique_ptr<service::ComputeServer> server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  metrics.AttachPool(&server->pool());
+  ASSERT_TRUE(metrics.Serve("127.0.0.1", 0).ok());
+
+  for (const std::string& tenant :
+       {std::string("bad\xff\xfe"), std::string("caf\xc3\xa9"),
+        std::string("tab\there")}) {
+    SCOPED_TRACE(absl::CHexEscape(tenant));
+    RawHttp2Connection conn;
+    ASSERT_TRUE(conn.Connect(server->port()));
+    ASSERT_TRUE(
+        conn.Send(Http2Frame(http2::kHeaders, http2::kEndHeaders, 1,
+                             RunCallHeaders("application/grpc",
+                                            {{"compute-tenant", tenant}})) +
+                  Http2Frame(http2::kData, http2::kEndStream, 1,
+                             GrpcMessage(Fib(10).SerializeAsString()))));
+    StreamEnd end = conn.ReadUntilEnd(1, kWait);
+    ASSERT_EQ(end.kind, StreamEnd::Kind::kTrailers) << end.error;
+    EXPECT_EQ(end.grpc_status(),
+              static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+    EXPECT_THAT(end.fields["grpc-message"],
+                ::testing::HasSubstr("compute-tenant must be at most 128 "
+                                     "bytes of printable ASCII (space to ~)"));
+  }
+  EXPECT_EQ(server->pool().Stats().accepted, 0u);
+
+  // The scrape parses (the parser, as Prometheus, refuses a label value
+  // that is not UTF-8): the three were counted invalid, under no tenant.
+  auto e = metrics::testing::Scrape(metrics.port());
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->Sum("compute_tasks_rejected_total", {{"reason", "invalid"}}), 3);
+  EXPECT_EQ(e->Sum("compute_tenant_tasks_total"), 0);
+  EXPECT_EQ(e->Sum("compute_tenant_rejected_total"), 0);
+  EXPECT_EQ(e->All("compute_tenant_rejected_total").size(), 1u)
+      << "only tenant=\"other\"";
   metrics.AttachPool(nullptr);
   server.reset();
 }

@@ -1,9 +1,15 @@
 // The Compute service end to end: a real server on 127.0.0.1, a real
 // channel, every task kind and every row of the status table.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -503,6 +509,93 @@ TEST_F(ServiceTest, AGreedyTenantCannotKeepAModestOneOut) {
   EXPECT_TRUE(modest.Wait().ok());
   EXPECT_TRUE(older.Wait().ok());
   EXPECT_EQ(Completed(TaskOutcome::kPreempted), 1u);
+}
+
+// Whether this host can listen on [::1] (a container may have no IPv6).
+bool Ipv6LoopbackWorks() {
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_addr = in6addr_loopback;
+  const bool ok =
+      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// The tenants of the tasks that completed, in the order they did.
+class TenantOrder final : public service::TenantObserver {
+ public:
+  void OnTenantTask(std::string_view tenant, TaskOutcome, absl::Duration,
+                    absl::Duration) override {
+    MutexLock lock(&mu_);
+    tenants_.emplace_back(tenant);
+  }
+  void OnTenantRejected(std::string_view, absl::Duration) override {}
+  std::vector<std::string> tenants() {
+    MutexLock lock(&mu_);
+    return tenants_;
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<std::string> tenants_ ABSL_GUARDED_BY(mu_);
+};
+
+// gRPC 1.51 writes an IPv6 peer "ipv6:%5B::1%5D:port": its tenant is the
+// address as a --tenant_weights entry names it, "::1" (it was "%5B::1%5D",
+// which no entry matched), and the entry's weight applies. One worker, held
+// by a 30 s spin, while x (weight 1) then ::1 (weight 4) queue five equal
+// calls each.
+TEST_F(ServiceTest, AnIpv6PeersTenantIsItsAddressAndItsWeightApplies) {
+  if (!Ipv6LoopbackWorks()) GTEST_SKIP() << "no IPv6 loopback here";
+  TenantOrder order;
+  service::ServerConfig config = LocalConfig(1, 16);
+  config.address = "::1";
+  config.trust_tenant_header = true;  // x's and the spin's calls name theirs
+  config.tenant_weights = {{"::1", 4}};
+  config.tenant_observer = &order;
+  config.run_task = &SpinUntilCancelled;
+  server_ = StartServer(config);
+  ASSERT_NE(server_, nullptr);
+  stub_ = compute::v1::Compute::NewStub(
+      grpc::CreateChannel(absl::StrCat("[::1]:", server_->port()),
+                          grpc::InsecureChannelCredentials()));
+  auto running =
+      std::make_unique<AsyncCall>(*stub_, Spin(absl::Seconds(30)),
+                                  absl::InfiniteDuration(), Tenant("spin"));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
+  constexpr int kEach = 5;
+  std::vector<std::unique_ptr<AsyncCall>> calls;
+  for (const Metadata& tenant : {Tenant("x"), Metadata{}}) {
+    for (int i = 0; i < kEach; ++i) {
+      calls.push_back(
+          std::make_unique<AsyncCall>(*stub_, Spin(absl::Milliseconds(1)),
+                                      absl::InfiniteDuration(), tenant));
+      // One at a time: the queue's order is the order they arrive in.
+      ASSERT_TRUE(
+          WaitUntil([&] { return Stats().queue_depth == calls.size(); }));
+    }
+  }
+  running->Cancel();
+  EXPECT_EQ(running->Wait().error_code(), grpc::StatusCode::CANCELLED);
+  for (auto& call : calls) EXPECT_TRUE(call->Wait().ok());
+
+  std::vector<std::string> tenants = order.tenants();
+  ASSERT_EQ(tenants.size(), 2u * kEach + 1);
+  EXPECT_EQ(tenants[0], "spin");
+  EXPECT_EQ(std::count(tenants.begin(), tenants.end(), "::1"), kEach)
+      << ::testing::PrintToString(tenants);
+  // x queued first, and with equal weights the two would take turns (x,
+  // ::1, x, ...: x's calls done earlier on the whole); weighted, ::1's
+  // calls are done earlier on the whole, and x's last.
+  int x_places = 0, ipv6_places = 0;
+  for (size_t i = 1; i < tenants.size(); ++i) {
+    (tenants[i] == "x" ? x_places : ipv6_places) += static_cast<int>(i);
+  }
+  EXPECT_LT(ipv6_places, x_places) << ::testing::PrintToString(tenants);
+  EXPECT_EQ(tenants.back(), "x") << ::testing::PrintToString(tenants);
 }
 
 TEST_F(ServiceTest, SheddableWorkIsShedAndUnknownPrioritiesRefused) {

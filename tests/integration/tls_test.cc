@@ -1,6 +1,6 @@
 // TLS and mutual TLS with certificates made by openssl at run time (no keys
 // are committed): a CA, a server certificate for localhost/127.0.0.1 and a
-// client certificate (CN only), and one with a SAN, all signed by the CA.
+// client certificate (CN only), and some with a SAN, all signed by the CA.
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -56,7 +56,24 @@ class TlsTest : public ::testing::Test {
         "-subj /CN=team-cn;"
         "printf 'subjectAltName=DNS:team-a.example' > team.ext;"
         "openssl x509 -req -in team.csr -CA ca.pem -CAkey ca.key "
-        "-CAcreateserial -out team.pem -days 1 -extfile team.ext";
+        "-CAcreateserial -out team.pem -days 1 -extfile team.ext;"
+        // Names no tenant may be as they are: a CN in UTF-8 (no SAN), and
+        // a SAN of 200 bytes.
+        "openssl req -utf8 " +
+        ec +
+        " -keyout zoe.key -out zoe.csr "
+        "-subj /CN=Zo\xc3\xab;"
+        "openssl x509 -req -in zoe.csr -CA ca.pem -CAkey ca.key "
+        "-CAcreateserial -out zoe.pem -days 1;"
+        "openssl req " +
+        ec +
+        " -keyout long.key -out long.csr "
+        "-subj /CN=long-cn;"
+        "printf 'subjectAltName=DNS:" +
+        std::string(192, 'a') +
+        ".example' > long.ext;"
+        "openssl x509 -req -in long.csr -CA ca.pem -CAkey ca.key "
+        "-CAcreateserial -out long.pem -days 1 -extfile long.ext";
     ASSERT_EQ(std::system(("bash -c \"" + script + "\"").c_str()), 0)
         << Read(*dir_ / "openssl.log");
   }
@@ -165,6 +182,19 @@ TEST_F(TlsTest, TheVerifiedCertificateNamesTheTenantNotTheHeader) {
       CallFib(server->port(), /*with_client_cert=*/true, "client").ok());
   EXPECT_EQ(log.tenants(), (std::vector<std::string>{"team-a.example",
                                                      "compute-test-client"}));
+}
+
+// A certificate's name becomes a tenant as the header's must be: at most
+// 128 bytes of printable ASCII (other bytes '?'), so that it is a label
+// value Prometheus takes.
+TEST_F(TlsTest, ACertificatesNameIsMadeAPrintableTenant) {
+  TenantLog log;
+  auto server = StartTls(/*mutual=*/true, &log);
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(CallFib(server->port(), /*with_client_cert=*/true, "zoe").ok());
+  EXPECT_TRUE(CallFib(server->port(), /*with_client_cert=*/true, "long").ok());
+  EXPECT_EQ(log.tenants(),
+            (std::vector<std::string>{"Zo??", std::string(128, 'a')}));
 }
 
 TEST_F(TlsTest, WithoutAClientCertificateTheTrustedHeaderNamesTheTenant) {

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <sstream>
@@ -54,6 +55,40 @@ bool ParseValue(absl::string_view s, double* out) {
   return absl::SimpleAtod(s, out);
 }
 
+// Whether `s` is well-formed UTF-8 (RFC 3629), decoded a code point at a
+// time: Prometheus refuses a scrape with a label value that is not.
+bool IsUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char b = static_cast<unsigned char>(s[i]);
+    int more = 0;
+    uint32_t cp = 0;
+    uint32_t min = 0;
+    if (b < 0x80) {
+      cp = b;
+    } else if ((b & 0xe0) == 0xc0) {
+      more = 1, cp = b & 0x1f, min = 0x80;
+    } else if ((b & 0xf0) == 0xe0) {
+      more = 2, cp = b & 0x0f, min = 0x800;
+    } else if ((b & 0xf8) == 0xf0) {
+      more = 3, cp = b & 0x07, min = 0x10000;
+    } else {
+      return false;
+    }
+    ++i;
+    for (; more > 0; --more, ++i) {
+      if (i >= s.size() || (static_cast<unsigned char>(s[i]) & 0xc0) != 0x80) {
+        return false;
+      }
+      cp = (cp << 6) | (static_cast<unsigned char>(s[i]) & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 absl::Status ParseLine(absl::string_view line, Sample* sample) {
   absl::string_view rest = line;
   sample->name = std::string(ConsumeName(rest));
@@ -84,6 +119,10 @@ absl::Status ParseLine(absl::string_view line, Sample* sample) {
         } else {
           value += c;
         }
+      }
+      if (!IsUtf8(value)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid label value (not UTF-8) for ", label));
       }
       if (!sample->labels.emplace(label, value).second) {
         return absl::InvalidArgumentError(absl::StrCat("repeated ", label));

@@ -4,7 +4,8 @@
 //
 // The parser takes sample lines `name{label="value",...} value [timestamp]`
 // and `# TYPE name type` lines; it ignores other comments and blank lines
-// and fails on anything else.
+// and fails on anything else, and, as Prometheus does, on a label value
+// that is not UTF-8.
 #ifndef COMPUTE_TESTS_UNIT_METRICS_EXPOSITION_H_
 #define COMPUTE_TESTS_UNIT_METRICS_EXPOSITION_H_
 

@@ -2,6 +2,7 @@
 #include "tests/unit/metrics/exposition.h"
 
 #include <cmath>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -31,6 +32,23 @@ TEST(ExpositionTest, RefusesMalformedLines) {
   for (const char* bad : {"a{x=\"1\" 3\n", "a{x=1} 3\n", "a\n", "a 1 2 3\n",
                           "a{x=\"1\",x=\"2\"} 1\n", "{x=\"1\"} 1\n", "a x\n"}) {
     EXPECT_FALSE(ParseExposition(bad).ok()) << bad;
+  }
+}
+
+// Prometheus fails the scrape ("invalid label value"), so must the tests.
+TEST(ExpositionTest, RefusesALabelValueThatIsNotUtf8) {
+  EXPECT_TRUE(
+      ParseExposition("a{x=\"Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x98\x80\"} 1\n")
+          .ok());
+  for (const char* bad :
+       {"a{x=\"bad\xff\xfe\"} 1\n", "a{x=\"\xc3\"} 1\n",
+        "a{x=\"\xe2\x82\"} 1\n", "a{x=\"\xc0\xaf\"} 1\n",
+        "a{x=\"\xed\xa0\x80\"} 1\n", "a{x=\"\xf4\x90\x80\x80\"} 1\n",
+        "a{x=\"\x80\"} 1\n"}) {
+    auto e = ParseExposition(bad);
+    EXPECT_FALSE(e.ok()) << bad;
+    EXPECT_NE(e.status().message().find("not UTF-8"), std::string::npos)
+        << e.status();
   }
 }
 

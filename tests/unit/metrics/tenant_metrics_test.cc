@@ -174,6 +174,39 @@ TEST(TenantMetricsTest, ATenantCalledOtherIsEveryoneElse) {
   EXPECT_EQ(e.All("compute_tenant_rejected_total").size(), 1u);
 }
 
+// A tenant's name is a label value, and one that is not UTF-8 made
+// Prometheus (and `promtool check metrics`: "invalid label value") refuse
+// the whole scrape. Its bad bytes are written as U+FFFD; UTF-8 is kept.
+TEST(TenantMetricsTest, ANameThatIsNotUtf8IsWrittenAsValidUtf8) {
+  SimulatedClock clock;
+  TenantMetrics m(5, clock, kInterval);
+  const absl::Duration ms = absl::Milliseconds(1);
+  m.OnTenantTask("bad\xff\xfe", TaskOutcome::kOk, ms, ms);
+  // The same name once made valid: the same tenant, one series.
+  m.OnTenantRejected("bad\xfe\xff", ms);
+  m.OnTenantTask("cut\xe2\x82", TaskOutcome::kOk, ms, ms);  // cut short
+  // Overlong '/', then a surrogate (U+D800).
+  m.OnTenantTask("\xc0\xaf\xed\xa0\x80", TaskOutcome::kOk, ms, ms);
+  m.OnTenantTask("Zo\xc3\xab", TaskOutcome::kOk, ms, ms);
+
+  const std::string bad = "\xef\xbf\xbd";  // U+FFFD
+  EXPECT_THAT(m.NamedTenants(),
+              ElementsAre("Zo\xc3\xab", "bad" + bad + bad, "cut" + bad + bad,
+                          bad + bad + bad + bad + bad));
+  // Parse fails on a label value that is not UTF-8, as Prometheus does.
+  Exposition e = Parse(m);
+  EXPECT_EQ(e.Value("compute_tenant_tasks_total",
+                    {{"tenant", "bad" + bad + bad}, {"outcome", "ok"}}),
+            1);
+  EXPECT_EQ(
+      e.Value("compute_tenant_rejected_total", {{"tenant", "bad" + bad + bad}}),
+      1);
+  EXPECT_EQ(e.Value("compute_tenant_tasks_total",
+                    {{"tenant", "Zo\xc3\xab"}, {"outcome", "ok"}}),
+            1);
+  EXPECT_EQ(e.All("compute_tenant_rejected_total").size(), 5u);
+}
+
 TEST(TenantMetricsTest, ConcurrentCallsLoseNothing) {
   SimulatedClock clock;
   TenantMetrics m(4, clock, kInterval);

@@ -1,0 +1,106 @@
+// How the service names a call's tenant from what the call brings: the
+// `compute-tenant` header it checks, a TLS identity it makes fit, and the
+// peer address it takes out of gRPC's peer string.
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/service/compute_service.h"
+
+namespace compute::service {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(TenantHeaderTest, PrintableAsciiUpToTheLimitIsATenant) {
+  EXPECT_TRUE(CheckTenantHeader("").ok());
+  EXPECT_TRUE(CheckTenantHeader("team-a.example").ok());
+  EXPECT_TRUE(CheckTenantHeader(" !~ 2001:db8::1").ok());
+  EXPECT_TRUE(CheckTenantHeader(std::string(kMaxTenantBytes, 'x')).ok());
+}
+
+TEST(TenantHeaderTest, TooLongIsInvalidArgumentNamingTheHeader) {
+  absl::Status s = CheckTenantHeader(std::string(kMaxTenantBytes + 1, 'x'));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "compute-tenant must be at most 128 bytes of printable ASCII "
+            "(space to ~) (got 129 bytes)");
+}
+
+// gRPC 1.51 passes such bytes through to the server; as a label value on
+// /metrics, one that is not UTF-8 failed the whole scrape.
+TEST(TenantHeaderTest, AByteOutsidePrintableAsciiIsInvalidArgument) {
+  struct Case {
+    std::string value;
+    std::string why;
+  };
+  for (const Case& c : {Case{"bad\xff\xfe", "(byte 4 is 0xff)"},
+                        Case{"caf\xc3\xa9", "(byte 4 is 0xc3)"},  // UTF-8
+                        Case{"tab\there", "(byte 4 is 0x09)"},
+                        Case{std::string("nul\0", 4), "(byte 4 is 0x00)"},
+                        Case{"del\x7f", "(byte 4 is 0x7f)"}}) {
+    absl::Status s = CheckTenantHeader(c.value);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.why;
+    EXPECT_THAT(s.message(),
+                HasSubstr("compute-tenant must be at most 128 bytes of "
+                          "printable ASCII (space to ~)"));
+    EXPECT_THAT(s.message(), HasSubstr(c.why));
+  }
+}
+
+TEST(TenantFromIdentityTest, PrintableAsciiIsKept) {
+  EXPECT_EQ(TenantFromIdentity("team-a.example"), "team-a.example");
+  EXPECT_EQ(TenantFromIdentity(""), "");
+}
+
+TEST(TenantFromIdentityTest, OtherBytesBecomeQuestionMarks) {
+  EXPECT_EQ(TenantFromIdentity("Zo\xc3\xab"), "Zo??");
+  EXPECT_EQ(TenantFromIdentity("bad\xff\xfe"), "bad??");
+  EXPECT_EQ(TenantFromIdentity(std::string("a\0b\n\x7f", 5)), "a?b??");
+}
+
+TEST(TenantFromIdentityTest, CutToTheHeadersLimit) {
+  const std::string name = std::string(200, 'a') + ".example";
+  EXPECT_EQ(TenantFromIdentity(name), std::string(kMaxTenantBytes, 'a'));
+  EXPECT_TRUE(
+      CheckTenantHeader(TenantFromIdentity(std::string(300, '\xff'))).ok());
+}
+
+TEST(PeerAddressTest, Ipv4LosesSchemeAndPort) {
+  EXPECT_EQ(PeerAddress("ipv4:10.1.2.3:5678"), "10.1.2.3");
+  EXPECT_EQ(PeerAddress("ipv4:127.0.0.1:1"), "127.0.0.1");
+  EXPECT_EQ(PeerAddress("ipv4:10.1.2.3"), "10.1.2.3");
+}
+
+// gRPC 1.51 writes the brackets percent-encoded; before, the tenant kept
+// them ("%5B::1%5D") and a --tenant_weights entry for the address never
+// matched.
+TEST(PeerAddressTest, Ipv6IsDecodedAndLosesBracketsAndPort) {
+  EXPECT_EQ(PeerAddress("ipv6:%5B::1%5D:5678"), "::1");
+  EXPECT_EQ(PeerAddress("ipv6:%5B2001:db8::1%5D:443"), "2001:db8::1");
+  EXPECT_EQ(PeerAddress("ipv6:%5b2001:db8::1%5d:443"), "2001:db8::1");
+  EXPECT_EQ(PeerAddress("ipv6:%5B::ffff:10.1.2.3%5D:80"), "::ffff:10.1.2.3");
+  // A zone's '%' is itself encoded.
+  EXPECT_EQ(PeerAddress("ipv6:%5Bfe80::1%25eth0%5D:80"), "fe80::1%eth0");
+  // Unencoded, as older gRPC wrote it.
+  EXPECT_EQ(PeerAddress("ipv6:[::1]:5678"), "::1");
+  EXPECT_EQ(PeerAddress("ipv6:[2001:db8::1]:443"), "2001:db8::1");
+}
+
+TEST(PeerAddressTest, OddInputs) {
+  EXPECT_EQ(PeerAddress(""), "");
+  EXPECT_EQ(PeerAddress("ipv4:"), "");
+  EXPECT_EQ(PeerAddress("ipv6:%5B::1"), "::1");  // no closing bracket
+  EXPECT_EQ(PeerAddress("ipv6:[]:80"), "");
+  EXPECT_EQ(PeerAddress("ipv6:::1"), "::1");  // no brackets: no port
+  // Not an escape: kept as it is.
+  EXPECT_EQ(PeerAddress("ipv6:%5"), "%5");
+  EXPECT_EQ(PeerAddress("ipv4:10.1.2.3%zz:80"), "10.1.2.3%zz");
+  EXPECT_EQ(PeerAddress("ipv4:%"), "%");
+  // Another scheme keeps it, less what follows its one colon.
+  EXPECT_EQ(PeerAddress("unix:/tmp/compute.sock"), "unix");
+  EXPECT_EQ(PeerAddress("10.1.2.3:80"), "10.1.2.3");
+}
+
+}  // namespace
+}  // namespace compute::service
