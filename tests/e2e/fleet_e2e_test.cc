@@ -419,10 +419,10 @@ TEST(FleetE2eTest, DrainAnswersEveryAcceptedCallOk) {
 // for the calls that reach it as its shutdown begins (ComputeServer::Drain:
 // since 2026-12-03 at the start of the drain, with the GOAWAY; before, once
 // the pool had drained). Since then it passed in 16 runs of 16, against 14
-// of 20 before: rarer, not impossible, so it stays off. A call whose headers or body arrive after
-// grpc::Server::Shutdown was called, or that still waits in gRPC for one of
-// the service's requests then, is never handed to the service: gRPC
-// cancels it, and the client sees CANCELLED (message "CANCELLED"). Such a
+// of 20 before: rarer, not impossible, so it stays off. A call whose headers or
+// body arrive after grpc::Server::Shutdown was called, or that still waits in
+// gRPC for one of the service's requests then, is never handed to the service:
+// gRPC cancels it, and the client sees CANCELLED (message "CANCELLED"). Such a
 // call never ran, so it can be sent again (least_loaded's --retry does).
 // Measured on the 2-core VM: 6 runs in 20 had 1 or 2 CANCELLED calls of
 // 600; at 2,000 calls/s every run had 1-9, and in 4 such runs, instrumented,
