@@ -33,7 +33,11 @@ void GrpcLogToJson(gpr_log_func_args* args) {
     Put(fields, "source", std::string("grpc"));
     Put(fields, "suppressed", static_cast<double>(suppressed));
     Put(fields, "limit_per_second", static_cast<double>(kGrpcLinesPerSecond));
-    LogJson("warning", "gRPC log lines suppressed", fields);
+    // At the level of the lines it counts when warnings are not shown.
+    const bool warnings_shown =
+        g_min_level.load(std::memory_order_relaxed) <= LogLevel::kWarning;
+    LogJson(warnings_shown ? "warning" : "error", "gRPC log lines suppressed",
+            fields);
   }
   LogLevel level = LogLevel::kDebug;
   if (args->severity == GPR_LOG_SEVERITY_ERROR) level = LogLevel::kError;

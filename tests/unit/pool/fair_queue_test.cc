@@ -326,6 +326,25 @@ TEST(FairQueueTest, SettlementsGiveNoCredit) {
   EXPECT_EQ(q.Pop(4), (std::vector<std::string>{"a", "b", "a", "b"}));
 }
 
+// Nor credit past the virtual time: a task that ran nothing, settled once
+// the others have moved the virtual time on, puts its tenant at the
+// virtual time, not before the tasks already due there.
+TEST(FairQueueTest, ASettlementGivesNoCreditPastTheVirtualTime) {
+  Queue q;
+  q.Push("a", 100);
+  q.Push("a", 10);
+  for (int i = 0; i < 3; ++i) q.Push("b", 10);
+  FairQueue::Node* stopped = q.queue.Pop();  // a's 100, at 0
+  ASSERT_EQ(stopped->cost_ns, 100);
+  EXPECT_EQ(q.Pop(2), (std::vector<std::string>{"b", "b"}));  // at 0, 10
+  q.queue.Served(stopped, 0);  // a at max(10, 100 - 100): 10, not 0
+  q.queue.CheckInvariants();
+  // a's 10 at 10, then b's at 20 and a's next at 20: b was served longer
+  // ago. (With the credit, a at 0: its 10 at 0 and again at 10, both before
+  // b's.)
+  EXPECT_EQ(q.Pop(2), (std::vector<std::string>{"a", "b"}));
+}
+
 // A tenant's record stays while its task runs, however many tenants pass
 // through and are swept meanwhile (ASan would see a freed one used).
 TEST(FairQueueTest, ARecordStaysUntilItsTaskIsSettled) {
