@@ -1,11 +1,12 @@
 // compute-server: flags/env -> config, wiring, signals.
 //
 // Signals: SIGTERM and SIGINT are blocked in every thread (the mask is set
-// before any thread starts) and taken by sigwait on the main thread, so the
-// drain runs as ordinary code, not in a signal handler. During the drain a
-// thread of its own waits for a second one, which ends the drain at once
-// (ComputeServer::EndDrainNow); the process then exits 128 + that signal's
-// number (143 for SIGTERM, 130 for SIGINT) instead of 0.
+// first in main, before any thread of ours starts) and taken by sigwait on
+// the main thread, so the drain runs as ordinary code, not in a signal
+// handler. During the drain a thread of its own waits for a second one,
+// which ends the drain at once (ComputeServer::EndDrainNow); the process
+// then exits 128 + that signal's number (143 for SIGTERM, 130 for SIGINT)
+// instead of 0.
 #include <pthread.h>
 #include <signal.h>
 
@@ -110,6 +111,28 @@ std::string DescribeReturner(const compute::MemoryReturner::Options& o,
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First: nothing of ours runs before the mask is set (every thread we
+  // start inherits it; jemalloc's background thread, started at the first
+  // allocation before main, blocks every signal itself). As PID 1 in a
+  // container the kernel drops a signal that is neither blocked nor
+  // handled, so one that came while the allocations, flags and logging were
+  // set up was lost, and the server served until it was killed. Loading the
+  // libraries before main leaves such a window all the same (~15 ms here,
+  // most of start-up): in the image tini is PID 1 (Dockerfile).
+  //
+  // Blocked first, for sigwait: a signal that comes from here on stays
+  // pending for it (installed the other way round, one arriving in between
+  // would run the empty handler and be gone). Then a handler, though the
+  // signals stay blocked: as PID 1 in a container, a signal left at its
+  // default action would be dropped.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGTERM, [](int) {});
+  signal(SIGINT, [](int) {});
+
   // Before any thread allocates.
   const std::string large_allocations = compute::SetUpLargeAllocations();
   compute::base::KeepOpenSslThroughExit();
@@ -131,19 +154,6 @@ int main(int argc, char** argv) {
   // Before anything starts gRPC, so that every line of stderr is JSON.
   compute::SetLogLevel(config->log_level);
   compute::RouteGrpcLogs(config->log_level);
-
-  // Blocked first, for sigwait: a signal that comes from here on stays
-  // pending for it (installed the other way round, one arriving in between
-  // would run the empty handler and be gone). Then a handler, though the
-  // signals stay blocked: as PID 1 in a container, a signal left at its
-  // default action would be dropped.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGTERM, [](int) {});
-  signal(SIGINT, [](int) {});
 
   google::protobuf::Struct startup = StartupFields(*config);
   Put(startup, "large_allocations", large_allocations);

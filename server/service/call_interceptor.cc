@@ -1,11 +1,12 @@
 #include "server/service/call_interceptor.h"
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace compute::service {
 namespace {
@@ -13,11 +14,13 @@ namespace {
 using grpc::experimental::InterceptionHookPoints;
 
 // Started when the call is, handled when its status is sent (or, if it
-// never is, when the call is torn down: as cancelled).
+// never is, when the call is torn down: as cancelled). Timed on the
+// monotonic clock, as ComputeService times Run: a step of the wall clock
+// (NTP) would make a duration negative or hours long.
 class CallInterceptor final : public grpc::experimental::Interceptor {
  public:
   CallInterceptor(CallObserver* observer, std::string_view full_method)
-      : observer_(observer), start_(absl::Now()) {
+      : observer_(observer), start_(std::chrono::steady_clock::now()) {
     // "/package.Service/Method"
     std::string_view name = full_method.substr(full_method.empty() ? 0 : 1);
     size_t slash = name.rfind('/');
@@ -42,12 +45,13 @@ class CallInterceptor final : public grpc::experimental::Interceptor {
  private:
   void Handled(grpc::StatusCode code) {
     handled_ = true;
-    observer_->OnOtherCallHandled(service_, method_, code,
-                                  absl::Now() - start_);
+    observer_->OnOtherCallHandled(
+        service_, method_, code,
+        absl::FromChrono(std::chrono::steady_clock::now() - start_));
   }
 
   CallObserver* const observer_;
-  const absl::Time start_;
+  const std::chrono::steady_clock::time_point start_;
   std::string service_;
   std::string method_;
   bool handled_ = false;

@@ -219,9 +219,11 @@ void HealthService::RequestWatch(int q) {
 
 HealthService::Status HealthService::StatusOf(
     const std::string& service) const {
-  if (shut_down_) return HealthCheckResponse::NOT_SERVING;
+  // Unknown first: a name never served stays unknown through the shutdown
+  // too (NOT_FOUND for a Check, no NOT_SERVING sent to its Watch).
   auto it = serving_.find(service);
   if (it == serving_.end()) return HealthCheckResponse::SERVICE_UNKNOWN;
+  if (shut_down_) return HealthCheckResponse::NOT_SERVING;
   return it->second ? HealthCheckResponse::SERVING
                     : HealthCheckResponse::NOT_SERVING;
 }

@@ -11,9 +11,9 @@
 // the default health service, 33 us without it (echo server 31 us).
 //
 // Status: a service name ("" is the server as a whole) is SERVING or
-// NOT_SERVING once set; a name never set is unknown: Check answers
-// NOT_FOUND and Watch sends SERVICE_UNKNOWN (and later changes), as the
-// health protocol says.
+// NOT_SERVING once set; a name never set is unknown, through the shutdown
+// too: Check answers NOT_FOUND and Watch sends SERVICE_UNKNOWN (and later
+// changes), as the health protocol says.
 //
 // CheckCall: waits for a call; on it, asks for the next one, answers the
 //   status and is deleted by its finish event.
@@ -71,8 +71,10 @@ class HealthService {
   void SetServing(const std::string& service, bool serving);
   // Every service set so far NOT_SERVING; ignored once shut down.
   void SetAllNotServing();
-  // Every open Watch ends (UNAVAILABLE); later Checks answer NOT_SERVING,
-  // later Watches end at once. Before grpc::Server::Shutdown.
+  // Every open Watch ends (UNAVAILABLE), once sent NOT_SERVING if its
+  // service is known; later Checks of a known service answer NOT_SERVING
+  // (of an unknown one, NOT_FOUND), later Watches end at once. Before
+  // grpc::Server::Shutdown.
   void Shutdown();
 
   // Check and Watch calls alive: those waiting for a call and those open.

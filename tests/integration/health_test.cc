@@ -81,6 +81,25 @@ TEST_F(HealthTest, WatchFollowsTheDrainAndIsEndedByIt) {
   EXPECT_EQ(server_->health().live_calls(), 0);
 }
 
+// The drain ends a Watch of an unknown service without calling it
+// NOT_SERVING: a name the server never served stays unknown to the end, as
+// a Check of it stays NOT_FOUND.
+TEST_F(HealthTest, DrainEndsAWatchOfAnUnknownServiceWithoutAStatus) {
+  grpc::ClientContext context;
+  HealthCheckResponse response;
+  auto watch = Watch(&context, "no.such.Service", &response);
+  EXPECT_EQ(response.status(), HealthCheckResponse::SERVICE_UNKNOWN);
+
+  std::jthread drain([&] { server_->Drain(absl::Seconds(5)); });
+  EXPECT_FALSE(watch->Read(&response))
+      << "after SERVICE_UNKNOWN, got " << response.status();
+  grpc::Status end = watch->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(end.error_message(), "the server is shutting down");
+  drain.join();
+  EXPECT_EQ(server_->health().live_calls(), 0);
+}
+
 // An unknown service is reported as such (it may be registered later);
 // a Watch the client cancels is answered and its call object freed.
 TEST_F(HealthTest, WatchOfAnUnknownServiceAndACancelledWatchIsFreed) {
