@@ -20,7 +20,8 @@
 #     image is a registry's versioned one: policy-k8s.mjs); the
 #     PrometheusRule's groups equal alerts.yml and pass promtool.
 #  4. Negative tests: misspelled fields (replicaz, a nested probe field, CRD
-#     fields), a wrong type, an unknown kind, too short a grace period, a
+#     fields), a wrong type, an unknown kind, too short a grace period (k8s
+#     and compose: under the drain, or under its exit after the drain), a
 #     memory limit too small for the byte budget (k8s and compose), a
 #     drifted PrometheusRule and a misspelled compose key must each fail.
 #  5. Grafana and PromQL: dashboard_promql.sh sends every panel's, alert's and
@@ -156,6 +157,11 @@ if [[ -f $tmp/prod.yaml ]]; then
   m grace Deployment set spec.template.spec.terminationGracePeriodSeconds 20
   expect_fail "policy-k8s on a grace period shorter than preStop + drain" 'terminationGracePeriodSeconds \(20\)' \
     node "$here/policy-k8s.mjs" "$neg/grace.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
+  # Longer than preStop (5) + drain (20), shorter than the server's exit
+  # after the drain (+ 1 + 10): the kill could come after a good drain.
+  m gracetight Deployment set spec.template.spec.terminationGracePeriodSeconds 30
+  expect_fail "policy-k8s on a grace period without the exit after the drain" 'terminationGracePeriodSeconds \(30\)' \
+    node "$here/policy-k8s.mjs" "$neg/gracetight.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
   m memtight Deployment set spec.template.spec.containers.0.resources.limits.memory '"512Mi"'
   expect_fail "policy-k8s on a memory limit the byte budget does not fit" 'COMPUTE_MAX_INFLIGHT_BYTES \(750Mi' \
     node "$here/policy-k8s.mjs" "$neg/memtight.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
@@ -183,6 +189,9 @@ expect_fail "check-compose on a port published on every interface" 'is published
 sed 's/COMPUTE_MAX_INFLIGHT_BYTES: "350Mi"/COMPUTE_MAX_INFLIGHT_BYTES: "512Mi"/' docker-compose.yml >"$tmp/whole-budget-compose.yml"
 expect_fail "check-compose on a byte budget of all of mem_limit" 'COMPUTE_MAX_INFLIGHT_BYTES \(512Mi' \
   node "$here/check-compose.mjs" "$tmp/whole-budget-compose.yml" "$root"
+sed 's/^    stop_grace_period: .*/    stop_grace_period: 25s/' docker-compose.yml >"$tmp/short-grace-compose.yml"
+expect_fail "check-compose on a stop_grace_period without the exit after the drain" 'stop_grace_period \(25s\)' \
+  node "$here/check-compose.mjs" "$tmp/short-grace-compose.yml" "$root"
 sed 's/^    read_only: true/    read_onlyy: true/' docker-compose.yml >"$tmp/bad-compose.yml"
 expect_fail "check-compose on a misspelled key" 'must NOT have additional properties \(read_onlyy\)' \
   node "$here/check-compose.mjs" "$tmp/bad-compose.yml" "$root"

@@ -42,3 +42,21 @@ export function memoryBudgetFits(budgetText, limitBytes) {
     what: `COMPUTE_MAX_INFLIGHT_BYTES (${budgetText ?? "auto"}: ${mib(budget)}) <= 0.8 x (the memory limit - 64 MiB) (${mib(0.8 * (limitBytes - reserve))})`,
   };
 }
+
+// How long compute-server may take to exit after SIGTERM, in seconds: the
+// drain (--drain_timeout: accepted calls finish and their answers are
+// taken), then up to 1 s of gRPC's shutdown grace for calls still in gRPC
+// (ComputeServer::Drain, server/service/server.cc), then up to 10 s for the
+// call objects left on the completion queues (RunQueues::kCallsEndLimit,
+// server/service/run_call.h). A grace period of only the drain lets the
+// kill come in the last two steps even when the drain itself went well.
+// Returns the seconds and how they add up, for a check's text.
+const GRPC_SHUTDOWN_GRACE_SECONDS = 1;
+const CALLS_END_LIMIT_SECONDS = 10;
+export function exitAfterSigterm(drainSeconds, drainName) {
+  return {
+    seconds: drainSeconds + GRPC_SHUTDOWN_GRACE_SECONDS + CALLS_END_LIMIT_SECONDS,
+    what: `${drainName} (${drainSeconds}) + gRPC's shutdown grace (${GRPC_SHUTDOWN_GRACE_SECONDS}) + ` +
+      `the wait for call objects (${CALLS_END_LIMIT_SECONDS})`,
+  };
+}

@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 import YAML from "yaml";
-import { byteSize, checker, memoryBudgetFits } from "./checks.mjs";
+import { byteSize, checker, exitAfterSigterm, memoryBudgetFits } from "./checks.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name) => {
@@ -103,15 +103,19 @@ for (const [k, v] of Object.entries(env)) {
 if (env.COMPUTE_PORT) check(Number(env.COMPUTE_PORT) === 50051, "COMPUTE_PORT matches the grpc containerPort");
 if (env.COMPUTE_METRICS_PORT) check(Number(env.COMPUTE_METRICS_PORT) === 9464, "COMPUTE_METRICS_PORT matches the metrics containerPort");
 
-// Shutdown timing: preStop + drain < grace; liveness does not kill a draining pod.
+// Shutdown timing: the grace period counts from the start of preStop, and
+// SIGTERM comes after it, so preStop + the server's longest exit after
+// SIGTERM (the drain, gRPC's grace, the wait for call objects: checks.mjs)
+// < grace; liveness does not kill a draining pod.
 const preStop = c.lifecycle?.preStop?.exec?.command ?? [];
 const sleepIdx = preStop.findIndex((a) => /(^|\/)sleep$/.test(a));
 const preStopSeconds = sleepIdx >= 0 ? Number(preStop[sleepIdx + 1]) : NaN;
 check(preStopSeconds > 0, `preStop exec sleep N (got ${JSON.stringify(preStop)})`);
 const drain = seconds(env.COMPUTE_DRAIN_TIMEOUT ?? "20s");
 const grace = spec.terminationGracePeriodSeconds ?? 30;
-check(grace > preStopSeconds + drain,
-  `terminationGracePeriodSeconds (${grace}) > preStop (${preStopSeconds}) + drain_timeout (${drain})`);
+const stopping = exitAfterSigterm(drain, "drain_timeout");
+check(grace > preStopSeconds + stopping.seconds,
+  `terminationGracePeriodSeconds (${grace}) > preStop (${preStopSeconds}) + ${stopping.what}`);
 // Memory: the byte budget leaves the process a fifth of the limit (checks.mjs).
 const memLimit = byteSize(res.limits?.memory);
 if (check(memLimit > 0, `memory limit is a byte quantity (got ${res.limits?.memory})`)) {
