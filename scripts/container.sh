@@ -2,7 +2,8 @@
 # What scripts/image.sh and scripts/test-image.sh share: which container
 # engine builds and runs the image. Sourced, not run.
 #
-# image_build TAG builds the Dockerfile as it is, with
+# image_build TAG [OPTION...] builds the Dockerfile as it is (OPTIONs, such
+# as --build-arg NAME=VALUE, go to the engine's build), with
 #   1. docker build, when a Docker engine answers (`docker info`), else
 #   2. podman build,
 # whichever first has the Dockerfile's base images or can pull them (and,
@@ -60,15 +61,16 @@ image_helper() {
 
 image_build() {
   local tag=$1 helper
+  shift
   IMAGE_ENGINE=
   if docker info >/dev/null 2>&1 && has_base_images docker; then
     IMAGE_ENGINE=docker
-    docker build -t "$tag" -f Dockerfile .
+    docker build "$@" -t "$tag" -f Dockerfile .
   elif command -v podman >/dev/null 2>&1 && has_base_images podman &&
     podman_runs; then
     IMAGE_ENGINE=podman
     # Docker format keeps the HEALTHCHECK (OCI images drop it).
-    podman build --format docker -t "$tag" -f Dockerfile .
+    podman build --format docker "$@" -t "$tag" -f Dockerfile .
   else
     helper=$(image_helper)
     if [[ -z $helper ]]; then
@@ -80,6 +82,9 @@ image_build() {
     echo "image: neither docker nor podman can build here;" \
       "building with $helper" >&2
     IMAGE_ENGINE=helper
+    if (($# > 0)); then
+      echo "image: the helper takes no build options; without them: $*" >&2
+    fi
     "$helper" build "$tag" Dockerfile .
   fi
   echo "image: built $tag with $IMAGE_ENGINE" >&2
