@@ -8,8 +8,11 @@
 //      sends its next calls over a new connection, to another replica (a
 //      Kubernetes Service no longer routes new connections here by then);
 //      calls its transport had sent after the GOAWAY are retried there by
-//      gRPC itself. Calls that still arrive (sent before the GOAWAY
-//      reached the client) get UNAVAILABLE, retryable on another replica.
+//      gRPC itself. Calls that still reach the service (sent before the
+//      GOAWAY reached the client) get UNAVAILABLE, retryable on another
+//      replica; those still in gRPC's hands as the shutdown starts (a large
+//      request still uploading) are cancelled by gRPC: CANCELLED, never
+//      run (README, "Shutdown").
 //      Until 2026-12-03 the GOAWAY came only in step 4, once the pool had
 //      drained: a client with one connection (pick_first, or any through a
 //      ClusterIP Service) had every call refused for the whole drain, up to
