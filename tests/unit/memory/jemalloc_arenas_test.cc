@@ -6,7 +6,7 @@
 //
 // Linked with compute-server's jemalloc settings (jemalloc_conf.cc); CTest
 // runs it twice: with MALLOC_CONF=narenas:64 (a 16-CPU node) and with
-// MALLOC_CONF=percpu_arena:percpu (the README's setting for operators, which
+// MALLOC_CONF=percpu_arena:percpu (an operator may set it; it
 // forbids binding a thread to an arena).
 #include <jemalloc/jemalloc.h>
 
