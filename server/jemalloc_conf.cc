@@ -10,6 +10,12 @@
 //     Without it the decay below advances only when the program allocates,
 //     so a server that goes idle after a burst keeps the burst's pages
 //     (measured: 290 MiB resident 10 s after the burst, against 20 idle).
+//   - max_background_threads:1: one such thread, not one per CPU of the
+//     node (jemalloc's default, started as arenas appear): decay is only
+//     the backstop here (the server returns freed pages itself), and a
+//     server that can no longer start threads (pids.max in a container)
+//     made jemalloc retry a new background thread at every allocation and
+//     print a line each time: 1.3 million lines in 3 s, a core busy.
 //   - dirty_decay_ms:10000: freed pages go back to the system over 10 s
 //     by decay, a backstop only: the server returns them itself, past a cap
 //     at once and the rest once it is idle (server/memory_returner.h). A
@@ -47,5 +53,6 @@
 //     those buffers); the burst's peak unchanged within its noise
 //     (scripts/bench/memory.sh, 3 pairs: 646-740 MiB against 691-733).
 const char* malloc_conf =
-    "background_thread:true,dirty_decay_ms:10000,muzzy_decay_ms:0,"
+    "background_thread:true,max_background_threads:1,dirty_decay_ms:10000,"
+    "muzzy_decay_ms:0,"
     "oversize_threshold:2097152,lg_extent_max_active_fit:30";

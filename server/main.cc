@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -26,6 +27,7 @@
 #include "server/malloc_setup.h"
 #include "server/memory_returner.h"
 #include "server/metrics/metrics.h"
+#include "server/pool/sync.h"
 #include "server/service/server.h"
 
 namespace {
@@ -132,6 +134,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGTERM, [](int) {});
   signal(SIGINT, [](int) {});
+  // A write to a pipe with no reader (stderr, once a log collector has gone
+  // away) fails with EPIPE instead of ending the process and every call in
+  // flight; the line is lost, the server serves on. gRPC's own sockets
+  // never raise it (MSG_NOSIGNAL).
+  signal(SIGPIPE, SIG_IGN);
 
   // Before any thread allocates.
   const std::string large_allocations = compute::SetUpLargeAllocations();
@@ -212,6 +219,38 @@ int main(int argc, char** argv) {
        }},
       returner_options);
   if (allocator_can_say) returner.Start();
+
+  // The signals are waited for on a thread of their own, started now: the
+  // first begins the drain, a second ends it at once. Started at start-up,
+  // not when the first signal comes: a server that can no longer start
+  // threads then (pids.max in a container) aborted there, dropping every
+  // call in flight instead of draining them.
+  std::atomic<int> first_signal{0};
+  compute::Notification drain_begins;
+  std::atomic<bool> drain_over{false};
+  std::atomic<int> second_signal{0};
+  std::thread signal_waiter;
+  try {
+    signal_waiter = std::thread([&] {
+      int sig = 0;
+      sigwait(&stop_signals, &sig);
+      first_signal.store(sig, std::memory_order_release);
+      drain_begins.Notify();
+      // Woken by a signal of our own, to this thread alone, once the drain
+      // is over.
+      sigwait(&stop_signals, &sig);
+      if (drain_over.load(std::memory_order_acquire)) return;
+      second_signal.store(sig, std::memory_order_release);
+      google::protobuf::Struct f;
+      Put(f, "signal", std::string(strsignal(sig)));
+      compute::LogJson("warning", "second signal: ending the drain now", f);
+      (*server)->EndDrainNow();
+    });
+  } catch (const std::system_error& e) {
+    (*server)->Drain(absl::ZeroDuration());
+    return CannotStart(absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the signal thread: ", e.what())));
+  }
   {
     google::protobuf::Struct f;
     Put(f, "port", static_cast<double>((*server)->port()));
@@ -219,33 +258,19 @@ int main(int argc, char** argv) {
     compute::LogJson("info", "serving", f);
   }
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  drain_begins.WaitForNotification();
   {
     google::protobuf::Struct f;
-    Put(f, "signal", std::string(strsignal(signal_number)));
+    Put(f, "signal",
+        std::string(strsignal(first_signal.load(std::memory_order_acquire))));
     Put(f, "drain_timeout", absl::FormatDuration(config->drain_timeout));
     compute::LogJson("info", "draining", f);
   }
   absl::Time start = absl::Now();
-  // A second signal ends the drain now. The waiter is woken by a signal of
-  // our own, to its thread alone, once the drain is over.
-  std::atomic<bool> drain_over{false};
-  std::atomic<int> second_signal{0};
-  std::thread second_signal_waiter([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    if (drain_over.load(std::memory_order_acquire)) return;
-    second_signal.store(sig, std::memory_order_release);
-    google::protobuf::Struct f;
-    Put(f, "signal", std::string(strsignal(sig)));
-    compute::LogJson("warning", "second signal: ending the drain now", f);
-    (*server)->EndDrainNow();
-  });
   (*server)->Drain(config->drain_timeout);
   drain_over.store(true, std::memory_order_release);
-  pthread_kill(second_signal_waiter.native_handle(), SIGTERM);
-  second_signal_waiter.join();
+  pthread_kill(signal_waiter.native_handle(), SIGTERM);
+  signal_waiter.join();
   compute::PoolStats stats = (*server)->pool().Stats();
   google::protobuf::Struct f;
   Put(f, "drain_seconds", absl::ToDoubleSeconds(absl::Now() - start));

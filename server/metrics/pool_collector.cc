@@ -93,6 +93,16 @@ std::vector<prometheus::MetricFamily> PoolCollector::Collect() const {
             "The memory budget of queued and running tasks and unread answers "
             "(1/4 of --max_inflight_bytes; 0: no limit).",
             static_cast<double>(s.max_inflight_bytes)));
+  {
+    auto family = MakeFamily(
+        "compute_pool_worker_start_failures_total",
+        "Worker threads the pool could not start as it grew (the system "
+        "refused the thread: pids.max, RLIMIT_NPROC); the tasks wait for the "
+        "live workers instead.",
+        prometheus::MetricType::Counter);
+    AddValue(family, {}, static_cast<double>(s.worker_start_failures));
+    families.push_back(std::move(family));
+  }
   if (!costs.empty()) {
     auto family = MakeFamily(
         "compute_task_cost_seconds_per_unit",

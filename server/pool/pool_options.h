@@ -5,7 +5,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -39,6 +41,12 @@ struct PoolOptions {
   Clock* clock = nullptr;                 // nullptr = Clock::Real()
   PoolObserver* observer = nullptr;       // optional; must outlive the pool
   std::string thread_name = "compute-w";  // + worker index (15 chars max)
+  // How the pool starts its threads (workers and the timer); empty =
+  // std::thread. It returns the started thread or throws std::system_error,
+  // as std::thread does when the system refuses one (pids.max, RLIMIT_NPROC,
+  // RLIMIT_AS); tests make it throw. Called with the pool's lock held: it
+  // must not call the pool.
+  std::function<std::thread(std::function<void()>)> start_thread;
 };
 
 // OK, or absl::InvalidArgumentError naming the first field out of range.

@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <exception>
+#include <new>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -80,11 +82,31 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     return status;
   }
   std::unique_ptr<WorkerPool> pool(new WorkerPool(std::move(options)));
+  // A thread the system refuses fails the pool. Returning drops `pool`:
+  // its destructor (Shutdown) stops and joins the threads already started,
+  // and skips the slots (and the timer) that have none.
+  absl::Status started;
   {
     MutexLock lock(&pool->mu_);
-    for (int i = 0; i < pool->min_workers_; ++i) pool->SpawnWorkerLocked();
+    for (int i = 0; i < pool->min_workers_ && started.ok(); ++i) {
+      if (absl::Status s = pool->SpawnWorkerLocked(); !s.ok()) {
+        started = absl::ResourceExhaustedError(
+            absl::StrCat("cannot start worker thread ", i + 1, " of ",
+                         pool->min_workers_, ": ", s.message()));
+      }
+    }
   }
-  pool->timer_thread_ = std::thread([p = pool.get()] { p->TimerLoop(); });
+  if (!started.ok()) return started;
+  try {
+    pool->timer_thread_ =
+        pool->StartThread([p = pool.get()] { p->TimerLoop(); });
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the timer thread: ", e.code().message()));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        "cannot start the timer thread: out of memory");
+  }
   return pool;
 }
 
@@ -121,6 +143,7 @@ WorkerPool::WorkerPool(PoolOptions options)
       clock_(options.clock != nullptr ? *options.clock : Clock::Real()),
       observer_(options.observer),
       thread_name_(std::move(options.thread_name)),
+      start_thread_(std::move(options.start_thread)),
       admission_(BudgetsOf(options, clock_)) {
   MutexLock lock(&mu_);
   workers_.resize(static_cast<size_t>(max_workers_));
@@ -160,7 +183,13 @@ bool WorkerPool::AwaitHeldBytesReleased() {
   return held_bytes_.load() == 0;
 }
 
-void WorkerPool::SpawnWorkerLocked() {
+std::thread WorkerPool::StartThread(std::function<void()> body) {
+  if (start_thread_) return start_thread_(std::move(body));
+  return std::thread(std::move(body));
+}
+
+absl::Status WorkerPool::SpawnWorkerLocked() {
+  POOL_CHECK(alive_workers_ < max_workers_);
   for (size_t i = 0; i < workers_.size(); ++i) {
     Worker& w = workers_[i];
     if (w.alive) continue;
@@ -168,11 +197,21 @@ void WorkerPool::SpawnWorkerLocked() {
     // itself not alive, under mu_, as its last act, and needs nothing
     // more): joining it here is immediate.
     if (w.thread.joinable()) w.thread.join();
+    // The thread before the counts, so a thread the system refuses leaves
+    // the slot empty and the counts true. The new thread takes mu_ (held
+    // here) before it reads its slot, so it sees itself alive.
+    try {
+      w.thread = StartThread([this, i] { WorkerLoop(static_cast<int>(i)); });
+    } catch (const std::system_error& e) {
+      return absl::ResourceExhaustedError(e.code().message());
+    } catch (const std::bad_alloc&) {  // the thread's state, under RLIMIT_AS
+      return absl::ResourceExhaustedError("out of memory");
+    }
     w.alive = true;
     ++alive_workers_;
-    w.thread = std::thread([this, i] { WorkerLoop(static_cast<int>(i)); });
-    return;
+    return absl::OkStatus();
   }
+  return absl::InternalError("no empty worker slot");  // checked above
 }
 
 void WorkerPool::Shutdown(absl::Time deadline) {
@@ -267,7 +306,13 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
     if (queue_.size() >
             static_cast<size_t>(idle_workers_ + (spinning_ ? 1 : 0)) &&
         alive_workers_ < max_workers_) {
-      SpawnWorkerLocked();
+      // Not this task's error: it is queued, and the live workers will run
+      // it. There is one at least: min_workers >= 1 started in Create, they
+      // never retire below it, and they exit only once Submit refuses.
+      if (!SpawnWorkerLocked().ok()) {
+        POOL_CHECK(alive_workers_ >= min_workers_);
+        ++worker_start_failures_;
+      }
     }
     // A spinning worker will see the task without a wake-up.
     wake_worker = idle_workers_ > 0 && !spinning_;
@@ -733,6 +778,7 @@ PoolStats WorkerPool::Stats() const {
   s.max_inflight_bytes = max_inflight_bytes_;
   s.target_queue_wait = admission_.budgets().target_queue_wait;
   s.overloaded = admission_.overloaded();
+  s.worker_start_failures = worker_start_failures_;
   return s;
 }
 

@@ -87,6 +87,16 @@
 // users released everything before). Checked in debug and sanitizer
 // builds.
 //
+// Sizing: min_workers (>= 1) threads start with the pool and never retire;
+// Submit starts another, up to max_workers, when more tasks are queued than
+// idle workers will take, and a worker above min_workers idle for
+// idle_timeout exits. A thread the system refuses (pids.max, RLIMIT_NPROC,
+// RLIMIT_AS: std::system_error) fails Create (ResourceExhausted, after
+// stopping the threads it started); in Submit it is no error for the task,
+// already queued for the live workers (min_workers of them at least), and
+// PoolStats::worker_start_failures counts it. Its slot stays empty and a
+// later Submit tries again.
+//
 // Standing queue (CoDel's rule, applied at admission rather than by dropping
 // queued work): a queue wait above target_queue_wait is normal for a burst,
 // which the queue exists to absorb. When every task dequeued for a whole
@@ -132,6 +142,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -179,6 +190,8 @@ struct PoolStats {
   int64_t max_inflight_bytes = 0;  // 0 = no limit
   absl::Duration target_queue_wait;
   bool overloaded = false;  // a standing queue: admission holds the target
+  // Workers Submit could not start (the system refused the thread).
+  uint64_t worker_start_failures = 0;
 
   uint64_t completed_total() const;
 };
@@ -207,7 +220,9 @@ class TaskHandle {
 class WorkerPool {
  public:
   // Checks the options (absl::InvalidArgumentError naming the field) and
-  // starts min_workers threads plus the timer thread.
+  // starts min_workers threads plus the timer thread. A thread that cannot
+  // start makes it return absl::ResourceExhaustedError naming it and the
+  // cause, having stopped and joined the threads it started.
   static absl::StatusOr<std::unique_ptr<WorkerPool>> Create(
       PoolOptions options);
 
@@ -319,7 +334,12 @@ class WorkerPool {
   // Wakes Shutdown if nothing is left to deliver.
   void SignalIfDrainedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  void SpawnWorkerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts a worker in the first empty slot. When the system refuses the
+  // thread (ResourceExhausted with its cause) nothing changes: the slot
+  // stays empty and the workers' counts are as they were.
+  absl::Status SpawnWorkerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // options.start_thread, or std::thread; throws std::system_error.
+  std::thread StartThread(std::function<void()> body);
   void WorkerLoop(int index);
   // Whether a worker may start the front task: one is queued and a place
   // is free. Inline runs (RunInlineIfFree) hold places too, so an idle
@@ -364,6 +384,7 @@ class WorkerPool {
   Clock& clock_;
   PoolObserver* const observer_;
   const std::string thread_name_;
+  const std::function<std::thread(std::function<void()>)> start_thread_;
 
   mutable Mutex mu_;
   // The budgets and the standing-queue detector.
@@ -421,6 +442,7 @@ class WorkerPool {
   uint64_t accepted_ ABSL_GUARDED_BY(mu_) = 0;
   std::array<uint64_t, kNumRefusalReasons> rejected_by_ ABSL_GUARDED_BY(mu_){};
   std::array<uint64_t, kNumTaskOutcomes> completed_ ABSL_GUARDED_BY(mu_){};
+  uint64_t worker_start_failures_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace compute

@@ -279,6 +279,31 @@ TEST(GrpcLogE2eTest, AFloodOfBadRequestsDoesNotFloodTheLog) {
   }
 }
 
+// A log collector that goes away (its end of the server's stderr closed)
+// costs the lines written after it, not the server: each line then meets a
+// pipe with no reader, whose SIGPIPE would end the process. Here with
+// --metrics_port=0, since the metrics server's library happens to ignore
+// SIGPIPE for the whole process. Before: a request with a bad content-type
+// (gRPC logs an error line for it) killed the server, exit by SIGPIPE, and
+// with it every call in flight; so did the "draining" line on SIGTERM.
+TEST(GrpcLogE2eTest, ALogReaderThatGoesAwayDoesNotStopTheServer) {
+  ServerProcess server(BaseArgs());
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  server.CloseLog();
+  auto stub = compute::v1::Compute::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
+  // In flight across the bad request and the drain.
+  AsyncCall running(*stub, Spin(absl::Milliseconds(300)), absl::Seconds(30));
+  EXPECT_TRUE(
+      SendHeadersWithContentType(*port, "text/plain", absl::Seconds(5)));
+  EXPECT_TRUE(FibServes(*port));
+  server.Signal(SIGTERM);
+  EXPECT_TRUE(running.Wait().ok());
+  EXPECT_EQ(server.Wait().code, 0);
+}
+
 // --log_level=error: a server that cannot start (its port is taken) prints
 // its one error line, and none of the info lines before it.
 TEST(GrpcLogE2eTest, ErrorLevelPrintsOnlyErrors) {

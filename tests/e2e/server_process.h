@@ -152,6 +152,13 @@ class ServerProcess {
     return false;
   }
 
+  // Closes this end of the server's stderr, as a log collector that goes
+  // away would: the server's next line meets a pipe with no reader.
+  void CloseLog() {
+    if (err_fd_ >= 0) close(err_fd_);
+    err_fd_ = -1;
+  }
+
   void Signal(int sig) { kill(pid_, sig); }
   pid_t pid() const { return pid_; }
 
@@ -186,6 +193,7 @@ class ServerProcess {
         seen_ += line + "\n";
         return line;
       }
+      if (err_fd_ < 0) return std::nullopt;  // CloseLog
       int wait_ms =
           static_cast<int>(absl::ToInt64Milliseconds(end - absl::Now()));
       if (wait_ms <= 0) return std::nullopt;

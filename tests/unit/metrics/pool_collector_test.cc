@@ -45,6 +45,7 @@ TEST(PoolCollectorTest, GaugesAreTheStatsAtScrapeTime) {
   stats.overloaded = true;
   stats.inflight_bytes = 1 << 20;
   stats.max_inflight_bytes = 512 << 20;
+  stats.worker_start_failures = 2;
   PoolCollector collector;
   collector.Attach([&stats] { return stats; });
 
@@ -67,7 +68,9 @@ TEST(PoolCollectorTest, GaugesAreTheStatsAtScrapeTime) {
     EXPECT_EQ(e.types[name], "gauge") << name;
     EXPECT_EQ(e.Value(name), value) << name;
   }
-  EXPECT_EQ(e.samples.size(), want.size()) << "one unlabelled sample each";
+  EXPECT_EQ(e.types["compute_pool_worker_start_failures_total"], "counter");
+  EXPECT_EQ(e.Value("compute_pool_worker_start_failures_total"), 2);
+  EXPECT_EQ(e.samples.size(), want.size() + 1) << "one unlabelled sample each";
 
   stats.queue_depth = 0;
   stats.busy = 0;
