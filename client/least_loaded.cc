@@ -209,7 +209,7 @@ void LeastLoaded::ResolveLoop() {
   while (true) {
     {
       MutexLock lock(&mu_);
-      const absl::Time deadline = absl::Now() + resolve_interval_;
+      const absl::Time deadline = MonotonicNow() + resolve_interval_;
       while (!stopping_ && !stop_cv_.WaitWithDeadline(&mu_, deadline)) {
       }
       if (stopping_) return;

@@ -266,14 +266,15 @@ int main(int argc, char** argv) {
     Put(f, "drain_timeout", absl::FormatDuration(config->drain_timeout));
     compute::LogJson("info", "draining", f);
   }
-  absl::Time start = absl::Now();
+  absl::Time start = compute::MonotonicNow();
   (*server)->Drain(config->drain_timeout);
   drain_over.store(true, std::memory_order_release);
   pthread_kill(signal_waiter.native_handle(), SIGTERM);
   signal_waiter.join();
   compute::PoolStats stats = (*server)->pool().Stats();
   google::protobuf::Struct f;
-  Put(f, "drain_seconds", absl::ToDoubleSeconds(absl::Now() - start));
+  Put(f, "drain_seconds",
+      absl::ToDoubleSeconds(compute::MonotonicNow() - start));
   Put(f, "tasks_completed", static_cast<double>(stats.completed_total()));
   Put(f, "tasks_shut_down",
       static_cast<double>(

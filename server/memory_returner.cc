@@ -26,12 +26,12 @@ void MemoryReturner::Loop() {
   pthread_setname_np(pthread_self(), "compute-memret");
   MutexLock lock(&mu_);
   while (!stop_) {
-    const absl::Time next = absl::Now() + options_.interval;
+    const absl::Time next = MonotonicNow() + options_.interval;
     while (!stop_ && !stop_cv_.WaitWithDeadline(&mu_, next)) {
     }
     if (stop_) break;
     mu_.Unlock();
-    Tick(absl::Now());
+    Tick(MonotonicNow());
     mu_.Lock();
   }
 }

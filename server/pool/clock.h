@@ -2,10 +2,11 @@
 // deterministic.
 //
 // The pool needs three things from a clock: the time now (deadlines are
-// absolute, as gRPC gives them), a cheap tick counter for the queue-wait and
-// run-time durations it measures three times per task, and a wait on a
-// condition variable that ends when signalled or when the clock passes a
-// deadline.
+// absolute; for the real clock monotonic time, MonotonicNow in sync.h, to
+// which the service converts gRPC's deadlines as calls arrive), a cheap tick
+// counter for the queue-wait and run-time durations it measures three times per
+// task, and a wait on a condition variable that ends when signalled or when the
+// clock passes a deadline.
 //
 // Why ticks: on the hot path a clock read is a large share of a task's
 // overhead. On KVM guests (kvm-clock) clock_gettime costs ~45 ns, absl::Now()
@@ -55,9 +56,9 @@ class RealClock final : public Clock {
  public:
   RealClock();
 
-  absl::Time Now() const override {
-    return absl::FromChrono(std::chrono::system_clock::now());
-  }
+  // Monotonic (sync.h): deadlines judged by it do not move when the wall
+  // clock steps.
+  absl::Time Now() const override { return MonotonicNow(); }
   int64_t Ticks() const override;
   absl::Duration TicksToDuration(int64_t ticks) const override {
     // Fixed point (32 fractional bits): absl's Duration * double is slow.

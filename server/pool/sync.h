@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <atomic>
+#include <cstdint>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/clock.h"
@@ -96,11 +97,61 @@ class ABSL_LOCKABLE SpinLock {
 
 using SpinLockHolder = ScopedLock<SpinLock>;
 
+// The time every deadline and timed wait in the server is measured in:
+// the monotonic clock (CLOCK_MONOTONIC), which a step of the wall clock
+// (NTP, a VM resumed, `date -s`) does not move, written as an absl::Time
+// anchored at the wall clock's reading when the process first asks. So it
+// prints as a plausible date, and a wall time passed by mistake is off only
+// by the wall clock's drift since start-up, not by decades. Before, the
+// server's deadlines and waits were wall-clock time: a step forward of an
+// hour expired every queued and running call at once (DEADLINE_EXCEEDED,
+// though gRPC's own deadline was far off), a step back stopped the memory
+// returner and the load report for an hour.
+//
+// Not for what must be a date (log timestamps) nor for deadlines handed to
+// gRPC's API (wall time there: absl::Now()).
+struct MonotonicAnchor {
+  absl::Time wall;
+  int64_t monotonic_ns;
+};
+inline int64_t MonotonicNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+inline const MonotonicAnchor& TheMonotonicAnchor() {
+  static const MonotonicAnchor anchor = [] {
+    timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    return MonotonicAnchor{absl::TimeFromTimespec(wall), MonotonicNanos()};
+  }();
+  return anchor;
+}
+inline absl::Time MonotonicNow() {
+  const MonotonicAnchor& anchor = TheMonotonicAnchor();
+  return anchor.wall +
+         absl::Nanoseconds(MonotonicNanos() - anchor.monotonic_ns);
+}
+// `t` on CLOCK_MONOTONIC, for pthread_cond_timedwait; clamped at 0.
+inline timespec ToMonotonicTimespec(absl::Time t) {
+  const MonotonicAnchor& anchor = TheMonotonicAnchor();
+  absl::Duration since_boot =
+      absl::Nanoseconds(anchor.monotonic_ns) + (t - anchor.wall);
+  if (since_boot < absl::ZeroDuration()) since_boot = absl::ZeroDuration();
+  return absl::ToTimespec(since_boot);
+}
+
 // Waits may return spuriously: callers re-check their condition in a loop.
-// Deadlines are absolute real time (CLOCK_REALTIME), as absl::Time is.
+// Deadlines are MonotonicNow() time (above).
 class CondVar {
  public:
-  CondVar() { pthread_cond_init(&cv_, nullptr); }
+  CondVar() {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&cv_, &attr);
+    pthread_condattr_destroy(&attr);
+  }
   ~CondVar() { pthread_cond_destroy(&cv_); }
   CondVar(const CondVar&) = delete;
   CondVar& operator=(const CondVar&) = delete;
@@ -115,12 +166,12 @@ class CondVar {
       Wait(mu);
       return false;
     }
-    timespec ts = absl::ToTimespec(deadline);
+    timespec ts = ToMonotonicTimespec(deadline);
     return pthread_cond_timedwait(&cv_, &mu->mu_, &ts) == ETIMEDOUT;
   }
   bool WaitWithTimeout(Mutex* mu, absl::Duration timeout)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    return WaitWithDeadline(mu, absl::Now() + timeout);
+    return WaitWithDeadline(mu, MonotonicNow() + timeout);
   }
   void Signal() { pthread_cond_signal(&cv_); }
   void SignalAll() { pthread_cond_broadcast(&cv_); }
@@ -146,7 +197,7 @@ class Notification {
     while (!notified_) cv_.Wait(&mu_);
   }
   bool WaitForNotificationWithTimeout(absl::Duration timeout) {
-    absl::Time deadline = absl::Now() + timeout;
+    absl::Time deadline = MonotonicNow() + timeout;
     MutexLock lock(&mu_);
     while (!notified_) {
       if (cv_.WaitWithDeadline(&mu_, deadline)) return notified_;

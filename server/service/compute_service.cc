@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "grpc/support/time.h"
 #include "server/base/string_view.h"
 #include "server/pool/sync.h"
 #include "server/tasks/registry.h"
@@ -26,12 +27,21 @@ void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
   out->set_nanos(static_cast<int32_t>(ns % 1000000000));
 }
 
-absl::Time DeadlineOf(const grpc::ServerContextBase& context) {
-  auto deadline = context.deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) {
+// The call's deadline in the pool's time (clock.h). gRPC keeps it on its
+// monotonic clock (raw_deadline): what is left of it is carried over, not
+// the wall-clock time that deadline() would make of it, which a step of the
+// wall clock moves (before, a step forward of an hour expired every queued
+// and running call at once).
+absl::Time DeadlineOf(const grpc::ServerContextBase& context,
+                      const Clock& clock) {
+  const gpr_timespec deadline = context.raw_deadline();
+  if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0) {
     return absl::InfiniteFuture();
   }
-  return absl::FromChrono(deadline);
+  const gpr_timespec left =
+      gpr_time_sub(deadline, gpr_now(deadline.clock_type));
+  return clock.Now() + absl::Seconds(left.tv_sec) +
+         absl::Nanoseconds(left.tv_nsec);
 }
 
 // Whole milliseconds, for messages and the pushback trailer.
@@ -207,7 +217,7 @@ ComputeService::ComputeService(WorkerPool& pool, ComputeServiceOptions options)
 std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
                                                    TaskHandle* handle) {
   call.started = std::chrono::steady_clock::now();
-  call.deadline = DeadlineOf(*call.context);
+  call.deadline = DeadlineOf(*call.context, pool_.clock());
   if (options_.observer != nullptr) {
     options_.observer->OnCallStarted(kRunMethod);
   }
@@ -429,7 +439,7 @@ grpc::Status ComputeService::Refused(const CallInfo& call,
         // an estimate raised by a slow spell would refuse such calls for
         // good (cost_model.h).
         cost_model_.Relax(call.kind->index, call.cost_units,
-                          call.deadline - absl::Now());
+                          call.deadline - pool_.clock().Now());
         return Refuse(
             call, RejectReason::kDeadline, grpc::StatusCode::RESOURCE_EXHAUSTED,
             absl::StrCat(status.message(), "; retry with a longer deadline"),

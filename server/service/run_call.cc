@@ -208,7 +208,7 @@ void RunQueues::Shutdown() {
     // events may still be on the queues, and the threads handle them.
     draining_.store(true);
     MutexLock lock(&calls_mu_);
-    const absl::Time limit = absl::Now() + kCallsEndLimit;
+    const absl::Time limit = MonotonicNow() + kCallsEndLimit;
     while (calls_on_queues_.load() > 0) {
       if (calls_ended_.WaitWithDeadline(&calls_mu_, limit)) break;
     }

@@ -61,7 +61,7 @@ class AsyncCall {
   }
   // The final status; fails the test on timeout.
   grpc::Status Wait() {
-    absl::Time deadline = absl::Now() + kWait;
+    absl::Time deadline = MonotonicNow() + kWait;
     MutexLock lock(&mu_);
     while (!done_) {
       if (cv_.WaitWithDeadline(&mu_, deadline) && !done_) {

@@ -36,7 +36,7 @@ class Completions {
     };
   }
   bool WaitForCount(size_t n, absl::Duration timeout = kWait) {
-    absl::Time deadline = absl::Now() + timeout;
+    absl::Time deadline = MonotonicNow() + timeout;
     MutexLock lock(&mu_);
     while (results_.size() < n) {
       if (cv_.WaitWithDeadline(&mu_, deadline)) return results_.size() >= n;
