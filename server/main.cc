@@ -247,6 +247,9 @@ int main(int argc, char** argv) {
       (*server)->EndDrainNow();
     });
   } catch (const std::system_error& e) {
+    // As at the end of main: scrapes stop reading the pool before it goes.
+    metrics.AttachPool(nullptr);
+    metrics.StopServing();
     (*server)->Drain(absl::ZeroDuration());
     return CannotStart(absl::ResourceExhaustedError(
         absl::StrCat("cannot start the signal thread: ", e.what())));

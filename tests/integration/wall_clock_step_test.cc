@@ -61,8 +61,12 @@ int64_t Nanos(const timespec& ts) {
 extern "C" int pthread_cond_timedwait(pthread_cond_t* cv, pthread_mutex_t* mu,
                                       const timespec* deadline) {
   using Wait = int (*)(pthread_cond_t*, pthread_mutex_t*, const timespec*);
-  static const Wait real_wait = reinterpret_cast<Wait>(
-      dlvsym(RTLD_NEXT, "pthread_cond_timedwait", "GLIBC_2.3.2"));
+  // The current version on x86-64 (GLIBC_2.3.2); elsewhere the default.
+  static const Wait real_wait = [] {
+    void* f = dlvsym(RTLD_NEXT, "pthread_cond_timedwait", "GLIBC_2.3.2");
+    if (f == nullptr) f = dlsym(RTLD_NEXT, "pthread_cond_timedwait");
+    return reinterpret_cast<Wait>(f);
+  }();
   if ((cv->__data.__wrefs & 2) != 0) return real_wait(cv, mu, deadline);
   for (;;) {
     timespec now;
