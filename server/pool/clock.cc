@@ -18,12 +18,6 @@ Clock& Clock::Real() {
 
 namespace {
 
-int64_t SteadyNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 bool InvariantTsc() {
 #if defined(__x86_64__)
   std::ifstream cpuinfo("/proc/cpuinfo");
@@ -48,12 +42,12 @@ bool InvariantTsc() {
 RealClock::RealClock() {
 #if defined(__x86_64__)
   if (!InvariantTsc()) return;
-  // Calibrate over ~5 ms of steady_clock; the error is well under 0.1%.
-  int64_t ns0 = SteadyNanos();
+  // Calibrate over ~5 ms of the monotonic clock; the error is well under 0.1%.
+  int64_t ns0 = MonotonicNanos();
   uint64_t tsc0 = __rdtsc();
   int64_t ns1;
   do {
-    ns1 = SteadyNanos();
+    ns1 = MonotonicNanos();
   } while (ns1 - ns0 < 5000000);
   uint64_t tsc1 = __rdtsc();
   if (tsc1 <= tsc0) return;
@@ -68,7 +62,7 @@ int64_t RealClock::Ticks() const {
 #if defined(__x86_64__)
   if (use_tsc_) return static_cast<int64_t>(__rdtsc());
 #endif
-  return SteadyNanos();
+  return MonotonicNanos();
 }
 
 absl::Time SimulatedClock::Now() const {

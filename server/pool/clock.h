@@ -12,11 +12,11 @@
 // overhead. On KVM guests (kvm-clock) clock_gettime costs ~45 ns, absl::Now()
 // in Debian's abseil more (it takes a spinlock); the invariant TSC costs
 // ~10-20 ns. RealClock uses the TSC when the CPU says it is invariant
-// (constant_tsc and nonstop_tsc), calibrated once against steady_clock, and
-// steady_clock otherwise. RealClock maps both to absl. SimulatedClock only
-// moves when a test calls Advance(), and wakes every waiter whose deadline it
-// passes; a test can then put a task's deadline "in the past" without waiting
-// for real time.
+// (constant_tsc and nonstop_tsc), calibrated once against the monotonic clock
+// (MonotonicNanos, sync.h), and that clock otherwise. RealClock maps both to
+// absl. SimulatedClock only moves when a test calls Advance(), and wakes every
+// waiter whose deadline it passes; a test can then put a task's deadline "in
+// the past" without waiting for real time.
 //
 // Thread-safety: all methods may be called from any thread.
 #ifndef COMPUTE_SERVER_POOL_CLOCK_H_

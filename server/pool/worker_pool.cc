@@ -97,16 +97,13 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
     }
   }
   if (!started.ok()) return started;
-  try {
-    pool->timer_thread_ =
-        pool->StartThread([p = pool.get()] { p->TimerLoop(); });
-  } catch (const std::system_error& e) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cannot start the timer thread: ", e.code().message()));
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(
-        "cannot start the timer thread: out of memory");
+  absl::StatusOr<std::thread> timer =
+      pool->StartThread([p = pool.get()] { p->TimerLoop(); });
+  if (!timer.ok()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cannot start the timer thread: ", timer.status().message()));
   }
+  pool->timer_thread_ = std::move(*timer);
   return pool;
 }
 
@@ -183,9 +180,16 @@ bool WorkerPool::AwaitHeldBytesReleased() {
   return held_bytes_.load() == 0;
 }
 
-std::thread WorkerPool::StartThread(std::function<void()> body) {
-  if (start_thread_) return start_thread_(std::move(body));
-  return std::thread(std::move(body));
+absl::StatusOr<std::thread> WorkerPool::StartThread(
+    std::function<void()> body) {
+  try {
+    if (start_thread_) return start_thread_(std::move(body));
+    return std::thread(std::move(body));
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(e.code().message());
+  } catch (const std::bad_alloc&) {  // the thread's state, under RLIMIT_AS
+    return absl::ResourceExhaustedError("out of memory");
+  }
 }
 
 absl::Status WorkerPool::SpawnWorkerLocked() {
@@ -200,13 +204,10 @@ absl::Status WorkerPool::SpawnWorkerLocked() {
     // The thread before the counts, so a thread the system refuses leaves
     // the slot empty and the counts true. The new thread takes mu_ (held
     // here) before it reads its slot, so it sees itself alive.
-    try {
-      w.thread = StartThread([this, i] { WorkerLoop(static_cast<int>(i)); });
-    } catch (const std::system_error& e) {
-      return absl::ResourceExhaustedError(e.code().message());
-    } catch (const std::bad_alloc&) {  // the thread's state, under RLIMIT_AS
-      return absl::ResourceExhaustedError("out of memory");
-    }
+    absl::StatusOr<std::thread> thread =
+        StartThread([this, i] { WorkerLoop(static_cast<int>(i)); });
+    if (!thread.ok()) return thread.status();
+    w.thread = std::move(*thread);
     w.alive = true;
     ++alive_workers_;
     return absl::OkStatus();

@@ -338,8 +338,9 @@ class WorkerPool {
   // thread (ResourceExhausted with its cause) nothing changes: the slot
   // stays empty and the workers' counts are as they were.
   absl::Status SpawnWorkerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // options.start_thread, or std::thread; throws std::system_error.
-  std::thread StartThread(std::function<void()> body);
+  // options.start_thread, or std::thread; a thread the system refuses
+  // (std::system_error, std::bad_alloc) is ResourceExhausted with its cause.
+  absl::StatusOr<std::thread> StartThread(std::function<void()> body);
   void WorkerLoop(int index);
   // Whether a worker may start the front task: one is queued and a place
   // is free. Inline runs (RunInlineIfFree) hold places too, so an idle

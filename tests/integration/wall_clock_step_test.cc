@@ -3,11 +3,8 @@
 // the monotonic clock (server/pool/sync.h, MonotonicNow), carrying over what
 // is left of gRPC's own deadline as each call arrives.
 //
-// The wall clock is stepped for this process alone: this binary defines
-// clock_gettime, which the libraries' calls bind to instead of libc's, and
-// moves CLOCK_REALTIME forward by g_realtime_step_ns. Every other clock
-// passes through. (tests/unit/service/call_interceptor_test.cc does the same
-// backwards.) It also defines pthread_cond_timedwait, so that a wait on a
+// The wall clock is stepped for this process alone (tests/realtime_step.h).
+// The binary also defines pthread_cond_timedwait, so that a wait on a
 // CLOCK_REALTIME condition variable ends when the stepped clock passes its
 // deadline, as the kernel ends it on a real step.
 #include <dlfcn.h>
@@ -32,22 +29,8 @@
 #include "server/pool/sync.h"
 #include "tests/integration/calls.h"
 #include "tests/integration/test_server.h"
+#include "tests/realtime_step.h"
 #include "tests/wait_until.h"
-
-namespace {
-std::atomic<int64_t> g_realtime_step_ns{0};
-}  // namespace
-
-extern "C" int clock_gettime(clockid_t clock, struct timespec* ts) noexcept {
-  const int result = static_cast<int>(syscall(SYS_clock_gettime, clock, ts));
-  const int64_t step = g_realtime_step_ns.load(std::memory_order_relaxed);
-  if (result == 0 && clock == CLOCK_REALTIME && step != 0) {
-    int64_t ns = ts->tv_sec * int64_t{1000000000} + ts->tv_nsec + step;
-    ts->tv_sec = ns / 1000000000;
-    ts->tv_nsec = ns % 1000000000;
-  }
-  return result;
-}
 
 namespace {
 int64_t Nanos(const timespec& ts) {

@@ -2,15 +2,11 @@
 // monotonic clock: a step of the wall clock during a call (NTP) must not
 // reach grpc_server_handling_seconds as a negative or hours-long duration.
 //
-// The wall clock is stepped for this process alone: this binary defines
-// clock_gettime, which the libraries' calls (absl::Now's among them) bind to
-// instead of libc's, and moves CLOCK_REALTIME back by g_realtime_step_ns.
-// Every other clock passes through.
+// The wall clock is stepped back for this process alone
+// (tests/realtime_step.h).
 #include "server/service/call_interceptor.h"
 
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -25,22 +21,8 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/service/call_observer.h"
+#include "tests/realtime_step.h"
 #include "tests/wait_until.h"
-
-namespace {
-std::atomic<int64_t> g_realtime_step_ns{0};
-}  // namespace
-
-extern "C" int clock_gettime(clockid_t clock, struct timespec* ts) noexcept {
-  const int result = static_cast<int>(syscall(SYS_clock_gettime, clock, ts));
-  const int64_t step = g_realtime_step_ns.load(std::memory_order_relaxed);
-  if (result == 0 && clock == CLOCK_REALTIME && step != 0) {
-    int64_t ns = ts->tv_sec * int64_t{1000000000} + ts->tv_nsec - step;
-    ts->tv_sec = ns / 1000000000;
-    ts->tv_nsec = ns % 1000000000;
-  }
-  return result;
-}
 
 namespace compute::service {
 namespace {
@@ -87,7 +69,7 @@ class SteppingHealth final : public Health::Service {
   grpc::Status Check(grpc::ServerContext*, const HealthCheckRequest*,
                      HealthCheckResponse* response) override {
     const absl::Time before = absl::Now();
-    g_realtime_step_ns.store(absl::ToInt64Nanoseconds(absl::Hours(1)));
+    g_realtime_step_ns.store(-absl::ToInt64Nanoseconds(absl::Hours(1)));
     if (!testing::WaitUntil(
             [&] { return absl::Now() < before - absl::Minutes(30); })) {
       return grpc::Status(grpc::StatusCode::INTERNAL, "no step seen");
