@@ -97,8 +97,8 @@ std::vector<prometheus::MetricFamily> PoolCollector::Collect() const {
     auto family = MakeFamily(
         "compute_pool_worker_start_failures_total",
         "Times the pool could not start a worker thread as it grew (the "
-        "system refused it: pids.max, RLIMIT_NPROC; tried again at each "
-        "call that needs one); the tasks wait for the live workers instead.",
+        "system refused it: pids.max, RLIMIT_NPROC; tried again at most "
+        "once a second); the tasks wait for the live workers instead.",
         prometheus::MetricType::Counter);
     AddValue(family, {}, static_cast<double>(s.worker_start_failures));
     families.push_back(std::move(family));

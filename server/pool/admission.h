@@ -39,6 +39,8 @@ struct AdmissionBudgets {
 struct PoolLoad {
   const FairQueue& queue;
   int running = 0;  // tasks on workers and inline
+  // The places admission counts on (>= 1): max_workers, or the live
+  // workers while the system refuses to start more.
   int max_workers = 1;
   int64_t task_bytes = 0;            // of the queued and running tasks
   int64_t held_bytes = 0;            // held outside tasks (HoldBytes)

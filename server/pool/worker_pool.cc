@@ -306,13 +306,15 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
     // tasks no idle worker will take get a new worker, up to the maximum.
     if (queue_.size() >
             static_cast<size_t>(idle_workers_ + (spinning_ ? 1 : 0)) &&
-        alive_workers_ < max_workers_) {
+        alive_workers_ < max_workers_ && !worker_start_refused_) {
       // Not this task's error: it is queued, and the live workers will run
       // it. There is one at least: min_workers >= 1 started in Create, they
       // never retire below it, and they exit only once Submit refuses.
       if (!SpawnWorkerLocked().ok()) {
         POOL_CHECK(alive_workers_ >= min_workers_);
         ++worker_start_failures_;
+        worker_start_refused_ = true;
+        worker_start_refused_ticks_ = now_ticks;
       }
     }
     // A spinning worker will see the task without a wake-up.
@@ -391,6 +393,13 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
                                      const Arrival& arrival, SubmitRefusal* why,
                                      PoolTask** displaced) {
   *displaced = nullptr;
+  // A refused worker start is tried again (by Submit) once the interval has
+  // passed; until then admission counts only the live workers.
+  if (worker_start_refused_ &&
+      clock_.TicksToDuration(arrival.ticks - worker_start_refused_ticks_) >=
+          kWorkerStartRetryInterval) {
+    worker_start_refused_ = false;
+  }
   if (closed_) {
     *why = SubmitRefusal();
     why->reason = RefusalReason::kShutDown;
@@ -417,9 +426,15 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
 
 PoolLoad WorkerPool::LoadLocked(
     absl::FunctionRef<int64_t()> running_cost_ns) const {
+  // While the system refuses new threads, the places are the live workers:
+  // a task admitted for a worker that cannot start would wait unseen by the
+  // count bound and the expected wait. (At least 1: after shutdown the
+  // workers are gone, and Stats still divides by it.)
   return PoolLoad{.queue = queue_,
                   .running = running_,
-                  .max_workers = max_workers_,
+                  .max_workers = worker_start_refused_
+                                     ? std::max(alive_workers_, 1)
+                                     : max_workers_,
                   .task_bytes = inflight_bytes_,
                   .held_bytes = held_bytes(),
                   .running_full_cost_ns = running_full_cost_ns_,

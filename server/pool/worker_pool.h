@@ -94,8 +94,11 @@
 // RLIMIT_AS: std::system_error) fails Create (ResourceExhausted, after
 // stopping the threads it started); in Submit it is no error for the task,
 // already queued for the live workers (min_workers of them at least), and
-// PoolStats::worker_start_failures counts it. Its slot stays empty and a
-// later Submit tries again.
+// PoolStats::worker_start_failures counts it. Its slot stays empty; until
+// a start succeeds, admission counts only the live workers (the queue holds
+// queue_capacity beyond them, the expected wait divides by them), and a
+// Submit tries again at most once per kWorkerStartRetryInterval (1 s), not
+// at every call, each try a failed clone under the lock.
 //
 // Standing queue (CoDel's rule, applied at admission rather than by dropping
 // queued work): a queue wait above target_queue_wait is normal for a burst,
@@ -165,6 +168,10 @@
 #include "server/pool/task_types.h"
 
 namespace compute {
+
+// After the system refused a worker thread, how long Submit waits before it
+// tries to start one again.
+inline constexpr absl::Duration kWorkerStartRetryInterval = absl::Seconds(1);
 
 // A consistent snapshot, taken under the scheduler's lock.
 struct PoolStats {
@@ -444,6 +451,11 @@ class WorkerPool {
   std::array<uint64_t, kNumRefusalReasons> rejected_by_ ABSL_GUARDED_BY(mu_){};
   std::array<uint64_t, kNumTaskOutcomes> completed_ ABSL_GUARDED_BY(mu_){};
   uint64_t worker_start_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  // The last try to start a worker was refused, at that tick, less than
+  // kWorkerStartRetryInterval ago (AdmitLocked clears it after): admission
+  // counts only the live workers, and Submit does not try again.
+  bool worker_start_refused_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t worker_start_refused_ticks_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace compute

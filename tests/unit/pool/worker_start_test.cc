@@ -97,9 +97,12 @@ TEST(WorkerStartTest, CreateFailsWithStatusWhenTheTimerCannotStart) {
 
 TEST(WorkerStartTest, SubmitQueuesForTheLiveWorkerWhenGrowthFails) {
   Starter starter;
+  SimulatedClock clock;  // the retry interval passes only when told
   Gate gate;
   Completions done;  // before the pool: it outlives the pool's completions
-  auto created = WorkerPool::Create(Options(starter, 1, 3));
+  PoolOptions options = Options(starter, 1, 3);
+  options.clock = &clock;
+  auto created = WorkerPool::Create(options);
   ASSERT_TRUE(created.ok()) << created.status();
   std::unique_ptr<WorkerPool> pool = std::move(*created);
   starter.RefuseNext(1'000'000);  // every thread from now on
@@ -107,41 +110,106 @@ TEST(WorkerStartTest, SubmitQueuesForTheLiveWorkerWhenGrowthFails) {
   ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
   // That Submit tried to start a worker if the first was not yet idle.
   ASSERT_TRUE(gate.WaitStarted(1));
-  const uint64_t before = pool->Stats().worker_start_failures;
-  EXPECT_LE(before, 1u);
-  // The only worker is busy: each Submit below tries to start another.
+  EXPECT_LE(pool->Stats().worker_start_failures, 1u);
+  // The only worker is busy: the first Submit below that finds no refusal
+  // in the last second tries to start another, once; the others wait for
+  // the interval instead of trying at every call.
   for (int i = 1; i <= 3; ++i) {
     ASSERT_TRUE(pool->Submit(gate.Task(), done.For(i)).ok());
   }
   PoolStats stats = pool->Stats();
   EXPECT_EQ(stats.workers, 1);
-  EXPECT_EQ(stats.worker_start_failures, before + 3);
+  EXPECT_EQ(stats.worker_start_failures, 1u);
   EXPECT_EQ(stats.queue_depth, 3u);
-  EXPECT_EQ(static_cast<uint64_t>(starter.refused()),
-            stats.worker_start_failures);
+  EXPECT_EQ(starter.refused(), 1);
+  // The interval past, the next Submit tries again.
+  clock.Advance(kWorkerStartRetryInterval);
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(4)).ok());
+  EXPECT_EQ(pool->Stats().worker_start_failures, 2u);
+  EXPECT_EQ(starter.refused(), 2);
   EXPECT_EQ(done.size(), 0u);
 
   gate.Release();
-  ASSERT_TRUE(done.WaitForCount(4));
-  for (int i = 0; i <= 3; ++i) {
+  ASSERT_TRUE(done.WaitForCount(5));
+  for (int i = 0; i <= 4; ++i) {
     EXPECT_EQ(done.CountOf(i), 1) << i;
     ASSERT_TRUE(done.Get(i).has_value());
     EXPECT_EQ(done.Get(i)->outcome, TaskOutcome::kOk) << i;
     EXPECT_EQ(done.Get(i)->worker, 0) << i;
   }
   stats = pool->Stats();
-  EXPECT_EQ(stats.completed[static_cast<int>(TaskOutcome::kOk)], 4u);
+  EXPECT_EQ(stats.completed[static_cast<int>(TaskOutcome::kOk)], 5u);
   EXPECT_EQ(stats.workers, 1);
   pool.reset();
-  EXPECT_EQ(done.size(), 4u);
+  EXPECT_EQ(done.size(), 5u);
+  EXPECT_EQ(starter.exited(), starter.started());
+}
+
+// While the system refuses threads, the queue holds queue_capacity beyond
+// the workers that exist, not beyond max_workers: tasks admitted for
+// workers that never start would wait unseen by the bound, and the
+// expected wait divides by the live workers.
+TEST(WorkerStartTest, AdmissionCountsOnlyTheLiveWorkersWhileGrowthFails) {
+  Starter starter;
+  SimulatedClock clock;
+  Gate gate;
+  Completions done;
+  PoolOptions options = Options(starter, 1, 4);
+  options.queue_capacity = 2;
+  options.clock = &clock;
+  auto created = WorkerPool::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::unique_ptr<WorkerPool> pool = std::move(*created);
+  starter.RefuseNext(1'000'000);
+
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  TaskOptions costly;
+  costly.cost = absl::Seconds(1);
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(1), costly).ok());
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(2), costly).ok());
+  EXPECT_GE(pool->Stats().worker_start_failures, 1u);
+  // One worker, busy; two queued of 1 s each: 2 s for the next to wait,
+  // not 2 s / 4 places.
+  EXPECT_GE(pool->Stats().expected_wait, absl::Seconds(2));
+  // Before: queue_capacity + the three places with no thread admitted 3
+  // more.
+  SubmitRefusal why;
+  absl::StatusOr<TaskHandle> refused =
+      pool->Submit(gate.Task(), done.For(3), TaskOptions(), &why);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(why.reason, RefusalReason::kQueueFull);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("2 tasks queued (capacity 2), 1 of 1 workers busy"));
+
+  // A second later, with threads to be had again, the places come back and
+  // the next Submit starts a worker for the queued work.
+  clock.Advance(kWorkerStartRetryInterval);
+  starter.RefuseNext(0);
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(4)).ok());
+  ASSERT_TRUE(gate.WaitStarted(2));
+  EXPECT_EQ(pool->Stats().workers, 2);
+
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(4));  // 3 was refused: no completion
+  EXPECT_EQ(done.CountOf(3), 0);
+  for (int i : {0, 1, 2, 4}) {
+    EXPECT_EQ(done.CountOf(i), 1) << i;
+    ASSERT_TRUE(done.Get(i).has_value());
+    EXPECT_EQ(done.Get(i)->outcome, TaskOutcome::kOk) << i;
+  }
+  pool.reset();
   EXPECT_EQ(starter.exited(), starter.started());
 }
 
 TEST(WorkerStartTest, GrowthSucceedsAfterAFailure) {
   Starter starter;
+  SimulatedClock clock;
   Gate gate;
   Completions done;
-  auto created = WorkerPool::Create(Options(starter, 1, 2));
+  PoolOptions options = Options(starter, 1, 2);
+  options.clock = &clock;
+  auto created = WorkerPool::Create(options);
   ASSERT_TRUE(created.ok()) << created.status();
   std::unique_ptr<WorkerPool> pool = std::move(*created);
 
@@ -150,11 +218,13 @@ TEST(WorkerStartTest, GrowthSucceedsAfterAFailure) {
   starter.RefuseNext(1'000'000);
   ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
   ASSERT_TRUE(gate.WaitStarted(1));
+  clock.Advance(kWorkerStartRetryInterval);  // whether it tried or not
   const uint64_t before = pool->Stats().worker_start_failures;
   starter.RefuseNext(1);
   ASSERT_TRUE(pool->Submit(gate.Task(), done.For(1)).ok());  // refused
   EXPECT_EQ(pool->Stats().workers, 1);
   EXPECT_EQ(pool->Stats().worker_start_failures, before + 1);
+  clock.Advance(kWorkerStartRetryInterval);
   ASSERT_TRUE(pool->Submit(gate.Task(), done.For(2)).ok());  // starts one
   ASSERT_TRUE(gate.WaitStarted(2));  // the new worker runs task 1
   PoolStats stats = pool->Stats();
