@@ -52,24 +52,47 @@ std::vector<std::string> BaseArgs() {
 
 // Fills 1 worker + `capacity` queue slots with spin calls, and waits until
 // the server's own metrics show them all accepted (1 busy, `capacity`
-// queued), so that SIGTERM finds them running and queued.
+// queued), so that SIGTERM finds them running and queued. A short spin may
+// end (OK) before a scrape has seen them all, on a stalled machine: then the
+// fill was overtaken, and once the server is idle again it is made anew.
 std::vector<std::unique_ptr<AsyncCall>> FillServer(
     compute::v1::Compute::Stub& stub, int capacity, absl::Duration spin,
     int metrics_port) {
-  std::vector<std::unique_ptr<AsyncCall>> calls;
-  for (int i = 0; i < 1 + capacity; ++i) {
-    calls.push_back(std::make_unique<AsyncCall>(stub, Spin(spin)));
-  }
-  absl::Time end = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < end) {
+  const absl::Time end = absl::Now() + absl::Seconds(30);
+  auto scraped = [&](double busy, double depth) {
     auto scrape = metrics::testing::Scrape(metrics_port);
-    if (scrape.ok() &&
-        scrape->Value("compute_pool_workers_busy") == std::optional(1.0) &&
-        scrape->Value("compute_pool_queue_depth") ==
-            std::optional(static_cast<double>(capacity))) {
-      return calls;
+    return scrape.ok() &&
+           scrape->Value("compute_pool_workers_busy") == std::optional(busy) &&
+           scrape->Value("compute_pool_queue_depth") == std::optional(depth);
+  };
+  std::vector<std::unique_ptr<AsyncCall>> calls;
+  for (int attempt = 1; absl::Now() < end; ++attempt) {
+    calls.clear();
+    for (int i = 0; i < 1 + capacity; ++i) {
+      calls.push_back(std::make_unique<AsyncCall>(stub, Spin(spin)));
     }
-    absl::SleepFor(absl::Milliseconds(5));
+    bool overtaken = false;
+    while (absl::Now() < end && !overtaken) {
+      if (scraped(1, capacity)) return calls;
+      for (auto& c : calls) {
+        if (!c->done()) continue;
+        // One that ended any other way than OK is a failure, not a stall.
+        const grpc::Status s = c->Wait();
+        if (!s.ok()) {
+          ADD_FAILURE() << "a call of the fill ended " << s.error_code() << " "
+                        << s.error_message();
+          return calls;
+        }
+        overtaken = true;
+      }
+      absl::SleepFor(absl::Milliseconds(5));  // the scrapes' pace
+    }
+    if (!overtaken) break;
+    std::cout << "fill " << attempt << " overtaken by its own calls: again\n";
+    for (auto& c : calls) c->Wait();
+    while (absl::Now() < end && !scraped(0, 0)) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
   }
   ADD_FAILURE() << "the server never showed the calls running and queued";
   return calls;

@@ -27,6 +27,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/pool/sync.h"
+#include "server/tasks/registry.h"
 #include "tests/integration/calls.h"
 #include "tests/integration/test_server.h"
 #include "tests/realtime_step.h"
@@ -102,16 +103,39 @@ TEST(WallClockStepTest, ATimedWaitEndsOnTimeWhenTheClockStepsBack) {
   waiter.join();
 }
 
+// The running call's spin (400 ms) starts only once the test opens the
+// gate, or its call is stopped: the call stays running, and the ones behind
+// it queued, through every step below however slow the machine (a bare
+// 400 ms spin could end first: the queued call and then the 50 ms one ran,
+// and the 50 ms one was answered OK).
+std::atomic<bool> running_gate_open{false};
+
+absl::Status RunningSpinWaitsForTheGate(const tasks::TaskKind& kind,
+                                        const compute::v1::RunRequest& request,
+                                        tasks::Payload payload,
+                                        const CancelToken& cancel,
+                                        compute::v1::RunResponse* response) {
+  if (request.has_spin() && request.spin().duration().nanos() == 400'000'000) {
+    while (!running_gate_open.load() && !cancel.stop_requested()) {
+      absl::SleepFor(absl::Milliseconds(1));  // polls the gate
+    }
+  }
+  // A stop (the step expiring the call) makes the spin end cancelled.
+  return kind.run(request, payload, cancel, response);
+}
+
 // One worker runs a call, a second waits in the queue, both with 30 s
 // deadlines; the wall clock jumps an hour ahead; a third call with a 50 ms
 // deadline arrives (which wakes the pool's deadline timer). Before: the
 // timer judged the first two an hour past their deadlines and ended both
 // DEADLINE_EXCEEDED ("the task was stopped", "never ran").
 TEST(WallClockStepTest, AStepForwardExpiresNoQueuedOrRunningCall) {
+  running_gate_open = false;
   service::ServerConfig config = LocalConfig(/*workers=*/1, /*capacity=*/8);
   // So that the 50 ms call queues (admission would refuse it: the queue
   // ahead of it is longer than its deadline).
   config.admission = false;
+  config.run_task = &RunningSpinWaitsForTheGate;
   auto server = StartServer(config);
   ASSERT_NE(server, nullptr);
   auto stub = compute::v1::Compute::NewStub(Connect(server->port()));
@@ -142,6 +166,7 @@ TEST(WallClockStepTest, AStepForwardExpiresNoQueuedOrRunningCall) {
   const grpc::Status s = short_done.get();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
       << s.error_message();
+  running_gate_open = true;
 
   const grpc::Status running_status = running.Wait();
   const grpc::Status queued_status = queued.Wait();
