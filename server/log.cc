@@ -1,10 +1,10 @@
 #include "server/log.h"
 
 #include <grpc/support/log.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/stubs/common.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/log_sink.h"
 
 namespace compute {
 namespace {
@@ -21,11 +22,49 @@ std::atomic<LogLevel> g_min_level{LogLevel::kInfo};
 
 LineBudget g_grpc_lines(kGrpcLinesPerSecond);
 
+// An error line waits this long to be written (log_sink.h): long enough for
+// a reader that reads, short enough that a stalled one costs little.
+constexpr absl::Duration kErrorLineWait = absl::Milliseconds(100);
+
+std::string DropNotice(uint64_t dropped) {
+  google::protobuf::Struct fields;
+  Put(fields, "dropped", static_cast<double>(dropped));
+  Put(fields, "max_pending_bytes", static_cast<double>(kMaxPendingLogBytes));
+  return FormatLogLine(absl::Now(), "warning",
+                       "log lines dropped: the log's reader fell behind",
+                       fields) +
+         "\n";
+}
+
+// Never destroyed: its writer may be blocked in write(2) at exit, and lines
+// may be logged while other static objects are destroyed.
+LogSink& Sink() {
+  static LogSink* sink =
+      new LogSink(STDERR_FILENO, kMaxPendingLogBytes, &DropNotice);
+  return *sink;
+}
+
+void LogJsonAt(absl::Time now, const std::string& level, const std::string& msg,
+               const google::protobuf::Struct& fields) {
+  std::optional<LogLevel> parsed = ParseLogLevel(level);
+  if (parsed.has_value() &&
+      *parsed < g_min_level.load(std::memory_order_relaxed)) {
+    return;
+  }
+  std::string line = FormatLogLine(now, level, msg, fields);
+  line.push_back('\n');
+  const bool error = !parsed.has_value() || *parsed == LogLevel::kError;
+  Sink().Write(std::move(line), error ? kErrorLineWait : absl::ZeroDuration());
+}
+
 void GrpcLogToJson(gpr_log_func_args* args) {
+  // One reading of the clock for the budget and the line's "ts", so that
+  // the lines a second admits carry that second.
+  const absl::Time now = absl::Now();
   // (Not at debug: whoever asks for gRPC's every line gets them.)
   int64_t suppressed = 0;
   if (g_min_level.load(std::memory_order_relaxed) != LogLevel::kDebug &&
-      !g_grpc_lines.Admit(absl::Now(), &suppressed)) {
+      !g_grpc_lines.Admit(now, &suppressed)) {
     return;
   }
   if (suppressed > 0) {
@@ -36,8 +75,8 @@ void GrpcLogToJson(gpr_log_func_args* args) {
     // At the level of the lines it counts when warnings are not shown.
     const bool warnings_shown =
         g_min_level.load(std::memory_order_relaxed) <= LogLevel::kWarning;
-    LogJson(warnings_shown ? "warning" : "error", "gRPC log lines suppressed",
-            fields);
+    LogJsonAt(now, warnings_shown ? "warning" : "error",
+              "gRPC log lines suppressed", fields);
   }
   LogLevel level = LogLevel::kDebug;
   if (args->severity == GPR_LOG_SEVERITY_ERROR) level = LogLevel::kError;
@@ -45,8 +84,8 @@ void GrpcLogToJson(gpr_log_func_args* args) {
   // Some of gRPC's messages end in a newline of their own.
   std::string msg(absl::StripTrailingAsciiWhitespace(
       args->message != nullptr ? args->message : ""));
-  LogJson(std::string(LogLevelName(level)), msg,
-          GrpcLogFields(args->file, args->line));
+  LogJsonAt(now, std::string(LogLevelName(level)), msg,
+            GrpcLogFields(args->file, args->line));
 }
 
 // One JSON value as protobuf prints it ("null" if it cannot).
@@ -184,15 +223,11 @@ std::string FormatLogLine(absl::Time now, const std::string& level,
 
 void LogJson(const std::string& level, const std::string& msg,
              const google::protobuf::Struct& fields) {
-  std::optional<LogLevel> parsed = ParseLogLevel(level);
-  if (parsed.has_value() &&
-      *parsed < g_min_level.load(std::memory_order_relaxed)) {
-    return;
-  }
-  std::string line = FormatLogLine(absl::Now(), level, msg, fields);
-  line.push_back('\n');
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
+  LogJsonAt(absl::Now(), level, msg, fields);
 }
+
+absl::Status StartLogWriter() { return Sink().Start(); }
+
+bool FlushLogs(absl::Duration timeout) { return Sink().Flush(timeout); }
 
 }  // namespace compute

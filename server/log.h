@@ -13,17 +13,25 @@
 // RouteGrpcLogs() sends them through LogJson too, so stderr holds nothing
 // but JSON lines.
 //
-// Thread-safety: every function may be called from any thread; each line
-// is one fwrite, which stdio locks, so lines never interleave.
+// Lines go out through a LogSink (log_sink.h): once StartLogWriter() has
+// run, a thread of its own writes them, so a log reader that stalls never
+// blocks a thread that logs; past kMaxPendingLogBytes waiting, lines are
+// dropped and a warning, "log lines dropped", says how many. Error lines
+// wait up to 100 ms to be written (the line before an abort).
+//
+// Thread-safety: every function may be called from any thread; lines are
+// written whole, in order, never interleaved.
 #ifndef COMPUTE_SERVER_LOG_H_
 #define COMPUTE_SERVER_LOG_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
 #include "server/pool/sync.h"
@@ -39,11 +47,22 @@ std::string_view LogLevelName(LogLevel level);
 // Lines below `level` are dropped from now on (the default is info).
 void SetLogLevel(LogLevel level);
 
-// Prints FormatLogLine(now, ...) and a newline to stderr, in one write,
-// unless `level` names a level below the one set (a level that is not one
-// of the four names is always printed).
+// Prints FormatLogLine(now, ...) and a newline to stderr, unless `level`
+// names a level below the one set (a level that is not one of the four
+// names is always printed, as an error).
 void LogJson(const std::string& level, const std::string& msg,
              const google::protobuf::Struct& fields = {});
+
+// How many bytes of lines may wait for a slow log reader.
+inline constexpr size_t kMaxPendingLogBytes = 1 << 20;
+
+// Starts the thread that writes the log; until then, and if it cannot start
+// (the error says why), each line is written by the thread that logs it.
+absl::Status StartLogWriter();
+
+// Waits until the lines logged so far are written; false if `timeout`
+// passed first (a reader that does not read). For the end of main.
+bool FlushLogs(absl::Duration timeout);
 
 // Routes gRPC's own log messages into LogJson, from now on: the level from
 // gRPC's severity (it has debug, info and error), msg its text, and the

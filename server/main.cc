@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <system_error>
 #include <thread>
@@ -161,6 +162,17 @@ int main(int argc, char** argv) {
   // Before anything starts gRPC, so that every line of stderr is JSON.
   compute::SetLogLevel(config->log_level);
   compute::RouteGrpcLogs(config->log_level);
+  // A log reader that stalls must not stall the server (log_sink.h). What
+  // is logged before the process ends is written, if the reader reads,
+  // whichever way main returns.
+  const absl::Status log_writer = compute::StartLogWriter();
+  std::atexit([] { compute::FlushLogs(absl::Seconds(2)); });
+  if (!log_writer.ok()) {
+    google::protobuf::Struct f;
+    Put(f, "error", std::string(log_writer.message()));
+    compute::LogJson("warning", "log lines are written by the threads that log",
+                     f);
+  }
 
   google::protobuf::Struct startup = StartupFields(*config);
   Put(startup, "large_allocations", large_allocations);

@@ -304,6 +304,41 @@ TEST(GrpcLogE2eTest, ALogReaderThatGoesAwayDoesNotStopTheServer) {
   EXPECT_EQ(server.Wait().code, 0);
 }
 
+// A log collector that stops reading but keeps its end open (a hung
+// runtime shim, a full log disk) fills the pipe. Before: the next line's
+// write blocked the thread that logged it, gRPC's for a bad request's error
+// line and main's for "draining" on SIGTERM, so the server never drained
+// and never exited. Now lines wait in the log writer's buffer (or are
+// dropped and counted) and the server drains and exits on its own.
+TEST(GrpcLogE2eTest, ALogReaderThatStopsReadingDoesNotStallTheServer) {
+  ServerProcess server(BaseArgs());
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  ASSERT_TRUE(server.ShrinkLogPipe(4096));
+  // From here on nobody reads the server's stderr, until Wait below. Bad
+  // requests (an error line each, up to kGrpcLinesPerSecond a second) until
+  // the pipe is nearly full: the next lines meet a full pipe.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (int i = 0; i < 5; ++i) {
+          SendHeadersWithContentType(*port, "text/plain", absl::Seconds(5));
+        }
+        return server.UnreadLogBytes() >= 3500;
+      },
+      absl::Seconds(30)));
+  for (int i = 0; i < 2 * kGrpcLinesPerSecond; ++i) {
+    SendHeadersWithContentType(*port, "text/plain", absl::Seconds(5));
+  }
+  EXPECT_TRUE(FibServes(*port));
+  server.Signal(SIGTERM);
+  // The exit waits up to 2 s for a reader to take the last lines.
+  EXPECT_TRUE(server.ExitsUnread(absl::Seconds(30)))
+      << "the server did not drain with its log reader stalled";
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0);
+}
+
 // --log_level=error: a server that cannot start (its port is taken) prints
 // its one error line, and none of the info lines before it.
 TEST(GrpcLogE2eTest, ErrorLevelPrintsOnlyErrors) {

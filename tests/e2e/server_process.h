@@ -5,9 +5,11 @@
 #ifndef COMPUTE_TESTS_E2E_SERVER_PROCESS_H_
 #define COMPUTE_TESTS_E2E_SERVER_PROCESS_H_
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -159,8 +161,32 @@ class ServerProcess {
     err_fd_ = -1;
   }
 
+  // Makes the pipe of the server's stderr hold `bytes` (from 4096): a log
+  // reader with little room, filled by a few lines.
+  bool ShrinkLogPipe(int bytes) {
+    return err_fd_ >= 0 && fcntl(err_fd_, F_SETPIPE_SZ, bytes) >= bytes;
+  }
+  // Bytes written to stderr and not yet read.
+  int UnreadLogBytes() const {
+    int n = 0;
+    if (err_fd_ < 0 || ioctl(err_fd_, FIONREAD, &n) != 0) return -1;
+    return n;
+  }
+
   void Signal(int sig) { kill(pid_, sig); }
   pid_t pid() const { return pid_; }
+
+  // Waits for the process to exit without reading its stderr, as a log
+  // reader that has stalled; false if it has not within `timeout`. Wait()
+  // then collects what stderr holds.
+  bool ExitsUnread(absl::Duration timeout) {
+    const absl::Time end = absl::Now() + timeout;
+    while (absl::Now() < end) {
+      if (Reaped()) return true;
+      absl::SleepFor(absl::Milliseconds(5));  // polls the child's state
+    }
+    return Reaped();
+  }
 
   // Waits for the process to exit; collects the rest of stderr.
   ExitResult Wait(absl::Duration timeout = absl::Seconds(60)) {
@@ -168,16 +194,10 @@ class ServerProcess {
     absl::Time end = absl::Now() + timeout;
     while (ReadLine(end)) {
     }
-    int status = 0;
-    while (absl::Now() < end) {
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        break;
-      }
+    while (absl::Now() < end && !Reaped()) {
       absl::SleepFor(absl::Milliseconds(5));
     }
+    if (exit_code_.has_value()) result.code = *exit_code_;
     result.stderr_text = seen_;
     return result;
   }
@@ -210,8 +230,20 @@ class ServerProcess {
     }
   }
 
+  // Whether the child has exited (reaped now or before).
+  bool Reaped() {
+    if (exit_code_.has_value()) return true;
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return true;
+  }
+
   std::vector<std::string> args_;
   std::vector<std::string> env_;
+  std::optional<int> exit_code_;
   pid_t pid_ = -1;
   int err_fd_ = -1;
   std::string buffer_;
