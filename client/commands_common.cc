@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "client/deadline.h"
 #include "client/format.h"
 #include "client/mix.h"
 #include "client/summary.h"
@@ -116,8 +117,7 @@ std::optional<int> StdoutFailure(const std::string& command, const Io& io) {
 
 void SetDeadline(grpc::ClientContext& context, absl::Duration deadline) {
   if (deadline == absl::InfiniteDuration()) return;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       absl::ToChronoNanoseconds(deadline));
+  context.set_deadline(ToGrpcDeadline(DeadlineAfter(deadline)));
 }
 
 std::string CallText(const compute::v1::RunRequest& request,

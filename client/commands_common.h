@@ -57,6 +57,8 @@ int CallFailed(const grpc::Status& status, const Io& io);
 // success (Main once more, after any command, for --help).
 std::optional<int> StdoutFailure(const std::string& command, const Io& io);
 
+// `deadline` from now (infinite: none), handed to gRPC as monotonic time
+// (client/deadline.h).
 void SetDeadline(grpc::ClientContext& context, absl::Duration deadline);
 
 // InvalidArgument naming the flag when --priority is not one the server

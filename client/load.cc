@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client/deadline.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 
@@ -45,7 +46,9 @@ struct LoadGenerator::Call {
   grpc::ByteBuffer response;  // not parsed: the load needs its size only
   std::shared_ptr<LeastLoaded::Replica> replica;  // with a balancer
   int64_t start_ns = 0;                           // of the first attempt
-  std::optional<std::chrono::system_clock::time_point> deadline;
+  // MonotonicNow() time (client/deadline.h), set at the first attempt: what
+  // is left of it goes to gRPC with each attempt.
+  absl::Time deadline = absl::InfiniteFuture();
   int attempt = 1;
   absl::Duration backoff;  // the lane's, closed loop
   // A retry's wait for a replica to be open again (the pushback of the
@@ -152,15 +155,12 @@ absl::Status LoadGenerator::WaitForConnections() {
   if (options_.connect_timeout == absl::ZeroDuration()) {
     return absl::OkStatus();
   }
-  auto deadline = options_.connect_timeout == absl::InfiniteDuration()
-                      ? std::chrono::system_clock::time_point::max()
-                      : std::chrono::system_clock::now() +
-                            absl::ToChronoNanoseconds(options_.connect_timeout);
+  const absl::Time deadline = DeadlineAfter(options_.connect_timeout);
   const absl::Status none = absl::UnavailableError(absl::StrCat(
       "no connection within ", absl::FormatDuration(options_.connect_timeout)));
   if (options_.balancer == nullptr) {
     for (const auto& channel : channels_) {
-      if (!channel->WaitForConnected(deadline)) return none;
+      if (!channel->WaitForConnected(ToGrpcDeadline(deadline))) return none;
     }
     return absl::OkStatus();
   }
@@ -172,14 +172,14 @@ absl::Status LoadGenerator::WaitForConnections() {
         return absl::OkStatus();
       }
     }
-    const auto now = std::chrono::system_clock::now();
-    if (now >= deadline) return none;
+    const absl::Duration left = TimeLeft(deadline);
+    if (left <= absl::ZeroDuration()) return none;
     // Woken by the first replica's next state change, or to look again at
     // the others in 10 ms.
     const auto& first = channels_.front();
     first->WaitForStateChange(
         first->GetState(false),
-        std::min(deadline, now + std::chrono::milliseconds(10)));
+        ToGrpcDeadline(DeadlineAfter(std::min(left, absl::Milliseconds(10)))));
   }
 }
 
@@ -200,10 +200,7 @@ void LoadGenerator::StartCall(absl::Duration backoff,
                               std::optional<int64_t> scheduled_ns) {
   auto* call = new Call;
   call->backoff = backoff;
-  if (options_.deadline != absl::InfiniteDuration()) {
-    call->deadline = std::chrono::system_clock::now() +
-                     absl::ToChronoNanoseconds(options_.deadline);
-  }
+  call->deadline = DeadlineAfter(options_.deadline);
   uint64_t in_flight;
   {
     MutexLock lock(&mu_);
@@ -218,7 +215,10 @@ void LoadGenerator::StartCall(absl::Duration backoff,
 }
 
 void LoadGenerator::Send(Call* call) {
-  if (call->deadline) call->context.set_deadline(*call->deadline);
+  // What is left of the call's deadline, now: a later attempt has less.
+  if (call->deadline != absl::InfiniteFuture()) {
+    call->context.set_deadline(ToGrpcDeadline(call->deadline));
+  }
   for (const auto& [key, value] : options_.metadata) {
     call->context.AddMetadata(key, value);
   }
@@ -247,7 +247,7 @@ bool LoadGenerator::Retry(Call* call, int code) {
       (code != grpc::StatusCode::RESOURCE_EXHAUSTED &&
        code != grpc::StatusCode::UNAVAILABLE &&
        code != grpc::StatusCode::CANCELLED) ||
-      (call->deadline && std::chrono::system_clock::now() >= *call->deadline)) {
+      TimeLeft(call->deadline) <= absl::ZeroDuration()) {
     return false;
   }
   // A refusal whose pushback is negative asks for no retry (gRFC A6): the
@@ -262,11 +262,7 @@ bool LoadGenerator::Retry(Call* call, int code) {
   // Nor past the end of the run, nor after Stop(): Run() waits for every
   // call, and a wait of up to 10 s a retry would hold it that long.
   const absl::Duration wait = options_.balancer->UntilOneIsOpen();
-  const auto now = std::chrono::system_clock::now();
-  if (call->deadline &&
-      now + absl::ToChronoNanoseconds(wait) >= *call->deadline) {
-    return false;
-  }
+  if (wait >= TimeLeft(call->deadline)) return false;
   if (wait > absl::ZeroDuration() &&
       (stop_.load(std::memory_order_acquire) ||
        NowNs() + absl::ToInt64Nanoseconds(wait) >= end_ns_)) {
@@ -292,7 +288,7 @@ bool LoadGenerator::Retry(Call* call, int code) {
     return true;
   }
   next->retry_alarm = std::make_unique<grpc::Alarm>();
-  next->retry_alarm->Set(now + absl::ToChronoNanoseconds(wait),
+  next->retry_alarm->Set(ToGrpcDeadline(DeadlineAfter(wait)),
                          [this, next](bool) { Send(next); });
   return true;
 }
@@ -376,7 +372,7 @@ void LoadGenerator::PauseStep(absl::Duration backoff, int64_t until_ns) {
       until_ns - NowNs(), 0,
       absl::ToInt64Nanoseconds(options_.max_unavailable_backoff));
   pause->alarm.Set(
-      std::chrono::system_clock::now() + std::chrono::nanoseconds(step_ns),
+      ToGrpcDeadline(DeadlineAfter(absl::Nanoseconds(step_ns))),
       [this, pause](bool) {
         const absl::Duration lane_backoff = pause->backoff;
         const int64_t until = pause->until_ns;
