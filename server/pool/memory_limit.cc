@@ -56,6 +56,10 @@ std::optional<Limit> FindLimit(const std::string& root) {
   CgroupDirs dirs = FindCgroupDirs(root, "memory", {"/sys/fs/cgroup/memory"});
   for (const std::string& dir : dirs.v2) {
     Tighten(best, root, dir + "/memory.max", "v2");
+    // Past memory.high the kernel throttles the cgroup and reclaims hard
+    // (systemd's MemoryHigh=, often set without MemoryMax=): a budget
+    // beyond it is one the server cannot use at speed.
+    Tighten(best, root, dir + "/memory.high", "v2");
   }
   for (const std::string& dir : dirs.v1) {
     Tighten(best, root, dir + "/memory.limit_in_bytes", "v1");

@@ -6,7 +6,8 @@
 // Like cpu_count.h we read our cgroup from /proc/self/cgroup and take the
 // tightest limit on its path (the cgroup itself, its ancestors, the mount
 // root that a container sees as its own cgroup):
-//   - cgroup v2 `memory.max` ("max" = no limit), else
+//   - cgroup v2 `memory.max` and `memory.high` ("max" = no limit; past
+//     memory.high the kernel throttles the cgroup), else
 //   - cgroup v1 `memory.limit_in_bytes` under the memory controller's mount
 //     (no limit reads as a huge number, 9223372036854771712 with 4 KiB
 //     pages: LONG_MAX rounded down to a page).

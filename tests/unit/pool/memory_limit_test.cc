@@ -48,6 +48,28 @@ TEST(MemoryLimitTest, CgroupV2TightestOnThePathWins) {
   EXPECT_EQ(DetectMemoryLimit(fake.root()).limit_bytes, kGi);
 }
 
+// systemd's MemoryHigh= without MemoryMax=: past memory.high the cgroup is
+// throttled. Before, only memory.max was read: 512 MiB without a limit.
+TEST(MemoryLimitTest, CgroupV2HighCountsAsALimit) {
+  FakeRoot fake;
+  fake.Write("/proc/self/cgroup", "0::/system.slice/compute.service\n");
+  fake.Write("/sys/fs/cgroup/system.slice/compute.service/memory.max", "max\n");
+  fake.Write("/sys/fs/cgroup/system.slice/compute.service/memory.high",
+             "1073741824\n");
+  MemoryLimit m = DetectMemoryLimit(fake.root());
+  EXPECT_EQ(m.limit_bytes, kGi);
+  EXPECT_THAT(m.explanation,
+              HasSubstr("/system.slice/compute.service/memory.high"));
+  // The lower of the two wins, and "max" is no limit.
+  fake.Write("/sys/fs/cgroup/system.slice/compute.service/memory.max",
+             "536870912\n");
+  EXPECT_EQ(DetectMemoryLimit(fake.root()).limit_bytes, kGi / 2);
+  fake.Write("/sys/fs/cgroup/system.slice/compute.service/memory.max", "max\n");
+  fake.Write("/sys/fs/cgroup/system.slice/compute.service/memory.high",
+             "max\n");
+  EXPECT_EQ(DetectMemoryLimit(fake.root()).limit_bytes, std::nullopt);
+}
+
 TEST(MemoryLimitTest, CgroupV1Limit) {
   FakeRoot fake;
   fake.Write("/proc/self/cgroup",
