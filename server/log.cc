@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/stubs/common.h"
@@ -58,13 +59,17 @@ void LogJsonAt(absl::Time now, const std::string& level, const std::string& msg,
 }
 
 void GrpcLogToJson(gpr_log_func_args* args) {
-  // One reading of the clock for the budget and the line's "ts", so that
-  // the lines a second admits carry that second.
-  const absl::Time now = absl::Now();
-  // (Not at debug: whoever asks for gRPC's every line gets them.)
+  // One reading of the clock for the budget and the line's "ts", taken in
+  // the budget's order, so that the lines a second admits carry that second.
+  absl::Time now = absl::Now();
+  // (Not at debug: whoever asks for gRPC's every line gets them. Nor a
+  // failed assertion: GPR_ASSERT logs it and aborts, and that line says
+  // why the server died.)
+  const bool assertion = args->message != nullptr &&
+                         absl::StartsWith(args->message, "assertion failed");
   int64_t suppressed = 0;
   if (g_min_level.load(std::memory_order_relaxed) != LogLevel::kDebug &&
-      !g_grpc_lines.Admit(now, &suppressed)) {
+      !assertion && !g_grpc_lines.AdmitNow(&now, &suppressed)) {
     return;
   }
   if (suppressed > 0) {
@@ -123,9 +128,21 @@ std::string JsonValue(const google::protobuf::Value& value) {
 }  // namespace
 
 bool LineBudget::Admit(absl::Time now, int64_t* suppressed) {
-  const int64_t second = absl::ToUnixSeconds(now);
   MutexLock lock(&mu_);
-  if (second != second_) {
+  return AdmitLocked(now, suppressed);
+}
+
+bool LineBudget::AdmitNow(absl::Time* now, int64_t* suppressed) {
+  MutexLock lock(&mu_);
+  *now = absl::Now();
+  return AdmitLocked(*now, suppressed);
+}
+
+bool LineBudget::AdmitLocked(absl::Time now, int64_t* suppressed) {
+  const int64_t second = absl::ToUnixSeconds(now);
+  // A time before the current second's (the wall clock stepped back)
+  // counts against that second: going back would start it afresh.
+  if (second > second_) {
     second_ = second;
     written_ = 0;
   }
@@ -229,5 +246,7 @@ void LogJson(const std::string& level, const std::string& msg,
 absl::Status StartLogWriter() { return Sink().Start(); }
 
 bool FlushLogs(absl::Duration timeout) { return Sink().Flush(timeout); }
+
+uint64_t LogLinesDropped() { return Sink().dropped(); }
 
 }  // namespace compute

@@ -60,6 +60,9 @@ inline constexpr size_t kMaxPendingLogBytes = 1 << 20;
 // (the error says why), each line is written by the thread that logs it.
 absl::Status StartLogWriter();
 
+// Lines dropped so far because the log's reader fell behind.
+uint64_t LogLinesDropped();
+
 // Waits until the lines logged so far are written; false if `timeout`
 // passed first (a reader that does not read). For the end of main.
 bool FlushLogs(absl::Duration timeout);
@@ -87,8 +90,15 @@ class LineBudget {
   // Whether a line at `now` may be written; if so, *suppressed is the
   // number of lines refused since the last one written (0 if none).
   bool Admit(absl::Time now, int64_t* suppressed);
+  // As Admit, at the time read (into *now) under the budget's lock: lines
+  // are admitted in the order of their times, so the lines one second
+  // admits all carry that second.
+  bool AdmitNow(absl::Time* now, int64_t* suppressed);
 
  private:
+  bool AdmitLocked(absl::Time now, int64_t* suppressed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const int per_second_;
   Mutex mu_;
   int64_t second_ ABSL_GUARDED_BY(mu_) = 0;  // since the epoch

@@ -1,5 +1,6 @@
 #include "server/log_sink.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,14 +40,19 @@ absl::Status LogSink::Start() {
 }
 
 void LogSink::Write(std::string line, absl::Duration wait_for) {
+  bool direct;
+  {
+    MutexLock lock(&mu_);
+    direct = !started_;
+  }
+  if (direct) {  // not under mu_: Flush and dropped() never wait on it
+    MutexLock lock(&direct_mu_);
+    WriteAll(line);
+    return;
+  }
   uint64_t line_end = 0;
   {
     MutexLock lock(&mu_);
-    if (!started_) {
-      MutexLock direct(&direct_mu_);
-      WriteAll(line);
-      return;
-    }
     if (pending_.size() + line.size() > max_pending_bytes_) {
       ++dropped_unsaid_;
       ++dropped_;
@@ -77,6 +83,14 @@ bool LogSink::Flush(absl::Duration timeout) {
   const absl::Time deadline = MonotonicNow() + timeout;
   MutexLock lock(&mu_);
   if (!started_) return true;  // written as they came
+  if (dropped_unsaid_ > 0) {
+    // The last spell of drops is said too (at exit, no line may follow).
+    const std::string notice = drop_notice_(dropped_unsaid_);
+    dropped_unsaid_ = 0;
+    pending_ += notice;
+    queued_end_ += notice.size();
+    work_cv_.Signal();
+  }
   const uint64_t end = queued_end_;
   while (written_end_ < end) {
     if (written_cv_.WaitWithDeadline(&mu_, deadline)) break;
@@ -119,6 +133,11 @@ void LogSink::WriteAll(const std::string& data) {
       done += static_cast<size_t>(n);
     } else if (n < 0 && errno == EINTR) {
       continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      // A non-blocking stderr (set by whoever shares it): wait as a
+      // blocking write would, on this thread only.
+      pollfd p{fd_, POLLOUT, 0};
+      poll(&p, 1, -1);
     } else {
       return;  // EPIPE (SIGPIPE is ignored), EBADF: the rest is lost
     }

@@ -22,6 +22,9 @@
 // Before Start, and when its thread cannot start, Write writes on the
 // caller's thread, as stdio would (start-up lines, a start-up failure).
 //
+// Memory: max_pending_bytes waiting, plus the batch being written (as much
+// again at most), plus a drop notice.
+//
 // Threading: every method may be called from any thread. Invariants (under
 // mu_): pending_.size() <= max_pending_bytes_ + the size of one drop
 // notice; written_end_ <= queued_end_ (bytes, since construction); lines
@@ -63,8 +66,8 @@ class LogSink {
   // written, unless the writer is stalled.
   void Write(std::string line, absl::Duration wait_for = absl::ZeroDuration());
 
-  // Waits until every line queued so far is written; false if `timeout`
-  // passed first.
+  // Queues the notice of drops not yet said, then waits until every line
+  // queued so far is written; false if `timeout` passed first.
   bool Flush(absl::Duration timeout);
 
   uint64_t dropped() const;  // lines dropped since construction

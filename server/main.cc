@@ -193,6 +193,7 @@ int main(int argc, char** argv) {
   metrics_options.max_tenant_series =
       static_cast<size_t>(config->tenant_metrics);
   metrics_options.transport_quota_bytes = config->server.transport_quota_bytes;
+  metrics_options.log_lines_dropped = compute::LogLinesDropped;
   compute::metrics::Metrics metrics(std::move(metrics_options));
   config->server.pool.observer = metrics.pool_observer();
   config->server.observer = metrics.call_observer();

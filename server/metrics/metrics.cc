@@ -1,8 +1,10 @@
 #include "server/metrics/metrics.h"
 
 #include <exception>
+#include <functional>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "prometheus/text_serializer.h"
 #include "server/base/net.h"
 #include "server/metrics/build_info.h"
+#include "server/metrics/families.h"
 
 namespace compute::metrics {
 namespace {
@@ -47,16 +50,46 @@ void StopExposer(std::unique_ptr<prometheus::Exposer> exposer,
                  const std::string& address, int port) {
   if (exposer == nullptr) return;
   absl::Notification stopped;
-  std::thread stopper([&] {
+  std::thread stopper;
+  try {
+    stopper = std::thread([&] {
+      exposer.reset();
+      stopped.Notify();
+    });
+  } catch (const std::system_error&) {
+    // No thread to be had (pids.max): stopped here, in up to 2 s, rather
+    // than std::terminate at the end of a drain that went well.
     exposer.reset();
-    stopped.Notify();
-  });
+    return;
+  }
   bool listening = true;
   while (!stopped.WaitForNotificationWithTimeout(absl::Milliseconds(2))) {
     if (listening) listening = PokeListener(address, port);
   }
   stopper.join();
 }
+
+// A counter kept outside the metrics layer, read at scrape time.
+class FunctionCounter final : public prometheus::Collectable {
+ public:
+  FunctionCounter(std::string name, std::string help,
+                  std::function<uint64_t()> value)
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        value_(std::move(value)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily family =
+        MakeFamily(name_, help_, prometheus::MetricType::Counter);
+    AddValue(family, {}, value_ ? static_cast<double>(value_()) : 0.0);
+    return {std::move(family)};
+  }
+
+ private:
+  const std::string name_;
+  const std::string help_;
+  const std::function<uint64_t()> value_;
+};
 
 }  // namespace
 
@@ -71,7 +104,13 @@ Metrics::Metrics(MetricsOptions options)
       tenants_(options.max_tenant_series > 0
                    ? std::make_shared<TenantMetrics>(options.max_tenant_series,
                                                      Clock::Real())
-                   : nullptr) {
+                   : nullptr),
+      log_(std::make_shared<FunctionCounter>(
+          "compute_log_lines_dropped_total",
+          "Log lines dropped because the log's reader fell behind (more than "
+          "1 MiB of lines waiting); a warning line in the log says how many "
+          "after each spell.",
+          std::move(options.log_lines_dropped))) {
   prometheus::BuildGauge()
       .Name("compute_build_info")
       .Help(
@@ -150,7 +189,7 @@ std::vector<prometheus::MetricFamily> Metrics::Collect() const {
   for (const prometheus::Collectable* c :
        std::initializer_list<const prometheus::Collectable*>{
            pool_.get(), tasks_.get(), grpc_.get(), process_.get(),
-           registry_.get(), tenants_.get()}) {
+           registry_.get(), tenants_.get(), log_.get()}) {
     if (c == nullptr) continue;
     std::vector<prometheus::MetricFamily> families = c->Collect();
     all.insert(all.end(), std::make_move_iterator(families.begin()),
@@ -191,7 +230,7 @@ absl::Status Metrics::Serve(const std::string& address, int port) {
   }
   for (const std::shared_ptr<prometheus::Collectable>& c :
        std::initializer_list<std::shared_ptr<prometheus::Collectable>>{
-           pool_, tasks_, grpc_, process_, registry_, tenants_}) {
+           pool_, tasks_, grpc_, process_, registry_, tenants_, log_}) {
     if (c != nullptr) exposer->RegisterCollectable(c);
   }
   port_ = ports[0];

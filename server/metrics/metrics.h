@@ -26,6 +26,7 @@
 #ifndef COMPUTE_SERVER_METRICS_METRICS_H_
 #define COMPUTE_SERVER_METRICS_METRICS_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +65,10 @@ struct MetricsOptions {
   // gRPC's resource quota (the transport's share of --max_inflight_bytes),
   // exported as compute_transport_quota_bytes; 0: none.
   int64_t transport_quota_bytes = 0;
+  // Log lines dropped so far because the log's reader fell behind
+  // (server/log_sink.h), read at each scrape for
+  // compute_log_lines_dropped_total; empty: always 0.
+  std::function<uint64_t()> log_lines_dropped;
 };
 
 class Metrics {
@@ -115,6 +120,7 @@ class Metrics {
   std::shared_ptr<GrpcMetrics> grpc_;
   std::shared_ptr<ProcessCollector> process_;
   std::shared_ptr<TenantMetrics> tenants_;              // optional
+  std::shared_ptr<prometheus::Collectable> log_;        // dropped log lines
   prometheus::Counter* memory_returns_cap_ = nullptr;   // in registry_
   prometheus::Counter* memory_returns_idle_ = nullptr;  // in registry_
 

@@ -173,7 +173,9 @@ class ServerProcess {
     return n;
   }
 
-  void Signal(int sig) { kill(pid_, sig); }
+  void Signal(int sig) {
+    if (pid_ > 0) kill(pid_, sig);  // never kill(-1): once reaped, nothing
+  }
   pid_t pid() const { return pid_; }
 
   // Waits for the process to exit without reading its stderr, as a log

@@ -126,5 +126,19 @@ TEST(LineBudgetTest, AtMostTheBudgetASecondThenTheCountOfTheRest) {
   EXPECT_EQ(suppressed, 0) << "counted once";
 }
 
+// A time from a second already past (the wall clock stepped back) counts
+// against the current second. Before, it started the old second afresh,
+// and the next line the new one: each second then took more than the
+// budget.
+TEST(LineBudgetTest, AnEarlierSecondDoesNotStartAfresh) {
+  LineBudget budget(2);
+  const absl::Time t1 = absl::FromUnixSeconds(1001);
+  int64_t suppressed = 0;
+  EXPECT_TRUE(budget.Admit(t1, &suppressed));
+  EXPECT_TRUE(budget.Admit(t1 - absl::Milliseconds(1), &suppressed));
+  EXPECT_FALSE(budget.Admit(t1 + absl::Milliseconds(1), &suppressed));
+  EXPECT_FALSE(budget.Admit(t1 - absl::Milliseconds(2), &suppressed));
+}
+
 }  // namespace
 }  // namespace compute

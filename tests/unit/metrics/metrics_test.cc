@@ -1,5 +1,6 @@
 #include "server/metrics/metrics.h"
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <set>
@@ -80,6 +81,7 @@ TEST(MetricsTest, EveryFamilyOnceWithHelpAndAValidName) {
       {"compute_build_info", T::Gauge},
       {"compute_memory_returns_total", T::Counter},
       {"compute_transport_quota_bytes", T::Gauge},
+      {"compute_log_lines_dropped_total", T::Counter},
   };
   EXPECT_EQ(types, want);
   metrics.AttachPool(nullptr);
@@ -113,6 +115,25 @@ TEST(MetricsTest, TransportQuotaIsExportedAsGiven) {
   auto u = testing::ParseExposition(unlimited.Text());
   ASSERT_TRUE(u.ok()) << u.status();
   EXPECT_EQ(u->Value("compute_transport_quota_bytes", {}), 0);
+}
+
+TEST(MetricsTest, LogLinesDroppedIsReadAtEachScrape) {
+  std::atomic<uint64_t> dropped{0};
+  MetricsOptions options;
+  options.log_lines_dropped = [&dropped] { return dropped.load(); };
+  Metrics metrics(std::move(options));
+  auto before = testing::ParseExposition(metrics.Text());
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->Value("compute_log_lines_dropped_total", {}), 0);
+  dropped = 37;
+  auto after = testing::ParseExposition(metrics.Text());
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->Value("compute_log_lines_dropped_total", {}), 37);
+  // Without a source: 0, from the first scrape.
+  Metrics none;
+  auto n = testing::ParseExposition(none.Text());
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(n->Value("compute_log_lines_dropped_total", {}), 0);
 }
 
 TEST(MetricsTest, MemoryReturnsByRuleFromZero) {
