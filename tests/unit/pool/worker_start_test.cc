@@ -59,13 +59,22 @@ class Starter {
   std::atomic<int> exited_{0};
 };
 
-PoolOptions Options(Starter& starter, int min_workers, int max_workers) {
+PoolOptions Options(Starter& starter, int min_workers, int max_workers,
+                    Clock* clock = nullptr) {
   PoolOptions options;
   options.min_workers = min_workers;
   options.max_workers = max_workers;
   options.queue_capacity = 8;
   options.start_thread = starter.Fn();
+  options.clock = clock;
   return options;
+}
+
+// The pool, or nullptr (and a failure) if Create refused.
+std::unique_ptr<WorkerPool> Started(const PoolOptions& options) {
+  auto created = WorkerPool::Create(options);
+  EXPECT_TRUE(created.ok()) << created.status();
+  return created.ok() ? std::move(*created) : nullptr;
 }
 
 TEST(WorkerStartTest, CreateFailsWithStatusWhenAWorkerCannotStart) {
@@ -100,11 +109,8 @@ TEST(WorkerStartTest, SubmitQueuesForTheLiveWorkerWhenGrowthFails) {
   SimulatedClock clock;  // the retry interval passes only when told
   Gate gate;
   Completions done;  // before the pool: it outlives the pool's completions
-  PoolOptions options = Options(starter, 1, 3);
-  options.clock = &clock;
-  auto created = WorkerPool::Create(options);
-  ASSERT_TRUE(created.ok()) << created.status();
-  std::unique_ptr<WorkerPool> pool = std::move(*created);
+  std::unique_ptr<WorkerPool> pool = Started(Options(starter, 1, 3, &clock));
+  ASSERT_NE(pool, nullptr);
   starter.RefuseNext(1'000'000);  // every thread from now on
 
   ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
@@ -154,12 +160,10 @@ TEST(WorkerStartTest, AdmissionCountsOnlyTheLiveWorkersWhileGrowthFails) {
   SimulatedClock clock;
   Gate gate;
   Completions done;
-  PoolOptions options = Options(starter, 1, 4);
+  PoolOptions options = Options(starter, 1, 4, &clock);
   options.queue_capacity = 2;
-  options.clock = &clock;
-  auto created = WorkerPool::Create(options);
-  ASSERT_TRUE(created.ok()) << created.status();
-  std::unique_ptr<WorkerPool> pool = std::move(*created);
+  std::unique_ptr<WorkerPool> pool = Started(options);
+  ASSERT_NE(pool, nullptr);
   starter.RefuseNext(1'000'000);
 
   ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
@@ -207,11 +211,8 @@ TEST(WorkerStartTest, GrowthSucceedsAfterAFailure) {
   SimulatedClock clock;
   Gate gate;
   Completions done;
-  PoolOptions options = Options(starter, 1, 2);
-  options.clock = &clock;
-  auto created = WorkerPool::Create(options);
-  ASSERT_TRUE(created.ok()) << created.status();
-  std::unique_ptr<WorkerPool> pool = std::move(*created);
+  std::unique_ptr<WorkerPool> pool = Started(Options(starter, 1, 2, &clock));
+  ASSERT_NE(pool, nullptr);
 
   // Refused, if this Submit tries to start one (the first worker not yet
   // idle), so the only place to grow is left for the Submits below.
