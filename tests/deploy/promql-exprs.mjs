@@ -37,6 +37,7 @@ const COUNTERS_GAUGES = [
   "compute_priority_tasks_total", "compute_priority_rejected_total",
   "compute_pool_expected_wait_seconds",
   "compute_pool_inflight_bytes", "compute_pool_inflight_bytes_limit", "compute_transport_quota_bytes",
+  "compute_log_lines_dropped_total",
   "compute_tenant_tasks_total", "compute_tenant_rejected_total", "compute_tenant_run_seconds_total",
   "grpc_server_started_total", "grpc_server_handled_total",
   "process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
