@@ -58,14 +58,9 @@ void LogSink::Write(std::string line, absl::Duration wait_for) {
       ++dropped_;
       return;
     }
-    if (dropped_unsaid_ > 0) {
-      // Before the line, though it may pass the bound by its size: the
-      // count must not wait for a second line that fits.
-      const std::string notice = drop_notice_(dropped_unsaid_);
-      dropped_unsaid_ = 0;
-      pending_ += notice;
-      queued_end_ += notice.size();
-    }
+    // Before the line, though it may pass the bound by its size: the count
+    // must not wait for a second line that fits.
+    QueueDropNoticeLocked();
     pending_ += line;
     queued_end_ += line.size();
     line_end = queued_end_;
@@ -83,14 +78,9 @@ bool LogSink::Flush(absl::Duration timeout) {
   const absl::Time deadline = MonotonicNow() + timeout;
   MutexLock lock(&mu_);
   if (!started_) return true;  // written as they came
-  if (dropped_unsaid_ > 0) {
-    // The last spell of drops is said too (at exit, no line may follow).
-    const std::string notice = drop_notice_(dropped_unsaid_);
-    dropped_unsaid_ = 0;
-    pending_ += notice;
-    queued_end_ += notice.size();
-    work_cv_.Signal();
-  }
+  // The last spell of drops is said too (at exit, no line may follow).
+  QueueDropNoticeLocked();
+  work_cv_.Signal();
   const uint64_t end = queued_end_;
   while (written_end_ < end) {
     if (written_cv_.WaitWithDeadline(&mu_, deadline)) break;
@@ -106,6 +96,14 @@ uint64_t LogSink::dropped() const {
 bool LogSink::stalled() const {
   MutexLock lock(&mu_);
   return stalled_;
+}
+
+void LogSink::QueueDropNoticeLocked() {
+  if (dropped_unsaid_ == 0) return;
+  const std::string notice = drop_notice_(dropped_unsaid_);
+  dropped_unsaid_ = 0;
+  pending_ += notice;
+  queued_end_ += notice.size();
 }
 
 void LogSink::WriterLoop() {

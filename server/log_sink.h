@@ -74,6 +74,8 @@ class LogSink {
   bool stalled() const;      // an error line's wait ran out, nothing written
 
  private:
+  // Queues the notice of the drops not yet said, if any.
+  void QueueDropNoticeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriterLoop();
   // write(2) until all of `data` is written or the fd fails (the rest is
   // lost: a reader that went away).

@@ -6,7 +6,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <memory>
@@ -20,7 +19,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/pool/sync.h"
 
@@ -28,17 +26,6 @@ namespace compute {
 namespace {
 
 std::string Notice(uint64_t n) { return absl::StrCat("dropped ", n, "\n"); }
-
-// Polls `done` until it holds, for up to 60 s.
-template <typename F>
-bool WaitUntil(F done) {
-  const absl::Time end = absl::Now() + absl::Seconds(60);
-  while (!done()) {
-    if (absl::Now() > end) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
-}
 
 // A pipe whose write end the sink writes; 4 KiB, so that a reader that
 // does not read stalls the writer soon.
@@ -49,8 +36,7 @@ class Pipe {
     EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
     read_fd_ = fds[0];
     write_fd_ = fds[1];
-    capacity_ = fcntl(write_fd_, F_SETPIPE_SZ, 4096);  // a page, at least
-    EXPECT_GE(capacity_, 4096);
+    EXPECT_GE(fcntl(write_fd_, F_SETPIPE_SZ, 4096), 4096);
   }
   ~Pipe() {
     if (reader_.joinable()) {
@@ -79,11 +65,6 @@ class Pipe {
     }
     fcntl(write_fd_, F_SETFL, flags);
     return filled;
-  }
-  int capacity() const { return capacity_; }
-  int Unread() const {
-    int n = 0;
-    return ioctl(read_fd_, FIONREAD, &n) == 0 ? n : -1;
   }
 
   // What the pipe holds now (never waits).
@@ -126,7 +107,6 @@ class Pipe {
   }
   int read_fd_ = -1;
   int write_fd_ = -1;
-  int capacity_ = 0;
   std::thread reader_;
   Mutex mu_;
   std::string read_ ABSL_GUARDED_BY(mu_);
