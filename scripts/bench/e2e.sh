@@ -48,14 +48,26 @@
 #   E2E_SECONDS (5; BENCH_QUICK=1: 2)   measured seconds per round (h2load -D)
 #   E2E_LATENCY_ROUNDS (10; BENCH_QUICK=1: 4)   latency rounds per server
 #   E2E_LATENCY_SECONDS (2)   seconds per latency round
+#   E2E_LATENCY_CLIENT (compute-client)   h2load: the latency rounds use
+#                        h2load --rps (per connection) and its --log-file
+#                        instead, which drives the full half of echo_cq's
+#                        rate where compute-client cannot (it sends from one
+#                        pacing thread); E2E_LATENCY_RATE then has no
+#                        default cap. HTTP 200s count (a gRPC refusal is one:
+#                        at half load there are none to count)
+#   E2E_LATENCY_RATE (20000)  cap on the latency rounds' rate (above)
 #   E2E_WARMUP (1)       warm-up seconds per round, not measured
 #   E2E_REQUESTS (0)     > 0: each round sends this many calls instead (-n)
 #   E2E_CONNECTIONS (4), E2E_STREAMS (32)   h2load -c and -m
+#   E2E_H2LOAD_THREADS (1)  h2load -t: more where the servers have more
+#                        cores than one h2load thread can load
 #   E2E_SERVER_FLAGS     extra compute-server flags (word-split)
 #   E2E_NEIGHBOUR (0)    1: a neighbour process keeps one core busy (a shell
 #                        loop) for the whole run, as on a shared node
 #   E2E_METRICS (1)      0: compute-server with --metrics_port=0 (see above)
-#   BUILD, COMPUTE_SERVER, COMPUTE_CLIENT, ECHO_SERVER, BENCH_KEEP: lib.sh
+#   BUILD, COMPUTE_SERVER, COMPUTE_CLIENT, ECHO_SERVER, BENCH_KEEP,
+#   BENCH_SERVER_CPUS, BENCH_CLIENT_CPUS (pinning; the neighbour counts as a
+#   server): lib.sh
 set -euo pipefail
 BENCH_NAME=e2e
 # shellcheck source=scripts/bench/lib.sh
@@ -67,19 +79,22 @@ WARMUP=${E2E_WARMUP:-1}
 REQUESTS=${E2E_REQUESTS:-0}
 CONNECTIONS=${E2E_CONNECTIONS:-4}
 STREAMS=${E2E_STREAMS:-32}
+H2LOAD_THREADS=${E2E_H2LOAD_THREADS:-1}
 read -r -a EXTRA_FLAGS <<<"${E2E_SERVER_FLAGS:-}"
 METRICS=${E2E_METRICS:-1}
 LATENCY_ROUNDS=${E2E_LATENCY_ROUNDS:-$(bench_default 10 4)}
 LATENCY_SECONDS=${E2E_LATENCY_SECONDS:-2}
 
 for v in ROUNDS ROUND_SECONDS WARMUP REQUESTS CONNECTIONS STREAMS \
-  LATENCY_ROUNDS LATENCY_SECONDS; do
+  H2LOAD_THREADS LATENCY_ROUNDS LATENCY_SECONDS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || bench_die "$v must be a whole number (got '${!v}')"
 done
 ((ROUNDS >= 1 && ROUNDS <= 100)) || bench_die "E2E_ROUNDS must be 1..100"
 ((ROUND_SECONDS >= 1 && ROUND_SECONDS <= 600)) ||
   bench_die "E2E_SECONDS must be 1..600"
 ((REQUESTS <= 100000000)) || bench_die "E2E_REQUESTS must be <= 1e8"
+((H2LOAD_THREADS >= 1 && H2LOAD_THREADS <= CONNECTIONS)) ||
+  bench_die "E2E_H2LOAD_THREADS must be 1..E2E_CONNECTIONS"
 ((LATENCY_ROUNDS >= 1 && LATENCY_ROUNDS <= 100)) ||
   bench_die "E2E_LATENCY_ROUNDS must be 1..100"
 ((LATENCY_SECONDS >= 1 && LATENCY_SECONDS <= 600)) ||
@@ -113,7 +128,8 @@ HEADERS=(-H 'content-type: application/grpc' -H 'te: trailers'
 
 # A busy neighbour, if asked: it competes with every server alike.
 if [[ ${E2E_NEIGHBOUR:-0} == 1 ]]; then
-  bench_start "$bench_tmp/neighbour.log" timeout 3600 sh -c 'while :; do :; done'
+  bench_start "$bench_tmp/neighbour.log" "${bench_server_prefix[@]}" \
+    timeout 3600 sh -c 'while :; do :; done'
   echo "neighbour: a shell loop keeping one core busy (pid $bench_last_pid)"
 fi
 
@@ -129,12 +145,14 @@ if ((rc == 2)); then
 fi
 ((rc == 0)) || bench_die "compute-server did not start"
 workers=$(bench_log_field "$bench_tmp/compute.log" starting workers)
-bench_start "$bench_tmp/echo.log" "$ECHO_SERVER" --port=0
+bench_start "$bench_tmp/echo.log" "${bench_server_prefix[@]}" "$ECHO_SERVER" \
+  --port=0
 echo_pid=$bench_last_pid
 bench_wait_line "$bench_tmp/echo.log" '^port [0-9]+$' 30 "$echo_pid" ||
   bench_die "echo_server did not start: $(tail -3 "$bench_tmp/echo.log")"
 echo_port=$(awk '/^port [0-9]+$/ {print $2; exit}' "$bench_tmp/echo.log")
-ECHO_API=cq bench_start "$bench_tmp/echo_cq.log" "$ECHO_SERVER" --port=0
+ECHO_API=cq bench_start "$bench_tmp/echo_cq.log" "${bench_server_prefix[@]}" \
+  "$ECHO_SERVER" --port=0
 echo_cq_pid=$bench_last_pid
 bench_wait_line "$bench_tmp/echo_cq.log" '^port [0-9]+$' 30 "$echo_cq_pid" ||
   bench_die "echo_server (ECHO_API=cq) did not start: $(tail -3 "$bench_tmp/echo_cq.log")"
@@ -194,7 +212,7 @@ round() {
     load=(-D "$ROUND_SECONDS" --warm-up-time="$WARMUP")
     limit=$((ROUND_SECONDS + WARMUP + 60))
   fi
-  out=$(timeout "$limit" h2load -t1 -c"$CONNECTIONS" -m"$STREAMS" "${load[@]}" \
+  out=$(timeout "$limit" "${bench_client_prefix[@]}" h2load -t"$H2LOAD_THREADS" -c"$CONNECTIONS" -m"$STREAMS" "${load[@]}" \
     -d "$body" "${HEADERS[@]}" \
     "http://127.0.0.1:$port/compute.v1.Compute/Run" 2>&1) || {
     echo "e2e: h2load on $name failed or ran over ${limit}s:" >&2
@@ -229,11 +247,15 @@ if ((REQUESTS > 0)); then
 else
   per_round="${ROUND_SECONDS}s (+${WARMUP}s warm-up)"
 fi
-echo "## e2e: fib n=1 over gRPC, h2load -t1 -c$CONNECTIONS -m$STREAMS," \
+echo "## e2e: fib n=1 over gRPC, h2load -t$H2LOAD_THREADS -c$CONNECTIONS -m$STREAMS," \
   "$ROUNDS rounds x $per_round per server"
 echo
 echo "Machine: nproc = $(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo |
   cut -d: -f2- | sed 's/^ *//')"
+if [[ -n ${BENCH_SERVER_CPUS:-}${BENCH_CLIENT_CPUS:-} ]]; then
+  echo "pinned (taskset): servers on CPUs ${BENCH_SERVER_CPUS:-any}," \
+    "load generators on CPUs ${BENCH_CLIENT_CPUS:-any}"
+fi
 extra=${EXTRA_FLAGS[*]:+ (${EXTRA_FLAGS[*]})}
 echo "compute-server: 127.0.0.1:$compute_port, ${workers:-?} workers$extra;" \
   "echo_server: 127.0.0.1:$echo_port (callback API)," \
@@ -314,18 +336,52 @@ for base in ("echo_cq", "echo"):
 PY
 
 # Latency at half of echo_cq's throughput, each server alone in its round.
-half=$(python3 - "$results" "${E2E_LATENCY_RATE:-20000}" <<'PY'
+LATENCY_CLIENT=${E2E_LATENCY_CLIENT:-compute-client}
+case $LATENCY_CLIENT in
+  compute-client) rate_cap=${E2E_LATENCY_RATE:-20000} ;;
+  h2load) rate_cap=${E2E_LATENCY_RATE:-1000000000} ;;
+  *) bench_die "E2E_LATENCY_CLIENT must be compute-client or h2load" ;;
+esac
+half=$(python3 - "$results" "$rate_cap" <<'PY'
 import statistics, sys
 v = [float(l.split()[1]) for l in open(sys.argv[1]) if l.split()[0] == "echo_cq"]
 print(int(min(statistics.median(v) / 2, float(sys.argv[2]))))
 PY
 )
+# latency_h2load NAME LOG: h2load at $half calls/s in all (--rps per
+# connection), every response's time in LOG; prints "p50_ms p99_ms rate".
+latency_h2load() {
+  local name=$1 log=$2 per
+  per=$(((half + CONNECTIONS - 1) / CONNECTIONS))
+  timeout $((LATENCY_SECONDS + 60)) "${bench_client_prefix[@]}" h2load \
+    -t"$H2LOAD_THREADS" -c"$CONNECTIONS" -m"$STREAMS" --rps="$per" \
+    -D "$LATENCY_SECONDS" --log-file="$log" -d "$body" "${HEADERS[@]}" \
+    "http://127.0.0.1:${PORT[$name]}/compute.v1.Compute/Run" >/dev/null 2>&1 ||
+    bench_die "h2load --rps on $name failed"
+  # Columns: start (us since the epoch), HTTP status, us to the response's end.
+  python3 - "$log" <<'PY'
+import sys
+rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
+ok = sorted(int(r[2]) for r in rows if r[1] == "200")
+if not ok:
+    sys.exit("no 200 responses")
+starts = [int(r[0]) for r in rows]
+span = (max(starts) - min(starts)) / 1e6
+q = lambda p: ok[min(len(ok) - 1, int(p * len(ok)))] / 1000
+print("%.3f %.3f %.1f" % (q(0.5), q(0.99), len(rows) / span if span > 0 else 0))
+PY
+}
 lat=$bench_tmp/latency.txt
 : >"$lat"
 for ((r = 1; r <= LATENCY_ROUNDS; r++)); do
   for name in compute echo_cq; do
+    if [[ $LATENCY_CLIENT == h2load ]]; then
+      echo "$name $(latency_h2load "$name" "$bench_tmp/latency-$name-$r.tsv")" >>"$lat"
+      continue
+    fi
     out=$bench_tmp/latency-$name-$r.json
-    timeout $((LATENCY_SECONDS + 60)) "$COMPUTE_CLIENT" bench \
+    timeout $((LATENCY_SECONDS + 60)) "${bench_client_prefix[@]}" \
+      "$COMPUTE_CLIENT" bench \
       --target "127.0.0.1:${PORT[$name]}" --task fib --n 1 --rate "$half" \
       --time "${LATENCY_SECONDS}s" --connections 4 --deadline 10s \
       --max_error_rate 1 --json \
@@ -335,16 +391,19 @@ for ((r = 1; r <= LATENCY_ROUNDS; r++)); do
       "$(bench_json "$out" 'j["offered_rate"]')" >>"$lat"
   done
 done
-python3 - "$lat" "$half" "$LATENCY_ROUNDS" "$LATENCY_SECONDS" <<'PY'
+python3 - "$lat" "$half" "$LATENCY_ROUNDS" "$LATENCY_SECONDS" \
+  "$(if [[ $LATENCY_CLIENT == h2load ]]; then
+    echo "h2load --rps (every response's time from its --log-file; HTTP 200s)"
+  else echo "compute-client bench, open loop"; fi)" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     name, p50, p99, offered = line.split()
     rows.setdefault(name, []).append((float(p50), float(p99), float(offered)))
 print()
-print("Latency under load: compute-client bench, open loop at %s calls/s "
+print("Latency under load: %s, at %s calls/s "
       "(half of echo_cq's median, at most E2E_LATENCY_RATE), 4 connections, "
-      "%s rounds of %s s each, alternating" % tuple(sys.argv[2:5]))
+      "%s rounds of %s s each, alternating" % tuple(sys.argv[5:6] + sys.argv[2:5]))
 print()
 print("| server | offered calls/s | p50 ms (median) | p99 ms (median) |")
 print("|---|---|---|---|")

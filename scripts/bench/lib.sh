@@ -10,6 +10,13 @@
 #   ECHO_SERVER     echo_server binary (default: $BUILD/tests/bench/echo_server)
 #   BENCH_KEEP=1    keep the temporary directory (logs, scrapes) and say where
 #   BENCH_QUICK=1   shorter defaults (each script says which)
+#   BENCH_SERVER_CPUS  a taskset CPU list (e.g. 0,1) for the servers under
+#                   test and anything competing with them: on a machine with
+#                   more cores, the servers get the 2 cores of the machine
+#                   the README's tables come from, and the load generators
+#                   do not share them (scripts that support it say so)
+#   BENCH_CLIENT_CPUS  the same for the load generators (h2load,
+#                   compute-client bench), e.g. 2-15
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-$BENCH_ROOT/build}
@@ -19,6 +26,21 @@ ECHO_SERVER=${ECHO_SERVER:-$BUILD/tests/bench/echo_server}
 BENCH_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_NAME=${BENCH_NAME:-bench}
 BENCH_QUICK=${BENCH_QUICK:-0}
+
+# Command prefixes that pin servers and load generators (empty: not pinned);
+# the scripts that source this use bench_client_prefix.
+bench_server_prefix=()
+# shellcheck disable=SC2034
+bench_client_prefix=()
+if [[ -n ${BENCH_SERVER_CPUS:-}${BENCH_CLIENT_CPUS:-} ]]; then
+  command -v taskset >/dev/null ||
+    { echo "$BENCH_NAME: BENCH_SERVER_CPUS/BENCH_CLIENT_CPUS need taskset (util-linux)" >&2; exit 1; }
+  [[ -z ${BENCH_SERVER_CPUS:-} ]] ||
+    bench_server_prefix=(taskset -c "$BENCH_SERVER_CPUS")
+  # shellcheck disable=SC2034
+  [[ -z ${BENCH_CLIENT_CPUS:-} ]] ||
+    bench_client_prefix=(taskset -c "$BENCH_CLIENT_CPUS")
+fi
 
 # bench_default FULL QUICK: FULL, or QUICK when BENCH_QUICK=1.
 bench_default() {
@@ -142,7 +164,8 @@ bench_start_compute() {
       fi
       flags+=("$flag")
     done
-    bench_start "$log" "$COMPUTE_SERVER" --address=127.0.0.1 \
+    bench_start "$log" "${bench_server_prefix[@]}" "$COMPUTE_SERVER" \
+      --address=127.0.0.1 \
       --metrics_address=127.0.0.1 --port=0 "${flags[@]}"
     compute_pid=$bench_last_pid
     rc=0

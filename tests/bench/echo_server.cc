@@ -20,9 +20,11 @@
 // ECHO_OWN_REACTOR=1 in the environment answers from a reactor object made
 // per call (as a service that handles cancels must) instead of gRPC's
 // DefaultReactor, to see what that costs. ECHO_API=cq serves on the
-// completion-queue API instead: one queue per core (ECHO_THREADS to
-// change), each polled by one thread that answers the call itself, with 32
-// calls requested per queue, as compute-server's RunQueues does.
+// completion-queue API instead: one queue per core (the container-aware
+// count compute-server sizes its I/O threads by, so a taskset or CPU
+// quota limits both alike; ECHO_THREADS to change), each polled by one thread
+// that answers the call itself, with 32 calls requested per queue, as
+// compute-server's RunQueues does.
 //
 // Not a test: CTest never runs it.
 #include <signal.h>
@@ -42,6 +44,7 @@
 #include "absl/synchronization/mutex.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "server/pool/cpu_count.h"
 
 namespace compute::bench {
 namespace {
@@ -196,7 +199,7 @@ int Main(int argc, char** argv) {
   EchoService service(own != nullptr && std::string_view(own) == "1");
   const char* api = std::getenv("ECHO_API");
   const bool cq_api = api != nullptr && std::string_view(api) == "cq";
-  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  int threads = compute::DetectCpuCount().cpus;
   if (const char* n = std::getenv("ECHO_THREADS")) threads = std::atoi(n);
   threads = std::max(1, threads);
   compute::v1::Compute::AsyncService async_service;
