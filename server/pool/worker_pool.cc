@@ -283,6 +283,9 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   const int64_t cost_ns = absl::ToInt64Nanoseconds(options.cost);
   {
     MutexLock lock(&mu_);
+    // Before the admission, so that it counts the worker a retry started.
+    const bool retried_start =
+        worker_start_refused_ && RetryWorkerStartLocked(now_ticks);
     absl::Status admit = AdmitLocked(options, arrival, why, &displaced);
     if (!admit.ok()) {
       ++rejected_by_[static_cast<int>(why->reason)];
@@ -306,7 +309,8 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
     // tasks no idle worker will take get a new worker, up to the maximum.
     if (queue_.size() >
             static_cast<size_t>(idle_workers_ + (spinning_ ? 1 : 0)) &&
-        alive_workers_ < max_workers_ && !worker_start_refused_) {
+        alive_workers_ < max_workers_ && !worker_start_refused_ &&
+        !retried_start) {
       // Not this task's error: it is queued, and the live workers will run
       // it. There is one at least: min_workers >= 1 started in Create, they
       // never retire below it, and they exit only once Submit refuses.
@@ -393,13 +397,6 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
                                      const Arrival& arrival, SubmitRefusal* why,
                                      PoolTask** displaced) {
   *displaced = nullptr;
-  // A refused worker start is tried again (by Submit) once the interval has
-  // passed; until then admission counts only the live workers.
-  if (worker_start_refused_ &&
-      clock_.TicksToDuration(arrival.ticks - worker_start_refused_ticks_) >=
-          kWorkerStartRetryInterval) {
-    worker_start_refused_ = false;
-  }
   if (closed_) {
     *why = SubmitRefusal();
     why->reason = RefusalReason::kShutDown;
@@ -422,6 +419,28 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
     *displaced = task;
   }
   return status;
+}
+
+bool WorkerPool::RetryWorkerStartLocked(int64_t now_ticks) {
+  POOL_CHECK(worker_start_refused_);
+  if (closed_ || alive_workers_ >= max_workers_ ||
+      clock_.TicksToDuration(now_ticks - worker_start_refused_ticks_) <
+          kWorkerStartRetryInterval) {
+    return false;
+  }
+  // Only for a task that would wait: with a worker free to take it, a new
+  // thread would only idle, and the next Submit that needs one tries.
+  if (queue_.size() <
+      static_cast<size_t>(idle_workers_ + (spinning_ ? 1 : 0))) {
+    return false;
+  }
+  if (SpawnWorkerLocked().ok()) {
+    worker_start_refused_ = false;
+    return true;
+  }
+  ++worker_start_failures_;
+  worker_start_refused_ticks_ = now_ticks;
+  return false;
 }
 
 PoolLoad WorkerPool::LoadLocked(

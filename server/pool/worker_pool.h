@@ -97,8 +97,11 @@
 // PoolStats::worker_start_failures counts it. Its slot stays empty; until
 // a start succeeds, admission counts only the live workers (the queue holds
 // queue_capacity beyond them, the expected wait divides by them), and a
-// Submit tries again at most once per kWorkerStartRetryInterval (1 s), not
-// at every call, each try a failed clone under the lock.
+// Submit whose task would wait tries again at most once per
+// kWorkerStartRetryInterval (1 s), not at every call (each try is a failed
+// clone under the lock), and before its admission, so that the admission
+// counts what the try found: a queue full for the live workers is retried
+// too, and no task is admitted for a place whose thread then fails.
 //
 // Standing queue (CoDel's rule, applied at admission rather than by dropping
 // queued work): a queue wait above target_queue_wait is normal for a burst,
@@ -315,6 +318,13 @@ class WorkerPool {
   absl::Status AdmitLocked(const TaskOptions& options, const Arrival& arrival,
                            SubmitRefusal* refusal, PoolTask** displaced)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With worker_start_refused_, from Submit before its admission: tries to
+  // start a worker once the retry interval has passed, if a place is empty
+  // and the arriving task would wait. Success clears the refusal (true: a
+  // worker started, the one this Submit's growth would start); failure
+  // restarts the interval.
+  bool RetryWorkerStartLocked(int64_t now_ticks)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The pool's load, for admission_; valid while running_cost_ns is.
   PoolLoad LoadLocked(absl::FunctionRef<int64_t()> running_cost_ns) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -451,9 +461,10 @@ class WorkerPool {
   std::array<uint64_t, kNumRefusalReasons> rejected_by_ ABSL_GUARDED_BY(mu_){};
   std::array<uint64_t, kNumTaskOutcomes> completed_ ABSL_GUARDED_BY(mu_){};
   uint64_t worker_start_failures_ ABSL_GUARDED_BY(mu_) = 0;
-  // The last try to start a worker was refused, at that tick, less than
-  // kWorkerStartRetryInterval ago (AdmitLocked clears it after): admission
-  // counts only the live workers, and Submit does not try again.
+  // A try to start a worker was refused, the last one at that tick, and none
+  // has succeeded since (RetryWorkerStartLocked clears it on success):
+  // admission counts only the live workers, and a start is tried again only
+  // kWorkerStartRetryInterval after the last refusal.
   bool worker_start_refused_ ABSL_GUARDED_BY(mu_) = false;
   int64_t worker_start_refused_ticks_ ABSL_GUARDED_BY(mu_) = 0;
 };

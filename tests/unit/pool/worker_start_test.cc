@@ -206,6 +206,66 @@ TEST(WorkerStartTest, AdmissionCountsOnlyTheLiveWorkersWhileGrowthFails) {
   EXPECT_EQ(starter.exited(), starter.started());
 }
 
+// The retry after the interval comes before the admission, so the
+// admission counts what it found: a retry that fails admits nothing beyond
+// the live workers (before, the Submit that cleared the refusal was admitted
+// for the empty places, then its own retry failed: one task a second past
+// the bound), and a queue full for the live workers still gets its retry.
+TEST(WorkerStartTest, ARetryThatFailsAdmitsNothingForTheEmptyPlaces) {
+  Starter starter;
+  SimulatedClock clock;
+  Gate gate;
+  Completions done;
+  PoolOptions options = Options(starter, 1, 4, &clock);
+  options.queue_capacity = 2;
+  std::unique_ptr<WorkerPool> pool = Started(options);
+  ASSERT_NE(pool, nullptr);
+  starter.RefuseNext(1'000'000);
+
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(1)).ok());
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(2)).ok());
+  const int refused_before = starter.refused();
+  ASSERT_GE(refused_before, 1);
+
+  // The interval past, threads still refused: the retry fails, and the
+  // queue, full for the one live worker, refuses the task.
+  clock.Advance(kWorkerStartRetryInterval);
+  SubmitRefusal why;
+  absl::StatusOr<TaskHandle> refused =
+      pool->Submit(gate.Task(), done.For(3), TaskOptions(), &why);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(why.reason, RefusalReason::kQueueFull);
+  EXPECT_EQ(starter.refused(), refused_before + 1);
+  // The failure restarted the interval: no new try at the next call.
+  ASSERT_FALSE(pool->Submit(gate.Task(), done.For(4)).ok());
+  EXPECT_EQ(starter.refused(), refused_before + 1);
+  PoolStats stats = pool->Stats();
+  EXPECT_EQ(stats.queue_depth, 2u);
+  EXPECT_EQ(stats.workers, 1);
+
+  // Threads to be had again: the full queue's next Submit, past the
+  // interval, starts one and is admitted for its place.
+  clock.Advance(kWorkerStartRetryInterval);
+  starter.RefuseNext(0);
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(5)).ok());
+  ASSERT_TRUE(gate.WaitStarted(2));
+  EXPECT_EQ(pool->Stats().workers, 2);
+
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(4));  // 3 and 4 were refused
+  for (int i : {0, 1, 2, 5}) {
+    EXPECT_EQ(done.CountOf(i), 1) << i;
+    ASSERT_TRUE(done.Get(i).has_value());
+    EXPECT_EQ(done.Get(i)->outcome, TaskOutcome::kOk) << i;
+  }
+  pool.reset();
+  EXPECT_EQ(done.CountOf(3), 0);
+  EXPECT_EQ(done.CountOf(4), 0);
+  EXPECT_EQ(starter.exited(), starter.started());
+}
+
 TEST(WorkerStartTest, GrowthSucceedsAfterAFailure) {
   Starter starter;
   SimulatedClock clock;
