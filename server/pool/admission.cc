@@ -26,6 +26,12 @@ absl::Duration WaitFor(int64_t queued_cost_ns, const PoolLoad& load) {
 
 }  // namespace
 
+absl::Duration Admission::MemoryRetryFloor() const {
+  return budgets_.target_queue_wait == absl::InfiniteDuration()
+             ? kMemoryRetryFloorWithoutTarget
+             : budgets_.target_queue_wait;
+}
+
 absl::Duration Admission::ExpectedWait(const PoolLoad& load) {
   return WaitFor(load.queue.cost_ns(), load);
 }
@@ -97,12 +103,21 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   if (max_bytes > 0 &&
       load.task_bytes + load.held_bytes + options.bytes > max_bytes) {
     *victim_out = nullptr;
-    return refuse(
+    absl::Status refused = refuse(
         RefusalReason::kMemory,
         absl::StrCat("memory budget spent: ", load.task_bytes,
                      " bytes held by queued and running tasks + ",
                      load.held_bytes, " by results not yet delivered + ",
                      options.bytes, " for this one > limit ", max_bytes));
+    if (why->reason == RefusalReason::kMemory) {
+      // Bytes come back as running tasks end (the expected wait) and as
+      // clients read their answers, which nothing here can time: with
+      // workers idle and the budget held by slow readers, the expected wait
+      // alone said 1 ms, and each retry sends its whole request again.
+      why->retry_after =
+          ClampRetry(std::max(why->expected_wait, MemoryRetryFloor()));
+    }
+    return refused;
   }
   const absl::Duration target = budgets_.target_queue_wait;
   const bool check_deadline = options.admit_by_deadline && has_deadline;

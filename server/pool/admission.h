@@ -76,6 +76,13 @@ class Admission {
 
   const AdmissionBudgets& budgets() const { return budgets_; }
 
+  // The least pushback of a `memory` refusal: the target queue wait, or
+  // kMemoryRetryFloorWithoutTarget without one. Its bytes may be held by
+  // answers that clients read slowly, which no expected wait can time.
+  absl::Duration MemoryRetryFloor() const;
+  static constexpr absl::Duration kMemoryRetryFloorWithoutTarget =
+      absl::Milliseconds(100);
+
  private:
   const AdmissionBudgets budgets_;
   bool overloaded_ = false;

@@ -112,6 +112,36 @@ TEST_F(AdmissionTest, TheMemoryBudgetCountsTasksAndHeldBytes) {
             "1000");
 }
 
+// A memory refusal's pushback: the budget may be held by answers that
+// clients read slowly, which the expected wait cannot see (it says 0 with
+// a worker free): at least the target queue wait (100 ms without one), so
+// that retries, each carrying its whole request, do not come every 1 ms.
+TEST_F(AdmissionTest, AMemoryRefusalAsksForAtLeastTheTargetWait) {
+  AdmissionBudgets budgets;
+  budgets.max_inflight_bytes = 1000;
+  TaskOptions task;
+  task.bytes = 300;
+  // Workers idle, the budget held by results not yet delivered.
+  EXPECT_FALSE(Admission(budgets)
+                   .Check(task, now_, Load(0, 2, 0, 900), &why_, &victim_)
+                   .ok());
+  EXPECT_EQ(why_.reason, RefusalReason::kMemory);
+  EXPECT_EQ(why_.expected_wait, absl::ZeroDuration());
+  EXPECT_EQ(why_.retry_after, absl::Milliseconds(100));
+  budgets.target_queue_wait = absl::Milliseconds(250);
+  EXPECT_FALSE(Admission(budgets)
+                   .Check(task, now_, Load(0, 2, 0, 900), &why_, &victim_)
+                   .ok());
+  EXPECT_EQ(why_.retry_after, absl::Milliseconds(250));
+  // Held by running tasks with longer left to run: the expected wait.
+  running_ns_ = 2000 * kMs;  // 2 workers busy, 1 s left each
+  EXPECT_FALSE(Admission(budgets)
+                   .Check(task, now_, Load(2, 2, 900, 0), &why_, &victim_)
+                   .ok());
+  EXPECT_EQ(why_.expected_wait, absl::Seconds(1));
+  EXPECT_EQ(why_.retry_after, absl::Seconds(1));
+}
+
 // A full queue refuses a task of the same class, and makes room for a
 // more critical one by naming the newest task of the lowest class.
 TEST_F(AdmissionTest, AFullQueueDisplacesOnlyLessCriticalWork) {
