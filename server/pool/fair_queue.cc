@@ -1,19 +1,20 @@
 #include "server/pool/fair_queue.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
+#include "server/base/crash_line.h"
 
 namespace compute {
 namespace {
 
 void Check(bool ok, const char* what) {
+  // Not blocking on a stalled stderr: the process must end (crash_line.h).
   if (!ok) {
-    std::fprintf(stderr, "fair queue invariant failed: %s\n", what);
-    std::abort();
+    base::AbortOnFailedCheck(__FILE__, __LINE__, "fair queue invariant failed",
+                             what);
   }
 }
 

@@ -13,14 +13,13 @@
 #endif
 
 #if COMPUTE_POOL_CHECKS
-#include <cstdio>
-#include <cstdlib>
+#include "server/base/crash_line.h"
+// The line goes out without blocking on a stalled stderr (crash_line.h).
 #define POOL_CHECK(cond)                                                   \
   do {                                                                     \
     if (!(cond)) {                                                         \
-      std::fprintf(stderr, "%s:%d: pool invariant failed: %s\n", __FILE__, \
-                   __LINE__, #cond);                                       \
-      std::abort();                                                        \
+      ::compute::base::AbortOnFailedCheck(__FILE__, __LINE__,              \
+                                          "pool invariant failed", #cond); \
     }                                                                      \
   } while (0)
 #else
