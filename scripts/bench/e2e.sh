@@ -360,14 +360,15 @@ latency_h2load() {
     bench_die "h2load --rps on $name failed"
   # Columns: start (us since the epoch), HTTP status, us to the response's end.
   python3 - "$log" <<'PY'
-import sys
+import math, sys
 rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
 ok = sorted(int(r[2]) for r in rows if r[1] == "200")
 if not ok:
     sys.exit("no 200 responses")
 starts = [int(r[0]) for r in rows]
 span = (max(starts) - min(starts)) / 1e6
-q = lambda p: ok[min(len(ok) - 1, int(p * len(ok)))] / 1000
+# Nearest rank: the smallest value with at least p of them at or below it.
+q = lambda p: ok[max(0, math.ceil(p * len(ok)) - 1)] / 1000
 print("%.3f %.3f %.1f" % (q(0.5), q(0.99), len(rows) / span if span > 0 else 0))
 PY
 }
@@ -376,7 +377,11 @@ lat=$bench_tmp/latency.txt
 for ((r = 1; r <= LATENCY_ROUNDS; r++)); do
   for name in compute echo_cq; do
     if [[ $LATENCY_CLIENT == h2load ]]; then
-      echo "$name $(latency_h2load "$name" "$bench_tmp/latency-$name-$r.tsv")" >>"$lat"
+      # Not inside echo's $(...): a failure there would end only that
+      # subshell, and the script would go on with an empty row.
+      row=$(latency_h2load "$name" "$bench_tmp/latency-$name-$r.tsv") ||
+        bench_die "latency round $r on $name failed"
+      echo "$name $row" >>"$lat"
       continue
     fi
     out=$bench_tmp/latency-$name-$r.json
@@ -393,8 +398,9 @@ for ((r = 1; r <= LATENCY_ROUNDS; r++)); do
 done
 python3 - "$lat" "$half" "$LATENCY_ROUNDS" "$LATENCY_SECONDS" \
   "$(if [[ $LATENCY_CLIENT == h2load ]]; then
-    echo "h2load --rps (every response's time from its --log-file; HTTP 200s)"
-  else echo "compute-client bench, open loop"; fi)" <<'PY'
+    echo "h2load --rps (every response's time from its --log-file; HTTP 200s;" \
+      "calls/s: those sent over the round), $CONNECTIONS connections"
+  else echo "compute-client bench, open loop, 4 connections"; fi)" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -402,7 +408,7 @@ for line in open(sys.argv[1]):
     rows.setdefault(name, []).append((float(p50), float(p99), float(offered)))
 print()
 print("Latency under load: %s, at %s calls/s "
-      "(half of echo_cq's median, at most E2E_LATENCY_RATE), 4 connections, "
+      "(half of echo_cq's median, at most E2E_LATENCY_RATE), "
       "%s rounds of %s s each, alternating" % tuple(sys.argv[5:6] + sys.argv[2:5]))
 print()
 print("| server | offered calls/s | p50 ms (median) | p99 ms (median) |")

@@ -11,12 +11,14 @@
 #   BENCH_KEEP=1    keep the temporary directory (logs, scrapes) and say where
 #   BENCH_QUICK=1   shorter defaults (each script says which)
 #   BENCH_SERVER_CPUS  a taskset CPU list (e.g. 0,1) for the servers under
-#                   test and anything competing with them: on a machine with
-#                   more cores, the servers get the 2 cores of the machine
-#                   the README's tables come from, and the load generators
-#                   do not share them (scripts that support it say so)
-#   BENCH_CLIENT_CPUS  the same for the load generators (h2load,
-#                   compute-client bench), e.g. 2-15
+#                   test: on a machine with more cores, the servers get the
+#                   2 cores of the machine the README's tables come from.
+#                   compute-server is pinned in every script (it starts
+#                   here); e2e.sh also pins its echo servers and neighbour
+#   BENCH_CLIENT_CPUS  the same for the load generators, e.g. 2-15: only
+#                   e2e.sh pins them (h2load, compute-client bench); in the
+#                   other scripts the clients run wherever the kernel puts
+#                   them
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-$BENCH_ROOT/build}
