@@ -109,14 +109,14 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
                      " bytes held by queued and running tasks + ",
                      load.held_bytes, " by results not yet delivered + ",
                      options.bytes, " for this one > limit ", max_bytes));
-    if (why->reason == RefusalReason::kMemory) {
-      // Bytes come back as running tasks end (the expected wait) and as
-      // clients read their answers, which nothing here can time: with
-      // workers idle and the budget held by slow readers, the expected wait
-      // alone said 1 ms, and each retry sends its whole request again.
-      why->retry_after =
-          ClampRetry(std::max(why->expected_wait, MemoryRetryFloor()));
-    }
+    // Bytes come back as running tasks end (the expected wait) and as
+    // clients read their answers, which nothing here can time: with workers
+    // idle and the budget held by slow readers, the expected wait alone said
+    // 1 ms, and each retry sends its whole request again. Whichever reason
+    // the refusal names (the memory budget, or the tenant over its share
+    // while it is spent).
+    why->retry_after =
+        ClampRetry(std::max(why->expected_wait, MemoryRetryFloor()));
     return refused;
   }
   const absl::Duration target = budgets_.target_queue_wait;

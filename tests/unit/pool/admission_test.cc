@@ -140,6 +140,19 @@ TEST_F(AdmissionTest, AMemoryRefusalAsksForAtLeastTheTargetWait) {
                    .ok());
   EXPECT_EQ(why_.expected_wait, absl::Seconds(1));
   EXPECT_EQ(why_.retry_after, absl::Seconds(1));
+  // The budget spent, the refusal names the tenant over its share: the
+  // floor all the same.
+  running_ns_ = 0;
+  Queue(Priority::kDefault, 30 * kMs, "greedy");
+  Queue(Priority::kDefault, kMs, "modest");
+  task.tenant = "greedy";
+  task.cost = absl::Milliseconds(10);
+  EXPECT_FALSE(Admission(budgets)
+                   .Check(task, now_, Load(2, 2, 0, 900), &why_, &victim_)
+                   .ok());
+  EXPECT_EQ(why_.reason, RefusalReason::kTenantShare);
+  EXPECT_LT(why_.expected_wait, absl::Milliseconds(250));
+  EXPECT_EQ(why_.retry_after, absl::Milliseconds(250));
 }
 
 // A full queue refuses a task of the same class, and makes room for a
