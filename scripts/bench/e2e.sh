@@ -212,7 +212,8 @@ round() {
     load=(-D "$ROUND_SECONDS" --warm-up-time="$WARMUP")
     limit=$((ROUND_SECONDS + WARMUP + 60))
   fi
-  out=$(timeout "$limit" "${bench_client_prefix[@]}" h2load -t"$H2LOAD_THREADS" -c"$CONNECTIONS" -m"$STREAMS" "${load[@]}" \
+  out=$(timeout "$limit" "${bench_client_prefix[@]}" h2load \
+    -t"$H2LOAD_THREADS" -c"$CONNECTIONS" -m"$STREAMS" "${load[@]}" \
     -d "$body" "${HEADERS[@]}" \
     "http://127.0.0.1:$port/compute.v1.Compute/Run" 2>&1) || {
     echo "e2e: h2load on $name failed or ran over ${limit}s:" >&2

@@ -307,10 +307,8 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
     }
     // Idle workers count those already woken but not yet running, so the
     // tasks no idle worker will take get a new worker, up to the maximum.
-    if (queue_.size() >
-            static_cast<size_t>(idle_workers_ + (spinning_ ? 1 : 0)) &&
-        alive_workers_ < max_workers_ && !worker_start_refused_ &&
-        !retried_start) {
+    if (queue_.size() > IdleTakersLocked() && alive_workers_ < max_workers_ &&
+        !worker_start_refused_ && !retried_start) {
       // Not this task's error: it is queued, and the live workers will run
       // it. There is one at least: min_workers >= 1 started in Create, they
       // never retire below it, and they exit only once Submit refuses.
@@ -430,10 +428,7 @@ bool WorkerPool::RetryWorkerStartLocked(int64_t now_ticks) {
   }
   // Only for a task that would wait: with a worker free to take it, a new
   // thread would only idle, and the next Submit that needs one tries.
-  if (queue_.size() <
-      static_cast<size_t>(idle_workers_ + (spinning_ ? 1 : 0))) {
-    return false;
-  }
+  if (queue_.size() < IdleTakersLocked()) return false;
   if (SpawnWorkerLocked().ok()) {
     worker_start_refused_ = false;
     return true;

@@ -318,6 +318,11 @@ class WorkerPool {
   absl::Status AdmitLocked(const TaskOptions& options, const Arrival& arrival,
                            SubmitRefusal* refusal, PoolTask** displaced)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Workers that will take a queued task without a new thread: the idle
+  // ones (those woken but not yet running included) and the spinning one.
+  size_t IdleTakersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return static_cast<size_t>(idle_workers_ + (spinning_ ? 1 : 0));
+  }
   // With worker_start_refused_, from Submit before its admission: tries to
   // start a worker once the retry interval has passed, if a place is empty
   // and the arriving task would wait. Success clears the refusal (true: a

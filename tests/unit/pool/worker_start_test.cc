@@ -77,6 +77,26 @@ std::unique_ptr<WorkerPool> Started(const PoolOptions& options) {
   return created.ok() ? std::move(*created) : nullptr;
 }
 
+// A pool of 1..4 workers, queue capacity 2, the system refusing every
+// thread from now on, and its one worker busy with task 0 (held by `gate`);
+// nullptr (and a failure) if it did not get there.
+std::unique_ptr<WorkerPool> OneBusyWorkerAndNoMoreThreads(Starter& starter,
+                                                          SimulatedClock& clock,
+                                                          Gate& gate,
+                                                          Completions& done) {
+  PoolOptions options = Options(starter, 1, 4, &clock);
+  options.queue_capacity = 2;
+  std::unique_ptr<WorkerPool> pool = Started(options);
+  if (pool == nullptr) return nullptr;
+  starter.RefuseNext(1'000'000);
+  EXPECT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  if (!gate.WaitStarted(1)) {
+    ADD_FAILURE() << "task 0 did not start";
+    return nullptr;
+  }
+  return pool;
+}
+
 TEST(WorkerStartTest, CreateFailsWithStatusWhenAWorkerCannotStart) {
   Starter starter;
   starter.RefuseCall(2);
@@ -160,14 +180,9 @@ TEST(WorkerStartTest, AdmissionCountsOnlyTheLiveWorkersWhileGrowthFails) {
   SimulatedClock clock;
   Gate gate;
   Completions done;
-  PoolOptions options = Options(starter, 1, 4, &clock);
-  options.queue_capacity = 2;
-  std::unique_ptr<WorkerPool> pool = Started(options);
+  std::unique_ptr<WorkerPool> pool =
+      OneBusyWorkerAndNoMoreThreads(starter, clock, gate, done);
   ASSERT_NE(pool, nullptr);
-  starter.RefuseNext(1'000'000);
-
-  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
   TaskOptions costly;
   costly.cost = absl::Seconds(1);
   ASSERT_TRUE(pool->Submit(gate.Task(), done.For(1), costly).ok());
@@ -216,14 +231,9 @@ TEST(WorkerStartTest, ARetryThatFailsAdmitsNothingForTheEmptyPlaces) {
   SimulatedClock clock;
   Gate gate;
   Completions done;
-  PoolOptions options = Options(starter, 1, 4, &clock);
-  options.queue_capacity = 2;
-  std::unique_ptr<WorkerPool> pool = Started(options);
+  std::unique_ptr<WorkerPool> pool =
+      OneBusyWorkerAndNoMoreThreads(starter, clock, gate, done);
   ASSERT_NE(pool, nullptr);
-  starter.RefuseNext(1'000'000);
-
-  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
   ASSERT_TRUE(pool->Submit(gate.Task(), done.For(1)).ok());
   ASSERT_TRUE(pool->Submit(gate.Task(), done.For(2)).ok());
   const int refused_before = starter.refused();
