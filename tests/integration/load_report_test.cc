@@ -142,8 +142,10 @@ TEST(LoadReportTest, BetweenIntervalsOnlyRefusalsCarryTheLoad) {
   EXPECT_FALSE(has_load(Fib(1), grpc::StatusCode::OK));
   AsyncCall running(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration());
   AsyncCall queued(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration());
-  ASSERT_TRUE(
-      WaitUntil([&] { return server->pool().Stats().queue_depth == 1; }));
+  ASSERT_TRUE(WaitUntil([&] {  // both in the pool, not the first queued
+    const auto s = server->pool().Stats();
+    return s.busy == 1 && s.queue_depth == 1;
+  }));
   EXPECT_TRUE(has_load(Fib(1), grpc::StatusCode::RESOURCE_EXHAUSTED));
 }
 
