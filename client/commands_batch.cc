@@ -74,7 +74,8 @@ int BatchCommand(const std::vector<std::string>& args, const Io& io) {
   if (positional.size() < 2) {
     return Usage(command, "expected a task and at least one argument", io);
   }
-  if (absl::Status valid = CheckTaskFlags(positional[0], flags); !valid.ok()) {
+  if (absl::Status valid = CheckTaskFlags(positional[0], flags, task);
+      !valid.ok()) {
     return Fail(command, valid, io);
   }
   std::vector<std::unique_ptr<Slot>> slots;

@@ -264,7 +264,8 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
                    io);
     }
   }
-  if (absl::Status valid = CheckTaskFlags(task_name, flags); !valid.ok()) {
+  if (absl::Status valid = CheckTaskFlags(task_name, flags, task);
+      !valid.ok()) {
     return Fail(command, valid, io);
   }
   if (task_name == "sha256" && !flags.Given("data") && !flags.Given("file")) {

@@ -41,7 +41,19 @@ void AddComputeCallFlags(FlagSet& flags, CommonFlags* common) {
             "send as compute-priority: critical, default or sheddable");
 }
 
+absl::Status ValidateCommonFlags(const CommonFlags& common) {
+  if (common.deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--deadline must be > 0 (got ",
+                     absl::FormatDuration(common.deadline), ")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateCallFlags(const CommonFlags& common) {
+  if (absl::Status valid = ValidateCommonFlags(common); !valid.ok()) {
+    return valid;
+  }
   if (!common.priority.empty() && common.priority != "critical" &&
       common.priority != "default" && common.priority != "sheddable") {
     return absl::InvalidArgumentError(

@@ -61,8 +61,12 @@ std::optional<int> StdoutFailure(const std::string& command, const Io& io);
 // (client/deadline.h).
 void SetDeadline(grpc::ClientContext& context, absl::Duration deadline);
 
-// InvalidArgument naming the flag when --priority is not one the server
-// knows, or --tenant is not a metadata value it takes (CheckTenant).
+// InvalidArgument naming the flag when --deadline is not > 0 (before, a
+// call sent already out of time: DEADLINE_EXCEEDED, exit 1).
+absl::Status ValidateCommonFlags(const CommonFlags& common);
+// ValidateCommonFlags, and InvalidArgument naming the flag when --priority
+// is not one the server knows, or --tenant is not a metadata value it takes
+// (CheckTenant).
 absl::Status ValidateCallFlags(const CommonFlags& common);
 // The request metadata the flags ask for (compute-tenant,
 // compute-priority).

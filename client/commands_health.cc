@@ -25,6 +25,9 @@ int HealthCommand(const std::vector<std::string>& args, const Io& io) {
   if (!positional.empty()) {
     return Usage(command, "unexpected argument '" + positional[0] + "'", io);
   }
+  if (absl::Status valid = ValidateCommonFlags(common); !valid.ok()) {
+    return Fail(command, valid, io);
+  }
   auto channel = CreateChannel(common.channel);
   if (!channel.ok()) return Fail(command, channel.status(), io);
 

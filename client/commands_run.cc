@@ -41,7 +41,8 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
   if (absl::Status valid = ValidateCallFlags(common); !valid.ok()) {
     return Fail(command, valid, io);
   }
-  if (absl::Status valid = CheckTaskFlags(task_name, flags); !valid.ok()) {
+  if (absl::Status valid = CheckTaskFlags(task_name, flags, task);
+      !valid.ok()) {
     return Fail(command, valid, io);
   }
   if (task_name == "sha256" && !flags.Given("data") && !flags.Given("file")) {

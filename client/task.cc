@@ -107,7 +107,8 @@ void AddTaskFlags(FlagSet& flags, TaskFlags* task, TaskFlagUse use) {
   add("radius", &task->radius, "blur: box radius in pixels");
 }
 
-absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags) {
+absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags,
+                            const TaskFlags& values) {
   for (const TaskFlag& f : kTaskFlags) {
     if (flags.Given(f.name) && !Owns(f, task)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -116,6 +117,13 @@ absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags) {
                                   : "",
           " flag, not ", AbslView(task), "'s"));
     }
+  }
+  if (flags.Given("file") && flags.Given("data")) {
+    return absl::InvalidArgumentError(
+        "sha256 takes --file or --data, not both");
+  }
+  if (flags.Given("file") && values.file.empty()) {
+    return absl::InvalidArgumentError("--file: empty path");
   }
   return absl::OkStatus();
 }

@@ -51,8 +51,11 @@ void AddTaskFlags(FlagSet& flags, TaskFlags* task,
 
 // InvalidArgument naming the first task flag given that belongs to another
 // task than `task` ("--duration is spin's and sleep's flag, not fib's"): a flag
-// that does not apply is an error, never silently ignored.
-absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags);
+// that does not apply is an error, never silently ignored. Also sha256's
+// input given twice (--file and --data) or as an empty --file (an unset
+// variable in `--file "$F"`: before, the hash of nothing, exit 0).
+absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags,
+                            const TaskFlags& values);
 
 // InvalidArgument for an unknown task, missing/conflicting flags, an input
 // file that cannot be read ("cannot read PATH: REASON"), or sha256 data over
