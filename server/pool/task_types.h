@@ -82,16 +82,24 @@ struct TaskResult {
 using TaskFn = absl::AnyInvocable<absl::Status(const CancelToken&)>;
 using DoneFn = absl::AnyInvocable<void(const TaskResult&)>;
 
+// What the pool counts of one task at most: its sums of cost (ns) and bytes
+// stay within int64 for the largest queue the server takes (2^20 tasks plus
+// 4,096 workers: 2^21 x 1 h is 7.6e18 ns, 2^21 x 1 TiB is 2^61 bytes).
+inline constexpr absl::Duration kMaxTaskCost = absl::Hours(1);
+inline constexpr int64_t kMaxTaskBytes = int64_t{1} << 40;
+
 struct TaskOptions {
   absl::Time deadline = absl::InfiniteFuture();
   // Opaque to the pool; handed back in TaskResult (the service puts the task
   // kind here so observers can label by it).
   uint32_t tag = 0;
   // Estimated run time (>= 0): what this task adds to the expected wait of
-  // the tasks behind it, and what the deadline budget charges it.
+  // the tasks behind it, and what the deadline budget charges it. The pool
+  // counts it within [0, kMaxTaskCost].
   absl::Duration cost = absl::ZeroDuration();
   // Bytes the task holds while queued or running (request and response),
-  // charged to max_inflight_bytes until it completes. >= 0.
+  // charged to max_inflight_bytes until it completes. >= 0; the pool counts
+  // it within [0, kMaxTaskBytes].
   int64_t bytes = 0;
   // Refuse (kDeadline) a task that cannot finish before its deadline.
   bool admit_by_deadline = true;

@@ -278,6 +278,8 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   bool wake_timer = false;
   TaskHandle handle;
   PoolTask* displaced = nullptr;  // made room for this one: deliver it
+  options.cost = std::clamp(options.cost, absl::ZeroDuration(), kMaxTaskCost);
+  options.bytes = std::clamp<int64_t>(options.bytes, 0, kMaxTaskBytes);
   const Arrival arrival = ArrivalOf(options);
   const int64_t now_ticks = arrival.ticks;
   const int64_t cost_ns = absl::ToInt64Nanoseconds(options.cost);
@@ -335,7 +337,11 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
 
 bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
                                  TaskResult* result) {
-  if (options.cost > inline_max_cost_) return false;
+  // Out of range: Submit counts it within the bounds (task_types.h).
+  if (options.cost > inline_max_cost_ || options.cost < absl::ZeroDuration() ||
+      options.bytes < 0 || options.bytes > kMaxTaskBytes) {
+    return false;
+  }
   PoolTask* task;
   {
     MutexLock lock(&mu_);
@@ -578,14 +584,23 @@ void WorkerPool::WorkerLoop(int index) {
   PoolThreadScope scope(this);
   MutexLock lock(&mu_);
   Worker& me = workers_[static_cast<size_t>(index)];
-  PoolTask* finished = nullptr;  // ran; its completion is not yet delivered
-  TaskResult result;             // finished's, then the next task's
+  PoolTask* finished = nullptr;    // ran; its completion is not yet delivered
+  TaskResult result;               // finished's, then the next task's
+  std::vector<PoolTask*> expired;  // left the queue unrun, to deliver
   for (;;) {
+    // Past their deadlines before it starts one: the timer may not have got
+    // there yet (not scheduled on a busy CPU, or delivering earlier expiries
+    // off the lock), and a task past its deadline must never start.
+    if (CanStartLocked() && deadlines_.live() > 0) {
+      ExpireLocked(clock_.Now(), expired);
+    }
     PoolTask* next = CanStartLocked() ? StartNextLocked(me) : nullptr;
-    if (finished != nullptr || next != nullptr) {
+    if (finished != nullptr || next != nullptr || !expired.empty()) {
       const int64_t started = me.started_ticks;
       mu_.Unlock();
       if (finished != nullptr) Deliver(finished, result);
+      for (PoolTask* task : expired) DeliverUnrun(task);
+      expired.clear();
       if (next != nullptr) Execute(next, index, started, &result);
       mu_.Lock();
       if (finished != nullptr) RecycleLocked(finished);
@@ -753,17 +768,8 @@ void WorkerPool::TimerLoop() {
   std::vector<PoolTask*> expired;
   MutexLock lock(&mu_);
   while (!stopping_) {
-    const absl::Time now = clock_.Now();
-    while (PoolTask* task = deadlines_.PopExpired(now)) {
-      if (task->state == PoolTask::State::kQueued) {
-        TakeUnrunLocked(task, TaskOutcome::kDeadlineExceeded);
-        expired.push_back(task);
-      } else {
-        SignalLocked(task, TaskOutcome::kDeadlineExceeded);
-      }
-    }
+    ExpireLocked(clock_.Now(), expired);
     if (!expired.empty()) {
-      CheckInvariantsLocked();
       mu_.Unlock();
       for (PoolTask* task : expired) DeliverUnrun(task);
       expired.clear();
@@ -775,6 +781,18 @@ void WorkerPool::TimerLoop() {
     // Until it looks again it will not sleep: every deadline is "earlier".
     timer_wakes_at_ = absl::InfinitePast();
   }
+}
+
+void WorkerPool::ExpireLocked(absl::Time now, std::vector<PoolTask*>& expired) {
+  while (PoolTask* task = deadlines_.PopExpired(now)) {
+    if (task->state == PoolTask::State::kQueued) {
+      TakeUnrunLocked(task, TaskOutcome::kDeadlineExceeded);
+      expired.push_back(task);
+    } else {
+      SignalLocked(task, TaskOutcome::kDeadlineExceeded);
+    }
+  }
+  if (!expired.empty()) CheckInvariantsLocked();
 }
 
 // ---- Stats and invariants ------------------------------------------------

@@ -24,9 +24,11 @@
 //     cost are free for the next Submit) and completes on the caller's
 //     thread; a running task sees its CancelToken signalled and stops at its
 //     next check.
-//   - Deadlines: one timer thread is the single source of truth. A queued
-//     task whose deadline passes leaves the queue and completes without
-//     running, on the timer thread; a running one gets its token signalled.
+//   - Deadlines: the pool's clock and each task's deadline are the single
+//     source of truth (not gRPC's own cancel). A queued task whose deadline
+//     passes leaves the queue and completes without running, on the timer
+//     thread, or on a worker that reaches it first: no task starts past its
+//     deadline. A running one gets its token signalled.
 //     Whether a stopped task "was cancelled" or "ran out of time" is decided
 //     when it completes: deadline exceeded if the clock is then at or past
 //     its deadline, else cancelled.
@@ -114,12 +116,14 @@
 // while admission holds the wait just under the target).
 //
 // Threading: all public methods are thread-safe. Completion callbacks run on
-// a worker, the timer thread, or the thread that called Cancel/Shutdown,
-// never with a pool lock held, so they may call Submit, Cancel and Stats.
-// They must not throw. Shutdown called from a pool thread (a task, a
-// completion, the observer) only stops admitting work: it cannot wait for or
-// join its own thread; the pool must not be destroyed from one. Submit and
-// Cancel may race Shutdown, but not the destructor.
+// a worker, the timer thread, the thread that called Cancel/Shutdown, or,
+// for a task displaced from a full queue, the thread whose Submit displaced
+// it (after that Submit's own work is done; a caller must not hold a lock
+// across Submit that the callback takes), never with a pool lock held, so they
+// may call Submit, Cancel and Stats. They must not throw. Shutdown called from
+// a pool thread (a task, a completion, the observer) only stops admitting work:
+// it cannot wait for or join its own thread; the pool must not be destroyed
+// from one. Submit and Cancel may race Shutdown, but not the destructor.
 //
 // Design: one mutex (mu_) guards the whole scheduler, whose parts each have
 // a file: the queue (fair_queue.h: intrusive doubly-linked FIFOs, O(1)
@@ -394,6 +398,12 @@ class WorkerPool {
   void Deliver(PoolTask* task, const TaskResult& result)
       ABSL_LOCKS_EXCLUDED(mu_);
   void TimerLoop();
+  // What is past its deadline at `now`: a queued task leaves the queue (into
+  // `expired`, for the caller to deliver off the lock with DeliverUnrun), a
+  // running one is signalled. The timer thread calls it when a deadline
+  // comes, and a worker before it starts a task, should it get there first.
+  void ExpireLocked(absl::Time now, std::vector<PoolTask*>& expired)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void CheckInvariantsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -80,6 +80,35 @@ TEST(SchedulerTest, QueuedCostAndExpectedWaitFollowTheQueue) {
   ASSERT_TRUE(done.WaitForCount(3));
 }
 
+// A library caller's cost or bytes out of range (an infinite estimate, a
+// negative count) is counted within the pool's bounds: before, three
+// infinite costs overflowed the queue's int64 sum (UBSan) and the expected
+// wait went negative.
+TEST(SchedulerTest, CostAndBytesAreCountedWithinTheirBounds) {
+  auto s = MakeScheduler(1, 10);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  TaskOptions huge = Cost(absl::InfiniteDuration());
+  huge.bytes = int64_t{1} << 62;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0), huge).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(i), huge).ok());
+  }
+  TaskOptions negative = Cost(-absl::Seconds(5));
+  negative.bytes = -100;
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(4), negative).ok());
+  PoolStats stats = pool.Stats();
+  EXPECT_EQ(stats.queued_cost, 3 * kMaxTaskCost);
+  EXPECT_EQ(stats.running_cost, kMaxTaskCost);
+  EXPECT_EQ(stats.expected_wait, 4 * kMaxTaskCost);
+  EXPECT_EQ(stats.inflight_bytes, 4 * kMaxTaskBytes);
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(5));
+  EXPECT_EQ(pool.Stats().inflight_bytes, 0);
+}
+
 TEST(SchedulerTest, IdlePoolAdmitsAnyTaskWhoseOwnCostFits) {
   auto s = MakeScheduler(1, 4);
   WorkerPool& pool = *s->pool;

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -238,6 +239,53 @@ TEST(WorkerPoolTest, QueuedTaskWhoseDeadlinePassesNeverRuns) {
   gate.Release();
   ASSERT_TRUE(done.WaitForCount(2));
   EXPECT_FALSE(ran.load());
+}
+
+// The timer is not the only one that looks at deadlines: a worker that gets
+// to the queue first (the timer not yet scheduled on a busy CPU, or busy
+// delivering earlier expiries off the lock) expires what is past its
+// deadline instead of starting it. Before, it started it, and a task that
+// finished ran after its deadline and completed ok.
+TEST(WorkerPoolTest, AWorkerNeverStartsATaskPastItsDeadline) {
+  SimulatedClock clock;
+  Notification timer_held, release_timer;
+  auto pool = MakePool(1, 4, &clock);
+  absl::Cleanup let_the_timer_go = [&] {  // before the pool's destructor
+    if (!release_timer.HasBeenNotified()) release_timer.Notify();
+  };
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  // The first to expire holds the timer thread in its completion.
+  TaskOptions first;
+  first.deadline = clock.Now() + absl::Milliseconds(5);
+  ASSERT_TRUE(pool->Submit([](const CancelToken&) { return absl::OkStatus(); },
+                           [&](const TaskResult&) {
+                             timer_held.Notify();
+                             release_timer.WaitForNotification();
+                           },
+                           first)
+                  .ok());
+  std::atomic<bool> ran{false};
+  TaskOptions second;
+  second.deadline = clock.Now() + absl::Milliseconds(10);
+  ASSERT_TRUE(pool->Submit(
+                      [&](const CancelToken&) {
+                        ran = true;
+                        return absl::OkStatus();
+                      },
+                      done.For(2), second)
+                  .ok());
+  clock.Advance(absl::Milliseconds(6));
+  ASSERT_TRUE(timer_held.WaitForNotificationWithTimeout(kWait));
+  clock.Advance(absl::Milliseconds(10));  // past the second's deadline
+  gate.Release();                         // the worker is free
+  ASSERT_TRUE(done.WaitForCount(2));
+  EXPECT_FALSE(ran.load());
+  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done.Get(2)->queue_wait, absl::Milliseconds(16));
+  EXPECT_EQ(pool->Stats().queue_depth, 0u);
 }
 
 TEST(WorkerPoolTest, RunningTaskWhoseDeadlinePassesIsStopped) {
