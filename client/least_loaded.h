@@ -35,13 +35,15 @@
 // without one; not at all for a negative one, which refuses the call, not
 // the replica, and is not retried); one that is unreachable or draining
 // (UNAVAILABLE) for 1 s, and then takes one call at a time until one is
-// answered (on_probation_);
+// answered (on_probation_); one that cut a call off (CANCELLED, which bench
+// never does itself) for 1 s;
 // one whose last kSilentDeadlines calls or more all ran out of time
 // (DEADLINE_EXCEEDED, nothing else in between: a replica that accepts
 // calls and never answers, stopped or cut off) for 1 s, doubling with each
 // more up to 30 s: unanswered, it reports no load, and without this it
 // got a probe call, lost to its deadline, every time its last one ended.
-// When every replica is avoided, the two random ones are drawn from all.
+// When every replica is avoided, the two random ones are drawn from those
+// that answered their last call (they refused it), else from all.
 //
 // Retries: a replica's channel has no retry policy (gRPC would resend to
 // the replica that refused or went away); with --retry the caller sends the
@@ -81,6 +83,10 @@ inline constexpr int kSilentDeadlines = 3;
 
 // How fast a replica's last reported load stops counting (see the top).
 inline constexpr absl::Duration kLoadHalfLife = absl::Milliseconds(500);
+
+// UntilOneIsOpen's answer when the only replicas past their pause are each
+// taking their one probe call: how soon to look again.
+inline constexpr int64_t kProbeRecheckNs = 10'000'000;  // 10 ms
 
 // What a replica's score is made of when a call is placed.
 struct ReplicaView {
@@ -163,6 +169,9 @@ class LeastLoaded {
   // addresses still there. False if resolution failed (the set is kept).
   bool Resolve();
   void ResolveLoop();
+  // Not avoided: its pause is over, and it is not on probation with its one
+  // call out.
+  static bool IsOpen(const Replica& r, int64_t now);
   std::shared_ptr<Replica> NewReplica(const std::string& address);
 
   const ChannelOptions options_;

@@ -153,6 +153,87 @@ TEST(LeastLoadedTest, AReplicaBackFromAPauseTakesOneCallAtATime) {
   for (auto& r : held) lb.Done(*r, grpc::Status::OK, no_trailers);
 }
 
+// Every replica avoided, one gone (UNAVAILABLE) and one refusing: the calls
+// go to the one that answers, with its refusals, not to the gone one, which
+// reports no load and would score 0 (before: 162 of 200 calls UNAVAILABLE
+// in a bench run beside a refusing server).
+TEST(LeastLoadedTest, WhenEveryReplicaIsAvoidedTheOneThatAnswersTakesCalls) {
+  client::ChannelOptions options;
+  options.target = "ipv4:127.0.0.1:1,127.0.0.1:2";
+  auto balancer = client::LeastLoaded::Create(options);
+  ASSERT_TRUE(balancer.ok()) << balancer.status();
+  client::LeastLoaded& lb = **balancer;
+  const grpc::ClientContext no_trailers;
+  std::shared_ptr<client::LeastLoaded::Replica> gone = lb.Choose();
+  lb.Done(*gone, grpc::Status(grpc::StatusCode::UNAVAILABLE, "refused"),
+          no_trailers);
+  std::shared_ptr<client::LeastLoaded::Replica> refusing = lb.Choose();
+  ASSERT_NE(refusing, gone);
+  lb.Done(*refusing,
+          grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "queue full"),
+          no_trailers);
+  // Held, so that each call in flight raises its replica's score.
+  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held;
+  for (int i = 0; i < 20; ++i) held.push_back(lb.Choose());
+  // At most its one probe call, should its 1 s pause end meanwhile.
+  EXPECT_LE(std::count(held.begin(), held.end(), gone), 1);
+  for (auto& r : held) lb.Done(*r, grpc::Status::OK, no_trailers);
+  held.clear();
+}
+
+// A replica that cut a call off (CANCELLED: a server shutting down cancels
+// the calls it had not started) is avoided, so a retry goes elsewhere.
+TEST(LeastLoadedTest, AReplicaThatCutACallOffIsAvoided) {
+  client::ChannelOptions options;
+  options.target = "ipv4:127.0.0.1:1,127.0.0.1:2";
+  auto balancer = client::LeastLoaded::Create(options);
+  ASSERT_TRUE(balancer.ok()) << balancer.status();
+  client::LeastLoaded& lb = **balancer;
+  const grpc::ClientContext no_trailers;
+  std::shared_ptr<client::LeastLoaded::Replica> cut = lb.Choose();
+  lb.Done(*cut, grpc::Status(grpc::StatusCode::CANCELLED, "CANCELLED"),
+          no_trailers);
+  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held;
+  for (int i = 0; i < 20; ++i) held.push_back(lb.Choose());
+  EXPECT_EQ(std::count(held.begin(), held.end(), cut), 0);
+  for (auto& r : held) lb.Done(*r, grpc::Status::OK, no_trailers);
+}
+
+// A replica past its pause but with its one probe call out is not open: a
+// retry waits (UntilOneIsOpen > 0) rather than go at once to a replica that
+// asked for a pause.
+TEST(LeastLoadedTest, AReplicaTakingItsProbeCallIsNotOpenForARetry) {
+  client::ChannelOptions options;
+  options.target = "ipv4:127.0.0.1:1,127.0.0.1:2";
+  auto balancer = client::LeastLoaded::Create(options);
+  ASSERT_TRUE(balancer.ok()) << balancer.status();
+  client::LeastLoaded& lb = **balancer;
+  const grpc::ClientContext no_trailers;
+  std::shared_ptr<client::LeastLoaded::Replica> lost = lb.Choose();
+  lb.Done(*lost, grpc::Status(grpc::StatusCode::UNAVAILABLE, "refused"),
+          no_trailers);
+  std::shared_ptr<client::LeastLoaded::Replica> probe;
+  ASSERT_TRUE(WaitUntil([&] {  // its 1 s pause over: the probe goes out
+    std::shared_ptr<client::LeastLoaded::Replica> r = lb.Choose();
+    if (r == lost) {
+      probe = r;
+      return true;
+    }
+    lb.Done(*r, grpc::Status::OK, no_trailers);
+    return false;
+  }));
+  // The other one loses 5 calls in a row to their deadlines: avoided 4 s.
+  for (int i = 0; i < client::kSilentDeadlines + 2; ++i) {
+    std::shared_ptr<client::LeastLoaded::Replica> r = lb.Choose();
+    ASSERT_NE(r, lost) << i;
+    lb.Done(*r, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "late"),
+            no_trailers);
+  }
+  EXPECT_GT(lb.UntilOneIsOpen(), absl::ZeroDuration());
+  lb.Done(*probe, grpc::Status::OK, no_trailers);
+  EXPECT_EQ(lb.UntilOneIsOpen(), absl::ZeroDuration());
+}
+
 TEST(LeastLoadedTest, ResolvesAddressListsAndNames) {
   auto list = client::ResolveTarget("ipv4:127.0.0.1:1,127.0.0.2:2");
   ASSERT_TRUE(list.ok()) << list.status();
