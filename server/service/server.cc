@@ -210,9 +210,23 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
 void ComputeServer::Drain(absl::Duration timeout) {
   {
     MutexLock lock(&drain_mu_);
-    if (drained_) return;
-    drained_ = true;
+    if (drain_begun_) {
+      // Another caller drains: return once it has, not before (the
+      // destructor's Drain would free what that one still uses).
+      while (!drain_done_) drain_done_cv_.Wait(&drain_mu_);
+      return;
+    }
+    drain_begun_ = true;
   }
+  DrainOnce(timeout);
+  {
+    MutexLock lock(&drain_mu_);
+    drain_done_ = true;
+  }
+  drain_done_cv_.SignalAll();
+}
+
+void ComputeServer::DrainOnce(absl::Duration timeout) {
   absl::Time deadline = pool_->clock().Now() + timeout;
   if (server_ == nullptr) {  // Start failed before serving
     pool_->Shutdown(deadline);

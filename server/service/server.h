@@ -30,8 +30,10 @@
 // gives gRPC no grace (once begun, its grace of at most 1 s cannot be
 // cut short: grpc::Server::Shutdown takes its deadline once).
 //
-// Thread-safety: Drain and EndDrainNow may be called from any thread;
-// Drain is idempotent.
+// Thread-safety: Drain and EndDrainNow may be called from any thread (not
+// from a call's completion: Drain waits for those). Drain is idempotent: a
+// second call, the destructor's too, returns once the first has drained,
+// with the first one's timeout (EndDrainNow cuts it short).
 #ifndef COMPUTE_SERVER_SERVICE_SERVER_H_
 #define COMPUTE_SERVER_SERVICE_SERVER_H_
 
@@ -122,8 +124,13 @@ class ComputeServer {
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<RunQueues> queues_;
   std::unique_ptr<grpc::Server> server_;
+  // Drain's steps, run by its first caller.
+  void DrainOnce(absl::Duration timeout);
+
   Mutex drain_mu_;
-  bool drained_ ABSL_GUARDED_BY(drain_mu_) = false;
+  CondVar drain_done_cv_;
+  bool drain_begun_ ABSL_GUARDED_BY(drain_mu_) = false;
+  bool drain_done_ ABSL_GUARDED_BY(drain_mu_) = false;
   std::atomic<bool> end_drain_now_{false};
 };
 

@@ -896,6 +896,22 @@ TEST_F(ServiceTest, DrainPastItsTimeoutAnswersUnavailable) {
   EXPECT_EQ(queued.Wait().error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
+// A second Drain (the destructor's, say, from another thread) returns once
+// the first has drained, not at once: before, it returned while the first
+// still waited for the running call, and a destructor would have freed what
+// that drain used.
+TEST_F(ServiceTest, ASecondDrainReturnsOnceTheFirstHasDrained) {
+  Start(LocalConfig(1, 4));
+  AsyncCall running(*stub_, Spin(absl::Milliseconds(300)));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
+  std::thread first([&] { server_->Drain(absl::Seconds(20)); });
+  ASSERT_TRUE(WaitUntil([&] { return server_->service().draining(); }));
+  server_->Drain(absl::ZeroDuration());
+  EXPECT_EQ(server_->queues().live_calls(), 0);
+  EXPECT_TRUE(running.Wait().ok());
+  first.join();
+}
+
 // The completion-queue state machine frees every call object: calls
 // cancelled while queued, while running, answered at once, refused and
 // completed leave only the calls waiting for a call, and a drain leaves none
