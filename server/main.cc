@@ -231,7 +231,14 @@ int main(int argc, char** argv) {
                                                                  : Rule::kIdle);
        }},
       returner_options);
-  if (allocator_can_say) returner.Start();
+  if (allocator_can_say) {
+    if (absl::Status started = returner.Start(); !started.ok()) {
+      // Freed memory then goes back by the allocator's own rules only.
+      google::protobuf::Struct f;
+      Put(f, "error", std::string(started.message()));
+      compute::LogJson("warning", "serving without the memory returner", f);
+    }
+  }
 
   // The signals are waited for on a thread of their own, started now: the
   // first begins the drain, a second ends it at once. Started at start-up,

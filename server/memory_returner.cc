@@ -2,7 +2,10 @@
 
 #include <pthread.h>
 
+#include <system_error>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
 
 namespace compute {
 
@@ -18,8 +21,16 @@ MemoryReturner::~MemoryReturner() {
   if (thread_.joinable()) thread_.join();
 }
 
-void MemoryReturner::Start() {
-  thread_ = std::thread([this] { Loop(); });
+absl::Status MemoryReturner::Start() {
+  std::function<void()> body = [this] { Loop(); };
+  try {
+    thread_ = options_.start_thread ? options_.start_thread(std::move(body))
+                                    : std::thread(std::move(body));
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the memory returner's thread: ", e.what()));
+  }
+  return absl::OkStatus();
 }
 
 void MemoryReturner::Loop() {

@@ -26,6 +26,7 @@
 #include <functional>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/pool/sync.h"
 
@@ -53,6 +54,9 @@ class MemoryReturner {
     // Less kept than this is not worth a return when quiet (a return walks
     // every arena).
     int64_t min_bytes = int64_t{1} << 20;
+    // Starts the returner's thread (tests refuse it); std::thread when
+    // empty. Throws std::system_error when the system refuses the thread.
+    std::function<std::thread(std::function<void()>)> start_thread;
   };
   MemoryReturner(Hooks hooks, Options options);
   // Stops and joins the thread, if started.
@@ -61,7 +65,10 @@ class MemoryReturner {
   MemoryReturner& operator=(const MemoryReturner&) = delete;
 
   // Calls Tick every `interval` on a thread of its own, until destroyed.
-  void Start();
+  // ResourceExhausted, naming the cause, when the system refuses the thread
+  // (pids.max, RLIMIT_NPROC): the server serves on without it (before, the
+  // refusal's exception ended the process at start-up, its port open).
+  [[nodiscard]] absl::Status Start();
 
   // One check at `now` (monotonic within a returner): reads the activity
   // and what is kept, returns the pages if a rule says so, and says which.

@@ -4,7 +4,12 @@
 #include "server/memory_returner.h"
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -152,11 +157,28 @@ TEST(MemoryReturnerTest, ItsThreadChecksUntilDestroyed) {
            }
          }},
         options);
-    returner.Start();
+    ASSERT_TRUE(returner.Start().ok());
     ASSERT_TRUE(returned.WaitForNotificationWithTimeout(absl::Seconds(30)));
   }
   // Joined by the destructor (else std::thread's would have terminated).
   EXPECT_GE(returns.load(), 1);
+}
+
+// A thread the system refuses (pids.max, RLIMIT_NPROC) is an error the
+// server logs and serves on without, not an exception: before, start-up
+// ended in std::terminate (exit 134) with its port already open.
+TEST(MemoryReturnerTest, AThreadTheSystemRefusesIsAnErrorNotACrash) {
+  FakeServer server;
+  MemoryReturner::Options options = TestOptions();
+  options.start_thread = [](std::function<void()>) -> std::thread {
+    throw std::system_error(EAGAIN, std::generic_category(), "pthread_create");
+  };
+  MemoryReturner returner(server.Hooks(), options);
+  absl::Status started = returner.Start();
+  EXPECT_EQ(started.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(started.message().find("memory returner"), std::string::npos);
+  server.kept = 256 * kMiB;  // and it still works when ticked by hand
+  EXPECT_EQ(returner.Tick(At(0)), Action::kOverCap);
 }
 
 }  // namespace
