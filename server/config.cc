@@ -332,7 +332,9 @@ void SplitMemoryBudget(int64_t total, int64_t* pool, int64_t* transport) {
   *transport = total - *pool;
 }
 
-// "gold=4,silver=2": name=weight pairs, weights in [0.001, 1000]: within a
+// "gold=4,silver=2": name=weight pairs (spaces around each name and weight
+// are dropped: "gold=4, silver=2" from a YAML list gave the weight to a
+// tenant " silver" that no client names), weights in [0.001, 1000]: within a
 // million of each other, so that a light tenant's virtual time does not
 // run away from a heavy one's (a bound, not a guarantee: tags are doubles,
 // reset each time the class empties).
@@ -343,6 +345,9 @@ absl::Status ParseTenantWeights(const std::string& text,
   if (text.empty()) return absl::OkStatus();
   for (absl::string_view pair : absl::StrSplit(text, ',')) {
     std::vector<absl::string_view> parts = absl::StrSplit(pair, '=');
+    for (absl::string_view& part : parts) {
+      part = absl::StripAsciiWhitespace(part);
+    }
     double weight = 0;
     if (parts.size() != 2 || parts[0].empty() ||
         !absl::SimpleAtod(parts[1], &weight) || !(weight >= 0.001) ||

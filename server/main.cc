@@ -77,13 +77,18 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
 }
 
 // Logs why start-up failed; returns the exit code. A port another process
-// listens on is a bad value of --port or --metrics_port (exit 2, like any
-// other bad flag); anything else is 1.
+// listens on is a bad value of --port or --metrics_port, and an address not
+// of this host or a TLS file that cannot be used (InvalidArgument, naming
+// the flag) a bad value of its flag: exit 2, like any other bad flag;
+// anything else is 1.
 int CannotStart(const absl::Status& status) {
   google::protobuf::Struct f;
   Put(f, "error", std::string(status.message()));
   compute::LogJson("error", "cannot start", f);
-  return status.code() == absl::StatusCode::kAlreadyExists ? 2 : 1;
+  return status.code() == absl::StatusCode::kAlreadyExists ||
+                 status.code() == absl::StatusCode::kInvalidArgument
+             ? 2
+             : 1;
 }
 
 // The returner's rules for this server: freed pages past an eighth of the

@@ -22,6 +22,14 @@ std::string HostPort(absl::string_view host, int port);
 // and a host that does not resolve (the server's own bind reports that).
 absl::Status CheckPortFree(absl::string_view host, int port);
 
+// InvalidArgument naming `flag` when `host` cannot be a listening address
+// here: empty, not resolving, or resolving only to addresses that no
+// interface of this host has (bind: EADDRNOTAVAIL). With `ipv4_only`, one
+// that resolves to IPv6 addresses alone is refused too. OK when a bind
+// fails otherwise (the server's own bind then says why).
+absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
+                                bool ipv4_only = false);
+
 // Connects to a listener of this process on host:port (a wildcard host,
 // "0.0.0.0", "::" or empty, is reached through its loopback address) and
 // closes the connection at once: wakes a thread polling the listening

@@ -209,6 +209,11 @@ absl::Status Metrics::Serve(const std::string& address, int port) {
   if (exposer_ != nullptr) {
     return absl::FailedPreconditionError("metrics endpoint already serving");
   }
+  if (absl::Status s =
+          CheckListenAddress("--metrics_address", address, /*ipv4_only=*/true);
+      !s.ok()) {
+    return s;
+  }
   if (absl::Status s = CheckPortFree(address, port); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("metrics ", s.message()));
   }

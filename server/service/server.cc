@@ -103,6 +103,10 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   // Before gRPC tries: its own failure logs a multi-line error of its own.
+  if (absl::Status s = CheckListenAddress("--address", config.address);
+      !s.ok()) {
+    return s;
+  }
   if (absl::Status s = CheckPortFree(config.address, config.port); !s.ok()) {
     return s;
   }

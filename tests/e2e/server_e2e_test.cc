@@ -367,6 +367,60 @@ TEST(ServerE2eTest, PortInUseExitsTwoWithOneClearLine) {
   EXPECT_EQ(first.Wait().code, 0);
 }
 
+// An address that is not of this host, one the metrics endpoint cannot
+// take, a TLS file that is not one: bad values of their flags, so exit 2
+// with one line naming the flag (before: exit 1, and for --address three
+// more lines of gRPC's own, "in use, or not an address of this host").
+TEST(ServerE2eTest, AnAddressOrFileItCannotUseExitsTwoWithOneClearLine) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      // TEST-NET-3 (RFC 5737): never an address of this host.
+      {{"--address=203.0.113.1", "--port=0", "--metrics_port=0"},
+       "--address: '203.0.113.1' is not an address of this host"},
+      {{"--address=", "--port=0", "--metrics_port=0"},
+       "--address: empty; 0.0.0.0 (or ::) listens on every interface"},
+      {{"--address=127.0.0.1", "--port=0", "--metrics_address=::1",
+        "--metrics_port=0"},
+       ""},  // no metrics endpoint: not looked at
+      {{"--address=127.0.0.1", "--port=0", "--metrics_address=::1",
+        absl::StrCat("--metrics_port=", metrics::testing::FreeLoopbackPort())},
+       "--metrics_address: '::1' is IPv6, which the metrics endpoint's HTTP "
+       "server (civetweb as Debian builds it) cannot listen on; use an IPv4 "
+       "address such as 0.0.0.0"},
+      {{"--address=127.0.0.1", "--port=0", "--metrics_port=0",
+        "--tls_cert=/dev/null", "--tls_key=/dev/null"},
+       "--tls_cert /dev/null: empty file, want PEM certificates"},
+  };
+  for (const Case& c : cases) {
+    ServerProcess server(c.args);
+    ASSERT_TRUE(server.Spawn());
+    if (c.expect.empty()) {
+      ASSERT_TRUE(server.WaitServing().has_value());
+      server.Signal(SIGTERM);
+      EXPECT_EQ(server.Wait().code, 0);
+      continue;
+    }
+    ExitResult exit = server.Wait(absl::Seconds(15));
+    EXPECT_EQ(exit.code, 2) << exit.stderr_text;
+    bool all_json = false;
+    std::vector<google::protobuf::Struct> lines =
+        JsonLines(exit.stderr_text, &all_json);
+    EXPECT_TRUE(all_json) << exit.stderr_text;
+    std::vector<std::string> errors;
+    for (const auto& line : lines) {
+      const auto& f = line.fields();
+      if (f.at("level").string_value() != "info") {
+        errors.push_back(f.at("error").string_value());
+      }
+    }
+    EXPECT_THAT(errors, ::testing::ElementsAre(::testing::StartsWith(c.expect)))
+        << exit.stderr_text;
+  }
+}
+
 TEST(ServerE2eTest, FlagWinsOverEnvironment) {
   std::vector<std::string> args = BaseArgs();
   args.push_back("--queue_capacity=7");

@@ -247,11 +247,18 @@ TEST(ConfigTest, Tenants) {
   EXPECT_EQ(c->server.tenant_weights.size(), 2u);
   EXPECT_EQ(c->server.tenant_weights.at("gold"), 4);
   EXPECT_EQ(c->server.tenant_weights.at("silver"), 2.5);
+  // Spaces around names and weights (a YAML list, a ConfigMap) are not part
+  // of the tenant's name.
+  c = Parse({"--tenant_weights= gold = 4, silver=2.5 "});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tenant_weights.at("gold"), 4);
+  EXPECT_EQ(c->server.tenant_weights.at("silver"), 2.5);
   c = Parse({}, {{"COMPUTE_TENANT_WEIGHTS", "a=1"}});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->server.tenant_weights.at("a"), 1);
-  for (const char* bad : {"gold", "gold=0", "gold=-1", "gold=1e-9", "=2",
-                          "gold=x", "gold=2000", "a=1,a=2"}) {
+  for (const char* bad :
+       {"gold", "gold=0", "gold=-1", "gold=1e-9", "=2", "gold=x", "gold=2000",
+        "a=1,a=2", "a=1, a=2", " =2"}) {
     c = Parse({std::string("--tenant_weights=") + bad});
     ASSERT_FALSE(c.ok()) << bad;
     EXPECT_THAT(std::string(c.status().message()),

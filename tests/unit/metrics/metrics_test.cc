@@ -211,8 +211,15 @@ TEST(MetricsTest, AnAddressNotOfThisHostIsAnErrorNotAnException) {
   Metrics metrics;
   // TEST-NET-1 (RFC 5737): never an address of this host.
   absl::Status s = metrics.Serve("192.0.2.1", 0);
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
-  EXPECT_THAT(s.message(), HasSubstr("cannot listen on 192.0.2.1:0"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_EQ(s.message(),
+            "--metrics_address: '192.0.2.1' is not an address of this host");
+  EXPECT_EQ(metrics.port(), 0);
+  // civetweb as Debian builds it has no IPv6: said up front, not as "cannot
+  // listen (in use, or not an address of this host)".
+  s = metrics.Serve("::1", 0);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("'::1' is IPv6"));
   EXPECT_EQ(metrics.port(), 0);
 }
 
