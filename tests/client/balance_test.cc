@@ -109,14 +109,38 @@ TEST(LeastLoadedTest, AStaleReportStopsCounting) {
   EXPECT_EQ(ReplicaScore(ReplicaView{}), 0);
 }
 
+// Two replicas at addresses where nothing listens, never called: Choose
+// and Done alone.
+absl::StatusOr<std::unique_ptr<client::LeastLoaded>> TwoReplicasNeverCalled() {
+  client::ChannelOptions options;
+  options.target = "ipv4:127.0.0.1:1,127.0.0.1:2";
+  return client::LeastLoaded::Create(options);
+}
+
+// Chooses until `want` is chosen (each other choice answered OK at once);
+// returns it, in flight, or nullptr if it never was.
+std::shared_ptr<client::LeastLoaded::Replica> ChooseUntil(
+    client::LeastLoaded& lb,
+    const std::shared_ptr<client::LeastLoaded::Replica>& want) {
+  const grpc::ClientContext no_trailers;
+  std::shared_ptr<client::LeastLoaded::Replica> chosen;
+  WaitUntil([&] {
+    std::shared_ptr<client::LeastLoaded::Replica> r = lb.Choose();
+    if (r == want) {
+      chosen = r;
+      return true;
+    }
+    lb.Done(*r, grpc::Status::OK, no_trailers);
+    return false;
+  });
+  return chosen;
+}
+
 // A replica whose last call ended UNAVAILABLE, once its pause is over,
 // takes one call at a time until one is answered: the calls chosen in the
 // moment its pause ends must not all go to a replica that is still gone.
-// (Two replicas that are never called: Choose and Done alone.)
 TEST(LeastLoadedTest, AReplicaBackFromAPauseTakesOneCallAtATime) {
-  client::ChannelOptions options;
-  options.target = "ipv4:127.0.0.1:1,127.0.0.1:2";
-  auto balancer = client::LeastLoaded::Create(options);
+  auto balancer = TwoReplicasNeverCalled();
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
@@ -125,16 +149,9 @@ TEST(LeastLoadedTest, AReplicaBackFromAPauseTakesOneCallAtATime) {
   lb.Done(*lost, gone, no_trailers);
   // Paused (1 s after UNAVAILABLE): every call goes to the other one.
   // Polled until the lost one is chosen again, its pause over.
-  std::shared_ptr<client::LeastLoaded::Replica> probe;
-  ASSERT_TRUE(WaitUntil([&] {
-    std::shared_ptr<client::LeastLoaded::Replica> r = lb.Choose();
-    if (r == lost) {
-      probe = r;  // kept in flight
-      return true;
-    }
-    lb.Done(*r, grpc::Status::OK, no_trailers);
-    return false;
-  }));
+  std::shared_ptr<client::LeastLoaded::Replica> probe =
+      ChooseUntil(lb, lost);  // kept in flight
+  ASSERT_NE(probe, nullptr);
   // While that one call is out, the others go elsewhere, even once the
   // other replica has far more calls in flight (held, not answered).
   std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held;
@@ -158,9 +175,7 @@ TEST(LeastLoadedTest, AReplicaBackFromAPauseTakesOneCallAtATime) {
 // reports no load and would score 0 (before: 162 of 200 calls UNAVAILABLE
 // in a bench run beside a refusing server).
 TEST(LeastLoadedTest, WhenEveryReplicaIsAvoidedTheOneThatAnswersTakesCalls) {
-  client::ChannelOptions options;
-  options.target = "ipv4:127.0.0.1:1,127.0.0.1:2";
-  auto balancer = client::LeastLoaded::Create(options);
+  auto balancer = TwoReplicasNeverCalled();
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
@@ -184,9 +199,7 @@ TEST(LeastLoadedTest, WhenEveryReplicaIsAvoidedTheOneThatAnswersTakesCalls) {
 // A replica that cut a call off (CANCELLED: a server shutting down cancels
 // the calls it had not started) is avoided, so a retry goes elsewhere.
 TEST(LeastLoadedTest, AReplicaThatCutACallOffIsAvoided) {
-  client::ChannelOptions options;
-  options.target = "ipv4:127.0.0.1:1,127.0.0.1:2";
-  auto balancer = client::LeastLoaded::Create(options);
+  auto balancer = TwoReplicasNeverCalled();
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
@@ -203,25 +216,16 @@ TEST(LeastLoadedTest, AReplicaThatCutACallOffIsAvoided) {
 // retry waits (UntilOneIsOpen > 0) rather than go at once to a replica that
 // asked for a pause.
 TEST(LeastLoadedTest, AReplicaTakingItsProbeCallIsNotOpenForARetry) {
-  client::ChannelOptions options;
-  options.target = "ipv4:127.0.0.1:1,127.0.0.1:2";
-  auto balancer = client::LeastLoaded::Create(options);
+  auto balancer = TwoReplicasNeverCalled();
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
   std::shared_ptr<client::LeastLoaded::Replica> lost = lb.Choose();
   lb.Done(*lost, grpc::Status(grpc::StatusCode::UNAVAILABLE, "refused"),
           no_trailers);
-  std::shared_ptr<client::LeastLoaded::Replica> probe;
-  ASSERT_TRUE(WaitUntil([&] {  // its 1 s pause over: the probe goes out
-    std::shared_ptr<client::LeastLoaded::Replica> r = lb.Choose();
-    if (r == lost) {
-      probe = r;
-      return true;
-    }
-    lb.Done(*r, grpc::Status::OK, no_trailers);
-    return false;
-  }));
+  std::shared_ptr<client::LeastLoaded::Replica> probe =
+      ChooseUntil(lb, lost);  // kept in flight
+  ASSERT_NE(probe, nullptr);
   // The other one loses 5 calls in a row to their deadlines: avoided 4 s.
   for (int i = 0; i < client::kSilentDeadlines + 2; ++i) {
     std::shared_ptr<client::LeastLoaded::Replica> r = lb.Choose();
