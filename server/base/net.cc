@@ -49,55 +49,52 @@ absl::Status CheckPortFree(absl::string_view host, int port) {
   return absl::OkStatus();
 }
 
-namespace {
-
-// getaddrinfo's answer for a listening `host` of `family`; its code when
-// it has none.
-int ResolvePassive(const std::string& host, int family, addrinfo** out) {
-  addrinfo hints{};
-  hints.ai_family = family;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  return getaddrinfo(host.c_str(), nullptr, &hints, out);
-}
-
-}  // namespace
-
 absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
                                 bool ipv4_only) {
   if (host.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         flag, ": empty; 0.0.0.0 (or ::) listens on every interface"));
   }
+  if (ipv4_only && host.find(':') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, ": '", host,
+        "' is IPv6, which the metrics endpoint's HTTP server (civetweb as "
+        "Debian builds it) cannot listen on; use an IPv4 address such as "
+        "0.0.0.0"));
+  }
+  addrinfo hints{};
+  hints.ai_family = ipv4_only ? AF_INET : AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
   const std::string host_text(host);
   addrinfo* addresses = nullptr;
-  const int rc =
-      ResolvePassive(host_text, ipv4_only ? AF_INET : AF_UNSPEC, &addresses);
-  if (rc != 0) {
-    addrinfo* any = nullptr;
-    if (ipv4_only && ResolvePassive(host_text, AF_UNSPEC, &any) == 0) {
-      freeaddrinfo(any);
-      return absl::InvalidArgumentError(absl::StrCat(
-          flag, ": '", host,
-          "' is IPv6, which the metrics endpoint's HTTP server (civetweb as "
-          "Debian builds it) cannot listen on; use an IPv4 address such as "
-          "0.0.0.0"));
-    }
-    return absl::InvalidArgumentError(absl::StrCat(
-        flag, ": '", host, "' does not resolve (", gai_strerror(rc), ")"));
+  const int rc = getaddrinfo(host_text.c_str(), nullptr, &hints, &addresses);
+  if (rc == EAI_AGAIN || rc == EAI_SYSTEM || rc == EAI_MEMORY) {
+    return absl::OkStatus();  // not the value's fault: the bind will tell
   }
-  bool here = false;
-  for (addrinfo* a = addresses; a != nullptr && !here; a = a->ai_next) {
+  if (rc != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, ": '", host, "' does not resolve",
+        ipv4_only ? " to an IPv4 address (" : " (", gai_strerror(rc), ")"));
+  }
+  // Not of this host only when every address it names is refused as such
+  // (EADDRNOTAVAIL); a wildcard, or a socket or bind that fails otherwise
+  // (no IPv6 in this kernel, no fds left), is left to the server's own bind.
+  bool not_here = true;
+  for (addrinfo* a = addresses; a != nullptr && not_here; a = a->ai_next) {
     int fd =
         socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
+    if (fd < 0) {
+      not_here = false;
+      break;
+    }
     if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 || errno != EADDRNOTAVAIL) {
-      here = true;
+      not_here = false;
     }
     close(fd);
   }
   freeaddrinfo(addresses);
-  if (!here) {
+  if (not_here) {
     return absl::InvalidArgumentError(
         absl::StrCat(flag, ": '", host, "' is not an address of this host"));
   }

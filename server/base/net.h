@@ -24,9 +24,11 @@ absl::Status CheckPortFree(absl::string_view host, int port);
 
 // InvalidArgument naming `flag` when `host` cannot be a listening address
 // here: empty, not resolving, or resolving only to addresses that no
-// interface of this host has (bind: EADDRNOTAVAIL). With `ipv4_only`, one
-// that resolves to IPv6 addresses alone is refused too. OK when a bind
-// fails otherwise (the server's own bind then says why).
+// interface of this host has (bind: EADDRNOTAVAIL). With `ipv4_only`, an
+// IPv6 literal or a name without an IPv4 address is refused too. OK when
+// the name cannot be looked up now (EAI_AGAIN) or a socket or bind fails
+// otherwise (a kernel without IPv6, no fds left): the server's own bind
+// then says why.
 absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
                                 bool ipv4_only = false);
 

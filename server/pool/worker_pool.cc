@@ -594,7 +594,10 @@ void WorkerPool::WorkerLoop(int index) {
     if (CanStartLocked() && deadlines_.live() > 0) {
       ExpireLocked(clock_.Now(), expired);
     }
-    PoolTask* next = CanStartLocked() ? StartNextLocked(me) : nullptr;
+    // Expired ones are delivered first, before a task starts: a start's
+    // time would otherwise include their completions.
+    PoolTask* next =
+        expired.empty() && CanStartLocked() ? StartNextLocked(me) : nullptr;
     if (finished != nullptr || next != nullptr || !expired.empty()) {
       const int64_t started = me.started_ticks;
       mu_.Unlock();

@@ -223,10 +223,10 @@ void ComputeServer::Drain(absl::Duration timeout) {
     drain_begun_ = true;
   }
   DrainOnce(timeout);
-  {
-    MutexLock lock(&drain_mu_);
-    drain_done_ = true;
-  }
+  // Under the lock: a waiter may destroy this server as soon as it sees
+  // drain_done_, and must not find this thread still in SignalAll.
+  MutexLock lock(&drain_mu_);
+  drain_done_ = true;
   drain_done_cv_.SignalAll();
 }
 

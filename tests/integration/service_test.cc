@@ -904,12 +904,11 @@ TEST_F(ServiceTest, ASecondDrainReturnsOnceTheFirstHasDrained) {
   Start(LocalConfig(1, 4));
   AsyncCall running(*stub_, Spin(absl::Milliseconds(300)));
   ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
-  std::thread first([&] { server_->Drain(absl::Seconds(20)); });
+  std::jthread first([&] { server_->Drain(absl::Seconds(20)); });
   ASSERT_TRUE(WaitUntil([&] { return server_->service().draining(); }));
   server_->Drain(absl::ZeroDuration());
   EXPECT_EQ(server_->queues().live_calls(), 0);
   EXPECT_TRUE(running.Wait().ok());
-  first.join();
 }
 
 // The completion-queue state machine frees every call object: calls
