@@ -17,40 +17,8 @@ std::string HostPort(absl::string_view host, int port) {
   return absl::StrCat(host, ":", port);
 }
 
-absl::Status CheckPortFree(absl::string_view host, int port) {
-  if (port == 0) return absl::OkStatus();
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  std::string host_text(host);
-  std::string port_text = absl::StrCat(port);
-  addrinfo* addresses = nullptr;
-  if (getaddrinfo(host_text.empty() ? nullptr : host_text.c_str(),
-                  port_text.c_str(), &hints, &addresses) != 0) {
-    return absl::OkStatus();
-  }
-  bool in_use = false;
-  for (addrinfo* a = addresses; a != nullptr && !in_use; a = a->ai_next) {
-    int fd =
-        socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EADDRINUSE) {
-      in_use = true;
-    }
-    close(fd);
-  }
-  freeaddrinfo(addresses);
-  if (in_use) {
-    return absl::AlreadyExistsError(absl::StrCat("port ", port, " is in use"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
-                                bool ipv4_only) {
+                                int port, bool ipv4_only) {
   if (host.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         flag, ": empty; 0.0.0.0 (or ::) listens on every interface"));
@@ -65,10 +33,12 @@ absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
   addrinfo hints{};
   hints.ai_family = ipv4_only ? AF_INET : AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   const std::string host_text(host);
+  const std::string port_text = absl::StrCat(port);
   addrinfo* addresses = nullptr;
-  const int rc = getaddrinfo(host_text.c_str(), nullptr, &hints, &addresses);
+  const int rc =
+      getaddrinfo(host_text.c_str(), port_text.c_str(), &hints, &addresses);
   if (rc == EAI_AGAIN || rc == EAI_SYSTEM || rc == EAI_MEMORY) {
     return absl::OkStatus();  // not the value's fault: the bind will tell
   }
@@ -77,23 +47,31 @@ absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
         flag, ": '", host, "' does not resolve",
         ipv4_only ? " to an IPv4 address (" : " (", gai_strerror(rc), ")"));
   }
-  // Not of this host only when every address it names is refused as such
-  // (EADDRNOTAVAIL); a wildcard, or a socket or bind that fails otherwise
-  // (no IPv6 in this kernel, no fds left), is left to the server's own bind.
+  // Not of this host only when every address it names is refused as such.
   bool not_here = true;
-  for (addrinfo* a = addresses; a != nullptr && not_here; a = a->ai_next) {
+  bool in_use = false;
+  for (addrinfo* a = addresses; a != nullptr && !in_use; a = a->ai_next) {
     int fd =
         socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) {
       not_here = false;
-      break;
+      continue;
     }
-    if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 || errno != EADDRNOTAVAIL) {
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
+      not_here = false;
+    } else if (errno == EADDRINUSE) {
+      in_use = true;
+    } else if (errno != EADDRNOTAVAIL) {
       not_here = false;
     }
     close(fd);
   }
   freeaddrinfo(addresses);
+  if (in_use) {
+    return absl::AlreadyExistsError(absl::StrCat("port ", port, " is in use"));
+  }
   if (not_here) {
     return absl::InvalidArgumentError(
         absl::StrCat(flag, ": '", host, "' is not an address of this host"));

@@ -14,23 +14,21 @@ namespace compute {
 // both gRPC and civetweb take for a listening address.
 std::string HostPort(absl::string_view host, int port);
 
-// Whether another socket already listens on host:port. Binds a TCP socket
-// to each address `host` resolves to, with SO_REUSEADDR (as gRPC and
-// civetweb do, so a port with connections in TIME_WAIT counts as free) and
-// without SO_REUSEPORT, then closes it. AlreadyExistsError "port N is in
-// use" when a bind fails with EADDRINUSE; OK otherwise, including port 0
-// and a host that does not resolve (the server's own bind reports that).
-absl::Status CheckPortFree(absl::string_view host, int port);
-
-// InvalidArgument naming `flag` when `host` cannot be a listening address
-// here: empty, not resolving, or resolving only to addresses that no
-// interface of this host has (bind: EADDRNOTAVAIL). With `ipv4_only`, an
-// IPv6 literal or a name without an IPv4 address is refused too. OK when
-// the name cannot be looked up now (EAI_AGAIN) or a socket or bind fails
-// otherwise (a kernel without IPv6, no fds left): the server's own bind
-// then says why.
+// Whether this process can listen on host:port, checked before gRPC or
+// civetweb try (their own failures say less, in more lines). One lookup;
+// a TCP socket bound to each address it gives, with SO_REUSEADDR (as gRPC
+// and civetweb do, so a port with connections in TIME_WAIT counts as free)
+// and without SO_REUSEPORT, then closed:
+//   - InvalidArgument naming `flag` when `host` is empty, does not resolve,
+//     or resolves only to addresses that no interface of this host has
+//     (EADDRNOTAVAIL); with `ipv4_only`, also an IPv6 literal or a name
+//     without an IPv4 address;
+//   - AlreadyExists "port N is in use" when a bind fails with EADDRINUSE;
+//   - OK otherwise, including port 0 and what it cannot judge (a lookup that
+//     fails for now, EAI_AGAIN; a socket it cannot make, as on a kernel
+//     without IPv6; other bind errors): the server's own bind then says why.
 absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
-                                bool ipv4_only = false);
+                                int port, bool ipv4_only = false);
 
 // Connects to a listener of this process on host:port (a wildcard host,
 // "0.0.0.0", "::" or empty, is reached through its loopback address) and

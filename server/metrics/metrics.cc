@@ -209,12 +209,11 @@ absl::Status Metrics::Serve(const std::string& address, int port) {
   if (exposer_ != nullptr) {
     return absl::FailedPreconditionError("metrics endpoint already serving");
   }
-  if (absl::Status s =
-          CheckListenAddress("--metrics_address", address, /*ipv4_only=*/true);
+  if (absl::Status s = CheckListenAddress("--metrics_address", address, port,
+                                          /*ipv4_only=*/true);
       !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckPortFree(address, port); !s.ok()) {
+    // "metrics port N is in use"; the address's errors name their flag.
+    if (s.code() != absl::StatusCode::kAlreadyExists) return s;
     return absl::Status(s.code(), absl::StrCat("metrics ", s.message()));
   }
   std::string bind = HostPort(address, port);

@@ -103,11 +103,9 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   // Before gRPC tries: its own failure logs a multi-line error of its own.
-  if (absl::Status s = CheckListenAddress("--address", config.address);
+  if (absl::Status s =
+          CheckListenAddress("--address", config.address, config.port);
       !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckPortFree(config.address, config.port); !s.ok()) {
     return s;
   }
   std::string address = HostPort(config.address, config.port);
@@ -197,7 +195,9 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     // Taken since the check above?
-    if (absl::Status s = CheckPortFree(config.address, config.port); !s.ok()) {
+    if (absl::Status s =
+            CheckListenAddress("--address", config.address, config.port);
+        !s.ok()) {
       return s;
     }
     return absl::UnavailableError(
