@@ -5,8 +5,9 @@
 // deadline (almost every task) would otherwise be sifted out of the heap at
 // once, a walk of cache misses that cost 20% of a trivial task's time. So
 // Drop only marks the item untimed, O(1), and its entry stays, stale, until
-// it reaches the front or the heap is rebuilt without the stale ones (once
-// they outnumber the live entries): the heap holds at most 2 x live +
+// its deadline passes at the front, the timer asks for the earliest
+// deadline, or the heap is rebuilt without the stale ones (once they
+// outnumber the live entries): the heap holds at most 2 x live +
 // kSlack entries, at an amortised O(1) per item.
 //
 // An entry is live while its item is `timed` and still the submission the
@@ -60,6 +61,12 @@ class DeadlineHeap {
   // The item with the earliest deadline if that is at or before `now`, no
   // longer timed; else nullptr.
   T* PopExpired(absl::Time now) {
+    // The front's deadline is the earliest of every entry, stale or live: if
+    // it is still ahead, nothing has expired, and a stale front stays where
+    // it is. A worker asks before every task it starts, and the front is
+    // then most often the task it just finished: popping it would sift
+    // through the whole heap once per task.
+    if (entries_.empty() || entries_.front().deadline > now) return nullptr;
     DropStaleFront();
     if (entries_.empty() || entries_.front().deadline > now) return nullptr;
     T* item = entries_.front().item;

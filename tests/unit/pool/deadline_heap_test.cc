@@ -48,6 +48,23 @@ TEST(DeadlineHeapTest, ADroppedItemNeverExpires) {
   EXPECT_EQ(heap.PopExpired(At(100)), nullptr);
 }
 
+// A worker asks before every task it starts, with the task it just finished
+// (stale) at the front: while the front's deadline is ahead the answer is
+// "nothing", without sifting the stale entry out through the heap.
+TEST(DeadlineHeapTest, AStaleFrontStillAheadIsLeftInPlace) {
+  DeadlineHeap<Item> heap;
+  Item a{1}, b{2};
+  heap.Add(&a, At(10));
+  heap.Add(&b, At(20));
+  heap.Drop(&a);
+  EXPECT_EQ(heap.PopExpired(At(5)), nullptr);
+  EXPECT_EQ(heap.entries(), 2u);
+  EXPECT_EQ(heap.PopExpired(At(15)), nullptr);  // past a's: stale, gone
+  EXPECT_EQ(heap.entries(), 1u);
+  EXPECT_EQ(heap.PopExpired(At(20)), &b);
+  heap.CheckInvariants([](const Item*, absl::Time) {});
+}
+
 // A recycled record (a new submission, a new sequence number) is timed by
 // its new entry only: the old one, with the old deadline, is stale.
 TEST(DeadlineHeapTest, ARecycledRecordKeepsOnlyItsNewDeadline) {
