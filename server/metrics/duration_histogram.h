@@ -28,8 +28,9 @@ class DurationHistogram {
   // Upper bounds in seconds, ascending, > 0.
   explicit DurationHistogram(std::vector<double> bounds_seconds);
 
-  // 100 us to 60 s in 1-2.5-5 steps: every latency this service has, from a
-  // no-op task's queue wait to the longest spin.
+  // 10 us to 60 s in 1-2.5-5 steps: every latency this service has, from a
+  // refusal or a no-op task's queue wait (tens of microseconds) to the
+  // longest spin. (Prometheus shows the smallest as le="1e-05".)
   static const DurationHistogram& Latency();
 
   const std::vector<double>& bounds() const { return bounds_; }

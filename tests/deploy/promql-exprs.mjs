@@ -35,7 +35,10 @@ const COUNTERS_GAUGES = [
   "compute_pool_queue_depth", "compute_pool_queue_capacity", "compute_pool_workers", "compute_pool_workers_busy",
   "compute_tasks_total", "compute_tasks_rejected_total", "compute_build_info",
   "compute_priority_tasks_total", "compute_priority_rejected_total",
-  "compute_pool_expected_wait_seconds",
+  "compute_pool_min_workers", "compute_pool_max_workers", "compute_pool_worker_start_failures_total",
+  "compute_pool_queued_cost_seconds", "compute_pool_running_cost_seconds",
+  "compute_pool_expected_wait_seconds", "compute_pool_target_queue_wait_seconds", "compute_pool_overloaded",
+  "compute_task_cost_seconds_per_unit", "compute_memory_returns_total", "process_threads",
   "compute_pool_inflight_bytes", "compute_pool_inflight_bytes_limit", "compute_transport_quota_bytes",
   "compute_log_lines_dropped_total",
   "compute_tenant_tasks_total", "compute_tenant_rejected_total", "compute_tenant_run_seconds_total",
@@ -43,7 +46,9 @@ const COUNTERS_GAUGES = [
   "process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
   "process_open_fds", "process_max_fds", "process_start_time_seconds",
 ];
-const HISTOGRAMS = ["compute_task_queue_wait_seconds", "compute_task_run_seconds", "grpc_server_handling_seconds"];
+const HISTOGRAMS = [
+  "compute_task_queue_wait_seconds", "compute_task_run_seconds", "compute_refusal_seconds", "grpc_server_handling_seconds",
+];
 const CONTRACT = new Set([...COUNTERS_GAUGES, ...HISTOGRAMS.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`])]);
 const OURS = /^(compute_|grpc_server_|process_)/;
 
