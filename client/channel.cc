@@ -43,6 +43,12 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
     if (!contents.ok()) return contents.status();
     *f.pem = *std::move(contents);
   }
+  if (!options.cert.empty()) {
+    absl::Status pair =
+        CheckKeyMatchesCertificate("--cert", options.cert, ssl.pem_cert_chain,
+                                   "--key", options.key, ssl.pem_private_key);
+    if (!pair.ok()) return pair;
+  }
   return grpc::SslCredentials(ssl);
 }
 

@@ -68,4 +68,35 @@ absl::StatusOr<std::string> ReadPemFile(absl::string_view flag,
   return pem;
 }
 
+absl::Status CheckKeyMatchesCertificate(absl::string_view cert_flag,
+                                        const std::string& cert_path,
+                                        const std::string& cert_pem,
+                                        absl::string_view key_flag,
+                                        const std::string& key_path,
+                                        const std::string& key_pem) {
+  BIO* cert_bio =
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+  BIO* key_bio =
+      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+  X509* cert = cert_bio == nullptr
+                   ? nullptr
+                   : PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
+  EVP_PKEY* key =
+      key_bio == nullptr
+          ? nullptr
+          : PEM_read_bio_PrivateKey(key_bio, nullptr, NoPassphrase, nullptr);
+  const bool match = cert != nullptr && key != nullptr &&
+                     X509_check_private_key(cert, key) == 1;
+  ERR_clear_error();
+  EVP_PKEY_free(key);
+  X509_free(cert);
+  BIO_free(key_bio);
+  BIO_free(cert_bio);
+  if (match) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(key_flag, " ", key_path,
+                   ": not the private key of the first certificate in ",
+                   cert_flag, " ", cert_path));
+}
+
 }  // namespace compute

@@ -30,6 +30,19 @@ inline constexpr size_t kMaxPemBytes = size_t{1} << 20;
 absl::StatusOr<std::string> ReadPemFile(absl::string_view flag,
                                         const std::string& path, PemKind kind);
 
+// Checks that `key_pem` (read from key_flag's `key_path`) is the private key
+// of the first certificate in `cert_pem` (cert_flag's `cert_path`), both
+// already checked by ReadPemFile. gRPC finds a mismatch only when it builds
+// its TLS context, and says so as on a malformed file (see above).
+// InvalidArgument: "--tls_key k.pem: not the private key of the first
+// certificate in --tls_cert c.pem".
+absl::Status CheckKeyMatchesCertificate(absl::string_view cert_flag,
+                                        const std::string& cert_path,
+                                        const std::string& cert_pem,
+                                        absl::string_view key_flag,
+                                        const std::string& key_path,
+                                        const std::string& key_pem);
+
 }  // namespace compute
 
 #endif  // COMPUTE_SERVER_BASE_PEM_H_

@@ -34,6 +34,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   if (!cert.ok()) return cert.status();
   auto key = ReadPemFile("--tls_key", config.tls_key, PemKind::kKey);
   if (!key.ok()) return key.status();
+  absl::Status pair = CheckKeyMatchesCertificate(
+      "--tls_cert", config.tls_cert, *cert, "--tls_key", config.tls_key, *key);
+  if (!pair.ok()) return pair;
   grpc::SslServerCredentialsOptions options;
   options.pem_key_cert_pairs.push_back({*key, *cert});
   if (!config.tls_client_ca.empty()) {

@@ -126,6 +126,10 @@ TEST_F(ClientTlsTest, PemFilesThatCannotServeAreUsageErrors) {
        "--key " + empty + ": empty file, want an unencrypted PEM private key"},
       {Path("ca.pem"), "client.pem", "client.pem",
        "--key " + Path("client.pem") + ": not an unencrypted PEM private key"},
+      {Path("ca.pem"), "client.pem", "server.key",
+       "--key " + Path("server.key") +
+           ": not the private key of the first certificate in --cert " +
+           Path("client.pem")},
   };
   for (const Case& c : cases) {
     CommandResult r =

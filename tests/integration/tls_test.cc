@@ -243,6 +243,13 @@ TEST_F(TlsTest, EmptyOrMalformedPemFilesAreClearStartErrors) {
            ": not an unencrypted PEM private key"},
       {Path("server.pem"), Path("server.key"), empty,
        "--tls_client_ca " + empty + ": empty file, want PEM certificates"},
+      // A key that is one, but another certificate's: before, exit 1 after
+      // gRPC's "Invalid private key." and "cannot listen on ... (in use, or
+      // not an address of this host)".
+      {Path("server.pem"), Path("ca.key"), "",
+       "--tls_key " + Path("ca.key") +
+           ": not the private key of the first certificate in --tls_cert " +
+           Path("server.pem")},
   };
   for (const Case& c : cases) {
     service::ServerConfig config = LocalConfig(1, 4);
