@@ -208,13 +208,18 @@ if (overlay === "prod") {
   const so = scaled[0];
   if (check(scaled.length === 1 && targets(so.spec.scaleTargetRef), "prod: one ScaledObject targeting the Deployment")) {
     const prom = so.spec.triggers.find((t) => t.type === "prometheus");
-    check(prom && /compute_pool_(queue_depth|workers_busy)/.test(prom.metadata.query ?? ""),
-      "prod: a prometheus trigger on compute_pool_queue_depth or the busy ratio");
+    // The offered load (run time, scaled by the refusals), not the queue's
+    // depth, which admission holds near its wait target under overload.
+    check(prom && /compute_task_run_seconds_sum/.test(prom.metadata.query ?? "") &&
+      /compute_tasks_rejected_total/.test(prom.metadata.query ?? ""),
+      "prod: a prometheus trigger on the offered load (compute_task_run_seconds_sum and compute_tasks_rejected_total)");
+    check(prom?.metadata.ignoreNullValues === "false",
+      "prod: the prometheus trigger errs when its query finds nothing (ignoreNullValues false)");
     check(prom && Number(prom.metadata.threshold) > 0, "prod: the prometheus trigger has a threshold");
     check(so.spec.minReplicaCount >= 2 && so.spec.maxReplicaCount > so.spec.minReplicaCount, "prod: min >= 2 < max replicas");
     const ns = deploy.metadata.namespace;
     check(prom && (prom.metadata.query ?? "").includes(`namespace="${ns}"`),
-      `prod: the queue-depth query selects the overlay's namespace (namespace="${ns}"; got ${prom?.metadata.query})`);
+      `prod: the KEDA query selects the overlay's namespace (namespace="${ns}"; got ${prom?.metadata.query})`);
   }
   // A released image from a registry; never the local development tag.
   const [, host, tag] = /^(?:([^/]+)\/)?[^:@]+(?::([^@]+))?/.exec(c.image ?? "") ?? [];
