@@ -33,8 +33,10 @@ TEST_PACKAGES=(
   zlib1g-dev
   # metrics tests: a real Prometheus server and promtool
   prometheus curl
-  # benchmarks: h2load (scripts/bench/e2e.sh)
-  nghttp2-client
+  # benchmarks: h2load (scripts/bench/e2e.sh); python3 (scripts/bench and
+  # scripts/soak.sh ask the kernel for free ports with it); mimalloc, one of
+  # the allocators scripts/bench/memory_allocators.sh compares
+  nghttp2-client python3 libmimalloc-dev
 )
 
 PACKAGES=("${BUILD_PACKAGES[@]}")

@@ -15,7 +15,21 @@ source scripts/container.sh
 TAG=${TAG:-compute:dev}
 CLIENT=${CLIENT:-build/client/compute-client}
 LOG=$(mktemp)
-trap 'rm -f "$LOG"' EXIT
+CID=
+RUNNER=
+# However the script ends (a failed check exits at once, set -e): no server
+# left running on the host's ports, no container left behind.
+cleanup() {
+  if [[ -n $CID ]]; then
+    "$ENGINE" rm -f "$CID" >/dev/null 2>&1 || true
+  fi
+  if [[ -n $RUNNER ]] && kill -0 "$RUNNER" 2>/dev/null; then
+    pkill -TERM -f "^/usr/local/bin/compute-server --address=127.0.0.1 --port=$GRPC_PORT" || true
+    wait "$RUNNER" 2>/dev/null || true
+  fi
+  rm -f "$LOG"
+}
+trap cleanup EXIT
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
