@@ -57,6 +57,15 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
 std::string ServiceConfigJson(const ChannelOptions& options) {
   std::string config = absl::StrCat(R"({"loadBalancingConfig":[{")",
                                     options.lb_policy, R"(":{}}])");
+  if (options.lb_policy == "round_robin") {
+    // Watch each server's health (gRFC A17; pick_first cannot in gRPC
+    // 1.51): a draining server says NOT_SERVING first and sends its GOAWAY
+    // once calls stop arriving, so no call is sent into the GOAWAY, which
+    // gRPC's core answers CANCELLED, never run. A server without the health
+    // service (UNIMPLEMENTED) counts as healthy.
+    absl::StrAppend(&config, R"(,"healthCheckConfig":{"serviceName":")",
+                    "compute.v1.Compute", R"("})");
+  }
   if (options.retry) {
     // Throttled (gRFC A6): a failed attempt costs a token, an OK call earns
     // 0.2, and retries stop while half of the 10 are gone. Without it, every

@@ -528,6 +528,14 @@ grpc::Status ComputeService::Completed(const CallInfo& call,
   return grpc::Status(grpc::StatusCode::INTERNAL, "unknown task outcome");
 }
 
+uint64_t ComputeService::ArrivalCount() const {
+  uint64_t count = pool_.Stats().accepted;
+  for (const auto& rejected : rejected_) {
+    count += rejected.load(std::memory_order_relaxed);
+  }
+  return count;
+}
+
 void ComputeService::CountRejected(RejectReason reason, Priority priority) {
   rejected_[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
   if (options_.observer != nullptr) {

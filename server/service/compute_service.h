@@ -159,6 +159,10 @@ class ComputeService {
   uint64_t rejected(RejectReason reason) const {
     return rejected_[static_cast<int>(reason)].load(std::memory_order_relaxed);
   }
+  // Grows with every call that reaches Handle (it is accepted by the pool
+  // or refused, and counted either way): the drain watches it to tell when
+  // calls have stopped arriving. Takes the pool's lock; not for every call.
+  uint64_t ArrivalCount() const;
 
   WorkerPool& pool() { return pool_; }
 

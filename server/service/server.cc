@@ -4,6 +4,7 @@
 #include <cassert>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/resource_quota.h"
@@ -233,6 +234,22 @@ void ComputeServer::Drain(absl::Duration timeout) {
   drain_done_cv_.SignalAll();
 }
 
+void ComputeServer::AwaitCallsStopArriving(absl::Time deadline) {
+  // Real time, not the pool's clock: a test's SimulatedClock would never
+  // end the wait.
+  const absl::Time limit =
+      std::min(absl::Now() + kQuietWaitLimit,
+               absl::Now() + (deadline - pool_->clock().Now()));
+  uint64_t seen = service_->ArrivalCount();
+  while (absl::Now() < limit &&
+         !end_drain_now_.load(std::memory_order_acquire)) {
+    absl::SleepFor(kQuietPeriod);
+    const uint64_t now_seen = service_->ArrivalCount();
+    if (now_seen == seen) return;  // a quiet period: clients have gone
+    seen = now_seen;
+  }
+}
+
 void ComputeServer::DrainOnce(absl::Duration timeout) {
   absl::Time deadline = pool_->clock().Now() + timeout;
   if (server_ == nullptr) {  // Start failed before serving
@@ -241,6 +258,7 @@ void ComputeServer::DrainOnce(absl::Duration timeout) {
   }
   // Health first: probes and clients stop choosing us while we finish.
   health_->SetAllNotServing();
+  AwaitCallsStopArriving(deadline);
   service_->StartDraining();
   // Then the GOAWAY (server.h, step 2), through gRPC's core: its C++ API
   // sends it only from grpc::Server::Shutdown, which also waits for every

@@ -3,16 +3,25 @@
 //
 // Drain(timeout), on SIGTERM:
 //   1. health reports NOT_SERVING (overall and compute.v1.Compute), so
-//      readiness probes and health-checking clients stop sending;
+//      readiness probes and health-checking clients stop sending; calls go
+//      on being served until none has arrived for 50 ms (at most 1 s, or
+//      until `timeout`; not after EndDrainNow): a client that watches the
+//      health service (gRPC's healthCheckConfig, with round_robin) has then
+//      stopped sending here, and loses no call to step 2. Before
+//      2026-12-04 step 2 came at once, and a client with 8 calls in flight
+//      lost 4-8 of them, CANCELLED, to it;
 //   2. every connection gets a GOAWAY and the listener closes: a client
 //      sends its next calls over a new connection, to another replica (a
 //      Kubernetes Service no longer routes new connections here by then);
 //      calls its transport had sent after the GOAWAY are retried there by
 //      gRPC itself. Calls that still reach the service (sent before the
 //      GOAWAY reached the client) get UNAVAILABLE, retryable on another
-//      replica; those still in gRPC's hands as the shutdown starts (a large
-//      request still uploading) are cancelled by gRPC: CANCELLED, never
-//      run (README, "Shutdown").
+//      replica; those still in gRPC's hands as the shutdown starts, or that
+//      reach the server before their client has read the GOAWAY (every
+//      call sent within about a round trip of it, from a client that does
+//      not watch health), are cancelled by gRPC's core: CANCELLED, never
+//      run (README, "Shutdown"; no API of gRPC 1.51 sends a GOAWAY without
+//      that).
 //      Until 2026-12-03 the GOAWAY came only in step 4, once the pool had
 //      drained: a client with one connection (pick_first, or any through a
 //      ClusterIP Service) had every call refused for the whole drain, up to
@@ -126,6 +135,12 @@ class ComputeServer {
   std::unique_ptr<grpc::Server> server_;
   // Drain's steps, run by its first caller.
   void DrainOnce(absl::Duration timeout);
+  // Between health's NOT_SERVING and the GOAWAY (server.h, step 1): returns
+  // once no call has arrived for kQuietPeriod, after kQuietWaitLimit, at
+  // `deadline`, or on EndDrainNow.
+  void AwaitCallsStopArriving(absl::Time deadline);
+  static constexpr absl::Duration kQuietPeriod = absl::Milliseconds(50);
+  static constexpr absl::Duration kQuietWaitLimit = absl::Seconds(1);
 
   Mutex drain_mu_;
   CondVar drain_done_cv_;

@@ -896,6 +896,53 @@ TEST_F(ServiceTest, DrainPastItsTimeoutAnswersUnavailable) {
   EXPECT_EQ(queued.Wait().error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
+// A client that watches the health service (gRPC's healthCheckConfig, with
+// round_robin) stops sending at the drain's NOT_SERVING, and the drain's
+// GOAWAY waits until calls have stopped arriving: no call of it is lost. The
+// GOAWAY comes through gRPC's core shutdown, which cancels every call that
+// reaches the server after it, before its client has read the GOAWAY; when
+// the GOAWAY came at once, each of these loops lost its call in flight as
+// CANCELLED (4-8 of 8 loops in every run), never run.
+TEST_F(ServiceTest, AClientThatWatchesHealthLosesNoCallToTheDrain) {
+  Start(LocalConfig(2, 64));
+  grpc::ChannelArguments args;
+  args.SetServiceConfigJSON(
+      R"({"loadBalancingConfig":[{"round_robin":{}}],)"
+      R"("healthCheckConfig":{"serviceName":"compute.v1.Compute"}})");
+  auto channel =
+      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                grpc::InsecureChannelCredentials(), args);
+  auto stub = compute::v1::Compute::NewStub(channel);
+  constexpr int kLoops = 8;
+  std::atomic<int> answered{0};
+  std::vector<grpc::Status> ends(kLoops);
+  {
+    std::vector<std::jthread> loops;
+    for (int i = 0; i < kLoops; ++i) {
+      loops.emplace_back([&, i](std::stop_token stop) {
+        // Bounded: the drain ends it long before.
+        for (int n = 0; n < 200000 && !stop.stop_requested(); ++n) {
+          grpc::ClientContext context;
+          context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+          RunResponse r;
+          grpc::Status status = stub->Run(&context, Fib(1), &r);
+          if (!status.ok()) {
+            ends[static_cast<size_t>(i)] = status;
+            return;
+          }
+          answered.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+    }
+    ASSERT_TRUE(WaitUntil([&] { return answered.load() >= 200; }));
+    server_->Drain(absl::Seconds(10));
+  }  // the loops end: with no server left, a call fails at once
+  for (const grpc::Status& end : ends) {
+    EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << end.error_code() << " " << end.error_message();
+  }
+}
+
 // A second Drain (the destructor's, say, from another thread) returns once
 // the first has drained, not at once: before, it returned while the first
 // still waited for the running call, and a destructor would have freed what
