@@ -57,7 +57,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
 std::string ServiceConfigJson(const ChannelOptions& options) {
   std::string config = absl::StrCat(R"({"loadBalancingConfig":[{")",
                                     options.lb_policy, R"(":{}}])");
-  if (options.lb_policy == "round_robin") {
+  if (options.lb_policy == "round_robin" && options.watch_health) {
     // Watch each server's health (gRFC A17; pick_first cannot in gRPC
     // 1.51): a draining server says NOT_SERVING first and sends its GOAWAY
     // once calls stop arriving, so no call is sent into the GOAWAY, which

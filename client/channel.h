@@ -41,6 +41,10 @@ struct ChannelOptions {
   std::string server_name;
   std::string lb_policy = "round_robin";  // or pick_first
   bool retry = false;
+  // With round_robin, send calls only to servers whose health service says
+  // SERVING (ServiceConfigJson). Off for the health command, which asks
+  // the health service itself and must reach a server that says NOT_SERVING.
+  bool watch_health = true;
   int max_message_bytes = 64 << 20;  // blur results reach 16 MiB
 };
 

@@ -28,7 +28,9 @@ int HealthCommand(const std::vector<std::string>& args, const Io& io) {
   if (absl::Status valid = ValidateCommonFlags(common); !valid.ok()) {
     return Fail(command, valid, io);
   }
-  auto channel = CreateChannel(common.channel);
+  ChannelOptions options = common.channel;
+  options.watch_health = false;  // the health command is what asks
+  auto channel = CreateChannel(options);
   if (!channel.ok()) return Fail(command, channel.status(), io);
 
   auto stub = grpc::health::v1::Health::NewStub(*channel);

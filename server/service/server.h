@@ -116,6 +116,7 @@ class ComputeServer {
   ComputeService& service() { return *service_; }
   const RunQueues& queues() const { return *queues_; }
   const HealthService& health() const { return *health_; }
+  HealthService& health() { return *health_; }
 
   void Drain(absl::Duration timeout);
   // Ends a Drain in progress (or one yet to come) now; returns once the

@@ -44,6 +44,25 @@ class CommandsTest : public ::testing::Test {
   std::string target_;
 };
 
+// round_robin (the default --lb) watches each server's health and sends
+// nothing to one that says NOT_SERVING (a draining one: no call is sent
+// into its GOAWAY); pick_first cannot watch in gRPC 1.51 and sends. The
+// health command asks the health service itself, so it must reach such a
+// server and print what it says, not fail to connect.
+TEST_F(CommandsTest, CallsGoOnlyToAServingServerAndHealthSaysWhy) {
+  server_->health().SetServing("compute.v1.Compute", false);
+  CommandResult r = Run({"run", "fib", "--n", "1", "--deadline", "2s"});
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE")) << r.err;
+  EXPECT_EQ(server_->pool().Stats().accepted, 0u) << "no call was sent";
+  r = Run({"run", "fib", "--n", "1", "--lb", "pick_first"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  r = Run({"health", "--service", "compute.v1.Compute"});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_EQ(r.out, "NOT_SERVING\n") << r.err;
+  EXPECT_EQ(r.err, "");
+}
+
 TEST_F(CommandsTest, RunFibPrintsTheResultAndWhereTheTimeWent) {
   CommandResult r = Run({"run", "fib", "--n", "20"});
   ASSERT_EQ(r.rc, 0) << r.err;
