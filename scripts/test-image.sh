@@ -24,7 +24,9 @@ cleanup() {
     "$ENGINE" rm -f "$CID" >/dev/null 2>&1 || true
   fi
   if [[ -n $RUNNER ]] && kill -0 "$RUNNER" 2>/dev/null; then
-    pkill -TERM -f "^/usr/local/bin/compute-server --address=127.0.0.1 --port=$GRPC_PORT" || true
+    pkill -TERM -f "$SERVER_PATTERN" || true
+    # Not yet started (pkill found nothing): the runner itself.
+    kill -TERM "$RUNNER" 2>/dev/null || true
     wait "$RUNNER" 2>/dev/null || true
   fi
   rm -f "$LOG"
@@ -37,6 +39,9 @@ free_port() {
 }
 GRPC_PORT=$(free_port)
 METRICS_PORT=$(free_port)
+# The server itself, not the buildah/podman processes whose command lines
+# also mention it, nor another run's on a port that starts with this one.
+SERVER_PATTERN="^/usr/local/bin/compute-server --address=127.0.0.1 --port=$GRPC_PORT( |\$)"
 
 image_build "$TAG"
 
@@ -58,9 +63,7 @@ else
   RUNNER=$!
   stop_server() {
     local pid
-    # The server itself, not the buildah/podman processes whose command
-    # lines also mention it.
-    pid=$(pgrep -f "^/usr/local/bin/compute-server --address=127.0.0.1 --port=$GRPC_PORT")
+    pid=$(pgrep -f "$SERVER_PATTERN")
     kill -TERM "$pid"
     RC=0
     wait "$RUNNER" || RC=$?

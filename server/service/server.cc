@@ -235,15 +235,16 @@ void ComputeServer::Drain(absl::Duration timeout) {
 }
 
 void ComputeServer::AwaitCallsStopArriving(absl::Time deadline) {
-  // Real time, not the pool's clock: a test's SimulatedClock would never
-  // end the wait.
+  // The monotonic clock, not the pool's (a test's SimulatedClock would never
+  // end the wait) nor the wall clock (a step back would stretch it).
+  const absl::Time start = MonotonicNow();
   const absl::Time limit =
-      std::min(absl::Now() + kQuietWaitLimit,
-               absl::Now() + (deadline - pool_->clock().Now()));
+      start + std::min(kQuietWaitLimit, deadline - pool_->clock().Now());
   uint64_t seen = service_->ArrivalCount();
-  while (absl::Now() < limit &&
-         !end_drain_now_.load(std::memory_order_acquire)) {
-    absl::SleepFor(kQuietPeriod);
+  for (absl::Time now = start;
+       now < limit && !end_drain_now_.load(std::memory_order_acquire);
+       now = MonotonicNow()) {
+    absl::SleepFor(std::min(kQuietPeriod, limit - now));
     const uint64_t now_seen = service_->ArrivalCount();
     if (now_seen == seen) return;  // a quiet period: clients have gone
     seen = now_seen;

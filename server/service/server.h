@@ -4,12 +4,12 @@
 // Drain(timeout), on SIGTERM:
 //   1. health reports NOT_SERVING (overall and compute.v1.Compute), so
 //      readiness probes and health-checking clients stop sending; calls go
-//      on being served until none has arrived for 50 ms (at most 1 s, or
-//      until `timeout`; not after EndDrainNow): a client that watches the
-//      health service (gRPC's healthCheckConfig, with round_robin) has then
-//      stopped sending here, and loses no call to step 2. Before
-//      2026-12-04 step 2 came at once, and a client with 8 calls in flight
-//      lost 4-8 of them, CANCELLED, to it;
+//      on being served until none has arrived for 20 ms (at most 100 ms,
+//      or until `timeout`; not after EndDrainNow): a client that watches
+//      the health service (gRPC's healthCheckConfig, with round_robin) over
+//      several addresses has then stopped sending here, and loses no call
+//      to step 2. Before 2026-12-04 step 2 came at once, and a client with
+//      8 calls in flight lost 4-8 of them, CANCELLED, to it;
 //   2. every connection gets a GOAWAY and the listener closes: a client
 //      sends its next calls over a new connection, to another replica (a
 //      Kubernetes Service no longer routes new connections here by then);
@@ -140,8 +140,13 @@ class ComputeServer {
   // once no call has arrived for kQuietPeriod, after kQuietWaitLimit, at
   // `deadline`, or on EndDrainNow.
   void AwaitCallsStopArriving(absl::Time deadline);
-  static constexpr absl::Duration kQuietPeriod = absl::Milliseconds(50);
-  static constexpr absl::Duration kQuietWaitLimit = absl::Seconds(1);
+  // Short, both: until the GOAWAY, a client that reaches this server at one
+  // address only (a ClusterIP Service, an L4 balancer) and watches health
+  // fails its calls UNAVAILABLE on its own side (its one backend is
+  // unhealthy, and its connection is not yet closed); clients that do not
+  // watch keep calls arriving until the limit.
+  static constexpr absl::Duration kQuietPeriod = absl::Milliseconds(20);
+  static constexpr absl::Duration kQuietWaitLimit = absl::Milliseconds(100);
 
   Mutex drain_mu_;
   CondVar drain_done_cv_;

@@ -126,10 +126,14 @@ if [[ -f $tmp/prod.yaml ]]; then
     const YAML = require("yaml");
     for (const d of YAML.parseAllDocuments(require("fs").readFileSync(process.argv[1], "utf8"))) {
       const o = d.toJS();
-      if (o?.kind === "ScaledObject") console.log(o.spec.triggers.find((t) => t.type === "prometheus").metadata.query);
-    }' "$tmp/prod.yaml")
-  KEDA_QUERY=${query//\'/\'\'} perl -pe "s/KEDA_QUERY/\$ENV{KEDA_QUERY}/" "$here/keda_query_test.yml" >"$tmp/keda_query_test.yml"
-  run "promtool test rules: the KEDA query on a known load" promtool test rules "$tmp/keda_query_test.yml"
+      if (o?.kind === "ScaledObject") console.log(o.spec.triggers.find((t) => t.type === "prometheus")?.metadata?.query ?? "");
+    }' "$tmp/prod.yaml") || query=
+  if [[ -n $query ]]; then
+    KEDA_QUERY=${query//\'/\'\'} perl -pe "s/KEDA_QUERY/\$ENV{KEDA_QUERY}/" "$here/keda_query_test.yml" >"$tmp/keda_query_test.yml"
+    run "promtool test rules: the KEDA query on a known load" promtool test rules "$tmp/keda_query_test.yml"
+  else
+    fail "the prod render has no ScaledObject with a prometheus trigger's query"
+  fi
   neg=$tmp/neg
   mkdir -p "$neg"
   m() { node "$here/mutate.mjs" "$tmp/prod.yaml" "$neg/$1.yaml" "${@:2}"; }
