@@ -1,6 +1,7 @@
 #include "client/channel.h"
 
 #include "absl/strings/str_cat.h"
+#include "compute/v1/compute.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -64,7 +65,7 @@ std::string ServiceConfigJson(const ChannelOptions& options) {
     // gRPC's core answers CANCELLED, never run. A server without the health
     // service (UNIMPLEMENTED) counts as healthy.
     absl::StrAppend(&config, R"(,"healthCheckConfig":{"serviceName":")",
-                    "compute.v1.Compute", R"("})");
+                    compute::v1::Compute::service_full_name(), R"("})");
   }
   if (options.retry) {
     // Throttled (gRFC A6): a failed attempt costs a token, an OK call earns
@@ -74,8 +75,8 @@ std::string ServiceConfigJson(const ChannelOptions& options) {
     // a handful of retries, and retries of occasional refusals go on.
     absl::StrAppend(&config,
                     R"(,"retryThrottling":{"maxTokens":10,"tokenRatio":0.2})");
-    absl::StrAppend(&config, R"(,"methodConfig":[{)",
-                    R"("name":[{"service":"compute.v1.Compute"}],)",
+    absl::StrAppend(&config, R"(,"methodConfig":[{)", R"("name":[{"service":")",
+                    compute::v1::Compute::service_full_name(), R"("}],)",
                     R"("retryPolicy":{"maxAttempts":5,)",
                     R"("initialBackoff":"0.05s","maxBackoff":"2s",)",
                     R"("backoffMultiplier":2,"retryableStatusCodes":)",
