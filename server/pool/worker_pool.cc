@@ -335,8 +335,8 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   return handle;
 }
 
-bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
-                                 TaskResult* result) {
+bool WorkerPool::RunInlineIfFree(TaskFn& fn, DoneFn& done,
+                                 const TaskOptions& options) {
   // Out of range: Submit counts it within the bounds (task_types.h).
   if (options.cost > inline_max_cost_ || options.cost < absl::ZeroDuration() ||
       options.bytes < 0 || options.bytes > kMaxTaskBytes) {
@@ -356,7 +356,8 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
     PoolTask* displaced = nullptr;  // none: nothing is queued
     if (!AdmitLocked(options, arrival, &why, &displaced).ok()) return false;
     // Queued only in name: nothing waits, so it is never linked.
-    task = NewTaskLocked(std::move(fn), nullptr, options, arrival.ticks);
+    task =
+        NewTaskLocked(std::move(fn), std::move(done), options, arrival.ticks);
     task->MoveTo(PoolTask::State::kRunning);
     ++running_;
     ++inline_running_;
@@ -367,11 +368,8 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
     CheckInvariantsLocked();
   }
   PoolThreadScope scope(this);
-  Execute(task, max_workers_, task->submitted_ticks, result);
-  // Told while the task still counts as in the pool, as a worker's task is
-  // (Deliver before RecycleLocked): Shutdown returns only after the observer
-  // has seen every task.
-  if (observer_ != nullptr) observer_->OnTaskFinished(*result);
+  TaskResult result;
+  Execute(task, max_workers_, task->submitted_ticks, &result);
   bool wake_worker = false;
   {
     MutexLock lock(&mu_);
@@ -380,13 +378,18 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
     inline_bytes_ -= options.bytes;
     ReleaseLocked(task);
     task->MoveTo(PoolTask::State::kDelivering);
-    ++completed_[static_cast<int>(result->outcome)];
-    RecycleLocked(task);
+    ++completed_[static_cast<int>(result.outcome)];
     // A task queued while this one held the last free place waits for it.
     wake_worker = CanStartLocked() && idle_workers_ > 0 && !spinning_;
     CheckInvariantsLocked();
   }
   if (wake_worker) work_cv_.Signal();
+  // As a worker's task: its place is free, but it counts as in the pool
+  // until its completion has returned (Deliver before RecycleLocked), so
+  // Shutdown returns only after that, and with it whatever bytes it held.
+  Deliver(task, result);
+  MutexLock lock(&mu_);
+  RecycleLocked(task);
   return true;
 }
 

@@ -251,13 +251,16 @@ class WorkerPool {
 
   // Workers as permits: when the task's cost is at most inline_max_cost,
   // nothing is queued, a worker's place is free and every budget admits it,
-  // runs `fn` at once on this thread, holding that place, and returns true
-  // with its result (the observer sees it as any task). Otherwise returns
-  // false, having left `fn` untouched and counted nothing: Submit it. A task
-  // run here is not stopped by a cancel or its deadline (it is shorter than
-  // either's reaction time); TaskResult::worker is max_workers.
-  bool RunInlineIfFree(TaskFn& fn, const TaskOptions& options,
-                       TaskResult* result);
+  // runs `fn` at once on this thread, holding that place, then `done` with
+  // its result (the observer sees it first, as for any task), and returns
+  // true. Otherwise returns false, having left `fn` and `done` untouched and
+  // counted nothing: Submit them. `done` runs while the task still counts
+  // in the pool, as a worker's completion does, so a Shutdown waits for it
+  // and AwaitHeldBytesReleased then sees what it held (the service holds
+  // the answer's bytes there). A task run here is not stopped by a cancel
+  // or its deadline (it is shorter than either's reaction time);
+  // TaskResult::worker is max_workers.
+  bool RunInlineIfFree(TaskFn& fn, DoneFn& done, const TaskOptions& options);
 
   // Returns true when the task was queued or running (it is now leaving the
   // queue, or has been asked to stop); false when it had already finished.

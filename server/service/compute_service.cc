@@ -226,10 +226,9 @@ std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
   // call when per-tenant series are kept, resolve theirs.
   if (options_.tenant_observer != nullptr) ResolveTenant(call);
   TaskFn task = TaskFor(call);
-  TaskResult result;
-  if (pool_.RunInlineIfFree(task, call.options, &result)) {
-    return Completed(call, result);
-  }
+  // Run here, `done` finishes the call before the task leaves the pool, as
+  // a worker's completion does: a drain then waits for its answer.
+  if (pool_.RunInlineIfFree(task, done, call.options)) return std::nullopt;
   if (options_.tenant_observer == nullptr) ResolveTenant(call);
   SubmitRefusal refusal;
   // Set before Submit: once the task is in the pool its completion may run

@@ -138,8 +138,9 @@ class ComputeService {
 
   // A call has arrived (context, request and response set): counts it, then
   // either returns its status (to be sent now; bad input, draining, a
-  // refusal, or a cheap task run inline on this thread), or hands its task
-  // to the pool and returns nullopt: `done` then gets the task's result
+  // refusal), or returns nullopt, having run a cheap task inline on this
+  // thread (`done` has had its result, before Handle returns; *handle stays
+  // invalid) or handed it to the pool: `done` then gets the task's result
   // exactly once, on a worker (or cancelling) thread, possibly before
   // Handle returns, and *handle cancels the task (TaskHandle is valid
   // only after Handle returns).

@@ -76,7 +76,8 @@ class RunCall {
     if (status.has_value()) Finish(*status);
   }
 
-  // On the worker (or cancelling) thread that completed the task.
+  // On the worker (or cancelling) thread that completed the task, or on
+  // the queue's thread, within Arrive, for a task run inline.
   void OnTaskDone(const TaskResult& result) {
     // The finish event may be handled, on the queue's thread, before Finish
     // returns: hold the call until it has.

@@ -16,7 +16,9 @@
 //     kWaiting   RequestRun issued (the method is raw: the request arrives
 //                as bytes, parsed by ParseRunRequest, wire.h).
 //                 -> arrived (ok): ComputeService::Handle; answered at
-//                    once (Finish issued) -> kFinishing, or queued -> kQueued
+//                    once (Finish issued; a cheap task run inline on this
+//                    thread is finished by its completion, as below, before
+//                    Handle returns) -> kFinishing, or queued -> kQueued
 //                 -> arrived (!ok): the server is shutting down and no call
 //                    came; gRPC sends no done event then: deleted.
 //     kQueued    its task is in the pool; the pool's completion (a worker

@@ -184,6 +184,9 @@ if [[ -f $tmp/prod.yaml ]]; then
   m devimage Deployment set spec.template.spec.containers.0.image '"compute:dev"'
   expect_fail "policy-k8s on prod shipping the local dev image" 'prod: image from a registry' \
     node "$here/policy-k8s.mjs" "$neg/devimage.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
+  m memrequest Deployment set spec.template.spec.containers.0.resources.requests.memory '"256Mi"'
+  expect_fail "policy-k8s on a memory request below the limit" 'memory request = limit' \
+    node "$here/policy-k8s.mjs" "$neg/memrequest.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
   m kedans ScaledObject set spec.triggers.0.metadata.query '"sum(compute_pool_queue_depth{job=\"compute\", namespace=\"NAMESPACE\"})"'
   expect_fail "policy-k8s on a KEDA query left on the placeholder namespace" "selects the overlay's namespace" \
     node "$here/policy-k8s.mjs" "$neg/kedans.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml

@@ -82,6 +82,8 @@ const res = c.resources ?? {};
 check(res.requests?.cpu && res.limits?.cpu, "CPU request and CPU limit (the pool sizes itself from the quota)");
 check(cpu(res.limits?.cpu) >= cpu(res.requests?.cpu), "CPU limit >= request");
 check(res.requests?.memory && res.limits?.memory, "memory request and limit");
+check(byteSize(res.requests?.memory) === byteSize(res.limits?.memory),
+  "memory request = limit (the server uses its limit in a burst: a lower request overpacks nodes, and the pod is evicted first)");
 
 const grpcPort = c.ports?.find((p) => p.name === "grpc");
 const metricsPort = c.ports?.find((p) => p.name === "metrics");

@@ -246,13 +246,14 @@ void FuzzPool(FuzzedDataProvider& in) {
         }
         if (in.ConsumeBool() && t->behaviour != Behaviour::kGated) {
           compute::TaskFn fn = MakeFn(t);
-          TaskResult result;
-          if (pool->RunInlineIfFree(fn, o, &result)) {
-            ++inline_runs;
-            t->accepted = true;
+          compute::DoneFn done = [t](const TaskResult& r) {
             MutexLock lock(&t->mu);
             ++t->done_count;
-            t->outcome = result.outcome;
+            t->outcome = r.outcome;
+          };
+          if (pool->RunInlineIfFree(fn, done, o)) {
+            ++inline_runs;
+            t->accepted = true;
             break;
           }
         }

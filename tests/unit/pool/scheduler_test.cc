@@ -46,6 +46,13 @@ TaskOptions Cost(absl::Duration cost,
   return o;
 }
 
+// RunInlineIfFree, its result copied out by the completion.
+bool RunInline(WorkerPool& pool, TaskFn& fn, const TaskOptions& options,
+               TaskResult* result) {
+  DoneFn done = [result](const TaskResult& r) { *result = r; };
+  return pool.RunInlineIfFree(fn, done, options);
+}
+
 TEST(SchedulerTest, QueuedCostAndExpectedWaitFollowTheQueue) {
   auto s = MakeScheduler(2, 10);
   WorkerPool& pool = *s->pool;
@@ -224,7 +231,7 @@ TEST(SchedulerTest, BytesHeldOutsideTasksCountAgainstTheMemoryBudget) {
   // The inline path is admitted by the same budget.
   TaskFn fn = Noop();
   TaskResult result;
-  EXPECT_FALSE(pool.RunInlineIfFree(fn, large, &result));
+  EXPECT_FALSE(RunInline(pool, fn, large, &result));
   TaskOptions fits;
   fits.bytes = 300;  // 700 + 300 = 1000
   ASSERT_TRUE(pool.Submit(Noop(), done.For(1), fits).ok());
@@ -241,7 +248,7 @@ TEST(SchedulerTest, BytesHeldOutsideTasksCountAgainstTheMemoryBudget) {
   pool.ReleaseBytes(700);
   EXPECT_EQ(pool.held_bytes(), 0);
   EXPECT_EQ(pool.Stats().inflight_bytes, 0);
-  EXPECT_TRUE(pool.RunInlineIfFree(fn, large, &result));
+  EXPECT_TRUE(RunInline(pool, fn, large, &result));
   TaskOptions all;
   all.bytes = 1000;
   ASSERT_TRUE(pool.Submit(Noop(), done.For(3), all).ok());
@@ -405,7 +412,7 @@ TEST(SchedulerTest, CheapTaskRunsInlineHoldingAFreePlace) {
   TaskResult result;
   TaskOptions task = Cost(absl::Microseconds(5));
   task.bytes = 100;
-  ASSERT_TRUE(pool.RunInlineIfFree(fn, task, &result));
+  ASSERT_TRUE(RunInline(pool, fn, task, &result));
   EXPECT_EQ(ran_on, std::this_thread::get_id());
   EXPECT_EQ(busy_inside.load(), 1) << "it held a worker's place";
   EXPECT_EQ(result.outcome, TaskOutcome::kOk);
@@ -422,8 +429,7 @@ TEST(SchedulerTest, CheapTaskRunsInlineHoldingAFreePlace) {
     ++calls;
     return absl::OkStatus();
   };
-  EXPECT_FALSE(
-      pool.RunInlineIfFree(costly, Cost(absl::Microseconds(21)), &result));
+  EXPECT_FALSE(RunInline(pool, costly, Cost(absl::Microseconds(21)), &result));
   EXPECT_EQ(calls, 0);
   ASSERT_TRUE(costly);
   EXPECT_EQ(pool.Stats().accepted, 1u) << "nothing counted";
@@ -440,15 +446,13 @@ TEST(SchedulerTest, NothingRunsInlineWhileAllPlacesAreTakenOrWorkWaits) {
   ASSERT_TRUE(gate.WaitStarted(1));
   TaskFn cheap = Noop();
   TaskResult result;
-  EXPECT_FALSE(
-      pool.RunInlineIfFree(cheap, Cost(absl::Microseconds(1)), &result))
+  EXPECT_FALSE(RunInline(pool, cheap, Cost(absl::Microseconds(1)), &result))
       << "the one place is taken: the bound on running tasks holds";
   ASSERT_TRUE(pool.Submit(Noop(), done.For(1)).ok());
   gate.Release();
   ASSERT_TRUE(done.WaitForCount(2));
   ASSERT_TRUE(WaitUntil([&] { return pool.Stats().busy == 0; }));
-  EXPECT_TRUE(
-      pool.RunInlineIfFree(cheap, Cost(absl::Microseconds(1)), &result));
+  EXPECT_TRUE(RunInline(pool, cheap, Cost(absl::Microseconds(1)), &result));
 }
 
 // A cheap task run inline (RunInlineIfFree) on a thread of its own, held
@@ -459,7 +463,7 @@ class InlineRunHeld {
       : caller_([this, &pool] {
           TaskFn fn = gate_.Task();
           TaskResult result;
-          ran_ = pool.RunInlineIfFree(fn, Cost(absl::Microseconds(1)), &result);
+          ran_ = RunInline(pool, fn, Cost(absl::Microseconds(1)), &result);
         }) {}
   ~InlineRunHeld() {
     if (caller_.joinable()) Finish();
@@ -537,15 +541,13 @@ TEST(SchedulerTest, InlineRunsTakeOnlyThePlacesOfLiveWorkers) {
   ASSERT_TRUE(inline_run.WaitStarted());
   TaskFn cheap = Noop();
   TaskResult result;
-  EXPECT_FALSE(
-      pool.RunInlineIfFree(cheap, Cost(absl::Microseconds(1)), &result))
+  EXPECT_FALSE(RunInline(pool, cheap, Cost(absl::Microseconds(1)), &result))
       << "the one live worker's place is taken";
   PoolStats stats = pool.Stats();
   EXPECT_EQ(stats.busy, 1);
   EXPECT_EQ(stats.workers, 1);
   EXPECT_TRUE(inline_run.Finish());
-  EXPECT_TRUE(
-      pool.RunInlineIfFree(cheap, Cost(absl::Microseconds(1)), &result));
+  EXPECT_TRUE(RunInline(pool, cheap, Cost(absl::Microseconds(1)), &result));
 }
 
 TEST(SchedulerTest, InlineRunsAreAdmittedByTheSameBudgets) {
@@ -558,10 +560,57 @@ TEST(SchedulerTest, InlineRunsAreAdmittedByTheSameBudgets) {
   TaskResult result;
   TaskOptions big = Cost(absl::Microseconds(1));
   big.bytes = 1001;
-  EXPECT_FALSE(pool.RunInlineIfFree(fn, big, &result));
+  EXPECT_FALSE(RunInline(pool, fn, big, &result));
   TaskOptions expired = Cost(absl::Microseconds(1), s->clock.Now());
-  EXPECT_FALSE(pool.RunInlineIfFree(fn, expired, &result));
+  EXPECT_FALSE(RunInline(pool, fn, expired, &result));
   EXPECT_EQ(pool.Stats().accepted, 0u);
+}
+
+// An inline run's completion runs while its task counts as in the pool, as
+// a worker's does: a Shutdown that begins meanwhile returns only after it,
+// and the wait for held bytes that follows sees what it held (the service
+// holds its answer's bytes there), so a drain waits for an inline call's
+// answer as for any other.
+TEST(SchedulerTest, ShutdownWaitsForAnInlineRunsCompletionAndWhatItHeld) {
+  PoolOptions options;
+  options.inline_max_cost = absl::Microseconds(20);
+  auto s = MakeScheduler(1, 4, options);
+  WorkerPool& pool = *s->pool;
+  Notification in_done;
+  Notification release;
+  std::atomic<bool> answer_taken{false};
+  std::thread caller([&] {
+    TaskFn fn = Noop();
+    DoneFn done = [&](const TaskResult& result) {
+      EXPECT_EQ(result.outcome, TaskOutcome::kOk);
+      in_done.Notify();
+      release.WaitForNotification();
+      pool.HoldBytes(100);  // the answer, until its client has taken it
+    };
+    EXPECT_TRUE(pool.RunInlineIfFree(fn, done, Cost(absl::Microseconds(1))));
+    answer_taken = true;
+    pool.ReleaseBytes(100);
+  });
+  in_done.WaitForNotification();
+  Notification shut_down;
+  std::atomic<bool> none_held{false};
+  std::atomic<bool> taken_when_awaited{false};
+  std::thread drain([&] {
+    pool.Shutdown(s->clock.Now() + absl::Seconds(60));
+    shut_down.Notify();
+    none_held = pool.AwaitHeldBytesReleased();
+    taken_when_awaited = answer_taken.load();
+  });
+  // Bounded: what must not happen would happen within microseconds.
+  EXPECT_FALSE(
+      shut_down.WaitForNotificationWithTimeout(absl::Milliseconds(200)))
+      << "Shutdown returned while an inline run's completion was running";
+  release.Notify();
+  drain.join();
+  caller.join();
+  EXPECT_TRUE(none_held.load());
+  EXPECT_TRUE(taken_when_awaited.load())
+      << "the wait for held bytes ended before the answer was taken";
 }
 
 // A 5 ms task (by default) of `tenant` and `priority`.
