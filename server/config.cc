@@ -397,6 +397,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
 
   service::ServerConfig& server = config.server;
   server.address = absl::GetFlag(FLAGS_address);
+  server.address_name = Source(origins, "address");
   server.port = absl::GetFlag(FLAGS_port);
   if (absl::Status s = InRange(origins, "port", server.port, 0, 65535);
       !s.ok()) {
@@ -527,11 +528,17 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   server.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   server.tls_key = absl::GetFlag(FLAGS_tls_key);
   server.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  server.tls_cert_name = Source(origins, "tls_cert");
+  server.tls_key_name = Source(origins, "tls_key");
+  server.tls_client_ca_name = Source(origins, "tls_client_ca");
   if (server.tls_cert.empty() != server.tls_key.empty()) {
-    return ConfigError("--tls_cert and --tls_key must be given together");
+    return ConfigError(absl::StrCat(server.tls_cert_name, " and ",
+                                    server.tls_key_name,
+                                    " must be given together"));
   }
   if (!server.tls_client_ca.empty() && server.tls_cert.empty()) {
-    return ConfigError("--tls_client_ca needs --tls_cert and --tls_key");
+    return ConfigError(absl::StrCat(server.tls_client_ca_name,
+                                    " needs --tls_cert and --tls_key"));
   }
   std::string log_level = absl::GetFlag(FLAGS_log_level);
   std::optional<LogLevel> level = ParseLogLevel(log_level);
@@ -542,6 +549,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   }
   config.log_level = *level;
   config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  config.metrics_address_name = Source(origins, "metrics_address");
   config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   if (absl::Status s =
           InRange(origins, "metrics_port", config.metrics_port, 0, 65535);

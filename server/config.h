@@ -24,6 +24,9 @@ namespace compute {
 struct Config {
   service::ServerConfig server;
   std::string metrics_address = "0.0.0.0";
+  // The flag, or the COMPUTE_ variable metrics_address came from, for a
+  // start-up error (as ServerConfig's *_name).
+  std::string metrics_address_name = "--metrics_address";
   int metrics_port = 9464;  // 0 = no metrics endpoint
   int tenant_metrics = 0;   // per-tenant series for the top N; 0 = none
   absl::Duration drain_timeout;

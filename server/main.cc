@@ -211,7 +211,8 @@ int main(int argc, char** argv) {
     // Before the gRPC port opens, so a bad metrics port stops start-up
     // before any call is accepted.
     absl::Status s =
-        metrics.Serve(config->metrics_address, config->metrics_port);
+        metrics.Serve(config->metrics_address, config->metrics_port,
+                      config->metrics_address_name);
     if (!s.ok()) return CannotStart(s);
   }
   auto server = compute::service::ComputeServer::Start(config->server);

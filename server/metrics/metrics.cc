@@ -204,12 +204,13 @@ std::string Metrics::Text() const {
   return out.str();
 }
 
-absl::Status Metrics::Serve(const std::string& address, int port) {
+absl::Status Metrics::Serve(const std::string& address, int port,
+                            const std::string& address_name) {
   MutexLock lock(&mu_);
   if (exposer_ != nullptr) {
     return absl::FailedPreconditionError("metrics endpoint already serving");
   }
-  if (absl::Status s = CheckListenAddress("--metrics_address", address, port,
+  if (absl::Status s = CheckListenAddress(address_name, address, port,
                                           /*ipv4_only=*/true);
       !s.ok()) {
     // "metrics port N is in use"; the address's errors name their flag.

@@ -30,20 +30,21 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   if (config.tls_cert.empty() || config.tls_key.empty()) {
     return absl::InvalidArgumentError("tls_cert and tls_key go together");
   }
-  auto cert =
-      ReadPemFile("--tls_cert", config.tls_cert, PemKind::kCertificates);
+  auto cert = ReadPemFile(config.tls_cert_name, config.tls_cert,
+                          PemKind::kCertificates);
   if (!cert.ok()) return cert.status();
-  auto key = ReadPemFile("--tls_key", config.tls_key, PemKind::kKey);
+  auto key = ReadPemFile(config.tls_key_name, config.tls_key, PemKind::kKey);
   if (!key.ok()) return key.status();
-  absl::Status pair = CheckKeyMatchesCertificate(
-      "--tls_cert", config.tls_cert, *cert, "--tls_key", config.tls_key, *key);
+  absl::Status pair =
+      CheckKeyMatchesCertificate(config.tls_cert_name, config.tls_cert, *cert,
+                                 config.tls_key_name, config.tls_key, *key);
   if (!pair.ok()) return pair;
   grpc::SslServerCredentialsOptions options;
   options.pem_key_cert_pairs.push_back({*key, *cert});
   if (!config.tls_client_ca.empty()) {
     // Empty, it would refuse every client certificate, with one gRPC log
     // line per handshake as the only sign.
-    auto ca = ReadPemFile("--tls_client_ca", config.tls_client_ca,
+    auto ca = ReadPemFile(config.tls_client_ca_name, config.tls_client_ca,
                           PemKind::kCertificates);
     if (!ca.ok()) return ca.status();
     options.pem_root_certs = *ca;
@@ -108,7 +109,7 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   }
   // Before gRPC tries: its own failure logs a multi-line error of its own.
   if (absl::Status s =
-          CheckListenAddress("--address", config.address, config.port);
+          CheckListenAddress(config.address_name, config.address, config.port);
       !s.ok()) {
     return s;
   }
@@ -199,8 +200,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     // Taken since the check above?
-    if (absl::Status s =
-            CheckListenAddress("--address", config.address, config.port);
+    if (absl::Status s = CheckListenAddress(config.address_name, config.address,
+                                            config.port);
         !s.ok()) {
       return s;
     }

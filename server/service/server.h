@@ -91,6 +91,13 @@ struct ServerConfig {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  // What a start-up error calls each setting above: its flag, or the
+  // COMPUTE_ variable its value came from (ParseConfig sets them), so that
+  // an operator who set it in a ConfigMap reads the name written there.
+  std::string address_name = "--address";
+  std::string tls_cert_name = "--tls_cert";
+  std::string tls_key_name = "--tls_key";
+  std::string tls_client_ca_name = "--tls_client_ca";
   // Threads polling the completion queues that serve Run (one queue each).
   int io_threads = 2;
   // Load reports in answers' trailers (load_report.h; inf: none), and the

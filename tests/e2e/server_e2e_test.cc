@@ -428,11 +428,14 @@ TEST(ServerE2eTest, PortInUseExitsTwoWithOneClearLine) {
 // An address that is not of this host, one the metrics endpoint cannot
 // take, a TLS file that is not one: bad values of their flags, so exit 2
 // with one line naming the flag (before: exit 1, and for --address three
-// more lines of gRPC's own, "in use, or not an address of this host").
+// more lines of gRPC's own, "in use, or not an address of this host"), or
+// the COMPUTE_ variable when the value came from one (a ConfigMap's; until
+// 2026-12-04 the line named the flag, which the operator had not written).
 TEST(ServerE2eTest, AnAddressOrFileItCannotUseExitsTwoWithOneClearLine) {
   struct Case {
     std::vector<std::string> args;
     std::string expect;
+    std::vector<std::string> env = {};
   };
   const std::vector<Case> cases = {
       // TEST-NET-3 (RFC 5737): never an address of this host.
@@ -451,9 +454,19 @@ TEST(ServerE2eTest, AnAddressOrFileItCannotUseExitsTwoWithOneClearLine) {
       {{"--address=127.0.0.1", "--port=0", "--metrics_port=0",
         "--tls_cert=/dev/null", "--tls_key=/dev/null"},
        "--tls_cert /dev/null: empty file, want PEM certificates"},
+      {{"--port=0", "--metrics_port=0"},
+       "COMPUTE_ADDRESS: '203.0.113.1' is not an address of this host",
+       {"COMPUTE_ADDRESS=203.0.113.1"}},
+      {{"--address=127.0.0.1", "--port=0",
+        absl::StrCat("--metrics_port=", metrics::testing::FreeLoopbackPort())},
+       "COMPUTE_METRICS_ADDRESS: '192.0.2.1' is not an address of this host",
+       {"COMPUTE_METRICS_ADDRESS=192.0.2.1"}},
+      {{"--address=127.0.0.1", "--port=0", "--metrics_port=0"},
+       "COMPUTE_TLS_CERT /dev/null: empty file, want PEM certificates",
+       {"COMPUTE_TLS_CERT=/dev/null", "COMPUTE_TLS_KEY=/dev/null"}},
   };
   for (const Case& c : cases) {
-    ServerProcess server(c.args);
+    ServerProcess server(c.args, c.env);
     ASSERT_TRUE(server.Spawn());
     if (c.expect.empty()) {
       ASSERT_TRUE(server.WaitServing().has_value());

@@ -261,6 +261,20 @@ TEST_F(TlsTest, EmptyOrMalformedPemFilesAreClearStartErrors) {
     EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(server.status().message(), c.expect);
   }
+
+  // Set by COMPUTE_ variables (a ConfigMap's): the line names those.
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.tls_cert = Path("server.pem");
+  config.tls_key = Path("ca.key");
+  config.tls_cert_name = "COMPUTE_TLS_CERT";
+  config.tls_key_name = "COMPUTE_TLS_KEY";
+  auto server = service::ComputeServer::Start(config);
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().message(),
+            "COMPUTE_TLS_KEY " + Path("ca.key") +
+                ": not the private key of the first certificate in "
+                "COMPUTE_TLS_CERT " +
+                Path("server.pem"));
 }
 
 }  // namespace

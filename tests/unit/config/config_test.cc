@@ -324,6 +324,23 @@ TEST(ConfigTest, EnvironmentIsReadAndTheFlagWins) {
   EXPECT_FALSE(c->server.admission);
 }
 
+// Checked at start-up, after parsing (an address of this host, a PEM
+// file): the error names where the value came from.
+TEST(ConfigTest, AddressesAndFilesKeepTheNameTheyWereSetBy) {
+  auto c = Parse({"--metrics_address=127.0.0.1", "--tls_key=/key.pem"},
+                 {{"COMPUTE_ADDRESS", "127.0.0.1"},
+                  {"COMPUTE_METRICS_ADDRESS", "0.0.0.0"},
+                  {"COMPUTE_TLS_CERT", "/cert.pem"},
+                  {"COMPUTE_TLS_KEY", "/other.pem"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.address_name, "COMPUTE_ADDRESS");
+  EXPECT_EQ(c->metrics_address_name, "--metrics_address") << "the flag won";
+  EXPECT_EQ(c->server.tls_cert_name, "COMPUTE_TLS_CERT");
+  EXPECT_EQ(c->server.tls_key_name, "--tls_key");
+  EXPECT_EQ(c->server.tls_key, "/key.pem");
+  EXPECT_EQ(c->server.tls_client_ca_name, "--tls_client_ca") << "not set";
+}
+
 TEST(ConfigTest, EachParseStartsFromTheDefaults) {
   ASSERT_TRUE(Parse({"--queue_capacity=5"}).ok());
   EXPECT_EQ(Parse({})->server.pool.queue_capacity, 64u);
@@ -357,6 +374,12 @@ TEST(ConfigTest, BadValuesNameTheFlagOrVariable) {
        "milliseconds in an int (got 720h)"},
       {{"--max_message_bytes=10"}, {}, "--max_message_bytes must be between"},
       {{"--tls_client_ca=/ca.pem"}, {}, "--tls_client_ca needs --tls_cert"},
+      {{},
+       {{"COMPUTE_TLS_CLIENT_CA", "/ca.pem"}},
+       "COMPUTE_TLS_CLIENT_CA needs --tls_cert"},
+      {{},
+       {{"COMPUTE_TLS_CERT", "/cert.pem"}},
+       "COMPUTE_TLS_CERT and --tls_key must be given together"},
       {{"--frobnicate"}, {}, "unknown flag --frobnicate"},
       {{"stray"}, {}, "unexpected argument 'stray'"},
       {{"--port"}, {}, "flag --port needs a value"},
