@@ -191,13 +191,17 @@ void AppendVarint(uint64_t value, std::string* out) {
               static_cast<size_t>(end - buffer));
 }
 
-// The scan accepts only what protobuf's parser accepts with the same
-// meaning (anything else goes to protobuf, which decides): a tag of at most
-// 5 bytes whose value fits 32 bits, and a length of at most 5 bytes that
-// fits an int32 (parse_context.h's ReadTag and ReadSize). Protobuf refuses
-// a longer one even when its extra bytes are zeros.
+// The scans read tags and lengths as protobuf's parser does
+// (parse_context.h's ReadTag and ReadSize): a tag of at most 5 bytes, its
+// value cut to 32 bits (ReadTagFallback adds the fifth byte's bits in a
+// uint32), and a length of at most 5 bytes that fits an int32. Protobuf
+// refuses a longer one even when its extra bytes are zeros. What the
+// unknown-field count cannot read is refused unparsed, so it must read
+// everything protobuf does (wire_fuzzer checks it).
 bool ReadTag(SliceReader& in, uint64_t* tag) {
-  return in.ReadVarint(tag, 5) && *tag <= UINT32_MAX && (*tag >> 3) != 0;
+  if (!in.ReadVarint(tag, 5)) return false;
+  *tag &= UINT32_MAX;
+  return (*tag >> 3) != 0;
 }
 
 bool ReadSize(SliceReader& in, uint64_t* size) {
@@ -315,6 +319,64 @@ absl::Status NotARunRequest(size_t size) {
                    " bytes that do not parse as one)"));
 }
 
+// Counts into *unknown the fields of a `type` message, from in's position
+// to `end`, that `type` does not declare or declares with another wire
+// type (protobuf keeps both as unknown fields), and those of the messages
+// in it; stops once the count passes kMaxUnknownFields. False on bytes the
+// scan cannot read: a group, or a field that runs past `end` (protobuf
+// refuses all of those but the group).
+bool CountUnknownFields(SliceReader& in, size_t end,
+                        const google::protobuf::Descriptor* type,
+                        int* unknown) {
+  using google::protobuf::FieldDescriptor;
+  while (in.position() < end) {
+    uint64_t tag = 0;
+    if (!ReadTag(in, &tag)) return false;
+    const uint32_t wire_type = static_cast<uint32_t>(tag & 7);
+    const FieldDescriptor* field =
+        type->FindFieldByNumber(static_cast<int>(tag >> 3));
+    if (field != nullptr && field->type() == FieldDescriptor::TYPE_MESSAGE &&
+        wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      uint64_t size = 0;
+      if (!ReadSize(in, &size) || size > end - in.position()) return false;
+      if (!CountUnknownFields(in, in.position() + size, field->message_type(),
+                              unknown)) {
+        return false;
+      }
+      if (*unknown > kMaxUnknownFields) return true;
+      continue;
+    }
+    if (field == nullptr || WireFormatLite::WireTypeForFieldType(
+                                static_cast<WireFormatLite::FieldType>(
+                                    field->type())) != wire_type) {
+      if (++*unknown > kMaxUnknownFields) return true;
+    }
+    if (!CopyValue(in, wire_type, nullptr) || in.position() > end) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Refuses, before protobuf parses them, bytes that would cost far more to
+// parse and hold than they weigh (kMaxUnknownFields).
+absl::Status CheckUnknownFields(const std::vector<grpc::Slice>& slices,
+                                size_t size) {
+  SliceReader in(slices);
+  int unknown = 0;
+  if (!CountUnknownFields(in, size, compute::v1::RunRequest::descriptor(),
+                          &unknown)) {
+    return NotARunRequest(size);
+  }
+  if (unknown > kMaxUnknownFields) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the request holds more than ", kMaxUnknownFields,
+        " fields that compute.v1 does not declare (at most ", kMaxUnknownFields,
+        "; each would be held in memory of its own)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 void ReleaseReceived(std::vector<grpc::Slice>* slices) {
@@ -364,6 +426,7 @@ absl::Status ParseRunRequest(grpc::ByteBuffer& bytes,
   const bool dumped = bytes.Dump(&slices).ok();
   bytes.Clear();  // the slices now hold the only references
   if (!dumped) return NotARunRequest(size);
+  if (absl::Status s = CheckUnknownFields(slices, size); !s.ok()) return s;
   if (size >= kZeroCopyRequestMinBytes && MayHoldBlur(slices)) {
     std::string rest;
     std::vector<absl::string_view> pixels;

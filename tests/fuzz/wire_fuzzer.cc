@@ -10,7 +10,10 @@
 // (kMostUncountedPart): the split that found them is checked either way.
 //
 // Properties checked (abort() is the finding):
-//   - ParseRunRequest succeeds exactly when protobuf's ParseFromString does;
+//   - ParseRunRequest succeeds exactly when protobuf's ParseFromString does
+//     and the bytes hold no group and at most kMaxUnknownFields fields that
+//     protobuf would keep as unknown (counted by protobuf's own
+//     UnknownFieldSet parse, level by level, below);
 //   - then the request, with its payload copied back into the blur's pixels,
 //     serializes as protobuf's parse does: field for field the same request;
 //   - a payload is left only for a blur, whose own pixels are then empty.
@@ -22,6 +25,9 @@
 #include <vector>
 
 #include "compute/v1/compute.pb.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/unknown_field_set.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/slice.h"
 #include "server/service/wire.h"
@@ -42,6 +48,50 @@ std::string Padding() {
   return out;
 }
 
+// Whether `bytes`, a `type` message, hold a group or more than
+// kMaxUnknownFields fields that `type` (or a message in it) does not declare
+// or declares with another wire type, counting every field protobuf's
+// parser meets, also those a later oneof member clears. Protobuf's own
+// wire parser, not the server's scan; false on bytes it cannot parse.
+bool TooCostly(const std::string& bytes,
+               const google::protobuf::Descriptor* type, int* unknown,
+               bool* costly) {
+  using google::protobuf::FieldDescriptor;
+  using google::protobuf::UnknownField;
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::UnknownFieldSet fields;
+  if (!fields.ParseFromString(bytes)) return false;
+  for (int i = 0; i < fields.field_count(); ++i) {
+    const UnknownField& f = fields.field(i);
+    if (f.type() == UnknownField::TYPE_GROUP) *costly = true;
+    const FieldDescriptor* known = type->FindFieldByNumber(f.number());
+    if (known != nullptr && known->type() == FieldDescriptor::TYPE_MESSAGE &&
+        f.type() == UnknownField::TYPE_LENGTH_DELIMITED) {
+      if (!TooCostly(f.length_delimited(), known->message_type(), unknown,
+                     costly)) {
+        return false;
+      }
+      continue;
+    }
+    const WireFormatLite::WireType wire =
+        f.type() == UnknownField::TYPE_VARINT ? WireFormatLite::WIRETYPE_VARINT
+        : f.type() == UnknownField::TYPE_FIXED32
+            ? WireFormatLite::WIRETYPE_FIXED32
+        : f.type() == UnknownField::TYPE_FIXED64
+            ? WireFormatLite::WIRETYPE_FIXED64
+        : f.type() == UnknownField::TYPE_LENGTH_DELIMITED
+            ? WireFormatLite::WIRETYPE_LENGTH_DELIMITED
+            : WireFormatLite::WIRETYPE_START_GROUP;
+    if (known == nullptr ||
+        WireFormatLite::WireTypeForFieldType(
+            static_cast<WireFormatLite::FieldType>(known->type())) != wire) {
+      ++*unknown;
+    }
+  }
+  if (*unknown > compute::service::kMaxUnknownFields) *costly = true;
+  return true;
+}
+
 [[noreturn]] void Fail(const char* what, const std::string& wire) {
   std::fprintf(stderr, "wire_fuzzer: %s (%zu bytes)\n", what, wire.size());
   std::abort();
@@ -57,7 +107,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       *padding + std::string(reinterpret_cast<const char*>(data + 1), size - 1);
 
   RunRequest expected;
-  const bool parses = expected.ParseFromString(wire);
+  int unknown = 0;
+  bool costly = false;
+  const bool parses =
+      expected.ParseFromString(wire) &&
+      TooCostly(wire, RunRequest::descriptor(), &unknown, &costly) && !costly;
 
   // The padding in one slice; the input's bytes cut every `cut` bytes.
   std::vector<grpc::Slice> slices;
