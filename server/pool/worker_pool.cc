@@ -369,7 +369,8 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, DoneFn& done,
   }
   PoolThreadScope scope(this);
   TaskResult result;
-  Execute(task, max_workers_, task->submitted_ticks, &result);
+  Execute(task, max_workers_, task->submitted_ticks, absl::InfinitePast(),
+          &result);
   bool wake_worker = false;
   {
     MutexLock lock(&mu_);
@@ -594,20 +595,38 @@ void WorkerPool::WorkerLoop(int index) {
     // Past their deadlines before it starts one: the timer may not have got
     // there yet (not scheduled on a busy CPU, or delivering earlier expiries
     // off the lock), and a task past its deadline must never start.
+    absl::Time checked_at = absl::InfinitePast();
     if (CanStartLocked() && deadlines_.live() > 0) {
-      ExpireLocked(clock_.Now(), expired);
+      checked_at = clock_.Now();
+      ExpireLocked(checked_at, expired);
     }
     // Expired ones are delivered first, before a task starts: a start's
     // time would otherwise include their completions.
     PoolTask* next =
         expired.empty() && CanStartLocked() ? StartNextLocked(me) : nullptr;
     if (finished != nullptr || next != nullptr || !expired.empty()) {
-      const int64_t started = me.started_ticks;
+      int64_t started = me.started_ticks;
+      const bool delivers = finished != nullptr || !expired.empty();
       mu_.Unlock();
       if (finished != nullptr) Deliver(finished, result);
       for (PoolTask* task : expired) DeliverUnrun(task);
       expired.clear();
-      if (next != nullptr) Execute(next, index, started, &result);
+      if (next != nullptr) {
+        // The completions took time (a large answer's, a slow callback's)
+        // that is not next's: its run and wait are timed from now, and it
+        // does not start if its deadline passed meanwhile (none starts past
+        // its deadline). The time is the lock's plus the ticks since: one
+        // tick read, not a clock read per task. Its running cost
+        // (me.started_ticks) keeps the earlier start: the load is
+        // overstated by that time, not hidden.
+        absl::Time now = absl::InfinitePast();  // nothing since the lock's
+        if (delivers) {
+          const int64_t ticks = clock_.Ticks();
+          now = checked_at + clock_.TicksToDuration(ticks - started);
+          started = ticks;
+        }
+        Execute(next, index, started, now, &result);
+      }
       mu_.Lock();
       if (finished != nullptr) RecycleLocked(finished);
       finished = nullptr;
@@ -694,9 +713,21 @@ bool WorkerPool::SpinForWorkLocked() {
 }
 
 void WorkerPool::Execute(PoolTask* task, int index, int64_t start,
-                         TaskResult* out) {
+                         absl::Time now, TaskResult* out) {
   TaskResult& result = *out;
   result = TaskResult();
+  result.tag = task->tag;
+  result.priority = task->priority;
+  // Clamped: TSCs of different cores may disagree by a few ticks.
+  result.queue_wait =
+      std::max(absl::ZeroDuration(),
+               clock_.TicksToDuration(start - task->submitted_ticks));
+  if (now >= task->deadline) {
+    task->fn = nullptr;  // never runs; what it captured goes here
+    result.outcome = TaskOutcome::kDeadlineExceeded;
+    result.status = OutcomeStatus(result.outcome);
+    return;
+  }
   absl::Status status;
   try {
     status = task->fn(task->cancel.token());
@@ -708,15 +739,9 @@ void WorkerPool::Execute(PoolTask* task, int index, int64_t start,
   int64_t end = clock_.Ticks();
   // Release what the task captured now, on the worker, not in a callback.
   task->fn = nullptr;
-  // Clamped: TSCs of different cores may disagree by a few ticks.
-  result.queue_wait =
-      std::max(absl::ZeroDuration(),
-               clock_.TicksToDuration(start - task->submitted_ticks));
   result.run_time =
       std::max(absl::ZeroDuration(), clock_.TicksToDuration(end - start));
   result.worker = index;
-  result.tag = task->tag;
-  result.priority = task->priority;
   if (status.ok()) {
     result.outcome = TaskOutcome::kOk;
     return;

@@ -392,9 +392,11 @@ class WorkerPool {
   bool SpinForWorkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static constexpr int kSpinIterations = 512;
   // Runs the task (off the lock), started at `start` ticks, and writes its
-  // result to `out` (the record keeps none).
-  void Execute(PoolTask* task, int index, int64_t start, TaskResult* out)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // result to `out` (the record keeps none). A task whose deadline is at
+  // or before `now` (the time at `start`; InfinitePast: not looked at) does
+  // not run: result.worker -1, deadline_exceeded (see WorkerLoop).
+  void Execute(PoolTask* task, int index, int64_t start, absl::Time now,
+               TaskResult* out) ABSL_LOCKS_EXCLUDED(mu_);
   // Completes a task taken by TakeUnrunLocked on the calling thread.
   void DeliverUnrun(PoolTask* task) ABSL_LOCKS_EXCLUDED(mu_);
   // Observer, counters, DoneFn: off the lock.

@@ -613,6 +613,60 @@ TEST(SchedulerTest, ShutdownWaitsForAnInlineRunsCompletionAndWhatItHeld) {
       << "the wait for held bytes ended before the answer was taken";
 }
 
+// A worker takes its next task in the same lock that finishes the last,
+// then delivers the last one's completion, which can take a while (a large
+// answer, a slow callback). The next task then starts only if its deadline
+// is still ahead, and its wait and run are timed from its real start: the
+// completion's time is not charged to it (its run time teaches the cost
+// model and its tenant's share). Found by review: a task started 35 ms past
+// its deadline, and another's run time held a 50 ms completion.
+TEST(SchedulerTest, TheLastTasksCompletionIsNotTheNextTasksTime) {
+  auto s = MakeScheduler(1, 4);
+  WorkerPool& pool = *s->pool;
+  Completions done;
+  // Submits a gated task whose completion takes 20 ms (simulated), then
+  // `next`; returns once both have completed.
+  auto run_after_slow_completion = [&](TaskFn next, int id,
+                                       absl::Time deadline) {
+    Gate gate;
+    Notification in_done;
+    Notification resume;
+    ASSERT_TRUE(pool.Submit(gate.Task(),
+                            [&](const TaskResult&) {
+                              in_done.Notify();
+                              resume.WaitForNotification();
+                            })
+                    .ok());
+    ASSERT_TRUE(gate.WaitStarted(1));
+    ASSERT_TRUE(pool.Submit(std::move(next), done.For(id),
+                            Cost(absl::Milliseconds(1), deadline))
+                    .ok());
+    gate.Release();
+    // The worker has taken `next` and delivers the first completion.
+    in_done.WaitForNotification();
+    s->clock.Advance(absl::Milliseconds(20));
+    resume.Notify();
+    ASSERT_TRUE(done.WaitForCount(static_cast<size_t>(id) + 1));
+  };
+
+  std::atomic<bool> ran{false};
+  run_after_slow_completion(
+      [&](const CancelToken&) {
+        ran = true;
+        return absl::OkStatus();
+      },
+      0, s->clock.Now() + absl::Milliseconds(10));
+  EXPECT_FALSE(ran.load()) << "it started 10 ms past its deadline";
+  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done.Get(0)->worker, -1) << "it never ran";
+
+  run_after_slow_completion(Noop(), 1, absl::InfiniteFuture());
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(done.Get(1)->run_time, absl::ZeroDuration())
+      << "the simulated clock did not move while it ran";
+  EXPECT_EQ(done.Get(1)->queue_wait, absl::Milliseconds(20));
+}
+
 // A 5 ms task (by default) of `tenant` and `priority`.
 TaskOptions For(std::string tenant, Priority priority = Priority::kDefault,
                 absl::Duration cost = absl::Milliseconds(5)) {
