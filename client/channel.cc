@@ -1,6 +1,14 @@
 #include "client/channel.h"
 
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -90,10 +98,53 @@ absl::Status CheckCredentials(const ChannelOptions& options) {
   return Credentials(options).status();
 }
 
+absl::Status CheckTargetPorts(absl::string_view target) {
+  absl::string_view rest = target;
+  std::vector<absl::string_view> addresses;
+  if (absl::ConsumePrefix(&rest, "ipv4:") ||
+      absl::ConsumePrefix(&rest, "ipv6:")) {
+    addresses = absl::StrSplit(rest, ',', absl::SkipEmpty());
+  } else if (absl::ConsumePrefix(&rest, "dns:")) {
+    if (absl::ConsumePrefix(&rest, "//")) {  // an authority, then the name
+      const size_t slash = rest.find('/');
+      if (slash == absl::string_view::npos) return absl::OkStatus();
+      rest.remove_prefix(slash + 1);
+    }
+    addresses.push_back(rest);
+  } else if (!absl::StrContains(rest, ":/") &&
+             !absl::StartsWith(rest, "unix:") &&
+             !absl::StartsWith(rest, "unix-abstract:")) {
+    addresses.push_back(rest);  // host:port, [v6]:port, host
+  }
+  for (absl::string_view address : addresses) {
+    absl::string_view port;
+    if (absl::StartsWith(address, "[")) {
+      const size_t close = address.find("]:");
+      if (close == absl::string_view::npos) continue;  // no port
+      port = address.substr(close + 2);
+    } else if (std::count(address.begin(), address.end(), ':') == 1) {
+      port = address.substr(address.find(':') + 1);
+    } else {
+      continue;  // no port, or an IPv6 address without brackets
+    }
+    int value = 0;
+    if (port.empty() || port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), absl::ascii_isdigit) ||
+        !absl::SimpleAtoi(port, &value) || value < 1 || value > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--target ", target, ": port '", port, "' is not a port (1-65535)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> CreateChannels(
     const ChannelOptions& options, int count) {
   if (options.target.empty()) {
     return absl::InvalidArgumentError("--target must not be empty");
+  }
+  if (absl::Status ports = CheckTargetPorts(options.target); !ports.ok()) {
+    return ports;
   }
   if (options.lb_policy != "round_robin" && options.lb_policy != "pick_first") {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -127,6 +178,18 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> CreateChannels(
   for (int i = 0; i < count; ++i) {
     channels.push_back(
         grpc::CreateCustomChannel(options.target, *credentials, args));
+    // A target gRPC cannot parse makes a "lame" channel, whose every call
+    // fails UNKNOWN "Failed to create secure client channel" (and bench
+    // waited --connect_timeout for it first). gRPC 1.51 says so only by its
+    // state: TRANSIENT_FAILURE before any connection was tried (a channel
+    // that can connect is IDLE until asked to).
+    if (i == 0 && channels.front()->GetState(/*try_to_connect=*/false) ==
+                      GRPC_CHANNEL_TRANSIENT_FAILURE) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--target ", options.target,
+          ": not a target gRPC can use (host:port, dns:///host:port, "
+          "ipv4:a.b.c.d:port,..., unix:path)"));
+    }
   }
   return channels;
 }

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "grpcpp/channel.h"
 
 namespace compute::client {
@@ -57,6 +58,12 @@ std::string ServiceConfigJson(const ChannelOptions& options);
 // (checked with OpenSSL: certificates for --ca and --cert, an unencrypted
 // private key for --key).
 absl::Status CheckCredentials(const ChannelOptions& options);
+
+// InvalidArgument when a port in --target is not 1-65535 (host:port,
+// [v6]:port, dns:[//authority/]host:port, ipv4:/ipv6: lists). gRPC takes
+// such a port modulo 65536: 127.0.0.1:112836 reached port 47300. Other
+// schemes (unix:) and targets without a port are gRPC's to judge.
+absl::Status CheckTargetPorts(absl::string_view target);
 
 // `count` independent channels (connections) to the target. Errors:
 // InvalidArgument for inconsistent options or a PEM file CheckCredentials

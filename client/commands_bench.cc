@@ -306,6 +306,8 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   auto connection = Connect(common, connections);
   if (!connection.ok()) return Fail(command, connection.status(), io);
   options.balancer = connection->balancer;
+  // least_loaded: one connection per replica it found, not --connections.
+  info.connections = static_cast<int>(connection->channels.size());
   if (io.out_is_terminal && !common.json) {
     options.on_progress = [&io](const LoadProgress& p) {
       io.out << ProgressLine(p) << std::endl;

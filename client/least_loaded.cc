@@ -133,6 +133,9 @@ absl::StatusOr<std::unique_ptr<LeastLoaded>> LeastLoaded::Create(
   // Here, once, so that a bad --ca says so, not "cannot make a channel to"
   // each replica.
   if (absl::Status tls = CheckCredentials(options); !tls.ok()) return tls;
+  if (absl::Status ports = CheckTargetPorts(options.target); !ports.ok()) {
+    return ports;
+  }
   std::unique_ptr<LeastLoaded> balancer(
       new LeastLoaded(options, resolve_interval));
   absl::StatusOr<std::vector<std::string>> addresses =

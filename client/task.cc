@@ -1,5 +1,7 @@
 #include "client/task.h"
 
+#include <memory>
+
 #include "absl/flags/marshalling.h"
 #include "absl/strings/str_cat.h"
 #include "client/format.h"
@@ -268,19 +270,34 @@ std::string ResultText(const RunResponse& response) {
 }
 
 google::protobuf::Value ResultJson(const RunResponse& response) {
-  RunResponse result;
-  result.CopyFrom(response);
-  result.clear_queue_time();
-  result.clear_run_time();
-  result.clear_worker();
-  if (result.has_blur()) result.mutable_blur()->clear_pixels();
   google::protobuf::Value value;
-  // {"fib":{"value":"55"}} -> the inner object.
-  google::protobuf::Struct whole;
-  if (google::protobuf::util::JsonStringToMessage(ToJson(result), &whole)
-          .ok() &&
-      whole.fields_size() == 1) {
-    value = whole.fields().begin()->second;
+  // The result's own message ({"value":"55"} of fib), every field printed:
+  // a zero (fib(0), no primes below 2) is a result, not an absent one
+  // (until 2026-12-04 they printed as {}).
+  const google::protobuf::FieldDescriptor* field =
+      response.GetReflection()->GetOneofFieldDescriptor(
+          response, RunResponse::descriptor()->FindOneofByName("result"));
+  if (field == nullptr) return value;
+  std::unique_ptr<google::protobuf::Message> result(
+      response.GetReflection()->GetMessage(response, field).New());
+  result->CopyFrom(response.GetReflection()->GetMessage(response, field));
+  if (response.has_blur()) {
+    static_cast<compute::v1::BlurResult*>(result.get())->clear_pixels();
+  }
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(*result, &json, options)
+           .ok() ||
+      !google::protobuf::util::JsonStringToMessage(json,
+                                                   value.mutable_struct_value())
+           .ok()) {
+    return google::protobuf::Value();
+  }
+  // The image goes to --out or stdout, not into the JSON.
+  if (response.has_blur()) {
+    value.mutable_struct_value()->mutable_fields()->erase("pixels");
   }
   return value;
 }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "client/channel.h"
 #include "client/commands_common.h"
 #include "client/pgm.h"
 #include "gmock/gmock.h"
@@ -83,6 +84,18 @@ TEST_F(CommandsTest, RunJsonIsMachineReadable) {
   EXPECT_GE(Number(json, "round_trip_ms"), Number(json, "run_ms"));
   EXPECT_GE(Number(json, "queue_ms"), 0);
   EXPECT_LT(Number(json, "worker"), 4);
+
+  // A zero is a result: printed, not left out (until 2026-12-04, {}).
+  r = Run({"run", "fib", "--n", "0", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(
+      Object(ParseJson(r.out), "result").fields().at("value").string_value(),
+      "0");
+  r = Run({"run", "primes", "--limit", "1", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(
+      Object(ParseJson(r.out), "result").fields().at("count").string_value(),
+      "0");
 }
 
 TEST_F(CommandsTest, RunSpin) {
@@ -179,6 +192,58 @@ TEST_F(CommandsTest, UsageErrorsAreOneLineAndExit2) {
     EXPECT_EQ(r.rc, 2) << args[0] << " " << r.err;
     EXPECT_EQ(r.out, "");
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
+// gRPC takes a port modulo 65536 (127.0.0.1:112836 reached port 47300):
+// a typo would have run against, or health-checked, another server. A
+// port out of range is a usage error, for every command and balancer; so
+// is a target gRPC cannot parse.
+TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
+  for (const std::string& target :
+       {std::string("127.0.0.1:112836"), std::string("dns:///localhost:0"),
+        std::string("dns://8.8.8.8/localhost:99999"),
+        std::string("ipv4:127.0.0.1:50051,127.0.0.1:70000"),
+        std::string("[::1]:"), std::string("localhost:http")}) {
+    for (const std::vector<std::string>& command :
+         std::vector<std::vector<std::string>>{
+             {"run", "fib", "--n", "1"},
+             {"health"},
+             {"bench", "--requests", "1"},
+             {"bench", "--requests", "1", "--lb", "least_loaded"}}) {
+      std::vector<std::string> args = command;
+      args.push_back("--target");
+      args.push_back(target);
+      CommandResult r = RunClient(args);
+      EXPECT_EQ(r.rc, 2) << target << " " << command[0] << ": " << r.err;
+      EXPECT_THAT(r.err, HasSubstr("--target " + target + ": port '"))
+          << command[0];
+      EXPECT_THAT(r.err, HasSubstr("is not a port (1-65535)"));
+      EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    }
+  }
+  // Targets gRPC cannot parse (it logs a line of its own first): a usage
+  // error at once, not UNKNOWN on every call after bench's connect wait.
+  for (const std::string& target :
+       {std::string("ipv4:127.0.0.1"), std::string("dns:///")}) {
+    for (const std::vector<std::string>& command :
+         std::vector<std::vector<std::string>>{{"run", "fib", "--n", "1"},
+                                               {"health"},
+                                               {"bench", "--requests", "1"}}) {
+      std::vector<std::string> args = command;
+      args.push_back("--target");
+      args.push_back(target);
+      CommandResult r = RunClient(args);
+      EXPECT_EQ(r.rc, 2) << target << " " << command[0] << ": " << r.err;
+      EXPECT_THAT(r.err, HasSubstr("--target " + target +
+                                   ": not a target gRPC can use"));
+    }
+  }
+  for (absl::string_view target :
+       {"localhost", "unix:/tmp/compute.sock", "dns:///localhost:50051",
+        "dns://8.8.8.8/localhost:443", "[::1]:50051", "::1",
+        "ipv6:[::1]:1,[::1]:65535"}) {
+    EXPECT_TRUE(client::CheckTargetPorts(target).ok()) << target;
   }
 }
 
