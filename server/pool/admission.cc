@@ -59,8 +59,10 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     why->retry_after = ClampRetry(why->expected_wait);
     return why->expected_wait;
   };
-  // A budget is spent: the tenant over its fair share of its class's queued
-  // cost is the one refused ("tenant_share"); else the budget's reason.
+  // A budget is spent: a tenant that this call would take over its fair
+  // share of its class's queued cost is the one refused ("tenant_share",
+  // the rule under which a queued task is displaced for a tenant under its
+  // share); else the budget's reason.
   auto refuse = [&](RefusalReason reason, std::string message) {
     expected_wait();
     FairQueue::Share share = queue.ShareOf(options.tenant, options.priority,
@@ -70,8 +72,9 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
       why->reason = RefusalReason::kTenantShare;
       return absl::ResourceExhaustedError(
           absl::StrCat("tenant over its fair share: ", share.held_ns / 1000,
-                       " us of queued work (fair share ", share.fair_ns / 1000,
-                       " us) while ", message));
+                       " us of queued work and this call's ", cost_ns / 1000,
+                       " us would pass its fair share of ",
+                       share.fair_ns / 1000, " us, while ", message));
     }
     why->reason = reason;
     return absl::ResourceExhaustedError(message);

@@ -98,9 +98,10 @@ int HexDigit(char c) {
 }
 
 // Bytes a RunResponse holds besides its `result`: queue_time and run_time
-// (a Duration each, at most 2 + 11 + 6 bytes with its tag and length) and
-// worker (at most 6).
-constexpr int64_t kTimingFieldsBytes = 2 * 19 + 6;
+// (fields 16 and 17: a Duration each, at most 11 + 6 bytes, after a 2-byte
+// tag and a 1-byte length) and worker (field 18: a 2-byte tag and at most
+// 5 bytes).
+constexpr int64_t kTimingFieldsBytes = 2 * 20 + 7;
 // And the `result` field's own tag and length (at most 6), over the
 // payload that TaskKind::response_bytes estimates.
 constexpr int64_t kResponseFieldsBytes = kTimingFieldsBytes + 6;

@@ -50,8 +50,9 @@ std::string ToLowerHex(absl::string_view bytes);
 // extensions a byte costs more and a round's share is smaller; the learned
 // seconds per unit absorbs the average.)
 inline constexpr double kSha256RoundCostBytes = 576;
-// The result's digest and its hex: 32 + 64 bytes.
-inline constexpr int64_t kSha256ResponseBytes = 3 * kSha256DigestBytes;
+// The result as it is serialized: the digest and its hex, 32 + 64 bytes,
+// each after a one-byte tag and a one-byte length.
+inline constexpr int64_t kSha256ResponseBytes = 3 * kSha256DigestBytes + 4;
 
 // Registry adapters: validate / run request.sha256(), filling
 // response->sha256() (digest and hex); the cost model's units and response

@@ -362,16 +362,17 @@ TEST(TaskCostTest, ResponseBytesMatchTheResults) {
   EXPECT_GE(ResponseBytes(widest),
             static_cast<int64_t>(widest_result.ByteSizeLong()));
 
-  // Sha256 returns the digest and its hex, whatever the input.
+  // Sha256 returns the digest and its hex, whatever the input: the
+  // result as serialized, tags and lengths too (until 2026-12-04 the
+  // estimate was their 96 bytes alone, 4 short).
   for (const RunRequest& request :
        {Sha256Request(0, 1), Sha256Request(1024 * 1024, 1),
         Sha256Request(32, 1000)}) {
     RunResponse response;
     ASSERT_TRUE(RunTask(request, CancelToken(), &response).ok());
-    EXPECT_EQ(ResponseBytes(request), 32 + 64);
+    EXPECT_EQ(ResponseBytes(request), 32 + 64 + 4);
     EXPECT_EQ(ResponseBytes(request),
-              static_cast<int64_t>(response.sha256().digest().size() +
-                                   response.sha256().hex().size()));
+              static_cast<int64_t>(response.sha256().ByteSizeLong()));
   }
 
   // The others return one number, whatever the request's size: a constant
