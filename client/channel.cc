@@ -127,6 +127,7 @@ absl::Status CheckTargetPorts(absl::string_view target) {
     } else {
       continue;  // no port, or an IPv6 address without brackets
     }
+    if (port == "http" || port == "https") continue;  // gRPC's 80 and 443
     int value = 0;
     if (port.empty() || port.size() > 5 ||
         !std::all_of(port.begin(), port.end(), absl::ascii_isdigit) ||

@@ -59,7 +59,8 @@ std::string ServiceConfigJson(const ChannelOptions& options);
 // private key for --key).
 absl::Status CheckCredentials(const ChannelOptions& options);
 
-// InvalidArgument when a port in --target is not 1-65535 (host:port,
+// InvalidArgument when a port in --target is not 1-65535, `http` or `https`
+// (which gRPC reads as 80 and 443) (host:port,
 // [v6]:port, dns:[//authority/]host:port, ipv4:/ipv6: lists). gRPC takes
 // such a port modulo 65536: 127.0.0.1:112836 reached port 47300. Other
 // schemes (unix:) and targets without a port are gRPC's to judge.

@@ -136,7 +136,10 @@ wait "$compute_pid" 2>/dev/null || rc=$?
 
 echo "soak: calls per load (code: count)"
 failed_loads=()
-for entry in "${loads[@]}" burst0:0; do
+# The first burst's counts stand for all (a soak under 35 s has none).
+bursts_shown=()
+((bursts == 0)) || bursts_shown=(burst0:0)
+for entry in "${loads[@]}" "${bursts_shown[@]}"; do
   name=${entry%%:*}
   if counts=$(bench_json "$bench_tmp/$name.json" \
     'sorted(j["status"].items())' 2>/dev/null); then

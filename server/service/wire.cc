@@ -338,7 +338,10 @@ bool CountUnknownFields(SliceReader& in, size_t end,
     if (field != nullptr && field->type() == FieldDescriptor::TYPE_MESSAGE &&
         wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
       uint64_t size = 0;
-      if (!ReadSize(in, &size) || size > end - in.position()) return false;
+      if (!ReadSize(in, &size) || in.position() > end ||
+          size > end - in.position()) {
+        return false;
+      }
       if (!CountUnknownFields(in, in.position() + size, field->message_type(),
                               unknown)) {
         return false;

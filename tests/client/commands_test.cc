@@ -204,7 +204,7 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
        {std::string("127.0.0.1:112836"), std::string("dns:///localhost:0"),
         std::string("dns://8.8.8.8/localhost:99999"),
         std::string("ipv4:127.0.0.1:50051,127.0.0.1:70000"),
-        std::string("[::1]:"), std::string("localhost:http")}) {
+        std::string("[::1]:"), std::string("localhost:gopher")}) {
     for (const std::vector<std::string>& command :
          std::vector<std::vector<std::string>>{
              {"run", "fib", "--n", "1"},
@@ -240,7 +240,8 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
     }
   }
   for (absl::string_view target :
-       {"localhost", "unix:/tmp/compute.sock", "dns:///localhost:50051",
+       {"localhost", "localhost:https", "dns:///localhost:http",
+        "unix:/tmp/compute.sock", "dns:///localhost:50051",
         "dns://8.8.8.8/localhost:443", "[::1]:50051", "::1",
         "ipv6:[::1]:1,[::1]:65535"}) {
     EXPECT_TRUE(client::CheckTargetPorts(target).ok()) << target;
