@@ -319,19 +319,28 @@ absl::Status NotARunRequest(size_t size) {
                    " bytes that do not parse as one)"));
 }
 
-// Counts into *unknown the fields of a `type` message, from in's position
-// to `end`, that `type` does not declare or declares with another wire
-// type (protobuf keeps both as unknown fields), and those of the messages
-// in it; stops once the count passes kMaxUnknownFields. False on bytes the
+// Fields a request holds, counted before protobuf parses it.
+struct FieldCount {
+  int all = 0;      // every field, declared or not, at every level
+  int unknown = 0;  // those protobuf would keep as unknown fields
+  bool Over() const {
+    return unknown > kMaxUnknownFields || all > kMaxRequestFields;
+  }
+};
+
+// Counts the fields of a `type` message, from in's position to `end`, and
+// those of the messages in it, into *count: unknown ones are those `type`
+// does not declare or declares with another wire type (protobuf keeps both
+// as unknown fields). Stops once the count is Over(). False on bytes the
 // scan cannot read: a group, or a field that runs past `end` (protobuf
 // refuses all of those but the group).
-bool CountUnknownFields(SliceReader& in, size_t end,
-                        const google::protobuf::Descriptor* type,
-                        int* unknown) {
+bool CountFields(SliceReader& in, size_t end,
+                 const google::protobuf::Descriptor* type, FieldCount* count) {
   using google::protobuf::FieldDescriptor;
   while (in.position() < end) {
     uint64_t tag = 0;
     if (!ReadTag(in, &tag)) return false;
+    if (++count->all > kMaxRequestFields) return true;
     const uint32_t wire_type = static_cast<uint32_t>(tag & 7);
     const FieldDescriptor* field =
         type->FindFieldByNumber(static_cast<int>(tag >> 3));
@@ -342,17 +351,17 @@ bool CountUnknownFields(SliceReader& in, size_t end,
           size > end - in.position()) {
         return false;
       }
-      if (!CountUnknownFields(in, in.position() + size, field->message_type(),
-                              unknown)) {
+      if (!CountFields(in, in.position() + size, field->message_type(),
+                       count)) {
         return false;
       }
-      if (*unknown > kMaxUnknownFields) return true;
+      if (count->Over()) return true;
       continue;
     }
     if (field == nullptr || WireFormatLite::WireTypeForFieldType(
                                 static_cast<WireFormatLite::FieldType>(
                                     field->type())) != wire_type) {
-      if (++*unknown > kMaxUnknownFields) return true;
+      if (++count->unknown > kMaxUnknownFields) return true;
     }
     if (!CopyValue(in, wire_type, nullptr) || in.position() > end) {
       return false;
@@ -362,20 +371,25 @@ bool CountUnknownFields(SliceReader& in, size_t end,
 }
 
 // Refuses, before protobuf parses them, bytes that would cost far more to
-// parse and hold than they weigh (kMaxUnknownFields).
-absl::Status CheckUnknownFields(const std::vector<grpc::Slice>& slices,
-                                size_t size) {
+// parse and hold than they weigh (kMaxUnknownFields, kMaxRequestFields).
+absl::Status CheckFieldCounts(const std::vector<grpc::Slice>& slices,
+                              size_t size) {
   SliceReader in(slices);
-  int unknown = 0;
-  if (!CountUnknownFields(in, size, compute::v1::RunRequest::descriptor(),
-                          &unknown)) {
+  FieldCount count;
+  if (!CountFields(in, size, compute::v1::RunRequest::descriptor(), &count)) {
     return NotARunRequest(size);
   }
-  if (unknown > kMaxUnknownFields) {
+  if (count.unknown > kMaxUnknownFields) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the request holds more than ", kMaxUnknownFields,
         " fields that compute.v1 does not declare (at most ", kMaxUnknownFields,
         "; each would be held in memory of its own)"));
+  }
+  if (count.all > kMaxRequestFields) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the request holds more than ", kMaxRequestFields, " fields (at most ",
+        kMaxRequestFields,
+        "; a compute.v1 request has a few, and each is parsed in turn)"));
   }
   return absl::OkStatus();
 }
@@ -429,7 +443,7 @@ absl::Status ParseRunRequest(grpc::ByteBuffer& bytes,
   const bool dumped = bytes.Dump(&slices).ok();
   bytes.Clear();  // the slices now hold the only references
   if (!dumped) return NotARunRequest(size);
-  if (absl::Status s = CheckUnknownFields(slices, size); !s.ok()) return s;
+  if (absl::Status s = CheckFieldCounts(slices, size); !s.ok()) return s;
   if (size >= kZeroCopyRequestMinBytes && MayHoldBlur(slices)) {
     std::string rest;
     std::vector<absl::string_view> pixels;

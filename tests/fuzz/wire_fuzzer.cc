@@ -11,9 +11,10 @@
 //
 // Properties checked (abort() is the finding):
 //   - ParseRunRequest succeeds exactly when protobuf's ParseFromString does
-//     and the bytes hold no group and at most kMaxUnknownFields fields that
-//     protobuf would keep as unknown (counted by protobuf's own
-//     UnknownFieldSet parse, level by level, below);
+//     and the bytes hold no group, at most kMaxUnknownFields fields that
+//     protobuf would keep as unknown and at most kMaxRequestFields in all
+//     (counted by protobuf's own UnknownFieldSet parse, level by level,
+//     below);
 //   - then the request, with its payload copied back into the blur's pixels,
 //     serializes as protobuf's parse does: field for field the same request;
 //   - a payload is left only for a blur, whose own pixels are then empty.
@@ -54,7 +55,7 @@ std::string Padding() {
 // parser meets, also those a later oneof member clears. Protobuf's own
 // wire parser, not the server's scan; false on bytes it cannot parse.
 bool TooCostly(const std::string& bytes,
-               const google::protobuf::Descriptor* type, int* unknown,
+               const google::protobuf::Descriptor* type, int* all, int* unknown,
                bool* costly) {
   using google::protobuf::FieldDescriptor;
   using google::protobuf::UnknownField;
@@ -63,11 +64,12 @@ bool TooCostly(const std::string& bytes,
   if (!fields.ParseFromString(bytes)) return false;
   for (int i = 0; i < fields.field_count(); ++i) {
     const UnknownField& f = fields.field(i);
+    ++*all;
     if (f.type() == UnknownField::TYPE_GROUP) *costly = true;
     const FieldDescriptor* known = type->FindFieldByNumber(f.number());
     if (known != nullptr && known->type() == FieldDescriptor::TYPE_MESSAGE &&
         f.type() == UnknownField::TYPE_LENGTH_DELIMITED) {
-      if (!TooCostly(f.length_delimited(), known->message_type(), unknown,
+      if (!TooCostly(f.length_delimited(), known->message_type(), all, unknown,
                      costly)) {
         return false;
       }
@@ -88,7 +90,10 @@ bool TooCostly(const std::string& bytes,
       ++*unknown;
     }
   }
-  if (*unknown > compute::service::kMaxUnknownFields) *costly = true;
+  if (*unknown > compute::service::kMaxUnknownFields ||
+      *all > compute::service::kMaxRequestFields) {
+    *costly = true;
+  }
   return true;
 }
 
@@ -107,11 +112,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       *padding + std::string(reinterpret_cast<const char*>(data + 1), size - 1);
 
   RunRequest expected;
+  int all = 0;
   int unknown = 0;
   bool costly = false;
   const bool parses =
       expected.ParseFromString(wire) &&
-      TooCostly(wire, RunRequest::descriptor(), &unknown, &costly) && !costly;
+      TooCostly(wire, RunRequest::descriptor(), &all, &unknown, &costly) &&
+      !costly;
 
   // The padding in one slice; the input's bytes cut every `cut` bytes.
   std::vector<grpc::Slice> slices;

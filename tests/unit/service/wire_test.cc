@@ -263,9 +263,9 @@ TEST(WireTest, ParsesAsProtobufDoesAroundTheBlur) {
 // Protobuf keeps every field it does not know as an entry of its own:
 // 15.7 million two-byte ones (30 MiB) took 790 MB and 3.9 s of the I/O
 // thread. So a request may hold at most kMaxUnknownFields of them, counted
-// at every level (in a task, in a spin's duration), and no group, before
-// protobuf parses anything.
-TEST(WireTest, UnknownFieldsPastTheLimitAndGroupsAreRefusedUnparsed) {
+// at every level (in a task, in a spin's duration), at most
+// kMaxRequestFields in all, and no group, before protobuf parses anything.
+TEST(WireTest, FieldsPastTheLimitsAndGroupsAreRefusedUnparsed) {
   using google::protobuf::internal::WireFormatLite;
   auto tag = [](int field, WireFormatLite::WireType type) {
     std::string out;
@@ -347,6 +347,26 @@ TEST(WireTest, UnknownFieldsPastTheLimitAndGroupsAreRefusedUnparsed) {
           << c.name;
       EXPECT_EQ(got.task_case(), RunRequest::TASK_NOT_SET) << c.name;
     }
+  }
+
+  // Declared fields sent again and again (protobuf merges each): at most
+  // kMaxRequestFields in all. A fib is two fields (the task and its n).
+  std::string fibs;
+  for (int i = 0; i < kMaxRequestFields / 2; ++i) fibs += fib_bytes;
+  {
+    grpc::ByteBuffer at_limit = Bytes(fibs);
+    RunRequest got;
+    EXPECT_TRUE(ParseRunRequest(at_limit, &got).ok());
+    EXPECT_EQ(got.fib().n(), 10u);
+    grpc::ByteBuffer past = Bytes(fibs + fib_bytes);
+    absl::Status status = ParseRunRequest(past, &got);
+    EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+    const std::string most = std::to_string(kMaxRequestFields);
+    EXPECT_EQ(status.message(),
+              "the request holds more than " + most + " fields (at most " +
+                  most +
+                  "; a compute.v1 request has a few, and each is parsed in "
+                  "turn)");
   }
 
   const std::string group = tag(97, WireFormatLite::WIRETYPE_START_GROUP) +
