@@ -176,19 +176,25 @@ TEST(WireTest, PixelsThatAreASmallPartOfTheBytesAreCopied) {
   EXPECT_EQ(got.SerializeAsString(), expected.SerializeAsString());
 }
 
-// The request is the one protobuf parses from the same bytes, the pixels
-// aside, also where protobuf's rules are subtle: a field repeated (the last
-// value counts, messages merge), the oneof switched by a later task,
-// unknown fields, a group (left to protobuf), bytes cut short.
-TEST(WireTest, ParsesAsProtobufDoesAroundTheBlur) {
+// A field's tag as protobuf writes it.
+std::string Tag(int field,
+                google::protobuf::internal::WireFormatLite::WireType type) {
   using google::protobuf::internal::WireFormatLite;
-  auto tag = [](int field, WireFormatLite::WireType type) {
-    std::string out;
+  std::string out;
+  {
     google::protobuf::io::StringOutputStream stream(&out);
     google::protobuf::io::CodedOutputStream coded(&stream);
     coded.WriteTag(WireFormatLite::MakeTag(field, type));
-    return out;
-  };
+  }
+  return out;
+}
+
+// The request is the one protobuf parses from the same bytes, the pixels
+// aside, also where protobuf's rules are subtle: a field repeated (the last
+// value counts, messages merge), the oneof switched by a later task,
+// unknown fields, bytes cut short (a group is refused: see below).
+TEST(WireTest, ParsesAsProtobufDoesAroundTheBlur) {
+  using google::protobuf::internal::WireFormatLite;
   auto message = [](const google::protobuf::MessageLite& m) {
     return m.SerializeAsString();
   };
@@ -207,16 +213,16 @@ TEST(WireTest, ParsesAsProtobufDoesAroundTheBlur) {
   *blur_c.mutable_blur() = resize;
   fib.mutable_fib()->set_n(10);
   const std::string unknown_varint =
-      tag(99, WireFormatLite::WIRETYPE_VARINT) + std::string("\x96\x01", 2);
+      Tag(99, WireFormatLite::WIRETYPE_VARINT) + std::string("\x96\x01", 2);
   const std::string unknown_bytes =
-      tag(98, WireFormatLite::WIRETYPE_LENGTH_DELIMITED) +
+      Tag(98, WireFormatLite::WIRETYPE_LENGTH_DELIMITED) +
       std::string("\x03xyz", 4);
-  const std::string group = tag(97, WireFormatLite::WIRETYPE_START_GROUP) +
-                            tag(97, WireFormatLite::WIRETYPE_END_GROUP);
+  const std::string group = Tag(97, WireFormatLite::WIRETYPE_START_GROUP) +
+                            Tag(97, WireFormatLite::WIRETYPE_END_GROUP);
   // A blur whose pixels come twice, with an unknown field between.
   std::string blur_fields = large.SerializeAsString() + unknown_varint +
                             compute::v1::BlurRequest(other).SerializeAsString();
-  std::string blur_twice = tag(5, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+  std::string blur_twice = Tag(5, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
   {
     google::protobuf::io::StringOutputStream stream(&blur_twice);
     google::protobuf::io::CodedOutputStream coded(&stream);
@@ -267,24 +273,17 @@ TEST(WireTest, ParsesAsProtobufDoesAroundTheBlur) {
 // kMaxRequestFields in all, and no group, before protobuf parses anything.
 TEST(WireTest, FieldsPastTheLimitsAndGroupsAreRefusedUnparsed) {
   using google::protobuf::internal::WireFormatLite;
-  auto tag = [](int field, WireFormatLite::WireType type) {
-    std::string out;
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.WriteTag(WireFormatLite::MakeTag(field, type));
-    return out;
-  };
   // `n` unknown fields: an empty bytes field 15 (two bytes each).
   auto unknown = [&](int n) {
     std::string out;
     for (int i = 0; i < n; ++i) {
-      out += tag(15, WireFormatLite::WIRETYPE_LENGTH_DELIMITED) + '\0';
+      out += Tag(15, WireFormatLite::WIRETYPE_LENGTH_DELIMITED) + '\0';
     }
     return out;
   };
   // A submessage field `field` holding `body`.
   auto nested = [&](int field, const std::string& body) {
-    std::string out = tag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
+    std::string out = Tag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
     google::protobuf::io::StringOutputStream stream(&out);
     {
       google::protobuf::io::CodedOutputStream coded(&stream);
@@ -300,7 +299,7 @@ TEST(WireTest, FieldsPastTheLimitsAndGroupsAreRefusedUnparsed) {
   // Field 1 of FibRequest (n) as a length-delimited field: another wire
   // type than its own, which protobuf keeps as unknown too.
   const std::string n_as_bytes =
-      tag(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED) + '\0';
+      Tag(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED) + '\0';
   struct Case {
     std::string name, bytes;
     bool ok;
@@ -369,8 +368,8 @@ TEST(WireTest, FieldsPastTheLimitsAndGroupsAreRefusedUnparsed) {
                   "turn)");
   }
 
-  const std::string group = tag(97, WireFormatLite::WIRETYPE_START_GROUP) +
-                            tag(97, WireFormatLite::WIRETYPE_END_GROUP);
+  const std::string group = Tag(97, WireFormatLite::WIRETYPE_START_GROUP) +
+                            Tag(97, WireFormatLite::WIRETYPE_END_GROUP);
   for (const std::string& bytes :
        {fib_bytes + group, nested(fib_field, group)}) {
     RunRequest expected;
