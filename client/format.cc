@@ -21,7 +21,8 @@ std::string ThreeDigits(double v, const char* unit) {
 
 // Through deterministic (map-key-sorted) binary, so that a Struct's keys
 // come out sorted and the output is stable from run to run.
-std::string Json(const google::protobuf::Message& message, bool pretty) {
+std::string Json(const google::protobuf::Message& message, bool pretty,
+                 bool zeros = false) {
   static constexpr char kUrlPrefix[] = "type.googleapis.com";
   static google::protobuf::util::TypeResolver* const resolver =
       google::protobuf::util::NewTypeResolverForDescriptorPool(
@@ -36,6 +37,7 @@ std::string Json(const google::protobuf::Message& message, bool pretty) {
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   options.add_whitespace = pretty;
+  options.always_print_primitive_fields = zeros;
   std::string out;
   auto status = google::protobuf::util::BinaryToJsonString(
       resolver,
@@ -95,6 +97,10 @@ std::string ToJson(const google::protobuf::Message& message) {
 
 std::string ToPrettyJson(const google::protobuf::Message& message) {
   return Json(message, true);
+}
+
+std::string ToJsonWithZeros(const google::protobuf::Message& message) {
+  return Json(message, false, /*zeros=*/true);
 }
 
 }  // namespace compute::client

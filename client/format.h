@@ -33,6 +33,8 @@ void Put(google::protobuf::Struct& s, const std::string& key,
 std::string ToJson(const google::protobuf::Message& message);
 // Pretty-printed (two-space indent), for stdout.
 std::string ToPrettyJson(const google::protobuf::Message& message);
+// ToJson, with scalar fields at their default (0, "") printed too.
+std::string ToJsonWithZeros(const google::protobuf::Message& message);
 
 }  // namespace compute::client
 

@@ -1,7 +1,5 @@
 #include "client/task.h"
 
-#include <memory>
-
 #include "absl/flags/marshalling.h"
 #include "absl/strings/str_cat.h"
 #include "client/format.h"
@@ -278,24 +276,22 @@ google::protobuf::Value ResultJson(const RunResponse& response) {
       response.GetReflection()->GetOneofFieldDescriptor(
           response, RunResponse::descriptor()->FindOneofByName("result"));
   if (field == nullptr) return value;
-  std::unique_ptr<google::protobuf::Message> result(
-      response.GetReflection()->GetMessage(response, field).New());
-  result->CopyFrom(response.GetReflection()->GetMessage(response, field));
-  if (response.has_blur()) {
-    static_cast<compute::v1::BlurResult*>(result.get())->clear_pixels();
-  }
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
   std::string json;
-  if (!google::protobuf::util::MessageToJsonString(*result, &json, options)
-           .ok() ||
-      !google::protobuf::util::JsonStringToMessage(json,
+  if (response.has_blur()) {
+    // The image goes to --out or stdout, not into the JSON.
+    compute::v1::BlurResult shape;
+    shape.set_width(response.blur().width());
+    shape.set_height(response.blur().height());
+    json = ToJsonWithZeros(shape);
+  } else {
+    json =
+        ToJsonWithZeros(response.GetReflection()->GetMessage(response, field));
+  }
+  if (!google::protobuf::util::JsonStringToMessage(json,
                                                    value.mutable_struct_value())
            .ok()) {
     return google::protobuf::Value();
   }
-  // The image goes to --out or stdout, not into the JSON.
   if (response.has_blur()) {
     value.mutable_struct_value()->mutable_fields()->erase("pixels");
   }

@@ -247,23 +247,6 @@ bool IsOtherTask(uint64_t tag) {
          field->number() != compute::v1::RunRequest::kBlurFieldNumber;
 }
 
-// Whether a request's top-level fields include a blur, read without
-// copying anything; true as well for bytes this scan cannot read (the split
-// below then decides). So a large request of another task (a 4 MiB sha256)
-// is not copied field by field into a second string before protobuf parses
-// it: that took three times its size at its peak, against once.
-bool MayHoldBlur(const std::vector<grpc::Slice>& slices) {
-  const uint64_t blur_tag =
-      LengthDelimitedTag(compute::v1::RunRequest::kBlurFieldNumber);
-  SliceReader in(slices);
-  while (!in.AtEnd()) {
-    uint64_t tag = 0;
-    if (!ReadTag(in, &tag) || tag == blur_tag) return true;
-    if (!CopyValue(in, static_cast<uint32_t>(tag & 7), nullptr)) return true;
-  }
-  return false;
-}
-
 // Splits a request's bytes into the request without its blur's pixels
 // (*rest, in protobuf's wire format, every other field as it was, varints
 // re-encoded) and the pixels, as pieces of the slices (*pixels; the last
@@ -323,6 +306,11 @@ absl::Status NotARunRequest(size_t size) {
 struct FieldCount {
   int all = 0;      // every field, declared or not, at every level
   int unknown = 0;  // those protobuf would keep as unknown fields
+  // A blur among the top-level fields. Only such a request is split around
+  // its pixels: a large request of another task (a 4 MiB sha256) is not
+  // copied field by field into a second string before protobuf parses it
+  // (that took three times its size at its peak, against once).
+  bool blur = false;
   bool Over() const {
     return unknown > kMaxUnknownFields || all > kMaxRequestFields;
   }
@@ -346,6 +334,10 @@ bool CountFields(SliceReader& in, size_t end,
         type->FindFieldByNumber(static_cast<int>(tag >> 3));
     if (field != nullptr && field->type() == FieldDescriptor::TYPE_MESSAGE &&
         wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      if (type == compute::v1::RunRequest::descriptor() &&
+          field->number() == compute::v1::RunRequest::kBlurFieldNumber) {
+        count->blur = true;
+      }
       uint64_t size = 0;
       if (!ReadSize(in, &size) || in.position() > end ||
           size > end - in.position()) {
@@ -371,9 +363,10 @@ bool CountFields(SliceReader& in, size_t end,
 }
 
 // Refuses, before protobuf parses them, bytes that would cost far more to
-// parse and hold than they weigh (kMaxUnknownFields, kMaxRequestFields).
+// parse and hold than they weigh (kMaxUnknownFields, kMaxRequestFields);
+// else says whether the request holds a blur.
 absl::Status CheckFieldCounts(const std::vector<grpc::Slice>& slices,
-                              size_t size) {
+                              size_t size, bool* holds_blur) {
   SliceReader in(slices);
   FieldCount count;
   if (!CountFields(in, size, compute::v1::RunRequest::descriptor(), &count)) {
@@ -391,6 +384,7 @@ absl::Status CheckFieldCounts(const std::vector<grpc::Slice>& slices,
         kMaxRequestFields,
         "; a compute.v1 request has a few, and each is parsed in turn)"));
   }
+  *holds_blur = count.blur;
   return absl::OkStatus();
 }
 
@@ -443,8 +437,11 @@ absl::Status ParseRunRequest(grpc::ByteBuffer& bytes,
   const bool dumped = bytes.Dump(&slices).ok();
   bytes.Clear();  // the slices now hold the only references
   if (!dumped) return NotARunRequest(size);
-  if (absl::Status s = CheckFieldCounts(slices, size); !s.ok()) return s;
-  if (size >= kZeroCopyRequestMinBytes && MayHoldBlur(slices)) {
+  bool holds_blur = false;
+  if (absl::Status s = CheckFieldCounts(slices, size, &holds_blur); !s.ok()) {
+    return s;
+  }
+  if (size >= kZeroCopyRequestMinBytes && holds_blur) {
     std::string rest;
     std::vector<absl::string_view> pixels;
     if (SplitOutPixels(slices, &rest, &pixels)) {
