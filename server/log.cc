@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/stubs/common.h"
+#include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/util/json_util.h"
 #include "server/log_sink.h"
 
@@ -21,7 +22,8 @@ namespace {
 
 std::atomic<LogLevel> g_min_level{LogLevel::kInfo};
 
-LineBudget g_grpc_lines(kGrpcLinesPerSecond);
+LineBudget g_grpc_lines(kLibraryLinesPerSecond);
+LineBudget g_protobuf_lines(kLibraryLinesPerSecond);
 
 // An error line waits this long to be written (log_sink.h): long enough for
 // a reader that reads, short enough that a stalled one costs little.
@@ -45,8 +47,9 @@ LogSink& Sink() {
   return *sink;
 }
 
+// `wait`: how long the line may wait for a slow reader (log_sink.h).
 void LogJsonAt(absl::Time now, const std::string& level, const std::string& msg,
-               const google::protobuf::Struct& fields) {
+               const google::protobuf::Struct& fields, absl::Duration wait) {
   std::optional<LogLevel> parsed = ParseLogLevel(level);
   if (parsed.has_value() &&
       *parsed < g_min_level.load(std::memory_order_relaxed)) {
@@ -54,43 +57,76 @@ void LogJsonAt(absl::Time now, const std::string& level, const std::string& msg,
   }
   std::string line = FormatLogLine(now, level, msg, fields);
   line.push_back('\n');
-  const bool error = !parsed.has_value() || *parsed == LogLevel::kError;
-  Sink().Write(std::move(line), error ? kErrorLineWait : absl::ZeroDuration());
+  Sink().Write(std::move(line), wait);
 }
 
-void GrpcLogToJson(gpr_log_func_args* args) {
+// One of a library's lines, within its budget unless it is `fatal` (the
+// line before an abort, which also waits for a slow reader) or the level is
+// debug (whoever asks for every line gets them).
+void LogLibraryLine(LineBudget& budget, const std::string& source,
+                    LogLevel level, bool fatal, const char* file, int line,
+                    const std::string& text) {
   // One reading of the clock for the budget and the line's "ts", taken in
   // the budget's order, so that the lines a second admits carry that second.
   absl::Time now = absl::Now();
-  // (Not at debug: whoever asks for gRPC's every line gets them. Nor a
-  // failed assertion: GPR_ASSERT logs it and aborts, and that line says
-  // why the server died.)
-  const bool assertion = args->message != nullptr &&
-                         absl::StartsWith(args->message, "assertion failed");
   int64_t suppressed = 0;
   if (g_min_level.load(std::memory_order_relaxed) != LogLevel::kDebug &&
-      !assertion && !g_grpc_lines.AdmitNow(&now, &suppressed)) {
+      !fatal && !budget.AdmitNow(&now, &suppressed)) {
     return;
   }
   if (suppressed > 0) {
     google::protobuf::Struct fields;
-    Put(fields, "source", std::string("grpc"));
+    Put(fields, "source", source);
     Put(fields, "suppressed", static_cast<double>(suppressed));
-    Put(fields, "limit_per_second", static_cast<double>(kGrpcLinesPerSecond));
+    Put(fields, "limit_per_second",
+        static_cast<double>(kLibraryLinesPerSecond));
     // At the level of the lines it counts when warnings are not shown.
     const bool warnings_shown =
         g_min_level.load(std::memory_order_relaxed) <= LogLevel::kWarning;
     LogJsonAt(now, warnings_shown ? "warning" : "error",
-              "gRPC log lines suppressed", fields);
+              absl::StrCat(source == "grpc" ? "gRPC" : source,
+                           " log lines suppressed"),
+              fields, absl::ZeroDuration());
   }
+  // Some messages end in a newline of their own.
+  LogJsonAt(now, std::string(LogLevelName(level)),
+            std::string(absl::StripTrailingAsciiWhitespace(text)),
+            LibraryLogFields(source, file, line),
+            fatal ? kErrorLineWait : absl::ZeroDuration());
+}
+
+void GrpcLogToJson(gpr_log_func_args* args) {
+  // A failed assertion: GPR_ASSERT logs it and aborts, and that line says
+  // why the server died.
+  const bool assertion = args->message != nullptr &&
+                         absl::StartsWith(args->message, "assertion failed");
   LogLevel level = LogLevel::kDebug;
   if (args->severity == GPR_LOG_SEVERITY_ERROR) level = LogLevel::kError;
   if (args->severity == GPR_LOG_SEVERITY_INFO) level = LogLevel::kInfo;
-  // Some of gRPC's messages end in a newline of their own.
-  std::string msg(absl::StripTrailingAsciiWhitespace(
-      args->message != nullptr ? args->message : ""));
-  LogJsonAt(now, std::string(LogLevelName(level)), msg,
-            GrpcLogFields(args->file, args->line));
+  LogLibraryLine(g_grpc_lines, "grpc", level, assertion, args->file, args->line,
+                 args->message != nullptr ? args->message : "");
+}
+
+// Set while this thread formats one of protobuf's lines: formatting uses
+// protobuf, and a line it logged meanwhile would come back here (and take
+// the budget's lock twice). Such a line is dropped.
+thread_local bool t_in_protobuf_line = false;
+
+void ProtobufLogToJson(google::protobuf::LogLevel severity,
+                       const char* filename, int line,
+                       const std::string& message) {
+  if (t_in_protobuf_line) return;
+  t_in_protobuf_line = true;
+  LogLevel level = LogLevel::kError;
+  if (severity == google::protobuf::LOGLEVEL_INFO) level = LogLevel::kInfo;
+  if (severity == google::protobuf::LOGLEVEL_WARNING) {
+    level = LogLevel::kWarning;
+  }
+  // protobuf aborts (or throws) after a fatal line.
+  const bool fatal = severity == google::protobuf::LOGLEVEL_FATAL;
+  LogLibraryLine(g_protobuf_lines, "protobuf", level, fatal, filename, line,
+                 message);
+  t_in_protobuf_line = false;
 }
 
 // One JSON value as protobuf prints it ("null" if it cannot).
@@ -140,9 +176,13 @@ bool LineBudget::AdmitNow(absl::Time* now, int64_t* suppressed) {
 
 bool LineBudget::AdmitLocked(absl::Time now, int64_t* suppressed) {
   const int64_t second = absl::ToUnixSeconds(now);
-  // A time before the current second's (the wall clock stepped back)
-  // counts against that second: going back would start it afresh.
-  if (second > second_) {
+  // A time a little before the current second's (the wall clock stepped
+  // back) counts against that second: going back would start it afresh, and
+  // the next line the current one again. A step back of more than
+  // kStepBackSeconds (an NTP correction after a VM's restore) starts
+  // afresh: counted against the current second, every line would be
+  // refused until the clock came back to it.
+  if (second > second_ || second < second_ - kStepBackSeconds) {
     second_ = second;
     written_ = 0;
   }
@@ -182,15 +222,16 @@ void SetLogLevel(LogLevel level) {
   g_min_level.store(level, std::memory_order_relaxed);
 }
 
-google::protobuf::Struct GrpcLogFields(const char* file, int line) {
+google::protobuf::Struct LibraryLogFields(const std::string& source,
+                                          const char* file, int line) {
   google::protobuf::Struct fields;
-  Put(fields, "source", std::string("grpc"));
+  Put(fields, "source", source);
   Put(fields, "file", std::string(file != nullptr ? file : ""));
   Put(fields, "line", static_cast<double>(line));
   return fields;
 }
 
-void RouteGrpcLogs(LogLevel level) {
+void RouteLibraryLogs(LogLevel level) {
   // gRPC's info messages are its internals at start-up ("grpc epoll fd: 3",
   // poller counts of a synchronous server we do not run): debugging
   // material, not an operator's. gRPC reads GRPC_VERBOSITY at its start
@@ -198,6 +239,7 @@ void RouteGrpcLogs(LogLevel level) {
   gpr_set_log_verbosity(level == LogLevel::kDebug ? GPR_LOG_SEVERITY_DEBUG
                                                   : GPR_LOG_SEVERITY_ERROR);
   gpr_set_log_function(GrpcLogToJson);
+  google::protobuf::SetLogHandler(ProtobufLogToJson);
 }
 
 void Put(google::protobuf::Struct& s, const std::string& key,
@@ -240,7 +282,10 @@ std::string FormatLogLine(absl::Time now, const std::string& level,
 
 void LogJson(const std::string& level, const std::string& msg,
              const google::protobuf::Struct& fields) {
-  LogJsonAt(absl::Now(), level, msg, fields);
+  const std::optional<LogLevel> parsed = ParseLogLevel(level);
+  const bool error = !parsed.has_value() || *parsed == LogLevel::kError;
+  LogJsonAt(absl::Now(), level, msg, fields,
+            error ? kErrorLineWait : absl::ZeroDuration());
 }
 
 absl::Status StartLogWriter() { return Sink().Start(); }

@@ -7,17 +7,21 @@
 // in the same place: "ts", "level", "msg" first, then the fields sorted by
 // name.
 //
-// gRPC's core logs through gpr_log, by default as its own text lines on
-// stderr ("E1201 00:23:55.697 hpack_parser.cc:1218] Error parsing ..."),
-// which would break any collector that reads one JSON object per line.
-// RouteGrpcLogs() sends them through LogJson too, so stderr holds nothing
+// gRPC's core logs through gpr_log, and protobuf through its own log
+// handler, by default as their own text lines on stderr ("E1201
+// 00:23:55.697 hpack_parser.cc:1218] Error parsing ...", "[libprotobuf
+// ERROR ...] String field ... contains invalid UTF-8 data"), which would
+// break any collector that reads one JSON object per line.
+// RouteLibraryLogs() sends both through LogJson too, so stderr holds nothing
 // but JSON lines.
 //
 // Lines go out through a LogSink (log_sink.h): once StartLogWriter() has
 // run, a thread of its own writes them, so a log reader that stalls never
 // blocks a thread that logs; past kMaxPendingLogBytes waiting, lines are
-// dropped and a warning, "log lines dropped", says how many. Error lines
-// wait up to 100 ms to be written (the line before an abort).
+// dropped and a warning, "log lines dropped", says how many. Our own error
+// lines, and a library's line before an abort, wait up to 100 ms to be
+// written (the line before an abort); a library's other error lines, which
+// a client can cause, never wait.
 //
 // Thread-safety: every function may be called from any thread; lines are
 // written whole, in order, never interleaved.
@@ -67,23 +71,26 @@ uint64_t LogLinesDropped();
 // passed first (a reader that does not read). For the end of main.
 bool FlushLogs(absl::Duration timeout);
 
-// Routes gRPC's own log messages into LogJson, from now on: the level from
-// gRPC's severity (it has debug, info and error), msg its text, and the
-// fields "source": "grpc", "file" and "line" where gRPC logged it. gRPC's
-// verbosity follows `level`: debug prints all of gRPC's messages, any
+// Routes gRPC's and protobuf's own log messages into LogJson, from now on:
+// the level from the library's severity, msg its text, and the fields
+// "source" ("grpc" or "protobuf"), "file" and "line" where it logged.
+// gRPC's verbosity follows `level`: debug prints all of gRPC's messages, any
 // other level its errors only; it wins over GRPC_VERBOSITY. Call before gRPC
 // starts (before any server or channel is built): a message logged earlier is
-// gRPC's text.
-void RouteGrpcLogs(LogLevel level);
+// the library's text.
+void RouteLibraryLogs(LogLevel level);
 
 // How many lines a source may write each second. gRPC logs an error for
 // some bad requests (a content-type that is not gRPC's, a malformed
-// header), with what the client sent in it: one line per request, which
-// anyone who can reach the port could use to fill the log store or trip
-// alerts on error lines. So at most kGrpcLinesPerSecond of gRPC's lines go
-// out each second; the rest are counted, and the next line written after
-// them is preceded by one warning, "gRPC log lines suppressed", that says
-// how many. (At --log_level=debug every line goes out.)
+// header), with what the client sent in it, and protobuf for others (a
+// Health or reflection request whose string is not UTF-8): one line per
+// request, which anyone who can reach the port could use to fill the log
+// store or trip alerts on error lines. So at most kLibraryLinesPerSecond of
+// each library's lines go out each second; the rest are counted, and the
+// next line written after them is preceded by one warning, "gRPC log lines
+// suppressed" (or "protobuf ..."), that says how many. (At
+// --log_level=debug every line goes out, and always a line that comes
+// before an abort: a failed assertion of gRPC's, a fatal one of protobuf's.)
 class LineBudget {
  public:
   explicit LineBudget(int per_second) : per_second_(per_second) {}
@@ -95,6 +102,10 @@ class LineBudget {
   // admits all carry that second.
   bool AdmitNow(absl::Time* now, int64_t* suppressed);
 
+  // A wall clock that steps back by more than this starts the earlier
+  // second afresh; a smaller step counts against the current second.
+  static constexpr int64_t kStepBackSeconds = 2;
+
  private:
   bool AdmitLocked(absl::Time now, int64_t* suppressed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -105,10 +116,12 @@ class LineBudget {
   int written_ ABSL_GUARDED_BY(mu_) = 0;     // in second_
   int64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
 };
-inline constexpr int kGrpcLinesPerSecond = 20;
+inline constexpr int kLibraryLinesPerSecond = 20;
 
-// The fields RouteGrpcLogs() adds to a gRPC message's line.
-google::protobuf::Struct GrpcLogFields(const char* file, int line);
+// The fields RouteLibraryLogs() adds to a library's line: "source" is
+// "grpc" or "protobuf".
+google::protobuf::Struct LibraryLogFields(const std::string& source,
+                                          const char* file, int line);
 
 // {"ts":"<RFC 3339, UTC>","level":...,"msg":...,<fields sorted by key>}.
 // A field named ts, level or msg is left out (the line's own come first).

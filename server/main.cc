@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
   }
   // Before anything starts gRPC, so that every line of stderr is JSON.
   compute::SetLogLevel(config->log_level);
-  compute::RouteGrpcLogs(config->log_level);
+  compute::RouteLibraryLogs(config->log_level);
   // A log reader that stalls must not stall the server (log_sink.h). What
   // is logged before the process ends is written, if the reader reads,
   // whichever way main returns.

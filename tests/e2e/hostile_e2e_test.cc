@@ -20,10 +20,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/log.h"
@@ -236,7 +238,7 @@ TEST(GrpcLogE2eTest, CoreErrorsAreJsonLines) {
 }
 
 // gRPC logs an error line for each request with a bad content-type: a
-// flood of them is cut to kGrpcLinesPerSecond a second, and a warning says
+// flood of them is cut to kLibraryLinesPerSecond a second, and a warning says
 // how many were left out (before: one error line per request, 100 for 100).
 TEST(GrpcLogE2eTest, AFloodOfBadRequestsDoesNotFloodTheLog) {
   ServerProcess server(BaseArgs());
@@ -249,7 +251,7 @@ TEST(GrpcLogE2eTest, AFloodOfBadRequestsDoesNotFloodTheLog) {
   int sent = 0;
   ASSERT_TRUE(WaitUntil(
       [&] {
-        for (int i = 0; i < 3 * kGrpcLinesPerSecond; ++i) {
+        for (int i = 0; i < 3 * kLibraryLinesPerSecond; ++i) {
           if (SendHeadersWithContentType(*port, "text/plain",
                                          absl::Seconds(5))) {
             ++sent;
@@ -275,7 +277,83 @@ TEST(GrpcLogE2eTest, AFloodOfBadRequestsDoesNotFloodTheLog) {
   }
   EXPECT_GT(suppressed, 0);
   for (const auto& [second, errors] : errors_by_second) {
-    EXPECT_LE(errors, kGrpcLinesPerSecond) << second << " of " << sent;
+    EXPECT_LE(errors, kLibraryLinesPerSecond) << second << " of " << sent;
+  }
+}
+
+// A Health check whose service name is not UTF-8, as raw bytes (a
+// generated stub would not send it): field 1, 5 bytes. Its status.
+grpc::Status CheckWithAServiceNameThatIsNotUtf8(grpc::GenericStub& stub) {
+  const std::string body =
+      "\x0a\x05"
+      "bad\xff\xfe";
+  grpc::Slice slice(body);
+  grpc::ByteBuffer request(&slice, 1), response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &request, &response, [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  return status;
+}
+
+// protobuf logs an error for each request it will not parse, through a log
+// handler of its own: here Health checks whose service name is not UTF-8
+// (reflection's file names do the same). Its lines are JSON too, with
+// "source":"protobuf", and a flood of them is cut to the budget, like
+// gRPC's. Before: protobuf's own text line on stderr for every such
+// request, written by the I/O thread itself, with no limit (2,000 lines in
+// 88 ms from one connection); with a log reader that stalled, the I/O
+// threads blocked on the full pipe and the server neither answered nor
+// drained.
+TEST(GrpcLogE2eTest, ProtobufsLinesAreJsonLinesWithinTheBudget) {
+  ServerProcess server(BaseArgs());
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  grpc::GenericStub stub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
+  int sent = 0;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (int i = 0; i < 3 * kLibraryLinesPerSecond; ++i) {
+          EXPECT_FALSE(CheckWithAServiceNameThatIsNotUtf8(stub).ok());
+          ++sent;
+        }
+        return server.WaitForLine("protobuf log lines suppressed",
+                                  absl::Milliseconds(100));
+      },
+      absl::Seconds(30)));
+  EXPECT_TRUE(FibServes(*port));
+  server.Signal(SIGTERM);
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0);
+  std::map<std::string, int> errors_by_second;  // by "ts" to the second
+  double suppressed = 0;
+  for (const google::protobuf::Struct& log : JsonLines(exit.stderr_text)) {
+    const auto& f = log.fields();
+    if (!f.contains("source") || f.at("source").string_value() != "protobuf") {
+      continue;
+    }
+    if (f.contains("suppressed")) {
+      suppressed += f.at("suppressed").number_value();
+      continue;
+    }
+    EXPECT_EQ(f.at("level").string_value(), "error");
+    EXPECT_THAT(f.at("msg").string_value(), HasSubstr("UTF-8"));
+    EXPECT_THAT(f.at("file").string_value(), HasSubstr(".cc"));
+    ++errors_by_second[f.at("ts").string_value().substr(0, 19)];
+  }
+  EXPECT_FALSE(errors_by_second.empty()) << exit.stderr_text;
+  EXPECT_GT(suppressed, 0);
+  for (const auto& [second, errors] : errors_by_second) {
+    EXPECT_LE(errors, kLibraryLinesPerSecond) << second << " of " << sent;
   }
 }
 
@@ -317,7 +395,7 @@ TEST(GrpcLogE2eTest, ALogReaderThatStopsReadingDoesNotStallTheServer) {
   ASSERT_TRUE(port.has_value());
   ASSERT_TRUE(server.ShrinkLogPipe(4096));
   // From here on nobody reads the server's stderr, until Wait below. Bad
-  // requests (an error line each, up to kGrpcLinesPerSecond a second) until
+  // requests (an error line each, up to kLibraryLinesPerSecond a second) until
   // the pipe is nearly full: the next lines meet a full pipe.
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -327,7 +405,7 @@ TEST(GrpcLogE2eTest, ALogReaderThatStopsReadingDoesNotStallTheServer) {
         return server.UnreadLogBytes() >= 3500;
       },
       absl::Seconds(30)));
-  for (int i = 0; i < 2 * kGrpcLinesPerSecond; ++i) {
+  for (int i = 0; i < 2 * kLibraryLinesPerSecond; ++i) {
     SendHeadersWithContentType(*port, "text/plain", absl::Seconds(5));
   }
   EXPECT_TRUE(FibServes(*port));

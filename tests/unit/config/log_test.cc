@@ -98,8 +98,9 @@ TEST(LogTest, LevelNamesRoundTrip) {
 TEST(LogTest, GrpcFieldsNameTheSourceFileAndLine) {
   std::string line = FormatLogLine(
       Noon(), "error", "Error parsing metadata: value=\"text/plain\"",
-      GrpcLogFields("src/core/ext/transport/chttp2/transport/hpack_parser.cc",
-                    1218));
+      LibraryLogFields(
+          "grpc", "src/core/ext/transport/chttp2/transport/hpack_parser.cc",
+          1218));
   EXPECT_EQ(line,
             "{\"ts\":\"2026-01-02T12:00:00+00:00\",\"level\":\"error\","
             "\"msg\":\"Error parsing metadata: value=\\\"text/plain\\\"\","
@@ -138,6 +139,25 @@ TEST(LineBudgetTest, AnEarlierSecondDoesNotStartAfresh) {
   EXPECT_TRUE(budget.Admit(t1 - absl::Milliseconds(1), &suppressed));
   EXPECT_FALSE(budget.Admit(t1 + absl::Milliseconds(1), &suppressed));
   EXPECT_FALSE(budget.Admit(t1 - absl::Milliseconds(2), &suppressed));
+}
+
+// A wall clock that steps back by more than kStepBackSeconds (an NTP
+// correction after a VM's restore) starts the earlier second afresh.
+// Before, every line was refused until the clock came back to the second it
+// had left: a step back of an hour muted gRPC's lines for an hour.
+TEST(LineBudgetTest, AClockThatStepsBackFarStartsAfresh) {
+  LineBudget budget(2);
+  const absl::Time t1 = absl::FromUnixSeconds(10000);
+  int64_t suppressed = 0;
+  EXPECT_TRUE(budget.Admit(t1, &suppressed));
+  EXPECT_TRUE(budget.Admit(t1, &suppressed));
+  EXPECT_FALSE(budget.Admit(t1, &suppressed));
+  const absl::Time back = t1 - absl::Hours(1);
+  EXPECT_TRUE(budget.Admit(back, &suppressed));
+  EXPECT_EQ(suppressed, 1);
+  EXPECT_TRUE(budget.Admit(back + absl::Milliseconds(1), &suppressed));
+  EXPECT_FALSE(budget.Admit(back + absl::Milliseconds(2), &suppressed))
+      << "the earlier second has its budget, once";
 }
 
 }  // namespace
