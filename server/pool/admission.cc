@@ -166,10 +166,12 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   return refusal;
 }
 
-void Admission::ObserveQueueWait(absl::Duration wait, int64_t now_ticks) {
+void Admission::ObserveQueueWait(absl::Duration wait, int64_t now_ticks,
+                                 bool sparse) {
   const absl::Duration target = budgets_.target_queue_wait;
   if (target == absl::InfiniteDuration()) return;
   if (wait <= target) {
+    if (sparse) return;
     above_target_until_ticks_ = 0;
     if (wait < target / 2) overloaded_ = false;
     return;

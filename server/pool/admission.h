@@ -71,7 +71,17 @@ class Admission {
 
   // The standing-queue detector (CoDel's rule): every dequeue reports its
   // task's queue wait, and a worker that finds the queue empty a zero.
-  void ObserveQueueWait(absl::Duration wait, int64_t now_ticks);
+  // `sparse`: the task's flow held no other queued task (a tenant with one
+  // call at a time). Fair queuing runs such a task within about one round,
+  // whatever stands behind the other flows, so its short wait says nothing
+  // about them: it neither ends an interval nor ends overload. Before, one
+  // light tenant's calls beside a greedy one kept the detector from ever
+  // seeing a standing queue, and the greedy tenant's accepted calls waited
+  // the whole queue (692 ms at p50 against 117 ms alone, target 100 ms). A
+  // long wait counts whatever the flow: many tenants of one call each can
+  // stand a queue too.
+  void ObserveQueueWait(absl::Duration wait, int64_t now_ticks,
+                        bool sparse = false);
   bool overloaded() const { return overloaded_; }
 
   const AdmissionBudgets& budgets() const { return budgets_; }

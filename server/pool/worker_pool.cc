@@ -676,9 +676,10 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
   me.started_ticks = clock_.Ticks();
   ++running_;
   running_full_cost_ns_ += task->cost_ns;
+  // Its flow stays linked until Served: empty now means it held no other.
   admission_.ObserveQueueWait(
       clock_.TicksToDuration(me.started_ticks - task->submitted_ticks),
-      me.started_ticks);
+      me.started_ticks, /*sparse=*/task->flow->size == 0);
   // More queued than this worker takes: wake one more (a submitter that saw
   // a spinning worker woke no one).
   if (CanStartLocked() && idle_workers_ > 0) work_cv_.Signal();

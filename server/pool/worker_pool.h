@@ -113,7 +113,8 @@
 // is within the target, so accepted calls wait about the target instead of
 // the whole queue. It stops when a worker finds the queue empty or a task
 // waited less than half the target (the hysteresis keeps it from flapping
-// while admission holds the wait just under the target).
+// while admission holds the wait just under the target). The short wait of a
+// task that was its flow's only one ends nothing (admission.h).
 //
 // Threading: all public methods are thread-safe. Completion callbacks run on
 // a worker, the timer thread, the thread that called Cancel/Shutdown, or,

@@ -207,5 +207,29 @@ TEST_F(AdmissionTest, AStandingQueueIsOneAboveTargetForAWholeInterval) {
   EXPECT_FALSE(admission.overloaded());
 }
 
+// A light tenant's calls (one at a time, each its flow's only task) wait
+// about one round of fair queuing beside a greedy tenant's standing queue:
+// their short waits neither end the interval nor overload. Before, each
+// reset the interval, and the greedy tenant's queue stood at its capacity.
+TEST_F(AdmissionTest, ALightTenantsShortWaitsDoNotHideAStandingQueue) {
+  AdmissionBudgets budgets;
+  budgets.target_queue_wait = absl::Milliseconds(100);
+  budgets.overload_interval_ticks = 1000;
+  Admission admission(budgets);
+  const absl::Duration above = absl::Milliseconds(150);
+  admission.ObserveQueueWait(above, 1);
+  admission.ObserveQueueWait(absl::Milliseconds(2), 500, /*sparse=*/true);
+  admission.ObserveQueueWait(above, 1001);
+  EXPECT_TRUE(admission.overloaded());
+  admission.ObserveQueueWait(absl::Milliseconds(2), 1100, /*sparse=*/true);
+  EXPECT_TRUE(admission.overloaded());
+  // A long wait of a sparse flow still counts: here it keeps the interval.
+  admission.ObserveQueueWait(above, 1200, /*sparse=*/true);
+  EXPECT_TRUE(admission.overloaded());
+  // The greedy flow's own short wait ends it, as before.
+  admission.ObserveQueueWait(absl::Milliseconds(40), 1300);
+  EXPECT_FALSE(admission.overloaded());
+}
+
 }  // namespace
 }  // namespace compute

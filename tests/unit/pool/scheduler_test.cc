@@ -354,6 +354,46 @@ TEST(SchedulerTest, StandingQueueIsHeldToTheTargetUntilItDrains) {
   ASSERT_TRUE(done.WaitForCount(6));
 }
 
+// The same rule beside a light tenant: its call, its flow's only task, runs
+// within a round of fair queuing and waits little, which says nothing of the
+// greedy tenant's queue, so it does not end the interval. Before, the greedy
+// tenant's queue was never seen as standing while any light tenant called.
+TEST(SchedulerTest, ALightTenantDoesNotHideAStandingQueue) {
+  PoolOptions options;
+  options.target_queue_wait = absl::Milliseconds(10);
+  options.overload_interval = absl::Milliseconds(100);
+  auto s = MakeScheduler(1, 100, options);
+  WorkerPool& pool = *s->pool;
+  Gate first, second, third;
+  Completions done;
+  TaskOptions greedy = Cost(absl::Milliseconds(5));
+  greedy.tenant = "greedy";
+  ASSERT_TRUE(pool.Submit(first.Task(), done.For(0), greedy).ok());
+  ASSERT_TRUE(first.WaitStarted(1));
+  ASSERT_TRUE(pool.Submit(second.Task(), done.For(1), greedy).ok());
+  ASSERT_TRUE(pool.Submit(third.Task(), done.For(2), greedy).ok());
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(3), greedy).ok());
+
+  s->clock.Advance(absl::Milliseconds(50));
+  first.Release();
+  ASSERT_TRUE(second.WaitStarted(1));  // waited 50 ms: the interval starts
+  EXPECT_FALSE(pool.Stats().overloaded);
+
+  // A full interval later a light tenant's call arrives; fair queuing runs
+  // it first, at once, then the greedy tenant's third, which waited 150 ms.
+  s->clock.Advance(absl::Milliseconds(100));
+  TaskOptions light = Cost(absl::Milliseconds(1));
+  light.tenant = "light";
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(10), light).ok());
+  second.Release();
+  ASSERT_TRUE(third.WaitStarted(1));
+  ASSERT_TRUE(done.Get(10).has_value()) << "the light call ran first";
+  EXPECT_TRUE(pool.Stats().overloaded);
+
+  third.Release();
+  ASSERT_TRUE(done.WaitForCount(5));
+}
+
 // A stopped task's outcome is decided when it completes, by the clock: a
 // stop that takes effect before the deadline is the client's cancel; one
 // whose task ends at or after the deadline is the deadline, whoever asked.
