@@ -55,8 +55,13 @@ void CostModel::Record(int kind, double units, absl::Duration run_time,
   double current = slot.load(std::memory_order_relaxed);
   // Too small a task to say anything about the rate (see the header). By
   // its estimate, not its run time: among tiny tasks, those that happened
-  // to run long (descheduled) would teach alone.
-  if (units * std::exp(current) < kMinSampleSeconds) return;
+  // to run long (descheduled) would teach alone. At the lower of the prior
+  // and the current rate: at the current one alone, a rate raised by small
+  // tasks let smaller ones teach, and they raised it further.
+  if (units * std::exp(std::min(current, log_prior_[kind])) <
+      kMinSampleSeconds) {
+    return;
+  }
   double error = std::log(seconds / units) - current;
   if (lower_bound && error <= 0) return;
   const double max_step = std::log(kMaxStepFactor);

@@ -19,7 +19,8 @@
 // A task that was stopped (cancelled, deadline) ran at least its run time:
 // Record it with `lower_bound` and it only ever raises the estimate.
 //
-// Tasks estimated at under kMinSampleSeconds (10 us) are not learned from:
+// Tasks estimated at under kMinSampleSeconds (10 us), at the lower of the
+// prior and the learned rate, are not learned from:
 // their run time is mostly the fixed cost of running any task (building its
 // result, reading the clock), not their size, and a stream of them would
 // set the rate per unit from that overhead. (By the estimate, not the run
@@ -30,7 +31,13 @@
 // spin with a 2 s deadline was then refused on an idle server, and stayed
 // refused (a kind locked out, the old estimator's flaw in a new form).
 // Estimates of such small tasks keep what larger ones taught; for admission
-// they are noise.
+// they are noise. Until 2026-12-05 the threshold was at the learned rate
+// alone, which made a ladder: 10 us sleeps (which take ~60 us) raised
+// sleep's rate to 7, at which 3 us sleeps passed the threshold and raised it
+// further, then 1 us and 1 ns ones: 77 s per second, after which every
+// sleep of 1 s with a 2 s deadline, and other tenants' calls behind two
+// sleeps, were refused for as long as no sleep ran.
+
 //
 // A call refused because its own estimate is longer than its deadline
 // never runs, so it teaches nothing: after a slow spell raised a kind's

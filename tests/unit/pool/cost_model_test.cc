@@ -88,6 +88,26 @@ TEST(CostModelTest, TinyTasksDoNotTeachTheRate) {
   EXPECT_GT(model.SecondsPerUnit(kSpin), 1.0);
 }
 
+// Small tasks whose fixed cost the units leave out (sleeps of a few us take
+// ~60 us, the timer's slack) raise the rate; at a raised rate smaller ones
+// passed the 10 us threshold and raised it further, step by step (a
+// reviewer's 10 us, 3 us, 1 us, 1 ns sleeps took sleep's rate to 77). The
+// threshold is at the lower of the prior and the learned rate now.
+TEST(CostModelTest, SmallTasksCannotRaiseTheRateStepByStep) {
+  CostModel model = TwoKinds();
+  for (int i = 0; i < 200; ++i) {
+    model.Record(kSpin, 11e-6, absl::Microseconds(60));
+  }
+  const double first_step = model.SecondsPerUnit(kSpin);
+  ASSERT_GT(first_step, 4.0);
+  for (double units : {4e-6, 2e-6, 1e-6}) {
+    for (int i = 0; i < 200; ++i) {
+      model.Record(kSpin, units, absl::Microseconds(60));
+    }
+  }
+  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), first_step);
+}
+
 // Found by scheduler_fuzzer: a NaN size stayed in the mean for good (every
 // later estimate of the kind was NaN); an infinite one lowered the rate.
 TEST(CostModelTest, IgnoresSizesThatAreNotFinite) {
