@@ -64,8 +64,8 @@ TEST_F(BalanceTest, PickFirstPinsTheFirstAddress) {
 // time, and is then avoided: the calls go to the two idle servers.
 TEST_F(BalanceTest, LeastLoadedAvoidsTheBusyServer) {
   auto stub = compute::v1::Compute::NewStub(Connect(servers_[0]->port()));
-  AsyncCall running(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration());
-  AsyncCall queued(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration());
+  AsyncCall running(*stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration());
+  AsyncCall queued(*stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration());
   ASSERT_TRUE(
       WaitUntil([&] { return servers_[0]->pool().Stats().queue_depth == 1; }));
   constexpr int kCalls = 300;

@@ -27,6 +27,16 @@ inline compute::v1::RunRequest Spin(absl::Duration d) {
   return r;
 }
 
+// A sleep: holds a worker for `d` without using a CPU (a test that only
+// needs busy workers leaves the cores to the tests running beside it).
+inline compute::v1::RunRequest Sleep(absl::Duration d) {
+  compute::v1::RunRequest r;
+  int64_t ns = absl::ToInt64Nanoseconds(d);
+  r.mutable_sleep()->mutable_duration()->set_seconds(ns / 1000000000);
+  r.mutable_sleep()->mutable_duration()->set_nanos(ns % 1000000000);
+  return r;
+}
+
 inline compute::v1::RunRequest Fib(uint32_t n) {
   compute::v1::RunRequest r;
   r.mutable_fib()->set_n(n);

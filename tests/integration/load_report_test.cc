@@ -103,9 +103,9 @@ TEST(LoadReportTest, EveryRunAnswerCarriesTheLoadInItsTrailers) {
   EXPECT_LT(idle["application_utilization"], 1.0);
   EXPECT_EQ(load_of(Fib(99), grpc::StatusCode::INVALID_ARGUMENT).size(), 7u);
 
-  AsyncCall running(*stub, Spin(absl::Seconds(30)));
+  AsyncCall running(*stub, Sleep(absl::Seconds(30)));
   ASSERT_TRUE(WaitUntil([&] { return server->pool().Stats().busy == 1; }));
-  AsyncCall queued(*stub, Spin(absl::Seconds(30)));
+  AsyncCall queued(*stub, Sleep(absl::Seconds(30)));
   ASSERT_TRUE(
       WaitUntil([&] { return server->pool().Stats().queue_depth == 1; }));
   // The report is at most 10 ms old: poll until it shows the queue. (The
@@ -140,8 +140,8 @@ TEST(LoadReportTest, BetweenIntervalsOnlyRefusalsCarryTheLoad) {
   };
   EXPECT_TRUE(has_load(Fib(1), grpc::StatusCode::OK)) << "the first answer";
   EXPECT_FALSE(has_load(Fib(1), grpc::StatusCode::OK));
-  AsyncCall running(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration());
-  AsyncCall queued(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration());
+  AsyncCall running(*stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration());
+  AsyncCall queued(*stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration());
   ASSERT_TRUE(WaitUntil([&] {  // both in the pool, not the first queued
     const auto s = server->pool().Stats();
     return s.busy == 1 && s.queue_depth == 1;

@@ -33,6 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -305,7 +306,7 @@ TEST_F(PrometheusE2ETest, PrometheusSeesTheLoad) {
   std::vector<std::unique_ptr<AsyncCall>> calls;
   for (int i = 0; i < kWorkers + kCapacity; ++i) {
     calls.push_back(
-        std::make_unique<AsyncCall>(*stub_, Spin(absl::Seconds(60))));
+        std::make_unique<AsyncCall>(*stub_, Sleep(absl::Seconds(60))));
   }
   ASSERT_TRUE(WaitUntil([&] {
     auto e = metrics::testing::Scrape(metrics_port_);
@@ -367,14 +368,15 @@ TEST_F(PrometheusE2ETest, PrometheusSeesTheLoad) {
   // The running ones ran; a queued one may have started as a worker freed
   // before its own cancel arrived.
   std::optional<double> ran =
-      Query("compute_task_run_seconds_count{task=\"spin\"}");
+      Query("compute_task_run_seconds_count{task=\"sleep\"}");
   EXPECT_GE(ran.value_or(-1), kWorkers);
   EXPECT_LE(ran.value_or(-1), kWorkers + kCapacity);
   EXPECT_TRUE(QueryReaches("compute_task_queue_wait_seconds_count",
                            kOk + kWorkers + kCapacity));
 
   // The README's other queries are valid PromQL over these series (their
-  // values depend on timing; that they evaluate to a sample is the check).
+  // values depend on timing; that each evaluates to at least one sample is
+  // the check).
   for (const char* promql : {
            "sum(rate(compute_tasks_rejected_total[1m])) / "
            "sum(rate(grpc_server_started_total[1m]))",
@@ -388,6 +390,8 @@ TEST_F(PrometheusE2ETest, PrometheusSeesTheLoad) {
         absl::StrCat("/api/v1/query?query=", UrlEncode(promql)));
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->status, 200) << promql << ": " << r->body;
+    EXPECT_THAT(r->body, ::testing::HasSubstr("\"result\":[{"))
+        << promql << ": no sample";
   }
 
   EXPECT_EQ(server_->Stop(SIGTERM), 0) << "clean drain and exit";
