@@ -60,21 +60,33 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     return why->expected_wait;
   };
   // A budget is spent: a tenant that this call would take over its fair
-  // share of its class's queued cost is the one refused ("tenant_share",
-  // the rule under which a queued task is displaced for a tenant under its
-  // share); else the budget's reason.
-  auto refuse = [&](RefusalReason reason, std::string message) {
+  // share of its class's queue is the one refused ("tenant_share", the rule
+  // under which a queued task is displaced for a tenant under its share);
+  // else the budget's reason. The share is counted in the budget's own
+  // measure: places (tasks) for the queue's count, cost for the time
+  // budgets. (The memory budget names no tenant: the queue does not count
+  // bytes per tenant, and by cost it blamed a tenant holding kilobytes
+  // beside one holding the budget.)
+  auto refuse = [&](RefusalReason reason, std::string message,
+                    FairQueue::Measure measure) {
     expected_wait();
+    const bool tasks = measure == FairQueue::Measure::kTasks;
+    const int64_t extra = tasks ? 1 : cost_ns;
     FairQueue::Share share = queue.ShareOf(options.tenant, options.priority,
-                                           options.weight, cost_ns);
-    if (queue.size() > 0 && share.held_ns + cost_ns > share.fair_ns &&
-        share.held_ns > 0) {
+                                           options.weight, extra, measure);
+    if (reason != RefusalReason::kMemory && queue.size() > 0 &&
+        share.held + extra > share.fair && share.held > 0) {
       why->reason = RefusalReason::kTenantShare;
       return absl::ResourceExhaustedError(
-          absl::StrCat("tenant over its fair share: ", share.held_ns / 1000,
-                       " us of queued work and this call's ", cost_ns / 1000,
-                       " us would pass its fair share of ",
-                       share.fair_ns / 1000, " us, while ", message));
+          tasks ? absl::StrCat("tenant over its fair share: ", share.held,
+                               " queued calls and this one would pass its "
+                               "fair share of ",
+                               share.fair, " places, while ", message)
+                : absl::StrCat(
+                      "tenant over its fair share: ", share.held / 1000,
+                      " us of queued work and this call's ", cost_ns / 1000,
+                      " us would pass its fair share of ", share.fair / 1000,
+                      " us, while ", message));
     }
     why->reason = reason;
     return absl::ResourceExhaustedError(message);
@@ -86,19 +98,22 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     // lower class (sheddable first), so a full queue of less critical work
     // never refuses more critical work; else, for a tenant under its share,
     // work of the tenant furthest over its own.
+    // Shares of places: the count is what is spent.
+    constexpr FairQueue::Measure kPlaces = FairQueue::Measure::kTasks;
     FairQueue::Node* victim = queue.NewestBelow(options.priority);
     FairQueue::Share share = queue.ShareOf(options.tenant, options.priority,
-                                           options.weight, cost_ns);
-    if (victim == nullptr && share.held_ns + cost_ns <= share.fair_ns) {
+                                           options.weight, 1, kPlaces);
+    if (victim == nullptr && share.held + 1 <= share.fair) {
       victim = queue.NewestOfTheMostOverShare(options.tenant, options.priority,
-                                              options.weight, cost_ns);
+                                              options.weight, 1, kPlaces);
     }
     if (victim == nullptr) {
       return refuse(
           RefusalReason::kQueueFull,
           absl::StrCat("queue full: ", queue.size(), " tasks queued (capacity ",
                        capacity, "), ", load.running, " of ", load.max_workers,
-                       " workers busy"));
+                       " workers busy"),
+          kPlaces);
     }
     *victim_out = victim;  // taken out only if every other budget admits
   }
@@ -106,12 +121,13 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   if (max_bytes > 0 &&
       load.task_bytes + load.held_bytes + options.bytes > max_bytes) {
     *victim_out = nullptr;
-    absl::Status refused = refuse(
-        RefusalReason::kMemory,
-        absl::StrCat("memory budget spent: ", load.task_bytes,
-                     " bytes held by queued and running tasks + ",
-                     load.held_bytes, " by results not yet delivered + ",
-                     options.bytes, " for this one > limit ", max_bytes));
+    absl::Status refused =
+        refuse(RefusalReason::kMemory,
+               absl::StrCat("memory budget spent: ", load.task_bytes,
+                            " bytes held by queued and running tasks + ",
+                            load.held_bytes, " by results not yet delivered + ",
+                            options.bytes, " for this one > limit ", max_bytes),
+               FairQueue::Measure::kCost);
     // Bytes come back as running tasks end (the expected wait) and as
     // clients read their answers, which nothing here can time: with workers
     // idle and the budget held by slow readers, the expected wait alone said
@@ -145,13 +161,15 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
                      absl::StrCat("shedding sheddable work: expected wait ",
                                   absl::ToInt64Milliseconds(wait), " ms > ",
                                   absl::ToInt64Milliseconds(target / 2),
-                                  " ms (half the target)"));
+                                  " ms (half the target)"),
+                     FairQueue::Measure::kCost);
   } else if (standing && wait > target) {
     refusal =
         refuse(RefusalReason::kOverload,
                absl::StrCat("overloaded: standing queue, expected wait ",
                             absl::ToInt64Milliseconds(wait), " ms > target ",
-                            absl::ToInt64Milliseconds(target), " ms"));
+                            absl::ToInt64Milliseconds(target), " ms"),
+               FairQueue::Measure::kCost);
   } else if (check_deadline && wait + options.cost > options.deadline - now) {
     why->reason = RefusalReason::kDeadline;
     why->own_cost = options.cost > options.deadline - now;

@@ -99,6 +99,7 @@ void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
   ++flow->size;
   flow->cost_ns += cost_ns;
   c.cost_ns += cost_ns;
+  ++c.size;
   ++size_;
   cost_ns_ += cost_ns;
 }
@@ -113,6 +114,7 @@ void FairQueue::Unlink(Node* node) {
   --flow->size;
   flow->cost_ns -= node->cost_ns;
   c.cost_ns -= node->cost_ns;
+  --c.size;
   --size_;
   cost_ns_ -= node->cost_ns;
   if (flow->size > 0) return;
@@ -213,23 +215,41 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority) const {
   return ahead;
 }
 
+namespace {
+
+// What a flow, or a class, holds in `measure`.
+double Held(const FairQueue::Flow& f, FairQueue::Measure measure) {
+  return measure == FairQueue::Measure::kTasks ? static_cast<double>(f.size)
+                                               : static_cast<double>(f.cost_ns);
+}
+
+}  // namespace
+
+double FairQueue::ClassHeld(const Class& c, Measure measure) {
+  return measure == Measure::kTasks ? static_cast<double>(c.size)
+                                    : static_cast<double>(c.cost_ns);
+}
+
 FairQueue::Share FairQueue::ShareOf(std::string_view tenant, Priority priority,
-                                    double weight, int64_t extra_ns) const {
+                                    double weight, int64_t extra,
+                                    Measure measure) const {
   const Class& c = classes_[static_cast<int>(priority)];
   const Flow* own = FindFlow(tenant, priority);
   Share share;
-  share.held_ns = own != nullptr ? own->cost_ns : 0;
+  share.held = own != nullptr ? static_cast<int64_t>(Held(*own, measure)) : 0;
   const double weights = c.weights + (own != nullptr ? 0 : weight);
   const double own_weight = own != nullptr ? own->weight : weight;
-  share.fair_ns = static_cast<int64_t>(
-      own_weight / weights * static_cast<double>(c.cost_ns + extra_ns));
+  share.fair = static_cast<int64_t>(
+      own_weight / weights *
+      (ClassHeld(c, measure) + static_cast<double>(extra)));
   return share;
 }
 
 FairQueue::Node* FairQueue::NewestOfTheMostOverShare(std::string_view tenant,
                                                      Priority priority,
                                                      double weight,
-                                                     int64_t cost_ns) const {
+                                                     int64_t extra,
+                                                     Measure measure) const {
   const Flow* own = FindFlow(tenant, priority);
   for (int q = kNumPriorities - 1; q >= static_cast<int>(priority); --q) {
     const Class& c = classes_[q];
@@ -237,15 +257,15 @@ FairQueue::Node* FairQueue::NewestOfTheMostOverShare(std::string_view tenant,
     const bool its_class = q == static_cast<int>(priority);
     const double weights =
         c.weights + (its_class && own == nullptr ? weight : 0);
-    const double class_cost =
-        static_cast<double>(c.cost_ns + (its_class ? cost_ns : 0));
+    const double class_held =
+        ClassHeld(c, measure) + (its_class ? static_cast<double>(extra) : 0);
     const Flow* worst = nullptr;
     double worst_per_weight = 0;
     for (const Flow* f : c.active) {
       if (f->tenant == tenant) continue;
-      const double fair = f->weight / weights * class_cost;
-      if (static_cast<double>(f->cost_ns) <= fair) continue;
-      const double per_weight = static_cast<double>(f->cost_ns) / f->weight;
+      const double fair = f->weight / weights * class_held;
+      if (Held(*f, measure) <= fair) continue;
+      const double per_weight = Held(*f, measure) / f->weight;
       if (worst == nullptr || per_weight > worst_per_weight) {
         worst = f;
         worst_per_weight = per_weight;
@@ -301,6 +321,9 @@ void FairQueue::CheckInvariants() const {
       cost += flow_cost;
     }
     Check(class_cost == c.cost_ns, "class cost");
+    size_t class_size = 0;
+    for (const Flow* f : c.active) class_size += f->size;
+    Check(class_size == c.size, "class size");
     Check(weights <= c.weights + 1e-6 && weights >= c.weights - 1e-6,
           "class weights");
   }

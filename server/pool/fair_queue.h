@@ -151,24 +151,32 @@ class FairQueue {
   // (in virtual time) before it would.
   int64_t CostAhead(std::string_view tenant, Priority priority) const;
 
-  // The tenant's fair share of its class's queued cost if it were queued
-  // with `extra_ns` more: weight / (sum of the weights of the class's active
-  // flows, its own included) x (the class's queued cost + extra_ns); and
-  // what its flow holds now.
+  // What a share is counted in: queued cost (ns), the measure of the time
+  // budgets; or queued tasks, the measure of the queue's places (its count
+  // budget). Counted in cost for places, a tenant's one expensive call was
+  // "over its share" of a queue full of another's cheap calls: displaced,
+  // and its next call refused, while the flooder kept the places.
+  enum class Measure { kCost, kTasks };
+
+  // The tenant's fair share of its class's queue if it were queued with
+  // `extra` more (ns of cost, or tasks): weight / (sum of the weights of the
+  // class's active flows, its own included) x (the class's queued amount +
+  // extra), rounded down; and what its flow holds now.
   struct Share {
-    int64_t held_ns = 0;
-    int64_t fair_ns = 0;
+    int64_t held = 0;
+    int64_t fair = 0;
   };
   Share ShareOf(std::string_view tenant, Priority priority, double weight,
-                int64_t extra_ns) const;
+                int64_t extra, Measure measure = Measure::kCost) const;
 
-  // A victim to make room for a task of (tenant, priority, weight, cost)
-  // whose tenant is under its share: the newest task of the flow furthest
-  // over its share (held cost / weight, largest) in `priority`'s class or a
-  // lower one, shares counted as if the new task were queued; skips
+  // A victim to make room for a task of (tenant, priority, weight) adding
+  // `extra`, whose tenant is under its share: the newest task of the flow
+  // furthest over its share (held / weight, largest) in `priority`'s class
+  // or a lower one, shares counted as if the new task were queued; skips
   // `tenant`'s own flows; nullptr if no flow is over its share.
   Node* NewestOfTheMostOverShare(std::string_view tenant, Priority priority,
-                                 double weight, int64_t cost_ns) const;
+                                 double weight, int64_t extra,
+                                 Measure measure = Measure::kCost) const;
   // A victim to make room for a task of `priority`: the newest task of the
   // flow holding the most queued cost per weight in the lowest non-empty
   // class below `priority` (sheddable first); nullptr when those classes
@@ -198,6 +206,7 @@ class FairQueue {
     uint64_t epoch = 0;         // times the class emptied
     uint64_t turns = 0;         // Flow::turn's counter
     int64_t cost_ns = 0;
+    size_t size = 0;     // queued tasks
     double weights = 0;  // sum over active
   };
   static constexpr size_t kSpareFlows = 64;
@@ -206,6 +215,8 @@ class FairQueue {
   // Where a flow that becomes active now starts (`flow` may be nullptr: a
   // tenant without a record).
   static double StartTag(const Class& c, const Flow* flow);
+  // What a class holds in `measure`.
+  static double ClassHeld(const Class& c, Measure measure);
   void Unlink(Node* node);
   // Frees the inactive flows' records once there are too many (see above).
   void SweepInactiveFlows();

@@ -407,12 +407,12 @@ TEST(FairQueueTest, SharesAndTheMostOverShare) {
   q.Push("modest", 10);
   FairQueue::Share modest =
       q.queue.ShareOf("modest", Priority::kDefault, 1, 10);
-  EXPECT_EQ(modest.held_ns, 10);
-  EXPECT_EQ(modest.fair_ns, 60);  // half of 110 + 10
+  EXPECT_EQ(modest.held, 10);
+  EXPECT_EQ(modest.fair, 60);  // half of 110 + 10
   FairQueue::Share greedy =
       q.queue.ShareOf("greedy", Priority::kDefault, 1, 10);
-  EXPECT_EQ(greedy.held_ns, 100);
-  EXPECT_GT(greedy.held_ns, greedy.fair_ns);
+  EXPECT_EQ(greedy.held, 100);
+  EXPECT_GT(greedy.held, greedy.fair);
   EXPECT_EQ(
       q.queue.NewestOfTheMostOverShare("modest", Priority::kDefault, 1, 10),
       newest);
@@ -430,7 +430,7 @@ TEST(FairQueueTest, SharesAndTheMostOverShare) {
       back);
   // A new tenant's share counts its own weight.
   FairQueue::Share fresh = q.queue.ShareOf("new", Priority::kDefault, 2, 0);
-  EXPECT_EQ(fresh.fair_ns, 55);  // 2 / 4 x 110
+  EXPECT_EQ(fresh.fair, 55);  // 2 / 4 x 110
 }
 
 // Tenants are looked up by their whole name within their class: two long
@@ -443,11 +443,11 @@ TEST(FairQueueTest, LongTenantsAndClassesKeepTheirOwnFlows) {
   for (int i = 0; i < 3; ++i) q.Push(a, 10);
   q.Push(b, 10);
   q.Push(a, 7, Priority::kSheddable);
-  EXPECT_EQ(q.queue.ShareOf(a, Priority::kDefault, 1, 0).held_ns, 30);
-  EXPECT_EQ(q.queue.ShareOf(b, Priority::kDefault, 1, 0).held_ns, 10);
-  EXPECT_EQ(q.queue.ShareOf(a, Priority::kSheddable, 1, 0).held_ns, 7);
+  EXPECT_EQ(q.queue.ShareOf(a, Priority::kDefault, 1, 0).held, 30);
+  EXPECT_EQ(q.queue.ShareOf(b, Priority::kDefault, 1, 0).held, 10);
+  EXPECT_EQ(q.queue.ShareOf(a, Priority::kSheddable, 1, 0).held, 7);
   EXPECT_EQ(q.queue.ShareOf(a.substr(0, a.size() - 1), Priority::kDefault, 1, 0)
-                .held_ns,
+                .held,
             0)
       << "a prefix of a tenant is another tenant";
   EXPECT_EQ(q.Pop(5), (std::vector<std::string>{a, b, a, a, a}));

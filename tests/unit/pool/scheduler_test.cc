@@ -762,54 +762,105 @@ TEST(SchedulerTest, ATenantUnderItsShareDisplacesOneOverIt) {
       pool.Stats().rejected_by[static_cast<int>(RefusalReason::kTenantShare)],
       1u);
   gate.Release();
-  ASSERT_TRUE(done.WaitForCount(6));
+  ASSERT_TRUE(done.WaitForCount(5));
   EXPECT_EQ(done.Get(100)->outcome, TaskOutcome::kOk);
 }
 
 // Displacement does not starve the tenant it takes from: under sustained
-// overload a tenant of large tasks has its newest one displaced again and
-// again, and the task of its that stays runs in its fair turn, not after
-// everything the displaced ones would have cost.
+// overload a tenant holding more than its share of the places has its newest
+// task displaced again and again, and its queued tasks still run in their
+// fair turn, not after everything the displaced ones would have cost.
 TEST(SchedulerTest, ATenantWhoseTasksAreDisplacedKeepsItsTurn) {
   auto s = MakeScheduler(1, 9);
   WorkerPool& pool = *s->pool;
   Gate gate;
   Completions done;
-  const TaskOptions large =
-      For("large", Priority::kDefault, absl::Milliseconds(27));
+  const TaskOptions many =
+      For("many", Priority::kDefault, absl::Milliseconds(10));
+  const TaskOptions few =
+      For("few", Priority::kDefault, absl::Milliseconds(30));
+  // A task that runs its estimate on the simulated clock: its tenant is
+  // settled at what it ran (fair_queue.h), here what it was charged.
+  auto runs_for = [&](absl::Duration d) -> TaskFn {
+    return [&s, d](const CancelToken&) {
+      s->clock.Advance(d);
+      return absl::OkStatus();
+    };
+  };
   ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0), For("gate")).ok());
   ASSERT_TRUE(gate.WaitStarted(1));
-  ASSERT_TRUE(pool.Submit(Noop(), done.For(100), large).ok());
-  for (int i = 1; i <= 7; ++i) {
-    ASSERT_TRUE(pool.Submit(Noop(), done.For(i), For("small")).ok()) << i;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(
+        pool.Submit(runs_for(absl::Milliseconds(10)), done.For(100 + i), many)
+            .ok())
+        << i;
+  }
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(
+        pool.Submit(runs_for(absl::Milliseconds(30)), done.For(i), few).ok())
+        << i;
   }
   for (int round = 0; round < 5; ++round) {
-    const int id = 101 + round;
-    // The ninth place: a large task is admitted...
-    ASSERT_TRUE(pool.Submit(Noop(), done.For(id), large).ok());
-    // ...and displaced by a small one (the small tenant holds 35 ms + 5 of
-    // a fair 47 ms; the large one 54 ms), which is then cancelled.
-    absl::StatusOr<TaskHandle> small =
-        pool.Submit(Noop(), done.For(10 + round), For("small"));
-    ASSERT_TRUE(small.ok()) << small.status();
+    const int id = 110 + round;
+    // The ninth place: a task of "many" is admitted...
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(id), many).ok());
+    // ...and displaced by one of "few" (4 places with it, of a fair 5;
+    // "many" holds 6), which is then cancelled.
+    absl::StatusOr<TaskHandle> other =
+        pool.Submit(Noop(), done.For(10 + round), few);
+    ASSERT_TRUE(other.ok()) << other.status();
     ASSERT_TRUE(done.WaitForCount(static_cast<size_t>(2 * round + 1)));
     ASSERT_TRUE(done.Get(id).has_value()) << round;
     EXPECT_EQ(done.Get(id)->outcome, TaskOutcome::kPreempted);
-    ASSERT_TRUE(pool.Cancel(*small));
+    ASSERT_TRUE(pool.Cancel(*other));
     ASSERT_TRUE(done.WaitForCount(static_cast<size_t>(2 * round + 2)));
   }
-  ASSERT_TRUE(pool.Submit(Noop(), done.For(200), large).ok());
+  ASSERT_TRUE(
+      pool.Submit(runs_for(absl::Milliseconds(10)), done.For(200), many).ok());
   gate.Release();
   ASSERT_TRUE(done.WaitForCount(20));
   std::vector<int> order = done.Order();
   auto position = [&](int id) {
     return std::find(order.begin(), order.end(), id) - order.begin();
   };
-  // In virtual time the large tenant's second task starts at 27 ms, the
-  // small tenant's seventh at 30: it runs before it. Were the five
-  // displaced tasks charged, it would start at 162 ms, after all seven.
-  EXPECT_LT(position(200), position(7));
+  // In virtual time the sixth task of "many" starts at 50 ms, the third of
+  // "few" at 60: it runs before it. Were the five displaced tasks charged,
+  // it would start at 100 ms, after it.
+  EXPECT_LT(position(200), position(3)) << ::testing::PrintToString(order);
   EXPECT_EQ(done.Get(200)->outcome, TaskOutcome::kOk);
+}
+
+// A full queue held by one tenant's cheap calls: another tenant's one
+// expensive call holds a single place, under its share of the places, so
+// it is neither displaced nor refused. Until 2026-12-05 shares of the
+// places were counted in cost: the expensive call was "over its share",
+// displaced by the flooder's next cheap call, and the tenant's next call
+// refused queue_full (end to end, a tenant calling one 100 ms sleep at a
+// time beside a flood of 1 ms ones had 85% of its calls refused).
+TEST(SchedulerTest, PlacesAreSharedByCountNotByCost) {
+  auto s = MakeScheduler(1, 4);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  const TaskOptions cheap =
+      For("flood", Priority::kDefault, absl::Milliseconds(1));
+  const TaskOptions costly =
+      For("modest", Priority::kDefault, absl::Milliseconds(100));
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0), For("gate")).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(i), cheap).ok()) << i;
+  }
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(100), costly).ok());
+  // The queue is full: the flooder, with 3 of the 4 places, is refused for
+  // its share, and displaces nothing.
+  SubmitRefusal why;
+  EXPECT_FALSE(pool.Submit(Noop(), done.For(4), cheap, &why).ok());
+  EXPECT_EQ(why.reason, RefusalReason::kTenantShare);
+  EXPECT_FALSE(done.Get(100).has_value()) << "the modest call was displaced";
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(5));
+  EXPECT_EQ(done.Get(100)->outcome, TaskOutcome::kOk);
 }
 
 TEST(SchedulerTest, AFullQueueGivesWayToMoreCriticalWork) {
