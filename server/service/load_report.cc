@@ -62,15 +62,17 @@ std::shared_ptr<const LoadReporter::Report> LoadReporter::Current() {
   const absl::Time now = pool_.clock().Now();
   MutexLock lock(&mu_);
   if (report_ != nullptr && now - made_ < max_age_) return report_;
-  PoolStats stats = pool_.Stats();
-  const double cpu = ProcessCpuSeconds();
-  const bool first = report_ == nullptr;
-  report_ = std::make_shared<const Report>(Make(
-      stats, first ? stats : stats_, first ? absl::ZeroDuration() : now - made_,
-      first ? 0 : cpu - cpu_seconds_, cpus_, stats.target_queue_wait));
+  Snapshot current{now, pool_.Stats(), ProcessCpuSeconds()};
+  if (report_ == nullptr) older_ = newer_ = current;
+  report_ = std::make_shared<const Report>(
+      Make(current.stats, older_.stats, now - older_.at,
+           current.cpu_seconds - older_.cpu_seconds, cpus_,
+           current.stats.target_queue_wait));
   made_ = now;
-  stats_ = std::move(stats);
-  cpu_seconds_ = cpu;
+  if (now - newer_.at >= kRateWindow) {
+    older_ = std::move(newer_);
+    newer_ = std::move(current);
+  }
   return report_;
 }
 

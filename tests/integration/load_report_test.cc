@@ -7,8 +7,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_server.h"
+#include "tests/wait_until.h"
 #include "xds/data/orca/v3/orca_load_report.pb.h"
 
 namespace compute::testing {
@@ -74,6 +76,50 @@ TEST(LoadReportTest, WithoutATargetTheQueueIsMeasuredAgainst100ms) {
   ASSERT_TRUE(orca.ParseFromString(r.orca));
   EXPECT_DOUBLE_EQ(orca.application_utilization(), 2.0);
   EXPECT_EQ(orca.rps_fractional(), 0) << "no interval yet";
+}
+
+// The rates are over the last second or two, not over the time since the
+// last report: a report 20 ms after the last, with no call in those 20 ms,
+// still says what the server has been doing. Before 2026-12-05 it said 0
+// calls/s (a reviewer read 35.6-99.8 at a steady 54 calls/s), and a
+// weighted balancer keeps only the latest report.
+TEST(LoadReportTest, RatesAreOverTheLastSecondOrTwo) {
+  SimulatedClock clock;
+  PoolOptions options;
+  options.clock = &clock;
+  absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
+      WorkerPool::Create(options);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  LoadReporter reporter(**pool, 1, absl::ZeroDuration(),
+                        absl::Milliseconds(10));
+  auto rps = [&] {
+    xds::data::orca::v3::OrcaLoadReport orca;
+    EXPECT_TRUE(orca.ParseFromString(reporter.Current()->orca));
+    return orca.rps_fractional();
+  };
+  EXPECT_EQ(rps(), 0) << "no interval yet";
+  for (int i = 0; i < 10; ++i) {
+    absl::Notification done;
+    ASSERT_TRUE(
+        (*pool)
+            ->Submit([](const CancelToken&) { return absl::OkStatus(); },
+                     [&](const TaskResult&) { done.Notify(); })
+            .ok());
+    done.WaitForNotification();
+  }
+  ASSERT_TRUE(
+      WaitUntil([&] { return (*pool)->Stats().completed_total() == 10; }));
+  clock.Advance(absl::Milliseconds(500));
+  EXPECT_DOUBLE_EQ(rps(), 20) << "10 calls in 500 ms";
+  clock.Advance(absl::Milliseconds(20));
+  EXPECT_NEAR(rps(), 10 / 0.52, 1e-9) << "the same 10, over 520 ms";
+  // Once the window has moved past them, they are forgotten.
+  clock.Advance(absl::Seconds(1));
+  rps();
+  clock.Advance(absl::Seconds(1));
+  rps();
+  clock.Advance(absl::Milliseconds(20));
+  EXPECT_EQ(rps(), 0);
 }
 
 // With an interval of 0 every answer carries the load, OK or not; a busy
