@@ -760,6 +760,52 @@ TEST(FaultE2eTest, ClientThatNeverReadsBlocksNoWorker) {
   EXPECT_EQ(server.Wait(absl::Seconds(30)).code, 0);
 }
 
+// A passed deadline stops a running task by the server's own clock. This
+// client never resets the stream: gRPC's own clients do, at their copy of
+// the deadline, so a test through them cannot tell the server's deadline
+// from a client's cancel (ServiceTest.DeadlineWhileRunningStopsTheTask
+// accepts either). The call ends DEADLINE_EXCEEDED, its task is counted
+// deadline_exceeded, and its worker is free while the stream is open.
+TEST(FaultE2eTest, TheServersOwnDeadlineStopsARunningTask) {
+  int metrics_port = FreeLoopbackPort();
+  // Without admission, which would refuse a 30 s sleep with 300 ms left.
+  ServerProcess server({"--address=127.0.0.1", "--port=0", "--workers=1",
+                        "--admission=false", "--metrics_address=127.0.0.1",
+                        absl::StrCat("--metrics_port=", metrics_port)});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  RawHttp2Connection raw;
+  ASSERT_TRUE(raw.Connect(*port));
+  auto call = [](uint32_t stream, const std::string& timeout,
+                 const compute::v1::RunRequest& request) {
+    return Http2Frame(http2::kHeaders, http2::kEndHeaders, stream,
+                      RunCallHeaders("application/grpc",
+                                     {{"grpc-timeout", timeout}})) +
+           Http2Frame(http2::kData, http2::kEndStream, stream,
+                      GrpcMessage(request.SerializeAsString()));
+  };
+  ASSERT_TRUE(raw.Send(call(1, "300m", Sleep(absl::Seconds(30)))));
+  EXPECT_EQ(raw.ReadUntilEnd(1, absl::Seconds(10)).grpc_status(), 4)
+      << "DEADLINE_EXCEEDED";
+  std::optional<metrics::testing::Exposition> scrape;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        auto e = Scrape(metrics_port);
+        if (!e.ok()) return false;
+        scrape = *e;
+        return e->Value("compute_pool_workers_busy") == std::optional(0.0) &&
+               e->Sum("compute_tasks_total",
+                      {{"task", "sleep"}, {"outcome", "deadline_exceeded"}}) ==
+                   1;
+      },
+      absl::Seconds(10)))
+      << "the task still runs, or ended otherwise";
+  ExpectHealthy(*port);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(absl::Seconds(30)).code, 0);
+}
+
 // A large blur of width x height pixels (radius 2), its pixels mid-grey.
 compute::v1::RunRequest BlurOf(int width, int height) {
   compute::v1::RunRequest blur;
