@@ -445,18 +445,6 @@ grpc::Status ComputeService::Refused(const CallInfo& call,
             absl::StrCat(status.message(), "; retry with a longer deadline"),
             kDoNotRetry);
       }
-      if (refusal.retry_after >= call.deadline - pool_.clock().Now()) {
-        // The wait alone is longer than the time left: a retry after it
-        // would come past the deadline, DEADLINE_EXCEEDED with this
-        // refusal's reason lost. At once instead, which a client balancing
-        // over replicas sends to another.
-        return Refuse(call, RejectReason::kDeadline,
-                      grpc::StatusCode::RESOURCE_EXHAUSTED,
-                      absl::StrCat(status.message(),
-                                   "; retry on another server or with a "
-                                   "longer deadline"),
-                      absl::Milliseconds(1));
-      }
       return Refuse(call, RejectReason::kDeadline,
                     grpc::StatusCode::RESOURCE_EXHAUSTED,
                     absl::StrCat(status.message(),
