@@ -7,6 +7,7 @@
 #include <atomic>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -107,15 +108,17 @@ void GrpcLogToJson(gpr_log_func_args* args) {
                  args->message != nullptr ? args->message : "");
 }
 
-// Set while this thread formats one of protobuf's lines: formatting uses
-// protobuf, and a line it logged meanwhile would come back here (and take
-// the budget's lock twice). Such a line is dropped.
+// Set while this thread handles one of protobuf's lines or formats any
+// line: formatting uses protobuf, and a line it logged meanwhile would come
+// back here, to take the budget's lock, or the log sink's (a drop notice is
+// formatted under it), a second time. Such a line is dropped.
 thread_local bool t_in_protobuf_line = false;
+thread_local bool t_formatting = false;
 
 void ProtobufLogToJson(google::protobuf::LogLevel severity,
                        const char* filename, int line,
                        const std::string& message) {
-  if (t_in_protobuf_line) return;
+  if (t_in_protobuf_line || t_formatting) return;
   t_in_protobuf_line = true;
   LogLevel level = LogLevel::kError;
   if (severity == google::protobuf::LOGLEVEL_INFO) level = LogLevel::kInfo;
@@ -256,6 +259,12 @@ void Put(google::protobuf::Struct& s, const std::string& key, bool value) {
 std::string FormatLogLine(absl::Time now, const std::string& level,
                           const std::string& msg,
                           const google::protobuf::Struct& fields) {
+  // (Not a lock: what protobuf logs from here is dropped, see above.)
+  const bool outer = !t_formatting;
+  t_formatting = true;
+  absl::Cleanup done = [outer] {
+    if (outer) t_formatting = false;
+  };
   // absl::StrAppend rather than std::string's operator+: GCC 12 at -O3 warns
   // (-Wrestrict, a false positive) about the temporaries of a + chain.
   std::string line = absl::StrCat(

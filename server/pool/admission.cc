@@ -100,7 +100,7 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     // work of the tenant furthest over its own.
     // Shares of places: the count is what is spent.
     constexpr FairQueue::Measure kPlaces = FairQueue::Measure::kTasks;
-    FairQueue::Node* victim = queue.NewestBelow(options.priority);
+    FairQueue::Node* victim = queue.NewestBelow(options.priority, kPlaces);
     FairQueue::Share share = queue.ShareOf(options.tenant, options.priority,
                                            options.weight, 1, kPlaces);
     if (victim == nullptr && share.held + 1 <= share.fair) {

@@ -37,7 +37,6 @@
 // further, then 1 us and 1 ns ones: 77 s per second, after which every
 // sleep of 1 s with a 2 s deadline, and other tenants' calls behind two
 // sleeps, were refused for as long as no sleep ran.
-
 //
 // A call refused because its own estimate is longer than its deadline
 // never runs, so it teaches nothing: after a slow spell raised a kind's

@@ -239,9 +239,11 @@ FairQueue::Share FairQueue::ShareOf(std::string_view tenant, Priority priority,
   share.held = own != nullptr ? static_cast<int64_t>(Held(*own, measure)) : 0;
   const double weights = c.weights + (own != nullptr ? 0 : weight);
   const double own_weight = own != nullptr ? own->weight : weight;
+  // kShareSlack: a share that is whole in exact arithmetic (3/11 x 55)
+  // may come out a hair under in doubles, and round down a place.
   share.fair = static_cast<int64_t>(
       own_weight / weights *
-      (ClassHeld(c, measure) + static_cast<double>(extra)));
+      (ClassHeld(c, measure) + static_cast<double>(extra)) * (1 + kShareSlack));
   return share;
 }
 
@@ -264,7 +266,7 @@ FairQueue::Node* FairQueue::NewestOfTheMostOverShare(std::string_view tenant,
     for (const Flow* f : c.active) {
       if (f->tenant == tenant) continue;
       const double fair = f->weight / weights * class_held;
-      if (Held(*f, measure) <= fair) continue;
+      if (Held(*f, measure) <= fair * (1 + kShareSlack)) continue;
       const double per_weight = Held(*f, measure) / f->weight;
       if (worst == nullptr || per_weight > worst_per_weight) {
         worst = f;
@@ -276,13 +278,13 @@ FairQueue::Node* FairQueue::NewestOfTheMostOverShare(std::string_view tenant,
   return nullptr;
 }
 
-FairQueue::Node* FairQueue::NewestBelow(Priority priority) const {
+FairQueue::Node* FairQueue::NewestBelow(Priority priority,
+                                        Measure measure) const {
   for (int q = kNumPriorities - 1; q > static_cast<int>(priority); --q) {
     const Flow* most = nullptr;
     for (const Flow* f : classes_[q].active) {
       if (most == nullptr ||
-          static_cast<double>(f->cost_ns) / f->weight >
-              static_cast<double>(most->cost_ns) / most->weight) {
+          Held(*f, measure) / f->weight > Held(*most, measure) / most->weight) {
         most = f;
       }
     }

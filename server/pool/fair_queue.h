@@ -144,6 +144,8 @@ class FairQueue {
   bool empty() const { return size_ == 0; }
   size_t size() const { return size_; }
   int64_t cost_ns() const { return cost_ns_; }
+  // Flows with queued tasks, over every class: O(classes).
+  size_t ActiveFlows() const;
 
   // Estimated work (ns of cost) that would run before a new task of
   // (tenant, priority) if it were pushed now: every queued task of the
@@ -178,10 +180,10 @@ class FairQueue {
                                  double weight, int64_t extra,
                                  Measure measure = Measure::kCost) const;
   // A victim to make room for a task of `priority`: the newest task of the
-  // flow holding the most queued cost per weight in the lowest non-empty
+  // flow holding the most (in `measure`) per weight in the lowest non-empty
   // class below `priority` (sheddable first); nullptr when those classes
   // are empty.
-  Node* NewestBelow(Priority priority) const;
+  Node* NewestBelow(Priority priority, Measure measure = Measure::kCost) const;
 
   // Every queued node, in no particular order (shutdown, checks).
   template <typename F>
@@ -210,6 +212,8 @@ class FairQueue {
     double weights = 0;  // sum over active
   };
   static constexpr size_t kSpareFlows = 64;
+  // The relative error allowed a share computed in doubles.
+  static constexpr double kShareSlack = 1e-9;
   // The active flow of (tenant, priority); nullptr if it has no tasks.
   const Flow* FindFlow(std::string_view tenant, Priority priority) const;
   // Where a flow that becomes active now starts (`flow` may be nullptr: a
@@ -220,7 +224,6 @@ class FairQueue {
   void Unlink(Node* node);
   // Frees the inactive flows' records once there are too many (see above).
   void SweepInactiveFlows();
-  size_t ActiveFlows() const;
   size_t FlowRecords() const;
 
   std::array<Class, kNumPriorities> classes_;

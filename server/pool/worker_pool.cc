@@ -676,10 +676,16 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
   me.started_ticks = clock_.Ticks();
   ++running_;
   running_full_cost_ns_ += task->cost_ns;
-  // Its flow stays linked until Served: empty now means it held no other.
+  // Sparse (admission.h): its flow held no other task (the flow stays
+  // linked until Served), while another flow holds a backlog (more tasks
+  // queued than flows with any). Without a backlog elsewhere every task is
+  // its flow's only one (many clients calling one at a time), and each wait
+  // counts, as in CoDel.
+  const bool sparse =
+      task->flow->size == 0 && queue_.size() > queue_.ActiveFlows();
   admission_.ObserveQueueWait(
       clock_.TicksToDuration(me.started_ticks - task->submitted_ticks),
-      me.started_ticks, /*sparse=*/task->flow->size == 0);
+      me.started_ticks, sparse);
   // More queued than this worker takes: wake one more (a submitter that saw
   // a spinning worker woke no one).
   if (CanStartLocked() && idle_workers_ > 0) work_cv_.Signal();

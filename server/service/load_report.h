@@ -27,10 +27,12 @@
 //   rps_fractional, eps     = tasks completed, and calls that failed or were
 //                             refused (cancels not counted), per second over
 //                             the rate window
-//   (the rate window: the last 1-2 s, kRateWindow to twice it; from the
-//   start, in the first second. Until 2026-12-05 the rates were over the
-//   time since the last report, 10-40 ms under load: at a steady 54 calls/s
-//   a reviewer read rps_fractional from 35.6 to 99.8, and a weighted
+//   (the rate window: the last 1-2 s, kRateWindow to twice it, while
+//   reports come often; from the start, in the first second; reports are
+//   made as calls come, so after an idle spell the first second's window
+//   also covers the spell, and its rates are low. Until 2026-12-05 the rates
+//   were over the time since the last report, 10-40 ms under load: at a steady
+//   54 calls/s a reviewer read rps_fractional from 35.6 to 99.8, and a weighted
 //   balancer, which keeps only each endpoint's latest report, weighed by
 //   that noise.)
 //   queue_depth, expected_wait_ms = the pool's, now (named metrics)

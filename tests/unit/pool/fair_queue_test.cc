@@ -433,6 +433,32 @@ TEST(FairQueueTest, SharesAndTheMostOverShare) {
   EXPECT_EQ(fresh.fair, 55);  // 2 / 4 x 110
 }
 
+// Shares of places count queued tasks, whatever they cost; a share that is
+// whole in exact arithmetic stays whole in doubles (0.3 / 0.6 x 4 came out
+// 1.9999999999999998, one place short), and the newest task below a class
+// is taken from the flow holding the most places, not the most cost.
+TEST(FairQueueTest, SharesOfPlacesCountTasks) {
+  Queue q;
+  q.Push("flood", 1, Priority::kDefault, 0.1);
+  q.Push("other", 1, Priority::kDefault, 0.2);
+  q.Push("costly", 100, Priority::kDefault, 0.3);
+  constexpr auto kTasks = FairQueue::Measure::kTasks;
+  FairQueue::Share costly =
+      q.queue.ShareOf("costly", Priority::kDefault, 0.3, 1, kTasks);
+  EXPECT_EQ(costly.held, 1);
+  EXPECT_EQ(costly.fair, 2);  // 0.3 / 0.6 x (3 + 1)
+  EXPECT_EQ(q.queue.ShareOf("costly", Priority::kDefault, 0.3, 100).fair, 101)
+      << "by cost: 0.3 / 0.6 x (102 + 100)";
+  Queue shed;
+  FairQueue::Node* newest_cheap = nullptr;
+  for (int i = 0; i < 3; ++i) {
+    newest_cheap = shed.Push("flood", 1, Priority::kSheddable);
+  }
+  FairQueue::Node* costly_one = shed.Push("modest", 100, Priority::kSheddable);
+  EXPECT_EQ(shed.queue.NewestBelow(Priority::kDefault, kTasks), newest_cheap);
+  EXPECT_EQ(shed.queue.NewestBelow(Priority::kDefault), costly_one);
+}
+
 // Tenants are looked up by their whole name within their class: two long
 // names (IPv6 peers, past the short-string buffer) that differ in their last
 // byte are two flows, and one tenant in two classes is two flows.
@@ -446,9 +472,9 @@ TEST(FairQueueTest, LongTenantsAndClassesKeepTheirOwnFlows) {
   EXPECT_EQ(q.queue.ShareOf(a, Priority::kDefault, 1, 0).held, 30);
   EXPECT_EQ(q.queue.ShareOf(b, Priority::kDefault, 1, 0).held, 10);
   EXPECT_EQ(q.queue.ShareOf(a, Priority::kSheddable, 1, 0).held, 7);
-  EXPECT_EQ(q.queue.ShareOf(a.substr(0, a.size() - 1), Priority::kDefault, 1, 0)
-                .held,
-            0)
+  EXPECT_EQ(
+      q.queue.ShareOf(a.substr(0, a.size() - 1), Priority::kDefault, 1, 0).held,
+      0)
       << "a prefix of a tenant is another tenant";
   EXPECT_EQ(q.Pop(5), (std::vector<std::string>{a, b, a, a, a}));
   EXPECT_TRUE(q.queue.empty());

@@ -863,6 +863,40 @@ TEST(SchedulerTest, PlacesAreSharedByCountNotByCost) {
   EXPECT_EQ(done.Get(100)->outcome, TaskOutcome::kOk);
 }
 
+// Where no flow holds a backlog (many clients calling one at a time), every
+// task is its flow's only one, and every wait counts, as in CoDel: a short
+// one ends the interval. Counted as sparse there, short waits ended
+// nothing, and one long wait an interval after another made a standing
+// queue of a burst (review of ALightTenantDoesNotHideAStandingQueue's rule).
+TEST(SchedulerTest, OneCallTenantsWithoutABacklogAreMeasuredAsAQueue) {
+  PoolOptions options;
+  options.target_queue_wait = absl::Milliseconds(10);
+  options.overload_interval = absl::Milliseconds(100);
+  auto s = MakeScheduler(1, 100, options);
+  WorkerPool& pool = *s->pool;
+  Gate first, second, third;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(first.Task(), done.For(0), For("a")).ok());
+  ASSERT_TRUE(first.WaitStarted(1));
+  ASSERT_TRUE(pool.Submit(second.Task(), done.For(1), For("b")).ok());
+  ASSERT_TRUE(pool.Submit(third.Task(), done.For(2), For("c")).ok());
+  s->clock.Advance(absl::Milliseconds(50));
+  first.Release();
+  ASSERT_TRUE(second.WaitStarted(1));  // waited 50 ms: the interval starts
+  // A full interval later a critical call arrives and runs at once: its
+  // short wait ends the interval, so the next long one starts another.
+  s->clock.Advance(absl::Milliseconds(100));
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(3),
+                          For("d", Priority::kCritical, absl::Milliseconds(1)))
+                  .ok());
+  second.Release();
+  ASSERT_TRUE(third.WaitStarted(1));
+  ASSERT_TRUE(done.Get(3).has_value()) << "the critical call ran first";
+  EXPECT_FALSE(pool.Stats().overloaded);
+  third.Release();
+  ASSERT_TRUE(done.WaitForCount(4));
+}
+
 TEST(SchedulerTest, AFullQueueGivesWayToMoreCriticalWork) {
   auto s = MakeScheduler(1, 3);
   WorkerPool& pool = *s->pool;
