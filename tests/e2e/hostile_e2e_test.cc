@@ -397,14 +397,17 @@ TEST(GrpcLogE2eTest, ALogReaderThatStopsReadingDoesNotStallTheServer) {
   // From here on nobody reads the server's stderr, until Wait below. Bad
   // requests (an error line each, up to kLibraryLinesPerSecond a second) until
   // the pipe is nearly full: the next lines meet a full pipe.
+  // (Each request waits at most 1 s for the server's first bytes: under a
+  // loaded CI machine a 5 s wait each left too few requests in 30 s.)
   ASSERT_TRUE(WaitUntil(
       [&] {
         for (int i = 0; i < 5; ++i) {
-          SendHeadersWithContentType(*port, "text/plain", absl::Seconds(5));
+          SendHeadersWithContentType(*port, "text/plain", absl::Seconds(1));
         }
         return server.UnreadLogBytes() >= 3500;
       },
-      absl::Seconds(30)));
+      absl::Seconds(60)))
+      << server.UnreadLogBytes() << " bytes unread";
   for (int i = 0; i < 2 * kLibraryLinesPerSecond; ++i) {
     SendHeadersWithContentType(*port, "text/plain", absl::Seconds(5));
   }
