@@ -83,6 +83,17 @@ bool HealthServing(int port) {
 }
 
 // The server is up and serves a normal call and a health check.
+// A whole Run call on `stream` of a raw HTTP/2 connection: its headers,
+// with `timeout` as grpc-timeout, and `request` as its one message.
+std::string RunCallFrames(uint32_t stream, const std::string& timeout,
+                          const compute::v1::RunRequest& request) {
+  return Http2Frame(
+             http2::kHeaders, http2::kEndHeaders, stream,
+             RunCallHeaders("application/grpc", {{"grpc-timeout", timeout}})) +
+         Http2Frame(http2::kData, http2::kEndStream, stream,
+                    GrpcMessage(request.SerializeAsString()));
+}
+
 void ExpectHealthy(int port) {
   grpc::Status s = CallFib(port, absl::Seconds(5));
   EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
@@ -777,15 +788,7 @@ TEST(FaultE2eTest, TheServersOwnDeadlineStopsARunningTask) {
   ASSERT_TRUE(port.has_value());
   RawHttp2Connection raw;
   ASSERT_TRUE(raw.Connect(*port));
-  auto call = [](uint32_t stream, const std::string& timeout,
-                 const compute::v1::RunRequest& request) {
-    return Http2Frame(http2::kHeaders, http2::kEndHeaders, stream,
-                      RunCallHeaders("application/grpc",
-                                     {{"grpc-timeout", timeout}})) +
-           Http2Frame(http2::kData, http2::kEndStream, stream,
-                      GrpcMessage(request.SerializeAsString()));
-  };
-  ASSERT_TRUE(raw.Send(call(1, "300m", Sleep(absl::Seconds(30)))));
+  ASSERT_TRUE(raw.Send(RunCallFrames(1, "300m", Sleep(absl::Seconds(30)))));
   EXPECT_EQ(raw.ReadUntilEnd(1, absl::Seconds(10)).grpc_status(), 4)
       << "DEADLINE_EXCEEDED";
   std::optional<metrics::testing::Exposition> scrape;
@@ -1107,18 +1110,11 @@ void StormAndCount(bool admission) {
   constexpr int kExpired = 5;
   RawHttp2Connection raw;
   ASSERT_TRUE(raw.Connect(*port));
-  auto call = [](uint32_t stream, const std::string& timeout,
-                 const compute::v1::RunRequest& request) {
-    return Http2Frame(http2::kHeaders, http2::kEndHeaders, stream,
-                      RunCallHeaders("application/grpc",
-                                     {{"grpc-timeout", timeout}})) +
-           Http2Frame(http2::kData, http2::kEndStream, stream,
-                      GrpcMessage(request.SerializeAsString()));
-  };
   for (uint32_t i = 0; i < kExpired; ++i) {
     const uint32_t spin = 4 * i + 1, late = 4 * i + 3;
-    ASSERT_TRUE(raw.Send(call(spin, "10S", Spin(absl::Milliseconds(8))) +
-                         call(late, "1m", Fib(10))));
+    ASSERT_TRUE(
+        raw.Send(RunCallFrames(spin, "10S", Spin(absl::Milliseconds(8))) +
+                 RunCallFrames(late, "1m", Fib(10))));
     EXPECT_EQ(raw.ReadUntilEnd(spin, absl::Seconds(10)).grpc_status(), 0);
     StreamEnd end = raw.ReadUntilEnd(late, absl::Seconds(3));
     if (end.kind != StreamEnd::Kind::kTimeout) {

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "compute/v1/compute.grpc.pb.h"
+#include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/pool/sync.h"
@@ -19,11 +20,14 @@ namespace compute::testing {
 
 inline constexpr absl::Duration kWait = absl::Seconds(30);
 
+inline google::protobuf::Duration ToProtoDuration(absl::Duration d) {
+  return google::protobuf::util::TimeUtil::NanosecondsToDuration(
+      absl::ToInt64Nanoseconds(d));
+}
+
 inline compute::v1::RunRequest Spin(absl::Duration d) {
   compute::v1::RunRequest r;
-  int64_t ns = absl::ToInt64Nanoseconds(d);
-  r.mutable_spin()->mutable_duration()->set_seconds(ns / 1000000000);
-  r.mutable_spin()->mutable_duration()->set_nanos(ns % 1000000000);
+  *r.mutable_spin()->mutable_duration() = ToProtoDuration(d);
   return r;
 }
 
@@ -31,9 +35,7 @@ inline compute::v1::RunRequest Spin(absl::Duration d) {
 // needs busy workers leaves the cores to the tests running beside it).
 inline compute::v1::RunRequest Sleep(absl::Duration d) {
   compute::v1::RunRequest r;
-  int64_t ns = absl::ToInt64Nanoseconds(d);
-  r.mutable_sleep()->mutable_duration()->set_seconds(ns / 1000000000);
-  r.mutable_sleep()->mutable_duration()->set_nanos(ns % 1000000000);
+  *r.mutable_sleep()->mutable_duration() = ToProtoDuration(d);
   return r;
 }
 
