@@ -85,7 +85,7 @@ TEST_F(MetricsTest, ScrapeShowsBusyQueuedRejectedAndTheOutcomes) {
   std::vector<std::unique_ptr<AsyncCall>> calls;
   for (size_t i = 0; i < kWorkers + kQueued; ++i) {
     calls.push_back(
-        std::make_unique<AsyncCall>(*stub_, Spin(absl::Seconds(30))));
+        std::make_unique<AsyncCall>(*stub_, Sleep(absl::Seconds(30))));
   }
   ASSERT_TRUE(ScrapeUntil([&](const Exposition& e) {
     return e.Value("compute_pool_workers_busy") == kWorkers &&
@@ -146,7 +146,7 @@ TEST_F(MetricsTest, ScrapeShowsBusyQueuedRejectedAndTheOutcomes) {
   Exposition after = Scrape();
   EXPECT_EQ(after.Sum("compute_tasks_total"), kAccepted);
   EXPECT_EQ(Value(after, "compute_tasks_total",
-                  {{"task", "spin"}, {"outcome", "cancelled"}}),
+                  {{"task", "sleep"}, {"outcome", "cancelled"}}),
             kAccepted);
   EXPECT_EQ(after.Sum("grpc_server_started_total"), kAccepted + 1);
   EXPECT_EQ(after.Sum("grpc_server_handled_total"), kAccepted + 1);
@@ -157,7 +157,7 @@ TEST_F(MetricsTest, ScrapeShowsBusyQueuedRejectedAndTheOutcomes) {
   // The running ones ran; a queued one may have started as a worker freed
   // before its own cancel arrived.
   const double ran =
-      Value(after, "compute_task_run_seconds_count", {{"task", "spin"}});
+      Value(after, "compute_task_run_seconds_count", {{"task", "sleep"}});
   EXPECT_GE(ran, kWorkers);
   EXPECT_LE(ran, kAccepted);
 }
@@ -286,11 +286,11 @@ TEST(TenantSeriesTest, NamedTenantsOtherAndPriorities) {
   }
   {
     // b runs, c waits in the queue (capacity 1), c's next call is refused.
-    AsyncCall b(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration(),
+    AsyncCall b(*stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration(),
                 Metadata{{"compute-tenant", "b"}});
     ASSERT_TRUE(WaitUntil(
         [&] { return scrape().Value("compute_pool_workers_busy") == 1.0; }));
-    AsyncCall c(*stub, Spin(absl::Seconds(30)), absl::InfiniteDuration(),
+    AsyncCall c(*stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration(),
                 Metadata{{"compute-tenant", "c"}});
     ASSERT_TRUE(WaitUntil(
         [&] { return scrape().Value("compute_pool_queue_depth") == 1.0; }));
