@@ -52,6 +52,18 @@
 // and moves nothing, and no stream of refusals can pull an estimate under
 // the prior.
 //
+// A refusal relaxes only after kQuietPeriod (1 s) in which the kind taught
+// nothing: while calls of the kind run and finish, they say the true rate.
+// Until 2026-12-05 every refusal relaxed, so on a machine 3x slower than
+// the prior, ten refusals of calls with short deadlines between each
+// honest completion held the estimate at 1.05x the prior (a fairness
+// review's model): calls that could not make their deadline were admitted
+// and ran to DEADLINE_EXCEEDED, and the expected wait of every call was a
+// third of the truth. A second is long against the calls whose rate it
+// protects (a kind's calls seconds apart teach nothing anyway) and short
+// against a lockout, which now ends a second after the slow spell instead
+// of at once.
+//
 // Thread-safety: every method may be called concurrently. Updates are a
 // relaxed load and store per kind: two racing samples may lose one, which
 // is noise in a running mean, not an error.
@@ -59,18 +71,23 @@
 #define COMPUTE_SERVER_POOL_COST_MODEL_H_
 
 #include <atomic>
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "server/pool/clock.h"
 
 namespace compute {
 
 class CostModel {
  public:
-  // One prior per kind: seconds per unit, > 0.
-  explicit CostModel(absl::Span<const double> prior_seconds_per_unit);
+  // One prior per kind: seconds per unit, > 0. `clock` (which must outlive
+  // the model) times the quiet period before a refusal relaxes.
+  explicit CostModel(absl::Span<const double> prior_seconds_per_unit,
+                     const Clock& clock = Clock::Real());
 
   int kinds() const { return static_cast<int>(kinds_); }
 
@@ -87,7 +104,7 @@ class CostModel {
   // have fit at the prior relaxes the estimate: one that does not fit even
   // there says nothing about a raised rate, and a stream of such calls
   // would otherwise pin the estimate at the prior on a machine slower than
-  // it.
+  // it. Nor does any call within kQuietPeriod of the kind's last sample.
   void Relax(int kind, double units, absl::Duration time_left);
 
   double SecondsPerUnit(int kind) const;
@@ -95,12 +112,18 @@ class CostModel {
   static constexpr double kAlpha = 1.0 / 8;
   static constexpr double kMinSampleSeconds = 10e-6;
   static constexpr double kMaxStepFactor = 4.0;
+  static constexpr absl::Duration kQuietPeriod = absl::Seconds(1);
 
  private:
   size_t kinds_;
+  const Clock& clock_;
   // log(seconds per unit), per kind.
   std::unique_ptr<std::atomic<double>[]> log_coef_;
   std::unique_ptr<double[]> log_prior_;
+  // When a sample last moved the kind's estimate: clock_'s Now() in Unix
+  // nanoseconds, per kind; kNever before the first.
+  std::unique_ptr<std::atomic<int64_t>[]> last_learned_ns_;
+  static constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
 };
 
 }  // namespace compute

@@ -5,6 +5,7 @@
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "server/pool/clock.h"
 
 namespace compute {
 namespace {
@@ -123,12 +124,14 @@ TEST(CostModelTest, IgnoresSizesThatAreNotFinite) {
 // A rate raised by a slow spell must come down without samples: calls
 // refused for their own estimate never run, so nothing else lowers it.
 TEST(CostModelTest, RefusalsRelaxARaisedRateTowardsThePriorOnly) {
-  CostModel model = TwoKinds();
+  SimulatedClock clock;
+  CostModel model(std::vector<double>{1e-8, 1.0}, clock);
   for (int i = 0; i < 60; ++i) {
     model.Record(kSpin, 0.01, absl::Milliseconds(80));
   }
   const double raised = model.SecondsPerUnit(kSpin);
   ASSERT_GT(raised, 7.5) << "the slow spell: 8x the prior";
+  clock.Advance(CostModel::kQuietPeriod);  // the spell is over
   // A 10 ms spin with 50 ms left: it would fit at the prior (10 ms), not at
   // the raised rate (80 ms).
   const absl::Duration left = absl::Milliseconds(50);
@@ -147,11 +150,41 @@ TEST(CostModelTest, RefusalsRelaxARaisedRateTowardsThePriorOnly) {
   for (int i = 0; i < 100; ++i) model.Record(kFib, 1e6, absl::Milliseconds(3));
   const double fast = model.SecondsPerUnit(kFib);
   ASSERT_LT(fast, 1e-8);
+  clock.Advance(CostModel::kQuietPeriod);
   model.Relax(kFib, 1e6, absl::Seconds(1));
   EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kFib), fast);
   model.Relax(-1, 1, absl::Seconds(1));
   model.Relax(2, 1, absl::Seconds(1));
   model.Relax(kSpin, std::nan(""), absl::Seconds(1));
+}
+
+// Refusals relax only a kind that has taught nothing for a while: between
+// its completions, which say the true rate, they would pull the estimate to
+// the prior. Here the machine runs spins at 3x the prior, and each honest
+// completion comes between ten refusals of calls whose deadline fits the
+// prior but not the truth (10 ms spins with 20 ms left), 10 ms apart. When
+// every refusal relaxed, the rate settled at 1.05x the prior, and such calls
+// were admitted to run past their deadlines.
+TEST(CostModelTest, RefusalsBetweenCompletionsDoNotPinTheRateToThePrior) {
+  SimulatedClock clock;
+  CostModel model(std::vector<double>{1e-8, 1.0}, clock);
+  for (int i = 0; i < 60; ++i) {
+    model.Record(kSpin, 0.01, absl::Milliseconds(30));
+    clock.Advance(absl::Milliseconds(10));
+  }
+  ASSERT_NEAR(model.SecondsPerUnit(kSpin), 3.0, 0.1);
+  for (int round = 0; round < 50; ++round) {
+    model.Record(kSpin, 0.01, absl::Milliseconds(30));
+    for (int i = 0; i < 10; ++i) {
+      clock.Advance(absl::Milliseconds(10));
+      model.Relax(kSpin, 0.01, absl::Milliseconds(20));
+    }
+  }
+  EXPECT_NEAR(model.SecondsPerUnit(kSpin), 3.0, 0.1);
+  // A second with no completion: the next refusal relaxes.
+  clock.Advance(CostModel::kQuietPeriod);
+  model.Relax(kSpin, 0.01, absl::Milliseconds(20));
+  EXPECT_LT(model.SecondsPerUnit(kSpin), 2.9);
 }
 
 TEST(CostModelTest, APriorThatIsNotFiniteIsReplaced) {
