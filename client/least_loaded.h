@@ -42,6 +42,8 @@
 // calls and never answers, stopped or cut off) for 1 s, doubling with each
 // more up to 30 s: unanswered, it reports no load, and without this it
 // got a probe call, lost to its deadline, every time its last one ended.
+// Only a call that runs out of time outside such a pause doubles it (the
+// calls out when it began time out together), and any answer ends it.
 // When every replica is avoided, the two random ones are drawn from those
 // that answered their last call (they refused it), else from all.
 //

@@ -214,6 +214,29 @@ TEST(LeastLoadedTest, AReplicaThatCutACallOffIsAvoided) {
   for (auto& r : held) lb.Done(*r, grpc::Status::OK, no_trailers);
 }
 
+// Calls that were out when replicas stalled (a network blip) time out
+// together: they pause each replica once (1 s), not once per call (20 in a
+// row paused each for 30 s before), and an answer ends the pause.
+TEST(LeastLoadedTest, CallsThatTimeOutTogetherPauseAReplicaOnce) {
+  auto balancer = TwoReplicasNeverCalled();
+  ASSERT_TRUE(balancer.ok()) << balancer.status();
+  client::LeastLoaded& lb = **balancer;
+  const grpc::ClientContext no_trailers;
+  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held;
+  for (int i = 0; i < 41; ++i) held.push_back(lb.Choose());
+  const std::shared_ptr<client::LeastLoaded::Replica> answers = held.back();
+  held.pop_back();
+  ASSERT_GE(std::count(held.begin(), held.end(), answers), 10);
+  for (auto& r : held) {
+    lb.Done(*r, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "late"),
+            no_trailers);
+  }
+  EXPECT_GT(lb.UntilOneIsOpen(), absl::ZeroDuration()) << "both paused";
+  EXPECT_LE(lb.UntilOneIsOpen(), absl::Seconds(1));
+  lb.Done(*answers, grpc::Status::OK, no_trailers);
+  EXPECT_EQ(lb.UntilOneIsOpen(), absl::ZeroDuration()) << "one answered";
+}
+
 // A replica past its pause but with its one probe call out is not open: a
 // retry waits (UntilOneIsOpen > 0) rather than go at once to a replica that
 // asked for a pause.
@@ -228,7 +251,8 @@ TEST(LeastLoadedTest, AReplicaTakingItsProbeCallIsNotOpenForARetry) {
   std::shared_ptr<client::LeastLoaded::Replica> probe =
       ChooseUntil(lb, lost);  // kept in flight
   ASSERT_NE(probe, nullptr);
-  // The other one loses 5 calls in a row to their deadlines: avoided 4 s.
+  // The other one loses 5 calls in a row to their deadlines: avoided 1 s
+  // (the last two end within the pause the third began).
   for (int i = 0; i < client::kSilentDeadlines + 2; ++i) {
     std::shared_ptr<client::LeastLoaded::Replica> r = lb.Choose();
     ASSERT_NE(r, lost) << i;
