@@ -11,8 +11,9 @@ CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit,
       clock_(clock),
       log_coef_(new std::atomic<double>[prior_seconds_per_unit.size()]),
       log_prior_(new double[prior_seconds_per_unit.size()]),
-      last_learned_ns_(
-          new std::atomic<int64_t>[prior_seconds_per_unit.size()]) {
+      last_learned_ns_(new std::atomic<int64_t>[prior_seconds_per_unit.size()]),
+      last_learned_units_(
+          new std::atomic<double>[prior_seconds_per_unit.size()]) {
   for (size_t i = 0; i < kinds_; ++i) {
     double prior = prior_seconds_per_unit[i] > 0 &&
                            std::isfinite(prior_seconds_per_unit[i])
@@ -21,6 +22,7 @@ CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit,
     log_prior_[i] = std::log(prior);
     log_coef_[i].store(log_prior_[i], std::memory_order_relaxed);
     last_learned_ns_[i].store(kNever, std::memory_order_relaxed);
+    last_learned_units_[i].store(0, std::memory_order_relaxed);
   }
 }
 
@@ -28,16 +30,20 @@ void CostModel::Relax(int kind, double units, absl::Duration time_left) {
   if (kind < 0 || static_cast<size_t>(kind) >= kinds_ || !(units > 0)) return;
   // Would not fit at the prior either (NaN units fail the test above).
   if (absl::Seconds(std::exp(log_prior_[kind]) * units) > time_left) return;
-  // Completions of the kind teach its rate: a refusal between them would
-  // only pull the estimate away from it (see the header).
-  const int64_t last = last_learned_ns_[kind].load(std::memory_order_relaxed);
-  if (last != kNever &&
-      clock_.Now() - absl::FromUnixNanos(last) < kQuietPeriod) {
-    return;
-  }
   std::atomic<double>& slot = log_coef_[kind];
   const double current = slot.load(std::memory_order_relaxed);
   if (current <= log_prior_[kind]) return;
+  // Completions of the kind about as large teach its rate: a refusal
+  // between them would only pull the estimate away from it (see the
+  // header). Much smaller ones do not speak for this call.
+  const int64_t last = last_learned_ns_[kind].load(std::memory_order_relaxed);
+  if (last != kNever &&
+      clock_.Now() - absl::FromUnixNanos(last) < kQuietPeriod &&
+      last_learned_units_[kind].load(std::memory_order_relaxed) *
+              kMaxStepFactor >=
+          units) {
+    return;
+  }
   slot.store(current - kAlpha * (current - log_prior_[kind]),
              std::memory_order_relaxed);
 }
@@ -81,6 +87,7 @@ void CostModel::Record(int kind, double units, absl::Duration run_time,
              std::memory_order_relaxed);
   last_learned_ns_[kind].store(absl::ToUnixNanos(clock_.Now()),
                                std::memory_order_relaxed);
+  last_learned_units_[kind].store(units, std::memory_order_relaxed);
 }
 
 }  // namespace compute

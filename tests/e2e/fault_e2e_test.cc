@@ -30,6 +30,7 @@
 #include "tests/e2e/raw_http2.h"
 #include "tests/e2e/server_process.h"
 #include "tests/integration/calls.h"
+#include "tests/sanitized.h"
 #include "tests/unit/metrics/exposition.h"
 
 namespace compute::testing {
@@ -582,7 +583,7 @@ bool NoneClosedByPeer(const std::vector<int>& fds) {
 // machine that finishes the phase after the drop does not fail it.
 TEST(FaultE2eTest, MetricsEndpointSurvivesSlowlorisAndParallelScrapes) {
   constexpr int kSlowConnections = 4;
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if COMPUTE_TEST_SANITIZED
   // A sanitized server renders each page several times slower: 200 scrapes
   // at once took past 3 s for a sixth of them on 2 shared cores (one CI run
   // of five), before the slow connections' 5 s were up.

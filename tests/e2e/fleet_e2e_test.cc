@@ -35,6 +35,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/server_process.h"
+#include "tests/sanitized.h"
 #include "tests/unit/metrics/exposition.h"
 
 namespace compute::testing {
@@ -343,7 +344,8 @@ TEST(FleetE2eTest, ADrainingReplicasClientsGoElsewhereAtOnce) {
     // A call that keeps replica 0's drain open for a while, running before
     // the load starts (the load's own calls would make it look busy too,
     // and a call that came after the SIGTERM would be refused).
-    ClientProcess long_call({"run", "sleep", "--duration", "3s", "--target",
+    // 6 s: still running at the SIGTERM however slowly the load starts.
+    ClientProcess long_call({"run", "sleep", "--duration", "6s", "--target",
                              absl::StrCat("ipv4:127.0.0.1:", fleet[0].port)});
     ASSERT_TRUE(
         PollUntil([&] { return fleet[0].Busy() >= 1; }, kScrapePatience));
@@ -442,16 +444,16 @@ TEST(FleetE2eTest, DrainAnswersEveryAcceptedCallOk) {
 // That needs a client that acts on NOT_SERVING within the drain's 100 ms
 // at most, and is not descheduled for the 20 ms quiet period meanwhile. A
 // sanitized client on two cores shared with another test cannot promise
-// that, so there a few calls in a hundred may still end CANCELLED.
+// that, and a bound loose enough for it could not catch the 1 or 2 calls
+// in 600 this test was written for: the plain build checks it.
 TEST(FleetE2eTest, DrainRefusesEveryOtherCallUnavailable) {
+  if (COMPUTE_TEST_SANITIZED) {
+    GTEST_SKIP() << "timing a sanitized client cannot promise; checked in "
+                    "the plain build";
+  }
   DrainRun run;
   ASSERT_NO_FATAL_FAILURE(DrainUnderLoad(&run));
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  EXPECT_LE(run.bench.count("CANCELLED"), run.bench.sent / 100)
-      << run.bench.json;
-#else
   EXPECT_EQ(run.bench.count("CANCELLED"), 0) << run.bench.json;
-#endif
 }
 
 }  // namespace

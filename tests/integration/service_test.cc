@@ -22,6 +22,7 @@
 #include "server/pool/cost_model.h"
 #include "server/tasks/registry.h"
 #include "tests/integration/test_server.h"
+#include "tests/sanitized.h"
 
 namespace compute::testing {
 namespace {
@@ -986,19 +987,20 @@ TEST_F(ServiceTest, AClientThatWatchesHealthLosesNoCallToTheDrain) {
     ASSERT_TRUE(WaitUntil([&] { return answered.load() >= 200; }));
     server_->Drain(absl::Seconds(10));
   }  // the loops end: with no server left, a call fails at once
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if COMPUTE_TEST_SANITIZED
   // The client must act on NOT_SERVING within the drain's 100 ms at most,
-  // which a sanitized build on two shared cores cannot promise: there a
-  // loop may still lose its call in flight, but most must not.
-  int unavailable = 0;
+  // which a sanitized build on two shared cores cannot promise: there one
+  // or two loops may still lose their call in flight (4-8 of 8 did in
+  // every run when the GOAWAY came at once).
+  int cancelled = 0;
   for (const grpc::Status& end : ends) {
     EXPECT_THAT(end.error_code(),
                 ::testing::AnyOf(grpc::StatusCode::UNAVAILABLE,
                                  grpc::StatusCode::CANCELLED))
         << end.error_message();
-    if (end.error_code() == grpc::StatusCode::UNAVAILABLE) ++unavailable;
+    if (end.error_code() == grpc::StatusCode::CANCELLED) ++cancelled;
   }
-  EXPECT_GE(unavailable, kLoops / 2);
+  EXPECT_LE(cancelled, 2);
 #else
   for (const grpc::Status& end : ends) {
     EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE)

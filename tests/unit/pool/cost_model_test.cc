@@ -187,6 +187,61 @@ TEST(CostModelTest, RefusalsBetweenCompletionsDoNotPinTheRateToThePrior) {
   EXPECT_LT(model.SecondsPerUnit(kSpin), 2.9);
 }
 
+// Small calls of a kind that keep finishing do not speak for its large
+// ones (a kind's rate per unit depends on size: narrow blurs run at 2-3x the
+// prior): they do not hold off the large calls' refusals, else a rate that
+// small calls raised refused a large call that fits the prior for good.
+TEST(CostModelTest, MuchSmallerCompletionsDoNotHoldOffRelaxing) {
+  SimulatedClock clock;
+  CostModel model(std::vector<double>{1e-8, 1.0}, clock);
+  // Small spins run at 2.5x the prior.
+  for (int i = 0; i < 60; ++i)
+    model.Record(kSpin, 0.001, absl::Microseconds(2500));
+  ASSERT_NEAR(model.SecondsPerUnit(kSpin), 2.5, 0.1);
+  // A 0.2 s call (at the prior) with 0.4 s left, refused at 2.5x, every
+  // 100 ms, and a small one finishing between each.
+  for (int i = 0; i < 10; ++i) {
+    model.Record(kSpin, 0.001, absl::Microseconds(2500));
+    clock.Advance(absl::Milliseconds(100));
+    model.Relax(kSpin, 0.2, absl::Milliseconds(400));
+  }
+  EXPECT_LT(model.SecondsPerUnit(kSpin), 2.0);
+  // A call no more than 4x the small ones is still held off.
+  const double held = model.SecondsPerUnit(kSpin);
+  model.Record(kSpin, 0.001, absl::Microseconds(2500));
+  const double after_sample = model.SecondsPerUnit(kSpin);
+  model.Relax(kSpin, 0.004, absl::Milliseconds(6));
+  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), after_sample) << held;
+}
+
+// Only a sample that moved the kind's estimate holds off its refusals: not
+// a task too small to teach, not a stopped one that ran less than its
+// estimate, not another kind's.
+TEST(CostModelTest, OnlyASampleThatTaughtTheKindHoldsOffRelaxing) {
+  SimulatedClock clock;
+  CostModel model(std::vector<double>{1e-8, 1.0}, clock);
+  for (int i = 0; i < 60; ++i) {
+    model.Record(kSpin, 0.01, absl::Milliseconds(80));
+  }
+  clock.Advance(CostModel::kQuietPeriod);
+  double rate = model.SecondsPerUnit(kSpin);
+  model.Record(kSpin, 1e-6, absl::Milliseconds(1));  // under 10 us: filtered
+  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
+  EXPECT_LT(model.SecondsPerUnit(kSpin), rate) << "a tiny task";
+  rate = model.SecondsPerUnit(kSpin);
+  model.Record(kSpin, 0.01, absl::Milliseconds(1), /*lower_bound=*/true);
+  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
+  EXPECT_LT(model.SecondsPerUnit(kSpin), rate) << "a stopped task";
+  rate = model.SecondsPerUnit(kSpin);
+  model.Record(kFib, 1e6, absl::Milliseconds(10));
+  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
+  EXPECT_LT(model.SecondsPerUnit(kSpin), rate) << "another kind";
+  rate = model.SecondsPerUnit(kSpin);
+  model.Record(kSpin, 0.01, absl::Milliseconds(80));
+  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
+  EXPECT_GE(model.SecondsPerUnit(kSpin), rate) << "one that taught";
+}
+
 TEST(CostModelTest, APriorThatIsNotFiniteIsReplaced) {
   CostModel model(std::vector<double>{INFINITY, std::nan("")});
   for (int kind : {0, 1}) {
