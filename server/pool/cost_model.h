@@ -52,25 +52,6 @@
 // and moves nothing, and no stream of refusals can pull an estimate under
 // the prior.
 //
-// A refusal relaxes only after kQuietPeriod (1 s) in which the kind taught
-// nothing from a call at least a quarter (1 / kMaxStepFactor) of the
-// refused one's size: while such calls run and finish, they say the true
-// rate. Much smaller ones do not speak for it (a kind's rate per unit
-// depends on size: narrow blurs run at 2-3x the prior, short sleeps are
-// mostly timer slack), and counting them locked a kind's large calls out
-// for good while small ones kept finishing (the review of this rule: a
-// blur of 0.2 s with 0.4 s left, 600 of 600 refused in 60 s beside one
-// narrow blur a second).
-// Until 2026-12-05 every refusal relaxed, so on a machine 3x slower than
-// the prior, ten refusals of calls with short deadlines between each
-// honest completion held the estimate at 1.05x the prior (a fairness
-// review's model): calls that could not make their deadline were admitted
-// and ran to DEADLINE_EXCEEDED, and the expected wait of every call was a
-// third of the truth. A second is long against the calls whose rate it
-// protects (a kind's calls seconds apart teach nothing anyway) and short
-// against a lockout, which now ends a second after the slow spell instead
-// of at once.
-//
 // Thread-safety: every method may be called concurrently. Updates are a
 // relaxed load and store per kind: two racing samples may lose one, which
 // is noise in a running mean, not an error.
@@ -78,23 +59,18 @@
 #define COMPUTE_SERVER_POOL_COST_MODEL_H_
 
 #include <atomic>
-#include <cstdint>
-#include <limits>
 #include <memory>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "server/pool/clock.h"
 
 namespace compute {
 
 class CostModel {
  public:
-  // One prior per kind: seconds per unit, > 0. `clock` (which must outlive
-  // the model) times the quiet period before a refusal relaxes.
-  explicit CostModel(absl::Span<const double> prior_seconds_per_unit,
-                     const Clock& clock = Clock::Real());
+  // One prior per kind: seconds per unit, > 0.
+  explicit CostModel(absl::Span<const double> prior_seconds_per_unit);
 
   int kinds() const { return static_cast<int>(kinds_); }
 
@@ -111,8 +87,7 @@ class CostModel {
   // have fit at the prior relaxes the estimate: one that does not fit even
   // there says nothing about a raised rate, and a stream of such calls
   // would otherwise pin the estimate at the prior on a machine slower than
-  // it. Nor does any call within kQuietPeriod of the kind's last sample,
-  // unless that sample was of a task under a quarter of its size.
+  // it.
   void Relax(int kind, double units, absl::Duration time_left);
 
   double SecondsPerUnit(int kind) const;
@@ -120,19 +95,12 @@ class CostModel {
   static constexpr double kAlpha = 1.0 / 8;
   static constexpr double kMinSampleSeconds = 10e-6;
   static constexpr double kMaxStepFactor = 4.0;
-  static constexpr absl::Duration kQuietPeriod = absl::Seconds(1);
 
  private:
   size_t kinds_;
-  const Clock& clock_;
   // log(seconds per unit), per kind.
   std::unique_ptr<std::atomic<double>[]> log_coef_;
   std::unique_ptr<double[]> log_prior_;
-  // When a sample last moved the kind's estimate: clock_'s Now() in Unix
-  // nanoseconds, per kind; kNever before the first. And that sample's units.
-  std::unique_ptr<std::atomic<int64_t>[]> last_learned_ns_;
-  std::unique_ptr<std::atomic<double>[]> last_learned_units_;
-  static constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
 };
 
 }  // namespace compute

@@ -19,7 +19,6 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
-#include "server/pool/cost_model.h"
 #include "server/tasks/registry.h"
 #include "tests/integration/test_server.h"
 #include "tests/sanitized.h"
@@ -358,10 +357,6 @@ TEST_F(ServiceTest, AKindIsNotLockedOutAfterASlowSpell) {
   for (int i = 0; i < 25; ++i)
     ASSERT_TRUE(Call(Spin(absl::Milliseconds(1)), &r).ok());
   spins_are_slow = false;
-  // The behaviour under test, not a wait for anything: a spell's raised
-  // estimate holds while the kind's calls still teach, and refusals relax
-  // it once the kind has taught nothing for a while (cost_model.h).
-  absl::SleepFor(CostModel::kQuietPeriod);
 
   grpc::ClientContext first;
   first.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(200)));

@@ -5,7 +5,6 @@
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "server/pool/clock.h"
 
 namespace compute {
 namespace {
@@ -124,14 +123,12 @@ TEST(CostModelTest, IgnoresSizesThatAreNotFinite) {
 // A rate raised by a slow spell must come down without samples: calls
 // refused for their own estimate never run, so nothing else lowers it.
 TEST(CostModelTest, RefusalsRelaxARaisedRateTowardsThePriorOnly) {
-  SimulatedClock clock;
-  CostModel model(std::vector<double>{1e-8, 1.0}, clock);
+  CostModel model = TwoKinds();
   for (int i = 0; i < 60; ++i) {
     model.Record(kSpin, 0.01, absl::Milliseconds(80));
   }
   const double raised = model.SecondsPerUnit(kSpin);
   ASSERT_GT(raised, 7.5) << "the slow spell: 8x the prior";
-  clock.Advance(CostModel::kQuietPeriod);  // the spell is over
   // A 10 ms spin with 50 ms left: it would fit at the prior (10 ms), not at
   // the raised rate (80 ms).
   const absl::Duration left = absl::Milliseconds(50);
@@ -150,96 +147,11 @@ TEST(CostModelTest, RefusalsRelaxARaisedRateTowardsThePriorOnly) {
   for (int i = 0; i < 100; ++i) model.Record(kFib, 1e6, absl::Milliseconds(3));
   const double fast = model.SecondsPerUnit(kFib);
   ASSERT_LT(fast, 1e-8);
-  clock.Advance(CostModel::kQuietPeriod);
   model.Relax(kFib, 1e6, absl::Seconds(1));
   EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kFib), fast);
   model.Relax(-1, 1, absl::Seconds(1));
   model.Relax(2, 1, absl::Seconds(1));
   model.Relax(kSpin, std::nan(""), absl::Seconds(1));
-}
-
-// Refusals relax only a kind that has taught nothing for a while: between
-// its completions, which say the true rate, they would pull the estimate to
-// the prior. Here the machine runs spins at 3x the prior, and each honest
-// completion comes between ten refusals of calls whose deadline fits the
-// prior but not the truth (10 ms spins with 20 ms left), 10 ms apart. When
-// every refusal relaxed, the rate settled at 1.05x the prior, and such calls
-// were admitted to run past their deadlines.
-TEST(CostModelTest, RefusalsBetweenCompletionsDoNotPinTheRateToThePrior) {
-  SimulatedClock clock;
-  CostModel model(std::vector<double>{1e-8, 1.0}, clock);
-  for (int i = 0; i < 60; ++i) {
-    model.Record(kSpin, 0.01, absl::Milliseconds(30));
-    clock.Advance(absl::Milliseconds(10));
-  }
-  ASSERT_NEAR(model.SecondsPerUnit(kSpin), 3.0, 0.1);
-  for (int round = 0; round < 50; ++round) {
-    model.Record(kSpin, 0.01, absl::Milliseconds(30));
-    for (int i = 0; i < 10; ++i) {
-      clock.Advance(absl::Milliseconds(10));
-      model.Relax(kSpin, 0.01, absl::Milliseconds(20));
-    }
-  }
-  EXPECT_NEAR(model.SecondsPerUnit(kSpin), 3.0, 0.1);
-  // A second with no completion: the next refusal relaxes.
-  clock.Advance(CostModel::kQuietPeriod);
-  model.Relax(kSpin, 0.01, absl::Milliseconds(20));
-  EXPECT_LT(model.SecondsPerUnit(kSpin), 2.9);
-}
-
-// Small calls of a kind that keep finishing do not speak for its large
-// ones (a kind's rate per unit depends on size: narrow blurs run at 2-3x the
-// prior): they do not hold off the large calls' refusals, else a rate that
-// small calls raised refused a large call that fits the prior for good.
-TEST(CostModelTest, MuchSmallerCompletionsDoNotHoldOffRelaxing) {
-  SimulatedClock clock;
-  CostModel model(std::vector<double>{1e-8, 1.0}, clock);
-  // Small spins run at 2.5x the prior.
-  for (int i = 0; i < 60; ++i)
-    model.Record(kSpin, 0.001, absl::Microseconds(2500));
-  ASSERT_NEAR(model.SecondsPerUnit(kSpin), 2.5, 0.1);
-  // A 0.2 s call (at the prior) with 0.4 s left, refused at 2.5x, every
-  // 100 ms, and a small one finishing between each.
-  for (int i = 0; i < 10; ++i) {
-    model.Record(kSpin, 0.001, absl::Microseconds(2500));
-    clock.Advance(absl::Milliseconds(100));
-    model.Relax(kSpin, 0.2, absl::Milliseconds(400));
-  }
-  EXPECT_LT(model.SecondsPerUnit(kSpin), 2.0);
-  // A call no more than 4x the small ones is still held off.
-  const double held = model.SecondsPerUnit(kSpin);
-  model.Record(kSpin, 0.001, absl::Microseconds(2500));
-  const double after_sample = model.SecondsPerUnit(kSpin);
-  model.Relax(kSpin, 0.004, absl::Milliseconds(6));
-  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), after_sample) << held;
-}
-
-// Only a sample that moved the kind's estimate holds off its refusals: not
-// a task too small to teach, not a stopped one that ran less than its
-// estimate, not another kind's.
-TEST(CostModelTest, OnlyASampleThatTaughtTheKindHoldsOffRelaxing) {
-  SimulatedClock clock;
-  CostModel model(std::vector<double>{1e-8, 1.0}, clock);
-  for (int i = 0; i < 60; ++i) {
-    model.Record(kSpin, 0.01, absl::Milliseconds(80));
-  }
-  clock.Advance(CostModel::kQuietPeriod);
-  double rate = model.SecondsPerUnit(kSpin);
-  model.Record(kSpin, 1e-6, absl::Milliseconds(1));  // under 10 us: filtered
-  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
-  EXPECT_LT(model.SecondsPerUnit(kSpin), rate) << "a tiny task";
-  rate = model.SecondsPerUnit(kSpin);
-  model.Record(kSpin, 0.01, absl::Milliseconds(1), /*lower_bound=*/true);
-  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
-  EXPECT_LT(model.SecondsPerUnit(kSpin), rate) << "a stopped task";
-  rate = model.SecondsPerUnit(kSpin);
-  model.Record(kFib, 1e6, absl::Milliseconds(10));
-  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
-  EXPECT_LT(model.SecondsPerUnit(kSpin), rate) << "another kind";
-  rate = model.SecondsPerUnit(kSpin);
-  model.Record(kSpin, 0.01, absl::Milliseconds(80));
-  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
-  EXPECT_GE(model.SecondsPerUnit(kSpin), rate) << "one that taught";
 }
 
 TEST(CostModelTest, APriorThatIsNotFiniteIsReplaced) {
