@@ -318,31 +318,31 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
              status.error_code() != grpc::StatusCode::CANCELLED) {
     replica.on_probation_.store(false, std::memory_order_relaxed);
   }
-  // Out of time, with nothing else in between: see kSilentDeadlines.
+  // Out of time, with nothing else in between: see kSilentDeadlines. This
+  // pause is kept apart from the one a refusal asks for, so that an answer
+  // ends it without ending that one.
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    // The calls that were on their way when a pause for silence began time
-    // out together, and say nothing more: only a call that ran out of time
-    // since (the probe after the pause) doubles it. Before, a 300 ms stall
+    // The calls that were on their way when the pause began time out
+    // together, and say nothing more: only a call that ran out of time
+    // outside it (the probe after it) doubles it. Before, a 300 ms stall
     // with 20 calls out paused the replica for 30 s.
-    const bool paused_for_silence =
-        replica.deadlines_in_a_row_.load(std::memory_order_relaxed) >=
-            kSilentDeadlines &&
-        replica.avoid_until_ns_.load(std::memory_order_relaxed) > SteadyNowNs();
-    if (!paused_for_silence) {
+    const int64_t now = SteadyNowNs();
+    if (replica.silent_until_ns_.load(std::memory_order_relaxed) <= now) {
       const int in_a_row =
           replica.deadlines_in_a_row_.fetch_add(1, std::memory_order_relaxed) +
           1;
       if (in_a_row >= kSilentDeadlines) {
         const int doublings = std::min(5, in_a_row - kSilentDeadlines);
-        avoid =
+        const absl::Duration pause =
             std::min(absl::Seconds(30), absl::Seconds(1) * (1 << doublings));
+        replica.silent_until_ns_.store(now + absl::ToInt64Nanoseconds(pause),
+                                       std::memory_order_relaxed);
       }
     }
-  } else if (replica.deadlines_in_a_row_.exchange(
-                 0, std::memory_order_relaxed) >= kSilentDeadlines &&
-             avoid == absl::ZeroDuration()) {
-    // It answers again: a pause for silence ends with it.
-    replica.avoid_until_ns_.store(0, std::memory_order_relaxed);
+  } else {
+    // It answers: not silent.
+    replica.deadlines_in_a_row_.store(0, std::memory_order_relaxed);
+    replica.silent_until_ns_.store(0, std::memory_order_relaxed);
   }
   if (avoid > absl::ZeroDuration()) {
     replica.avoid_until_ns_.store(
@@ -352,7 +352,7 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
 }
 
 bool LeastLoaded::IsOpen(const Replica& r, int64_t now) {
-  return r.avoid_until_ns_.load(std::memory_order_relaxed) <= now &&
+  return r.PausedUntilNs() <= now &&
          !(r.on_probation_.load(std::memory_order_relaxed) &&
            r.in_flight() > 0);
 }
@@ -363,7 +363,7 @@ absl::Duration LeastLoaded::UntilOneIsOpen() const {
   int64_t soonest = INT64_MAX;
   for (const auto& r : replicas_) {
     if (IsOpen(*r, now)) return absl::ZeroDuration();
-    const int64_t until = r->avoid_until_ns_.load(std::memory_order_relaxed);
+    const int64_t until = r->PausedUntilNs();
     // Past its pause but taking its one probe call: open when that call is
     // answered, which no clock tells; looked at again after a short while.
     soonest = std::min(soonest, until > now ? until : now + kProbeRecheckNs);

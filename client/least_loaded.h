@@ -57,6 +57,7 @@
 #ifndef COMPUTE_CLIENT_LEAST_LOADED_H_
 #define COMPUTE_CLIENT_LEAST_LOADED_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -132,7 +133,16 @@ class LeastLoaded {
     std::atomic<double> load_{0};
     std::atomic<int64_t> load_at_ns_{0};  // steady clock; when load_ came
     std::atomic<int> workers_{0};
+    // The later of its two pauses (steady clock).
+    int64_t PausedUntilNs() const {
+      return std::max(avoid_until_ns_.load(std::memory_order_relaxed),
+                      silent_until_ns_.load(std::memory_order_relaxed));
+    }
+
+    // Asked for by its answers: a refusal's pushback, UNAVAILABLE, CANCELLED.
     std::atomic<int64_t> avoid_until_ns_{0};  // steady clock
+    // For calls that got no answer (kSilentDeadlines); any answer ends it.
+    std::atomic<int64_t> silent_until_ns_{0};  // steady clock
     std::atomic<int> deadlines_in_a_row_{0};
     // Its last call ended UNAVAILABLE: once its pause is over it takes one
     // call at a time until one is answered (a circuit breaker's half-open

@@ -237,6 +237,35 @@ TEST(LeastLoadedTest, CallsThatTimeOutTogetherPauseAReplicaOnce) {
   EXPECT_EQ(lb.UntilOneIsOpen(), absl::ZeroDuration()) << "one answered";
 }
 
+// An answer ends the pause for calls that got none, not the pause a replica
+// asked for: gone (UNAVAILABLE, 1 s), then the calls it had out time out,
+// then an old call's OK comes back. It stays paused for the UNAVAILABLE.
+TEST(LeastLoadedTest, AnAnswerEndsOnlyThePauseForSilence) {
+  auto balancer = TwoReplicasNeverCalled();
+  ASSERT_TRUE(balancer.ok()) << balancer.status();
+  client::LeastLoaded& lb = **balancer;
+  const grpc::ClientContext no_trailers;
+  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held;
+  for (int i = 0; i < 41; ++i) held.push_back(lb.Choose());
+  const std::shared_ptr<client::LeastLoaded::Replica> old_call = held.back();
+  held.pop_back();
+  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> gone;
+  for (auto& r : held) {
+    if (std::find(gone.begin(), gone.end(), r) == gone.end()) {
+      gone.push_back(r);
+      lb.Done(*r, grpc::Status(grpc::StatusCode::UNAVAILABLE, "refused"),
+              no_trailers);
+    } else {
+      lb.Done(*r, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "late"),
+              no_trailers);
+    }
+  }
+  ASSERT_EQ(gone.size(), 2u);
+  lb.Done(*old_call, grpc::Status::OK, no_trailers);
+  EXPECT_GT(lb.UntilOneIsOpen(), absl::ZeroDuration())
+      << "both still paused for their UNAVAILABLE";
+}
+
 // A replica past its pause but with its one probe call out is not open: a
 // retry waits (UntilOneIsOpen > 0) rather than go at once to a replica that
 // asked for a pause.
