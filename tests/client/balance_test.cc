@@ -119,6 +119,14 @@ absl::StatusOr<std::unique_ptr<client::LeastLoaded>> TwoReplicasNeverCalled() {
   return client::LeastLoaded::Create(options);
 }
 
+// `n` calls chosen and left in flight.
+std::vector<std::shared_ptr<client::LeastLoaded::Replica>> Choose(
+    client::LeastLoaded& lb, int n) {
+  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> chosen;
+  for (int i = 0; i < n; ++i) chosen.push_back(lb.Choose());
+  return chosen;
+}
+
 // Chooses until `want` is chosen (each other choice answered OK at once);
 // returns it, in flight, or nullptr if it never was.
 std::shared_ptr<client::LeastLoaded::Replica> ChooseUntil(
@@ -222,10 +230,9 @@ TEST(LeastLoadedTest, CallsThatTimeOutTogetherPauseAReplicaOnce) {
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
-  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held;
-  for (int i = 0; i < 41; ++i) held.push_back(lb.Choose());
-  const std::shared_ptr<client::LeastLoaded::Replica> answers = held.back();
-  held.pop_back();
+  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held =
+      Choose(lb, 40);
+  const std::shared_ptr<client::LeastLoaded::Replica> answers = lb.Choose();
   ASSERT_GE(std::count(held.begin(), held.end(), answers), 10);
   for (auto& r : held) {
     lb.Done(*r, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "late"),
@@ -245,10 +252,9 @@ TEST(LeastLoadedTest, AnAnswerEndsOnlyThePauseForSilence) {
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
-  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held;
-  for (int i = 0; i < 41; ++i) held.push_back(lb.Choose());
-  const std::shared_ptr<client::LeastLoaded::Replica> old_call = held.back();
-  held.pop_back();
+  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held =
+      Choose(lb, 40);
+  const std::shared_ptr<client::LeastLoaded::Replica> old_call = lb.Choose();
   std::vector<std::shared_ptr<client::LeastLoaded::Replica>> gone;
   for (auto& r : held) {
     if (std::find(gone.begin(), gone.end(), r) == gone.end()) {

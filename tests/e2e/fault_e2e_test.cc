@@ -795,6 +795,11 @@ TEST(FaultE2eTest, TheServersOwnDeadlineStopsARunningTask) {
   EXPECT_EQ(raw.ReadUntilEnd(1, absl::Seconds(10)).grpc_status(), 4)
       << "DEADLINE_EXCEEDED";
   std::optional<metrics::testing::Exposition> scrape;
+  // For the failure message: the last scrape's sum, -1 without one.
+  auto Count = [&](const std::string& name,
+                   const metrics::testing::Labels& labels) {
+    return scrape ? scrape->Sum(name, labels) : -1;
+  };
   EXPECT_TRUE(PollUntil(
       [&] {
         auto e = Scrape(metrics_port);
@@ -807,21 +812,15 @@ TEST(FaultE2eTest, TheServersOwnDeadlineStopsARunningTask) {
       },
       absl::Seconds(10)))
       << "the task still runs, or ended otherwise: busy "
-      << (scrape ? scrape->Sum("compute_pool_workers_busy") : -1)
-      << ", tasks by outcome: ok "
-      << (scrape ? scrape->Sum("compute_tasks_total", {{"outcome", "ok"}}) : -1)
+      << Count("compute_pool_workers_busy", {}) << ", tasks by outcome: ok "
+      << Count("compute_tasks_total", {{"outcome", "ok"}})
       << ", deadline_exceeded "
-      << (scrape ? scrape->Sum("compute_tasks_total",
-                               {{"outcome", "deadline_exceeded"}})
-                 : -1)
+      << Count("compute_tasks_total", {{"outcome", "deadline_exceeded"}})
       << ", cancelled "
-      << (scrape
-              ? scrape->Sum("compute_tasks_total", {{"outcome", "cancelled"}})
-              : -1)
+      << Count("compute_tasks_total", {{"outcome", "cancelled"}})
       << "; refused on arrival "
-      << (scrape ? scrape->Sum("compute_tasks_rejected_total",
-                               {{"reason", "expired_on_arrival"}})
-                 : -1);
+      << Count("compute_tasks_rejected_total",
+               {{"reason", "expired_on_arrival"}});
   ExpectHealthy(*port);
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait(absl::Seconds(30)).code, 0);

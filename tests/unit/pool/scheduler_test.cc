@@ -25,6 +25,14 @@ struct Pool {
   std::unique_ptr<WorkerPool> pool;
 };
 
+// The overload detector's tests: a 10 ms target wait over 100 ms intervals.
+PoolOptions OverloadOptions() {
+  PoolOptions options;
+  options.target_queue_wait = absl::Milliseconds(10);
+  options.overload_interval = absl::Milliseconds(100);
+  return options;
+}
+
 std::unique_ptr<Pool> MakeScheduler(int workers, size_t capacity,
                                     PoolOptions options = {}) {
   auto p = std::make_unique<Pool>();
@@ -308,9 +316,7 @@ TEST(SchedulerTest, BurstIntoAnIdlePoolIsAbsorbedUpToCapacity) {
 // over the target is the queue standing; then admission holds the target,
 // and an empty queue ends it.
 TEST(SchedulerTest, StandingQueueIsHeldToTheTargetUntilItDrains) {
-  PoolOptions options;
-  options.target_queue_wait = absl::Milliseconds(10);
-  options.overload_interval = absl::Milliseconds(100);
+  const PoolOptions options = OverloadOptions();
   auto s = MakeScheduler(1, 100, options);
   WorkerPool& pool = *s->pool;
   Gate first, second, third;
@@ -359,9 +365,7 @@ TEST(SchedulerTest, StandingQueueIsHeldToTheTargetUntilItDrains) {
 // greedy tenant's queue, so it does not end the interval. Before, the greedy
 // tenant's queue was never seen as standing while any light tenant called.
 TEST(SchedulerTest, ALightTenantDoesNotHideAStandingQueue) {
-  PoolOptions options;
-  options.target_queue_wait = absl::Milliseconds(10);
-  options.overload_interval = absl::Milliseconds(100);
+  const PoolOptions options = OverloadOptions();
   auto s = MakeScheduler(1, 100, options);
   WorkerPool& pool = *s->pool;
   Gate first, second, third;
@@ -870,9 +874,7 @@ TEST(SchedulerTest, PlacesAreSharedByCountNotByCost) {
 // nothing, and one long wait an interval after another made a standing
 // queue of a burst (review of ALightTenantDoesNotHideAStandingQueue's rule).
 TEST(SchedulerTest, OneCallTenantsWithoutABacklogAreMeasuredAsAQueue) {
-  PoolOptions options;
-  options.target_queue_wait = absl::Milliseconds(10);
-  options.overload_interval = absl::Milliseconds(100);
+  const PoolOptions options = OverloadOptions();
   auto s = MakeScheduler(1, 100, options);
   WorkerPool& pool = *s->pool;
   Gate first, second, third;
