@@ -539,10 +539,19 @@ absl::Status RunBlurTask(const compute::v1::RunRequest& request,
 
 double BlurCostUnits(const compute::v1::RunRequest& request) {
   const compute::v1::BlurRequest& blur = request.blur();
-  const double pixels = static_cast<double>(blur.width()) * blur.height();
-  const double work =
-      blur.radius() == 0 ? pixels * kBlurCopyCostFraction : pixels;
-  return work + kBlurFixedCostUnits;
+  const size_t w = blur.width();
+  const size_t h = blur.height();
+  const double pixels = static_cast<double>(w) * static_cast<double>(h);
+  if (blur.radius() == 0) {
+    return pixels * kBlurCopyCostFraction + kBlurFixedCostUnits;
+  }
+  if (w < kNarrowColumns && h > w) {  // as Blur(): blurred transposed
+    return pixels * kBlurTransposedCostFactor + kBlurFixedCostUnits;
+  }
+  const double strips =
+      static_cast<double>((w + kStripColumns - 1) / kStripColumns);
+  return pixels + kBlurRowCostUnits * static_cast<double>(h) * strips +
+         kBlurFixedCostUnits;
 }
 
 int64_t BlurResponseBytes(const compute::v1::RunRequest& request) {

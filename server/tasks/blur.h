@@ -87,19 +87,33 @@ absl::StatusOr<std::string> BoxBlurPieces(
     absl::Span<const absl::string_view> pieces, uint32_t width, uint32_t height,
     uint32_t radius, const CancelToken& cancel);
 
-// Cost model (TaskKind::cost_units): width x height pixels, or pixels x
-// kBlurCopyCostFraction at radius 0 (a copy), plus kBlurFixedCostUnits.
-// Measured (release build, kernel_bench): 0.45-0.50 ns per pixel from 256x256
-// to 2048x2048 and on 16-pixel-high strips, 0.57-0.60 at 16 megapixels (the
-// image no longer fits the cache), radius 64 within 4-11% of radius 1; so the
-// time is radius-independent and radius >= 1 is not in the model. Narrow
-// images cost more per pixel (16 wide 1.5 ns, 8 wide 1.1, 1 wide 1.2: per-row
-// overhead, or the transpose), which the model leaves to the learned rate.
-// Radius 0 is a copy, 0.03-0.07 ns per pixel; 1/8 of a blurred pixel
-// over-estimates it a little. The constant is a 1x1 image's measured fixed
-// cost (~32 ns, the allocations), in units of ~0.5 ns.
+// Cost model (TaskKind::cost_units): width x height pixels, plus
+// kBlurRowCostUnits per row of each strip (kStripColumns wide), or pixels x
+// kBlurTransposedCostFactor for a narrow image blurred as its transpose, or
+// pixels x kBlurCopyCostFraction at radius 0 (a copy); plus
+// kBlurFixedCostUnits. Measured (release build, kernel_bench): 0.45-0.50 ns
+// per pixel from 256x256 to 2048x2048 and on 16-pixel-high strips, 0.57-0.60
+// at 16 megapixels (the image no longer fits the cache), radius 64 within
+// 4-11% of radius 1; so the time is radius-independent and radius >= 1 is not
+// in the model. Each row of a strip costs ~16 ns besides its pixels (a sweep
+// of widths at 1 megapixel on 2026-12-05: 16 wide 1.78 ns per pixel, 32 wide
+// 1.06, 64 wide 0.83, 256 wide 0.64, 2048 wide 0.57), and a narrow image
+// (under kNarrowColumns wide, taller than wide) about twice a wide one's per
+// pixel, the transpose (in the server, 15 calls of each shape at 4
+// megapixels: 2.0-2.5 ns per pixel narrow, 1.0-1.65 square, 2.2 for 16 wide).
+// Through the server, where a pixel costs 1-1.6 ns (page faults, received
+// pieces), the row's ~16 ns is worth fewer pixels than in the kernel alone;
+// kBlurRowCostUnits sits between the two. The units carry the shape so that
+// the cost model's rate per unit is the same for every shape: its refusals
+// are held off by recent samples of comparable units (cost_model.h), which
+// a narrow image's raised rate per pixel would otherwise make speak for a
+// square one. Radius 0 is a copy, 0.03-0.07 ns per pixel; 1/8 of a blurred
+// pixel over-estimates it a little. The constant is a 1x1 image's measured
+// fixed cost (~32 ns, the allocations), in units of ~0.5 ns.
 inline constexpr double kBlurCopyCostFraction = 1.0 / 8;
 inline constexpr double kBlurFixedCostUnits = 64;
+inline constexpr double kBlurRowCostUnits = 16;
+inline constexpr double kBlurTransposedCostFactor = 2;
 // Besides its width x height pixels, the result holds its width and height;
 // serialized, those and the framing take at most 17 bytes.
 inline constexpr int64_t kBlurResponseHeaderBytes = 32;

@@ -38,7 +38,9 @@ constexpr double kSha256SecondsPerUnit = 4.9e-10;
 constexpr double kPrimesSecondsPerUnit = 2.6e-11;
 // blur (the fused kernel; kernel_bench's medians, radius 1 to 64): 256x256
 // to 2048x2048 and 1920x1080 0.92-1.05, 65536x16 1.00, 4096x4096 1.15-1.20,
-// narrow images 2.2-3.1 (radius 0: 0.5-1.1). The kernel before it: 2.4e-9.
+// narrow images 2.2-3.1 when their units were their pixels, 1.1-1.6 in the
+// units that count the transpose and the rows (blur.h); radius 0: 0.5-1.1.
+// The kernel before it: 2.4e-9.
 constexpr double kBlurSecondsPerUnit = 0.5e-9;
 // sleep: the unit is a second, as spin's (the 1 ms slices overshoot by the
 // timer's slack, tens of microseconds).
