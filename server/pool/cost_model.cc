@@ -5,15 +5,10 @@
 
 namespace compute {
 
-CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit,
-                     const Clock& clock)
+CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit)
     : kinds_(prior_seconds_per_unit.size()),
-      clock_(clock),
       log_coef_(new std::atomic<double>[prior_seconds_per_unit.size()]),
-      log_prior_(new double[prior_seconds_per_unit.size()]),
-      last_learned_ns_(new std::atomic<int64_t>[prior_seconds_per_unit.size()]),
-      last_learned_units_(
-          new std::atomic<double>[prior_seconds_per_unit.size()]) {
+      log_prior_(new double[prior_seconds_per_unit.size()]) {
   for (size_t i = 0; i < kinds_; ++i) {
     double prior = prior_seconds_per_unit[i] > 0 &&
                            std::isfinite(prior_seconds_per_unit[i])
@@ -21,8 +16,6 @@ CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit,
                        : 1e-9;
     log_prior_[i] = std::log(prior);
     log_coef_[i].store(log_prior_[i], std::memory_order_relaxed);
-    last_learned_ns_[i].store(kNever, std::memory_order_relaxed);
-    last_learned_units_[i].store(0, std::memory_order_relaxed);
   }
 }
 
@@ -33,18 +26,6 @@ void CostModel::Relax(int kind, double units, absl::Duration time_left) {
   std::atomic<double>& slot = log_coef_[kind];
   const double current = slot.load(std::memory_order_relaxed);
   if (current <= log_prior_[kind]) return;
-  // Completions of the kind about as large teach its rate: a refusal
-  // between them would only pull the estimate away from it (see the
-  // header). Much smaller or larger ones do not speak for this call.
-  const int64_t last = last_learned_ns_[kind].load(std::memory_order_relaxed);
-  const double last_units =
-      last_learned_units_[kind].load(std::memory_order_relaxed);
-  if (last != kNever &&
-      clock_.Now() - absl::FromUnixNanos(last) < kQuietPeriod &&
-      last_units * kMaxStepFactor >= units &&
-      units * kMaxStepFactor >= last_units) {
-    return;
-  }
   slot.store(current - kAlpha * (current - log_prior_[kind]),
              std::memory_order_relaxed);
 }
@@ -86,9 +67,6 @@ void CostModel::Record(int kind, double units, absl::Duration run_time,
   const double max_step = std::log(kMaxStepFactor);
   slot.store(current + kAlpha * std::clamp(error, -max_step, max_step),
              std::memory_order_relaxed);
-  last_learned_ns_[kind].store(absl::ToUnixNanos(clock_.Now()),
-                               std::memory_order_relaxed);
-  last_learned_units_[kind].store(units, std::memory_order_relaxed);
 }
 
 }  // namespace compute

@@ -52,26 +52,6 @@
 // and moves nothing, and no stream of refusals can pull an estimate under
 // the prior.
 //
-// But a refusal relaxes only when no call of its kind and of comparable
-// size (within kMaxStepFactor, 4x, either way) taught the rate in the last
-// kQuietPeriod (1 s): while such calls run and finish, they say the true
-// rate, and refusals between them would only pull it away. When every
-// refusal relaxed, on a machine 3x slower than the prior, ten refusals of
-// calls with short deadlines between each honest completion held the
-// estimate at 1.05x the prior (a fairness review's model; with the calls
-// admitted that way running late and teaching their lower bound, 1.9x): calls
-// that could not make their deadline were admitted and ran to
-// DEADLINE_EXCEEDED, and every expected wait was a fraction of the truth.
-// Why a band, on both sides: a kind's rate per unit is only known to hold
-// across sizes within a few x (short sleeps are mostly timer slack; a 16 MP
-// blur runs 1.2x the per-pixel rate of a 1 MP one), and a review of the
-// rule without it found small calls that kept finishing at a raised rate
-// held a large call that fits the prior refused for good (600 of 600 in
-// 60 s), and with a one-sided band, large ones held small ones off (1,200 of
-// 1,200). Blur's units carry its narrow images' cost for the same reason
-// (blur.h). A lockout after a slow spell thus ends a second after the
-// spell's last call of comparable size.
-//
 // Thread-safety: every method may be called concurrently. Updates are a
 // relaxed load and store per kind: two racing samples may lose one, which
 // is noise in a running mean, not an error.
@@ -79,23 +59,18 @@
 #define COMPUTE_SERVER_POOL_COST_MODEL_H_
 
 #include <atomic>
-#include <cstdint>
-#include <limits>
 #include <memory>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "server/pool/clock.h"
 
 namespace compute {
 
 class CostModel {
  public:
-  // One prior per kind: seconds per unit, > 0. `clock` (which must outlive
-  // the model) times the quiet period before a refusal relaxes.
-  explicit CostModel(absl::Span<const double> prior_seconds_per_unit,
-                     const Clock& clock = Clock::Real());
+  // One prior per kind: seconds per unit, > 0.
+  explicit CostModel(absl::Span<const double> prior_seconds_per_unit);
 
   int kinds() const { return static_cast<int>(kinds_); }
 
@@ -112,8 +87,7 @@ class CostModel {
   // have fit at the prior relaxes the estimate: one that does not fit even
   // there says nothing about a raised rate, and a stream of such calls
   // would otherwise pin the estimate at the prior on a machine slower than
-  // it. Nor does one within kQuietPeriod of a sample of its kind that moved
-  // the estimate and was within kMaxStepFactor of its size.
+  // it.
   void Relax(int kind, double units, absl::Duration time_left);
 
   double SecondsPerUnit(int kind) const;
@@ -121,21 +95,12 @@ class CostModel {
   static constexpr double kAlpha = 1.0 / 8;
   static constexpr double kMinSampleSeconds = 10e-6;
   static constexpr double kMaxStepFactor = 4.0;
-  static constexpr absl::Duration kQuietPeriod = absl::Seconds(1);
 
  private:
   size_t kinds_;
-  const Clock& clock_;
   // log(seconds per unit), per kind.
   std::unique_ptr<std::atomic<double>[]> log_coef_;
   std::unique_ptr<double[]> log_prior_;
-  // The last sample that moved each kind's estimate: when (clock_'s Now()
-  // in Unix nanoseconds; kNever before the first) and its units. Written
-  // apart, so a Relax racing a Record may pair one sample's time with the
-  // other's size: it then relaxes once more or once less, noise as above.
-  std::unique_ptr<std::atomic<int64_t>[]> last_learned_ns_;
-  std::unique_ptr<std::atomic<double>[]> last_learned_units_;
-  static constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
 };
 
 }  // namespace compute

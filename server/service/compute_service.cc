@@ -209,7 +209,7 @@ std::string PeerAddress(std::string_view peer) {
 ComputeService::ComputeService(WorkerPool& pool, ComputeServiceOptions options)
     : pool_(pool),
       options_(options),
-      cost_model_(CostPriors(), pool.clock()),
+      cost_model_(CostPriors()),
       load_(options.load_report_interval != absl::InfiniteDuration()
                 ? std::make_unique<LoadReporter>(pool, options.cpus,
                                                  options.load_report_interval)

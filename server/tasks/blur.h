@@ -103,13 +103,15 @@ absl::StatusOr<std::string> BoxBlurPieces(
 // megapixels: 2.0-2.5 ns per pixel narrow, 1.0-1.65 square, 2.2 for 16 wide).
 // Through the server, where a pixel costs 1-1.6 ns (page faults, received
 // pieces), the row's ~16 ns is worth fewer pixels than in the kernel alone;
-// kBlurRowCostUnits sits between the two. The units carry the shape so that
-// the cost model's rate per unit is the same for every shape: its refusals
-// are held off by recent samples of comparable units (cost_model.h), which
-// a narrow image's raised rate per pixel would otherwise make speak for a
-// square one. Radius 0 is a copy, 0.03-0.07 ns per pixel; 1/8 of a blurred
-// pixel over-estimates it a little. The constant is a 1x1 image's measured
-// fixed cost (~32 ns, the allocations), in units of ~0.5 ns.
+// kBlurRowCostUnits sits between the two (16-wide strips, 3.1x a wide
+// image's time per pixel in the kernel, are 1.6x per unit; through the
+// server about 1.1x). The units carry the shape so that one learned rate per
+// unit (cost_model.h) fits the shapes more closely: with plain pixels, a
+// rate learned from narrow images over-estimated square ones 2-3x, and
+// one learned from square images under-estimated narrow ones. Radius 0 is a
+// copy, 0.03-0.07 ns per pixel; 1/8 of a blurred pixel over-estimates it a
+// little. The constant is a 1x1 image's measured fixed cost (~32 ns, the
+// allocations), in units of ~0.5 ns.
 inline constexpr double kBlurCopyCostFraction = 1.0 / 8;
 inline constexpr double kBlurFixedCostUnits = 64;
 inline constexpr double kBlurRowCostUnits = 16;

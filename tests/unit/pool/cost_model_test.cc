@@ -5,7 +5,6 @@
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "server/pool/clock.h"
 
 namespace compute {
 namespace {
@@ -124,14 +123,12 @@ TEST(CostModelTest, IgnoresSizesThatAreNotFinite) {
 // A rate raised by a slow spell must come down without samples: calls
 // refused for their own estimate never run, so nothing else lowers it.
 TEST(CostModelTest, RefusalsRelaxARaisedRateTowardsThePriorOnly) {
-  SimulatedClock clock;
-  CostModel model(std::vector<double>{1e-8, 1.0}, clock);
+  CostModel model = TwoKinds();
   for (int i = 0; i < 60; ++i) {
     model.Record(kSpin, 0.01, absl::Milliseconds(80));
   }
   const double raised = model.SecondsPerUnit(kSpin);
   ASSERT_GT(raised, 7.5) << "the slow spell: 8x the prior";
-  clock.Advance(CostModel::kQuietPeriod);  // the spell is over
   // A 10 ms spin with 50 ms left: it would fit at the prior (10 ms), not at
   // the raised rate (80 ms).
   const absl::Duration left = absl::Milliseconds(50);
@@ -150,105 +147,11 @@ TEST(CostModelTest, RefusalsRelaxARaisedRateTowardsThePriorOnly) {
   for (int i = 0; i < 100; ++i) model.Record(kFib, 1e6, absl::Milliseconds(3));
   const double fast = model.SecondsPerUnit(kFib);
   ASSERT_LT(fast, 1e-8);
-  clock.Advance(CostModel::kQuietPeriod);
   model.Relax(kFib, 1e6, absl::Seconds(1));
   EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kFib), fast);
   model.Relax(-1, 1, absl::Seconds(1));
   model.Relax(2, 1, absl::Seconds(1));
   model.Relax(kSpin, std::nan(""), absl::Seconds(1));
-}
-
-// Refusals relax only a kind that has taught nothing for a while: between
-// its completions, which say the true rate, they would pull the estimate to
-// the prior. Here the machine runs spins at 3x the prior, and each honest
-// completion comes between ten refusals of calls whose deadline fits the
-// prior but not the truth (10 ms spins with 20 ms left), 10 ms apart. When
-// every refusal relaxed, the rate settled at 1.05x the prior, and such calls
-// were admitted to run past their deadlines.
-TEST(CostModelTest, RefusalsBetweenCompletionsDoNotPinTheRateToThePrior) {
-  SimulatedClock clock;
-  CostModel model(std::vector<double>{1e-8, 1.0}, clock);
-  for (int i = 0; i < 60; ++i) {
-    model.Record(kSpin, 0.01, absl::Milliseconds(30));
-    clock.Advance(absl::Milliseconds(10));
-  }
-  ASSERT_NEAR(model.SecondsPerUnit(kSpin), 3.0, 0.1);
-  for (int round = 0; round < 50; ++round) {
-    model.Record(kSpin, 0.01, absl::Milliseconds(30));
-    for (int i = 0; i < 10; ++i) {
-      clock.Advance(absl::Milliseconds(10));
-      model.Relax(kSpin, 0.01, absl::Milliseconds(20));
-    }
-  }
-  EXPECT_NEAR(model.SecondsPerUnit(kSpin), 3.0, 0.1);
-  // A second with no completion: the next refusal relaxes.
-  clock.Advance(CostModel::kQuietPeriod);
-  model.Relax(kSpin, 0.01, absl::Milliseconds(20));
-  EXPECT_LT(model.SecondsPerUnit(kSpin), 2.9);
-}
-
-// Only calls of comparable size (within 4x, either way) speak for a refused
-// one: a kind's rate per unit holds across a few x of size, not across
-// orders of magnitude. Here small spins run at 2.5x the prior and keep
-// finishing; a large one that fits the prior is refused every 100 ms. With
-// any completion holding refusals off, the large call stayed refused for
-// good (a review's simulation: 600 of 600 in 60 s); and the same for a small
-// call refused while large ones kept finishing.
-TEST(CostModelTest, OnlyCompletionsOfComparableSizeHoldOffRelaxing) {
-  for (const auto& [finishing, refused] :
-       {std::pair{0.001, 0.2}, std::pair{0.2, 0.001}}) {
-    SimulatedClock clock;
-    CostModel model(std::vector<double>{1e-8, 1.0}, clock);
-    const absl::Duration run_time = absl::Seconds(finishing * 2.5);
-    for (int i = 0; i < 60; ++i) model.Record(kSpin, finishing, run_time);
-    ASSERT_NEAR(model.SecondsPerUnit(kSpin), 2.5, 0.1);
-    // Would fit at the prior, not at 2.5x.
-    const absl::Duration left = absl::Seconds(refused * 2);
-    for (int i = 0; i < 10; ++i) {
-      model.Record(kSpin, finishing, run_time);
-      clock.Advance(absl::Milliseconds(100));
-      model.Relax(kSpin, refused, left);
-    }
-    EXPECT_LT(model.SecondsPerUnit(kSpin), 2.0) << finishing;
-    // A call within 4x of the finishing ones is still held off, on either
-    // side.
-    for (const double factor : {0.25, 4.0}) {
-      model.Record(kSpin, finishing, run_time);
-      const double after_sample = model.SecondsPerUnit(kSpin);
-      model.Relax(kSpin, finishing * factor,
-                  absl::Seconds(finishing * factor * 2));
-      EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), after_sample)
-          << finishing << " x " << factor;
-    }
-  }
-}
-
-// Only a sample that moved the kind's estimate holds off its refusals: not
-// a task too small to teach, not a stopped one that ran less than its
-// estimate, not another kind's.
-TEST(CostModelTest, OnlyASampleThatTaughtTheKindHoldsOffRelaxing) {
-  SimulatedClock clock;
-  CostModel model(std::vector<double>{1e-8, 1.0}, clock);
-  for (int i = 0; i < 60; ++i) {
-    model.Record(kSpin, 0.01, absl::Milliseconds(80));
-  }
-  clock.Advance(CostModel::kQuietPeriod);
-  double rate = model.SecondsPerUnit(kSpin);
-  model.Record(kSpin, 1e-6, absl::Milliseconds(1));  // under 10 us: filtered
-  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
-  EXPECT_LT(model.SecondsPerUnit(kSpin), rate) << "a tiny task";
-  rate = model.SecondsPerUnit(kSpin);
-  model.Record(kSpin, 0.01, absl::Milliseconds(1), /*lower_bound=*/true);
-  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
-  EXPECT_LT(model.SecondsPerUnit(kSpin), rate) << "a stopped task";
-  rate = model.SecondsPerUnit(kSpin);
-  model.Record(kFib, 1e6, absl::Milliseconds(10));
-  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
-  EXPECT_LT(model.SecondsPerUnit(kSpin), rate) << "another kind";
-  rate = model.SecondsPerUnit(kSpin);
-  model.Record(kSpin, 0.01, absl::Milliseconds(80));
-  model.Relax(kSpin, 0.01, absl::Milliseconds(50));
-  EXPECT_GE(model.SecondsPerUnit(kSpin), rate) << "one that taught";
 }
 
 TEST(CostModelTest, APriorThatIsNotFiniteIsReplaced) {

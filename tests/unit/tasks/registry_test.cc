@@ -337,10 +337,11 @@ TEST(TaskCostTest, BlurCostsItsPixelsWhateverTheRadius) {
 
 // What a pixel costs depends on the image's shape: narrow strips pay each
 // row's overhead over few pixels, and a narrow tall image is blurred as its
-// transpose (blur.h). The units carry it, so that one rate per unit fits
-// every shape: the cost model holds a refusal for a square blur against a
-// recent narrow one of about the same units (cost_model.h), which a rate
-// per pixel that depended on shape would turn into a lockout.
+// transpose (blur.h). The units carry it, so that the one rate per unit the
+// cost model learns for blur fits every shape more closely: with plain
+// pixels, a rate learned from narrow images over-estimated square ones 2-3x
+// (refusing calls that fit), and one learned from square images
+// under-estimated narrow ones (admitting calls that would run late).
 TEST(TaskCostTest, BlurUnitsCarryTheShapesCostPerPixel) {
   const double square = Units(BlurRequest(1024, 1024, 3));
   // Measured per pixel against a square image: ~2x for narrow (transposed)
