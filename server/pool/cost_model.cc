@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace compute {
 
 CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit)
     : kinds_(prior_seconds_per_unit.size()),
       log_coef_(new std::atomic<double>[prior_seconds_per_unit.size()]),
-      log_prior_(new double[prior_seconds_per_unit.size()]) {
+      log_prior_(new double[prior_seconds_per_unit.size()]),
+      next_probe_ns_(new std::atomic<int64_t>[prior_seconds_per_unit.size()]),
+      probe_interval_ns_(
+          new std::atomic<int64_t>[prior_seconds_per_unit.size()]) {
   for (size_t i = 0; i < kinds_; ++i) {
     double prior = prior_seconds_per_unit[i] > 0 &&
                            std::isfinite(prior_seconds_per_unit[i])
@@ -16,18 +20,48 @@ CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit)
                        : 1e-9;
     log_prior_[i] = std::log(prior);
     log_coef_[i].store(log_prior_[i], std::memory_order_relaxed);
+    next_probe_ns_[i].store(std::numeric_limits<int64_t>::min(),
+                            std::memory_order_relaxed);
+    probe_interval_ns_[i].store(absl::ToInt64Nanoseconds(kMinProbeInterval),
+                                std::memory_order_relaxed);
   }
 }
 
-void CostModel::Relax(int kind, double units, absl::Duration time_left) {
-  if (kind < 0 || static_cast<size_t>(kind) >= kinds_ || !(units > 0)) return;
+bool CostModel::TakeProbe(int kind, double units, absl::Duration time_left,
+                          absl::Time now) {
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_ || !(units > 0))
+    return false;
   // Would not fit at the prior either (NaN units fail the test above).
-  if (absl::Seconds(std::exp(log_prior_[kind]) * units) > time_left) return;
-  std::atomic<double>& slot = log_coef_[kind];
-  const double current = slot.load(std::memory_order_relaxed);
-  if (current <= log_prior_[kind]) return;
-  slot.store(current - kAlpha * (current - log_prior_[kind]),
-             std::memory_order_relaxed);
+  if (PriorEstimate(kind, units) > time_left) return false;
+  const int64_t now_ns = absl::ToUnixNanos(now);
+  int64_t due = next_probe_ns_[kind].load(std::memory_order_relaxed);
+  if (now_ns < due) return false;
+  // Not due again until ProbeEnded, or, should it never come, a while: one
+  // call at a time takes it.
+  return next_probe_ns_[kind].compare_exchange_strong(
+      due, absl::ToUnixNanos(now + kMaxProbeInterval),
+      std::memory_order_relaxed);
+}
+
+void CostModel::ProbeEnded(int kind, ProbeEnd end, absl::Time now) {
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_) return;
+  std::atomic<int64_t>& interval = probe_interval_ns_[kind];
+  int64_t ns = interval.load(std::memory_order_relaxed);
+  if (end == ProbeEnd::kInTime) {
+    ns = absl::ToInt64Nanoseconds(kMinProbeInterval);
+  } else if (end == ProbeEnd::kLate) {
+    ns = std::min(2 * ns, absl::ToInt64Nanoseconds(kMaxProbeInterval));
+  }
+  interval.store(ns, std::memory_order_relaxed);
+  next_probe_ns_[kind].store(absl::ToUnixNanos(now + absl::Nanoseconds(ns)),
+                             std::memory_order_relaxed);
+}
+
+absl::Duration CostModel::PriorEstimate(int kind, double units) const {
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_)
+    return absl::ZeroDuration();
+  const double seconds = std::exp(log_prior_[kind]) * std::max(0.0, units);
+  return absl::Seconds(std::min(seconds, 86400.0));
 }
 
 double CostModel::SecondsPerUnit(int kind) const {

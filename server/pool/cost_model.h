@@ -44,21 +44,36 @@
 // that kind with a deadline between the true and the raised estimate was
 // refused, on an idle server, for good (reproduced: fib(36) ran in 23 ms,
 // but was estimated at 153 ms after 5 s of oversubscription, and a 60 ms
-// deadline was refused until calls without one came). Relax() is that
-// refusal's sample: it moves the kind's estimate kAlpha of the way back to
-// its prior, never below it. So an inflated rate comes down after a few
-// refusals (from 8x the prior to 2x in 8) and admitted calls then teach the
-// true one, while a call that does not fit even at the prior stays refused
-// and moves nothing, and no stream of refusals can pull an estimate under
-// the prior.
+// deadline was refused until calls without one came). Such a call runs
+// anyway, as a probe, when it would fit at the prior and the kind's probe
+// is due (TakeProbe): it is charged its prior estimate, so it is still
+// refused when the wait behind other calls would make it late, and its run
+// time is a sample like any other. A probe that ends in time makes the next
+// one due kMinProbeInterval (10 ms) after it, so a raised rate comes down
+// within a few of them (from 40x the prior to under 15x in 6); one that ran
+// past its deadline doubles the interval, up to kMaxProbeInterval (1 s), so
+// on a machine truly slower than the prior at most about one call a second
+// of each kind runs late for it. Until 2026-12-05 each such refusal instead
+// moved the rate 1/8 of the way back to the prior (no sample: a guess), so
+// on a machine 3x slower than the prior, refusals between honest completions
+// held the rate near 1.9x the prior, and a review's simulation admitted
+// ~2,200 calls in 60 s that ran to DEADLINE_EXCEEDED (measured through the
+// service, ServiceTest.OnASlowMachineFewCallsRunLateToProbeIt: 96 of 108
+// calls ran late in 2 s; with probes, 5 of 5,000); two rules that held those
+// refusals off while calls of the kind kept finishing locked out calls of
+// another size or shape that fit.
 //
 // Thread-safety: every method may be called concurrently. Updates are a
 // relaxed load and store per kind: two racing samples may lose one, which
-// is noise in a running mean, not an error.
+// is noise in a running mean, not an error. TakeProbe takes a due probe by
+// compare-and-swap, so one caller gets it; two probes in flight at once
+// (one ran past the 1 s backstop) may end in either order, and the last
+// ProbeEnded sets the schedule, noise of the same kind.
 #ifndef COMPUTE_SERVER_POOL_COST_MODEL_H_
 #define COMPUTE_SERVER_POOL_COST_MODEL_H_
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -82,25 +97,41 @@ class CostModel {
   void Record(int kind, double units, absl::Duration run_time,
               bool lower_bound = false);
 
-  // A call of this kind and `units` was refused for its own estimate alone,
-  // with `time_left` to its deadline (see above). Only a call that would
-  // have fit at the prior relaxes the estimate: one that does not fit even
-  // there says nothing about a raised rate, and a stream of such calls
-  // would otherwise pin the estimate at the prior on a machine slower than
-  // it.
-  void Relax(int kind, double units, absl::Duration time_left);
+  // A call of this kind and `units` whose own estimate is longer than the
+  // `time_left` to its deadline: whether it should run anyway, as a probe
+  // charged PriorEstimate() (see above). True when it fits at the prior and
+  // the kind's probe is due at `now`; it is then not due again for
+  // kMaxProbeInterval, or until ProbeEnded says otherwise. A call that
+  // does not fit even at the prior says nothing about a raised rate.
+  bool TakeProbe(int kind, double units, absl::Duration time_left,
+                 absl::Time now);
+  // How a probe taken at TakeProbe ended, at `now`: in time (OK) makes the
+  // next due kMinProbeInterval later; run past its deadline doubles the
+  // interval (up to kMaxProbeInterval); anything else (refused, cancelled,
+  // never ran) keeps it.
+  enum class ProbeEnd { kInTime, kLate, kNoSample };
+  void ProbeEnded(int kind, ProbeEnd end, absl::Time now);
+
+  // units x the kind's prior.
+  absl::Duration PriorEstimate(int kind, double units) const;
 
   double SecondsPerUnit(int kind) const;
 
   static constexpr double kAlpha = 1.0 / 8;
   static constexpr double kMinSampleSeconds = 10e-6;
   static constexpr double kMaxStepFactor = 4.0;
+  static constexpr absl::Duration kMinProbeInterval = absl::Milliseconds(10);
+  static constexpr absl::Duration kMaxProbeInterval = absl::Seconds(1);
 
  private:
   size_t kinds_;
   // log(seconds per unit), per kind.
   std::unique_ptr<std::atomic<double>[]> log_coef_;
   std::unique_ptr<double[]> log_prior_;
+  // Per kind: when its next probe is due (Unix nanoseconds), and the
+  // interval after a probe that ended (nanoseconds, kMin..kMaxProbeInterval).
+  std::unique_ptr<std::atomic<int64_t>[]> next_probe_ns_;
+  std::unique_ptr<std::atomic<int64_t>[]> probe_interval_ns_;
 };
 
 }  // namespace compute

@@ -31,17 +31,18 @@ void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
 // monotonic clock (raw_deadline): what is left of it is carried over, not
 // the wall-clock time that deadline() would make of it, which a step of the
 // wall clock moves (before, a step forward of an hour expired every queued
-// and running call at once).
+// and running call at once). With a deadline, *now is the pool's time it
+// was read at.
 absl::Time DeadlineOf(const grpc::ServerContextBase& context,
-                      const Clock& clock) {
+                      const Clock& clock, absl::Time* now) {
   const gpr_timespec deadline = context.raw_deadline();
   if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0) {
     return absl::InfiniteFuture();
   }
   const gpr_timespec left =
       gpr_time_sub(deadline, gpr_now(deadline.clock_type));
-  return clock.Now() + absl::Seconds(left.tv_sec) +
-         absl::Nanoseconds(left.tv_nsec);
+  *now = clock.Now();
+  return *now + absl::Seconds(left.tv_sec) + absl::Nanoseconds(left.tv_nsec);
 }
 
 // Whole milliseconds, for messages and the pushback trailer.
@@ -218,11 +219,25 @@ ComputeService::ComputeService(WorkerPool& pool, ComputeServiceOptions options)
 std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
                                                    TaskHandle* handle) {
   call.started = std::chrono::steady_clock::now();
-  call.deadline = DeadlineOf(*call.context, pool_.clock());
+  absl::Time arrived = absl::InfinitePast();  // read only with a deadline
+  call.deadline = DeadlineOf(*call.context, pool_.clock(), &arrived);
   if (options_.observer != nullptr) {
     options_.observer->OnCallStarted(kRunMethod);
   }
   if (std::optional<grpc::Status> answer = Prepare(call)) return answer;
+  // A call whose own estimate is longer than its deadline allows runs now
+  // and then anyway, as a probe charged its prior estimate: refused, it
+  // would never teach the cost model that a raised rate is past
+  // (cost_model.h). (By the time left on arrival, a few microseconds more
+  // than now: no second read of the clock on every call.)
+  if (call.options.admit_by_deadline &&
+      call.options.cost > call.deadline - arrived &&
+      cost_model_.TakeProbe(call.kind->index, call.cost_units,
+                            call.deadline - arrived, arrived)) {
+    call.options.cost =
+        cost_model_.PriorEstimate(call.kind->index, call.cost_units);
+    call.probe = true;
+  }
   // Tenants cost an allocation or two: only calls that may queue, or every
   // call when per-tenant series are kept, resolve theirs.
   if (options_.tenant_observer != nullptr) ResolveTenant(call);
@@ -239,6 +254,10 @@ std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
       pool_.Submit(std::move(task), std::move(done), call.options, &refusal);
   if (!submitted.ok()) {
     call.queued = false;
+    if (call.probe) {
+      cost_model_.ProbeEnded(call.kind->index, CostModel::ProbeEnd::kNoSample,
+                             pool_.clock().Now());
+    }
     return Refused(call, submitted.status(), refusal);
   }
   *handle = *submitted;
@@ -435,11 +454,6 @@ grpc::Status ComputeService::Refused(const CallInfo& call,
                     absl::ZeroDuration());
     case RefusalReason::kDeadline:
       if (refusal.own_cost) {
-        // Never run, so it teaches the cost model nothing: without this,
-        // an estimate raised by a slow spell would refuse such calls for
-        // good (cost_model.h).
-        cost_model_.Relax(call.kind->index, call.cost_units,
-                          call.deadline - pool_.clock().Now());
         return Refuse(
             call, RejectReason::kDeadline, grpc::StatusCode::RESOURCE_EXHAUSTED,
             absl::StrCat(status.message(), "; retry with a longer deadline"),
@@ -474,6 +488,15 @@ grpc::Status ComputeService::Completed(const CallInfo& call,
                                            call.options.cost, result.run_time);
   }
   const int kind = call.kind->index;
+  if (call.probe) {
+    cost_model_.ProbeEnded(
+        kind,
+        result.outcome == TaskOutcome::kOk ? CostModel::ProbeEnd::kInTime
+        : result.outcome == TaskOutcome::kDeadlineExceeded && ran
+            ? CostModel::ProbeEnd::kLate
+            : CostModel::ProbeEnd::kNoSample,
+        pool_.clock().Now());
+  }
   switch (result.outcome) {
     case TaskOutcome::kOk:
       cost_model_.Record(kind, call.cost_units, result.run_time);

@@ -105,6 +105,9 @@ struct CallInfo {
   const tasks::TaskKind* kind = nullptr;
   double cost_units = 0;  // this request's size, for the cost model
   bool queued = false;    // its task went into the pool (Submit took it)
+  // Admitted, if at all, as the cost model's probe (cost_model.h): its own
+  // estimate was longer than its deadline allowed.
+  bool probe = false;
   TaskOptions options;
 };
 

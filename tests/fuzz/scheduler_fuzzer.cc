@@ -117,6 +117,19 @@ void FuzzCostModel(FuzzedDataProvider& in) {
     for (int k = 0; k < kinds; ++k) {
       for (double u : {0.0, 1.0, 1e9, 1e300}) CheckEstimate(model, k, u);
     }
+    // Probes: any size, time left and time (infinite ones included) is
+    // answered without overflow, and a probe is never taken for a call
+    // that does not fit at the prior.
+    const absl::Time now =
+        absl::FromUnixNanos(in.ConsumeIntegral<int64_t>()) +
+        (in.ConsumeBool() ? absl::InfiniteDuration() : absl::ZeroDuration());
+    if (model.TakeProbe(kind, units, run_time, now) &&
+        model.PriorEstimate(kind, units) > run_time) {
+      Fail("a probe for a call that does not fit at the prior:", sample);
+    }
+    model.ProbeEnded(
+        kind, static_cast<CostModel::ProbeEnd>(in.ConsumeIntegralInRange(0, 2)),
+        now);
   }
 }
 

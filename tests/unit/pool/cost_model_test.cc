@@ -1,5 +1,6 @@
 #include "server/pool/cost_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -120,38 +121,98 @@ TEST(CostModelTest, IgnoresSizesThatAreNotFinite) {
   EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), 1.0);
 }
 
-// A rate raised by a slow spell must come down without samples: calls
-// refused for their own estimate never run, so nothing else lowers it.
-TEST(CostModelTest, RefusalsRelaxARaisedRateTowardsThePriorOnly) {
+// A rate raised by a slow spell must come down, but a call refused for its
+// own estimate never runs and teaches nothing: now and then such a call
+// runs anyway, as a probe, when it would fit at the prior.
+TEST(CostModelTest, ACallThatFitsThePriorIsProbedWhenItsKindsProbeIsDue) {
+  CostModel model = TwoKinds();
+  const absl::Time t0 = absl::UnixEpoch() + absl::Hours(1);
+  // A 10 ms spin with 50 ms left fits at the prior (10 ms).
+  const absl::Duration left = absl::Milliseconds(50);
+  EXPECT_TRUE(model.TakeProbe(kSpin, 0.01, left, t0)) << "the first is due";
+  EXPECT_EQ(model.PriorEstimate(kSpin, 0.01), absl::Milliseconds(10));
+  // One at a time: not due again until it ends (or, if it never says so,
+  // kMaxProbeInterval later).
+  EXPECT_FALSE(model.TakeProbe(kSpin, 0.01, left, t0));
+  EXPECT_FALSE(model.TakeProbe(
+      kSpin, 0.01, left,
+      t0 + CostModel::kMaxProbeInterval - absl::Nanoseconds(1)));
+  EXPECT_TRUE(
+      model.TakeProbe(kSpin, 0.01, left, t0 + CostModel::kMaxProbeInterval))
+      << "a probe that never said how it ended holds the next off a while";
+  // Each kind has its own.
+  EXPECT_TRUE(model.TakeProbe(kFib, 1e6, left, t0));
+  // A call that does not fit even at the prior (100 ms with 50 left) is
+  // never probed: it says nothing about a raised rate.
+  model.ProbeEnded(kSpin, CostModel::ProbeEnd::kInTime, t0);
+  EXPECT_FALSE(model.TakeProbe(kSpin, 0.1, left, t0 + absl::Seconds(5)));
+  EXPECT_FALSE(
+      model.TakeProbe(kSpin, std::nan(""), left, t0 + absl::Seconds(5)));
+  EXPECT_FALSE(model.TakeProbe(-1, 0.01, left, t0 + absl::Seconds(5)));
+  EXPECT_FALSE(model.TakeProbe(2, 0.01, left, t0 + absl::Seconds(5)));
+  model.ProbeEnded(2, CostModel::ProbeEnd::kLate, t0);  // ignored
+}
+
+// A probe that ends in time makes the next due soon: the rate is still too
+// high, and a few more samples bring it down. One that ran past its
+// deadline doubles the wait for the next, up to kMaxProbeInterval: on a
+// machine truly slower than the prior, about one call a second of each kind
+// runs late for probing, not every call that fits the prior (the rule
+// before, which relaxed the rate at each refusal instead, admitted ~2,200
+// late calls in 60 s of a review's simulation).
+TEST(CostModelTest, ProbesThatRunLateComeLessOftenAndOnesInTimeSoon) {
+  CostModel model = TwoKinds();
+  absl::Time t = absl::UnixEpoch() + absl::Hours(1);
+  const absl::Duration left = absl::Milliseconds(50);
+  auto due_after = [&](absl::Duration wait) {
+    return !model.TakeProbe(kSpin, 0.01, left,
+                            t + wait - absl::Nanoseconds(1)) &&
+           model.TakeProbe(kSpin, 0.01, left, t + wait);
+  };
+  ASSERT_TRUE(model.TakeProbe(kSpin, 0.01, left, t));
+  model.ProbeEnded(kSpin, CostModel::ProbeEnd::kInTime, t);
+  EXPECT_TRUE(due_after(CostModel::kMinProbeInterval));
+  absl::Duration interval = CostModel::kMinProbeInterval;
+  for (int i = 0; i < 10; ++i) {
+    t += absl::Seconds(2);  // each probe ran late, then ended
+    model.ProbeEnded(kSpin, CostModel::ProbeEnd::kLate, t);
+    interval = std::min(2 * interval, CostModel::kMaxProbeInterval);
+    EXPECT_TRUE(due_after(interval)) << i;
+  }
+  EXPECT_EQ(interval, CostModel::kMaxProbeInterval);
+  // Refused, cancelled, never ran: no sample, the interval stays.
+  t += absl::Seconds(2);
+  model.ProbeEnded(kSpin, CostModel::ProbeEnd::kNoSample, t);
+  EXPECT_TRUE(due_after(CostModel::kMaxProbeInterval));
+  // One in time: soon again.
+  t += absl::Seconds(2);
+  model.ProbeEnded(kSpin, CostModel::ProbeEnd::kInTime, t);
+  EXPECT_TRUE(due_after(CostModel::kMinProbeInterval));
+}
+
+// What probes are for: after a slow spell raised spin's rate 8x, 10 ms spins
+// with 50 ms left are refused by their estimate (80 ms). Probes of them run
+// in 10 ms and bring the rate down until they fit; no estimate goes below
+// what the samples say.
+TEST(CostModelTest, ProbesBringARaisedRateDownToWhatTheyRunAt) {
   CostModel model = TwoKinds();
   for (int i = 0; i < 60; ++i) {
     model.Record(kSpin, 0.01, absl::Milliseconds(80));
   }
-  const double raised = model.SecondsPerUnit(kSpin);
-  ASSERT_GT(raised, 7.5) << "the slow spell: 8x the prior";
-  // A 10 ms spin with 50 ms left: it would fit at the prior (10 ms), not at
-  // the raised rate (80 ms).
+  ASSERT_GT(model.SecondsPerUnit(kSpin), 7.5) << "the slow spell: 8x the prior";
+  absl::Time t = absl::UnixEpoch() + absl::Hours(1);
   const absl::Duration left = absl::Milliseconds(50);
-  for (int i = 0; i < 8; ++i) model.Relax(kSpin, 0.01, left);
-  const double relaxed = model.SecondsPerUnit(kSpin);
-  EXPECT_LT(relaxed, 3.0);
-  EXPECT_GT(relaxed, 1.0);
-  // A call that does not fit even at the prior (100 ms with 50 left) says
-  // nothing about the raised rate.
-  for (int i = 0; i < 100; ++i) model.Relax(kSpin, 0.1, left);
-  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kSpin), relaxed);
-  for (int i = 0; i < 1000; ++i) model.Relax(kSpin, 0.01, left);
-  EXPECT_NEAR(model.SecondsPerUnit(kSpin), 1.0, 1e-6);
-  EXPECT_GE(model.SecondsPerUnit(kSpin), 1.0) << "never below the prior";
-  // A machine faster than the prior keeps what it learned.
-  for (int i = 0; i < 100; ++i) model.Record(kFib, 1e6, absl::Milliseconds(3));
-  const double fast = model.SecondsPerUnit(kFib);
-  ASSERT_LT(fast, 1e-8);
-  model.Relax(kFib, 1e6, absl::Seconds(1));
-  EXPECT_DOUBLE_EQ(model.SecondsPerUnit(kFib), fast);
-  model.Relax(-1, 1, absl::Seconds(1));
-  model.Relax(2, 1, absl::Seconds(1));
-  model.Relax(kSpin, std::nan(""), absl::Seconds(1));
+  int probes = 0;
+  while (model.Estimate(kSpin, 0.01) > left && probes < 100) {
+    ASSERT_TRUE(model.TakeProbe(kSpin, 0.01, left, t));
+    model.Record(kSpin, 0.01, absl::Milliseconds(10));
+    t += absl::Milliseconds(10);
+    model.ProbeEnded(kSpin, CostModel::ProbeEnd::kInTime, t);
+    t += CostModel::kMinProbeInterval;
+    ++probes;
+  }
+  EXPECT_LE(probes, 10) << "from 8x to under 5x, a bounded step a probe";
+  EXPECT_GE(model.SecondsPerUnit(kSpin), 1.0);
 }
 
 TEST(CostModelTest, APriorThatIsNotFiniteIsReplaced) {
