@@ -11,6 +11,7 @@ CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit)
       log_coef_(new std::atomic<double>[prior_seconds_per_unit.size()]),
       log_prior_(new double[prior_seconds_per_unit.size()]),
       next_probe_ns_(new std::atomic<int64_t>[prior_seconds_per_unit.size()]),
+      best_log_coef_(new std::atomic<double>[prior_seconds_per_unit.size()]),
       probe_interval_ns_(
           new std::atomic<int64_t>[prior_seconds_per_unit.size()]) {
   for (size_t i = 0; i < kinds_; ++i) {
@@ -20,6 +21,7 @@ CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit)
                        : 1e-9;
     log_prior_[i] = std::log(prior);
     log_coef_[i].store(log_prior_[i], std::memory_order_relaxed);
+    best_log_coef_[i].store(log_prior_[i], std::memory_order_relaxed);
     next_probe_ns_[i].store(std::numeric_limits<int64_t>::min(),
                             std::memory_order_relaxed);
     probe_interval_ns_[i].store(absl::ToInt64Nanoseconds(kMinProbeInterval),
@@ -31,8 +33,9 @@ bool CostModel::TakeProbe(int kind, double units, absl::Duration time_left,
                           absl::Time now) {
   if (kind < 0 || static_cast<size_t>(kind) >= kinds_ || !(units > 0))
     return false;
-  // Would not fit at the prior either (NaN units fail the test above).
-  if (PriorEstimate(kind, units) > time_left) return false;
+  // Would not fit at the best rate the kind has shown either (NaN units
+  // fail the test above).
+  if (ProbeEstimate(kind, units) > time_left) return false;
   const int64_t now_ns = absl::ToUnixNanos(now);
   int64_t due = next_probe_ns_[kind].load(std::memory_order_relaxed);
   if (now_ns < due) return false;
@@ -57,10 +60,13 @@ void CostModel::ProbeEnded(int kind, ProbeEnd end, absl::Time now) {
                              std::memory_order_relaxed);
 }
 
-absl::Duration CostModel::PriorEstimate(int kind, double units) const {
-  if (kind < 0 || static_cast<size_t>(kind) >= kinds_)
+absl::Duration CostModel::ProbeEstimate(int kind, double units) const {
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_) {
     return absl::ZeroDuration();
-  const double seconds = std::exp(log_prior_[kind]) * std::max(0.0, units);
+  }
+  const double seconds =
+      std::exp(best_log_coef_[kind].load(std::memory_order_relaxed)) *
+      std::max(0.0, units);
   return absl::Seconds(std::min(seconds, 86400.0));
 }
 
@@ -99,8 +105,11 @@ void CostModel::Record(int kind, double units, absl::Duration run_time,
   double error = std::log(seconds / units) - current;
   if (lower_bound && error <= 0) return;
   const double max_step = std::log(kMaxStepFactor);
-  slot.store(current + kAlpha * std::clamp(error, -max_step, max_step),
-             std::memory_order_relaxed);
+  const double next = current + kAlpha * std::clamp(error, -max_step, max_step);
+  slot.store(next, std::memory_order_relaxed);
+  if (next < best_log_coef_[kind].load(std::memory_order_relaxed)) {
+    best_log_coef_[kind].store(next, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace compute

@@ -45,10 +45,13 @@
 // refused, on an idle server, for good (reproduced: fib(36) ran in 23 ms,
 // but was estimated at 153 ms after 5 s of oversubscription, and a 60 ms
 // deadline was refused until calls without one came). Such a call runs
-// anyway, as a probe, when it would fit at the prior and the kind's probe
-// is due (TakeProbe): it is charged its prior estimate, so it is still
-// refused when the wait behind other calls would make it late, and its run
-// time is a sample like any other. A probe that ends in time makes the next
+// anyway, as a probe, when it would fit at the best rate its kind has shown
+// (the lower of the prior and the lowest rate learned: a kind faster than
+// the prior would else stay locked out) and the kind's probe is due
+// (TakeProbe): it is charged that estimate, so it is still refused when the
+// wait behind other calls would make it late, and its run time is a sample
+// like any other. It never runs inline on an I/O thread, where nothing
+// stops a task at its deadline. A probe that ends in time makes the next
 // one due kMinProbeInterval (10 ms) after it, so a raised rate comes down
 // within a few of them (from 40x the prior to under 15x in 6); one that ran
 // past its deadline doubles the interval, up to kMaxProbeInterval (1 s), so
@@ -58,8 +61,8 @@
 // on a machine 3x slower than the prior, refusals between honest completions
 // held the rate near 1.9x the prior, and a review's simulation admitted
 // ~2,200 calls in 60 s that ran to DEADLINE_EXCEEDED (measured through the
-// service, ServiceTest.OnASlowMachineFewCallsRunLateToProbeIt: 96 of 108
-// calls ran late in 2 s; with probes, 5 of 5,000); two rules that held those
+// service, ServiceTest.OnASlowMachineFewCallsRunLateToProbeIt: 60-67 of
+// 5,000 calls ran late; with probes, 5-6); two rules that held those
 // refusals off while calls of the kind kept finishing locked out calls of
 // another size or shape that fit.
 //
@@ -99,10 +102,10 @@ class CostModel {
 
   // A call of this kind and `units` whose own estimate is longer than the
   // `time_left` to its deadline: whether it should run anyway, as a probe
-  // charged PriorEstimate() (see above). True when it fits at the prior and
-  // the kind's probe is due at `now`; it is then not due again for
+  // charged ProbeEstimate() (see above). True when it fits at that estimate
+  // and the kind's probe is due at `now`; it is then not due again for
   // kMaxProbeInterval, or until ProbeEnded says otherwise. A call that
-  // does not fit even at the prior says nothing about a raised rate.
+  // does not fit even there says nothing about a raised rate.
   bool TakeProbe(int kind, double units, absl::Duration time_left,
                  absl::Time now);
   // How a probe taken at TakeProbe ended, at `now`: in time (OK) makes the
@@ -112,8 +115,9 @@ class CostModel {
   enum class ProbeEnd { kInTime, kLate, kNoSample };
   void ProbeEnded(int kind, ProbeEnd end, absl::Time now);
 
-  // units x the kind's prior.
-  absl::Duration PriorEstimate(int kind, double units) const;
+  // units x the best rate the kind has shown: the lower of its prior and
+  // the lowest rate it has learned.
+  absl::Duration ProbeEstimate(int kind, double units) const;
 
   double SecondsPerUnit(int kind) const;
 
@@ -131,6 +135,9 @@ class CostModel {
   // Per kind: when its next probe is due (Unix nanoseconds), and the
   // interval after a probe that ended (nanoseconds, kMin..kMaxProbeInterval).
   std::unique_ptr<std::atomic<int64_t>[]> next_probe_ns_;
+  // Per kind: the lowest log(seconds per unit) it has learned, at most the
+  // prior's: what a probe must fit at, and is charged.
+  std::unique_ptr<std::atomic<double>[]> best_log_coef_;
   std::unique_ptr<std::atomic<int64_t>[]> probe_interval_ns_;
 };
 

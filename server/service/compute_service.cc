@@ -235,7 +235,7 @@ std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
       cost_model_.TakeProbe(call.kind->index, call.cost_units,
                             call.deadline - arrived, arrived)) {
     call.options.cost =
-        cost_model_.PriorEstimate(call.kind->index, call.cost_units);
+        cost_model_.ProbeEstimate(call.kind->index, call.cost_units);
     call.probe = true;
   }
   // Tenants cost an allocation or two: only calls that may queue, or every
@@ -244,7 +244,11 @@ std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
   TaskFn task = TaskFor(call);
   // Run here, `done` finishes the call before the task leaves the pool, as
   // a worker's completion does: a drain then waits for its answer.
-  if (pool_.RunInlineIfFree(task, done, call.options)) return std::nullopt;
+  // Not a probe: a task run inline is not stopped at its deadline, and a
+  // probe is a call whose estimate says it may run long.
+  if (!call.probe && pool_.RunInlineIfFree(task, done, call.options)) {
+    return std::nullopt;
+  }
   if (options_.tenant_observer == nullptr) ResolveTenant(call);
   SubmitRefusal refusal;
   // Set before Submit: once the task is in the pool its completion may run
@@ -489,13 +493,18 @@ grpc::Status ComputeService::Completed(const CallInfo& call,
   }
   const int kind = call.kind->index;
   if (call.probe) {
-    cost_model_.ProbeEnded(
-        kind,
-        result.outcome == TaskOutcome::kOk ? CostModel::ProbeEnd::kInTime
-        : result.outcome == TaskOutcome::kDeadlineExceeded && ran
-            ? CostModel::ProbeEnd::kLate
-            : CostModel::ProbeEnd::kNoSample,
-        pool_.clock().Now());
+    // In time by the clock, not the outcome alone: a kernel that finished
+    // just past its deadline without looking is still OK.
+    const absl::Time now = pool_.clock().Now();
+    const bool ran_late =
+        (result.outcome == TaskOutcome::kDeadlineExceeded && ran) ||
+        (result.outcome == TaskOutcome::kOk && now > call.deadline);
+    cost_model_.ProbeEnded(kind,
+                           ran_late ? CostModel::ProbeEnd::kLate
+                           : result.outcome == TaskOutcome::kOk
+                               ? CostModel::ProbeEnd::kInTime
+                               : CostModel::ProbeEnd::kNoSample,
+                           now);
   }
   switch (result.outcome) {
     case TaskOutcome::kOk:

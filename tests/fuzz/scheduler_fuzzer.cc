@@ -119,13 +119,14 @@ void FuzzCostModel(FuzzedDataProvider& in) {
     }
     // Probes: any size, time left and time (infinite ones included) is
     // answered without overflow, and a probe is never taken for a call
-    // that does not fit at the prior.
+    // that does not fit at the kind's best rate.
     const absl::Time now =
         absl::FromUnixNanos(in.ConsumeIntegral<int64_t>()) +
         (in.ConsumeBool() ? absl::InfiniteDuration() : absl::ZeroDuration());
     if (model.TakeProbe(kind, units, run_time, now) &&
-        model.PriorEstimate(kind, units) > run_time) {
-      Fail("a probe for a call that does not fit at the prior:", sample);
+        model.ProbeEstimate(kind, units) > run_time) {
+      Fail("a probe for a call that does not fit at the kind's best rate:",
+           sample);
     }
     model.ProbeEnded(
         kind, static_cast<CostModel::ProbeEnd>(in.ConsumeIntegralInRange(0, 2)),

@@ -130,7 +130,7 @@ TEST(CostModelTest, ACallThatFitsThePriorIsProbedWhenItsKindsProbeIsDue) {
   // A 10 ms spin with 50 ms left fits at the prior (10 ms).
   const absl::Duration left = absl::Milliseconds(50);
   EXPECT_TRUE(model.TakeProbe(kSpin, 0.01, left, t0)) << "the first is due";
-  EXPECT_EQ(model.PriorEstimate(kSpin, 0.01), absl::Milliseconds(10));
+  EXPECT_EQ(model.ProbeEstimate(kSpin, 0.01), absl::Milliseconds(10));
   // One at a time: not due again until it ends (or, if it never says so,
   // kMaxProbeInterval later).
   EXPECT_FALSE(model.TakeProbe(kSpin, 0.01, left, t0));
@@ -188,6 +188,25 @@ TEST(CostModelTest, ProbesThatRunLateComeLessOftenAndOnesInTimeSoon) {
   t += absl::Seconds(2);
   model.ProbeEnded(kSpin, CostModel::ProbeEnd::kInTime, t);
   EXPECT_TRUE(due_after(CostModel::kMinProbeInterval));
+}
+
+// A kind faster than its prior (the priors were measured on one machine)
+// is probed at the best rate it has shown: at the prior alone, a call that
+// fits the kind's true rate but not the prior stayed refused for good after
+// a slow spell (a review's counterexample: a kind at 0.6x the prior, calls
+// with 0.9x the prior's estimate left).
+TEST(CostModelTest, AKindFasterThanItsPriorIsProbedAtItsBestRate) {
+  CostModel model = TwoKinds();
+  for (int i = 0; i < 60; ++i) model.Record(kSpin, 0.01, absl::Milliseconds(6));
+  ASSERT_NEAR(model.SecondsPerUnit(kSpin), 0.6, 0.02);
+  for (int i = 0; i < 60; ++i) {
+    model.Record(kSpin, 0.01, absl::Milliseconds(80));  // a slow spell
+  }
+  EXPECT_NEAR(absl::ToDoubleMilliseconds(model.ProbeEstimate(kSpin, 0.01)), 6,
+              0.2);
+  const absl::Time t = absl::UnixEpoch() + absl::Hours(1);
+  EXPECT_TRUE(model.TakeProbe(kSpin, 0.01, absl::Milliseconds(9), t))
+      << "fits at 0.6x (6 ms), not at the prior (10 ms)";
 }
 
 // What probes are for: after a slow spell raised spin's rate 8x, 10 ms spins
