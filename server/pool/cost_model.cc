@@ -31,18 +31,23 @@ CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit)
 
 bool CostModel::TakeProbe(int kind, double units, absl::Duration time_left,
                           absl::Time now) {
-  if (kind < 0 || static_cast<size_t>(kind) >= kinds_ || !(units > 0))
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_ || !(units > 0) ||
+      !std::isfinite(units)) {
     return false;
+  }
   // Would not fit at the best rate the kind has shown either (NaN units
   // fail the test above).
   if (ProbeEstimate(kind, units) > time_left) return false;
   const int64_t now_ns = absl::ToUnixNanos(now);
   int64_t due = next_probe_ns_[kind].load(std::memory_order_relaxed);
   if (now_ns < due) return false;
-  // Not due again until ProbeEnded, or, should it never come, a while: one
-  // call at a time takes it.
+  // Not due again until ProbeEnded, or, should it never come, until this
+  // probe's deadline has passed (at least kMaxProbeInterval): one call at a
+  // time takes it, and probes with long deadlines do not pile up.
   return next_probe_ns_[kind].compare_exchange_strong(
-      due, absl::ToUnixNanos(now + kMaxProbeInterval),
+      due,
+      absl::ToUnixNanos(
+          now + std::max(kMaxProbeInterval, time_left + kMinProbeInterval)),
       std::memory_order_relaxed);
 }
 

@@ -55,16 +55,22 @@
 // one due kMinProbeInterval (10 ms) after it, so a raised rate comes down
 // within a few of them (from 40x the prior to under 15x in 6); one that ran
 // past its deadline doubles the interval, up to kMaxProbeInterval (1 s), so
-// on a machine truly slower than the prior at most about one call a second
-// of each kind runs late for it. Until 2026-12-05 each such refusal instead
-// moved the rate 1/8 of the way back to the prior (no sample: a guess), so
-// on a machine 3x slower than the prior, refusals between honest completions
-// held the rate near 1.9x the prior, and a review's simulation admitted
-// ~2,200 calls in 60 s that ran to DEADLINE_EXCEEDED (measured through the
-// service, ServiceTest.OnASlowMachineFewCallsRunLateToProbeIt: 60-67 of
-// 5,000 calls ran late; with probes, 5-6); two rules that held those
-// refusals off while calls of the kind kept finishing locked out calls of
-// another size or shape that fit.
+// on a machine truly slower than the prior, where every probe runs late,
+// about one call a second of each kind runs late for it (one in time starts
+// the doubling again). A probe is not due again before its own deadline
+// has passed (or kMaxProbeInterval, if later) unless ProbeEnded says so, so
+// probes with long deadlines do not pile up. The best rate only ever goes
+// down, deliberately: a kind that once ran that fast may again, and what
+// an optimistic bar costs is bounded by the probes' schedule. Until 2026-12-05
+// each such refusal instead moved the rate 1/8 of the way back to the prior (no
+// sample: a guess), so on a machine 3x slower than the prior, refusals between
+// honest completions held the rate near 1.9x the prior, and a review's
+// simulation admitted ~2,200 calls in 60 s that ran to DEADLINE_EXCEEDED
+// (measured through the service,
+// ServiceTest.OnASlowMachineFewCallsRunLateToProbeIt: 60-67 of 5,000 calls ran
+// late; with probes, 5-6); two rules that held those refusals off while calls
+// of the kind kept finishing locked out calls of another size or shape that
+// fit.
 //
 // Thread-safety: every method may be called concurrently. Updates are a
 // relaxed load and store per kind: two racing samples may lose one, which
@@ -103,8 +109,9 @@ class CostModel {
   // A call of this kind and `units` whose own estimate is longer than the
   // `time_left` to its deadline: whether it should run anyway, as a probe
   // charged ProbeEstimate() (see above). True when it fits at that estimate
-  // and the kind's probe is due at `now`; it is then not due again for
-  // kMaxProbeInterval, or until ProbeEnded says otherwise. A call that
+  // and the kind's probe is due at `now`; it is then not due again until
+  // the later of its deadline and kMaxProbeInterval, or until ProbeEnded
+  // says otherwise. A call that
   // does not fit even there says nothing about a raised rate.
   bool TakeProbe(int kind, double units, absl::Duration time_left,
                  absl::Time now);

@@ -226,8 +226,8 @@ std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
   }
   if (std::optional<grpc::Status> answer = Prepare(call)) return answer;
   // A call whose own estimate is longer than its deadline allows runs now
-  // and then anyway, as a probe charged its prior estimate: refused, it
-  // would never teach the cost model that a raised rate is past
+  // and then anyway, as a probe charged the best rate its kind has shown:
+  // refused, it would never teach the cost model that a raised rate is past
   // (cost_model.h). (By the time left on arrival, a few microseconds more
   // than now: no second read of the clock on every call.)
   if (call.options.admit_by_deadline &&

@@ -142,6 +142,17 @@ TEST(CostModelTest, ACallThatFitsThePriorIsProbedWhenItsKindsProbeIsDue) {
       << "a probe that never said how it ended holds the next off a while";
   // Each kind has its own.
   EXPECT_TRUE(model.TakeProbe(kFib, 1e6, left, t0));
+  // A probe with a long deadline holds the next off until that deadline has
+  // passed, not only kMaxProbeInterval: probes of a slow kind with 5 s left
+  // would else run five at a time.
+  const absl::Time t1 = t0 + absl::Seconds(10);
+  ASSERT_TRUE(model.TakeProbe(kFib, 1e6, absl::Seconds(5), t1));
+  EXPECT_FALSE(model.TakeProbe(kFib, 1e6, left, t1 + absl::Seconds(5)));
+  EXPECT_TRUE(model.TakeProbe(
+      kFib, 1e6, left, t1 + absl::Seconds(5) + CostModel::kMinProbeInterval));
+  EXPECT_FALSE(model.TakeProbe(kFib, INFINITY, absl::InfiniteDuration(),
+                               t1 + absl::Hours(1)))
+      << "an infinite size is never a probe";
   // A call that does not fit even at the prior (100 ms with 50 left) is
   // never probed: it says nothing about a raised rate.
   model.ProbeEnded(kSpin, CostModel::ProbeEnd::kInTime, t0);
