@@ -111,8 +111,8 @@ class CostModel {
   // charged ProbeEstimate() (see above). True when it fits at that estimate
   // and the kind's probe is due at `now`; it is then not due again until
   // the later of its deadline and kMaxProbeInterval, or until ProbeEnded
-  // says otherwise. A call that
-  // does not fit even there says nothing about a raised rate.
+  // says otherwise. A call that does not fit even there says nothing about
+  // a raised rate.
   bool TakeProbe(int kind, double units, absl::Duration time_left,
                  absl::Time now);
   // How a probe taken at TakeProbe ended, at `now`: in time (OK) makes the

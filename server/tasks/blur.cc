@@ -50,6 +50,12 @@ constexpr size_t kStripColumns = 2048;
 // (see Blur()).
 constexpr size_t kNarrowColumns = 16;
 
+// Whether Blur() blurs a w x h image as its transpose (see there); its cost
+// units and working bytes follow the same rule.
+constexpr bool BlurredTransposed(size_t w, size_t h) {
+  return w < kNarrowColumns && h > w;
+}
+
 // On x86-64, Blur() is compiled twice, for the baseline (16-byte vectors)
 // and for AVX2 (32-byte), and the loader picks the one the CPU can run. Not
 // under ThreadSanitizer: the loader calls the clones' resolver (an ifunc)
@@ -364,7 +370,7 @@ COMPUTE_BLUR_CLONES absl::Status BlurTable(
 COMPUTE_BLUR_CLONES absl::Status Blur(
     absl::Span<const absl::string_view> pieces, const uint8_t* contiguous,
     size_t w, size_t h, size_t r, const CancelToken& cancel, uint8_t* dst) {
-  const bool transposed = w < kNarrowColumns && h > w;
+  const bool transposed = BlurredTransposed(w, h);
   const size_t width = transposed ? h : w;
   const size_t height = transposed ? w : h;
   const size_t copy_bytes = transposed ? w * h : 0;
@@ -545,7 +551,7 @@ double BlurCostUnits(const compute::v1::RunRequest& request) {
   if (blur.radius() == 0) {
     return pixels * kBlurCopyCostFraction + kBlurFixedCostUnits;
   }
-  if (w < kNarrowColumns && h > w) {  // as Blur(): blurred transposed
+  if (BlurredTransposed(w, h)) {
     return pixels * kBlurTransposedCostFactor + kBlurFixedCostUnits;
   }
   const double strips =
@@ -565,7 +571,7 @@ int64_t BlurWorkingBytes(const compute::v1::RunRequest& request,
   const size_t w = blur.width();
   const size_t h = blur.height();
   if (blur.radius() == 0) return 0;  // a copy, into the result
-  if (w < kNarrowColumns && h > w) {
+  if (BlurredTransposed(w, h)) {
     return static_cast<int64_t>(w * h);  // the transposed copy
   }
   size_t non_empty = 0;
