@@ -44,25 +44,22 @@ std::optional<int64_t> PushbackMs(const grpc::ClientContext& context) {
   return ms;
 }
 
-namespace {
-
-// application_utilization from "application_utilization=1.250,...".
-// compute-load's application_utilization and workers (0 when absent: a
-// server from before it was reported); false without a utilization.
 bool ParseLoad(const std::string& text, double* load, int* workers) {
   bool have_load = false;
   *workers = 0;
   for (absl::string_view pair : absl::StrSplit(text, ',')) {
     if (absl::ConsumePrefix(&pair, "application_utilization=")) {
-      have_load = absl::SimpleAtod(pair, load) && *load >= 0;
+      // SimpleAtod reads "inf" too, and an infinite load never ages (inf
+      // halved is inf): the replica would not be chosen again while another
+      // was open.
+      have_load =
+          absl::SimpleAtod(pair, load) && std::isfinite(*load) && *load >= 0;
     } else if (absl::ConsumePrefix(&pair, "workers=")) {
       if (!absl::SimpleAtoi(pair, workers) || *workers < 0) *workers = 0;
     }
   }
   return have_load;
 }
-
-}  // namespace
 
 absl::StatusOr<std::vector<std::string>> ResolveTarget(
     const std::string& target) {
@@ -129,7 +126,8 @@ absl::StatusOr<std::vector<std::string>> ResolveTarget(
 }
 
 absl::StatusOr<std::unique_ptr<LeastLoaded>> LeastLoaded::Create(
-    const ChannelOptions& options, absl::Duration resolve_interval) {
+    const ChannelOptions& options, absl::Duration resolve_interval,
+    Resolver resolver) {
   // Here, once, so that a bad --ca says so, not "cannot make a channel to"
   // each replica.
   if (absl::Status tls = CheckCredentials(options); !tls.ok()) return tls;
@@ -137,9 +135,9 @@ absl::StatusOr<std::unique_ptr<LeastLoaded>> LeastLoaded::Create(
     return ports;
   }
   std::unique_ptr<LeastLoaded> balancer(
-      new LeastLoaded(options, resolve_interval));
+      new LeastLoaded(options, resolve_interval, std::move(resolver)));
   absl::StatusOr<std::vector<std::string>> addresses =
-      ResolveTarget(options.target);
+      balancer->resolve_(options.target);
   if (!addresses.ok()) return addresses.status();
   {
     MutexLock lock(&balancer->mu_);
@@ -156,9 +154,11 @@ absl::StatusOr<std::unique_ptr<LeastLoaded>> LeastLoaded::Create(
   return balancer;
 }
 
-LeastLoaded::LeastLoaded(ChannelOptions options, absl::Duration interval)
+LeastLoaded::LeastLoaded(ChannelOptions options, absl::Duration interval,
+                         Resolver resolver)
     : options_(std::move(options)),
       resolve_interval_(interval),
+      resolve_(std::move(resolver)),
       random_(std::random_device{}()) {}
 
 LeastLoaded::~LeastLoaded() {
@@ -189,7 +189,7 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::NewReplica(
 
 bool LeastLoaded::Resolve() {
   absl::StatusOr<std::vector<std::string>> addresses =
-      ResolveTarget(options_.target);
+      resolve_(options_.target);
   if (!addresses.ok()) return false;
   MutexLock lock(&mu_);
   std::vector<std::shared_ptr<Replica>> next;
@@ -204,7 +204,16 @@ bool LeastLoaded::Resolve() {
       next.push_back(std::move(replica));
     }
   }
-  if (!next.empty()) replicas_ = std::move(next);
+  if (next.empty()) return true;
+  // What the replicas that leave were sent stays in the run's counts (a
+  // replica replaced mid-run, a pod rolled). Calls still in flight to them
+  // finish; none is chosen for them from here.
+  for (const auto& r : replicas_) {
+    if (std::find(next.begin(), next.end(), r) == next.end()) {
+      calls_to_gone_[r->address_] += r->calls();
+    }
+  }
+  replicas_ = std::move(next);
   return true;
 }
 
@@ -258,12 +267,16 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
   }
   // Every replica avoided: draw from those that answered their last call
   // (refused it, with a pushback), not from those gone (unreachable, on
-  // probation): one gone reports no load and scores 0, so it took nearly
-  // every call while the others refused (a dead replica beside a refusing
-  // one: 162 of 200 calls UNAVAILABLE). From all when every one is gone.
+  // probation) or silent (paused for calls that got no answer): one gone
+  // reports no load and scores 0, so it took nearly every call while the
+  // others refused (a dead replica beside a refusing one: 162 of 200 calls
+  // UNAVAILABLE). From all when none answers.
   if (open.empty()) {
     for (const auto& r : replicas_) {
-      if (!r->on_probation_.load(std::memory_order_relaxed)) open.push_back(r);
+      if (!r->on_probation_.load(std::memory_order_relaxed) &&
+          r->silent_until_ns_.load(std::memory_order_relaxed) <= now) {
+        open.push_back(r);
+      }
     }
   }
   const std::vector<std::shared_ptr<Replica>>& from =
@@ -286,13 +299,22 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
 
 void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
                        const grpc::ClientContext& context) {
-  replica.in_flight_.fetch_sub(1, std::memory_order_relaxed);
   double load = 0;
   int workers = 0;
-  if (ParseLoad(Trailer(context, "compute-load"), &load, &workers)) {
+  const bool reported =
+      ParseLoad(Trailer(context, "compute-load"), &load, &workers);
+  // Under the lock Choose holds: a choice sees all of this call's outcome
+  // or none of it (not the call out of flight before the replica is put on
+  // probation, so that a second call goes to a replica that may be gone),
+  // and two calls that end at once are counted one after the other (two
+  // timeouts at the same instant are two in a row, not two "third ones").
+  MutexLock lock(&mu_);
+  const int64_t now = SteadyNowNs();
+  replica.in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  if (reported) {
     replica.load_.store(load, std::memory_order_relaxed);
     replica.workers_.store(workers, std::memory_order_relaxed);
-    replica.load_at_ns_.store(SteadyNowNs(), std::memory_order_relaxed);
+    replica.load_at_ns_.store(now, std::memory_order_relaxed);
   }
   absl::Duration avoid = absl::ZeroDuration();
   if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
@@ -326,7 +348,6 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
     // together, and say nothing more: only a call that ran out of time
     // outside it (the probe after it) doubles it. Before, a 300 ms stall
     // with 20 calls out paused the replica for 30 s.
-    const int64_t now = SteadyNowNs();
     if (replica.silent_until_ns_.load(std::memory_order_relaxed) <= now) {
       const int in_a_row =
           replica.deadlines_in_a_row_.fetch_add(1, std::memory_order_relaxed) +
@@ -345,9 +366,8 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
     replica.silent_until_ns_.store(0, std::memory_order_relaxed);
   }
   if (avoid > absl::ZeroDuration()) {
-    replica.avoid_until_ns_.store(
-        SteadyNowNs() + absl::ToInt64Nanoseconds(avoid),
-        std::memory_order_relaxed);
+    replica.avoid_until_ns_.store(now + absl::ToInt64Nanoseconds(avoid),
+                                  std::memory_order_relaxed);
   }
 }
 
@@ -376,6 +396,24 @@ std::vector<std::shared_ptr<LeastLoaded::Replica>> LeastLoaded::replicas()
     const {
   MutexLock lock(&mu_);
   return replicas_;
+}
+
+std::vector<std::pair<std::string, uint64_t>> LeastLoaded::CallsPerAddress()
+    const {
+  MutexLock lock(&mu_);
+  std::map<std::string, uint64_t> gone = calls_to_gone_;
+  std::vector<std::pair<std::string, uint64_t>> calls;
+  for (const auto& r : replicas_) {
+    uint64_t n = r->calls();
+    // An address that left and came back: one line, both its replicas.
+    if (auto it = gone.find(r->address_); it != gone.end()) {
+      n += it->second;
+      gone.erase(it);
+    }
+    calls.emplace_back(r->address_, n);
+  }
+  calls.insert(calls.end(), gone.begin(), gone.end());
+  return calls;
 }
 
 }  // namespace compute::client

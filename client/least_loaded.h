@@ -17,7 +17,8 @@
 // `dns:///host:port` or `host:port`, resolved with getaddrinfo), one
 // channel each (pick_first to that address), re-resolved every
 // `resolve_interval` by a background thread: replicas that left stop being
-// chosen (calls in flight to them finish), new ones are added.
+// chosen (calls in flight to them finish; their counts stay in
+// CallsPerAddress), new ones are added.
 //
 // Score of a replica: the utilization it would have with this call, the
 // larger of (reported utilization + 1 / workers) and (calls in flight from
@@ -45,7 +46,8 @@
 // Only a call that runs out of time outside such a pause doubles it (the
 // calls out when it began time out together), and any answer ends it.
 // When every replica is avoided, the two random ones are drawn from those
-// that answered their last call (they refused it), else from all.
+// that answered their last call (they refused it), not from those gone or
+// silent, else from all.
 //
 // Retries: a replica's channel has no retry policy (gRPC would resend to
 // the replica that refused or went away); with --retry the caller sends the
@@ -53,18 +55,24 @@
 // in all (LoadOptions::max_attempts), after UntilOneIsOpen when every
 // replica is avoided.
 //
-// Thread-safety: Choose and Done may be called from any thread.
+// Thread-safety: Choose and Done may be called from any thread. Both hold
+// the balancer's mutex, so a choice sees each ended call's outcome whole
+// and calls that end at once are counted one after the other; a replica's
+// fields are atomics only so that reports (replicas()) read them without it.
 #ifndef COMPUTE_CLIENT_LEAST_LOADED_H_
 #define COMPUTE_CLIENT_LEAST_LOADED_H_
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -104,6 +112,12 @@ double ReplicaScore(const ReplicaView& replica);
 // A refusal's `grpc-retry-pushback-ms` (gRFC A6), when it holds a number: a
 // wait in milliseconds, or below zero, a request not to retry at all.
 std::optional<int64_t> PushbackMs(const grpc::ClientContext& context);
+
+// A `compute-load` trailer ("application_utilization=1.250,workers=4"):
+// the utilization, a finite number >= 0 (false without one), and the
+// workers (0 when absent or not a count: a server from before it was
+// reported).
+bool ParseLoad(const std::string& text, double* load, int* workers);
 
 // The addresses `target` names now, as gRPC targets of one address each
 // ("ipv4:10.0.0.1:50051", "ipv6:[::1]:50051"). InvalidArgument for a target
@@ -152,10 +166,15 @@ class LeastLoaded {
     std::atomic<uint64_t> calls_{0};  // chosen, ever
   };
 
+  // The addresses a target names now (ResolveTarget; tests pass their own).
+  using Resolver = std::function<absl::StatusOr<std::vector<std::string>>(
+      const std::string& target)>;
+
   // Resolves and connects (lazily). `options.lb_policy` is ignored.
   static absl::StatusOr<std::unique_ptr<LeastLoaded>> Create(
       const ChannelOptions& options,
-      absl::Duration resolve_interval = absl::Seconds(10));
+      absl::Duration resolve_interval = absl::Seconds(10),
+      Resolver resolver = ResolveTarget);
   ~LeastLoaded();
   LeastLoaded(const LeastLoaded&) = delete;
   LeastLoaded& operator=(const LeastLoaded&) = delete;
@@ -175,8 +194,14 @@ class LeastLoaded {
   // The replicas chosen from now, for reports and tests.
   std::vector<std::shared_ptr<Replica>> replicas() const;
 
+  // Calls chosen for each address, ever: those of replicas() in their
+  // order, then those of addresses that have left the target since (a
+  // replica replaced mid-run), by address.
+  std::vector<std::pair<std::string, uint64_t>> CallsPerAddress() const;
+
  private:
-  explicit LeastLoaded(ChannelOptions options, absl::Duration interval);
+  LeastLoaded(ChannelOptions options, absl::Duration interval,
+              Resolver resolver);
   // Makes the replica set the target's addresses; keeps the replicas of
   // addresses still there. False if resolution failed (the set is kept).
   bool Resolve();
@@ -188,9 +213,12 @@ class LeastLoaded {
 
   const ChannelOptions options_;
   const absl::Duration resolve_interval_;
+  const Resolver resolve_;
 
   mutable Mutex mu_;
   std::vector<std::shared_ptr<Replica>> replicas_ ABSL_GUARDED_BY(mu_);
+  // Calls chosen for replicas no longer in replicas_, by address.
+  std::map<std::string, uint64_t> calls_to_gone_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 random_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   CondVar stop_cv_;

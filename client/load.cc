@@ -18,13 +18,21 @@ namespace {
 
 constexpr char kRunMethod[] = "/compute.v1.Compute/Run";
 
-// A refusal's pushback when it asks for a wait, at most 10 s (the most
-// compute-server asks, and least_loaded honours); a negative one asks for
-// no retry (a bench lane still goes on: AsksForNoRetry).
+// The longest a lane waits for a pushback: the most compute-server asks,
+// and least_loaded honours.
+constexpr absl::Duration kMaxPushbackWait = absl::Seconds(10);
+
+// How late a retry's alarm may fire: gRPC's timers run on a cached
+// millisecond clock, and a busy machine wakes the thread later still.
+constexpr absl::Duration kRetryAlarmSlack = absl::Milliseconds(5);
+
+// A refusal's pushback when it asks for a wait, at most kMaxPushbackWait;
+// a negative one asks for no retry (a bench lane still goes on:
+// AsksForNoRetry).
 std::optional<absl::Duration> Pushback(const grpc::ClientContext& context) {
   const std::optional<int64_t> ms = PushbackMs(context);
   if (!ms.has_value() || *ms < 0) return std::nullopt;
-  return absl::Milliseconds(std::min<int64_t>(*ms, 10000));
+  return std::min(absl::Milliseconds(*ms), kMaxPushbackWait);
 }
 
 bool AsksForNoRetry(const grpc::ClientContext& context) {
@@ -50,7 +58,8 @@ struct LoadGenerator::Call {
   // is left of it goes to gRPC with each attempt.
   absl::Time deadline = absl::InfiniteFuture();
   int attempt = 1;
-  absl::Duration backoff;  // the lane's, closed loop
+  absl::Time attempt_sent;  // MonotonicNow() time this attempt was sent
+  absl::Duration backoff;   // the lane's, closed loop
   // A retry's wait for a replica to be open again (the pushback of the
   // refusals), when every replica is avoided.
   std::unique_ptr<grpc::Alarm> retry_alarm;
@@ -215,6 +224,7 @@ void LoadGenerator::StartCall(absl::Duration backoff,
 }
 
 void LoadGenerator::Send(Call* call) {
+  call->attempt_sent = MonotonicNow();
   // What is left of the call's deadline, now: a later attempt has less.
   if (call->deadline != absl::InfiniteFuture()) {
     call->context.set_deadline(ToGrpcDeadline(call->deadline));
@@ -262,7 +272,15 @@ bool LoadGenerator::Retry(Call* call, int code) {
   // Nor past the end of the run, nor after Stop(): Run() waits for every
   // call, and a wait of up to 10 s a retry would hold it that long.
   const absl::Duration wait = options_.balancer->UntilOneIsOpen();
-  if (wait >= TimeLeft(call->deadline)) return false;
+  // And only with time for an answer once it is sent: at least the round
+  // trip the failed attempt took (the alarm's lateness on top after a
+  // wait). A retry sent with a sliver of its deadline ends
+  // DEADLINE_EXCEEDED where the call, not retried, ended refused, which
+  // tells the caller less and counts as a failure that the refusal is not.
+  const absl::Duration needed =
+      (MonotonicNow() - call->attempt_sent) +
+      (wait > absl::ZeroDuration() ? kRetryAlarmSlack : absl::ZeroDuration());
+  if (TimeLeft(call->deadline) - wait < needed) return false;
   if (wait > absl::ZeroDuration() &&
       (stop_.load(std::memory_order_acquire) ||
        NowNs() + absl::ToInt64Nanoseconds(wait) >= end_ns_)) {
@@ -321,9 +339,12 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   std::optional<absl::Duration> pushback;
   if (code == grpc::StatusCode::RESOURCE_EXHAUSTED &&
       !AsksForNoRetry(call->context)) {
-    pushback = options_.balancer != nullptr
-                   ? options_.balancer->UntilOneIsOpen()
-                   : Pushback(call->context);
+    // The balancer's wait can be longer than any pushback (a replica
+    // silent for a while is avoided up to 30 s): at most kMaxPushbackWait.
+    pushback =
+        options_.balancer != nullptr
+            ? std::min(options_.balancer->UntilOneIsOpen(), kMaxPushbackWait)
+            : Pushback(call->context);
   }
   delete call;
   // Closed loop: this lane goes on (with a new call, or a pause that stays
@@ -529,9 +550,7 @@ absl::StatusOr<LoadResult> LoadGenerator::Run() {
   result.request_bytes = request_bytes_.Length();
   result.ok_response_bytes = ok_response_bytes_.load(std::memory_order_relaxed);
   if (options_.balancer != nullptr) {
-    for (const auto& replica : options_.balancer->replicas()) {
-      result.replica_calls.emplace_back(replica->address(), replica->calls());
-    }
+    result.replica_calls = options_.balancer->CallsPerAddress();
   }
   return result;
 }

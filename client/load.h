@@ -130,7 +130,8 @@ struct LoadResult {
   uint64_t retries_over_budget = 0;  // retries not made: the budget was spent
   size_t request_bytes = 0;          // of each call, serialized
   uint64_t ok_response_bytes = 0;    // of the OK calls' answers, all together
-  // With a balancer: each replica's address and the attempts sent to it.
+  // With a balancer: each replica's address and the attempts sent to it,
+  // replicas that left the target mid-run included.
   std::vector<std::pair<std::string, uint64_t>> replica_calls;
 
   uint64_t count(grpc::StatusCode code) const { return codes[code]; }

@@ -2,8 +2,10 @@
 // calls evenly over three servers; pick_first would pin one; least_loaded
 // avoids a busy one.
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -297,6 +299,144 @@ TEST(LeastLoadedTest, AReplicaTakingItsProbeCallIsNotOpenForARetry) {
   EXPECT_GT(lb.UntilOneIsOpen(), absl::ZeroDuration());
   lb.Done(*probe, grpc::Status::OK, no_trailers);
   EXPECT_EQ(lb.UntilOneIsOpen(), absl::ZeroDuration());
+}
+
+// Every replica avoided, one silent (its last calls lost to their
+// deadlines) and one refusing: the calls go to the one that answers. The
+// silent one reports no load and would score 0 (before, it was drawn
+// with the refusing one and took about half of them).
+TEST(LeastLoadedTest, WhenEveryReplicaIsAvoidedASilentOneTakesNoCall) {
+  auto balancer = TwoReplicasNeverCalled();
+  ASSERT_TRUE(balancer.ok()) << balancer.status();
+  client::LeastLoaded& lb = **balancer;
+  const grpc::ClientContext no_trailers;
+  const grpc::Status late(grpc::StatusCode::DEADLINE_EXCEEDED, "late");
+  std::shared_ptr<client::LeastLoaded::Replica> silent = lb.Choose();
+  lb.Done(*silent, late, no_trailers);
+  for (int i = 1; i < client::kSilentDeadlines; ++i) {
+    std::shared_ptr<client::LeastLoaded::Replica> again =
+        ChooseUntil(lb, silent);
+    ASSERT_NE(again, nullptr);
+    lb.Done(*again, late, no_trailers);
+  }
+  std::shared_ptr<client::LeastLoaded::Replica> refusing = lb.Choose();
+  ASSERT_NE(refusing, silent) << "paused for 1 s";
+  lb.Done(*refusing,
+          grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "queue full"),
+          no_trailers);
+  std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held =
+      Choose(lb, 20);
+  EXPECT_EQ(std::count(held.begin(), held.end(), silent), 0);
+  for (auto& r : held) lb.Done(*r, grpc::Status::OK, no_trailers);
+}
+
+// Calls lost to their deadlines that end at the same instant on several
+// threads count one after the other: the third in a row pauses the
+// replica 1 s and the rest end within that pause. Before, two threads
+// could both see it unpaused and count a third and a fourth, a 2 s pause.
+// (The race is a few nanoseconds wide, so the old code fails some rounds,
+// not all.)
+TEST(LeastLoadedTest, TimeoutsThatEndAtOnceAreCountedOneAfterTheOther) {
+  client::ChannelOptions options;
+  options.target = "ipv4:127.0.0.1:1";
+  auto balancer = client::LeastLoaded::Create(options);
+  ASSERT_TRUE(balancer.ok()) << balancer.status();
+  client::LeastLoaded& lb = **balancer;
+  const grpc::ClientContext no_trailers;
+  const grpc::Status late(grpc::StatusCode::DEADLINE_EXCEEDED, "late");
+  constexpr int kThreads = 4;
+  for (int round = 0; round < 200; ++round) {
+    std::vector<std::shared_ptr<client::LeastLoaded::Replica>> held =
+        Choose(lb, client::kSilentDeadlines - 1 + kThreads);
+    for (int i = 0; i < client::kSilentDeadlines - 1; ++i) {
+      lb.Done(*held[i], late, no_trailers);
+    }
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (ready.load() < kThreads) {
+        }
+        lb.Done(*held[client::kSilentDeadlines - 1 + t], late, no_trailers);
+      });
+    }
+    for (auto& t : threads) t.join();
+    ASSERT_LE(lb.UntilOneIsOpen(), absl::Seconds(1)) << "round " << round;
+    ASSERT_GT(lb.UntilOneIsOpen(), absl::ZeroDuration()) << "round " << round;
+    // An answer ends the pause and the count, for the next round.
+    std::shared_ptr<client::LeastLoaded::Replica> r = lb.Choose();
+    lb.Done(*r, grpc::Status::OK, no_trailers);
+  }
+}
+
+// A compute-load trailer's utilization is taken only when it is a finite
+// number >= 0: "inf" never ages (halved, it is still infinite), so the
+// replica would not be chosen again while another was open.
+TEST(LeastLoadedTest, ALoadThatIsNotAFiniteNumberIsNotTaken) {
+  double load = -1;
+  int workers = -1;
+  EXPECT_TRUE(client::ParseLoad("application_utilization=1.250,workers=4",
+                                &load, &workers));
+  EXPECT_DOUBLE_EQ(load, 1.25);
+  EXPECT_EQ(workers, 4);
+  for (const char* bad :
+       {"application_utilization=inf", "application_utilization=-inf",
+        "application_utilization=nan", "application_utilization=-0.5",
+        "workers=4", ""}) {
+    EXPECT_FALSE(client::ParseLoad(bad, &load, &workers)) << bad;
+  }
+  EXPECT_TRUE(client::ParseLoad("application_utilization=0,workers=x", &load,
+                                &workers));
+  EXPECT_EQ(workers, 0) << "not a count";
+}
+
+// A replica that leaves the target mid-run (a pod replaced) stops being
+// chosen, and what it was sent stays in the run's per-replica counts
+// (before, bench's summary listed only the replicas there at the end, so
+// its counts did not add up to the calls sent).
+TEST(LeastLoadedTest, AReplicaThatLeavesKeepsItsCallsInTheCounts) {
+  Mutex mu;
+  std::vector<std::string> addresses = {"ipv4:127.0.0.1:1", "ipv4:127.0.0.1:2"};
+  auto resolver =
+      [&](const std::string&) -> absl::StatusOr<std::vector<std::string>> {
+    MutexLock lock(&mu);
+    return addresses;
+  };
+  client::ChannelOptions options;
+  options.target = "ipv4:127.0.0.1:1,127.0.0.1:2";
+  auto balancer =
+      client::LeastLoaded::Create(options, absl::Milliseconds(5), resolver);
+  ASSERT_TRUE(balancer.ok()) << balancer.status();
+  client::LeastLoaded& lb = **balancer;
+  const grpc::ClientContext no_trailers;
+  auto answer = [&](int n) {
+    for (auto& r : Choose(lb, n)) lb.Done(*r, grpc::Status::OK, no_trailers);
+  };
+  answer(20);
+  const std::vector<std::pair<std::string, uint64_t>> before =
+      lb.CallsPerAddress();
+  ASSERT_EQ(before.size(), 2u);
+  ASSERT_EQ(before[0].first, "ipv4:127.0.0.1:1");
+  const uint64_t to_first = before[0].second;
+  ASSERT_GT(to_first, 0u);
+  {
+    MutexLock lock(&mu);
+    addresses = {"ipv4:127.0.0.1:2", "ipv4:127.0.0.1:3"};
+  }
+  ASSERT_TRUE(WaitUntil([&] {
+    auto now = lb.replicas();
+    return now.size() == 2 && now[1]->address() == "ipv4:127.0.0.1:3";
+  }));
+  answer(20);
+  const std::vector<std::pair<std::string, uint64_t>> after =
+      lb.CallsPerAddress();
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_EQ(after[0].first, "ipv4:127.0.0.1:2");
+  EXPECT_EQ(after[1].first, "ipv4:127.0.0.1:3");
+  EXPECT_EQ(after[2], std::make_pair(std::string("ipv4:127.0.0.1:1"), to_first))
+      << "gone, its calls kept, none more";
+  EXPECT_EQ(after[0].second + after[1].second + after[2].second, 40u);
 }
 
 TEST(LeastLoadedTest, ResolvesAddressListsAndNames) {

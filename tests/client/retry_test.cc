@@ -226,6 +226,31 @@ TEST_F(RetryTest, LeastLoadedDoesNotWaitToRetryPastTheEndOfTheRun) {
   EXPECT_EQ(Number(json, "retries"), 0) << "each would wait 150 ms";
 }
 
+// A retry that would be sent with only a sliver of its deadline left (the
+// pushback's wait leaves 5 ms less the refused attempt's own round trip,
+// under the 5 ms a timer may be late) is not made: the call ends refused,
+// as without --retry, not DEADLINE_EXCEEDED, which counts as a failure.
+// Before, it was retried (and on a busy machine ended out of time).
+TEST_F(RetryTest, LeastLoadedMakesNoRetryWithASliverOfItsDeadlineLeft) {
+  const int pushback_ms = PushbackMs();
+  CommandResult r =
+      RunClient({"bench", "--lb", "least_loaded", "--retry", "--task", "spin",
+                 "--duration", "1ms", "--requests", "1", "--concurrency", "1",
+                 "--deadline", absl::StrCat(pushback_ms + 5, "ms"), "--target",
+                 "ipv4:" + Target(*server_), "--json"});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  google::protobuf::Struct json = ParseJson(r.out);
+  EXPECT_EQ(Number(json, "refused"), 1);
+  EXPECT_EQ(Number(json, "retries"), 0);
+  // With room for an answer after the wait, it is retried.
+  r = RunClient({"bench", "--lb", "least_loaded", "--retry", "--task", "spin",
+                 "--duration", "1ms", "--requests", "1", "--concurrency", "1",
+                 "--deadline", absl::StrCat(2 * pushback_ms + 100, "ms"),
+                 "--target", "ipv4:" + Target(*server_), "--json"});
+  json = ParseJson(r.out);
+  EXPECT_GE(Number(json, "retries"), 1);
+}
+
 // least_loaded's --retry, when every replica refuses (the one here): the
 // retry budget (20% of the calls + 10, or the calls in flight) stops retries
 // multiplying the load; without it, 100 calls would be 500 attempts.
