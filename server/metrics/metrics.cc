@@ -174,9 +174,14 @@ void Metrics::AttachPool(const WorkerPool* pool, const CostModel* costs) {
   PoolCollector::CostsFn costs_fn;
   if (costs != nullptr) {
     costs_fn = [costs] {
-      std::vector<double> per_kind;
+      using End = CostModel::ProbeEnd;
+      std::vector<PoolCollector::KindCost> per_kind;
       for (int k = 0; k < costs->kinds(); ++k) {
-        per_kind.push_back(costs->SecondsPerUnit(k));
+        per_kind.push_back(PoolCollector::KindCost{
+            .seconds_per_unit = costs->SecondsPerUnit(k),
+            .probes_in_time = costs->ProbesEnded(k, End::kInTime),
+            .probes_late = costs->ProbesEnded(k, End::kLate),
+            .probes_other = costs->ProbesEnded(k, End::kNoSample)});
       }
       return per_kind;
     };

@@ -28,7 +28,7 @@ void PoolCollector::Attach(StatsFn stats, CostsFn costs) {
 
 std::vector<prometheus::MetricFamily> PoolCollector::Collect() const {
   PoolStats s;
-  std::vector<double> costs;
+  std::vector<KindCost> costs;
   {
     MutexLock lock(&mu_);
     if (!stats_) return {};
@@ -112,9 +112,28 @@ std::vector<prometheus::MetricFamily> PoolCollector::Collect() const {
         prometheus::MetricType::Gauge);
     auto kinds = tasks::AllTaskKinds();
     for (size_t i = 0; i < costs.size() && i < kinds.size(); ++i) {
-      AddValue(family, {{"task", std::string(kinds[i].name)}}, costs[i]);
+      AddValue(family, {{"task", std::string(kinds[i].name)}},
+               costs[i].seconds_per_unit);
     }
     families.push_back(std::move(family));
+    auto probes = MakeFamily(
+        "compute_task_probes_total",
+        "Calls run although their estimate was longer than their deadline, "
+        "to test a rate that may have risen past the truth (at most one at a "
+        "time per kind, due 10 ms after one in time, up to 1 s after late "
+        "ones); outcome: in_time, late (ran past the deadline), other "
+        "(refused, cancelled, failed).",
+        prometheus::MetricType::Counter);
+    for (size_t i = 0; i < costs.size() && i < kinds.size(); ++i) {
+      const std::string task(kinds[i].name);
+      AddValue(probes, {{"task", task}, {"outcome", "in_time"}},
+               static_cast<double>(costs[i].probes_in_time));
+      AddValue(probes, {{"task", task}, {"outcome", "late"}},
+               static_cast<double>(costs[i].probes_late));
+      AddValue(probes, {{"task", task}, {"outcome", "other"}},
+               static_cast<double>(costs[i].probes_other));
+    }
+    families.push_back(std::move(probes));
   }
   return families;
 }

@@ -9,7 +9,9 @@
 //   compute_pool_overloaded, compute_pool_inflight_bytes,
 //   compute_pool_inflight_bytes_limit,
 // and, from the service's cost model, compute_task_cost_seconds_per_unit
-// {task} (what the scheduler has learned a unit of each kind costs).
+// {task} (what the scheduler has learned a unit of each kind costs) and
+// compute_task_probes_total{task,outcome} (calls run although their
+// estimate was longer than their deadline, to test a raised rate).
 //
 // The sources are attached after the pool exists (the pool's observer
 // must be set before it does) and detached before it goes; while none is
@@ -20,6 +22,7 @@
 #ifndef COMPUTE_SERVER_METRICS_POOL_COLLECTOR_H_
 #define COMPUTE_SERVER_METRICS_POOL_COLLECTOR_H_
 
+#include <cstdint>
 #include <functional>
 #include <vector>
 
@@ -34,8 +37,17 @@ namespace compute::metrics {
 class PoolCollector final : public prometheus::Collectable {
  public:
   using StatsFn = std::function<PoolStats()>;
-  // Seconds per cost unit of each task kind, by kind index.
-  using CostsFn = std::function<std::vector<double>()>;
+  // What the cost model knows of one task kind.
+  struct KindCost {
+    double seconds_per_unit = 0;
+    // Probes that ended in time, late, or otherwise (refused, cancelled,
+    // failed): CostModel::ProbeEnd.
+    uint64_t probes_in_time = 0;
+    uint64_t probes_late = 0;
+    uint64_t probes_other = 0;
+  };
+  // Each task kind's, by kind index.
+  using CostsFn = std::function<std::vector<KindCost>()>;
 
   // An empty `stats` detaches both.
   void Attach(StatsFn stats, CostsFn costs = nullptr);

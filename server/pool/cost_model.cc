@@ -13,7 +13,9 @@ CostModel::CostModel(absl::Span<const double> prior_seconds_per_unit)
       next_probe_ns_(new std::atomic<int64_t>[prior_seconds_per_unit.size()]),
       best_log_coef_(new std::atomic<double>[prior_seconds_per_unit.size()]),
       probe_interval_ns_(
-          new std::atomic<int64_t>[prior_seconds_per_unit.size()]) {
+          new std::atomic<int64_t>[prior_seconds_per_unit.size()]),
+      probes_ended_(new std::atomic<uint64_t>[prior_seconds_per_unit.size() *
+                                              kProbeEnds]()) {
   for (size_t i = 0; i < kinds_; ++i) {
     double prior = prior_seconds_per_unit[i] > 0 &&
                            std::isfinite(prior_seconds_per_unit[i])
@@ -53,6 +55,8 @@ bool CostModel::TakeProbe(int kind, double units, absl::Duration time_left,
 
 void CostModel::ProbeEnded(int kind, ProbeEnd end, absl::Time now) {
   if (kind < 0 || static_cast<size_t>(kind) >= kinds_) return;
+  probes_ended_[kind * kProbeEnds + static_cast<int>(end)].fetch_add(
+      1, std::memory_order_relaxed);
   std::atomic<int64_t>& interval = probe_interval_ns_[kind];
   int64_t ns = interval.load(std::memory_order_relaxed);
   if (end == ProbeEnd::kInTime) {
@@ -63,6 +67,12 @@ void CostModel::ProbeEnded(int kind, ProbeEnd end, absl::Time now) {
   interval.store(ns, std::memory_order_relaxed);
   next_probe_ns_[kind].store(absl::ToUnixNanos(now + absl::Nanoseconds(ns)),
                              std::memory_order_relaxed);
+}
+
+uint64_t CostModel::ProbesEnded(int kind, ProbeEnd end) const {
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_) return 0;
+  return probes_ended_[kind * kProbeEnds + static_cast<int>(end)].load(
+      std::memory_order_relaxed);
 }
 
 absl::Duration CostModel::ProbeEstimate(int kind, double units) const {

@@ -120,7 +120,13 @@ class CostModel {
   // interval (up to kMaxProbeInterval); anything else (refused, cancelled,
   // never ran) keeps it.
   enum class ProbeEnd { kInTime, kLate, kNoSample };
+  static constexpr int kProbeEnds = 3;
   void ProbeEnded(int kind, ProbeEnd end, absl::Time now);
+
+  // Probes of the kind that ended so, ever (compute_task_probes_total):
+  // every TakeProbe that said yes ends once, so their sum is the probes
+  // taken, less those still running.
+  uint64_t ProbesEnded(int kind, ProbeEnd end) const;
 
   // units x the best rate the kind has shown: the lower of its prior and
   // the lowest rate it has learned.
@@ -146,6 +152,8 @@ class CostModel {
   // prior's: what a probe must fit at, and is charged.
   std::unique_ptr<std::atomic<double>[]> best_log_coef_;
   std::unique_ptr<std::atomic<int64_t>[]> probe_interval_ns_;
+  // Per kind and ProbeEnd: probes that ended so (kind x kProbeEnds + end).
+  std::unique_ptr<std::atomic<uint64_t>[]> probes_ended_;
 };
 
 }  // namespace compute

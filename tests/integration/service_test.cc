@@ -465,6 +465,17 @@ TEST_F(ServiceTest, OnASlowMachineFewCallsRunLateToProbeIt) {
     EXPECT_LE(probes, 15u) << late << " late, " << refused << " refused of "
                            << calls;
     EXPECT_EQ(late + refused, calls) << "none fits: none is OK";
+    // What compute_task_probes_total says: each probe that ran, late (the
+    // last one's end is counted once its answer is delivered, after the
+    // pool has counted it).
+    const CostModel& model = server_->service().cost_model();
+    const int spin = tasks::FindTaskKind(RunRequest::kSpin)->index;
+    EXPECT_TRUE(WaitUntil([&] {
+      return model.ProbesEnded(spin, CostModel::ProbeEnd::kLate) ==
+             ran() - ran_before;
+    })) << model.ProbesEnded(spin, CostModel::ProbeEnd::kLate)
+        << " late of " << ran() - ran_before;
+    EXPECT_EQ(model.ProbesEnded(spin, CostModel::ProbeEnd::kInTime), 0u);
   }
 }
 

@@ -61,6 +61,7 @@ TEST(MetricsTest, EveryFamilyOnceWithHelpAndAValidName) {
       {"compute_pool_inflight_bytes_limit", T::Gauge},
       {"compute_pool_worker_start_failures_total", T::Counter},
       {"compute_task_cost_seconds_per_unit", T::Gauge},
+      {"compute_task_probes_total", T::Counter},
       {"compute_tasks_total", T::Counter},
       {"compute_tasks_rejected_total", T::Counter},
       {"compute_priority_tasks_total", T::Counter},

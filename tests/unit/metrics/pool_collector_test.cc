@@ -85,7 +85,12 @@ TEST(PoolCollectorTest, CostPerUnitIsLabelledByTaskKind) {
   stats.target_queue_wait = absl::InfiniteDuration();
   collector.Attach([stats] { return stats; },
                    [] {
-                     return std::vector<double>{4.7e-10, 1.0};
+                     return std::vector<PoolCollector::KindCost>{
+                         {.seconds_per_unit = 4.7e-10},
+                         {.seconds_per_unit = 1.0,
+                          .probes_in_time = 3,
+                          .probes_late = 2,
+                          .probes_other = 1}};
                    });
   Exposition e = Parse(collector);
   EXPECT_EQ(e.types["compute_task_cost_seconds_per_unit"], "gauge");
@@ -93,6 +98,23 @@ TEST(PoolCollectorTest, CostPerUnitIsLabelledByTaskKind) {
             4.7e-10);
   EXPECT_EQ(e.Value("compute_task_cost_seconds_per_unit", {{"task", "spin"}}),
             1.0);
+  // Probes, by kind and how they ended; every series there from the start.
+  EXPECT_EQ(e.types["compute_task_probes_total"], "counter");
+  EXPECT_EQ(e.Value("compute_task_probes_total",
+                    {{"task", "spin"}, {"outcome", "in_time"}}),
+            3);
+  EXPECT_EQ(e.Value("compute_task_probes_total",
+                    {{"task", "spin"}, {"outcome", "late"}}),
+            2);
+  EXPECT_EQ(e.Value("compute_task_probes_total",
+                    {{"task", "spin"}, {"outcome", "other"}}),
+            1);
+  for (const char* outcome : {"in_time", "late", "other"}) {
+    EXPECT_EQ(e.Value("compute_task_probes_total",
+                      {{"task", "fib"}, {"outcome", outcome}}),
+              0)
+        << outcome;
+  }
   // No overload control: the target is +Inf, as Prometheus writes it.
   EXPECT_TRUE(std::isinf(
       e.Value("compute_pool_target_queue_wait_seconds").value_or(0)));

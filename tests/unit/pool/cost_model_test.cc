@@ -199,6 +199,12 @@ TEST(CostModelTest, ProbesThatRunLateComeLessOftenAndOnesInTimeSoon) {
   t += absl::Seconds(2);
   model.ProbeEnded(kSpin, CostModel::ProbeEnd::kInTime, t);
   EXPECT_TRUE(due_after(CostModel::kMinProbeInterval));
+  // Each end counted once, by how it ended (compute_task_probes_total).
+  EXPECT_EQ(model.ProbesEnded(kSpin, CostModel::ProbeEnd::kInTime), 2u);
+  EXPECT_EQ(model.ProbesEnded(kSpin, CostModel::ProbeEnd::kLate), 10u);
+  EXPECT_EQ(model.ProbesEnded(kSpin, CostModel::ProbeEnd::kNoSample), 1u);
+  EXPECT_EQ(model.ProbesEnded(0, CostModel::ProbeEnd::kLate), 0u);
+  EXPECT_EQ(model.ProbesEnded(2, CostModel::ProbeEnd::kLate), 0u) << "none";
 }
 
 // A kind faster than its prior (the priors were measured on one machine)
