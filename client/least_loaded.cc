@@ -54,6 +54,10 @@ bool ParseLoad(const std::string& text, double* load, int* workers) {
       // was open.
       have_load =
           absl::SimpleAtod(pair, load) && std::isfinite(*load) && *load >= 0;
+      // A report ages by halving: one of 1e300 would count for ~8 minutes.
+      // At most kMaxReportedLoad (a queue a million targets long) it fades
+      // below 1 within ~10 s.
+      *load = std::min(*load, kMaxReportedLoad);
     } else if (absl::ConsumePrefix(&pair, "workers=")) {
       if (!absl::SimpleAtoi(pair, workers) || *workers < 0) *workers = 0;
     }
@@ -68,7 +72,12 @@ absl::StatusOr<std::vector<std::string>> ResolveTarget(
     if (absl::ConsumePrefix(&t, scheme)) {
       std::vector<std::string> addresses;
       for (absl::string_view a : absl::StrSplit(t, ',', absl::SkipEmpty())) {
-        addresses.push_back(absl::StrCat(scheme, a));
+        std::string address = absl::StrCat(scheme, a);
+        // One replica per address: listed twice, it is not two replicas.
+        if (std::find(addresses.begin(), addresses.end(), address) ==
+            addresses.end()) {
+          addresses.push_back(std::move(address));
+        }
       }
       if (addresses.empty()) {
         return absl::InvalidArgumentError(
@@ -134,6 +143,7 @@ absl::StatusOr<std::unique_ptr<LeastLoaded>> LeastLoaded::Create(
   if (absl::Status ports = CheckTargetPorts(options.target); !ports.ok()) {
     return ports;
   }
+  if (!resolver) return absl::InvalidArgumentError("no resolver");
   std::unique_ptr<LeastLoaded> balancer(
       new LeastLoaded(options, resolve_interval, std::move(resolver)));
   absl::StatusOr<std::vector<std::string>> addresses =
@@ -191,23 +201,29 @@ bool LeastLoaded::Resolve() {
   absl::StatusOr<std::vector<std::string>> addresses =
       resolve_(options_.target);
   if (!addresses.ok()) return false;
-  MutexLock lock(&mu_);
+  // New replicas' channels are made outside the lock (with TLS that reads
+  // the key files), so Choose and Done never wait for them. Only this
+  // thread changes the set once Create has returned, so it stays as read.
+  const std::vector<std::shared_ptr<Replica>> current = replicas();
   std::vector<std::shared_ptr<Replica>> next;
   for (const std::string& address : *addresses) {
-    auto same = std::find_if(replicas_.begin(), replicas_.end(),
-                             [&](const std::shared_ptr<Replica>& r) {
-                               return r->address_ == address;
-                             });
-    if (same != replicas_.end()) {
+    auto named = [&](const std::shared_ptr<Replica>& r) {
+      return r->address_ == address;
+    };
+    if (std::any_of(next.begin(), next.end(), named)) continue;  // listed twice
+    auto same = std::find_if(current.begin(), current.end(), named);
+    if (same != current.end()) {
       next.push_back(*same);
     } else if (auto replica = NewReplica(address)) {
       next.push_back(std::move(replica));
     }
   }
   if (next.empty()) return true;
+  MutexLock lock(&mu_);
   // What the replicas that leave were sent stays in the run's counts (a
   // replica replaced mid-run, a pod rolled). Calls still in flight to them
-  // finish; none is chosen for them from here.
+  // finish; none is chosen for them from here (Choose counts under mu_, so
+  // their counts are final).
   for (const auto& r : replicas_) {
     if (std::find(next.begin(), next.end(), r) == next.end()) {
       calls_to_gone_[r->address_] += r->calls();

@@ -113,8 +113,12 @@ double ReplicaScore(const ReplicaView& replica);
 // wait in milliseconds, or below zero, a request not to retry at all.
 std::optional<int64_t> PushbackMs(const grpc::ClientContext& context);
 
+// The most utilization a report is taken for (see ParseLoad).
+inline constexpr double kMaxReportedLoad = 1e6;
+
 // A `compute-load` trailer ("application_utilization=1.250,workers=4"):
-// the utilization, a finite number >= 0 (false without one), and the
+// the utilization, a finite number >= 0 (false without one; at most
+// kMaxReportedLoad), and the
 // workers (0 when absent or not a count: a server from before it was
 // reported).
 bool ParseLoad(const std::string& text, double* load, int* workers);
@@ -180,31 +184,33 @@ class LeastLoaded {
   LeastLoaded& operator=(const LeastLoaded&) = delete;
 
   // The replica for the next call (counted in flight until Done).
-  std::shared_ptr<Replica> Choose();
+  std::shared_ptr<Replica> Choose() ABSL_LOCKS_EXCLUDED(mu_);
   // The call to `replica` ended with `status`; reads its load from the
   // trailers of `context`.
   void Done(Replica& replica, const grpc::Status& status,
-            const grpc::ClientContext& context);
+            const grpc::ClientContext& context) ABSL_LOCKS_EXCLUDED(mu_);
 
   // How long until a replica is no longer avoided (0 when one is open now):
   // a retry waits that long rather than go at once to a replica that asked
   // for a pause.
-  absl::Duration UntilOneIsOpen() const;
+  absl::Duration UntilOneIsOpen() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // The replicas chosen from now, for reports and tests.
-  std::vector<std::shared_ptr<Replica>> replicas() const;
+  std::vector<std::shared_ptr<Replica>> replicas() const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Calls chosen for each address, ever: those of replicas() in their
   // order, then those of addresses that have left the target since (a
   // replica replaced mid-run), by address.
-  std::vector<std::pair<std::string, uint64_t>> CallsPerAddress() const;
+  std::vector<std::pair<std::string, uint64_t>> CallsPerAddress() const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   LeastLoaded(ChannelOptions options, absl::Duration interval,
               Resolver resolver);
   // Makes the replica set the target's addresses; keeps the replicas of
   // addresses still there. False if resolution failed (the set is kept).
-  bool Resolve();
+  bool Resolve() ABSL_LOCKS_EXCLUDED(mu_);
   void ResolveLoop();
   // Not avoided: its pause is over, and it is not on probation with its one
   // call out.

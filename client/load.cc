@@ -26,6 +26,12 @@ constexpr absl::Duration kMaxPushbackWait = absl::Seconds(10);
 // millisecond clock, and a busy machine wakes the thread later still.
 constexpr absl::Duration kRetryAlarmSlack = absl::Milliseconds(5);
 
+// The most of a failed attempt's time that a retry must have left: its
+// round trip, as far as the attempt tells it. An attempt that took longer
+// waited on its replica (queued, then displaced; held until a drain cut it
+// off), which another replica does not repeat.
+constexpr absl::Duration kRetryRoundTripCap = absl::Milliseconds(10);
+
 // A refusal's pushback when it asks for a wait, at most kMaxPushbackWait;
 // a negative one asks for no retry (a bench lane still goes on:
 // AsksForNoRetry).
@@ -271,14 +277,17 @@ bool LoadGenerator::Retry(Call* call, int code) {
   // to one that asked to be left alone; not past the call's deadline.
   // Nor past the end of the run, nor after Stop(): Run() waits for every
   // call, and a wait of up to 10 s a retry would hold it that long.
-  const absl::Duration wait = options_.balancer->UntilOneIsOpen();
-  // And only with time for an answer once it is sent: at least the round
-  // trip the failed attempt took (the alarm's lateness on top after a
-  // wait). A retry sent with a sliver of its deadline ends
+  // (At most kMaxPushbackWait, as a lane's: a replica that has left the
+  // target may still be paused for its silence, up to 30 s.)
+  const absl::Duration wait =
+      std::min(options_.balancer->UntilOneIsOpen(), kMaxPushbackWait);
+  // And only with time for an answer once it is sent: at least the failed
+  // attempt's round trip (at most kRetryRoundTripCap), and the alarm's
+  // lateness after a wait. A retry sent with a sliver of its deadline ends
   // DEADLINE_EXCEEDED where the call, not retried, ended refused, which
   // tells the caller less and counts as a failure that the refusal is not.
   const absl::Duration needed =
-      (MonotonicNow() - call->attempt_sent) +
+      std::min(MonotonicNow() - call->attempt_sent, kRetryRoundTripCap) +
       (wait > absl::ZeroDuration() ? kRetryAlarmSlack : absl::ZeroDuration());
   if (TimeLeft(call->deadline) - wait < needed) return false;
   if (wait > absl::ZeroDuration() &&

@@ -400,12 +400,14 @@ TEST(BenchTest, UnavailableCallsBackOff) {
 
 // A Compute service that answers its first `ok_calls` calls OK and refuses
 // the rest, RESOURCE_EXHAUSTED, with `pushback_ms` as grpc-retry-pushback-ms
-// (none when empty): the refusals, with their pushback, under the test's
-// control.
+// (none when empty), each after holding it `hold` (as a server that queued
+// a call, then displaced it): the refusals, with their pushback, under the
+// test's control.
 class Refuser final : public compute::v1::Compute::Service {
  public:
-  Refuser(int ok_calls, std::string pushback_ms)
-      : ok_calls_(ok_calls), pushback_ms_(std::move(pushback_ms)) {
+  Refuser(int ok_calls, std::string pushback_ms,
+          absl::Duration hold = absl::ZeroDuration())
+      : ok_calls_(ok_calls), pushback_ms_(std::move(pushback_ms)), hold_(hold) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port_);
@@ -416,6 +418,7 @@ class Refuser final : public compute::v1::Compute::Service {
   grpc::Status Run(grpc::ServerContext* context, const compute::v1::RunRequest*,
                    compute::v1::RunResponse*) override {
     if (calls_.fetch_add(1) < ok_calls_) return grpc::Status::OK;
+    absl::SleepFor(hold_);
     if (!pushback_ms_.empty()) {
       context->AddTrailingMetadata("grpc-retry-pushback-ms", pushback_ms_);
     }
@@ -434,6 +437,7 @@ class Refuser final : public compute::v1::Compute::Service {
  private:
   const int ok_calls_;
   const std::string pushback_ms_;
+  const absl::Duration hold_;
   std::atomic<int> calls_{0};
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
@@ -481,6 +485,29 @@ TEST(BenchTest, ALeastLoadedLaneGoesOnToAReplicaThatDidNotRefuse) {
   EXPECT_EQ(status.at("OK").number_value(), 19) << r.out;
   EXPECT_EQ(status.at("RESOURCE_EXHAUSTED").number_value(), 1) << r.out;
   EXPECT_EQ(refuser.calls(), 1);
+}
+
+// A call refused after a long wait on its replica (queued, then
+// displaced) is retried on another with the time it has left: the
+// attempt's time is not a round trip that the retry would repeat. (A
+// first form of the sliver rule required the whole 600 ms again, and the
+// call ended refused with 400 ms left and a free replica beside it.)
+TEST(BenchTest, ACallRefusedAfterALongWaitIsRetriedOnAnotherReplica) {
+  auto server = StartServer(LocalConfig(2, 64));
+  ASSERT_NE(server, nullptr);
+  // Reports no load, so it takes the first call; then avoided 10 s.
+  Refuser refuser(0, "60000", absl::Milliseconds(600));
+  CommandResult r = RunClient(
+      {"bench", "--target",
+       absl::StrCat("ipv4:", Target(*server), ",", refuser.target()), "--lb",
+       "least_loaded", "--retry", "--task", "fib", "--n", "1", "--deadline",
+       "1s", "--concurrency", "1", "--requests", "3", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const google::protobuf::Struct json = ParseJson(r.out);
+  const auto& status = Object(json, "status").fields();
+  EXPECT_EQ(status.at("OK").number_value(), 3) << r.out;
+  EXPECT_EQ(refuser.calls(), 1);
+  EXPECT_EQ(Number(json, "retries"), 1);
 }
 
 // The live line's p99 is of the OK calls since the last line: with none
