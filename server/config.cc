@@ -48,6 +48,11 @@ ABSL_FLAG(absl::Duration, inline_max_cost, absl::Microseconds(20),
 ABSL_FLAG(bool, trust_tenant_header, false,
           "take a call's tenant from its compute-tenant metadata when it has "
           "no verified client certificate (only behind a proxy that sets it)");
+ABSL_FLAG(int, tenant_ipv6_prefix, 128,
+          "a call's tenant by its IPv6 peer address is the address's first "
+          "this many bits, so a client cannot be many tenants by rotating "
+          "the addresses of its network (64: a host's usual /64; 128: each "
+          "address its own tenant)");
 ABSL_FLAG(std::string, tenant_weights, "",
           "fair-share weights of named tenants, like gold=4,silver=2 "
           "(others: 1)");
@@ -464,6 +469,12 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
         absl::FormatDuration(server.pool.inline_max_cost), ")"));
   }
   server.trust_tenant_header = absl::GetFlag(FLAGS_trust_tenant_header);
+  server.tenant_ipv6_prefix = absl::GetFlag(FLAGS_tenant_ipv6_prefix);
+  if (server.tenant_ipv6_prefix < 1 || server.tenant_ipv6_prefix > 128) {
+    return ConfigError(absl::StrCat(Source(origins, "tenant_ipv6_prefix"),
+                                    " must be between 1 and 128 (got ",
+                                    server.tenant_ipv6_prefix, ")"));
+  }
   if (absl::Status s = ParseTenantWeights(absl::GetFlag(FLAGS_tenant_weights),
                                           Source(origins, "tenant_weights"),
                                           &server.tenant_weights);

@@ -59,6 +59,7 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
   Put(f, "inline_max_cost", absl::FormatDuration(s.pool.inline_max_cost));
   Put(f, "worker_spin", s.pool.spin_before_park);
   Put(f, "trust_tenant_header", s.trust_tenant_header);
+  Put(f, "tenant_ipv6_prefix", static_cast<double>(s.tenant_ipv6_prefix));
   Put(f, "tenant_weights", static_cast<double>(s.tenant_weights.size()));
   Put(f, "tenant_metrics", static_cast<double>(c.tenant_metrics));
   Put(f, "admission", s.admission);

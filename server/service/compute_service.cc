@@ -1,5 +1,8 @@
 #include "server/service/compute_service.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -207,6 +210,29 @@ std::string PeerAddress(std::string_view peer) {
   return std::string(a);
 }
 
+std::string TenantFromPeer(std::string_view peer, int ipv6_prefix) {
+  std::string address = PeerAddress(peer);
+  in6_addr ip;
+  // Not IPv6 (IPv4, another scheme), or one with a zone (link-local, whose
+  // hosts share no network beyond the link): the address as it is.
+  if (address.find(':') == std::string::npos ||
+      inet_pton(AF_INET6, address.c_str(), &ip) != 1) {
+    return address;
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  if (IN6_IS_ADDR_V4MAPPED(&ip)) {
+    inet_ntop(AF_INET, &ip.s6_addr[12], text, sizeof(text));
+    return text;
+  }
+  if (ipv6_prefix >= 128) return address;
+  const int prefix = std::max(ipv6_prefix, 0);
+  for (int bit = prefix; bit < 128; ++bit) {
+    ip.s6_addr[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+  }
+  inet_ntop(AF_INET6, &ip, text, sizeof(text));
+  return absl::StrCat(text, "/", prefix);
+}
+
 ComputeService::ComputeService(WorkerPool& pool, ComputeServiceOptions options)
     : pool_(pool),
       options_(options),
@@ -386,7 +412,9 @@ void ComputeService::ResolveTenant(CallInfo& call) const {
   if (tenant.empty() && options_.trust_tenant_header) {
     tenant = std::string(Metadata(*call.context, kTenantHeader));
   }
-  if (tenant.empty()) tenant = PeerAddress(call.context->peer());
+  if (tenant.empty()) {
+    tenant = TenantFromPeer(call.context->peer(), options_.tenant_ipv6_prefix);
+  }
   if (!options_.tenant_weights.empty()) {
     auto it = options_.tenant_weights.find(tenant);
     if (it != options_.tenant_weights.end()) call.options.weight = it->second;

@@ -71,6 +71,9 @@ struct ComputeServiceOptions {
   // mTLS identity; else, when this is set, its `compute-tenant` metadata;
   // else its peer's IP address.
   bool trust_tenant_header = false;
+  // A peer's tenant, when it is an IPv6 address: its first this many bits
+  // (TenantFromPeer).
+  int tenant_ipv6_prefix = 128;
   // Weights of named tenants (default 1).
   absl::flat_hash_map<std::string, double> tenant_weights;
   CallObserver* observer = nullptr;  // optional; must outlive the service
@@ -133,6 +136,13 @@ std::string TenantFromIdentity(std::string_view identity);
 // "ipv6:%5B::1%5D:5678" (as gRPC 1.51 writes it) and "ipv6:[::1]:5678" ->
 // "::1".
 std::string PeerAddress(std::string_view peer);
+
+// A peer's tenant: its IP address (PeerAddress), and for an IPv6 one, the
+// network of its first `ipv6_prefix` bits ("2001:db8:1:2::/64"), since a
+// host commonly holds a whole /64 and can send from any address in it; 128
+// keeps the address. An IPv4 address mapped into IPv6 (::ffff:10.1.2.3) is
+// the IPv4 address, as it is a tenant of its own whatever the prefix.
+std::string TenantFromPeer(std::string_view peer, int ipv6_prefix);
 
 class ComputeService {
  public:

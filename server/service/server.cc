@@ -85,6 +85,7 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
       *server->pool_,
       ComputeServiceOptions{.admission = config.admission,
                             .trust_tenant_header = config.trust_tenant_header,
+                            .tenant_ipv6_prefix = config.tenant_ipv6_prefix,
                             .tenant_weights = config.tenant_weights,
                             .observer = config.observer,
                             .tenant_observer = config.tenant_observer,

@@ -77,6 +77,7 @@ struct ServerConfig {
   bool admission = true;
   // Tenants: see ComputeServiceOptions.
   bool trust_tenant_header = false;
+  int tenant_ipv6_prefix = 128;
   absl::flat_hash_map<std::string, double> tenant_weights;
   absl::Duration max_connection_age = absl::InfiniteDuration();
   absl::Duration max_connection_age_grace = absl::InfiniteDuration();

@@ -95,6 +95,9 @@ const char* OutOfRange(const compute::Config& c) {
   if (s.max_message_bytes < 4096 || s.max_message_bytes > (1 << 30)) {
     return "max_message_bytes";
   }
+  if (s.tenant_ipv6_prefix < 1 || s.tenant_ipv6_prefix > 128) {
+    return "tenant_ipv6_prefix";
+  }
   for (const auto& [tenant, weight] : s.tenant_weights) {
     if (tenant.empty() || !(weight >= 0.001) || weight > 1000) {
       return "tenant_weights";

@@ -241,6 +241,17 @@ TEST(ConfigTest, Tenants) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_FALSE(c->server.trust_tenant_header);
   EXPECT_TRUE(c->server.tenant_weights.empty());
+  EXPECT_EQ(c->server.tenant_ipv6_prefix, 128);
+  c = Parse({}, {{"COMPUTE_TENANT_IPV6_PREFIX", "64"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tenant_ipv6_prefix, 64);
+  for (const char* bad : {"0", "129", "-1", "x"}) {
+    c = Parse({std::string("--tenant_ipv6_prefix=") + bad});
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_THAT(std::string(c.status().message()),
+                HasSubstr("--tenant_ipv6_prefix"))
+        << bad;
+  }
   c = Parse({"--trust_tenant_header", "--tenant_weights=gold=4,silver=2.5"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_TRUE(c->server.trust_tenant_header);

@@ -87,6 +87,37 @@ TEST(PeerAddressTest, Ipv6IsDecodedAndLosesBracketsAndPort) {
   EXPECT_EQ(PeerAddress("ipv6:[2001:db8::1]:443"), "2001:db8::1");
 }
 
+// A host commonly holds a whole IPv6 /64 and may send from any address in
+// it: with --tenant_ipv6_prefix=64 those are one tenant, so a client cannot
+// take many shares of the queue by rotating its source address. IPv4 and
+// IPv4-mapped peers are each their own tenant whatever the prefix (mapped
+// ones grouped by /64 would all be "::/64": every IPv4 client one tenant).
+TEST(TenantFromPeerTest, Ipv6PeersAreGroupedByTheirPrefix) {
+  EXPECT_EQ(TenantFromPeer("ipv6:%5B2001:db8:1:2:aaaa::1%5D:443", 64),
+            "2001:db8:1:2::/64");
+  EXPECT_EQ(TenantFromPeer("ipv6:%5B2001:db8:1:2:bbbb:cc::7%5D:80", 64),
+            "2001:db8:1:2::/64");
+  EXPECT_EQ(TenantFromPeer("ipv6:%5B2001:db8:1:3::1%5D:80", 64),
+            "2001:db8:1:3::/64");
+  EXPECT_EQ(TenantFromPeer("ipv6:%5B2001:db8:1:2:aaaa::1%5D:443", 48),
+            "2001:db8:1::/48");
+  // A prefix not on a byte's edge.
+  EXPECT_EQ(TenantFromPeer("ipv6:[2001:db8:ffff::1]:1", 36),
+            "2001:db8:f000::/36");
+  // 128, the default: the address as PeerAddress gives it.
+  EXPECT_EQ(TenantFromPeer("ipv6:%5B2001:db8::1%5D:443", 128), "2001:db8::1");
+  EXPECT_EQ(TenantFromPeer("ipv6:[::1]:5678", 128), "::1");
+  // IPv4, mapped or not, is the address itself.
+  for (int prefix : {1, 64, 128}) {
+    EXPECT_EQ(TenantFromPeer("ipv4:10.1.2.3:5678", prefix), "10.1.2.3");
+    EXPECT_EQ(TenantFromPeer("ipv6:%5B::ffff:10.1.2.3%5D:80", prefix),
+              "10.1.2.3");
+  }
+  // Not an address it can read (a zone, another scheme): as it is.
+  EXPECT_EQ(TenantFromPeer("ipv6:%5Bfe80::1%25eth0%5D:80", 64), "fe80::1%eth0");
+  EXPECT_EQ(TenantFromPeer("unix:/tmp/compute.sock", 64), "unix");
+}
+
 TEST(PeerAddressTest, OddInputs) {
   EXPECT_EQ(PeerAddress(""), "");
   EXPECT_EQ(PeerAddress("ipv4:"), "");
