@@ -669,15 +669,17 @@ class TenantOrder final : public service::TenantObserver {
 // gRPC 1.51 writes an IPv6 peer "ipv6:%5B::1%5D:port": its tenant is the
 // address as a --tenant_weights entry names it, "::1" (it was "%5B::1%5D",
 // which no entry matched), and the entry's weight applies. One worker, held
-// by a 30 s spin, while x (weight 1) then ::1 (weight 4) queue five equal
-// calls each.
+// by a 30 s spin, while x (weight 1) then ::1 (weight 100) queue five equal
+// calls each. (A tenant is charged what its calls ran: at weight 4, a 1 ms
+// spin of ::1's descheduled for 14 ms on a loaded machine let x's calls
+// ahead, and the order below failed.)
 TEST_F(ServiceTest, AnIpv6PeersTenantIsItsAddressAndItsWeightApplies) {
   if (!Ipv6LoopbackWorks()) GTEST_SKIP() << "no IPv6 loopback here";
   TenantOrder order;
   service::ServerConfig config = LocalConfig(1, 16);
   config.address = "::1";
   config.trust_tenant_header = true;  // x's and the spin's calls name theirs
-  config.tenant_weights = {{"::1", 4}};
+  config.tenant_weights = {{"::1", 100}};
   config.tenant_observer = &order;
   config.run_task = &SpinUntilCancelled;
   server_ = StartServer(config);
