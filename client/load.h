@@ -209,8 +209,10 @@ class LoadGenerator {
   uint64_t ScheduledCalls(double period_ns) const;
   void Pace();
   void Report();
-  LoadProgress Progress(const Histogram& ok_now, const Histogram& ok_before,
-                        uint64_t completed_before, absl::Duration interval);
+  // The counts now, and in `ok_now` the OK calls' latencies, taken after
+  // them.
+  LoadProgress Progress(const Histogram& ok_before, uint64_t completed_before,
+                        absl::Duration interval, Histogram* ok_now);
   uint64_t Completed() const;
 
   const LoadOptions options_;
