@@ -1,5 +1,8 @@
 #include "server/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -18,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "server/base/flag_text.h"
+#include "server/service/compute_service.h"
 
 ABSL_FLAG(std::string, address, "0.0.0.0", "address the gRPC server binds");
 ABSL_FLAG(int, port, 50051, "gRPC port (0: the kernel picks one)");
@@ -50,9 +54,9 @@ ABSL_FLAG(bool, trust_tenant_header, false,
           "no verified client certificate (only behind a proxy that sets it)");
 ABSL_FLAG(int, tenant_ipv6_prefix, 128,
           "a call's tenant by its IPv6 peer address is the address's first "
-          "this many bits, so a client cannot be many tenants by rotating "
-          "the addresses of its network (64: a host's usual /64; 128: each "
-          "address its own tenant)");
+          "this many bits (1..128), so a client cannot be many tenants by "
+          "rotating the addresses of its /N (64: a host's usual /64; 128: "
+          "each address its own tenant)");
 ABSL_FLAG(std::string, tenant_weights, "",
           "fair-share weights of named tenants, like gold=4,silver=2 "
           "(others: 1)");
@@ -343,8 +347,47 @@ void SplitMemoryBudget(int64_t total, int64_t* pool, int64_t* transport) {
 // million of each other, so that a light tenant's virtual time does not
 // run away from a heavy one's (a bound, not a guarantee: tags are doubles,
 // reset each time the class empties).
+// A --tenant_weights name that is an IPv6 address or network, written as
+// the server writes a peer's tenant (service::TenantFromPeer: lower case,
+// compressed, host bits clear), so that "2001:DB8:0:1::/64" still matches;
+// any other name as it is. A network of another length than the tenants'
+// (--tenant_ipv6_prefix; an address is a /128) could never match: an error.
+absl::StatusOr<std::string> TenantWeightName(absl::string_view name,
+                                             int ipv6_prefix,
+                                             absl::string_view source) {
+  const size_t slash = name.find('/');
+  const std::string address(name.substr(0, slash));
+  in6_addr ip;
+  if (address.find(':') == std::string::npos ||
+      inet_pton(AF_INET6, address.c_str(), &ip) != 1) {
+    return std::string(name);
+  }
+  int bits = 128;
+  if (slash != absl::string_view::npos &&
+      (!absl::SimpleAtoi(name.substr(slash + 1), &bits) || bits < 1 ||
+       bits > 128)) {
+    return ConfigError(absl::StrCat(source, ": '", name,
+                                    "' has a prefix length outside 1..128"));
+  }
+  if (bits != ipv6_prefix) {
+    return ConfigError(absl::StrCat(
+        source, ": '", name, "' names ",
+        bits == 128 ? std::string("one IPv6 address")
+                    : absl::StrCat("a /", bits, " network"),
+        ", but IPv6 peers are tenants by their first ", ipv6_prefix,
+        " bits (--tenant_ipv6_prefix), so it would never match"));
+  }
+  if (bits < 128) {
+    return service::TenantFromPeer(absl::StrCat("ipv6:[", address, "]:0"),
+                                   bits);
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET6, &ip, text, sizeof(text));
+  return std::string(text);
+}
+
 absl::Status ParseTenantWeights(const std::string& text,
-                                absl::string_view source,
+                                absl::string_view source, int ipv6_prefix,
                                 absl::flat_hash_map<std::string, double>* out) {
   out->clear();
   if (text.empty()) return absl::OkStatus();
@@ -361,7 +404,10 @@ absl::Status ParseTenantWeights(const std::string& text,
           source, ": '", pair,
           "' is not name=weight with a weight in [0.001, 1000], like gold=4"));
     }
-    if (!out->emplace(std::string(parts[0]), weight).second) {
+    absl::StatusOr<std::string> name =
+        TenantWeightName(parts[0], ipv6_prefix, source);
+    if (!name.ok()) return name.status();
+    if (!out->emplace(*std::move(name), weight).second) {
       return ConfigError(
           absl::StrCat(source, ": tenant '", parts[0], "' is given twice"));
     }
@@ -475,9 +521,10 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
                                     " must be between 1 and 128 (got ",
                                     server.tenant_ipv6_prefix, ")"));
   }
-  if (absl::Status s = ParseTenantWeights(absl::GetFlag(FLAGS_tenant_weights),
-                                          Source(origins, "tenant_weights"),
-                                          &server.tenant_weights);
+  if (absl::Status s =
+          ParseTenantWeights(absl::GetFlag(FLAGS_tenant_weights),
+                             Source(origins, "tenant_weights"),
+                             server.tenant_ipv6_prefix, &server.tenant_weights);
       !s.ok()) {
     return s;
   }

@@ -118,11 +118,13 @@ std::vector<prometheus::MetricFamily> PoolCollector::Collect() const {
     families.push_back(std::move(family));
     auto probes = MakeFamily(
         "compute_task_probes_total",
-        "Calls run although their estimate was longer than their deadline, "
-        "to test a rate that may have risen past the truth (at most one at a "
-        "time per kind, due 10 ms after one in time, up to 1 s after late "
-        "ones); outcome: in_time, late (ran past the deadline), other "
-        "(refused, cancelled, failed).",
+        "Calls admitted as probes although their estimate was longer than "
+        "their deadline, to test a rate that may have risen past the truth "
+        "(about one at a time per kind, due 10 ms after one in time, up to "
+        "1 s after late ones); outcome: in_time, late (ran past the "
+        "deadline, or was cancelled within 5 ms of it), other (ended "
+        "without a sample: refused, displaced, expired in the queue, "
+        "cancelled, failed, shut down).",
         prometheus::MetricType::Counter);
     for (size_t i = 0; i < costs.size() && i < kinds.size(); ++i) {
       const std::string task(kinds[i].name);

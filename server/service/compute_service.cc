@@ -213,18 +213,20 @@ std::string PeerAddress(std::string_view peer) {
 std::string TenantFromPeer(std::string_view peer, int ipv6_prefix) {
   std::string address = PeerAddress(peer);
   in6_addr ip;
-  // Not IPv6 (IPv4, another scheme), or one with a zone (link-local, whose
-  // hosts share no network beyond the link): the address as it is.
-  if (address.find(':') == std::string::npos ||
+  // Each address its own tenant (the default: no parsing at all); not IPv6
+  // (IPv4, another scheme); or one with a zone (link-local: its hosts share
+  // no routed network, and gRPC writes the zone as a number): the address
+  // as it is.
+  if (ipv6_prefix >= 128 || address.find(':') == std::string::npos ||
       inet_pton(AF_INET6, address.c_str(), &ip) != 1) {
     return address;
   }
   char text[INET6_ADDRSTRLEN] = {};
+  // gRPC writes these as ipv4: already; any other writer may not.
   if (IN6_IS_ADDR_V4MAPPED(&ip)) {
     inet_ntop(AF_INET, &ip.s6_addr[12], text, sizeof(text));
     return text;
   }
-  if (ipv6_prefix >= 128) return address;
   const int prefix = std::max(ipv6_prefix, 0);
   for (int bit = prefix; bit < 128; ++bit) {
     ip.s6_addr[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
@@ -522,10 +524,18 @@ grpc::Status ComputeService::Completed(const CallInfo& call,
   const int kind = call.kind->index;
   if (call.probe) {
     // In time by the clock, not the outcome alone: a kernel that finished
-    // just past its deadline without looking is still OK.
+    // just past its deadline without looking is still OK. And one stopped
+    // by the client's cancel within kLateCancelSlack of the deadline ran
+    // out of time too: the client cancels when its own copy of the
+    // deadline passes, which its cancel reaches here about when ours does,
+    // before it or after (1 of 8 runs of the slow-machine test counted 2 of
+    // 7 such probes as no sample, and their wait for the next did not
+    // double).
     const absl::Time now = pool_.clock().Now();
     const bool ran_late =
         (result.outcome == TaskOutcome::kDeadlineExceeded && ran) ||
+        (result.outcome == TaskOutcome::kCancelled && ran &&
+         now >= call.deadline - kLateCancelSlack) ||
         (result.outcome == TaskOutcome::kOk && now > call.deadline);
     cost_model_.ProbeEnded(kind,
                            ran_late ? CostModel::ProbeEnd::kLate

@@ -114,6 +114,11 @@ struct CallInfo {
   TaskOptions options;
 };
 
+// A probe stopped by a cancel this close to its deadline is counted late
+// (Completed): the client cancels at its own copy of the deadline, which
+// reaches the server about when the server's copy passes.
+inline constexpr absl::Duration kLateCancelSlack = absl::Milliseconds(5);
+
 // A call's tenant, by where it comes from (ResolveTenant; declared here for
 // tests). A header's or an identity's is at most kMaxTenantBytes of
 // printable ASCII, and a peer's is an IP address: so a client can make
@@ -137,11 +142,12 @@ std::string TenantFromIdentity(std::string_view identity);
 // "::1".
 std::string PeerAddress(std::string_view peer);
 
-// A peer's tenant: its IP address (PeerAddress), and for an IPv6 one, the
-// network of its first `ipv6_prefix` bits ("2001:db8:1:2::/64"), since a
-// host commonly holds a whole /64 and can send from any address in it; 128
-// keeps the address. An IPv4 address mapped into IPv6 (::ffff:10.1.2.3) is
-// the IPv4 address, as it is a tenant of its own whatever the prefix.
+// A peer's tenant: its IP address (PeerAddress), and for an IPv6 one, with
+// `ipv6_prefix` under 128, the network of its first `ipv6_prefix` bits as
+// inet_ntop writes it ("2001:db8:1:2::/64"), since a host commonly holds a
+// whole /64 and can send from any address in it; 128 keeps the address.
+// Grouped, an IPv4 address mapped into IPv6 (::ffff:10.1.2.3) is the IPv4
+// address (as ::/64, every IPv4 client would be one tenant).
 std::string TenantFromPeer(std::string_view peer, int ipv6_prefix);
 
 class ComputeService {

