@@ -336,8 +336,7 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   if (code == grpc::StatusCode::RESOURCE_EXHAUSTED) {
     refused_latency_.Record(now - call->start_ns);
   }
-  // Release: a progress line that counts this call sees its latency.
-  codes_[code].fetch_add(1, std::memory_order_release);
+  codes_[code].fetch_add(1, std::memory_order_relaxed);
   AtomicMax(last_done_ns_, now);
   absl::Duration backoff = call->backoff;
   // How long the server asked this lane to wait. With a balancer, the
@@ -480,18 +479,18 @@ LoadProgress LoadGenerator::Progress(const Histogram& ok_before,
   p.elapsed = absl::Nanoseconds(NowNs());
   p.sent = sent_.load(std::memory_order_relaxed);
   p.completed = Completed();
-  p.ok = codes_[grpc::StatusCode::OK].load(std::memory_order_acquire);
   p.refused = codes_[grpc::StatusCode::RESOURCE_EXHAUSTED].load(
       std::memory_order_relaxed);
   p.rate = static_cast<double>(p.completed - completed_before) /
            absl::ToDoubleSeconds(interval);
-  // After the counts: OnDone records an OK call's latency before it counts
-  // the call, so every OK call this line counts has its latency in this
-  // line's histogram or an earlier one. Taken before them (until
-  // 2026-12-05), a call counted in one line could have its latency only in
-  // the next, a line with no OK call showing a p99 (an ASan CI run of
+  // The OK count and the p99 from one snapshot of the OK calls' latencies,
+  // so a line shows a p99 exactly when it counts new OK calls. Until
+  // 2026-12-05 the count came from the status counters, read after the
+  // snapshot: a call counted in one line could have its latency only in
+  // the next, a line with no new OK call showing a p99 (an ASan CI run of
   // BenchTest.ProgressOfAnIntervalWithoutOkCallsHasNoP99).
   *ok_now = ok_latency_.Snapshot();
+  p.ok = ok_now->count();
   const Histogram interval_ok = ok_now->Since(ok_before);
   if (interval_ok.count() > 0) p.p99_ns = interval_ok.Percentile(0.99);
   return p;
@@ -500,7 +499,9 @@ LoadProgress LoadGenerator::Progress(const Histogram& ok_before,
 void LoadGenerator::Report() {
   const int64_t interval_ns =
       absl::ToInt64Nanoseconds(options_.progress_interval);
-  Histogram before = ok_latency_.Snapshot();
+  // Empty, as the recorder starts: calls that end before this thread runs
+  // are in the first line.
+  Histogram before;
   uint64_t completed_before = 0;
   int64_t last = 0;
   for (int64_t next = interval_ns;; next += interval_ns) {

@@ -209,8 +209,8 @@ class LoadGenerator {
   uint64_t ScheduledCalls(double period_ns) const;
   void Pace();
   void Report();
-  // The counts now, and in `ok_now` the OK calls' latencies, taken after
-  // them.
+  // The counts now, and in `ok_now` the OK calls' latencies (whose count
+  // is the line's OK calls).
   LoadProgress Progress(const Histogram& ok_before, uint64_t completed_before,
                         absl::Duration interval, Histogram* ok_now);
   uint64_t Completed() const;

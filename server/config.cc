@@ -341,53 +341,56 @@ void SplitMemoryBudget(int64_t total, int64_t* pool, int64_t* transport) {
   *transport = total - *pool;
 }
 
-// "gold=4,silver=2": name=weight pairs (spaces around each name and weight
-// are dropped: "gold=4, silver=2" from a YAML list gave the weight to a
-// tenant " silver" that no client names), weights in [0.001, 1000]: within a
-// million of each other, so that a light tenant's virtual time does not
-// run away from a heavy one's (a bound, not a guarantee: tags are doubles,
-// reset each time the class empties).
-// A --tenant_weights name that is an IPv6 address or network, written as
-// the server writes a peer's tenant (service::TenantFromPeer: lower case,
-// compressed, host bits clear), so that "2001:DB8:0:1::/64" still matches;
-// any other name as it is. A network of another length than the tenants'
-// (--tenant_ipv6_prefix; an address is a /128) could never match: an error.
+// A --tenant_weights name that is an IPv6 network ("2001:DB8:0:1::5/64"),
+// written as the server writes a peer's grouped tenant
+// (service::TenantFromPeer: lower case, compressed, host bits clear), so
+// that any spelling matches; one of another length than
+// --tenant_ipv6_prefix could never match: an error. Any other name as it
+// is: a bare address may be a tenant named by a certificate's IP SAN or a
+// header, matched as written.
 absl::StatusOr<std::string> TenantWeightName(absl::string_view name,
                                              int ipv6_prefix,
-                                             absl::string_view source) {
+                                             absl::string_view source,
+                                             absl::string_view prefix_source) {
   const size_t slash = name.find('/');
+  if (slash == absl::string_view::npos) return std::string(name);
   const std::string address(name.substr(0, slash));
   in6_addr ip;
   if (address.find(':') == std::string::npos ||
       inet_pton(AF_INET6, address.c_str(), &ip) != 1) {
     return std::string(name);
   }
-  int bits = 128;
-  if (slash != absl::string_view::npos &&
-      (!absl::SimpleAtoi(name.substr(slash + 1), &bits) || bits < 1 ||
-       bits > 128)) {
+  int bits = 0;
+  if (!absl::SimpleAtoi(name.substr(slash + 1), &bits) || bits < 1 ||
+      bits > 128) {
     return ConfigError(absl::StrCat(source, ": '", name,
                                     "' has a prefix length outside 1..128"));
   }
   if (bits != ipv6_prefix) {
     return ConfigError(absl::StrCat(
-        source, ": '", name, "' names ",
-        bits == 128 ? std::string("one IPv6 address")
-                    : absl::StrCat("a /", bits, " network"),
-        ", but IPv6 peers are tenants by their first ", ipv6_prefix,
-        " bits (--tenant_ipv6_prefix), so it would never match"));
+        source, ": '", name, "' names a /", bits,
+        " network, but IPv6 peers are tenants by their first ", ipv6_prefix,
+        " bits (", prefix_source, "), so it would never match"));
   }
   if (bits < 128) {
     return service::TenantFromPeer(absl::StrCat("ipv6:[", address, "]:0"),
                                    bits);
   }
+  // A /128 is a peer's address as gRPC writes it (inet_ntop, no "/128").
   char text[INET6_ADDRSTRLEN] = {};
   inet_ntop(AF_INET6, &ip, text, sizeof(text));
   return std::string(text);
 }
 
+// "gold=4,silver=2": name=weight pairs (spaces around each name and weight
+// are dropped: "gold=4, silver=2" from a YAML list gave the weight to a
+// tenant " silver" that no client names), weights in [0.001, 1000]: within a
+// million of each other, so that a light tenant's virtual time does not
+// run away from a heavy one's (a bound, not a guarantee: tags are doubles,
+// reset each time the class empties).
 absl::Status ParseTenantWeights(const std::string& text,
                                 absl::string_view source, int ipv6_prefix,
+                                absl::string_view prefix_source,
                                 absl::flat_hash_map<std::string, double>* out) {
   out->clear();
   if (text.empty()) return absl::OkStatus();
@@ -405,7 +408,7 @@ absl::Status ParseTenantWeights(const std::string& text,
           "' is not name=weight with a weight in [0.001, 1000], like gold=4"));
     }
     absl::StatusOr<std::string> name =
-        TenantWeightName(parts[0], ipv6_prefix, source);
+        TenantWeightName(parts[0], ipv6_prefix, source, prefix_source);
     if (!name.ok()) return name.status();
     if (!out->emplace(*std::move(name), weight).second) {
       return ConfigError(
@@ -521,10 +524,10 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
                                     " must be between 1 and 128 (got ",
                                     server.tenant_ipv6_prefix, ")"));
   }
-  if (absl::Status s =
-          ParseTenantWeights(absl::GetFlag(FLAGS_tenant_weights),
-                             Source(origins, "tenant_weights"),
-                             server.tenant_ipv6_prefix, &server.tenant_weights);
+  if (absl::Status s = ParseTenantWeights(
+          absl::GetFlag(FLAGS_tenant_weights),
+          Source(origins, "tenant_weights"), server.tenant_ipv6_prefix,
+          Source(origins, "tenant_ipv6_prefix"), &server.tenant_weights);
       !s.ok()) {
     return s;
   }

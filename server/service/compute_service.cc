@@ -210,6 +210,22 @@ std::string PeerAddress(std::string_view peer) {
   return std::string(a);
 }
 
+CostModel::ProbeEnd ProbeEndOf(TaskOutcome outcome, bool ran, absl::Time now,
+                               absl::Time deadline) {
+  // A cancel within kLateCancelSlack: the client cancels when its own copy
+  // of the deadline passes, and that reaches the server about when the
+  // server's copy does, before it or after (1 of 8 runs of the slow-machine
+  // service test counted 2 of 7 such probes as no sample, and their wait
+  // for the next did not double).
+  const bool late = (outcome == TaskOutcome::kDeadlineExceeded && ran) ||
+                    (outcome == TaskOutcome::kCancelled && ran &&
+                     now >= deadline - kLateCancelSlack) ||
+                    (outcome == TaskOutcome::kOk && now > deadline);
+  if (late) return CostModel::ProbeEnd::kLate;
+  return outcome == TaskOutcome::kOk ? CostModel::ProbeEnd::kInTime
+                                     : CostModel::ProbeEnd::kNoSample;
+}
+
 std::string TenantFromPeer(std::string_view peer, int ipv6_prefix) {
   std::string address = PeerAddress(peer);
   in6_addr ip;
@@ -523,26 +539,9 @@ grpc::Status ComputeService::Completed(const CallInfo& call,
   }
   const int kind = call.kind->index;
   if (call.probe) {
-    // In time by the clock, not the outcome alone: a kernel that finished
-    // just past its deadline without looking is still OK. And one stopped
-    // by the client's cancel within kLateCancelSlack of the deadline ran
-    // out of time too: the client cancels when its own copy of the
-    // deadline passes, which its cancel reaches here about when ours does,
-    // before it or after (1 of 8 runs of the slow-machine test counted 2 of
-    // 7 such probes as no sample, and their wait for the next did not
-    // double).
     const absl::Time now = pool_.clock().Now();
-    const bool ran_late =
-        (result.outcome == TaskOutcome::kDeadlineExceeded && ran) ||
-        (result.outcome == TaskOutcome::kCancelled && ran &&
-         now >= call.deadline - kLateCancelSlack) ||
-        (result.outcome == TaskOutcome::kOk && now > call.deadline);
-    cost_model_.ProbeEnded(kind,
-                           ran_late ? CostModel::ProbeEnd::kLate
-                           : result.outcome == TaskOutcome::kOk
-                               ? CostModel::ProbeEnd::kInTime
-                               : CostModel::ProbeEnd::kNoSample,
-                           now);
+    cost_model_.ProbeEnded(
+        kind, ProbeEndOf(result.outcome, ran, now, call.deadline), now);
   }
   switch (result.outcome) {
     case TaskOutcome::kOk:

@@ -115,9 +115,18 @@ struct CallInfo {
 };
 
 // A probe stopped by a cancel this close to its deadline is counted late
-// (Completed): the client cancels at its own copy of the deadline, which
+// (ProbeEndOf): the client cancels at its own copy of the deadline, which
 // reaches the server about when the server's copy passes.
 inline constexpr absl::Duration kLateCancelSlack = absl::Milliseconds(5);
+
+// How a probe that ended with `outcome` at `now` ended, for the cost
+// model's schedule (CostModel::ProbeEnded): in time by the clock, not the
+// outcome alone (a kernel that finished just past its deadline without
+// looking is still OK, and late); stopped by its deadline after it ran, or
+// by a cancel within kLateCancelSlack of it, late; anything else (never
+// ran, cancelled earlier, failed) no sample.
+CostModel::ProbeEnd ProbeEndOf(TaskOutcome outcome, bool ran, absl::Time now,
+                               absl::Time deadline);
 
 // A call's tenant, by where it comes from (ResolveTenant; declared here for
 // tests). A header's or an identity's is at most kMaxTenantBytes of

@@ -253,13 +253,17 @@ TEST(ConfigTest, Tenants) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->server.tenant_weights.at("2001:db8:0:1::/64"), 4);
   EXPECT_EQ(c->server.tenant_weights.at("gold"), 2);
-  c = Parse({"--tenant_weights=2001:DB8::0001=4"});
+  // A bare address is any tenant's name (a certificate's IP SAN, a
+  // header's), matched as written.
+  c = Parse({"--tenant_ipv6_prefix=64", "--tenant_weights=2001:DB8::5=4"});
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->server.tenant_weights.at("2001:db8::1"), 4);
+  EXPECT_EQ(c->server.tenant_weights.at("2001:DB8::5"), 4);
+  c = Parse({"--tenant_weights=2001:DB8::0005/128=4"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tenant_weights.at("2001:db8::5"), 4);
   for (const std::vector<std::string>& args :
        std::vector<std::vector<std::string>>{
            {"--tenant_weights=2001:db8::/64=4"},
-           {"--tenant_ipv6_prefix=64", "--tenant_weights=2001:db8::1=4"},
            {"--tenant_ipv6_prefix=64", "--tenant_weights=2001:db8::/48=4"},
            {"--tenant_ipv6_prefix=64", "--tenant_weights=2001:db8::/0=4"}}) {
     c = Parse(args);
