@@ -41,6 +41,14 @@ std::optional<absl::Duration> Pushback(const grpc::ClientContext& context) {
   return std::min(absl::Milliseconds(*ms), kMaxPushbackWait);
 }
 
+// How long until a replica of `balancer` is open again, at most
+// kMaxPushbackWait: the balancer's own answer can be longer than any
+// pushback (a replica silent for a while, even one that has left the
+// target, is avoided up to 30 s).
+absl::Duration UntilOneIsOpen(const LeastLoaded& balancer) {
+  return std::min(balancer.UntilOneIsOpen(), kMaxPushbackWait);
+}
+
 bool AsksForNoRetry(const grpc::ClientContext& context) {
   const std::optional<int64_t> ms = PushbackMs(context);
   return ms.has_value() && *ms < 0;
@@ -277,10 +285,7 @@ bool LoadGenerator::Retry(Call* call, int code) {
   // to one that asked to be left alone; not past the call's deadline.
   // Nor past the end of the run, nor after Stop(): Run() waits for every
   // call, and a wait of up to 10 s a retry would hold it that long.
-  // (At most kMaxPushbackWait, as a lane's: a replica that has left the
-  // target may still be paused for its silence, up to 30 s.)
-  const absl::Duration wait =
-      std::min(options_.balancer->UntilOneIsOpen(), kMaxPushbackWait);
+  const absl::Duration wait = UntilOneIsOpen(*options_.balancer);
   // And only with time for an answer once it is sent: at least the failed
   // attempt's round trip (at most kRetryRoundTripCap), and the alarm's
   // lateness after a wait. A retry sent with a sliver of its deadline ends
@@ -348,12 +353,8 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   std::optional<absl::Duration> pushback;
   if (code == grpc::StatusCode::RESOURCE_EXHAUSTED &&
       !AsksForNoRetry(call->context)) {
-    // The balancer's wait can be longer than any pushback (a replica
-    // silent for a while is avoided up to 30 s): at most kMaxPushbackWait.
-    pushback =
-        options_.balancer != nullptr
-            ? std::min(options_.balancer->UntilOneIsOpen(), kMaxPushbackWait)
-            : Pushback(call->context);
+    pushback = options_.balancer != nullptr ? UntilOneIsOpen(*options_.balancer)
+                                            : Pushback(call->context);
   }
   delete call;
   // Closed loop: this lane goes on (with a new call, or a pause that stays

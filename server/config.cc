@@ -1,8 +1,5 @@
 #include "server/config.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -355,9 +352,7 @@ absl::StatusOr<std::string> TenantWeightName(absl::string_view name,
   const size_t slash = name.find('/');
   if (slash == absl::string_view::npos) return std::string(name);
   const std::string address(name.substr(0, slash));
-  in6_addr ip;
-  if (address.find(':') == std::string::npos ||
-      inet_pton(AF_INET6, address.c_str(), &ip) != 1) {
+  if (!service::Ipv6Tenant(address, 128).has_value()) {
     return std::string(name);
   }
   int bits = 0;
@@ -372,14 +367,7 @@ absl::StatusOr<std::string> TenantWeightName(absl::string_view name,
         " network, but IPv6 peers are tenants by their first ", ipv6_prefix,
         " bits (", prefix_source, "), so it would never match"));
   }
-  if (bits < 128) {
-    return service::TenantFromPeer(absl::StrCat("ipv6:[", address, "]:0"),
-                                   bits);
-  }
-  // A /128 is a peer's address as gRPC writes it (inet_ntop, no "/128").
-  char text[INET6_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET6, &ip, text, sizeof(text));
-  return std::string(text);
+  return *service::Ipv6Tenant(address, bits);
 }
 
 // "gold=4,silver=2": name=weight pairs (spaces around each name and weight

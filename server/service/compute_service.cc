@@ -226,16 +226,14 @@ CostModel::ProbeEnd ProbeEndOf(TaskOutcome outcome, bool ran, absl::Time now,
                                      : CostModel::ProbeEnd::kNoSample;
 }
 
-std::string TenantFromPeer(std::string_view peer, int ipv6_prefix) {
-  std::string address = PeerAddress(peer);
+std::optional<std::string> Ipv6Tenant(std::string_view address,
+                                      int ipv6_prefix) {
   in6_addr ip;
-  // Each address its own tenant (the default: no parsing at all); not IPv6
-  // (IPv4, another scheme); or one with a zone (link-local: its hosts share
-  // no routed network, and gRPC writes the zone as a number): the address
-  // as it is.
-  if (ipv6_prefix >= 128 || address.find(':') == std::string::npos ||
-      inet_pton(AF_INET6, address.c_str(), &ip) != 1) {
-    return address;
+  // Not IPv6 (IPv4, another scheme), or one with a zone (link-local: its
+  // hosts share no routed network, and gRPC writes the zone as a number).
+  if (address.find(':') == std::string_view::npos ||
+      inet_pton(AF_INET6, std::string(address).c_str(), &ip) != 1) {
+    return std::nullopt;
   }
   char text[INET6_ADDRSTRLEN] = {};
   // gRPC writes these as ipv4: already; any other writer may not.
@@ -243,12 +241,21 @@ std::string TenantFromPeer(std::string_view peer, int ipv6_prefix) {
     inet_ntop(AF_INET, &ip.s6_addr[12], text, sizeof(text));
     return text;
   }
-  const int prefix = std::max(ipv6_prefix, 0);
+  const int prefix = std::clamp(ipv6_prefix, 0, 128);
   for (int bit = prefix; bit < 128; ++bit) {
     ip.s6_addr[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
   }
   inet_ntop(AF_INET6, &ip, text, sizeof(text));
+  if (prefix == 128) return text;
   return absl::StrCat(text, "/", prefix);
+}
+
+std::string TenantFromPeer(std::string_view peer, int ipv6_prefix) {
+  std::string address = PeerAddress(peer);
+  // Each address its own tenant (the default): no parsing at all.
+  if (ipv6_prefix >= 128) return address;
+  std::optional<std::string> network = Ipv6Tenant(address, ipv6_prefix);
+  return network.has_value() ? *std::move(network) : address;
 }
 
 ComputeService::ComputeService(WorkerPool& pool, ComputeServiceOptions options)

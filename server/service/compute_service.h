@@ -159,6 +159,14 @@ std::string PeerAddress(std::string_view peer);
 // address (as ::/64, every IPv4 client would be one tenant).
 std::string TenantFromPeer(std::string_view peer, int ipv6_prefix);
 
+// An IPv6 address (no brackets, no port) as TenantFromPeer writes its
+// tenant: the network of its first `ipv6_prefix` bits ("2001:db8:1:2::/64"),
+// or at 128 the address alone, lower case and compressed; an IPv4 address
+// mapped into IPv6 as the IPv4 address. Nullopt for anything else (IPv4, a
+// name, an address with a zone). --tenant_weights writes its IPv6 names so.
+std::optional<std::string> Ipv6Tenant(std::string_view address,
+                                      int ipv6_prefix);
+
 class ComputeService {
  public:
   // `pool` must outlive the service.

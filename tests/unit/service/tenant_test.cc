@@ -119,6 +119,26 @@ TEST(TenantFromPeerTest, Ipv6PeersAreGroupedByTheirPrefix) {
   EXPECT_EQ(TenantFromPeer("unix:/tmp/compute.sock", 64), "unix");
 }
 
+// --tenant_weights names IPv6 tenants through Ipv6Tenant: any spelling of
+// an address is the tenant TenantFromPeer makes of a peer in that network.
+TEST(Ipv6TenantTest, AnySpellingIsThePeersTenant) {
+  for (int prefix : {36, 64, 127}) {
+    const std::string peers =
+        TenantFromPeer("ipv6:%5B2001:db8:1:2:aaaa::1%5D:443", prefix);
+    EXPECT_EQ(Ipv6Tenant("2001:DB8:1:2:AAAA:0:0:1", prefix), peers) << prefix;
+    EXPECT_EQ(Ipv6Tenant("2001:0db8:0001:0002:aaaa::1", prefix), peers)
+        << prefix;
+  }
+  // At 128 the address alone, as gRPC writes a peer's.
+  EXPECT_EQ(Ipv6Tenant("2001:DB8::0005", 128), "2001:db8::5");
+  EXPECT_EQ(Ipv6Tenant("::ffff:10.1.2.3", 64), "10.1.2.3");
+  // Not IPv6: no tenant of its own.
+  EXPECT_EQ(Ipv6Tenant("10.1.2.3", 64), std::nullopt);
+  EXPECT_EQ(Ipv6Tenant("gold", 64), std::nullopt);
+  EXPECT_EQ(Ipv6Tenant("fe80::1%3", 64), std::nullopt);
+  EXPECT_EQ(Ipv6Tenant("", 64), std::nullopt);
+}
+
 TEST(PeerAddressTest, OddInputs) {
   EXPECT_EQ(PeerAddress(""), "");
   EXPECT_EQ(PeerAddress("ipv4:"), "");
