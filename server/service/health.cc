@@ -112,7 +112,12 @@ class WatchCall {
         writing_ = false;
         if (!ok) {  // the stream is over: the client has gone
           gone_ = true;
-          ending_ = true;
+          if (!ending_) {  // else End's status: a drain's UNAVAILABLE
+            ending_ = true;
+            // Not OK, the default: the interceptor counts what is sent.
+            end_status_ = grpc::Status(grpc::StatusCode::CANCELLED,
+                                       "the client has gone");
+          }
         }
         // The latest status goes out before the end: a drain sets
         // NOT_SERVING and ends the stream at once, maybe while the write

@@ -6,6 +6,7 @@
 #include <cassert>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -141,8 +142,10 @@ class RunCall {
 };
 
 RunQueues::RunQueues(ComputeService& service, int io_threads,
-                     int requests_per_queue)
-    : service_(service), requests_per_queue_(requests_per_queue) {
+                     int requests_per_queue, ThreadStarter start_thread)
+    : service_(service),
+      requests_per_queue_(requests_per_queue),
+      start_thread_(std::move(start_thread)) {
   for (int i = 0; i < io_threads; ++i) {
     queues_.push_back(std::make_unique<Queue>());
   }
@@ -157,16 +160,29 @@ void RunQueues::AddTo(grpc::ServerBuilder& builder) {
   }
 }
 
-void RunQueues::Start() {
+absl::Status RunQueues::Start() {
   started_ = true;
+  // Every thread before any request: a request on a queue that nothing
+  // polls would keep its call object (and Shutdown waiting) forever.
   for (size_t q = 0; q < queues_.size(); ++q) {
     Queue& queue = *queues_[q];
-    for (int i = 0; i < requests_per_queue_; ++i) Request(queue);
-    queue.thread = std::thread(&RunQueues::Poll, std::ref(queue));
+    std::function<void()> poll = [&queue] { Poll(queue); };
+    try {
+      queue.thread = start_thread_ ? start_thread_(std::move(poll))
+                                   : std::thread(std::move(poll));
+    } catch (const std::system_error& e) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cannot start I/O thread ", q + 1, " of ", queues_.size(), ": ",
+          e.what(), " (lower --io_threads, or raise the process's limit)"));
+    }
     // "compute-io0", ...: named for top, perf and gdb.
     const std::string name = absl::StrCat("compute-io", q);
     pthread_setname_np(queue.thread.native_handle(), name.c_str());
   }
+  for (const std::unique_ptr<Queue>& queue : queues_) {
+    for (int i = 0; i < requests_per_queue_; ++i) Request(*queue);
+  }
+  return absl::OkStatus();
 }
 
 void RunQueues::Request(Queue& queue) {
@@ -219,10 +235,10 @@ void RunQueues::Shutdown() {
   }
   for (const std::unique_ptr<Queue>& queue : queues_) {
     if (queue->cq == nullptr) continue;
-    if (started_) {
+    if (queue->thread.joinable()) {
       queue->thread.join();
     } else {
-      Poll(*queue);  // drains it
+      Poll(*queue);  // no thread (not started, or refused): drains it here
     }
   }
   // Every call's last event has been handled, and with its finish event

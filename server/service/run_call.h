@@ -66,11 +66,13 @@
 #define COMPUTE_SERVER_SERVICE_RUN_CALL_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "grpcpp/server_builder.h"
@@ -104,16 +106,22 @@ class CallEvent final : public QueueEvent {
 
 class RunQueues {
  public:
-  // `service` must outlive this.
-  RunQueues(ComputeService& service, int io_threads, int requests_per_queue);
+  // Starts a thread, or throws std::system_error as std::thread does when
+  // the system refuses one (pids.max, RLIMIT_NPROC).
+  using ThreadStarter = std::function<std::thread(std::function<void()>)>;
+  // `service` must outlive this. `start_thread` empty: std::thread.
+  RunQueues(ComputeService& service, int io_threads, int requests_per_queue,
+            ThreadStarter start_thread = nullptr);
   ~RunQueues();  // Shutdown()
   RunQueues(const RunQueues&) = delete;
   RunQueues& operator=(const RunQueues&) = delete;
 
   // Before BuildAndStart: registers the async service and adds the queues.
   void AddTo(grpc::ServerBuilder& builder);
-  // After BuildAndStart: requests calls and starts the threads.
-  void Start();
+  // After BuildAndStart: starts the threads, then requests calls.
+  // ResourceExhausted if the system refuses a thread: no call was
+  // requested then, and Shutdown stops the threads that started.
+  absl::Status Start();
   // After grpc::Server::Shutdown: stops requesting, waits (at most
   // kCallsEndLimit) until no call object is left on the queues, then shuts
   // each queue down and joins its thread once it has drained. Idempotent.
@@ -160,6 +168,7 @@ class RunQueues {
   // Raw: the calls' bytes are parsed and serialized by RunCall (wire.h).
   compute::v1::Compute::WithRawMethod_Run<compute::v1::Compute::Service> async_;
   const int requests_per_queue_;
+  const ThreadStarter start_thread_;
   std::vector<std::unique_ptr<Queue>> queues_;
   std::atomic<int> live_calls_{0};
   // Calls of every service on the queues (CallBegins - CallEnds); once

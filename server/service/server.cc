@@ -120,7 +120,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   // quietly share the calls with the first. A port taken is an error.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server->queues_ = std::make_unique<RunQueues>(
-      *server->service_, std::max(1, config.io_threads), kRequestsPerQueue);
+      *server->service_, std::max(1, config.io_threads), kRequestsPerQueue,
+      config.start_io_thread);
   server->queues_->AddTo(builder);
   server->health_ = std::make_unique<HealthService>();
   server->health_->AddTo(builder);
@@ -210,7 +211,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
         absl::StrCat("cannot listen on ", address,
                      " (in use, or not an address of this host)"));
   }
-  server->queues_->Start();
+  // (Refused, the server drains what it started as it is destroyed.)
+  if (absl::Status s = server->queues_->Start(); !s.ok()) return s;
   server->health_->Start(*server->queues_);
   server->health_->SetServing("", true);
   server->health_->SetServing(compute::v1::Compute::service_full_name(), true);

@@ -47,8 +47,10 @@
 #define COMPUTE_SERVER_SERVICE_SERVER_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -108,6 +110,9 @@ struct ServerConfig {
   CallObserver* observer = nullptr;
   TenantObserver* tenant_observer = nullptr;  // optional
   TaskRunner run_task = nullptr;              // tests only: fault injection
+  // How the I/O threads start (RunQueues::ThreadStarter; empty:
+  // std::thread). Tests only: one that throws, as a refused thread does.
+  std::function<std::thread(std::function<void()>)> start_io_thread;
 };
 
 class ComputeServer {

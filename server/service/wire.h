@@ -12,6 +12,9 @@
 // - so does one with more than kMaxUnknownFields fields that compute.v1
 //   does not declare, or more than kMaxRequestFields in all, before
 //   protobuf parses it (see there);
+// - a stream that ends without a message never reaches the service: gRPC
+//   1.51 answers it INTERNAL "Unable to parse request" itself, uncounted
+//   (ParseRunRequest's own check, INVALID_ARGUMENT, is for other callers);
 // - a large blur result goes to the transport without a copy: its pixels
 //   become a slice of their own, between the bytes before and after them.
 //

@@ -252,6 +252,13 @@ TEST_F(MetricsTest, HealthCallsAreCountedByServiceAndMethod) {
                    {"grpc_method", "Run"},
                    {"grpc_type", "unary"}}),
             0);
+  // A drain fails the health requests waiting on each queue: no call came,
+  // none is counted (before, 2 per I/O thread, started and CANCELLED).
+  server_->Drain(absl::ZeroDuration());
+  e = Scrape();
+  EXPECT_EQ(Value(e, "grpc_server_started_total", check), 3);
+  EXPECT_EQ(e.Sum("grpc_server_started_total"), 3);
+  EXPECT_EQ(e.Sum("grpc_server_handled_total"), 3);
 }
 
 // --tenant_metrics on a real server: tenants from the compute-tenant header,

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -1183,6 +1184,35 @@ TEST_F(ServiceTest, EveryCallObjectIsFreedAfterCancelsAndTheDrain) {
   server_->Drain(absl::Milliseconds(50));
   EXPECT_EQ(last.Wait().error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(queues.live_calls(), 0);
+}
+
+// An I/O thread the system refuses (pids.max, RLIMIT_NPROC): start-up fails
+// with a line that says so, and what had started is stopped. Before, the
+// exception escaped Start, the destructor waited 10 s for call objects on
+// the queue that nothing polled, then joined a thread that never started:
+// std::terminate.
+TEST(ServerStartTest, AnIoThreadTheSystemRefusesIsAClearErrorNotACrash) {
+  service::ServerConfig config = LocalConfig(1, 8);
+  config.io_threads = 3;
+  std::atomic<int> started{0};
+  config.start_io_thread = [&](std::function<void()> body) {
+    if (started.fetch_add(1) == 1) {
+      throw std::system_error(
+          std::make_error_code(std::errc::resource_unavailable_try_again));
+    }
+    return std::thread(std::move(body));
+  };
+  absl::StatusOr<std::unique_ptr<service::ComputeServer>> server =
+      service::ComputeServer::Start(config);
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(server.status().message()),
+              ::testing::HasSubstr("cannot start I/O thread 2 of 3"));
+  EXPECT_EQ(started.load(), 2) << "no thread after the refused one";
+  // And the port it had opened serves again.
+  config.start_io_thread = nullptr;
+  std::unique_ptr<service::ComputeServer> again = StartServer(config);
+  ASSERT_NE(again, nullptr);
 }
 
 TEST(ServerStartTest, AnAddressItCannotBindIsAClearErrorNotACrash) {
