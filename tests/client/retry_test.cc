@@ -14,6 +14,7 @@
 // bounds are asserted, so a slow machine cannot make the test fail; the
 // attempt count is exact (maxAttempts 5; the retry throttle, 10 tokens
 // less one per failed attempt, lets a process's first call make all 5).
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -75,14 +76,20 @@ class RefusalLog final : public service::CallObserver {
   std::function<void()> on_reject_ ABSL_GUARDED_BY(mu_);
 };
 
-// The blocker: a "150 ms" spin that runs until it is cancelled.
+// Set to let the blocker end without a cancel (which takes a round trip
+// through the transport and an I/O thread).
+std::atomic<bool> release_blocker{false};
+
+// The blocker: a "150 ms" spin that runs until it is cancelled or released.
 absl::Status SpinUntilCancelled(const tasks::TaskKind& kind,
                                 const compute::v1::RunRequest& request,
                                 compute::tasks::Payload payload,
                                 const CancelToken& cancel,
                                 compute::v1::RunResponse* response) {
   if (request.has_spin() && request.spin().duration().nanos() == 150000000) {
-    while (!cancel.stop_requested()) absl::SleepFor(absl::Milliseconds(1));
+    while (!cancel.stop_requested() && !release_blocker.load()) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
     return absl::CancelledError("stopped");
   }
   return kind.run(request, payload, cancel, response);
@@ -95,6 +102,7 @@ class RetryTest : public ::testing::Test {
   // cancelled; the pool's clock is frozen, so the time it has left, the
   // pushback of every refusal, stays 150 ms.
   void SetUp() override {
+    release_blocker = false;
     service::ServerConfig config = LocalConfig(1, 0);
     config.observer = &log_;
     config.pool.clock = &clock_;
@@ -272,15 +280,21 @@ TEST_F(RetryTest, LeastLoadedRetriesStayWithinTheBudget) {
 }
 
 TEST_F(RetryTest, ARetryAfterThePushbackSucceedsOnceTheWorkerIsFree) {
-  // The first refusal frees the worker; the next attempt, one pushback
-  // later, finds it idle.
-  log_.OnReject([this] { blocker_->Cancel(); });
+  // The first refusal frees the worker before it is sent; the next
+  // attempt, one pushback later, finds it idle. (Freed by a cancel instead,
+  // the worker waited on the transport and an I/O thread, and on a loaded
+  // machine all five attempts were once refused.) The hook runs on the
+  // thread that refuses, outside the pool's lock; the worker needs no I/O
+  // thread to finish.
+  log_.OnReject([this] {
+    release_blocker = true;
+    WaitUntil([&] { return server_->pool().Stats().busy == 0; });
+  });
   uint64_t before = QueueFull();
   CommandResult r = RunSpin(/*retry=*/true);
   EXPECT_EQ(r.rc, 0) << r.err;
   EXPECT_THAT(r.out, StartsWith("spin(duration=1.00ms) = spun "));
-  EXPECT_GE(QueueFull(), before + 1);
-  EXPECT_LE(QueueFull(), before + 4);
+  EXPECT_EQ(QueueFull(), before + 1);
 }
 
 // A call whose own estimate is longer than its deadline is refused with
