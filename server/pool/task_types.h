@@ -87,6 +87,10 @@ using DoneFn = absl::AnyInvocable<void(const TaskResult&)>;
 // 4,096 workers: 2^21 x 1 h is 7.6e18 ns, 2^21 x 1 TiB is 2^61 bytes).
 inline constexpr absl::Duration kMaxTaskCost = absl::Hours(1);
 inline constexpr int64_t kMaxTaskBytes = int64_t{1} << 40;
+// The weights the pool counts (--tenant_weights' range); one outside them
+// counts as the nearest, one that is not a number > 0 as 1.
+inline constexpr double kMinTaskWeight = 0.001;
+inline constexpr double kMaxTaskWeight = 1000;
 
 struct TaskOptions {
   absl::Time deadline = absl::InfiniteFuture();
@@ -103,8 +107,9 @@ struct TaskOptions {
   int64_t bytes = 0;
   // Refuse (kDeadline) a task that cannot finish before its deadline.
   bool admit_by_deadline = true;
-  // Who the task is for, its class, and the tenant's weight (> 0): the
-  // queue is fair by cost across tenants within a class (fair_queue.h).
+  // Who the task is for, its class, and the tenant's weight (> 0, counted
+  // within [kMinTaskWeight, kMaxTaskWeight]): the queue is fair by cost
+  // across tenants within a class (fair_queue.h).
   std::string tenant;
   Priority priority = Priority::kDefault;
   double weight = 1;

@@ -117,10 +117,13 @@ AdmissionBudgets BudgetsOf(const PoolOptions& options, const Clock& clock) {
   budgets.target_queue_wait = options.target_queue_wait;
   const double ns_per_tick =
       absl::ToDoubleNanoseconds(clock.TicksToDuration(1'000'000'000)) / 1e9;
+  // At most 2^62 ticks: an interval of centuries (or infinite) is never,
+  // and the cast of a larger double is undefined.
   budgets.overload_interval_ticks = std::max<int64_t>(
       1, static_cast<int64_t>(
-             absl::ToDoubleNanoseconds(options.overload_interval) /
-             std::max(ns_per_tick, 1e-6)));
+             std::min(absl::ToDoubleNanoseconds(options.overload_interval) /
+                          std::max(ns_per_tick, 1e-6),
+                      0x1p62)));
   return budgets;
 }
 
@@ -280,6 +283,12 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
   PoolTask* displaced = nullptr;  // made room for this one: deliver it
   options.cost = std::clamp(options.cost, absl::ZeroDuration(), kMaxTaskCost);
   options.bytes = std::clamp<int64_t>(options.bytes, 0, kMaxTaskBytes);
+  // Not a number > 0: 1 (a NaN made its class's sum of weights NaN, and
+  // every share with it).
+  options.weight =
+      options.weight > 0
+          ? std::clamp(options.weight, kMinTaskWeight, kMaxTaskWeight)
+          : 1;
   const Arrival arrival = ArrivalOf(options);
   const int64_t now_ticks = arrival.ticks;
   const int64_t cost_ns = absl::ToInt64Nanoseconds(options.cost);
@@ -535,7 +544,6 @@ void WorkerPool::TakeUnrunLocked(PoolTask* task, TaskOutcome outcome) {
   if (outcome == TaskOutcome::kCancelled && clock_.Now() >= task->deadline) {
     outcome = TaskOutcome::kDeadlineExceeded;
   }
-  task->fn = nullptr;
   task->unrun_outcome = outcome;
   task->unrun_wait_ns = std::max<int64_t>(
       0, absl::ToInt64Nanoseconds(
@@ -619,8 +627,9 @@ void WorkerPool::WorkerLoop(int index) {
         // does not start if its deadline passed meanwhile (none starts past
         // its deadline). The time is the lock's clock reading plus the ticks
         // since it: tick reads (11 ns), not clock reads. Its running cost
-        // (me.started_ticks) keeps the earlier start: the load is
-        // overstated by that time, not hidden.
+        // (me.started_ticks) keeps the earlier start, so its remaining cost
+        // looks that much smaller: the load is understated by at most one
+        // completion's time per worker, divided by the workers.
         absl::Time now = absl::InfinitePast();  // nothing since the lock's
         if (delivers) {
           const int64_t ticks = clock_.Ticks();
@@ -775,6 +784,10 @@ void WorkerPool::Execute(PoolTask* task, int index, int64_t start,
 // ---- Completion ----------------------------------------------------------
 
 void WorkerPool::DeliverUnrun(PoolTask* task) {
+  // It never runs: what it captured is destroyed here, off the lock, as a
+  // task that ran has its function destroyed (a destructor may call the
+  // pool, or free much).
+  task->fn = nullptr;
   TaskResult result;
   result.outcome = task->unrun_outcome;
   if (result.outcome == TaskOutcome::kPreempted) {

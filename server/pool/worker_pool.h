@@ -49,9 +49,9 @@
 //     first makes room, if it can, by displacing one queued task: the
 //     newest of the lowest class below the task's own (sheddable first,
 //     then default for a critical task; FairQueue::NewestBelow); else, for
-//     a task whose tenant is under its fair share of its class's queued
-//     cost, the newest of the tenant most over its share. The displaced task
-//     completes kPreempted.
+//     a task whose tenant is under its fair share of its class's queue's
+//     places (counted in tasks, not cost), the newest of the tenant most
+//     over its share. The displaced task completes kPreempted.
 //   - kMemory: bytes held by queued and running tasks (TaskOptions::bytes)
 //     plus the bytes held outside any task (HoldBytes, below) would pass
 //     max_inflight_bytes.
@@ -61,9 +61,11 @@
 //   - kDeadline: (with TaskOptions::admit_by_deadline) now + expected wait +
 //     the task's own cost is past its deadline. An idle pool admits any task
 //     whose own cost fits.
-// When queue_full, memory, shed or overload refuses a task whose tenant
-// holds more than its fair share of its class's queued cost, the reason is
-// kTenantShare instead: the tenant over its share is the one refused.
+// When queue_full, shed or overload refuses a task whose tenant holds more
+// than its fair share of its class's queue (places for queue_full, queued
+// cost for the others), the reason is kTenantShare instead: the tenant over
+// its share is the one refused. (Not for memory: the queue does not count
+// bytes per tenant.)
 // Expected wait = 0 while a worker is free for the task; else (the queued
 // cost fair queuing would run before it + remaining cost of the running
 // ones) / workers.

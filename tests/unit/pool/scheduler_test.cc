@@ -2,6 +2,7 @@
 // SimulatedClock so that every wait and deadline is exact.
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -358,6 +359,32 @@ TEST(SchedulerTest, StandingQueueIsHeldToTheTargetUntilItDrains) {
   ASSERT_TRUE(WaitUntil([&] { return !pool.Stats().overloaded; }));
   EXPECT_TRUE(pool.Submit(Noop(), done.For(6)).ok());
   ASSERT_TRUE(done.WaitForCount(6));
+}
+
+// An interval of centuries, or an infinite one (PoolOptions allows it): a
+// standing queue is never declared. Before, the conversion to ticks cast a
+// double past int64's range (undefined; here the least integer, counted as
+// 1 tick), so the second task over the target declared it.
+TEST(SchedulerTest, AnInfiniteOverloadIntervalNeverDeclaresOverload) {
+  PoolOptions options = OverloadOptions();
+  options.overload_interval = absl::InfiniteDuration();
+  auto s = MakeScheduler(1, 100, options);
+  WorkerPool& pool = *s->pool;
+  Gate first, second, third;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(first.Task(), done.For(0)).ok());
+  ASSERT_TRUE(first.WaitStarted(1));
+  ASSERT_TRUE(pool.Submit(second.Task(), done.For(1)).ok());
+  ASSERT_TRUE(pool.Submit(third.Task(), done.For(2)).ok());
+  s->clock.Advance(absl::Milliseconds(50));
+  first.Release();
+  ASSERT_TRUE(second.WaitStarted(1));
+  s->clock.Advance(absl::Seconds(100));
+  second.Release();
+  ASSERT_TRUE(third.WaitStarted(1));
+  EXPECT_FALSE(pool.Stats().overloaded);
+  third.Release();
+  ASSERT_TRUE(done.WaitForCount(3));
 }
 
 // The same rule beside a light tenant: its call, its flow's only task, runs
@@ -737,6 +764,39 @@ TEST(SchedulerTest, AModestTenantIsServedBetweenAGreedyOnesTasks) {
   // The modest tenant's one task runs second, not after the greedy ten.
   EXPECT_EQ(order[1], 1);
   EXPECT_EQ(order[2], 100);
+}
+
+// A weight out of range from a caller of the pool (the server's flag allows
+// [0.001, 1000] only) is counted as 1 (or the nearest bound). Counted as
+// given, a NaN made the class's sum of weights NaN until the class emptied,
+// and every tenant's share with it (a cast of NaN to an integer: undefined;
+// here the least integer), so a tenant under its share was refused instead
+// of displacing one over it; a weight of 0 had no share at all.
+TEST(SchedulerTest, AWeightOutOfRangeDoesNotBreakTheShares) {
+  for (double weight : {std::numeric_limits<double>::quiet_NaN(), 0.0, -1.0,
+                        std::numeric_limits<double>::infinity()}) {
+    SCOPED_TRACE(weight);
+    auto s = MakeScheduler(1, 4);
+    WorkerPool& pool = *s->pool;
+    Gate gate;
+    Completions done;
+    ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0), For("gate")).ok());
+    ASSERT_TRUE(gate.WaitStarted(1));
+    TaskOptions modest = For("modest");
+    modest.weight = weight;
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(100), modest).ok());
+    for (int i = 1; i <= 3; ++i) {
+      ASSERT_TRUE(pool.Submit(Noop(), done.For(i), For("greedy")).ok()) << i;
+    }
+    // The queue is full: the modest tenant's second task, under its share
+    // counted at weight 1, takes the greedy one's newest place.
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(101), modest).ok());
+    ASSERT_TRUE(done.WaitForCount(1));
+    ASSERT_TRUE(done.Get(3).has_value()) << "the greedy tenant's newest";
+    EXPECT_EQ(done.Get(3)->displaced_for, RefusalReason::kTenantShare);
+    gate.Release();
+    ASSERT_TRUE(done.WaitForCount(6));
+  }
 }
 
 // A full queue held by one tenant: a tenant under its share gets a place by

@@ -136,6 +136,39 @@ TEST(WorkerPoolTest, CancelQueuedTaskFreesItsSlotAtOnce) {
   EXPECT_EQ(done.CountOf(1), 1);
 }
 
+// A task that never runs has what it captured destroyed off the pool's
+// lock, as one that ran does: a destructor may call the pool (here Stats,
+// which takes the lock). Before, it was destroyed under the lock: the
+// cancelling thread deadlocked on itself.
+TEST(WorkerPoolTest, AnUnrunTasksCaptureIsDestroyedOffTheLock) {
+  auto pool = MakePool(1, 1);
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  struct CallsThePoolWhenDestroyed {
+    CallsThePoolWhenDestroyed(WorkerPool* pool, std::atomic<int>* calls)
+        : pool(pool), calls(calls) {}
+    ~CallsThePoolWhenDestroyed() {
+      pool->Stats();
+      ++*calls;
+    }
+    WorkerPool* const pool;
+    std::atomic<int>* const calls;
+  };
+  std::atomic<int> calls{0};
+  auto capture =
+      std::make_shared<CallsThePoolWhenDestroyed>(pool.get(), &calls);
+  auto queued = pool->Submit(
+      [capture](const CancelToken&) { return absl::OkStatus(); }, done.For(1));
+  ASSERT_TRUE(queued.ok());
+  capture.reset();  // the task holds the only reference
+  EXPECT_TRUE(pool->Cancel(*queued));
+  EXPECT_EQ(calls.load(), 1);
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(2));
+}
+
 // Cancelled queued tasks stay in the queue as tombstones until a worker
 // dequeues them or a sweep cuts them out (every capacity + workers of them).
 // Cancelling at the front, the middle and the back, far more often than the
