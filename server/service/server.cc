@@ -80,6 +80,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   if (!pool.ok()) return pool.status();
 
   std::unique_ptr<ComputeServer> server(new ComputeServer());
+  server->quiet_period_ = config.drain_quiet_period;
+  server->quiet_wait_limit_ = config.drain_quiet_wait_limit;
   server->pool_ = std::move(*pool);
   server->service_ = std::make_unique<ComputeService>(
       *server->pool_,
@@ -243,12 +245,12 @@ void ComputeServer::AwaitCallsStopArriving(absl::Time deadline) {
   // end the wait) nor the wall clock (a step back would stretch it).
   const absl::Time start = MonotonicNow();
   const absl::Time limit =
-      start + std::min(kQuietWaitLimit, deadline - pool_->clock().Now());
+      start + std::min(quiet_wait_limit_, deadline - pool_->clock().Now());
   uint64_t seen = service_->ArrivalCount();
   for (absl::Time now = start;
        now < limit && !end_drain_now_.load(std::memory_order_acquire);
        now = MonotonicNow()) {
-    absl::SleepFor(std::min(kQuietPeriod, limit - now));
+    absl::SleepFor(std::min(quiet_period_, limit - now));
     const uint64_t now_seen = service_->ArrivalCount();
     if (now_seen == seen) return;  // a quiet period: clients have gone
     seen = now_seen;

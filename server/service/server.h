@@ -64,6 +64,16 @@
 
 namespace compute::service {
 
+// A drain's wait between health's NOT_SERVING and the GOAWAY (step 1 of the
+// drain, above): until no call has arrived for kDrainQuietPeriod, at most
+// kDrainQuietWaitLimit. Short, both: until the GOAWAY, a client that reaches
+// this server at one address only (a ClusterIP Service, an L4 balancer) and
+// watches health fails its calls UNAVAILABLE on its own side (its one backend
+// is unhealthy, and its connection is not yet closed); clients that do not
+// watch keep calls arriving until the limit.
+inline constexpr absl::Duration kDrainQuietPeriod = absl::Milliseconds(20);
+inline constexpr absl::Duration kDrainQuietWaitLimit = absl::Milliseconds(100);
+
 struct ServerConfig {
   std::string address = "0.0.0.0";  // host to bind; port below
   int port = 50051;                 // 0 = ask the kernel
@@ -113,6 +123,12 @@ struct ServerConfig {
   // How the I/O threads start (RunQueues::ThreadStarter; empty:
   // std::thread). Tests only: one that throws, as a refused thread does.
   std::function<std::thread(std::function<void()>)> start_io_thread;
+  // A drain's wait between health's NOT_SERVING and the GOAWAY (step 1):
+  // until no call has arrived for the period, at most the limit. Tests
+  // only: an in-process client on a loaded machine needs longer to act on
+  // NOT_SERVING.
+  absl::Duration drain_quiet_period = kDrainQuietPeriod;
+  absl::Duration drain_quiet_wait_limit = kDrainQuietWaitLimit;
 };
 
 class ComputeServer {
@@ -150,16 +166,12 @@ class ComputeServer {
   // Drain's steps, run by its first caller.
   void DrainOnce(absl::Duration timeout);
   // Between health's NOT_SERVING and the GOAWAY (server.h, step 1): returns
-  // once no call has arrived for kQuietPeriod, after kQuietWaitLimit, at
+  // once no call has arrived for quiet_period_, after quiet_wait_limit_, at
   // `deadline`, or on EndDrainNow.
   void AwaitCallsStopArriving(absl::Time deadline);
-  // Short, both: until the GOAWAY, a client that reaches this server at one
-  // address only (a ClusterIP Service, an L4 balancer) and watches health
-  // fails its calls UNAVAILABLE on its own side (its one backend is
-  // unhealthy, and its connection is not yet closed); clients that do not
-  // watch keep calls arriving until the limit.
-  static constexpr absl::Duration kQuietPeriod = absl::Milliseconds(20);
-  static constexpr absl::Duration kQuietWaitLimit = absl::Milliseconds(100);
+  // ServerConfig's drain_quiet_period and drain_quiet_wait_limit.
+  absl::Duration quiet_period_ = kDrainQuietPeriod;
+  absl::Duration quiet_wait_limit_ = kDrainQuietWaitLimit;
 
   Mutex drain_mu_;
   CondVar drain_done_cv_;
