@@ -30,6 +30,7 @@
 #define COMPUTE_SERVER_SERVICE_WIRE_H_
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -116,6 +117,19 @@ struct ReceivedPayload {
 [[nodiscard]] absl::Status ParseRunRequest(grpc::ByteBuffer& bytes,
                                            compute::v1::RunRequest* request,
                                            ReceivedPayload* payload);
+
+namespace internal {
+// (ParseRunRequest's, declared for tests.) Splits a request's bytes into
+// the request without its blur's pixels (*rest, in protobuf's wire format,
+// every other field as it was, varints re-encoded) and the pixels, as
+// pieces of the slices (*pixels; the last pixels field counts, as protobuf
+// keeps the last value of a field). False when the bytes hold something the
+// scan leaves to protobuf (a group, bytes that end inside a field), or when
+// *rest would pass `max_rest` bytes: it stops before copying the field that
+// would pass it.
+bool SplitOutPixels(const std::vector<grpc::Slice>& slices, size_t max_rest,
+                    std::string* rest, std::vector<absl::string_view>* pixels);
+}  // namespace internal
 
 // The same, with the payload (if any) copied into the request: for tests
 // and fuzzers, which compare it with protobuf's parse.

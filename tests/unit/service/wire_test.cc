@@ -176,6 +176,39 @@ TEST(WireTest, PixelsThatAreASmallPartOfTheBytesAreCopied) {
   EXPECT_EQ(got.SerializeAsString(), expected.SerializeAsString());
 }
 
+// A blur field of two bytes beside a large request of another task (or a
+// large unknown field): the split stops once what it copies passes the
+// part the pixels leave, before it copies the large field, and protobuf
+// parses the request. Before, the split copied every such field into a
+// second string (3x the request at the peak: measured +68 MiB for a 34 MiB
+// request, against +34 MiB without the blur field).
+TEST(WireTest, TheSplitStopsBeforeCopyingWhatIsNotPixels) {
+  RunRequest blur;
+  blur.mutable_blur();
+  RunRequest sha;
+  sha.mutable_sha256()->set_data(std::string(1 << 20, 'x'));
+  const std::string wire = blur.SerializeAsString() + sha.SerializeAsString();
+  grpc::ByteBuffer bytes = Cut(wire, 4096);
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(bytes.Dump(&slices).ok());
+  std::string rest;
+  std::vector<absl::string_view> pixels;
+  const size_t max_rest = wire.size() / kMostUncountedPart;
+  EXPECT_FALSE(internal::SplitOutPixels(slices, max_rest, &rest, &pixels));
+  EXPECT_LE(rest.size(), max_rest) << "copied past the limit";
+  // Within the limit, the same bytes split (nothing is pixels).
+  rest.clear();
+  EXPECT_TRUE(internal::SplitOutPixels(slices, wire.size(), &rest, &pixels));
+  EXPECT_TRUE(pixels.empty());
+  // And the request parses as protobuf parses it: a sha256.
+  RunRequest got;
+  ReceivedPayload payload;
+  ASSERT_TRUE(ParseRunRequest(bytes, &got, &payload).ok());
+  EXPECT_TRUE(payload.slices.empty());
+  EXPECT_EQ(got.sha256().data().size(), size_t{1} << 20);
+  EXPECT_FALSE(got.has_blur());
+}
+
 // A field's tag as protobuf writes it.
 std::string Tag(int field,
                 google::protobuf::internal::WireFormatLite::WireType type) {
