@@ -82,8 +82,8 @@ ABSL_FLAG(absl::Duration, keepalive_time, absl::Hours(2),
           "ping an idle connection this often");
 ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(20),
           "close a connection whose ping is not answered in this time");
-ABSL_FLAG(int, max_message_bytes, 32 << 20,
-          "largest request or response message");
+ABSL_FLAG(std::string, max_message_bytes, "32Mi",
+          "largest request or response message, a byte size from 4Ki to 1Gi");
 ABSL_FLAG(int, max_concurrent_streams, 256,
           "calls one connection may have open at once (HTTP/2 "
           "SETTINGS_MAX_CONCURRENT_STREAMS); a client's further calls wait "
@@ -284,7 +284,9 @@ absl::Status InRange(const Origins& origins, absl::string_view name, int v,
 absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
                               int64_t* bytes, std::string* reason) {
   std::string text = absl::GetFlag(FLAGS_max_inflight_bytes);
-  if (text.empty() || text == "auto") {
+  // Only "auto": an empty value (a template's variable that rendered
+  // empty) is refused, as every other flag's is, not taken as the default.
+  if (text == "auto") {
     if (memory.limit_bytes.has_value()) {
       // A cgroup under the reserve cannot run the server under load
       // anyway; keep the minimum rather than fail on a limit nobody chose
@@ -451,9 +453,16 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     return s;
   if (workers == 0) workers = config.cpu.cpus;
   int min_workers = absl::GetFlag(FLAGS_min_workers);
-  if (absl::Status s = InRange(origins, "min_workers", min_workers, 0, workers);
-      !s.ok()) {
-    return s;
+  if (min_workers < 0 || min_workers > workers) {
+    // Say where the limit came from: with --workers 0 it is this machine's
+    // CPU count, so the same value fails only on smaller pods.
+    return ConfigError(absl::StrCat(
+        Source(origins, "min_workers"), " must be between 0 and ", workers,
+        absl::GetFlag(FLAGS_workers) == 0
+            ? absl::StrCat(", the container-aware CPU count (",
+                           Source(origins, "workers"), " is 0)")
+            : absl::StrCat(", ", Source(origins, "workers")),
+        " (got ", min_workers, ")"));
   }
   server.pool.max_workers = workers;
   server.io_threads = absl::GetFlag(FLAGS_io_threads);
@@ -561,11 +570,21 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
                        absl::FormatDuration(d), ")"));
     }
   }
-  server.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-  if (absl::Status s = InRange(origins, "max_message_bytes",
-                               server.max_message_bytes, 4096, 1 << 30);
-      !s.ok()) {
-    return s;
+  // A byte size, as --max_inflight_bytes is (it was an int: "32Mi" was
+  // refused, though --help says byte sizes take suffixes).
+  {
+    const std::string text = absl::GetFlag(FLAGS_max_message_bytes);
+    const std::string origin = Source(origins, "max_message_bytes");
+    absl::StatusOr<int64_t> parsed = ParseByteSize(text);
+    if (!parsed.ok()) {
+      return ConfigError(absl::StrCat("bad value for ", origin, ": '", text,
+                                      "': ", parsed.status().message()));
+    }
+    if (*parsed < 4096 || *parsed > (int64_t{1} << 30)) {
+      return ConfigError(absl::StrCat(
+          origin, " must be between 4Ki and 1Gi (got ", text, ")"));
+    }
+    server.max_message_bytes = static_cast<int>(*parsed);
   }
   server.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   if (server.max_concurrent_streams < 1) {
@@ -604,6 +623,13 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
           InRange(origins, "metrics_port", config.metrics_port, 0, 65535);
       !s.ok()) {
     return s;
+  }
+  if (config.metrics_port != 0 && config.metrics_port == server.port) {
+    // Else the metrics endpoint, bound first, took it, and the gRPC
+    // server's error blamed "another process".
+    return ConfigError(absl::StrCat(
+        Source(origins, "port"), " and ", Source(origins, "metrics_port"),
+        " are both ", server.port, ": give them different ports"));
   }
   return config;
 }

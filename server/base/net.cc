@@ -1,10 +1,14 @@
 #include "server/base/net.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 
@@ -23,6 +27,19 @@ absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
     return absl::InvalidArgumentError(absl::StrCat(
         flag, ": empty; 0.0.0.0 (or ::) listens on every interface"));
   }
+  const std::string host_text(host);
+  in6_addr ipv6;
+  const bool is_ipv6 = host.find(':') != absl::string_view::npos &&
+                       inet_pton(AF_INET6, host_text.c_str(), &ipv6) == 1;
+  // "0.0.0.0:9464", "[::1]:80", "localhost:80": not an address, and not
+  // IPv6 (an IPv6 address with a zone, "fe80::1%eth0", has more colons).
+  if (!is_ipv6 &&
+      (host.front() == '[' || std::count(host.begin(), host.end(), ':') == 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, ": '", host,
+        "' has a port in it; give the host alone (the port has its own "
+        "flag)"));
+  }
   if (ipv4_only && host.find(':') != absl::string_view::npos) {
     return absl::InvalidArgumentError(absl::StrCat(
         flag, ": '", host,
@@ -34,7 +51,6 @@ absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
   hints.ai_family = ipv4_only ? AF_INET : AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  const std::string host_text(host);
   const std::string port_text = absl::StrCat(port);
   addrinfo* addresses = nullptr;
   const int rc =

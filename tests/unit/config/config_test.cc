@@ -81,13 +81,16 @@ TEST(ConfigTest,
   EXPECT_EQ(c->max_inflight_bytes_reason,
             "25/32 of the cgroup memory limit (2 GiB) less 64 MiB for the "
             "process");
-  // "auto" and "" say the same as no flag.
-  for (const char* arg :
-       {"--max_inflight_bytes=auto", "--max_inflight_bytes="}) {
-    auto a = Parse({arg}, {}, cgroup.root());
-    ASSERT_TRUE(a.ok()) << arg << ": " << a.status();
-    EXPECT_EQ(a->max_inflight_bytes, 1550 * kMi) << arg;
-  }
+  // "auto" says the same as no flag; "" (a template's variable rendered
+  // empty) is refused, as any other flag's empty value.
+  auto a = Parse({"--max_inflight_bytes=auto"}, {}, cgroup.root());
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->max_inflight_bytes, 1550 * kMi);
+  a = Parse({}, {{"COMPUTE_MAX_INFLIGHT_BYTES", ""}}, cgroup.root());
+  ASSERT_FALSE(a.ok());
+  EXPECT_THAT(std::string(a.status().message()),
+              HasSubstr("bad value for COMPUTE_MAX_INFLIGHT_BYTES: '': "
+                        "expected a whole number of bytes"));
 }
 
 TEST(ConfigTest, ACgroupLimitUnderTheReserveGivesTheMinimumBudget) {
@@ -379,6 +382,19 @@ TEST(ConfigTest, AddressesAndFilesKeepTheNameTheyWereSetBy) {
   EXPECT_EQ(c->server.tls_client_ca_name, "--tls_client_ca") << "not set";
 }
 
+// A byte size, as --help says byte sizes are written (it was an int, and
+// "32Mi" was refused).
+TEST(ConfigTest, MaxMessageBytesIsAByteSize) {
+  EXPECT_EQ(Parse({})->server.max_message_bytes, 32 << 20);
+  EXPECT_EQ(Parse({"--max_message_bytes=16Mi"})->server.max_message_bytes,
+            16 << 20);
+  EXPECT_EQ(Parse({"--max_message_bytes=1048576"})->server.max_message_bytes,
+            1 << 20);
+  EXPECT_EQ(Parse({"--max_message_bytes=1Gi"})->server.max_message_bytes,
+            1 << 30);
+  EXPECT_EQ(Parse({"--max_message_bytes=4Ki"})->server.max_message_bytes, 4096);
+}
+
 TEST(ConfigTest, EachParseStartsFromTheDefaults) {
   ASSERT_TRUE(Parse({"--queue_capacity=5"}).ok());
   EXPECT_EQ(Parse({})->server.pool.queue_capacity, 64u);
@@ -396,7 +412,19 @@ TEST(ConfigTest, BadValuesNameTheFlagOrVariable) {
       {{"--workers=5000"}, {}, "--workers must be between 0 and 4096"},
       {{"--workers=2", "--min_workers=3"},
        {},
-       "--min_workers must be between 0 and 2"},
+       "--min_workers must be between 0 and 2, --workers (got 3)"},
+      {{"--min_workers=5000"},
+       {},
+       "the container-aware CPU count (--workers is 0) (got 5000)"},
+      {{"--max_message_bytes=2Gi"},
+       {},
+       "--max_message_bytes must be between 4Ki and 1Gi (got 2Gi)"},
+      {{"--max_message_bytes=lots"},
+       {},
+       "bad value for --max_message_bytes: 'lots'"},
+      {{"--port=9000", "--metrics_port=9000"},
+       {},
+       "--port and --metrics_port are both 9000: give them different ports"},
       {{"--queue_capacity=-1"}, {}, "--queue_capacity must be between 0"},
       {{"--keepalive_time=0s"}, {}, "--keepalive_time must be > 0"},
       {{"--max_connection_age=500us"},
