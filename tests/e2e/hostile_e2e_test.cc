@@ -372,8 +372,16 @@ TEST(GrpcLogE2eTest, ALogReaderThatGoesAwayDoesNotStopTheServer) {
   server.CloseLog();
   auto stub = compute::v1::Compute::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
-  // In flight across the bad request and the drain.
-  AsyncCall running(*stub, Spin(absl::Milliseconds(300)), absl::Seconds(30));
+  // In flight across the bad request and the drain: long enough to still
+  // run at the SIGTERM however slow the machine, and known to have reached
+  // the server before it (a call answered on the same connection after it
+  // was sent: before, a call still connecting at the SIGTERM could be
+  // refused by the drain, and a 300 ms spin could end before it).
+  AsyncCall running(*stub, Sleep(absl::Seconds(2)), absl::Seconds(30));
+  {
+    AsyncCall after(*stub, Fib(10), absl::Seconds(10));
+    EXPECT_TRUE(after.Wait().ok());
+  }
   EXPECT_TRUE(
       SendHeadersWithContentType(*port, "text/plain", absl::Seconds(5)));
   EXPECT_TRUE(FibServes(*port));
