@@ -206,21 +206,25 @@ absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
                        Origins* origins) {
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h" || arg == "--helpfull") {
-      *help = true;
-      continue;
-    }
     if (!absl::StartsWith(arg, "-")) {
       return ConfigError(
           absl::StrCat("unexpected argument '", arg, "' (see --help)"));
     }
     arg.remove_prefix(absl::StartsWith(arg, "--") ? 2 : 1);
     std::string name(arg.substr(0, arg.find('=')));
+    // -h, -help, --help, --helpfull, --help=true: as absl takes them.
+    if (name == "h" || name == "help" || name == "helpfull") {
+      *help = true;
+      continue;
+    }
     bool has_value = arg.find('=') != absl::string_view::npos;
     std::string value =
         has_value ? std::string(arg.substr(arg.find('=') + 1)) : "";
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    bool negated = absl::StartsWith(name, "no") && Known(name.substr(2));
+    // --noX negates a bool X only: "--noport 5" is an unknown flag, not
+    // --noport with the value 5.
+    bool negated = absl::StartsWith(name, "no") && Known(name.substr(2)) &&
+                   absl::FindCommandLineFlag(name.substr(2))->IsOfType<bool>();
     if (!Known(name) && !negated) {
       return ConfigError(
           absl::StrCat("unknown flag --", name, " (see --help)"));
@@ -228,8 +232,7 @@ absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
     if (!has_value) {
       if (flag != nullptr && Known(name) && flag->IsOfType<bool>()) {
         value = i + 1 < argc && IsBoolText(argv[i + 1]) ? argv[++i] : "true";
-      } else if (absl::StartsWith(name, "no") && Known(name.substr(2)) &&
-                 absl::FindCommandLineFlag(name.substr(2))->IsOfType<bool>()) {
+      } else if (negated) {
         name = name.substr(2);
         value = "false";
       } else if (i + 1 < argc) {

@@ -511,6 +511,12 @@ TEST(ConfigTest, HelpListsEveryFlagWithItsEnvironmentName) {
   auto c = Parse({"--help"});
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(c->help);
+  // Every spelling absl takes (-help and --help=true were unknown flags).
+  for (const char* arg : {"-h", "-help", "--helpfull", "--help=true"}) {
+    auto h = Parse({arg});
+    ASSERT_TRUE(h.ok()) << arg << ": " << h.status();
+    EXPECT_TRUE(h->help) << arg;
+  }
   std::string usage = Usage();
   for (const char* s :
        {"--queue_capacity", "COMPUTE_QUEUE_CAPACITY", "--drain_timeout",
@@ -560,6 +566,10 @@ TEST(ConfigTest, FlagValueSyntaxAndMessages) {
       {{"--admission", "maybe"},
        {},
        "unexpected argument 'maybe' (see --help)"},
+      // --no negates a bool only: --noport is no flag (it was one that
+      // "needs a value", and took the next argument as it).
+      {{"--noport"}, {}, "unknown flag --noport (see --help)"},
+      {{"--noport", "5"}, {}, "unknown flag --noport (see --help)"},
   };
   for (const Case& c : cases) {
     auto r = Parse(c.args, c.env);
