@@ -792,8 +792,11 @@ TEST(FaultE2eTest, TheServersOwnDeadlineStopsARunningTask) {
   // 2 s, not less: under ASan on a loaded machine a call has reached the
   // handler after a 300 ms deadline had passed (expired_on_arrival).
   ASSERT_TRUE(raw.Send(RunCallFrames(1, "2S", Sleep(absl::Seconds(30)))));
-  EXPECT_EQ(raw.ReadUntilEnd(1, absl::Seconds(10)).grpc_status(), 4)
-      << "DEADLINE_EXCEEDED";
+  const StreamEnd end = raw.ReadUntilEnd(1, absl::Seconds(10));
+  EXPECT_EQ(end.grpc_status(), 4)
+      << "DEADLINE_EXCEEDED; ended kind " << static_cast<int>(end.kind)
+      << ", reset code " << end.reset_code << ", goaway " << end.goaway
+      << ", error '" << end.error << "'";
   std::optional<metrics::testing::Exposition> scrape;
   // For the failure message: the last scrape's sum, -1 without one.
   auto Count = [&](const std::string& name,
