@@ -276,6 +276,18 @@ absl::Status InRange(const Origins& origins, absl::string_view name, int v,
   return absl::OkStatus();
 }
 
+// A byte-size flag's `text` ("512Mi", "1048576"), or the one-line error
+// naming where it came from (`origin`: the flag or its variable).
+absl::StatusOr<int64_t> ByteSizeFlag(const std::string& text,
+                                     const std::string& origin) {
+  absl::StatusOr<int64_t> parsed = ParseByteSize(text);
+  if (!parsed.ok()) {
+    return ConfigError(absl::StrCat("bad value for ", origin, ": '", text,
+                                    "': ", parsed.status().message()));
+  }
+  return parsed;
+}
+
 // --max_inflight_bytes into *bytes, and why into *reason. When auto, 25/32
 // of what the cgroup limit leaves after kProcessReserve: the server holds
 // up to its budget in calls (SplitMemoryBudget), on top of its own memory
@@ -307,11 +319,8 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
     return absl::OkStatus();
   }
   std::string origin = Source(origins, "max_inflight_bytes");
-  absl::StatusOr<int64_t> parsed = ParseByteSize(text);
-  if (!parsed.ok()) {
-    return ConfigError(absl::StrCat("bad value for ", origin, ": '", text,
-                                    "': ", parsed.status().message()));
-  }
+  absl::StatusOr<int64_t> parsed = ByteSizeFlag(text, origin);
+  if (!parsed.ok()) return parsed.status();
   if (*parsed != 0 && *parsed < kMinInflightBytes) {
     return ConfigError(absl::StrCat(
         origin, " must be 0 (no limit) or at least 1Mi (got ", text, ")"));
@@ -578,11 +587,8 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   {
     const std::string text = absl::GetFlag(FLAGS_max_message_bytes);
     const std::string origin = Source(origins, "max_message_bytes");
-    absl::StatusOr<int64_t> parsed = ParseByteSize(text);
-    if (!parsed.ok()) {
-      return ConfigError(absl::StrCat("bad value for ", origin, ": '", text,
-                                      "': ", parsed.status().message()));
-    }
+    absl::StatusOr<int64_t> parsed = ByteSizeFlag(text, origin);
+    if (!parsed.ok()) return parsed.status();
     if (*parsed < 4096 || *parsed > (int64_t{1} << 30)) {
       return ConfigError(absl::StrCat(
           origin, " must be between 4Ki and 1Gi (got ", text, ")"));
