@@ -281,6 +281,18 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
   for (const auto& r : replicas_) {
     if (IsOpen(*r, now)) open.push_back(r);
   }
+  // Connected ones first: an address that is not (yet) reports no load and
+  // scores 0, so the first calls of a run went there. A name that resolves
+  // to an address nobody listens on (localhost as ::1 beside 127.0.0.1,
+  // with the server on 0.0.0.0) failed them UNAVAILABLE. Asked to connect
+  // here, so that a new one is taken in once it is.
+  std::vector<std::shared_ptr<Replica>> connected;
+  for (const auto& r : open) {
+    if (r->channel()->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) {
+      connected.push_back(r);
+    }
+  }
+  if (!connected.empty()) open = std::move(connected);
   // Every replica avoided: draw from those that answered their last call
   // (refused it, with a pushback), not from those gone (unreachable, on
   // probation) or silent (paused for calls that got no answer): one gone
