@@ -104,6 +104,12 @@ absl::Status CheckTargetPorts(absl::string_view target) {
   if (absl::ConsumePrefix(&rest, "ipv4:") ||
       absl::ConsumePrefix(&rest, "ipv6:")) {
     addresses = absl::StrSplit(rest, ',', absl::SkipEmpty());
+    // gRPC takes it, and its every call fails UNAVAILABLE "empty address
+    // list" (bench waited --connect_timeout first).
+    if (addresses.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--target ", target, ": lists no address"));
+    }
   } else if (absl::ConsumePrefix(&rest, "dns:")) {
     if (absl::ConsumePrefix(&rest, "//")) {  // an authority, then the name
       const size_t slash = rest.find('/');

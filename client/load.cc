@@ -144,8 +144,11 @@ LoadGenerator::~LoadGenerator() = default;
 absl::Status LoadGenerator::Validate() const {
   const LoadOptions& o = options_;
   if (stubs_.empty()) return absl::InvalidArgumentError("no channels");
-  if (!(o.rate >= 0) || !std::isfinite(o.rate) || o.rate > 1e6) {
-    return absl::InvalidArgumentError("--rate must be between 0 and 1000000");
+  // 0 is a closed loop.
+  if (!(o.rate >= 0) || !std::isfinite(o.rate) || o.rate > 1e6 ||
+      (o.rate > 0 && o.rate < kMinRate)) {
+    return absl::InvalidArgumentError(
+        "--rate must be 0 or between 0.001 and 1000000");
   }
   if (o.rate == 0 && (o.concurrency < 1 || o.concurrency > 1000000)) {
     return absl::InvalidArgumentError(
@@ -368,7 +371,10 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
     if (pushback) {
       wait = *pushback;
     } else if (code == grpc::StatusCode::UNAVAILABLE ||
-               code == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+               code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+               // bench never cancels a call itself: the server cut it off
+               // (one shutting down cancels what it had not started)
+               code == grpc::StatusCode::CANCELLED) {
       backoff = backoff == absl::ZeroDuration()
                     ? options_.unavailable_backoff
                     : std::min(2 * backoff, options_.max_unavailable_backoff);

@@ -21,7 +21,8 @@
 // to connect (with a balancer, for one of its replicas), so a wrong target
 // fails at once with one error instead of a flood of UNAVAILABLE calls. In a
 // closed loop, a lane whose call ends UNAVAILABLE (the server went away, or is
-// draining) or RESOURCE_EXHAUSTED (refused) waits before its next call: for
+// draining), CANCELLED (the server cut it off) or RESOURCE_EXHAUSTED
+// (refused) waits before its next call: for
 // the refusal's `grpc-retry-pushback-ms` when it has one, else a backoff that
 // doubles from `unavailable_backoff` up to `max_unavailable_backoff` and
 // resets on any other outcome; never past the end of the run. The open loop
@@ -74,6 +75,10 @@ struct LoadProgress {
   // p99 of the OK calls since the last report; none when there were none.
   std::optional<int64_t> p99_ns;
 };
+
+// The lowest open-loop rate, one call in 1000 s: slower, the schedule's
+// times (nanoseconds from the start) would overflow 64 bits.
+inline constexpr double kMinRate = 0.001;
 
 struct LoadOptions {
   compute::v1::RunRequest request;

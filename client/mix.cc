@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "client/load.h"
 #include "server/base/string_view.h"
 
 namespace compute::client {
@@ -57,11 +58,11 @@ absl::StatusOr<std::vector<MixEntry>> ParseMix(const std::string& spec) {
           absl::StrSplit(fields[i], absl::MaxSplits('=', 1));
       const auto& [key, value] = kv;
       if (key == "rate") {
-        if (!absl::SimpleAtod(value, &entry.rate) || !(entry.rate > 0) ||
-            entry.rate > 1e6) {
+        if (!absl::SimpleAtod(value, &entry.rate) ||
+            !(entry.rate >= kMinRate) || entry.rate > 1e6) {
           return Bad(entry_text,
                      "rate must be a number of calls per second "
-                     "above 0, at most 1000000");
+                     "between 0.001 and 1000000");
         }
       } else if (key == "concurrency") {
         if (!absl::SimpleAtoi(value, &entry.concurrency) ||

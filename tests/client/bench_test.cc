@@ -424,8 +424,12 @@ TEST(BenchTest, UnavailableCallsBackOff) {
 class Refuser final : public compute::v1::Compute::Service {
  public:
   Refuser(int ok_calls, std::string pushback_ms,
-          absl::Duration hold = absl::ZeroDuration())
-      : ok_calls_(ok_calls), pushback_ms_(std::move(pushback_ms)), hold_(hold) {
+          absl::Duration hold = absl::ZeroDuration(),
+          grpc::StatusCode code = grpc::StatusCode::RESOURCE_EXHAUSTED)
+      : ok_calls_(ok_calls),
+        pushback_ms_(std::move(pushback_ms)),
+        hold_(hold),
+        code_(code) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port_);
@@ -440,7 +444,7 @@ class Refuser final : public compute::v1::Compute::Service {
     if (!pushback_ms_.empty()) {
       context->AddTrailingMetadata("grpc-retry-pushback-ms", pushback_ms_);
     }
-    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "busy");
+    return grpc::Status(code_, "busy");
   }
   std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
   std::vector<std::shared_ptr<grpc::Channel>> Channels() const {
@@ -456,6 +460,7 @@ class Refuser final : public compute::v1::Compute::Service {
   const int ok_calls_;
   const std::string pushback_ms_;
   const absl::Duration hold_;
+  const grpc::StatusCode code_;
   std::atomic<int> calls_{0};
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
@@ -483,6 +488,26 @@ TEST(BenchTest, AClosedLoopWaitsForTheRefusalsPushback) {
     EXPECT_EQ(r->refused(), 3u);
     EXPECT_EQ(server.calls(), 3);
   }
+}
+
+// So does a lane whose call a server cut off (CANCELLED: bench never
+// cancels a call itself): it resent at once, for the whole run, at the
+// round trip's rate.
+TEST(BenchTest, AClosedLoopBacksOffAfterACallTheServerCutOff) {
+  Refuser server(0, "", absl::ZeroDuration(), grpc::StatusCode::CANCELLED);
+  client::LoadOptions options;
+  options.request = Fib(1);
+  options.concurrency = 3;
+  options.duration = absl::Milliseconds(300);
+  options.deadline = absl::Seconds(10);
+  options.unavailable_backoff = absl::Seconds(10);
+  options.max_unavailable_backoff = absl::Seconds(10);
+  client::LoadGenerator generator(server.Channels(), options);
+  absl::StatusOr<client::LoadResult> r = generator.Run();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->sent, 3u);
+  EXPECT_EQ(r->count(grpc::StatusCode::CANCELLED), 3u);
+  EXPECT_EQ(server.calls(), 3);
 }
 
 // With least_loaded the pushback is the refusing replica's, which the

@@ -178,16 +178,19 @@ TEST_F(CommandsTest, NonOkStatusIsCodeAndMessageOnStderrAndExit1) {
 
 TEST_F(CommandsTest, UsageErrorsAreOneLineAndExit2) {
   for (const std::vector<std::string>& args :
-       std::vector<std::vector<std::string>>{{"run", "fib", "--bogus", "1"},
-                                             {"run", "fib", "--n", "many"},
-                                             {"run", "nosuchtask"},
-                                             {"run"},
-                                             {"run", "blur"},
-                                             {"batch", "fib"},
-                                             {"bench", "--rate", "-5"},
-                                             {"bench", "--connections", "0"},
-                                             {"health", "extra"},
-                                             {"frobnicate"}}) {
+       std::vector<std::vector<std::string>>{
+           {"run", "fib", "--bogus", "1"},
+           {"run", "fib", "--n", "many"},
+           {"run", "nosuchtask"},
+           {"run"},
+           {"run", "blur"},
+           {"batch", "fib"},
+           {"bench", "--rate", "-5"},
+           // its schedule would overflow
+           {"bench", "--rate", "1e-300", "--requests", "3"},
+           {"bench", "--connections", "0"},
+           {"health", "extra"},
+           {"frobnicate"}}) {
     CommandResult r = RunClient(args);
     EXPECT_EQ(r.rc, 2) << args[0] << " " << r.err;
     EXPECT_EQ(r.out, "");
@@ -220,6 +223,23 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
           << command[0];
       EXPECT_THAT(r.err, HasSubstr("is not a port (1-65535)"));
       EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    }
+  }
+  // A list of no address: gRPC takes it, and every call fails UNAVAILABLE
+  // (bench after its whole connect wait).
+  for (const std::string& target :
+       {std::string("ipv4:"), std::string("ipv6:,")}) {
+    for (const std::vector<std::string>& command :
+         std::vector<std::vector<std::string>>{{"run", "fib", "--n", "1"},
+                                               {"health"},
+                                               {"bench", "--requests", "1"}}) {
+      std::vector<std::string> args = command;
+      args.push_back("--target");
+      args.push_back(target);
+      CommandResult r = RunClient(args);
+      EXPECT_EQ(r.rc, 2) << target << " " << command[0] << ": " << r.err;
+      EXPECT_THAT(r.err, HasSubstr("--target " + target + ": lists no address"))
+          << command[0];
     }
   }
   // Targets gRPC cannot parse (it logs a line of its own first): a usage

@@ -33,6 +33,7 @@ TEST(MixTest, BadEntriesNameTheEntryAndTheField) {
   } cases[] = {
       {"", "entry '': needs a name first"},
       {"a:rate=0", "entry 'a:rate=0': rate must be"},
+      {"a:rate=1e-300", "rate must be a number of calls per second between"},
       {"a:rate=fast", "rate must be"},
       {"a:concurrency=0", "concurrency must be between 1 and 10000"},
       {"a:priority=urgent", "priority must be critical, default or sheddable"},
