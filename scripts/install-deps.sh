@@ -77,6 +77,14 @@ if [[ $(id -u) -ne 0 ]]; then
   fi
   SUDO=(sudo)
 fi
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Through env: sudo resets the environment.
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian's prometheus package enables and starts a server of its own, on
+# every interface at :9090, unauthenticated: the tests need only the
+# binaries, and that server would take the port the compose stack's
+# Prometheus publishes. Stopped and disabled when this script installed it.
+if [[ " ${missing[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
+  "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

@@ -48,15 +48,18 @@ export function memoryBudgetFits(budgetText, limitBytes) {
 // taken), then up to 1 s of gRPC's shutdown grace for calls still in gRPC
 // (ComputeServer::Drain, server/service/server.cc), then up to 10 s for the
 // call objects left on the completion queues (RunQueues::kCallsEndLimit,
-// server/service/run_call.h). A grace period of only the drain lets the
-// kill come in the last two steps even when the drain itself went well.
+// server/service/run_call.h), then up to 2 s for the log lines still
+// queued, the "stopped" line among them, to be written (FlushLogs at exit,
+// server/main.cc). A grace period of only the drain lets the kill come in
+// the last steps even when the drain itself went well.
 // Returns the seconds and how they add up, for a check's text.
 const GRPC_SHUTDOWN_GRACE_SECONDS = 1;
 const CALLS_END_LIMIT_SECONDS = 10;
+const LOG_FLUSH_SECONDS = 2;
 export function exitAfterSigterm(drainSeconds, drainName) {
   return {
-    seconds: drainSeconds + GRPC_SHUTDOWN_GRACE_SECONDS + CALLS_END_LIMIT_SECONDS,
+    seconds: drainSeconds + GRPC_SHUTDOWN_GRACE_SECONDS + CALLS_END_LIMIT_SECONDS + LOG_FLUSH_SECONDS,
     what: `${drainName} (${drainSeconds}) + gRPC's shutdown grace (${GRPC_SHUTDOWN_GRACE_SECONDS}) + ` +
-      `the wait for call objects (${CALLS_END_LIMIT_SECONDS})`,
+      `the wait for call objects (${CALLS_END_LIMIT_SECONDS}) + the log flush (${LOG_FLUSH_SECONDS})`,
   };
 }
