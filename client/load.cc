@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/deadline.h"
+#include "client/jitter.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 
@@ -288,7 +289,9 @@ bool LoadGenerator::Retry(Call* call, int code) {
   // to one that asked to be left alone; not past the call's deadline.
   // Nor past the end of the run, nor after Stop(): Run() waits for every
   // call, and a wait of up to 10 s a retry would hold it that long.
-  const absl::Duration wait = UntilOneIsOpen(*options_.balancer);
+  // Stretched a little: the retries of calls refused together would all
+  // go at the instant the pause ends (client/jitter.h).
+  const absl::Duration wait = Jittered(UntilOneIsOpen(*options_.balancer));
   // And only with time for an answer once it is sent: at least the failed
   // attempt's round trip (at most kRetryRoundTripCap), and the alarm's
   // lateness after a wait. A retry sent with a sliver of its deadline ends
@@ -383,7 +386,7 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
       backoff = absl::ZeroDuration();  // any other outcome resets it
     }
     if (wait > absl::ZeroDuration()) {
-      if (PauseLane(wait, backoff)) return;
+      if (PauseLane(Jittered(wait), backoff)) return;  // client/jitter.h
     } else if (Claim()) {
       StartCall(backoff);
     }
