@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <utility>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -61,6 +62,22 @@ void LogJsonAt(absl::Time now, const std::string& level, const std::string& msg,
   Sink().Write(std::move(line), wait);
 }
 
+// The warning that counts a library's lines its budget left out.
+void LogSuppressed(absl::Time now, const std::string& source,
+                   int64_t suppressed) {
+  google::protobuf::Struct fields;
+  Put(fields, "source", source);
+  Put(fields, "suppressed", static_cast<double>(suppressed));
+  Put(fields, "limit_per_second", static_cast<double>(kLibraryLinesPerSecond));
+  // At the level of the lines it counts when warnings are not shown.
+  const bool warnings_shown =
+      g_min_level.load(std::memory_order_relaxed) <= LogLevel::kWarning;
+  LogJsonAt(
+      now, warnings_shown ? "warning" : "error",
+      absl::StrCat(source == "grpc" ? "gRPC" : source, " log lines suppressed"),
+      fields, absl::ZeroDuration());
+}
+
 // One of a library's lines, within its budget unless it is `fatal` (the
 // line before an abort, which also waits for a slow reader) or the level is
 // debug (whoever asks for every line gets them).
@@ -75,20 +92,7 @@ void LogLibraryLine(LineBudget& budget, const std::string& source,
       !fatal && !budget.AdmitNow(&now, &suppressed)) {
     return;
   }
-  if (suppressed > 0) {
-    google::protobuf::Struct fields;
-    Put(fields, "source", source);
-    Put(fields, "suppressed", static_cast<double>(suppressed));
-    Put(fields, "limit_per_second",
-        static_cast<double>(kLibraryLinesPerSecond));
-    // At the level of the lines it counts when warnings are not shown.
-    const bool warnings_shown =
-        g_min_level.load(std::memory_order_relaxed) <= LogLevel::kWarning;
-    LogJsonAt(now, warnings_shown ? "warning" : "error",
-              absl::StrCat(source == "grpc" ? "gRPC" : source,
-                           " log lines suppressed"),
-              fields, absl::ZeroDuration());
-  }
+  if (suppressed > 0) LogSuppressed(now, source, suppressed);
   // Some messages end in a newline of their own.
   LogJsonAt(now, std::string(LogLevelName(level)),
             std::string(absl::StripTrailingAsciiWhitespace(text)),
@@ -175,6 +179,11 @@ bool LineBudget::AdmitNow(absl::Time* now, int64_t* suppressed) {
   MutexLock lock(&mu_);
   *now = absl::Now();
   return AdmitLocked(*now, suppressed);
+}
+
+int64_t LineBudget::TakeRefused() {
+  MutexLock lock(&mu_);
+  return std::exchange(refused_, 0);
 }
 
 bool LineBudget::AdmitLocked(absl::Time now, int64_t* suppressed) {
@@ -299,7 +308,18 @@ void LogJson(const std::string& level, const std::string& msg,
 
 absl::Status StartLogWriter() { return Sink().Start(); }
 
-bool FlushLogs(absl::Duration timeout) { return Sink().Flush(timeout); }
+bool FlushLogs(absl::Duration timeout) {
+  // Lines left out since the last one written were counted only in the
+  // notice before the next one, which may never come: a flood just before
+  // exit went unreported.
+  if (const int64_t n = g_grpc_lines.TakeRefused(); n > 0) {
+    LogSuppressed(absl::Now(), "grpc", n);
+  }
+  if (const int64_t n = g_protobuf_lines.TakeRefused(); n > 0) {
+    LogSuppressed(absl::Now(), "protobuf", n);
+  }
+  return Sink().Flush(timeout);
+}
 
 uint64_t LogLinesDropped() { return Sink().dropped(); }
 

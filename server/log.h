@@ -67,8 +67,10 @@ absl::Status StartLogWriter();
 // Lines dropped so far because the log's reader fell behind.
 uint64_t LogLinesDropped();
 
-// Waits until the lines logged so far are written; false if `timeout`
-// passed first (a reader that does not read). For the end of main.
+// Counts the library lines left out since the last one written (a notice
+// that no later line will carry), then waits until the lines logged so far
+// are written; false if `timeout` passed first (a reader that does not
+// read). For the end of main.
 bool FlushLogs(absl::Duration timeout);
 
 // Routes gRPC's and protobuf's own log messages into LogJson, from now on:
@@ -101,6 +103,9 @@ class LineBudget {
   // are admitted in the order of their times, so the lines one second
   // admits all carry that second.
   bool AdmitNow(absl::Time* now, int64_t* suppressed);
+  // The lines refused since the last one admitted, and from now none: for
+  // a count that no later line will carry (at exit).
+  int64_t TakeRefused();
 
   // A wall clock that steps back by more than this starts the earlier
   // second afresh; a smaller step counts against the current second.

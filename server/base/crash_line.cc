@@ -5,8 +5,12 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace compute::base {
 
@@ -25,10 +29,45 @@ void WriteCrashLine(std::string_view line) {
       write(STDERR_FILENO, line.data(), line.size());
 }
 
+namespace {
+
+// `text` as a JSON string, quotes included. The texts are the source's
+// (file names, conditions), ASCII: quotes, backslashes and control bytes
+// are what needs escaping.
+std::string JsonString(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace
+
+std::string CrashLine(const char* file, int line, const char* what,
+                      const char* condition) {
+  // JSON like every other line on stderr (server/log.h), so that a log
+  // collector keeps the one line that says why the process ended.
+  return absl::StrCat(
+      "{\"ts\":",
+      JsonString(absl::FormatTime(absl::RFC3339_full, absl::Now(),
+                                  absl::UTCTimeZone())),
+      ",\"level\":\"fatal\",\"msg\":", JsonString(what),
+      ",\"where\":", JsonString(absl::StrCat(file, ":", line)),
+      ",\"condition\":", JsonString(condition), "}\n");
+}
+
 void AbortOnFailedCheck(const char* file, int line, const char* what,
                         const char* condition) {
-  WriteCrashLine(
-      absl::StrCat(file, ":", line, ": ", what, ": ", condition, "\n"));
+  WriteCrashLine(CrashLine(file, line, what, condition));
   std::abort();
 }
 

@@ -1,6 +1,7 @@
 // The last line before abort(): written to stderr without blocking on it.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace compute::base {
@@ -17,8 +18,14 @@ void WriteCrashLine(std::string_view line);
 
 inline constexpr int kCrashLineWaitMs = 100;
 
-// Writes "<file>:<line>: <what>: <condition>" by WriteCrashLine, then
-// abort()s: the failure of an invariant check.
+// The line of a failed invariant check, one JSON object as every line on
+// stderr (server/log.h): {"ts":...,"level":"fatal","msg":<what>,
+// "where":"<file>:<line>","condition":<condition>}, and a newline.
+std::string CrashLine(const char* file, int line, const char* what,
+                      const char* condition);
+
+// Writes CrashLine(...) by WriteCrashLine, then abort()s: the failure of an
+// invariant check.
 [[noreturn]] void AbortOnFailedCheck(const char* file, int line,
                                      const char* what, const char* condition);
 

@@ -281,6 +281,37 @@ TEST(GrpcLogE2eTest, AFloodOfBadRequestsDoesNotFloodTheLog) {
   }
 }
 
+// A flood just before the server stops: the lines left out are counted in
+// the exit's notice, since no later line carries the count (before, they
+// went unreported). Every bad request is in the log, written or counted.
+TEST(GrpcLogE2eTest, AFloodJustBeforeExitIsCounted) {
+  ServerProcess server(BaseArgs());
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  int sent = 0;
+  for (int i = 0; i < 3 * kLibraryLinesPerSecond; ++i) {
+    if (SendHeadersWithContentType(*port, "text/plain", absl::Seconds(5))) {
+      ++sent;
+    }
+  }
+  ASSERT_GT(sent, kLibraryLinesPerSecond);
+  server.Signal(SIGTERM);
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0);
+  double in_the_log = 0;  // written, or counted as suppressed
+  for (const google::protobuf::Struct& log : JsonLines(exit.stderr_text)) {
+    const auto& f = log.fields();
+    if (!f.contains("source")) continue;
+    if (f.contains("suppressed")) {
+      in_the_log += f.at("suppressed").number_value();
+    } else if (absl::StrContains(f.at("msg").string_value(), "content-type")) {
+      ++in_the_log;
+    }
+  }
+  EXPECT_GE(in_the_log, sent) << exit.stderr_text;
+}
+
 // A Health check whose service name is not UTF-8, as raw bytes (a
 // generated stub would not send it): field 1, 5 bytes. Its status.
 grpc::Status CheckWithAServiceNameThatIsNotUtf8(grpc::GenericStub& stub) {

@@ -131,6 +131,21 @@ TEST(LineBudgetTest, AtMostTheBudgetASecondThenTheCountOfTheRest) {
 // against the current second. Before, it started the old second afresh,
 // and the next line the new one: each second then took more than the
 // budget.
+// What was refused after the last line admitted, taken at exit: counted
+// once, there or in the next line's notice, never both.
+TEST(LineBudgetTest, TheRefusedCountIsTakenOnce) {
+  LineBudget budget(1);
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  int64_t suppressed = -1;
+  EXPECT_TRUE(budget.Admit(t0, &suppressed));
+  EXPECT_FALSE(budget.Admit(t0, &suppressed));
+  EXPECT_FALSE(budget.Admit(t0, &suppressed));
+  EXPECT_EQ(budget.TakeRefused(), 2);
+  EXPECT_EQ(budget.TakeRefused(), 0);
+  EXPECT_TRUE(budget.Admit(t0 + absl::Seconds(1), &suppressed));
+  EXPECT_EQ(suppressed, 0) << "already taken";
+}
+
 TEST(LineBudgetTest, AnEarlierSecondDoesNotStartAfresh) {
   LineBudget budget(2);
   const absl::Time t1 = absl::FromUnixSeconds(1001);
