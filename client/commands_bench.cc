@@ -86,9 +86,13 @@ int RunMix(const std::vector<MixEntry>& mix, const LoadOptions& base,
            double max_error_rate, const Io& io) {
   const std::string command = "bench";
   std::vector<std::unique_ptr<LoadGenerator>> generators;
+  // Each entry's own: least_loaded keeps one connection per replica it
+  // found, not --connections.
+  std::vector<int> connections;
   for (const MixEntry& entry : mix) {
     auto connection = Connect(common, info.connections);
     if (!connection.ok()) return Fail(command, connection.status(), io);
+    connections.push_back(static_cast<int>(connection->channels.size()));
     LoadOptions options = base;
     options.balancer = connection->balancer;
     options.rate = entry.rate;
@@ -124,6 +128,7 @@ int RunMix(const std::vector<MixEntry>& mix, const LoadOptions& base,
     const MixEntry& entry = mix[i];
     const LoadResult& r = *results[i];
     BenchInfo entry_info = info;
+    entry_info.connections = connections[i];
     entry_info.rate = entry.rate;
     entry_info.concurrency =
         entry.concurrency > 0 ? entry.concurrency : info.concurrency;
@@ -229,6 +234,17 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
     return Usage(command,
                  "--rate (open loop) and --concurrency (closed loop) do not "
                  "go together: give one",
+                 io);
+  }
+  // Checked here, not by the channel (which knows only gRPC's two): bench
+  // has a third.
+  if (common.channel.lb_policy != "round_robin" &&
+      common.channel.lb_policy != "pick_first" &&
+      common.channel.lb_policy != "least_loaded") {
+    return Usage(command,
+                 absl::StrCat("--lb must be round_robin, pick_first or "
+                              "least_loaded (got ",
+                              common.channel.lb_policy, ")"),
                  io);
   }
   if (common.channel.lb_policy == "least_loaded" &&

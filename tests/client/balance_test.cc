@@ -473,5 +473,15 @@ TEST(LeastLoadedTest, ConnectionsDoNotApply) {
   EXPECT_THAT(r.err, ::testing::HasSubstr("least_loaded is for bench"));
 }
 
+// bench's own list of balancers, which has a third: the channel's message
+// named only gRPC's two.
+TEST(LeastLoadedTest, BenchNamesEveryBalancerItTakes) {
+  CommandResult r = RunClient({"bench", "--lb", "bogus", "--requests", "1"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err,
+            "compute-client bench: --lb must be round_robin, pick_first or "
+            "least_loaded (got bogus)\n");
+}
+
 }  // namespace
 }  // namespace compute::testing

@@ -689,6 +689,27 @@ class Senders final : public service::TenantObserver, public PoolObserver {
   std::map<int, int> priorities_ ABSL_GUARDED_BY(mu_);
 };
 
+// With least_loaded each entry's summary says the connections it kept, one
+// per replica, as a single load's does (it said --connections: 1 for 2).
+TEST(BenchTest, AMixOverLeastLoadedCountsAConnectionPerReplica) {
+  auto first = StartServer(LocalConfig(1, 64));
+  auto second = StartServer(LocalConfig(1, 64));
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  CommandResult r =
+      RunClient({"bench", "--target",
+                 absl::StrCat("ipv4:", Target(*first), ",", Target(*second)),
+                 "--lb", "least_loaded", "--task", "fib", "--n", "1",
+                 "--requests", "10", "--json", "--mix", "a,b"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  google::protobuf::Struct json = ParseJson(r.out);
+  const auto& mix = json.fields().at("mix").list_value().values();
+  ASSERT_EQ(mix.size(), 2);
+  for (const auto& entry : mix) {
+    EXPECT_EQ(Number(entry.struct_value(), "connections"), 2) << r.out;
+  }
+}
+
 TEST(BenchTest, MixRunsEachLoadApartWithItsTenantAndPriority) {
   Senders senders;
   service::ServerConfig config = LocalConfig(2, 64);
