@@ -105,8 +105,10 @@ namespace {
 
 // The flags defined above, by name: every ABSL_FLAG of this file and no
 // other (absl's registry also holds the flags of the libraries we link).
-// Defining a flag here is all it takes: its variable, --help and the
-// start-up log follow.
+// Defining a flag here gives its variable and --help; its copy into
+// Config (ParseConfig) and its field in the start-up line (StartupFields
+// in main.cc, checked by ServerE2eTest.TheStartupLineHasEveryFlag) are
+// written by hand.
 const std::vector<std::string>& FlagNames() {
   static const std::vector<std::string>* names = [] {
     auto* names = new std::vector<std::string>;

@@ -2,11 +2,16 @@
 //
 // Signals: SIGTERM and SIGINT are blocked in every thread (the mask is set
 // first in main, before any thread of ours starts) and taken by sigwait on
-// the main thread, so the drain runs as ordinary code, not in a signal
-// handler. During the drain a thread of its own waits for a second one,
-// which ends the drain at once (ComputeServer::EndDrainNow); the process
-// then exits 128 + that signal's number (143 for SIGTERM, 130 for SIGINT)
+// a signal thread started at start-up, so the drain runs as ordinary code,
+// not in a signal handler. The first begins the drain; a stop signal within
+// kSameStopRequestWindow of it is the same request again; a later one ends
+// the drain at once (ComputeServer::EndDrainNow), and the process then
+// exits 128 + that signal's number (143 for SIGTERM, 130 for SIGINT)
 // instead of 0.
+//
+// The start-up line ("starting") holds every flag's effective value
+// (StartupFields, by hand: ServerE2eTest.TheStartupLineHasEveryFlag checks
+// it against --help).
 #include <pthread.h>
 #include <signal.h>
 
@@ -74,6 +79,7 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
       static_cast<double>(s.max_concurrent_streams));
   Put(f, "tls", !s.tls_cert.empty());
   Put(f, "mtls", !s.tls_client_ca.empty());
+  Put(f, "metrics_address", c.metrics_address);
   Put(f, "metrics_port", static_cast<double>(c.metrics_port));
   Put(f, "cpu_count", static_cast<double>(c.cpu.cpus));
   Put(f, "cpu_count_reason", c.cpu.explanation);

@@ -329,6 +329,51 @@ TEST(ServerE2eTest, StartupLogsTheEffectiveConfigAndCpuCount) {
   }
 }
 
+// What `command` prints on stdout.
+std::string Stdout(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return out;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0)
+    out.append(buffer, n);
+  pclose(pipe);
+  return out;
+}
+
+// The start-up line is where an operator reads the effective
+// configuration: every flag `--help` lists is in it (the TLS files as
+// `tls` and `mtls`, whether they are on); --metrics_address was not.
+TEST(ServerE2eTest, TheStartupLineHasEveryFlag) {
+  std::vector<std::string> flags;
+  for (absl::string_view line :
+       absl::StrSplit(Stdout(COMPUTE_SERVER_BIN " --help"), '\n')) {
+    if (!absl::ConsumePrefix(&line, "  --")) continue;
+    flags.emplace_back(line.substr(0, line.find(' ')));
+  }
+  ASSERT_GE(flags.size(), 20u) << "no flags read from --help";
+  ServerProcess server(BaseArgs());
+  ASSERT_TRUE(server.Spawn());
+  ASSERT_TRUE(server.WaitServing().has_value());
+  server.Signal(SIGTERM);
+  ExitResult exit = server.Wait();
+  ASSERT_EQ(exit.code, 0);
+  google::protobuf::Struct starting;
+  const std::string first =
+      exit.stderr_text.substr(0, exit.stderr_text.find('\n'));
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(first, &starting).ok())
+      << first;
+  ASSERT_EQ(starting.fields().at("msg").string_value(), "starting");
+  for (const std::string& flag : flags) {
+    const std::string key = flag == "tls_cert" || flag == "tls_key" ? "tls"
+                            : flag == "tls_client_ca"               ? "mtls"
+                                                                    : flag;
+    EXPECT_TRUE(starting.fields().contains(key)) << "--" << flag;
+  }
+}
+
 struct BadConfig {
   std::vector<std::string> args;
   std::vector<std::string> env;
