@@ -277,22 +277,12 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
   // takes one call, and two Choose calls at once (retries whose pause ends
   // together) must not both see it free.
   MutexLock lock(&mu_);
+  const std::vector<std::shared_ptr<Replica>> usable =
+      Connected(/*try_to_connect=*/true);
   std::vector<std::shared_ptr<Replica>> open;
-  for (const auto& r : replicas_) {
+  for (const auto& r : usable) {
     if (IsOpen(*r, now)) open.push_back(r);
   }
-  // Connected ones first: an address that is not (yet) reports no load and
-  // scores 0, so the first calls of a run went there. A name that resolves
-  // to an address nobody listens on (localhost as ::1 beside 127.0.0.1,
-  // with the server on 0.0.0.0) failed them UNAVAILABLE. Asked to connect
-  // here, so that a new one is taken in once it is.
-  std::vector<std::shared_ptr<Replica>> connected;
-  for (const auto& r : open) {
-    if (r->channel()->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) {
-      connected.push_back(r);
-    }
-  }
-  if (!connected.empty()) open = std::move(connected);
   // Every replica avoided: draw from those that answered their last call
   // (refused it, with a pushback), not from those gone (unreachable, on
   // probation) or silent (paused for calls that got no answer): one gone
@@ -300,7 +290,7 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
   // others refused (a dead replica beside a refusing one: 162 of 200 calls
   // UNAVAILABLE). From all when none answers.
   if (open.empty()) {
-    for (const auto& r : replicas_) {
+    for (const auto& r : usable) {
       if (!r->on_probation_.load(std::memory_order_relaxed) &&
           r->silent_until_ns_.load(std::memory_order_relaxed) <= now) {
         open.push_back(r);
@@ -308,7 +298,7 @@ std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
     }
   }
   const std::vector<std::shared_ptr<Replica>>& from =
-      open.empty() ? replicas_ : open;
+      open.empty() ? usable : open;
   // Two different replicas (when there are two): drawn with replacement,
   // one replica in n^2 pairs would be compared with itself and chosen
   // however loaded it is (measured: the 1-worker replica of the fleet
@@ -399,6 +389,17 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
   }
 }
 
+std::vector<std::shared_ptr<LeastLoaded::Replica>> LeastLoaded::Connected(
+    bool try_to_connect) const {
+  std::vector<std::shared_ptr<Replica>> connected;
+  for (const auto& r : replicas_) {
+    if (r->channel()->GetState(try_to_connect) == GRPC_CHANNEL_READY) {
+      connected.push_back(r);
+    }
+  }
+  return connected.empty() ? replicas_ : connected;
+}
+
 bool LeastLoaded::IsOpen(const Replica& r, int64_t now) {
   return r.PausedUntilNs() <= now &&
          !(r.on_probation_.load(std::memory_order_relaxed) &&
@@ -409,7 +410,8 @@ absl::Duration LeastLoaded::UntilOneIsOpen() const {
   MutexLock lock(&mu_);
   const int64_t now = SteadyNowNs();
   int64_t soonest = INT64_MAX;
-  for (const auto& r : replicas_) {
+  // As Choose: one not connected while another is does not count as open.
+  for (const auto& r : Connected(/*try_to_connect=*/false)) {
     if (IsOpen(*r, now)) return absl::ZeroDuration();
     const int64_t until = r->PausedUntilNs();
     // Past its pause but taking its one probe call: open when that call is

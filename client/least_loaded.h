@@ -24,7 +24,9 @@
 // larger of (reported utilization + 1 / workers) and (calls in flight from
 // here + 1) / workers, `workers` being what it reports; the lower wins. A
 // replica that has not answered yet scores 0 while no call is on its way
-// there, as a 1-worker one after (so each new replica gets one probe call). So
+// there, as a 1-worker one after (so each new replica gets one probe call,
+// once its channel is connected: while one replica is, the others are not
+// chosen at all, see Connected). So
 // a 1-worker replica running one call scores 2, a 4-worker one running three 1:
 // capacity counts, not only the queue. A report ages: its weight halves
 // every kLoadHalfLife, so a replica that was busy when it last answered and
@@ -215,6 +217,14 @@ class LeastLoaded {
   // Not avoided: its pause is over, and it is not on probation with its one
   // call out.
   static bool IsOpen(const Replica& r, int64_t now);
+  // The replicas whose channel is connected, while one is; else all. One
+  // not connected (yet) reports no load and scores 0, so the first calls of
+  // a run, and every call while the connected ones were paused, went to an
+  // address nobody listens on (localhost as ::1 beside 127.0.0.1, with the
+  // server on 0.0.0.0) and failed UNAVAILABLE. `try_to_connect` asks the
+  // others to connect, so that a new replica is taken in once it is.
+  std::vector<std::shared_ptr<Replica>> Connected(bool try_to_connect) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::shared_ptr<Replica> NewReplica(const std::string& address);
 
   const ChannelOptions options_;

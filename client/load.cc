@@ -19,8 +19,9 @@ namespace {
 
 constexpr char kRunMethod[] = "/compute.v1.Compute/Run";
 
-// The longest a lane waits for a pushback: the most compute-server asks,
-// and least_loaded honours.
+// The longest pushback a lane honours: the most compute-server asks, and
+// least_loaded honours (the wait itself is then stretched by up to 20%,
+// client/jitter.h).
 constexpr absl::Duration kMaxPushbackWait = absl::Seconds(10);
 
 // How late a retry's alarm may fire: gRPC's timers run on a cached

@@ -32,14 +32,17 @@ void WriteCrashLine(std::string_view line) {
 namespace {
 
 // `text` as a JSON string, quotes included. The texts are the source's
-// (file names, conditions), ASCII: quotes, backslashes and control bytes
-// are what needs escaping.
+// (file names, conditions): quotes, backslashes and control bytes are
+// escaped, and a byte past ASCII becomes '?' (the line must be valid UTF-8,
+// and such a byte may not be).
 std::string JsonString(std::string_view text) {
   std::string out = "\"";
   for (const char c : text) {
     if (c == '"' || c == '\\') {
       out += '\\';
       out += c;
+    } else if (static_cast<unsigned char>(c) >= 0x80) {
+      out += '?';  // not known to be UTF-8; as server/log.cc does
     } else if (static_cast<unsigned char>(c) < 0x20) {
       out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
     } else {

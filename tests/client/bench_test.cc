@@ -510,6 +510,28 @@ TEST(BenchTest, AClosedLoopBacksOffAfterACallTheServerCutOff) {
   EXPECT_EQ(server.calls(), 3);
 }
 
+// Nor while the connected replica is paused by its refusals: the one that
+// never connected is not open then either (before, it was: the calls made
+// during each pause went there and failed UNAVAILABLE, 4 in 200, and the
+// run exited 1).
+TEST(BenchTest,
+     LeastLoadedSendsNoCallToAReplicaThatNeverConnectedWhileTheOtherRefuses) {
+  Refuser refuser(5, "50");  // 5 OK, then refusals asking for 50 ms
+  LoopbackPort closed;
+  CommandResult r =
+      RunClient({"bench", "--target",
+                 absl::StrCat("ipv4:", closed.target(), ",", refuser.target()),
+                 "--lb", "least_loaded", "--task", "fib", "--n", "1",
+                 "--concurrency", "2", "--time", "1s", "--connect_timeout",
+                 "5s", "--deadline", "10s", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err << r.out;
+  google::protobuf::Struct json = ParseJson(r.out);
+  const auto& status = Object(json, "status").fields();
+  EXPECT_FALSE(status.contains("UNAVAILABLE")) << r.out;
+  ASSERT_TRUE(status.contains("RESOURCE_EXHAUSTED")) << r.out;
+  EXPECT_GT(refuser.calls(), 5) << "the refusals and their pauses happened";
+}
+
 // With least_loaded the pushback is the refusing replica's, which the
 // balancer avoids for that long: the lane goes on at once to another one,
 // rather than wait as if every replica had refused.

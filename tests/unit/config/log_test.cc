@@ -127,10 +127,6 @@ TEST(LineBudgetTest, AtMostTheBudgetASecondThenTheCountOfTheRest) {
   EXPECT_EQ(suppressed, 0) << "counted once";
 }
 
-// A time from a second already past (the wall clock stepped back) counts
-// against the current second. Before, it started the old second afresh,
-// and the next line the new one: each second then took more than the
-// budget.
 // What was refused after the last line admitted, taken at exit: counted
 // once, there or in the next line's notice, never both.
 TEST(LineBudgetTest, TheRefusedCountIsTakenOnce) {
@@ -146,6 +142,10 @@ TEST(LineBudgetTest, TheRefusedCountIsTakenOnce) {
   EXPECT_EQ(suppressed, 0) << "already taken";
 }
 
+// A time from a second already past (the wall clock stepped back) counts
+// against the current second. Before, it started the old second afresh,
+// and the next line the new one: each second then took more than the
+// budget.
 TEST(LineBudgetTest, AnEarlierSecondDoesNotStartAfresh) {
   LineBudget budget(2);
   const absl::Time t1 = absl::FromUnixSeconds(1001);
