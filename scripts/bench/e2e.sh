@@ -129,7 +129,7 @@ HEADERS=(-H 'content-type: application/grpc' -H 'te: trailers'
 # A busy neighbour, if asked: it competes with every server alike.
 if [[ ${E2E_NEIGHBOUR:-0} == 1 ]]; then
   bench_start "$bench_tmp/neighbour.log" "${bench_server_prefix[@]}" \
-    timeout 3600 sh -c 'while :; do :; done'
+    timeout --foreground 3600 sh -c 'while :; do :; done'
   echo "neighbour: a shell loop keeping one core busy (pid $bench_last_pid)"
 fi
 
@@ -163,7 +163,7 @@ declare -A PORT=([compute]=$compute_port [echo]=$echo_port [echo_cq]=$echo_cq_po
 # sanity NAME: both calls must answer fib(1) = 1 with grpc-status 0.
 sanity() {
   local name=$1 port=${PORT[$1]} out
-  if ! out=$(timeout 30 "$COMPUTE_CLIENT" run fib --n 1 --deadline 10s \
+  if ! out=$(timeout --foreground 30 "$COMPUTE_CLIENT" run fib --n 1 --deadline 10s \
     --target "127.0.0.1:$port" 2>&1); then
     bench_die "sanity: compute-client run fib --n 1 on $name failed: $out"
   fi
@@ -171,7 +171,7 @@ sanity() {
     bench_die "sanity: unexpected answer from $name: $out"
   # nghttp -v prints every frame, the response's binary DATA included.
   out=$bench_tmp/nghttp-$name.txt
-  timeout 30 nghttp -v -d "$body" "${HEADERS[@]}" \
+  timeout --foreground 30 nghttp -v -d "$body" "${HEADERS[@]}" \
     "http://127.0.0.1:$port/compute.v1.Compute/Run" >"$out" 2>&1 || true
   if ! grep -aEq 'recv \(stream_id=[0-9]+\) grpc-status: 0$' "$out"; then
     bench_die "sanity: h2load's request to $name did not end in grpc-status 0:
@@ -212,7 +212,7 @@ round() {
     load=(-D "$ROUND_SECONDS" --warm-up-time="$WARMUP")
     limit=$((ROUND_SECONDS + WARMUP + 60))
   fi
-  out=$(timeout "$limit" "${bench_client_prefix[@]}" h2load \
+  out=$(timeout --foreground "$limit" "${bench_client_prefix[@]}" h2load \
     -t"$H2LOAD_THREADS" -c"$CONNECTIONS" -m"$STREAMS" "${load[@]}" \
     -d "$body" "${HEADERS[@]}" \
     "http://127.0.0.1:$port/compute.v1.Compute/Run" 2>&1) || {
@@ -294,6 +294,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
           "counted: OK only (x $share)" >&2
       fi
     fi
+    # A round that answered nothing (h2load failed, its output did not
+    # parse, no call counted OK) is a failed benchmark, not a 0 in the
+    # medians: one such round halved or doubled a ratio.
+    if ! awk -v x="$ok_rps" 'BEGIN { exit !(x > 0) }'; then
+      bench_die "round $r on $name: no call answered OK (see above)"
+    fi
     echo "$name $ok_rps" >>"$results"
     printf '| %d | %s | %.0f | %.0f | %d | %d | %d | %s |\n' "$r" "$name" \
       "$ok_rps" "$rps" "$ndone" "$ok" "$((failed + errored))" "${codes:-none}"
@@ -354,7 +360,7 @@ PY
 latency_h2load() {
   local name=$1 log=$2 per
   per=$(((half + CONNECTIONS - 1) / CONNECTIONS))
-  timeout $((LATENCY_SECONDS + 60)) "${bench_client_prefix[@]}" h2load \
+  timeout --foreground $((LATENCY_SECONDS + 60)) "${bench_client_prefix[@]}" h2load \
     -t"$H2LOAD_THREADS" -c"$CONNECTIONS" -m"$STREAMS" --rps="$per" \
     -D "$LATENCY_SECONDS" --log-file="$log" -d "$body" "${HEADERS[@]}" \
     "http://127.0.0.1:${PORT[$name]}/compute.v1.Compute/Run" >/dev/null 2>&1 ||
@@ -386,7 +392,7 @@ for ((r = 1; r <= LATENCY_ROUNDS; r++)); do
       continue
     fi
     out=$bench_tmp/latency-$name-$r.json
-    timeout $((LATENCY_SECONDS + 60)) "${bench_client_prefix[@]}" \
+    timeout --foreground $((LATENCY_SECONDS + 60)) "${bench_client_prefix[@]}" \
       "$COMPUTE_CLIENT" bench \
       --target "127.0.0.1:${PORT[$name]}" --task fib --n 1 --rate "$half" \
       --time "${LATENCY_SECONDS}s" --connections 4 --deadline 10s \

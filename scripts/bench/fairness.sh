@@ -59,10 +59,11 @@ pids=()
 client() {
   local out=$1 tenant=$2 rate=$3 spin=$4
   shift 4
-  timeout 300 "$COMPUTE_CLIENT" bench --target "$target" --task spin \
+  timeout --foreground 300 "$COMPUTE_CLIENT" bench --target "$target" --task spin \
     --duration "$spin" --rate "$rate" --time "$TIME" --deadline 2s \
     --tenant "$tenant" --max_error_rate 1 --json "$@" >"$out" &
   pids+=($!)
+  bench_pids+=($!) # stopped with the servers when the script ends early
 }
 wait_clients() {
   local pid
@@ -85,7 +86,7 @@ echo "Machine: nproc = $(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo |
   cut -d: -f2- | sed 's/^ *//')"
 echo
 
-timeout 300 "$COMPUTE_CLIENT" bench --target "$target" --task spin \
+timeout --foreground 300 "$COMPUTE_CLIENT" bench --target "$target" --task spin \
   --duration 5ms --concurrency 8 --time 10s --deadline 2s --json \
   >"$bench_tmp/capacity.json"
 capacity=$(goodput "$bench_tmp/capacity.json")
@@ -122,7 +123,7 @@ echo "| critical 200/s + sheddable 1600/s | critical: OK / sent | $(calc "$(ok "
 echo "| | critical p99, alone -> under the flood | $(calc "$crit_idle_p99") ms -> $(calc "$(p99 "$bench_tmp/critical.json")") ms | <= 2 x alone + 5 ms = $(calc "2 * $crit_idle_p99 + 5") ms |"
 echo "| | sheddable: OK / sent | $(calc "$(ok "$bench_tmp/sheddable.json") / $(j "$bench_tmp/sheddable.json" 'j["sent"]')") | - |"
 
-timeout 300 "$COMPUTE_CLIENT" bench --target "$target" --task spin \
+timeout --foreground 300 "$COMPUTE_CLIENT" bench --target "$target" --task spin \
   --duration 5ms --time "$TIME" --deadline 2s --max_error_rate 1 --json \
   --mix "flood:rate=1600,crit:rate=200:priority=critical" >"$bench_tmp/mix.json"
 mix() { j "$bench_tmp/mix.json" "[e for e in j['mix'] if e['name'] == '$1'][0]$2"; }

@@ -81,7 +81,7 @@ run() {
   shift 3
   local before=() after=() i per=()
   for port in "$@"; do before+=("$(ok_tasks "$port")"); done
-  timeout $((${STEP_TIME%s} + 60)) "$COMPUTE_CLIENT" bench --target "$target" \
+  timeout --foreground $((${STEP_TIME%s} + 60)) "$COMPUTE_CLIENT" bench --target "$target" \
     --lb "$lb" --task sleep --duration "$SLEEP" --rate "$rate" \
     --time "$STEP_TIME" --deadline "$DEADLINE" --json >"$out" ||
     bench_die "compute-client bench ($name) failed"

@@ -118,7 +118,7 @@ status_kib() {
 mib() { python3 -c "print('%.1f MiB' % ($1 / 1024))"; }
 
 # Idle: after one small call, so gRPC's lazy start-up is behind us.
-timeout 30 "$COMPUTE_CLIENT" run fib --n 1 --deadline 10s --target "$target" \
+timeout --foreground 30 "$COMPUTE_CLIENT" run fib --n 1 --deadline 10s --target "$target" \
   >/dev/null || bench_die "a first fib call failed"
 idle_kib=$(status_kib VmRSS)
 bench_scrape "$metrics_port" "$bench_tmp/before.prom"
@@ -145,7 +145,7 @@ sampler_pid=$!
 
 out=$bench_tmp/bench.json
 limit=$((deadline_s + 120))
-timeout "$limit" "$COMPUTE_CLIENT" bench --target "$target" --task blur \
+timeout --foreground "$limit" "$COMPUTE_CLIENT" bench --target "$target" --task blur \
   --in "$image" --radius "$RADIUS" --concurrency "$CALLS" \
   --requests "$CALLS" --deadline "$DEADLINE" --json >"$out" ||
   bench_die "compute-client bench failed"

@@ -48,8 +48,11 @@ libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 JEMALLOC=$libdir/libjemalloc.so.2
 MIMALLOC=$libdir/libmimalloc.so.2
 
+# Built every run, not only when missing (nothing to do when it is up to
+# date): an old binary would compare an old version of the code with the
+# as-built one.
 GLIBC_SERVER=${GLIBC_SERVER:-$BUILD/glibc/server/compute-server}
-if [[ ! -x $GLIBC_SERVER ]]; then
+if [[ $GLIBC_SERVER == "$BUILD/glibc/server/compute-server" ]]; then
   echo "$BENCH_NAME: building compute-server with glibc's malloc in $BUILD/glibc" >&2
   if [[ ! -f $BUILD/glibc/CMakeCache.txt ]]; then
     generator=()
@@ -117,7 +120,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     [[ $name != as-built ]] || server=$COMPUTE_SERVER
     COMPUTE_SERVER=$server MEMORY_PRELOAD=$(preload_of "$name") \
       MEMORY_SERVER_ENV=$(env_of "$name") MEMORY_RESULT=$line \
-      timeout 300 "$BENCH_HERE/memory.sh" >"$bench_tmp/$name.$round.log" 2>&1 ||
+      timeout --foreground 300 "$BENCH_HERE/memory.sh" >"$bench_tmp/$name.$round.log" 2>&1 ||
       bench_die "memory.sh failed for $name: $(tail -3 "$bench_tmp/$name.$round.log")"
     echo "$name $(cat "$line")" >>"$results"
   done

@@ -106,7 +106,7 @@ bench() {
   local out=$1 limit
   shift
   limit=$(python3 -c "print(int($step_s + $capacity_s + $deadline_s) + 60)")
-  timeout "$limit" "$COMPUTE_CLIENT" bench --target "$target" --task spin \
+  timeout --foreground "$limit" "$COMPUTE_CLIENT" bench --target "$target" --task spin \
     --duration "$SPIN" --deadline "$DEADLINE" --json "$@" >"$out" ||
     bench_die "compute-client bench $* failed (see above)"
 }

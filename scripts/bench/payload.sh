@@ -70,7 +70,9 @@ if ((rc == 2)); then
   bench_die "compute-server refused its flags: $(tail -1 "$bench_tmp/compute.log")"
 fi
 ((rc == 0)) || bench_die "compute-server did not start"
-ECHO_API=cq bench_start "$bench_tmp/echo.log" "$ECHO_SERVER" --port=0
+# Pinned like compute-server (BENCH_SERVER_CPUS), so neither has more cores.
+ECHO_API=cq bench_start "$bench_tmp/echo.log" "${bench_server_prefix[@]}" \
+  "$ECHO_SERVER" --port=0
 echo_pid=$bench_last_pid
 bench_wait_line "$bench_tmp/echo.log" '^port [0-9]+$' 30 "$echo_pid" ||
   bench_die "echo_server did not start: $(tail -3 "$bench_tmp/echo.log")"
@@ -86,7 +88,7 @@ minor_faults() { awk '{print $10}' "/proc/$1/stat"; }
 # Every call must end OK.
 blur() {
   local out=$3
-  timeout 600 "$COMPUTE_CLIENT" bench --target "127.0.0.1:$1" --task blur \
+  timeout --foreground 600 "$COMPUTE_CLIENT" bench --target "127.0.0.1:$1" --task blur \
     --in "$image" --radius 1 --concurrency 1 --requests "$2" --deadline 60s \
     --json >"$out" 2>"$out.err" ||
     bench_die "compute-client bench failed: $(tail -3 "$out.err")"

@@ -109,4 +109,5 @@ if "$COMPUTE_CLIENT" run fib --n 10 --deadline 5s \
   echo "another client's call afterwards: OK"
 else
   echo "another client's call afterwards: FAILED"
+  exit 1
 fi
