@@ -276,8 +276,14 @@ echo "| round | server | OK calls/s | h2load req/s | done | 2xx |" \
 echo "|---|---|---|---|---|---|---|---|"
 results=$bench_tmp/results.txt
 : >"$results"
+servers=(compute echo echo_cq)
 for ((r = 1; r <= ROUNDS; r++)); do
-  for name in compute echo echo_cq; do
+  # The order turns each round, so that no server always runs right after
+  # the same one (a slower phase of a shared VM, a previous round's cores
+  # still busy) and compute's round r is paired with an echo_cq round run
+  # before it as often as after it.
+  order=("${servers[@]:$(((r - 1) % 3))}" "${servers[@]:0:$(((r - 1) % 3))}")
+  for name in "${order[@]}"; do
     codes="-"
     share=1
     if [[ $name == compute && $METRICS == 1 ]]; then
