@@ -144,13 +144,21 @@ int main(int argc, char** argv) {
   // would run the empty handler and be gone). Then a handler, though the
   // signals stay blocked: as PID 1 in a container, a signal left at its
   // default action would be dropped.
+  //
+  // SIGINT that the parent set to be ignored stays ignored (the shell does
+  // so for a script's background jobs, `server &`): by convention a
+  // program started so leaves interrupts to whoever started it (before, a
+  // Ctrl-C meant for the script stopped the server behind it too).
+  struct sigaction interrupt_on_entry {};
+  sigaction(SIGINT, nullptr, &interrupt_on_entry);
+  const bool interrupt_ignored = interrupt_on_entry.sa_handler == SIG_IGN;
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
+  if (!interrupt_ignored) sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGTERM, [](int) {});
-  signal(SIGINT, [](int) {});
+  if (!interrupt_ignored) signal(SIGINT, [](int) {});
   // A write to a pipe with no reader (stderr, once a log collector has gone
   // away) fails with EPIPE instead of ending the process and every call in
   // flight; the line is lost, the server serves on. gRPC's own sockets

@@ -256,6 +256,30 @@ TEST(ServerE2eTest, AnInterruptThenATerminateAtOnceIsOneStop) {
   ExpectOneStop(SIGINT, SIGTERM);
 }
 
+// A server started with SIGINT ignored (a script's `server &`: the shell
+// ignores it for background jobs) leaves it ignored, as programs do by
+// convention: a Ctrl-C meant for the script does not stop the server; the
+// script's own SIGTERM does (before, the SIGINT began the drain).
+TEST(ServerE2eTest, AnInterruptIgnoredAtStartStaysIgnored) {
+  ServerProcess server(BaseArgs());
+  struct sigaction ignore {
+  }, before{};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(sigaction(SIGINT, &ignore, &before), 0);
+  // Inherits the ignored SIGINT.
+  const bool spawned = server.Spawn(StopSignals::kInherited);
+  sigaction(SIGINT, &before, nullptr);
+  ASSERT_TRUE(spawned);
+  ASSERT_TRUE(server.WaitServing().has_value());
+  server.Signal(SIGINT);  // ignored: the kernel discards it at once
+  server.Signal(SIGTERM);
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0) << exit.stderr_text;
+  EXPECT_THAT(exit.stderr_text,
+              HasSubstr("\"msg\":\"draining\",\"drain_timeout\":\"20s\","
+                        "\"signal\":\"Terminated\""));
+}
+
 // Memory a few large calls freed goes back to the system once the server
 // is idle (server/memory_returner.h): counted by rule on /metrics, and said
 // at start-up.

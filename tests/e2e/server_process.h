@@ -46,12 +46,24 @@ struct PipedChild {
   int fd = -1;     // the pipe's read end (EOF at once if it did not start)
 };
 
+// How a child starts with SIGINT and SIGTERM.
+enum class StopSignals {
+  // Their default actions, however this process was started: ctest run
+  // from a script's background job (`.ci/run &`) ignores SIGINT, and the
+  // child would inherit that.
+  kDefault,
+  // As this process has them (a test that ignores SIGINT to start a child
+  // so).
+  kInherited,
+};
+
 // Starts `binary` with `args` and the environment `env` (NAME=value
 // strings), its `stream` (STDOUT_FILENO or STDERR_FILENO) on a pipe. The
 // caller closes the fd and reaps the child.
 inline PipedChild SpawnPiped(const std::string& binary,
                              std::vector<std::string> args, int stream,
-                             std::vector<std::string> env) {
+                             std::vector<std::string> env,
+                             StopSignals signals = StopSignals::kDefault) {
   PipedChild child;
   int fds[2];
   if (pipe(fds) != 0) return child;
@@ -66,10 +78,21 @@ inline PipedChild SpawnPiped(const std::string& binary,
   std::vector<char*> envp;
   for (std::string& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
-  if (posix_spawn(&child.pid, binary.c_str(), &actions, nullptr, argv.data(),
-                  envp.data()) != 0) {
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  if (signals == StopSignals::kDefault) {
+    sigset_t defaults;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
+  }
+  if (posix_spawn(&child.pid, binary.c_str(), &actions, &attributes,
+                  argv.data(), envp.data()) != 0) {
     child.pid = -1;
   }
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   close(fds[1]);
   child.fd = fds[0];
@@ -117,14 +140,14 @@ class ServerProcess {
 
   // Spawns the binary; returns false if it could not be started. It gets
   // this process's environment without its COMPUTE_ variables, plus `env`.
-  bool Spawn() {
+  bool Spawn(StopSignals signals = StopSignals::kDefault) {
     std::vector<std::string> env;
     for (std::string& e : InheritedEnvironment()) {
       if (e.rfind("COMPUTE_", 0) != 0) env.push_back(std::move(e));
     }
     env.insert(env.end(), env_.begin(), env_.end());
-    PipedChild child =
-        SpawnPiped(COMPUTE_SERVER_BIN, args_, STDERR_FILENO, std::move(env));
+    PipedChild child = SpawnPiped(COMPUTE_SERVER_BIN, args_, STDERR_FILENO,
+                                  std::move(env), signals);
     pid_ = child.pid;
     err_fd_ = child.fd;
     return pid_ > 0;
