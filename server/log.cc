@@ -312,11 +312,12 @@ bool FlushLogs(absl::Duration timeout) {
   // Lines left out since the last one written were counted only in the
   // notice before the next one, which may never come: a flood just before
   // exit went unreported.
-  if (const int64_t n = g_grpc_lines.TakeRefused(); n > 0) {
-    LogSuppressed(absl::Now(), "grpc", n);
-  }
-  if (const int64_t n = g_protobuf_lines.TakeRefused(); n > 0) {
-    LogSuppressed(absl::Now(), "protobuf", n);
+  for (const auto& [budget, source] :
+       {std::pair<LineBudget*, const char*>{&g_grpc_lines, "grpc"},
+        std::pair<LineBudget*, const char*>{&g_protobuf_lines, "protobuf"}}) {
+    if (const int64_t n = budget->TakeRefused(); n > 0) {
+      LogSuppressed(absl::Now(), source, n);
+    }
   }
   return Sink().Flush(timeout);
 }

@@ -176,6 +176,22 @@ TEST_F(CommandsTest, NonOkStatusIsCodeAndMessageOnStderrAndExit1) {
   EXPECT_THAT(r.err, HasSubstr("fib.n"));
 }
 
+// run, health and bench with `--target target`: each a usage error (exit
+// 2) whose line says "--target <target><says>".
+void ExpectTargetRefused(const std::string& target, const std::string& says) {
+  for (const std::vector<std::string>& command :
+       std::vector<std::vector<std::string>>{{"run", "fib", "--n", "1"},
+                                             {"health"},
+                                             {"bench", "--requests", "1"}}) {
+    std::vector<std::string> args = command;
+    args.push_back("--target");
+    args.push_back(target);
+    CommandResult r = RunClient(args);
+    EXPECT_EQ(r.rc, 2) << target << " " << command[0] << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr("--target " + target + says)) << command[0];
+  }
+}
+
 TEST_F(CommandsTest, UsageErrorsAreOneLineAndExit2) {
   for (const std::vector<std::string>& args :
        std::vector<std::vector<std::string>>{
@@ -227,37 +243,13 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
   }
   // A list of no address: gRPC takes it, and every call fails UNAVAILABLE
   // (bench after its whole connect wait).
-  for (const std::string& target :
-       {std::string("ipv4:"), std::string("ipv6:,")}) {
-    for (const std::vector<std::string>& command :
-         std::vector<std::vector<std::string>>{{"run", "fib", "--n", "1"},
-                                               {"health"},
-                                               {"bench", "--requests", "1"}}) {
-      std::vector<std::string> args = command;
-      args.push_back("--target");
-      args.push_back(target);
-      CommandResult r = RunClient(args);
-      EXPECT_EQ(r.rc, 2) << target << " " << command[0] << ": " << r.err;
-      EXPECT_THAT(r.err, HasSubstr("--target " + target + ": lists no address"))
-          << command[0];
-    }
+  for (const std::string target : {"ipv4:", "ipv6:,"}) {
+    ExpectTargetRefused(target, ": lists no address");
   }
   // Targets gRPC cannot parse (it logs a line of its own first): a usage
   // error at once, not UNKNOWN on every call after bench's connect wait.
-  for (const std::string& target :
-       {std::string("ipv4:127.0.0.1"), std::string("dns:///")}) {
-    for (const std::vector<std::string>& command :
-         std::vector<std::vector<std::string>>{{"run", "fib", "--n", "1"},
-                                               {"health"},
-                                               {"bench", "--requests", "1"}}) {
-      std::vector<std::string> args = command;
-      args.push_back("--target");
-      args.push_back(target);
-      CommandResult r = RunClient(args);
-      EXPECT_EQ(r.rc, 2) << target << " " << command[0] << ": " << r.err;
-      EXPECT_THAT(r.err, HasSubstr("--target " + target +
-                                   ": not a target gRPC can use"));
-    }
+  for (const std::string target : {"ipv4:127.0.0.1", "dns:///"}) {
+    ExpectTargetRefused(target, ": not a target gRPC can use");
   }
   for (absl::string_view target :
        {"localhost", "localhost:https", "dns:///localhost:http",
