@@ -317,9 +317,16 @@ TEST(FleetE2eTest, RetryLosesNoCallWhenReplicasAreKilledOrDrained) {
       << drained.stderr_text;
   ASSERT_EQ(bench.rc, 0) << bench.json;
   EXPECT_GT(bench.sent, 0.5 * rate * 6);
-  // Nothing lost: every call OK, on its first replica or a retry.
+  // Nothing lost: every call OK, on its first replica or a retry. The
+  // faults came mid-run (the killed replica had served 10 calls, the
+  // drained one 50 more, and the survivor takes the load after, below).
+  // How many calls needed a retry is left to chance: least_loaded stops
+  // choosing a replica once its connection drops, so only the calls in
+  // flight at the kill (about one, at this rate) fail there; until
+  // 2026-12-05 it went on choosing the dead replica until a call failed,
+  // and this test also asserted a retry, which now fails about half the
+  // time with nothing lost.
   EXPECT_EQ(bench.ok(), bench.sent) << bench.json;
-  EXPECT_GT(bench.retries, 0) << "the faults were not seen: " << bench.json;
   // The survivor took the load over after the drain began.
   EXPECT_GT(survivor_after - survivor_before,
             0.5 * rate * absl::ToDoubleSeconds(absl::Seconds(1)))
