@@ -81,7 +81,9 @@ void FlagSet::Add(std::string name, T* value, std::string help) {
                            error)) {
       return true;
     }
-    if (error->empty()) *error = ExpectedFlagValue<T>();
+    if (error->empty()) {
+      *error = FlagValueError<T>(absl::string_view(text.data(), text.size()));
+    }
     return false;
   };
   flags_.push_back(std::move(flag));

@@ -340,6 +340,13 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   if (code < 0 || code >= kNumStatusCodes) code = grpc::StatusCode::UNKNOWN;
   if (Retry(call, code)) return;
   int64_t now = NowNs();
+  // Counted before its latency is recorded, and Progress() reads the
+  // latencies first, so a progress line never counts more OK calls than
+  // calls done (until 2026-12-05 it could, by the calls in between).
+  codes_[code].fetch_add(1, std::memory_order_relaxed);
+  // Pairs with the acquire fence in Progress(): who sees this latency sees
+  // the count above.
+  std::atomic_thread_fence(std::memory_order_release);
   if (code == grpc::StatusCode::OK) {
     ok_latency_.Record(now - call->start_ns);
     ok_response_bytes_.fetch_add(call->response.Length(),
@@ -348,7 +355,6 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   if (code == grpc::StatusCode::RESOURCE_EXHAUSTED) {
     refused_latency_.Record(now - call->start_ns);
   }
-  codes_[code].fetch_add(1, std::memory_order_relaxed);
   AtomicMax(last_done_ns_, now);
   absl::Duration backoff = call->backoff;
   // How long the server asked this lane to wait. With a balancer, the
@@ -488,20 +494,22 @@ LoadProgress LoadGenerator::Progress(const Histogram& ok_before,
                                      Histogram* ok_now) {
   LoadProgress p;
   p.elapsed = absl::Nanoseconds(NowNs());
+  // The OK count and the p99 from one snapshot of the OK calls' latencies,
+  // so a line shows a p99 exactly when it counts new OK calls. Until
+  // 2026-12-05 the count came from the status counters, read after the
+  // snapshot: a call counted in one line could have its latency only in
+  // the next, a line with no new OK call showing a p99 (an ASan CI run of
+  // BenchTest.ProgressOfAnIntervalWithoutOkCallsHasNoP99). The snapshot
+  // comes first: every call in it is already counted as done (OnDone).
+  *ok_now = ok_latency_.Snapshot();
+  std::atomic_thread_fence(std::memory_order_acquire);
+  p.ok = ok_now->count();
   p.sent = sent_.load(std::memory_order_relaxed);
   p.completed = Completed();
   p.refused = codes_[grpc::StatusCode::RESOURCE_EXHAUSTED].load(
       std::memory_order_relaxed);
   p.rate = static_cast<double>(p.completed - completed_before) /
            absl::ToDoubleSeconds(interval);
-  // The OK count and the p99 from one snapshot of the OK calls' latencies,
-  // so a line shows a p99 exactly when it counts new OK calls. Until
-  // 2026-12-05 the count came from the status counters, read after the
-  // snapshot: a call counted in one line could have its latency only in
-  // the next, a line with no new OK call showing a p99 (an ASan CI run of
-  // BenchTest.ProgressOfAnIntervalWithoutOkCallsHasNoP99).
-  *ok_now = ok_latency_.Snapshot();
-  p.ok = ok_now->count();
   const Histogram interval_ok = ok_now->Since(ok_before);
   if (interval_ok.count() > 0) p.p99_ns = interval_ok.Percentile(0.99);
   return p;

@@ -168,9 +168,10 @@ absl::Status ConfigError(absl::string_view what) {
   return absl::InvalidArgumentError(line);
 }
 
-std::string ExpectedValue(const absl::CommandLineFlag& flag) {
+std::string ExpectedValue(const absl::CommandLineFlag& flag,
+                          absl::string_view text) {
   if (flag.IsOfType<bool>()) return ExpectedFlagValue<bool>();
-  if (flag.IsOfType<int>()) return ExpectedFlagValue<int>();
+  if (flag.IsOfType<int>()) return FlagValueError<int>(text);
   if (flag.IsOfType<absl::Duration>()) {
     return ExpectedFlagValue<absl::Duration>();
   }
@@ -196,7 +197,7 @@ absl::Status SetFlag(absl::string_view name, absl::string_view value,
     // neither what was wrong nor what to write: say what a value looks like,
     // in the client's words.
     return ConfigError(absl::StrCat("bad value for ", source, ": '", value,
-                                    "': ", ExpectedValue(*flag)));
+                                    "': ", ExpectedValue(*flag, value)));
   }
   (*origins)[std::string(name)] = std::string(source);
   return absl::OkStatus();

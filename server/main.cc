@@ -3,7 +3,8 @@
 // Signals: SIGTERM and SIGINT are blocked in every thread (the mask is set
 // first in main, before any thread of ours starts) and taken by sigwait on
 // a signal thread started at start-up, so the drain runs as ordinary code,
-// not in a signal handler. The first begins the drain; a stop signal within
+// not in a signal handler. SIGINT ignored when the process starts (a
+// shell's background job) stays ignored: only SIGTERM stops it then. The first begins the drain; a stop signal within
 // kSameStopRequestWindow of it is the same request again; a later one ends
 // the drain at once (ComputeServer::EndDrainNow), and the process then
 // exits 128 + that signal's number (143 for SIGTERM, 130 for SIGINT)

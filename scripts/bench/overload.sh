@@ -85,7 +85,7 @@ queue_capacity=$(bench_log_field "$bench_tmp/server.log" starting queue_capacity
 target_wait=$(bench_log_field "$bench_tmp/server.log" starting target_queue_wait)
 
 # wait_idle: until the server's queue is empty and no worker is busy (10 s
-# at most), so the next scrape has every call of the step.
+# at most, or the run stops), so the next scrape has every call of the step.
 wait_idle() {
   local i m
   for ((i = 0; i < 100; i++)); do
@@ -97,7 +97,8 @@ wait_idle() {
     fi
     sleep 0.1
   done
-  echo "overload: the server's queue did not empty within 10 s" >&2
+  # A step's numbers would miss the calls still running: not a result.
+  bench_die "the server's queue did not empty within 10 s"
 }
 
 # bench LOG ARGS...: compute-client bench --json against the server,

@@ -4,8 +4,14 @@
 #ifndef COMPUTE_SERVER_BASE_FLAG_TEXT_H_
 #define COMPUTE_SERVER_BASE_FLAG_TEXT_H_
 
+#include <algorithm>
+#include <limits>
+#include <string>
 #include <type_traits>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace compute {
@@ -28,6 +34,25 @@ constexpr const char* ExpectedFlagValue() {
   } else {
     return "bad value";
   }
+}
+
+// The error for `text`, which a flag of type T did not take: an integer
+// too large (or small) for T says T's range ("'99999999999': out of range,
+// from -2147483648 to 2147483647"), anything else what a value looks like.
+template <typename T>
+std::string FlagValueError(absl::string_view text) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    absl::string_view digits = absl::StripAsciiWhitespace(text);
+    if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) {
+      digits.remove_prefix(1);
+    }
+    if (!digits.empty() &&
+        std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) {
+      return absl::StrCat("out of range, from ", std::numeric_limits<T>::min(),
+                          " to ", std::numeric_limits<T>::max());
+    }
+  }
+  return ExpectedFlagValue<T>();
 }
 
 }  // namespace compute

@@ -226,6 +226,7 @@ TEST(BenchTest, ProgressIsReportedWhileRunning) {
     EXPECT_GE(seen[i].sent, seen[i - 1].sent);
     EXPECT_GE(seen[i].sent, seen[i].completed);
   }
+  for (const client::LoadProgress& p : seen) EXPECT_LE(p.ok, p.completed);
   EXPECT_THAT(client::ProgressLine(seen.back()), HasSubstr(" ok "));
 }
 

@@ -214,6 +214,20 @@ TEST_F(CommandsTest, UsageErrorsAreOneLineAndExit2) {
   }
 }
 
+// A number too large for the flag says the flag's range, not "expected an
+// integer" (which it is).
+TEST_F(CommandsTest, ANumberTooLargeForAFlagSaysItsRange) {
+  CommandResult r = RunClient({"bench", "--connections", "99999999999"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err,
+            "compute-client bench: bad value for --connections: "
+            "'99999999999': out of range, from -2147483648 to 2147483647\n");
+  r = RunClient({"bench", "--requests", "18446744073709551616"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr("'18446744073709551616': out of range, from 0 "
+                               "to 18446744073709551615\n"));
+}
+
 // gRPC takes a port modulo 65536 (127.0.0.1:112836 reached port 47300):
 // a typo would have run against, or health-checked, another server. A
 // port out of range is a usage error, for every command and balancer; so

@@ -559,6 +559,11 @@ TEST(ConfigTest, FlagValueSyntaxAndMessages) {
       {{"--workers=two"},
        {},
        "bad value for --workers: 'two': expected an integer"},
+      // An integer past int's range says so, not "expected an integer".
+      {{"--workers=99999999999"},
+       {},
+       "bad value for --workers: '99999999999': out of range, from "
+       "-2147483648 to 2147483647"},
       {{"--admission=maybe"},
        {},
        "bad value for --admission: 'maybe': expected true or false"},
