@@ -663,4 +663,20 @@ std::string Usage() {
   return out;
 }
 
+std::string MemoryBudgetWarning(const Config& config) {
+  const int64_t pool = config.server.pool.max_inflight_bytes;
+  const int64_t largest_call = 2 * int64_t{config.server.max_message_bytes};
+  if (pool <= 0 || pool >= largest_call) return "";
+  return absl::StrCat(
+      "calls over ", pool,
+      " bytes (request + response; 1/4 of --max_inflight_bytes ",
+      config.max_inflight_bytes,
+      ") are refused as too large for this server, though "
+      "--max_message_bytes ",
+      config.server.max_message_bytes,
+      " lets a request and a response of that size through: raise the "
+      "budget (or the memory limit) to ",
+      4 * largest_call, " or lower --max_message_bytes to ", pool / 2);
+}
+
 }  // namespace compute

@@ -62,6 +62,12 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
 // --help text: every flag, its default, its environment variable.
 std::string Usage();
 
+// A start-up warning when the memory budget refuses, as too large for this
+// server, calls that --max_message_bytes lets through: the pool's share of
+// --max_inflight_bytes (1/4) is under a largest request plus a response as
+// large (a blur's). Empty when every call within the message limit fits.
+std::string MemoryBudgetWarning(const Config& config);
+
 }  // namespace compute
 
 #endif  // COMPUTE_SERVER_CONFIG_H_

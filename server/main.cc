@@ -4,11 +4,11 @@
 // first in main, before any thread of ours starts) and taken by sigwait on
 // a signal thread started at start-up, so the drain runs as ordinary code,
 // not in a signal handler. SIGINT ignored when the process starts (a
-// shell's background job) stays ignored: only SIGTERM stops it then. The first begins the drain; a stop signal within
-// kSameStopRequestWindow of it is the same request again; a later one ends
-// the drain at once (ComputeServer::EndDrainNow), and the process then
-// exits 128 + that signal's number (143 for SIGTERM, 130 for SIGINT)
-// instead of 0.
+// shell's background job) stays ignored: only SIGTERM stops it then. The first
+// begins the drain; a stop signal within kSameStopRequestWindow of it is the
+// same request again; a later one ends the drain at once
+// (ComputeServer::EndDrainNow), and the process then exits 128 + that signal's
+// number (143 for SIGTERM, 130 for SIGINT) instead of 0.
 //
 // The start-up line ("starting") holds every flag's effective value
 // (StartupFields, by hand: ServerE2eTest.TheStartupLineHasEveryFlag checks
@@ -212,6 +212,12 @@ int main(int argc, char** argv) {
   Put(startup, "memory_return",
       DescribeReturner(returner_options, allocator_can_say));
   compute::LogJson("info", "starting", startup);
+  if (std::string warning = compute::MemoryBudgetWarning(*config);
+      !warning.empty()) {
+    google::protobuf::Struct f;
+    Put(f, "detail", warning);
+    compute::LogJson("warning", "memory budget below the message limit", f);
+  }
   // Outlives the server: the pool and the service call its observers until
   // they are destroyed.
   compute::metrics::MetricsOptions metrics_options;

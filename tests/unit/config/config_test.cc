@@ -137,6 +137,34 @@ TEST(ConfigTest, MaxInflightBytesFromTheFlagOrTheEnvironment) {
   EXPECT_EQ(c->max_inflight_bytes, kMi);
 }
 
+// A budget whose pool share cannot hold a largest request and a response
+// as large refuses calls the message limit lets through: said at start-up,
+// with what to change. The default budget holds the default limit's calls.
+TEST(ConfigTest, ABudgetTooSmallForTheMessageLimitIsWarnedOf) {
+  auto c = Parse({"--max_inflight_bytes=128Mi", "--max_message_bytes=16Mi"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(MemoryBudgetWarning(*c), "") << "32 MiB of pool share fits 2x16";
+  c = Parse({"--max_inflight_bytes=128Mi", "--max_message_bytes=17Mi"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(MemoryBudgetWarning(*c),
+            "calls over 33554432 bytes (request + response; 1/4 of "
+            "--max_inflight_bytes 134217728) are refused as too large for "
+            "this server, though --max_message_bytes 17825792 lets a request "
+            "and a response of that size through: raise the budget (or the "
+            "memory limit) to 142606336 or lower --max_message_bytes to "
+            "16777216");
+  c = Parse({"--max_inflight_bytes=0"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(MemoryBudgetWarning(*c), "") << "no budget, nothing refused";
+  c = Parse({"--max_inflight_bytes=1Mi"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(MemoryBudgetWarning(*c), HasSubstr("calls over 262144 bytes"));
+  FakeCgroup cgroup("max\n");
+  c = Parse({}, {}, cgroup.root());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(MemoryBudgetWarning(*c), "") << "the defaults fit each other";
+}
+
 // One budget for all the bytes of calls: the pool (what it admitted) gets
 // 1/4, gRPC's transport quota (bodies being read, and a blur's pixels
 // while its call lasts) 3/4, and together never more than the flag says.
