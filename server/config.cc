@@ -487,7 +487,12 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     return s;
   }
   if (server.io_threads == 0) server.io_threads = config.cpu.cpus;
-  server.cpus = config.cpu.cpus;
+  // What the quota allows, not the whole CPUs the pool is sized by: the
+  // load report's CPU utilisation reaches 1 when the replica is throttled.
+  server.cpus = config.cpu.quota_cpus > 0
+                    ? std::min(config.cpu.quota_cpus,
+                               static_cast<double>(config.cpu.cpus))
+                    : config.cpu.cpus;
   server.load_report_interval = absl::GetFlag(FLAGS_load_report_interval);
   if (server.load_report_interval < absl::ZeroDuration()) {
     return ConfigError(

@@ -1,6 +1,9 @@
 #include "server/pool/cgroup.h"
 
+#include <cassert>
+
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "server/base/file.h"
 
@@ -20,7 +23,15 @@ std::vector<CgroupLine> ReadSelfCgroup(const std::string& root) {
   for (absl::string_view line : absl::StrSplit(*text, '\n')) {
     std::vector<std::string> parts =
         absl::StrSplit(line, absl::MaxSplits(':', 2));
-    if (parts.size() == 3) lines.push_back({parts[1], parts[2]});
+    // The kernel writes an absolute path, and one outside the cgroup
+    // namespace as "/../x": neither a relative path (the walk to the root
+    // would never end) nor one that leaves the mount names a group that
+    // limits this process, so neither is read.
+    if (parts.size() != 3 || !absl::StartsWith(parts[2], "/") ||
+        absl::StrContains(parts[2], "/..")) {
+      continue;
+    }
+    lines.push_back({parts[1], parts[2]});
   }
   return lines;
 }
@@ -32,6 +43,7 @@ void AddWithAncestors(const std::string& mount, std::string path,
     dirs->push_back(mount + (path == "/" ? "" : path));
     if (path.empty() || path == "/") break;
     auto slash = path.rfind('/');
+    assert(slash != std::string::npos);  // ReadSelfCgroup: absolute paths
     path = slash == 0 ? "/" : path.substr(0, slash);
   }
 }

@@ -84,7 +84,7 @@ struct ComputeServiceOptions {
   // Every refusal, and at least one answer per interval on each thread,
   // carries the server's load in its trailers (load_report.h); inf: none.
   absl::Duration load_report_interval = absl::Milliseconds(1);
-  int cpus = 1;  // scales the reported cpu_utilization
+  double cpus = 1;  // scales the reported cpu_utilization
   // The largest response gRPC will send (--max_message_bytes; 0: no
   // limit). A request whose response would be larger is INVALID_ARGUMENT,
   // before it runs; a response that turns out larger fails its task.

@@ -34,11 +34,11 @@ uint64_t Errors(const PoolStats& s) {
 
 }  // namespace
 
-LoadReporter::LoadReporter(const WorkerPool& pool, int cpus,
+LoadReporter::LoadReporter(const WorkerPool& pool, double cpus,
                            absl::Duration attach_interval,
                            absl::Duration max_age)
     : pool_(pool),
-      cpus_(std::max(1, cpus)),
+      cpus_(cpus > 0 ? cpus : 1.0),
       attach_interval_(attach_interval),
       max_age_(max_age) {}
 
@@ -79,7 +79,7 @@ std::shared_ptr<const LoadReporter::Report> LoadReporter::Current() {
 LoadReporter::Report LoadReporter::Make(const PoolStats& stats,
                                         const PoolStats& before,
                                         absl::Duration elapsed,
-                                        double cpu_seconds, int cpus,
+                                        double cpu_seconds, double cpus,
                                         absl::Duration target_queue_wait) {
   const double seconds = absl::ToDoubleSeconds(elapsed);
   auto per_second = [seconds](uint64_t now, uint64_t then) {
@@ -95,7 +95,7 @@ LoadReporter::Report LoadReporter::Make(const PoolStats& stats,
       static_cast<double>(stats.busy) / std::max(1, stats.max_workers) +
       absl::FDivDuration(stats.expected_wait, target));
   orca.set_cpu_utilization(seconds > 0 ? std::max(0.0, cpu_seconds) /
-                                             (seconds * std::max(1, cpus))
+                                             (seconds * (cpus > 0 ? cpus : 1.0))
                                        : 0.0);
   orca.set_rps_fractional(
       per_second(stats.completed_total(), before.completed_total()));

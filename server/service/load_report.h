@@ -70,8 +70,9 @@ class LoadReporter {
     std::string text;  // compute-load
   };
 
-  // `pool` must outlive this; `cpus` (> 0) scales cpu_utilization.
-  LoadReporter(const WorkerPool& pool, int cpus,
+  // `pool` must outlive this; `cpus` (> 0, fractional under a CPU quota)
+  // scales cpu_utilization.
+  LoadReporter(const WorkerPool& pool, double cpus,
                absl::Duration attach_interval = absl::Milliseconds(1),
                absl::Duration max_age = absl::Milliseconds(10));
 
@@ -85,12 +86,12 @@ class LoadReporter {
   // Makes a report from `stats`, with rates over `elapsed` since `before`
   // and `cpu_seconds` of process CPU used in it. Exposed for tests.
   static Report Make(const PoolStats& stats, const PoolStats& before,
-                     absl::Duration elapsed, double cpu_seconds, int cpus,
+                     absl::Duration elapsed, double cpu_seconds, double cpus,
                      absl::Duration target_queue_wait);
 
  private:
   const WorkerPool& pool_;
-  const int cpus_;
+  const double cpus_;
   const absl::Duration attach_interval_;
   const absl::Duration max_age_;
 

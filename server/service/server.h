@@ -114,9 +114,11 @@ struct ServerConfig {
   // Threads polling the completion queues that serve Run (one queue each).
   int io_threads = 2;
   // Load reports in answers' trailers (load_report.h; inf: none), and the
-  // CPUs the process may use (the reported cpu_utilization's scale).
+  // CPUs the process may use (the reported cpu_utilization's scale):
+  // fractional under a CPU quota (1.5 for cpu.max "150000 100000"), so a
+  // replica throttled at its quota reports 1, not 0.75.
   absl::Duration load_report_interval = absl::Milliseconds(1);
-  int cpus = 1;
+  double cpus = 1;
   CallObserver* observer = nullptr;
   TenantObserver* tenant_observer = nullptr;  // optional
   TaskRunner run_task = nullptr;              // tests only: fault injection

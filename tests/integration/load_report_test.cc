@@ -66,6 +66,19 @@ TEST(LoadReportTest, MakeComputesUtilizationRatesAndNamedMetrics) {
   EXPECT_EQ(text.size(), 7u);
 }
 
+// Under a fractional CPU quota (1.5 CPUs), a process using all of it is at
+// 1, not at 0.75 of the 2 CPUs the quota rounds up to.
+TEST(LoadReportTest, CpuUtilizationIsAgainstAFractionalQuota) {
+  PoolStats s;
+  s.workers = 2;
+  LoadReporter::Report r =
+      LoadReporter::Make(s, s, absl::Seconds(2), /*cpu_seconds=*/3,
+                         /*cpus=*/1.5, absl::Milliseconds(100));
+  xds::data::orca::v3::OrcaLoadReport orca;
+  ASSERT_TRUE(orca.ParseFromString(r.orca));
+  EXPECT_DOUBLE_EQ(orca.cpu_utilization(), 1.0);
+}
+
 TEST(LoadReportTest, WithoutATargetTheQueueIsMeasuredAgainst100ms) {
   PoolStats s;
   s.workers = 2;

@@ -58,13 +58,13 @@ class FakeCgroup {
   }
   ~FakeCgroup() { fs::remove_all(root_); }
   const std::string& root() const { return root_; }
-
- private:
   void Write(const std::string& path, const std::string& text) {
     fs::path p = fs::path(root_) / path;
     fs::create_directories(p.parent_path());
     std::ofstream(p) << text;
   }
+
+ private:
   std::string root_;
 };
 
@@ -135,6 +135,23 @@ TEST(ConfigTest, MaxInflightBytesFromTheFlagOrTheEnvironment) {
   c = Parse({"--max_inflight_bytes=1Mi"});
   ASSERT_TRUE(c.ok()) << c.status() << ": the minimum itself is allowed";
   EXPECT_EQ(c->max_inflight_bytes, kMi);
+}
+
+// The load report's CPU utilisation is against what the quota allows, so
+// a replica throttled at a 1.5-CPU quota reports 1, not 0.75; the pool is
+// still sized by whole CPUs.
+TEST(ConfigTest, TheLoadReportsCpusAreTheQuotaNotItsCeiling) {
+  FakeCgroup cgroup("max\n");
+  cgroup.Write("sys/fs/cgroup/cpu.max", "50000 100000\n");
+  auto c = Parse({}, {}, cgroup.root());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->cpu.cpus, 1);
+  EXPECT_EQ(c->server.pool.max_workers, 1);
+  EXPECT_DOUBLE_EQ(c->server.cpus, 0.5);
+  FakeCgroup unlimited("max\n");
+  c = Parse({}, {}, unlimited.root());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_DOUBLE_EQ(c->server.cpus, c->cpu.cpus) << "no quota: the CPUs";
 }
 
 // A budget whose pool share cannot hold a largest request and a response

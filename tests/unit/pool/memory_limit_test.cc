@@ -48,6 +48,26 @@ TEST(MemoryLimitTest, CgroupV2TightestOnThePathWins) {
   EXPECT_EQ(DetectMemoryLimit(fake.root()).limit_bytes, kGi);
 }
 
+// /proc/self/cgroup lines the kernel would not write for a group that
+// limits this process: a relative path (the walk to the root never ended:
+// the server hung at start-up, growing without bound) and one outside the
+// cgroup namespace ("/.." , read from beside the mount). Ignored: no limit
+// from them; a good line beside them still counts.
+TEST(MemoryLimitTest, ACgroupPathThatIsNotAbsoluteOrLeavesTheMountIsIgnored) {
+  FakeRoot fake;
+  fake.Write("/sys/fs/cgroup/memory.max", "1073741824\n");
+  fake.Write("/sys/fs/cgroup/docker/abc/memory.max", "1073741824\n");
+  fake.Write("/sys/fs/memory.max", "1073741824\n");
+  for (const char* lines : {"0::docker/abc\n", "0::/../sibling\n",
+                            "4:memory:abc\n", "0::/a/../..\n"}) {
+    fake.Write("/proc/self/cgroup", lines);
+    EXPECT_EQ(DetectMemoryLimit(fake.root()).limit_bytes, std::nullopt)
+        << lines;
+  }
+  fake.Write("/proc/self/cgroup", "0::docker/abc\n0::/\n");
+  EXPECT_EQ(DetectMemoryLimit(fake.root()).limit_bytes, kGi);
+}
+
 // systemd's MemoryHigh= without MemoryMax=: past memory.high the cgroup is
 // throttled. Before, only memory.max was read: 512 MiB without a limit.
 TEST(MemoryLimitTest, CgroupV2HighCountsAsALimit) {
