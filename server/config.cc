@@ -616,14 +616,28 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   server.tls_cert_name = Source(origins, "tls_cert");
   server.tls_key_name = Source(origins, "tls_key");
   server.tls_client_ca_name = Source(origins, "tls_client_ca");
+  // Set but empty (a template's variable that rendered empty) is an error,
+  // not "no TLS": it served plaintext, or TLS without asking for client
+  // certificates, with nothing but "tls":false in the start-up line.
+  for (const auto& [name, value] :
+       {std::pair{"tls_cert", &server.tls_cert},
+        std::pair{"tls_key", &server.tls_key},
+        std::pair{"tls_client_ca", &server.tls_client_ca}}) {
+    if (origins.contains(name) && value->empty()) {
+      return ConfigError(absl::StrCat(
+          Source(origins, name),
+          " is empty: give a PEM file, or leave it unset (for no TLS)"));
+    }
+  }
   if (server.tls_cert.empty() != server.tls_key.empty()) {
     return ConfigError(absl::StrCat(server.tls_cert_name, " and ",
                                     server.tls_key_name,
                                     " must be given together"));
   }
   if (!server.tls_client_ca.empty() && server.tls_cert.empty()) {
-    return ConfigError(absl::StrCat(server.tls_client_ca_name,
-                                    " needs --tls_cert and --tls_key"));
+    return ConfigError(absl::StrCat(server.tls_client_ca_name, " needs ",
+                                    server.tls_cert_name, " and ",
+                                    server.tls_key_name));
   }
   std::string log_level = absl::GetFlag(FLAGS_log_level);
   std::optional<LogLevel> level = ParseLogLevel(log_level);

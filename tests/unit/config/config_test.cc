@@ -491,6 +491,16 @@ TEST(ConfigTest, BadValuesNameTheFlagOrVariable) {
       {{},
        {{"COMPUTE_TLS_CERT", "/cert.pem"}},
        "COMPUTE_TLS_CERT and --tls_key must be given together"},
+      // Set but empty (a template's variable that rendered empty) is not
+      // "no TLS": it served plaintext, or TLS without client certificates.
+      {{"--tls_cert=/c.pem", "--tls_key=/k.pem"},
+       {{"COMPUTE_TLS_CLIENT_CA", ""}},
+       "COMPUTE_TLS_CLIENT_CA is empty: give a PEM file, or leave it unset "
+       "(for no TLS)"},
+      {{},
+       {{"COMPUTE_TLS_CERT", ""}, {"COMPUTE_TLS_KEY", ""}},
+       "COMPUTE_TLS_CERT is empty"},
+      {{"--tls_key="}, {}, "--tls_key is empty"},
       {{"--frobnicate"}, {}, "unknown flag --frobnicate"},
       {{"stray"}, {}, "unexpected argument 'stray'"},
       {{"--port"}, {}, "flag --port needs a value"},
