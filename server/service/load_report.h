@@ -18,19 +18,27 @@
 //     "application_utilization=1.25,cpu_utilization=0.97,rps_fractional=398,
 //      eps=0.5,queue_depth=12,expected_wait_ms=30,workers=4"
 // where
-//   application_utilization = busy workers / --workers + expected queue wait /
-//                             --target_queue_wait (100 ms when that is inf):
-//                             1 = every worker busy, 2 = and a queue as long
-//                             as the target; what to balance on
+//   application_utilization = busy workers / --workers + expected wait /
+//                             --target_queue_wait (100 ms when that is inf),
+//                             where the expected wait is what a new call
+//                             would wait: queued work and what the running
+//                             tasks have left, per worker. 1 = every worker
+//                             busy with tasks about to end, 2 = and a wait
+//                             as long as the target; one worker running a
+//                             3 s task with 2.8 s left reads 1 + 28. What to
+//                             balance on
 //   cpu_utilization         = the process's CPU time / (wall time x CPUs)
 //                             over the rate window
-//   rps_fractional, eps     = tasks completed, and calls that failed or were
+//   rps_fractional, eps     = calls the pool answered (tasks completed and
+//                             calls refused), and those that failed or were
 //                             refused (cancels not counted), per second over
 //                             the rate window
 //   (the rate window: the last 1-2 s, kRateWindow to twice it, while
 //   reports come often; from the start, in the first second; reports are
-//   made as calls come, so after an idle spell the first second's window
-//   also covers the spell, and its rates are low. Until 2026-12-05 the rates
+//   made as calls come, so after a spell of more than 2 s without one the
+//   window starts kRateWindow ago, what happened in the spell spread evenly
+//   over it (until 2026-12-05 it covered the whole spell: after 12 s idle,
+//   32 calls/s read 2.6-4.2 for a second). Until 2026-12-05 the rates
 //   were over the time since the last report, 10-40 ms under load: at a steady
 //   54 calls/s a reviewer read rps_fractional from 35.6 to 99.8, and a weighted
 //   balancer, which keeps only each endpoint's latest report, weighed by
@@ -89,26 +97,39 @@ class LoadReporter {
                      absl::Duration elapsed, double cpu_seconds, double cpus,
                      absl::Duration target_queue_wait);
 
+  // What the rates are made from, at one time: counts as doubles, so that
+  // one between two can be estimated (Between).
+  struct Counts {
+    absl::Time at;
+    double answered = 0;  // tasks completed and calls refused
+    double errors = 0;    // failed or refused (cancels not counted)
+    double cpu_seconds = 0;
+  };
+  static Counts CountsOf(const PoolStats& stats, absl::Time at,
+                         double cpu_seconds);
+  // `a` moved to `at` (between a.at and b.at), its counts and CPU time as
+  // if they had grown evenly from a's to b's.
+  static Counts Between(const Counts& a, const Counts& b, absl::Time at);
+
  private:
   const WorkerPool& pool_;
   const double cpus_;
   const absl::Duration attach_interval_;
   const absl::Duration max_age_;
 
+  static Report MakeFrom(const PoolStats& stats, const Counts& now,
+                         const Counts& before, double cpus,
+                         absl::Duration target_queue_wait);
+
   // The rates' window: rates are over the time since `older`, which
   // `newer` replaces once it is kRateWindow old.
   static constexpr absl::Duration kRateWindow = absl::Seconds(1);
-  struct Snapshot {
-    absl::Time at;
-    PoolStats stats;
-    double cpu_seconds = 0;
-  };
 
   Mutex mu_;
   std::shared_ptr<const Report> report_ ABSL_GUARDED_BY(mu_);
-  absl::Time made_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  Snapshot older_ ABSL_GUARDED_BY(mu_);
-  Snapshot newer_ ABSL_GUARDED_BY(mu_);
+  Counts older_ ABSL_GUARDED_BY(mu_);
+  Counts newer_ ABSL_GUARDED_BY(mu_);
+  Counts latest_ ABSL_GUARDED_BY(mu_);  // report_'s
 };
 
 }  // namespace compute::service

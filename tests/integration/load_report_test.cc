@@ -50,7 +50,8 @@ TEST(LoadReportTest, MakeComputesUtilizationRatesAndNamedMetrics) {
   ASSERT_TRUE(orca.ParseFromString(r.orca));
   EXPECT_DOUBLE_EQ(orca.application_utilization(), 0.75 + 0.5);
   EXPECT_DOUBLE_EQ(orca.cpu_utilization(), 0.75);  // 3 s / (2 s x 2 CPUs)
-  EXPECT_DOUBLE_EQ(orca.rps_fractional(), (200 + 10 + 4) / 2.0);
+  // Every call answered, refusals included: errors are a part of them.
+  EXPECT_DOUBLE_EQ(orca.rps_fractional(), (200 + 10 + 4 + 6) / 2.0);
   EXPECT_DOUBLE_EQ(orca.eps(), (4 + 6) / 2.0);
   EXPECT_EQ(orca.named_metrics().at("queue_depth"), 7);
   EXPECT_EQ(orca.named_metrics().at("expected_wait_ms"), 50);
@@ -58,7 +59,7 @@ TEST(LoadReportTest, MakeComputesUtilizationRatesAndNamedMetrics) {
   std::map<std::string, double> text = ParseLoad(r.text);
   EXPECT_EQ(text["application_utilization"], 1.25);
   EXPECT_EQ(text["cpu_utilization"], 0.75);
-  EXPECT_EQ(text["rps_fractional"], 107);
+  EXPECT_EQ(text["rps_fractional"], 110);
   EXPECT_EQ(text["eps"], 5);
   EXPECT_EQ(text["queue_depth"], 7);
   EXPECT_EQ(text["expected_wait_ms"], 50);
@@ -133,6 +134,57 @@ TEST(LoadReportTest, RatesAreOverTheLastSecondOrTwo) {
   rps();
   clock.Advance(absl::Milliseconds(20));
   EXPECT_EQ(rps(), 0);
+}
+
+// After a quiet spell the window does not span it: 10 calls, 12 s without
+// a report, 10 calls, then 10 more 100 ms later read about 10/s over the
+// last 1.1 s, not 30 over 12.7 s (2.4/s). Until 2026-12-05 a reviewer read
+// 2.6-4.2 for a second at a steady 32 calls/s after 12 s idle.
+TEST(LoadReportTest, AQuietSpellDoesNotDiluteTheNextRates) {
+  SimulatedClock clock;
+  PoolOptions options;
+  options.clock = &clock;
+  absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
+      WorkerPool::Create(options);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  LoadReporter reporter(**pool, 1, absl::ZeroDuration(),
+                        absl::Milliseconds(10));
+  auto rps = [&] {
+    xds::data::orca::v3::OrcaLoadReport orca;
+    EXPECT_TRUE(orca.ParseFromString(reporter.Current()->orca));
+    return orca.rps_fractional();
+  };
+  auto run = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      absl::Notification done;
+      ASSERT_TRUE(
+          (*pool)
+              ->Submit([](const CancelToken&) { return absl::OkStatus(); },
+                       [&](const TaskResult&) { done.Notify(); })
+              .ok());
+      done.WaitForNotification();
+    }
+  };
+  EXPECT_EQ(rps(), 0);
+  run(10);
+  ASSERT_TRUE(
+      WaitUntil([&] { return (*pool)->Stats().completed_total() == 10; }));
+  clock.Advance(absl::Milliseconds(500));
+  EXPECT_DOUBLE_EQ(rps(), 20) << "10 calls in 500 ms";
+  clock.Advance(absl::Seconds(12));
+  run(10);
+  ASSERT_TRUE(
+      WaitUntil([&] { return (*pool)->Stats().completed_total() == 20; }));
+  clock.Advance(absl::Milliseconds(100));
+  // The 10 since the last report, spread over the 12.1 s since it: 10 /
+  // 12.1 of them in the last second.
+  EXPECT_NEAR(rps(), 10 / 12.1, 1e-9);
+  run(10);
+  ASSERT_TRUE(
+      WaitUntil([&] { return (*pool)->Stats().completed_total() == 30; }));
+  clock.Advance(absl::Milliseconds(100));
+  EXPECT_NEAR(rps(), (10 / 12.1 + 10) / 1.1, 1e-9)
+      << "the window is the last 1.1 s, not 12.6";
 }
 
 // With an interval of 0 every answer carries the load, OK or not; a busy
