@@ -586,6 +586,12 @@ grpc::Status ComputeService::Completed(const CallInfo& call,
                           "server shut down before the task could finish; "
                           "retry on another replica");
     case TaskOutcome::kPreempted: {
+      // A refusal of its tenant's too, as in compute_tasks_rejected_total
+      // (its cost was counted with its outcome, above).
+      if (options_.tenant_observer != nullptr) {
+        options_.tenant_observer->OnTenantRejected(call.options.tenant,
+                                                   absl::ZeroDuration());
+      }
       const bool for_share =
           result.displaced_for == RefusalReason::kTenantShare;
       absl::Duration pushback =

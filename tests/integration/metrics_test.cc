@@ -261,6 +261,62 @@ TEST_F(MetricsTest, HealthCallsAreCountedByServiceAndMethod) {
   EXPECT_EQ(e.Sum("grpc_server_handled_total"), 3);
 }
 
+// A queued call displaced by a more critical one is refused
+// (RESOURCE_EXHAUSTED) and counted as its tenant's refusal, as it is in
+// compute_tasks_rejected_total, besides its task's outcome "preempted".
+// Until 2026-12-05 only the outcome counted it: the dashboard's refusals
+// by tenant missed the greedy tenant's displaced calls.
+TEST(TenantSeriesTest, ADisplacedCallIsItsTenantsRefusal) {
+  metrics::MetricsOptions options;
+  options.max_tenant_series = 4;
+  metrics::Metrics metrics(std::move(options));
+  service::ServerConfig config = LocalConfig(/*workers=*/1, /*capacity=*/1);
+  config.trust_tenant_header = true;
+  config.pool.observer = metrics.pool_observer();
+  config.observer = metrics.call_observer();
+  config.tenant_observer = metrics.tenant_observer();
+  std::unique_ptr<service::ComputeServer> server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  metrics.AttachPool(&server->pool());
+  ASSERT_TRUE(metrics.Serve("127.0.0.1", 0).ok());
+  auto stub = compute::v1::Compute::NewStub(Connect(server->port()));
+  auto scrape = [&] {
+    auto e = metrics::testing::Scrape(metrics.port());
+    EXPECT_TRUE(e.ok()) << e.status();
+    return e.ok() ? *e : Exposition();
+  };
+  using Metadata = std::vector<std::pair<std::string, std::string>>;
+  {
+    AsyncCall running(*stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration(),
+                      Metadata{{"compute-tenant", "a"}});
+    ASSERT_TRUE(WaitUntil(
+        [&] { return scrape().Value("compute_pool_workers_busy") == 1.0; }));
+    AsyncCall displaced(
+        *stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration(),
+        Metadata{{"compute-tenant", "hog"}, {"compute-priority", "sheddable"}});
+    ASSERT_TRUE(WaitUntil(
+        [&] { return scrape().Value("compute_pool_queue_depth") == 1.0; }));
+    AsyncCall critical(
+        *stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration(),
+        Metadata{{"compute-tenant", "b"}, {"compute-priority", "critical"}});
+    EXPECT_EQ(displaced.Wait().error_code(),
+              grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }  // cancels the running and the critical call
+  ASSERT_TRUE(WaitUntil([&] {
+    return scrape().Sum("compute_tenant_tasks_total",
+                        {{"outcome", "cancelled"}}) == 2.0;
+  }));
+  Exposition e = scrape();
+  EXPECT_EQ(e.Value("compute_tenant_tasks_total",
+                    {{"tenant", "hog"}, {"outcome", "preempted"}}),
+            1);
+  EXPECT_EQ(e.Value("compute_tenant_rejected_total", {{"tenant", "hog"}}), 1);
+  EXPECT_EQ(e.Sum("compute_tenant_rejected_total"), 1);
+  EXPECT_EQ(e.Sum("compute_tasks_rejected_total"), 1);
+  metrics.AttachPool(nullptr);
+  server.reset();
+}
+
 // --tenant_metrics on a real server: tenants from the compute-tenant header,
 // the first two counted get their own series, the third counts as "other"; the
 // refusal and the completions are also counted by priority.
