@@ -486,7 +486,10 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
       !s.ok()) {
     return s;
   }
-  if (server.io_threads == 0) server.io_threads = config.cpu.cpus;
+  // The CPU count, within the flag's own limit (a node of more than 256
+  // CPUs without a quota started one thread per CPU).
+  if (server.io_threads == 0)
+    server.io_threads = std::min(config.cpu.cpus, 256);
   // What the quota allows, not the whole CPUs the pool is sized by: the
   // load report's CPU utilisation reaches 1 when the replica is throttled.
   server.cpus = config.cpu.quota_cpus > 0

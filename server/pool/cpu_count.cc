@@ -1,7 +1,9 @@
 #include "server/pool/cpu_count.h"
 
 #include <sched.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <thread>
 #include <vector>
@@ -16,10 +18,21 @@
 namespace compute {
 namespace {
 
+// A set sized for the CPUs this machine may have: cpu_set_t holds 1024,
+// and on a larger machine the call fails (EINVAL), which fell back to
+// every online CPU, ignoring the affinity mask.
 int KernelAffinityCpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+  const long configured = sysconf(_SC_NPROCESSORS_CONF);
+  const int size = static_cast<int>(std::max(1024L, configured));
+  cpu_set_t* set = CPU_ALLOC(size);
+  if (set != nullptr) {
+    const size_t bytes = CPU_ALLOC_SIZE(size);
+    CPU_ZERO_S(bytes, set);
+    const int count =
+        sched_getaffinity(0, bytes, set) == 0 ? CPU_COUNT_S(bytes, set) : 0;
+    CPU_FREE(set);
+    if (count > 0) return count;
+  }
   return static_cast<int>(std::thread::hardware_concurrency());
 }
 

@@ -139,11 +139,18 @@ std::string FormatByteSize(int64_t bytes) {
          bytes >= (int64_t{1} << (10 * (unit + 1)))) {
     ++unit;
   }
-  int64_t size = int64_t{1} << (10 * unit);
   // Hundredths of the unit, rounded; a double holds them exactly enough
   // (bytes / size < 1024).
-  int64_t hundredths = std::llround(static_cast<double>(bytes) /
-                                    static_cast<double>(size) * 100);
+  auto hundredths_of = [bytes](int unit) {
+    return std::llround(static_cast<double>(bytes) /
+                        static_cast<double>(int64_t{1} << (10 * unit)) * 100);
+  };
+  int64_t hundredths = hundredths_of(unit);
+  // Rounded up to 1024 of a unit ((1 << 20) - 1 bytes): one of the next.
+  if (hundredths >= 1024 * 100 &&
+      unit + 1 < static_cast<int>(std::size(kUnits))) {
+    hundredths = hundredths_of(++unit);
+  }
   std::string out = absl::StrCat(hundredths / 100);
   if (int64_t frac = hundredths % 100; frac != 0) {
     absl::StrAppend(&out, ".", frac / 10);

@@ -47,6 +47,19 @@ TEST(ConfigTest, DefaultsNeedNoConfiguration) {
   EXPECT_EQ(c->server.pool.target_queue_wait, absl::Milliseconds(100));
 }
 
+// On a node of more than 256 CPUs without a quota, the I/O threads stay
+// within --io_threads' own limit (it started one per CPU); the pool takes
+// them all.
+TEST(ConfigTest, TheDefaultIoThreadsStayWithinTheFlagsLimit) {
+  CpuCountSources cpu;
+  cpu.root = "/nonexistent";
+  cpu.affinity_cpus = 384;
+  auto c = testing::ParseArgs({}, {}, cpu);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.io_threads, 256);
+  EXPECT_EQ(c->server.pool.max_workers, 384);
+}
+
 // A fake root holding a cgroup v2 memory.max.
 class FakeCgroup {
  public:

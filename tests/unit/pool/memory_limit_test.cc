@@ -202,6 +202,10 @@ TEST(FormatByteSizeTest, PicksTheLargestWholeUnit) {
   EXPECT_EQ(FormatByteSize(0), "0 B");
   EXPECT_EQ(FormatByteSize(1000), "1000 B");
   EXPECT_EQ(FormatByteSize(1024), "1 KiB");
+  // Rounded to 1024 of a unit: one of the next (was "1024 KiB").
+  EXPECT_EQ(FormatByteSize((1 << 20) - 1), "1 MiB");
+  EXPECT_EQ(FormatByteSize((int64_t{1} << 30) - 4096), "1 GiB");
+  EXPECT_EQ(FormatByteSize((1 << 20) - 6000), "1018.14 KiB");
   EXPECT_EQ(FormatByteSize(512 << 20), "512 MiB");
   EXPECT_EQ(FormatByteSize(3 * kGi / 2), "1.5 GiB");
   EXPECT_EQ(FormatByteSize(2 * kGi), "2 GiB");
