@@ -239,6 +239,11 @@ int main(int argc, char** argv) {
   }
   auto server = compute::service::ComputeServer::Start(config->server);
   if (!server.ok()) return CannotStart(server.status());
+  for (const std::string& warning : (*server)->start_warnings()) {
+    google::protobuf::Struct f;
+    Put(f, "detail", warning);
+    compute::LogJson("warning", "TLS certificate not valid now", f);
+  }
   metrics.AttachPool(&(*server)->pool(), &(*server)->service().cost_model());
   // Stopped before the server goes (declared after it).
   compute::WorkerPool& pool = (*server)->pool();

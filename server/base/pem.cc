@@ -6,6 +6,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
+#include <ctime>
+
 #include "absl/strings/str_cat.h"
 #include "server/base/file.h"
 
@@ -42,7 +45,60 @@ bool PemHolds(const std::string& pem, PemKind kind) {
   return ok;
 }
 
+// An ASN1_TIME as "2026-12-04 10:00:00 UTC".
+std::string FormatAsn1Time(const ASN1_TIME* t) {
+  tm parts{};
+  if (ASN1_TIME_to_tm(t, &parts) != 1) return "an unreadable date";
+  char text[32];
+  strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S UTC", &parts);
+  return text;
+}
+
+// The certificate's subject as one line ("CN=compute, O=example").
+std::string Subject(X509* cert) {
+  BIO* out = BIO_new(BIO_s_mem());
+  if (out == nullptr) return "";
+  X509_NAME_print_ex(out, X509_get_subject_name(cert), 0,
+                     XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB);
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(out, &data);
+  std::string subject(data, static_cast<size_t>(std::max(0L, size)));
+  BIO_free(out);
+  return subject;
+}
+
 }  // namespace
+
+std::string CertificateValidityProblem(absl::string_view flag,
+                                       const std::string& path,
+                                       const std::string& pem, absl::Time now) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return "";
+  time_t at = absl::ToTimeT(now);
+  std::string problem;
+  int index = 0;
+  while (problem.empty()) {
+    X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    if (cert == nullptr) break;
+    ++index;
+    const ASN1_TIME* not_after = X509_get0_notAfter(cert);
+    const ASN1_TIME* not_before = X509_get0_notBefore(cert);
+    std::string when;
+    if (X509_cmp_time(not_after, &at) < 0) {
+      when = absl::StrCat("expired on ", FormatAsn1Time(not_after));
+    } else if (X509_cmp_time(not_before, &at) > 0) {
+      when = absl::StrCat("is not valid until ", FormatAsn1Time(not_before));
+    }
+    if (!when.empty()) {
+      problem = absl::StrCat(flag, " ", path, ": certificate ", index, " (",
+                             Subject(cert), ") ", when);
+    }
+    X509_free(cert);
+  }
+  ERR_clear_error();
+  BIO_free(bio);
+  return problem;
+}
 
 absl::StatusOr<std::string> ReadPemFile(absl::string_view flag,
                                         const std::string& path, PemKind kind) {

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace compute {
 
@@ -42,6 +43,16 @@ absl::Status CheckKeyMatchesCertificate(absl::string_view cert_flag,
                                         absl::string_view key_flag,
                                         const std::string& key_path,
                                         const std::string& key_pem);
+
+// Whether every certificate in `pem` (checked by ReadPemFile; flag's
+// `path`) is valid at `now`: "" if so, else one line for a start-up
+// warning, naming the first that is not: "--tls_cert c.pem: certificate 1
+// (CN=compute) expired on 2026-12-04 10:00:00 UTC". Not an error: a server
+// started before its new certificate arrives should still start (and its
+// clients see the handshake fail), but the log then says why.
+std::string CertificateValidityProblem(absl::string_view flag,
+                                       const std::string& path,
+                                       const std::string& pem, absl::Time now);
 
 }  // namespace compute
 

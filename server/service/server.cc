@@ -17,9 +17,10 @@
 namespace compute::service {
 namespace {
 
-// "tls_cert: cannot read PATH: reason".
+// "tls_cert: cannot read PATH: reason". A certificate not valid now is
+// added to *warnings (pem.h says why not an error).
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
-    const ServerConfig& config) {
+    const ServerConfig& config, std::vector<std::string>* warnings) {
   if (config.tls_cert.empty() && config.tls_key.empty()) {
     if (!config.tls_client_ca.empty()) {
       return absl::InvalidArgumentError(
@@ -39,6 +40,13 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
       CheckKeyMatchesCertificate(config.tls_cert_name, config.tls_cert, *cert,
                                  config.tls_key_name, config.tls_key, *key);
   if (!pair.ok()) return pair;
+  const absl::Time now = absl::Now();
+  auto check_validity = [&](const std::string& name, const std::string& path,
+                            const std::string& pem) {
+    std::string problem = CertificateValidityProblem(name, path, pem, now);
+    if (!problem.empty()) warnings->push_back(std::move(problem));
+  };
+  check_validity(config.tls_cert_name, config.tls_cert, *cert);
   grpc::SslServerCredentialsOptions options;
   options.pem_key_cert_pairs.push_back({*key, *cert});
   if (!config.tls_client_ca.empty()) {
@@ -47,6 +55,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
     auto ca = ReadPemFile(config.tls_client_ca_name, config.tls_client_ca,
                           PemKind::kCertificates);
     if (!ca.ok()) return ca.status();
+    check_validity(config.tls_client_ca_name, config.tls_client_ca, *ca);
     options.pem_root_certs = *ca;
     options.client_certificate_request =
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
@@ -74,12 +83,14 @@ int Millis(absl::Duration d) {
 
 absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
     const ServerConfig& config) {
-  auto credentials = Credentials(config);
+  std::vector<std::string> warnings;
+  auto credentials = Credentials(config, &warnings);
   if (!credentials.ok()) return credentials.status();
   auto pool = WorkerPool::Create(config.pool);
   if (!pool.ok()) return pool.status();
 
   std::unique_ptr<ComputeServer> server(new ComputeServer());
+  server->start_warnings_ = std::move(warnings);
   server->quiet_period_ = config.drain_quiet_period;
   server->quiet_wait_limit_ = config.drain_quiet_wait_limit;
   server->pool_ = std::move(*pool);

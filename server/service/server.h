@@ -51,6 +51,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -143,6 +144,11 @@ class ComputeServer {
   ~ComputeServer();
 
   int port() const { return port_; }
+  // What the start-up log should warn of (a TLS certificate not valid now),
+  // one line each; the server serves regardless.
+  const std::vector<std::string>& start_warnings() const {
+    return start_warnings_;
+  }
   WorkerPool& pool() { return *pool_; }
   ComputeService& service() { return *service_; }
   const RunQueues& queues() const { return *queues_; }
@@ -158,6 +164,7 @@ class ComputeServer {
   ComputeServer() = default;
 
   int port_ = 0;
+  std::vector<std::string> start_warnings_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<ComputeService> service_;
   // Before server_: the server goes first (it points into both). health_

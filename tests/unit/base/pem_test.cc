@@ -1,0 +1,87 @@
+// CertificateValidityProblem: a certificate expired, or not valid yet, is
+// named with its dates for the start-up log; valid ones say nothing.
+#include "server/base/pem.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <string>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace compute {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+
+// A self-signed certificate for CN=`name`, valid from now + `from` to now +
+// `to`, as PEM.
+std::string Certificate(const std::string& name, absl::Duration from,
+                        absl::Duration to) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), absl::ToInt64Seconds(from));
+  X509_gmtime_adj(X509_getm_notAfter(cert), absl::ToInt64Seconds(to));
+  X509_NAME* subject = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(
+      subject, "CN", MBSTRING_ASC,
+      reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
+  X509_set_issuer_name(cert, subject);
+  X509_set_pubkey(cert, key);
+  X509_sign(cert, key, EVP_sha256());
+  BIO* out = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(out, cert);
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(out, &data);
+  std::string pem(data, static_cast<size_t>(size));
+  BIO_free(out);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return pem;
+}
+
+TEST(CertificateValidityTest, ValidCertificatesSayNothing) {
+  const std::string pem =
+      Certificate("a", -absl::Hours(1), absl::Hours(24)) +
+      Certificate("b", -absl::Hours(24), absl::Hours(24 * 365));
+  EXPECT_EQ(CertificateValidityProblem("--tls_cert", "c.pem", pem, absl::Now()),
+            "");
+}
+
+TEST(CertificateValidityTest, AnExpiredOneIsNamedWithItsDate) {
+  const std::string pem =
+      Certificate("ok", -absl::Hours(1), absl::Hours(24)) +
+      Certificate("compute", -absl::Hours(48), -absl::Hours(24));
+  const std::string problem =
+      CertificateValidityProblem("--tls_cert", "c.pem", pem, absl::Now());
+  EXPECT_THAT(problem, MatchesRegex("--tls_cert c.pem: certificate 2 "
+                                    "\\(CN = compute\\) expired on "
+                                    "[0-9]{4}-[0-9]{2}-[0-9]{2} "
+                                    "[0-9:]{8} UTC"));
+  EXPECT_THAT(problem, HasSubstr(absl::FormatTime("%Y-%m-%d",
+                                                  absl::Now() - absl::Hours(24),
+                                                  absl::UTCTimeZone())));
+}
+
+TEST(CertificateValidityTest, OneNotValidYetSaysFromWhen) {
+  const std::string pem = Certificate("later", absl::Hours(2), absl::Hours(48));
+  EXPECT_THAT(
+      CertificateValidityProblem("COMPUTE_TLS_CLIENT_CA", "ca.pem", pem,
+                                 absl::Now()),
+      HasSubstr("COMPUTE_TLS_CLIENT_CA ca.pem: certificate 1 (CN = later) is "
+                "not valid until "));
+  // The same one, seen from three hours on, is valid.
+  EXPECT_EQ(CertificateValidityProblem("--tls_cert", "c.pem", pem,
+                                       absl::Now() + absl::Hours(3)),
+            "");
+}
+
+}  // namespace
+}  // namespace compute
