@@ -521,6 +521,8 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
       !s.ok()) {
     return s;
   }
+  config.max_inflight_bytes_auto =
+      absl::GetFlag(FLAGS_max_inflight_bytes) == "auto";
   SplitMemoryBudget(config.max_inflight_bytes, &server.pool.max_inflight_bytes,
                     &server.transport_quota_bytes);
   server.pool.target_queue_wait = absl::GetFlag(FLAGS_target_queue_wait);
@@ -685,6 +687,23 @@ std::string Usage() {
   return out;
 }
 
+namespace {
+
+// What to raise for a budget of `budget` bytes: the flag, or, when the
+// budget is auto from the cgroup limit (MaxInflightBytes), the limit, whose
+// budget is 25/32 of it less kProcessReserve.
+std::string RaiseTheBudget(const Config& config, int64_t budget) {
+  if (config.max_inflight_bytes_auto && config.memory.limit_bytes) {
+    const int64_t limit = kProcessReserve + 32 * ((budget + 24) / 25);
+    return absl::StrCat("raise the memory limit to ", limit,
+                        " (the budget is 25/32 of it less ", kProcessReserve,
+                        ")");
+  }
+  return absl::StrCat("raise --max_inflight_bytes to ", budget);
+}
+
+}  // namespace
+
 std::string MemoryBudgetWarning(const Config& config) {
   const int64_t pool = config.server.pool.max_inflight_bytes;
   const int64_t largest_call = 2 * int64_t{config.server.max_message_bytes};
@@ -696,9 +715,9 @@ std::string MemoryBudgetWarning(const Config& config) {
       ") are refused as too large for this server, though "
       "--max_message_bytes ",
       config.server.max_message_bytes,
-      " lets a request and a response of that size through: raise the "
-      "budget (or the memory limit) to ",
-      4 * largest_call, " or lower --max_message_bytes to ", pool / 2);
+      " lets a request and a response of that size through: ",
+      RaiseTheBudget(config, 4 * largest_call),
+      " or lower --max_message_bytes to ", pool / 2);
 }
 
 }  // namespace compute

@@ -42,6 +42,7 @@ struct Config {
   // "default (no cgroup memory limit)", "set by --max_inflight_bytes", "no
   // limit (set by COMPUTE_MAX_INFLIGHT_BYTES)".
   std::string max_inflight_bytes_reason;
+  bool max_inflight_bytes_auto = false;  // "auto": from the memory limit
   LogLevel log_level = LogLevel::kInfo;  // ours and gRPC's
   bool help = false;                     // --help: print Usage() and exit 0
 };

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -43,11 +44,21 @@ template <typename T>
 std::string FlagValueError(absl::string_view text) {
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
     absl::string_view digits = absl::StripAsciiWhitespace(text);
-    if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) {
-      digits.remove_prefix(1);
-    }
-    if (!digits.empty() &&
-        std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) {
+    const bool negative = absl::StartsWith(digits, "-");
+    if (negative || absl::StartsWith(digits, "+")) digits.remove_prefix(1);
+    // absl also takes hexadecimal ("0x7fffffff").
+    const bool hex = absl::StartsWithIgnoreCase(digits, "0x");
+    if (hex) digits.remove_prefix(2);
+    const bool number =
+        !digits.empty() &&
+        std::all_of(digits.begin(), digits.end(), [hex](char c) {
+          return hex ? absl::ascii_isxdigit(static_cast<unsigned char>(c))
+                     : absl::ascii_isdigit(static_cast<unsigned char>(c));
+        });
+    // "-0" is no value of an unsigned flag, but not out of its range.
+    const bool minus_zero =
+        negative && digits.find_first_not_of('0') == absl::string_view::npos;
+    if (number && !(std::is_unsigned_v<T> && minus_zero)) {
       return absl::StrCat("out of range, from ", std::numeric_limits<T>::min(),
                           " to ", std::numeric_limits<T>::max());
     }

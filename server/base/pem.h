@@ -47,7 +47,7 @@ absl::Status CheckKeyMatchesCertificate(absl::string_view cert_flag,
 // Whether every certificate in `pem` (checked by ReadPemFile; flag's
 // `path`) is valid at `now`: "" if so, else one line for a start-up
 // warning, naming the first that is not: "--tls_cert c.pem: certificate 1
-// (CN=compute) expired on 2026-12-04 10:00:00 UTC". Not an error: a server
+// (CN = compute) expired on 2026-12-04 10:00:00 UTC". Not an error: a server
 // started before its new certificate arrives should still start (and its
 // clients see the handshake fail), but the log then says why.
 std::string CertificateValidityProblem(absl::string_view flag,

@@ -1,7 +1,8 @@
 // TenantMetrics: per-tenant series with a hard cap on their number, for
 // compute-server --tenant_metrics=N (off by default):
 //   compute_tenant_tasks_total{tenant,outcome}   counter
-//   compute_tenant_rejected_total{tenant}        counter (refused at admission)
+//   compute_tenant_rejected_total{tenant}        counter (refused at admission,
+//                                                or displaced from the queue)
 //   compute_tenant_run_seconds_total{tenant}     counter (worker time used)
 //
 // Why capped: a tenant is a client certificate, a header or a peer address,

@@ -27,10 +27,12 @@ std::vector<CgroupLine> ReadSelfCgroup(const std::string& root) {
     // namespace as "/../x": neither a relative path (the walk to the root
     // would never end) nor one that leaves the mount names a group that
     // limits this process, so neither is read.
-    if (parts.size() != 3 || !absl::StartsWith(parts[2], "/") ||
-        absl::StrContains(parts[2], "/..")) {
-      continue;
+    if (parts.size() != 3 || !absl::StartsWith(parts[2], "/")) continue;
+    bool leaves = false;
+    for (absl::string_view part : absl::StrSplit(parts[2], '/')) {
+      leaves |= part == "..";
     }
+    if (leaves) continue;
     lines.push_back({parts[1], parts[2]});
   }
   return lines;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <thread>
 #include <vector>
@@ -23,15 +24,19 @@ namespace {
 // every online CPU, ignoring the affinity mask.
 int KernelAffinityCpus() {
   const long configured = sysconf(_SC_NPROCESSORS_CONF);
-  const int size = static_cast<int>(std::max(1024L, configured));
-  cpu_set_t* set = CPU_ALLOC(size);
-  if (set != nullptr) {
+  // The kernel's own count of possible CPUs may pass the configured one:
+  // a set too small is refused (EINVAL), so double it and ask again.
+  for (long size = std::max(1024L, configured); size <= (1L << 20); size *= 2) {
+    cpu_set_t* set = CPU_ALLOC(size);
+    if (set == nullptr) break;
     const size_t bytes = CPU_ALLOC_SIZE(size);
     CPU_ZERO_S(bytes, set);
-    const int count =
-        sched_getaffinity(0, bytes, set) == 0 ? CPU_COUNT_S(bytes, set) : 0;
+    const bool read = sched_getaffinity(0, bytes, set) == 0;
+    const bool too_small = !read && errno == EINVAL;
+    const int count = read ? CPU_COUNT_S(bytes, set) : 0;
     CPU_FREE(set);
-    if (count > 0) return count;
+    if (read && count > 0) return count;
+    if (!too_small) break;
   }
   return static_cast<int>(std::thread::hardware_concurrency());
 }

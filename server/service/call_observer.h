@@ -68,16 +68,20 @@ class CallObserver {
 };
 
 // Per-tenant accounting (compute-server --tenant_metrics), told about every
-// Run call that reached the scheduler, whose tenant is known: once per call,
-// on gRPC and worker threads, concurrently. `cost` is the call's estimated
-// run time (TaskOptions::cost). Implementations must be thread-safe.
+// Run call that reached the scheduler, whose tenant is known: once per call
+// (twice for a call displaced from the queue: its task's outcome,
+// kPreempted, then its refusal with a zero cost, as the call observer counts
+// it in both), on gRPC and worker threads, concurrently. `cost` is the
+// call's estimated run time (TaskOptions::cost). Implementations must be
+// thread-safe.
 class TenantObserver {
  public:
   virtual ~TenantObserver() = default;
   // The pool completed the call's task (run_time: zero if it never ran).
   virtual void OnTenantTask(std::string_view tenant, TaskOutcome outcome,
                             absl::Duration cost, absl::Duration run_time) = 0;
-  // The scheduler refused the call at admission (any reason).
+  // The scheduler refused the call: at admission (any reason), or by
+  // displacing it from the queue (after OnTenantTask, kPreempted).
   virtual void OnTenantRejected(std::string_view tenant,
                                 absl::Duration cost) = 0;
 };

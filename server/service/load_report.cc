@@ -19,17 +19,6 @@ double ProcessCpuSeconds() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
-// Calls the pool answered: tasks completed and calls refused on arrival (a
-// displaced task is one of the completed, kPreempted). Errors are a part
-// of them, so eps <= rps_fractional, as ORCA's readers assume (gRFC A58
-// weighs by eps / qps); until 2026-12-05 refusals were errors but not
-// requests: a replica refusing everything reported rps 0, eps 6.2.
-uint64_t Answered(const PoolStats& s) {
-  uint64_t answered = s.completed_total();
-  for (uint64_t r : s.rejected_by) answered += r;
-  return answered;
-}
-
 // The calls that failed or were refused.
 uint64_t Errors(const PoolStats& s) {
   uint64_t errors = 0;
@@ -71,14 +60,15 @@ bool LoadReporter::Due() {
 
 LoadReporter::Counts LoadReporter::CountsOf(const PoolStats& stats,
                                             absl::Time at, double cpu_seconds) {
-  return {at, static_cast<double>(Answered(stats)),
+  return {at, static_cast<double>(stats.completed_total()),
           static_cast<double>(Errors(stats)), cpu_seconds};
 }
 
 LoadReporter::Counts LoadReporter::Between(const Counts& a, const Counts& b,
                                            absl::Time at) {
+  if (b.at <= a.at) return b;  // no time between them to spread over
   const double f = absl::FDivDuration(at - a.at, b.at - a.at);
-  return {at, a.answered + f * (b.answered - a.answered),
+  return {at, a.completed + f * (b.completed - a.completed),
           a.errors + f * (b.errors - a.errors),
           a.cpu_seconds + f * (b.cpu_seconds - a.cpu_seconds)};
 }
@@ -139,7 +129,7 @@ LoadReporter::Report LoadReporter::MakeFrom(const PoolStats& stats,
   orca.set_cpu_utilization(seconds > 0 ? std::max(0.0, cpu_seconds) /
                                              (seconds * (cpus > 0 ? cpus : 1.0))
                                        : 0.0);
-  orca.set_rps_fractional(per_second(now.answered, before.answered));
+  orca.set_rps_fractional(per_second(now.completed, before.completed));
   orca.set_eps(per_second(now.errors, before.errors));
   const double expected_wait_ms =
       absl::ToDoubleMilliseconds(stats.expected_wait);

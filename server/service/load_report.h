@@ -29,13 +29,20 @@
 //                             balance on
 //   cpu_utilization         = the process's CPU time / (wall time x CPUs)
 //                             over the rate window
-//   rps_fractional, eps     = calls the pool answered (tasks completed and
-//                             calls refused), and those that failed or were
+//   rps_fractional, eps     = tasks completed, and calls that failed or were
 //                             refused (cancels not counted), per second over
-//                             the rate window
+//                             the rate window. So eps passes rps when a
+//                             replica refuses more than it completes (ORCA
+//                             reads errors as a part of requests; kept so
+//                             on purpose): gRFC A58 weighs a replica by
+//                             qps / (utilization + eps / qps x penalty), and
+//                             counting refusals as requests made a replica
+//                             weigh more the more it refused (serving
+//                             100/s and refusing 900/s: 417 against a
+//                             healthy peer's 125, a review's arithmetic)
 //   (the rate window: the last 1-2 s, kRateWindow to twice it, while
 //   reports come often; from the start, in the first second; reports are
-//   made as calls come, so after a spell of more than 2 s without one the
+//   made as calls come, so after a spell of more than a second without one the
 //   window starts kRateWindow ago, what happened in the spell spread evenly
 //   over it (until 2026-12-05 it covered the whole spell: after 12 s idle,
 //   32 calls/s read 2.6-4.2 for a second). Until 2026-12-05 the rates
@@ -101,8 +108,8 @@ class LoadReporter {
   // one between two can be estimated (Between).
   struct Counts {
     absl::Time at;
-    double answered = 0;  // tasks completed and calls refused
-    double errors = 0;    // failed or refused (cancels not counted)
+    double completed = 0;  // tasks completed
+    double errors = 0;     // failed or refused (cancels not counted)
     double cpu_seconds = 0;
   };
   static Counts CountsOf(const PoolStats& stats, absl::Time at,

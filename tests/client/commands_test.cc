@@ -226,6 +226,10 @@ TEST_F(CommandsTest, ANumberTooLargeForAFlagSaysItsRange) {
   EXPECT_EQ(r.rc, 2);
   EXPECT_THAT(r.err, HasSubstr("'18446744073709551616': out of range, from 0 "
                                "to 18446744073709551615\n"));
+  r = RunClient({"bench", "--connections", "0x80000000"});
+  EXPECT_THAT(r.err, HasSubstr("'0x80000000': out of range, from -2147483648"));
+  r = RunClient({"bench", "--requests", "-0"});
+  EXPECT_THAT(r.err, HasSubstr("'-0': expected a non-negative integer\n"));
 }
 
 // gRPC takes a port modulo 65536 (127.0.0.1:112836 reached port 47300):

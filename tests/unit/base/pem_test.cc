@@ -19,16 +19,21 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
-// A self-signed certificate for CN=`name`, valid from now + `from` to now +
-// `to`, as PEM.
+// One time for the certificates and the checks (the dates would differ if
+// midnight passed between two reads of the clock).
+const absl::Time kNow = absl::Now();
+
+// A self-signed certificate for CN=`name`, valid from kNow + `from` to kNow
+// + `to`, as PEM.
 std::string Certificate(const std::string& name, absl::Duration from,
                         absl::Duration to) {
+  time_t now = absl::ToTimeT(kNow);
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509* cert = X509_new();
   X509_set_version(cert, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert), absl::ToInt64Seconds(from));
-  X509_gmtime_adj(X509_getm_notAfter(cert), absl::ToInt64Seconds(to));
+  X509_time_adj(X509_getm_notBefore(cert), absl::ToInt64Seconds(from), &now);
+  X509_time_adj(X509_getm_notAfter(cert), absl::ToInt64Seconds(to), &now);
   X509_NAME* subject = X509_get_subject_name(cert);
   X509_NAME_add_entry_by_txt(
       subject, "CN", MBSTRING_ASC,
@@ -51,8 +56,7 @@ TEST(CertificateValidityTest, ValidCertificatesSayNothing) {
   const std::string pem =
       Certificate("a", -absl::Hours(1), absl::Hours(24)) +
       Certificate("b", -absl::Hours(24), absl::Hours(24 * 365));
-  EXPECT_EQ(CertificateValidityProblem("--tls_cert", "c.pem", pem, absl::Now()),
-            "");
+  EXPECT_EQ(CertificateValidityProblem("--tls_cert", "c.pem", pem, kNow), "");
 }
 
 TEST(CertificateValidityTest, AnExpiredOneIsNamedWithItsDate) {
@@ -60,26 +64,25 @@ TEST(CertificateValidityTest, AnExpiredOneIsNamedWithItsDate) {
       Certificate("ok", -absl::Hours(1), absl::Hours(24)) +
       Certificate("compute", -absl::Hours(48), -absl::Hours(24));
   const std::string problem =
-      CertificateValidityProblem("--tls_cert", "c.pem", pem, absl::Now());
+      CertificateValidityProblem("--tls_cert", "c.pem", pem, kNow);
   EXPECT_THAT(problem, MatchesRegex("--tls_cert c.pem: certificate 2 "
                                     "\\(CN = compute\\) expired on "
                                     "[0-9]{4}-[0-9]{2}-[0-9]{2} "
                                     "[0-9:]{8} UTC"));
-  EXPECT_THAT(problem, HasSubstr(absl::FormatTime("%Y-%m-%d",
-                                                  absl::Now() - absl::Hours(24),
-                                                  absl::UTCTimeZone())));
+  EXPECT_THAT(problem,
+              HasSubstr(absl::FormatTime("%Y-%m-%d", kNow - absl::Hours(24),
+                                         absl::UTCTimeZone())));
 }
 
 TEST(CertificateValidityTest, OneNotValidYetSaysFromWhen) {
   const std::string pem = Certificate("later", absl::Hours(2), absl::Hours(48));
   EXPECT_THAT(
-      CertificateValidityProblem("COMPUTE_TLS_CLIENT_CA", "ca.pem", pem,
-                                 absl::Now()),
+      CertificateValidityProblem("COMPUTE_TLS_CLIENT_CA", "ca.pem", pem, kNow),
       HasSubstr("COMPUTE_TLS_CLIENT_CA ca.pem: certificate 1 (CN = later) is "
                 "not valid until "));
   // The same one, seen from three hours on, is valid.
   EXPECT_EQ(CertificateValidityProblem("--tls_cert", "c.pem", pem,
-                                       absl::Now() + absl::Hours(3)),
+                                       kNow + absl::Hours(3)),
             "");
 }
 

@@ -180,9 +180,8 @@ TEST(ConfigTest, ABudgetTooSmallForTheMessageLimitIsWarnedOf) {
             "calls over 33554432 bytes (request + response; 1/4 of "
             "--max_inflight_bytes 134217728) are refused as too large for "
             "this server, though --max_message_bytes 17825792 lets a request "
-            "and a response of that size through: raise the budget (or the "
-            "memory limit) to 142606336 or lower --max_message_bytes to "
-            "16777216");
+            "and a response of that size through: raise --max_inflight_bytes "
+            "to 142606336 or lower --max_message_bytes to 16777216");
   c = Parse({"--max_inflight_bytes=0"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(MemoryBudgetWarning(*c), "") << "no budget, nothing refused";
@@ -193,6 +192,19 @@ TEST(ConfigTest, ABudgetTooSmallForTheMessageLimitIsWarnedOf) {
   c = Parse({}, {}, cgroup.root());
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(MemoryBudgetWarning(*c), "") << "the defaults fit each other";
+  // An auto budget under a 256 MiB limit (150 MiB) is raised by the limit:
+  // 391.7 MiB gives a budget of 256 MiB, a pool share of 2 x 32 MiB.
+  FakeCgroup small("268435456\n");
+  c = Parse({}, {}, small.root());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(MemoryBudgetWarning(*c),
+              HasSubstr(": raise the memory limit to 410706272 (the budget is "
+                        "25/32 of it less 67108864) or lower "
+                        "--max_message_bytes to "));
+  FakeCgroup enough("410706272\n");
+  c = Parse({}, {}, enough.root());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(MemoryBudgetWarning(*c), "") << "the limit it named is enough";
 }
 
 // One budget for all the bytes of calls: the pool (what it admitted) gets

@@ -66,6 +66,11 @@ TEST(MemoryLimitTest, ACgroupPathThatIsNotAbsoluteOrLeavesTheMountIsIgnored) {
   }
   fake.Write("/proc/self/cgroup", "0::docker/abc\n0::/\n");
   EXPECT_EQ(DetectMemoryLimit(fake.root()).limit_bytes, kGi);
+  // A name that only starts with dots is a name.
+  fake.Write("/sys/fs/cgroup/..b/memory.max", "2147483648\n");
+  fake.Write("/sys/fs/cgroup/memory.max", "max\n");
+  fake.Write("/proc/self/cgroup", "0::/..b\n");
+  EXPECT_EQ(DetectMemoryLimit(fake.root()).limit_bytes, 2 * kGi);
 }
 
 // systemd's MemoryHigh= without MemoryMax=: past memory.high the cgroup is
