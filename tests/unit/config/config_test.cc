@@ -279,15 +279,19 @@ TEST(ConfigTest, MaxConcurrentStreams) {
   c = Parse({}, {{"COMPUTE_MAX_CONCURRENT_STREAMS", "1000"}});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->server.max_concurrent_streams, 1000);
-  c = Parse({"--max_concurrent_streams", "1"});
+  c = Parse({"--max_concurrent_streams", "2"});
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->server.max_concurrent_streams, 1);
-  for (const char* bad : {"0", "-1"}) {
+  EXPECT_EQ(c->server.max_concurrent_streams, 2);
+  // 1 is refused too: a client's health Watch held the one stream, and
+  // every call from compute-client waited for good.
+  for (const char* bad : {"1", "0", "-1"}) {
     c = Parse({absl::StrCat("--max_concurrent_streams=", bad)});
     ASSERT_FALSE(c.ok()) << bad;
-    EXPECT_EQ(std::string(c.status().message()),
-              absl::StrCat("--max_concurrent_streams must be at least 1 (got ",
-                           bad, ")"));
+    EXPECT_EQ(
+        std::string(c.status().message()),
+        absl::StrCat("--max_concurrent_streams must be at least 2 (got ", bad,
+                     "): a client that watches health holds one stream "
+                     "of each connection"));
   }
   c = Parse({"--max_concurrent_streams=many"});
   ASSERT_FALSE(c.ok());
@@ -504,6 +508,14 @@ TEST(ConfigTest, BadValuesNameTheFlagOrVariable) {
       {{"--keepalive_timeout=0.5ms"},
        {},
        "--keepalive_timeout must be at least 1ms"},
+      // Pings milliseconds apart crashed the server inside gRPC 1.51.
+      {{"--keepalive_timeout=1ms"},
+       {},
+       "--keepalive_timeout must be at least 1s: gRPC 1.51's keepalive "
+       "failed with pings milliseconds apart (got 1ms)"},
+      {{},
+       {{"COMPUTE_KEEPALIVE_TIME", "999ms"}},
+       "COMPUTE_KEEPALIVE_TIME must be at least 1s"},
       {{"--max_connection_age=720h"},
        {},
        "--max_connection_age must be inf or under 596h, gRPC counts "
