@@ -418,10 +418,10 @@ TEST(ServerE2eTest, BadFlagsAndEnvExitTwoWithOneClearLine) {
       {{}, {"COMPUTE_LOG_LEVEL=verbose"}, "COMPUTE_LOG_LEVEL: 'verbose'"},
       {{"--max_concurrent_streams=0"},
        {},
-       "--max_concurrent_streams must be at least 1 (got 0)"},
+       "--max_concurrent_streams must be at least 2 (got 0)"},
       {{},
        {"COMPUTE_MAX_CONCURRENT_STREAMS=-1"},
-       "COMPUTE_MAX_CONCURRENT_STREAMS must be at least 1 (got -1)"},
+       "COMPUTE_MAX_CONCURRENT_STREAMS must be at least 2 (got -1)"},
   };
   for (const BadConfig& c : cases) {
     ServerProcess server(c.args, c.env);
