@@ -78,6 +78,9 @@ ABSL_FLAG(
     "close connections this old (GOAWAY) so clients rebalance; inf: never");
 ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::InfiniteDuration(),
           "time calls on an aged connection get to finish");
+ABSL_FLAG(absl::Duration, max_connection_idle, absl::InfiniteDuration(),
+          "close connections that had no call for this long (GOAWAY); inf: "
+          "never");
 ABSL_FLAG(absl::Duration, keepalive_time, absl::Hours(2),
           "ping an idle connection this often");
 ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(20),
@@ -568,11 +571,13 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   server.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   server.max_connection_age_grace =
       absl::GetFlag(FLAGS_max_connection_age_grace);
+  server.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
   server.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
   server.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
   for (auto [name, d] :
        {std::pair{"max_connection_age", server.max_connection_age},
         {"max_connection_age_grace", server.max_connection_age_grace},
+        {"max_connection_idle", server.max_connection_idle},
         {"keepalive_time", server.keepalive_time},
         {"keepalive_timeout", server.keepalive_timeout}}) {
     if (absl::Status s = Positive(origins, name, d); !s.ok()) return s;

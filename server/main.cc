@@ -73,6 +73,7 @@ google::protobuf::Struct StartupFields(const compute::Config& c) {
   Put(f, "max_connection_age", absl::FormatDuration(s.max_connection_age));
   Put(f, "max_connection_age_grace",
       absl::FormatDuration(s.max_connection_age_grace));
+  Put(f, "max_connection_idle", absl::FormatDuration(s.max_connection_idle));
   Put(f, "keepalive_time", absl::FormatDuration(s.keepalive_time));
   Put(f, "keepalive_timeout", absl::FormatDuration(s.keepalive_timeout));
   Put(f, "max_message_bytes", static_cast<double>(s.max_message_bytes));

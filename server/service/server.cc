@@ -193,6 +193,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
                              Millis(config.max_connection_age));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
                              Millis(config.max_connection_age_grace));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             Millis(config.max_connection_idle));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
                              Millis(config.keepalive_time));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,

@@ -94,11 +94,15 @@ struct ServerConfig {
   absl::flat_hash_map<std::string, double> tenant_weights;
   absl::Duration max_connection_age = absl::InfiniteDuration();
   absl::Duration max_connection_age_grace = absl::InfiniteDuration();
+  // A connection with no call open for this long gets a GOAWAY (a health
+  // Watch is a call: a watching client's connection is never idle).
+  absl::Duration max_connection_idle = absl::InfiniteDuration();
   absl::Duration keepalive_time = absl::Hours(2);
   absl::Duration keepalive_timeout = absl::Seconds(20);
   int max_message_bytes = 32 << 20;
   // Streams (calls) open at once on one connection: HTTP/2
-  // SETTINGS_MAX_CONCURRENT_STREAMS. >= 1.
+  // SETTINGS_MAX_CONCURRENT_STREAMS. >= 2 (a client's health Watch holds
+  // one for good).
   int max_concurrent_streams = 256;
   // PEM file paths. cert + key: TLS. Plus client_ca: mutual TLS (a client
   // without a certificate signed by that CA is refused).

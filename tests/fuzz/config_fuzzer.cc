@@ -88,8 +88,9 @@ const char* OutOfRange(const compute::Config& c) {
     return "inline_max_cost";
   }
   if (c.drain_timeout < absl::ZeroDuration()) return "drain_timeout";
-  for (absl::Duration d : {s.max_connection_age, s.max_connection_age_grace,
-                           s.keepalive_time, s.keepalive_timeout}) {
+  for (absl::Duration d :
+       {s.max_connection_age, s.max_connection_age_grace, s.max_connection_idle,
+        s.keepalive_time, s.keepalive_timeout}) {
     if (d <= absl::ZeroDuration()) return "a connection duration";
   }
   if (s.max_message_bytes < 4096 || s.max_message_bytes > (1 << 30)) {

@@ -543,6 +543,22 @@ absl::Status BlurUntilCancelled(const tasks::TaskKind& kind,
   return kind.run(request, payload, cancel, response);
 }
 
+// --max_connection_idle: a connection with no call open for that long gets
+// a GOAWAY, so that idle clients do not hold the server's connections (and
+// their memory) for good; the client reconnects for its next call.
+TEST_F(ServiceTest, AConnectionIdleForMaxConnectionIdleIsClosed) {
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.max_connection_idle = absl::Milliseconds(200);
+  Start(config);
+  RunResponse r;
+  ASSERT_TRUE(Call(Fib(1), &r).ok());
+  EXPECT_TRUE(WaitUntil([&] {
+    return channel_->GetState(false) != GRPC_CHANNEL_READY;
+  })) << "the idle connection stays open";
+  grpc::Status again = Call(Fib(1), &r);
+  EXPECT_TRUE(again.ok()) << again.error_message();
+}
+
 // A narrow blur is blurred as its transpose: the kernel holds a copy of
 // every pixel besides request and response (up to 16 MiB), which the
 // memory budget charges too.

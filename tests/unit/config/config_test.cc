@@ -45,6 +45,7 @@ TEST(ConfigTest, DefaultsNeedNoConfiguration) {
   EXPECT_EQ(c->max_inflight_bytes_reason, "default (no cgroup memory limit)");
   EXPECT_EQ(c->memory.limit_bytes, std::nullopt);
   EXPECT_EQ(c->server.pool.target_queue_wait, absl::Milliseconds(100));
+  EXPECT_EQ(c->server.max_connection_idle, absl::InfiniteDuration());
 }
 
 // On a node of more than 256 CPUs without a quota, the I/O threads stay
@@ -417,9 +418,9 @@ TEST(ConfigTest, LogLevel) {
 }
 
 TEST(ConfigTest, FlagsInEveryForm) {
-  auto c =
-      Parse({"--port=1234", "--workers", "4", "--min_workers=1",
-             "--noadmission", "--idle_timeout=250ms", "-queue_capacity=0"});
+  auto c = Parse({"--port=1234", "--workers", "4", "--min_workers=1",
+                  "--noadmission", "--idle_timeout=250ms", "-queue_capacity=0",
+                  "--max_connection_idle=5m"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->server.port, 1234);
   EXPECT_EQ(c->server.pool.max_workers, 4);
@@ -427,6 +428,7 @@ TEST(ConfigTest, FlagsInEveryForm) {
   EXPECT_FALSE(c->server.admission);
   EXPECT_EQ(c->server.pool.idle_timeout, absl::Milliseconds(250));
   EXPECT_EQ(c->server.pool.queue_capacity, 0u);
+  EXPECT_EQ(c->server.max_connection_idle, absl::Minutes(5));
 }
 
 TEST(ConfigTest, EnvironmentIsReadAndTheFlagWins) {
@@ -520,6 +522,10 @@ TEST(ConfigTest, BadValuesNameTheFlagOrVariable) {
        {},
        "--max_connection_age must be inf or under 596h, gRPC counts "
        "milliseconds in an int (got 720h)"},
+      {{"--max_connection_idle=0s"}, {}, "--max_connection_idle must be > 0"},
+      {{},
+       {{"COMPUTE_MAX_CONNECTION_IDLE", "720h"}},
+       "COMPUTE_MAX_CONNECTION_IDLE must be inf or under 596h"},
       {{"--max_message_bytes=10"}, {}, "--max_message_bytes must be between"},
       {{"--tls_client_ca=/ca.pem"}, {}, "--tls_client_ca needs --tls_cert"},
       {{},
