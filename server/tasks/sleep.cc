@@ -58,7 +58,13 @@ absl::Status RunSleepTask(const compute::v1::RunRequest& request,
 double SleepCostUnits(const compute::v1::RunRequest& request) {
   const double seconds =
       absl::ToDoubleSeconds(FromProto(request.sleep().duration()));
-  return std::max(seconds, 0.0) + kSleepFixedCostSeconds;
+  // A zero sleep does not sleep (Sleep's loop never runs): it takes a few
+  // microseconds, not the timer's slack. Charged the slack, each one taught
+  // the model a rate 1/10 of its own (the clamp's step), so a client
+  // sending them drove sleep's rate down ~7x, and doomed sleeps were then
+  // admitted (a review's run). Costing nothing, it teaches nothing.
+  if (!(seconds > 0)) return 0;
+  return seconds + kSleepFixedCostSeconds;
 }
 
 int64_t SleepResponseBytes(const compute::v1::RunRequest& /*request*/) {

@@ -521,6 +521,23 @@ TEST_F(ServiceTest, OnASlowMachineFewCallsRunLateToProbeIt) {
   }
 }
 
+// A zero sleep runs in microseconds: were it charged a sleep's timer slack
+// (60 us), every one would teach the model a rate far under the true one,
+// and a client sending them would get doomed sleeps admitted for everyone
+// (200 of them took the rate from 1 to 0.15).
+TEST_F(ServiceTest, ZeroSleepsDoNotTeachTheCostModel) {
+  Start(LocalConfig(1, 8));
+  const CostModel& model = server_->service().cost_model();
+  const int sleep = tasks::FindTaskKind(RunRequest::kSleep)->index;
+  const double before = model.SecondsPerUnit(sleep);
+  RunResponse r;
+  for (int i = 0; i < 200; ++i) {
+    grpc::Status s = Call(Sleep(absl::ZeroDuration()), &r);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(model.SecondsPerUnit(sleep), before);
+}
+
 RunRequest Blur(uint32_t side) {
   RunRequest request;
   request.mutable_blur()->set_width(side);
