@@ -14,14 +14,29 @@ absl::Duration ClampRetry(absl::Duration d) {
   return std::clamp(d, absl::Milliseconds(1), absl::Seconds(10));
 }
 
-// Work ahead of a new task / the workers; zero while a worker is free.
+// When a new task behind `queued_cost_ns` of queued work would start; zero
+// while a worker is free for it. The workers are filled like water: the
+// start t is the least such that the time the workers free up before t
+// holds the queued work, sum over workers of max(0, t - left) = queued, so
+// t = (queued + the left times under t) / the number of them.
 absl::Duration WaitFor(int64_t queued_cost_ns, const PoolLoad& load) {
   const int free_places = std::max(0, load.max_workers - load.running);
   if (load.queue.size() < static_cast<size_t>(free_places)) {
     return absl::ZeroDuration();
   }
-  return absl::Nanoseconds((queued_cost_ns + load.running_cost_ns()) /
-                           load.max_workers);
+  PoolLoad::Left left;
+  load.running_left_ns(&left);
+  // The places without a worker's task: free, or running an inline task
+  // (microseconds).
+  left.resize(std::max(left.size(), static_cast<size_t>(load.max_workers)), 0);
+  std::sort(left.begin(), left.end());
+  int64_t sum = queued_cost_ns;
+  for (size_t n = 1; n <= left.size(); ++n) {
+    sum += left[n - 1];
+    const int64_t start = sum / static_cast<int64_t>(n);
+    if (n == left.size() || start <= left[n]) return absl::Nanoseconds(start);
+  }
+  return absl::ZeroDuration();  // not reached: max_workers >= 1
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <exception>
 #include <new>
+#include <numeric>
 #include <system_error>
 #include <utility>
 
@@ -44,6 +45,12 @@ class PoolThreadScope {
  private:
   const WorkerPool* previous_;
 };
+
+// A running task is counted as having at least 1/kLeastLeftPart of its
+// cost left, however long it has run (RunningLeftNsLocked). Never more
+// than its cost, so that the full cost still bounds what is left (the
+// deadline budget's quick check relies on it).
+constexpr int64_t kLeastLeftPart = 5;
 
 // Stop codes in the task's CancelSource, one per reason the pool asks.
 constexpr uint8_t kStopCancel = 1;
@@ -419,13 +426,13 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
     why->reason = RefusalReason::kShutDown;
     return absl::UnavailableError("worker pool is shutting down");
   }
-  auto running_cost_ns = [&] {
+  auto running_left_ns = [&](PoolLoad::Left* left) {
     mu_.AssertHeld();
-    return RunningCostNsLocked(arrival.ticks);
+    RunningLeftNsLocked(arrival.ticks, left);
   };
   FairQueue::Node* victim = nullptr;
   absl::Status status = admission_.Check(
-      options, arrival.now, LoadLocked(running_cost_ns), why, &victim);
+      options, arrival.now, LoadLocked(running_left_ns), why, &victim);
   if (status.ok() && victim != nullptr) {
     // Room made by displacing a queued task: it completes kPreempted.
     PoolTask* task = static_cast<PoolTask*>(victim);
@@ -458,7 +465,7 @@ bool WorkerPool::RetryWorkerStartLocked(int64_t now_ticks) {
 }
 
 PoolLoad WorkerPool::LoadLocked(
-    absl::FunctionRef<int64_t()> running_cost_ns) const {
+    absl::FunctionRef<void(PoolLoad::Left*)> running_left_ns) const {
   // While the system refuses new threads, the places are the live workers:
   // a task admitted for a worker that cannot start would wait unseen by the
   // count bound and the expected wait. (At least 1: after shutdown the
@@ -471,18 +478,18 @@ PoolLoad WorkerPool::LoadLocked(
                   .task_bytes = inflight_bytes_,
                   .held_bytes = held_bytes(),
                   .running_full_cost_ns = running_full_cost_ns_,
-                  .running_cost_ns = running_cost_ns};
+                  .running_left_ns = running_left_ns};
 }
 
-int64_t WorkerPool::RunningCostNsLocked(int64_t now_ticks) const {
-  int64_t ns = 0;
+void WorkerPool::RunningLeftNsLocked(int64_t now_ticks,
+                                     PoolLoad::Left* left) const {
   for (const Worker& w : workers_) {
     if (w.task == nullptr) continue;
     int64_t elapsed = absl::ToInt64Nanoseconds(
         clock_.TicksToDuration(now_ticks - w.started_ticks));
-    ns += std::max<int64_t>(0, w.task->cost_ns - elapsed);
+    left->push_back(
+        std::max(w.task->cost_ns - elapsed, w.task->cost_ns / kLeastLeftPart));
   }
-  return ns;
 }
 
 // ---- Records, the FIFO, the deadline heap --------------------------------
@@ -870,10 +877,12 @@ PoolStats WorkerPool::Stats() const {
   s.completed = completed_;
   s.queued_cost = absl::Nanoseconds(queue_.cost_ns());
   int64_t now_ticks = clock_.Ticks();
-  const int64_t running_ns = RunningCostNsLocked(now_ticks);
-  s.running_cost = absl::Nanoseconds(running_ns);
-  auto running_cost_ns = [running_ns] { return running_ns; };
-  s.expected_wait = Admission::ExpectedWait(LoadLocked(running_cost_ns));
+  PoolLoad::Left left;
+  RunningLeftNsLocked(now_ticks, &left);
+  s.running_cost =
+      absl::Nanoseconds(std::accumulate(left.begin(), left.end(), int64_t{0}));
+  auto running_left_ns = [&left](PoolLoad::Left* out) { *out = left; };
+  s.expected_wait = Admission::ExpectedWait(LoadLocked(running_left_ns));
   s.held_bytes = held_bytes();
   s.inflight_bytes = inflight_bytes_ + s.held_bytes;
   s.max_inflight_bytes = max_inflight_bytes_;

@@ -340,11 +340,14 @@ class WorkerPool {
   // restarts the interval.
   bool RetryWorkerStartLocked(int64_t now_ticks)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The pool's load, for admission_; valid while running_cost_ns is.
-  PoolLoad LoadLocked(absl::FunctionRef<int64_t()> running_cost_ns) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Estimated time the running tasks have left (none less than zero).
-  int64_t RunningCostNsLocked(int64_t now_ticks) const
+  // The pool's load, for admission_; valid while running_left_ns is.
+  PoolLoad LoadLocked(absl::FunctionRef<void(PoolLoad::Left*)> running_left_ns)
+      const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends the estimated time each task on a worker has left: its cost
+  // less the time it has run, and at least a fifth of its cost (a task
+  // past its estimate has not ended: counted as ending at once, it made
+  // the pool look free while every worker was busy).
+  void RunningLeftNsLocked(int64_t now_ticks, PoolLoad::Left* left) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // A record for a new submission, in state kQueued (not yet linked).

@@ -5,7 +5,9 @@
 
 #include <deque>
 #include <functional>
+#include <numeric>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -17,7 +19,7 @@ constexpr int64_t kMs = 1'000'000;  // ns
 class AdmissionTest : public ::testing::Test {
  protected:
   // A load of the queue below, `running` of `max_workers` busy, whose
-  // running tasks have running_ns left.
+  // tasks on workers have running_left_ left (each).
   PoolLoad Load(int running, int max_workers, int64_t task_bytes = 0,
                 int64_t held_bytes = 0) {
     return PoolLoad{.queue = queue_,
@@ -25,8 +27,9 @@ class AdmissionTest : public ::testing::Test {
                     .max_workers = max_workers,
                     .task_bytes = task_bytes,
                     .held_bytes = held_bytes,
-                    .running_full_cost_ns = running_ns_,
-                    .running_cost_ns = running_cost_};
+                    .running_full_cost_ns = std::accumulate(
+                        running_left_.begin(), running_left_.end(), int64_t{0}),
+                    .running_left_ns = running_left_fn_};
   }
   FairQueue::Node* Queue(Priority priority, int64_t cost_ns,
                          const std::string& tenant = "") {
@@ -42,12 +45,15 @@ class AdmissionTest : public ::testing::Test {
   }
 
   absl::Time now_ = absl::UnixEpoch() + absl::Hours(1);
-  int64_t running_ns_ = 0;
+  std::vector<int64_t> running_left_;  // of each task on a worker
   FairQueue queue_;
   std::deque<FairQueue::Node> nodes_;
   SubmitRefusal why_;
   FairQueue::Node* victim_ = nullptr;
-  std::function<int64_t()> running_cost_ = [this] { return running_ns_; };
+  std::function<void(PoolLoad::Left*)> running_left_fn_ =
+      [this](PoolLoad::Left* left) {
+        left->assign(running_left_.begin(), running_left_.end());
+      };
 };
 
 // The lockout of #11: whatever ran before, an idle server admits a task
@@ -68,12 +74,46 @@ TEST_F(AdmissionTest, AnIdlePoolAdmitsWhatFitsItsDeadline) {
             "run) but only 50 ms left");
 }
 
+// A long task on one worker does not hold up the others: the wait is
+// counted over the workers that free up before the new task starts. Over
+// all of them, a 20 s task beside one ending in 0.8 s made it 10.4 s, and
+// calls that would have started within a second were refused.
+TEST_F(AdmissionTest, ALongTaskDoesNotHoldTheWaitForTheOtherWorkers) {
+  Admission admission(AdmissionBudgets{});
+  running_left_ = {20'000 * kMs, 800 * kMs};  // 2 workers busy
+  EXPECT_TRUE(admission
+                  .Check(Task(absl::Milliseconds(1), absl::Seconds(2)), now_,
+                         Load(2, 2), &why_, &victim_)
+                  .ok());
+  EXPECT_FALSE(admission
+                   .Check(Task(absl::Milliseconds(1), absl::Milliseconds(500)),
+                          now_, Load(2, 2), &why_, &victim_)
+                   .ok());
+  EXPECT_EQ(why_.expected_wait, absl::Milliseconds(800));
+  // Queued work fills the worker that frees first while the long task
+  // still runs: 800 ms + 1 s.
+  Queue(Priority::kDefault, 1000 * kMs);
+  EXPECT_FALSE(admission
+                   .Check(Task(absl::Milliseconds(1), absl::Seconds(1)), now_,
+                          Load(2, 2), &why_, &victim_)
+                   .ok());
+  EXPECT_EQ(why_.expected_wait, absl::Milliseconds(1800));
+  // Work enough to wait for the long one too: shared by both again,
+  // (20 + 0.8 + 29.2) / 2 s.
+  Queue(Priority::kDefault, 28'200 * kMs);
+  EXPECT_FALSE(admission
+                   .Check(Task(absl::Milliseconds(1), absl::Seconds(1)), now_,
+                          Load(2, 2), &why_, &victim_)
+                   .ok());
+  EXPECT_EQ(why_.expected_wait, absl::Seconds(25));
+}
+
 // Busy workers and a queue: the wait is (queued cost + what the running
 // tasks have left) / workers, and the deadline is held against it.
 TEST_F(AdmissionTest, TheDeadlineBudgetCountsTheWorkAhead) {
   Admission admission(AdmissionBudgets{});
   Queue(Priority::kDefault, 100 * kMs);
-  running_ns_ = 60 * kMs;  // 2 workers busy, 30 ms left each
+  running_left_ = {30 * kMs, 30 * kMs};  // 2 workers busy
   // Wait (100 + 60) / 2 = 80 ms, + 10 ms of its own: fits 95, not 85.
   EXPECT_TRUE(admission
                   .Check(Task(absl::Milliseconds(10), absl::Milliseconds(95)),
@@ -134,7 +174,7 @@ TEST_F(AdmissionTest, AMemoryRefusalAsksForAtLeastTheTargetWait) {
                    .ok());
   EXPECT_EQ(why_.retry_after, absl::Milliseconds(250));
   // Held by running tasks with longer left to run: the expected wait.
-  running_ns_ = 2000 * kMs;  // 2 workers busy, 1 s left each
+  running_left_ = {1000 * kMs, 1000 * kMs};  // 2 workers busy
   EXPECT_FALSE(Admission(budgets)
                    .Check(task, now_, Load(2, 2, 900, 0), &why_, &victim_)
                    .ok());
@@ -144,7 +184,7 @@ TEST_F(AdmissionTest, AMemoryRefusalAsksForAtLeastTheTargetWait) {
   // refusal is still `memory` (the queue does not count bytes per tenant;
   // by cost it blamed a tenant holding kilobytes beside one holding the
   // budget), with the floor.
-  running_ns_ = 0;
+  running_left_ = {0, 0};
   Queue(Priority::kDefault, 30 * kMs, "greedy");
   Queue(Priority::kDefault, kMs, "modest");
   task.tenant = "greedy";

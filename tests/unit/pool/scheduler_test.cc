@@ -96,6 +96,30 @@ TEST(SchedulerTest, QueuedCostAndExpectedWaitFollowTheQueue) {
   ASSERT_TRUE(done.WaitForCount(3));
 }
 
+// The expected wait is counted over the workers that free up before a new
+// task would start (a long task holds only its own), and a task past its
+// estimate still has a fifth of it left: counted as ending at once, it
+// made the pool look free while both workers were busy.
+TEST(SchedulerTest, ExpectedWaitIsOverTheWorkersThatFreeUpFirst) {
+  auto s = MakeScheduler(2, 10);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(
+      pool.Submit(gate.Task(), done.For(0), Cost(absl::Seconds(20))).ok());
+  ASSERT_TRUE(
+      pool.Submit(gate.Task(), done.For(1), Cost(absl::Milliseconds(800)))
+          .ok());
+  ASSERT_TRUE(gate.WaitStarted(2));
+  EXPECT_EQ(pool.Stats().expected_wait, absl::Milliseconds(800));
+  s->clock.Advance(absl::Seconds(1));  // the 800 ms task has overrun
+  EXPECT_EQ(pool.Stats().expected_wait, absl::Milliseconds(160));
+  EXPECT_EQ(pool.Stats().running_cost,
+            absl::Seconds(19) + absl::Milliseconds(160));
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(2));
+}
+
 // A library caller's cost or bytes out of range (an infinite estimate, a
 // negative count) is counted within the pool's bounds: before, three
 // infinite costs overflowed the queue's int64 sum (UBSan) and the expected
