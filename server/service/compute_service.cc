@@ -93,6 +93,21 @@ std::string_view Metadata(const grpc::ServerContextBase& context,
   return std::string_view(it->second.data(), it->second.size());
 }
 
+// A header the service reads must come once: which of two values counts
+// would be up to us, and a proxy that adds its value instead of replacing
+// the client's (Envoy's request_headers_to_add appends by default) left
+// the client's first, which won: the client chose its own tenant.
+absl::Status CheckSingleValued(const grpc::ServerContextBase& context,
+                               std::string_view key) {
+  const size_t n =
+      context.client_metadata().count(grpc::string_ref(key.data(), key.size()));
+  if (n <= 1) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(AbslView(key), " was sent ", n,
+                   " times: at most once (a proxy that sets it must replace "
+                   "the client's value, not add to it)"));
+}
+
 // 0-15, or -1 for a character that is not a hex digit.
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -351,6 +366,10 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
       !valid.ok()) {
     return Invalid(call, std::string(valid.message()));
   }
+  if (absl::Status once = CheckSingleValued(*call.context, "compute-priority");
+      !once.ok()) {
+    return Invalid(call, std::string(once.message()));
+  }
   if (std::string_view priority = Metadata(*call.context, "compute-priority");
       !priority.empty()) {
     if (priority == "critical") {
@@ -372,6 +391,10 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
                   absl::ZeroDuration());
   }
   if (options_.trust_tenant_header) {
+    if (absl::Status once = CheckSingleValued(*call.context, kTenantHeader);
+        !once.ok()) {
+      return Invalid(call, std::string(once.message()));
+    }
     if (absl::Status valid =
             CheckTenantHeader(Metadata(*call.context, kTenantHeader));
         !valid.ok()) {

@@ -838,6 +838,7 @@ TEST_F(ServiceTest, AnIpv6PeersTenantIsItsAddressAndItsWeightApplies) {
 
 TEST_F(ServiceTest, SheddableWorkIsShedAndUnknownPrioritiesRefused) {
   service::ServerConfig config = LocalConfig(1, 1);
+  config.trust_tenant_header = true;  // its header is checked too
   config.pool.target_queue_wait = absl::Milliseconds(100);
   config.run_task = &SpinUntilCancelled;
   Start(config);
@@ -860,6 +861,23 @@ TEST_F(ServiceTest, SheddableWorkIsShedAndUnknownPrioritiesRefused) {
   s = stub_->Run(&bad, Spin(absl::Milliseconds(1)), &r);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("compute-priority"));
+
+  // So is a header sent twice (the tenant's, when it is trusted): a proxy
+  // that added its value to the client's let the client's, which came
+  // first, decide.
+  for (const char* header : {"compute-priority", "compute-tenant"}) {
+    grpc::ClientContext twice;
+    twice.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+    twice.AddMetadata(header, "critical");
+    twice.AddMetadata(header, "default");
+    s = stub_->Run(&twice, Spin(absl::Milliseconds(1)), &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << header;
+    EXPECT_EQ(s.error_message(),
+              absl::StrCat(header,
+                           " was sent 2 times: at most once (a proxy that "
+                           "sets it must replace the client's value, not add "
+                           "to it)"));
+  }
 }
 
 TEST_F(ServiceTest, CriticalCallsDisplaceQueuedSheddableOnes) {
