@@ -89,7 +89,7 @@ void TenantMetrics::OnTenantTask(std::string_view tenant, TaskOutcome outcome,
 void TenantMetrics::OnTenantRejected(std::string_view tenant,
                                      absl::Duration cost) {
   MutexLock lock(&mu_);
-  ++Account(tenant, cost).rejected;
+  ++Account(tenant, std::min(cost, kRefusalScore)).rejected;
 }
 
 TenantMetrics::Counts& TenantMetrics::Account(std::string_view tenant,

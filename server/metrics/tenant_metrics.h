@@ -10,8 +10,9 @@
 // client grow the server's memory and Prometheus's without bound.
 //
 // Which tenants get series: at most `max_tenants`, those that sent the most
-// estimated cost (TaskOptions::cost of every call, accepted or refused)
-// recently; every other tenant's calls count under tenant="other". A
+// estimated cost (TaskOptions::cost of every call, accepted or refused,
+// a refused one at most kRefusalScore) recently; every other tenant's calls
+// count under tenant="other". A
 // tenant's score is the cost it sent, halved every `rank_interval`, so it
 // follows recent demand. While there is a free place, the next new tenant
 // takes it. Once per rank_interval (on the first call after it passes) the
@@ -62,6 +63,12 @@ class TenantMetrics final : public service::TenantObserver,
   static constexpr size_t kTrackedExtra = 64;
   // The label value of everyone without a place.
   static constexpr std::string_view kOther = "other";
+  // What a refused call adds to its tenant's score at most. It used no
+  // worker: counted at its whole estimate, a client's refused 60 s calls,
+  // one per name every few seconds, took every place from the tenants
+  // using the workers (a review's run), and a flood of refusals still
+  // scores.
+  static constexpr absl::Duration kRefusalScore = absl::Milliseconds(1);
 
   // 1 <= max_tenants <= kMaxTenants; `clock` (which must outlive this)
   // times the re-ranking.

@@ -104,6 +104,25 @@ TEST(TenantMetricsTest, AHeavierTenantTakesThePlaceOfALightOne) {
                    .has_value());
 }
 
+// Refused calls used no worker: their estimates (here 60 s each) do not
+// take the place of a tenant whose calls ran.
+TEST(TenantMetricsTest, RefusedCallsDoNotOutrankWorkDone) {
+  SimulatedClock clock;
+  TenantMetrics m(1, clock, kInterval);
+  Send(m, "worker", 100, absl::Milliseconds(10));  // 1 s of work
+  for (int i = 0; i < 10; ++i) m.OnTenantRejected("refused", absl::Seconds(60));
+  clock.Advance(kInterval);
+  Send(m, "worker", 1, absl::Milliseconds(10));  // re-ranks first
+  EXPECT_THAT(m.NamedTenants(), ElementsAre("worker"));
+  // A flood of refusals still scores: 10,000 of them against 1 s of work.
+  for (int i = 0; i < 10000; ++i) {
+    m.OnTenantRejected("flood", absl::Seconds(60));
+  }
+  clock.Advance(kInterval);
+  Send(m, "worker", 1, absl::Milliseconds(10));
+  EXPECT_THAT(m.NamedTenants(), ElementsAre("flood"));
+}
+
 TEST(TenantMetricsTest, ASimilarTenantDoesNotTakeAPlace) {
   SimulatedClock clock;
   TenantMetrics m(1, clock, kInterval);
