@@ -744,4 +744,14 @@ std::string MemoryBudgetWarning(const Config& config) {
       " or lower --max_message_bytes to ", pool / 2);
 }
 
+std::string TenantHeaderWarning(const Config& config) {
+  const service::ServerConfig& s = config.server;
+  if (!s.trust_tenant_header || s.tls_client_ca.empty()) return "";
+  return absl::StrCat(
+      "--trust_tenant_header is set with ", s.tls_client_ca_name,
+      ": every caller's verified certificate names its tenant, so the "
+      "compute-tenant header is never read (calls through a proxy are all "
+      "the proxy's tenant)");
+}
+
 }  // namespace compute

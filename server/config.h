@@ -69,6 +69,12 @@ std::string Usage();
 // large (a blur's). Empty when every call within the message limit fits.
 std::string MemoryBudgetWarning(const Config& config);
 
+// A start-up warning when --trust_tenant_header cannot take effect: with
+// --tls_client_ca every caller has a verified certificate, which names its
+// tenant before any header is read, so every call through a proxy is the
+// proxy's tenant. Empty otherwise.
+std::string TenantHeaderWarning(const Config& config);
+
 }  // namespace compute
 
 #endif  // COMPUTE_SERVER_CONFIG_H_

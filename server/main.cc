@@ -219,6 +219,12 @@ int main(int argc, char** argv) {
     Put(f, "detail", warning);
     compute::LogJson("warning", "memory budget below the message limit", f);
   }
+  if (std::string warning = compute::TenantHeaderWarning(*config);
+      !warning.empty()) {
+    google::protobuf::Struct f;
+    Put(f, "detail", warning);
+    compute::LogJson("warning", "tenant header not read under mutual TLS", f);
+  }
   // Outlives the server: the pool and the service call its observers until
   // they are destroyed.
   compute::metrics::MetricsOptions metrics_options;

@@ -211,6 +211,25 @@ TEST(ConfigTest, ABudgetTooSmallForTheMessageLimitIsWarnedOf) {
 // One budget for all the bytes of calls: the pool (what it admitted) gets
 // 1/4, gRPC's transport quota (bodies being read, and a blur's pixels
 // while its call lasts) 3/4, and together never more than the flag says.
+// With mutual TLS every caller's certificate names its tenant, so a
+// trusted header is never read: said at start-up.
+TEST(ConfigTest, ATenantHeaderUnderMutualTlsIsWarnedOf) {
+  auto c = Parse({"--trust_tenant_header"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(TenantHeaderWarning(*c), "");
+  c = Parse({"--trust_tenant_header", "--tls_cert=/c.pem", "--tls_key=/k.pem"},
+            {{"COMPUTE_TLS_CLIENT_CA", "/ca.pem"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(TenantHeaderWarning(*c),
+            "--trust_tenant_header is set with COMPUTE_TLS_CLIENT_CA: every "
+            "caller's verified certificate names its tenant, so the "
+            "compute-tenant header is never read (calls through a proxy are "
+            "all the proxy's tenant)");
+  c = Parse({"--tls_cert=/c.pem", "--tls_key=/k.pem", "--tls_client_ca=/ca"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(TenantHeaderWarning(*c), "") << "no header trusted";
+}
+
 TEST(ConfigTest, TheMemoryBudgetIsSplitBetweenThePoolAndTheTransport) {
   auto c = Parse({"--max_inflight_bytes=20Mi"});
   ASSERT_TRUE(c.ok()) << c.status();
