@@ -62,8 +62,9 @@ double SleepCostUnits(const compute::v1::RunRequest& request) {
   // microseconds, not the timer's slack. Charged the slack, each one taught
   // the model a rate 1/10 of its own (the clamp's step), so a client
   // sending them drove sleep's rate down ~7x, and doomed sleeps were then
-  // admitted (a review's run). Costing nothing, it teaches nothing.
-  if (!(seconds > 0)) return 0;
+  // admitted (a review's run). At its own few microseconds, under the
+  // model's 10 us, it teaches nothing.
+  if (!(seconds > 0)) return kZeroSleepCostSeconds;
   return seconds + kSleepFixedCostSeconds;
 }
 
