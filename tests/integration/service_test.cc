@@ -1327,5 +1327,22 @@ TEST(ServerStartTest, AnAddressItCannotBindIsAClearErrorNotACrash) {
             "--address: '203.0.113.1' is not an address of this host");
 }
 
+// A call that passes the draining check but finds the pool closed (the
+// pool's shutdown racing it) is UNAVAILABLE, counted as draining, with no
+// pushback: retry on another replica. (RESOURCE_EXHAUSTED would send the
+// retry back to the replica going away.)
+TEST_F(ServiceTest, ACallThePoolRefusesAsShutDownIsUnavailable) {
+  Start(LocalConfig(1, 4));
+  server_->pool().Shutdown(server_->pool().clock().Now());
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  RunResponse r;
+  grpc::Status s = stub_->Run(&context, Fib(5), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_EQ(server_->service().rejected(service::RejectReason::kDraining), 1u);
+  EXPECT_EQ(context.GetServerTrailingMetadata().count("grpc-retry-pushback-ms"),
+            0u);
+}
+
 }  // namespace
 }  // namespace compute::testing

@@ -700,5 +700,16 @@ TEST(ConfigTest, FlagValueSyntaxAndMessages) {
   }
 }
 
+// --min_workers equal to --workers is a fixed-size pool.
+TEST(ConfigTest, MinWorkersMayEqualWorkers) {
+  auto c = Parse({"--workers=4", "--min_workers=4"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.pool.max_workers, 4);
+  EXPECT_EQ(c->server.pool.min_workers, 4);
+  auto cpus = Parse({"--min_workers=3"});  // --workers 0: the CPU count, 3
+  ASSERT_TRUE(cpus.ok()) << cpus.status();
+  EXPECT_EQ(cpus->server.pool.min_workers, 3);
+}
+
 }  // namespace
 }  // namespace compute

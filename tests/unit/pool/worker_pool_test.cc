@@ -803,5 +803,94 @@ TEST(WorkerPoolTest, StressEveryCompletionExactlyOnce) {
   EXPECT_EQ(stats.busy, 0);
 }
 
+// A burst that a spinning worker sees wakes no one at Submit (spinning_ is
+// set): the worker that takes the first task must wake the next, or the
+// burst runs one task at a time. (BurstWakesEverySleepingWorker runs
+// without spinning, where every Submit wakes a worker itself.) Without the
+// wake-up this failed within 20 rounds.
+TEST(WorkerPoolTest, BurstWhileAWorkerSpinsStartsOnEveryWorker) {
+  constexpr int kWorkers = 3;
+  PoolOptions options;
+  options.max_workers = kWorkers;
+  options.min_workers = kWorkers;
+  options.queue_capacity = 8;
+  options.spin_before_park = true;
+  absl::StatusOr<std::unique_ptr<WorkerPool>> created =
+      WorkerPool::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::unique_ptr<WorkerPool> pool = std::move(*created);
+  for (int round = 0; round < 200; ++round) {
+    Gate gate;
+    Completions done;
+    for (int i = 0; i < kWorkers; ++i) {
+      ASSERT_TRUE(pool->Submit(gate.Task(), done.For(i)).ok());
+    }
+    ASSERT_TRUE(gate.WaitStarted(kWorkers)) << "round " << round;
+    gate.Release();
+    ASSERT_TRUE(done.WaitForCount(kWorkers));
+  }
+}
+
+// Cancel of a queued task at or past its deadline (the timer not there yet)
+// completes it kDeadlineExceeded, not kCancelled: the outcome is decided by
+// the time, whoever delivers it.
+TEST(WorkerPoolTest, CancelOfAQueuedTaskPastItsDeadlineIsDeadlineExceeded) {
+  SimulatedClock clock;
+  Notification timer_held, release_timer;
+  auto pool = MakePool(1, 4, &clock);
+  absl::Cleanup let_the_timer_go = [&] {
+    if (!release_timer.HasBeenNotified()) release_timer.Notify();
+  };
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  TaskOptions first;
+  first.deadline = clock.Now() + absl::Milliseconds(5);
+  ASSERT_TRUE(pool->Submit([](const CancelToken&) { return absl::OkStatus(); },
+                           [&](const TaskResult&) {
+                             timer_held.Notify();
+                             release_timer.WaitForNotification();
+                           },
+                           first)
+                  .ok());
+  TaskOptions second;
+  second.deadline = clock.Now() + absl::Milliseconds(10);
+  absl::StatusOr<TaskHandle> h = pool->Submit(
+      [](const CancelToken&) { return absl::OkStatus(); }, done.For(2), second);
+  ASSERT_TRUE(h.ok());
+  clock.Advance(absl::Milliseconds(6));
+  ASSERT_TRUE(timer_held.WaitForNotificationWithTimeout(kWait));
+  clock.Advance(absl::Milliseconds(10));  // past the second's deadline
+  EXPECT_TRUE(pool->Cancel(*h));
+  ASSERT_TRUE(done.Get(2).has_value());
+  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done.Get(2)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(pool->Stats().completed[static_cast<int>(TaskOutcome::kCancelled)],
+            0u);
+  release_timer.Notify();
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(2));
+}
+
+// On the real clock (whose passing time signals no waiter, unlike
+// SimulatedClock::Advance), a Submit with a deadline earlier than the
+// timer's must wake it: a queued task behind a busy worker expires.
+TEST(WorkerPoolTest, RealClockQueuedTaskExpiresWhileTheWorkerIsBusy) {
+  auto pool = MakePool(1, 4);
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  TaskOptions options;
+  // Far enough that a stalled test machine still submits before it.
+  options.deadline = absl::Now() + absl::Milliseconds(500);
+  ASSERT_TRUE(pool->Submit(Noop(), done.For(1), options).ok());
+  ASSERT_TRUE(done.WaitForCount(1, kWait)) << "timer never woke";
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kDeadlineExceeded);
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(2));
+}
+
 }  // namespace
 }  // namespace compute
