@@ -188,7 +188,6 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   } else if (check_deadline && wait + options.cost > options.deadline - now) {
     why->reason = RefusalReason::kDeadline;
     why->own_cost = options.cost > options.deadline - now;
-    why->wait_past_deadline = wait >= options.deadline - now;
     refusal = absl::ResourceExhaustedError(absl::StrCat(
         "deadline cannot be met: expected ",
         absl::ToInt64Milliseconds(wait + options.cost), " ms (",

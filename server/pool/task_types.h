@@ -60,10 +60,6 @@ struct SubmitRefusal {
   // kDeadline only: the task's own estimated cost alone is longer than its
   // deadline allows, so no wait, here or elsewhere, makes it fit.
   bool own_cost = false;
-  // kDeadline only: the expected wait alone reaches the deadline, so a
-  // retry after it (gRPC's retries share the call's deadline) would wait
-  // in vain and end DEADLINE_EXCEEDED.
-  bool wait_past_deadline = false;
 };
 
 struct TaskResult {

@@ -539,15 +539,11 @@ grpc::Status ComputeService::Refused(const CallInfo& call,
             absl::StrCat(status.message(), "; retry with a longer deadline"),
             kDoNotRetry);
       }
-      // A retry shares the call's deadline (gRFC A6): after a pushback of
-      // a wait that reaches the deadline it could only end
-      // DEADLINE_EXCEEDED, the whole deadline spent waiting (a review's
-      // run: 2 s), where at once it ends RESOURCE_EXHAUSTED.
-      return Refuse(
-          call, RejectReason::kDeadline, grpc::StatusCode::RESOURCE_EXHAUSTED,
-          absl::StrCat(status.message(),
-                       "; retry later or with a longer deadline"),
-          refusal.wait_past_deadline ? kDoNotRetry : refusal.retry_after);
+      return Refuse(call, RejectReason::kDeadline,
+                    grpc::StatusCode::RESOURCE_EXHAUSTED,
+                    absl::StrCat(status.message(),
+                                 "; retry later or with a longer deadline"),
+                    refusal.retry_after);
     default:  // a budget: queue_full, memory, overload
       return Refuse(
           call, RejectReasonFor(refusal.reason),
