@@ -485,8 +485,11 @@ void WorkerPool::RunningLeftNsLocked(int64_t now_ticks,
                                      PoolLoad::Left* left) const {
   for (const Worker& w : workers_) {
     if (w.task == nullptr) continue;
-    int64_t elapsed = absl::ToInt64Nanoseconds(
-        clock_.TicksToDuration(now_ticks - w.started_ticks));
+    // At least 0: a task may have started after the arrival read the clock
+    // (before the lock), and its left must not pass its cost.
+    int64_t elapsed = std::max<int64_t>(
+        0, absl::ToInt64Nanoseconds(
+               clock_.TicksToDuration(now_ticks - w.started_ticks)));
     left->push_back(
         std::max(w.task->cost_ns - elapsed, w.task->cost_ns / kLeastLeftPart));
   }

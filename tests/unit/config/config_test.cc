@@ -208,9 +208,6 @@ TEST(ConfigTest, ABudgetTooSmallForTheMessageLimitIsWarnedOf) {
   EXPECT_EQ(MemoryBudgetWarning(*c), "") << "the limit it named is enough";
 }
 
-// One budget for all the bytes of calls: the pool (what it admitted) gets
-// 1/4, gRPC's transport quota (bodies being read, and a blur's pixels
-// while its call lasts) 3/4, and together never more than the flag says.
 // With mutual TLS every caller's certificate names its tenant, so a
 // trusted header is never read: said at start-up.
 TEST(ConfigTest, ATenantHeaderUnderMutualTlsIsWarnedOf) {
@@ -230,6 +227,9 @@ TEST(ConfigTest, ATenantHeaderUnderMutualTlsIsWarnedOf) {
   EXPECT_EQ(TenantHeaderWarning(*c), "") << "no header trusted";
 }
 
+// One budget for all the bytes of calls: the pool (what it admitted) gets
+// 1/4, gRPC's transport quota (bodies being read, and a blur's pixels
+// while its call lasts) 3/4, and together never more than the flag says.
 TEST(ConfigTest, TheMemoryBudgetIsSplitBetweenThePoolAndTheTransport) {
   auto c = Parse({"--max_inflight_bytes=20Mi"});
   ASSERT_TRUE(c.ok()) << c.status();
