@@ -623,6 +623,21 @@ TEST(WorkerPoolTest, RejectsBadOptionsNamingTheField) {
               HasSubstr("min_workers"));
 }
 
+// `rounds` bursts of one gated task per worker: each must start on every
+// worker before it is released.
+void RunGatedBursts(WorkerPool& pool, int workers, int rounds) {
+  for (int round = 0; round < rounds; ++round) {
+    Gate gate;
+    Completions done;
+    for (int i = 0; i < workers; ++i) {
+      ASSERT_TRUE(pool.Submit(gate.Task(), done.For(i)).ok());
+    }
+    ASSERT_TRUE(gate.WaitStarted(workers)) << "round " << round;
+    gate.Release();
+    ASSERT_TRUE(done.WaitForCount(workers));
+  }
+}
+
 // Workers that sleep are woken one by one: the submitter wakes one, and a
 // worker that finds more tasks queued behind its own wakes the next. A burst
 // of gated tasks must therefore start on every worker.
@@ -641,16 +656,7 @@ TEST(WorkerPoolTest, BurstWakesEverySleepingWorker) {
   ASSERT_TRUE(created.ok()) << created.status();
   std::unique_ptr<WorkerPool> pool = std::move(*created);
   ASSERT_TRUE(WaitUntil([&] { return pool->Stats().idle == kWorkers; }));
-  for (int round = 0; round < 20; ++round) {
-    Gate gate;
-    Completions done;
-    for (int i = 0; i < kWorkers; ++i) {
-      ASSERT_TRUE(pool->Submit(gate.Task(), done.For(i)).ok());
-    }
-    ASSERT_TRUE(gate.WaitStarted(kWorkers)) << "round " << round;
-    gate.Release();
-    ASSERT_TRUE(done.WaitForCount(kWorkers));
-  }
+  RunGatedBursts(*pool, kWorkers, /*rounds=*/20);
 }
 
 // Task records are recycled: a handle kept past its task's end must not
@@ -819,16 +825,7 @@ TEST(WorkerPoolTest, BurstWhileAWorkerSpinsStartsOnEveryWorker) {
       WorkerPool::Create(options);
   ASSERT_TRUE(created.ok()) << created.status();
   std::unique_ptr<WorkerPool> pool = std::move(*created);
-  for (int round = 0; round < 200; ++round) {
-    Gate gate;
-    Completions done;
-    for (int i = 0; i < kWorkers; ++i) {
-      ASSERT_TRUE(pool->Submit(gate.Task(), done.For(i)).ok());
-    }
-    ASSERT_TRUE(gate.WaitStarted(kWorkers)) << "round " << round;
-    gate.Release();
-    ASSERT_TRUE(done.WaitForCount(kWorkers));
-  }
+  RunGatedBursts(*pool, kWorkers, /*rounds=*/200);
 }
 
 // Cancel of a queued task at or past its deadline (the timer not there yet)
