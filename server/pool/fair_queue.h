@@ -149,9 +149,14 @@ class FairQueue {
 
   // Estimated work (ns of cost) that would run before a new task of
   // (tenant, priority) if it were pushed now: every queued task of the
-  // classes above, and the part of each flow of its class whose tasks start
-  // (in virtual time) before it would.
+  // classes above, its own flow, and what each other flow of its class is
+  // served before it starts (in virtual time), that flow taken to stay
+  // backlogged (its tenant's next calls count too). At most
+  // kMaxCostAheadNs.
   int64_t CostAhead(std::string_view tenant, Priority priority) const;
+  // About 11.6 days: past any deadline worth waiting for, and far inside
+  // an int64_t.
+  static constexpr double kMaxCostAheadNs = 1e15;
 
   // What a share is counted in: queued cost (ns), the measure of the time
   // budgets; or queued tasks, the measure of the queue's places (its count

@@ -400,6 +400,39 @@ TEST(FairQueueTest, CostAheadIsTheWorkThatRunsFirst) {
   EXPECT_EQ(q.queue.CostAhead("y", Priority::kSheddable), 250);
 }
 
+// A flow with a queue is taken to keep one: the work counted ahead of a
+// light tenant's next call includes what a heavy tenant (weight 50) will
+// send meanwhile, which fair queuing also runs first. Counting only the
+// heavy tenant's 2 queued tasks (10 of the 255 that ran first) admitted the
+// light tenant's calls to expire in the queue.
+TEST(FairQueueTest, CostAheadCountsABackloggedFlowsNextCalls) {
+  Queue q;
+  q.Push("heavy", 5, Priority::kDefault, 50);
+  q.Push("heavy", 5, Priority::kDefault, 50);
+  q.Push("light", 5);
+  const int64_t ahead = q.queue.CostAhead("light", Priority::kDefault);
+  FairQueue::Node* next = q.Push("light", 5);
+  // The heavy tenant sends a call each time one of its calls starts.
+  int64_t ran_first = 0;
+  for (FairQueue::Node* n = q.queue.Pop(); n != next; n = q.queue.Pop()) {
+    ASSERT_NE(n, nullptr);
+    ran_first += n->cost_ns;
+    if (n->flow->tenant == "heavy") q.Push("heavy", 5, Priority::kDefault, 50);
+  }
+  EXPECT_GE(ran_first, 250);
+  EXPECT_NEAR(static_cast<double>(ahead), static_cast<double>(ran_first), 5);
+}
+
+// Weights far apart do not overflow the count.
+TEST(FairQueueTest, CostAheadIsBoundedWithWeightsFarApart) {
+  Queue q;
+  q.Push("huge", 1, Priority::kDefault, 1e9);
+  q.Push("tiny", 1'000'000'000'000, Priority::kDefault, 1e-3);
+  const int64_t ahead = q.queue.CostAhead("tiny", Priority::kDefault);
+  EXPECT_GT(ahead, 1'000'000'000'000);
+  EXPECT_LE(ahead, static_cast<int64_t>(FairQueue::kMaxCostAheadNs));
+}
+
 TEST(FairQueueTest, SharesAndTheMostOverShare) {
   Queue q;
   for (int i = 0; i < 9; ++i) q.Push("greedy", 10);
