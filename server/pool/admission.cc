@@ -41,6 +41,10 @@ absl::Duration WaitFor(int64_t queued_cost_ns, const PoolLoad& load) {
 
 }  // namespace
 
+absl::Duration Admission::DeadlineMargin(absl::Duration wait) {
+  return wait * kDeadlineMarginOfWait;
+}
+
 absl::Duration Admission::MemoryRetryFloor() const {
   return budgets_.target_queue_wait == absl::InfiniteDuration()
              ? kMemoryRetryFloorWithoutTarget
@@ -162,10 +166,10 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   if (!standing && !sheddable) {
     // The full cost of the running tasks bounds what they have left: a
     // deadline beyond that bound needs no exact wait (the common case).
-    const int64_t bound_ns =
-        (queue.cost_ns() + load.running_full_cost_ns) / load.max_workers +
-        cost_ns;
-    if (absl::Nanoseconds(bound_ns) <= options.deadline - now) {
+    const absl::Duration bound = absl::Nanoseconds(
+        (queue.cost_ns() + load.running_full_cost_ns) / load.max_workers);
+    if (bound + DeadlineMargin(bound) + options.cost <=
+        options.deadline - now) {
       return absl::OkStatus();
     }
   }
@@ -185,13 +189,16 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
                             absl::ToInt64Milliseconds(wait), " ms > target ",
                             absl::ToInt64Milliseconds(target), " ms"),
                FairQueue::Measure::kCost);
-  } else if (check_deadline && wait + options.cost > options.deadline - now) {
+  } else if (check_deadline && wait + DeadlineMargin(wait) + options.cost >
+                                   options.deadline - now) {
     why->reason = RefusalReason::kDeadline;
     why->own_cost = options.cost > options.deadline - now;
+    const absl::Duration margin = DeadlineMargin(wait);
     refusal = absl::ResourceExhaustedError(absl::StrCat(
         "deadline cannot be met: expected ",
-        absl::ToInt64Milliseconds(wait + options.cost), " ms (",
+        absl::ToInt64Milliseconds(wait + margin + options.cost), " ms (",
         absl::ToInt64Milliseconds(wait), " ms queue wait + ",
+        absl::ToInt64Milliseconds(margin), " ms margin + ",
         absl::ToInt64Milliseconds(options.cost), " ms run) but only ",
         absl::ToInt64Milliseconds(options.deadline - now), " ms left"));
   }

@@ -59,8 +59,8 @@
 //   - kOverload: a standing queue (below) and this task's expected wait is
 //     over target_queue_wait (critical tasks are exempt).
 //   - kDeadline: (with TaskOptions::admit_by_deadline) now + expected wait +
-//     the task's own cost is past its deadline. An idle pool admits any task
-//     whose own cost fits.
+//     a margin of a quarter of that wait + the task's own cost is past its
+//     deadline. An idle pool admits any task whose own cost fits.
 // When queue_full, shed or overload refuses a task whose tenant holds more
 // than its fair share of its class's queue (places for queue_full, queued
 // cost for the others), the reason is kTenantShare instead: the tenant over

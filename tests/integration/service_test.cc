@@ -1263,6 +1263,9 @@ TEST_F(ServiceTest, EveryCallObjectIsFreedAfterCancelsAndTheDrain) {
     running.Cancel();
     EXPECT_EQ(running.Wait().error_code(), grpc::StatusCode::CANCELLED);
   }
+  // The cancelled sleep has left its worker (until then a new call's
+  // expected wait is its 30 s).
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 0; }));
   RunResponse r;
   EXPECT_TRUE(Call(Fib(10), &r).ok());
   EXPECT_TRUE(WaitUntil([&] { return queues.live_calls() == waiting; }))

@@ -70,8 +70,8 @@ TEST_F(AdmissionTest, AnIdlePoolAdmitsWhatFitsItsDeadline) {
   EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
   EXPECT_EQ(why_.reason, RefusalReason::kDeadline);
   EXPECT_EQ(refused.message(),
-            "deadline cannot be met: expected 60 ms (0 ms queue wait + 60 ms "
-            "run) but only 50 ms left");
+            "deadline cannot be met: expected 60 ms (0 ms queue wait + 0 ms "
+            "margin + 60 ms run) but only 50 ms left");
 }
 
 // A long task on one worker does not hold up the others: the wait is
@@ -109,20 +109,28 @@ TEST_F(AdmissionTest, ALongTaskDoesNotHoldTheWaitForTheOtherWorkers) {
 }
 
 // Busy workers and a queue: the wait is (queued cost + what the running
-// tasks have left) / workers, and the deadline is held against it.
+// tasks have left) / workers, and the deadline is held against it with a
+// margin of a quarter of the wait.
 TEST_F(AdmissionTest, TheDeadlineBudgetCountsTheWorkAhead) {
   Admission admission(AdmissionBudgets{});
   Queue(Priority::kDefault, 100 * kMs);
   running_left_ = {30 * kMs, 30 * kMs};  // 2 workers busy
-  // Wait (100 + 60) / 2 = 80 ms, + 10 ms of its own: fits 95, not 85.
+  // Wait (100 + 60) / 2 = 80 ms, + a 20 ms margin + 10 ms of its own:
+  // fits 110, not 109, nor 95 (where it would fit with no margin).
   EXPECT_TRUE(admission
-                  .Check(Task(absl::Milliseconds(10), absl::Milliseconds(95)),
+                  .Check(Task(absl::Milliseconds(10), absl::Milliseconds(110)),
                          now_, Load(2, 2), &why_, &victim_)
                   .ok());
   EXPECT_FALSE(admission
-                   .Check(Task(absl::Milliseconds(10), absl::Milliseconds(85)),
+                   .Check(Task(absl::Milliseconds(10), absl::Milliseconds(109)),
                           now_, Load(2, 2), &why_, &victim_)
                    .ok());
+  absl::Status refused =
+      admission.Check(Task(absl::Milliseconds(10), absl::Milliseconds(95)),
+                      now_, Load(2, 2), &why_, &victim_);
+  EXPECT_EQ(refused.message(),
+            "deadline cannot be met: expected 110 ms (80 ms queue wait + 20 ms "
+            "margin + 10 ms run) but only 95 ms left");
   EXPECT_EQ(why_.reason, RefusalReason::kDeadline);
   EXPECT_EQ(why_.expected_wait, absl::Milliseconds(80));
   EXPECT_EQ(why_.retry_after, absl::Milliseconds(80));
