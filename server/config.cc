@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -358,19 +359,25 @@ void SplitMemoryBudget(int64_t total, int64_t* pool, int64_t* transport) {
   *transport = total - *pool;
 }
 
-// A --tenant_weights name that is an IPv6 network ("2001:DB8:0:1::5/64"),
-// written as the server writes a peer's grouped tenant
+// A --tenant_weights name that is an IPv6 address or network
+// ("2001:DB8:0:1::5/64"), written as the server writes a peer's tenant
 // (service::TenantFromPeer: lower case, compressed, host bits clear), so
-// that any spelling matches; one of another length than
-// --tenant_ipv6_prefix could never match: an error. Any other name as it
-// is: a bare address may be a tenant named by a certificate's IP SAN or a
-// header, matched as written.
+// that any spelling matches; a network of another length than
+// --tenant_ipv6_prefix could never match: an error. A bare address is
+// written so too: as a peer's tenant at /128, or a certificate's IP SAN
+// (written so by gRPC). Until 2026-12-06 it was kept as written, and
+// "2001:DB8::5" never matched the peer 2001:db8::5. Any other name as it
+// is.
 absl::StatusOr<std::string> TenantWeightName(absl::string_view name,
                                              int ipv6_prefix,
                                              absl::string_view source,
                                              absl::string_view prefix_source) {
   const size_t slash = name.find('/');
-  if (slash == absl::string_view::npos) return std::string(name);
+  if (slash == absl::string_view::npos) {
+    std::optional<std::string> address =
+        service::Ipv6Tenant(std::string(name), 128);
+    return address.has_value() ? *std::move(address) : std::string(name);
+  }
   const std::string address(name.substr(0, slash));
   if (!service::Ipv6Tenant(address, 128).has_value()) {
     return std::string(name);

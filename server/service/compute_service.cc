@@ -243,9 +243,18 @@ CostModel::ProbeEnd ProbeEndOf(TaskOutcome outcome, bool ran, absl::Time now,
 
 std::optional<std::string> Ipv6Tenant(std::string_view address,
                                       int ipv6_prefix) {
+  // A link-local address has a zone (RFC 4007: "fe80::1%2"; gRPC writes
+  // the interface's number): the network is grouped like any other and
+  // keeps its zone, since the same fe80::/64 on two interfaces is two
+  // links. Ungrouped, a client on the link could be a tenant per address.
+  std::string_view zone;
+  if (size_t percent = address.find('%'); percent != std::string_view::npos) {
+    zone = address.substr(percent + 1);
+    address = address.substr(0, percent);
+    if (zone.empty()) return std::nullopt;
+  }
   in6_addr ip;
-  // Not IPv6 (IPv4, another scheme), or one with a zone (link-local: its
-  // hosts share no routed network, and gRPC writes the zone as a number).
+  // Not IPv6 (IPv4, another scheme).
   if (address.find(':') == std::string_view::npos ||
       inet_pton(AF_INET6, std::string(address).c_str(), &ip) != 1) {
     return std::nullopt;
@@ -261,8 +270,11 @@ std::optional<std::string> Ipv6Tenant(std::string_view address,
     ip.s6_addr[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
   }
   inet_ntop(AF_INET6, &ip, text, sizeof(text));
-  if (prefix == 128) return text;
-  return absl::StrCat(text, "/", prefix);
+  const std::string network = zone.empty()
+                                  ? std::string(text)
+                                  : absl::StrCat(text, "%", AbslView(zone));
+  if (prefix == 128) return network;
+  return absl::StrCat(network, "/", prefix);
 }
 
 std::string TenantFromPeer(std::string_view peer, int ipv6_prefix) {

@@ -161,9 +161,10 @@ std::string TenantFromPeer(std::string_view peer, int ipv6_prefix);
 
 // An IPv6 address (no brackets, no port) as TenantFromPeer writes its
 // tenant: the network of its first `ipv6_prefix` bits ("2001:db8:1:2::/64"),
-// or at 128 the address alone, lower case and compressed; an IPv4 address
+// or at 128 the address alone, lower case and compressed; a zone kept after
+// the address, as RFC 4007 writes it ("fe80::%2/64"); an IPv4 address
 // mapped into IPv6 as the IPv4 address. Nullopt for anything else (IPv4, a
-// name, an address with a zone). --tenant_weights writes its IPv6 names so.
+// name). --tenant_weights writes its IPv6 names so.
 std::optional<std::string> Ipv6Tenant(std::string_view address,
                                       int ipv6_prefix);
 

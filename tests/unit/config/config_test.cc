@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/service/compute_service.h"
 #include "tests/unit/config/parse_args.h"
 
 namespace compute {
@@ -350,11 +351,23 @@ TEST(ConfigTest, Tenants) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->server.tenant_weights.at("2001:db8:0:1::/64"), 4);
   EXPECT_EQ(c->server.tenant_weights.at("gold"), 2);
-  // A bare address is any tenant's name (a certificate's IP SAN, a
-  // header's), matched as written.
+  // A bare address is written as the server writes a peer's (at /128) or
+  // gRPC a certificate's IP SAN: "2001:DB8::5" matches the peer
+  // 2001:db8::5. A link-local one keeps its zone.
   c = Parse({"--tenant_ipv6_prefix=64", "--tenant_weights=2001:DB8::5=4"});
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->server.tenant_weights.at("2001:DB8::5"), 4);
+  EXPECT_EQ(c->server.tenant_weights.at("2001:db8::5"), 4);
+  c = Parse({"--tenant_weights=2001:0DB8:0:0::5=4,FE80::1%2=3"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tenant_weights.at(
+                service::TenantFromPeer("ipv6:[2001:db8::5]:443", 128)),
+            4);
+  EXPECT_EQ(c->server.tenant_weights.at("fe80::1%2"), 3);
+  c = Parse({"--tenant_ipv6_prefix=64", "--tenant_weights=fe80::1%2/64=3"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tenant_weights.at(
+                service::TenantFromPeer("ipv6:[fe80::9:9%2]:443", 64)),
+            3);
   c = Parse({"--tenant_weights=2001:DB8::0005/128=4"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->server.tenant_weights.at("2001:db8::5"), 4);

@@ -114,8 +114,14 @@ TEST(TenantFromPeerTest, Ipv6PeersAreGroupedByTheirPrefix) {
               "10.1.2.3");
   }
   EXPECT_EQ(TenantFromPeer("ipv4:10.1.2.3:5678", 128), "10.1.2.3");
-  // Not an address it can read (a zone, another scheme): as it is.
-  EXPECT_EQ(TenantFromPeer("ipv6:%5Bfe80::1%253%5D:80", 64), "fe80::1%3");
+  // A link-local address is grouped too, and keeps its zone: the same
+  // fe80::/64 on two interfaces is two links.
+  EXPECT_EQ(TenantFromPeer("ipv6:%5Bfe80::1%253%5D:80", 64), "fe80::%3/64");
+  EXPECT_EQ(TenantFromPeer("ipv6:%5Bfe80::2:7%253%5D:80", 64), "fe80::%3/64");
+  EXPECT_EQ(TenantFromPeer("ipv6:%5Bfe80::1%254%5D:80", 64), "fe80::%4/64");
+  EXPECT_EQ(TenantFromPeer("ipv6:%5Bfe80::1%253%5D:80", 128), "fe80::1%3");
+  // Not an address it can read (another scheme, an empty zone): as it is.
+  EXPECT_EQ(TenantFromPeer("ipv6:%5Bfe80::1%25%5D:80", 64), "fe80::1%");
   EXPECT_EQ(TenantFromPeer("unix:/tmp/compute.sock", 64), "unix");
 }
 
@@ -135,7 +141,11 @@ TEST(Ipv6TenantTest, AnySpellingIsThePeersTenant) {
   // Not IPv6: no tenant of its own.
   EXPECT_EQ(Ipv6Tenant("10.1.2.3", 64), std::nullopt);
   EXPECT_EQ(Ipv6Tenant("gold", 64), std::nullopt);
-  EXPECT_EQ(Ipv6Tenant("fe80::1%3", 64), std::nullopt);
+  EXPECT_EQ(Ipv6Tenant("fe80::1%", 64), std::nullopt);
+  EXPECT_EQ(Ipv6Tenant("50%off", 64), std::nullopt);
+  // A zone stays, after the address (RFC 4007).
+  EXPECT_EQ(Ipv6Tenant("FE80:0::1%3", 64), "fe80::%3/64");
+  EXPECT_EQ(Ipv6Tenant("FE80:0::1%3", 128), "fe80::1%3");
   EXPECT_EQ(Ipv6Tenant("", 64), std::nullopt);
 }
 
