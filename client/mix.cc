@@ -37,6 +37,11 @@ absl::Status CheckTenant(std::string_view flag, std::string_view tenant) {
           absl::StrFormat("%s (byte %d is 0x%02x)", rule, i + 1, c));
     }
   }
+  // The server refuses one: values a proxy joined look so.
+  if (tenant.find(',') != std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(AbslView(flag), " must not hold a comma"));
+  }
   return absl::OkStatus();
 }
 

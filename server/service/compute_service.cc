@@ -174,6 +174,15 @@ absl::Status CheckTenantHeader(std::string_view value) {
           absl::StrFormat("%s (byte %d is 0x%02x)", rule(), i + 1, c));
     }
   }
+  // A proxy that joins its value to the client's ("mine,proxy", as HTTP/1
+  // folds a header sent twice) would have left the client's value in
+  // charge; and no --tenant_weights entry can name a tenant with a comma.
+  if (value.find(',') != std::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kTenantHeader,
+        " must not hold a comma (values joined: a proxy that sets it must "
+        "replace the client's value, not add to it)"));
+  }
   return absl::OkStatus();
 }
 
@@ -403,13 +412,13 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
                   absl::ZeroDuration());
   }
   if (options_.trust_tenant_header) {
-    if (absl::Status once = CheckSingleValued(*call.context, kTenantHeader);
-        !once.ok()) {
-      return Invalid(call, std::string(once.message()));
+    absl::Status valid = CheckSingleValued(*call.context, kTenantHeader);
+    if (valid.ok()) {
+      valid = CheckTenantHeader(Metadata(*call.context, kTenantHeader));
     }
-    if (absl::Status valid =
-            CheckTenantHeader(Metadata(*call.context, kTenantHeader));
-        !valid.ok()) {
+    // Not when a certificate names the tenant: the header is not read then
+    // (asked only here, on a refusal: it costs an allocation).
+    if (!valid.ok() && CertificateTenant(call).empty()) {
       return Invalid(call, std::string(valid.message()));
     }
   }
@@ -456,18 +465,20 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   return std::nullopt;
 }
 
-void ComputeService::ResolveTenant(CallInfo& call) const {
-  std::string& tenant = call.options.tenant;
+std::string ComputeService::CertificateTenant(const CallInfo& call) {
   // A verified client certificate names the tenant (gRPC gives its SAN, or
   // its CN without one, as the peer identity).
   std::shared_ptr<const grpc::AuthContext> auth = call.context->auth_context();
-  if (auth != nullptr && auth->IsPeerAuthenticated()) {
-    std::vector<grpc::string_ref> identity = auth->GetPeerIdentity();
-    if (!identity.empty()) {
-      tenant = TenantFromIdentity(
-          std::string_view(identity.front().data(), identity.front().size()));
-    }
-  }
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return {};
+  std::vector<grpc::string_ref> identity = auth->GetPeerIdentity();
+  if (identity.empty()) return {};
+  return TenantFromIdentity(
+      std::string_view(identity.front().data(), identity.front().size()));
+}
+
+void ComputeService::ResolveTenant(CallInfo& call) const {
+  std::string& tenant = call.options.tenant;
+  tenant = CertificateTenant(call);
   // Prepare refused a header that is not a tenant (CheckTenantHeader).
   if (tenant.empty() && options_.trust_tenant_header) {
     tenant = std::string(Metadata(*call.context, kTenantHeader));

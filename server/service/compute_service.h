@@ -136,8 +136,9 @@ CostModel::ProbeEnd ProbeEndOf(TaskOutcome outcome, bool ran, absl::Time now,
 inline constexpr size_t kMaxTenantBytes = 128;
 
 // OK, or INVALID_ARGUMENT saying which rule the `compute-tenant` value
-// breaks: more than kMaxTenantBytes, or a byte outside 0x20-0x7E (all that
-// gRPC's spec allows in a metadata value, though gRPC 1.51 takes any).
+// breaks: more than kMaxTenantBytes, a byte outside 0x20-0x7E (all that
+// gRPC's spec allows in a metadata value, though gRPC 1.51 takes any), or
+// a comma (a proxy's value joined to the client's).
 [[nodiscard]] absl::Status CheckTenantHeader(std::string_view value);
 
 // A verified TLS identity (the SAN, or the CN) as a tenant: its first
@@ -215,6 +216,8 @@ class ComputeService {
   // The call's tenant and its weight, into call.options (only calls that
   // queue need them: they cost an allocation or two).
   void ResolveTenant(CallInfo& call) const;
+  // The tenant a verified client certificate names; empty without one.
+  static std::string CertificateTenant(const CallInfo& call);
   TaskFn TaskFor(const CallInfo& call) const;
   // INVALID_ARGUMENT with `message`, counted (reason "invalid").
   grpc::Status Invalid(const CallInfo& call, const std::string& message);

@@ -324,6 +324,9 @@ TEST_F(CommandsTest, ATenantGrpcCannotSendIsAUsageError) {
        "compute-client run: " + rule + " (got 129 bytes)"},
       {{"batch", "fib", "5", "--tenant", "\x7f"},
        "compute-client batch: " + rule + " (byte 1 is 0x7f)"},
+      // The server refuses it (a proxy's value joined to the client's).
+      {{"run", "fib", "--n", "5", "--tenant", "a,b"},
+       "compute-client run: --tenant must not hold a comma"},
       {{"bench", "--task", "fib", "--n", "1", "--requests", "1", "--tenant",
         "t\tab"},
        "compute-client bench: " + rule + " (byte 2 is 0x09)"},

@@ -865,6 +865,15 @@ TEST_F(ServiceTest, SheddableWorkIsShedAndUnknownPrioritiesRefused) {
                            "sets it must replace the client's value, not add "
                            "to it)"));
   }
+  // Or joined to the client's by a proxy, as HTTP/1 folds a header sent
+  // twice.
+  grpc::ClientContext joined;
+  joined.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  joined.AddMetadata("compute-tenant", "mine,proxy");
+  s = stub_->Run(&joined, Spin(absl::Milliseconds(1)), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("compute-tenant must not hold a comma"));
 }
 
 TEST_F(ServiceTest, CriticalCallsDisplaceQueuedSheddableOnes) {

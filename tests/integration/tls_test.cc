@@ -99,8 +99,11 @@ class TlsTest : public ::testing::Test {
 
   // `client`: the client certificate's file name stem ("client", "team"),
   // or nullptr for none.
+  // `tenant_headers`: the compute-tenant values the call sends.
   grpc::Status CallFib(int port, bool with_client_cert,
-                       const char* client = "client") {
+                       const char* client = "client",
+                       const std::vector<std::string>& tenant_headers = {
+                           "claimed-by-header"}) {
     grpc::SslCredentialsOptions options;
     options.pem_root_certs = Read(Path("ca.pem"));
     if (with_client_cert) {
@@ -114,7 +117,9 @@ class TlsTest : public ::testing::Test {
     auto stub = compute::v1::Compute::NewStub(channel);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    context.AddMetadata("compute-tenant", "claimed-by-header");
+    for (const std::string& value : tenant_headers) {
+      context.AddMetadata("compute-tenant", value);
+    }
     compute::v1::RunResponse response;
     grpc::Status s = stub->Run(&context, Fib(10), &response);
     if (s.ok()) {
@@ -182,6 +187,29 @@ TEST_F(TlsTest, TheVerifiedCertificateNamesTheTenantNotTheHeader) {
       CallFib(server->port(), /*with_client_cert=*/true, "client").ok());
   EXPECT_EQ(log.tenants(), (std::vector<std::string>{"team-a.example",
                                                      "compute-test-client"}));
+}
+
+// The header is not read when a certificate names the tenant, so what it
+// holds refuses nothing then (before 2026-12-06 a header sent twice was
+// refused under mutual TLS too); without a certificate it is refused.
+TEST_F(TlsTest, AHeaderNotReadUnderACertificateRefusesNothing) {
+  TenantLog log;
+  auto server = StartTls(/*mutual=*/true, &log);
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(
+      CallFib(server->port(), /*with_client_cert=*/true, "team", {"a", "b"})
+          .ok());
+  EXPECT_TRUE(
+      CallFib(server->port(), /*with_client_cert=*/true, "team", {"mine,proxy"})
+          .ok());
+  EXPECT_EQ(log.tenants(),
+            (std::vector<std::string>{"team-a.example", "team-a.example"}));
+  auto one_way = StartTls(/*mutual=*/false);
+  ASSERT_NE(one_way, nullptr);
+  EXPECT_EQ(
+      CallFib(one_way->port(), /*with_client_cert=*/false, "client", {"a", "b"})
+          .error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 // A certificate's name becomes a tenant as the header's must be: at most

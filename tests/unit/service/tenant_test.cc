@@ -19,6 +19,15 @@ TEST(TenantHeaderTest, PrintableAsciiUpToTheLimitIsATenant) {
   EXPECT_TRUE(CheckTenantHeader(std::string(kMaxTenantBytes, 'x')).ok());
 }
 
+// A proxy that joins its value to the client's leaves a comma.
+TEST(TenantHeaderTest, ACommaIsInvalidArgument) {
+  absl::Status s = CheckTenantHeader("mine,proxy");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "compute-tenant must not hold a comma (values joined: a proxy "
+            "that sets it must replace the client's value, not add to it)");
+}
+
 TEST(TenantHeaderTest, TooLongIsInvalidArgumentNamingTheHeader) {
   absl::Status s = CheckTenantHeader(std::string(kMaxTenantBytes + 1, 'x'));
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
