@@ -56,8 +56,10 @@ absl::Duration Admission::ExpectedWait(const PoolLoad& load) {
 }
 
 absl::Duration Admission::ExpectedWaitFor(const TaskOptions& options,
-                                          const PoolLoad& load) {
-  return WaitFor(load.queue.CostAhead(options.tenant, options.priority), load);
+                                          const PoolLoad& load,
+                                          FairQueue::Backlog backlog) {
+  return WaitFor(
+      load.queue.CostAhead(options.tenant, options.priority, backlog), load);
 }
 
 absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
@@ -74,7 +76,11 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   const int64_t cost_ns = absl::ToInt64Nanoseconds(options.cost);
   // The expected wait only where a check needs it.
   auto expected_wait = [&] {
-    why->expected_wait = ExpectedWaitFor(options, load);
+    // While a queue stands, the tenants with queued calls keep sending.
+    why->expected_wait =
+        ExpectedWaitFor(options, load,
+                        overloaded_ ? FairQueue::Backlog::kStaysBacklogged
+                                    : FairQueue::Backlog::kAsQueued);
     why->retry_after = ClampRetry(why->expected_wait);
     return why->expected_wait;
   };

@@ -73,8 +73,11 @@ class Admission {
   // would have started within a second were refused by their deadline.)
   // For any task, and for a task of `options`' tenant and class.
   static absl::Duration ExpectedWait(const PoolLoad& load);
-  static absl::Duration ExpectedWaitFor(const TaskOptions& options,
-                                        const PoolLoad& load);
+  // (`backlog`: FairQueue::CostAhead's; the pool's own checks count the
+  // other tenants as backlogged while a queue stands.)
+  static absl::Duration ExpectedWaitFor(
+      const TaskOptions& options, const PoolLoad& load,
+      FairQueue::Backlog backlog = FairQueue::Backlog::kAsQueued);
 
   // The standing-queue detector (CoDel's rule): every dequeue reports its
   // task's queue wait, and a worker that finds the queue empty a zero.
@@ -99,12 +102,15 @@ class Admission {
   // The wait is an estimate, and the answer still has to reach its client
   // after the task: admitted with no margin, a call with a deadline under
   // the target queue wait joined a queue that admission held at its
-  // deadline, where a few ms of jitter made it miss. Open loop at 2x and
-  // 4x capacity (spin 5ms, 2 workers) with 50 and 100 ms deadlines, 30-55%
-  // of the admitted calls ended DEADLINE_EXCEEDED, for a goodput of 0.45
-  // to 0.69 of capacity; with this margin, under 0.1% did, and goodput was
-  // 0.95-0.97 (0.1 still let 0.5-3% miss). An idle pool has no wait, so
-  // it still admits any call whose own cost fits.
+  // deadline, where a few ms of jitter made it miss. Open loop at 1x, 2x
+  // and 4x capacity (spin 5ms, 2 workers, overload.sh) with 100 ms
+  // deadlines, 41-54% of the admitted calls ended DEADLINE_EXCEEDED, for a
+  // goodput of 0.45-0.58 of capacity (30-55% and 0.45-0.69 in other runs
+  // with 50 and 100 ms); with this margin, under 0.1% did, and goodput was
+  // 0.95-0.97 (0.1 still let 0.5-3% miss). An idle pool has no wait, so it
+  // still admits any call whose own cost fits. A quarter is a lot for a
+  // long wait (50 s of wait needs 62.5 s), where a call that long is
+  // rarely near its deadline.
   static constexpr double kDeadlineMarginOfWait = 0.25;
   static absl::Duration DeadlineMargin(absl::Duration wait);
 

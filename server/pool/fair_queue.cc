@@ -185,7 +185,8 @@ void FairQueue::Served(Node* node, int64_t ran_ns) {
   SweepInactiveFlows();
 }
 
-int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority) const {
+int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
+                             Backlog backlog) const {
   const int p = static_cast<int>(priority);
   // Summed in doubles: with weights far apart (0.001 against 1,000) one
   // flow's part can pass what an int64_t holds.
@@ -204,17 +205,15 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority) const {
       continue;
     }
     // What f is served before `start`: (start - its head's tag) x its
-    // weight, and at least its head if that starts no later. Not capped at
-    // what f holds now: a flow with a queue is taken to keep one (its
-    // tenant sends on), and the tasks it sends meanwhile start before
-    // `start` too. Capped, a light tenant beside one of weight 50 holding a
-    // short queue was told a wait the heavy tenant's next calls then
-    // overtook: 13-23 of its ~95 calls a run admitted with 200 ms deadlines
-    // expired in the queue
-    // (FairQueueTest.CostAheadCountsABackloggedFlowsNextCalls).
+    // weight, and at least its head if that starts no later; of what it
+    // holds now at most, unless it is taken to stay backlogged (see the
+    // header).
     double before = std::max(0.0, start - f->head_tag) * f->weight;
     if (f->head_tag <= start) {
       before = std::max(before, static_cast<double>(f->front->cost_ns));
+    }
+    if (backlog == Backlog::kAsQueued) {
+      before = std::min(before, static_cast<double>(f->cost_ns));
     }
     ahead += before;
   }

@@ -257,6 +257,40 @@ TEST_F(AdmissionTest, AStandingQueueIsOneAboveTargetForAWholeInterval) {
   EXPECT_FALSE(admission.overloaded());
 }
 
+// While a queue stands, the tenants with queued calls are taken to keep
+// sending: a light tenant's next call waits for what a heavy one (weight
+// 50) will be served before it, not only for what the heavy one holds now.
+// Without a standing queue, only what is queued counts (a tenant that
+// stops sending would otherwise hold every other tenant's calls off).
+TEST_F(AdmissionTest, WhileAQueueStandsOtherTenantsAreTakenToKeepSending) {
+  AdmissionBudgets budgets;
+  budgets.target_queue_wait = absl::Milliseconds(100);
+  budgets.overload_interval_ticks = 1000;
+  auto queue = [&](const std::string& tenant, double weight) {
+    nodes_.emplace_back();
+    queue_.Push(&nodes_.back(), tenant, Priority::kDefault, weight, 5 * kMs);
+  };
+  queue("heavy", 50);
+  queue("heavy", 50);
+  queue("light", 1);
+  running_left_ = {1 * kMs};  // its one worker busy
+  TaskOptions light = Task(absl::Milliseconds(5), absl::Milliseconds(20));
+  light.tenant = "light";
+  // Not standing: its own 5 ms, the heavy tenant's 10 and the running 1.
+  Admission calm(budgets);
+  EXPECT_FALSE(calm.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
+  EXPECT_EQ(why_.reason, RefusalReason::kDeadline);
+  EXPECT_EQ(why_.expected_wait, absl::Milliseconds(16));
+  // Standing: the heavy tenant is served 5 ms x 50 before the light
+  // tenant's next call starts.
+  Admission standing(budgets);
+  standing.ObserveQueueWait(absl::Milliseconds(150), 1);
+  standing.ObserveQueueWait(absl::Milliseconds(150), 1001);
+  ASSERT_TRUE(standing.overloaded());
+  EXPECT_FALSE(standing.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
+  EXPECT_EQ(why_.expected_wait, absl::Milliseconds(256));
+}
+
 // A light tenant's calls (one at a time, each its flow's only task) wait
 // about one round of fair queuing beside a greedy tenant's standing queue:
 // their short waits neither end the interval nor overload. Before, each

@@ -400,17 +400,21 @@ TEST(FairQueueTest, CostAheadIsTheWorkThatRunsFirst) {
   EXPECT_EQ(q.queue.CostAhead("y", Priority::kSheddable), 250);
 }
 
-// A flow with a queue is taken to keep one: the work counted ahead of a
-// light tenant's next call includes what a heavy tenant (weight 50) will
-// send meanwhile, which fair queuing also runs first. Counting only the
-// heavy tenant's 2 queued tasks (10 of the 255 that ran first) admitted the
-// light tenant's calls to expire in the queue.
+// Taken to stay backlogged, a flow's next calls count too: the work
+// counted ahead of a light tenant's next call includes what a heavy tenant
+// (weight 50) will send meanwhile, which fair queuing also runs first.
+// As queued, only the heavy tenant's 2 queued tasks count (10 of the 255
+// that ran first).
 TEST(FairQueueTest, CostAheadCountsABackloggedFlowsNextCalls) {
   Queue q;
   q.Push("heavy", 5, Priority::kDefault, 50);
   q.Push("heavy", 5, Priority::kDefault, 50);
   q.Push("light", 5);
-  const int64_t ahead = q.queue.CostAhead("light", Priority::kDefault);
+  const int64_t ahead = q.queue.CostAhead("light", Priority::kDefault,
+                                          FairQueue::Backlog::kStaysBacklogged);
+  EXPECT_EQ(q.queue.CostAhead("light", Priority::kDefault,
+                              FairQueue::Backlog::kAsQueued),
+            15);
   FairQueue::Node* next = q.Push("light", 5);
   // The heavy tenant sends a call each time one of its calls starts.
   int64_t ran_first = 0;
@@ -423,14 +427,33 @@ TEST(FairQueueTest, CostAheadCountsABackloggedFlowsNextCalls) {
   EXPECT_NEAR(static_cast<double>(ahead), static_cast<double>(ran_first), 5);
 }
 
-// Weights far apart do not overflow the count.
+// As queued, a tenant's own long call just served (its debt) does not make
+// another tenant's two short queued calls count as its whole length: its
+// next call starts after them (the reviewer's lockout: 1,999 ms ahead of a
+// call that would start in 2).
+TEST(FairQueueTest, CostAheadAsQueuedCountsOnlyWhatIsQueued) {
+  Queue q;
+  q.Push("x", 2000);
+  q.Push("y", 1);
+  FairQueue::Node* running = q.queue.Pop();
+  ASSERT_EQ(running->cost_ns, 2000);
+  q.Push("y", 1);
+  EXPECT_EQ(q.queue.CostAhead("x", Priority::kDefault), 2);
+  EXPECT_EQ(q.queue.CostAhead("x", Priority::kDefault,
+                              FairQueue::Backlog::kStaysBacklogged),
+            2000);
+  q.queue.Served(running, 2000);
+}
+
+// Weights far apart (the pool's range, 0.001 to 1,000) do not overflow the
+// count: it stops at kMaxCostAheadNs.
 TEST(FairQueueTest, CostAheadIsBoundedWithWeightsFarApart) {
   Queue q;
-  q.Push("huge", 1, Priority::kDefault, 1e9);
-  q.Push("tiny", 1'000'000'000'000, Priority::kDefault, 1e-3);
-  const int64_t ahead = q.queue.CostAhead("tiny", Priority::kDefault);
-  EXPECT_GT(ahead, 1'000'000'000'000);
-  EXPECT_LE(ahead, static_cast<int64_t>(FairQueue::kMaxCostAheadNs));
+  q.Push("heavy", 1, Priority::kDefault, 1000);
+  q.Push("light", 3'600'000'000'000, Priority::kDefault, 0.001);  // 1 h
+  EXPECT_EQ(q.queue.CostAhead("light", Priority::kDefault,
+                              FairQueue::Backlog::kStaysBacklogged),
+            static_cast<int64_t>(FairQueue::kMaxCostAheadNs));
 }
 
 TEST(FairQueueTest, SharesAndTheMostOverShare) {
