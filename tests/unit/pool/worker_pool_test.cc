@@ -274,6 +274,28 @@ TEST(WorkerPoolTest, QueuedTaskWhoseDeadlinePassesNeverRuns) {
   EXPECT_FALSE(ran.load());
 }
 
+// Takes a one-worker pool's worker with `gate`'s task (completion 0) and
+// queues a task due 5 ms from now whose completion (1) holds the timer
+// thread until `release_timer`: once the clock passes 5 ms and
+// `timer_held` is notified, only a worker or a caller sees a later
+// deadline pass.
+void BusyWorkerAndATimerToHold(WorkerPool& pool, SimulatedClock& clock,
+                               Gate& gate, Completions& done,
+                               Notification& timer_held,
+                               Notification& release_timer) {
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  TaskOptions first;
+  first.deadline = clock.Now() + absl::Milliseconds(5);
+  ASSERT_TRUE(pool.Submit([](const CancelToken&) { return absl::OkStatus(); },
+                          [&](const TaskResult&) {
+                            timer_held.Notify();
+                            release_timer.WaitForNotification();
+                          },
+                          first)
+                  .ok());
+}
+
 // The timer is not the only one that looks at deadlines: a worker that gets
 // to the queue first (the timer not yet scheduled on a busy CPU, or busy
 // delivering earlier expiries off the lock) expires what is past its
@@ -288,18 +310,8 @@ TEST(WorkerPoolTest, AWorkerNeverStartsATaskPastItsDeadline) {
   };
   Gate gate;
   Completions done;
-  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
-  // The first to expire holds the timer thread in its completion.
-  TaskOptions first;
-  first.deadline = clock.Now() + absl::Milliseconds(5);
-  ASSERT_TRUE(pool->Submit([](const CancelToken&) { return absl::OkStatus(); },
-                           [&](const TaskResult&) {
-                             timer_held.Notify();
-                             release_timer.WaitForNotification();
-                           },
-                           first)
-                  .ok());
+  ASSERT_NO_FATAL_FAILURE(BusyWorkerAndATimerToHold(*pool, clock, gate, done,
+                                                    timer_held, release_timer));
   std::atomic<bool> ran{false};
   TaskOptions second;
   second.deadline = clock.Now() + absl::Milliseconds(10);
@@ -840,17 +852,8 @@ TEST(WorkerPoolTest, CancelOfAQueuedTaskPastItsDeadlineIsDeadlineExceeded) {
   };
   Gate gate;
   Completions done;
-  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
-  TaskOptions first;
-  first.deadline = clock.Now() + absl::Milliseconds(5);
-  ASSERT_TRUE(pool->Submit([](const CancelToken&) { return absl::OkStatus(); },
-                           [&](const TaskResult&) {
-                             timer_held.Notify();
-                             release_timer.WaitForNotification();
-                           },
-                           first)
-                  .ok());
+  ASSERT_NO_FATAL_FAILURE(BusyWorkerAndATimerToHold(*pool, clock, gate, done,
+                                                    timer_held, release_timer));
   TaskOptions second;
   second.deadline = clock.Now() + absl::Milliseconds(10);
   absl::StatusOr<TaskHandle> h = pool->Submit(
