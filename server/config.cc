@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include <net/if.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -359,6 +361,35 @@ void SplitMemoryBudget(int64_t total, int64_t* pool, int64_t* transport) {
   *transport = total - *pool;
 }
 
+// A link-local IPv6 name whose zone is an interface's name
+// ("fe80::1%eth0/64") written with the interface's number instead
+// ("fe80::1%2/64"), as gRPC writes a peer's; any other name as it is.
+// Until 2026-12-06 such an entry was kept as written and never matched.
+// An interface this host does not have is an error: the entry could never
+// match either.
+absl::StatusOr<std::string> ZoneByNumber(absl::string_view name,
+                                         absl::string_view source) {
+  const size_t percent = name.find('%');
+  if (percent == absl::string_view::npos ||
+      name.substr(0, percent).find(':') == absl::string_view::npos) {
+    return std::string(name);
+  }
+  const size_t end = std::min(name.find('/', percent), name.size());
+  const std::string zone(name.substr(percent + 1, end - percent - 1));
+  uint32_t number = 0;
+  if (zone.empty() || absl::SimpleAtoi(zone, &number)) {
+    return std::string(name);
+  }
+  number = if_nametoindex(zone.c_str());
+  if (number == 0) {
+    return ConfigError(absl::StrCat(
+        source, ": '", name, "' names the zone '", zone,
+        "', but this host has no network interface of that name (`ip link` "
+        "lists them)"));
+  }
+  return absl::StrCat(name.substr(0, percent + 1), number, name.substr(end));
+}
+
 // A --tenant_weights name that is an IPv6 address or network
 // ("2001:DB8:0:1::5/64"), written as the server writes a peer's tenant
 // (service::TenantFromPeer: lower case, compressed, host bits clear), so
@@ -372,6 +403,9 @@ absl::StatusOr<std::string> TenantWeightName(absl::string_view name,
                                              int ipv6_prefix,
                                              absl::string_view source,
                                              absl::string_view prefix_source) {
+  absl::StatusOr<std::string> numbered = ZoneByNumber(name, source);
+  if (!numbered.ok()) return numbered.status();
+  name = *numbered;
   const size_t slash = name.find('/');
   if (slash == absl::string_view::npos) {
     std::optional<std::string> address =

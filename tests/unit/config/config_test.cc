@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include <net/if.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -368,6 +370,24 @@ TEST(ConfigTest, Tenants) {
   EXPECT_EQ(c->server.tenant_weights.at(
                 service::TenantFromPeer("ipv6:[fe80::9:9%2]:443", 64)),
             3);
+  // A zone named by its interface is written by its number, as gRPC
+  // writes a peer's; an interface the host lacks is a start-up error.
+  const std::string loopback = absl::StrCat(if_nametoindex("lo"));
+  ASSERT_NE(loopback, "0") << "this test needs the loopback interface";
+  c = Parse(
+      {"--tenant_ipv6_prefix=64", "--tenant_weights=FE80::1%lo/64=3,gold=2"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tenant_weights.at(service::TenantFromPeer(
+                absl::StrCat("ipv6:[fe80::9:9%", loopback, "]:443"), 64)),
+            3);
+  c = Parse({"--tenant_weights=fe80::1%lo=3"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tenant_weights.at(absl::StrCat("fe80::1%", loopback)), 3);
+  c = Parse({"--tenant_weights=fe80::1%nosuchif9=3"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(),
+              HasSubstr("'fe80::1%nosuchif9' names the zone 'nosuchif9', but "
+                        "this host has no network interface of that name"));
   c = Parse({"--tenant_weights=2001:DB8::0005/128=4"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->server.tenant_weights.at("2001:db8::5"), 4);
