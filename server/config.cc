@@ -93,7 +93,8 @@ ABSL_FLAG(std::string, max_message_bytes, "32Mi",
 ABSL_FLAG(int, max_concurrent_streams, 256,
           "calls one connection may have open at once (HTTP/2 "
           "SETTINGS_MAX_CONCURRENT_STREAMS); a client's further calls wait "
-          "on its side; at least 1");
+          "on its side; at least 2 (a client that watches health holds one "
+          "stream of each connection)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate (enables TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
 ABSL_FLAG(std::string, tls_client_ca, "",
