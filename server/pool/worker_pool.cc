@@ -572,7 +572,9 @@ void WorkerPool::SignalIfDrainedLocked() {
   if (closed_ && in_pool_ == 0) drained_cv_.SignalAll();
 }
 
-bool WorkerPool::Cancel(const TaskHandle& handle) {
+bool WorkerPool::Cancel(const TaskHandle& handle, TaskOutcome why) {
+  POOL_CHECK(why == TaskOutcome::kCancelled ||
+             why == TaskOutcome::kDeadlineExceeded);
   PoolTask* task = handle.task_;
   if (task == nullptr) return false;
   {
@@ -580,11 +582,11 @@ bool WorkerPool::Cancel(const TaskHandle& handle) {
     if (task->seq != handle.seq_) return false;  // finished; record reused
     switch (task->state) {
       case PoolTask::State::kQueued:
-        TakeUnrunLocked(task, TaskOutcome::kCancelled);
+        TakeUnrunLocked(task, why);
         CheckInvariantsLocked();
         break;  // delivered below, off the lock
       case PoolTask::State::kRunning:
-        SignalLocked(task, TaskOutcome::kCancelled);
+        SignalLocked(task, why);
         return true;
       default:
         return false;  // its completion is already on its way
@@ -782,8 +784,11 @@ void WorkerPool::Execute(PoolTask* task, int index, int64_t start,
     case kStopShutdown:
       result.outcome = TaskOutcome::kShutDown;
       break;
+    case kStopDeadline:  // the timer's, or a caller's who knows (Cancel)
+      result.outcome = TaskOutcome::kDeadlineExceeded;
+      break;
     default:
-      // Cancel or deadline: which one is the clock's call, now.
+      // A cancel: cancelled, unless the deadline has passed since.
       result.outcome = clock_.Now() >= task->deadline
                            ? TaskOutcome::kDeadlineExceeded
                            : TaskOutcome::kCancelled;

@@ -267,7 +267,13 @@ class WorkerPool {
 
   // Returns true when the task was queued or running (it is now leaving the
   // queue, or has been asked to stop); false when it had already finished.
-  bool Cancel(const TaskHandle& handle);
+  // `why`: kCancelled, whose outcome the clock decides when the task ends
+  // (at or past its deadline it is kDeadlineExceeded), or
+  // kDeadlineExceeded, when the caller knows the deadline has passed by
+  // another copy of it: a gRPC client's RST_STREAM, sent when its own copy
+  // passes, can arrive a hair before the server's copy does.
+  bool Cancel(const TaskHandle& handle,
+              TaskOutcome why = TaskOutcome::kCancelled);
 
   // Idempotent; concurrent callers all return once the pool has stopped.
   void Shutdown(absl::Time deadline);

@@ -234,16 +234,25 @@ std::string PeerAddress(std::string_view peer) {
   return std::string(a);
 }
 
+absl::Duration ClientDeadlineSlack(absl::Duration timeout) {
+  return kLateCancelSlack + timeout / 100;
+}
+
+TaskOutcome CancelOutcome(absl::Time now, absl::Time deadline,
+                          absl::Duration timeout) {
+  if (deadline == absl::InfiniteFuture()) return TaskOutcome::kCancelled;
+  return now >= deadline - ClientDeadlineSlack(timeout)
+             ? TaskOutcome::kDeadlineExceeded
+             : TaskOutcome::kCancelled;
+}
+
 CostModel::ProbeEnd ProbeEndOf(TaskOutcome outcome, bool ran, absl::Time now,
                                absl::Time deadline) {
-  // A cancel within kLateCancelSlack: the client cancels when its own copy
-  // of the deadline passes, and that reaches the server about when the
-  // server's copy does, before it or after (1 of 8 runs of the slow-machine
-  // service test counted 2 of 7 such probes as no sample, and their wait
-  // for the next did not double).
+  // The client's cancel at its own copy of the deadline comes as
+  // kDeadlineExceeded (CancelOutcome; before, 1 of 8 runs of the
+  // slow-machine service test counted 2 of 7 such probes as no sample, and
+  // their wait for the next did not double).
   const bool late = (outcome == TaskOutcome::kDeadlineExceeded && ran) ||
-                    (outcome == TaskOutcome::kCancelled && ran &&
-                     now >= deadline - kLateCancelSlack) ||
                     (outcome == TaskOutcome::kOk && now > deadline);
   if (late) return CostModel::ProbeEnd::kLate;
   return outcome == TaskOutcome::kOk ? CostModel::ProbeEnd::kInTime
@@ -308,6 +317,9 @@ std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
   call.started = std::chrono::steady_clock::now();
   absl::Time arrived = absl::InfinitePast();  // read only with a deadline
   call.deadline = DeadlineOf(*call.context, pool_.clock(), &arrived);
+  call.timeout = call.deadline == absl::InfiniteFuture()
+                     ? absl::InfiniteDuration()
+                     : call.deadline - arrived;
   if (options_.observer != nullptr) {
     options_.observer->OnCallStarted(kRunMethod);
   }
@@ -317,10 +329,9 @@ std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
   // refused, it would never teach the cost model that a raised rate is past
   // (cost_model.h). (By the time left on arrival, a few microseconds more
   // than now: no second read of the clock on every call.)
-  if (call.options.admit_by_deadline &&
-      call.options.cost > call.deadline - arrived &&
-      cost_model_.TakeProbe(call.kind->index, call.cost_units,
-                            call.deadline - arrived, arrived)) {
+  if (call.options.admit_by_deadline && call.options.cost > call.timeout &&
+      cost_model_.TakeProbe(call.kind->index, call.cost_units, call.timeout,
+                            arrived)) {
     call.options.cost =
         cost_model_.ProbeEstimate(call.kind->index, call.cost_units);
     call.probe = true;

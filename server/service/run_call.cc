@@ -52,7 +52,9 @@ class RunCall {
         // Cancelled by the client, or its deadline passed: stop the task
         // (a no-op once it has completed). Its completion finishes the call.
         if (context_.IsCancelled() && handle_.valid()) {
-          queues_.service_.pool().Cancel(handle_);
+          WorkerPool& pool = queues_.service_.pool();
+          pool.Cancel(handle_, CancelOutcome(pool.clock().Now(), call_.deadline,
+                                             call_.timeout));
         }
         Unref();
         return;

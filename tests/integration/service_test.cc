@@ -929,6 +929,71 @@ TEST_F(ServiceTest, ClientCancelOfRunningCallFreesTheWorker) {
   EXPECT_TRUE(Call(Fib(10), &r).ok());
 }
 
+// A client cancels when its own copy of the deadline passes, and its
+// RST_STREAM reaches the server before the server's copy passes: gRPC
+// sends the time left rounded up to three significant figures (10.001 s
+// went as 10.1 s). Such a cancel is the deadline
+// (compute_tasks_total{outcome="deadline_exceeded"}, grpc_code
+// DeadlineExceeded), not the client's doing; until 2026-12-06 it counted
+// `cancelled` (a reviewer: 11 of 40 calls that expired in the queue). The
+// pool's clock is simulated, and set 50 ms before the queued call's
+// deadline (within the ~105 ms slack of a 10 s one) when the client
+// cancels: the server's copy of the deadline is what gRPC delivered of the
+// time left (up to the next 10 ms), less the time the call took to queue,
+// which the test measures.
+TEST_F(ServiceTest, AClientsCancelAtItsDeadlineIsTheDeadline) {
+  // Static: the fixture's server, which reads it, outlives this body.
+  static SimulatedClock clock(absl::Now());
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.pool.clock = &clock;
+  config.admission = false;  // the 30 s spin ahead would refuse the call
+  config.run_task = &SpinUntilCancelled;
+  Start(config);
+  AsyncCall running(*stub_, Spin(absl::Seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return Stats().busy == 1; }));
+  // Not a round 10 s: a client whose clock reads a hair early sends
+  // 10.001 s as 10.1 s; 9.955 s goes as at most 9.96 s.
+  constexpr absl::Duration kTimeout = absl::Milliseconds(9955);
+  const absl::Duration delivered = kTimeout + absl::Milliseconds(10);
+  constexpr absl::Duration kBeforeDeadline = absl::Milliseconds(50);
+  ASSERT_LE(kBeforeDeadline + (delivered - kTimeout),
+            service::ClientDeadlineSlack(kTimeout));
+  bool placed = false;
+  absl::Duration slowest;
+  for (int attempt = 0; attempt < 10 && !placed; ++attempt) {
+    const uint64_t cancelled = Completed(TaskOutcome::kCancelled);
+    const uint64_t expired = Completed(TaskOutcome::kDeadlineExceeded);
+    const absl::Time queued_at = clock.Now();
+    const absl::Time sent = absl::Now();
+    AsyncCall queued(*stub_, Spin(absl::Milliseconds(1)), kTimeout);
+    ASSERT_TRUE(WaitUntil([&] { return Stats().queue_depth == 1; }));
+    // The server's copy of the deadline is within [kTimeout - took,
+    // delivered] of queued_at on its clock.
+    const absl::Duration took = absl::Now() - sent;
+    slowest = std::max(slowest, took);
+    if (took < kBeforeDeadline) {
+      placed = true;
+      clock.Advance(queued_at + kTimeout - kBeforeDeadline - clock.Now());
+    }
+    queued.Cancel();
+    EXPECT_EQ(queued.Wait().error_code(), grpc::StatusCode::CANCELLED);
+    ASSERT_TRUE(WaitUntil([&] { return Stats().queue_depth == 0; }));
+    if (placed) {
+      EXPECT_EQ(Completed(TaskOutcome::kDeadlineExceeded), expired + 1);
+      EXPECT_EQ(Completed(TaskOutcome::kCancelled), cancelled);
+    } else {
+      // A cancel long before the deadline is the client's.
+      EXPECT_EQ(Completed(TaskOutcome::kCancelled), cancelled + 1);
+    }
+  }
+  running.Cancel();
+  if (!placed) {
+    GTEST_SKIP() << "every call took " << slowest
+                 << " or more to queue: the clock could not be placed "
+                    "within the slack before its deadline";
+  }
+}
+
 TEST_F(ServiceTest, DeadlineWhileRunningStopsTheTask) {
   service::ServerConfig config = LocalConfig(1, 1);
   config.admission = false;

@@ -242,6 +242,41 @@ TEST(WorkerPoolTest, CancelRunningTaskSignalsItsToken) {
   EXPECT_EQ(result->worker, 0);
 }
 
+// A caller that knows the deadline has passed by its own copy (a gRPC
+// client's cancel at its deadline) says so: the task ends
+// kDeadlineExceeded, queued or running, though the pool's copy is still
+// ahead; a plain cancel stays kCancelled.
+TEST(WorkerPoolTest, ACancelForTheDeadlineEndsTheTaskDeadlineExceeded) {
+  auto pool = MakePool(1, 4);
+  Gate gate;
+  Completions done;
+  TaskOptions options;
+  options.deadline = pool->clock().Now() + absl::Hours(1);
+  auto running = pool->Submit(gate.Task(), done.For(0), options);
+  ASSERT_TRUE(running.ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  auto queued = pool->Submit(Noop(), done.For(1), options);
+  auto plain = pool->Submit(Noop(), done.For(2), options);
+  ASSERT_TRUE(queued.ok());
+  ASSERT_TRUE(plain.ok());
+
+  EXPECT_TRUE(pool->Cancel(*queued, TaskOutcome::kDeadlineExceeded));
+  EXPECT_TRUE(pool->Cancel(*plain));
+  EXPECT_TRUE(pool->Cancel(*running, TaskOutcome::kDeadlineExceeded));
+  ASSERT_TRUE(done.WaitForCount(3));
+  EXPECT_EQ(gate.saw_stop(), 1);
+  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done.Get(0)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
+  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kCancelled);
+  const PoolStats stats = pool->Stats();
+  EXPECT_EQ(stats.completed[static_cast<int>(TaskOutcome::kDeadlineExceeded)],
+            2u);
+  EXPECT_EQ(stats.completed[static_cast<int>(TaskOutcome::kCancelled)], 1u);
+  EXPECT_EQ(stats.queue_depth, 0u);
+}
+
 TEST(WorkerPoolTest, QueuedTaskWhoseDeadlinePassesNeverRuns) {
   SimulatedClock clock;
   auto pool = MakePool(1, 4, &clock);

@@ -27,22 +27,45 @@ TEST(ProbeEndTest, InTimeByTheClockNotTheOutcomeAlone) {
       End::kNoSample);
 }
 
-// The client cancels when its own copy of the deadline passes, which
-// reaches the server about when the server's copy does: a probe stopped
-// that way ran out of time too (before, it was no sample and the wait for
-// the next probe did not double). One cancelled earlier, or before it ran,
+// The client cancels when its own copy of the deadline passes, and the
+// server's copy passes up to 1% (gRPC's rounding of the time left) and a
+// few milliseconds later: such a cancel is the deadline, and ends the task
+// kDeadlineExceeded (before 2026-12-06, `cancelled`). A probe stopped that
+// way ran out of time (late); one cancelled earlier, or before it ran,
 // says nothing.
-TEST(ProbeEndTest, ACancelAtTheDeadlineIsLate) {
+TEST(ProbeEndTest, ACancelAtTheClientsDeadlineIsTheDeadlineAndLate) {
   const absl::Time deadline = absl::UnixEpoch() + absl::Seconds(10);
-  EXPECT_EQ(ProbeEndOf(TaskOutcome::kCancelled, true,
-                       deadline - absl::Milliseconds(1), deadline),
-            End::kLate);
+  const absl::Duration ms = absl::Milliseconds(1);
+  // 10 s left on arrival: 5 ms + 100 ms.
+  const absl::Duration timeout = absl::Seconds(10);
+  EXPECT_EQ(ClientDeadlineSlack(timeout), absl::Milliseconds(105));
   EXPECT_EQ(
-      ProbeEndOf(TaskOutcome::kCancelled, true,
-                 deadline - kLateCancelSlack - absl::Milliseconds(1), deadline),
-      End::kNoSample);
-  EXPECT_EQ(ProbeEndOf(TaskOutcome::kCancelled, false,
-                       deadline - absl::Milliseconds(1), deadline),
+      CancelOutcome(deadline - absl::Milliseconds(105), deadline, timeout),
+      TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(CancelOutcome(deadline + ms, deadline, timeout),
+            TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(
+      CancelOutcome(deadline - absl::Milliseconds(106), deadline, timeout),
+      TaskOutcome::kCancelled);
+  // 300 ms left: 8 ms.
+  EXPECT_EQ(CancelOutcome(deadline - absl::Milliseconds(8), deadline,
+                          absl::Milliseconds(300)),
+            TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(CancelOutcome(deadline - absl::Milliseconds(9), deadline,
+                          absl::Milliseconds(300)),
+            TaskOutcome::kCancelled);
+  // No deadline: always the client's doing.
+  EXPECT_EQ(CancelOutcome(absl::InfiniteFuture(), absl::InfiniteFuture(),
+                          absl::InfiniteDuration()),
+            TaskOutcome::kCancelled);
+
+  EXPECT_EQ(
+      ProbeEndOf(TaskOutcome::kDeadlineExceeded, true, deadline - ms, deadline),
+      End::kLate);
+  EXPECT_EQ(ProbeEndOf(TaskOutcome::kCancelled, true, deadline - ms, deadline),
+            End::kNoSample);
+  EXPECT_EQ(ProbeEndOf(TaskOutcome::kDeadlineExceeded, false, deadline - ms,
+                       deadline),
             End::kNoSample);
   for (TaskOutcome other : {TaskOutcome::kFailed, TaskOutcome::kShutDown,
                             TaskOutcome::kPreempted}) {
