@@ -55,6 +55,14 @@ size_t FairQueue::ActiveFlows() const {
   return active;
 }
 
+size_t FairQueue::SizeBelow(Priority priority) const {
+  size_t below = 0;
+  for (int q = static_cast<int>(priority) + 1; q < kNumPriorities; ++q) {
+    below += classes_[q].size;
+  }
+  return below;
+}
+
 size_t FairQueue::FlowRecords() const {
   size_t records = 0;
   for (const Class& c : classes_) records += c.flows.size();

@@ -146,6 +146,8 @@ class FairQueue {
   int64_t cost_ns() const { return cost_ns_; }
   // Flows with queued tasks, over every class: O(classes).
   size_t ActiveFlows() const;
+  // Tasks queued in the classes below `priority` (served after it).
+  size_t SizeBelow(Priority priority) const;
 
   // Estimated work (ns of cost) that would run before a new task of
   // (tenant, priority) if it were pushed now: every queued task of the

@@ -291,6 +291,48 @@ TEST_F(AdmissionTest, WhileAQueueStandsOtherTenantsAreTakenToKeepSending) {
   EXPECT_EQ(why_.expected_wait, absl::Milliseconds(256));
 }
 
+// Critical calls are above the overload rule, and their class goes ahead
+// of the standing queue: their wait is what is queued, which the deadline's
+// quick bound bounds. Until 2026-12-06 a standing queue made their wait
+// count other tenants' next calls too, while the quick bound did not: in
+// this set-up a 25 ms deadline was admitted by the bound, a 24 ms one
+// refused for an expected 325 ms, and a 200 ms one admitted though the
+// wait it was told was 256 ms (a review's test).
+TEST_F(AdmissionTest, ACriticalCallsWaitIsWhatIsQueuedWhileAQueueStands) {
+  AdmissionBudgets budgets;
+  budgets.target_queue_wait = absl::Milliseconds(100);
+  budgets.overload_interval_ticks = 1000;
+  auto queue = [&](const std::string& tenant, double weight) {
+    nodes_.emplace_back();
+    queue_.Push(&nodes_.back(), tenant, Priority::kCritical, weight, 5 * kMs);
+  };
+  queue("heavy", 50);
+  queue("heavy", 50);
+  queue("light", 1);
+  running_left_ = {1 * kMs};  // its one worker busy
+  Admission standing(budgets);
+  standing.ObserveQueueWait(absl::Milliseconds(150), 1);
+  standing.ObserveQueueWait(absl::Milliseconds(150), 1001);
+  ASSERT_TRUE(standing.overloaded());
+  TaskOptions light = Task(absl::Milliseconds(5), absl::Milliseconds(20));
+  light.tenant = "light";
+  light.priority = Priority::kCritical;
+  // 16 ms ahead (the heavy tenant's 10 queued, the light one's 5, the
+  // running 1), 4 ms of margin, its own 5: 25 ms.
+  EXPECT_FALSE(standing.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
+  EXPECT_EQ(why_.reason, RefusalReason::kDeadline);
+  EXPECT_EQ(why_.expected_wait, absl::Milliseconds(16));
+  light.deadline = now_ + absl::Milliseconds(24);
+  EXPECT_FALSE(standing.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
+  EXPECT_EQ(why_.expected_wait, absl::Milliseconds(16));
+  for (absl::Duration left :
+       {absl::Milliseconds(25), absl::Milliseconds(200)}) {
+    light.deadline = now_ + left;
+    EXPECT_TRUE(standing.Check(light, now_, Load(1, 1), &why_, &victim_).ok())
+        << left;
+  }
+}
+
 // A light tenant's calls (one at a time, each its flow's only task) wait
 // about one round of fair queuing beside a greedy tenant's standing queue:
 // their short waits neither end the interval nor overload. Before, each
