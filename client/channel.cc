@@ -1,6 +1,9 @@
 #include "client/channel.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -124,16 +127,32 @@ absl::Status CheckTargetPorts(absl::string_view target) {
   }
   for (absl::string_view address : addresses) {
     absl::string_view port;
+    std::string host;
     if (absl::StartsWith(address, "[")) {
       const size_t close = address.find("]:");
       if (close == absl::string_view::npos) continue;  // no port
+      host = std::string(address.substr(1, close - 1));
       port = address.substr(close + 2);
     } else if (std::count(address.begin(), address.end(), ':') == 1) {
+      host = std::string(address.substr(0, address.find(':')));
       port = address.substr(address.find(':') + 1);
     } else {
       continue;  // no port, or an IPv6 address without brackets
     }
-    if (port == "http" || port == "https") continue;  // gRPC's 80 and 443
+    if (port == "http" || port == "https") {
+      // gRPC reads them as 80 and 443 after a host name, which it resolves;
+      // after an IP address it dialled port 0 (until 2026-12-06).
+      in6_addr ip6;
+      in_addr ip4;
+      if (inet_pton(AF_INET, host.c_str(), &ip4) == 1 ||
+          inet_pton(AF_INET6, host.c_str(), &ip6) == 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--target ", target, ": write the port as a number (",
+                         port == "http" ? "80" : "443",
+                         "): gRPC reads a port's name only after a host name"));
+      }
+      continue;
+    }
     int value = 0;
     if (port.empty() || port.size() > 5 ||
         !std::all_of(port.begin(), port.end(), absl::ascii_isdigit) ||

@@ -269,6 +269,11 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
   for (const std::string target : {"ipv4:127.0.0.1", "dns:///"}) {
     ExpectTargetRefused(target, ": not a target gRPC can use");
   }
+  // A port's name after an IP address: gRPC dialled port 0.
+  for (const std::string target :
+       {"127.0.0.1:http", "[::1]:https", "ipv4:127.0.0.1:http"}) {
+    ExpectTargetRefused(target, ": write the port as a number (");
+  }
   for (absl::string_view target :
        {"localhost", "localhost:https", "dns:///localhost:http",
         "unix:/tmp/compute.sock", "dns:///localhost:50051",
