@@ -1,5 +1,7 @@
 #include "client/task.h"
 
+#include <type_traits>
+
 #include "absl/flags/marshalling.h"
 #include "absl/strings/str_cat.h"
 #include "client/format.h"
@@ -7,6 +9,7 @@
 #include "client/pgm.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/base/flag_text.h"
 #include "server/base/string_view.h"
 // For kMaxSha256DataBytes alone (a constant: nothing of compute_tasks is
 // linked).
@@ -190,14 +193,22 @@ absl::StatusOr<RunRequest> BuildRequest(std::string_view task,
 absl::Status SetMainArgument(std::string_view task, std::string_view value,
                              TaskFlags* flags) {
   std::string error;
-  bool ok = true;
   absl::string_view text = AbslView(value);
+  // As `run`'s flags say it (flags.h): what a value looks like, or the
+  // type's range for a number outside it.
+  auto parse = [&](auto* out) {
+    using T = std::remove_pointer_t<decltype(out)>;
+    if (absl::ParseFlag<T>(text, out, &error)) return true;
+    error = FlagValueError<T>(text);
+    return false;
+  };
+  bool ok = true;
   if (task == "fib") {
-    ok = absl::ParseFlag<uint32_t>(text, &flags->n, &error);
+    ok = parse(&flags->n);
   } else if (task == "spin" || task == "sleep") {
-    ok = absl::ParseFlag<absl::Duration>(text, &flags->duration, &error);
+    ok = parse(&flags->duration);
   } else if (task == "primes") {
-    ok = absl::ParseFlag<uint64_t>(text, &flags->limit, &error);
+    ok = parse(&flags->limit);
   } else if (task == "sha256") {
     flags->data = std::string(value);
   } else if (task == "blur") {
@@ -206,9 +217,8 @@ absl::Status SetMainArgument(std::string_view task, std::string_view value,
     return UnknownTask(task);
   }
   if (!ok) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad ", AbslView(task), " argument '", text, "'",
-                     error.empty() ? "" : ": ", error));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad ", AbslView(task), " argument '", text, "': ", error));
   }
   return absl::OkStatus();
 }

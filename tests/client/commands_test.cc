@@ -386,6 +386,17 @@ TEST_F(CommandsTest, FlagsThatDoNotApplyAreUsageErrors) {
        "compute-client batch: unknown flag --n (see --help)"},
       {{"batch", "fib", "40", "--rounds", "3"},
        "compute-client batch: --rounds is sha256's flag, not fib's"},
+      // A negative number is an argument, refused with the reason (it was
+      // "unknown flag --1", and the reason was left out).
+      {{"batch", "fib", "3", "-1"},
+       "compute-client batch: bad fib argument '-1': out of range, from 0 to "
+       "4294967295"},
+      {{"batch", "fib", "x"},
+       "compute-client batch: bad fib argument 'x': expected a non-negative "
+       "integer"},
+      {{"batch", "spin", "10ms", "5"},
+       "compute-client batch: bad spin argument '5': expected a duration "
+       "such as 250ms, 10s, 1m or inf"},
       {{"health", "--retry"},
        "compute-client health: unknown flag --retry (see --help)"},
   };
