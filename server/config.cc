@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -175,10 +177,47 @@ absl::Status ConfigError(absl::string_view what) {
   return absl::InvalidArgumentError(line);
 }
 
+// The integer flags' ranges, for their checks (InRange) and for a number
+// too large for an int: "--workers: '99999999999': must be between 0 and
+// 4096", not the int's range (until 2026-12-06). --min_workers is checked
+// against --workers too.
+struct IntRange {
+  int lo;
+  int hi;
+};
+std::optional<IntRange> IntFlagRange(absl::string_view name) {
+  static const auto* const ranges =
+      new std::map<std::string, IntRange, std::less<>>{
+          {"port", {0, 65535}},
+          {"metrics_port", {0, 65535}},
+          {"workers", {0, 4096}},
+          {"min_workers", {0, 4096}},
+          {"io_threads", {0, 256}},
+          {"queue_capacity", {0, 1 << 20}},
+          {"tenant_ipv6_prefix", {1, 128}},
+          {"tenant_metrics", {0, 1000}},
+          {"max_concurrent_streams", {2, std::numeric_limits<int>::max()}},
+      };
+  auto it = ranges->find(name);
+  if (it == ranges->end()) return std::nullopt;
+  return it->second;
+}
+
+std::string RangeText(IntRange range) {
+  return absl::StrCat("must be between ", range.lo, " and ", range.hi);
+}
+
 std::string ExpectedValue(const absl::CommandLineFlag& flag,
                           absl::string_view text) {
   if (flag.IsOfType<bool>()) return ExpectedFlagValue<bool>();
-  if (flag.IsOfType<int>()) return FlagValueError<int>(text);
+  if (flag.IsOfType<int>()) {
+    std::string error = FlagValueError<int>(text);
+    std::optional<IntRange> range = IntFlagRange(flag.Name());
+    if (range.has_value() && absl::StartsWith(error, "out of range")) {
+      return RangeText(*range);
+    }
+    return error;
+  }
   if (flag.IsOfType<absl::Duration>()) {
     return ExpectedFlagValue<absl::Duration>();
   }
@@ -277,11 +316,11 @@ absl::Status Positive(const Origins& origins, absl::string_view name,
   return absl::OkStatus();
 }
 
-absl::Status InRange(const Origins& origins, absl::string_view name, int v,
-                     int lo, int hi) {
-  if (v < lo || v > hi) {
-    return ConfigError(absl::StrCat(Source(origins, name), " must be between ",
-                                    lo, " and ", hi, " (got ", v, ")"));
+absl::Status InRange(const Origins& origins, absl::string_view name, int v) {
+  const IntRange range = *IntFlagRange(name);
+  if (v < range.lo || v > range.hi) {
+    return ConfigError(absl::StrCat(Source(origins, name), " ",
+                                    RangeText(range), " (got ", v, ")"));
   }
   return absl::OkStatus();
 }
@@ -503,14 +542,12 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   server.address = absl::GetFlag(FLAGS_address);
   server.address_name = Source(origins, "address");
   server.port = absl::GetFlag(FLAGS_port);
-  if (absl::Status s = InRange(origins, "port", server.port, 0, 65535);
-      !s.ok()) {
+  if (absl::Status s = InRange(origins, "port", server.port); !s.ok()) {
     return s;
   }
   config.cpu = DetectCpuCount(cpu_sources);
   int workers = absl::GetFlag(FLAGS_workers);
-  if (absl::Status s = InRange(origins, "workers", workers, 0, 4096); !s.ok())
-    return s;
+  if (absl::Status s = InRange(origins, "workers", workers); !s.ok()) return s;
   if (workers == 0) workers = config.cpu.cpus;
   int min_workers = absl::GetFlag(FLAGS_min_workers);
   if (min_workers < 0 || min_workers > workers) {
@@ -526,8 +563,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   }
   server.pool.max_workers = workers;
   server.io_threads = absl::GetFlag(FLAGS_io_threads);
-  if (absl::Status s =
-          InRange(origins, "io_threads", server.io_threads, 0, 256);
+  if (absl::Status s = InRange(origins, "io_threads", server.io_threads);
       !s.ok()) {
     return s;
   }
@@ -554,8 +590,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     return s;
   }
   int capacity = absl::GetFlag(FLAGS_queue_capacity);
-  if (absl::Status s = InRange(origins, "queue_capacity", capacity, 0, 1 << 20);
-      !s.ok()) {
+  if (absl::Status s = InRange(origins, "queue_capacity", capacity); !s.ok()) {
     return s;
   }
   server.pool.queue_capacity = static_cast<size_t>(capacity);
@@ -586,10 +621,10 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   }
   server.trust_tenant_header = absl::GetFlag(FLAGS_trust_tenant_header);
   server.tenant_ipv6_prefix = absl::GetFlag(FLAGS_tenant_ipv6_prefix);
-  if (server.tenant_ipv6_prefix < 1 || server.tenant_ipv6_prefix > 128) {
-    return ConfigError(absl::StrCat(Source(origins, "tenant_ipv6_prefix"),
-                                    " must be between 1 and 128 (got ",
-                                    server.tenant_ipv6_prefix, ")"));
+  if (absl::Status s =
+          InRange(origins, "tenant_ipv6_prefix", server.tenant_ipv6_prefix);
+      !s.ok()) {
+    return s;
   }
   if (absl::Status s = ParseTenantWeights(
           absl::GetFlag(FLAGS_tenant_weights),
@@ -599,10 +634,10 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     return s;
   }
   config.tenant_metrics = absl::GetFlag(FLAGS_tenant_metrics);
-  if (config.tenant_metrics < 0 || config.tenant_metrics > 1000) {
-    return ConfigError(absl::StrCat(Source(origins, "tenant_metrics"),
-                                    " must be between 0 and 1000 (got ",
-                                    config.tenant_metrics, ")"));
+  if (absl::Status s =
+          InRange(origins, "tenant_metrics", config.tenant_metrics);
+      !s.ok()) {
+    return s;
   }
   server.admission = absl::GetFlag(FLAGS_admission);
   config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
@@ -721,8 +756,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   config.metrics_address_name = Source(origins, "metrics_address");
   config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
-  if (absl::Status s =
-          InRange(origins, "metrics_port", config.metrics_port, 0, 65535);
+  if (absl::Status s = InRange(origins, "metrics_port", config.metrics_port);
       !s.ok()) {
     return s;
   }

@@ -709,11 +709,15 @@ TEST(ConfigTest, FlagValueSyntaxAndMessages) {
       {{"--workers=two"},
        {},
        "bad value for --workers: 'two': expected an integer"},
-      // An integer past int's range says so, not "expected an integer".
+      // An integer past int's range says the flag's own range, not
+      // "expected an integer" nor int's range (until 2026-12-06).
       {{"--workers=99999999999"},
        {},
-       "bad value for --workers: '99999999999': out of range, from "
-       "-2147483648 to 2147483647"},
+       "bad value for --workers: '99999999999': must be between 0 and 4096"},
+      {{},
+       {{"COMPUTE_MAX_CONCURRENT_STREAMS", "-99999999999"}},
+       "bad value for COMPUTE_MAX_CONCURRENT_STREAMS: '-99999999999': must be "
+       "between 2 and 2147483647"},
       {{"--admission=maybe"},
        {},
        "bad value for --admission: 'maybe': expected true or false"},
