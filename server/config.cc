@@ -524,11 +524,15 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     flag->ParseFrom(flag->DefaultValue(), &error);
   }
   Origins origins;
+  // A variable's bad value is an error only where its flag is not given
+  // too (the flag wins) and --help is not asked for (until 2026-12-06,
+  // COMPUTE_PORT=abc stopped `compute-server --port 5` and `--help`).
+  std::vector<std::pair<std::string, absl::Status>> env_errors;
   for (const std::string& name : FlagNames()) {
     std::string var = EnvName(name);
     if (std::optional<std::string> value = env(var)) {
       if (absl::Status s = SetFlag(name, *value, var, &origins); !s.ok()) {
-        return s;
+        env_errors.emplace_back(name, std::move(s));
       }
     }
   }
@@ -537,6 +541,9 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
     return s;
   }
   if (config.help) return config;
+  for (const auto& [name, error] : env_errors) {
+    if (!origins.contains(name)) return error;
+  }
 
   service::ServerConfig& server = config.server;
   server.address = absl::GetFlag(FLAGS_address);

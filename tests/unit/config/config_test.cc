@@ -737,6 +737,23 @@ TEST(ConfigTest, FlagValueSyntaxAndMessages) {
   }
 }
 
+// The flag wins over its variable, a bad value of the variable included;
+// --help is shown whatever the variables hold. A bad variable alone still
+// stops start-up.
+TEST(ConfigTest, AFlagWinsOverItsVariablesBadValue) {
+  const std::map<std::string, std::string> bad = {{"COMPUTE_PORT", "abc"}};
+  auto c = Parse({"--port=5"}, bad);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.port, 5);
+  c = Parse({"--help"}, bad);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->help);
+  c = Parse({"--workers=2"}, bad);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "bad value for COMPUTE_PORT: 'abc': expected an integer");
+}
+
 // --min_workers equal to --workers is a fixed-size pool.
 TEST(ConfigTest, MinWorkersMayEqualWorkers) {
   auto c = Parse({"--workers=4", "--min_workers=4"});
