@@ -154,10 +154,12 @@ absl::Status LoadGenerator::Validate() const {
   }
   if (o.rate == 0 && (o.concurrency < 1 || o.concurrency > 1000000)) {
     return absl::InvalidArgumentError(
-        "--concurrency must be between 1 and 1000000");
+        absl::StrCat("--concurrency must be between 1 and 1000000 (got ",
+                     o.concurrency, ")"));
   }
   if (o.duration <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("--time must be > 0");
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--time must be > 0 (got ", absl::FormatDuration(o.duration), ")"));
   }
   if (o.requests == 0 && o.duration == absl::InfiniteDuration()) {
     return absl::InvalidArgumentError("give --time or --requests");

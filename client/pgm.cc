@@ -87,10 +87,12 @@ absl::StatusOr<PgmHeader> ParsePgmHeader(std::string_view bytes) {
   size_t pos = 2;
   uint64_t width = 0, height = 0, maxval = 0;
   if (!NextNumber(bytes, &pos, &width) || width == 0) {
-    return absl::InvalidArgumentError("PGM: bad width");
+    return absl::InvalidArgumentError(
+        "PGM: bad width (a whole number of 1 or more after P5)");
   }
   if (!NextNumber(bytes, &pos, &height) || height == 0) {
-    return absl::InvalidArgumentError("PGM: bad height");
+    return absl::InvalidArgumentError(
+        "PGM: bad height (a whole number of 1 or more after the width)");
   }
   if (!NextNumber(bytes, &pos, &maxval) || maxval == 0 || maxval > 255) {
     return absl::InvalidArgumentError(

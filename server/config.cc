@@ -586,8 +586,9 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
                     : config.cpu.cpus;
   server.load_report_interval = absl::GetFlag(FLAGS_load_report_interval);
   if (server.load_report_interval < absl::ZeroDuration()) {
-    return ConfigError(
-        absl::StrCat(Source(origins, "load_report_interval"), " must be >= 0"));
+    return ConfigError(absl::StrCat(
+        Source(origins, "load_report_interval"), " must be >= 0 (got ",
+        absl::FormatDuration(server.load_report_interval), ")"));
   }
   server.pool.min_workers = min_workers == 0 ? workers : min_workers;
   server.pool.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
@@ -650,7 +651,8 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
   if (config.drain_timeout < absl::ZeroDuration()) {
     return ConfigError(
-        absl::StrCat(Source(origins, "drain_timeout"), " must be >= 0"));
+        absl::StrCat(Source(origins, "drain_timeout"), " must be >= 0 (got ",
+                     absl::FormatDuration(config.drain_timeout), ")"));
   }
   server.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   server.max_connection_age_grace =
