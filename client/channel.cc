@@ -144,8 +144,9 @@ absl::Status CheckTargetPorts(absl::string_view target) {
       // after an IP address it dialled port 0 (until 2026-12-06).
       in6_addr ip6;
       in_addr ip4;
-      if (inet_pton(AF_INET, host.c_str(), &ip4) == 1 ||
-          inet_pton(AF_INET6, host.c_str(), &ip6) == 1) {
+      const std::string unzoned = host.substr(0, host.find('%'));
+      if (inet_pton(AF_INET, unzoned.c_str(), &ip4) == 1 ||
+          inet_pton(AF_INET6, unzoned.c_str(), &ip6) == 1) {
         return absl::InvalidArgumentError(
             absl::StrCat("--target ", target, ": write the port as a number (",
                          port == "http" ? "80" : "443",

@@ -1,5 +1,6 @@
 #include "server/config.h"
 
+#include <arpa/inet.h>
 #include <net/if.h>
 
 #include <algorithm>
@@ -179,8 +180,9 @@ absl::Status ConfigError(absl::string_view what) {
 
 // The integer flags' ranges, for their checks (InRange) and for a number
 // too large for an int: "--workers: '99999999999': must be between 0 and
-// 4096", not the int's range (until 2026-12-06). --min_workers is checked
-// against --workers too.
+// 4096", not the int's range (until 2026-12-06). Two have checks of their
+// own, which say more: --min_workers against --workers, and
+// --max_concurrent_streams with its reason.
 struct IntRange {
   int lo;
   int hi;
@@ -410,9 +412,11 @@ void SplitMemoryBudget(int64_t total, int64_t* pool, int64_t* transport) {
 absl::StatusOr<std::string> ZoneByNumber(absl::string_view name,
                                          absl::string_view source) {
   const size_t percent = name.find('%');
+  in6_addr ip;
   if (percent == absl::string_view::npos ||
-      name.substr(0, percent).find(':') == absl::string_view::npos) {
-    return std::string(name);
+      inet_pton(AF_INET6, std::string(name.substr(0, percent)).c_str(), &ip) !=
+          1) {
+    return std::string(name);  // not an IPv6 address ("urn:team%ops")
   }
   const size_t end = std::min(name.find('/', percent), name.size());
   const std::string zone(name.substr(percent + 1, end - percent - 1));

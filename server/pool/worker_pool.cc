@@ -701,13 +701,15 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
   // linked until Served), while another flow holds a backlog (more tasks
   // queued than flows with any). Without a backlog elsewhere every task is
   // its flow's only one (many clients calling one at a time), and each wait
-  // counts, as in CoDel. Or it is of a higher class than tasks still
-  // queued: it went ahead of them, so its short wait says nothing of
-  // theirs (until 2026-12-06 two critical calls at once each interval kept
-  // a standing default queue from ever being seen: a review's test).
+  // counts, as in CoDel. Or it is a critical task while less critical ones
+  // are queued: it went ahead of them, and critical calls are above the
+  // overload rule (admission.h), so its short wait says nothing of theirs
+  // (until 2026-12-06 two critical calls at once each interval kept a
+  // standing default queue from ever being seen: a review's test).
   const bool sparse =
       (task->flow->size == 0 && queue_.size() > queue_.ActiveFlows()) ||
-      queue_.SizeBelow(task->priority) > 0;
+      (task->priority == Priority::kCritical &&
+       queue_.SizeBelow(Priority::kCritical) > 0);
   admission_.ObserveQueueWait(
       clock_.TicksToDuration(me.started_ticks - task->submitted_ticks),
       me.started_ticks, sparse);

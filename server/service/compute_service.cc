@@ -235,7 +235,7 @@ std::string PeerAddress(std::string_view peer) {
 }
 
 absl::Duration ClientDeadlineSlack(absl::Duration timeout) {
-  return kLateCancelSlack + timeout / 100;
+  return kLateCancelSlack + std::min(timeout / 100, kMaxRoundingSlack);
 }
 
 TaskOutcome CancelOutcome(absl::Time now, absl::Time deadline,

@@ -121,7 +121,11 @@ struct CallInfo {
 // rounded up to three significant figures (up to 1% more: 10.001 s left
 // went as "10100m", and the server's copy passed 98 ms after the
 // client's), and the cancel takes a moment to arrive (kLateCancelSlack).
+// The rounding's part is capped: it covers every deadline up to 100 s
+// (this service's tasks run at most 60 s), and a client that cancels
+// within the last 1% of a 1 h deadline (36 s) did not give up at it.
 inline constexpr absl::Duration kLateCancelSlack = absl::Milliseconds(5);
+inline constexpr absl::Duration kMaxRoundingSlack = absl::Seconds(1);
 absl::Duration ClientDeadlineSlack(absl::Duration timeout);
 
 // How the client's cancel of a call at `now` stops its task

@@ -271,7 +271,8 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
   }
   // A port's name after an IP address: gRPC dialled port 0.
   for (const std::string target :
-       {"127.0.0.1:http", "[::1]:https", "ipv4:127.0.0.1:http"}) {
+       {"127.0.0.1:http", "[::1]:https", "ipv4:127.0.0.1:http",
+        "[fe80::1%lo]:http"}) {
     ExpectTargetRefused(target, ": write the port as a number (");
   }
   for (absl::string_view target :

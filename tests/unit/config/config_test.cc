@@ -383,6 +383,10 @@ TEST(ConfigTest, Tenants) {
   c = Parse({"--tenant_weights=fe80::1%lo=3"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->server.tenant_weights.at(absl::StrCat("fe80::1%", loopback)), 3);
+  // Not an IPv6 address: a name, kept as written, a '%' and all.
+  c = Parse({"--tenant_weights=urn:team%ops=2"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.tenant_weights.at("urn:team%ops"), 2);
   c = Parse({"--tenant_weights=fe80::1%nosuchif9=3"});
   ASSERT_FALSE(c.ok());
   EXPECT_THAT(c.status().message(),

@@ -986,6 +986,40 @@ TEST(SchedulerTest, OneCallTenantsWithoutABacklogAreMeasuredAsAQueue) {
   ASSERT_TRUE(done.WaitForCount(4));
 }
 
+// Only critical calls are above the overload rule: a default task's short
+// wait counts while sheddable work is queued behind it (a sheddable
+// backlog that strict priority starves does not make the default class
+// stand; a review of the rule below, which first ignored it too).
+TEST(SchedulerTest, ADefaultTasksShortWaitCountsBesideQueuedSheddableWork) {
+  const PoolOptions options = OverloadOptions();
+  auto s = MakeScheduler(1, 100, options);
+  WorkerPool& pool = *s->pool;
+  Gate first, second, third, fourth;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(first.Task(), done.For(0),
+                          For("a", Priority::kDefault, absl::Milliseconds(1)))
+                  .ok());
+  ASSERT_TRUE(first.WaitStarted(1));
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(9),
+                          For("s", Priority::kSheddable, absl::Milliseconds(1)))
+                  .ok());
+  ASSERT_TRUE(pool.Submit(second.Task(), done.For(1), For("b")).ok());
+  s->clock.Advance(absl::Milliseconds(50));
+  first.Release();
+  ASSERT_TRUE(second.WaitStarted(1));  // waited 50 ms: the interval starts
+  s->clock.Advance(absl::Milliseconds(100));
+  ASSERT_TRUE(pool.Submit(third.Task(), done.For(2), For("c")).ok());
+  second.Release();
+  ASSERT_TRUE(third.WaitStarted(1));  // at once: the interval ends
+  ASSERT_TRUE(pool.Submit(fourth.Task(), done.For(3), For("d")).ok());
+  s->clock.Advance(absl::Milliseconds(150));
+  third.Release();
+  ASSERT_TRUE(fourth.WaitStarted(1));  // 150 ms: a new interval starts
+  EXPECT_FALSE(pool.Stats().overloaded);
+  fourth.Release();
+  ASSERT_TRUE(done.WaitForCount(5));
+}
+
 // A higher class's calls go ahead of a lower class's queue: their short
 // waits say nothing of its wait, and neither end its interval nor its
 // standing state. Until 2026-12-06 two critical calls at once each

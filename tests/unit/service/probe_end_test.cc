@@ -54,6 +54,11 @@ TEST(ProbeEndTest, ACancelAtTheClientsDeadlineIsTheDeadlineAndLate) {
   EXPECT_EQ(CancelOutcome(deadline - absl::Milliseconds(9), deadline,
                           absl::Milliseconds(300)),
             TaskOutcome::kCancelled);
+  // The rounding's part is at most 1 s: 1% of an hour would be 36 s.
+  EXPECT_EQ(ClientDeadlineSlack(absl::Hours(1)), absl::Milliseconds(1005));
+  EXPECT_EQ(CancelOutcome(deadline - absl::Milliseconds(1006), deadline,
+                          absl::Hours(1)),
+            TaskOutcome::kCancelled);
   // No deadline: always the client's doing.
   EXPECT_EQ(CancelOutcome(absl::InfiniteFuture(), absl::InfiniteFuture(),
                           absl::InfiniteDuration()),
