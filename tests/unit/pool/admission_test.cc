@@ -7,6 +7,7 @@
 #include <functional>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -42,6 +43,27 @@ class AdmissionTest : public ::testing::Test {
     options.cost = cost;
     options.deadline = now_ + deadline_in;
     return options;
+  }
+
+  // Queued in `priority`'s class: "heavy" (weight 50) 2 x 5 ms, "light"
+  // 1 x 5 ms; one worker busy with 1 ms left. The budgets: a 100 ms target
+  // over an interval of 1,000 ticks.
+  AdmissionBudgets HeavyAndLightTenants(Priority priority) {
+    for (auto [tenant, weight] :
+         {std::pair{"heavy", 50.0}, {"heavy", 50.0}, {"light", 1.0}}) {
+      nodes_.emplace_back();
+      queue_.Push(&nodes_.back(), tenant, priority, weight, 5 * kMs);
+    }
+    running_left_ = {1 * kMs};
+    AdmissionBudgets budgets;
+    budgets.target_queue_wait = absl::Milliseconds(100);
+    budgets.overload_interval_ticks = 1000;
+    return budgets;
+  }
+  // Waits over the target for a whole interval: the queue stands.
+  static void MakeStand(Admission& admission) {
+    admission.ObserveQueueWait(absl::Milliseconds(150), 1);
+    admission.ObserveQueueWait(absl::Milliseconds(150), 1001);
   }
 
   absl::Time now_ = absl::UnixEpoch() + absl::Hours(1);
@@ -263,17 +285,7 @@ TEST_F(AdmissionTest, AStandingQueueIsOneAboveTargetForAWholeInterval) {
 // Without a standing queue, only what is queued counts (a tenant that
 // stops sending would otherwise hold every other tenant's calls off).
 TEST_F(AdmissionTest, WhileAQueueStandsOtherTenantsAreTakenToKeepSending) {
-  AdmissionBudgets budgets;
-  budgets.target_queue_wait = absl::Milliseconds(100);
-  budgets.overload_interval_ticks = 1000;
-  auto queue = [&](const std::string& tenant, double weight) {
-    nodes_.emplace_back();
-    queue_.Push(&nodes_.back(), tenant, Priority::kDefault, weight, 5 * kMs);
-  };
-  queue("heavy", 50);
-  queue("heavy", 50);
-  queue("light", 1);
-  running_left_ = {1 * kMs};  // its one worker busy
+  const AdmissionBudgets budgets = HeavyAndLightTenants(Priority::kDefault);
   TaskOptions light = Task(absl::Milliseconds(5), absl::Milliseconds(20));
   light.tenant = "light";
   // Not standing: its own 5 ms, the heavy tenant's 10 and the running 1.
@@ -284,8 +296,7 @@ TEST_F(AdmissionTest, WhileAQueueStandsOtherTenantsAreTakenToKeepSending) {
   // Standing: the heavy tenant is served 5 ms x 50 before the light
   // tenant's next call starts.
   Admission standing(budgets);
-  standing.ObserveQueueWait(absl::Milliseconds(150), 1);
-  standing.ObserveQueueWait(absl::Milliseconds(150), 1001);
+  MakeStand(standing);
   ASSERT_TRUE(standing.overloaded());
   EXPECT_FALSE(standing.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
   EXPECT_EQ(why_.expected_wait, absl::Milliseconds(256));
@@ -299,20 +310,8 @@ TEST_F(AdmissionTest, WhileAQueueStandsOtherTenantsAreTakenToKeepSending) {
 // refused for an expected 325 ms, and a 200 ms one admitted though the
 // wait it was told was 256 ms (a review's test).
 TEST_F(AdmissionTest, ACriticalCallsWaitIsWhatIsQueuedWhileAQueueStands) {
-  AdmissionBudgets budgets;
-  budgets.target_queue_wait = absl::Milliseconds(100);
-  budgets.overload_interval_ticks = 1000;
-  auto queue = [&](const std::string& tenant, double weight) {
-    nodes_.emplace_back();
-    queue_.Push(&nodes_.back(), tenant, Priority::kCritical, weight, 5 * kMs);
-  };
-  queue("heavy", 50);
-  queue("heavy", 50);
-  queue("light", 1);
-  running_left_ = {1 * kMs};  // its one worker busy
-  Admission standing(budgets);
-  standing.ObserveQueueWait(absl::Milliseconds(150), 1);
-  standing.ObserveQueueWait(absl::Milliseconds(150), 1001);
+  Admission standing(HeavyAndLightTenants(Priority::kCritical));
+  MakeStand(standing);
   ASSERT_TRUE(standing.overloaded());
   TaskOptions light = Task(absl::Milliseconds(5), absl::Milliseconds(20));
   light.tenant = "light";
