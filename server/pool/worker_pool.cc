@@ -551,7 +551,11 @@ void WorkerPool::TakeUnrunLocked(PoolTask* task, TaskOutcome outcome) {
   queued_hint_.store(queue_.size(), std::memory_order_relaxed);
   ReleaseLocked(task);
   task->MoveTo(PoolTask::State::kDelivering);
-  if (outcome == TaskOutcome::kCancelled && clock_.Now() >= task->deadline) {
+  // Whatever takes it out (a cancel, a displacement, the shutdown), a task
+  // past its deadline ends deadline_exceeded: the time decides, not who
+  // got to it first (the timer may not have run yet).
+  if (outcome != TaskOutcome::kDeadlineExceeded &&
+      clock_.Now() >= task->deadline) {
     outcome = TaskOutcome::kDeadlineExceeded;
   }
   task->unrun_outcome = outcome;

@@ -36,7 +36,8 @@
 //     message (unless the pool had asked it to stop, in which case the
 //     outcome is the reason it was asked); the worker lives on.
 //   - Shutdown(deadline): refuses new work; queued and running tasks may
-//     finish until `deadline`; then queued tasks complete as shut down and
+//     finish until `deadline`; then queued tasks complete as shut down (or
+//     deadline exceeded, past their own deadline) and
 //     running ones are signalled (a task that ignores its token delays the
 //     join); every thread is joined. A Shutdown called while another waits
 //     brings that one's deadline forward to its own, if earlier (a second
@@ -51,7 +52,8 @@
 //     then default for a critical task; FairQueue::NewestBelow); else, for
 //     a task whose tenant is under its fair share of its class's queue's
 //     places (counted in tasks, not cost), the newest of the tenant most
-//     over its share. The displaced task completes kPreempted.
+//     over its share. The displaced task completes kPreempted (or
+//     kDeadlineExceeded, if its deadline has passed: the time decides).
 //   - kMemory: bytes held by queued and running tasks (TaskOptions::bytes)
 //     plus the bytes held outside any task (HoldBytes, below) would pass
 //     max_inflight_bytes.

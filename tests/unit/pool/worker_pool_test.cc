@@ -908,6 +908,71 @@ TEST(WorkerPoolTest, CancelOfAQueuedTaskPastItsDeadlineIsDeadlineExceeded) {
   ASSERT_TRUE(done.WaitForCount(2));
 }
 
+// A queued task past its deadline that something else takes out before the
+// timer gets to it ends kDeadlineExceeded too: displaced by more critical
+// work, or dropped by a shutdown past its own deadline.
+TEST(WorkerPoolTest, ADisplacedTaskPastItsDeadlineIsDeadlineExceeded) {
+  SimulatedClock clock;
+  Notification timer_held, release_timer;
+  auto pool = MakePool(1, 2, &clock);
+  absl::Cleanup let_the_timer_go = [&] {
+    if (!release_timer.HasBeenNotified()) release_timer.Notify();
+  };
+  Gate gate;
+  Completions done;
+  ASSERT_NO_FATAL_FAILURE(BusyWorkerAndATimerToHold(*pool, clock, gate, done,
+                                                    timer_held, release_timer));
+  TaskOptions sheddable;
+  sheddable.priority = Priority::kSheddable;
+  sheddable.deadline = clock.Now() + absl::Milliseconds(10);
+  ASSERT_TRUE(pool->Submit(Noop(), done.For(2), sheddable).ok());
+  clock.Advance(absl::Milliseconds(6));
+  ASSERT_TRUE(timer_held.WaitForNotificationWithTimeout(kWait));
+  clock.Advance(absl::Milliseconds(10));  // past the sheddable's deadline
+  ASSERT_TRUE(pool->Submit(Noop(), done.For(3)).ok());  // the queue is full
+  TaskOptions critical;
+  critical.priority = Priority::kCritical;
+  ASSERT_TRUE(pool->Submit(Noop(), done.For(4), critical).ok());
+  ASSERT_TRUE(done.Get(2).has_value()) << "displaced, delivered at once";
+  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done.Get(2)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(pool->Stats().completed[static_cast<int>(TaskOutcome::kPreempted)],
+            0u);
+  release_timer.Notify();
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(4));  // the held timer's task is not in it
+}
+
+TEST(WorkerPoolTest, AShutdownDropsAQueuedTaskPastItsDeadlineAsExpired) {
+  SimulatedClock clock;
+  Notification timer_held, release_timer;
+  auto pool = MakePool(1, 4, &clock);
+  absl::Cleanup let_the_timer_go = [&] {
+    if (!release_timer.HasBeenNotified()) release_timer.Notify();
+  };
+  Gate gate;
+  Completions done;
+  ASSERT_NO_FATAL_FAILURE(BusyWorkerAndATimerToHold(*pool, clock, gate, done,
+                                                    timer_held, release_timer));
+  TaskOptions second;
+  second.deadline = clock.Now() + absl::Milliseconds(10);
+  ASSERT_TRUE(pool->Submit(Noop(), done.For(2), second).ok());
+  ASSERT_TRUE(pool->Submit(Noop(), done.For(3)).ok());  // no deadline
+  clock.Advance(absl::Milliseconds(6));
+  ASSERT_TRUE(timer_held.WaitForNotificationWithTimeout(kWait));
+  clock.Advance(absl::Milliseconds(10));  // past the second's deadline
+  // Past its deadline at once; it then waits for the held timer's task.
+  std::thread shutdown([&] { pool->Shutdown(clock.Now()); });
+  absl::Cleanup join = [&] {
+    if (!release_timer.HasBeenNotified()) release_timer.Notify();
+    shutdown.join();
+  };
+  ASSERT_TRUE(done.WaitForCount(3)) << "the gate's task and the queued two";
+  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done.Get(3)->outcome, TaskOutcome::kShutDown);
+}
+
 // On the real clock (whose passing time signals no waiter, unlike
 // SimulatedClock::Advance), a Submit with a deadline earlier than the
 // timer's must wake it: a queued task behind a busy worker expires.
