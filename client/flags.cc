@@ -1,6 +1,7 @@
 #include "client/flags.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/base/string_view.h"
 
@@ -45,10 +46,11 @@ absl::Status FlagSet::Parse(const std::vector<std::string>& args,
       positional->insert(positional->end(), args.begin() + i + 1, args.end());
       break;
     }
-    // A negative number ("-1", "-1s") is a value, not a flag: batch's
-    // arguments are passed on (and refused with the reason there; before
-    // 2026-12-06 it was "unknown flag --1").
-    if (arg.size() < 2 || arg[0] != '-' || absl::ascii_isdigit(arg[1])) {
+    // A negative number ("-1", "-1s", "-.5s", "-inf") is a value, not a
+    // flag: batch's arguments are passed on (and refused with the reason
+    // there; before 2026-12-06 it was "unknown flag --1").
+    if (arg.size() < 2 || arg[0] != '-' || absl::ascii_isdigit(arg[1]) ||
+        arg[1] == '.' || absl::EqualsIgnoreCase(AbslView(arg), "-inf")) {
       positional->push_back(args[i]);
       continue;
     }

@@ -51,11 +51,14 @@ std::string Json(const google::protobuf::Message& message, bool pretty,
 }  // namespace
 
 std::string FormatNanos(int64_t ns) {
-  double v = static_cast<double>(ns);
-  if (v < 1e3) return ThreeDigits(v, "ns");
-  if (v < 1e6) return ThreeDigits(v / 1e3, "us");
-  if (v < 1e9) return ThreeDigits(v / 1e6, "ms");
-  return ThreeDigits(v / 1e9, "s");
+  // A request's negative duration is shown as sent (the server refuses
+  // it): the unit is picked by size, as for a positive one.
+  const double v = std::fabs(static_cast<double>(ns));
+  std::string sign = ns < 0 ? "-" : "";
+  if (v < 1e3) return sign + ThreeDigits(v, "ns");
+  if (v < 1e6) return sign + ThreeDigits(v / 1e3, "us");
+  if (v < 1e9) return sign + ThreeDigits(v / 1e6, "ms");
+  return sign + ThreeDigits(v / 1e9, "s");
 }
 
 std::string HumanDuration(absl::Duration d) {

@@ -207,6 +207,11 @@ absl::Status SetMainArgument(std::string_view task, std::string_view value,
     ok = parse(&flags->n);
   } else if (task == "spin" || task == "sleep") {
     ok = parse(&flags->duration);
+    if (ok && (flags->duration == absl::InfiniteDuration() ||
+               flags->duration == -absl::InfiniteDuration())) {
+      ok = false;  // as BuildRequest would, but naming the argument
+      error = "a task's duration must be finite";
+    }
   } else if (task == "primes") {
     ok = parse(&flags->limit);
   } else if (task == "sha256") {

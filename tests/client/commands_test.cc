@@ -395,6 +395,9 @@ TEST_F(CommandsTest, FlagsThatDoNotApplyAreUsageErrors) {
       {{"batch", "fib", "x"},
        "compute-client batch: bad fib argument 'x': expected a non-negative "
        "integer"},
+      {{"batch", "spin", "-inf"},
+       "compute-client batch: bad spin argument '-inf': a task's duration "
+       "must be finite"},
       {{"batch", "spin", "10ms", "5"},
        "compute-client batch: bad spin argument '5': expected a duration "
        "such as 250ms, 10s, 1m or inf"},

@@ -47,6 +47,20 @@ TEST(FlagSetTest, ParsesEveryForm) {
   EXPECT_FALSE(flags.Given("missing"));
 }
 
+// batch's arguments may be negative numbers and durations: values passed
+// on (to be refused with their reason), not unknown flags.
+TEST(FlagSetTest, NegativeValuesArePositional) {
+  Bound b;
+  FlagSet flags = Make(&b);
+  std::vector<std::string> positional;
+  ASSERT_TRUE(
+      flags.Parse({"spin", "-1", "-1s", "-.5s", "-inf", "-Inf"}, &positional)
+          .ok());
+  EXPECT_THAT(positional,
+              ElementsAre("spin", "-1", "-1s", "-.5s", "-inf", "-Inf"));
+  EXPECT_FALSE(flags.Parse({"-info"}, &positional).ok()) << "a flag's name";
+}
+
 TEST(FlagSetTest, NegatedBoolAndHelp) {
   Bound b;
   b.json = true;
