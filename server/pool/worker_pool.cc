@@ -241,6 +241,26 @@ void WorkerPool::Shutdown(absl::Time deadline) {
     }
     shutdown_started_ = true;
     shutdown_deadline_ = deadline;
+    // A queued task whose own cost is longer than the drain cannot finish
+    // even if it started now: it is answered at once, so that its client
+    // retries elsewhere now rather than when the drain ends (a 70 s drain
+    // kept such calls waiting 70 s for nothing).
+    const absl::Duration left = deadline - clock_.Now();
+    queue_.ForEach([&](FairQueue::Node* node) {
+      if (absl::Nanoseconds(node->cost_ns) > left) {
+        unrun.push_back(static_cast<PoolTask*>(node));
+      }
+    });
+    for (PoolTask* task : unrun) TakeUnrunLocked(task, TaskOutcome::kShutDown);
+    if (!unrun.empty()) CheckInvariantsLocked();
+  }
+  if (!unrun.empty()) {
+    PoolThreadScope scope(this);
+    for (PoolTask* task : unrun) DeliverUnrun(task);
+    unrun.clear();
+  }
+  {
+    MutexLock lock(&mu_);
     SignalIfDrainedLocked();
     // Queued and running work may finish until the deadline.
     while (in_pool_ > 0 && clock_.Now() < shutdown_deadline_) {

@@ -35,8 +35,11 @@
 //   - A task that returns an error or throws completes as failed with that
 //     message (unless the pool had asked it to stop, in which case the
 //     outcome is the reason it was asked); the worker lives on.
-//   - Shutdown(deadline): refuses new work; queued and running tasks may
-//     finish until `deadline`; then queued tasks complete as shut down (or
+//   - Shutdown(deadline): refuses new work; a queued task whose cost
+//     (TaskOptions::cost) is longer than the time left until `deadline`
+//     completes as shut down at once (it could not finish); other queued
+//     and running tasks may finish until `deadline`; then queued tasks
+//     complete as shut down (or
 //     deadline exceeded, past their own deadline) and
 //     running ones are signalled (a task that ignores its token delays the
 //     join); every thread is joined. A Shutdown called while another waits

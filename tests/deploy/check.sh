@@ -170,11 +170,15 @@ if [[ -f $tmp/prod.yaml ]]; then
   m grace Deployment set spec.template.spec.terminationGracePeriodSeconds 20
   expect_fail "policy-k8s on a grace period shorter than preStop + drain" 'terminationGracePeriodSeconds \(20\)' \
     node "$here/policy-k8s.mjs" "$neg/grace.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
-  # Longer than preStop (5) + drain (20), shorter than the server's exit
+  # Longer than preStop (5) + drain (70), shorter than the server's exit
   # after the drain (+ 1 + 10): the kill could come after a good drain.
-  m gracetight Deployment set spec.template.spec.terminationGracePeriodSeconds 30
-  expect_fail "policy-k8s on a grace period without the exit after the drain" 'terminationGracePeriodSeconds \(30\)' \
+  m gracetight Deployment set spec.template.spec.terminationGracePeriodSeconds 80
+  expect_fail "policy-k8s on a grace period without the exit after the drain" 'terminationGracePeriodSeconds \(80\)' \
     node "$here/policy-k8s.mjs" "$neg/gracetight.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
+  # A drain shorter than the longest call cuts such calls on a scale-down.
+  m drainshort ConfigMap set data.COMPUTE_DRAIN_TIMEOUT '"20s"'
+  expect_fail "policy-k8s on a drain shorter than the longest call" 'COMPUTE_DRAIN_TIMEOUT \(20s\) lets the longest call' \
+    node "$here/policy-k8s.mjs" "$neg/drainshort.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
   m memtight Deployment set spec.template.spec.containers.0.resources.limits.memory '"512Mi"'
   expect_fail "policy-k8s on a memory limit the byte budget does not fit" 'COMPUTE_MAX_INFLIGHT_BYTES \(750Mi' \
     node "$here/policy-k8s.mjs" "$neg/memtight.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml

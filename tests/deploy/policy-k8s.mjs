@@ -116,13 +116,18 @@ if (env.COMPUTE_MAX_CONNECTION_AGE_GRACE) {
   check(seconds(env.COMPUTE_MAX_CONNECTION_AGE_GRACE) >= longestCallSeconds,
     `COMPUTE_MAX_CONNECTION_AGE_GRACE (${env.COMPUTE_MAX_CONNECTION_AGE_GRACE}) lets the longest call (${longestCallSeconds}s) finish`);
 }
+// The same for a scale-down or a rollout: the drain lets the longest call
+// finish, or such calls are cut off at SIGTERM and retried from the start.
+check(seconds(env.COMPUTE_DRAIN_TIMEOUT ?? "20s") >= longestCallSeconds,
+  `COMPUTE_DRAIN_TIMEOUT (${env.COMPUTE_DRAIN_TIMEOUT ?? "20s, the server's default"}) lets the longest call (${longestCallSeconds}s) finish`);
 if (env.COMPUTE_PORT) check(Number(env.COMPUTE_PORT) === 50051, "COMPUTE_PORT matches the grpc containerPort");
 if (env.COMPUTE_METRICS_PORT) check(Number(env.COMPUTE_METRICS_PORT) === 9464, "COMPUTE_METRICS_PORT matches the metrics containerPort");
 
 // Shutdown timing: the grace period counts from the start of preStop, and
 // SIGTERM comes after it, so preStop + the server's longest exit after
 // SIGTERM (the drain, gRPC's grace, the wait for call objects: checks.mjs)
-// < grace; liveness does not kill a draining pod.
+// < grace. Liveness (NOT_SERVING while draining) is not checked against the
+// drain: the kubelet stops liveness probes once a pod is terminating.
 const preStop = c.lifecycle?.preStop?.exec?.command ?? [];
 const sleepIdx = preStop.findIndex((a) => /(^|\/)sleep$/.test(a));
 const preStopSeconds = sleepIdx >= 0 ? Number(preStop[sleepIdx + 1]) : NaN;
@@ -138,9 +143,6 @@ if (check(memLimit > 0, `memory limit is a byte quantity (got ${res.limits?.memo
   const fits = memoryBudgetFits(env.COMPUTE_MAX_INFLIGHT_BYTES, memLimit);
   check(fits.ok, fits.what);
 }
-const lp = c.livenessProbe ?? {};
-check((lp.periodSeconds ?? 10) * (lp.failureThreshold ?? 3) > drain,
-  `liveness period x failureThreshold > drain_timeout (health is NOT_SERVING while draining)`);
 
 // --- Services ---------------------------------------------------------------
 const services = all("Service");

@@ -506,6 +506,44 @@ TEST(WorkerPoolTest, ShutdownPastItsDeadlineStopsRunningAndDropsQueued) {
   pool->Shutdown(absl::Now());  // idempotent
 }
 
+// A queued task that could not finish before the drain's deadline even if
+// it started now is answered at once, so that its client can retry
+// elsewhere; one that fits still waits for a worker and runs.
+TEST(WorkerPoolTest, ShutdownAnswersAtOnceAQueuedTaskLongerThanTheDrain) {
+  SimulatedClock clock;
+  auto pool = MakePool(1, 4, &clock);
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  TaskOptions long_task;
+  long_task.cost = absl::Seconds(5);
+  std::atomic<int> ran{0};
+  auto count_run = [&](const CancelToken&) {
+    ++ran;
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(pool->Submit(count_run, done.For(1), long_task).ok());
+  TaskOptions short_task;
+  short_task.cost = absl::Seconds(1);
+  ASSERT_TRUE(pool->Submit(count_run, done.For(2), short_task).ok());
+  std::thread shutdown([&] { pool->Shutdown(clock.Now() + absl::Seconds(2)); });
+  bool released = false;
+  absl::Cleanup join = [&] {
+    if (!released) gate.Release();
+    shutdown.join();
+  };
+  ASSERT_TRUE(done.WaitForCount(1)) << "answered before the drain ends";
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
+  EXPECT_FALSE(done.Get(2).has_value()) << "the short one still waits";
+  gate.Release();
+  released = true;
+  ASSERT_TRUE(done.WaitForCount(3));
+  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(ran.load(), 1);
+}
+
 // A second SIGTERM: a Shutdown with an earlier deadline ends the wait of
 // the one in progress.
 TEST(WorkerPoolTest, ASecondShutdownBringsTheDeadlineForward) {
