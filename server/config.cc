@@ -821,13 +821,21 @@ std::string MemoryBudgetWarning(const Config& config) {
   const int64_t pool = config.server.pool.max_inflight_bytes;
   const int64_t largest_call = 2 * int64_t{config.server.max_message_bytes};
   if (pool <= 0 || pool >= largest_call) return "";
+  // A request larger than gRPC's transport quota is never received whole:
+  // gRPC resets its stream, so it never gets the service's "too large".
+  const int64_t transport = config.server.transport_quota_bytes;
+  const std::string unread =
+      transport > 0 && transport < config.server.max_message_bytes
+          ? absl::StrCat(", and requests over ", transport,
+                         " bytes (3/4 of it, gRPC's transport quota) are "
+                         "reset unread (the client sees RESOURCE_EXHAUSTED "
+                         "'Received RST_STREAM', with no pushback)")
+          : "";
   return absl::StrCat(
       "calls over ", pool,
       " bytes (request + response; 1/4 of --max_inflight_bytes ",
-      config.max_inflight_bytes,
-      ") are refused as too large for this server, though "
-      "--max_message_bytes ",
-      config.server.max_message_bytes,
+      config.max_inflight_bytes, ") are refused as too large for this server",
+      unread, ", though --max_message_bytes ", config.server.max_message_bytes,
       " lets a request and a response of that size through: ",
       RaiseTheBudget(config, 4 * largest_call),
       " or lower --max_message_bytes to ", pool / 2);

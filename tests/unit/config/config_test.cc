@@ -192,6 +192,11 @@ TEST(ConfigTest, ABudgetTooSmallForTheMessageLimitIsWarnedOf) {
   c = Parse({"--max_inflight_bytes=1Mi"});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_THAT(MemoryBudgetWarning(*c), HasSubstr("calls over 262144 bytes"));
+  // Larger than the transport's share, a request is not even received:
+  // gRPC resets it, and no "too large" reaches its client.
+  EXPECT_THAT(MemoryBudgetWarning(*c),
+              HasSubstr("requests over 786432 bytes (3/4 of it, gRPC's "
+                        "transport quota) are reset unread"));
   FakeCgroup cgroup("max\n");
   c = Parse({}, {}, cgroup.root());
   ASSERT_TRUE(c.ok()) << c.status();
