@@ -459,10 +459,12 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   }
   if (int64_t limit = pool_.max_inflight_bytes(); limit > 0) {
     if (message_bytes > limit) {
+      const std::string_view field = call.kind->large_field;
       return Invalid(
           call,
           absl::StrCat(
-              "request too large for this server: it needs ", message_bytes,
+              "request too large for this server: ",
+              field.empty() ? "it" : AbslView(field), " needs ", message_bytes,
               " bytes (request + response) but the server holds at "
               "most ",
               limit, " bytes of admitted calls (1/4 of --max_inflight_bytes)"));

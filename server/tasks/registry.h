@@ -64,6 +64,10 @@ struct TaskKind {
   // Requires a valid request.
   int64_t (*working_bytes)(const compute::v1::RunRequest& request,
                            Payload payload);
+  // The request's field that grows with it ("blur.pixels"), named when a
+  // request is too large for the server; "" for kinds whose requests are
+  // a few numbers.
+  std::string_view large_field;
 };
 
 inline constexpr int kNumTaskKinds = 6;

@@ -640,7 +640,8 @@ TEST_F(ServiceTest, MemoryBudgetRefusesWhatWouldNotFit) {
   // A request that could never fit is bad input, not a retryable refusal.
   s = Call(Blur(1300), &r);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("too large for this server"));
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("too large for this server: blur.pixels needs "));
   EXPECT_THAT(s.error_message(), HasSubstr("max_inflight_bytes"));
 
   held.Cancel();
