@@ -202,7 +202,8 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   flags.Add("connections", &connections, "channels (TCP connections) to use");
   flags.Add("hist", &hist, "print a latency histogram");
   flags.Add("connect_timeout", &connect_timeout,
-            "fail if the server is not connected within this time");
+            "fail if the server is not connected within this time (0: "
+            "do not wait)");
   flags.Add("max_error_rate", &max_error_rate,
             "exit 1 if more than this share of calls (0 to 1) fail other "
             "than by the server's refusal (RESOURCE_EXHAUSTED)");

@@ -63,6 +63,15 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
     }
     task.data = *std::move(data);
   }
+  // The JSON never holds a blur's pixels (stdout is the JSON's): with
+  // --json the image needs --out, or the call would be made for nothing
+  // (until 2026-12-06 it was, and the hint said to redirect stdout).
+  if (task_name == "blur" && common.json && task.out.empty()) {
+    return Usage(command,
+                 "blur with --json needs --out FILE.pgm (the image never "
+                 "goes into the JSON)",
+                 io);
+  }
   // blur without --out: the image goes to stdout when that is a pipe or a
   // file (and the text to stderr), and is never dropped without a word.
   const bool image_to_stdout = task_name == "blur" && task.out.empty() &&

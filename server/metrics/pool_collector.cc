@@ -68,8 +68,10 @@ std::vector<prometheus::MetricFamily> PoolCollector::Collect() const {
                            absl::ToDoubleSeconds(s.running_cost)));
   families.push_back(
       Gauge("compute_pool_expected_wait_seconds",
-            "Expected queue wait of a task submitted now: (queued + running "
-            "cost) / workers, 0 while a worker is free.",
+            "Expected queue wait of a task submitted now: the queued cost "
+            "spread over the workers that free up first (each running task "
+            "counting at least a fifth of its cost), 0 while a worker is "
+            "free.",
             absl::ToDoubleSeconds(s.expected_wait)));
   families.push_back(
       Gauge("compute_pool_target_queue_wait_seconds",

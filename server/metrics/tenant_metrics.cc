@@ -211,7 +211,8 @@ std::vector<prometheus::MetricFamily> TenantMetrics::Collect() const {
       MetricType::Counter);
   auto rejected =
       MakeFamily("compute_tenant_rejected_total",
-                 "Calls the scheduler refused at admission, by tenant (as "
+                 "Calls the scheduler refused, at admission or by "
+                 "displacing them from the queue, by tenant (as "
                  "compute_tenant_tasks_total).",
                  MetricType::Counter);
   auto run = MakeFamily("compute_tenant_run_seconds_total",

@@ -438,6 +438,10 @@ TEST_F(CommandsTest, FlagsThatWouldBeIgnoredAreUsageErrors) {
       {{"health", "--server_name", "localhost"},
        "compute-client health: --server_name applies only with TLS (--tls, "
        "--ca, --cert or --key)"},
+      // The JSON never holds the pixels: the image would be dropped.
+      {{"run", "blur", "--in", in_path, "--json"},
+       "compute-client run: blur with --json needs --out FILE.pgm (the "
+       "image never goes into the JSON)"},
   };
   for (const Case& c : cases) {
     CommandResult r = Run(c.args);
