@@ -16,6 +16,7 @@
 //
 // Results are counts, never timings; the latency comparison is a benchmark
 // (scripts/bench/fleet.sh).
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -142,12 +143,24 @@ class ClientProcess {
   }
 
   // Reads stdout to its end and waits for the exit; the exit code (-1 if it
-  // did not start or was killed).
-  int Finish() {
+  // did not start or was killed). Every client here ends by itself (its
+  // --time or --requests): one still running after `limit` is a failure,
+  // killed, rather than a test held until ctest's timeout.
+  int Finish(absl::Duration limit = absl::Seconds(120)) {
     if (pid_ <= 0) return -1;
+    const absl::Time end = absl::Now() + limit;
     char chunk[4096];
-    ssize_t n;
-    while ((n = read(out_fd_, chunk, sizeof(chunk))) > 0) {
+    while (true) {
+      pollfd p{out_fd_, POLLIN, 0};
+      const absl::Duration left = end - absl::Now();
+      if (left <= absl::ZeroDuration() ||
+          poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) ==
+              0) {
+        ADD_FAILURE() << "compute-client still running after " << limit;
+        return -1;  // the destructor kills it
+      }
+      const ssize_t n = read(out_fd_, chunk, sizeof(chunk));
+      if (n <= 0) break;
       out_.append(chunk, static_cast<size_t>(n));
     }
     int status = 0;

@@ -672,10 +672,9 @@ TEST(ServerE2eTest, OpenReflectionStreamsHoldABoundedNumberOfThreads) {
   for (auto& context : contexts) context->TryCancel();
   for (auto& stream : streams) stream->Finish();
   grpc::Status again;
-  absl::Time end = absl::Now() + absl::Seconds(10);
-  while (!(again = ListServices()).ok() && absl::Now() < end) {
-  }
-  EXPECT_TRUE(again.ok()) << again.error_message();
+  EXPECT_TRUE(PollUntil([&] { return (again = ListServices()).ok(); },
+                        absl::Seconds(10)))
+      << again.error_message();
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait().code, 0);
 }
