@@ -179,6 +179,11 @@ if [[ -f $tmp/prod.yaml ]]; then
   m drainshort ConfigMap set data.COMPUTE_DRAIN_TIMEOUT '"20s"'
   expect_fail "policy-k8s on a drain shorter than the longest call" 'COMPUTE_DRAIN_TIMEOUT \(20s\) lets the longest call' \
     node "$here/policy-k8s.mjs" "$neg/drainshort.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
+  # A Service clients call that keeps not-ready pods would send calls to a
+  # draining pod (only the scrape's own Service may).
+  m notready Service set spec.publishNotReadyAddresses true
+  expect_fail "policy-k8s on a client Service that keeps draining pods" 'Service compute leaves not-ready' \
+    node "$here/policy-k8s.mjs" "$neg/notready.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
   m memtight Deployment set spec.template.spec.containers.0.resources.limits.memory '"512Mi"'
   expect_fail "policy-k8s on a memory limit the byte budget does not fit" 'COMPUTE_MAX_INFLIGHT_BYTES \(750Mi' \
     node "$here/policy-k8s.mjs" "$neg/memtight.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml

@@ -146,8 +146,11 @@ if (check(memLimit > 0, `memory limit is a byte quantity (got ${res.limits?.memo
 
 // --- Services ---------------------------------------------------------------
 const services = all("Service");
-const clusterIP = services.filter((s) => s.spec.clusterIP !== "None" && (s.spec.type ?? "ClusterIP") === "ClusterIP");
-const headless = services.filter((s) => s.spec.clusterIP === "None");
+// The Services clients call; the prometheus-operator component adds one for
+// scraping only (a metrics port, no grpc), checked with the ServiceMonitor.
+const serving = services.filter((s) => s.spec.ports.some((p) => p.name === "grpc"));
+const clusterIP = serving.filter((s) => s.spec.clusterIP !== "None" && (s.spec.type ?? "ClusterIP") === "ClusterIP");
+const headless = serving.filter((s) => s.spec.clusterIP === "None");
 check(clusterIP.length === 1, "one ClusterIP Service");
 check(headless.length === 1, "one headless Service (clusterIP: None) for client-side round_robin");
 for (const s of services) {
@@ -157,11 +160,16 @@ for (const s of services) {
     const target = p.targetPort ?? p.port;
     check(c.ports.some((cp) => cp.name === target || cp.containerPort === target),
       `Service ${n} port ${p.name} targets a container port (${target})`);
+  }
+}
+for (const s of serving) {
+  const n = s.metadata.name;
+  for (const p of s.spec.ports) {
     if (p.name === "grpc") check(p.appProtocol === "grpc", `Service ${n} port grpc has appProtocol: grpc`);
   }
   check(s.spec.ports.some((p) => p.name === "grpc" && p.port === 50051), `Service ${n} serves grpc on 50051`);
+  check(!s.spec.publishNotReadyAddresses, `Service ${n} leaves not-ready (draining) pods out`);
 }
-if (headless[0]) check(!headless[0].spec.publishNotReadyAddresses, "headless Service leaves not-ready (draining) pods out");
 
 // --- PDB; custom resources only where their operator runs --------------------
 const pdb = one("PodDisruptionBudget");
@@ -182,7 +190,14 @@ if (overlay === "prod" && check(sm, "prod: a ServiceMonitor")) {
   for (const ep of sm.spec.endpoints ?? []) {
     check(scraped[0]?.spec.ports.some((p) => p.name === ep.port), `ServiceMonitor endpoint port ${ep.port} is on the Service`);
   }
-  check(scraped[0]?.metadata.name === "compute", 'scraped Service is named "compute" (the alerts select job="compute")');
+  const job = sm.spec.jobLabel ? scraped[0]?.metadata.labels?.[sm.spec.jobLabel] : scraped[0]?.metadata.name;
+  check(job === "compute", `the scrape's job label is "compute" (the alerts select job="compute"; got ${job})`);
+  // A pod that drains stays a target until it exits: its last counters
+  // (calls finished or shut down in the drain) reach Prometheus.
+  check(scraped[0]?.spec.publishNotReadyAddresses === true,
+    "the scraped Service publishes not-ready addresses (draining pods stay targets)");
+  check(!scraped[0]?.spec.ports.some((p) => p.name === "grpc"),
+    "the scraped Service has no grpc port (not-ready pods must not get calls)");
 }
 
 // --- PrometheusRule = alerts.yml ----------------------------------------------
