@@ -33,8 +33,8 @@ void AddCommonFlags(FlagSet& flags, CommonFlags* common) {
 void AddComputeCallFlags(FlagSet& flags, CommonFlags* common) {
   flags.Add("retry", &common->channel.retry,
             "retry RESOURCE_EXHAUSTED/UNAVAILABLE (gRPC retry policy, "
-            "honours the server's pushback; with --lb least_loaded, "
-            "CANCELLED too, at once on another replica)");
+            "honours the server's pushback; with bench's --lb "
+            "least_loaded, CANCELLED too, at once on another replica)");
   flags.Add("tenant", &common->tenant,
             "send as compute-tenant (the server uses it with "
             "--trust_tenant_header)");

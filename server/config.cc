@@ -827,9 +827,11 @@ std::string MemoryBudgetWarning(const Config& config) {
   const std::string unread =
       transport > 0 && transport < config.server.max_message_bytes
           ? absl::StrCat(", and requests over ", transport,
-                         " bytes (3/4 of it, gRPC's transport quota) are "
-                         "reset unread (the client sees RESOURCE_EXHAUSTED "
-                         "'Received RST_STREAM', with no pushback)")
+                         " bytes (3/4 of --max_inflight_bytes: gRPC's "
+                         "transport quota, which every connection shares) "
+                         "are reset unread (the client sees "
+                         "RESOURCE_EXHAUSTED 'Received RST_STREAM', with no "
+                         "pushback)")
           : "";
   return absl::StrCat(
       "calls over ", pool,

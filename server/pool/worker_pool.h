@@ -37,14 +37,14 @@
 //     outcome is the reason it was asked); the worker lives on.
 //   - Shutdown(deadline): refuses new work; a queued task whose cost
 //     (TaskOptions::cost) is longer than the time left until `deadline`
-//     completes as shut down at once (it could not finish); other queued
-//     and running tasks may finish until `deadline`; then queued tasks
-//     complete as shut down (or
-//     deadline exceeded, past their own deadline) and
+//     completes at once (it could not finish); other queued and running
+//     tasks may finish until `deadline`; then queued tasks complete, and
 //     running ones are signalled (a task that ignores its token delays the
-//     join); every thread is joined. A Shutdown called while another waits
-//     brings that one's deadline forward to its own, if earlier (a second
-//     SIGTERM ends the drain now). The destructor calls Shutdown(now).
+//     join); every thread is joined. A queued task taken out so completes
+//     as shut down, or deadline exceeded if its own deadline has passed. A
+//     Shutdown called while another waits brings that one's deadline forward to
+//     its own, if earlier (a second SIGTERM ends the drain now). The destructor
+//     calls Shutdown(now).
 //
 // Budgets, checked in this order at Submit, each a SubmitRefusal reason:
 //   - kQueueFull: a task is accepted while queued tasks < queue_capacity +
@@ -368,8 +368,9 @@ class WorkerPool {
   void RecycleLocked(PoolTask* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // A queued task leaves without running: unlinked, its budgets released,
-  // its outcome decided (a cancel at or past the deadline is the deadline)
-  // and counted. The caller delivers it (off the lock) with DeliverUnrun.
+  // its outcome decided (at or past its deadline, whatever took it out, it
+  // is the deadline) and counted. The caller delivers it (off the lock) with
+  // DeliverUnrun.
   void TakeUnrunLocked(PoolTask* task, TaskOutcome outcome)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A running task is asked to stop for `reason`.

@@ -197,7 +197,7 @@ if (overlay === "prod" && check(sm, "prod: a ServiceMonitor")) {
   check(scraped[0]?.spec.publishNotReadyAddresses === true,
     "the scraped Service publishes not-ready addresses (draining pods stay targets)");
   check(!scraped[0]?.spec.ports.some((p) => p.name === "grpc"),
-    "the scraped Service has no grpc port (not-ready pods must not get calls)");
+    "the scraped Service has no grpc port (it is for Prometheus: its DNS lists draining pods)");
 }
 
 // --- PrometheusRule = alerts.yml ----------------------------------------------

@@ -133,22 +133,79 @@ TEST(ServerE2eTest, SigtermAnswersEveryAcceptedCallAndExitsZero) {
   EXPECT_THAT(exit.stderr_text, HasSubstr("\"msg\":\"stopped\""));
 }
 
+// One worker running a spin of `running` and one call queued behind it (a
+// spin of `queued`), both seen in the server's metrics. The running call
+// goes first, so which one runs is known (FillServer's calls race).
+std::vector<std::unique_ptr<AsyncCall>> RunningAndQueued(
+    compute::v1::Compute::Stub& stub, absl::Duration running,
+    absl::Duration queued, int metrics_port) {
+  auto seen = [&](double busy, double depth) {
+    return PollUntil(
+        [&] {
+          auto scrape = metrics::testing::Scrape(metrics_port);
+          return scrape.ok() &&
+                 scrape->Value("compute_pool_workers_busy") ==
+                     std::optional(busy) &&
+                 scrape->Value("compute_pool_queue_depth") ==
+                     std::optional(depth);
+        },
+        absl::Seconds(30));
+  };
+  std::vector<std::unique_ptr<AsyncCall>> calls;
+  calls.push_back(std::make_unique<AsyncCall>(stub, Spin(running)));
+  EXPECT_TRUE(seen(1, 0)) << "the first call never ran";
+  calls.push_back(std::make_unique<AsyncCall>(stub, Spin(queued)));
+  EXPECT_TRUE(seen(1, 1)) << "the second call never queued";
+  return calls;
+}
+
 TEST(ServerE2eTest, SigtermPastDrainTimeoutAnswersUnavailable) {
   int metrics_port = metrics::testing::FreeLoopbackPort();
   std::vector<std::string> args = ArgsWithMetrics(metrics_port);
   args.push_back("--workers=1");
   args.push_back("--queue_capacity=1");
-  args.push_back("--drain_timeout=100ms");
+  args.push_back("--drain_timeout=1s");
   ServerProcess server(args);
   ASSERT_TRUE(server.Spawn());
   std::optional<int> port = server.WaitServing();
   ASSERT_TRUE(port.has_value());
   auto stub = StubFor(*port);
-  auto calls = FillServer(*stub, 1, absl::Seconds(30), metrics_port);
+  // The queued call fits the drain, so it waits for the worker until the
+  // drain's end (one longer than the drain is answered at once, below).
+  auto calls = RunningAndQueued(*stub, absl::Seconds(30),
+                                absl::Milliseconds(10), metrics_port);
   server.Signal(SIGTERM);
   for (auto& c : calls) {
     EXPECT_EQ(c->Wait().error_code(), grpc::StatusCode::UNAVAILABLE);
   }
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0) << exit.stderr_text;
+}
+
+// A queued call longer than the whole drain could not finish: it is
+// answered UNAVAILABLE at SIGTERM, while the running call goes on to
+// finish OK, rather than when the drain ends.
+TEST(ServerE2eTest, SigtermAnswersAtOnceAQueuedCallLongerThanTheDrain) {
+  int metrics_port = metrics::testing::FreeLoopbackPort();
+  std::vector<std::string> args = ArgsWithMetrics(metrics_port);
+  args.push_back("--workers=1");
+  args.push_back("--admission=false");
+  args.push_back("--drain_timeout=20s");
+  ServerProcess server(args);
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  auto stub = StubFor(*port);
+  auto calls = RunningAndQueued(*stub, absl::Seconds(5), absl::Seconds(30),
+                                metrics_port);
+  server.Signal(SIGTERM);
+  const grpc::Status queued = calls[1]->Wait();
+  EXPECT_EQ(queued.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << queued.error_message();
+  EXPECT_FALSE(calls[0]->done()) << "answered while the running call runs";
+  const grpc::Status running = calls[0]->Wait();
+  EXPECT_TRUE(running.ok())
+      << running.error_code() << " " << running.error_message();
   ExitResult exit = server.Wait();
   EXPECT_EQ(exit.code, 0) << exit.stderr_text;
 }
@@ -169,8 +226,11 @@ TEST(ServerE2eTest, SecondSigtermEndsTheDrainAtOnce) {
   ASSERT_TRUE(port.has_value());
   auto stub = StubFor(*port);
   // Both would hold the drain for the whole minute (a spin is at most 60 s,
-  // and AsyncCall::Wait gives up after 30 s).
-  auto calls = FillServer(*stub, 1, absl::Seconds(60), metrics_port);
+  // and AsyncCall::Wait gives up after 30 s): the queued one fits the drain,
+  // so it waits for the worker (one longer than the drain is answered at
+  // the first SIGTERM).
+  auto calls = RunningAndQueued(*stub, absl::Seconds(60), absl::Seconds(30),
+                                metrics_port);
   server.Signal(SIGTERM);
   ASSERT_TRUE(server.WaitForLine("\"msg\":\"draining\""));
   // Not the first one again (ServerE2eTest.TheSameStopSentTwiceIsOneStop):

@@ -195,8 +195,9 @@ TEST(ConfigTest, ABudgetTooSmallForTheMessageLimitIsWarnedOf) {
   // Larger than the transport's share, a request is not even received:
   // gRPC resets it, and no "too large" reaches its client.
   EXPECT_THAT(MemoryBudgetWarning(*c),
-              HasSubstr("requests over 786432 bytes (3/4 of it, gRPC's "
-                        "transport quota) are reset unread"));
+              HasSubstr("requests over 786432 bytes (3/4 of "
+                        "--max_inflight_bytes: gRPC's transport quota, which "
+                        "every connection shares) are reset unread"));
   FakeCgroup cgroup("max\n");
   c = Parse({}, {}, cgroup.root());
   ASSERT_TRUE(c.ok()) << c.status();
