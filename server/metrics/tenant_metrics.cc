@@ -209,12 +209,11 @@ std::vector<prometheus::MetricFamily> TenantMetrics::Collect() const {
       "Tasks the worker pool completed, by tenant and outcome: the top "
       "tenants by cost sent (--tenant_metrics), everyone else as \"other\".",
       MetricType::Counter);
-  auto rejected =
-      MakeFamily("compute_tenant_rejected_total",
-                 "Calls the scheduler refused, at admission or by "
-                 "displacing them from the queue, by tenant (as "
-                 "compute_tenant_tasks_total).",
-                 MetricType::Counter);
+  auto rejected = MakeFamily("compute_tenant_rejected_total",
+                             "Calls the scheduler refused, at admission or by "
+                             "displacing them from the queue, by tenant (as "
+                             "compute_tenant_tasks_total).",
+                             MetricType::Counter);
   auto run = MakeFamily("compute_tenant_run_seconds_total",
                         "Worker time the tenant's tasks ran, seconds (as "
                         "compute_tenant_tasks_total).",
