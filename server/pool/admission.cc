@@ -151,8 +151,24 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     *victim_out = victim;  // taken out only if every other budget admits
   }
   const int64_t max_bytes = budgets_.max_inflight_bytes;
-  if (max_bytes > 0 &&
-      load.task_bytes + load.held_bytes + options.bytes > max_bytes) {
+  // Less critical work gives way to more critical work for its bytes as
+  // for its place: a victim chosen above frees its bytes too, and a full
+  // budget (the queue not full) displaces the task NewestBelow would, if
+  // that is enough (until 2026-12-06 a critical call was refused "memory"
+  // while a default one's bytes waited in the queue: a review's repro).
+  auto over = [&](int64_t freed) {
+    return load.task_bytes - freed + load.held_bytes + options.bytes >
+           max_bytes;
+  };
+  int64_t freed = *victim_out != nullptr ? (*victim_out)->bytes : 0;
+  if (max_bytes > 0 && over(freed) && *victim_out == nullptr) {
+    FairQueue::Node* victim = queue.NewestBelow(options.priority);
+    if (victim != nullptr && !over(victim->bytes)) {
+      *victim_out = victim;  // taken out only if every other budget admits
+      freed = victim->bytes;
+    }
+  }
+  if (max_bytes > 0 && over(freed)) {
     *victim_out = nullptr;
     absl::Status refused =
         refuse(RefusalReason::kMemory,

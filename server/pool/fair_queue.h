@@ -94,6 +94,9 @@ class FairQueue {
     // Its flow: while queued, and from Pop until Served.
     Flow* flow = nullptr;
     int64_t cost_ns = 0;  // set by Push; kept after the node leaves
+    // Bytes its task holds (TaskOptions::bytes), set by the pool: the queue
+    // only carries them, so that admission knows what displacing it frees.
+    int64_t bytes = 0;
     // Its class's epoch when Pop served it.
     uint64_t served_epoch = 0;
   };

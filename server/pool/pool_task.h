@@ -38,11 +38,13 @@ struct alignas(64) PoolTask : FairQueue::Node {
   bool timed = false;
   uint32_t tag = 0;  // TaskOptions::tag
   uint64_t seq = 0;  // unique per submission; 0 while free
+  // (Here, not after `deadline`: it fills what would be padding before the
+  // 16-byte-aligned functions.)
+  int64_t submitted_ticks = 0;
   TaskFn fn;
   DoneFn done;
   absl::Time deadline = absl::InfiniteFuture();  // TaskOptions::deadline
-  int64_t bytes = 0;                             // TaskOptions::bytes
-  int64_t submitted_ticks = 0;
+  // (TaskOptions::bytes is FairQueue::Node::bytes.)
   CancelSource cancel;
   // Taken out unrun (kDelivering without running): how, and its queue wait.
   TaskOutcome unrun_outcome = TaskOutcome::kOk;

@@ -248,6 +248,57 @@ TEST_F(AdmissionTest, AFullQueueDisplacesOnlyLessCriticalWork) {
   EXPECT_EQ(victim_, newest);
 }
 
+// The task a full queue gives way with frees its bytes too: a critical
+// task that fits once a sheddable one's bytes are gone is admitted (it was
+// refused "memory budget spent", the sheddable one's bytes counted).
+TEST_F(AdmissionTest, ADisplacedTasksBytesAreFreedForTheTaskThatTakesItsPlace) {
+  AdmissionBudgets budgets;
+  budgets.queue_capacity = 1;
+  budgets.max_inflight_bytes = 1000;
+  Admission admission(budgets);
+  FairQueue::Node* sheddable = Queue(Priority::kSheddable, kMs);
+  sheddable->bytes = 600;
+  TaskOptions critical;
+  critical.priority = Priority::kCritical;
+  critical.bytes = 600;
+  absl::Status admitted =
+      admission.Check(critical, now_, Load(1, 1, 600), &why_, &victim_);
+  EXPECT_TRUE(admitted.ok()) << admitted;
+  EXPECT_EQ(victim_, sheddable);
+  // What the victim frees is all it frees: 401 bytes more do not fit.
+  critical.bytes = 600 + 401;
+  absl::Status refused =
+      admission.Check(critical, now_, Load(1, 1, 600), &why_, &victim_);
+  EXPECT_EQ(why_.reason, RefusalReason::kMemory) << refused;
+  EXPECT_EQ(victim_, nullptr) << "nothing is displaced for a refused task";
+}
+
+// A full budget, the queue not full: a more critical task displaces the
+// task a full queue would give way with, when that frees enough bytes; a
+// task of the same class displaces nothing.
+TEST_F(AdmissionTest, AFullMemoryBudgetGivesWayToMoreCriticalWork) {
+  AdmissionBudgets budgets;
+  budgets.max_inflight_bytes = 1000;
+  Admission admission(budgets);
+  FairQueue::Node* queued = Queue(Priority::kDefault, kMs);
+  queued->bytes = 600;
+  TaskOptions task;
+  task.bytes = 600;
+  absl::Status refused =
+      admission.Check(task, now_, Load(1, 1, 600), &why_, &victim_);
+  EXPECT_EQ(why_.reason, RefusalReason::kMemory) << refused;
+  EXPECT_EQ(victim_, nullptr) << "the same class displaces nothing";
+  task.priority = Priority::kCritical;
+  absl::Status admitted =
+      admission.Check(task, now_, Load(1, 1, 600), &why_, &victim_);
+  EXPECT_TRUE(admitted.ok()) << admitted;
+  EXPECT_EQ(victim_, queued);
+  task.bytes = 600 + 401;  // more than displacing it frees
+  refused = admission.Check(task, now_, Load(1, 1, 600), &why_, &victim_);
+  EXPECT_EQ(why_.reason, RefusalReason::kMemory) << refused;
+  EXPECT_EQ(victim_, nullptr);
+}
+
 // CoDel's rule: overloaded once every wait for a whole interval was over
 // the target; it ends only when a wait falls under half the target.
 TEST_F(AdmissionTest, AStandingQueueIsOneAboveTargetForAWholeInterval) {

@@ -1054,6 +1054,61 @@ TEST(SchedulerTest, AHigherClassDoesNotHideAStandingQueue) {
   ASSERT_TRUE(done.WaitForCount(6));
 }
 
+// A full queue of less critical work that holds the memory budget gives
+// way to a critical task that fits once the displaced task's bytes are
+// gone (they were counted, and the critical task was refused "memory").
+TEST(SchedulerTest, AFullQueueGivesWayToMoreCriticalWorkForItsBytesToo) {
+  PoolOptions options;
+  options.max_inflight_bytes = 1000;
+  auto s = MakeScheduler(1, 1, options);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  TaskOptions sheddable = For("a", Priority::kSheddable);
+  sheddable.bytes = 600;
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(1), sheddable).ok());
+  TaskOptions critical = For("b", Priority::kCritical);
+  critical.bytes = 600;
+  SubmitRefusal why;
+  absl::StatusOr<TaskHandle> admitted =
+      pool.Submit(Noop(), done.For(2), critical, &why);
+  ASSERT_TRUE(admitted.ok()) << admitted.status();
+  ASSERT_TRUE(done.WaitForCount(1));
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kPreempted);
+  EXPECT_EQ(pool.Stats().inflight_bytes, 600);
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(3));
+  EXPECT_EQ(pool.Stats().inflight_bytes, 0);
+}
+
+// The same with room in the queue: the budget is what is full.
+TEST(SchedulerTest, AFullMemoryBudgetGivesWayToMoreCriticalWork) {
+  PoolOptions options;
+  options.max_inflight_bytes = 1000;
+  auto s = MakeScheduler(1, 10, options);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  TaskOptions queued = For("a", Priority::kDefault);
+  queued.bytes = 600;
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(1), queued).ok());
+  TaskOptions critical = For("b", Priority::kCritical);
+  critical.bytes = 600;
+  absl::StatusOr<TaskHandle> admitted =
+      pool.Submit(Noop(), done.For(2), critical);
+  ASSERT_TRUE(admitted.ok()) << admitted.status();
+  ASSERT_TRUE(done.WaitForCount(1));
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kPreempted);
+  EXPECT_EQ(done.Get(1)->displaced_for, RefusalReason::kPreempted);
+  EXPECT_EQ(pool.Stats().inflight_bytes, 600);
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(3));
+}
+
 TEST(SchedulerTest, AFullQueueGivesWayToMoreCriticalWork) {
   auto s = MakeScheduler(1, 3);
   WorkerPool& pool = *s->pool;
