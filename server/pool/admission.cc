@@ -151,11 +151,13 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     *victim_out = victim;  // taken out only if every other budget admits
   }
   const int64_t max_bytes = budgets_.max_inflight_bytes;
-  // Less critical work gives way to more critical work for its bytes as
-  // for its place: a victim chosen above frees its bytes too, and a full
-  // budget (the queue not full) displaces the task NewestBelow would, if
-  // that is enough (until 2026-12-06 a critical call was refused "memory"
-  // while a default one's bytes waited in the queue: a review's repro).
+  // Less critical work gives way to more critical work for its bytes too:
+  // a victim chosen above frees its bytes, and a full budget (the queue
+  // not full) displaces the one task NewestBelow names by cost, if its
+  // bytes are enough (until 2026-12-06 a critical call was refused
+  // "memory" while a default one's bytes waited in the queue: a review's
+  // repro). Only that task is looked at: one elsewhere with more bytes is
+  // not searched for, and then the call is refused as before.
   auto over = [&](int64_t freed) {
     return load.task_bytes - freed + load.held_bytes + options.bytes >
            max_bytes;

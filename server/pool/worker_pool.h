@@ -60,8 +60,8 @@
 //   - kMemory: bytes held by queued and running tasks (TaskOptions::bytes)
 //     plus the bytes held outside any task (HoldBytes, below) would pass
 //     max_inflight_bytes. A displaced task's bytes count as freed, and a
-//     task first displaces, as for a full queue, the newest of the lowest
-//     class below its own (FairQueue::NewestBelow) if that frees enough.
+//     task first displaces one task of a lower class, the one
+//     FairQueue::NewestBelow names by cost, if its bytes are enough.
 //   - kShed: a sheddable task's expected wait is over half the target.
 //   - kOverload: a standing queue (below) and this task's expected wait is
 //     over target_queue_wait (critical tasks are exempt).

@@ -274,8 +274,8 @@ TEST_F(AdmissionTest, ADisplacedTasksBytesAreFreedForTheTaskThatTakesItsPlace) {
 }
 
 // A full budget, the queue not full: a more critical task displaces the
-// task a full queue would give way with, when that frees enough bytes; a
-// task of the same class displaces nothing.
+// lower-class task NewestBelow names, when its bytes are enough; a task of
+// the same class displaces nothing.
 TEST_F(AdmissionTest, AFullMemoryBudgetGivesWayToMoreCriticalWork) {
   AdmissionBudgets budgets;
   budgets.max_inflight_bytes = 1000;
