@@ -1054,46 +1054,17 @@ TEST(SchedulerTest, AHigherClassDoesNotHideAStandingQueue) {
   ASSERT_TRUE(done.WaitForCount(6));
 }
 
-// A full queue of less critical work that holds the memory budget gives
-// way to a critical task that fits once the displaced task's bytes are
-// gone (they were counted, and the critical task was refused "memory").
-TEST(SchedulerTest, AFullQueueGivesWayToMoreCriticalWorkForItsBytesToo) {
-  PoolOptions options;
-  options.max_inflight_bytes = 1000;
-  auto s = MakeScheduler(1, 1, options);
-  WorkerPool& pool = *s->pool;
+// One worker held, a task of `queued_class` holding 600 bytes queued, a
+// memory budget of 1000 bytes: a critical task of 600 bytes is admitted,
+// the queued one displaced (kPreempted) and its bytes freed; then the
+// worker is released and every task completes.
+void ExpectACriticalTaskDisplacesForItsBytes(WorkerPool& pool,
+                                             Completions& done,
+                                             Priority queued_class) {
   Gate gate;
-  Completions done;
   ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
   ASSERT_TRUE(gate.WaitStarted(1));
-  TaskOptions sheddable = For("a", Priority::kSheddable);
-  sheddable.bytes = 600;
-  ASSERT_TRUE(pool.Submit(Noop(), done.For(1), sheddable).ok());
-  TaskOptions critical = For("b", Priority::kCritical);
-  critical.bytes = 600;
-  SubmitRefusal why;
-  absl::StatusOr<TaskHandle> admitted =
-      pool.Submit(Noop(), done.For(2), critical, &why);
-  ASSERT_TRUE(admitted.ok()) << admitted.status();
-  ASSERT_TRUE(done.WaitForCount(1));
-  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kPreempted);
-  EXPECT_EQ(pool.Stats().inflight_bytes, 600);
-  gate.Release();
-  ASSERT_TRUE(done.WaitForCount(3));
-  EXPECT_EQ(pool.Stats().inflight_bytes, 0);
-}
-
-// The same with room in the queue: the budget is what is full.
-TEST(SchedulerTest, AFullMemoryBudgetGivesWayToMoreCriticalWork) {
-  PoolOptions options;
-  options.max_inflight_bytes = 1000;
-  auto s = MakeScheduler(1, 10, options);
-  WorkerPool& pool = *s->pool;
-  Gate gate;
-  Completions done;
-  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
-  TaskOptions queued = For("a", Priority::kDefault);
+  TaskOptions queued = For("a", queued_class);
   queued.bytes = 600;
   ASSERT_TRUE(pool.Submit(Noop(), done.For(1), queued).ok());
   TaskOptions critical = For("b", Priority::kCritical);
@@ -1103,10 +1074,33 @@ TEST(SchedulerTest, AFullMemoryBudgetGivesWayToMoreCriticalWork) {
   ASSERT_TRUE(admitted.ok()) << admitted.status();
   ASSERT_TRUE(done.WaitForCount(1));
   EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kPreempted);
-  EXPECT_EQ(done.Get(1)->displaced_for, RefusalReason::kPreempted);
   EXPECT_EQ(pool.Stats().inflight_bytes, 600);
   gate.Release();
   ASSERT_TRUE(done.WaitForCount(3));
+}
+
+// A full queue of less critical work that holds the memory budget gives
+// way to a critical task that fits once the displaced task's bytes are
+// gone (they were counted, and the critical task was refused "memory").
+TEST(SchedulerTest, AFullQueueGivesWayToMoreCriticalWorkForItsBytesToo) {
+  PoolOptions options;
+  options.max_inflight_bytes = 1000;
+  auto s = MakeScheduler(1, 1, options);
+  Completions done;
+  ASSERT_NO_FATAL_FAILURE(ExpectACriticalTaskDisplacesForItsBytes(
+      *s->pool, done, Priority::kSheddable));
+  EXPECT_EQ(s->pool->Stats().inflight_bytes, 0);
+}
+
+// The same with room in the queue: the budget is what is full.
+TEST(SchedulerTest, AFullMemoryBudgetGivesWayToMoreCriticalWork) {
+  PoolOptions options;
+  options.max_inflight_bytes = 1000;
+  auto s = MakeScheduler(1, 10, options);
+  Completions done;
+  ASSERT_NO_FATAL_FAILURE(ExpectACriticalTaskDisplacesForItsBytes(
+      *s->pool, done, Priority::kDefault));
+  EXPECT_EQ(done.Get(1)->displaced_for, RefusalReason::kPreempted);
 }
 
 TEST(SchedulerTest, AFullQueueGivesWayToMoreCriticalWork) {

@@ -309,63 +309,76 @@ TEST(WorkerPoolTest, QueuedTaskWhoseDeadlinePassesNeverRuns) {
   EXPECT_FALSE(ran.load());
 }
 
-// Takes a one-worker pool's worker with `gate`'s task (completion 0) and
-// queues a task due 5 ms from now whose completion (1) holds the timer
-// thread until `release_timer`: once the clock passes 5 ms and
-// `timer_held` is notified, only a worker or a caller sees a later
-// deadline pass.
-void BusyWorkerAndATimerToHold(WorkerPool& pool, SimulatedClock& clock,
-                               Gate& gate, Completions& done,
-                               Notification& timer_held,
-                               Notification& release_timer) {
-  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
-  TaskOptions first;
-  first.deadline = clock.Now() + absl::Milliseconds(5);
-  ASSERT_TRUE(pool.Submit([](const CancelToken&) { return absl::OkStatus(); },
-                          [&](const TaskResult&) {
-                            timer_held.Notify();
-                            release_timer.WaitForNotification();
-                          },
-                          first)
-                  .ok());
-}
+// A one-worker pool on a simulated clock whose timer is held: the worker
+// runs gate_'s task (completion 0), and a task due 5 ms after Hold() holds
+// the timer thread in its completion until the test ends, so that only a
+// worker or a caller sees a later deadline pass. A task with Due()'s
+// deadline is past it after PassTheDeadlines().
+class HeldTimerTest : public ::testing::Test {
+ protected:
+  void Hold(size_t capacity = 4) {
+    pool_ = MakePool(1, capacity, &clock_);
+    ASSERT_TRUE(pool_->Submit(gate_.Task(), done_.For(0)).ok());
+    ASSERT_TRUE(gate_.WaitStarted(1));
+    TaskOptions first;
+    first.deadline = clock_.Now() + absl::Milliseconds(5);
+    ASSERT_TRUE(pool_
+                    ->Submit(
+                        Noop(),
+                        [this](const TaskResult&) {
+                          timer_held_.Notify();
+                          release_timer_.WaitForNotification();
+                        },
+                        first)
+                    .ok());
+  }
+  // Due 10 ms after Hold().
+  TaskOptions Due() const {
+    TaskOptions options;
+    options.deadline = clock_.Now() + absl::Milliseconds(10);
+    return options;
+  }
+  // The timer takes the first task (at 5 ms) and is held; then the clock
+  // passes Due()'s deadline, 16 ms after Hold().
+  void PassTheDeadlines() {
+    clock_.Advance(absl::Milliseconds(6));
+    ASSERT_TRUE(timer_held_.WaitForNotificationWithTimeout(kWait));
+    clock_.Advance(absl::Milliseconds(10));
+  }
+  void TearDown() override {  // before the pool's destructor
+    if (!release_timer_.HasBeenNotified()) release_timer_.Notify();
+  }
+
+  SimulatedClock clock_;
+  Notification timer_held_, release_timer_;
+  Gate gate_;
+  Completions done_;
+  std::unique_ptr<WorkerPool> pool_;  // destroyed first
+};
 
 // The timer is not the only one that looks at deadlines: a worker that gets
 // to the queue first (the timer not yet scheduled on a busy CPU, or busy
 // delivering earlier expiries off the lock) expires what is past its
 // deadline instead of starting it. Before, it started it, and a task that
 // finished ran after its deadline and completed ok.
-TEST(WorkerPoolTest, AWorkerNeverStartsATaskPastItsDeadline) {
-  SimulatedClock clock;
-  Notification timer_held, release_timer;
-  auto pool = MakePool(1, 4, &clock);
-  absl::Cleanup let_the_timer_go = [&] {  // before the pool's destructor
-    if (!release_timer.HasBeenNotified()) release_timer.Notify();
-  };
-  Gate gate;
-  Completions done;
-  ASSERT_NO_FATAL_FAILURE(BusyWorkerAndATimerToHold(*pool, clock, gate, done,
-                                                    timer_held, release_timer));
+TEST_F(HeldTimerTest, AWorkerNeverStartsATaskPastItsDeadline) {
+  ASSERT_NO_FATAL_FAILURE(Hold());
   std::atomic<bool> ran{false};
-  TaskOptions second;
-  second.deadline = clock.Now() + absl::Milliseconds(10);
-  ASSERT_TRUE(pool->Submit(
+  ASSERT_TRUE(pool_
+                  ->Submit(
                       [&](const CancelToken&) {
                         ran = true;
                         return absl::OkStatus();
                       },
-                      done.For(2), second)
+                      done_.For(2), Due())
                   .ok());
-  clock.Advance(absl::Milliseconds(6));
-  ASSERT_TRUE(timer_held.WaitForNotificationWithTimeout(kWait));
-  clock.Advance(absl::Milliseconds(10));  // past the second's deadline
-  gate.Release();                         // the worker is free
-  ASSERT_TRUE(done.WaitForCount(2));
+  ASSERT_NO_FATAL_FAILURE(PassTheDeadlines());
+  gate_.Release();  // the worker is free
+  ASSERT_TRUE(done_.WaitForCount(2));
   EXPECT_FALSE(ran.load());
-  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
-  EXPECT_EQ(done.Get(2)->queue_wait, absl::Milliseconds(16));
-  EXPECT_EQ(pool->Stats().queue_depth, 0u);
+  EXPECT_EQ(done_.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done_.Get(2)->queue_wait, absl::Milliseconds(16));
+  EXPECT_EQ(pool_->Stats().queue_depth, 0u);
 }
 
 TEST(WorkerPoolTest, RunningTaskWhoseDeadlinePassesIsStopped) {
@@ -916,99 +929,60 @@ TEST(WorkerPoolTest, BurstWhileAWorkerSpinsStartsOnEveryWorker) {
 // Cancel of a queued task at or past its deadline (the timer not there yet)
 // completes it kDeadlineExceeded, not kCancelled: the outcome is decided by
 // the time, whoever delivers it.
-TEST(WorkerPoolTest, CancelOfAQueuedTaskPastItsDeadlineIsDeadlineExceeded) {
-  SimulatedClock clock;
-  Notification timer_held, release_timer;
-  auto pool = MakePool(1, 4, &clock);
-  absl::Cleanup let_the_timer_go = [&] {
-    if (!release_timer.HasBeenNotified()) release_timer.Notify();
-  };
-  Gate gate;
-  Completions done;
-  ASSERT_NO_FATAL_FAILURE(BusyWorkerAndATimerToHold(*pool, clock, gate, done,
-                                                    timer_held, release_timer));
-  TaskOptions second;
-  second.deadline = clock.Now() + absl::Milliseconds(10);
-  absl::StatusOr<TaskHandle> h = pool->Submit(
-      [](const CancelToken&) { return absl::OkStatus(); }, done.For(2), second);
+TEST_F(HeldTimerTest, CancelOfAQueuedTaskPastItsDeadlineIsDeadlineExceeded) {
+  ASSERT_NO_FATAL_FAILURE(Hold());
+  absl::StatusOr<TaskHandle> h = pool_->Submit(Noop(), done_.For(2), Due());
   ASSERT_TRUE(h.ok());
-  clock.Advance(absl::Milliseconds(6));
-  ASSERT_TRUE(timer_held.WaitForNotificationWithTimeout(kWait));
-  clock.Advance(absl::Milliseconds(10));  // past the second's deadline
-  EXPECT_TRUE(pool->Cancel(*h));
-  ASSERT_TRUE(done.Get(2).has_value());
-  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
-  EXPECT_EQ(done.Get(2)->status.code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(pool->Stats().completed[static_cast<int>(TaskOutcome::kCancelled)],
+  ASSERT_NO_FATAL_FAILURE(PassTheDeadlines());
+  EXPECT_TRUE(pool_->Cancel(*h));
+  ASSERT_TRUE(done_.Get(2).has_value());
+  EXPECT_EQ(done_.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done_.Get(2)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(pool_->Stats().completed[static_cast<int>(TaskOutcome::kCancelled)],
             0u);
-  release_timer.Notify();
-  gate.Release();
-  ASSERT_TRUE(done.WaitForCount(2));
+  release_timer_.Notify();
+  gate_.Release();
+  ASSERT_TRUE(done_.WaitForCount(2));
 }
 
 // A queued task past its deadline that something else takes out before the
 // timer gets to it ends kDeadlineExceeded too: displaced by more critical
 // work, or dropped by a shutdown past its own deadline.
-TEST(WorkerPoolTest, ADisplacedTaskPastItsDeadlineIsDeadlineExceeded) {
-  SimulatedClock clock;
-  Notification timer_held, release_timer;
-  auto pool = MakePool(1, 2, &clock);
-  absl::Cleanup let_the_timer_go = [&] {
-    if (!release_timer.HasBeenNotified()) release_timer.Notify();
-  };
-  Gate gate;
-  Completions done;
-  ASSERT_NO_FATAL_FAILURE(BusyWorkerAndATimerToHold(*pool, clock, gate, done,
-                                                    timer_held, release_timer));
-  TaskOptions sheddable;
+TEST_F(HeldTimerTest, ADisplacedTaskPastItsDeadlineIsDeadlineExceeded) {
+  ASSERT_NO_FATAL_FAILURE(Hold(/*capacity=*/2));
+  TaskOptions sheddable = Due();
   sheddable.priority = Priority::kSheddable;
-  sheddable.deadline = clock.Now() + absl::Milliseconds(10);
-  ASSERT_TRUE(pool->Submit(Noop(), done.For(2), sheddable).ok());
-  clock.Advance(absl::Milliseconds(6));
-  ASSERT_TRUE(timer_held.WaitForNotificationWithTimeout(kWait));
-  clock.Advance(absl::Milliseconds(10));  // past the sheddable's deadline
-  ASSERT_TRUE(pool->Submit(Noop(), done.For(3)).ok());  // the queue is full
+  ASSERT_TRUE(pool_->Submit(Noop(), done_.For(2), sheddable).ok());
+  ASSERT_NO_FATAL_FAILURE(PassTheDeadlines());
+  ASSERT_TRUE(pool_->Submit(Noop(), done_.For(3)).ok());  // the queue is full
   TaskOptions critical;
   critical.priority = Priority::kCritical;
-  ASSERT_TRUE(pool->Submit(Noop(), done.For(4), critical).ok());
-  ASSERT_TRUE(done.Get(2).has_value()) << "displaced, delivered at once";
-  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
-  EXPECT_EQ(done.Get(2)->status.code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(pool->Stats().completed[static_cast<int>(TaskOutcome::kPreempted)],
+  ASSERT_TRUE(pool_->Submit(Noop(), done_.For(4), critical).ok());
+  ASSERT_TRUE(done_.Get(2).has_value()) << "displaced, delivered at once";
+  EXPECT_EQ(done_.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done_.Get(2)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(pool_->Stats().completed[static_cast<int>(TaskOutcome::kPreempted)],
             0u);
-  release_timer.Notify();
-  gate.Release();
-  ASSERT_TRUE(done.WaitForCount(4));  // the held timer's task is not in it
+  release_timer_.Notify();
+  gate_.Release();
+  ASSERT_TRUE(done_.WaitForCount(4));  // the held timer's task is not in it
 }
 
-TEST(WorkerPoolTest, AShutdownDropsAQueuedTaskPastItsDeadlineAsExpired) {
-  SimulatedClock clock;
-  Notification timer_held, release_timer;
-  auto pool = MakePool(1, 4, &clock);
-  absl::Cleanup let_the_timer_go = [&] {
-    if (!release_timer.HasBeenNotified()) release_timer.Notify();
-  };
-  Gate gate;
-  Completions done;
-  ASSERT_NO_FATAL_FAILURE(BusyWorkerAndATimerToHold(*pool, clock, gate, done,
-                                                    timer_held, release_timer));
-  TaskOptions second;
-  second.deadline = clock.Now() + absl::Milliseconds(10);
-  ASSERT_TRUE(pool->Submit(Noop(), done.For(2), second).ok());
-  ASSERT_TRUE(pool->Submit(Noop(), done.For(3)).ok());  // no deadline
-  clock.Advance(absl::Milliseconds(6));
-  ASSERT_TRUE(timer_held.WaitForNotificationWithTimeout(kWait));
-  clock.Advance(absl::Milliseconds(10));  // past the second's deadline
+TEST_F(HeldTimerTest, AShutdownDropsAQueuedTaskPastItsDeadlineAsExpired) {
+  ASSERT_NO_FATAL_FAILURE(Hold());
+  ASSERT_TRUE(pool_->Submit(Noop(), done_.For(2), Due()).ok());
+  ASSERT_TRUE(pool_->Submit(Noop(), done_.For(3)).ok());  // no deadline
+  ASSERT_NO_FATAL_FAILURE(PassTheDeadlines());
   // Past its deadline at once; it then waits for the held timer's task.
-  std::thread shutdown([&] { pool->Shutdown(clock.Now()); });
+  std::thread shutdown([&] { pool_->Shutdown(clock_.Now()); });
   absl::Cleanup join = [&] {
-    if (!release_timer.HasBeenNotified()) release_timer.Notify();
+    if (!release_timer_.HasBeenNotified()) release_timer_.Notify();
     shutdown.join();
   };
-  ASSERT_TRUE(done.WaitForCount(3)) << "the gate's task and the queued two";
-  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kShutDown);
-  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
-  EXPECT_EQ(done.Get(3)->outcome, TaskOutcome::kShutDown);
+  ASSERT_TRUE(done_.WaitForCount(3)) << "the gate's task and the queued two";
+  EXPECT_EQ(done_.Get(0)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done_.Get(2)->outcome, TaskOutcome::kDeadlineExceeded);
+  EXPECT_EQ(done_.Get(3)->outcome, TaskOutcome::kShutDown);
 }
 
 // On the real clock (whose passing time signals no waiter, unlike
