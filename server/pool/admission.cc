@@ -152,20 +152,25 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   }
   const int64_t max_bytes = budgets_.max_inflight_bytes;
   // Less critical work gives way to more critical work for its bytes too:
-  // a victim chosen above frees its bytes, and a full budget (the queue
-  // not full) displaces the one task NewestBelow names by cost, if its
-  // bytes are enough (until 2026-12-06 a critical call was refused
-  // "memory" while a default one's bytes waited in the queue: a review's
-  // repro). Only that task is looked at: one elsewhere with more bytes is
-  // not searched for, and then the call is refused as before.
+  // a victim chosen above frees its bytes; if they are not enough (or none
+  // was needed), the newest task of a lower class that holds enough is
+  // displaced instead (NewestBelow with min_bytes; until 2026-12-06 a
+  // critical call was refused "memory" while a default one's bytes waited
+  // in the queue, and later while they waited behind a sheddable call of
+  // no bytes that was the only one looked at: reviews' repros). Any queued
+  // task frees a place too. One victim at most: two that would free
+  // enough together are not combined.
   auto over = [&](int64_t freed) {
     return load.task_bytes - freed + load.held_bytes + options.bytes >
            max_bytes;
   };
   int64_t freed = *victim_out != nullptr ? (*victim_out)->bytes : 0;
-  if (max_bytes > 0 && over(freed) && *victim_out == nullptr) {
-    FairQueue::Node* victim = queue.NewestBelow(options.priority);
-    if (victim != nullptr && !over(victim->bytes)) {
+  if (max_bytes > 0 && over(freed)) {
+    const int64_t needed =
+        load.task_bytes + load.held_bytes + options.bytes - max_bytes;
+    FairQueue::Node* victim =
+        queue.NewestBelow(options.priority, FairQueue::Measure::kCost, needed);
+    if (victim != nullptr) {
       *victim_out = victim;  // taken out only if every other budget admits
       freed = victim->bytes;
     }

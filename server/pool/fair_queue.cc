@@ -291,11 +291,12 @@ FairQueue::Node* FairQueue::NewestOfTheMostOverShare(std::string_view tenant,
   return nullptr;
 }
 
-FairQueue::Node* FairQueue::NewestBelow(Priority priority,
-                                        Measure measure) const {
+FairQueue::Node* FairQueue::NewestBelow(Priority priority, Measure measure,
+                                        int64_t min_bytes) const {
   for (int q = kNumPriorities - 1; q > static_cast<int>(priority); --q) {
     const Flow* most = nullptr;
     for (const Flow* f : classes_[q].active) {
+      if (f->back->bytes < min_bytes) continue;
       if (most == nullptr ||
           Held(*f, measure) / f->weight > Held(*most, measure) / most->weight) {
         most = f;

@@ -201,8 +201,13 @@ class FairQueue {
   // A victim to make room for a task of `priority`: the newest task of the
   // flow holding the most (in `measure`) per weight in the lowest non-empty
   // class below `priority` (sheddable first); nullptr when those classes
-  // are empty.
-  Node* NewestBelow(Priority priority, Measure measure = Measure::kCost) const;
+  // are empty. With `min_bytes`, only flows whose newest task holds that
+  // many bytes count (a class with none is passed over): the memory
+  // budget's victim must free enough. Only newest tasks: a flow gives up
+  // its newest first, as for places, so its older tasks keep their turn.
+  // O(active flows of the classes below).
+  Node* NewestBelow(Priority priority, Measure measure = Measure::kCost,
+                    int64_t min_bytes = 0) const;
 
   // Every queued node, in no particular order (shutdown, checks).
   template <typename F>

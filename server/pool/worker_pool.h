@@ -59,9 +59,10 @@
 //     kDeadlineExceeded, if its deadline has passed: the time decides).
 //   - kMemory: bytes held by queued and running tasks (TaskOptions::bytes)
 //     plus the bytes held outside any task (HoldBytes, below) would pass
-//     max_inflight_bytes. A displaced task's bytes count as freed, and a
-//     task first displaces one task of a lower class, the one
-//     FairQueue::NewestBelow names by cost, if its bytes are enough.
+//     max_inflight_bytes. A displaced task's bytes count as freed; when
+//     they are not enough (or none was displaced), one newest task of a
+//     lower class that holds enough is displaced instead
+//     (FairQueue::NewestBelow with min_bytes). One victim at most.
 //   - kShed: a sheddable task's expected wait is over half the target.
 //   - kOverload: a standing queue (below) and this task's expected wait is
 //     over target_queue_wait (critical tasks are exempt).

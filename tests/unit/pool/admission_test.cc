@@ -299,6 +299,38 @@ TEST_F(AdmissionTest, AFullMemoryBudgetGivesWayToMoreCriticalWork) {
   EXPECT_EQ(victim_, nullptr);
 }
 
+// The victim must hold enough bytes: a lower class's task of no bytes
+// (queued in the lowest class, so named first by places and by cost) is
+// passed over for one of a higher class below the caller's that holds
+// enough, whether the queue is full or only the budget is.
+TEST_F(AdmissionTest, TheMemoryBudgetsVictimIsOneThatHoldsEnoughBytes) {
+  Queue(Priority::kSheddable, 100 * kMs, "spin");  // no bytes
+  FairQueue::Node* blur = Queue(Priority::kDefault, kMs, "blur");
+  blur->bytes = 600;
+  for (size_t capacity : {size_t{2}, size_t{10}}) {
+    SCOPED_TRACE(capacity == 2 ? "queue full" : "budget full");
+    AdmissionBudgets budgets;
+    budgets.queue_capacity = capacity;
+    budgets.max_inflight_bytes = 1000;
+    Admission admission(budgets);
+    TaskOptions critical;
+    critical.priority = Priority::kCritical;
+    critical.bytes = 600;
+    absl::Status admitted =
+        admission.Check(critical, now_, Load(1, 1, 600), &why_, &victim_);
+    EXPECT_TRUE(admitted.ok()) << admitted;
+    EXPECT_EQ(victim_, blur);
+    // A default task may displace only the sheddable one, which frees
+    // nothing.
+    TaskOptions task;
+    task.bytes = 600;
+    absl::Status refused =
+        admission.Check(task, now_, Load(1, 1, 600), &why_, &victim_);
+    EXPECT_EQ(why_.reason, RefusalReason::kMemory) << refused;
+    EXPECT_EQ(victim_, nullptr);
+  }
+}
+
 // CoDel's rule: overloaded once every wait for a whole interval was over
 // the target; it ends only when a wait falls under half the target.
 TEST_F(AdmissionTest, AStandingQueueIsOneAboveTargetForAWholeInterval) {

@@ -554,5 +554,32 @@ TEST(FairQueueTest, NewestBelowTakesFromTheLowestClassFirst) {
   EXPECT_EQ(q.queue.NewestBelow(Priority::kDefault), b_newest);
 }
 
+// With min_bytes, only flows whose newest task holds that many count: a
+// class with none is passed over, and of those that hold enough the one
+// holding the most cost per weight gives its newest; an older task with
+// enough bytes behind a newer one without is not taken.
+TEST(FairQueueTest, NewestBelowWithBytesTakesTheNewestThatHoldsEnough) {
+  Queue q;
+  FairQueue::Node* no_bytes = q.Push("spin", 100, Priority::kSheddable);
+  FairQueue::Node* small = q.Push("small", 50, Priority::kDefault);
+  small->bytes = 100;
+  FairQueue::Node* large = q.Push("large", 1, Priority::kDefault);
+  large->bytes = 600;
+  FairQueue::Node* larger = q.Push("larger", 2, Priority::kDefault);
+  larger->bytes = 700;
+  FairQueue::Node* older = q.Push("older", 10, Priority::kDefault);
+  older->bytes = 900;
+  q.Push("older", 10, Priority::kDefault);  // newest, no bytes
+  EXPECT_EQ(q.queue.NewestBelow(Priority::kCritical), no_bytes);
+  constexpr auto kCost = FairQueue::Measure::kCost;
+  EXPECT_EQ(q.queue.NewestBelow(Priority::kCritical, kCost, 100), small)
+      << "the most cost among those that hold enough";
+  EXPECT_EQ(q.queue.NewestBelow(Priority::kCritical, kCost, 600), larger);
+  EXPECT_EQ(q.queue.NewestBelow(Priority::kCritical, kCost, 701), nullptr)
+      << "not an older task";
+  EXPECT_EQ(q.queue.NewestBelow(Priority::kDefault, kCost, 1), nullptr)
+      << "the sheddable class holds no bytes";
+}
+
 }  // namespace
 }  // namespace compute

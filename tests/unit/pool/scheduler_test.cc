@@ -1103,6 +1103,37 @@ TEST(SchedulerTest, AFullMemoryBudgetGivesWayToMoreCriticalWork) {
   EXPECT_EQ(done.Get(1)->displaced_for, RefusalReason::kPreempted);
 }
 
+// A sheddable call of no bytes queued beside a default one that holds the
+// bytes: the critical task displaces the default one, which frees them,
+// not the sheddable one, which comes first by class and frees nothing.
+TEST(SchedulerTest, AFullMemoryBudgetDisplacesATaskThatHoldsEnough) {
+  PoolOptions options;
+  options.max_inflight_bytes = 1000;
+  auto s = MakeScheduler(1, 10, options);
+  WorkerPool& pool = *s->pool;
+  Gate gate;
+  Completions done;
+  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  ASSERT_TRUE(
+      pool.Submit(Noop(), done.For(1), For("spin", Priority::kSheddable)).ok());
+  TaskOptions blur = For("blur", Priority::kDefault);
+  blur.bytes = 600;
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(2), blur).ok());
+  TaskOptions critical = For("critical", Priority::kCritical);
+  critical.bytes = 600;
+  absl::StatusOr<TaskHandle> admitted =
+      pool.Submit(Noop(), done.For(3), critical);
+  ASSERT_TRUE(admitted.ok()) << admitted.status();
+  ASSERT_TRUE(done.WaitForCount(1));
+  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kPreempted);
+  EXPECT_EQ(pool.Stats().inflight_bytes, 600);
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(4));
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kOk) << "the sheddable one ran";
+  EXPECT_EQ(pool.Stats().inflight_bytes, 0);
+}
+
 TEST(SchedulerTest, AFullQueueGivesWayToMoreCriticalWork) {
   auto s = MakeScheduler(1, 3);
   WorkerPool& pool = *s->pool;
