@@ -6,11 +6,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <limits>
+#include <random>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -311,19 +315,50 @@ absl::StatusOr<Exposition> Scrape(int port) {
   return ParseExposition(r->body);
 }
 
-int FreeLoopbackPort() {
+namespace {
+
+// Whether 127.0.0.1:port can be bound now.
+bool CanBindLoopback(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool bound =
+      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
-  return port;
+  return bound;
+}
+
+// The low end of the kernel's ephemeral port range (Linux's default if it
+// cannot be read).
+int EphemeralLow() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  if (range >> low && low >= 2048) return low;
+  return 32768;
+}
+
+}  // namespace
+
+int FreeLoopbackPort() {
+  // Up to 10,000 ports below the ephemeral range, from a random start (so
+  // that test processes running at once rarely try the same ones), each
+  // call of this process after the last one's (so that two calls before
+  // the children bind never return the same port).
+  const int high = EphemeralLow() - 1;
+  const int low = std::max(1025, high - 10'000);
+  const int span = high - low + 1;
+  static std::atomic<int> next{[span] {
+    std::random_device seed;
+    return std::uniform_int_distribution<int>(0, span - 1)(seed);
+  }()};
+  for (int i = 0; i < span; ++i) {
+    const int port = low + next.fetch_add(1) % span;
+    if (CanBindLoopback(port)) return port;
+  }
+  return 0;
 }
 
 }  // namespace compute::metrics::testing

@@ -2,6 +2,8 @@
 #include "tests/unit/metrics/exposition.h"
 
 #include <cmath>
+#include <fstream>
+#include <set>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -50,6 +52,23 @@ TEST(ExpositionTest, RefusesALabelValueThatIsNotUtf8) {
     EXPECT_NE(e.status().message().find("not UTF-8"), std::string::npos)
         << e.status();
   }
+}
+
+// The ports handed to child servers: distinct, bindable, and outside the
+// range the kernel takes ports from for outgoing connections and port 0.
+TEST(FreeLoopbackPortTest, DistinctPortsBelowTheEphemeralRange) {
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  std::set<int> ports;
+  for (int i = 0; i < 3; ++i) {
+    const int port = FreeLoopbackPort();
+    EXPECT_GT(port, 1024);
+    if (ephemeral_low >= 2048) {
+      EXPECT_LT(port, ephemeral_low);
+    }
+    ports.insert(port);
+  }
+  EXPECT_EQ(ports.size(), 3u);
 }
 
 }  // namespace
