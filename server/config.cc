@@ -794,8 +794,16 @@ std::string Usage() {
   for (const std::string& name : FlagNames()) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     absl::StrAppend(&out, "  --", name, "  (", EnvName(name), ")\n      ",
-                    flag->Help(), "\n      default: ", flag->DefaultValue(),
-                    "\n");
+                    flag->Help(), "\n      default: ", flag->DefaultValue());
+    // The integer flags' ranges, from the table their checks use.
+    if (std::optional<IntRange> range = IntFlagRange(name)) {
+      if (range->hi == std::numeric_limits<int>::max()) {
+        absl::StrAppend(&out, " (at least ", range->lo, ")");
+      } else {
+        absl::StrAppend(&out, " (", range->lo, " to ", range->hi, ")");
+      }
+    }
+    absl::StrAppend(&out, "\n");
   }
   return out;
 }

@@ -686,6 +686,11 @@ TEST(ConfigTest, HelpListsEveryFlagWithItsEnvironmentName) {
         "default: 100ms"}) {
     EXPECT_THAT(usage, HasSubstr(s));
   }
+  // The integer flags' ranges, as their checks apply them.
+  EXPECT_THAT(usage, HasSubstr("default: 64 (0 to 1048576)\n"));
+  EXPECT_THAT(usage, HasSubstr("default: 128 (1 to 128)\n"));
+  EXPECT_THAT(usage, HasSubstr("default: 256 (at least 2)\n"));
+  EXPECT_FALSE(Parse({"--queue_capacity=1048577"}).ok());
 }
 
 // A bool flag takes its value as the next argument too, and a bad value
