@@ -375,7 +375,8 @@ bool WorkerPool::RunInlineIfFree(TaskFn& fn, DoneFn& done,
                                  const TaskOptions& options) {
   // Out of range: Submit counts it within the bounds (task_types.h).
   if (options.cost > inline_max_cost_ || options.cost < absl::ZeroDuration() ||
-      options.bytes < 0 || options.bytes > kMaxTaskBytes) {
+      options.bytes < 0 || options.bytes > kMaxTaskBytes ||
+      !(options.weight >= kMinTaskWeight && options.weight <= kMaxTaskWeight)) {
     return false;
   }
   PoolTask* task;

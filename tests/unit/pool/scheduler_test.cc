@@ -2,6 +2,7 @@
 // SimulatedClock so that every wait and deadline is exact.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <limits>
 #include <memory>
 #include <string>
@@ -528,6 +529,13 @@ TEST(SchedulerTest, CheapTaskRunsInlineHoldingAFreePlace) {
   EXPECT_EQ(calls, 0);
   ASSERT_TRUE(costly);
   EXPECT_EQ(pool.Stats().accepted, 1u) << "nothing counted";
+  // So is a weight out of range (Submit brings it within the bounds).
+  for (double weight : {std::nan(""), 0.0, kMaxTaskWeight * 2}) {
+    TaskOptions odd = Cost(absl::Microseconds(1));
+    odd.weight = weight;
+    EXPECT_FALSE(RunInline(pool, costly, odd, &result)) << weight;
+  }
+  EXPECT_EQ(calls, 0);
 }
 
 TEST(SchedulerTest, NothingRunsInlineWhileAllPlacesAreTakenOrWorkWaits) {
