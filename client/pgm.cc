@@ -42,9 +42,15 @@ bool NextNumber(std::string_view bytes, size_t* pos, uint64_t* value) {
   size_t start = i;
   while (i < bytes.size() && std::isdigit(static_cast<unsigned char>(bytes[i])))
     ++i;
-  if (i == start || i - start > 9) return false;
+  if (i == start) return false;
   *pos = i;
-  return absl::SimpleAtoi(absl::string_view(bytes.data() + start, i - start),
+  // Leading zeros are digits of no weight ("0004" is 4): past them, at
+  // most 9 digits, so the value fits in any field and a huge one reads as
+  // bad rather than wrapping.
+  size_t first = start;
+  while (first + 1 < i && bytes[first] == '0') ++first;
+  if (i - first > 9) return false;
+  return absl::SimpleAtoi(absl::string_view(bytes.data() + first, i - first),
                           value);
 }
 
@@ -98,7 +104,12 @@ absl::StatusOr<PgmHeader> ParsePgmHeader(std::string_view bytes) {
     return absl::InvalidArgumentError(
         "PGM: maxval must be 1..255 (16-bit images are not supported)");
   }
-  // Exactly one whitespace byte separates the header from the pixels.
+  // Exactly one whitespace byte separates the header from the pixels. A
+  // comment may come before it, and ends with it (Netpbm reads a comment
+  // as the newline that ends it).
+  if (pos < bytes.size() && bytes[pos] == '#') {
+    while (pos < bytes.size() && bytes[pos] != '\n') ++pos;
+  }
   if (pos >= bytes.size() ||
       !std::isspace(static_cast<unsigned char>(bytes[pos]))) {
     return absl::InvalidArgumentError("PGM: no pixel data");
