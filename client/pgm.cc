@@ -27,12 +27,12 @@ constexpr size_t kFirstBlock = 64 * 1024;
 constexpr size_t kPipeChunk = 1 << 20;
 
 // Reads the header's next unsigned integer, skipping whitespace and
-// comments (from `#` to the end of the line).
+// comments (from `#` to the end of the line: a LF or a CR).
 bool NextNumber(std::string_view bytes, size_t* pos, uint64_t* value) {
   size_t i = *pos;
   while (i < bytes.size()) {
     if (bytes[i] == '#') {
-      while (i < bytes.size() && bytes[i] != '\n') ++i;
+      while (i < bytes.size() && bytes[i] != '\n' && bytes[i] != '\r') ++i;
     } else if (std::isspace(static_cast<unsigned char>(bytes[i]))) {
       ++i;
     } else {
@@ -105,10 +105,14 @@ absl::StatusOr<PgmHeader> ParsePgmHeader(std::string_view bytes) {
         "PGM: maxval must be 1..255 (16-bit images are not supported)");
   }
   // Exactly one whitespace byte separates the header from the pixels. A
-  // comment may come before it, and ends with it (Netpbm reads a comment
-  // as the newline that ends it).
+  // comment right before it is refused, not guessed at: Netpbm's format
+  // says the comment's newline does not delimit the pixels (a whitespace
+  // byte must follow it), while its library takes that newline as the
+  // delimiter, and the two read the same file one byte apart.
   if (pos < bytes.size() && bytes[pos] == '#') {
-    while (pos < bytes.size() && bytes[pos] != '\n') ++pos;
+    return absl::InvalidArgumentError(
+        "PGM: a comment right after the maxval is ambiguous (Netpbm's tools "
+        "disagree on where the pixels start): remove it");
   }
   if (pos >= bytes.size() ||
       !std::isspace(static_cast<unsigned char>(bytes[pos]))) {

@@ -34,7 +34,8 @@ ABSL_FLAG(int, io_threads, 0,
           "threads that receive and answer calls, each polling its own "
           "completion queue (0: the container-aware CPU count)");
 ABSL_FLAG(int, min_workers, 0,
-          "workers kept when idle (0: same as --workers, no shrinking)");
+          "workers kept when idle, at most --workers (0: same as --workers, "
+          "no shrinking)");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "a worker above --min_workers idle this long exits");
 ABSL_FLAG(int, queue_capacity, 64,
@@ -57,7 +58,7 @@ ABSL_FLAG(bool, trust_tenant_header, false,
           "no verified client certificate (only behind a proxy that sets it)");
 ABSL_FLAG(int, tenant_ipv6_prefix, 128,
           "a call's tenant by its IPv6 peer address is the address's first "
-          "this many bits (1..128), so a client cannot be many tenants by "
+          "this many bits, so a client cannot be many tenants by "
           "rotating the addresses of its /N (64: a host's usual /64; 128: "
           "each address its own tenant)");
 ABSL_FLAG(std::string, tenant_weights, "",
@@ -73,8 +74,7 @@ ABSL_FLAG(bool, worker_spin, true,
           "it sleeps (one at a time)");
 ABSL_FLAG(int, tenant_metrics, 0,
           "export per-tenant series (compute_tenant_*) for at most this many "
-          "tenants, the top ones by cost sent, plus \"other\" (0: none; at "
-          "most 1000)");
+          "tenants, the top ones by cost sent, plus \"other\" (0: none)");
 ABSL_FLAG(bool, admission, true,
           "refuse at once calls whose deadline the queue would make them miss");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(20),
@@ -96,7 +96,7 @@ ABSL_FLAG(std::string, max_message_bytes, "32Mi",
 ABSL_FLAG(int, max_concurrent_streams, 256,
           "calls one connection may have open at once (HTTP/2 "
           "SETTINGS_MAX_CONCURRENT_STREAMS); a client's further calls wait "
-          "on its side; at least 2 (a client that watches health holds one "
+          "on its side (at least 2: a client that watches health holds one "
           "stream of each connection)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate (enables TLS)");
 ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
@@ -795,7 +795,8 @@ std::string Usage() {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     absl::StrAppend(&out, "  --", name, "  (", EnvName(name), ")\n      ",
                     flag->Help(), "\n      default: ", flag->DefaultValue());
-    // The integer flags' ranges, from the table their checks use.
+    // The integer flags' ranges, from the table their checks use
+    // (--min_workers is also bounded by --workers, which its help says).
     if (std::optional<IntRange> range = IntFlagRange(name)) {
       if (range->hi == std::numeric_limits<int>::max()) {
         absl::StrAppend(&out, " (at least ", range->lo, ")");

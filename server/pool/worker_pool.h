@@ -55,7 +55,8 @@
 //     then default for a critical task; FairQueue::NewestBelow); else, for
 //     a task whose tenant is under its fair share of its class's queue's
 //     places (counted in tasks, not cost), the newest of the tenant most
-//     over its share. The displaced task completes kPreempted (or
+//     over its share (the memory budget may pick another: kMemory,
+//     below). The displaced task completes kPreempted (or
 //     kDeadlineExceeded, if its deadline has passed: the time decides).
 //   - kMemory: bytes held by queued and running tasks (TaskOptions::bytes)
 //     plus the bytes held outside any task (HoldBytes, below) would pass

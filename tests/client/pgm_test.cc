@@ -43,22 +43,23 @@ TEST(PgmTest, CommentsAndWhitespaceInTheHeader) {
   EXPECT_EQ(parsed->pixels, std::string("\x01\x0f", 2));
 }
 
-// Netpbm's rules at the edges: a comment right after the maxval ends with
-// the newline that delimits the pixels, and leading zeros are no digits of
-// the value (a 10-digit "0000000002" is 2; 10 digits of value are bad).
-TEST(PgmTest, ACommentBeforeThePixelsAndLeadingZeros) {
-  auto parsed = ParsePgm(std::string("P5 0000000002 01 255# made by hand\n") +
+// Netpbm's rules at the edges: leading zeros are no digits of the value
+// (a 10-digit "0000000002" is 2; 10 digits of value are bad), a comment
+// ends at a CR too, and a comment right after the maxval, where Netpbm's
+// format and its library disagree on where the pixels start, is refused
+// by name rather than read one byte off.
+TEST(PgmTest, LeadingZerosCommentsAndTheirEdges) {
+  auto parsed = ParsePgm(std::string("P5 0000000002 01 #c\r255\n") +
                          std::string("\n\x07", 2));
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->width, 2u);
   EXPECT_EQ(parsed->height, 1u);
-  EXPECT_EQ(parsed->pixels, std::string("\n\x07", 2))
-      << "the pixels start after the comment's newline";
+  EXPECT_EQ(parsed->pixels, std::string("\n\x07", 2));
   EXPECT_THAT(std::string(ParsePgm("P5 1000000000 1 255\n").status().message()),
               HasSubstr("width"));
   EXPECT_THAT(
-      std::string(ParsePgm("P5 1 1 255# no newline").status().message()),
-      HasSubstr("no pixel data"));
+      std::string(ParsePgm("P5 2 1 255# c\n\n\x07\x08").status().message()),
+      HasSubstr("comment right after the maxval"));
 }
 
 TEST(PgmTest, BadImagesAreNamed) {

@@ -331,31 +331,62 @@ bool CanBindLoopback(int port) {
   return bound;
 }
 
-// The low end of the kernel's ephemeral port range (Linux's default if it
-// cannot be read).
-int EphemeralLow() {
-  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
-  int low = 0;
-  if (range >> low && low >= 2048) return low;
-  return 32768;
+// The kernel's ephemeral port range (Linux's default if it cannot be read).
+struct PortRange {
+  int low = 32768;
+  int high = 60999;
+};
+PortRange EphemeralRange() {
+  std::ifstream file("/proc/sys/net/ipv4/ip_local_port_range");
+  PortRange range;
+  if (PortRange read; file >> read.low >> read.high && read.low <= read.high) {
+    range = read;
+  }
+  return range;
+}
+
+// The kernel's own pick (bind to port 0), released.
+int KernelsPick() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 }  // namespace
 
 int FreeLoopbackPort() {
-  // Up to 10,000 ports below the ephemeral range, from a random start (so
-  // that test processes running at once rarely try the same ones), each
-  // call of this process after the last one's (so that two calls before
-  // the children bind never return the same port).
-  const int high = EphemeralLow() - 1;
-  const int low = std::max(1025, high - 10'000);
-  const int span = high - low + 1;
-  static std::atomic<int> next{[span] {
+  // 10,000 ports below the ephemeral range, or above it when it starts
+  // too low to leave room (1024-..., a common tuning), from a random start
+  // (so that test processes running at once rarely try the same ones),
+  // each call of this process after the last one's (so that two calls
+  // before the children bind never return the same port). With no room
+  // either side, the kernel's pick.
+  constexpr int kSpan = 10'000;
+  const PortRange ephemeral = EphemeralRange();
+  int low = 0;
+  if (ephemeral.low - kSpan > 1024) {
+    low = ephemeral.low - kSpan;
+  } else if (ephemeral.high + kSpan <= 65535) {
+    low = ephemeral.high + 1;
+  } else {
+    return KernelsPick();
+  }
+  static std::atomic<unsigned> next{[] {
     std::random_device seed;
-    return std::uniform_int_distribution<int>(0, span - 1)(seed);
+    return std::uniform_int_distribution<unsigned>(0, kSpan - 1)(seed);
   }()};
-  for (int i = 0; i < span; ++i) {
-    const int port = low + next.fetch_add(1) % span;
+  for (int i = 0; i < kSpan; ++i) {
+    const int port = low + static_cast<int>(next.fetch_add(1) % kSpan);
     if (CanBindLoopback(port)) return port;
   }
   return 0;

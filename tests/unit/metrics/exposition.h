@@ -61,10 +61,11 @@ absl::StatusOr<HttpResponse> HttpGet(
     absl::Duration timeout = absl::Seconds(10));
 
 // A port free on 127.0.0.1 now, released for a child process to bind
-// (tests that spawn servers use it). Drawn below the kernel's ephemeral
+// (tests that spawn servers use it). Drawn outside the kernel's ephemeral
 // range (ip_local_port_range), so that no outgoing connection of another
 // test, and no server bound to port 0, takes it before the child binds it:
-// the kernel's own pick (bind to 0) came from that range. 0 if none found.
+// the kernel's own pick (bind to 0) came from that range, and still does
+// when the range leaves no room on either side. 0 if none found.
 int FreeLoopbackPort();
 
 // Scrapes http://127.0.0.1:port/metrics and parses it.
