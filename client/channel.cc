@@ -104,8 +104,12 @@ absl::Status CheckCredentials(const ChannelOptions& options) {
 absl::Status CheckTargetPorts(absl::string_view target) {
   absl::string_view rest = target;
   std::vector<absl::string_view> addresses;
+  // The ipv4: and ipv6: schemes have no default port: gRPC logs its own
+  // error lines before the channel fails, so say it first, in one line.
+  bool needs_port = false;
   if (absl::ConsumePrefix(&rest, "ipv4:") ||
       absl::ConsumePrefix(&rest, "ipv6:")) {
+    needs_port = true;
     addresses = absl::StrSplit(rest, ',', absl::SkipEmpty());
     // gRPC takes it, and its every call fails UNAVAILABLE "empty address
     // list" (bench waited --connect_timeout first).
@@ -128,14 +132,21 @@ absl::Status CheckTargetPorts(absl::string_view target) {
   for (absl::string_view address : addresses) {
     absl::string_view port;
     std::string host;
-    if (absl::StartsWith(address, "[")) {
-      const size_t close = address.find("]:");
-      if (close == absl::string_view::npos) continue;  // no port
+    const size_t close = address.find("]:");
+    if (absl::StartsWith(address, "[") && close != absl::string_view::npos) {
       host = std::string(address.substr(1, close - 1));
       port = address.substr(close + 2);
-    } else if (std::count(address.begin(), address.end(), ':') == 1) {
+    } else if (!absl::StartsWith(address, "[") &&
+               std::count(address.begin(), address.end(), ':') == 1) {
       host = std::string(address.substr(0, address.find(':')));
       port = address.substr(address.find(':') + 1);
+    } else if (needs_port) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--target ", target, ": ", address,
+          " has no port (an ipv4: or ipv6: address needs one: ",
+          absl::StartsWith(target, "ipv4:") ? "ipv4:127.0.0.1:50051"
+                                            : "ipv6:[::1]:50051",
+          ")"));
     } else {
       continue;  // no port, or an IPv6 address without brackets
     }

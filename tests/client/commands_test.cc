@@ -266,8 +266,16 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
   }
   // Targets gRPC cannot parse (it logs a line of its own first): a usage
   // error at once, not UNKNOWN on every call after bench's connect wait.
-  for (const std::string target : {"ipv4:127.0.0.1", "dns:///"}) {
-    ExpectTargetRefused(target, ": not a target gRPC can use");
+  ExpectTargetRefused("dns:///", ": not a target gRPC can use");
+  // An ipv4: or ipv6: address without a port: said before gRPC logs its
+  // own lines, so the error is one line.
+  for (const std::string target :
+       {"ipv4:127.0.0.1", "ipv4:127.0.0.1:1,127.0.0.2", "ipv6:[::1]",
+        "ipv6:::1"}) {
+    ExpectTargetRefused(target, ": ");
+    CommandResult r = RunClient({"health", "--target", target});
+    EXPECT_THAT(r.err, HasSubstr(" has no port (an ipv4: or ipv6: address"));
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
   // A port's name after an IP address: gRPC dialled port 0.
   for (const std::string target :
