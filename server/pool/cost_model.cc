@@ -61,7 +61,7 @@ void CostModel::ProbeEnded(int kind, ProbeEnd end, absl::Time now) {
   int64_t ns = interval.load(std::memory_order_relaxed);
   if (end == ProbeEnd::kInTime) {
     ns = absl::ToInt64Nanoseconds(kMinProbeInterval);
-  } else if (end == ProbeEnd::kLate) {
+  } else {
     ns = std::min(2 * ns, absl::ToInt64Nanoseconds(kMaxProbeInterval));
   }
   interval.store(ns, std::memory_order_relaxed);

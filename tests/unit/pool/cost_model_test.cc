@@ -191,7 +191,7 @@ TEST(CostModelTest, ProbesThatRunLateComeLessOftenAndOnesInTimeSoon) {
     EXPECT_TRUE(due_after(interval)) << i;
   }
   EXPECT_EQ(interval, CostModel::kMaxProbeInterval);
-  // Refused, cancelled, never ran: no sample, the interval stays.
+  // Refused, cancelled, never ran: no sample, and no faster probing.
   t += absl::Seconds(2);
   model.ProbeEnded(kSpin, CostModel::ProbeEnd::kNoSample, t);
   EXPECT_TRUE(due_after(CostModel::kMaxProbeInterval));
@@ -199,10 +199,19 @@ TEST(CostModelTest, ProbesThatRunLateComeLessOftenAndOnesInTimeSoon) {
   t += absl::Seconds(2);
   model.ProbeEnded(kSpin, CostModel::ProbeEnd::kInTime, t);
   EXPECT_TRUE(due_after(CostModel::kMinProbeInterval));
+  // Probes that end without a sample double the interval too: on a loaded
+  // machine every probe's cancel may come so (see ProbeEnded).
+  interval = CostModel::kMinProbeInterval;
+  for (int i = 0; i < 3; ++i) {
+    t += absl::Seconds(2);
+    model.ProbeEnded(kSpin, CostModel::ProbeEnd::kNoSample, t);
+    interval *= 2;
+    EXPECT_TRUE(due_after(interval)) << i;
+  }
   // Each end counted once, by how it ended (compute_task_probes_total).
   EXPECT_EQ(model.ProbesEnded(kSpin, CostModel::ProbeEnd::kInTime), 2u);
   EXPECT_EQ(model.ProbesEnded(kSpin, CostModel::ProbeEnd::kLate), 10u);
-  EXPECT_EQ(model.ProbesEnded(kSpin, CostModel::ProbeEnd::kNoSample), 1u);
+  EXPECT_EQ(model.ProbesEnded(kSpin, CostModel::ProbeEnd::kNoSample), 4u);
   EXPECT_EQ(model.ProbesEnded(0, CostModel::ProbeEnd::kLate), 0u);
   EXPECT_EQ(model.ProbesEnded(2, CostModel::ProbeEnd::kLate), 0u) << "none";
 }
