@@ -45,11 +45,13 @@ TEST_F(BalanceTest, RoundRobinGivesEachServerAboutAThird) {
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(Object(ParseJson(r.out), "status").fields().at("OK").number_value(),
             kCalls);
-  // Exactly a third once all three connections are up; the first few calls
-  // may all go to whichever server connected first.
+  // Exactly a third once all three connections are up; the first calls
+  // may all go to whichever server connected (and passed its health
+  // check) first, for a second or so under ASan on a loaded machine.
+  // Pinning (pick_first: all, none, none) is still far outside.
   for (int i = 0; i < 3; ++i) {
-    EXPECT_GE(Accepted(i), kCalls / 4) << "server " << i;
-    EXPECT_LE(Accepted(i), kCalls * 5 / 12) << "server " << i;
+    EXPECT_GE(Accepted(i), kCalls / 6) << "server " << i;
+    EXPECT_LE(Accepted(i), kCalls / 2) << "server " << i;
   }
   EXPECT_EQ(Accepted(0) + Accepted(1) + Accepted(2), uint64_t{kCalls});
 }

@@ -593,7 +593,7 @@ TEST(FaultE2eTest, MetricsEndpointSurvivesSlowlorisAndParallelScrapes) {
   constexpr int kParallelScrapes = 200;
 #endif
   const absl::Duration kTrickle = absl::Milliseconds(250);
-  const absl::Duration kSlowlorisFor = absl::Seconds(8);
+  const absl::Duration kSlowlorisFor = absl::Seconds(15);
   int metrics_port = FreeLoopbackPort();
   ServerProcess server({"--address=127.0.0.1", "--port=0",
                         "--metrics_address=127.0.0.1",

@@ -152,9 +152,11 @@ std::vector<std::unique_ptr<AsyncCall>> RunningAndQueued(
         absl::Seconds(30));
   };
   std::vector<std::unique_ptr<AsyncCall>> calls;
-  calls.push_back(std::make_unique<AsyncCall>(stub, Spin(running)));
+  // Sleeps: they hold the worker without a CPU, which the tests running
+  // beside these need (a 5 s spin took one of 2 cores from them).
+  calls.push_back(std::make_unique<AsyncCall>(stub, Sleep(running)));
   EXPECT_TRUE(seen(1, 0)) << "the first call never ran";
-  calls.push_back(std::make_unique<AsyncCall>(stub, Spin(queued)));
+  calls.push_back(std::make_unique<AsyncCall>(stub, Sleep(queued)));
   EXPECT_TRUE(seen(1, 1)) << "the second call never queued";
   return calls;
 }
@@ -196,7 +198,7 @@ TEST(ServerE2eTest, SigtermAnswersAtOnceAQueuedCallLongerThanTheDrain) {
   std::optional<int> port = server.WaitServing();
   ASSERT_TRUE(port.has_value());
   auto stub = StubFor(*port);
-  auto calls = RunningAndQueued(*stub, absl::Seconds(5), absl::Seconds(30),
+  auto calls = RunningAndQueued(*stub, absl::Seconds(10), absl::Seconds(30),
                                 metrics_port);
   server.Signal(SIGTERM);
   const grpc::Status queued = calls[1]->Wait();
