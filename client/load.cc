@@ -196,14 +196,34 @@ absl::Status LoadGenerator::WaitForConnections() {
   }
   // One replica each: one up is enough, the balancer avoids the others
   // (waiting for all, one replica down stopped the run it is there for).
+  // But not the first one up alone: the others still connecting get a
+  // moment (kOthersGrace) to come up too, so that the first calls are
+  // spread over them; a replica that failed is not waited for. (Starting at
+  // the first, a short run under load sent every call to it.)
+  constexpr absl::Duration kOthersGrace = absl::Seconds(1);
+  std::optional<absl::Time> first_ready;
   while (true) {
+    bool all_settled = true;
     for (const auto& channel : channels_) {
-      if (channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) {
-        return absl::OkStatus();
+      switch (channel->GetState(/*try_to_connect=*/true)) {
+        case GRPC_CHANNEL_READY:
+          if (!first_ready) first_ready = MonotonicNow();
+          break;
+        case GRPC_CHANNEL_TRANSIENT_FAILURE:
+        case GRPC_CHANNEL_SHUTDOWN:
+          break;
+        default:  // idle or connecting
+          all_settled = false;
       }
     }
+    if (first_ready &&
+        (all_settled || MonotonicNow() - *first_ready >= kOthersGrace)) {
+      return absl::OkStatus();
+    }
     const absl::Duration left = TimeLeft(deadline);
-    if (left <= absl::ZeroDuration()) return none;
+    if (left <= absl::ZeroDuration()) {
+      return first_ready ? absl::OkStatus() : none;
+    }
     // Woken by the first replica's next state change, or to look again at
     // the others in 10 ms.
     const auto& first = channels_.front();

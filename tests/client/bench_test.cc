@@ -534,6 +534,26 @@ TEST(BenchTest,
   EXPECT_GT(refuser.calls(), 5) << "the refusals and their pauses happened";
 }
 
+// A least_loaded run starts once its replicas are up, not at the first:
+// two calls at once go one to each (starting at the first replica up, the
+// other still connecting, both went to it).
+TEST(BenchTest, ALeastLoadedRunStartsWithEveryReplicaThatConnects) {
+  for (int round = 0; round < 5; ++round) {
+    auto a = StartServer(LocalConfig(2, 64));
+    auto b = StartServer(LocalConfig(2, 64));
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    CommandResult r =
+        RunClient({"bench", "--target",
+                   absl::StrCat("ipv4:", Target(*a), ",", Target(*b)), "--lb",
+                   "least_loaded", "--task", "sleep", "--duration", "200ms",
+                   "--concurrency", "2", "--requests", "2", "--json"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(a->pool().Stats().accepted, 1u) << "round " << round;
+    EXPECT_EQ(b->pool().Stats().accepted, 1u) << "round " << round;
+  }
+}
+
 // With least_loaded the pushback is the refusing replica's, which the
 // balancer avoids for that long: the lane goes on at once to another one,
 // rather than wait as if every replica had refused.
