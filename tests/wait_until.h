@@ -14,15 +14,22 @@ namespace compute::testing {
 inline constexpr absl::Duration kWaitLimit = absl::Seconds(30);
 
 // True once `pred()` holds; false if it still does not after `timeout`.
+// `every`: 200 us suits a condition that reads memory; one that does I/O
+// (a scrape, a query) polls less often, or its polling takes a core from
+// the tests running beside it.
 template <typename Pred>
-bool WaitUntil(Pred pred, absl::Duration timeout = kWaitLimit) {
+bool WaitUntil(Pred pred, absl::Duration timeout = kWaitLimit,
+               absl::Duration every = absl::Microseconds(200)) {
   const absl::Time end = absl::Now() + timeout;
   while (!pred()) {
     if (absl::Now() > end) return false;
-    absl::SleepFor(absl::Microseconds(200));
+    absl::SleepFor(every);
   }
   return true;
 }
+
+// For conditions that do I/O on each poll: every 10 ms.
+inline constexpr absl::Duration kIoPoll = absl::Milliseconds(10);
 
 }  // namespace compute::testing
 

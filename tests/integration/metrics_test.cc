@@ -63,7 +63,7 @@ class MetricsTest : public ::testing::Test {
   // Scrapes until `pred` holds for a scrape, within kWait.
   template <typename Pred>
   bool ScrapeUntil(Pred pred) {
-    return WaitUntil([&] { return pred(Scrape()); });
+    return WaitUntil([&] { return pred(Scrape()); }, kWaitLimit, kIoPoll);
   }
 
   metrics::Metrics metrics_;  // outlives the server, which calls it
@@ -290,22 +290,26 @@ TEST(TenantSeriesTest, ADisplacedCallIsItsTenantsRefusal) {
     AsyncCall running(*stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration(),
                       Metadata{{"compute-tenant", "a"}});
     ASSERT_TRUE(WaitUntil(
-        [&] { return scrape().Value("compute_pool_workers_busy") == 1.0; }));
+        [&] { return scrape().Value("compute_pool_workers_busy") == 1.0; },
+        kWaitLimit, kIoPoll));
     AsyncCall displaced(
         *stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration(),
         Metadata{{"compute-tenant", "hog"}, {"compute-priority", "sheddable"}});
     ASSERT_TRUE(WaitUntil(
-        [&] { return scrape().Value("compute_pool_queue_depth") == 1.0; }));
+        [&] { return scrape().Value("compute_pool_queue_depth") == 1.0; },
+        kWaitLimit, kIoPoll));
     AsyncCall critical(
         *stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration(),
         Metadata{{"compute-tenant", "b"}, {"compute-priority", "critical"}});
     EXPECT_EQ(displaced.Wait().error_code(),
               grpc::StatusCode::RESOURCE_EXHAUSTED);
   }  // cancels the running and the critical call
-  ASSERT_TRUE(WaitUntil([&] {
-    return scrape().Sum("compute_tenant_tasks_total",
-                        {{"outcome", "cancelled"}}) == 2.0;
-  }));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return scrape().Sum("compute_tenant_tasks_total",
+                            {{"outcome", "cancelled"}}) == 2.0;
+      },
+      kWaitLimit, kIoPoll));
   Exposition e = scrape();
   EXPECT_EQ(e.Value("compute_tenant_tasks_total",
                     {{"tenant", "hog"}, {"outcome", "preempted"}}),
@@ -352,21 +356,25 @@ TEST(TenantSeriesTest, NamedTenantsOtherAndPriorities) {
     AsyncCall b(*stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration(),
                 Metadata{{"compute-tenant", "b"}});
     ASSERT_TRUE(WaitUntil(
-        [&] { return scrape().Value("compute_pool_workers_busy") == 1.0; }));
+        [&] { return scrape().Value("compute_pool_workers_busy") == 1.0; },
+        kWaitLimit, kIoPoll));
     AsyncCall c(*stub, Sleep(absl::Seconds(30)), absl::InfiniteDuration(),
                 Metadata{{"compute-tenant", "c"}});
     ASSERT_TRUE(WaitUntil(
-        [&] { return scrape().Value("compute_pool_queue_depth") == 1.0; }));
+        [&] { return scrape().Value("compute_pool_queue_depth") == 1.0; },
+        kWaitLimit, kIoPoll));
     AsyncCall refused(
         *stub, Fib(1), kWait,
         Metadata{{"compute-tenant", "c"}, {"compute-priority", "sheddable"}});
     EXPECT_EQ(refused.Wait().error_code(),
               grpc::StatusCode::RESOURCE_EXHAUSTED);
   }  // cancels b and c
-  ASSERT_TRUE(WaitUntil([&] {
-    return scrape().Sum("compute_tenant_tasks_total",
-                        {{"outcome", "cancelled"}}) == 2.0;
-  }));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return scrape().Sum("compute_tenant_tasks_total",
+                            {{"outcome", "cancelled"}}) == 2.0;
+      },
+      kWaitLimit, kIoPoll));
 
   // A tenant is counted when its call ends: a (two calls), then c (its
   // refusal) took the two places; b, whose call ended last, is "other".

@@ -211,7 +211,7 @@ class PrometheusE2ETest : public ::testing::Test {
                                              "/-/ready", absl::Seconds(2));
           return r.ok() && r->status == 200;
         },
-        kPatience))
+        kPatience, absl::Milliseconds(100)))
         << "prometheus not ready";
   }
 
@@ -259,7 +259,9 @@ class PrometheusE2ETest : public ::testing::Test {
               last = Query(promql);
               return last == want;
             },
-            kPatience)) {
+            // Prometheus scrapes once a second: a query every 100 ms
+            // sees each new sample soon enough.
+            kPatience, absl::Milliseconds(100))) {
       return ::testing::AssertionSuccess();
     }
     return ::testing::AssertionFailure()
@@ -308,11 +310,13 @@ TEST_F(PrometheusE2ETest, PrometheusSeesTheLoad) {
     calls.push_back(
         std::make_unique<AsyncCall>(*stub_, Sleep(absl::Seconds(60))));
   }
-  ASSERT_TRUE(WaitUntil([&] {
-    auto e = metrics::testing::Scrape(metrics_port_);
-    return e.ok() && e->Value("compute_pool_queue_depth") == kCapacity &&
-           e->Value("compute_pool_workers_busy") == kWorkers;
-  }));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto e = metrics::testing::Scrape(metrics_port_);
+        return e.ok() && e->Value("compute_pool_queue_depth") == kCapacity &&
+               e->Value("compute_pool_workers_busy") == kWorkers;
+      },
+      kWaitLimit, kIoPoll));
   {
     // The queue is full: refused at once (queue_full is checked before the
     // deadline, which only bounds a hang).
