@@ -110,6 +110,10 @@ absl::Status CheckTargetPorts(absl::string_view target) {
   if (absl::ConsumePrefix(&rest, "ipv4:") ||
       absl::ConsumePrefix(&rest, "ipv6:")) {
     needs_port = true;
+    // ipv4:///a:p is ipv4:a:p: gRPC reads the addresses from the URI's
+    // path, whose leading slash it drops.
+    while (absl::ConsumePrefix(&rest, "/")) {
+    }
     addresses = absl::StrSplit(rest, ',', absl::SkipEmpty());
     // gRPC takes it, and its every call fails UNAVAILABLE "empty address
     // list" (bench waited --connect_timeout first).
@@ -141,9 +145,14 @@ absl::Status CheckTargetPorts(absl::string_view target) {
       host = std::string(address.substr(0, address.find(':')));
       port = address.substr(address.find(':') + 1);
     } else if (needs_port) {
+      // More than one colon and no brackets: an IPv6 address, port or not.
+      const bool unbracketed =
+          !absl::StartsWith(address, "[") &&
+          std::count(address.begin(), address.end(), ':') > 1;
       return absl::InvalidArgumentError(absl::StrCat(
           "--target ", target, ": ", address,
-          " has no port (an ipv4: or ipv6: address needs one: ",
+          unbracketed ? " needs brackets around the IPv6 address and a port ("
+                      : " has no port (an ipv4: or ipv6: address needs one: ",
           absl::StartsWith(target, "ipv4:") ? "ipv4:127.0.0.1:50051"
                                             : "ipv6:[::1]:50051",
           ")"));

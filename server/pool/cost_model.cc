@@ -69,6 +69,15 @@ void CostModel::ProbeEnded(int kind, ProbeEnd end, absl::Time now) {
                              std::memory_order_relaxed);
 }
 
+void CostModel::ProbeRefused(int kind, absl::Time now) {
+  if (kind < 0 || static_cast<size_t>(kind) >= kinds_) return;
+  probes_ended_[kind * kProbeEnds + static_cast<int>(ProbeEnd::kNoSample)]
+      .fetch_add(1, std::memory_order_relaxed);
+  const int64_t ns = probe_interval_ns_[kind].load(std::memory_order_relaxed);
+  next_probe_ns_[kind].store(absl::ToUnixNanos(now + absl::Nanoseconds(ns)),
+                             std::memory_order_relaxed);
+}
+
 uint64_t CostModel::ProbesEnded(int kind, ProbeEnd end) const {
   if (kind < 0 || static_cast<size_t>(kind) >= kinds_) return 0;
   return probes_ended_[kind * kProbeEnds + static_cast<int>(end)].load(

@@ -54,8 +54,8 @@
 // stops a task at its deadline. A probe that ends in time makes the next
 // one due kMinProbeInterval (10 ms) after it, so a raised rate comes down
 // within a few of them (from 40x the prior to under 15x in 6); one that ran
-// past its deadline (or ended any other way) doubles the interval, up to
-// kMaxProbeInterval (1 s), so
+// past its deadline (or ended any other way once admitted) doubles the
+// interval, up to kMaxProbeInterval (1 s), so
 // on a machine truly slower than the prior, where every probe runs late,
 // about one call a second of each kind runs late for it (one in time starts
 // the doubling again). A probe is not due again before its own deadline
@@ -116,17 +116,21 @@ class CostModel {
   // a raised rate.
   bool TakeProbe(int kind, double units, absl::Duration time_left,
                  absl::Time now);
-  // How a probe taken at TakeProbe ended, at `now`: in time (OK) makes the
-  // next due kMinProbeInterval later; anything else doubles the interval
-  // (up to kMaxProbeInterval): run past its deadline, and also refused,
-  // cancelled, never ran. Those teach nothing, but until 2026-12-06 they
-  // kept the interval, and on a loaded machine, where the server reads a
-  // call more than the cancel slack late (CancelOutcome), every probe's
-  // client cancel came as no sample and probes stayed 10 ms apart: the
-  // doomed calls admitted for probing were bounded by nothing.
+  // How a probe taken at TakeProbe and admitted ended, at `now`: in time
+  // (OK) makes the next due kMinProbeInterval later; anything else doubles
+  // the interval (up to kMaxProbeInterval): run past its deadline, and also
+  // cancelled or expired in the queue. Those teach nothing, but until
+  // 2026-12-06 they kept the interval, and on a loaded machine, where the
+  // server reads a call more than the cancel slack late (CancelOutcome),
+  // every probe's client cancel came as no sample and probes stayed 10 ms
+  // apart: the doomed calls admitted for probing were bounded by nothing.
   enum class ProbeEnd { kInTime, kLate, kNoSample };
   static constexpr int kProbeEnds = 3;
   void ProbeEnded(int kind, ProbeEnd end, absl::Time now);
+  // A probe the pool refused (a full queue, a wait too long for it): it
+  // admitted nothing, so the interval stays (doubling it, a busy server
+  // left a raised rate one try a second to come down); counted as kNoSample.
+  void ProbeRefused(int kind, absl::Time now);
 
   // Probes of the kind that ended so, ever (compute_task_probes_total):
   // every TakeProbe that said yes ends once, so their sum is the probes

@@ -357,8 +357,7 @@ std::optional<grpc::Status> ComputeService::Handle(CallInfo& call, DoneFn done,
   if (!submitted.ok()) {
     call.queued = false;
     if (call.probe) {
-      cost_model_.ProbeEnded(call.kind->index, CostModel::ProbeEnd::kNoSample,
-                             pool_.clock().Now());
+      cost_model_.ProbeRefused(call.kind->index, pool_.clock().Now());
     }
     return Refused(call, submitted.status(), refusal);
   }

@@ -271,11 +271,16 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
   // own lines, so the error is one line.
   for (const std::string target :
        {"ipv4:127.0.0.1", "ipv4:127.0.0.1:1,127.0.0.2", "ipv6:[::1]",
-        "ipv6:::1"}) {
+        "ipv4:///127.0.0.1"}) {
     ExpectTargetRefused(target, ": ");
     CommandResult r = RunClient({"health", "--target", target});
     EXPECT_THAT(r.err, HasSubstr(" has no port (an ipv4: or ipv6: address"));
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  for (const std::string target : {"ipv6:::1", "ipv6:::1:50051"}) {
+    ExpectTargetRefused(target, ": ");
+    EXPECT_THAT(RunClient({"health", "--target", target}).err,
+                HasSubstr(" needs brackets around the IPv6 address"));
   }
   // A port's name after an IP address: gRPC dialled port 0.
   for (const std::string target :
@@ -287,7 +292,8 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
        {"localhost", "localhost:https", "dns:///localhost:http",
         "unix:/tmp/compute.sock", "dns:///localhost:50051",
         "dns://8.8.8.8/localhost:443", "[::1]:50051", "::1",
-        "ipv6:[::1]:1,[::1]:65535"}) {
+        "ipv6:[::1]:1,[::1]:65535", "ipv4:///127.0.0.1:1,127.0.0.2:2",
+        "ipv6:///[::1]:50051"}) {
     EXPECT_TRUE(client::CheckTargetPorts(target).ok()) << target;
   }
 }

@@ -692,8 +692,9 @@ TEST(FaultE2eTest, MetricsEndpointSurvivesSlowlorisAndParallelScrapes) {
   std::cout << "\n";
   EXPECT_EQ(scrapes_ok.load(), kParallelScrapes);
   // The server drops a request that has not arrived in its request timeout
-  // (5 s), however steadily it trickles.
-  for (absl::Duration d : held) EXPECT_LT(d, kSlowlorisFor);
+  // (5 s), however steadily it trickles: within 10 s (the trickle goes on
+  // to 15 s, so that a drop a little late is seen as late, not as never).
+  for (absl::Duration d : held) EXPECT_LT(d, absl::Seconds(10));
   server.Signal(SIGTERM);
   start = absl::Now();
   EXPECT_EQ(server.Wait(absl::Seconds(20)).code, 0);

@@ -133,8 +133,8 @@ TEST(ServerE2eTest, SigtermAnswersEveryAcceptedCallAndExitsZero) {
   EXPECT_THAT(exit.stderr_text, HasSubstr("\"msg\":\"stopped\""));
 }
 
-// One worker running a spin of `running` and one call queued behind it (a
-// spin of `queued`), both seen in the server's metrics. The running call
+// One worker running a sleep of `running` and one call queued behind it (a
+// sleep of `queued`), both seen in the server's metrics. The running call
 // goes first, so which one runs is known (FillServer's calls race).
 std::vector<std::unique_ptr<AsyncCall>> RunningAndQueued(
     compute::v1::Compute::Stub& stub, absl::Duration running,
@@ -227,7 +227,7 @@ TEST(ServerE2eTest, SecondSigtermEndsTheDrainAtOnce) {
   std::optional<int> port = server.WaitServing();
   ASSERT_TRUE(port.has_value());
   auto stub = StubFor(*port);
-  // Both would hold the drain for the whole minute (a spin is at most 60 s,
+  // Both would hold the drain for the whole minute (a sleep is at most 60 s,
   // and AsyncCall::Wait gives up after 30 s): the queued one fits the drain,
   // so it waits for the worker (one longer than the drain is answered at
   // the first SIGTERM).

@@ -199,8 +199,9 @@ TEST(CostModelTest, ProbesThatRunLateComeLessOftenAndOnesInTimeSoon) {
   t += absl::Seconds(2);
   model.ProbeEnded(kSpin, CostModel::ProbeEnd::kInTime, t);
   EXPECT_TRUE(due_after(CostModel::kMinProbeInterval));
-  // Probes that end without a sample double the interval too: on a loaded
-  // machine every probe's cancel may come so (see ProbeEnded).
+  // Probes that end without a sample once admitted double the interval
+  // too: on a loaded machine every probe's cancel may come so (see
+  // ProbeEnded).
   interval = CostModel::kMinProbeInterval;
   for (int i = 0; i < 3; ++i) {
     t += absl::Seconds(2);
@@ -208,10 +209,14 @@ TEST(CostModelTest, ProbesThatRunLateComeLessOftenAndOnesInTimeSoon) {
     interval *= 2;
     EXPECT_TRUE(due_after(interval)) << i;
   }
+  // One the pool refused admitted nothing: the interval stays.
+  t += absl::Seconds(2);
+  model.ProbeRefused(kSpin, t);
+  EXPECT_TRUE(due_after(interval));
   // Each end counted once, by how it ended (compute_task_probes_total).
   EXPECT_EQ(model.ProbesEnded(kSpin, CostModel::ProbeEnd::kInTime), 2u);
   EXPECT_EQ(model.ProbesEnded(kSpin, CostModel::ProbeEnd::kLate), 10u);
-  EXPECT_EQ(model.ProbesEnded(kSpin, CostModel::ProbeEnd::kNoSample), 4u);
+  EXPECT_EQ(model.ProbesEnded(kSpin, CostModel::ProbeEnd::kNoSample), 5u);
   EXPECT_EQ(model.ProbesEnded(0, CostModel::ProbeEnd::kLate), 0u);
   EXPECT_EQ(model.ProbesEnded(2, CostModel::ProbeEnd::kLate), 0u) << "none";
 }
