@@ -136,23 +136,22 @@ absl::Status CheckTargetPorts(absl::string_view target) {
   for (absl::string_view address : addresses) {
     absl::string_view port;
     std::string host;
+    const bool bracketed = absl::StartsWith(address, "[");
+    const auto colons = std::count(address.begin(), address.end(), ':');
     const size_t close = address.find("]:");
-    if (absl::StartsWith(address, "[") && close != absl::string_view::npos) {
+    if (bracketed && close != absl::string_view::npos) {
       host = std::string(address.substr(1, close - 1));
       port = address.substr(close + 2);
-    } else if (!absl::StartsWith(address, "[") &&
-               std::count(address.begin(), address.end(), ':') == 1) {
+    } else if (!bracketed && colons == 1) {
       host = std::string(address.substr(0, address.find(':')));
       port = address.substr(address.find(':') + 1);
     } else if (needs_port) {
       // More than one colon and no brackets: an IPv6 address, port or not.
-      const bool unbracketed =
-          !absl::StartsWith(address, "[") &&
-          std::count(address.begin(), address.end(), ':') > 1;
       return absl::InvalidArgumentError(absl::StrCat(
           "--target ", target, ": ", address,
-          unbracketed ? " needs brackets around the IPv6 address and a port ("
-                      : " has no port (an ipv4: or ipv6: address needs one: ",
+          !bracketed && colons > 1
+              ? " needs brackets around the IPv6 address and a port ("
+              : " has no port (an ipv4: or ipv6: address needs one: ",
           absl::StartsWith(target, "ipv4:") ? "ipv4:127.0.0.1:50051"
                                             : "ipv6:[::1]:50051",
           ")"));

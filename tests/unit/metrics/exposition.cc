@@ -317,16 +317,21 @@ absl::StatusOr<Exposition> Scrape(int port) {
 
 namespace {
 
-// Whether 127.0.0.1:port can be bound now.
-bool CanBindLoopback(int port) {
+// Binds 127.0.0.1:port (0: the kernel picks one) and releases it: the
+// port bound, or 0 if it could not be.
+int BindLoopback(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
+  if (fd < 0) return 0;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool bound =
-      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  socklen_t len = sizeof(addr);
+  int bound = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    bound = ntohs(addr.sin_port);
+  }
   close(fd);
   return bound;
 }
@@ -343,23 +348,6 @@ PortRange EphemeralRange() {
     range = read;
   }
   return range;
-}
-
-// The kernel's own pick (bind to port 0), released.
-int KernelsPick() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
 }
 
 }  // namespace
@@ -379,7 +367,7 @@ int FreeLoopbackPort() {
   } else if (ephemeral.high + kSpan <= 65535) {
     low = ephemeral.high + 1;
   } else {
-    return KernelsPick();
+    return BindLoopback(0);  // the kernel's pick
   }
   static std::atomic<unsigned> next{[] {
     std::random_device seed;
@@ -387,7 +375,7 @@ int FreeLoopbackPort() {
   }()};
   for (int i = 0; i < kSpan; ++i) {
     const int port = low + static_cast<int>(next.fetch_add(1) % kSpan);
-    if (CanBindLoopback(port)) return port;
+    if (BindLoopback(port) == port) return port;
   }
   return 0;
 }

@@ -38,6 +38,14 @@ class AdmissionTest : public ::testing::Test {
     queue_.Push(&nodes_.back(), tenant, priority, 1, cost_ns);
     return &nodes_.back();
   }
+  // A task of `priority` holding `bytes` (no deadline).
+  static TaskOptions Holding(int64_t bytes,
+                             Priority priority = Priority::kDefault) {
+    TaskOptions options;
+    options.priority = priority;
+    options.bytes = bytes;
+    return options;
+  }
   TaskOptions Task(absl::Duration cost, absl::Duration deadline_in) {
     TaskOptions options;
     options.cost = cost;
@@ -258,9 +266,7 @@ TEST_F(AdmissionTest, ADisplacedTasksBytesAreFreedForTheTaskThatTakesItsPlace) {
   Admission admission(budgets);
   FairQueue::Node* sheddable = Queue(Priority::kSheddable, kMs);
   sheddable->bytes = 600;
-  TaskOptions critical;
-  critical.priority = Priority::kCritical;
-  critical.bytes = 600;
+  TaskOptions critical = Holding(600, Priority::kCritical);
   absl::Status admitted =
       admission.Check(critical, now_, Load(1, 1, 600), &why_, &victim_);
   EXPECT_TRUE(admitted.ok()) << admitted;
@@ -282,8 +288,7 @@ TEST_F(AdmissionTest, AFullMemoryBudgetGivesWayToMoreCriticalWork) {
   Admission admission(budgets);
   FairQueue::Node* queued = Queue(Priority::kDefault, kMs);
   queued->bytes = 600;
-  TaskOptions task;
-  task.bytes = 600;
+  TaskOptions task = Holding(600);
   absl::Status refused =
       admission.Check(task, now_, Load(1, 1, 600), &why_, &victim_);
   EXPECT_EQ(why_.reason, RefusalReason::kMemory) << refused;
@@ -313,17 +318,14 @@ TEST_F(AdmissionTest, TheMemoryBudgetsVictimIsOneThatHoldsEnoughBytes) {
     budgets.queue_capacity = capacity;
     budgets.max_inflight_bytes = 1000;
     Admission admission(budgets);
-    TaskOptions critical;
-    critical.priority = Priority::kCritical;
-    critical.bytes = 600;
+    TaskOptions critical = Holding(600, Priority::kCritical);
     absl::Status admitted =
         admission.Check(critical, now_, Load(1, 1, 600), &why_, &victim_);
     EXPECT_TRUE(admitted.ok()) << admitted;
     EXPECT_EQ(victim_, blur);
     // A default task may displace only the sheddable one, which frees
     // nothing.
-    TaskOptions task;
-    task.bytes = 600;
+    TaskOptions task = Holding(600);
     absl::Status refused =
         admission.Check(task, now_, Load(1, 1, 600), &why_, &victim_);
     EXPECT_EQ(why_.reason, RefusalReason::kMemory) << refused;

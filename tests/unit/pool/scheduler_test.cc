@@ -1065,13 +1065,19 @@ TEST(SchedulerTest, AHigherClassDoesNotHideAStandingQueue) {
 // One worker held, a task of `queued_class` holding 600 bytes queued, a
 // memory budget of 1000 bytes: a critical task of 600 bytes is admitted,
 // the queued one displaced (kPreempted) and its bytes freed; then the
-// worker is released and every task completes.
-void ExpectACriticalTaskDisplacesForItsBytes(WorkerPool& pool,
-                                             Completions& done,
-                                             Priority queued_class) {
+// worker is released and every task completes. With
+// `beside_a_sheddable_task_of_no_bytes`, one (3) is queued first.
+void ExpectACriticalTaskDisplacesForItsBytes(
+    WorkerPool& pool, Completions& done, Priority queued_class,
+    bool beside_a_sheddable_task_of_no_bytes = false) {
   Gate gate;
   ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
   ASSERT_TRUE(gate.WaitStarted(1));
+  if (beside_a_sheddable_task_of_no_bytes) {
+    ASSERT_TRUE(
+        pool.Submit(Noop(), done.For(3), For("spin", Priority::kSheddable))
+            .ok());
+  }
   TaskOptions queued = For("a", queued_class);
   queued.bytes = 600;
   ASSERT_TRUE(pool.Submit(Noop(), done.For(1), queued).ok());
@@ -1084,7 +1090,7 @@ void ExpectACriticalTaskDisplacesForItsBytes(WorkerPool& pool,
   EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kPreempted);
   EXPECT_EQ(pool.Stats().inflight_bytes, 600);
   gate.Release();
-  ASSERT_TRUE(done.WaitForCount(3));
+  ASSERT_TRUE(done.WaitForCount(beside_a_sheddable_task_of_no_bytes ? 4 : 3));
 }
 
 // A full queue of less critical work that holds the memory budget gives
@@ -1118,28 +1124,12 @@ TEST(SchedulerTest, AFullMemoryBudgetDisplacesATaskThatHoldsEnough) {
   PoolOptions options;
   options.max_inflight_bytes = 1000;
   auto s = MakeScheduler(1, 10, options);
-  WorkerPool& pool = *s->pool;
-  Gate gate;
   Completions done;
-  ASSERT_TRUE(pool.Submit(gate.Task(), done.For(0)).ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
-  ASSERT_TRUE(
-      pool.Submit(Noop(), done.For(1), For("spin", Priority::kSheddable)).ok());
-  TaskOptions blur = For("blur", Priority::kDefault);
-  blur.bytes = 600;
-  ASSERT_TRUE(pool.Submit(Noop(), done.For(2), blur).ok());
-  TaskOptions critical = For("critical", Priority::kCritical);
-  critical.bytes = 600;
-  absl::StatusOr<TaskHandle> admitted =
-      pool.Submit(Noop(), done.For(3), critical);
-  ASSERT_TRUE(admitted.ok()) << admitted.status();
-  ASSERT_TRUE(done.WaitForCount(1));
-  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kPreempted);
-  EXPECT_EQ(pool.Stats().inflight_bytes, 600);
-  gate.Release();
-  ASSERT_TRUE(done.WaitForCount(4));
-  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kOk) << "the sheddable one ran";
-  EXPECT_EQ(pool.Stats().inflight_bytes, 0);
+  ASSERT_NO_FATAL_FAILURE(ExpectACriticalTaskDisplacesForItsBytes(
+      *s->pool, done, Priority::kDefault,
+      /*beside_a_sheddable_task_of_no_bytes=*/true));
+  EXPECT_EQ(done.Get(3)->outcome, TaskOutcome::kOk) << "the sheddable one ran";
+  EXPECT_EQ(s->pool->Stats().inflight_bytes, 0);
 }
 
 TEST(SchedulerTest, AFullQueueGivesWayToMoreCriticalWork) {
