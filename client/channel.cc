@@ -21,6 +21,15 @@
 namespace compute::client {
 namespace {
 
+// An IPv4 or IPv6 address (an IPv6 zone, %lo, allowed), not a host name.
+bool IsIpAddress(absl::string_view host) {
+  const std::string unzoned(host.substr(0, host.find('%')));
+  in6_addr ip6;
+  in_addr ip4;
+  return inet_pton(AF_INET, unzoned.c_str(), &ip4) == 1 ||
+         inet_pton(AF_INET6, unzoned.c_str(), &ip6) == 1;
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
     const ChannelOptions& options) {
   bool tls = options.tls || !options.ca.empty() || !options.cert.empty() ||
@@ -145,27 +154,29 @@ absl::Status CheckTargetPorts(absl::string_view target) {
     } else if (!bracketed && colons == 1) {
       host = std::string(address.substr(0, address.find(':')));
       port = address.substr(address.find(':') + 1);
-    } else if (needs_port) {
-      // More than one colon and no brackets: an IPv6 address, port or not.
+    } else {
+      // No port. gRPC gives a host name port 443, but an IP address port 0
+      // (it dialled 127.0.0.1:0 until 2026-12-06), and ipv4:/ipv6: none.
+      const absl::string_view inner =
+          bracketed && absl::EndsWith(address, "]")
+              ? address.substr(1, address.size() - 2)
+              : address;
+      if (!needs_port && !IsIpAddress(inner)) continue;
+      const bool v6 = colons > 1;
       return absl::InvalidArgumentError(absl::StrCat(
           "--target ", target, ": ", address,
-          !bracketed && colons > 1
+          !bracketed && v6
               ? " needs brackets around the IPv6 address and a port ("
-              : " has no port (an ipv4: or ipv6: address needs one: ",
-          absl::StartsWith(target, "ipv4:") ? "ipv4:127.0.0.1:50051"
-                                            : "ipv6:[::1]:50051",
-          ")"));
-    } else {
-      continue;  // no port, or an IPv6 address without brackets
+          : needs_port ? " has no port (an ipv4: or ipv6: address needs one: "
+                       : " has no port (gRPC dials port 0 for an IP address "
+                         "without one: ",
+          needs_port ? target.substr(0, 5) : "",
+          v6 ? "[::1]:50051)" : "127.0.0.1:50051)"));
     }
     if (port == "http" || port == "https") {
       // gRPC reads them as 80 and 443 after a host name, which it resolves;
       // after an IP address it dialled port 0 (until 2026-12-06).
-      in6_addr ip6;
-      in_addr ip4;
-      const std::string unzoned = host.substr(0, host.find('%'));
-      if (inet_pton(AF_INET, unzoned.c_str(), &ip4) == 1 ||
-          inet_pton(AF_INET6, unzoned.c_str(), &ip6) == 1) {
+      if (IsIpAddress(host)) {
         return absl::InvalidArgumentError(
             absl::StrCat("--target ", target, ": write the port as a number (",
                          port == "http" ? "80" : "443",

@@ -63,7 +63,9 @@ absl::Status CheckCredentials(const ChannelOptions& options);
 // (which gRPC reads as 80 and 443) (host:port,
 // [v6]:port, dns:[//authority/]host:port, ipv4:/ipv6: lists). gRPC takes
 // such a port modulo 65536: 127.0.0.1:112836 reached port 47300. Other
-// schemes (unix:) and targets without a port are gRPC's to judge.
+// schemes (unix:) and host names without a port (gRPC gives them 443)
+// are gRPC's to judge; an IP address without a port is refused (gRPC
+// dialled port 0), as is an ipv4:/ipv6: address without one.
 absl::Status CheckTargetPorts(absl::string_view target);
 
 // `count` independent channels (connections) to the target. Errors:

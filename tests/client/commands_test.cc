@@ -277,7 +277,17 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
     EXPECT_THAT(r.err, HasSubstr(" has no port (an ipv4: or ipv6: address"));
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
-  for (const std::string target : {"ipv6:::1", "ipv6:::1:50051"}) {
+  // An IP address without a port and without ipv4:/ipv6:: gRPC dialled
+  // port 0 (a host name gets 443).
+  for (const std::string target :
+       {"127.0.0.1", "dns:///127.0.0.1", "[::1]", "[fe80::1%lo]"}) {
+    ExpectTargetRefused(target, ": ");
+    CommandResult r = RunClient({"health", "--target", target});
+    EXPECT_THAT(r.err,
+                HasSubstr(" has no port (gRPC dials port 0 for an IP address"));
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  for (const std::string target : {"ipv6:::1", "ipv6:::1:50051", "::1"}) {
     ExpectTargetRefused(target, ": ");
     EXPECT_THAT(RunClient({"health", "--target", target}).err,
                 HasSubstr(" needs brackets around the IPv6 address"));
@@ -291,7 +301,7 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
   for (absl::string_view target :
        {"localhost", "localhost:https", "dns:///localhost:http",
         "unix:/tmp/compute.sock", "dns:///localhost:50051",
-        "dns://8.8.8.8/localhost:443", "[::1]:50051", "::1",
+        "dns://8.8.8.8/localhost:443", "[::1]:50051",
         "ipv6:[::1]:1,[::1]:65535", "ipv4:///127.0.0.1:1,127.0.0.2:2",
         "ipv6:///[::1]:50051"}) {
     EXPECT_TRUE(client::CheckTargetPorts(target).ok()) << target;
