@@ -33,25 +33,31 @@ demo: build
 # in this build on 2 cores, a few times that under the sanitizers).
 CTEST_TIMEOUT ?= 300
 
+# ctest DIR ENVIRONMENT EXTRA_CTEST_ARGS. Tests write their files under
+# DIR/test-tmp (gtest's TEST_TMPDIR), not a shared /tmp, so two checkouts
+# or builds testing at once never write the same file.
+define ctest
+	@mkdir -p $(1)/test-tmp
+	TEST_TMPDIR=$(CURDIR)/$(1)/test-tmp $(2) \
+	  ctest --test-dir $(1) --output-on-failure -j $(JOBS) \
+	  --timeout $(CTEST_TIMEOUT) $(3)
+endef
+
 test: build
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout $(CTEST_TIMEOUT)
+	$(call ctest,$(BUILD))
 
 # ASan + UBSan: every test.
 asan: deps
 	$(call configure,build-asan,-DCMAKE_BUILD_TYPE=Debug -DCOMPUTE_SANITIZE=address)
 	cmake --build build-asan -j $(JOBS)
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --test-dir build-asan --output-on-failure -j $(JOBS) \
-	  --timeout $(CTEST_TIMEOUT)
+	$(call ctest,build-asan,ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1)
 
 # ThreadSanitizer: every test binary that does not link gRPC (which is not
 # built for TSan), labelled `tsan` by tests/CMakeLists.txt.
 tsan: deps
 	$(call configure,build-tsan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOMPUTE_SANITIZE=thread)
 	cmake --build build-tsan -j $(JOBS) --target tsan_tests
-	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
-	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS) -L tsan \
-	  --timeout $(CTEST_TIMEOUT)
+	$(call ctest,build-tsan,TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp",-L tsan)
 
 # Clang's thread-safety analysis: every target built with clang, where the
 # project's own code gets -Wthread-safety on top of -Wall -Wextra -Werror
