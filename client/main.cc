@@ -1,15 +1,30 @@
 // compute-client: see client/commands.h and `compute-client --help`.
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "client/commands.h"
+#include "grpc/support/log.h"
 #include "server/base/openssl_exit.h"
+
+namespace {
+
+// gRPC logs lines of its own for some failures (a TLS handshake) that the
+// call's status, printed after them, says again: the client's errors stay
+// one line each. GRPC_VERBOSITY or GRPC_TRACE brings gRPC's lines back.
+void DropGrpcLog(gpr_log_func_args* /*args*/) {}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   compute::base::KeepOpenSslThroughExit();
+  if (std::getenv("GRPC_VERBOSITY") == nullptr &&
+      std::getenv("GRPC_TRACE") == nullptr) {
+    gpr_set_log_function(DropGrpcLog);
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   compute::client::Io io{std::cout, std::cerr, isatty(STDOUT_FILENO) == 1,
                          &std::cin, isatty(STDIN_FILENO) == 1};

@@ -735,11 +735,13 @@ TEST_F(CommandsTest, HealthOfAnUnknownServiceOrNoServerIsExit1) {
 }
 
 // The built binary: what the container's HEALTHCHECK and scripts see.
-// `stdout_to`: a file for its stdout (only stderr is in *output then).
+// `stdout_to`: a file for its stdout (only stderr is in *output then);
+// `env`: variables for it (NAME=value ...).
 int RunBinary(const std::string& args, std::string* output,
-              const std::string& stdout_to = "") {
-  std::string command = std::string(COMPUTE_CLIENT_BINARY) + " " + args +
-                        " 2>&1" + (stdout_to.empty() ? "" : " >" + stdout_to);
+              const std::string& stdout_to = "", const std::string& env = "") {
+  std::string command = "env " + env + " " + COMPUTE_CLIENT_BINARY + " " +
+                        args + " 2>&1" +
+                        (stdout_to.empty() ? "" : " >" + stdout_to);
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return -1;
   char buf[4096];
@@ -762,6 +764,22 @@ TEST_F(CommandsTest, BinaryExitCodes) {
   out.clear();
   EXPECT_EQ(RunBinary("run fib --n 51 --target " + target_, &out), 1);
   EXPECT_THAT(out, StartsWith("INVALID_ARGUMENT: "));
+}
+
+// A failure gRPC logs lines of its own for (a TLS handshake with a
+// plaintext server) is the status's one line; GRPC_VERBOSITY brings
+// gRPC's lines back.
+TEST_F(CommandsTest, TheBinarysErrorIsOneLineUnlessGrpcIsAskedToLog) {
+  const std::string args = "health --tls --deadline 5s --target " + target_;
+  std::string out;
+  EXPECT_EQ(RunBinary(args, &out), 1);
+  EXPECT_THAT(out, StartsWith("UNAVAILABLE: "));
+  EXPECT_THAT(out, HasSubstr("handshake failed"));
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  out.clear();
+  EXPECT_EQ(RunBinary(args, &out, "", "GRPC_VERBOSITY=ERROR"), 1);
+  EXPECT_THAT(out, HasSubstr("Handshake failed with fatal error"));
+  EXPECT_GT(std::count(out.begin(), out.end(), '\n'), 1) << out;
 }
 
 // Output that never reached stdout (a full disk, a closed pipe) is a
