@@ -1,7 +1,9 @@
 // compute-client: see client/commands.h and `compute-client --help`.
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -15,7 +17,12 @@ namespace {
 // gRPC logs lines of its own for some failures (a TLS handshake) that the
 // call's status, printed after them, says again: the client's errors stay
 // one line each. GRPC_VERBOSITY or GRPC_TRACE brings gRPC's lines back.
-void DropGrpcLog(gpr_log_func_args* /*args*/) {}
+// Its failed assertion, the line before it aborts, is kept.
+void DropGrpcLog(gpr_log_func_args* args) {
+  if (std::strncmp(args->message, "assertion failed", 16) == 0) {
+    std::fprintf(stderr, "%s:%d] %s\n", args->file, args->line, args->message);
+  }
+}
 
 }  // namespace
 
