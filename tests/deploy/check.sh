@@ -190,6 +190,9 @@ if [[ -f $tmp/prod.yaml ]]; then
   m drift PrometheusRule set spec.groups.0.rules.0.for '"1m"'
   expect_fail "policy-k8s on a PrometheusRule that differs from alerts.yml" 'PrometheusRule groups equal' \
     node "$here/policy-k8s.mjs" "$neg/drift.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
+  m pdbwide PodDisruptionBudget set spec.maxUnavailable '"25%"'
+  expect_fail "policy-k8s on a disruption budget that lets several pods go at once" 'lets one pod go at a time' \
+    node "$here/policy-k8s.mjs" "$neg/pdbwide.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml
   m devimage Deployment set spec.template.spec.containers.0.image '"compute:dev"'
   expect_fail "policy-k8s on prod shipping the local dev image" 'prod: image from a registry' \
     node "$here/policy-k8s.mjs" "$neg/devimage.yaml" --overlay prod --alerts deploy/prometheus/alerts.yml

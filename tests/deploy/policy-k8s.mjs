@@ -174,6 +174,11 @@ for (const s of serving) {
 // --- PDB; custom resources only where their operator runs --------------------
 const pdb = one("PodDisruptionBudget");
 check(pdb && matches(pdb.spec.selector?.matchLabels, podLabels), "PodDisruptionBudget selects the pods");
+// One pod at a time, at any fleet size: each drains its calls for up to
+// the drain timeout, and the rest carry its load meanwhile (prod's
+// minAvailable: 2 let a node-pool upgrade take 18 of 20 at once).
+check(pdb?.spec.maxUnavailable === 1 && pdb?.spec.minAvailable === undefined,
+  `PodDisruptionBudget lets one pod go at a time (maxUnavailable: 1; got ${JSON.stringify(pdb?.spec)})`);
 // Base and dev apply to a plain cluster (kind, minikube): built-in kinds only.
 // Prod needs the prometheus-operator (ServiceMonitor, PrometheusRule) and KEDA.
 const BUILTIN = /^(v1|apps\/v1|policy\/v1|autoscaling\/v2)$/;
