@@ -701,38 +701,6 @@ TEST(BenchTest, BadOptionsSendNothing) {
   EXPECT_EQ(server->pool().Stats().accepted, 0u);
 }
 
-// Who the server saw each call come from: tenants (by the service's tenant
-// observer) and priority classes (by the pool's observer).
-class Senders final : public service::TenantObserver, public PoolObserver {
- public:
-  void OnTenantTask(std::string_view tenant, TaskOutcome, absl::Duration,
-                    absl::Duration) override {
-    MutexLock lock(&mu_);
-    ++tenants_[std::string(tenant)];
-  }
-  void OnTenantRejected(std::string_view tenant, absl::Duration) override {
-    MutexLock lock(&mu_);
-    ++tenants_[std::string(tenant)];
-  }
-  void OnTaskFinished(const TaskResult& result) override {
-    MutexLock lock(&mu_);
-    ++priorities_[static_cast<int>(result.priority)];
-  }
-  int tenant(const std::string& name) {
-    MutexLock lock(&mu_);
-    return tenants_[name];
-  }
-  int priority(Priority p) {
-    MutexLock lock(&mu_);
-    return priorities_[static_cast<int>(p)];
-  }
-
- private:
-  Mutex mu_;
-  std::map<std::string, int> tenants_ ABSL_GUARDED_BY(mu_);
-  std::map<int, int> priorities_ ABSL_GUARDED_BY(mu_);
-};
-
 // With least_loaded each entry's summary says the connections it kept, one
 // per replica, as a single load's does (it said --connections: 1 for 2).
 TEST(BenchTest, AMixOverLeastLoadedCountsAConnectionPerReplica) {

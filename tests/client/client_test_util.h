@@ -3,6 +3,7 @@
 #ifndef COMPUTE_TESTS_CLIENT_CLIENT_TEST_UTIL_H_
 #define COMPUTE_TESTS_CLIENT_CLIENT_TEST_UTIL_H_
 
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -13,9 +14,44 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "server/pool/sync.h"
+#include "server/pool/task_types.h"
+#include "server/service/call_observer.h"
 #include "server/service/server.h"
 
 namespace compute::testing {
+
+// Who the server saw each call come from: tenants (by the service's tenant
+// observer) and priority classes (by the pool's observer).
+class Senders final : public service::TenantObserver, public PoolObserver {
+ public:
+  void OnTenantTask(std::string_view tenant, TaskOutcome, absl::Duration,
+                    absl::Duration) override {
+    MutexLock lock(&mu_);
+    ++tenants_[std::string(tenant)];
+  }
+  void OnTenantRejected(std::string_view tenant, absl::Duration) override {
+    MutexLock lock(&mu_);
+    ++tenants_[std::string(tenant)];
+  }
+  void OnTaskFinished(const TaskResult& result) override {
+    MutexLock lock(&mu_);
+    ++priorities_[static_cast<int>(result.priority)];
+  }
+  int tenant(const std::string& name) {
+    MutexLock lock(&mu_);
+    return tenants_[name];
+  }
+  int priority(Priority p) {
+    MutexLock lock(&mu_);
+    return priorities_[static_cast<int>(p)];
+  }
+
+ private:
+  Mutex mu_;
+  std::map<std::string, int> tenants_ ABSL_GUARDED_BY(mu_);
+  std::map<int, int> priorities_ ABSL_GUARDED_BY(mu_);
+};
 
 struct CommandResult {
   int rc = -1;

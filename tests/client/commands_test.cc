@@ -151,10 +151,29 @@ TEST_F(CommandsTest, RunBlurReadsAndWritesBinaryPgm) {
   EXPECT_EQ(out->pixels, std::string("\x30\x30\x30", 3));
 }
 
+// The server sees the tenant and priority that run and batch send.
 TEST_F(CommandsTest, TenantAndPriorityAreSentAsMetadata) {
-  CommandResult r = Run(
-      {"run", "fib", "--n", "5", "--tenant", "a", "--priority", "critical"});
+  Senders senders;
+  service::ServerConfig config = LocalConfig(2, 64);
+  config.trust_tenant_header = true;
+  config.tenant_observer = &senders;
+  config.pool.observer = &senders;
+  auto server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  CommandResult r =
+      RunClient({"run", "fib", "--n", "5", "--tenant", "a", "--priority",
+                 "critical", "--target", Target(*server)});
   EXPECT_EQ(r.rc, 0) << r.err;
+  r = RunClient({"batch", "fib", "5", "6", "7", "--tenant", "team-b",
+                 "--priority", "sheddable", "--target", Target(*server)});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  server.reset();  // every call's observers have run
+  EXPECT_EQ(senders.tenant("a"), 1);
+  EXPECT_EQ(senders.priority(Priority::kCritical), 1);
+  EXPECT_EQ(senders.tenant("team-b"), 3);
+  EXPECT_EQ(senders.priority(Priority::kSheddable), 3);
+  EXPECT_EQ(senders.priority(Priority::kDefault), 0);
+
   r = Run({"run", "fib", "--n", "5", "--priority", "urgent"});
   EXPECT_EQ(r.rc, 2);
   EXPECT_THAT(r.err, HasSubstr("--priority must be critical, default or "
@@ -474,9 +493,15 @@ TEST_F(CommandsTest, FlagsThatWouldBeIgnoredAreUsageErrors) {
   }
   EXPECT_FALSE(std::filesystem::exists(TempPath("never.pgm")));
   // --concurrency still sets the entries that take it.
-  CommandResult r = Run({"bench", "--task", "fib", "--n", "1", "--requests",
-                         "4", "--mix", "a:rate=50,b", "--concurrency", "2"});
-  EXPECT_EQ(r.rc, 0) << r.err;
+  CommandResult r =
+      Run({"bench", "--task", "fib", "--n", "1", "--requests", "4", "--mix",
+           "a:rate=50,b", "--concurrency", "2", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  google::protobuf::Struct json = ParseJson(r.out);
+  const auto& mix = json.fields().at("mix").list_value().values();
+  ASSERT_EQ(mix.size(), 2);
+  EXPECT_EQ(Number(mix[1].struct_value(), "concurrency"), 2) << r.out;
+  EXPECT_EQ(Number(mix[0].struct_value(), "rate"), 50) << r.out;
 }
 
 // Each command's --help lists the flags it takes, and no others.

@@ -33,6 +33,7 @@ namespace compute::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::unique_ptr<compute::v1::Compute::Stub> StubFor(int port) {
   return compute::v1::Compute::NewStub(grpc::CreateChannel(
@@ -458,6 +459,38 @@ TEST(ServerE2eTest, TheStartupLineHasEveryFlag) {
                                                                     : flag;
     EXPECT_TRUE(starting.fields().contains(key)) << "--" << flag;
   }
+}
+
+// A start-up warning reaches the log before "serving": a memory budget
+// that cannot hold a largest request and its response says what to
+// change; one that holds them warns of nothing.
+TEST(ServerE2eTest, ABudgetBelowTheMessageLimitIsAStartupWarning) {
+  std::vector<std::string> args = BaseArgs();
+  args.push_back("--max_inflight_bytes=64Mi");
+  args.push_back("--max_message_bytes=32Mi");
+  ServerProcess server(args);
+  ASSERT_TRUE(server.Spawn());
+  ASSERT_TRUE(server.WaitServing().has_value());
+  server.Signal(SIGTERM);
+  ExitResult exit = server.Wait();
+  ASSERT_EQ(exit.code, 0);
+  const size_t warning = exit.stderr_text.find(
+      "\"msg\":\"memory budget below the message limit\"");
+  ASSERT_NE(warning, std::string::npos) << exit.stderr_text;
+  EXPECT_LT(warning, exit.stderr_text.find("\"msg\":\"serving\""));
+  EXPECT_THAT(exit.stderr_text, HasSubstr("raise --max_inflight_bytes to "));
+
+  args = BaseArgs();
+  args.push_back("--max_inflight_bytes=512Mi");  // the default, no cgroup
+  args.push_back("--max_message_bytes=32Mi");
+  ServerProcess defaults(args);
+  ASSERT_TRUE(defaults.Spawn());
+  ASSERT_TRUE(defaults.WaitServing().has_value());
+  defaults.Signal(SIGTERM);
+  exit = defaults.Wait();
+  ASSERT_EQ(exit.code, 0);
+  EXPECT_THAT(exit.stderr_text, Not(HasSubstr("memory budget below")));
+  EXPECT_THAT(exit.stderr_text, HasSubstr("\"msg\":\"serving\""));
 }
 
 struct BadConfig {

@@ -702,11 +702,14 @@ TEST(WorkerPoolTest, IdleTimeoutShrinksToMinimumAndLoadGrowsToMaximum) {
     gate.Release();
     ASSERT_TRUE(done.WaitForCount(3));
     ASSERT_TRUE(WaitUntil([&] { return pool->Stats().busy == 0; }));
-    // Each idle worker above the minimum retires once the timeout passes.
-    ASSERT_TRUE(WaitUntil([&] {
-      clock.Advance(absl::Seconds(11));
-      return pool->Stats().workers == 1;
-    }));
+    // Each idle worker above the minimum retires once the timeout has
+    // passed: none 9 s after they went idle, two by 11 s, with no further
+    // advance of the clock.
+    ASSERT_TRUE(WaitUntil([&] { return pool->Stats().idle == 3; }));
+    clock.Advance(absl::Seconds(9));
+    EXPECT_EQ(pool->Stats().workers, 3);
+    clock.Advance(absl::Seconds(2));
+    ASSERT_TRUE(WaitUntil([&] { return pool->Stats().workers == 1; }));
   }
 }
 
