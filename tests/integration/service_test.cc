@@ -576,6 +576,37 @@ TEST_F(ServiceTest, AConnectionIdleForMaxConnectionIdleIsClosed) {
   EXPECT_TRUE(again.ok()) << again.error_message();
 }
 
+// --max_connection_age: a connection that old gets a GOAWAY, so clients
+// rebalance, even while a call is open on it; --max_connection_age_grace:
+// that call gets so long to finish, and is cut after it.
+TEST_F(ServiceTest, AnAgedConnectionIsClosedAfterItsCallsGrace) {
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.max_connection_age = absl::Milliseconds(300);
+  config.max_connection_age_grace = absl::Seconds(20);
+  Start(config);
+  RunResponse r;
+  ASSERT_TRUE(Call(Fib(1), &r).ok());  // the connection is up
+  // Open past the age (up to 330 ms with gRPC's jitter), within the grace.
+  grpc::Status within = Call(Sleep(absl::Seconds(1)), &r);
+  EXPECT_TRUE(within.ok()) << within.error_message();
+  // Well before the grace (20 s) would end it, were the two swapped.
+  EXPECT_TRUE(
+      WaitUntil([&] { return channel_->GetState(false) != GRPC_CHANNEL_READY; },
+                absl::Seconds(10)))
+      << "the aged connection stays open";
+  grpc::Status again = Call(Fib(1), &r);
+  EXPECT_TRUE(again.ok()) << again.error_message();
+
+  server_.reset();
+  config.max_connection_age_grace = absl::Milliseconds(100);
+  Start(config);
+  ASSERT_TRUE(Call(Fib(1), &r).ok());
+  grpc::Status cut = Call(Sleep(absl::Seconds(20)), &r);  // deadline 30 s
+  EXPECT_FALSE(cut.ok()) << "the call outlived its grace";
+  EXPECT_NE(cut.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << cut.error_message();
+}
+
 // A narrow blur is blurred as its transpose: the kernel holds a copy of
 // every pixel besides request and response (up to 16 MiB), which the
 // memory budget charges too.
