@@ -139,6 +139,11 @@ void Put(google::protobuf::Struct& s, const std::string& key,
          const std::string& value);
 void Put(google::protobuf::Struct& s, const std::string& key, double value);
 void Put(google::protobuf::Struct& s, const std::string& key, bool value);
+// A string literal is a string (without it, the bool overload took it).
+inline void Put(google::protobuf::Struct& s, const std::string& key,
+                const char* value) {
+  Put(s, key, std::string(value));
+}
 
 }  // namespace compute
 

@@ -10,14 +10,27 @@
 // (ComputeServer::EndDrainNow), and the process then exits 128 + that signal's
 // number (143 for SIGTERM, 130 for SIGINT) instead of 0.
 //
+// The drain is bounded (README, Shutdown): the process exits at most
+// kDrainOverrun after --drain_timeout, and kEndedDrainOverrun after a
+// second signal, whatever gRPC still waits for. gRPC 1.51 closes a
+// connection only once its pending write ends, and a client that stopped
+// reading (its TCP window shut) holds that write until the kernel gives
+// up on it: --keepalive_timeout later (gRPC's TCP_USER_TIMEOUT), or never
+// with keepalive off. Its server shutdown waited that long (about 20 s
+// with the defaults, whatever --drain_timeout, a second signal included).
+// Past the bound every accepted call has had its answer or been
+// cancelled; the process logs why and exits as a finished drain would.
+//
 // The start-up line ("starting") holds every flag's effective value
 // (StartupFields, by hand: ServerE2eTest.TheStartupLineHasEveryFlag checks
 // it against --help).
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -39,11 +52,50 @@
 
 namespace {
 
+using compute::Put;
+
 // A stop signal that repeats the first within this long is the same stop
 // request (see the signal thread), not a second one that ends the drain.
 constexpr absl::Duration kSameStopRequestWindow = absl::Milliseconds(250);
+// How long the drain may run past --drain_timeout (the wait for quiet, at
+// most 100 ms; gRPC's grace, 1 s; its queues' end, at most 10 s), and past
+// a second signal, before the process exits without it.
+constexpr absl::Duration kDrainOverrun = absl::Milliseconds(11500);
+constexpr absl::Duration kEndedDrainOverrun = absl::Seconds(2);
 
-using compute::Put;
+// The next stop signal in `signals`, or 0 once `deadline` (MonotonicNow
+// time) has passed without one.
+int WaitForStopSignal(const sigset_t& signals, absl::Time deadline) {
+  for (;;) {
+    if (deadline == absl::InfiniteFuture()) {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      return sig;
+    }
+    const absl::Duration left = deadline - compute::MonotonicNow();
+    if (left <= absl::ZeroDuration()) return 0;
+    const timespec timeout = absl::ToTimespec(left);
+    const int sig = sigtimedwait(&signals, nullptr, &timeout);
+    if (sig > 0) return sig;
+    if (errno == EAGAIN) return 0;  // EINTR: wait again
+  }
+}
+
+// Past the drain's bound: says what was still waited for, and exits with
+// the code a finished drain would have (128 + the second signal, or 0).
+[[noreturn]] void ExitPastTheDrainsBound(absl::Time first_at, int second) {
+  google::protobuf::Struct f;
+  Put(f, "drain_seconds",
+      absl::ToDoubleSeconds(compute::MonotonicNow() - first_at));
+  Put(f, "detail",
+      "gRPC's shutdown still waits for a connection to close (a client that "
+      "stopped reading holds its last write); every accepted call has been "
+      "answered or cancelled");
+  if (second != 0) Put(f, "ended_by", std::string(strsignal(second)));
+  compute::LogJson("warning", "drain past its bound: exiting without gRPC", f);
+  compute::FlushLogs(absl::Seconds(1));
+  std::_Exit(second != 0 ? 128 + second : 0);
+}
 
 google::protobuf::Struct StartupFields(const compute::Config& c) {
   const auto& s = c.server;
@@ -301,11 +353,14 @@ int main(int argc, char** argv) {
       const absl::Time first_at = compute::MonotonicNow();
       first_signal.store(sig, std::memory_order_release);
       drain_begins.Notify();
+      absl::Time give_up = first_at + config->drain_timeout + kDrainOverrun;
+      int second = 0;
       for (;;) {
         // Woken by a signal of our own, to this thread alone, once the
         // drain is over.
-        sigwait(&stop_signals, &sig);
+        sig = WaitForStopSignal(stop_signals, give_up);
         if (drain_over.load(std::memory_order_acquire)) return;
+        if (sig == 0) ExitPastTheDrainsBound(first_at, second);
         // A stop signal again at once is the same request sent twice, not
         // a second one: `timeout` signals the server and then its process
         // group, as do supervisors that signal both (before, that ended
@@ -313,15 +368,20 @@ int main(int argc, char** argv) {
         // answered UNAVAILABLE). Whichever signal it is: a script's Ctrl-C
         // reaches the server's process group as SIGINT, and then the
         // script's clean-up sends SIGTERM (scripts/bench/lib.sh does).
-        if (compute::MonotonicNow() - first_at >= kSameStopRequestWindow) {
-          break;
+        // A third signal changes nothing: the drain is ending.
+        if (second != 0 ||
+            compute::MonotonicNow() - first_at < kSameStopRequestWindow) {
+          continue;
         }
+        second = sig;
+        second_signal.store(sig, std::memory_order_release);
+        google::protobuf::Struct f;
+        Put(f, "signal", std::string(strsignal(sig)));
+        compute::LogJson("warning", "second signal: ending the drain now", f);
+        (*server)->EndDrainNow();
+        give_up =
+            std::min(give_up, compute::MonotonicNow() + kEndedDrainOverrun);
       }
-      second_signal.store(sig, std::memory_order_release);
-      google::protobuf::Struct f;
-      Put(f, "signal", std::string(strsignal(sig)));
-      compute::LogJson("warning", "second signal: ending the drain now", f);
-      (*server)->EndDrainNow();
     });
   } catch (const std::system_error& e) {
     // As at the end of main: scrapes stop reading the pool before it goes.

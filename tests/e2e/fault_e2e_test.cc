@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -988,6 +989,116 @@ TEST(FaultE2eTest, TheDrainWaitsForAnAnswerASlowClientIsStillTaking) {
   StreamEnd end = slow.ReadUntilEnd(kStream, absl::Seconds(20));
   EXPECT_EQ(end.kind, StreamEnd::Kind::kTrailers) << end.error;
   EXPECT_EQ(end.grpc_status(), 0);
+  EXPECT_EQ(server.Wait().code, 0);
+}
+
+// A client that stops reading its socket (a stalled or stopped process)
+// while a large answer is being written holds the connection's last write,
+// and gRPC 1.51 closes a connection only once that write ends: when the
+// kernel gives up on it, --keepalive_timeout later (gRPC's
+// TCP_USER_TIMEOUT), or never with keepalive off. The drain does not wait
+// for it past its bound: --drain_timeout + 12 s, or 2 s after a second
+// signal. Before, the exit came that long after the stall (about 20 s by
+// default, whatever --drain_timeout), and a second signal did not hurry it
+// (a black-box review's finding).
+TEST(FaultE2eTest, AClientThatStoppedReadingCannotHoldTheExitPastItsBound) {
+  for (const bool second_signal : {false, true}) {
+    SCOPED_TRACE(second_signal ? "a second signal" : "one signal");
+    int metrics_port = FreeLoopbackPort();
+    // Keepalive's timeout past the test's wait: the kernel keeps the write.
+    ServerProcess server(
+        {"--address=127.0.0.1", "--port=0", "--workers=1",
+         second_signal ? "--drain_timeout=60s" : "--drain_timeout=0s",
+         "--keepalive_timeout=300s", "--load_report_interval=inf",
+         "--metrics_address=127.0.0.1",
+         absl::StrCat("--metrics_port=", metrics_port)});
+    ASSERT_TRUE(server.Spawn());
+    std::optional<int> port = server.WaitServing();
+    ASSERT_TRUE(port.has_value());
+    auto metric = MetricReader(metrics_port);
+
+    // Windows wide open, so the server writes the 16 MiB answer at once,
+    // more than the loopback's socket buffers hold; then never a read.
+    RawHttp2Connection stalled;
+    ASSERT_TRUE(stalled.Connect(*port, /*initial_window=*/0x7fffffff));
+    ASSERT_TRUE(ReadServerSettings(stalled));
+    ASSERT_TRUE(stalled.Send(WindowUpdateFrame(0, 0x7fff0000)));
+    constexpr uint32_t kStream = 1;
+    ASSERT_TRUE(stalled.Send(Http2Frame(
+        http2::kHeaders, http2::kEndHeaders, kStream,
+        RunCallHeaders("application/grpc", {{"grpc-timeout", "120S"}}))));
+    ASSERT_TRUE(stalled.SendData(
+        kStream, GrpcMessage(BlurOf(4096, 4096).SerializeAsString()),
+        absl::Seconds(20)));
+    ASSERT_TRUE(PollUntil(
+        [&] {
+          return metric("compute_tasks_total",
+                        {{"task", "blur"}, {"outcome", "ok"}}) == 1 &&
+                 metric("compute_pool_inflight_bytes") > 0;
+        },
+        absl::Seconds(20)))
+        << "the blur ran and its answer is on its way";
+
+    server.Signal(SIGTERM);
+    ASSERT_TRUE(server.WaitForLine("\"msg\":\"draining\""));
+    if (second_signal) {
+      // Past the window in which the same stop sent twice is one request.
+      absl::SleepFor(absl::Milliseconds(400));
+      server.Signal(SIGTERM);
+    }
+    // Within its bound (12 s, 2 s), with room for a loaded machine; not
+    // within the keepalive timeout's 300 s.
+    ASSERT_TRUE(server.ExitsUnread(absl::Seconds(40)))
+        << "the exit waits for the stalled client";
+    ExitResult exit = server.Wait();
+    EXPECT_EQ(exit.code, second_signal ? 128 + SIGTERM : 0);
+    EXPECT_THAT(
+        exit.stderr_text,
+        ::testing::HasSubstr("\"msg\":\"drain past its bound: exiting without "
+                             "gRPC\""));
+  }
+}
+
+// --keepalive_time and --keepalive_timeout: a peer that never answers the
+// server's PING (gone without a FIN: a host that died, a NAT that forgot
+// the flow) is dropped, so its connection and what it holds do not stay.
+TEST(FaultE2eTest, APeerThatNeverAnswersPingsIsDropped) {
+  ServerProcess server({"--address=127.0.0.1", "--port=0", "--metrics_port=0",
+                        "--keepalive_time=1s", "--keepalive_timeout=1s"});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  RawHttp2Connection mute;
+  ASSERT_TRUE(mute.Connect(*port));
+  // Reads what the server sends (its SETTINGS, PINGs), answering nothing,
+  // until it closes the connection: EOF or a reset.
+  bool closed = false;
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  int pings = 0;
+  std::string bytes;
+  while (!closed && absl::Now() < give_up) {
+    pollfd p{mute.fd(), POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = recv(mute.fd(), buffer, sizeof(buffer), 0);
+    if (n <= 0) {
+      closed = n == 0 || errno == ECONNRESET;
+      if (!closed) break;
+    } else {
+      bytes.append(buffer, static_cast<size_t>(n));
+    }
+  }
+  // The frames read: at least one PING (type 6) went unanswered.
+  for (size_t i = 0; i + 9 <= bytes.size();) {
+    const size_t length = (static_cast<uint8_t>(bytes[i]) << 16) |
+                          (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                          static_cast<uint8_t>(bytes[i + 2]);
+    if (bytes[i + 3] == http2::kPing) ++pings;
+    i += 9 + length;
+  }
+  EXPECT_TRUE(closed) << "the connection stayed open for 30 s";
+  EXPECT_GE(pings, 1);
+  server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait().code, 0);
 }
 

@@ -26,6 +26,14 @@ TEST(LogTest, TsLevelMsgFirstThenTheFieldsByName) {
             "\"tls\":false,\"workers\":2}");
 }
 
+// A string literal is a string field, not `true` (the bool overload took
+// it: a log line's "detail" said true).
+TEST(LogTest, AStringLiteralIsAString) {
+  google::protobuf::Struct f;
+  Put(f, "detail", "why");
+  EXPECT_EQ(f.fields().at("detail").string_value(), "why");
+}
+
 TEST(LogTest, TheSameFieldsGiveTheSameLine) {
   google::protobuf::Struct a, b;
   for (const char* key : {"zeta", "alpha", "mid", "beta", "omega"}) {
