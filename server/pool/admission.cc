@@ -141,11 +141,17 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
                                               options.weight, 1, kPlaces);
     }
     if (victim == nullptr) {
+      // A task handed to an idle worker waits in the queue until that
+      // worker wakes: say so, or "0 of 1 workers busy" reads as idle.
       return refuse(
           RefusalReason::kQueueFull,
-          absl::StrCat("queue full: ", queue.size(), " tasks queued (capacity ",
-                       capacity, "), ", load.running, " of ", load.max_workers,
-                       " workers busy"),
+          absl::StrCat(
+              "queue full: ", queue.size(), " tasks queued (capacity ",
+              capacity,
+              idle > 0
+                  ? absl::StrCat(", and ", idle, " for idle workers to start")
+                  : "",
+              "), ", load.running, " of ", load.max_workers, " workers busy"),
           kPlaces);
     }
     *victim_out = victim;  // taken out only if every other budget admits

@@ -235,6 +235,22 @@ TEST_F(AdmissionTest, AMemoryRefusalAsksForAtLeastTheTargetWait) {
   EXPECT_EQ(why_.retry_after, absl::Milliseconds(250));
 }
 
+// An idle worker's place is in the queue too: a task handed to it waits
+// there until the worker wakes. The message says so (with no queue, it
+// read "1 tasks queued (capacity 0), 0 of 1 workers busy": an idle server).
+TEST_F(AdmissionTest, AQueueFullOfTasksForIdleWorkersSaysSo) {
+  AdmissionBudgets budgets;
+  budgets.queue_capacity = 0;
+  Admission admission(budgets);
+  Queue(Priority::kDefault, kMs);
+  const absl::Status refused =
+      admission.Check(TaskOptions(), now_, Load(0, 1), &why_, &victim_);
+  EXPECT_EQ(why_.reason, RefusalReason::kQueueFull) << refused;
+  EXPECT_EQ(refused.message(),
+            "queue full: 1 tasks queued (capacity 0, and 1 for idle workers "
+            "to start), 0 of 1 workers busy");
+}
+
 // A full queue refuses a task of the same class, and makes room for a
 // more critical one by naming the newest task of the lowest class.
 TEST_F(AdmissionTest, AFullQueueDisplacesOnlyLessCriticalWork) {
