@@ -203,6 +203,12 @@ if (overlay === "prod" && check(sm, "prod: a ServiceMonitor")) {
     "the scraped Service publishes not-ready addresses (draining pods stay targets)");
   check(!scraped[0]?.spec.ports.some((p) => p.name === "grpc"),
     "the scraped Service has no grpc port (it is for Prometheus: its DNS lists draining pods)");
+  // But not pods still starting: one pulling its image (Pending) has an
+  // address and no server, and ComputeTargetDown would page for it.
+  check((sm.spec.endpoints ?? []).every((ep) => (ep.relabelings ?? []).some((r) =>
+    r.action === "keep" && r.regex === "Running" &&
+    isDeepStrictEqual(r.sourceLabels, ["__meta_kubernetes_pod_phase"]))),
+    "the ServiceMonitor keeps Running pods only (a Pending one is not down)");
 }
 
 // --- PrometheusRule = alerts.yml ----------------------------------------------
