@@ -18,13 +18,14 @@
 #include "grpcpp/create_channel.h"
 
 namespace compute::client {
-namespace {
 
 int64_t SteadyNowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+namespace {
 
 // The value of `key` in trailing metadata, or "".
 std::string Trailer(const grpc::ClientContext& context, const char* key) {
@@ -136,7 +137,7 @@ absl::StatusOr<std::vector<std::string>> ResolveTarget(
 
 absl::StatusOr<std::unique_ptr<LeastLoaded>> LeastLoaded::Create(
     const ChannelOptions& options, absl::Duration resolve_interval,
-    Resolver resolver) {
+    Resolver resolver, NowNs now_ns) {
   // Here, once, so that a bad --ca says so, not "cannot make a channel to"
   // each replica.
   if (absl::Status tls = CheckCredentials(options); !tls.ok()) return tls;
@@ -144,8 +145,9 @@ absl::StatusOr<std::unique_ptr<LeastLoaded>> LeastLoaded::Create(
     return ports;
   }
   if (!resolver) return absl::InvalidArgumentError("no resolver");
-  std::unique_ptr<LeastLoaded> balancer(
-      new LeastLoaded(options, resolve_interval, std::move(resolver)));
+  if (!now_ns) return absl::InvalidArgumentError("no clock");
+  std::unique_ptr<LeastLoaded> balancer(new LeastLoaded(
+      options, resolve_interval, std::move(resolver), std::move(now_ns)));
   absl::StatusOr<std::vector<std::string>> addresses =
       balancer->resolve_(options.target);
   if (!addresses.ok()) return addresses.status();
@@ -165,10 +167,11 @@ absl::StatusOr<std::unique_ptr<LeastLoaded>> LeastLoaded::Create(
 }
 
 LeastLoaded::LeastLoaded(ChannelOptions options, absl::Duration interval,
-                         Resolver resolver)
+                         Resolver resolver, NowNs now_ns)
     : options_(std::move(options)),
       resolve_interval_(interval),
       resolve_(std::move(resolver)),
+      now_ns_(std::move(now_ns)),
       random_(std::random_device{}()) {}
 
 LeastLoaded::~LeastLoaded() {
@@ -264,7 +267,7 @@ double ReplicaScore(const ReplicaView& r) {
 }
 
 std::shared_ptr<LeastLoaded::Replica> LeastLoaded::Choose() {
-  const int64_t now = SteadyNowNs();
+  const int64_t now = now_ns_();
   auto score = [now](const Replica& r) {
     return ReplicaScore(
         ReplicaView{.load = r.load(),
@@ -327,7 +330,7 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
   // and two calls that end at once are counted one after the other (two
   // timeouts at the same instant are two in a row, not two "third ones").
   MutexLock lock(&mu_);
-  const int64_t now = SteadyNowNs();
+  const int64_t now = now_ns_();
   replica.in_flight_.fetch_sub(1, std::memory_order_relaxed);
   if (reported) {
     replica.load_.store(load, std::memory_order_relaxed);
@@ -408,7 +411,7 @@ bool LeastLoaded::IsOpen(const Replica& r, int64_t now) {
 
 absl::Duration LeastLoaded::UntilOneIsOpen() const {
   MutexLock lock(&mu_);
-  const int64_t now = SteadyNowNs();
+  const int64_t now = now_ns_();
   int64_t soonest = INT64_MAX;
   // As Choose: one not connected while another is does not count as open.
   for (const auto& r : Connected(/*try_to_connect=*/false)) {

@@ -131,6 +131,9 @@ bool ParseLoad(const std::string& text, double* load, int* workers);
 absl::StatusOr<std::vector<std::string>> ResolveTarget(
     const std::string& target);
 
+// The steady clock, in nanoseconds: LeastLoaded's clock by default.
+int64_t SteadyNowNs();
+
 class LeastLoaded {
  public:
   class Replica {
@@ -151,7 +154,7 @@ class LeastLoaded {
     std::unique_ptr<compute::v1::Compute::Stub> stub_;
     std::atomic<int> in_flight_{0};
     std::atomic<double> load_{0};
-    std::atomic<int64_t> load_at_ns_{0};  // steady clock; when load_ came
+    std::atomic<int64_t> load_at_ns_{0};  // now_ns_; when load_ came
     std::atomic<int> workers_{0};
     // The later of its two pauses (steady clock).
     int64_t PausedUntilNs() const {
@@ -160,9 +163,9 @@ class LeastLoaded {
     }
 
     // Asked for by its answers: a refusal's pushback, UNAVAILABLE, CANCELLED.
-    std::atomic<int64_t> avoid_until_ns_{0};  // steady clock
+    std::atomic<int64_t> avoid_until_ns_{0};  // now_ns_
     // For calls that got no answer (kSilentDeadlines); any answer ends it.
-    std::atomic<int64_t> silent_until_ns_{0};  // steady clock
+    std::atomic<int64_t> silent_until_ns_{0};  // now_ns_
     std::atomic<int> deadlines_in_a_row_{0};
     // Its last call ended UNAVAILABLE: once its pause is over it takes one
     // call at a time until one is answered (a circuit breaker's half-open
@@ -176,11 +179,15 @@ class LeastLoaded {
   using Resolver = std::function<absl::StatusOr<std::vector<std::string>>(
       const std::string& target)>;
 
+  // The clock that times the pauses and the loads' age, in nanoseconds
+  // (SteadyNowNs; tests pass one that moves only when told).
+  using NowNs = std::function<int64_t()>;
+
   // Resolves and connects (lazily). `options.lb_policy` is ignored.
   static absl::StatusOr<std::unique_ptr<LeastLoaded>> Create(
       const ChannelOptions& options,
       absl::Duration resolve_interval = absl::Seconds(10),
-      Resolver resolver = ResolveTarget);
+      Resolver resolver = ResolveTarget, NowNs now_ns = SteadyNowNs);
   ~LeastLoaded();
   LeastLoaded(const LeastLoaded&) = delete;
   LeastLoaded& operator=(const LeastLoaded&) = delete;
@@ -209,7 +216,7 @@ class LeastLoaded {
 
  private:
   LeastLoaded(ChannelOptions options, absl::Duration interval,
-              Resolver resolver);
+              Resolver resolver, NowNs now_ns);
   // Makes the replica set the target's addresses; keeps the replicas of
   // addresses still there. False if resolution failed (the set is kept).
   bool Resolve() ABSL_LOCKS_EXCLUDED(mu_);
@@ -230,6 +237,7 @@ class LeastLoaded {
   const ChannelOptions options_;
   const absl::Duration resolve_interval_;
   const Resolver resolve_;
+  const NowNs now_ns_;
 
   mutable Mutex mu_;
   std::vector<std::shared_ptr<Replica>> replicas_ ABSL_GUARDED_BY(mu_);

@@ -115,12 +115,28 @@ TEST(LeastLoadedTest, AStaleReportStopsCounting) {
   EXPECT_EQ(ReplicaScore(ReplicaView{}), 0);
 }
 
+// A clock for LeastLoaded that moves only when told: the pauses these
+// tests look at are neither ended nor lengthened by a stalled machine (on
+// the steady clock, a 1.3 s stop failed 2 of 6 runs).
+class ManualClock {
+ public:
+  client::LeastLoaded::NowNs Now() {
+    return [this] { return ns_.load(); };
+  }
+  void Advance(absl::Duration d) { ns_.fetch_add(absl::ToInt64Nanoseconds(d)); }
+
+ private:
+  std::atomic<int64_t> ns_{int64_t{1} << 40};
+};
+
 // Two replicas at addresses where nothing listens, never called: Choose
-// and Done alone.
-absl::StatusOr<std::unique_ptr<client::LeastLoaded>> TwoReplicasNeverCalled() {
+// and Done alone, on `clock`.
+absl::StatusOr<std::unique_ptr<client::LeastLoaded>> TwoReplicasNeverCalled(
+    ManualClock& clock) {
   client::ChannelOptions options;
   options.target = "ipv4:127.0.0.1:1,127.0.0.1:2";
-  return client::LeastLoaded::Create(options);
+  return client::LeastLoaded::Create(options, absl::Seconds(10),
+                                     client::ResolveTarget, clock.Now());
 }
 
 // `n` calls chosen and left in flight.
@@ -131,30 +147,29 @@ std::vector<std::shared_ptr<client::LeastLoaded::Replica>> Choose(
   return chosen;
 }
 
-// Chooses until `want` is chosen (each other choice answered OK at once);
-// returns it, in flight, or nullptr if it never was.
+// Chooses until `want` is chosen (each other choice answered OK at once,
+// 10 ms of `clock` apart); returns it, in flight, or nullptr if it never
+// was within 60 s of that clock.
 std::shared_ptr<client::LeastLoaded::Replica> ChooseUntil(
     client::LeastLoaded& lb,
-    const std::shared_ptr<client::LeastLoaded::Replica>& want) {
+    const std::shared_ptr<client::LeastLoaded::Replica>& want,
+    ManualClock& clock) {
   const grpc::ClientContext no_trailers;
-  std::shared_ptr<client::LeastLoaded::Replica> chosen;
-  WaitUntil([&] {
+  for (int i = 0; i < 6000; ++i) {
     std::shared_ptr<client::LeastLoaded::Replica> r = lb.Choose();
-    if (r == want) {
-      chosen = r;
-      return true;
-    }
+    if (r == want) return r;
     lb.Done(*r, grpc::Status::OK, no_trailers);
-    return false;
-  });
-  return chosen;
+    clock.Advance(absl::Milliseconds(10));
+  }
+  return nullptr;
 }
 
 // A replica whose last call ended UNAVAILABLE, once its pause is over,
 // takes one call at a time until one is answered: the calls chosen in the
 // moment its pause ends must not all go to a replica that is still gone.
 TEST(LeastLoadedTest, AReplicaBackFromAPauseTakesOneCallAtATime) {
-  auto balancer = TwoReplicasNeverCalled();
+  ManualClock clock;
+  auto balancer = TwoReplicasNeverCalled(clock);
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
@@ -164,7 +179,7 @@ TEST(LeastLoadedTest, AReplicaBackFromAPauseTakesOneCallAtATime) {
   // Paused (1 s after UNAVAILABLE): every call goes to the other one.
   // Polled until the lost one is chosen again, its pause over.
   std::shared_ptr<client::LeastLoaded::Replica> probe =
-      ChooseUntil(lb, lost);  // kept in flight
+      ChooseUntil(lb, lost, clock);  // kept in flight
   ASSERT_NE(probe, nullptr);
   // While that one call is out, the others go elsewhere, even once the
   // other replica has far more calls in flight (held, not answered).
@@ -189,7 +204,8 @@ TEST(LeastLoadedTest, AReplicaBackFromAPauseTakesOneCallAtATime) {
 // reports no load and would score 0 (before: 162 of 200 calls UNAVAILABLE
 // in a bench run beside a refusing server).
 TEST(LeastLoadedTest, WhenEveryReplicaIsAvoidedTheOneThatAnswersTakesCalls) {
-  auto balancer = TwoReplicasNeverCalled();
+  ManualClock clock;
+  auto balancer = TwoReplicasNeverCalled(clock);
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
@@ -213,7 +229,8 @@ TEST(LeastLoadedTest, WhenEveryReplicaIsAvoidedTheOneThatAnswersTakesCalls) {
 // A replica that cut a call off (CANCELLED: a server shutting down cancels
 // the calls it had not started) is avoided, so a retry goes elsewhere.
 TEST(LeastLoadedTest, AReplicaThatCutACallOffIsAvoided) {
-  auto balancer = TwoReplicasNeverCalled();
+  ManualClock clock;
+  auto balancer = TwoReplicasNeverCalled(clock);
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
@@ -230,7 +247,8 @@ TEST(LeastLoadedTest, AReplicaThatCutACallOffIsAvoided) {
 // together: they pause each replica once (1 s), not once per call (20 in a
 // row paused each for 30 s before), and an answer ends the pause.
 TEST(LeastLoadedTest, CallsThatTimeOutTogetherPauseAReplicaOnce) {
-  auto balancer = TwoReplicasNeverCalled();
+  ManualClock clock;
+  auto balancer = TwoReplicasNeverCalled(clock);
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
@@ -252,7 +270,8 @@ TEST(LeastLoadedTest, CallsThatTimeOutTogetherPauseAReplicaOnce) {
 // asked for: gone (UNAVAILABLE, 1 s), then the calls it had out time out,
 // then an old call's OK comes back. It stays paused for the UNAVAILABLE.
 TEST(LeastLoadedTest, AnAnswerEndsOnlyThePauseForSilence) {
-  auto balancer = TwoReplicasNeverCalled();
+  ManualClock clock;
+  auto balancer = TwoReplicasNeverCalled(clock);
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
@@ -280,7 +299,8 @@ TEST(LeastLoadedTest, AnAnswerEndsOnlyThePauseForSilence) {
 // retry waits (UntilOneIsOpen > 0) rather than go at once to a replica that
 // asked for a pause.
 TEST(LeastLoadedTest, AReplicaTakingItsProbeCallIsNotOpenForARetry) {
-  auto balancer = TwoReplicasNeverCalled();
+  ManualClock clock;
+  auto balancer = TwoReplicasNeverCalled(clock);
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
@@ -288,7 +308,7 @@ TEST(LeastLoadedTest, AReplicaTakingItsProbeCallIsNotOpenForARetry) {
   lb.Done(*lost, grpc::Status(grpc::StatusCode::UNAVAILABLE, "refused"),
           no_trailers);
   std::shared_ptr<client::LeastLoaded::Replica> probe =
-      ChooseUntil(lb, lost);  // kept in flight
+      ChooseUntil(lb, lost, clock);  // kept in flight
   ASSERT_NE(probe, nullptr);
   // The other one loses 5 calls in a row to their deadlines: avoided 1 s
   // (the last two end within the pause the third began).
@@ -308,7 +328,8 @@ TEST(LeastLoadedTest, AReplicaTakingItsProbeCallIsNotOpenForARetry) {
 // silent one reports no load and would score 0 (before, it was drawn
 // with the refusing one and took about half of them).
 TEST(LeastLoadedTest, WhenEveryReplicaIsAvoidedASilentOneTakesNoCall) {
-  auto balancer = TwoReplicasNeverCalled();
+  ManualClock clock;
+  auto balancer = TwoReplicasNeverCalled(clock);
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
@@ -317,7 +338,7 @@ TEST(LeastLoadedTest, WhenEveryReplicaIsAvoidedASilentOneTakesNoCall) {
   lb.Done(*silent, late, no_trailers);
   for (int i = 1; i < client::kSilentDeadlines; ++i) {
     std::shared_ptr<client::LeastLoaded::Replica> again =
-        ChooseUntil(lb, silent);
+        ChooseUntil(lb, silent, clock);
     ASSERT_NE(again, nullptr);
     lb.Done(*again, late, no_trailers);
   }
@@ -340,7 +361,9 @@ TEST(LeastLoadedTest, WhenEveryReplicaIsAvoidedASilentOneTakesNoCall) {
 TEST(LeastLoadedTest, TimeoutsThatEndAtOnceAreCountedOneAfterTheOther) {
   client::ChannelOptions options;
   options.target = "ipv4:127.0.0.1:1";
-  auto balancer = client::LeastLoaded::Create(options);
+  ManualClock clock;  // the pause's length is the count's, not a stall's
+  auto balancer = client::LeastLoaded::Create(
+      options, absl::Seconds(10), client::ResolveTarget, clock.Now());
   ASSERT_TRUE(balancer.ok()) << balancer.status();
   client::LeastLoaded& lb = **balancer;
   const grpc::ClientContext no_trailers;
