@@ -38,7 +38,7 @@ CTEST_TIMEOUT ?= 300
 # or builds testing at once never write the same file.
 define ctest
 	@mkdir -p $(1)/test-tmp
-	TEST_TMPDIR=$(CURDIR)/$(1)/test-tmp $(2) \
+	TEST_TMPDIR=$(abspath $(1))/test-tmp $(2) \
 	  ctest --test-dir $(1) --output-on-failure -j $(JOBS) \
 	  --timeout $(CTEST_TIMEOUT) $(3)
 endef

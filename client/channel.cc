@@ -171,7 +171,8 @@ absl::Status CheckTargetPorts(absl::string_view target) {
                        : " has no port (gRPC dials port 0 for an IP address "
                          "without one: ",
           needs_port ? target.substr(0, 5) : "",
-          v6 ? "[::1]:50051)" : "127.0.0.1:50051)"));
+          v6 || absl::StartsWith(target, "ipv6:") ? "[::1]:50051)"
+                                                  : "127.0.0.1:50051)"));
     }
     if (port == "http" || port == "https") {
       // gRPC reads them as 80 and 443 after a host name, which it resolves;

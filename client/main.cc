@@ -17,7 +17,7 @@ namespace {
 // gRPC logs lines of its own for some failures (a TLS handshake) that the
 // call's status, printed after them, says again: the client's errors stay
 // one line each. GRPC_VERBOSITY or GRPC_TRACE brings gRPC's lines back.
-// Its failed assertion, the line before it aborts, is kept.
+// Its failed assertion (GPR_ASSERT), the line before it aborts, is kept.
 void DropGrpcLog(gpr_log_func_args* args) {
   if (std::strncmp(args->message, "assertion failed", 16) == 0) {
     std::fprintf(stderr, "%s:%d] %s\n", args->file, args->line, args->message);

@@ -11,8 +11,9 @@
 // number (143 for SIGTERM, 130 for SIGINT) instead of 0.
 //
 // The drain is bounded (README, Shutdown): the process exits at most
-// kDrainOverrun after --drain_timeout, and kEndedDrainOverrun after a
-// second signal, whatever gRPC still waits for. gRPC 1.51 closes a
+// kDrainOverrun after --drain_timeout (and the log's flush), and
+// kEndedDrainOverrun after a second signal has stopped the pool, whatever
+// gRPC still waits for. gRPC 1.51 closes a
 // connection only once its pending write ends, and a client that stopped
 // reading (its TCP window shut) holds that write until the kernel gives
 // up on it: --keepalive_timeout later (gRPC's TCP_USER_TIMEOUT), or never
@@ -343,7 +344,11 @@ int main(int argc, char** argv) {
   // call in flight instead of draining them.
   std::atomic<int> first_signal{0};
   compute::Notification drain_begins;
-  std::atomic<bool> drain_over{false};
+  // Whoever ends the drain first: main once Drain returns, or the signal
+  // thread at the drain's bound. The other side then stands down, so the
+  // process never both logs "stopped" and exits past the bound.
+  enum DrainEnd : int { kDraining, kDrained, kCutAtTheBound };
+  std::atomic<int> drain_end{kDraining};
   std::atomic<int> second_signal{0};
   std::thread signal_waiter;
   try {
@@ -359,8 +364,14 @@ int main(int argc, char** argv) {
         // Woken by a signal of our own, to this thread alone, once the
         // drain is over.
         sig = WaitForStopSignal(stop_signals, give_up);
-        if (drain_over.load(std::memory_order_acquire)) return;
-        if (sig == 0) ExitPastTheDrainsBound(first_at, second);
+        if (drain_end.load(std::memory_order_acquire) == kDrained) return;
+        int draining = kDraining;
+        if (sig == 0) {
+          if (!drain_end.compare_exchange_strong(draining, kCutAtTheBound)) {
+            return;  // Drain returned meanwhile
+          }
+          ExitPastTheDrainsBound(first_at, second);
+        }
         // A stop signal again at once is the same request sent twice, not
         // a second one: `timeout` signals the server and then its process
         // group, as do supervisors that signal both (before, that ended
@@ -408,7 +419,11 @@ int main(int argc, char** argv) {
   }
   absl::Time start = compute::MonotonicNow();
   (*server)->Drain(config->drain_timeout);
-  drain_over.store(true, std::memory_order_release);
+  int draining = kDraining;
+  if (!drain_end.compare_exchange_strong(draining, kDrained)) {
+    // The signal thread is exiting the process past the bound.
+    signal_waiter.join();  // never returns
+  }
   pthread_kill(signal_waiter.native_handle(), SIGTERM);
   signal_waiter.join();
   compute::PoolStats stats = (*server)->pool().Stats();

@@ -84,6 +84,11 @@ void SimulatedClock::WaitWithDeadline(CondVar& cv, Mutex& mu,
   if (it != waiters_.end()) waiters_.erase(it);
 }
 
+size_t SimulatedClock::waiters() const {
+  MutexLock lock(&clock_mu_);
+  return waiters_.size();
+}
+
 void SimulatedClock::Advance(absl::Duration d) {
   std::vector<Waiter> waiters;
   {

@@ -98,6 +98,9 @@ class SimulatedClock final : public Clock {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   void Advance(absl::Duration d);
+  // Threads waiting in WaitWithDeadline now: a test advances the time once
+  // those it means to wake have computed their deadlines and wait.
+  size_t waiters() const;
 
  private:
   struct Waiter {

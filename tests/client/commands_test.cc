@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "client/channel.h"
 #include "client/commands_common.h"
 #include "client/pgm.h"
@@ -290,10 +291,14 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
   // own lines, so the error is one line.
   for (const std::string target :
        {"ipv4:127.0.0.1", "ipv4:127.0.0.1:1,127.0.0.2", "ipv6:[::1]",
-        "ipv4:///127.0.0.1"}) {
+        "ipv4:///127.0.0.1", "ipv6:127.0.0.1"}) {
     ExpectTargetRefused(target, ": ");
     CommandResult r = RunClient({"health", "--target", target});
     EXPECT_THAT(r.err, HasSubstr(" has no port (an ipv4: or ipv6: address"));
+    // The example is of the target's own scheme.
+    EXPECT_THAT(r.err, HasSubstr(absl::StartsWith(target, "ipv6:")
+                                     ? "needs one: ipv6:[::1]:50051)"
+                                     : "needs one: ipv4:127.0.0.1:50051)"));
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
   // An IP address without a port and without ipv4:/ipv6:: gRPC dialled

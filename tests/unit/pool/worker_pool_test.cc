@@ -687,6 +687,9 @@ TEST(WorkerPoolTest, IdleTimeoutShrinksToMinimumAndLoadGrowsToMaximum) {
   options.clock = &clock;
   auto pool = *WorkerPool::Create(options);
   EXPECT_EQ(pool->Stats().workers, 1);
+  // The timer and the idle worker wait on the clock.
+  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 2; }))
+      << clock.waiters();
 
   for (int round = 0; round < 2; ++round) {
     Gate gate;
@@ -705,8 +708,15 @@ TEST(WorkerPoolTest, IdleTimeoutShrinksToMinimumAndLoadGrowsToMaximum) {
     // Each idle worker above the minimum retires once the timeout has
     // passed: none 9 s after they went idle, two by 11 s, with no further
     // advance of the clock.
-    ASSERT_TRUE(WaitUntil([&] { return pool->Stats().idle == 3; }));
+    // Each waits on the clock once it has computed when it may retire
+    // (Stats().idle counts a worker idle before: it may still be spinning
+    // for work, and advancing then moved its retirement 9 s later).
+    ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 4; }))
+        << clock.waiters();
     clock.Advance(absl::Seconds(9));
+    // Woken and waiting again, none retired.
+    ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 4; }))
+        << clock.waiters();
     EXPECT_EQ(pool->Stats().workers, 3);
     clock.Advance(absl::Seconds(2));
     ASSERT_TRUE(WaitUntil([&] { return pool->Stats().workers == 1; }));

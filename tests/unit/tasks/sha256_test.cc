@@ -121,13 +121,16 @@ absl::Duration CpuTime(clockid_t clock) {
   return absl::DurationFromTimespec(used);
 }
 
-// One pass over 4 MiB takes 2-8 ms here: a stop requested during it ends
-// it there, not after. The stop comes once the hashing thread has used
-// 1 ms of CPU (its CPU clock: a condition, not a sleep, so the stop cannot
-// overtake a hash that has not begun); a run that finished first (a very
-// fast machine, or the stopper descheduled) is retried.
+// A stop requested during the first round (the data) ends it there, not
+// after: over 64 MiB (larger than a request may be; the kernel takes any
+// size), a round of 40-150 ms, so the stopper thread gets a core while it
+// runs even beside busy ones (over 4 MiB, 2-8 ms, it did not in 5 of 50
+// runs beside two compilers). The stop comes once the hashing thread has
+// used 1 ms of CPU (its CPU clock: a condition, not a sleep, so the stop
+// cannot overtake a hash that has not begun); a run that finished first
+// is retried.
 TEST(Sha256Test, StopsDuringTheFirstRound) {
-  const std::string data(kMaxSha256DataBytes, 'x');
+  const std::string data(64 << 20, 'x');
   clockid_t hash_clock;
   ASSERT_EQ(pthread_getcpuclockid(pthread_self(), &hash_clock), 0);
   bool stopped = false;
