@@ -724,11 +724,7 @@ TEST(BenchTest, AMixOverLeastLoadedCountsAConnectionPerReplica) {
 
 TEST(BenchTest, MixRunsEachLoadApartWithItsTenantAndPriority) {
   Senders senders;
-  service::ServerConfig config = LocalConfig(2, 64);
-  config.trust_tenant_header = true;
-  config.tenant_observer = &senders;
-  config.pool.observer = &senders;
-  auto server = StartServer(config);
+  auto server = StartServerSeenBy(senders);
   ASSERT_NE(server, nullptr);
   CommandResult r = RunClient(
       {"bench", "--target", Target(*server), "--task", "fib", "--n", "5",

@@ -4,6 +4,7 @@
 #define COMPUTE_TESTS_CLIENT_CLIENT_TEST_UTIL_H_
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -18,6 +19,7 @@
 #include "server/pool/task_types.h"
 #include "server/service/call_observer.h"
 #include "server/service/server.h"
+#include "tests/integration/test_server.h"
 
 namespace compute::testing {
 
@@ -52,6 +54,17 @@ class Senders final : public service::TenantObserver, public PoolObserver {
   std::map<std::string, int> tenants_ ABSL_GUARDED_BY(mu_);
   std::map<int, int> priorities_ ABSL_GUARDED_BY(mu_);
 };
+
+// A server that takes the compute-tenant header and tells `senders` who
+// sent each call.
+inline std::unique_ptr<service::ComputeServer> StartServerSeenBy(
+    Senders& senders) {
+  service::ServerConfig config = LocalConfig(2, 64);
+  config.trust_tenant_header = true;
+  config.tenant_observer = &senders;
+  config.pool.observer = &senders;
+  return StartServer(config);
+}
 
 struct CommandResult {
   int rc = -1;

@@ -155,11 +155,7 @@ TEST_F(CommandsTest, RunBlurReadsAndWritesBinaryPgm) {
 // The server sees the tenant and priority that run and batch send.
 TEST_F(CommandsTest, TenantAndPriorityAreSentAsMetadata) {
   Senders senders;
-  service::ServerConfig config = LocalConfig(2, 64);
-  config.trust_tenant_header = true;
-  config.tenant_observer = &senders;
-  config.pool.observer = &senders;
-  auto server = StartServer(config);
+  auto server = StartServerSeenBy(senders);
   ASSERT_NE(server, nullptr);
   CommandResult r =
       RunClient({"run", "fib", "--n", "5", "--tenant", "a", "--priority",

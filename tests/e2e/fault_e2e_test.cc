@@ -96,6 +96,19 @@ std::string RunCallFrames(uint32_t stream, const std::string& timeout,
                     GrpcMessage(request.SerializeAsString()));
 }
 
+// Opens a Run call of `request` on `stream`: its HEADERS, then its body
+// within the windows the server grants (SendData), for a request larger
+// than the 64 KiB a connection starts with. False if either fails.
+bool SendLargeRunCall(RawHttp2Connection& conn, uint32_t stream,
+                      const compute::v1::RunRequest& request,
+                      const std::string& timeout, absl::Duration within) {
+  return conn.Send(Http2Frame(http2::kHeaders, http2::kEndHeaders, stream,
+                              RunCallHeaders("application/grpc",
+                                             {{"grpc-timeout", timeout}}))) &&
+         conn.SendData(stream, GrpcMessage(request.SerializeAsString()),
+                       within);
+}
+
 void ExpectHealthy(int port) {
   grpc::Status s = CallFib(port, absl::Seconds(5));
   EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
@@ -880,14 +893,11 @@ TEST(FaultE2eTest, UnreadAnswersAreHeldInTheMemoryBudget) {
   RawHttp2Connection non_reader;
   ASSERT_TRUE(non_reader.Connect(*port, /*initial_window=*/0));
   ASSERT_TRUE(ReadServerSettings(non_reader));
-  const std::string body =
-      GrpcMessage(BlurOf(kSide, kSide).SerializeAsString());
+  const compute::v1::RunRequest blur = BlurOf(kSide, kSide);
   for (int i = 0; i < kUnread; ++i) {
     const uint32_t stream = 2 * i + 1;
-    ASSERT_TRUE(non_reader.Send(Http2Frame(
-        http2::kHeaders, http2::kEndHeaders, stream,
-        RunCallHeaders("application/grpc", {{"grpc-timeout", "60S"}}))));
-    ASSERT_TRUE(non_reader.SendData(stream, body, absl::Seconds(10)));
+    ASSERT_TRUE(
+        SendLargeRunCall(non_reader, stream, blur, "60S", absl::Seconds(10)));
     // Ran; its answer is now held (its hold follows the task's count).
     ASSERT_TRUE(PollUntil(
         [&] {
@@ -958,12 +968,8 @@ TEST(FaultE2eTest, TheDrainWaitsForAnAnswerASlowClientIsStillTaking) {
   ASSERT_TRUE(slow.Connect(*port, /*initial_window=*/0));
   ASSERT_TRUE(ReadServerSettings(slow));
   constexpr uint32_t kStream = 1;
-  ASSERT_TRUE(slow.Send(Http2Frame(
-      http2::kHeaders, http2::kEndHeaders, kStream,
-      RunCallHeaders("application/grpc", {{"grpc-timeout", "120S"}}))));
-  ASSERT_TRUE(slow.SendData(
-      kStream, GrpcMessage(BlurOf(kSide, kSide).SerializeAsString()),
-      absl::Seconds(10)));
+  ASSERT_TRUE(SendLargeRunCall(slow, kStream, BlurOf(kSide, kSide), "120S",
+                               absl::Seconds(10)));
   ASSERT_TRUE(PollUntil(
       [&] {
         return metric("compute_tasks_total",
@@ -1024,12 +1030,8 @@ TEST(FaultE2eTest, AClientThatStoppedReadingCannotHoldTheExitPastItsBound) {
     ASSERT_TRUE(ReadServerSettings(stalled));
     ASSERT_TRUE(stalled.Send(WindowUpdateFrame(0, 0x7fff0000)));
     constexpr uint32_t kStream = 1;
-    ASSERT_TRUE(stalled.Send(Http2Frame(
-        http2::kHeaders, http2::kEndHeaders, kStream,
-        RunCallHeaders("application/grpc", {{"grpc-timeout", "120S"}}))));
-    ASSERT_TRUE(stalled.SendData(
-        kStream, GrpcMessage(BlurOf(4096, 4096).SerializeAsString()),
-        absl::Seconds(20)));
+    ASSERT_TRUE(SendLargeRunCall(stalled, kStream, BlurOf(4096, 4096), "120S",
+                                 absl::Seconds(20)));
     ASSERT_TRUE(PollUntil(
         [&] {
           return metric("compute_tasks_total",
