@@ -82,10 +82,10 @@ class Admission {
   // The standing-queue detector (CoDel's rule): every dequeue reports its
   // task's queue wait, and a worker that finds the queue empty a zero.
   // `sparse`: the task's flow held no other queued task (a tenant with one
-  // call at a time) while another flow holds a backlog. Fair queuing runs
-  // such a task within about one round, whatever stands behind the backlog,
-  // so its short wait says nothing about it: it neither ends an interval
-  // nor ends overload. (Where no flow holds a backlog, as with many
+  // call at a time) while another flow of its class holds a backlog. Fair
+  // queuing runs such a task within about one round, whatever stands behind the
+  // backlog, so its short wait says nothing about it: it neither ends an
+  // interval nor ends overload. (Where no flow holds a backlog, as with many
   // tenants of one call each, the pool reports no task sparse.) Before, one
   // light tenant's calls beside a greedy one kept the detector from ever
   // seeing a standing queue, and the greedy tenant's accepted calls waited

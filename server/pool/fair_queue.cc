@@ -63,6 +63,11 @@ size_t FairQueue::SizeBelow(Priority priority) const {
   return below;
 }
 
+bool FairQueue::HasBacklog(Priority priority) const {
+  const Class& c = classes_[static_cast<int>(priority)];
+  return c.size > c.active.size();
+}
+
 size_t FairQueue::FlowRecords() const {
   size_t records = 0;
   for (const Class& c : classes_) records += c.flows.size();

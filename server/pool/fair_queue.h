@@ -151,6 +151,8 @@ class FairQueue {
   size_t ActiveFlows() const;
   // Tasks queued in the classes below `priority` (served after it).
   size_t SizeBelow(Priority priority) const;
+  // Whether a flow of `priority`'s class holds more than one queued task.
+  bool HasBacklog(Priority priority) const;
 
   // Estimated work (ns of cost) that would run before a new task of
   // (tenant, priority) if it were pushed now: every queued task of the

@@ -723,16 +723,20 @@ PoolTask* WorkerPool::StartNextLocked(Worker& me) {
   ++running_;
   running_full_cost_ns_ += task->cost_ns;
   // Sparse (admission.h): its flow held no other task (the flow stays
-  // linked until Served), while another flow holds a backlog (more tasks
-  // queued than flows with any). Without a backlog elsewhere every task is
-  // its flow's only one (many clients calling one at a time), and each wait
-  // counts, as in CoDel. Or it is a critical task while less critical ones
+  // linked until Served), while another flow of its class holds a backlog
+  // (more tasks queued than flows with any). Without a backlog elsewhere
+  // every task is its flow's only one (many clients calling one at a time),
+  // and each wait counts, as in CoDel. A lower class's backlog does not
+  // count: this task went ahead of it, so its short wait is its own class's
+  // (until 2026-12-06 it did, and two queued sheddable calls made every
+  // default one-call tenant's wait sparse: a review's test). Or it is a
+  // critical task while less critical ones
   // are queued: it went ahead of them, and critical calls are above the
   // overload rule (admission.h), so its short wait says nothing of theirs
   // (until 2026-12-06 two critical calls at once each interval kept a
   // standing default queue from ever being seen: a review's test).
   const bool sparse =
-      (task->flow->size == 0 && queue_.size() > queue_.ActiveFlows()) ||
+      (task->flow->size == 0 && queue_.HasBacklog(task->priority)) ||
       (task->priority == Priority::kCritical &&
        queue_.SizeBelow(Priority::kCritical) > 0);
   admission_.ObserveQueueWait(
