@@ -680,9 +680,11 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
                                       absl::FormatDuration(d), ")"));
     }
     // And in an int: 2^31 ms (24.8 days) or more would reach it as INT_MAX,
-    // which means never.
-    if (d != absl::InfiniteDuration() &&
-        d >= absl::Milliseconds(std::numeric_limits<int>::max())) {
+    // which means never. The limit is the round 596h just below (INT_MAX ms
+    // is 596h31m23.647s), so that what the message says is what is checked
+    // (until 2026-12-06 596h31m passed "under 596h": a review's finding).
+    static_assert(596 * 3600 * 1000LL < std::numeric_limits<int>::max());
+    if (d != absl::InfiniteDuration() && d >= absl::Hours(596)) {
       return ConfigError(
           absl::StrCat(Source(origins, name),
                        " must be inf or under 596h, gRPC counts milliseconds "

@@ -91,7 +91,10 @@ const char* OutOfRange(const compute::Config& c) {
   for (absl::Duration d :
        {s.max_connection_age, s.max_connection_age_grace, s.max_connection_idle,
         s.keepalive_time, s.keepalive_timeout}) {
-    if (d <= absl::ZeroDuration()) return "a connection duration";
+    if (d <= absl::ZeroDuration() ||
+        (d != absl::InfiniteDuration() && d >= absl::Hours(596))) {
+      return "a connection duration";
+    }
   }
   if (s.max_message_bytes < 4096 || s.max_message_bytes > (1 << 30)) {
     return "max_message_bytes";
