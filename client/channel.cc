@@ -32,9 +32,7 @@ bool IsIpAddress(absl::string_view host) {
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
     const ChannelOptions& options) {
-  bool tls = options.tls || !options.ca.empty() || !options.cert.empty() ||
-             !options.key.empty();
-  if (!tls) {
+  if (!UsesTls(options)) {
     if (!options.server_name.empty()) {
       return absl::InvalidArgumentError(
           "--server_name applies only with TLS (--tls, --ca, --cert or "
@@ -74,6 +72,36 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
 }
 
 }  // namespace
+
+bool UsesTls(const ChannelOptions& options) {
+  return options.tls || !options.ca.empty() || !options.cert.empty() ||
+         !options.key.empty();
+}
+
+std::string TargetHostName(absl::string_view target) {
+  absl::string_view t = target;
+  if (absl::ConsumePrefix(&t, "dns:")) {
+    if (absl::ConsumePrefix(&t, "//")) {  // dns://authority/host:port
+      const size_t slash = t.find('/');
+      if (slash == absl::string_view::npos) return "";
+      t.remove_prefix(slash + 1);
+    }
+  } else if (absl::StrContains(t, ":/") || absl::StartsWith(t, "ipv4:") ||
+             absl::StartsWith(t, "ipv6:") || absl::StartsWith(t, "unix:") ||
+             absl::StartsWith(t, "unix-abstract:")) {
+    return "";
+  }
+  absl::string_view host = t;
+  if (absl::ConsumePrefix(&host, "[")) {
+    host = host.substr(0, host.find(']'));
+  } else if (std::count(t.begin(), t.end(), ':') == 1) {
+    host = t.substr(0, t.find(':'));
+  } else if (absl::StrContains(t, ":")) {
+    return "";  // an IPv6 address without brackets
+  }
+  if (host.empty() || IsIpAddress(host)) return "";
+  return std::string(host);
+}
 
 std::string ServiceConfigJson(const ChannelOptions& options) {
   std::string config = absl::StrCat(R"({"loadBalancingConfig":[{")",

@@ -49,6 +49,14 @@ struct ChannelOptions {
   int max_message_bytes = 64 << 20;  // blur results reach 16 MiB
 };
 
+// Whether the options ask for TLS (--tls, or any of --ca, --cert, --key).
+bool UsesTls(const ChannelOptions& options);
+
+// The host name a target dials (host:port, dns:[//authority/]host:port):
+// what TLS verifies the server's certificate against. Empty for an IP
+// address, an ipv4:/ipv6: list and other schemes.
+std::string TargetHostName(absl::string_view target);
+
 // The service config JSON that CreateChannels installs.
 std::string ServiceConfigJson(const ChannelOptions& options);
 

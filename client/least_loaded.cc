@@ -166,9 +166,25 @@ absl::StatusOr<std::unique_ptr<LeastLoaded>> LeastLoaded::Create(
   return balancer;
 }
 
+namespace {
+
+// Each replica's channel dials one address, so TLS would verify the
+// certificate against that IP address: it verifies the target's host name
+// instead, as a channel to the whole target does (until 2026-12-06 a
+// Kubernetes Service's certificate, which names the Service, failed every
+// replica with "no connection within 10s", a review's finding).
+ChannelOptions ForReplicas(ChannelOptions options) {
+  if (UsesTls(options) && options.server_name.empty()) {
+    options.server_name = TargetHostName(options.target);
+  }
+  return options;
+}
+
+}  // namespace
+
 LeastLoaded::LeastLoaded(ChannelOptions options, absl::Duration interval,
                          Resolver resolver, NowNs now_ns)
-    : options_(std::move(options)),
+    : options_(ForReplicas(std::move(options))),
       resolve_interval_(interval),
       resolve_(std::move(resolver)),
       now_ns_(std::move(now_ns)),

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/base/file.h"
@@ -33,6 +34,11 @@ class ClientTlsTest : public ::testing::Test {
         "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > san.ext;"
         "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
         "-CAcreateserial -out server.pem -days 1 -extfile san.ext;"
+        // The same key, certified for its name only (as a Kubernetes
+        // Service's certificate names the Service, not the pods' IPs).
+        "printf 'subjectAltName=DNS:localhost' > name.ext;"
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+        "-CAcreateserial -out name.pem -days 1 -extfile name.ext;"
         "openssl req " +
         ec +
         " -keyout client.key -out client.csr -subj /CN=compute-test-client;"
@@ -146,6 +152,27 @@ TEST_F(ClientTlsTest, PemFilesThatCannotServeAreUsageErrors) {
   EXPECT_EQ(r.rc, 2);
   EXPECT_EQ(r.err, "compute-client bench: --ca " + empty +
                        ": empty file, want PEM certificates\n");
+}
+
+// least_loaded dials each address the target's name resolves to on a
+// channel of its own, and verifies the certificate against the name, as a
+// channel to the whole target does: until 2026-12-06 it verified each
+// address's IP, and a certificate for the name alone failed every replica
+// ("no connection within 5s").
+TEST_F(ClientTlsTest, LeastLoadedVerifiesTheTargetsHostName) {
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.tls_cert = Path("name.pem");
+  config.tls_key = Path("server.key");
+  auto server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  const std::string target = absl::StrCat("localhost:", server->port());
+  for (const char* lb : {"round_robin", "least_loaded"}) {
+    CommandResult r =
+        RunClient({"bench", "--target", target, "--lb", lb, "--ca",
+                   Path("ca.pem"), "--task", "fib", "--n", "1", "--requests",
+                   "20", "--connect_timeout", "5s"});
+    EXPECT_EQ(r.rc, 0) << lb << ": " << r.err;
+  }
 }
 
 }  // namespace
