@@ -92,6 +92,27 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     why->retry_after = ClampRetry(why->expected_wait);
     return why->expected_wait;
   };
+  const bool check_deadline = options.admit_by_deadline && has_deadline;
+  auto refuse_by_deadline = [&](absl::Duration wait) {
+    why->reason = RefusalReason::kDeadline;
+    why->own_cost = options.cost > options.deadline - now;
+    const absl::Duration margin = DeadlineMargin(wait);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "deadline cannot be met: expected ",
+        absl::ToInt64Milliseconds(wait + margin + options.cost), " ms (",
+        absl::ToInt64Milliseconds(wait), " ms queue wait + ",
+        absl::ToInt64Milliseconds(margin), " ms margin + ",
+        absl::ToInt64Milliseconds(options.cost), " ms run) but only ",
+        absl::ToInt64Milliseconds(options.deadline - now), " ms left"));
+  };
+  // A call whose own cost alone is longer than its time left fits after no
+  // wait: it is refused as such before any budget, so that its answer says
+  // not to retry (own_cost). Until 2026-12-06 a full queue (or any spent
+  // budget) refused it first with the queue's pushback, which gRPC's retry
+  // policy waited out to DEADLINE_EXCEEDED (a review's repro).
+  if (check_deadline && options.cost > options.deadline - now) {
+    return refuse_by_deadline(expected_wait());
+  }
   // A budget is spent: a tenant that this call would take over its fair
   // share of its class's queue is the one refused ("tenant_share", the rule
   // under which a queued task is displaced for a tenant under its share);
@@ -201,7 +222,6 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     return refused;
   }
   const absl::Duration target = budgets_.target_queue_wait;
-  const bool check_deadline = options.admit_by_deadline && has_deadline;
   const bool sheddable = options.priority == Priority::kSheddable &&
                          target != absl::InfiniteDuration();
   if (!standing && !check_deadline && !sheddable) return absl::OkStatus();
@@ -233,16 +253,7 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
                FairQueue::Measure::kCost);
   } else if (check_deadline && wait + DeadlineMargin(wait) + options.cost >
                                    options.deadline - now) {
-    why->reason = RefusalReason::kDeadline;
-    why->own_cost = options.cost > options.deadline - now;
-    const absl::Duration margin = DeadlineMargin(wait);
-    refusal = absl::ResourceExhaustedError(absl::StrCat(
-        "deadline cannot be met: expected ",
-        absl::ToInt64Milliseconds(wait + margin + options.cost), " ms (",
-        absl::ToInt64Milliseconds(wait), " ms queue wait + ",
-        absl::ToInt64Milliseconds(margin), " ms margin + ",
-        absl::ToInt64Milliseconds(options.cost), " ms run) but only ",
-        absl::ToInt64Milliseconds(options.deadline - now), " ms left"));
+    refusal = refuse_by_deadline(wait);
   }
   if (!refusal.ok()) *victim_out = nullptr;
   return refusal;

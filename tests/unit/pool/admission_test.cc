@@ -104,6 +104,45 @@ TEST_F(AdmissionTest, AnIdlePoolAdmitsWhatFitsItsDeadline) {
             "margin + 60 ms run) but only 50 ms left");
 }
 
+// A call whose own cost alone is past its deadline is refused as such
+// (own_cost: the service answers "do not retry") whatever budget is also
+// spent: until 2026-12-06 a full queue refused it first, with the queue's
+// pushback, which gRPC's retry policy waited out to DEADLINE_EXCEEDED.
+TEST_F(AdmissionTest, ACallLongerThanItsDeadlineIsRefusedForItsOwnCostFirst) {
+  AdmissionBudgets budgets;
+  budgets.queue_capacity = 1;
+  budgets.max_inflight_bytes = 1000;
+  Admission admission(budgets);
+  Queue(Priority::kDefault, 5 * kMs);
+  running_left_ = {8000 * kMs};
+  // The queue is full, and the memory budget spent, for a call that fits.
+  EXPECT_EQ(admission
+                .Check(Task(absl::Milliseconds(1), absl::Seconds(60)), now_,
+                       Load(1, 1), &why_, &victim_)
+                .code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(why_.reason, RefusalReason::kQueueFull);
+  TaskOptions too_large = Holding(2000);
+  too_large.cost = absl::Milliseconds(1);
+  too_large.deadline = now_ + absl::Seconds(60);
+  queue_.Remove(&nodes_.back());
+  EXPECT_FALSE(
+      admission.Check(too_large, now_, Load(1, 1), &why_, &victim_).ok());
+  EXPECT_EQ(why_.reason, RefusalReason::kMemory);
+  Queue(Priority::kDefault, 5 * kMs);
+  // Its own cost is over its deadline: that is the refusal, both ways.
+  for (int64_t bytes : {0, 2000}) {
+    TaskOptions doomed = Task(absl::Seconds(5), absl::Seconds(1));
+    doomed.bytes = bytes;
+    absl::Status refused =
+        admission.Check(doomed, now_, Load(1, 1), &why_, &victim_);
+    EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+    EXPECT_EQ(why_.reason, RefusalReason::kDeadline) << bytes;
+    EXPECT_TRUE(why_.own_cost) << bytes;
+    EXPECT_EQ(victim_, nullptr);
+  }
+}
+
 // A long task on one worker does not hold up the others: the wait is
 // counted over the workers that free up before the new task starts. Over
 // all of them, a 20 s task beside one ending in 0.8 s made it 10.4 s, and
