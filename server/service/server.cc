@@ -231,9 +231,11 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   }
   // (Refused, the server drains what it started as it is destroyed.)
   if (absl::Status s = server->queues_->Start(); !s.ok()) return s;
-  server->health_->Start(*server->queues_);
+  // Serving before the first health call is taken: one already waiting
+  // since the port opened was answered NOT_FOUND (a review's finding).
   server->health_->SetServing("", true);
   server->health_->SetServing(compute::v1::Compute::service_full_name(), true);
+  server->health_->Start(*server->queues_);
   return server;
 }
 
