@@ -14,6 +14,7 @@
 #include "client/mix.h"
 #include "client/summary.h"
 #include "client/task.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "server/tasks/registry.h"
 
 namespace compute::client {
@@ -54,6 +55,40 @@ int BenchVerdict(const LoadResult& r, double max_error_rate, const Io& io) {
     return kExitFailure;
   }
   return kExitOk;
+}
+
+// Why none of `channels` connected, for the error line: the status of one
+// call that fails fast (health Check, which runs nothing), e.g. "failed to
+// connect to all addresses; last error: ... CERTIFICATE_VERIFY_FAILED".
+// A channel's state says no more than that it failed. Empty if every such
+// call succeeds (a server that came up since) or none fails but by time.
+std::string WhyNoConnection(
+    const std::vector<std::shared_ptr<grpc::Channel>>& channels) {
+  for (const auto& channel : channels) {
+    grpc::ClientContext context;
+    SetDeadline(context, absl::Seconds(1));
+    grpc::health::v1::HealthCheckResponse response;
+    const grpc::Status status =
+        grpc::health::v1::Health::NewStub(channel)->Check(
+            &context, grpc::health::v1::HealthCheckRequest(), &response);
+    if (!status.ok() &&
+        status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return status.error_message();
+    }
+  }
+  return "";
+}
+
+// "cannot connect to T: no connection within 10s (see --connect_timeout);
+// last error: ..." (until 2026-12-06 without the reason: a wrong CA, TLS
+// against plaintext and a name that does not resolve read the same).
+absl::Status NoConnection(
+    const CommonFlags& common, const absl::Status& status,
+    const std::vector<std::shared_ptr<grpc::Channel>>& channels) {
+  const std::string why = WhyNoConnection(channels);
+  return absl::UnavailableError(absl::StrCat(
+      "cannot connect to ", common.channel.target, ": ", status.message(),
+      " (see --connect_timeout)", why.empty() ? "" : "; last error: ", why));
 }
 
 // The channels a load goes over, and with --lb least_loaded its balancer
@@ -114,8 +149,13 @@ int RunMix(const std::vector<MixEntry>& mix, const LoadOptions& base,
     }
     for (std::thread& t : threads) t.join();
   }
-  for (const absl::StatusOr<LoadResult>& r : results) {
-    if (!r.ok()) return Fail(command, r.status(), io);
+  for (size_t i = 0; i < results.size(); ++i) {
+    const absl::Status& status = results[i].status();
+    if (status.code() == absl::StatusCode::kUnavailable) {
+      return Fail(command,
+                  NoConnection(common, status, generators[i]->channels()), io);
+    }
+    if (!status.ok()) return Fail(command, status, io);
   }
 
   google::protobuf::Struct json;
@@ -335,9 +375,7 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   if (!result.ok()) {
     if (result.status().code() == absl::StatusCode::kUnavailable) {
       return Fail(command,
-                  absl::UnavailableError(absl::StrCat(
-                      "cannot connect to ", common.channel.target, ": ",
-                      result.status().message(), " (see --connect_timeout)")),
+                  NoConnection(common, result.status(), generator.channels()),
                   io);
     }
     return Fail(command, result.status(), io);

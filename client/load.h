@@ -173,6 +173,11 @@ class LoadGenerator {
   // `connect_timeout` (nothing is sent either way). Call once.
   absl::StatusOr<LoadResult> Run();
 
+  // The channels the load goes over (to ask one why it did not connect).
+  const std::vector<std::shared_ptr<grpc::Channel>>& channels() const {
+    return channels_;
+  }
+
   // Stops starting calls; Run() returns once those in flight finish.
   void Stop();
 
