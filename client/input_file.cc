@@ -1,6 +1,10 @@
 #include "client/input_file.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "server/base/file.h"
@@ -26,11 +30,29 @@ absl::StatusOr<std::string> ReadInputStream(std::istream& in,
             static_cast<std::streamsize>(bytes.size() - have));
     bytes.resize(have + static_cast<size_t>(in.gcount()));
   }
+  if (const auto* fd = dynamic_cast<const FdInput*>(in.rdbuf());
+      fd != nullptr && fd->error() != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read ", name, ": ", std::strerror(fd->error())));
+  }
   if (in.bad()) {
     return absl::InternalError(
         absl::StrCat("cannot read ", name, ": I/O error"));
   }
   return bytes;
+}
+
+FdInput::int_type FdInput::underflow() {
+  if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
+  if (error_ != 0) return traits_type::eof();
+  ssize_t n;
+  do {
+    n = read(fd_, buffer_, sizeof(buffer_));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) error_ = errno;
+  if (n <= 0) return traits_type::eof();
+  setg(buffer_, buffer_, buffer_ + n);
+  return traits_type::to_int_type(*gptr());
 }
 
 }  // namespace compute::client

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "client/commands.h"
+#include "client/input_file.h"
 #include "grpc/support/log.h"
 #include "server/base/openssl_exit.h"
 
@@ -33,8 +34,10 @@ int main(int argc, char** argv) {
     gpr_set_log_function(DropGrpcLog);
   }
   std::vector<std::string> args(argv + 1, argv + argc);
-  compute::client::Io io{std::cout, std::cerr, isatty(STDOUT_FILENO) == 1,
-                         &std::cin, isatty(STDIN_FILENO) == 1};
+  compute::client::FdInput stdin_buffer(STDIN_FILENO);
+  std::istream in(&stdin_buffer);
+  compute::client::Io io{std::cout, std::cerr, isatty(STDOUT_FILENO) == 1, &in,
+                         isatty(STDIN_FILENO) == 1};
   int status = compute::client::Main(args, io);
   std::cout.flush();
   return status;

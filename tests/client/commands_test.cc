@@ -792,6 +792,27 @@ TEST_F(CommandsTest, BinaryExitCodes) {
   EXPECT_THAT(out, StartsWith("INVALID_ARGUMENT: "));
 }
 
+// stdin that cannot be read (a directory, a closed descriptor) is a usage
+// error naming the reason, not empty data: until 2026-12-06 the
+// binary's std::cin took the failed read for the end, and `run sha256 < DIR`
+// printed the digest of 0 bytes and exited 0.
+TEST_F(CommandsTest, StdinThatCannotBeReadIsAnErrorNotEmptyData) {
+  const std::string dir = ::testing::TempDir();
+  std::string out;
+  EXPECT_EQ(RunBinary("run sha256 --target " + target_ + " < " + dir, &out), 2);
+  EXPECT_EQ(out, "compute-client run: cannot read stdin: Is a directory\n");
+  out.clear();
+  // Closed: gRPC's start-up takes descriptor 0 for an eventfd of its own
+  // (EAGAIN); whatever the read says, it is an error, not 0 bytes.
+  EXPECT_EQ(RunBinary("run sha256 --target " + target_ + " <&-", &out), 2);
+  EXPECT_THAT(out, StartsWith("compute-client run: cannot read stdin: "));
+  out.clear();
+  EXPECT_EQ(RunBinary("run sha256 --target " + target_ + " < /dev/null", &out),
+            0)
+      << out;
+  EXPECT_THAT(out, StartsWith("sha256(0 bytes, rounds=1) = e3b0c442"));
+}
+
 // A failure gRPC logs lines of its own for (a TLS handshake with a
 // plaintext server) is the status's one line; GRPC_VERBOSITY brings
 // gRPC's lines back.
