@@ -170,6 +170,15 @@ absl::Status CheckTargetPorts(absl::string_view target) {
              !absl::StartsWith(rest, "unix-abstract:")) {
     addresses.push_back(rest);  // host:port, [v6]:port, host
   }
+  // A list without its scheme: no host name has a comma, and gRPC looked
+  // the whole list up as one ("DNS resolution failed", exit 1; bench waited
+  // its --connect_timeout first). A review's finding, 2026-12-06.
+  if (addresses.size() == 1 && absl::StrContains(addresses[0], ",")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--target ", target,
+                     ": a list of addresses needs the ipv4: or ipv6: scheme "
+                     "(ipv4:127.0.0.1:50051,127.0.0.1:50052)"));
+  }
   for (absl::string_view address : addresses) {
     absl::string_view port;
     std::string host;
@@ -189,7 +198,13 @@ absl::Status CheckTargetPorts(absl::string_view target) {
           bracketed && absl::EndsWith(address, "]")
               ? address.substr(1, address.size() - 2)
               : address;
-      if (!needs_port && !IsIpAddress(inner)) continue;
+      // An IPv6 address and a port, unbracketed (::1:50051): not a host
+      // name either (gRPC looked it up: "DNS resolution failed").
+      const size_t last = inner.rfind(':');
+      const bool v6_and_port = !bracketed && colons > 2 &&
+                               last != absl::string_view::npos &&
+                               IsIpAddress(inner.substr(0, last));
+      if (!needs_port && !IsIpAddress(inner) && !v6_and_port) continue;
       const bool v6 = colons > 1;
       return absl::InvalidArgumentError(absl::StrCat(
           "--target ", target, ": ", address,

@@ -280,6 +280,13 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
   for (const std::string target : {"ipv4:", "ipv6:,"}) {
     ExpectTargetRefused(target, ": lists no address");
   }
+  // A list without its scheme: gRPC looked it up as one name ("DNS
+  // resolution failed", exit 1; bench after its whole connect wait).
+  for (const std::string target :
+       {"127.0.0.1:50051,127.0.0.1:50052", "dns:///a:1,b:2"}) {
+    ExpectTargetRefused(
+        target, ": a list of addresses needs the ipv4: or ipv6: scheme");
+  }
   // Targets gRPC cannot parse (it logs a line of its own first): a usage
   // error at once, not UNKNOWN on every call after bench's connect wait.
   ExpectTargetRefused("dns:///", ": not a target gRPC can use");
@@ -307,7 +314,8 @@ TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
                 HasSubstr(" has no port (gRPC dials port 0 for an IP address"));
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
-  for (const std::string target : {"ipv6:::1", "ipv6:::1:50051", "::1"}) {
+  for (const std::string target :
+       {"ipv6:::1", "ipv6:::1:50051", "::1", "::1:50051"}) {
     ExpectTargetRefused(target, ": ");
     EXPECT_THAT(RunClient({"health", "--target", target}).err,
                 HasSubstr(" needs brackets around the IPv6 address"));
