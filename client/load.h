@@ -128,8 +128,12 @@ struct LoadResult {
   Histogram ok_latency;                           // nanoseconds
   // RESOURCE_EXHAUSTED calls, start to answer: an upper bound of how long
   // the server took to refuse (it includes the round trip).
-  Histogram refused_latency;         // nanoseconds
-  absl::Duration elapsed;            // first call started -> last call finished
+  Histogram refused_latency;  // nanoseconds
+  // First call started -> last call finished, or the end of the run's
+  // schedule if later: --time in a closed loop, the open loop's calls
+  // times its period (N calls at 2/s take 5 s; measured to the last
+  // answer, 10 calls over 4.5 s read 2.22/s).
+  absl::Duration elapsed;
   absl::Duration send_window;        // first call started -> last call started
   uint64_t retries = 0;              // attempts after the first (max_attempts)
   uint64_t retries_over_budget = 0;  // retries not made: the budget was spent
@@ -232,6 +236,9 @@ class LoadGenerator {
   SteadyClock::time_point start_;
   int64_t end_ns_ = INT64_MAX;    // stop starting calls at this offset
   uint64_t behind_schedule_ = 0;  // written by Pace, on Run's thread
+  // Where the run's schedule ends (LoadResult::elapsed), from its start:
+  // written by Pace or Run, on Run's thread; 0 for none.
+  int64_t schedule_end_ns_ = 0;
 
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> claimed_{0};

@@ -146,6 +146,29 @@ TEST(BenchTest, OpenLoopKeepsTheAskedRate) {
   EXPECT_EQ(server->pool().Stats().accepted + Refused(*server), r->sent);
 }
 
+// The run's time is its schedule's, not up to its last answer: 10 calls at
+// 10/s take a second, so its throughput is at most 10/s (measured to the
+// last answer, 0.9 s and a round trip, it read 11.1/s; 2 a second for 5 s
+// read 2.22).
+TEST(BenchTest, AnOpenLoopsThroughputIsOverItsWholeSchedule) {
+  auto server = StartServer(LocalConfig(2, 64));
+  ASSERT_NE(server, nullptr);
+  for (const char* bound : {"--time", "--requests"}) {
+    CommandResult r =
+        RunClient({"bench", "--target", Target(*server), "--task", "fib", "--n",
+                   "1", "--rate", "10", bound,
+                   bound == std::string("--time") ? "1s" : "10", "--json"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    google::protobuf::Struct json = ParseJson(r.out);
+    // (With --time a stall at its end may leave a call unsent.)
+    if (bound == std::string("--requests")) {
+      EXPECT_EQ(Number(json, "sent"), 10);
+    }
+    EXPECT_GE(Number(json, "elapsed_seconds"), 1.0) << bound;
+    EXPECT_LE(Number(json, "throughput"), 10.0) << bound;
+  }
+}
+
 // A client that cannot keep up with its rate (a million calls a second is
 // a microsecond a call) stops at the end of --time all the same, and counts
 // what it did not send: it sent on for as long as it took (--time 50ms ran
