@@ -9,6 +9,7 @@
 #include "client/input_file.h"
 #include "client/task.h"
 #include "compute/v1/compute.grpc.pb.h"
+#include "server/base/file.h"
 #include "server/tasks/sha256.h"
 
 namespace compute::client {
@@ -71,6 +72,13 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
                  "blur with --json needs --out FILE.pgm (the image never "
                  "goes into the JSON)",
                  io);
+  }
+  // Before the call, not after its work is done (a 16 MP blur for an --out
+  // in a missing directory; until 2026-12-06).
+  if (!task.out.empty()) {
+    if (absl::Status writable = CheckWritable(task.out); !writable.ok()) {
+      return Usage(command, std::string(writable.message()), io);
+    }
   }
   // blur without --out: the image goes to stdout when that is a pipe or a
   // file (and the text to stderr), and is never dropped without a word.

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -29,7 +29,7 @@ absl::Status ErrnoError(const std::string& path, const char* what) {
   }
 }
 
-// Closes the descriptor on every way out of ReadFile.
+// Closes the descriptor on every way out of ReadFile and WriteFile.
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
@@ -39,6 +39,7 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
@@ -102,14 +103,60 @@ absl::Status WriteFile(const std::string& path, absl::string_view contents) {
 
 absl::Status WriteFile(const std::string& path,
                        std::initializer_list<absl::string_view> parts) {
+  struct stat existing;
+  const bool exists = lstat(path.c_str(), &existing) == 0;
+  // What is not a regular file (a FIFO, /dev/stdout, /dev/full, a symbolic
+  // link, written through) is written in place, as a rename would replace
+  // it.
+  const bool in_place = exists && !S_ISREG(existing.st_mode);
+  // Else a file beside it, renamed over it once whole: a write that fails
+  // (a full disk, a file size limit) leaves the old file as it was, not a
+  // truncated one (until 2026-12-06 a failed `--out` left a PGM header over
+  // half its pixels, the old image gone: a review's finding).
+  const std::string written =
+      in_place ? path : absl::StrCat(path, ".tmp-", getpid());
   errno = 0;
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return ErrnoError(path, "write");
-  for (absl::string_view part : parts) {
-    out.write(part.data(), static_cast<std::streamsize>(part.size()));
+  Fd fd(in_place ? open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC)
+                 : open(written.c_str(),
+                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666));
+  if (fd.get() < 0) return ErrnoError(path, "write");
+  auto fail = [&] {
+    absl::Status error = ErrnoError(path, "write");
+    if (!in_place) unlink(written.c_str());
+    return error;
+  };
+  // A file replaced keeps its permissions.
+  if (exists && !in_place && fchmod(fd.get(), existing.st_mode & 07777) != 0) {
+    return fail();
   }
-  out.close();
-  if (!out) return ErrnoError(path, "write");
+  for (absl::string_view part : parts) {
+    while (!part.empty()) {
+      const ssize_t n = write(fd.get(), part.data(), part.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return fail();
+      part.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  if (close(fd.release()) != 0) return fail();
+  if (!in_place && rename(written.c_str(), path.c_str()) != 0) return fail();
+  return absl::OkStatus();
+}
+
+absl::Status CheckWritable(const std::string& path) {
+  errno = 0;
+  struct stat existing;
+  if (lstat(path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode)) {
+    if (S_ISDIR(existing.st_mode)) errno = EISDIR;
+    if (errno != 0 || access(path.c_str(), W_OK) != 0) {
+      return ErrnoError(path, "write");
+    }
+    return absl::OkStatus();
+  }
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  if (access(dir.c_str(), W_OK) != 0) return ErrnoError(path, "write");
   return absl::OkStatus();
 }
 

@@ -25,13 +25,21 @@ namespace compute {
 absl::StatusOr<std::string> ReadFile(const std::string& path,
                                      size_t max_bytes = SIZE_MAX);
 
-// Creates or truncates the file and writes `contents`. Errors as ReadFile's,
-// "cannot write PATH: <strerror>".
+// Creates or replaces the file with `contents`, whole or not at all: a
+// regular file (or none) is written beside it and renamed over it, keeping
+// its permissions; anything else (a FIFO, a device, a symbolic link) is
+// truncated and written in place. Errors as ReadFile's, "cannot write
+// PATH: <strerror>".
 absl::Status WriteFile(const std::string& path, absl::string_view contents);
 // The same with the contents in parts, written one after another (a large
 // body is never copied into one string with its header).
 absl::Status WriteFile(const std::string& path,
                        std::initializer_list<absl::string_view> parts);
+
+// Whether WriteFile could write `path` now (its directory takes a new file,
+// or what is there is no directory and may be written), so that a caller
+// finds out before the work whose result it is; errors as WriteFile's.
+absl::Status CheckWritable(const std::string& path);
 
 }  // namespace compute
 

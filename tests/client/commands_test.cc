@@ -152,6 +152,34 @@ TEST_F(CommandsTest, RunBlurReadsAndWritesBinaryPgm) {
   EXPECT_EQ(out->pixels, std::string("\x30\x30\x30", 3));
 }
 
+// An --out that cannot be written is a usage error before the call (it
+// was found only once the blur had run), and a file that is there is
+// replaced whole.
+TEST_F(CommandsTest, AnOutThatCannotBeWrittenIsRefusedBeforeTheCall) {
+  client::GrayImage in;
+  in.width = 3;
+  in.height = 1;
+  in.pixels = std::string("\x00\x90\x00", 3);
+  const std::string in_path = TempPath("in-out.pgm");
+  ASSERT_TRUE(client::WritePgm(in_path, in).ok());
+  const uint64_t accepted = server_->pool().Stats().accepted;
+  const std::string missing = TempPath("no-such-dir/out.pgm");
+  CommandResult r = Run({"run", "blur", "--in", in_path, "--out", missing});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_EQ(r.err, "compute-client run: cannot write " + missing +
+                       ": No such file or directory\n");
+  r = Run({"run", "blur", "--in", in_path, "--out", ::testing::TempDir()});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_THAT(r.err, HasSubstr(": Is a directory\n"));
+  EXPECT_EQ(server_->pool().Stats().accepted, accepted) << "a call was made";
+  const std::string out_path = TempPath("out-replaced.pgm");
+  ASSERT_TRUE(WriteFile(out_path, "an older, longer file's contents").ok());
+  r = Run({"run", "blur", "--in", in_path, "--out", out_path});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(server_->pool().Stats().accepted, accepted + 1);
+  EXPECT_EQ(ReadFile(out_path).value_or("?"), "P5\n3 1\n255\n000");
+}
+
 // The server sees the tenant and priority that run and batch send.
 TEST_F(CommandsTest, TenantAndPriorityAreSentAsMetadata) {
   Senders senders;

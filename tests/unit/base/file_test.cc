@@ -1,7 +1,10 @@
 #include "server/base/file.h"
 
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <string>
 
@@ -74,6 +77,54 @@ TEST(FileTest, AtMostMaxBytesAreRead) {
   EXPECT_EQ(ReadFile(path, 2).value_or("?"), "ab");
   EXPECT_EQ(ReadFile(path, 3).value_or("?"), "abc");
   EXPECT_EQ(ReadFile(path, 4).value_or("?"), "abc");
+}
+
+// A write that fails (here past a file size limit, as on a full disk)
+// leaves the file as it was, and nothing beside it: until 2026-12-06 it was
+// truncated and half written (`run blur --out`: a PGM header over part of
+// its pixels, the old image gone).
+TEST(FileTest, AFailedWriteLeavesTheOldFile) {
+  const std::string path = TempPath("file_test_old.txt");
+  ASSERT_TRUE(WriteFile(path, "old").ok());
+  ASSERT_EQ(chmod(path.c_str(), 0640), 0);
+  rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  void (*saved_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+  rlimit small = saved;
+  small.rlim_cur = 1000;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  const absl::Status failed = WriteFile(path, {"new ", std::string(4000, 'x')});
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  signal(SIGXFSZ, saved_handler);
+  EXPECT_THAT(std::string(failed.message()),
+              ::testing::StartsWith("cannot write " + path + ": "));
+  EXPECT_EQ(ReadFile(path).value_or("?"), "old");
+  int beside = 0;
+  for (const auto& entry : fs::directory_iterator(::testing::TempDir())) {
+    beside +=
+        entry.path().filename().string().starts_with("file_test_old.txt.");
+  }
+  EXPECT_EQ(beside, 0) << "a temporary file was left";
+  // One that succeeds replaces it whole, with its permissions.
+  ASSERT_TRUE(WriteFile(path, "new").ok());
+  EXPECT_EQ(ReadFile(path).value_or("?"), "new");
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+}
+
+// What is not a regular file is written in place (a rename would replace
+// it): a character device, and a symbolic link's target.
+TEST(FileTest, DevicesAndLinksAreWrittenInPlace) {
+  EXPECT_TRUE(WriteFile("/dev/null", "abc").ok());
+  const std::string target = TempPath("file_test_target.txt");
+  const std::string link = TempPath("file_test_link.txt");
+  ASSERT_TRUE(WriteFile(target, "old").ok());
+  fs::remove(link);
+  fs::create_symlink(target, link);
+  ASSERT_TRUE(WriteFile(link, "new").ok());
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(ReadFile(target).value_or("?"), "new");
 }
 
 }  // namespace
