@@ -58,10 +58,15 @@ absl::StatusOr<std::vector<MixEntry>> ParseMix(const std::string& spec) {
       return Bad(entry_text, "the name is used twice");
     }
     bool closed = false;
+    std::set<std::string> keys;
     for (size_t i = 1; i < fields.size(); ++i) {
       std::pair<std::string, std::string> kv =
           absl::StrSplit(fields[i], absl::MaxSplits('=', 1));
       const auto& [key, value] = kv;
+      // The last one won: "rate=5:rate=7" ran at 7 without a word.
+      if (!keys.insert(key).second) {
+        return Bad(entry_text, absl::StrCat(key, "= is given twice"));
+      }
       if (key == "rate") {
         if (!absl::SimpleAtod(value, &entry.rate) ||
             !(entry.rate >= kMinRate) || entry.rate > 1e6) {

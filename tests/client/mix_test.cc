@@ -41,6 +41,8 @@ TEST(MixTest, BadEntriesNameTheEntryAndTheField) {
       {"a:colour=red", "unknown field 'colour=red'"},
       {"a:rate=5:concurrency=2", "do not go together"},
       {"a,a", "the name is used twice"},
+      {"a:rate=5:rate=7", "entry 'a:rate=5:rate=7': rate= is given twice"},
+      {"a:tenant=x:tenant=y", "tenant= is given twice"},
       {"a:rate=1,,b", "entry '': needs a name first"},
   };
   for (const Case& c : cases) {
