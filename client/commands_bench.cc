@@ -58,13 +58,19 @@ int BenchVerdict(const LoadResult& r, double max_error_rate, const Io& io) {
 }
 
 // Why none of `channels` connected, for the error line: the status of one
-// call that fails fast (health Check, which runs nothing), e.g. "failed to
-// connect to all addresses; last error: ... CERTIFICATE_VERIFY_FAILED".
-// A channel's state says no more than that it failed. Empty if every such
-// call succeeds (a server that came up since) or none fails but by time.
+// call that fails fast (health Check, which runs nothing) on a channel
+// whose connection failed, e.g. "failed to connect to all addresses; last
+// error: ... CERTIFICATE_VERIFY_FAILED". A channel's state says no more
+// than that it failed. Only failed channels are asked: such a call fails at
+// once, while one still connecting (an address that never answers) would
+// hold it for its whole deadline, each in turn. Empty if none has failed.
 std::string WhyNoConnection(
     const std::vector<std::shared_ptr<grpc::Channel>>& channels) {
   for (const auto& channel : channels) {
+    if (channel->GetState(/*try_to_connect=*/false) !=
+        GRPC_CHANNEL_TRANSIENT_FAILURE) {
+      continue;
+    }
     grpc::ClientContext context;
     SetDeadline(context, absl::Seconds(1));
     grpc::health::v1::HealthCheckResponse response;

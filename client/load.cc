@@ -492,23 +492,16 @@ void LoadGenerator::Pace() {
     const int64_t due = std::llround(static_cast<double>(i) * period_ns);
     // Behind schedule (a late wake-up), SleepUntil returns at once until the
     // loop has caught up, so the rate over the run is the rate asked for.
-    if (!SleepUntil(due)) {
-      schedule_end_ns_ = NowNs();  // stopped
-      return;
-    }
+    if (!SleepUntil(due)) return;
     // But not past the end of the run: a client that could not keep up sent
     // on for as long as it took (--rate 1000000 --time 50ms ran 2.77 s).
     // What is still due then is counted, not sent.
     if (NowNs() >= end_ns_) {
       behind_schedule_ = scheduled - i;
-      schedule_end_ns_ = end_ns_;
       return;
     }
     StartCall(absl::ZeroDuration(), due);
   }
-  // Where the next call would have been due: `scheduled` periods.
-  schedule_end_ns_ = std::min<int64_t>(
-      end_ns_, std::llround(static_cast<double>(scheduled) * period_ns));
 }
 
 uint64_t LoadGenerator::Completed() const {
@@ -599,12 +592,17 @@ absl::StatusOr<LoadResult> LoadGenerator::Run() {
     finished_ = true;
     cv_.SignalAll();
   }
-  // A closed loop's schedule is --time, unless --requests or Stop ended it
-  // first (lanes waiting out a backoff at the end finished early).
-  if (options_.rate <= 0 && end_ns_ != INT64_MAX &&
-      !stop_.load(std::memory_order_acquire) &&
-      (options_.requests == 0 ||
-       claimed_.load(std::memory_order_relaxed) <= options_.requests)) {
+  // A run that --time ended lasts --time, though its last answer may come
+  // before the end (an open loop's last call is due a period before it;
+  // lanes may wait out a backoff). Not when --requests or Stop ended it.
+  const bool all_requests =
+      options_.requests > 0 &&
+      (options_.rate > 0
+           ? sent_.load(std::memory_order_relaxed) + behind_schedule_ >=
+                 options_.requests
+           : claimed_.load(std::memory_order_relaxed) > options_.requests);
+  if (end_ns_ != INT64_MAX && !stop_.load(std::memory_order_acquire) &&
+      !all_requests) {
     schedule_end_ns_ = end_ns_;
   }
   if (reporter.joinable()) reporter.join();

@@ -129,10 +129,9 @@ struct LoadResult {
   // RESOURCE_EXHAUSTED calls, start to answer: an upper bound of how long
   // the server took to refuse (it includes the round trip).
   Histogram refused_latency;  // nanoseconds
-  // First call started -> last call finished, or the end of the run's
-  // schedule if later: --time in a closed loop, the open loop's calls
-  // times its period (N calls at 2/s take 5 s; measured to the last
-  // answer, 10 calls over 4.5 s read 2.22/s).
+  // First call started -> last call finished, or the end of --time if
+  // later and --time ended the run (10 calls at 2/s over --time 5s: their
+  // last answer comes at 4.5 s, and they read 2.22/s).
   absl::Duration elapsed;
   absl::Duration send_window;        // first call started -> last call started
   uint64_t retries = 0;              // attempts after the first (max_attempts)
@@ -237,7 +236,7 @@ class LoadGenerator {
   int64_t end_ns_ = INT64_MAX;    // stop starting calls at this offset
   uint64_t behind_schedule_ = 0;  // written by Pace, on Run's thread
   // Where the run's schedule ends (LoadResult::elapsed), from its start:
-  // written by Pace or Run, on Run's thread; 0 for none.
+  // written by Run; 0 for none.
   int64_t schedule_end_ns_ = 0;
 
   std::atomic<bool> stop_{false};

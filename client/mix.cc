@@ -63,10 +63,6 @@ absl::StatusOr<std::vector<MixEntry>> ParseMix(const std::string& spec) {
       std::pair<std::string, std::string> kv =
           absl::StrSplit(fields[i], absl::MaxSplits('=', 1));
       const auto& [key, value] = kv;
-      // The last one won: "rate=5:rate=7" ran at 7 without a word.
-      if (!keys.insert(key).second) {
-        return Bad(entry_text, absl::StrCat(key, "= is given twice"));
-      }
       if (key == "rate") {
         if (!absl::SimpleAtod(value, &entry.rate) ||
             !(entry.rate >= kMinRate) || entry.rate > 1e6) {
@@ -94,6 +90,10 @@ absl::StatusOr<std::vector<MixEntry>> ParseMix(const std::string& spec) {
                    absl::StrCat("unknown field '", fields[i],
                                 "' (want rate=, concurrency=, priority= or "
                                 "tenant=)"));
+      }
+      // The last one won: "rate=5:rate=7" ran at 7 without a word.
+      if (!keys.insert(key).second) {
+        return Bad(entry_text, absl::StrCat(key, "= is given twice"));
       }
     }
     if (closed && entry.rate > 0) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -38,12 +39,30 @@ class Fd {
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd& operator=(Fd&& other) noexcept {
+    if (fd_ >= 0) close(fd_);
+    fd_ = other.release();
+    return *this;
+  }
   int get() const { return fd_; }
   int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
 };
+
+// The directory a path names a file in.
+std::string DirectoryOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// Temporary files' names: distinct within the process.
+uint64_t NextTempId() {
+  static std::atomic<uint64_t> next{0};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
 
 // The first read's size when the file's size says nothing (a pipe, /proc).
 constexpr size_t kReadChunk = 64 * 1024;
@@ -103,30 +122,46 @@ absl::Status WriteFile(const std::string& path, absl::string_view contents) {
 
 absl::Status WriteFile(const std::string& path,
                        std::initializer_list<absl::string_view> parts) {
+  errno = 0;
   struct stat existing;
   const bool exists = lstat(path.c_str(), &existing) == 0;
-  // What is not a regular file (a FIFO, /dev/stdout, /dev/full, a symbolic
-  // link, written through) is written in place, as a rename would replace
-  // it.
-  const bool in_place = exists && !S_ISREG(existing.st_mode);
-  // Else a file beside it, renamed over it once whole: a write that fails
-  // (a full disk, a file size limit) leaves the old file as it was, not a
-  // truncated one (until 2026-12-06 a failed `--out` left a PGM header over
-  // half its pixels, the old image gone: a review's finding).
-  const std::string written =
-      in_place ? path : absl::StrCat(path, ".tmp-", getpid());
+  if (!exists && errno != ENOENT) return ErrnoError(path, "write");
+  // A regular file (or none) that may be written, in a directory that takes
+  // a new file, is replaced: written beside it and renamed over it once
+  // whole, so a write that fails (a full disk, a file size limit) leaves
+  // the old file as it was (until 2026-12-06 a failed `--out` left a PGM
+  // header over part of its pixels, the old image gone: a review's
+  // finding). Anything else is written in place, as before: a FIFO, a
+  // device (/dev/stdout, /dev/full) and a symbolic link (written through),
+  // which a rename would replace, and a file in a directory we may not
+  // write (where a file we may not write is refused, EACCES, as it was).
+  const bool replace = (!exists || (S_ISREG(existing.st_mode) &&
+                                    access(path.c_str(), W_OK) == 0)) &&
+                       access(DirectoryOf(path).c_str(), W_OK) == 0;
+  std::string written = path;
   errno = 0;
-  Fd fd(in_place ? open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC)
-                 : open(written.c_str(),
-                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666));
+  Fd fd(-1);
+  if (!replace) {
+    fd = Fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666));
+  } else {
+    // A new name, never an existing one (O_EXCL, no link followed): in a
+    // shared directory another user's file or link there is not written.
+    for (int attempt = 0; fd.get() < 0 && attempt < 100; ++attempt) {
+      written = absl::StrCat(path, ".tmp-", getpid(), "-", NextTempId());
+      fd = Fd(open(written.c_str(),
+                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
+      if (fd.get() < 0 && errno != EEXIST) break;
+    }
+  }
   if (fd.get() < 0) return ErrnoError(path, "write");
   auto fail = [&] {
     absl::Status error = ErrnoError(path, "write");
-    if (!in_place) unlink(written.c_str());
+    if (replace) unlink(written.c_str());
     return error;
   };
-  // A file replaced keeps its permissions.
-  if (exists && !in_place && fchmod(fd.get(), existing.st_mode & 07777) != 0) {
+  // A file replaced keeps its permissions (not its owner, links or extended
+  // attributes: a new file is renamed over it).
+  if (replace && exists && fchmod(fd.get(), existing.st_mode & 07777) != 0) {
     return fail();
   }
   for (absl::string_view part : parts) {
@@ -138,25 +173,25 @@ absl::Status WriteFile(const std::string& path,
     }
   }
   if (close(fd.release()) != 0) return fail();
-  if (!in_place && rename(written.c_str(), path.c_str()) != 0) return fail();
+  if (replace && rename(written.c_str(), path.c_str()) != 0) return fail();
   return absl::OkStatus();
 }
 
 absl::Status CheckWritable(const std::string& path) {
   errno = 0;
   struct stat existing;
-  if (lstat(path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode)) {
+  if (stat(path.c_str(), &existing) == 0) {  // through a link
     if (S_ISDIR(existing.st_mode)) errno = EISDIR;
     if (errno != 0 || access(path.c_str(), W_OK) != 0) {
       return ErrnoError(path, "write");
     }
     return absl::OkStatus();
   }
-  const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "."
-                          : slash == 0               ? "/"
-                                                     : path.substr(0, slash);
-  if (access(dir.c_str(), W_OK) != 0) return ErrnoError(path, "write");
+  // Not there (or a link to nothing): its directory must take it. Anything
+  // else is the error (`file.pgm/`: ENOTDIR).
+  if (errno != ENOENT || access(DirectoryOf(path).c_str(), W_OK) != 0) {
+    return ErrnoError(path, "write");
+  }
   return absl::OkStatus();
 }
 

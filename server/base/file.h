@@ -26,8 +26,10 @@ absl::StatusOr<std::string> ReadFile(const std::string& path,
                                      size_t max_bytes = SIZE_MAX);
 
 // Creates or replaces the file with `contents`, whole or not at all: a
-// regular file (or none) is written beside it and renamed over it, keeping
-// its permissions; anything else (a FIFO, a device, a symbolic link) is
+// regular file we may write (or none), in a directory we may write, is
+// written beside it under a new name and renamed over it, keeping its
+// permissions (not its owner or hard links); anything else (a FIFO, a
+// device, a symbolic link, a file in a directory we may not write) is
 // truncated and written in place. Errors as ReadFile's, "cannot write
 // PATH: <strerror>".
 absl::Status WriteFile(const std::string& path, absl::string_view contents);

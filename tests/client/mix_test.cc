@@ -43,6 +43,7 @@ TEST(MixTest, BadEntriesNameTheEntryAndTheField) {
       {"a,a", "the name is used twice"},
       {"a:rate=5:rate=7", "entry 'a:rate=5:rate=7': rate= is given twice"},
       {"a:tenant=x:tenant=y", "tenant= is given twice"},
+      {"a:colour=red:colour=blue", "unknown field 'colour=red'"},
       {"a:rate=1,,b", "entry '': needs a name first"},
   };
   for (const Case& c : cases) {

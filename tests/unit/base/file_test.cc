@@ -125,6 +125,31 @@ TEST(FileTest, DevicesAndLinksAreWrittenInPlace) {
   ASSERT_TRUE(WriteFile(link, "new").ok());
   EXPECT_TRUE(fs::is_symlink(link));
   EXPECT_EQ(ReadFile(target).value_or("?"), "new");
+  // A link to nothing yet makes its target, as an open for writing does.
+  fs::remove(target);
+  ASSERT_TRUE(WriteFile(link, "made").ok());
+  EXPECT_EQ(ReadFile(target).value_or("?"), "made");
+}
+
+// What WriteFile would refuse, CheckWritable refuses first (a caller checks
+// before the work whose result it writes).
+TEST(FileTest, CheckWritableRefusesWhatCannotBeWritten) {
+  const std::string file = TempPath("file_test_check.txt");
+  ASSERT_TRUE(WriteFile(file, "x").ok());
+  EXPECT_TRUE(CheckWritable(file).ok());
+  EXPECT_TRUE(CheckWritable(TempPath("file_test_new.txt")).ok());
+  EXPECT_TRUE(CheckWritable("/dev/null").ok());
+  const std::string link = TempPath("file_test_dir_link");
+  fs::remove(link);
+  fs::create_directory_symlink(::testing::TempDir(), link);
+  for (const std::string& bad : {::testing::TempDir(), link, file + "/",
+                                 file + "/x", TempPath("no-such-dir/x.pgm")}) {
+    absl::Status checked = CheckWritable(bad);
+    EXPECT_FALSE(checked.ok()) << bad;
+    EXPECT_FALSE(WriteFile(bad, "x").ok()) << bad;
+    EXPECT_THAT(std::string(checked.message()),
+                ::testing::StartsWith("cannot write " + bad + ": "));
+  }
 }
 
 }  // namespace
