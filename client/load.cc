@@ -601,10 +601,9 @@ absl::StatusOr<LoadResult> LoadGenerator::Run() {
            ? sent_.load(std::memory_order_relaxed) + behind_schedule_ >=
                  options_.requests
            : claimed_.load(std::memory_order_relaxed) > options_.requests);
-  if (end_ns_ != INT64_MAX && !stop_.load(std::memory_order_acquire) &&
-      !all_requests) {
-    schedule_end_ns_ = end_ns_;
-  }
+  const bool ended_by_time = end_ns_ != INT64_MAX &&
+                             !stop_.load(std::memory_order_acquire) &&
+                             !all_requests;
   if (reporter.joinable()) reporter.join();
 
   LoadResult result;
@@ -615,8 +614,8 @@ absl::StatusOr<LoadResult> LoadGenerator::Run() {
   }
   result.ok_latency = ok_latency_.Snapshot();
   result.refused_latency = refused_latency_.Snapshot();
-  result.elapsed =
-      absl::Nanoseconds(std::max(last_done_ns_.load(), schedule_end_ns_));
+  result.elapsed = absl::Nanoseconds(
+      std::max(last_done_ns_.load(), ended_by_time ? end_ns_ : int64_t{0}));
   result.send_window = absl::Nanoseconds(last_start_ns_.load());
   result.retries = retries_.load(std::memory_order_relaxed);
   result.retries_over_budget = retries_refused_.load(std::memory_order_relaxed);

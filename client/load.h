@@ -235,9 +235,6 @@ class LoadGenerator {
   SteadyClock::time_point start_;
   int64_t end_ns_ = INT64_MAX;    // stop starting calls at this offset
   uint64_t behind_schedule_ = 0;  // written by Pace, on Run's thread
-  // Where the run's schedule ends (LoadResult::elapsed), from its start:
-  // written by Run; 0 for none.
-  int64_t schedule_end_ns_ = 0;
 
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> claimed_{0};
