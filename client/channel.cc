@@ -1,7 +1,5 @@
 #include "client/channel.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -10,8 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
+#include "client/target.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -20,15 +17,6 @@
 
 namespace compute::client {
 namespace {
-
-// An IPv4 or IPv6 address (an IPv6 zone, %lo, allowed), not a host name.
-bool IsIpAddress(absl::string_view host) {
-  const std::string unzoned(host.substr(0, host.find('%')));
-  in6_addr ip6;
-  in_addr ip4;
-  return inet_pton(AF_INET, unzoned.c_str(), &ip4) == 1 ||
-         inet_pton(AF_INET6, unzoned.c_str(), &ip6) == 1;
-}
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
     const ChannelOptions& options) {
@@ -79,28 +67,15 @@ bool UsesTls(const ChannelOptions& options) {
 }
 
 std::string TargetHostName(absl::string_view target) {
-  absl::string_view t = target;
-  if (absl::ConsumePrefix(&t, "dns:")) {
-    if (absl::ConsumePrefix(&t, "//")) {  // dns://authority/host:port
-      const size_t slash = t.find('/');
-      if (slash == absl::string_view::npos) return "";
-      t.remove_prefix(slash + 1);
-    }
-  } else if (absl::StrContains(t, ":/") || absl::StartsWith(t, "ipv4:") ||
-             absl::StartsWith(t, "ipv6:") || absl::StartsWith(t, "unix:") ||
-             absl::StartsWith(t, "unix-abstract:")) {
+  const TargetParts parts = SplitTarget(target);
+  if (parts.kind != TargetParts::Kind::kName || parts.addresses.size() != 1) {
     return "";
   }
-  absl::string_view host = t;
-  if (absl::ConsumePrefix(&host, "[")) {
-    host = host.substr(0, host.find(']'));
-  } else if (std::count(t.begin(), t.end(), ':') == 1) {
-    host = t.substr(0, t.find(':'));
-  } else if (absl::StrContains(t, ":")) {
-    return "";  // an IPv6 address without brackets
-  }
-  if (host.empty() || IsIpAddress(host)) return "";
-  return std::string(host);
+  const HostPort split = SplitHostPort(parts.addresses[0]);
+  // More than one colon and no brackets: an IPv6 address.
+  if (!split.bracketed && absl::StrContains(split.host, ":")) return "";
+  if (split.host.empty() || IsIpAddress(split.host)) return "";
+  return std::string(split.host);
 }
 
 std::string ServiceConfigJson(const ChannelOptions& options) {
@@ -139,72 +114,39 @@ absl::Status CheckCredentials(const ChannelOptions& options) {
 }
 
 absl::Status CheckTargetPorts(absl::string_view target) {
-  absl::string_view rest = target;
-  std::vector<absl::string_view> addresses;
+  const TargetParts parts = SplitTarget(target);
   // The ipv4: and ipv6: schemes have no default port: gRPC logs its own
   // error lines before the channel fails, so say it first, in one line.
-  bool needs_port = false;
-  if (absl::ConsumePrefix(&rest, "ipv4:") ||
-      absl::ConsumePrefix(&rest, "ipv6:")) {
-    needs_port = true;
-    // ipv4:///a:p is ipv4:a:p: gRPC reads the addresses from the URI's
-    // path, whose leading slash it drops.
-    while (absl::ConsumePrefix(&rest, "/")) {
-    }
-    addresses = absl::StrSplit(rest, ',', absl::SkipEmpty());
-    // gRPC takes it, and its every call fails UNAVAILABLE "empty address
-    // list" (bench waited --connect_timeout first).
-    if (addresses.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--target ", target, ": lists no address"));
-    }
-  } else if (absl::ConsumePrefix(&rest, "dns:")) {
-    if (absl::ConsumePrefix(&rest, "//")) {  // an authority, then the name
-      const size_t slash = rest.find('/');
-      if (slash == absl::string_view::npos) return absl::OkStatus();
-      rest.remove_prefix(slash + 1);
-    }
-    addresses.push_back(rest);
-  } else if (!absl::StrContains(rest, ":/") &&
-             !absl::StartsWith(rest, "unix:") &&
-             !absl::StartsWith(rest, "unix-abstract:")) {
-    addresses.push_back(rest);  // host:port, [v6]:port, host
+  const bool needs_port = parts.kind == TargetParts::Kind::kAddressList;
+  // gRPC takes it, and its every call fails UNAVAILABLE "empty address
+  // list" (bench waited --connect_timeout first).
+  if (needs_port && parts.addresses.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--target ", target, ": lists no address"));
   }
   // A list without its scheme: no host name has a comma, and gRPC looked
   // the whole list up as one ("DNS resolution failed", exit 1; bench waited
   // its --connect_timeout first). A review's finding, 2026-12-06.
-  if (addresses.size() == 1 && absl::StrContains(addresses[0], ",")) {
+  if (parts.kind == TargetParts::Kind::kName && parts.addresses.size() == 1 &&
+      absl::StrContains(parts.addresses[0], ",")) {
     return absl::InvalidArgumentError(
         absl::StrCat("--target ", target,
                      ": a list of addresses needs the ipv4: or ipv6: scheme "
                      "(ipv4:127.0.0.1:50051,127.0.0.1:50052)"));
   }
-  for (absl::string_view address : addresses) {
-    absl::string_view port;
-    std::string host;
-    const bool bracketed = absl::StartsWith(address, "[");
-    const auto colons = std::count(address.begin(), address.end(), ':');
-    const size_t close = address.find("]:");
-    if (bracketed && close != absl::string_view::npos) {
-      host = std::string(address.substr(1, close - 1));
-      port = address.substr(close + 2);
-    } else if (!bracketed && colons == 1) {
-      host = std::string(address.substr(0, address.find(':')));
-      port = address.substr(address.find(':') + 1);
-    } else {
+  for (absl::string_view address : parts.addresses) {
+    const auto [host, port, has_port, bracketed] = SplitHostPort(address);
+    if (!has_port) {
       // No port. gRPC gives a host name port 443, but an IP address port 0
       // (it dialled 127.0.0.1:0 until 2026-12-06), and ipv4:/ipv6: none.
-      const absl::string_view inner =
-          bracketed && absl::EndsWith(address, "]")
-              ? address.substr(1, address.size() - 2)
-              : address;
+      const auto colons = std::count(address.begin(), address.end(), ':');
       // An IPv6 address and a port, unbracketed (::1:50051): not a host
       // name either (gRPC looked it up: "DNS resolution failed").
-      const size_t last = inner.rfind(':');
+      const size_t last = host.rfind(':');
       const bool v6_and_port = !bracketed && colons > 2 &&
                                last != absl::string_view::npos &&
-                               IsIpAddress(inner.substr(0, last));
-      if (!needs_port && !IsIpAddress(inner) && !v6_and_port) continue;
+                               IsIpAddress(host.substr(0, last));
+      if (!needs_port && !IsIpAddress(host) && !v6_and_port) continue;
       const bool v6 = colons > 1;
       return absl::InvalidArgumentError(absl::StrCat(
           "--target ", target, ": ", address,

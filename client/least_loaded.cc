@@ -10,11 +10,11 @@
 #include <set>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "client/target.h"
 #include "grpcpp/create_channel.h"
 
 namespace compute::client {
@@ -68,39 +68,38 @@ bool ParseLoad(const std::string& text, double* load, int* workers) {
 
 absl::StatusOr<std::vector<std::string>> ResolveTarget(
     const std::string& target) {
-  absl::string_view t = target;
-  for (absl::string_view scheme : {"ipv4:", "ipv6:"}) {
-    if (absl::ConsumePrefix(&t, scheme)) {
-      std::vector<std::string> addresses;
-      for (absl::string_view a : absl::StrSplit(t, ',', absl::SkipEmpty())) {
-        std::string address = absl::StrCat(scheme, a);
-        // One replica per address: listed twice, it is not two replicas.
-        if (std::find(addresses.begin(), addresses.end(), address) ==
-            addresses.end()) {
-          addresses.push_back(std::move(address));
-        }
+  const TargetParts parts = SplitTarget(target);
+  if (parts.kind == TargetParts::Kind::kAddressList) {
+    std::vector<std::string> addresses;
+    for (absl::string_view a : parts.addresses) {
+      std::string address = absl::StrCat(parts.scheme, a);
+      // One replica per address: listed twice, it is not two replicas.
+      if (std::find(addresses.begin(), addresses.end(), address) ==
+          addresses.end()) {
+        addresses.push_back(std::move(address));
       }
-      if (addresses.empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--target '", target, "' lists no address"));
-      }
-      return addresses;
     }
+    if (addresses.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--target '", target, "' lists no address"));
+    }
+    return addresses;
   }
-  if (!absl::ConsumePrefix(&t, "dns:///")) absl::ConsumePrefix(&t, "dns:");
-  size_t colon = t.rfind(':');
-  if (colon == absl::string_view::npos || colon + 1 == t.size() ||
-      absl::StrContains(t, "/")) {
+  // The system's resolver looks the name up, not a DNS server of the
+  // target's choosing (dns://authority/).
+  const HostPort split = parts.kind == TargetParts::Kind::kName &&
+                                 parts.authority.empty() &&
+                                 parts.addresses.size() == 1
+                             ? SplitHostPort(parts.addresses[0])
+                             : HostPort{};
+  if (!split.has_port || split.host.empty() || split.port.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--lb least_loaded needs a target like host:port, dns:///host:port "
         "or ipv4:a:p,b:q (got '",
         target, "')"));
   }
-  std::string host(t.substr(0, colon));
-  std::string port(t.substr(colon + 1));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  const std::string host(split.host);
+  const std::string port(split.port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

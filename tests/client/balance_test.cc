@@ -479,6 +479,16 @@ TEST(LeastLoadedTest, ResolvesAddressListsAndNames) {
   auto twice = client::ResolveTarget("ipv4:127.0.0.1:1,127.0.0.1:1");
   ASSERT_TRUE(twice.ok()) << twice.status();
   EXPECT_EQ(*twice, (std::vector<std::string>{"ipv4:127.0.0.1:1"}));
+  // gRPC drops the leading slashes of ipv4:///: so does the dedup.
+  auto slashes = client::ResolveTarget("ipv4:///127.0.0.1:1,127.0.0.1:1");
+  ASSERT_TRUE(slashes.ok()) << slashes.status();
+  EXPECT_EQ(*slashes, (std::vector<std::string>{"ipv4:127.0.0.1:1"}));
+  auto v6 = client::ResolveTarget("[::1]:7");
+  ASSERT_TRUE(v6.ok()) << v6.status();
+  EXPECT_EQ(*v6, (std::vector<std::string>{"ipv6:[::1]:7"}));
+  // The system's resolver answers, not the DNS server the target names.
+  EXPECT_EQ(client::ResolveTarget("dns://8.8.8.8/localhost:1").status().code(),
+            absl::StatusCode::kInvalidArgument);
   auto plain = client::ResolveTarget("127.0.0.1:7");
   ASSERT_TRUE(plain.ok()) << plain.status();
   EXPECT_EQ(*plain, (std::vector<std::string>{"ipv4:127.0.0.1:7"}));
