@@ -45,10 +45,7 @@ absl::StatusOr<std::string> ReadInputStream(std::istream& in,
 FdInput::int_type FdInput::underflow() {
   if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
   if (error_ != 0) return traits_type::eof();
-  ssize_t n;
-  do {
-    n = read(fd_, buffer_, sizeof(buffer_));
-  } while (n < 0 && errno == EINTR);
+  const ssize_t n = ReadSome(fd_, buffer_, sizeof(buffer_));
   if (n < 0) error_ = errno;
   if (n <= 0) return traits_type::eof();
   setg(buffer_, buffer_, buffer_ + n);

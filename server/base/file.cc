@@ -103,10 +103,9 @@ absl::StatusOr<std::string> ReadFile(const std::string& path,
     // Within the capacity: a resize that never moves the bytes read.
     contents.resize(std::min(contents.capacity(), max_bytes));
     const ssize_t n =
-        read(fd.get(), contents.data() + have, contents.size() - have);
+        ReadSome(fd.get(), contents.data() + have, contents.size() - have);
     const int read_errno = errno;
     contents.resize(have + static_cast<size_t>(std::max<ssize_t>(n, 0)));
-    if (n < 0 && read_errno == EINTR) continue;
     if (n < 0) {
       errno = read_errno;
       return ErrnoError(path, "read");
@@ -114,6 +113,14 @@ absl::StatusOr<std::string> ReadFile(const std::string& path,
     if (n == 0) break;
   }
   return contents;
+}
+
+ssize_t ReadSome(int fd, char* buffer, size_t size) {
+  ssize_t n;
+  do {
+    n = read(fd, buffer, size);
+  } while (n < 0 && errno == EINTR);
+  return n;
 }
 
 absl::Status WriteFile(const std::string& path, absl::string_view contents) {

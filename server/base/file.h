@@ -4,6 +4,8 @@
 #ifndef COMPUTE_SERVER_BASE_FILE_H_
 #define COMPUTE_SERVER_BASE_FILE_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -24,6 +26,10 @@ namespace compute {
 // "cannot read PATH: <strerror>" ("Is a directory").
 absl::StatusOr<std::string> ReadFile(const std::string& path,
                                      size_t max_bytes = SIZE_MAX);
+
+// read(2) of at most `size` bytes, tried again when a signal interrupts it
+// before any byte arrives: the count read, 0 at the end, or -1 with errno.
+ssize_t ReadSome(int fd, char* buffer, size_t size);
 
 // Creates or replaces the file with `contents`, whole or not at all: a
 // regular file we may write (or none), in a directory we may write, is
