@@ -41,6 +41,17 @@ class CommandsTest : public ::testing::Test {
   std::string TempPath(const std::string& name) {
     return (std::filesystem::path(::testing::TempDir()) / name).string();
   }
+  // A 3x1 PGM (0, 0x90, 0: radius 1 blurs it to 0x30 each), written to
+  // TempPath(name); its path.
+  std::string WriteTinyPgm(const std::string& name) {
+    client::GrayImage image;
+    image.width = 3;
+    image.height = 1;
+    image.pixels = std::string("\x00\x90\x00", 3);
+    const std::string path = TempPath(name);
+    EXPECT_TRUE(client::WritePgm(path, image).ok()) << path;
+    return path;
+  }
 
   std::unique_ptr<service::ComputeServer> server_;
   std::string target_;
@@ -133,13 +144,8 @@ TEST_F(CommandsTest, RunPrimes) {
 }
 
 TEST_F(CommandsTest, RunBlurReadsAndWritesBinaryPgm) {
-  client::GrayImage in;
-  in.width = 3;
-  in.height = 1;
-  in.pixels = std::string("\x00\x90\x00", 3);
-  std::string in_path = TempPath("in.pgm");
-  std::string out_path = TempPath("blurred.pgm");
-  ASSERT_TRUE(client::WritePgm(in_path, in).ok());
+  const std::string in_path = WriteTinyPgm("in.pgm");
+  const std::string out_path = TempPath("blurred.pgm");
   CommandResult r =
       Run({"run", "blur", "--in", in_path, "--radius", "1", "--out", out_path});
   ASSERT_EQ(r.rc, 0) << r.err;
@@ -156,12 +162,7 @@ TEST_F(CommandsTest, RunBlurReadsAndWritesBinaryPgm) {
 // was found only once the blur had run), and a file that is there is
 // replaced whole.
 TEST_F(CommandsTest, AnOutThatCannotBeWrittenIsRefusedBeforeTheCall) {
-  client::GrayImage in;
-  in.width = 3;
-  in.height = 1;
-  in.pixels = std::string("\x00\x90\x00", 3);
-  const std::string in_path = TempPath("in-out.pgm");
-  ASSERT_TRUE(client::WritePgm(in_path, in).ok());
+  const std::string in_path = WriteTinyPgm("in-out.pgm");
   const uint64_t accepted = server_->pool().Stats().accepted;
   const std::string missing = TempPath("no-such-dir/out.pgm");
   CommandResult r = Run({"run", "blur", "--in", in_path, "--out", missing});
@@ -495,12 +496,7 @@ TEST_F(CommandsTest, FlagsThatDoNotApplyAreUsageErrors) {
 // --mix whose every entry has its own rate= or concurrency= takes no
 // --concurrency, and --server_name is TLS's.
 TEST_F(CommandsTest, FlagsThatWouldBeIgnoredAreUsageErrors) {
-  client::GrayImage in;
-  in.width = 3;
-  in.height = 1;
-  in.pixels = std::string("\x00\x90\x00", 3);
-  const std::string in_path = TempPath("in-bench-out.pgm");
-  ASSERT_TRUE(client::WritePgm(in_path, in).ok());
+  const std::string in_path = WriteTinyPgm("in-bench-out.pgm");
   struct Case {
     std::vector<std::string> args;
     std::string err;
@@ -690,12 +686,7 @@ TEST_F(CommandsTest, BlurOfMorePixelsThanTheServerTakesIsAUsageError) {
 }
 
 TEST_F(CommandsTest, BlurWithoutOutWritesTheImageToStdoutOrSaysItDidNot) {
-  client::GrayImage in;
-  in.width = 3;
-  in.height = 1;
-  in.pixels = std::string("\x00\x90\x00", 3);
-  std::string in_path = TempPath("in-stdout.pgm");
-  ASSERT_TRUE(client::WritePgm(in_path, in).ok());
+  const std::string in_path = WriteTinyPgm("in-stdout.pgm");
 
   CommandResult piped = Run({"run", "blur", "--in", in_path});
   ASSERT_EQ(piped.rc, 0) << piped.err;
@@ -869,12 +860,7 @@ TEST_F(CommandsTest, TheBinarysErrorIsOneLineUnlessGrpcIsAskedToLog) {
 // failure, not success: the image or the result is lost.
 TEST_F(CommandsTest, AFailedWriteToStdoutExits1) {
   if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
-  client::GrayImage in;
-  in.width = 3;
-  in.height = 1;
-  in.pixels = std::string("\x00\x90\x00", 3);
-  const std::string in_path = TempPath("in-full.pgm");
-  ASSERT_TRUE(client::WritePgm(in_path, in).ok());
+  const std::string in_path = WriteTinyPgm("in-full.pgm");
   const std::string full = ": cannot write stdout: No space left on device\n";
   struct Case {
     std::string args;
