@@ -436,6 +436,12 @@ int main(int argc, char** argv) {
           stats.completed[static_cast<int>(compute::TaskOutcome::kShutDown)]));
   const int second = second_signal.load(std::memory_order_acquire);
   if (second != 0) Put(f, "ended_by", std::string(strsignal(second)));
+  // Answers whose clients did not take them by the drain's deadline: a
+  // client that does not read held the drain that long (a review's
+  // finding: the drain took its whole timeout and no line said why).
+  if (const int64_t untaken = (*server)->untaken_answer_bytes(); untaken > 0) {
+    Put(f, "answers_untaken_bytes", static_cast<double>(untaken));
+  }
   compute::LogJson("info", "stopped", f);
   // Scrapes go on until here; the pool goes with the server, before metrics.
   metrics.AttachPool(nullptr);

@@ -1,11 +1,38 @@
 #include "server/service/health.h"
 
 #include <cassert>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace compute::service {
 
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
+
+namespace {
+
+// NOT_FOUND's message, quoting at most kMaxQuoted bytes of the name (cut at
+// a UTF-8 character's start): the whole name went back in grpc-message, so
+// a 4 MB name made a 4 MB trailer (eight at once took the server from 21 to
+// 102 MiB), and one of 100 KB passed the client's metadata limit, which it
+// reported as RESOURCE_EXHAUSTED (a review's finding, 2026-12-06).
+std::string UnknownServiceMessage(const std::string& service) {
+  constexpr size_t kMaxQuoted = 128;
+  if (service.size() <= kMaxQuoted) {
+    return absl::StrCat("unknown service: \"", service, "\"");
+  }
+  size_t cut = kMaxQuoted;
+  while (cut > 0 && (static_cast<unsigned char>(service[cut]) & 0xC0) == 0x80) {
+    --cut;
+  }
+  return absl::StrCat("unknown service: \"",
+                      absl::string_view(service).substr(0, cut), "...\" (",
+                      service.size(), " bytes)");
+}
+
+}  // namespace
 
 // One Check; see the header.
 class CheckCall {
@@ -35,7 +62,7 @@ class CheckCall {
     if (status == HealthCheckResponse::SERVICE_UNKNOWN) {
       responder_.FinishWithError(
           grpc::Status(grpc::StatusCode::NOT_FOUND,
-                       "unknown service: \"" + request_.service() + "\""),
+                       UnknownServiceMessage(request_.service())),
           &finished_);
       return;
     }

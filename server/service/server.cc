@@ -303,7 +303,9 @@ void ComputeServer::DrainOnce(absl::Duration timeout) {
   // And its answer taken by its client, within the same deadline: gRPC's
   // Shutdown below would cancel an answer still on its way (a large one to
   // a slow reader) after its grace. (A second signal ends this wait too.)
-  pool_->AwaitHeldBytesReleased();
+  if (!pool_->AwaitHeldBytesReleased()) {
+    untaken_answer_bytes_.store(pool_->held_bytes(), std::memory_order_release);
+  }
   // What remains are calls in flight in gRPC itself (answered UNAVAILABLE by
   // the draining service); give them a moment, then cancel. (Unless the
   // drain was ended: gRPC's Shutdown cannot be hurried once it waits.)

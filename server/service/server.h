@@ -47,6 +47,7 @@
 #define COMPUTE_SERVER_SERVICE_SERVER_H_
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -160,6 +161,14 @@ class ComputeServer {
   HealthService& health() { return *health_; }
 
   void Drain(absl::Duration timeout);
+  // Bytes of answers that the drain's step 3 left untaken by their clients
+  // at its deadline (gRPC's shutdown then cancelled them); 0 when every
+  // answer was taken, or before a drain. A client that never reads (a shut
+  // flow-control window) holds a drain to its timeout, and the "stopped"
+  // log line says so with this.
+  int64_t untaken_answer_bytes() const {
+    return untaken_answer_bytes_.load(std::memory_order_acquire);
+  }
   // Ends a Drain in progress (or one yet to come) now; returns once the
   // pool has stopped. Every accepted call still gets its one response.
   void EndDrainNow();
@@ -191,6 +200,7 @@ class ComputeServer {
   bool drain_begun_ ABSL_GUARDED_BY(drain_mu_) = false;
   bool drain_done_ ABSL_GUARDED_BY(drain_mu_) = false;
   std::atomic<bool> end_drain_now_{false};
+  std::atomic<int64_t> untaken_answer_bytes_{0};
 };
 
 }  // namespace compute::service

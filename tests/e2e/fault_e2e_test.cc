@@ -998,6 +998,55 @@ TEST(FaultE2eTest, TheDrainWaitsForAnAnswerASlowClientIsStillTaking) {
   EXPECT_EQ(server.Wait().code, 0);
 }
 
+// A client that never takes its answer (its flow-control window shut) holds
+// the drain to --drain_timeout: the "stopped" line says how many bytes of
+// answers were left untaken, so an operator sees why the drain took its
+// whole timeout (before, nothing said so; a review's finding).
+TEST(FaultE2eTest, ADrainThatAnswersWaitedForUntilItsTimeoutSaysSo) {
+  constexpr int kSide = 64;
+  int metrics_port = FreeLoopbackPort();
+  ServerProcess server({"--address=127.0.0.1", "--port=0", "--workers=2",
+                        "--drain_timeout=1s", "--load_report_interval=inf",
+                        "--metrics_address=127.0.0.1",
+                        absl::StrCat("--metrics_port=", metrics_port)});
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  auto metric = MetricReader(metrics_port);
+
+  RawHttp2Connection never_reads;
+  ASSERT_TRUE(never_reads.Connect(*port, /*initial_window=*/0));
+  ASSERT_TRUE(ReadServerSettings(never_reads));
+  ASSERT_TRUE(SendLargeRunCall(never_reads, 1, BlurOf(kSide, kSide), "120S",
+                               absl::Seconds(10)));
+  ASSERT_TRUE(PollUntil(
+      [&] { return metric("compute_pool_inflight_bytes") >= kSide * kSide; },
+      absl::Seconds(10)))
+      << "the blur ran and its answer is held";
+  const double held = metric("compute_pool_inflight_bytes");
+
+  server.Signal(SIGTERM);
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0) << exit.stderr_text;
+  std::optional<google::protobuf::Struct> stopped =
+      LogLine(exit.stderr_text, "stopped");
+  ASSERT_TRUE(stopped.has_value()) << exit.stderr_text;
+  const auto& f = stopped->fields();
+  ASSERT_TRUE(f.contains("answers_untaken_bytes")) << exit.stderr_text;
+  EXPECT_EQ(f.at("answers_untaken_bytes").number_value(), held);
+
+  // A drain whose answers were all taken says nothing of them.
+  ServerProcess quiet({"--address=127.0.0.1", "--port=0", "--workers=2"});
+  ASSERT_TRUE(quiet.Spawn());
+  ASSERT_TRUE(quiet.WaitServing().has_value());
+  quiet.Signal(SIGTERM);
+  ExitResult quiet_exit = quiet.Wait();
+  std::optional<google::protobuf::Struct> quiet_stopped =
+      LogLine(quiet_exit.stderr_text, "stopped");
+  ASSERT_TRUE(quiet_stopped.has_value()) << quiet_exit.stderr_text;
+  EXPECT_FALSE(quiet_stopped->fields().contains("answers_untaken_bytes"));
+}
+
 // A client that stops reading its socket (a stalled or stopped process)
 // while a large answer is being written holds the connection's last write,
 // and gRPC 1.51 closes a connection only once that write ends: when the

@@ -219,16 +219,6 @@ Bench ParseBench(int rc, const std::string& out) {
   return b;
 }
 
-// The server's log line whose msg is `msg`, if it wrote one.
-std::optional<google::protobuf::Struct> LogLine(const std::string& log,
-                                                const std::string& msg) {
-  for (const std::string& line :
-       std::vector<std::string>(absl::StrSplit(log, '\n', absl::SkipEmpty()))) {
-    if (auto parsed = LogLineWithMsg(line, msg)) return parsed;
-  }
-  return std::nullopt;
-}
-
 std::vector<std::string> BenchArgs(const Fleet& fleet, const std::string& lb,
                                    double rate, absl::Duration time) {
   return {"bench",

@@ -120,6 +120,15 @@ inline std::optional<google::protobuf::Struct> LogLineWithMsg(
   return log;
 }
 
+// The first line of a server's log whose msg is `msg`, if it wrote one.
+inline std::optional<google::protobuf::Struct> LogLine(const std::string& log,
+                                                       absl::string_view msg) {
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    if (auto parsed = LogLineWithMsg(std::string(line), msg)) return parsed;
+  }
+  return std::nullopt;
+}
+
 struct ExitResult {
   int code = -1;  // exit status, or -1 if killed by a signal
   std::string stderr_text;

@@ -60,6 +60,26 @@ TEST_F(HealthTest, CheckAnswersEachServiceAndNotFoundForOthers) {
   EXPECT_EQ(unknown.error_message(), "unknown service: \"no.such.Service\"");
 }
 
+// The name is the client's: quoted up to 128 bytes, cut at a character's
+// start. The whole of it went back in grpc-message: one of 100 KB passed
+// the client's metadata limit (RESOURCE_EXHAUSTED, not NOT_FOUND).
+TEST_F(HealthTest, AnUnknownServicesLongNameIsQuotedInPart) {
+  HealthCheckResponse response;
+  const std::string long_name = std::string(100 << 10, 'x');
+  grpc::Status unknown = Check(long_name, &response);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(
+      unknown.error_message(),
+      "unknown service: \"" + std::string(128, 'x') + "...\" (102400 bytes)");
+  // 127 ASCII bytes, then a 2-byte character across the cut: left out whole.
+  const std::string accented = std::string(127, 'a') + "\xc3\xa9" + "tail";
+  unknown = Check(accented, &response);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(
+      unknown.error_message(),
+      "unknown service: \"" + std::string(127, 'a') + "...\" (133 bytes)");
+}
+
 // A balancer watching the server sees SERVING, then NOT_SERVING when the
 // drain begins, and its stream is ended by the server (not cut by gRPC's
 // shutdown grace, which would end it CANCELLED).
