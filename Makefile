@@ -2,7 +2,12 @@
 # Every target that builds installs the dependencies first (a no-op when
 # everything is present).
 SHELL := /bin/bash
-GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+# Recipes fail on a failed command anywhere in a pipe.
+.SHELLFLAGS := -o pipefail -c
+# Deferred (=, not :=): looked up when a configure recipe runs, after
+# `deps` has installed ninja, not when make reads this file (on a fresh
+# machine the first build was configured for Unix Makefiles).
+GENERATOR = $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 JOBS ?= $(shell nproc)
 BUILD := build
 
@@ -77,7 +82,7 @@ fuzz: deps
 
 # Every C++ file (those `make format` formats) as clang-format would write
 # it (.clang-format).
-check-format:
+check-format: deps
 	@find server client tests proto \( -name '*.h' -o -name '*.cc' \) -print0 | \
 	  xargs -0 clang-format --dry-run --Werror
 
