@@ -426,9 +426,9 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
     if (valid.ok()) {
       valid = CheckTenantHeader(Metadata(*call.context, kTenantHeader));
     }
-    // Not when a certificate names the tenant: the header is not read then
+    // Not for a verified client certificate: the header is not read then
     // (asked only here, on a refusal: it costs an allocation).
-    if (!valid.ok() && CertificateTenant(call).empty()) {
+    if (!valid.ok() && !CertificateTenant(call).has_value()) {
       return Invalid(call, std::string(valid.message()));
     }
   }
@@ -477,23 +477,28 @@ std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   return std::nullopt;
 }
 
-std::string ComputeService::CertificateTenant(const CallInfo& call) {
+std::optional<std::string> ComputeService::CertificateTenant(
+    const CallInfo& call) {
   // A verified client certificate names the tenant (gRPC gives its SAN, or
   // its CN without one, as the peer identity).
   std::shared_ptr<const grpc::AuthContext> auth = call.context->auth_context();
-  if (auth == nullptr || !auth->IsPeerAuthenticated()) return {};
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return std::nullopt;
   std::vector<grpc::string_ref> identity = auth->GetPeerIdentity();
-  if (identity.empty()) return {};
+  if (identity.empty()) return std::string();
   return TenantFromIdentity(
       std::string_view(identity.front().data(), identity.front().size()));
 }
 
 void ComputeService::ResolveTenant(CallInfo& call) const {
   std::string& tenant = call.options.tenant;
-  tenant = CertificateTenant(call);
-  // Prepare refused a header that is not a tenant (CheckTenantHeader).
-  if (tenant.empty() && options_.trust_tenant_header) {
+  std::optional<std::string> certified = CertificateTenant(call);
+  if (certified.has_value()) {
+    tenant = *std::move(certified);
+  } else if (options_.trust_tenant_header) {
+    // Prepare refused a header that is not a tenant (CheckTenantHeader).
     tenant = std::string(Metadata(*call.context, kTenantHeader));
+  } else {
+    tenant.clear();
   }
   if (tenant.empty()) {
     tenant = TenantFromPeer(call.context->peer(), options_.tenant_ipv6_prefix);

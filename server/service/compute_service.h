@@ -236,8 +236,12 @@ class ComputeService {
   // The call's tenant and its weight, into call.options (only calls that
   // queue need them: they cost an allocation or two).
   void ResolveTenant(CallInfo& call) const;
-  // The tenant a verified client certificate names; empty without one.
-  static std::string CertificateTenant(const CallInfo& call);
+  // nullopt when the peer has no verified client certificate; else the
+  // tenant it names (its SAN, or its CN without one), empty when it names
+  // none. A verified peer's compute-tenant header is never read, named or
+  // not: a trusted CA's certificate without a name chose any tenant by the
+  // header until 2026-12-06 (a review's finding); it is its peer address's.
+  static std::optional<std::string> CertificateTenant(const CallInfo& call);
   TaskFn TaskFor(const CallInfo& call) const;
   // INVALID_ARGUMENT with `message`, counted (reason "invalid").
   grpc::Status Invalid(const CallInfo& call, const std::string& message);

@@ -73,7 +73,14 @@ class TlsTest : public ::testing::Test {
         std::string(192, 'a') +
         ".example' > long.ext;"
         "openssl x509 -req -in long.csr -CA ca.pem -CAkey ca.key "
-        "-CAcreateserial -out long.pem -days 1 -extfile long.ext";
+        "-CAcreateserial -out long.pem -days 1 -extfile long.ext;"
+        // Verified, but naming no one: no CN, no SAN.
+        "openssl req " +
+        ec +
+        " -keyout nameless.key -out nameless.csr "
+        "-subj /O=NoNameOrg;"
+        "openssl x509 -req -in nameless.csr -CA ca.pem -CAkey ca.key "
+        "-CAcreateserial -out nameless.pem -days 1";
     ASSERT_EQ(std::system(("bash -c \"" + script + "\"").c_str()), 0)
         << Read(*dir_ / "openssl.log");
   }
@@ -223,6 +230,25 @@ TEST_F(TlsTest, ACertificatesNameIsMadeAPrintableTenant) {
   EXPECT_TRUE(CallFib(server->port(), /*with_client_cert=*/true, "long").ok());
   EXPECT_EQ(log.tenants(),
             (std::vector<std::string>{"Zo??", std::string(128, 'a')}));
+}
+
+// A verified certificate that names no one (no SAN, no CN) does not let
+// its caller choose a tenant by the header: it is its peer address's, as
+// for a caller the header is not trusted from. Until 2026-12-06 the header
+// was read for it, and any holder of such a certificate from the trusted CA
+// could take another tenant's share and weight (a review's finding).
+TEST_F(TlsTest, ACertificateNamingNoOneDoesNotChooseItsTenantByHeader) {
+  TenantLog log;
+  auto server = StartTls(/*mutual=*/true, &log);
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(
+      CallFib(server->port(), /*with_client_cert=*/true, "nameless").ok());
+  // Nor is the header checked: it is not read.
+  EXPECT_TRUE(
+      CallFib(server->port(), /*with_client_cert=*/true, "nameless", {"a", "b"})
+          .ok());
+  EXPECT_EQ(log.tenants(),
+            (std::vector<std::string>{"127.0.0.1", "127.0.0.1"}));
 }
 
 TEST_F(TlsTest, WithoutAClientCertificateTheTrustedHeaderNamesTheTenant) {
