@@ -24,6 +24,13 @@ void AddCommonFlags(FlagSet& flags, CommonFlags* common) {
   flags.Add("key", &c.key, "PEM client private key (mutual TLS)");
   flags.Add("server_name", &c.server_name,
             "TLS: name to verify instead of the target's host");
+  // Empty, each was as if not given: plaintext, the system's roots, or no
+  // client certificate, silently (a TLS review's finding, 2026-12-06).
+  flags.RefuseEmpty("ca", "give a PEM file, or leave --ca out");
+  flags.RefuseEmpty("cert", "give a PEM file, or leave --cert out");
+  flags.RefuseEmpty("key", "give a PEM file, or leave --key out");
+  flags.RefuseEmpty("server_name",
+                    "give the name to verify, or leave --server_name out");
   flags.Add("lb", &c.lb_policy,
             "load balancing: round_robin or pick_first; bench also "
             "least_loaded (by the servers' reported load)");

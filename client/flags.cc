@@ -28,7 +28,17 @@ bool FlagSet::Given(std::string_view name) const {
   return false;
 }
 
+void FlagSet::RefuseEmpty(std::string_view name, std::string reason) {
+  if (Flag* flag = Find(name); flag != nullptr) {
+    flag->if_empty = std::move(reason);
+  }
+}
+
 absl::Status FlagSet::Set(Flag& flag, std::string_view value) {
+  if (value.empty() && !flag.if_empty.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag.name, " is empty: ", flag.if_empty));
+  }
   std::string error;
   if (!flag.parse(value, &error)) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -46,6 +46,12 @@ class FlagSet {
   [[nodiscard]] absl::Status Parse(const std::vector<std::string>& args,
                                    std::vector<std::string>* positional);
 
+  // An empty value for --name (`--ca=`, a script's variable that expanded
+  // to nothing) is an error, "--name is empty: <reason>", not the flag's
+  // default: for a TLS file, the empty default means plaintext or the
+  // system's roots, a downgrade the user did not ask for.
+  void RefuseEmpty(std::string_view name, std::string reason);
+
   bool help() const { return help_; }
   // Whether --name appeared on the command line.
   bool Given(std::string_view name) const;
@@ -59,6 +65,7 @@ class FlagSet {
     std::string default_text;
     bool is_bool = false;
     bool given = false;
+    std::string if_empty;  // RefuseEmpty's reason; empty: allowed
     std::function<bool(std::string_view, std::string*)> parse;
   };
   Flag* Find(std::string_view name);

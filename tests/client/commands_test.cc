@@ -281,6 +281,26 @@ TEST_F(CommandsTest, ANumberTooLargeForAFlagSaysItsRange) {
 // a typo would have run against, or health-checked, another server. A
 // port out of range is a usage error, for every command and balancer; so
 // is a target gRPC cannot parse.
+// An empty TLS flag (a script's unset variable) was as if not given: `run
+// --ca=` talked plaintext, `--tls --ca=` trusted the system's roots, and
+// `--cert= --key=` sent no client certificate, each silently.
+TEST_F(CommandsTest, AnEmptyTlsFlagIsAUsageError) {
+  for (const std::string flag : {"ca", "cert", "key", "server_name"}) {
+    for (const std::vector<std::string>& command :
+         std::vector<std::vector<std::string>>{{"run", "fib", "--n", "1"},
+                                               {"health"},
+                                               {"bench", "--requests", "1"}}) {
+      std::vector<std::string> args = command;
+      args.push_back("--target=" + target_);
+      args.push_back("--" + flag + "=");
+      CommandResult r = Run(args);
+      EXPECT_EQ(r.rc, 2) << args[0] << " --" << flag;
+      EXPECT_THAT(r.err, HasSubstr("--" + flag + " is empty: "))
+          << args[0] << " --" << flag;
+    }
+  }
+}
+
 TEST_F(CommandsTest, ATargetPortOutOfRangeIsAUsageError) {
   for (const std::string& target :
        {std::string("127.0.0.1:112836"), std::string("dns:///localhost:0"),

@@ -72,6 +72,23 @@ TEST(FlagSetTest, NegatedBoolAndHelp) {
   EXPECT_THAT(flags.Usage(), HasSubstr("--time  how long (default 10s)"));
 }
 
+// A flag whose empty value would downgrade something (a TLS file: no TLS,
+// or the system's roots) refuses it, in either form; others take it.
+TEST(FlagSetTest, AnEmptyValueIsRefusedWhereItWouldMeanNotGiven) {
+  Bound b;
+  FlagSet flags = Make(&b);
+  flags.RefuseEmpty("target", "give host:port");
+  std::vector<std::string> positional;
+  absl::Status joined = flags.Parse({"--target="}, &positional);
+  EXPECT_EQ(joined.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(joined.message(), "--target is empty: give host:port");
+  absl::Status separate = flags.Parse({"--target", ""}, &positional);
+  EXPECT_EQ(separate.message(), "--target is empty: give host:port");
+  EXPECT_EQ(b.target, "localhost:50051") << "left as it was";
+  ASSERT_TRUE(flags.Parse({"--target", "x:1"}, &positional).ok());
+  EXPECT_EQ(b.target, "x:1");
+}
+
 TEST(FlagSetTest, ErrorsAreOneLineNamingTheFlag) {
   Bound b;
   std::vector<std::string> positional;
