@@ -1,14 +1,14 @@
 // compute-server: flags/env -> config, wiring, signals.
 //
-// Signals: SIGTERM and SIGINT are blocked in every thread (the mask is set
-// first in main, before any thread of ours starts) and taken by sigwait on
-// a signal thread started at start-up, so the drain runs as ordinary code,
-// not in a signal handler. SIGINT ignored when the process starts (a
-// shell's background job) stays ignored: only SIGTERM stops it then. The first
+// Signals: SIGTERM, SIGINT and SIGHUP are blocked in every thread (the
+// mask is set first in main, before any thread of ours starts) and taken by
+// sigwait on a signal thread started at start-up, so the drain runs as
+// ordinary code, not in a signal handler. SIGINT or SIGHUP ignored when the
+// process starts (a shell's background job, nohup) stays ignored. The first
 // begins the drain; a stop signal within kSameStopRequestWindow of it is the
 // same request again; a later one ends the drain at once
 // (ComputeServer::EndDrainNow), and the process then exits 128 + that signal's
-// number (143 for SIGTERM, 130 for SIGINT) instead of 0.
+// number (143 for SIGTERM, 130 for SIGINT, 129 for SIGHUP) instead of 0.
 //
 // The drain is bounded (README, Shutdown): the process exits at most
 // kDrainOverrun after --drain_timeout (and the log's flush), and
@@ -204,16 +204,27 @@ int main(int argc, char** argv) {
   // so for a script's background jobs, `server &`): by convention a
   // program started so leaves interrupts to whoever started it (before, a
   // Ctrl-C meant for the script stopped the server behind it too).
-  struct sigaction interrupt_on_entry {};
-  sigaction(SIGINT, nullptr, &interrupt_on_entry);
-  const bool interrupt_ignored = interrupt_on_entry.sa_handler == SIG_IGN;
+  //
+  // SIGHUP (its terminal hung up, or a deploy hook's "reload": nothing is
+  // reloaded, the TLS files are read at start-up) drains too: at its
+  // default action the process ended at once, every call in flight lost
+  // (a TLS review's finding, 2026-12-06). Ignored on entry (nohup), it
+  // stays ignored, as SIGINT does.
+  auto ignored_on_entry = [](int sig) {
+    struct sigaction on_entry {};
+    sigaction(sig, nullptr, &on_entry);
+    return on_entry.sa_handler == SIG_IGN;
+  };
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
-  if (!interrupt_ignored) sigaddset(&stop_signals, SIGINT);
+  for (int sig : {SIGINT, SIGHUP}) {
+    if (!ignored_on_entry(sig)) sigaddset(&stop_signals, sig);
+  }
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGTERM, [](int) {});
-  if (!interrupt_ignored) signal(SIGINT, [](int) {});
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    if (sigismember(&stop_signals, sig) == 1) signal(sig, [](int) {});
+  }
   // A write to a pipe with no reader (stderr, once a log collector has gone
   // away) fails with EPIPE instead of ending the process and every call in
   // flight; the line is lost, the server serves on. gRPC's own sockets

@@ -343,6 +343,22 @@ TEST(ServerE2eTest, AnInterruptIgnoredAtStartStaysIgnored) {
                         "\"signal\":\"Terminated\""));
 }
 
+// SIGHUP (a terminal hung up, a deploy hook's "reload") drains and exits 0
+// as SIGTERM does: at its default action the process ended at once, every
+// call in flight lost, no "stopped" line. Nothing is reloaded.
+TEST(ServerE2eTest, AHangUpDrainsLikeATerminate) {
+  ServerProcess server(BaseArgs());
+  ASSERT_TRUE(server.Spawn());
+  ASSERT_TRUE(server.WaitServing().has_value());
+  server.Signal(SIGHUP);
+  ExitResult exit = server.Wait();
+  EXPECT_EQ(exit.code, 0) << exit.stderr_text;
+  EXPECT_THAT(exit.stderr_text,
+              HasSubstr("\"msg\":\"draining\",\"drain_timeout\":\"20s\","
+                        "\"signal\":\"Hangup\""));
+  EXPECT_THAT(exit.stderr_text, HasSubstr("\"msg\":\"stopped\""));
+}
+
 // Memory a few large calls freed goes back to the system once the server
 // is idle (server/memory_returner.h): counted by rule on /metrics, and said
 // at start-up.

@@ -46,11 +46,11 @@ struct PipedChild {
   int fd = -1;     // the pipe's read end (EOF at once if it did not start)
 };
 
-// How a child starts with SIGINT and SIGTERM.
+// How a child starts with SIGINT, SIGTERM and SIGHUP.
 enum class StopSignals {
   // Their default actions, however this process was started: ctest run
-  // from a script's background job (`.ci/run &`) ignores SIGINT, and the
-  // child would inherit that.
+  // from a script's background job (`.ci/run &`) ignores SIGINT (under
+  // nohup, SIGHUP), and the child would inherit that.
   kDefault,
   // As this process has them (a test that ignores SIGINT to start a child
   // so).
@@ -85,6 +85,7 @@ inline PipedChild SpawnPiped(const std::string& binary,
     sigemptyset(&defaults);
     sigaddset(&defaults, SIGINT);
     sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGHUP);
     posix_spawnattr_setsigdefault(&attributes, &defaults);
     posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
   }
