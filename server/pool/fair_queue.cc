@@ -45,8 +45,8 @@ const FairQueue::Flow* FairQueue::FindFlow(std::string_view tenant,
 }
 
 double FairQueue::StartTag(const Class& c, const Flow* flow) {
-  if (flow == nullptr || flow->epoch != c.epoch) return c.join_time;
-  return std::max(c.join_time, flow->head_tag);
+  if (flow == nullptr || flow->epoch != c.epoch) return c.vtime;
+  return std::max(c.vtime, flow->head_tag);
 }
 
 size_t FairQueue::ActiveFlows() const {
@@ -142,7 +142,6 @@ void FairQueue::Unlink(Node* node) {
     c.weights = 0;  // no rounding residue
     // Nobody waits: every kept tag is void, and the virtual time restarts.
     c.vtime = 0;
-    c.join_time = 0;
     ++c.epoch;
   }
   SweepInactiveFlows();
@@ -161,8 +160,6 @@ FairQueue::Node* FairQueue::Pop() {
     Node* node = best->front;
     best->turn = ++c.turns;
     c.vtime = std::max(c.vtime, best->head_tag);
-    c.join_time = std::max(
-        c.join_time + static_cast<double>(node->cost_ns) / c.weights, c.vtime);
     // Served: the next task starts where this one finishes. (If this was
     // the last, the flow goes inactive, and its tenant's next task starts
     // there at the earliest.)
@@ -330,7 +327,6 @@ void FairQueue::CheckInvariants() const {
       // No head starts before the virtual time: it advances only to the
       // smallest head tag, and a flow becoming active starts at it.
       Check(f->head_tag + 1e-6 >= c.vtime, "head tag behind virtual time");
-      Check(c.join_time + 1e-6 >= c.vtime, "join time behind virtual time");
       size_t n = 0;
       int64_t flow_cost = 0;
       for (const Node* node = f->front; node != nullptr; node = node->next) {

@@ -8,7 +8,7 @@
 // has a virtual start tag, the next task to run is the head with the
 // smallest one (the class's virtual time becomes that tag), and the task
 // behind it starts where the served one finished: its tag + cost / weight.
-// A flow that becomes active starts at the class's join time (below), or where
+// A flow that becomes active starts at the class's virtual time, or where
 // its last served task finished if that is later: a tenant whose queue
 // empties after each task (one call at a time) still owes what it was
 // served. Without that debt such tenants all started at the virtual time,
@@ -18,18 +18,7 @@
 // against one queueing 800 5 ms tasks a second. When the class empties,
 // nobody waits, so nobody is owed anything: the virtual time starts again
 // at 0 and every debt is forgotten (an epoch count, so that this is O(1)),
-// which also keeps tags small. A flow that becomes active starts no
-// earlier than the class's join time, which every served task advances by
-// its cost / the active flows' weights (the service each of them would
-// have had in a fluid fair share), not at the last start tag served: a
-// client that named a new tenant for every call (a forged compute-tenant
-// header, rotated peer addresses) made flows that each started at the
-// virtual time and were served there, so it never moved, and a tenant with
-// a second call queued behind its first was served only in the gaps. With
-// 4 calls in flight under fresh names it got 0.5% of the CPU and its
-// admitted calls expired in the queue (a review's finding, 2026-12-06);
-// now such a client counts as one tenant per call it keeps in flight.
-// Equal tags go in arrival order (a flow's
+// which also keeps tags small. Equal tags go in arrival order (a flow's
 // turn: when it became active or was last served), not by the flow's place
 // in the active list: debts also go when the sweep below frees a record,
 // and 200 tenants calling one at a time with pauses, on equal tags, left 28
@@ -242,12 +231,8 @@ class FairQueue {
     absl::flat_hash_map<std::string, std::unique_ptr<Flow>> flows;
     std::vector<Flow*> active;  // flows with queued tasks
     double vtime = 0;           // virtual time: the last start tag served
-    // Where a flow that becomes active starts (see the header): at least
-    // vtime, and advanced by each served task's cost / the class's active
-    // weights, as a fluid fair share's clock runs.
-    double join_time = 0;
-    uint64_t epoch = 0;  // times the class emptied
-    uint64_t turns = 0;  // Flow::turn's counter
+    uint64_t epoch = 0;         // times the class emptied
+    uint64_t turns = 0;         // Flow::turn's counter
     int64_t cost_ns = 0;
     size_t size = 0;     // queued tasks
     double weights = 0;  // sum over active
