@@ -54,6 +54,7 @@
 #include "absl/time/time.h"
 #include "client/histogram.h"
 #include "client/least_loaded.h"
+#include "client/mix.h"  // kMinRate
 #include "client/retry_budget.h"
 #include "compute/v1/compute.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -75,10 +76,6 @@ struct LoadProgress {
   // p99 of the OK calls since the last report; none when there were none.
   std::optional<int64_t> p99_ns;
 };
-
-// The lowest open-loop rate, one call in 1000 s: slower, the schedule's
-// times (nanoseconds from the start) would overflow 64 bits.
-inline constexpr double kMinRate = 0.001;
 
 struct LoadOptions {
   compute::v1::RunRequest request;

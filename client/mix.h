@@ -25,6 +25,11 @@
 
 namespace compute::client {
 
+// The lowest open-loop rate, one call in 1000 s: slower, the load
+// generator's schedule (nanoseconds from the start) would overflow 64 bits.
+// Here, not in load.h, so that a --mix is checked without gRPC.
+inline constexpr double kMinRate = 0.001;
+
 struct MixEntry {
   std::string name;
   std::string tenant;

@@ -2,7 +2,8 @@
 // serves them (prometheus-cpp's Exposer, GET /metrics).
 //
 // Each part reads its state at scrape time or records it without a lock:
-//   - PoolCollector: pool gauges from PoolStats (lock-free atomics);
+//   - PoolCollector: pool gauges from PoolStats (a snapshot the pool takes
+//     under its lock, once per scrape);
 //   - TaskMetrics: the pool's observer (per-task counters and histograms,
 //     striped per thread; see sharded_counters.h);
 //   - GrpcMetrics: the service's call observer (go-grpc-prometheus series
@@ -11,7 +12,8 @@
 //   - TenantMetrics (only with max_tenant_series): the service's tenant
 //     observer, per-tenant series capped to the top tenants plus "other";
 //   - a prometheus::Registry for the rest (compute_build_info,
-//     compute_memory_returns_total, compute_transport_quota_bytes), where
+//     compute_memory_returns_total, compute_transport_quota_bytes,
+//     compute_log_lines_dropped_total), where
 //     series that are set rarely belong.
 //
 // Wiring (main.cc): make Metrics first and keep it until the server is gone;

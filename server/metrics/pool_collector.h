@@ -8,6 +8,7 @@
 //   compute_pool_expected_wait_seconds, compute_pool_target_queue_wait_seconds,
 //   compute_pool_overloaded, compute_pool_inflight_bytes,
 //   compute_pool_inflight_bytes_limit,
+//   compute_pool_worker_start_failures_total,
 // and, from the service's cost model, compute_task_cost_seconds_per_unit
 // {task} (what the scheduler has learned a unit of each kind costs) and
 // compute_task_probes_total{task,outcome} (calls run although their

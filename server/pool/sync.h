@@ -1,5 +1,5 @@
-// Mutex, SpinLock, CondVar and Notification over the C++ standard library, with
-// abseil's thread-safety annotations.
+// Mutex, SpinLock, CondVar and Notification over pthreads, with abseil's
+// thread-safety annotations.
 //
 // Why not absl::Mutex: Debian's abseil is not built with ThreadSanitizer, so
 // TSan cannot see absl::Mutex's happens-before edges and reports every

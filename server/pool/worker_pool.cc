@@ -959,6 +959,11 @@ void WorkerPool::CheckInvariantsLocked() const {
   for (const Worker& w : workers_) {
     if (w.task == nullptr) continue;
     POOL_CHECK(w.task->state == PoolTask::State::kRunning);
+    // In the deadline heap iff it has a deadline and was not signalled
+    // (SignalLocked drops it; a task that starts past its deadline never
+    // runs).
+    POOL_CHECK(!w.task->timed || (w.task->deadline != absl::InfiniteFuture() &&
+                                  !w.task->cancel.stop_requested()));
     ++running;
     bytes += w.task->bytes;
     running_cost += w.task->cost_ns;

@@ -46,10 +46,15 @@
 //     its own, if earlier (a second SIGTERM ends the drain now). The destructor
 //     calls Shutdown(now).
 //
-// Budgets, checked in this order at Submit, each a SubmitRefusal reason:
+// Budgets, checked in this order at Submit, each a SubmitRefusal reason
+// (admission.h has the rules in full). First, before any budget, kExpired:
+// the deadline has passed already; and kDeadline for a task whose own cost
+// alone is past its deadline (pushback -1: no wait would help). Then:
 //   - kQueueFull: a task is accepted while queued tasks < queue_capacity +
-//     idle workers, so `queue_capacity` counts the tasks that wait for a
-//     busy worker, and capacity 0 makes a queueless pool. A full queue
+//     free places (max_workers - running: places whose worker has retired
+//     below max_workers count too, a worker starts for them), so
+//     `queue_capacity` counts the tasks that wait for a busy worker, and
+//     capacity 0 makes a queueless pool. A full queue
 //     first makes room, if it can, by displacing one queued task: the
 //     newest of the lowest class below the task's own (sheddable first,
 //     then default for a critical task; FairQueue::NewestBelow); else, for
@@ -150,10 +155,14 @@
 // (ABSL_ASSERT-style, active in debug and sanitizer builds) against the
 // allowed transitions:
 //   kFree -> kQueued -> kRunning -> kDelivering -> kFree
-//                    \-> kDelivering (cancelled, expired, shut down: unrun)
+//                    \-> kDelivering (cancelled, expired, shut down,
+//                        displaced: unrun)
+// (a task that expires as a worker takes it goes kRunning -> kDelivering
+// unrun, with worker -1; RunInlineIfFree's goes kQueued -> kRunning at
+// once, never linked into the queue).
 // Invariants, checked under mu_ in debug builds (CheckInvariantsLocked):
 // the queue holds exactly the kQueued tasks; running_ (workers' tasks and
-// inline runs) <= alive workers <= max_workers; queued_ + running_ <=
+// inline runs) <= alive workers <= max_workers; queue_.size() + running_ <=
 // queue_capacity + max_workers; the cost and byte sums equal those of the
 // queued and running tasks; a task has a live entry in the deadline heap iff
 // it is queued or running, has a finite deadline and has not been
@@ -202,8 +211,9 @@ struct PoolStats {
   int min_workers = 0;
   int max_workers = 0;
   uint64_t accepted = 0;
-  // Refused for a budget (ResourceExhausted): queue_full, memory, overload
-  // and deadline. rejected_by counts every refusal by its reason.
+  // Refused for a budget (ResourceExhausted): queue_full, memory, overload,
+  // deadline, tenant_share and shed. rejected_by counts every refusal by
+  // its reason.
   uint64_t rejected = 0;
   std::array<uint64_t, kNumRefusalReasons> rejected_by{};
   std::array<uint64_t, kNumTaskOutcomes> completed{};
@@ -483,7 +493,8 @@ class WorkerPool {
   int alive_workers_ ABSL_GUARDED_BY(mu_) = 0;
   int idle_workers_ ABSL_GUARDED_BY(mu_) = 0;   // waiting for work
   bool spinning_ ABSL_GUARDED_BY(mu_) = false;  // a worker in SpinForWork
-  // queued_, for the spinning worker to read without mu_ (written under it).
+  // queue_.size(), for the spinning worker to read without mu_ (written
+  // under it).
   std::atomic<size_t> queued_hint_{0};
   // What the timer thread sleeps until (InfinitePast while it is awake):
   // Submit wakes it only for an earlier deadline.

@@ -18,7 +18,10 @@ namespace compute::service {
 // kPreempted: displaced from the queue after being accepted (for critical
 // work; for a tenant under its share it is kTenantShare).
 // Every Run call the service answers is counted once: in
-// compute_tasks_total (its task completed) or here (it never became one).
+// compute_tasks_total (its task completed) or here (it never became one);
+// except a displaced call (kPreempted, or kTenantShare when a tenant under
+// its share displaced it), counted in both: its task completed preempted,
+// and it is refused.
 enum class RejectReason {
   kQueueFull,
   kMemory,

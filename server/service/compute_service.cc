@@ -584,7 +584,7 @@ grpc::Status ComputeService::Refused(const CallInfo& call,
                     absl::StrCat(status.message(),
                                  "; retry later or with a longer deadline"),
                     refusal.retry_after);
-    default:  // a budget: queue_full, memory, overload
+    default:  // a budget: queue_full, memory, overload, tenant_share, shed
       return Refuse(
           call, RejectReasonFor(refusal.reason),
           grpc::StatusCode::RESOURCE_EXHAUSTED,

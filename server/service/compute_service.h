@@ -18,9 +18,11 @@
 //
 // Invariants
 //   - Every call gets exactly one status: either Handle returns it (bad
-//     input, refusal, draining, inline run), with no pool task, or the
-//     pool's completion callback gets the result, which the pool calls
-//     exactly once per accepted task.
+//     input, refusal, draining), with no pool task, or the pool's
+//     completion callback (`done`) gets the result, which the pool calls
+//     exactly once per accepted task; a task run inline answers through
+//     `done` too, and Handle then returns nullopt (RunCall::Finish asserts
+//     one answer per call).
 //   - A client cancel (or the call's deadline passing) cancels the task,
 //     queued or running; the pool then completes it, deciding "cancelled" or
 //     "deadline exceeded" by its clock against the deadline, and that
@@ -28,7 +30,8 @@
 //   - The call's deadline is the task's deadline.
 //   - Every call is counted once: its task's outcome (the pool's observer)
 //     or, when it never became a task, a RejectReason (CountRejected),
-//     bad input included; a displaced task is both (kPreempted).
+//     bad input included; a displaced task is both (kPreempted, or
+//     kTenantShare when a tenant under its share displaced it).
 // The status mapping is the table in the README.
 //
 // Thread-safety: all methods are thread-safe.
@@ -199,9 +202,14 @@ class ComputeService {
   // refusal), or returns nullopt, having run a cheap task inline on this
   // thread (`done` has had its result, before Handle returns; *handle stays
   // invalid) or handed it to the pool: `done` then gets the task's result
-  // exactly once, on a worker (or cancelling) thread, possibly before
-  // Handle returns, and *handle cancels the task (TaskHandle is valid
-  // only after Handle returns).
+  // exactly once, possibly before Handle returns, on whichever thread ends
+  // the task: a worker, the pool's timer (expired in the queue), a thread
+  // that cancels it, the drain's (Shutdown), or the I/O thread of another
+  // call whose Submit displaced it, from inside that call's Handle. So no
+  // lock may be held across Handle or Submit that `done` (Completed,
+  // Answered: they read the pool's stats and load) could need: it would
+  // deadlock (worker_pool.h). *handle cancels the task (TaskHandle is
+  // valid only after Handle returns).
   std::optional<grpc::Status> Handle(CallInfo& call, DoneFn done,
                                      TaskHandle* handle);
   // The status for a task's result (and the cost model learns from it).

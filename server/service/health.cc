@@ -104,7 +104,10 @@ class WatchCall {
 
   const std::string& service() const { return request_.service(); }
 
-  // The status to report now (with the service's mu_ held).
+  // The status to report now (with the service's mu_ held: it is taken
+  // before a call's, and status changes reach each watcher in order).
+  // (Not annotated: the analysis cannot tell a watcher's health_ is the
+  // service whose mu_ its callers hold.)
   void Update(HealthService::Status status) {
     MutexLock lock(&mu_);
     latest_ = status;

@@ -91,6 +91,12 @@ class RunCall {
 
   // No task is running or queued for this call now.
   void Finish(const grpc::Status& status) {
+    // One answer per call (checked in debug and sanitizer builds): Handle's
+    // status and the task's completion never both finish a call (an inline
+    // run answers through its completion; Handle then returns none).
+    [[maybe_unused]] const bool answered_before =
+        finish_issued_.exchange(true, std::memory_order_relaxed);
+    assert(!answered_before);
     // Freed before the answer is sent, not with the call: a large request
     // need not be held while a slow client reads the answer.
     compute::v1::RunRequest().Swap(&request_);
@@ -138,6 +144,7 @@ class RunCall {
   // The request -> Finish chain's; +1 for the done event once the call has
   // arrived; +1 while a worker issues Finish.
   std::atomic<int> refs_{1};
+  std::atomic<bool> finish_issued_{false};
   Event arrived_{this, Kind::kArrived};
   Event finished_{this, Kind::kFinished};
   Event done_{this, Kind::kDone};
