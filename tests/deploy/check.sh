@@ -3,6 +3,8 @@
 # network (beyond `npm ci` from the npm registry). Exits non-zero on any failure.
 #
 #   tests/deploy/check.sh          (make check-deploy)
+#   tests/deploy/check.sh --tools  only says whether the tools it needs are
+#                                  there (.ci/run asks first)
 #
 #  1. Prometheus: promtool check config / check rules on deploy/prometheus,
 #     and the alerts' unit tests (alerts_test.yml: promtool test rules).
@@ -60,6 +62,7 @@ expect_fail() {
 for tool in kubectl promtool prometheus node npm curl; do
   command -v "$tool" >/dev/null || { echo "check-deploy: $tool not found" >&2; exit 1; }
 done
+[[ ${1:-} == --tools ]] && exit 0
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -950,40 +950,64 @@ TEST(FaultE2eTest, UnreadAnswersAreHeldInTheMemoryBudget) {
 // SIGTERM while a client is still taking a large answer: the drain waits
 // for it (within --drain_timeout) instead of letting gRPC's shutdown
 // cancel it after its grace of 1 s. The task ran; its answer must arrive.
+// A server for the drain tests: 2 workers, /metrics on `metrics_port`, no
+// load reports (their trailers are Huffman-coded: raw_http2.h).
+std::vector<std::string> DrainTestArgs(int metrics_port,
+                                       const std::string& drain_timeout) {
+  return {"--address=127.0.0.1",
+          "--port=0",
+          "--workers=2",
+          "--drain_timeout=" + drain_timeout,
+          "--load_report_interval=inf",
+          "--metrics_address=127.0.0.1",
+          absl::StrCat("--metrics_port=", metrics_port)};
+}
+
+constexpr uint32_t kHeldStream = 1;
+
+// Connects `client` with its flow-control window shut, sends a blur of
+// side x side on kHeldStream and waits until it has run: its answer then
+// waits in the server, held in the memory budget.
+::testing::AssertionResult HoldAnAnswer(RawHttp2Connection& client, int port,
+                                        int metrics_port, int side) {
+  if (!client.Connect(port, /*initial_window=*/0) ||
+      !ReadServerSettings(client)) {
+    return ::testing::AssertionFailure() << "no HTTP/2 connection";
+  }
+  if (!SendLargeRunCall(client, kHeldStream, BlurOf(side, side), "120S",
+                        absl::Seconds(10))) {
+    return ::testing::AssertionFailure() << "the blur was not sent";
+  }
+  auto metric = MetricReader(metrics_port);
+  if (!PollUntil(
+          [&] {
+            return metric("compute_tasks_total",
+                          {{"task", "blur"}, {"outcome", "ok"}}) == 1 &&
+                   metric("compute_pool_inflight_bytes") >= side * side;
+          },
+          absl::Seconds(10))) {
+    return ::testing::AssertionFailure()
+           << "the blur did not run, or its answer is not held";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 TEST(FaultE2eTest, TheDrainWaitsForAnAnswerASlowClientIsStillTaking) {
   constexpr int kSide = 1024;
   int metrics_port = FreeLoopbackPort();
-  // No load reports: their trailers are Huffman-coded (raw_http2.h).
-  ServerProcess server({"--address=127.0.0.1", "--port=0", "--workers=2",
-                        "--drain_timeout=60s", "--load_report_interval=inf",
-                        "--metrics_address=127.0.0.1",
-                        absl::StrCat("--metrics_port=", metrics_port)});
+  ServerProcess server(DrainTestArgs(metrics_port, "60s"));
   ASSERT_TRUE(server.Spawn());
   std::optional<int> port = server.WaitServing();
   ASSERT_TRUE(port.has_value());
-  auto metric = MetricReader(metrics_port);
-
-  // A client whose window is shut: the answer waits in the server.
   RawHttp2Connection slow;
-  ASSERT_TRUE(slow.Connect(*port, /*initial_window=*/0));
-  ASSERT_TRUE(ReadServerSettings(slow));
-  constexpr uint32_t kStream = 1;
-  ASSERT_TRUE(SendLargeRunCall(slow, kStream, BlurOf(kSide, kSide), "120S",
-                               absl::Seconds(10)));
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        return metric("compute_tasks_total",
-                      {{"task", "blur"}, {"outcome", "ok"}}) == 1 &&
-               metric("compute_pool_inflight_bytes") >= kSide * kSide;
-      },
-      absl::Seconds(10)))
-      << "the blur ran and its answer is held";
+  ASSERT_TRUE(HoldAnAnswer(slow, *port, metrics_port, kSide));
 
   server.Signal(SIGTERM);
   ASSERT_TRUE(server.WaitForLine("\"msg\":\"draining\""));
   // Longer than gRPC's grace: before, the call was cancelled here
   // (RST_STREAM) although its answer was ready.
-  StreamEnd meanwhile = slow.ReadUntilEnd(kStream, absl::Milliseconds(2500));
+  StreamEnd meanwhile =
+      slow.ReadUntilEnd(kHeldStream, absl::Milliseconds(2500));
   EXPECT_EQ(meanwhile.kind, StreamEnd::Kind::kTimeout)
       << "the stream ended while its answer waited: reset code "
       << meanwhile.reset_code;
@@ -991,8 +1015,8 @@ TEST(FaultE2eTest, TheDrainWaitsForAnAnswerASlowClientIsStillTaking) {
   // The client opens its windows (the stream's and the connection's) and
   // takes the answer: all of it, then grpc-status 0.
   ASSERT_TRUE(slow.Send(WindowUpdateFrame(0, 0x7fff0000) +
-                        WindowUpdateFrame(kStream, 0x7fff0000)));
-  StreamEnd end = slow.ReadUntilEnd(kStream, absl::Seconds(20));
+                        WindowUpdateFrame(kHeldStream, 0x7fff0000)));
+  StreamEnd end = slow.ReadUntilEnd(kHeldStream, absl::Seconds(20));
   EXPECT_EQ(end.kind, StreamEnd::Kind::kTrailers) << end.error;
   EXPECT_EQ(end.grpc_status(), 0);
   EXPECT_EQ(server.Wait().code, 0);
@@ -1005,28 +1029,12 @@ TEST(FaultE2eTest, TheDrainWaitsForAnAnswerASlowClientIsStillTaking) {
 TEST(FaultE2eTest, ADrainThatAnswersWaitedForUntilItsTimeoutSaysSo) {
   constexpr int kSide = 64;
   int metrics_port = FreeLoopbackPort();
-  ServerProcess server({"--address=127.0.0.1", "--port=0", "--workers=2",
-                        "--drain_timeout=1s", "--load_report_interval=inf",
-                        "--metrics_address=127.0.0.1",
-                        absl::StrCat("--metrics_port=", metrics_port)});
+  ServerProcess server(DrainTestArgs(metrics_port, "1s"));
   ASSERT_TRUE(server.Spawn());
   std::optional<int> port = server.WaitServing();
   ASSERT_TRUE(port.has_value());
-  auto metric = MetricReader(metrics_port);
-
   RawHttp2Connection never_reads;
-  ASSERT_TRUE(never_reads.Connect(*port, /*initial_window=*/0));
-  ASSERT_TRUE(ReadServerSettings(never_reads));
-  ASSERT_TRUE(SendLargeRunCall(never_reads, 1, BlurOf(kSide, kSide), "120S",
-                               absl::Seconds(10)));
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        return metric("compute_tasks_total",
-                      {{"task", "blur"}, {"outcome", "ok"}}) == 1 &&
-               metric("compute_pool_inflight_bytes") >= kSide * kSide;
-      },
-      absl::Seconds(10)))
-      << "the blur ran and its answer is held";
+  ASSERT_TRUE(HoldAnAnswer(never_reads, *port, metrics_port, kSide));
 
   server.Signal(SIGTERM);
   ExitResult exit = server.Wait();
