@@ -136,16 +136,24 @@ TEST(Sha256Test, StopsDuringTheFirstRound) {
   bool stopped = false;
   for (int attempt = 0; attempt < 20 && !stopped; ++attempt) {
     CancelSource source;
+    std::atomic<bool> hashing = false;
     std::atomic<bool> finished = false;
-    const absl::Duration cpu_at_start = CpuTime(hash_clock);
     std::thread stopper([&] {
       const absl::Time give_up = absl::Now() + absl::Seconds(10);
+      while (!hashing.load() && absl::Now() < give_up) {
+        std::this_thread::yield();
+      }
+      // From when the hash begins: the thread's start-up, which costs this
+      // thread CPU too (much of it under ThreadSanitizer), came first, and
+      // counted from before it the stop could arrive before round 1.
+      const absl::Duration cpu_at_start = CpuTime(hash_clock);
       while (!finished.load() && absl::Now() < give_up &&
              CpuTime(hash_clock) - cpu_at_start < absl::Milliseconds(1)) {
         std::this_thread::yield();
       }
       source.request_stop();
     });
+    hashing.store(true);
     const absl::Status status = Sha256(data, 1, source.token()).status();
     finished.store(true);
     stopper.join();
