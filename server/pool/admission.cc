@@ -58,8 +58,10 @@ absl::Duration Admission::ExpectedWait(const PoolLoad& load) {
 absl::Duration Admission::ExpectedWaitFor(const TaskOptions& options,
                                           const PoolLoad& load,
                                           FairQueue::Backlog backlog) {
-  return WaitFor(
-      load.queue.CostAhead(options.tenant, options.priority, backlog), load);
+  return WaitFor(load.queue.CostAhead(options.tenant, options.priority,
+                                      absl::ToInt64Nanoseconds(options.cost),
+                                      options.weight, backlog),
+                 load);
 }
 
 absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
