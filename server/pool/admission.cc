@@ -58,10 +58,8 @@ absl::Duration Admission::ExpectedWait(const PoolLoad& load) {
 absl::Duration Admission::ExpectedWaitFor(const TaskOptions& options,
                                           const PoolLoad& load,
                                           FairQueue::Backlog backlog) {
-  return WaitFor(load.queue.CostAhead(options.tenant, options.priority,
-                                      absl::ToInt64Nanoseconds(options.cost),
-                                      options.weight, backlog),
-                 load);
+  return WaitFor(
+      load.queue.CostAhead(options.tenant, options.priority, backlog), load);
 }
 
 absl::Status Admission::Check(const TaskOptions& options, absl::Time now,

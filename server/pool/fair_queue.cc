@@ -44,13 +44,8 @@ const FairQueue::Flow* FairQueue::FindFlow(std::string_view tenant,
                                                       : it->second.get();
 }
 
-double FairQueue::StartTag(const Class& c, const Flow* flow,
-                           int64_t first_cost_ns, double weight) {
-  if (flow == nullptr || flow->epoch != c.epoch) {
-    // New: as if it had just been served its first task.
-    return c.vtime + static_cast<double>(first_cost_ns) / weight;
-  }
-  // Back: after what it was served last (its debt), or at the virtual time.
+double FairQueue::StartTag(const Class& c, const Flow* flow) {
+  if (flow == nullptr || flow->epoch != c.epoch) return c.vtime;
   return std::max(c.vtime, flow->head_tag);
 }
 
@@ -92,17 +87,15 @@ void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
                      double weight, int64_t cost_ns) {
   Class& c = classes_[static_cast<int>(priority)];
   auto it = c.flows.find(AsKey(tenant));
-  const bool newcomer = it == c.flows.end();
-  if (newcomer) {
+  if (it == c.flows.end()) {
     it = c.flows.emplace(std::string(tenant), std::make_unique<Flow>()).first;
     it->second->tenant = it->first;
     it->second->priority = priority;
   }
   Flow* flow = it->second.get();
   if (flow->size == 0) {
-    // Active again: after its last served task, no earlier than the
-    // virtual time; or, new in this epoch, where its first task finishes.
-    flow->head_tag = StartTag(c, newcomer ? nullptr : flow, cost_ns, weight);
+    // Active again: at the virtual time, or after its last served task.
+    flow->head_tag = StartTag(c, flow);
     flow->epoch = c.epoch;
     flow->turn = ++c.turns;
     flow->weight = weight;
@@ -206,7 +199,6 @@ void FairQueue::Served(Node* node, int64_t ran_ns) {
 }
 
 int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
-                             int64_t cost_ns, double weight,
                              Backlog backlog) const {
   const int p = static_cast<int>(priority);
   // Summed in doubles: with weights far apart (0.001 against 1,000) one
@@ -219,8 +211,7 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
   const Flow* record = it == c.flows.end() ? nullptr : it->second.get();
   const Flow* own = record != nullptr && record->size > 0 ? record : nullptr;
   // Where the new task would start, in the class's virtual time.
-  const double start =
-      own != nullptr ? own->finish_tag() : StartTag(c, record, cost_ns, weight);
+  const double start = own != nullptr ? own->finish_tag() : StartTag(c, record);
   for (const Flow* f : c.active) {
     if (f == own) {
       ahead += static_cast<double>(f->cost_ns);  // its whole flow is first

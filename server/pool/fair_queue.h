@@ -8,8 +8,8 @@
 // has a virtual start tag, the next task to run is the head with the
 // smallest one (the class's virtual time becomes that tag), and the task
 // behind it starts where the served one finished: its tag + cost / weight.
-// A flow that becomes active starts where its last served task finished,
-// or at the class's virtual time if that is later: a tenant whose queue
+// A flow that becomes active starts at the class's virtual time, or where
+// its last served task finished if that is later: a tenant whose queue
 // empties after each task (one call at a time) still owes what it was
 // served. Without that debt such tenants all started at the virtual time,
 // which then never moved: ties went to whichever flow sat first in the
@@ -23,19 +23,6 @@
 // in the active list: debts also go when the sweep below frees a record,
 // and 200 tenants calling one at a time with pauses, on equal tags, left 28
 // of them never served.
-//
-// A tenant new to the class (no record in this epoch) starts where its
-// first task would finish: the virtual time + its cost / weight, as if it
-// had just been served (as Linux's CFS starts a new task a slice late).
-// Started at the virtual time, a client naming a new tenant for every call
-// (a forged tenant header, many peer addresses) had every call start, and
-// run, at the virtual time, which then never moved: beside 4 such calls
-// always queued, a tenant with a backlog got 0.5% of the workers' time
-// (2026-12-06). Now such a client gets the share of as many tenants as it
-// has calls queued; one that takes names in turn from a set whose records
-// are kept, that of as many one-call tenants as the set holds. The price:
-// a newcomer beside a backlogged tenant of weight 50 waits for 50 times
-// its own first cost (as under fluid fair sharing), not for one task.
 //
 // Tags are kept for heads only and advance only when a task is served, so
 // a task taken out before it ran (displaced, cancelled, expired) costs its
@@ -168,8 +155,7 @@ class FairQueue {
   bool HasBacklog(Priority priority) const;
 
   // Estimated work (ns of cost) that would run before a new task of
-  // (tenant, priority, weight) costing `cost_ns` if it were pushed now
-  // (the cost places a newcomer's first task): every queued task of the
+  // (tenant, priority) if it were pushed now: every queued task of the
   // classes above, its own flow, and what each other flow of its class is
   // served before it starts (in virtual time): with kAsQueued, at most
   // what that flow holds now; with kStaysBacklogged, what it would be
@@ -182,8 +168,8 @@ class FairQueue {
   // ahead of its next one, which would start in a millisecond. At most
   // kMaxCostAheadNs.
   enum class Backlog { kAsQueued, kStaysBacklogged };
-  int64_t CostAhead(std::string_view tenant, Priority priority, int64_t cost_ns,
-                    double weight, Backlog backlog = Backlog::kAsQueued) const;
+  int64_t CostAhead(std::string_view tenant, Priority priority,
+                    Backlog backlog = Backlog::kAsQueued) const;
   // About 11.6 days: past any deadline worth waiting for, and far inside
   // an int64_t.
   static constexpr double kMaxCostAheadNs = 1e15;
@@ -256,10 +242,9 @@ class FairQueue {
   static constexpr double kShareSlack = 1e-9;
   // The active flow of (tenant, priority); nullptr if it has no tasks.
   const Flow* FindFlow(std::string_view tenant, Priority priority) const;
-  // Where a flow that becomes active now starts, its first task costing
-  // `first_cost_ns` (`flow` may be nullptr: a tenant without a record).
-  static double StartTag(const Class& c, const Flow* flow,
-                         int64_t first_cost_ns, double weight);
+  // Where a flow that becomes active now starts (`flow` may be nullptr: a
+  // tenant without a record).
+  static double StartTag(const Class& c, const Flow* flow);
   // What a class holds in `measure`.
   static double ClassHeld(const Class& c, Measure measure);
   void Unlink(Node* node);
