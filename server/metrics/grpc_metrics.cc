@@ -73,7 +73,8 @@ GrpcMetrics::GrpcMetrics(std::string service, std::vector<std::string> methods,
       priority_rejected_base_(rejected_base_ + service::kNumRejectReasons),
       refusal_base_(priority_rejected_base_ +
                     kNumPriorities * service::kNumRejectReasons),
-      counters_(refusal_base_ + histogram_.slots()) {}
+      undelivered_(refusal_base_ + histogram_.slots()),
+      counters_(undelivered_ + 1) {}
 
 size_t GrpcMetrics::Find(std::string_view service,
                          std::string_view method) const {
@@ -144,6 +145,8 @@ void GrpcMetrics::OnRejected(service::RejectReason reason, Priority priority) {
 void GrpcMetrics::OnRefusalAnswered(absl::Duration elapsed) {
   histogram_.Observe(counters_.Local(), refusal_base_, elapsed);
 }
+
+void GrpcMetrics::OnAnswerUndelivered() { counters_.Add(undelivered_); }
 
 std::vector<prometheus::MetricFamily> GrpcMetrics::Collect() const {
   const std::vector<uint64_t> snapshot = counters_.Snapshot();
@@ -219,6 +222,14 @@ std::vector<prometheus::MetricFamily> GrpcMetrics::Collect() const {
       MetricType::Histogram);
   AddHistogram(refusal, {}, histogram_.ToHistogram(snapshot, refusal_base_));
 
+  auto undelivered = MakeFamily(
+      "compute_answers_undelivered_total",
+      "Run calls answered OK (so counted in grpc_server_handled_total) whose "
+      "answer never reached the client: it cancelled, its deadline passed or "
+      "its connection closed before the answer was out.",
+      MetricType::Counter);
+  AddValue(undelivered, {}, static_cast<double>(snapshot[undelivered_]));
+
   std::vector<prometheus::MetricFamily> families;
   families.push_back(std::move(started));
   families.push_back(std::move(handled));
@@ -226,6 +237,7 @@ std::vector<prometheus::MetricFamily> GrpcMetrics::Collect() const {
   families.push_back(std::move(rejected));
   families.push_back(std::move(by_priority));
   families.push_back(std::move(refusal));
+  families.push_back(std::move(undelivered));
   return families;
 }
 

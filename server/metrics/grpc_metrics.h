@@ -15,6 +15,8 @@
 //                             arrival, never queued: RESOURCE_EXHAUSTED or
 //                             UNAVAILABLE), since grpc_server_handling_seconds
 //                             has no code label to tell refusals apart
+//   compute_answers_undelivered_total  Run calls counted handled OK whose
+//                             answer never reached the client
 //
 // As go-grpc-prometheus's InitializeMetrics does, every method x code series
 // exists from the start at 0. Methods are the service's unary methods
@@ -81,6 +83,7 @@ class GrpcMetrics final : public service::CallObserver,
                      absl::Duration elapsed) override;
   void OnRejected(service::RejectReason reason, Priority priority) override;
   void OnRefusalAnswered(absl::Duration elapsed) override;
+  void OnAnswerUndelivered() override;
   void OnOtherCallStarted(std::string_view service,
                           std::string_view method) override;
   void OnOtherCallHandled(std::string_view service, std::string_view method,
@@ -110,6 +113,7 @@ class GrpcMetrics final : public service::CallObserver,
   const size_t rejected_base_;
   const size_t priority_rejected_base_;
   const size_t refusal_base_;  // the refusal histogram
+  const size_t undelivered_;   // compute_answers_undelivered_total
   ShardedCounters counters_;
 };
 

@@ -57,6 +57,12 @@ class CallObserver {
   // UNAVAILABLE): the time from its arrival at the service to its answer,
   // what a refusal costs the server. Default: not measured.
   virtual void OnRefusalAnswered(absl::Duration /*elapsed*/) {}
+  // A Run call answered OK (so counted by OnCallHandled) whose answer never
+  // reached its client: the client cancelled, its deadline passed or its
+  // connection closed before the answer was out. Work done for nothing,
+  // which the handled count alone reports as a success. Default: not
+  // counted.
+  virtual void OnAnswerUndelivered() {}
 
   // The calls of the server's other services (health, reflection), which
   // CallInterceptor sees: full service name ("grpc.health.v1.Health") and

@@ -388,6 +388,10 @@ void ComputeService::Answered(const CallInfo& call,
   }
 }
 
+void ComputeService::AnswerUndelivered() {
+  if (options_.observer != nullptr) options_.observer->OnAnswerUndelivered();
+}
+
 std::optional<grpc::Status> ComputeService::Prepare(CallInfo& call) {
   const compute::v1::RunRequest& request = *call.request;
   if (!call.parsed.ok()) {

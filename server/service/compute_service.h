@@ -218,6 +218,9 @@ class ComputeService {
   // load report to its trailers: once per call, just before its status is
   // sent.
   void Answered(const CallInfo& call, const grpc::Status& status);
+  // Tells the observer a call answered OK did not get its answer to the
+  // client (CallObserver::OnAnswerUndelivered): at most once per call.
+  void AnswerUndelivered();
 
   // From now on Run answers UNAVAILABLE; calls already accepted go on.
   void StartDraining() { draining_.store(true, std::memory_order_release); }

@@ -48,16 +48,20 @@ class RunCall {
         if (held_bytes_ > 0) queues_.service_.pool().ReleaseBytes(held_bytes_);
         Unref();
         return;
-      case Kind::kDone:
-        // Cancelled by the client, or its deadline passed: stop the task
-        // (a no-op once it has completed). Its completion finishes the call.
-        if (context_.IsCancelled() && handle_.valid()) {
+      case Kind::kDone: {
+        // Cancelled by the client, or its deadline passed, or its
+        // connection closed: stop the task (a no-op once it has completed).
+        // Its completion finishes the call.
+        const bool cancelled = context_.IsCancelled();
+        if (cancelled) MarkDelivery(kCancelled);
+        if (cancelled && handle_.valid()) {
           WorkerPool& pool = queues_.service_.pool();
           pool.Cancel(handle_, CancelOutcome(pool.clock().Now(), call_.deadline,
                                              call_.timeout));
         }
         Unref();
         return;
+      }
     }
   }
 
@@ -113,9 +117,24 @@ class RunCall {
       // Before Finish, whose event may come at once on the queue's thread.
       held_bytes_ = static_cast<int64_t>(answer.Length());
       queues_.service_.pool().HoldBytes(held_bytes_);
+      MarkDelivery(kAnsweredOk);
       responder_.Finish(answer, status, &finished_);
     } else {
       responder_.FinishWithError(status, &finished_);
+    }
+  }
+
+  // The call's end as far as its answer goes: answered OK, and ended
+  // cancelled (done event). The second of the two to be marked, on either
+  // thread, reports the answer undelivered: an OK answer issued to a call
+  // already cancelled, or one that was issued and then never sent.
+  static constexpr uint8_t kAnsweredOk = 1;
+  static constexpr uint8_t kCancelled = 2;
+  void MarkDelivery(uint8_t mark) {
+    constexpr uint8_t kBoth = kAnsweredOk | kCancelled;
+    const uint8_t before = delivery_.fetch_or(mark, std::memory_order_relaxed);
+    if (before != kBoth && (before | mark) == kBoth) {
+      queues_.service_.AnswerUndelivered();
     }
   }
 
@@ -145,6 +164,7 @@ class RunCall {
   // arrived; +1 while a worker issues Finish.
   std::atomic<int> refs_{1};
   std::atomic<bool> finish_issued_{false};
+  std::atomic<uint8_t> delivery_{0};  // MarkDelivery's marks
   Event arrived_{this, Kind::kArrived};
   Event finished_{this, Kind::kFinished};
   Event done_{this, Kind::kDone};

@@ -40,7 +40,10 @@
 //                released by the call's finish event, which every Finish
 //                gets (ok or not, also at shutdown), so once no call is left
 //                the pool holds no bytes for answers (asserted in
-//                Shutdown).
+//                Shutdown). An OK answer whose call's done event says
+//                cancelled (before Finish or after it, on either thread:
+//                the second of the two marks it) never reached the client:
+//                ComputeService::AnswerUndelivered counts it.
 //   Lifetime: a reference count. One reference is held by the chain of
 //   request -> Finish events, one by the done event (AsyncNotifyWhenDone,
 //   delivered once per call that arrived, whether finished or cancelled),

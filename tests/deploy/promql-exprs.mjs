@@ -40,7 +40,7 @@ const COUNTERS_GAUGES = [
   "compute_pool_expected_wait_seconds", "compute_pool_target_queue_wait_seconds", "compute_pool_overloaded",
   "compute_task_cost_seconds_per_unit", "compute_task_probes_total", "compute_memory_returns_total", "process_threads",
   "compute_pool_inflight_bytes", "compute_pool_inflight_bytes_limit", "compute_transport_quota_bytes",
-  "compute_log_lines_dropped_total",
+  "compute_log_lines_dropped_total", "compute_answers_undelivered_total",
   "compute_tenant_tasks_total", "compute_tenant_rejected_total", "compute_tenant_run_seconds_total",
   "grpc_server_started_total", "grpc_server_handled_total",
   "process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",

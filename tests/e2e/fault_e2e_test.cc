@@ -1060,6 +1060,47 @@ TEST(FaultE2eTest, ADrainThatAnswersWaitedForUntilItsTimeoutSaysSo) {
   EXPECT_FALSE(quiet_stopped->fields().contains("answers_untaken_bytes"));
 }
 
+// An answer the client never took (its window shut, then its connection
+// closed) is counted in compute_answers_undelivered_total, while
+// grpc_server_handled_total counts the call OK, as go-grpc-prometheus does;
+// an answer taken is not. Before 2026-12-07 nothing told the two apart (a
+// review's finding).
+TEST(FaultE2eTest, AnAnswerTheClientNeverTookIsCountedUndelivered) {
+  constexpr int kSide = 64;
+  int metrics_port = FreeLoopbackPort();
+  ServerProcess server(DrainTestArgs(metrics_port, "10s"));
+  ASSERT_TRUE(server.Spawn());
+  std::optional<int> port = server.WaitServing();
+  ASSERT_TRUE(port.has_value());
+  auto metric = MetricReader(metrics_port);
+  ASSERT_TRUE(CallFib(*port, absl::Seconds(10)).ok());  // taken
+  {
+    // Cancelled by its client while it runs: answered CANCELLED, and not
+    // counted (no answer was lost that anyone waited for).
+    auto stub = compute::v1::Compute::NewStub(ChannelTo(*port));
+    AsyncCall running(*stub, Spin(absl::Seconds(30)));
+    ASSERT_TRUE(
+        PollUntil([&] { return metric("compute_pool_workers_busy") == 1; },
+                  absl::Seconds(10)));
+    running.Cancel();
+    EXPECT_EQ(running.Wait().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  RawHttp2Connection never_reads;
+  ASSERT_TRUE(HoldAnAnswer(never_reads, *port, metrics_port, kSide));
+  EXPECT_EQ(metric("compute_answers_undelivered_total"), 0)
+      << "counted while its answer may still be taken";
+  never_reads.Close();
+  EXPECT_TRUE(PollUntil(
+      [&] { return metric("compute_answers_undelivered_total") == 1; },
+      absl::Seconds(10)))
+      << metric("compute_answers_undelivered_total");
+  EXPECT_EQ(metric("grpc_server_handled_total",
+                   {{"grpc_method", "Run"}, {"grpc_code", "OK"}}),
+            2);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait().code, 0);
+}
+
 // A client that stops reading its socket (a stalled or stopped process)
 // while a large answer is being written holds the connection's last write,
 // and gRPC 1.51 closes a connection only once that write ends: when the

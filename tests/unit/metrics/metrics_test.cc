@@ -66,6 +66,7 @@ TEST(MetricsTest, EveryFamilyOnceWithHelpAndAValidName) {
       {"compute_tasks_rejected_total", T::Counter},
       {"compute_priority_tasks_total", T::Counter},
       {"compute_refusal_seconds", T::Histogram},
+      {"compute_answers_undelivered_total", T::Counter},
       {"compute_priority_rejected_total", T::Counter},
       {"compute_task_queue_wait_seconds", T::Histogram},
       {"compute_task_run_seconds", T::Histogram},
