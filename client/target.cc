@@ -30,6 +30,9 @@ TargetParts SplitTarget(absl::string_view target) {
       parts.authority = rest.substr(0, slash);
       if (slash == absl::string_view::npos) return parts;  // no name
       rest.remove_prefix(slash + 1);
+    } else {
+      // dns:/host:port: gRPC takes the URI's path without its slash.
+      absl::ConsumePrefix(&rest, "/");
     }
     parts.addresses.push_back(rest);
     return parts;

@@ -12,7 +12,7 @@ namespace compute::client {
 
 struct TargetParts {
   enum class Kind {
-    kName,         // host:port, [v6]:port, host, dns:[//authority/]host:port
+    kName,  // host:port, [v6]:port, host, dns:[//authority/ or /]host:port
     kAddressList,  // ipv4:a:p,b:q or ipv6:[a]:p,[b]:q
     kOther,        // unix:, unix-abstract:, any other scheme://
   };

@@ -11,6 +11,7 @@ TEST(TargetHostNameTest, IsTheHostNameOfATargetThatNamesOne) {
   EXPECT_EQ(TargetHostName("localhost:50051"), "localhost");
   EXPECT_EQ(TargetHostName("dns:///compute.ns.svc:50051"), "compute.ns.svc");
   EXPECT_EQ(TargetHostName("dns:compute:50051"), "compute");
+  EXPECT_EQ(TargetHostName("dns:/compute:50051"), "compute");
   EXPECT_EQ(TargetHostName("dns://8.8.8.8/compute.example:443"),
             "compute.example");
   EXPECT_EQ(TargetHostName("compute.example"), "compute.example");

@@ -35,6 +35,10 @@ TEST(SplitTargetTest, NamesAreOneAddressAfterTheirSchemeAndAuthority) {
   EXPECT_THAT(no_name.addresses, IsEmpty());
 
   EXPECT_THAT(SplitTarget("dns:compute:1").addresses, ElementsAre("compute:1"));
+  // One slash: the URI's path, which gRPC takes without it (it was read as
+  // the host "/compute").
+  EXPECT_THAT(SplitTarget("dns:/compute:1").addresses,
+              ElementsAre("compute:1"));
   // A list without its scheme is one (bad) name: CheckTargetPorts says so.
   EXPECT_THAT(SplitTarget("127.0.0.1:1,127.0.0.1:2").addresses,
               ElementsAre("127.0.0.1:1,127.0.0.1:2"));
