@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <ctime>
@@ -92,6 +93,29 @@ std::string CertificateValidityProblem(absl::string_view flag,
     if (!when.empty()) {
       problem = absl::StrCat(flag, " ", path, ": certificate ", index, " (",
                              Subject(cert), ") ", when);
+    }
+    X509_free(cert);
+  }
+  ERR_clear_error();
+  BIO_free(bio);
+  return problem;
+}
+
+std::string ServerCertificatePurposeProblem(absl::string_view flag,
+                                            const std::string& path,
+                                            const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return "";
+  std::string problem;
+  if (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    // X509_get_extension_flags parses the extensions first.
+    if ((X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) != 0 &&
+        (X509_get_extended_key_usage(cert) & XKU_SSL_SERVER) == 0) {
+      problem =
+          absl::StrCat(flag, " ", path, ": certificate 1 (", Subject(cert),
+                       ") has an extended key usage without "
+                       "serverAuth: TLS clients refuse it (a client "
+                       "certificate?)");
     }
     X509_free(cert);
   }

@@ -54,6 +54,18 @@ std::string CertificateValidityProblem(absl::string_view flag,
                                        const std::string& path,
                                        const std::string& pem, absl::Time now);
 
+// Whether the first certificate in `pem` (checked by ReadPemFile; flag's
+// `path`), a server's own, may serve TLS: "" if it names no extended key
+// usage or names serverAuth, else one line for a start-up warning:
+// "--tls_cert c.pem: certificate 1 (CN = compute) has an extended key usage
+// without serverAuth: TLS clients refuse it (a client certificate?)".
+// Clients then fail every handshake ("unsupported certificate purpose")
+// while the server seems to serve. A warning, as for validity: a client
+// that does not check the purpose still works.
+std::string ServerCertificatePurposeProblem(absl::string_view flag,
+                                            const std::string& path,
+                                            const std::string& pem);
+
 }  // namespace compute
 
 #endif  // COMPUTE_SERVER_BASE_PEM_H_

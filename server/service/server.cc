@@ -17,8 +17,9 @@
 namespace compute::service {
 namespace {
 
-// "tls_cert: cannot read PATH: reason". A certificate not valid now is
-// added to *warnings (pem.h says why not an error).
+// "tls_cert: cannot read PATH: reason". A certificate not valid now, or a
+// server certificate without serverAuth, is added to *warnings (pem.h says
+// why not an error).
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
     const ServerConfig& config, std::vector<std::string>* warnings) {
   if (config.tls_cert.empty() && config.tls_key.empty()) {
@@ -47,6 +48,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
     if (!problem.empty()) warnings->push_back(std::move(problem));
   };
   check_validity(config.tls_cert_name, config.tls_cert, *cert);
+  if (std::string problem = ServerCertificatePurposeProblem(
+          config.tls_cert_name, config.tls_cert, *cert);
+      !problem.empty()) {
+    warnings->push_back(std::move(problem));
+  }
   grpc::SslServerCredentialsOptions options;
   options.pem_key_cert_pairs.push_back({*key, *cert});
   if (!config.tls_client_ca.empty()) {

@@ -149,8 +149,9 @@ class ComputeServer {
   ~ComputeServer();
 
   int port() const { return port_; }
-  // What the start-up log should warn of (a TLS certificate not valid now),
-  // one line each; the server serves regardless.
+  // What the start-up log should warn of (a TLS certificate not valid now,
+  // or a server certificate without serverAuth), one line each; the server
+  // serves regardless.
   const std::vector<std::string>& start_warnings() const {
     return start_warnings_;
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/base/file.h"
 #include "server/pool/sync.h"
@@ -80,7 +81,12 @@ class TlsTest : public ::testing::Test {
         " -keyout nameless.key -out nameless.csr "
         "-subj /O=NoNameOrg;"
         "openssl x509 -req -in nameless.csr -CA ca.pem -CAkey ca.key "
-        "-CAcreateserial -out nameless.pem -days 1";
+        "-CAcreateserial -out nameless.pem -days 1;"
+        // The server's key and names, made for clients only.
+        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n"
+        "extendedKeyUsage=clientAuth' > clientonly.ext;"
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+        "-CAcreateserial -out clientonly.pem -days 1 -extfile clientonly.ext";
     ASSERT_EQ(std::system(("bash -c \"" + script + "\"").c_str()), 0)
         << Read(*dir_ / "openssl.log");
   }
@@ -144,6 +150,27 @@ TEST_F(TlsTest, TlsHandshakeAndCall) {
   auto server = StartTls(/*mutual=*/false);
   ASSERT_NE(server, nullptr);
   EXPECT_TRUE(CallFib(server->port(), /*with_client_cert=*/false).ok());
+}
+
+// A server certificate made for clients only (extendedKeyUsage=clientAuth)
+// is a start-up warning naming it: every TLS client refuses it, as the call
+// here shows, while the server seems to serve (before 2026-12-07 it started
+// without a word). A certificate with no extended key usage says nothing.
+TEST_F(TlsTest, AServerCertificateForClientsOnlyIsWarnedOf) {
+  auto fine = StartTls(/*mutual=*/false);
+  ASSERT_NE(fine, nullptr);
+  EXPECT_TRUE(fine->start_warnings().empty());
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.tls_cert = Path("clientonly.pem");
+  config.tls_key = Path("server.key");
+  auto server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  ASSERT_EQ(server->start_warnings().size(), 1u);
+  EXPECT_THAT(
+      server->start_warnings()[0],
+      ::testing::HasSubstr("has an extended key usage without serverAuth"));
+  EXPECT_EQ(CallFib(server->port(), /*with_client_cert=*/false).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(TlsTest, PlaintextClientIsRefusedByTlsServer) {

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <string>
 
@@ -24,9 +25,10 @@ using ::testing::MatchesRegex;
 const absl::Time kNow = absl::Now();
 
 // A self-signed certificate for CN=`name`, valid from kNow + `from` to kNow
-// + `to`, as PEM.
+// + `to`, as PEM; with `purposes` ("clientAuth", "serverAuth,clientAuth"),
+// an extended key usage naming them.
 std::string Certificate(const std::string& name, absl::Duration from,
-                        absl::Duration to) {
+                        absl::Duration to, const char* purposes = nullptr) {
   time_t now = absl::ToTimeT(kNow);
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509* cert = X509_new();
@@ -40,6 +42,12 @@ std::string Certificate(const std::string& name, absl::Duration from,
       reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
   X509_set_issuer_name(cert, subject);
   X509_set_pubkey(cert, key);
+  if (purposes != nullptr) {
+    X509_EXTENSION* eku =
+        X509V3_EXT_conf_nid(nullptr, nullptr, NID_ext_key_usage, purposes);
+    X509_add_ext(cert, eku, -1);
+    X509_EXTENSION_free(eku);
+  }
   X509_sign(cert, key, EVP_sha256());
   BIO* out = BIO_new(BIO_s_mem());
   PEM_write_bio_X509(out, cert);
@@ -84,6 +92,26 @@ TEST(CertificateValidityTest, OneNotValidYetSaysFromWhen) {
   EXPECT_EQ(CertificateValidityProblem("--tls_cert", "c.pem", pem,
                                        kNow + absl::Hours(3)),
             "");
+}
+
+// A server certificate made for clients (clientAuth only) is named: every
+// TLS client would refuse it ("unsupported certificate purpose") while the
+// server seemed to serve (a review's finding: it started without a word).
+TEST(ServerCertificatePurposeTest, AClientOnlyCertificateIsNamed) {
+  const absl::Duration day = absl::Hours(24);
+  for (const char* fine : {static_cast<const char*>(nullptr), "serverAuth",
+                           "serverAuth,clientAuth"}) {
+    EXPECT_EQ(ServerCertificatePurposeProblem(
+                  "--tls_cert", "c.pem", Certificate("ok", -day, day, fine)),
+              "")
+        << (fine != nullptr ? fine : "no extended key usage");
+  }
+  EXPECT_EQ(ServerCertificatePurposeProblem(
+                "--tls_cert", "c.pem",
+                Certificate("compute", -day, day, "clientAuth")),
+            "--tls_cert c.pem: certificate 1 (CN = compute) has an extended "
+            "key usage without serverAuth: TLS clients refuse it (a client "
+            "certificate?)");
 }
 
 }  // namespace
