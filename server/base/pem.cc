@@ -108,14 +108,15 @@ std::string ServerCertificatePurposeProblem(absl::string_view flag,
   if (bio == nullptr) return "";
   std::string problem;
   if (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
-    // X509_get_extension_flags parses the extensions first.
-    if ((X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) != 0 &&
-        (X509_get_extended_key_usage(cert) & XKU_SSL_SERVER) == 0) {
-      problem =
-          absl::StrCat(flag, " ", path, ": certificate 1 (", Subject(cert),
-                       ") has an extended key usage without "
-                       "serverAuth: TLS clients refuse it (a client "
-                       "certificate?)");
+    // OpenSSL's own check of a TLS server's certificate, as its clients
+    // (gRPC's included) make it: key usage, extended key usage (serverAuth,
+    // or the old SGC ones), Netscape certificate type.
+    if (X509_check_purpose(cert, X509_PURPOSE_SSL_SERVER, 0) != 1) {
+      problem = absl::StrCat(
+          flag, " ", path, ": certificate 1 (", Subject(cert),
+          ") is not for a TLS server (its key usage or extended key usage "
+          "leaves serverAuth out): TLS clients refuse it (a client "
+          "certificate?)");
     }
     X509_free(cert);
   }

@@ -55,10 +55,12 @@ std::string CertificateValidityProblem(absl::string_view flag,
                                        const std::string& pem, absl::Time now);
 
 // Whether the first certificate in `pem` (checked by ReadPemFile; flag's
-// `path`), a server's own, may serve TLS: "" if it names no extended key
-// usage or names serverAuth, else one line for a start-up warning:
-// "--tls_cert c.pem: certificate 1 (CN = compute) has an extended key usage
-// without serverAuth: TLS clients refuse it (a client certificate?)".
+// `path`), a server's own, may serve TLS by OpenSSL's purpose check (key
+// usage, extended key usage, Netscape type; no extensions is fine): "" if
+// so, else one line for a start-up warning: "--tls_cert c.pem: certificate
+// 1 (CN = compute) is not for a TLS server (its key usage or extended key
+// usage leaves serverAuth out): TLS clients refuse it (a client
+// certificate?)".
 // Clients then fail every handshake ("unsupported certificate purpose")
 // while the server seems to serve. A warning, as for validity: a client
 // that does not check the purpose still works.

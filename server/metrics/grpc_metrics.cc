@@ -225,8 +225,9 @@ std::vector<prometheus::MetricFamily> GrpcMetrics::Collect() const {
   auto undelivered = MakeFamily(
       "compute_answers_undelivered_total",
       "Run calls answered OK (so counted in grpc_server_handled_total) whose "
-      "answer never reached the client: it cancelled, its deadline passed or "
-      "its connection closed before the answer was out.",
+      "answer was not out when the call ended: the client cancelled, its "
+      "deadline passed or its connection closed before gRPC had handed the "
+      "whole answer to the connection.",
       MetricType::Counter);
   AddValue(undelivered, {}, static_cast<double>(snapshot[undelivered_]));
 

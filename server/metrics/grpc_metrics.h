@@ -16,7 +16,7 @@
 //                             UNAVAILABLE), since grpc_server_handling_seconds
 //                             has no code label to tell refusals apart
 //   compute_answers_undelivered_total  Run calls counted handled OK whose
-//                             answer never reached the client
+//                             answer was not out when the call ended
 //
 // As go-grpc-prometheus's InitializeMetrics does, every method x code series
 // exists from the start at 0. Methods are the service's unary methods

@@ -57,11 +57,12 @@ class CallObserver {
   // UNAVAILABLE): the time from its arrival at the service to its answer,
   // what a refusal costs the server. Default: not measured.
   virtual void OnRefusalAnswered(absl::Duration /*elapsed*/) {}
-  // A Run call answered OK (so counted by OnCallHandled) whose answer never
-  // reached its client: the client cancelled, its deadline passed or its
-  // connection closed before the answer was out. Work done for nothing,
-  // which the handled count alone reports as a success. Default: not
-  // counted.
+  // A Run call answered OK (so counted by OnCallHandled) whose answer was
+  // not out when the call ended: the client cancelled, its deadline passed
+  // or its connection closed before gRPC had handed the whole answer to the
+  // connection (one larger than the client's flow-control window, say). Work
+  // done for nothing, which the handled count alone reports as a success.
+  // Default: not counted.
   virtual void OnAnswerUndelivered() {}
 
   // The calls of the server's other services (health, reflection), which

@@ -1061,7 +1061,8 @@ TEST(FaultE2eTest, ADrainThatAnswersWaitedForUntilItsTimeoutSaysSo) {
 }
 
 // An answer the client never took (its window shut, then its connection
-// closed) is counted in compute_answers_undelivered_total, while
+// closed; the answer is larger than the window, 0 here, so gRPC still held
+// it) is counted in compute_answers_undelivered_total, while
 // grpc_server_handled_total counts the call OK, as go-grpc-prometheus does;
 // an answer taken is not. Before 2026-12-07 nothing told the two apart (a
 // review's finding).
@@ -1084,6 +1085,12 @@ TEST(FaultE2eTest, AnAnswerTheClientNeverTookIsCountedUndelivered) {
                   absl::Seconds(10)));
     running.Cancel();
     EXPECT_EQ(running.Wait().error_code(), grpc::StatusCode::CANCELLED);
+    // Its done event has been handled once its task completed cancelled.
+    ASSERT_TRUE(PollUntil(
+        [&] {
+          return metric("compute_tasks_total", {{"outcome", "cancelled"}}) == 1;
+        },
+        absl::Seconds(10)));
   }
   RawHttp2Connection never_reads;
   ASSERT_TRUE(HoldAnAnswer(never_reads, *port, metrics_port, kSide));

@@ -166,9 +166,10 @@ TEST_F(TlsTest, AServerCertificateForClientsOnlyIsWarnedOf) {
   auto server = StartServer(config);
   ASSERT_NE(server, nullptr);
   ASSERT_EQ(server->start_warnings().size(), 1u);
-  EXPECT_THAT(
-      server->start_warnings()[0],
-      ::testing::HasSubstr("has an extended key usage without serverAuth"));
+  EXPECT_THAT(server->start_warnings()[0],
+              ::testing::HasSubstr(
+                  "is not for a TLS server (its key usage or extended key "
+                  "usage leaves serverAuth out)"));
   EXPECT_EQ(CallFib(server->port(), /*with_client_cert=*/false).error_code(),
             grpc::StatusCode::UNAVAILABLE);
 }

@@ -26,9 +26,11 @@ const absl::Time kNow = absl::Now();
 
 // A self-signed certificate for CN=`name`, valid from kNow + `from` to kNow
 // + `to`, as PEM; with `purposes` ("clientAuth", "serverAuth,clientAuth"),
-// an extended key usage naming them.
+// an extended key usage naming them; with `key_usage` ("keyCertSign"), a
+// key usage.
 std::string Certificate(const std::string& name, absl::Duration from,
-                        absl::Duration to, const char* purposes = nullptr) {
+                        absl::Duration to, const char* purposes = nullptr,
+                        const char* key_usage = nullptr) {
   time_t now = absl::ToTimeT(kNow);
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509* cert = X509_new();
@@ -47,6 +49,12 @@ std::string Certificate(const std::string& name, absl::Duration from,
         X509V3_EXT_conf_nid(nullptr, nullptr, NID_ext_key_usage, purposes);
     X509_add_ext(cert, eku, -1);
     X509_EXTENSION_free(eku);
+  }
+  if (key_usage != nullptr) {
+    X509_EXTENSION* ku =
+        X509V3_EXT_conf_nid(nullptr, nullptr, NID_key_usage, key_usage);
+    X509_add_ext(cert, ku, -1);
+    X509_EXTENSION_free(ku);
   }
   X509_sign(cert, key, EVP_sha256());
   BIO* out = BIO_new(BIO_s_mem());
@@ -109,9 +117,18 @@ TEST(ServerCertificatePurposeTest, AClientOnlyCertificateIsNamed) {
   EXPECT_EQ(ServerCertificatePurposeProblem(
                 "--tls_cert", "c.pem",
                 Certificate("compute", -day, day, "clientAuth")),
-            "--tls_cert c.pem: certificate 1 (CN = compute) has an extended "
-            "key usage without serverAuth: TLS clients refuse it (a client "
-            "certificate?)");
+            "--tls_cert c.pem: certificate 1 (CN = compute) is not for a TLS "
+            "server (its key usage or extended key usage leaves serverAuth "
+            "out): TLS clients refuse it (a client certificate?)");
+  // A key usage that serves no TLS server (a CA's key) is named too; the
+  // old SGC extended key usage, which OpenSSL's clients accept, is not.
+  EXPECT_NE(ServerCertificatePurposeProblem(
+                "--tls_cert", "c.pem",
+                Certificate("ca", -day, day, nullptr, "keyCertSign")),
+            "");
+  EXPECT_EQ(ServerCertificatePurposeProblem(
+                "--tls_cert", "c.pem", Certificate("sgc", -day, day, "nsSGC")),
+            "");
 }
 
 }  // namespace
