@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "server/base/file.h"
@@ -68,6 +69,19 @@ std::string Subject(X509* cert) {
   return subject;
 }
 
+// The first certificate in `pem`, or null; OpenSSL's error queue left
+// clear.
+std::unique_ptr<X509, decltype(&X509_free)> FirstCertificate(
+    const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* cert = bio == nullptr
+                   ? nullptr
+                   : PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  ERR_clear_error();
+  return {cert, &X509_free};
+}
+
 }  // namespace
 
 std::string CertificateValidityProblem(absl::string_view flag,
@@ -104,25 +118,19 @@ std::string CertificateValidityProblem(absl::string_view flag,
 std::string ServerCertificatePurposeProblem(absl::string_view flag,
                                             const std::string& path,
                                             const std::string& pem) {
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  if (bio == nullptr) return "";
-  std::string problem;
-  if (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
-    // OpenSSL's own check of a TLS server's certificate, as its clients
-    // (gRPC's included) make it: key usage, extended key usage (serverAuth,
-    // or the old SGC ones), Netscape certificate type.
-    if (X509_check_purpose(cert, X509_PURPOSE_SSL_SERVER, 0) != 1) {
-      problem = absl::StrCat(
-          flag, " ", path, ": certificate 1 (", Subject(cert),
-          ") is not for a TLS server (its key usage or extended key usage "
-          "leaves serverAuth out): TLS clients refuse it (a client "
-          "certificate?)");
-    }
-    X509_free(cert);
-  }
+  auto cert = FirstCertificate(pem);
+  // OpenSSL's own check of a TLS server's certificate, as its clients
+  // (gRPC's included) make it: key usage, extended key usage (serverAuth,
+  // or the old SGC ones), Netscape certificate type.
+  const bool for_servers =
+      cert == nullptr ||
+      X509_check_purpose(cert.get(), X509_PURPOSE_SSL_SERVER, 0) == 1;
   ERR_clear_error();
-  BIO_free(bio);
-  return problem;
+  if (for_servers) return "";
+  return absl::StrCat(flag, " ", path, ": certificate 1 (", Subject(cert.get()),
+                      ") is not for a TLS server (its key usage or extended "
+                      "key usage leaves serverAuth out): TLS clients refuse "
+                      "it (a client certificate?)");
 }
 
 absl::StatusOr<std::string> ReadPemFile(absl::string_view flag,
@@ -155,24 +163,18 @@ absl::Status CheckKeyMatchesCertificate(absl::string_view cert_flag,
                                         absl::string_view key_flag,
                                         const std::string& key_path,
                                         const std::string& key_pem) {
-  BIO* cert_bio =
-      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+  auto cert = FirstCertificate(cert_pem);
   BIO* key_bio =
       BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
-  X509* cert = cert_bio == nullptr
-                   ? nullptr
-                   : PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
   EVP_PKEY* key =
       key_bio == nullptr
           ? nullptr
           : PEM_read_bio_PrivateKey(key_bio, nullptr, NoPassphrase, nullptr);
   const bool match = cert != nullptr && key != nullptr &&
-                     X509_check_private_key(cert, key) == 1;
+                     X509_check_private_key(cert.get(), key) == 1;
   ERR_clear_error();
   EVP_PKEY_free(key);
-  X509_free(cert);
   BIO_free(key_bio);
-  BIO_free(cert_bio);
   if (match) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat(key_flag, " ", key_path,
