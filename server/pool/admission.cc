@@ -14,29 +14,39 @@ absl::Duration ClampRetry(absl::Duration d) {
   return std::clamp(d, absl::Milliseconds(1), absl::Seconds(10));
 }
 
-// When a new task behind `queued_cost_ns` of queued work would start; zero
-// while a worker is free for it. The workers are filled like water: the
-// start t is the least such that the time the workers free up before t
-// holds the queued work, sum over workers of max(0, t - left) = queued, so
-// t = (queued + the left times under t) / the number of them.
-absl::Duration WaitFor(int64_t queued_cost_ns, const PoolLoad& load) {
-  const int free_places = std::max(0, load.max_workers - load.running);
-  if (load.queue.size() < static_cast<size_t>(free_places)) {
-    return absl::ZeroDuration();
-  }
+// The times at which the places free up (what each running task has left;
+// zero for a free place), sorted; empty while a worker is free for a new
+// task, which then waits for nothing.
+PoolLoad::Left FreeUpTimes(const PoolLoad& load) {
   PoolLoad::Left left;
+  const int free_places = std::max(0, load.max_workers - load.running);
+  if (load.queue.size() < static_cast<size_t>(free_places)) return left;
   load.running_left_ns(&left);
   // The places without a worker's task: free, or running an inline task
   // (microseconds).
   left.resize(std::max(left.size(), static_cast<size_t>(load.max_workers)), 0);
   std::sort(left.begin(), left.end());
+  return left;
+}
+
+// When a new task behind `queued_cost_ns` of queued work would start, the
+// places freeing up at `left` (FreeUpTimes; empty: now). The workers are
+// filled like water: the start t is the least such that the time the
+// workers free up before t holds the queued work, sum over workers of
+// max(0, t - left) = queued, so t = (queued + the left times under t) / the
+// number of them.
+int64_t StartAfter(int64_t queued_cost_ns, const PoolLoad::Left& left) {
   int64_t sum = queued_cost_ns;
   for (size_t n = 1; n <= left.size(); ++n) {
     sum += left[n - 1];
     const int64_t start = sum / static_cast<int64_t>(n);
-    if (n == left.size() || start <= left[n]) return absl::Nanoseconds(start);
+    if (n == left.size() || start <= left[n]) return start;
   }
-  return absl::ZeroDuration();  // not reached: max_workers >= 1
+  return 0;  // no place is busy
+}
+
+absl::Duration WaitFor(int64_t queued_cost_ns, const PoolLoad& load) {
+  return absl::Nanoseconds(StartAfter(queued_cost_ns, FreeUpTimes(load)));
 }
 
 }  // namespace
@@ -58,8 +68,37 @@ absl::Duration Admission::ExpectedWait(const PoolLoad& load) {
 absl::Duration Admission::ExpectedWaitFor(const TaskOptions& options,
                                           const PoolLoad& load,
                                           FairQueue::Backlog backlog) {
-  return WaitFor(
-      load.queue.CostAhead(options.tenant, options.priority, backlog), load);
+  const FairQueue& queue = load.queue;
+  const PoolLoad::Left left = FreeUpTimes(load);
+  auto start_after = [&](FairQueue::Backlog b, int64_t wait_ns) {
+    return StartAfter(queue.CostAhead(options.tenant, options.priority, b,
+                                      load.now_ns, wait_ns),
+                      left);
+  };
+  if (backlog != FairQueue::Backlog::kAtRecentRates) {
+    return absl::Nanoseconds(start_after(backlog, 0));
+  }
+  // The wait W is where start_after(W) = W: the other tenants send for as
+  // long as the task waits. Between what is queued now (lo: start_after
+  // there is at least lo) and what they would be served if they kept
+  // sending (hi: start_after there is at most hi). start_after(W) - W is
+  // concave (the work ahead grows ever slower with W, each tenant's up to
+  // its bound; the start grows ever slower with the work, as more places
+  // share it), so it is >= 0 below the wait and <= 0 above it: bisect.
+  int64_t lo = start_after(FairQueue::Backlog::kAsQueued, 0);
+  if (left.empty() ||
+      start_after(FairQueue::Backlog::kAtRecentRates, lo) <= lo) {
+    return absl::Nanoseconds(lo);  // nothing they send moves it
+  }
+  int64_t hi = start_after(FairQueue::Backlog::kStaysBacklogged, 0);
+  for (int step = 0;
+       step < kWaitSteps && hi - lo > std::max(kWaitPrecisionNs, lo / 64);
+       ++step) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (start_after(FairQueue::Backlog::kAtRecentRates, mid) <= mid ? hi : lo) =
+        mid;
+  }
+  return absl::Nanoseconds(std::max(lo, hi));
 }
 
 absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
@@ -79,16 +118,17 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   const bool standing = overloaded_ && options.priority != Priority::kCritical;
   // The expected wait only where a check needs it.
   auto expected_wait = [&] {
-    // While a queue stands, the tenants with queued calls keep sending.
+    // While a queue stands, the tenants with queued calls keep sending;
+    // else, they send what they have been sending lately (kAtRecentRates).
     // Not for critical calls: their class goes ahead of the standing queue,
-    // and the deadline's quick bound below, which counts only what is
-    // queued, must bound their wait (until 2026-12-06 a critical call with
-    // a 25 ms deadline was admitted by the bound and one with 24 ms refused
-    // for an expected 325 ms: a review's test).
+    // and the deadline's quick bound below must bound their wait (until
+    // 2026-12-06 a critical call with a 25 ms deadline was admitted by the
+    // bound and one with 24 ms refused for an expected 325 ms: a review's
+    // test).
     why->expected_wait =
         ExpectedWaitFor(options, load,
                         standing ? FairQueue::Backlog::kStaysBacklogged
-                                 : FairQueue::Backlog::kAsQueued);
+                                 : FairQueue::Backlog::kAtRecentRates);
     why->retry_after = ClampRetry(why->expected_wait);
     return why->expected_wait;
   };
@@ -225,9 +265,13 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   const bool sheddable = options.priority == Priority::kSheddable &&
                          target != absl::InfiniteDuration();
   if (!standing && !check_deadline && !sheddable) return absl::OkStatus();
-  if (!standing && !sheddable) {
-    // The full cost of the running tasks bounds what they have left: a
-    // deadline beyond that bound needs no exact wait (the common case).
+  if (!standing && !sheddable &&
+      queue.OwesNothing(options.tenant, options.priority)) {
+    // The call starts at its class's virtual time, so what the others send
+    // meanwhile does not go first: the queued cost and the full cost of
+    // the running tasks (which bounds what they have left) bound its wait,
+    // and a deadline beyond that bound needs no exact wait (the common
+    // case).
     const absl::Duration bound = absl::Nanoseconds(
         (queue.cost_ns() + load.running_full_cost_ns) / load.max_workers);
     if (bound + DeadlineMargin(bound) + options.cost <=

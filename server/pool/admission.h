@@ -46,6 +46,7 @@ struct PoolLoad {
   int64_t task_bytes = 0;            // of the queued and running tasks
   int64_t held_bytes = 0;            // held outside tasks (HoldBytes)
   int64_t running_full_cost_ns = 0;  // full estimated cost of running tasks
+  int64_t now_ns = 0;  // the arrival's time (FairQueue's monotonic ns)
   // Appends the estimated time each task running on a worker has left (at
   // most its full cost); called only when a decision needs the exact
   // expected wait.
@@ -74,10 +75,16 @@ class Admission {
   // For any task, and for a task of `options`' tenant and class.
   static absl::Duration ExpectedWait(const PoolLoad& load);
   // (`backlog`: FairQueue::CostAhead's; the pool's own checks count the
-  // other tenants as backlogged while a queue stands.)
+  // other tenants as backlogged while a queue stands, and as sending at
+  // their recent rates while the task waits otherwise: with kAtRecentRates
+  // the wait W solves W = the start after the work ahead at W, found by
+  // bisection to within kWaitPrecisionNs or 1/64 of it, in at most
+  // kWaitSteps steps of O(flows of the class + workers).)
   static absl::Duration ExpectedWaitFor(
       const TaskOptions& options, const PoolLoad& load,
       FairQueue::Backlog backlog = FairQueue::Backlog::kAsQueued);
+  static constexpr int64_t kWaitPrecisionNs = 100'000;
+  static constexpr int kWaitSteps = 40;
 
   // The standing-queue detector (CoDel's rule): every dequeue reports its
   // task's queue wait, and a worker that finds the queue empty a zero.

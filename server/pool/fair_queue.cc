@@ -84,7 +84,7 @@ void FairQueue::SweepInactiveFlows() {
 }
 
 void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
-                     double weight, int64_t cost_ns) {
+                     double weight, int64_t cost_ns, int64_t now_ns) {
   Class& c = classes_[static_cast<int>(priority)];
   auto it = c.flows.find(AsKey(tenant));
   if (it == c.flows.end()) {
@@ -102,7 +102,10 @@ void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
     flow->active_index = c.active.size();
     c.active.push_back(flow);
     c.weights += weight;
+    flow->active_since_ns = now_ns;
+    flow->served_while_active_ns = 0;
   }
+  flow->arrivals.Add(cost_ns, now_ns);
   node->flow = flow;
   node->cost_ns = cost_ns;
   node->prev = flow->back;
@@ -165,6 +168,7 @@ FairQueue::Node* FairQueue::Pop() {
     // there at the earliest.)
     best->head_tag += static_cast<double>(node->cost_ns) / best->weight;
     node->served_epoch = c.epoch;
+    best->served_while_active_ns += node->cost_ns;
     // Counted first: Unlink's sweep keeps the record for the settlement.
     ++best->serving;
     ++serving_;
@@ -198,8 +202,16 @@ void FairQueue::Served(Node* node, int64_t ran_ns) {
   SweepInactiveFlows();
 }
 
+bool FairQueue::OwesNothing(std::string_view tenant, Priority priority) const {
+  const Class& c = classes_[static_cast<int>(priority)];
+  auto it = c.flows.find(AsKey(tenant));
+  if (it == c.flows.end()) return true;
+  return it->second->size == 0 && StartTag(c, it->second.get()) <= c.vtime;
+}
+
 int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
-                             Backlog backlog) const {
+                             Backlog backlog, int64_t now_ns,
+                             int64_t wait_ns) const {
   const int p = static_cast<int>(priority);
   // Summed in doubles: with weights far apart (0.001 against 1,000) one
   // flow's part can pass what an int64_t holds.
@@ -219,7 +231,8 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
     }
     // What f is served before `start`: (start - its head's tag) x its
     // weight, and at least its head if that starts no later; of what it
-    // holds now at most, unless it is taken to stay backlogged (see the
+    // holds now at most (and what it sends meanwhile, at its recent rate),
+    // unless it is taken to stay backlogged, or keeps a backlog (see the
     // header).
     double before = std::max(0.0, start - f->head_tag) * f->weight;
     if (f->head_tag <= start) {
@@ -227,6 +240,15 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
     }
     if (backlog == Backlog::kAsQueued) {
       before = std::min(before, static_cast<double>(f->cost_ns));
+    } else if (backlog == Backlog::kAtRecentRates) {
+      const bool keeps_a_backlog =
+          now_ns - f->active_since_ns >= kKeepsSendingAfterNs &&
+          f->served_while_active_ns >= f->cost_ns;
+      if (!keeps_a_backlog) {
+        before = std::min(
+            before, static_cast<double>(f->cost_ns) +
+                        f->arrivals.At(now_ns) * static_cast<double>(wait_ns));
+      }
     }
     ahead += before;
   }

@@ -52,9 +52,11 @@
 //
 // Classes: kCritical before kDefault before kSheddable, strictly.
 //
-// Costs: O(active flows of the class) to pick the next task and to
-// estimate a new task's wait; the active flows are at most the queued tasks
-// (the pool's capacity bounds them). Push, Remove: O(1) plus a hash lookup
+// Costs: O(active flows of the class) to pick the next task and to count
+// the work ahead of a new task (CostAhead; admission's expected wait may
+// count it a few times over, admission.h); the active flows are at most
+// the queued tasks (the pool's capacity bounds them). Push, Remove: O(1)
+// plus a hash lookup
 // for the flow. A flow whose last task leaves is inactive: it takes no part
 // in any decision (lookups do not find it) and starts afresh when its tenant
 // returns, but its record stays in the map for reuse, so that a queue that
@@ -76,6 +78,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "server/pool/arrival_rate.h"
 
 namespace compute {
 
@@ -119,6 +122,12 @@ class FairQueue {
     // Tasks served and not yet settled (Served): the record stays while
     // there are any.
     size_t serving = 0;
+    // What its tenant has been sending lately (every Push; kept while the
+    // record is).
+    ArrivalRate arrivals;
+    // Since it last became active, and the cost served since (Pop).
+    int64_t active_since_ns = 0;
+    int64_t served_while_active_ns = 0;
     // Virtual finish tag of its last queued task.
     double finish_tag() const {
       return head_tag + static_cast<double>(cost_ns) / weight;
@@ -130,9 +139,10 @@ class FairQueue {
   FairQueue& operator=(const FairQueue&) = delete;
 
   // Queues `node` at the back of (tenant, priority)'s flow. `weight` > 0
-  // is the tenant's; the latest given is kept.
+  // is the tenant's; the latest given is kept. `now_ns`: a monotonic
+  // clock's time, for the arrival rates.
   void Push(Node* node, std::string_view tenant, Priority priority,
-            double weight, int64_t cost_ns);
+            double weight, int64_t cost_ns, int64_t now_ns);
   // The next task to run, taken out; nullptr when empty. Every node popped
   // must be given to Served once its task has ended.
   Node* Pop();
@@ -165,11 +175,31 @@ class FairQueue {
   // tenant's next calls then overtook: 22-26 of its ~100 admitted calls a
   // run with 200 ms deadlines expired in the queue. Not always: after a
   // tenant's own 2 s call, another's two queued 1 ms calls counted 2 s
-  // ahead of its next one, which would start in a millisecond. At most
-  // kMaxCostAheadNs.
-  enum class Backlog { kAsQueued, kStaysBacklogged };
+  // ahead of its next one, which would start in a millisecond. Between the
+  // two, kAtRecentRates, which tells the tenants apart by what they did at
+  // `now_ns`:
+  // - a flow that has kept a backlog (active for kKeepsSendingAfterNs or
+  //   more, and served at least what it holds since) is a tenant that
+  //   keeps sending: a closed loop of several calls, or one over its share.
+  //   It counts as kStaysBacklogged, whether or not a queue stands. Its
+  //   arrival rate would not do: it is held to its share, and takes more
+  //   while the new call waits (a tenant of 1 ms calls, 8 in flight, sent
+  //   0.65 of a worker beside one of 50 ms calls, and all of it meanwhile);
+  // - any other counts what it holds now plus what it sends in the next
+  //   `wait_ns` at its recent rate (its ArrivalRate at `now_ns`), at most
+  //   what kStaysBacklogged counts: a burst, a tenant below its share, one
+  //   that has stopped (the 2 s case above: two calls queued, none served).
+  // At most kMaxCostAheadNs.
+  enum class Backlog { kAsQueued, kAtRecentRates, kStaysBacklogged };
   int64_t CostAhead(std::string_view tenant, Priority priority,
-                    Backlog backlog = Backlog::kAsQueued) const;
+                    Backlog backlog = Backlog::kAsQueued, int64_t now_ns = 0,
+                    int64_t wait_ns = 0) const;
+  static constexpr int64_t kKeepsSendingAfterNs = 1'000'000'000;
+  // Whether a new task of (tenant, priority) would start at its class's
+  // virtual time: the tenant has nothing queued and owes nothing. Then no
+  // other flow of its class is served more before it than it holds now,
+  // whatever anyone sends meanwhile: every Backlog counts the same.
+  bool OwesNothing(std::string_view tenant, Priority priority) const;
   // About 11.6 days: past any deadline worth waiting for, and far inside
   // an int64_t.
   static constexpr double kMaxCostAheadNs = 1e15;

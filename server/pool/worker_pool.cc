@@ -331,8 +331,8 @@ absl::StatusOr<TaskHandle> WorkerPool::Submit(TaskFn fn, DoneFn done,
     }
     PoolTask* task =
         NewTaskLocked(std::move(fn), std::move(done), options, now_ticks);
-    queue_.Push(task, options.tenant, options.priority, options.weight,
-                cost_ns);
+    queue_.Push(task, options.tenant, options.priority, options.weight, cost_ns,
+                TicksToNs(now_ticks));
     queued_hint_.store(queue_.size(), std::memory_order_relaxed);
     inflight_bytes_ += options.bytes;
     ++in_pool_;
@@ -453,7 +453,8 @@ absl::Status WorkerPool::AdmitLocked(const TaskOptions& options,
   };
   FairQueue::Node* victim = nullptr;
   absl::Status status = admission_.Check(
-      options, arrival.now, LoadLocked(running_left_ns), why, &victim);
+      options, arrival.now, LoadLocked(arrival.ticks, running_left_ns), why,
+      &victim);
   if (status.ok() && victim != nullptr) {
     // Room made by displacing a queued task: it completes kPreempted.
     PoolTask* task = static_cast<PoolTask*>(victim);
@@ -486,6 +487,7 @@ bool WorkerPool::RetryWorkerStartLocked(int64_t now_ticks) {
 }
 
 PoolLoad WorkerPool::LoadLocked(
+    int64_t now_ticks,
     absl::FunctionRef<void(PoolLoad::Left*)> running_left_ns) const {
   // While the system refuses new threads, the places are the live workers:
   // a task admitted for a worker that cannot start would wait unseen by the
@@ -499,6 +501,7 @@ PoolLoad WorkerPool::LoadLocked(
                   .task_bytes = inflight_bytes_,
                   .held_bytes = held_bytes(),
                   .running_full_cost_ns = running_full_cost_ns_,
+                  .now_ns = TicksToNs(now_ticks),
                   .running_left_ns = running_left_ns};
 }
 
@@ -925,7 +928,8 @@ PoolStats WorkerPool::Stats() const {
   s.running_cost =
       absl::Nanoseconds(std::accumulate(left.begin(), left.end(), int64_t{0}));
   auto running_left_ns = [&left](PoolLoad::Left* out) { *out = left; };
-  s.expected_wait = Admission::ExpectedWait(LoadLocked(running_left_ns));
+  s.expected_wait =
+      Admission::ExpectedWait(LoadLocked(now_ticks, running_left_ns));
   s.held_bytes = held_bytes();
   s.inflight_bytes = inflight_bytes_ + s.held_bytes;
   s.max_inflight_bytes = max_inflight_bytes_;

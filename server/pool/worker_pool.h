@@ -81,7 +81,8 @@
 // its share is the one refused. (Not for memory: the queue does not count
 // bytes per tenant.)
 // Expected wait = 0 while a worker is free for the task; else (the queued
-// cost fair queuing would run before it + remaining cost of the running
+// cost fair queuing would run before it, with what the other tenants send
+// meanwhile (Admission::ExpectedWaitFor) + remaining cost of the running
 // ones) / workers.
 // Each task's cost is its caller's estimate (TaskOptions::cost); see
 // cost_model.h for how the service makes one.
@@ -365,9 +366,15 @@ class WorkerPool {
   // restarts the interval.
   bool RetryWorkerStartLocked(int64_t now_ticks)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The pool's load, for admission_; valid while running_left_ns is.
-  PoolLoad LoadLocked(absl::FunctionRef<void(PoolLoad::Left*)> running_left_ns)
+  // The pool's load at `now_ticks`, for admission_; valid while
+  // running_left_ns is.
+  PoolLoad LoadLocked(int64_t now_ticks,
+                      absl::FunctionRef<void(PoolLoad::Left*)> running_left_ns)
       const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The clock's ticks as a monotonic time in ns (the fair queue's rates).
+  int64_t TicksToNs(int64_t ticks) const {
+    return absl::ToInt64Nanoseconds(clock_.TicksToDuration(ticks));
+  }
   // Appends the estimated time each task on a worker has left: its cost
   // less the time it has run, and at least a fifth of its cost (a task
   // past its estimate has not ended: counted as ending at once, it made

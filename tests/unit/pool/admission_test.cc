@@ -30,12 +30,13 @@ class AdmissionTest : public ::testing::Test {
                     .held_bytes = held_bytes,
                     .running_full_cost_ns = std::accumulate(
                         running_left_.begin(), running_left_.end(), int64_t{0}),
+                    .now_ns = now_ns_,
                     .running_left_ns = running_left_fn_};
   }
   FairQueue::Node* Queue(Priority priority, int64_t cost_ns,
                          const std::string& tenant = "") {
     nodes_.emplace_back();
-    queue_.Push(&nodes_.back(), tenant, priority, 1, cost_ns);
+    queue_.Push(&nodes_.back(), tenant, priority, 1, cost_ns, push_ns_);
     return &nodes_.back();
   }
   // A task of `priority` holding `bytes` (no deadline).
@@ -60,13 +61,22 @@ class AdmissionTest : public ::testing::Test {
     for (auto [tenant, weight] :
          {std::pair{"heavy", 50.0}, {"heavy", 50.0}, {"light", 1.0}}) {
       nodes_.emplace_back();
-      queue_.Push(&nodes_.back(), tenant, priority, weight, 5 * kMs);
+      queue_.Push(&nodes_.back(), tenant, priority, weight, 5 * kMs, push_ns_);
     }
     running_left_ = {1 * kMs};
     AdmissionBudgets budgets;
     budgets.target_queue_wait = absl::Milliseconds(100);
     budgets.overload_interval_ticks = 1000;
     return budgets;
+  }
+  // `tenant` (weight 50) sent a 5 ms call every `every_ns` in the 10 s
+  // before push_ns_, each taken out again: only its arrival rate remains.
+  void HeavySentLately(int64_t every_ns) {
+    for (int64_t t = push_ns_ - 10'000 * kMs; t < push_ns_; t += every_ns) {
+      nodes_.emplace_back();
+      queue_.Push(&nodes_.back(), "heavy", Priority::kDefault, 50, 5 * kMs, t);
+      queue_.Remove(&nodes_.back());
+    }
   }
   // Waits over the target for a whole interval: the queue stands.
   static void MakeStand(Admission& admission) {
@@ -75,6 +85,11 @@ class AdmissionTest : public ::testing::Test {
   }
 
   absl::Time now_ = absl::UnixEpoch() + absl::Hours(1);
+  // The fair queue's clock: tasks are queued at push_ns_, and the load is
+  // read at now_ns_, an hour later unless a test says otherwise, so that
+  // the tenants' arrival rates have decayed to nothing.
+  int64_t push_ns_ = 0;
+  int64_t now_ns_ = absl::ToInt64Nanoseconds(absl::Hours(1));
   std::vector<int64_t> running_left_;  // of each task on a worker
   FairQueue queue_;
   std::deque<FairQueue::Node> nodes_;
@@ -440,6 +455,53 @@ TEST_F(AdmissionTest, WhileAQueueStandsOtherTenantsAreTakenToKeepSending) {
   ASSERT_TRUE(standing.overloaded());
   EXPECT_FALSE(standing.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
   EXPECT_EQ(why_.expected_wait, absl::Milliseconds(256));
+}
+
+// Without a standing queue, a tenant that keeps sending is counted as
+// such: a light tenant's next call waits for what a heavy one (weight 50),
+// sending a worker's worth, will be served before it, 5 ms x 50, not for
+// the 10 ms it holds now. Before, such calls were told 16 ms and admitted
+// with 100 ms deadlines, and waited the heavy tenant's 250 ms (a review's
+// simulation: 470 of 471 admitted calls expired in the queue).
+TEST_F(AdmissionTest, ATenantThatKeepsSendingCountsWhatItWillBeServedFirst) {
+  push_ns_ = now_ns_ = 20'000 * kMs;
+  HeavySentLately(5 * kMs);  // a worker's worth
+  Admission calm(HeavyAndLightTenants(Priority::kDefault));
+  TaskOptions light = Task(absl::Milliseconds(5), absl::Milliseconds(100));
+  light.tenant = "light";
+  EXPECT_FALSE(calm.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
+  EXPECT_EQ(why_.reason, RefusalReason::kDeadline);
+  // 1 running, its own 5 and 250 of the heavy tenant's.
+  EXPECT_EQ(why_.expected_wait, absl::Milliseconds(256));
+}
+
+// Sending half a worker's worth, a tenant's calls count at that rate while
+// another's call waits; stopped for long, it counts what it holds, as
+// before (a tenant that stops sending must not hold others' calls off).
+TEST_F(AdmissionTest, ATenantsCallsMeanwhileCountAtItsRecentRate) {
+  push_ns_ = now_ns_ = 20'000 * kMs;
+  HeavySentLately(10 * kMs);  // half a worker's worth
+  Admission calm(HeavyAndLightTenants(Priority::kDefault));
+  TaskOptions light = Task(absl::Milliseconds(5), absl::Milliseconds(100));
+  light.tenant = "light";
+  // The wait W = 16 ms + about 0.5 x W: 32 ms, to within the bisection's
+  // precision.
+  const absl::Duration wait = Admission::ExpectedWaitFor(
+      light, Load(1, 1), FairQueue::Backlog::kAtRecentRates);
+  EXPECT_GE(wait, absl::Milliseconds(32));
+  EXPECT_LE(wait, absl::Milliseconds(33));
+  EXPECT_TRUE(calm.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
+  light.deadline = now_ + absl::Milliseconds(30);
+  EXPECT_FALSE(calm.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
+  EXPECT_EQ(why_.expected_wait, wait);
+  // 30 s without a call: what it holds, 16 ms; with 25 ms left (16, its
+  // margin 4, its own 5) the call fits.
+  now_ns_ += 30'000 * kMs;
+  EXPECT_EQ(Admission::ExpectedWaitFor(light, Load(1, 1),
+                                       FairQueue::Backlog::kAtRecentRates),
+            absl::Milliseconds(16));
+  light.deadline = now_ + absl::Milliseconds(25);
+  EXPECT_TRUE(calm.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
 }
 
 // Critical calls are above the overload rule, and their class goes ahead

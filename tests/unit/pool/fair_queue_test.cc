@@ -19,10 +19,12 @@ class Queue {
     nodes_.emplace_back();
     FairQueue::Node* node = &nodes_.back();
     tenant_of_[node] = tenant;
-    queue.Push(node, tenant, priority, weight, cost);
+    queue.Push(node, tenant, priority, weight, cost, now_ns);
     queue.CheckInvariants();
     return node;
   }
+  // The time pushes arrive at (the arrival rates').
+  int64_t now_ns = 0;
   // Pops n, returning their tenants in order.
   std::vector<std::string> Pop(int n) {
     std::vector<std::string> order;
@@ -427,6 +429,83 @@ TEST(FairQueueTest, CostAheadCountsABackloggedFlowsNextCalls) {
   EXPECT_NEAR(static_cast<double>(ahead), static_cast<double>(ran_first), 5);
 }
 
+// At recent rates, a flow counts what it holds plus what it sends while the
+// new call waits, at most what it would be served if it kept sending: a
+// weight-50 tenant that has been sending half a worker's worth counts 10 +
+// 0.5 x the wait (up to 250) ahead of a light tenant's next call, and once
+// it has stopped for long, only what it holds.
+TEST(FairQueueTest, CostAheadAtRecentRatesCountsWhatATenantSendsMeanwhile) {
+  constexpr int64_t kMs = 1'000'000;
+  Queue q;
+  // 10 s of 5 ms calls every 10 ms, each taken out again (uncharged): only
+  // the rate remains.
+  ArrivalRate heavy;
+  for (int i = 0; i < 1000; ++i) {
+    q.now_ns = i * 10 * kMs;
+    q.queue.Remove(q.Push("heavy", 5 * kMs, Priority::kDefault, 50));
+    heavy.Add(5 * kMs, q.now_ns);
+  }
+  q.now_ns = 10'000 * kMs;
+  for (int i = 0; i < 2; ++i) {
+    q.Push("heavy", 5 * kMs, Priority::kDefault, 50);
+    heavy.Add(5 * kMs, q.now_ns);
+  }
+  const double rate = heavy.At(q.now_ns);
+  EXPECT_NEAR(rate, 0.5, 0.02);
+  q.Push("light", 5 * kMs);
+  auto ahead = [&](int64_t wait_ns) {
+    return static_cast<double>(q.queue.CostAhead(
+        "light", Priority::kDefault, FairQueue::Backlog::kAtRecentRates,
+        q.now_ns, wait_ns));
+  };
+  // Its own 5 and the heavy tenant's 10, as queued.
+  EXPECT_NEAR(ahead(0), 15 * kMs, 1);
+  EXPECT_NEAR(ahead(100 * kMs), 15 * kMs + rate * 100 * kMs, 1);
+  // At most what it is served before the light tenant's call: 5 x 50.
+  EXPECT_EQ(q.queue.CostAhead("light", Priority::kDefault,
+                              FairQueue::Backlog::kStaysBacklogged),
+            255 * kMs);
+  EXPECT_NEAR(ahead(1'000 * kMs), 255 * kMs, 1);
+  // 30 s without a call: what it holds.
+  q.now_ns += 30'000 * kMs;
+  EXPECT_NEAR(ahead(1'000 * kMs), 15 * kMs, 1);
+}
+
+// A flow that keeps a backlog (active for a second or more, served at
+// least what it holds since) counts what it would be served if it kept
+// sending, however slowly it has sent: held to its share, it sends more
+// while the new call waits. The same flow just activated counts its rate.
+TEST(FairQueueTest, CostAheadAtRecentRatesCountsAFlowKeepingABacklogInFull) {
+  constexpr int64_t kMs = 1'000'000;
+  Queue q;
+  q.Push("heavy", 5 * kMs, Priority::kDefault, 50);
+  q.Push("heavy", 5 * kMs, Priority::kDefault, 50);
+  auto ahead = [&] {
+    return q.queue.CostAhead("light", Priority::kDefault,
+                             FairQueue::Backlog::kAtRecentRates, q.now_ns,
+                             100 * kMs);
+  };
+  // Served one call every 50 ms (a tenth of a worker), sending the next:
+  // 2 queued all along.
+  for (int i = 1; i <= 30; ++i) {
+    q.now_ns = i * 50 * kMs;
+    FairQueue::Node* served = q.queue.Pop();
+    q.queue.Served(served, served->cost_ns);
+    q.Push("heavy", 5 * kMs, Priority::kDefault, 50);
+    if (i == 10) {
+      // Half a second: not yet. Its own 5, the heavy tenant's 10 + its
+      // rate so far (a twentieth of a worker) x 100.
+      FairQueue::Node* light = q.Push("light", 5 * kMs);
+      EXPECT_NEAR(static_cast<double>(ahead()), 19.6 * kMs, 0.1 * kMs);
+      q.queue.Remove(light);
+    }
+  }
+  // A second and a half: its own 5 and the heavy tenant's 49 x 5 (its
+  // head already starts a fiftieth of a call after the virtual time).
+  q.Push("light", 5 * kMs);
+  EXPECT_EQ(ahead(), 250 * kMs);
+}
+
 // As queued, a tenant's own long call just served (its debt) does not make
 // another tenant's two short queued calls count as its whole length: its
 // next call starts after them (the reviewer's lockout: 1,999 ms ahead of a
@@ -442,6 +521,13 @@ TEST(FairQueueTest, CostAheadAsQueuedCountsOnlyWhatIsQueued) {
   EXPECT_EQ(q.queue.CostAhead("x", Priority::kDefault,
                               FairQueue::Backlog::kStaysBacklogged),
             2000);
+  // At recent rates, 2 s on (as long as x's call ran): y's calls have
+  // waited all along, served nothing, so y is not taken to keep sending.
+  q.now_ns = 2'000'000'000;
+  EXPECT_EQ(q.queue.CostAhead("x", Priority::kDefault,
+                              FairQueue::Backlog::kAtRecentRates, q.now_ns,
+                              2'000'000'000),
+            2);
   q.queue.Served(running, 2000);
 }
 

@@ -798,6 +798,49 @@ TEST(SchedulerTest, AModestTenantIsServedBetweenAGreedyOnesTasks) {
   EXPECT_EQ(order[2], 100);
 }
 
+// Through the pool: each Submit adds to its tenant's arrival rate on the
+// pool's clock, and admission reads the rates at the call's arrival. A
+// weight-50 tenant that has been sending a worker's worth is counted as
+// being served 5 ms x 50 ahead of a light tenant's next call, which a
+// 100 ms deadline then cannot meet (before: told 16 ms, admitted, and
+// expired in the queue); a minute after it stopped, what it holds.
+TEST(SchedulerTest, ATenantThatKeepsSendingIsCountedAheadOfAnothersCall) {
+  auto s = MakeScheduler(1, 100);
+  WorkerPool& pool = *s->pool;
+  Completions done;
+  TaskOptions heavy = For("heavy");  // 5 ms
+  heavy.weight = 50;
+  int calls = 0;
+  // 5 s of one 5 ms call every 5 ms, each run at once.
+  for (; calls < 1000; ++calls) {
+    s->clock.Advance(absl::Milliseconds(5));
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(calls), heavy).ok());
+    ASSERT_TRUE(done.WaitForCount(calls + 1));
+  }
+  Gate gate;
+  ASSERT_TRUE(
+      pool.Submit(gate.Task(), done.For(calls++),
+                  For("other", Priority::kDefault, absl::Milliseconds(1)))
+          .ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(calls++), heavy).ok());
+  }
+  TaskOptions light = For("light");
+  ASSERT_TRUE(pool.Submit(Noop(), done.For(calls++), light).ok());
+  light.deadline = s->clock.Now() + absl::Milliseconds(100);
+  SubmitRefusal why;
+  EXPECT_FALSE(pool.Submit(Noop(), done.For(-1), light, &why).ok());
+  EXPECT_EQ(why.reason, RefusalReason::kDeadline);
+  // The running 1, its own 5 and 250 of the heavy tenant's.
+  EXPECT_EQ(why.expected_wait, absl::Milliseconds(256));
+  s->clock.Advance(absl::Minutes(1));
+  light.deadline = s->clock.Now() + absl::Milliseconds(30);
+  EXPECT_TRUE(pool.Submit(Noop(), done.For(calls++), light).ok());
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(calls));
+}
+
 // A weight out of range from a caller of the pool (the server's flag allows
 // [0.001, 1000] only) is counted as 1 (or the nearest bound). Counted as
 // given, a NaN made the class's sum of weights NaN until the class emptied,
