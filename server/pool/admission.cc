@@ -68,37 +68,38 @@ absl::Duration Admission::ExpectedWait(const PoolLoad& load) {
 absl::Duration Admission::ExpectedWaitFor(const TaskOptions& options,
                                           const PoolLoad& load,
                                           FairQueue::Backlog backlog) {
-  const FairQueue& queue = load.queue;
+  return WaitFor(
+      load.queue.CostAhead(options.tenant, options.priority, backlog), load);
+}
+
+absl::Duration Admission::ExpectedWaitWhileOthersSend(
+    const TaskOptions& options, const PoolLoad& load) {
   const PoolLoad::Left left = FreeUpTimes(load);
-  auto start_after = [&](FairQueue::Backlog b, int64_t wait_ns) {
-    return StartAfter(queue.CostAhead(options.tenant, options.priority, b,
-                                      load.now_ns, wait_ns),
-                      left);
+  if (left.empty()) return absl::ZeroDuration();
+  const FairQueue::WorkAhead ahead =
+      load.queue.WorkAheadOf(options.tenant, options.priority, options.weight,
+                             load.max_workers, load.now_ns);
+  auto start_after = [&](int64_t wait_ns) {
+    return StartAfter(ahead.At(wait_ns), left);
   };
-  if (backlog != FairQueue::Backlog::kAtRecentRates) {
-    return absl::Nanoseconds(start_after(backlog, 0));
-  }
-  // The wait W is where start_after(W) = W: the other tenants send for as
-  // long as the task waits. Between what is queued now (lo: start_after
-  // there is at least lo) and what they would be served if they kept
-  // sending (hi: start_after there is at most hi). start_after(W) - W is
-  // concave (the work ahead grows ever slower with W, each tenant's up to
-  // its bound; the start grows ever slower with the work, as more places
-  // share it), so it is >= 0 below the wait and <= 0 above it: bisect.
-  int64_t lo = start_after(FairQueue::Backlog::kAsQueued, 0);
-  if (left.empty() ||
-      start_after(FairQueue::Backlog::kAtRecentRates, lo) <= lo) {
-    return absl::Nanoseconds(lo);  // nothing they send moves it
-  }
-  int64_t hi = start_after(FairQueue::Backlog::kStaysBacklogged, 0);
+  // The wait W is where start_after(W) = W: the others send for as long as
+  // the task waits. It lies between the start after what is queued now
+  // (lo: start_after is at least lo anywhere) and the start after what
+  // they would be served if they all kept sending (hi: start_after is at
+  // most hi anywhere). start_after(W) - W is concave (the work ahead grows
+  // ever slower with W, each flow's up to its bound; the start grows ever
+  // slower with the work, as more places share it), so it is >= 0 below
+  // the wait and <= 0 above it: bisect, keeping start_after(hi) <= hi.
+  int64_t lo = StartAfter(ahead.AsQueued(), left);
+  if (start_after(lo) <= lo) return absl::Nanoseconds(lo);
+  int64_t hi = StartAfter(ahead.AtMost(), left);
   for (int step = 0;
        step < kWaitSteps && hi - lo > std::max(kWaitPrecisionNs, lo / 64);
        ++step) {
     const int64_t mid = lo + (hi - lo) / 2;
-    (start_after(FairQueue::Backlog::kAtRecentRates, mid) <= mid ? hi : lo) =
-        mid;
+    (start_after(mid) <= mid ? hi : lo) = mid;
   }
-  return absl::Nanoseconds(std::max(lo, hi));
+  return absl::Nanoseconds(hi);
 }
 
 absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
@@ -119,16 +120,16 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   // The expected wait only where a check needs it.
   auto expected_wait = [&] {
     // While a queue stands, the tenants with queued calls keep sending;
-    // else, they send what they have been sending lately (kAtRecentRates).
+    // else, each sends what it has been sending lately.
     // Not for critical calls: their class goes ahead of the standing queue,
     // and the deadline's quick bound below must bound their wait (until
     // 2026-12-06 a critical call with a 25 ms deadline was admitted by the
     // bound and one with 24 ms refused for an expected 325 ms: a review's
     // test).
     why->expected_wait =
-        ExpectedWaitFor(options, load,
-                        standing ? FairQueue::Backlog::kStaysBacklogged
-                                 : FairQueue::Backlog::kAtRecentRates);
+        standing ? ExpectedWaitFor(options, load,
+                                   FairQueue::Backlog::kStaysBacklogged)
+                 : ExpectedWaitWhileOthersSend(options, load);
     why->retry_after = ClampRetry(why->expected_wait);
     return why->expected_wait;
   };

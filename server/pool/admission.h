@@ -75,14 +75,18 @@ class Admission {
   // For any task, and for a task of `options`' tenant and class.
   static absl::Duration ExpectedWait(const PoolLoad& load);
   // (`backlog`: FairQueue::CostAhead's; the pool's own checks count the
-  // other tenants as backlogged while a queue stands, and as sending at
-  // their recent rates while the task waits otherwise: with kAtRecentRates
-  // the wait W solves W = the start after the work ahead at W, found by
-  // bisection to within kWaitPrecisionNs or 1/64 of it, in at most
-  // kWaitSteps steps of O(flows of the class + workers).)
+  // other tenants as backlogged while a queue stands.)
   static absl::Duration ExpectedWaitFor(
       const TaskOptions& options, const PoolLoad& load,
       FairQueue::Backlog backlog = FairQueue::Backlog::kAsQueued);
+  // The same for a task of `options`' tenant, class and weight while no
+  // queue stands: the other tenants go on sending as they have lately
+  // (FairQueue::WorkAheadOf), for as long as the task waits. The wait W
+  // solves W = the start after the work ahead at W; found by bisection to
+  // within kWaitPrecisionNs or 1/64 of it (never below it), in at most
+  // kWaitSteps steps of O(the flows counted at their rates + workers).
+  static absl::Duration ExpectedWaitWhileOthersSend(const TaskOptions& options,
+                                                    const PoolLoad& load);
   static constexpr int64_t kWaitPrecisionNs = 100'000;
   static constexpr int kWaitSteps = 40;
 

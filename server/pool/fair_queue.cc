@@ -210,13 +210,21 @@ bool FairQueue::OwesNothing(std::string_view tenant, Priority priority) const {
 }
 
 int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
-                             Backlog backlog, int64_t now_ns,
-                             int64_t wait_ns) const {
+                             Backlog backlog) const {
+  const WorkAhead ahead = WorkAheadOf(tenant, priority, 1, 1, 0);
+  return backlog == Backlog::kAsQueued ? ahead.AsQueued() : ahead.AtMost();
+}
+
+FairQueue::WorkAhead FairQueue::WorkAheadOf(std::string_view tenant,
+                                            Priority priority, double weight,
+                                            int workers, int64_t now_ns) const {
+  WorkAhead ahead;
   const int p = static_cast<int>(priority);
   // Summed in doubles: with weights far apart (0.001 against 1,000) one
   // flow's part can pass what an int64_t holds.
-  double ahead = 0;
-  for (int q = 0; q < p; ++q) ahead += static_cast<double>(classes_[q].cost_ns);
+  for (int q = 0; q < p; ++q) {
+    ahead.first_ += static_cast<double>(classes_[q].cost_ns);
+  }
   const Class& c = classes_[p];
   // The tenant's record, active (`own`) or kept with its start tag.
   auto it = c.flows.find(AsKey(tenant));
@@ -224,35 +232,53 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
   const Flow* own = record != nullptr && record->size > 0 ? record : nullptr;
   // Where the new task would start, in the class's virtual time.
   const double start = own != nullptr ? own->finish_tag() : StartTag(c, record);
+  const double weights = c.weights + (own != nullptr ? 0 : weight);
   for (const Flow* f : c.active) {
     if (f == own) {
-      ahead += static_cast<double>(f->cost_ns);  // its whole flow is first
+      ahead.first_ += static_cast<double>(f->cost_ns);  // all of it is first
       continue;
     }
+    WorkAhead::Other other;
+    other.held = static_cast<double>(f->cost_ns);
     // What f is served before `start`: (start - its head's tag) x its
-    // weight, and at least its head if that starts no later; of what it
-    // holds now at most (and what it sends meanwhile, at its recent rate),
-    // unless it is taken to stay backlogged, or keeps a backlog (see the
-    // header).
-    double before = std::max(0.0, start - f->head_tag) * f->weight;
+    // weight, and at least its head if that starts no later.
+    other.bound = std::max(0.0, start - f->head_tag) * f->weight;
     if (f->head_tag <= start) {
-      before = std::max(before, static_cast<double>(f->front->cost_ns));
+      other.bound =
+          std::max(other.bound, static_cast<double>(f->front->cost_ns));
     }
-    if (backlog == Backlog::kAsQueued) {
-      before = std::min(before, static_cast<double>(f->cost_ns));
-    } else if (backlog == Backlog::kAtRecentRates) {
-      const bool keeps_a_backlog =
-          now_ns - f->active_since_ns >= kKeepsSendingAfterNs &&
-          f->served_while_active_ns >= f->cost_ns;
-      if (!keeps_a_backlog) {
-        before = std::min(
-            before, static_cast<double>(f->cost_ns) +
-                        f->arrivals.At(now_ns) * static_cast<double>(wait_ns));
-      }
-    }
-    ahead += before;
+    other.rate = f->arrivals.At(now_ns);
+    const double share = workers * f->weight / weights;
+    other.keeps_sending =
+        (now_ns - f->active_since_ns >= kKeepsSendingAfterNs &&
+         f->served_while_active_ns >= f->cost_ns) ||
+        other.rate >= kKeepsSendingShare * share;
+    ahead.others_.push_back(other);
   }
-  return static_cast<int64_t>(std::min(ahead, kMaxCostAheadNs));
+  return ahead;
+}
+
+template <typename F>
+int64_t FairQueue::WorkAhead::Sum(F count) const {
+  double sum = first_;
+  for (const Other& other : others_) sum += count(other);
+  return static_cast<int64_t>(std::min(sum, kMaxCostAheadNs));
+}
+
+int64_t FairQueue::WorkAhead::AsQueued() const {
+  return Sum([](const Other& o) { return std::min(o.bound, o.held); });
+}
+
+int64_t FairQueue::WorkAhead::AtMost() const {
+  return Sum([](const Other& o) { return o.bound; });
+}
+
+int64_t FairQueue::WorkAhead::At(int64_t wait_ns) const {
+  const double wait = static_cast<double>(wait_ns);
+  return Sum([wait](const Other& o) {
+    return o.keeps_sending ? o.bound
+                           : std::min(o.bound, o.held + o.rate * wait);
+  });
 }
 
 namespace {

@@ -78,6 +78,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "server/pool/arrival_rate.h"
 
 namespace compute {
@@ -176,29 +177,60 @@ class FairQueue {
   // run with 200 ms deadlines expired in the queue. Not always: after a
   // tenant's own 2 s call, another's two queued 1 ms calls counted 2 s
   // ahead of its next one, which would start in a millisecond. Between the
-  // two, kAtRecentRates, which tells the tenants apart by what they did at
-  // `now_ns`:
-  // - a flow that has kept a backlog (active for kKeepsSendingAfterNs or
-  //   more, and served at least what it holds since) is a tenant that
-  //   keeps sending: a closed loop of several calls, or one over its share.
-  //   It counts as kStaysBacklogged, whether or not a queue stands. Its
-  //   arrival rate would not do: it is held to its share, and takes more
-  //   while the new call waits (a tenant of 1 ms calls, 8 in flight, sent
-  //   0.65 of a worker beside one of 50 ms calls, and all of it meanwhile);
-  // - any other counts what it holds now plus what it sends in the next
-  //   `wait_ns` at its recent rate (its ArrivalRate at `now_ns`), at most
-  //   what kStaysBacklogged counts: a burst, a tenant below its share, one
-  //   that has stopped (the 2 s case above: two calls queued, none served).
-  // At most kMaxCostAheadNs.
-  enum class Backlog { kAsQueued, kAtRecentRates, kStaysBacklogged };
+  // two, WorkAheadOf. At most kMaxCostAheadNs.
+  enum class Backlog { kAsQueued, kStaysBacklogged };
   int64_t CostAhead(std::string_view tenant, Priority priority,
-                    Backlog backlog = Backlog::kAsQueued, int64_t now_ns = 0,
-                    int64_t wait_ns = 0) const;
+                    Backlog backlog = Backlog::kAsQueued) const;
+
+  // The same work as a function of how long the new task waits, W, with
+  // each other flow of the class told apart by what it has been doing at
+  // `now_ns` (a monotonic time, as Push's):
+  // - one that keeps sending counts as with kStaysBacklogged: it has kept a
+  //   backlog (active for kKeepsSendingAfterNs or more, and served at least
+  //   what it holds since: a deep closed loop, a tenant over its share), or
+  //   it has been sending at least kKeepsSendingShare of its share of the
+  //   `workers` (weight / the class's active weights, this tenant's
+  //   `weight` included), which a closed loop held to its share does even
+  //   when its flow empties between its calls. Its arrival rate alone would
+  //   not do: held to its share, it takes more while the new task waits (a
+  //   tenant of 1 ms calls, 8 in flight, sent 0.65 of a worker beside one
+  //   of 50 ms calls, and all of it meanwhile);
+  // - any other counts what it holds plus what it sends in W at its recent
+  //   rate (its ArrivalRate), at most as much: a burst, a tenant below its
+  //   share, one that has stopped (the 2 s case above: two calls queued,
+  //   none served, nothing sent since).
+  // Made in one pass over the class (O(active flows)), so that admission's
+  // search for W (admission.h) costs O(flows counted at a rate) a step.
+  class WorkAhead {
+   public:
+    // Each other flow at most what it holds now (W = 0).
+    int64_t AsQueued() const;
+    // After waiting `wait_ns`.
+    int64_t At(int64_t wait_ns) const;
+    // Each other flow as if it kept sending: no W counts more.
+    int64_t AtMost() const;
+
+   private:
+    friend class FairQueue;
+    struct Other {
+      double held = 0;   // ns of cost queued now
+      double bound = 0;  // served before the new task if it kept sending
+      double rate = 0;   // recent arrivals, ns of cost per ns
+      bool keeps_sending = false;
+    };
+    template <typename F>
+    int64_t Sum(F count) const;
+    double first_ = 0;  // the classes above and the tenant's own flow
+    absl::InlinedVector<Other, 8> others_;
+  };
+  WorkAhead WorkAheadOf(std::string_view tenant, Priority priority,
+                        double weight, int workers, int64_t now_ns) const;
   static constexpr int64_t kKeepsSendingAfterNs = 1'000'000'000;
+  static constexpr double kKeepsSendingShare = 0.8;
   // Whether a new task of (tenant, priority) would start at its class's
   // virtual time: the tenant has nothing queued and owes nothing. Then no
   // other flow of its class is served more before it than it holds now,
-  // whatever anyone sends meanwhile: every Backlog counts the same.
+  // whatever anyone sends meanwhile (every count above is the same).
   bool OwesNothing(std::string_view tenant, Priority priority) const;
   // About 11.6 days: past any deadline worth waiting for, and far inside
   // an int64_t.

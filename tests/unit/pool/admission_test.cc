@@ -486,8 +486,8 @@ TEST_F(AdmissionTest, ATenantsCallsMeanwhileCountAtItsRecentRate) {
   light.tenant = "light";
   // The wait W = 16 ms + about 0.5 x W: 32 ms, to within the bisection's
   // precision.
-  const absl::Duration wait = Admission::ExpectedWaitFor(
-      light, Load(1, 1), FairQueue::Backlog::kAtRecentRates);
+  const absl::Duration wait =
+      Admission::ExpectedWaitWhileOthersSend(light, Load(1, 1));
   EXPECT_GE(wait, absl::Milliseconds(32));
   EXPECT_LE(wait, absl::Milliseconds(33));
   EXPECT_TRUE(calm.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
@@ -497,10 +497,38 @@ TEST_F(AdmissionTest, ATenantsCallsMeanwhileCountAtItsRecentRate) {
   // 30 s without a call: what it holds, 16 ms; with 25 ms left (16, its
   // margin 4, its own 5) the call fits.
   now_ns_ += 30'000 * kMs;
-  EXPECT_EQ(Admission::ExpectedWaitFor(light, Load(1, 1),
-                                       FairQueue::Backlog::kAtRecentRates),
+  EXPECT_EQ(Admission::ExpectedWaitWhileOthersSend(light, Load(1, 1)),
             absl::Milliseconds(16));
   light.deadline = now_ + absl::Milliseconds(25);
+  EXPECT_TRUE(calm.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
+}
+
+// A light tenant with nothing queued may still owe its last call: then a
+// heavy tenant that keeps sending goes first, and the deadline's quick
+// bound (what is queued and running) does not bound the wait. Once the
+// class has emptied, nobody owes anything, and the quick bound admits.
+TEST_F(AdmissionTest, ATenantThatOwesItsLastCallWaitsForOthersSending) {
+  push_ns_ = now_ns_ = 20'000 * kMs;
+  HeavySentLately(5 * kMs);  // a worker's worth
+  Admission calm(HeavyAndLightTenants(Priority::kDefault));
+  // Served: a heavy call, then the light one (its tag was the lowest); the
+  // light tenant now owes its 5 ms, one heavy call is queued.
+  ASSERT_EQ(queue_.Pop(), &nodes_[nodes_.size() - 3]);
+  FairQueue::Node* light_served = queue_.Pop();
+  ASSERT_EQ(light_served, &nodes_.back());
+  queue_.Served(light_served, 5 * kMs);
+  ASSERT_FALSE(queue_.OwesNothing("light", Priority::kDefault));
+  TaskOptions light = Task(absl::Milliseconds(5), absl::Milliseconds(100));
+  light.tenant = "light";
+  EXPECT_FALSE(calm.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
+  EXPECT_EQ(why_.reason, RefusalReason::kDeadline);
+  // 1 running and the heavy tenant's 49 calls of 5 ms.
+  EXPECT_EQ(why_.expected_wait, absl::Milliseconds(246));
+  // The class empties and the heavy tenant sends again: nothing is owed.
+  queue_.Pop();
+  ASSERT_TRUE(queue_.empty());
+  Queue(Priority::kDefault, 5 * kMs, "heavy");
+  ASSERT_TRUE(queue_.OwesNothing("light", Priority::kDefault));
   EXPECT_TRUE(calm.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
 }
 

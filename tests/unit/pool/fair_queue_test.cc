@@ -434,7 +434,7 @@ TEST(FairQueueTest, CostAheadCountsABackloggedFlowsNextCalls) {
 // weight-50 tenant that has been sending half a worker's worth counts 10 +
 // 0.5 x the wait (up to 250) ahead of a light tenant's next call, and once
 // it has stopped for long, only what it holds.
-TEST(FairQueueTest, CostAheadAtRecentRatesCountsWhatATenantSendsMeanwhile) {
+TEST(FairQueueTest, WorkAheadCountsWhatATenantSendsMeanwhile) {
   constexpr int64_t kMs = 1'000'000;
   Queue q;
   // 10 s of 5 ms calls every 10 ms, each taken out again (uncharged): only
@@ -454,9 +454,9 @@ TEST(FairQueueTest, CostAheadAtRecentRatesCountsWhatATenantSendsMeanwhile) {
   EXPECT_NEAR(rate, 0.5, 0.02);
   q.Push("light", 5 * kMs);
   auto ahead = [&](int64_t wait_ns) {
-    return static_cast<double>(q.queue.CostAhead(
-        "light", Priority::kDefault, FairQueue::Backlog::kAtRecentRates,
-        q.now_ns, wait_ns));
+    return static_cast<double>(
+        q.queue.WorkAheadOf("light", Priority::kDefault, 1, 1, q.now_ns)
+            .At(wait_ns));
   };
   // Its own 5 and the heavy tenant's 10, as queued.
   EXPECT_NEAR(ahead(0), 15 * kMs, 1);
@@ -474,24 +474,28 @@ TEST(FairQueueTest, CostAheadAtRecentRatesCountsWhatATenantSendsMeanwhile) {
 // A flow that keeps a backlog (active for a second or more, served at
 // least what it holds since) counts what it would be served if it kept
 // sending, however slowly it has sent: held to its share, it sends more
-// while the new call waits. The same flow just activated counts its rate.
-TEST(FairQueueTest, CostAheadAtRecentRatesCountsAFlowKeepingABacklogInFull) {
+// while the new call waits. The same flow just activated counts its rate,
+// and so does one that comes back after it stopped.
+TEST(FairQueueTest, WorkAheadCountsAFlowKeepingABacklogInFull) {
   constexpr int64_t kMs = 1'000'000;
   Queue q;
-  q.Push("heavy", 5 * kMs, Priority::kDefault, 50);
-  q.Push("heavy", 5 * kMs, Priority::kDefault, 50);
+  std::deque<FairQueue::Node*> heavy;  // its queued calls, oldest first
+  for (int i = 0; i < 2; ++i) {
+    heavy.push_back(q.Push("heavy", 5 * kMs, Priority::kDefault, 50));
+  }
   auto ahead = [&] {
-    return q.queue.CostAhead("light", Priority::kDefault,
-                             FairQueue::Backlog::kAtRecentRates, q.now_ns,
-                             100 * kMs);
+    return q.queue.WorkAheadOf("light", Priority::kDefault, 1, 1, q.now_ns)
+        .At(100 * kMs);
   };
   // Served one call every 50 ms (a tenth of a worker), sending the next:
   // 2 queued all along.
   for (int i = 1; i <= 30; ++i) {
     q.now_ns = i * 50 * kMs;
     FairQueue::Node* served = q.queue.Pop();
+    ASSERT_EQ(served, heavy.front());
+    heavy.pop_front();
     q.queue.Served(served, served->cost_ns);
-    q.Push("heavy", 5 * kMs, Priority::kDefault, 50);
+    heavy.push_back(q.Push("heavy", 5 * kMs, Priority::kDefault, 50));
     if (i == 10) {
       // Half a second: not yet. Its own 5, the heavy tenant's 10 + its
       // rate so far (a twentieth of a worker) x 100.
@@ -502,8 +506,51 @@ TEST(FairQueueTest, CostAheadAtRecentRatesCountsAFlowKeepingABacklogInFull) {
   }
   // A second and a half: its own 5 and the heavy tenant's 49 x 5 (its
   // head already starts a fiftieth of a call after the virtual time).
-  q.Push("light", 5 * kMs);
+  FairQueue::Node* light = q.Push("light", 5 * kMs);
   EXPECT_EQ(ahead(), 250 * kMs);
+  // Everyone stops (their calls taken out). 10 s later the heavy tenant
+  // sends two calls, and one is served at once: active again only now, its
+  // old rate faded, it counts what it holds (5) and its new rate (10 ms
+  // over the rate's second) x 100 ms, beside the light tenant's own 5.
+  q.queue.Remove(light);
+  for (FairQueue::Node* node : heavy) q.queue.Remove(node);
+  q.now_ns += 10'000 * kMs;
+  q.Push("heavy", 5 * kMs, Priority::kDefault, 50);
+  q.Push("heavy", 5 * kMs, Priority::kDefault, 50);
+  FairQueue::Node* served = q.queue.Pop();
+  q.queue.Served(served, served->cost_ns);
+  q.Push("light", 5 * kMs);
+  EXPECT_NEAR(static_cast<double>(ahead()), 11 * kMs, 0.01 * kMs);
+}
+
+// A closed loop whose flow empties between its calls (one call in flight
+// more than the workers take) never keeps a backlog, but sends its whole
+// share: at least kKeepsSendingShare of it counts as keeping on sending.
+// Here it sends half a worker's worth, its share beside the light tenant
+// (equal weights, one worker): the light tenant's second 50 ms call counts
+// the heavy tenant's 50 ms ahead of it, not the 1 it holds + 0.5 x 20 ms.
+// At a fifth of a worker it counts its rate.
+TEST(FairQueueTest, WorkAheadCountsATenantSendingItsShareInFull) {
+  constexpr int64_t kMs = 1'000'000;
+  for (int64_t every : {2 * kMs, 5 * kMs}) {
+    Queue q;
+    // 10 s of one 1 ms call every `every`, each served before the next.
+    for (q.now_ns = 0; q.now_ns < 10'000 * kMs; q.now_ns += every) {
+      q.Push("heavy", 1 * kMs);
+      FairQueue::Node* served = q.queue.Pop();
+      q.queue.Served(served, served->cost_ns);
+    }
+    q.Push("heavy", 1 * kMs);
+    q.Push("light", 50 * kMs);
+    const int64_t ahead =
+        q.queue.WorkAheadOf("light", Priority::kDefault, 1, 1, q.now_ns)
+            .At(20 * kMs);
+    if (every == 2 * kMs) {
+      EXPECT_EQ(ahead, 100 * kMs);
+    } else {
+      EXPECT_NEAR(static_cast<double>(ahead), 55 * kMs, 0.1 * kMs);
+    }
+  }
 }
 
 // As queued, a tenant's own long call just served (its debt) does not make
@@ -524,9 +571,8 @@ TEST(FairQueueTest, CostAheadAsQueuedCountsOnlyWhatIsQueued) {
   // At recent rates, 2 s on (as long as x's call ran): y's calls have
   // waited all along, served nothing, so y is not taken to keep sending.
   q.now_ns = 2'000'000'000;
-  EXPECT_EQ(q.queue.CostAhead("x", Priority::kDefault,
-                              FairQueue::Backlog::kAtRecentRates, q.now_ns,
-                              2'000'000'000),
+  EXPECT_EQ(q.queue.WorkAheadOf("x", Priority::kDefault, 1, 1, q.now_ns)
+                .At(2'000'000'000),
             2);
   q.queue.Served(running, 2000);
 }
