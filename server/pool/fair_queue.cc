@@ -218,67 +218,61 @@ int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
 FairQueue::WorkAhead FairQueue::WorkAheadOf(std::string_view tenant,
                                             Priority priority, double weight,
                                             int workers, int64_t now_ns) const {
-  WorkAhead ahead;
   const int p = static_cast<int>(priority);
-  // Summed in doubles: with weights far apart (0.001 against 1,000) one
-  // flow's part can pass what an int64_t holds.
-  for (int q = 0; q < p; ++q) {
-    ahead.first_ += static_cast<double>(classes_[q].cost_ns);
-  }
+  double first = 0;  // the classes above and its own flow
+  for (int q = 0; q < p; ++q) first += static_cast<double>(classes_[q].cost_ns);
   const Class& c = classes_[p];
   // The tenant's record, active (`own`) or kept with its start tag.
   auto it = c.flows.find(AsKey(tenant));
   const Flow* record = it == c.flows.end() ? nullptr : it->second.get();
   const Flow* own = record != nullptr && record->size > 0 ? record : nullptr;
+  if (own != nullptr) first += static_cast<double>(own->cost_ns);
   // Where the new task would start, in the class's virtual time.
   const double start = own != nullptr ? own->finish_tag() : StartTag(c, record);
   const double weights = c.weights + (own != nullptr ? 0 : weight);
+  WorkAhead ahead;
+  ahead.as_queued_ = ahead.at_most_ = ahead.at_fixed_ = first;
   for (const Flow* f : c.active) {
-    if (f == own) {
-      ahead.first_ += static_cast<double>(f->cost_ns);  // all of it is first
-      continue;
-    }
-    WorkAhead::Other other;
-    other.held = static_cast<double>(f->cost_ns);
+    if (f == own) continue;
+    const double held = static_cast<double>(f->cost_ns);
     // What f is served before `start`: (start - its head's tag) x its
     // weight, and at least its head if that starts no later.
-    other.bound = std::max(0.0, start - f->head_tag) * f->weight;
+    double bound = std::max(0.0, start - f->head_tag) * f->weight;
     if (f->head_tag <= start) {
-      other.bound =
-          std::max(other.bound, static_cast<double>(f->front->cost_ns));
+      bound = std::max(bound, static_cast<double>(f->front->cost_ns));
     }
-    other.rate = f->arrivals.At(now_ns);
-    const double share = workers * f->weight / weights;
-    other.keeps_sending =
+    ahead.as_queued_ += std::min(bound, held);
+    ahead.at_most_ += bound;
+    const double rate = f->arrivals.At(now_ns);
+    const bool keeps_sending =
         (now_ns - f->active_since_ns >= kKeepsSendingAfterNs &&
          f->served_while_active_ns >= f->cost_ns) ||
-        other.rate >= kKeepsSendingShare * share;
-    ahead.others_.push_back(other);
+        rate >= kKeepsSendingShare * workers * f->weight / weights;
+    if (keeps_sending) {
+      ahead.at_fixed_ += bound;
+    } else if (rate == 0 || bound <= held) {
+      ahead.at_fixed_ += std::min(bound, held);
+    } else {
+      ahead.sending_.push_back({.held = held, .bound = bound, .rate = rate});
+    }
   }
   return ahead;
 }
 
-template <typename F>
-int64_t FairQueue::WorkAhead::Sum(F count) const {
-  double sum = first_;
-  for (const Other& other : others_) sum += count(other);
-  return static_cast<int64_t>(std::min(sum, kMaxCostAheadNs));
+int64_t FairQueue::WorkAhead::Capped(double ns) {
+  return static_cast<int64_t>(std::min(ns, kMaxCostAheadNs));
 }
 
-int64_t FairQueue::WorkAhead::AsQueued() const {
-  return Sum([](const Other& o) { return std::min(o.bound, o.held); });
-}
+int64_t FairQueue::WorkAhead::AsQueued() const { return Capped(as_queued_); }
 
-int64_t FairQueue::WorkAhead::AtMost() const {
-  return Sum([](const Other& o) { return o.bound; });
-}
+int64_t FairQueue::WorkAhead::AtMost() const { return Capped(at_most_); }
 
 int64_t FairQueue::WorkAhead::At(int64_t wait_ns) const {
-  const double wait = static_cast<double>(wait_ns);
-  return Sum([wait](const Other& o) {
-    return o.keeps_sending ? o.bound
-                           : std::min(o.bound, o.held + o.rate * wait);
-  });
+  double sum = at_fixed_;
+  for (const Sending& f : sending_) {
+    sum += std::min(f.bound, f.held + f.rate * static_cast<double>(wait_ns));
+  }
+  return Capped(sum);
 }
 
 namespace {

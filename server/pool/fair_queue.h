@@ -201,6 +201,8 @@ class FairQueue {
   //   none served, nothing sent since).
   // Made in one pass over the class (O(active flows)), so that admission's
   // search for W (admission.h) costs O(flows counted at a rate) a step.
+  // Summed in doubles: with weights far apart (0.001 against 1,000) one
+  // flow's part can pass what an int64_t holds.
   class WorkAhead {
    public:
     // Each other flow at most what it holds now (W = 0).
@@ -212,16 +214,17 @@ class FairQueue {
 
    private:
     friend class FairQueue;
-    struct Other {
+    // A flow counted at its rate: min(bound, held + rate x W).
+    struct Sending {
       double held = 0;   // ns of cost queued now
       double bound = 0;  // served before the new task if it kept sending
       double rate = 0;   // recent arrivals, ns of cost per ns
-      bool keeps_sending = false;
     };
-    template <typename F>
-    int64_t Sum(F count) const;
-    double first_ = 0;  // the classes above and the tenant's own flow
-    absl::InlinedVector<Other, 8> others_;
+    static int64_t Capped(double ns);
+    double as_queued_ = 0;
+    double at_most_ = 0;
+    double at_fixed_ = 0;  // At's part that does not depend on W
+    absl::InlinedVector<Sending, 8> sending_;
   };
   WorkAhead WorkAheadOf(std::string_view tenant, Priority priority,
                         double weight, int workers, int64_t now_ns) const;
