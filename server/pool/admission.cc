@@ -77,7 +77,8 @@ absl::Duration Admission::ExpectedWaitWhileOthersSend(
   const PoolLoad::Left left = FreeUpTimes(load);
   if (left.empty()) return absl::ZeroDuration();
   const FairQueue::WorkAhead ahead =
-      load.queue.WorkAheadOf(options.tenant, options.priority, load.now_ns);
+      load.queue.WorkAheadOf(options.tenant, options.priority, options.weight,
+                             load.max_workers, load.now_ns);
   auto start_after = [&](int64_t wait_ns) {
     return StartAfter(ahead.At(wait_ns), left);
   };

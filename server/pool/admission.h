@@ -79,8 +79,8 @@ class Admission {
   static absl::Duration ExpectedWaitFor(
       const TaskOptions& options, const PoolLoad& load,
       FairQueue::Backlog backlog = FairQueue::Backlog::kAsQueued);
-  // The same for a task of `options`' tenant and class while no queue
-  // stands: the other tenants go on sending as they have lately
+  // The same for a task of `options`' tenant, class and weight while no
+  // queue stands: the other tenants go on sending as they have lately
   // (FairQueue::WorkAheadOf), for as long as the task waits. The wait W
   // solves W = the start after the work ahead at W; found by bisection to
   // within kWaitPrecisionNs or 1/64 of it (never below it), in at most

@@ -1,10 +1,7 @@
-// What a flow of the fair queue has been doing lately: ArrivalRate, how
-// much work it has been sending, and RecentFraction, how much of the time
-// it had work in the pool. Admission uses them to foresee what other
-// tenants send while a new call waits (FairQueue::WorkAheadOf).
-//
-// ArrivalRate is in ns of estimated cost per ns of time: 1.0 is a
-// worker's worth.
+// ArrivalRate: how much work a flow (or a class) of the fair queue has
+// been sending lately, in ns of estimated cost per ns of time: 1.0 is a
+// worker's worth. Admission uses it to foresee what other tenants send
+// while a new call waits (FairQueue::WorkAheadOf).
 //
 // An exponentially decaying sum: each arrival adds cost / kTimeConstantNs,
 // and the sum decays by e^(-elapsed / kTimeConstantNs). Sending at a steady
@@ -42,37 +39,6 @@ class ArrivalRate {
 
  private:
   double per_ns_ = 0;
-  int64_t at_ns_ = 0;
-};
-
-// RecentFraction: how much of the recent time something held (a flow had
-// a task queued or running), decaying with a time constant of
-// kTimeConstantNs: on for long, it nears 1 (0.86 after one time constant
-// from 0, 0.9 after 1.15 s); off for long, 0. A client that keeps its
-// calls in the pool (a closed loop of two calls or more, whatever share it
-// is given) reads about 1; one that sends now and then, about the share of
-// time its calls spend in the pool.
-//
-// Times as ArrivalRate's.
-class RecentFraction {
- public:
-  static constexpr double kTimeConstantNs = 5e8;
-
-  void Set(bool on, int64_t now_ns) {
-    fraction_ = At(now_ns);
-    on_ = on;
-    at_ns_ = std::max(at_ns_, now_ns);
-  }
-  double At(int64_t now_ns) const {
-    const int64_t elapsed = std::max<int64_t>(0, now_ns - at_ns_);
-    const double kept =
-        std::exp(-static_cast<double>(elapsed) / kTimeConstantNs);
-    return fraction_ * kept + (on_ ? 1 - kept : 0);
-  }
-
- private:
-  double fraction_ = 0;
-  bool on_ = false;
   int64_t at_ns_ = 0;
 };
 

@@ -102,7 +102,8 @@ void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
     flow->active_index = c.active.size();
     c.active.push_back(flow);
     c.weights += weight;
-    if (flow->serving == 0) flow->in_pool.Set(true, now_ns);
+    flow->active_since_ns = now_ns;
+    flow->served_while_active_ns = 0;
   }
   flow->arrivals.Add(cost_ns, now_ns);
   node->flow = flow;
@@ -167,6 +168,7 @@ FairQueue::Node* FairQueue::Pop() {
     // there at the earliest.)
     best->head_tag += static_cast<double>(node->cost_ns) / best->weight;
     node->served_epoch = c.epoch;
+    best->served_while_active_ns += node->cost_ns;
     // Counted first: Unlink's sweep keeps the record for the settlement.
     ++best->serving;
     ++serving_;
@@ -177,14 +179,9 @@ FairQueue::Node* FairQueue::Pop() {
   return nullptr;
 }
 
-void FairQueue::Remove(Node* node, int64_t now_ns) {
-  Flow* flow = node->flow;
-  // Before Unlink, whose sweep may free the record.
-  if (flow->size == 1 && flow->serving == 0) flow->in_pool.Set(false, now_ns);
-  Unlink(node);
-}
+void FairQueue::Remove(Node* node) { Unlink(node); }
 
-void FairQueue::Served(Node* node, int64_t ran_ns, int64_t now_ns) {
+void FairQueue::Served(Node* node, int64_t ran_ns) {
   Flow* flow = node->flow;
   Check(flow != nullptr && flow->serving > 0 && node->prev == nullptr &&
             node->next == nullptr,
@@ -192,7 +189,6 @@ void FairQueue::Served(Node* node, int64_t ran_ns, int64_t now_ns) {
   node->flow = nullptr;
   --flow->serving;
   --serving_;
-  if (flow->size == 0 && flow->serving == 0) flow->in_pool.Set(false, now_ns);
   Class& c = classes_[static_cast<int>(flow->priority)];
   // Unless the class emptied since: every debt is forgotten then.
   if (c.epoch == node->served_epoch && flow->epoch == node->served_epoch) {
@@ -215,13 +211,13 @@ bool FairQueue::OwesNothing(std::string_view tenant, Priority priority) const {
 
 int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
                              Backlog backlog) const {
-  const WorkAhead ahead = WorkAheadOf(tenant, priority, 0);
+  const WorkAhead ahead = WorkAheadOf(tenant, priority, 1, 1, 0);
   return backlog == Backlog::kAsQueued ? ahead.AsQueued() : ahead.AtMost();
 }
 
 FairQueue::WorkAhead FairQueue::WorkAheadOf(std::string_view tenant,
-                                            Priority priority,
-                                            int64_t now_ns) const {
+                                            Priority priority, double weight,
+                                            int workers, int64_t now_ns) const {
   const int p = static_cast<int>(priority);
   double first = 0;  // the classes above and its own flow
   for (int q = 0; q < p; ++q) first += static_cast<double>(classes_[q].cost_ns);
@@ -233,6 +229,7 @@ FairQueue::WorkAhead FairQueue::WorkAheadOf(std::string_view tenant,
   if (own != nullptr) first += static_cast<double>(own->cost_ns);
   // Where the new task would start, in the class's virtual time.
   const double start = own != nullptr ? own->finish_tag() : StartTag(c, record);
+  const double weights = c.weights + (own != nullptr ? 0 : weight);
   WorkAhead ahead;
   ahead.as_queued_ = ahead.at_most_ = ahead.at_fixed_ = first;
   for (const Flow* f : c.active) {
@@ -247,8 +244,10 @@ FairQueue::WorkAhead FairQueue::WorkAheadOf(std::string_view tenant,
     ahead.as_queued_ += std::min(bound, held);
     ahead.at_most_ += bound;
     const double rate = f->arrivals.At(now_ns);
-    const bool keeps_sending = f->in_pool.At(now_ns) >= kKeepsSendingInPool &&
-                               rate * ArrivalRate::kTimeConstantNs >= held;
+    const bool keeps_sending =
+        (now_ns - f->active_since_ns >= kKeepsSendingAfterNs &&
+         f->served_while_active_ns >= f->cost_ns) ||
+        rate >= kKeepsSendingShare * workers * f->weight / weights;
     if (keeps_sending) {
       ahead.at_fixed_ += bound;
     } else if (rate == 0 || bound <= held) {

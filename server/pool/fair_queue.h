@@ -53,9 +53,8 @@
 // Classes: kCritical before kDefault before kSheddable, strictly.
 //
 // Costs: O(active flows of the class) to pick the next task and to count
-// the work ahead of a new task (CostAhead, WorkAheadOf; admission's
-// search for its wait then takes up to 40 steps over the flows counted at
-// a rate, admission.h); the active flows are at most
+// the work ahead of a new task (CostAhead; admission's expected wait may
+// count it a few times over, admission.h); the active flows are at most
 // the queued tasks (the pool's capacity bounds them). Push, Remove: O(1)
 // plus a hash lookup
 // for the flow. A flow whose last task leaves is inactive: it takes no part
@@ -127,8 +126,9 @@ class FairQueue {
     // What its tenant has been sending lately (every Push; kept while the
     // record is).
     ArrivalRate arrivals;
-    // How much of the recent time it had a task queued or being served.
-    RecentFraction in_pool;
+    // Since it last became active, and the cost served since (Pop).
+    int64_t active_since_ns = 0;
+    int64_t served_while_active_ns = 0;
     // Virtual finish tag of its last queued task.
     double finish_tag() const {
       return head_tag + static_cast<double>(cost_ns) / weight;
@@ -140,9 +140,8 @@ class FairQueue {
   FairQueue& operator=(const FairQueue&) = delete;
 
   // Queues `node` at the back of (tenant, priority)'s flow. `weight` > 0
-  // is the tenant's; the latest given is kept. `now_ns` (here, in Served
-  // and Remove): a monotonic clock's time, for what each flow has been
-  // doing lately (arrival_rate.h).
+  // is the tenant's; the latest given is kept. `now_ns`: a monotonic
+  // clock's time, for the arrival rates.
   void Push(Node* node, std::string_view tenant, Priority priority,
             double weight, int64_t cost_ns, int64_t now_ns);
   // The next task to run, taken out; nullptr when empty. Every node popped
@@ -151,10 +150,10 @@ class FairQueue {
   // `node`'s task, popped, has ended after running `ran_ns`: its flow is
   // charged that instead of the node's cost, if still in the epoch it was
   // served in (see the header), and the node leaves its flow.
-  void Served(Node* node, int64_t ran_ns, int64_t now_ns);
+  void Served(Node* node, int64_t ran_ns);
   // Takes a queued node out (cancel, expiry, displacement), uncharged: the
   // tasks behind it move up into its turn.
-  void Remove(Node* node, int64_t now_ns);
+  void Remove(Node* node);
 
   bool empty() const { return size_ == 0; }
   size_t size() const { return size_; }
@@ -185,23 +184,21 @@ class FairQueue {
 
   // The same work as a function of how long the new task waits, W, with
   // each other flow of the class told apart by what it has been doing at
-  // `now_ns`:
-  // - one that keeps sending counts as with kStaysBacklogged: it has had
-  //   work in the pool at least kKeepsSendingInPool of the recent time
-  //   (RecentFraction), and has sent at least what it holds in about the
-  //   last second (rate x 1 s). A closed loop of two calls or more, held to
-  //   its share or not, even one whose queue empties between its calls;
-  //   a tenant over its share. Its arrival rate would not do: held to its
-  //   share, it takes more while the new task waits (a tenant of 1 ms
-  //   calls, 8 in flight, sent 0.65 of a worker beside one of 50 ms calls,
-  //   and all of it meanwhile), and its rate falls while a neighbour is
-  //   over-admitted. Weights would not do either: beside a tenant of
-  //   weight 100, a share is tiny, and a trickle of calls reached 4/5 of
-  //   it (a review's simulation: the light tenant's goodput -20%);
+  // `now_ns` (a monotonic time, as Push's):
+  // - one that keeps sending counts as with kStaysBacklogged: it has kept a
+  //   backlog (active for kKeepsSendingAfterNs or more, and served at least
+  //   what it holds since: a deep closed loop, a tenant over its share), or
+  //   it has been sending at least kKeepsSendingShare of its share of the
+  //   `workers` (weight / the class's active weights, this tenant's
+  //   `weight` included), which a closed loop held to its share does even
+  //   when its flow empties between its calls. Its arrival rate alone would
+  //   not do: held to its share, it takes more while the new task waits (a
+  //   tenant of 1 ms calls, 8 in flight, sent 0.65 of a worker beside one
+  //   of 50 ms calls, and all of it meanwhile);
   // - any other counts what it holds plus what it sends in W at its recent
-  //   rate (ArrivalRate), at most as much: a burst, a tenant sending now
-  //   and then, one that has stopped (the 2 s case above: its two calls
-  //   waited all along, but it sent 2 ms in the last 2 s).
+  //   rate (its ArrivalRate), at most as much: a burst, a tenant below its
+  //   share, one that has stopped (the 2 s case above: two calls queued,
+  //   none served, nothing sent since).
   // Made in one pass over the class (O(active flows)), so that admission's
   // search for W (admission.h) costs O(flows counted at a rate) a step.
   // Summed in doubles: with weights far apart (0.001 against 1,000) one
@@ -230,8 +227,9 @@ class FairQueue {
     absl::InlinedVector<Sending, 8> sending_;
   };
   WorkAhead WorkAheadOf(std::string_view tenant, Priority priority,
-                        int64_t now_ns) const;
-  static constexpr double kKeepsSendingInPool = 0.9;
+                        double weight, int workers, int64_t now_ns) const;
+  static constexpr int64_t kKeepsSendingAfterNs = 1'000'000'000;
+  static constexpr double kKeepsSendingShare = 0.8;
   // Whether a new task of (tenant, priority) would start at its class's
   // virtual time: the tenant has nothing queued and owes nothing. Then no
   // other flow of its class is served more before it than it holds now,

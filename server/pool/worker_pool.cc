@@ -571,7 +571,7 @@ void WorkerPool::ReleaseLocked(PoolTask* task) {
 
 void WorkerPool::TakeUnrunLocked(PoolTask* task, TaskOutcome outcome) {
   POOL_CHECK(task->state == PoolTask::State::kQueued);
-  queue_.Remove(task, TicksToNs(clock_.Ticks()));
+  queue_.Remove(task);
   queued_hint_.store(queue_.size(), std::memory_order_relaxed);
   ReleaseLocked(task);
   task->MoveTo(PoolTask::State::kDelivering);
@@ -759,8 +759,7 @@ void WorkerPool::FinishLocked(Worker& me, PoolTask* task,
   --running_;
   running_full_cost_ns_ -= task->cost_ns;
   // Its tenant is charged what it ran, not its estimate (fair_queue.h).
-  queue_.Served(task, absl::ToInt64Nanoseconds(result.run_time),
-                TicksToNs(clock_.Ticks()));
+  queue_.Served(task, absl::ToInt64Nanoseconds(result.run_time));
   ReleaseLocked(task);
   task->MoveTo(PoolTask::State::kDelivering);
   ++completed_[static_cast<int>(outcome)];

@@ -75,7 +75,7 @@ class AdmissionTest : public ::testing::Test {
     for (int64_t t = push_ns_ - 10'000 * kMs; t < push_ns_; t += every_ns) {
       nodes_.emplace_back();
       queue_.Push(&nodes_.back(), "heavy", Priority::kDefault, 50, 5 * kMs, t);
-      queue_.Remove(&nodes_.back(), t);
+      queue_.Remove(&nodes_.back());
     }
   }
   // Waits over the target for a whole interval: the queue stands.
@@ -140,7 +140,7 @@ TEST_F(AdmissionTest, ACallLongerThanItsDeadlineIsRefusedForItsOwnCostFirst) {
   TaskOptions too_large = Holding(2000);
   too_large.cost = absl::Milliseconds(1);
   too_large.deadline = now_ + absl::Seconds(60);
-  queue_.Remove(&nodes_.back(), push_ns_);
+  queue_.Remove(&nodes_.back());
   EXPECT_FALSE(
       admission.Check(too_large, now_, Load(1, 1), &why_, &victim_).ok());
   EXPECT_EQ(why_.reason, RefusalReason::kMemory);
@@ -516,7 +516,7 @@ TEST_F(AdmissionTest, ATenantThatOwesItsLastCallWaitsForOthersSending) {
   ASSERT_EQ(queue_.Pop(), &nodes_[nodes_.size() - 3]);
   FairQueue::Node* light_served = queue_.Pop();
   ASSERT_EQ(light_served, &nodes_.back());
-  queue_.Served(light_served, 5 * kMs, now_ns_);
+  queue_.Served(light_served, 5 * kMs);
   ASSERT_FALSE(queue_.OwesNothing("light", Priority::kDefault));
   TaskOptions light = Task(absl::Milliseconds(5), absl::Milliseconds(100));
   light.tenant = "light";

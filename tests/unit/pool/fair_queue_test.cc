@@ -208,7 +208,7 @@ TEST(FairQueueTest, EmptiedFlowsAreSwept) {
     q.Push("tenant-" + std::to_string(i), 1);
     FairQueue::Node* served = q.queue.Pop();  // empties one flow
     ASSERT_NE(served, nullptr);
-    q.queue.Served(served, 1, q.now_ns);
+    q.queue.Served(served, 1);
     q.queue.CheckInvariants();
   }
   EXPECT_EQ(q.queue.size(), 1u);
@@ -221,7 +221,7 @@ TEST(FairQueueTest, ClassesAreStrict) {
   q.Push("b", 1, Priority::kCritical);
   FairQueue::Node* first = q.queue.Pop();
   EXPECT_EQ(first->next, nullptr);  // taken out: links cleared
-  q.queue.Served(first, 1, q.now_ns);
+  q.queue.Served(first, 1);
   EXPECT_EQ(first->flow, nullptr);  // settled: its flow forgotten
   std::vector<std::string> rest = q.Pop(2);
   EXPECT_EQ(rest, (std::vector<std::string>{"a", "a"}));
@@ -240,9 +240,9 @@ TEST(FairQueueTest, RemoveKeepsTheRestAndFreesAnEmptyFlow) {
   FairQueue::Node* a1 = q.Push("a", 5);
   FairQueue::Node* b1 = q.Push("b", 7);
   FairQueue::Node* a2 = q.Push("a", 3);
-  q.queue.Remove(a1, q.now_ns);
+  q.queue.Remove(a1);
   q.queue.CheckInvariants();
-  q.queue.Remove(b1, q.now_ns);
+  q.queue.Remove(b1);
   q.queue.CheckInvariants();
   EXPECT_EQ(q.queue.size(), 1u);
   EXPECT_EQ(q.queue.cost_ns(), 3);
@@ -259,7 +259,7 @@ TEST(FairQueueTest, TasksTakenOutBeforeTheyRanCostTheirFlowNothing) {
   for (int i = 0; i < 30; ++i) q.Push("small", 1);
   q.Push("large", 10);
   // Its newest task displaced five times over, as a full queue does.
-  for (int i = 0; i < 5; ++i) q.queue.Remove(q.Push("large", 10), q.now_ns);
+  for (int i = 0; i < 5; ++i) q.queue.Remove(q.Push("large", 10));
   q.Push("large", 10);
   q.queue.CheckInvariants();
   // As if the five had never come: large's two tasks start at virtual
@@ -277,7 +277,7 @@ TEST(FairQueueTest, TasksTakenOutBeforeTheyRanCostTheirFlowNothing) {
   FairQueue::Node* head = r.Push("large", 10);
   r.Push("large", 10);
   for (int i = 0; i < 20; ++i) r.Push("small", 1);
-  r.queue.Remove(head, r.now_ns);
+  r.queue.Remove(head);
   r.queue.CheckInvariants();
   EXPECT_EQ(r.Pop(2), (std::vector<std::string>{"large", "small"}));
 }
@@ -293,7 +293,7 @@ TEST(FairQueueTest, ATaskStoppedEarlyIsChargedWhatItRan) {
   for (int i = 0; i < 20; ++i) q.Push("steady", 10);
   FairQueue::Node* cancelled = q.queue.Pop();
   ASSERT_EQ(cancelled->cost_ns, 100);
-  q.queue.Served(cancelled, 1, q.now_ns);
+  q.queue.Served(cancelled, 1);
   q.queue.CheckInvariants();
   EXPECT_EQ(q.Pop(2), (std::vector<std::string>{"steady", "hedger"}));
 }
@@ -305,7 +305,7 @@ TEST(FairQueueTest, ATaskThatOverranIsChargedWhatItRan) {
   for (int i = 0; i < 3; ++i) q.Push("slow", 10);
   for (int i = 0; i < 20; ++i) q.Push("steady", 10);
   FairQueue::Node* overran = q.queue.Pop();
-  q.queue.Served(overran, 100, q.now_ns);
+  q.queue.Served(overran, 100);
   q.queue.CheckInvariants();
   // slow's next task starts at 100: after steady's ten at 0..90.
   std::vector<std::string> expected(10, "steady");
@@ -319,7 +319,7 @@ TEST(FairQueueTest, SettlementsGiveNoCredit) {
   Queue q;
   q.Push("a", 100);
   FairQueue::Node* alone = q.queue.Pop();  // the class empties
-  q.queue.Served(alone, 0, q.now_ns);
+  q.queue.Served(alone, 0);
   q.queue.CheckInvariants();
   q.Push("a", 10);
   q.Push("b", 10);
@@ -339,7 +339,7 @@ TEST(FairQueueTest, ASettlementGivesNoCreditPastTheVirtualTime) {
   FairQueue::Node* stopped = q.queue.Pop();  // a's 100, at 0
   ASSERT_EQ(stopped->cost_ns, 100);
   EXPECT_EQ(q.Pop(2), (std::vector<std::string>{"b", "b"}));  // at 0, 10
-  q.queue.Served(stopped, 0, q.now_ns);  // a at max(10, 100 - 100): 10, not 0
+  q.queue.Served(stopped, 0);  // a at max(10, 100 - 100): 10, not 0
   q.queue.CheckInvariants();
   // a's 10 at 10, then b's at 20 and a's next at 20: b was served longer
   // ago. (With the credit, a at 0: its 10 at 0 and again at 10, both before
@@ -360,10 +360,10 @@ TEST(FairQueueTest, ARecordStaysUntilItsTaskIsSettled) {
   for (int i = 0; i < 2000; ++i) {
     q.Push("passing-" + std::to_string(i), 1);
     FairQueue::Node* n = q.queue.Pop();
-    q.queue.Served(n, 1, q.now_ns);
+    q.queue.Served(n, 1);
     q.queue.CheckInvariants();
   }
-  for (FairQueue::Node* n : running) q.queue.Served(n, 1, q.now_ns);
+  for (FairQueue::Node* n : running) q.queue.Served(n, 1);
   q.queue.CheckInvariants();
 }
 
@@ -442,7 +442,7 @@ TEST(FairQueueTest, WorkAheadCountsWhatATenantSendsMeanwhile) {
   ArrivalRate heavy;
   for (int i = 0; i < 1000; ++i) {
     q.now_ns = i * 10 * kMs;
-    q.queue.Remove(q.Push("heavy", 5 * kMs, Priority::kDefault, 50), q.now_ns);
+    q.queue.Remove(q.Push("heavy", 5 * kMs, Priority::kDefault, 50));
     heavy.Add(5 * kMs, q.now_ns);
   }
   q.now_ns = 10'000 * kMs;
@@ -455,7 +455,8 @@ TEST(FairQueueTest, WorkAheadCountsWhatATenantSendsMeanwhile) {
   q.Push("light", 5 * kMs);
   auto ahead = [&](int64_t wait_ns) {
     return static_cast<double>(
-        q.queue.WorkAheadOf("light", Priority::kDefault, q.now_ns).At(wait_ns));
+        q.queue.WorkAheadOf("light", Priority::kDefault, 1, 1, q.now_ns)
+            .At(wait_ns));
   };
   // Its own 5 and the heavy tenant's 10, as queued.
   EXPECT_NEAR(ahead(0), 15 * kMs, 1);
@@ -470,12 +471,11 @@ TEST(FairQueueTest, WorkAheadCountsWhatATenantSendsMeanwhile) {
   EXPECT_NEAR(ahead(1'000 * kMs), 15 * kMs, 1);
 }
 
-// A flow that keeps a backlog (in the pool 90% of the recent time, and
-// having sent what it holds in about the last second) counts what it would
-// be served if it kept sending, however slowly it has sent: held to its
-// share, it sends more while the new call waits. The same flow just
-// activated counts its rate, and so does one that comes back after it
-// stopped.
+// A flow that keeps a backlog (active for a second or more, served at
+// least what it holds since) counts what it would be served if it kept
+// sending, however slowly it has sent: held to its share, it sends more
+// while the new call waits. The same flow just activated counts its rate,
+// and so does one that comes back after it stopped.
 TEST(FairQueueTest, WorkAheadCountsAFlowKeepingABacklogInFull) {
   constexpr int64_t kMs = 1'000'000;
   Queue q;
@@ -484,7 +484,7 @@ TEST(FairQueueTest, WorkAheadCountsAFlowKeepingABacklogInFull) {
     heavy.push_back(q.Push("heavy", 5 * kMs, Priority::kDefault, 50));
   }
   auto ahead = [&] {
-    return q.queue.WorkAheadOf("light", Priority::kDefault, q.now_ns)
+    return q.queue.WorkAheadOf("light", Priority::kDefault, 1, 1, q.now_ns)
         .At(100 * kMs);
   };
   // Served one call every 50 ms (a tenth of a worker), sending the next:
@@ -494,14 +494,14 @@ TEST(FairQueueTest, WorkAheadCountsAFlowKeepingABacklogInFull) {
     FairQueue::Node* served = q.queue.Pop();
     ASSERT_EQ(served, heavy.front());
     heavy.pop_front();
-    q.queue.Served(served, served->cost_ns, q.now_ns);
+    q.queue.Served(served, served->cost_ns);
     heavy.push_back(q.Push("heavy", 5 * kMs, Priority::kDefault, 50));
     if (i == 10) {
       // Half a second: not yet. Its own 5, the heavy tenant's 10 + its
       // rate so far (a twentieth of a worker) x 100.
       FairQueue::Node* light = q.Push("light", 5 * kMs);
       EXPECT_NEAR(static_cast<double>(ahead()), 19.6 * kMs, 0.1 * kMs);
-      q.queue.Remove(light, q.now_ns);
+      q.queue.Remove(light);
     }
   }
   // A second and a half: its own 5 and the heavy tenant's 49 x 5 (its
@@ -512,56 +512,43 @@ TEST(FairQueueTest, WorkAheadCountsAFlowKeepingABacklogInFull) {
   // sends two calls, and one is served at once: active again only now, its
   // old rate faded, it counts what it holds (5) and its new rate (10 ms
   // over the rate's second) x 100 ms, beside the light tenant's own 5.
-  q.queue.Remove(light, q.now_ns);
-  for (FairQueue::Node* node : heavy) q.queue.Remove(node, q.now_ns);
+  q.queue.Remove(light);
+  for (FairQueue::Node* node : heavy) q.queue.Remove(node);
   q.now_ns += 10'000 * kMs;
   q.Push("heavy", 5 * kMs, Priority::kDefault, 50);
   q.Push("heavy", 5 * kMs, Priority::kDefault, 50);
   FairQueue::Node* served = q.queue.Pop();
-  q.queue.Served(served, served->cost_ns, q.now_ns);
+  q.queue.Served(served, served->cost_ns);
   q.Push("light", 5 * kMs);
   EXPECT_NEAR(static_cast<double>(ahead()), 11 * kMs, 0.01 * kMs);
 }
 
-// A closed loop whose queue empties between its calls (two in flight on
-// one worker: as one is served, the other waits, and the next is sent once
-// the first is answered) never keeps its queue for long, but always has a
-// call in the pool: it keeps sending. The light tenant's second 50 ms call
-// counts the heavy tenant's 50 ms ahead of it, not the 1 it holds + its
-// rate (half a worker) x 20 ms. A tenant sending alone, one 1 ms call
-// every 2 ms (the same rate, in the pool half the time), counts its rate.
-TEST(FairQueueTest, WorkAheadCountsALoopWhoseQueueEmptiesInFull) {
+// A closed loop whose flow empties between its calls (one call in flight
+// more than the workers take) never keeps a backlog, but sends its whole
+// share: at least kKeepsSendingShare of it counts as keeping on sending.
+// Here it sends half a worker's worth, its share beside the light tenant
+// (equal weights, one worker): the light tenant's second 50 ms call counts
+// the heavy tenant's 50 ms ahead of it, not the 1 it holds + 0.5 x 20 ms.
+// At a fifth of a worker it counts its rate.
+TEST(FairQueueTest, WorkAheadCountsATenantSendingItsShareInFull) {
   constexpr int64_t kMs = 1'000'000;
-  for (bool loop : {true, false}) {
+  for (int64_t every : {2 * kMs, 5 * kMs}) {
     Queue q;
-    // 10 s of 1 ms calls, one every 2 ms.
-    FairQueue::Node* running = nullptr;
-    if (loop) {
+    // 10 s of one 1 ms call every `every`, each served before the next.
+    for (q.now_ns = 0; q.now_ns < 10'000 * kMs; q.now_ns += every) {
       q.Push("heavy", 1 * kMs);
-      running = q.queue.Pop();
-      q.Push("heavy", 1 * kMs);
+      FairQueue::Node* served = q.queue.Pop();
+      q.queue.Served(served, served->cost_ns);
     }
-    for (q.now_ns = 0; q.now_ns < 10'000 * kMs; q.now_ns += 2 * kMs) {
-      if (loop) {
-        // The running call ends, the waiting one starts, and the client
-        // sends the next (its queue empty in between).
-        q.queue.Served(running, 1 * kMs, q.now_ns);
-        running = q.queue.Pop();
-        q.Push("heavy", 1 * kMs);
-      } else {
-        q.Push("heavy", 1 * kMs);
-        FairQueue::Node* served = q.queue.Pop();
-        q.queue.Served(served, 1 * kMs, q.now_ns + 1 * kMs);
-      }
-    }
-    if (!loop) q.Push("heavy", 1 * kMs);
+    q.Push("heavy", 1 * kMs);
     q.Push("light", 50 * kMs);
     const int64_t ahead =
-        q.queue.WorkAheadOf("light", Priority::kDefault, q.now_ns).At(20 * kMs);
-    if (loop) {
+        q.queue.WorkAheadOf("light", Priority::kDefault, 1, 1, q.now_ns)
+            .At(20 * kMs);
+    if (every == 2 * kMs) {
       EXPECT_EQ(ahead, 100 * kMs);
     } else {
-      EXPECT_NEAR(static_cast<double>(ahead), 61 * kMs, 0.1 * kMs);
+      EXPECT_NEAR(static_cast<double>(ahead), 55 * kMs, 0.1 * kMs);
     }
   }
 }
@@ -584,10 +571,10 @@ TEST(FairQueueTest, CostAheadAsQueuedCountsOnlyWhatIsQueued) {
   // At recent rates, 2 s on (as long as x's call ran): y's calls have
   // waited all along, served nothing, so y is not taken to keep sending.
   q.now_ns = 2'000'000'000;
-  EXPECT_EQ(
-      q.queue.WorkAheadOf("x", Priority::kDefault, q.now_ns).At(2'000'000'000),
-      2);
-  q.queue.Served(running, 2000, q.now_ns);
+  EXPECT_EQ(q.queue.WorkAheadOf("x", Priority::kDefault, 1, 1, q.now_ns)
+                .At(2'000'000'000),
+            2);
+  q.queue.Served(running, 2000);
 }
 
 // Weights far apart (the pool's range, 0.001 to 1,000) do not overflow the
