@@ -53,8 +53,9 @@
 // Classes: kCritical before kDefault before kSheddable, strictly.
 //
 // Costs: O(active flows of the class) to pick the next task and to count
-// the work ahead of a new task (CostAhead; admission's expected wait may
-// count it a few times over, admission.h); the active flows are at most
+// the work ahead of a new task (CostAhead, WorkAheadOf; admission's
+// search for its wait then takes up to 40 steps over the flows counted at
+// a rate, admission.h); the active flows are at most
 // the queued tasks (the pool's capacity bounds them). Push, Remove: O(1)
 // plus a hash lookup
 // for the flow. A flow whose last task leaves is inactive: it takes no part
