@@ -1,5 +1,5 @@
-// ArrivalRate: how much work a flow (or a class) of the fair queue has
-// been sending lately, in ns of estimated cost per ns of time: 1.0 is a
+// ArrivalRate: how much work a flow of the fair queue (a tenant's calls of
+// one class) has been sending lately, in ns of estimated cost per ns of time: 1.0 is a
 // worker's worth. Admission uses it to foresee what other tenants send
 // while a new call waits (FairQueue::WorkAheadOf).
 //
