@@ -1,7 +1,7 @@
 // ArrivalRate: how much work a flow of the fair queue (a tenant's calls of
-// one class) has been sending lately, in ns of estimated cost per ns of time: 1.0 is a
-// worker's worth. Admission uses it to foresee what other tenants send
-// while a new call waits (FairQueue::WorkAheadOf).
+// one class) has been sending lately, in ns of estimated cost per ns of
+// time: 1.0 is a worker's worth. Admission uses it to foresee what other
+// tenants send while a new call waits (FairQueue::WorkAheadOf).
 //
 // An exponentially decaying sum: each arrival adds cost / kTimeConstantNs,
 // and the sum decays by e^(-elapsed / kTimeConstantNs). Sending at a steady
