@@ -1,10 +1,13 @@
 #include "server/pool/admission.h"
 
 #include <algorithm>
+#include <cmath>
+#include <numeric>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace compute {
 
@@ -45,6 +48,13 @@ int64_t StartAfter(int64_t queued_cost_ns, const PoolLoad::Left& left) {
   return 0;  // no place is busy
 }
 
+// An expected wait for a refusal's message.
+std::string WaitText(absl::Duration wait) {
+  return wait >= Admission::kNoStart
+             ? "without end (higher priority classes keep every worker busy)"
+             : absl::StrCat(absl::ToInt64Milliseconds(wait), " ms");
+}
+
 absl::Duration WaitFor(int64_t queued_cost_ns, const PoolLoad& load) {
   return absl::Nanoseconds(StartAfter(queued_cost_ns, FreeUpTimes(load)));
 }
@@ -65,34 +75,48 @@ absl::Duration Admission::ExpectedWait(const PoolLoad& load) {
   return WaitFor(load.queue.cost_ns(), load);
 }
 
-absl::Duration Admission::ExpectedWaitFor(const TaskOptions& options,
-                                          const PoolLoad& load,
-                                          FairQueue::Backlog backlog) {
-  return WaitFor(
-      load.queue.CostAhead(options.tenant, options.priority, backlog), load);
-}
-
 absl::Duration Admission::ExpectedWaitWhileOthersSend(
-    const TaskOptions& options, const PoolLoad& load) {
+    const TaskOptions& options, const PoolLoad& load,
+    bool others_keep_sending) {
   const PoolLoad::Left left = FreeUpTimes(load);
   if (left.empty()) return absl::ZeroDuration();
-  const FairQueue::WorkAhead ahead =
-      load.queue.WorkAheadOf(options.tenant, options.priority, options.weight,
-                             load.max_workers, load.now_ns);
+  const FairQueue::WorkAhead ahead = load.queue.WorkAheadOf(
+      options.tenant, options.priority, options.weight, load.max_workers,
+      load.now_ns, others_keep_sending);
   auto start_after = [&](int64_t wait_ns) {
     return StartAfter(ahead.At(wait_ns), left);
   };
+  if (!ahead.DependsOnWait()) return absl::Nanoseconds(start_after(0));
   // The wait W is where start_after(W) = W: the others send for as long as
-  // the task waits. It lies between the start after what is queued now
-  // (lo: start_after is at least lo anywhere) and the start after what
-  // they would be served if they all kept sending (hi: start_after is at
-  // most hi anywhere). start_after(W) - W is concave (the work ahead grows
-  // ever slower with W, each flow's up to its bound; the start grows ever
-  // slower with the work, as more places share it), so it is >= 0 below
-  // the wait and <= 0 above it: bisect, keeping start_after(hi) <= hi.
+  // the task waits. start_after(W) - W is concave (the work ahead grows
+  // ever slower with W, or linearly with the classes above; the start
+  // grows ever slower with the work, as more places share it), so it is
+  // >= 0 below the wait and <= 0 above it: bisect between lo and hi,
+  // keeping start_after(hi) <= hi.
+  // lo: the start after what is queued now (start_after is at least that
+  // anywhere).
   int64_t lo = StartAfter(ahead.AsQueued(), left);
   if (start_after(lo) <= lo) return absl::Nanoseconds(lo);
+  // hi: the start after what the class's flows would be served if they all
+  // kept sending. With the classes above sending r per ns, the work at W is
+  // at most AtMost + r x W; the places free up at `left`, so the start after
+  // x of work is at most (x + their sum) / their number N (the level if
+  // every place took part), and the wait at most (AtMost + sum) / (N - r):
+  // none when r >= N.
   int64_t hi = StartAfter(ahead.AtMost(), left);
+  const double higher_rate = ahead.HigherRate();
+  if (higher_rate > 0) {
+    const double places = static_cast<double>(left.size());
+    const double left_sum = static_cast<double>(
+        std::accumulate(left.begin(), left.end(), int64_t{0}));
+    const double bound =
+        higher_rate >= places
+            ? FairQueue::kMaxCostAheadNs
+            : (static_cast<double>(ahead.AtMost()) + left_sum) /
+                  (places - higher_rate);
+    if (bound >= FairQueue::kMaxCostAheadNs) return kNoStart;
+    hi = std::max(lo, static_cast<int64_t>(std::ceil(bound)));
+  }
   for (int step = 0;
        step < kWaitSteps && hi - lo > std::max(kWaitPrecisionNs, lo / 64);
        ++step) {
@@ -127,9 +151,8 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     // bound and one with 24 ms refused for an expected 325 ms: a review's
     // test).
     why->expected_wait =
-        standing ? ExpectedWaitFor(options, load,
-                                   FairQueue::Backlog::kStaysBacklogged)
-                 : ExpectedWaitWhileOthersSend(options, load);
+        ExpectedWaitWhileOthersSend(options, load, /*others_keep_sending=*/
+                                    standing);
     why->retry_after = ClampRetry(why->expected_wait);
     return why->expected_wait;
   };
@@ -137,6 +160,14 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   auto refuse_by_deadline = [&](absl::Duration wait) {
     why->reason = RefusalReason::kDeadline;
     why->own_cost = options.cost > options.deadline - now;
+    if (wait >= kNoStart) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "deadline cannot be met: calls of higher priority classes keep "
+          "every worker busy (arriving at %.2f workers' worth of %d), and "
+          "only %d ms left",
+          queue.HigherRate(options.priority, load.now_ns), load.max_workers,
+          absl::ToInt64Milliseconds(options.deadline - now)));
+    }
     const absl::Duration margin = DeadlineMargin(wait);
     return absl::ResourceExhaustedError(absl::StrCat(
         "deadline cannot be met: expected ",
@@ -266,15 +297,18 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   const bool sheddable = options.priority == Priority::kSheddable &&
                          target != absl::InfiniteDuration();
   if (!standing && !check_deadline && !sheddable) return absl::OkStatus();
-  if (!standing && !sheddable &&
+  const double higher_rate = queue.HigherRate(options.priority, load.now_ns);
+  if (!standing && !sheddable && higher_rate < load.max_workers &&
       queue.OwesNothing(options.tenant, options.priority)) {
-    // The call starts at its class's virtual time, so what the others send
-    // meanwhile does not go first: the queued cost and the full cost of
-    // the running tasks (which bounds what they have left) bound its wait,
-    // and a deadline beyond that bound needs no exact wait (the common
-    // case).
+    // The call starts at its class's virtual time, so what the others of
+    // its class send meanwhile does not go first: the queued cost and the
+    // full cost of the running tasks (which bounds what they have left),
+    // over the workers that the classes above leave it (all but their
+    // recent rate), bound its wait, and a deadline beyond that bound needs
+    // no exact wait (the common case).
     const absl::Duration bound = absl::Nanoseconds(
-        (queue.cost_ns() + load.running_full_cost_ns) / load.max_workers);
+        static_cast<double>(queue.cost_ns() + load.running_full_cost_ns) /
+        (load.max_workers - higher_rate));
     if (bound + DeadlineMargin(bound) + options.cost <=
         options.deadline - now) {
       return absl::OkStatus();
@@ -283,19 +317,18 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   const absl::Duration wait = expected_wait();
   absl::Status refusal;
   if (sheddable && wait > target / 2) {
-    refusal = refuse(RefusalReason::kShed,
-                     absl::StrCat("shedding sheddable work: expected wait ",
-                                  absl::ToInt64Milliseconds(wait), " ms > ",
-                                  absl::ToInt64Milliseconds(target / 2),
-                                  " ms (half the target)"),
-                     FairQueue::Measure::kCost);
+    refusal = refuse(
+        RefusalReason::kShed,
+        absl::StrCat("shedding sheddable work: expected wait ", WaitText(wait),
+                     " > ", absl::ToInt64Milliseconds(target / 2),
+                     " ms (half the target)"),
+        FairQueue::Measure::kCost);
   } else if (standing && wait > target) {
-    refusal =
-        refuse(RefusalReason::kOverload,
-               absl::StrCat("overloaded: standing queue, expected wait ",
-                            absl::ToInt64Milliseconds(wait), " ms > target ",
-                            absl::ToInt64Milliseconds(target), " ms"),
-               FairQueue::Measure::kCost);
+    refusal = refuse(RefusalReason::kOverload,
+                     absl::StrCat("overloaded: standing queue, expected wait ",
+                                  WaitText(wait), " > target ",
+                                  absl::ToInt64Milliseconds(target), " ms"),
+                     FairQueue::Measure::kCost);
   } else if (check_deadline && wait + DeadlineMargin(wait) + options.cost >
                                    options.deadline - now) {
     refusal = refuse_by_deadline(wait);

@@ -74,21 +74,23 @@ class Admission {
   // would have started within a second were refused by their deadline.)
   // For any task, and for a task of `options`' tenant and class.
   static absl::Duration ExpectedWait(const PoolLoad& load);
-  // (`backlog`: FairQueue::CostAhead's; the pool's own checks count the
-  // other tenants as backlogged while a queue stands.)
-  static absl::Duration ExpectedWaitFor(
-      const TaskOptions& options, const PoolLoad& load,
-      FairQueue::Backlog backlog = FairQueue::Backlog::kAsQueued);
-  // The same for a task of `options`' tenant, class and weight while no
-  // queue stands: the other tenants go on sending as they have lately
-  // (FairQueue::WorkAheadOf), for as long as the task waits. The wait W
+  // The same for a task of `options`' tenant, class and weight: the other
+  // tenants go on sending as they have lately (FairQueue::WorkAheadOf; with
+  // `others_keep_sending`, as the pool's checks take them while a queue
+  // stands, every tenant of the class keeps sending), and the classes
+  // above at their recent rate, for as long as the task waits. The wait W
   // solves W = the start after the work ahead at W; found by bisection to
   // within kWaitPrecisionNs or 1/64 of it (never below it), in at most
   // kWaitSteps steps of O(the flows counted at their rates + workers).
-  static absl::Duration ExpectedWaitWhileOthersSend(const TaskOptions& options,
-                                                    const PoolLoad& load);
+  // kNoStart when the classes above send the workers' worth or more: under
+  // strict priority the task would not start while they go on.
+  static absl::Duration ExpectedWaitWhileOthersSend(
+      const TaskOptions& options, const PoolLoad& load,
+      bool others_keep_sending = false);
   static constexpr int64_t kWaitPrecisionNs = 100'000;
   static constexpr int kWaitSteps = 40;
+  static constexpr absl::Duration kNoStart =
+      absl::Nanoseconds(static_cast<int64_t>(FairQueue::kMaxCostAheadNs));
 
   // The standing-queue detector (CoDel's rule): every dequeue reports its
   // task's queue wait, and a worker that finds the queue empty a zero.

@@ -1,7 +1,8 @@
 // ArrivalRate: how much work a flow of the fair queue (a tenant's calls of
-// one class) has been sending lately, in ns of estimated cost per ns of
-// time: 1.0 is a worker's worth. Admission uses it to foresee what other
-// tenants send while a new call waits (FairQueue::WorkAheadOf).
+// one class), or a whole class, has been sending lately, in ns of
+// estimated cost per ns of time: 1.0 is a worker's worth. Admission uses
+// it to foresee what other tenants and higher classes send while a new
+// call waits (FairQueue::WorkAheadOf).
 //
 // An exponentially decaying sum: each arrival adds cost / kTimeConstantNs,
 // and the sum decays by e^(-elapsed / kTimeConstantNs). Sending at a steady
@@ -33,6 +34,7 @@ class ArrivalRate {
   }
   // The rate at `now_ns`: ns of cost per ns.
   double At(int64_t now_ns) const {
+    if (per_ns_ == 0) return 0;  // never sent: no exp() on the common path
     const int64_t elapsed = std::max<int64_t>(0, now_ns - at_ns_);
     return per_ns_ * std::exp(-static_cast<double>(elapsed) / kTimeConstantNs);
   }

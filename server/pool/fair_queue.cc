@@ -106,6 +106,7 @@ void FairQueue::Push(Node* node, std::string_view tenant, Priority priority,
     flow->served_while_active_ns = 0;
   }
   flow->arrivals.Add(cost_ns, now_ns);
+  c.arrivals.Add(cost_ns, now_ns);
   node->flow = flow;
   node->cost_ns = cost_ns;
   node->prev = flow->back;
@@ -202,6 +203,14 @@ void FairQueue::Served(Node* node, int64_t ran_ns) {
   SweepInactiveFlows();
 }
 
+double FairQueue::HigherRate(Priority priority, int64_t now_ns) const {
+  double rate = 0;
+  for (int q = 0; q < static_cast<int>(priority); ++q) {
+    rate += classes_[q].arrivals.At(now_ns);
+  }
+  return rate;
+}
+
 bool FairQueue::OwesNothing(std::string_view tenant, Priority priority) const {
   const Class& c = classes_[static_cast<int>(priority)];
   auto it = c.flows.find(AsKey(tenant));
@@ -211,13 +220,15 @@ bool FairQueue::OwesNothing(std::string_view tenant, Priority priority) const {
 
 int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
                              Backlog backlog) const {
-  const WorkAhead ahead = WorkAheadOf(tenant, priority, 1, 1, 0);
+  const WorkAhead ahead = WorkAheadOf(tenant, priority, 1, 1, 0,
+                                      /*others_keep_sending=*/true);
   return backlog == Backlog::kAsQueued ? ahead.AsQueued() : ahead.AtMost();
 }
 
 FairQueue::WorkAhead FairQueue::WorkAheadOf(std::string_view tenant,
                                             Priority priority, double weight,
-                                            int workers, int64_t now_ns) const {
+                                            int workers, int64_t now_ns,
+                                            bool others_keep_sending) const {
   const int p = static_cast<int>(priority);
   double first = 0;  // the classes above and its own flow
   for (int q = 0; q < p; ++q) first += static_cast<double>(classes_[q].cost_ns);
@@ -232,6 +243,7 @@ FairQueue::WorkAhead FairQueue::WorkAheadOf(std::string_view tenant,
   const double weights = c.weights + (own != nullptr ? 0 : weight);
   WorkAhead ahead;
   ahead.as_queued_ = ahead.at_most_ = ahead.at_fixed_ = first;
+  ahead.higher_rate_ = HigherRate(priority, now_ns);
   for (const Flow* f : c.active) {
     if (f == own) continue;
     const double held = static_cast<double>(f->cost_ns);
@@ -243,6 +255,10 @@ FairQueue::WorkAhead FairQueue::WorkAheadOf(std::string_view tenant,
     }
     ahead.as_queued_ += std::min(bound, held);
     ahead.at_most_ += bound;
+    if (others_keep_sending) {
+      ahead.at_fixed_ += bound;
+      continue;
+    }
     const double rate = f->arrivals.At(now_ns);
     const bool keeps_sending =
         (now_ns - f->active_since_ns >= kKeepsSendingAfterNs &&
@@ -268,7 +284,7 @@ int64_t FairQueue::WorkAhead::AsQueued() const { return Capped(as_queued_); }
 int64_t FairQueue::WorkAhead::AtMost() const { return Capped(at_most_); }
 
 int64_t FairQueue::WorkAhead::At(int64_t wait_ns) const {
-  double sum = at_fixed_;
+  double sum = at_fixed_ + higher_rate_ * static_cast<double>(wait_ns);
   for (const Sending& f : sending_) {
     sum += std::min(f.bound, f.held + f.rate * static_cast<double>(wait_ns));
   }

@@ -200,18 +200,36 @@ class FairQueue {
   //   rate (its ArrivalRate), at most as much: a burst, a tenant below its
   //   share, one that has stopped (the 2 s case above: two calls queued,
   //   none served, nothing sent since).
+  // With `others_keep_sending` (while a queue stands), every other flow of
+  // the class counts as one that keeps sending.
+  // The classes above go first whatever their tenants' tags: what they
+  // hold, plus what they send in W at their recent rate (the class's
+  // ArrivalRate, every tenant of it together), with no bound: under strict
+  // priority a higher class's closed loop takes every worker it can. Until
+  // 2026-12-07 only what they held counted: a default call beside a
+  // critical closed loop of 2 calls in flight (one worker, spin 5ms) was
+  // told 10 ms and admitted with a 100 ms deadline, and 58 of 61 expired
+  // in the queue.
   // Made in one pass over the class (O(active flows)), so that admission's
   // search for W (admission.h) costs O(flows counted at a rate) a step.
   // Summed in doubles: with weights far apart (0.001 against 1,000) one
   // flow's part can pass what an int64_t holds.
   class WorkAhead {
    public:
-    // Each other flow at most what it holds now (W = 0).
+    // Each other flow at most what it holds now, and the classes above
+    // what they hold (W = 0).
     int64_t AsQueued() const;
     // After waiting `wait_ns`.
     int64_t At(int64_t wait_ns) const;
-    // Each other flow as if it kept sending: no W counts more.
+    // Each other flow of the class as if it kept sending, and the classes
+    // above what they hold: At(W) is at most AtMost() + HigherRate() x W.
     int64_t AtMost() const;
+    // The classes above's recent arrivals, ns of cost per ns (workers'
+    // worth).
+    double HigherRate() const { return higher_rate_; }
+    // Whether At() grows with the wait (flows counted at a rate, or a
+    // higher class sending).
+    bool DependsOnWait() const { return !sending_.empty() || higher_rate_ > 0; }
 
    private:
     friend class FairQueue;
@@ -225,10 +243,15 @@ class FairQueue {
     double as_queued_ = 0;
     double at_most_ = 0;
     double at_fixed_ = 0;  // At's part that does not depend on W
+    double higher_rate_ = 0;
     absl::InlinedVector<Sending, 8> sending_;
   };
   WorkAhead WorkAheadOf(std::string_view tenant, Priority priority,
-                        double weight, int workers, int64_t now_ns) const;
+                        double weight, int workers, int64_t now_ns,
+                        bool others_keep_sending = false) const;
+  // What the classes above `priority` have been sending lately, all told
+  // (WorkAhead::HigherRate): O(classes).
+  double HigherRate(Priority priority, int64_t now_ns) const;
   static constexpr int64_t kKeepsSendingAfterNs = 1'000'000'000;
   static constexpr double kKeepsSendingShare = 0.8;
   // Whether a new task of (tenant, priority) would start at its class's
@@ -300,8 +323,9 @@ class FairQueue {
     uint64_t epoch = 0;         // times the class emptied
     uint64_t turns = 0;         // Flow::turn's counter
     int64_t cost_ns = 0;
-    size_t size = 0;     // queued tasks
-    double weights = 0;  // sum over active
+    size_t size = 0;       // queued tasks
+    double weights = 0;    // sum over active
+    ArrivalRate arrivals;  // every Push of the class
   };
   static constexpr size_t kSpareFlows = 64;
   // The relative error allowed a share computed in doubles.

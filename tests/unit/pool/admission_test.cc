@@ -532,6 +532,71 @@ TEST_F(AdmissionTest, ATenantThatOwesItsLastCallWaitsForOthersSending) {
   EXPECT_TRUE(calm.Check(light, now_, Load(1, 1), &why_, &victim_).ok());
 }
 
+// The classes above a call send while it waits, and go first: a critical
+// tenant sending half a worker's worth doubles a default call's wait; one
+// sending more than the workers' worth leaves it no start while it goes
+// on, and a call with any deadline is refused at once, saying so. Until
+// 2026-12-07 such a call was told what the class held (10 ms here),
+// admitted, and expired in the queue. The deadline's quick bound counts
+// the same: over the workers the classes above leave.
+TEST_F(AdmissionTest, ACallWaitsForWhatHigherClassesSendMeanwhile) {
+  push_ns_ = now_ns_ = 20'000 * kMs;
+  auto critical_sent_every = [&](int64_t every_ns) {
+    for (int64_t t = push_ns_ - 10'000 * kMs; t < push_ns_; t += every_ns) {
+      nodes_.emplace_back();
+      queue_.Push(&nodes_.back(), "ops", Priority::kCritical, 1, 5 * kMs, t);
+      queue_.Remove(&nodes_.back());
+    }
+  };
+  critical_sent_every(10 * kMs);  // half a worker's worth
+  Queue(Priority::kCritical, 5 * kMs, "ops");
+  running_left_ = {5 * kMs};
+  const Admission admission{AdmissionBudgets()};
+  TaskOptions call = Task(absl::Milliseconds(5), absl::Milliseconds(25));
+  call.tenant = "light";
+  // W = 10 ms + 0.5 x W: 20 ms, to within the bisection's precision.
+  const absl::Duration wait =
+      Admission::ExpectedWaitWhileOthersSend(call, Load(1, 1));
+  EXPECT_GE(wait, absl::Milliseconds(20));
+  EXPECT_LE(wait, absl::Microseconds(20'500));
+  // 20 + 5 margin + 5 > 25 (what was queued and running, 10 + 2.5 + 5,
+  // would have fitted); 40 ms fits.
+  EXPECT_FALSE(admission.Check(call, now_, Load(1, 1), &why_, &victim_).ok());
+  EXPECT_EQ(why_.reason, RefusalReason::kDeadline);
+  EXPECT_EQ(why_.expected_wait, wait);
+  call.deadline = now_ + absl::Milliseconds(40);
+  EXPECT_TRUE(admission.Check(call, now_, Load(1, 1), &why_, &victim_).ok());
+  // A critical call waits for what its class holds and runs, 10 ms.
+  TaskOptions critical = call;
+  critical.priority = Priority::kCritical;
+  EXPECT_EQ(Admission::ExpectedWaitWhileOthersSend(critical, Load(1, 1)),
+            absl::Milliseconds(10));
+
+  // 20 s later, sending 1.25 workers' worth.
+  push_ns_ = now_ns_ = 40'000 * kMs;
+  now_ += absl::Seconds(20);
+  critical_sent_every(4 * kMs);
+  call.deadline = now_ + absl::Seconds(10);
+  const absl::Status refused =
+      admission.Check(call, now_, Load(1, 1), &why_, &victim_);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(why_.reason, RefusalReason::kDeadline);
+  EXPECT_EQ(why_.expected_wait, Admission::kNoStart);
+  EXPECT_EQ(why_.retry_after, absl::Seconds(10));
+  EXPECT_NE(refused.message().find("higher priority classes keep every "
+                                   "worker busy (arriving at 1.25 workers' "
+                                   "worth of 1)"),
+            std::string::npos)
+      << refused;
+  // With 2 workers (one free, one running the 5 ms) they leave 0.75 of
+  // one: W = (5 + 1.25 x W + 5 + 0) / 2, 13.3 ms (the rate read 4 ms
+  // after the last call: 1.2475, and 13.29 ms).
+  const absl::Duration two =
+      Admission::ExpectedWaitWhileOthersSend(call, Load(1, 2));
+  EXPECT_GE(two, absl::Microseconds(13'200));
+  EXPECT_LE(two, absl::Microseconds(13'600));
+}
+
 // Critical calls are above the overload rule, and their class goes ahead
 // of the standing queue: their wait is what is queued, which the deadline's
 // quick bound bounds. Until 2026-12-06 a standing queue made their wait

@@ -471,6 +471,54 @@ TEST(FairQueueTest, WorkAheadCountsWhatATenantSendsMeanwhile) {
   EXPECT_NEAR(ahead(1'000 * kMs), 15 * kMs, 1);
 }
 
+// The classes above a call go first whatever its tag: what they hold,
+// plus what they send while it waits at their recent rate, every tenant of
+// them together and with no bound. A critical tenant that has been
+// sending half a worker's worth counts 5 + 0.5 x the wait ahead of a
+// default call; nothing ahead of a critical one; a sheddable call counts
+// the default class's rate too. Stopped for long, the class counts what it
+// holds.
+TEST(FairQueueTest, WorkAheadCountsWhatHigherClassesSendMeanwhile) {
+  constexpr int64_t kMs = 1'000'000;
+  Queue q;
+  // 10 s of 5 ms critical calls every 10 ms from two tenants in turn, each
+  // taken out again: only the class's rate remains.
+  for (int i = 0; i < 1000; ++i) {
+    q.now_ns = i * 10 * kMs;
+    q.queue.Remove(
+        q.Push(i % 2 == 0 ? "a" : "b", 5 * kMs, Priority::kCritical));
+  }
+  q.now_ns = 10'000 * kMs;
+  q.Push("a", 5 * kMs, Priority::kCritical);
+  q.Push("x", 1 * kMs, Priority::kDefault);
+  const double rate = q.queue.HigherRate(Priority::kDefault, q.now_ns);
+  EXPECT_NEAR(rate, 0.5, 0.02);
+  const FairQueue::WorkAhead ahead =
+      q.queue.WorkAheadOf("light", Priority::kDefault, 1, 1, q.now_ns);
+  EXPECT_EQ(ahead.HigherRate(), rate);
+  // The critical 5 and the default tenant's 1, as queued; then the
+  // critical class's calls meanwhile, with no bound.
+  EXPECT_EQ(ahead.AsQueued(), 6 * kMs);
+  EXPECT_EQ(ahead.AtMost(), 6 * kMs);
+  EXPECT_NEAR(static_cast<double>(ahead.At(1'000 * kMs)),
+              6 * kMs + rate * 1'000 * kMs, 1);
+  // Nothing above a critical call.
+  EXPECT_EQ(q.queue.HigherRate(Priority::kCritical, q.now_ns), 0);
+  EXPECT_EQ(q.queue.WorkAheadOf("light", Priority::kCritical, 1, 1, q.now_ns)
+                .At(1'000 * kMs),
+            5 * kMs);
+  // Below the default class: its rate (the 1 ms just sent) as well.
+  EXPECT_NEAR(q.queue.HigherRate(Priority::kSheddable, q.now_ns), rate + 0.001,
+              1e-9);
+  // 30 s without a call: what the class holds.
+  q.now_ns += 30'000 * kMs;
+  EXPECT_NEAR(
+      static_cast<double>(
+          q.queue.WorkAheadOf("light", Priority::kDefault, 1, 1, q.now_ns)
+              .At(1'000 * kMs)),
+      6 * kMs, 1);
+}
+
 // A flow that keeps a backlog (active for a second or more, served at
 // least what it holds since) counts what it would be served if it kept
 // sending, however slowly it has sent: held to its share, it sends more

@@ -841,6 +841,43 @@ TEST(SchedulerTest, ATenantThatKeepsSendingIsCountedAheadOfAnothersCall) {
   ASSERT_TRUE(done.WaitForCount(calls));
 }
 
+// Through the pool: the classes above a call count what they send while
+// it waits. A critical tenant that has been sending 1.25 workers' worth
+// leaves a default call no start: one with a deadline is refused at once
+// (before: told the 1 ms running, admitted, and starved in the queue); a
+// minute after it stopped, the call fits.
+TEST(SchedulerTest, AHigherClassKeepingTheWorkersBusyIsCountedAheadOfACall) {
+  auto s = MakeScheduler(1, 100);
+  WorkerPool& pool = *s->pool;
+  Completions done;
+  const TaskOptions ops = For("ops", Priority::kCritical);  // 5 ms
+  int calls = 0;
+  // 5 s of one 5 ms call every 4 ms, each run at once.
+  for (; calls < 1250; ++calls) {
+    s->clock.Advance(absl::Milliseconds(4));
+    ASSERT_TRUE(pool.Submit(Noop(), done.For(calls), ops).ok());
+    ASSERT_TRUE(done.WaitForCount(calls + 1));
+  }
+  Gate gate;
+  ASSERT_TRUE(
+      pool.Submit(gate.Task(), done.For(calls++),
+                  For("ops", Priority::kCritical, absl::Milliseconds(1)))
+          .ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  TaskOptions call = For("light");
+  call.deadline = s->clock.Now() + absl::Seconds(1);
+  SubmitRefusal why;
+  const absl::Status refused =
+      pool.Submit(Noop(), done.For(-1), call, &why).status();
+  EXPECT_EQ(why.reason, RefusalReason::kDeadline) << refused;
+  EXPECT_EQ(why.expected_wait, Admission::kNoStart);
+  s->clock.Advance(absl::Minutes(1));
+  call.deadline = s->clock.Now() + absl::Milliseconds(30);
+  EXPECT_TRUE(pool.Submit(Noop(), done.For(calls++), call).ok());
+  gate.Release();
+  ASSERT_TRUE(done.WaitForCount(calls));
+}
+
 // A weight out of range from a caller of the pool (the server's flag allows
 // [0.001, 1000] only) is counted as 1 (or the nearest bound). Counted as
 // given, a NaN made the class's sum of weights NaN until the class emptied,
