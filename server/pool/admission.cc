@@ -50,7 +50,7 @@ int64_t StartAfter(int64_t queued_cost_ns, const PoolLoad::Left& left) {
 
 // An expected wait for a refusal's message.
 std::string WaitText(absl::Duration wait) {
-  return wait >= Admission::kNoStart
+  return wait == Admission::kNoStart
              ? "without end (higher priority classes keep every worker busy)"
              : absl::StrCat(absl::ToInt64Milliseconds(wait), " ms");
 }
@@ -115,7 +115,7 @@ absl::Duration Admission::ExpectedWaitWhileOthersSend(
             : (static_cast<double>(ahead.AtMost()) + left_sum) /
                   (places - higher_rate);
     if (bound >= FairQueue::kMaxCostAheadNs) return kNoStart;
-    hi = std::max(lo, static_cast<int64_t>(std::ceil(bound)));
+    hi = static_cast<int64_t>(std::ceil(bound));
   }
   for (int step = 0;
        step < kWaitSteps && hi - lo > std::max(kWaitPrecisionNs, lo / 64);
@@ -153,14 +153,16 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     why->expected_wait =
         ExpectedWaitWhileOthersSend(options, load, /*others_keep_sending=*/
                                     standing);
-    why->retry_after = ClampRetry(why->expected_wait);
+    why->retry_after = why->expected_wait == kNoStart
+                           ? kNoStartRetry
+                           : ClampRetry(why->expected_wait);
     return why->expected_wait;
   };
   const bool check_deadline = options.admit_by_deadline && has_deadline;
   auto refuse_by_deadline = [&](absl::Duration wait) {
     why->reason = RefusalReason::kDeadline;
     why->own_cost = options.cost > options.deadline - now;
-    if (wait >= kNoStart) {
+    if (wait == kNoStart) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "deadline cannot be met: calls of higher priority classes keep "
           "every worker busy (arriving at %.2f workers' worth of %d), and "

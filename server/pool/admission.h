@@ -82,15 +82,21 @@ class Admission {
   // solves W = the start after the work ahead at W; found by bisection to
   // within kWaitPrecisionNs or 1/64 of it (never below it), in at most
   // kWaitSteps steps of O(the flows counted at their rates + workers).
-  // kNoStart when the classes above send the workers' worth or more: under
-  // strict priority the task would not start while they go on.
+  // kNoStart when the classes above keep the workers and send their
+  // worth or more: under strict priority the task would not start while
+  // they go on.
   static absl::Duration ExpectedWaitWhileOthersSend(
       const TaskOptions& options, const PoolLoad& load,
       bool others_keep_sending = false);
   static constexpr int64_t kWaitPrecisionNs = 100'000;
   static constexpr int kWaitSteps = 40;
-  static constexpr absl::Duration kNoStart =
-      absl::Nanoseconds(static_cast<int64_t>(FairQueue::kMaxCostAheadNs));
+  static constexpr absl::Duration kNoStart = absl::InfiniteDuration();
+  // The pushback of a refusal for kNoStart: the work over which the
+  // classes above are judged to keep the workers (not ClampRetry's 10 s: the
+  // class may stop at any moment, and a refusal costs the client one round
+  // trip).
+  static constexpr absl::Duration kNoStartRetry =
+      absl::Nanoseconds(FairQueue::kKeepsSendingAfterNs);
 
   // The standing-queue detector (CoDel's rule): every dequeue reports its
   // task's queue wait, and a worker that finds the queue empty a zero.

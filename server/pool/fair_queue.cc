@@ -152,7 +152,8 @@ void FairQueue::Unlink(Node* node) {
 }
 
 FairQueue::Node* FairQueue::Pop() {
-  for (Class& c : classes_) {
+  for (int p = 0; p < kNumPriorities; ++p) {
+    Class& c = classes_[p];
     if (c.active.empty()) continue;
     Flow* best = c.active.front();
     for (Flow* f : c.active) {
@@ -170,6 +171,9 @@ FairQueue::Node* FairQueue::Pop() {
     best->head_tag += static_cast<double>(node->cost_ns) / best->weight;
     node->served_epoch = c.epoch;
     best->served_while_active_ns += node->cost_ns;
+    for (int q = p; q < kNumPriorities; ++q) {
+      classes_[q].served_in_a_row_ns += node->cost_ns;
+    }
     // Counted first: Unlink's sweep keeps the record for the settlement.
     ++best->serving;
     ++serving_;
@@ -198,12 +202,23 @@ void FairQueue::Served(Node* node, int64_t ran_ns) {
         static_cast<double>(ran_ns - node->cost_ns) / flow->weight;
     flow->head_tag = std::max(c.vtime, settled);
   }
+  // Its worker frees up (the pool settles a task before it looks for the
+  // next): the classes with nothing queued from the top down do not keep
+  // the workers.
+  for (Class& k : classes_) {
+    if (!k.active.empty()) break;
+    k.served_in_a_row_ns = 0;
+  }
   // The record may go now (with the flow's last task settled, it is only a
   // debt).
   SweepInactiveFlows();
 }
 
 double FairQueue::HigherRate(Priority priority, int64_t now_ns) const {
+  const int p = static_cast<int>(priority);
+  if (p == 0 || classes_[p - 1].served_in_a_row_ns < kKeepsSendingAfterNs) {
+    return 0;
+  }
   double rate = 0;
   for (int q = 0; q < static_cast<int>(priority); ++q) {
     rate += classes_[q].arrivals.At(now_ns);

@@ -202,14 +202,25 @@ class FairQueue {
   //   none served, nothing sent since).
   // With `others_keep_sending` (while a queue stands), every other flow of
   // the class counts as one that keeps sending.
-  // The classes above go first whatever their tenants' tags: what they
-  // hold, plus what they send in W at their recent rate (the class's
-  // ArrivalRate, every tenant of it together), with no bound: under strict
-  // priority a higher class's closed loop takes every worker it can. Until
-  // 2026-12-07 only what they held counted: a default call beside a
-  // critical closed loop of 2 calls in flight (one worker, spin 5ms) was
-  // told 10 ms and admitted with a 100 ms deadline, and 58 of 61 expired
-  // in the queue.
+  // The classes above go first whatever their tenants' tags: they count
+  // what they hold, and while they keep the workers (they had queued work
+  // at every moment a worker freed up, over kKeepsSendingAfterNs of their
+  // work served in a row) also what they send in W at their recent rate
+  // (each class's ArrivalRate, every tenant of it together), with no
+  // bound: a lower call starts only at a moment a worker frees up with
+  // nothing of theirs queued, and they leave none. Until 2026-12-07 only
+  // what they held counted: a default call beside a critical closed loop
+  // of 2 calls in flight (one worker, spin 5ms) was told 10 ms and
+  // admitted with a 100 ms deadline, and 58 of 61 expired in the queue.
+  // Counted at their rate whenever they sent (a first version, 1ff7e89), a
+  // critical loop of 1 call in flight, which leaves the worker free
+  // between its calls, read as the worker's worth once it ran alone, and
+  // shut out a default tenant that would have waited one call at most (a
+  // review's simulation: 0 of 2,000 calls OK against 2,000; on the real
+  // server 37 of 176 against 589); so did bursts and regular arrivals
+  // under the workers' worth. A class that merely stayed non-empty for a
+  // second did not tell them apart either: a closed loop of 2 on one
+  // worker empties it between each answer and the next call.
   // Made in one pass over the class (O(active flows)), so that admission's
   // search for W (admission.h) costs O(flows counted at a rate) a step.
   // Summed in doubles: with weights far apart (0.001 against 1,000) one
@@ -224,8 +235,8 @@ class FairQueue {
     // Each other flow of the class as if it kept sending, and the classes
     // above what they hold: At(W) is at most AtMost() + HigherRate() x W.
     int64_t AtMost() const;
-    // The classes above's recent arrivals, ns of cost per ns (workers'
-    // worth).
+    // The recent arrivals of the classes above while they keep the
+    // workers, ns of cost per ns (workers' worth).
     double HigherRate() const { return higher_rate_; }
     // Whether At() grows with the wait (flows counted at a rate, or a
     // higher class sending).
@@ -249,7 +260,8 @@ class FairQueue {
   WorkAhead WorkAheadOf(std::string_view tenant, Priority priority,
                         double weight, int workers, int64_t now_ns,
                         bool others_keep_sending = false) const;
-  // What the classes above `priority` have been sending lately, all told
+  // What the classes above `priority` have been sending lately, all told,
+  // while they keep the workers (see WorkAhead); else 0
   // (WorkAhead::HigherRate): O(classes).
   double HigherRate(Priority priority, int64_t now_ns) const;
   static constexpr int64_t kKeepsSendingAfterNs = 1'000'000'000;
@@ -326,6 +338,12 @@ class FairQueue {
     size_t size = 0;       // queued tasks
     double weights = 0;    // sum over active
     ArrivalRate arrivals;  // every Push of the class
+    // The cost served (Pop) from this class and the ones above over the
+    // last free moments in a row at which one of them had queued work;
+    // zero after a free moment at which none had: a task Served with
+    // nothing of theirs queued (its worker then looks for the next, under
+    // the same lock in the pool).
+    int64_t served_in_a_row_ns = 0;
   };
   static constexpr size_t kSpareFlows = 64;
   // The relative error allowed a share computed in doubles.

@@ -1,5 +1,6 @@
 #include "server/pool/fair_queue.h"
 
+#include <cmath>
 #include <deque>
 #include <map>
 #include <string>
@@ -471,25 +472,29 @@ TEST(FairQueueTest, WorkAheadCountsWhatATenantSendsMeanwhile) {
   EXPECT_NEAR(ahead(1'000 * kMs), 15 * kMs, 1);
 }
 
-// The classes above a call go first whatever its tag: what they hold,
-// plus what they send while it waits at their recent rate, every tenant of
-// them together and with no bound. A critical tenant that has been
-// sending half a worker's worth counts 5 + 0.5 x the wait ahead of a
-// default call; nothing ahead of a critical one; a sheddable call counts
-// the default class's rate too. Stopped for long, the class counts what it
-// holds.
+// The classes above a call go first whatever its tag: what they hold, and
+// while they keep the workers (queued work at every moment a worker freed
+// up, over a second of their work served in a row) also what they send
+// while the call waits, at their recent rate, every tenant together, with
+// no bound. A critical loop keeping a call queued, sending half a worker's
+// worth, counts 5 + 0.5 x the wait ahead of a default call; nothing ahead
+// of a critical one; a sheddable call counts the default class's rate
+// too. Once a worker frees up with nothing of theirs queued, they count
+// what they hold.
 TEST(FairQueueTest, WorkAheadCountsWhatHigherClassesSendMeanwhile) {
   constexpr int64_t kMs = 1'000'000;
   Queue q;
-  // 10 s of 5 ms critical calls every 10 ms from two tenants in turn, each
-  // taken out again: only the class's rate remains.
+  // 10 s of 5 ms critical calls every 10 ms from two tenants in turn; at
+  // each arrival the oldest queued call is served: one stays queued.
   for (int i = 0; i < 1000; ++i) {
     q.now_ns = i * 10 * kMs;
-    q.queue.Remove(
-        q.Push(i % 2 == 0 ? "a" : "b", 5 * kMs, Priority::kCritical));
+    q.Push(i % 2 == 0 ? "a" : "b", 5 * kMs, Priority::kCritical);
+    if (q.queue.size() > 1) {
+      FairQueue::Node* served = q.queue.Pop();
+      q.queue.Served(served, served->cost_ns);
+    }
   }
   q.now_ns = 10'000 * kMs;
-  q.Push("a", 5 * kMs, Priority::kCritical);
   q.Push("x", 1 * kMs, Priority::kDefault);
   const double rate = q.queue.HigherRate(Priority::kDefault, q.now_ns);
   EXPECT_NEAR(rate, 0.5, 0.02);
@@ -507,16 +512,70 @@ TEST(FairQueueTest, WorkAheadCountsWhatHigherClassesSendMeanwhile) {
   EXPECT_EQ(q.queue.WorkAheadOf("light", Priority::kCritical, 1, 1, q.now_ns)
                 .At(1'000 * kMs),
             5 * kMs);
-  // Below the default class: its rate (the 1 ms just sent) as well.
+  // Below the default class: its rate (1 ms just sent) too.
   EXPECT_NEAR(q.queue.HigherRate(Priority::kSheddable, q.now_ns), rate + 0.001,
               1e-9);
-  // 30 s without a call: what the class holds.
-  q.now_ns += 30'000 * kMs;
-  EXPECT_NEAR(
-      static_cast<double>(
-          q.queue.WorkAheadOf("light", Priority::kDefault, 1, 1, q.now_ns)
-              .At(1'000 * kMs)),
-      6 * kMs, 1);
+  // Served with nothing queued behind them (a worker frees up and finds
+  // nothing to start): the classes above do not keep the workers, and
+  // count what they hold.
+  for (int i = 0; i < 2; ++i) {
+    FairQueue::Node* served = q.queue.Pop();
+    q.queue.Served(served, served->cost_ns);
+  }
+  ASSERT_TRUE(q.queue.empty());
+  q.Push("a", 5 * kMs, Priority::kCritical);
+  q.Push("x", 1 * kMs, Priority::kDefault);
+  EXPECT_EQ(q.queue.HigherRate(Priority::kDefault, q.now_ns), 0);
+  EXPECT_EQ(q.queue.HigherRate(Priority::kSheddable, q.now_ns), 0);
+  EXPECT_EQ(q.queue.WorkAheadOf("light", Priority::kSheddable, 1, 1, q.now_ns)
+                .At(1'000 * kMs),
+            6 * kMs);
+}
+
+// A higher class that does not keep the workers counts what it holds,
+// however much it sends: a critical closed loop of one call at a time
+// (a worker frees up with nothing of it queued, finds nothing to start or
+// starts a lower call: then a lower call starts), sending the worker's
+// worth, and calls queued for seconds that no worker took. Counted at its
+// rate, the loop shut out a default tenant that would have waited one call
+// at most (a review's simulation). A loop that keeps a call queued at
+// every free moment is counted once a second of its work has been served
+// that way.
+TEST(FairQueueTest, AHigherClassWithoutABacklogCountsWhatItHolds) {
+  constexpr int64_t kMs = 1'000'000;
+  Queue q;
+  // 10 s of it; every other call, the freed worker starts a default call
+  // queued meanwhile instead of finding nothing.
+  for (int i = 0; i < 2000; ++i) {
+    q.now_ns = i * 5 * kMs;
+    q.Push("loop", 5 * kMs, Priority::kCritical);
+    FairQueue::Node* served = q.queue.Pop();
+    if (i % 2 == 1) q.Push("light", 0, Priority::kDefault);
+    q.queue.Served(served, served->cost_ns);
+    if (i % 2 == 1) q.queue.Served(q.queue.Pop(), 0);
+  }
+  q.now_ns = 10'000 * kMs;
+  q.Push("loop", 5 * kMs, Priority::kCritical);
+  EXPECT_EQ(q.queue.HigherRate(Priority::kDefault, q.now_ns), 0);
+  EXPECT_EQ(q.queue.WorkAheadOf("light", Priority::kDefault, 1, 1, q.now_ns)
+                .At(1'000 * kMs),
+            5 * kMs);
+  // Two seconds later, queued all along and never served.
+  q.now_ns += 2'000 * kMs;
+  EXPECT_EQ(q.queue.HigherRate(Priority::kDefault, q.now_ns), 0);
+  // Then a loop that keeps one call queued at every free moment: counted
+  // once a second of its work has been served so.
+  for (int i = 1; i <= 300; ++i) {
+    q.now_ns += 5 * kMs;
+    q.Push("loop", 5 * kMs, Priority::kCritical);
+    FairQueue::Node* served = q.queue.Pop();
+    q.queue.Served(served, served->cost_ns);
+    if (i == 100) {
+      EXPECT_EQ(q.queue.HigherRate(Priority::kDefault, q.now_ns), 0)
+          << "half a second";
+    }
+  }
+  EXPECT_GT(q.queue.HigherRate(Priority::kDefault, q.now_ns), 0.5);
 }
 
 // A flow that keeps a backlog (active for a second or more, served at

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <string>
@@ -841,29 +842,33 @@ TEST(SchedulerTest, ATenantThatKeepsSendingIsCountedAheadOfAnothersCall) {
   ASSERT_TRUE(done.WaitForCount(calls));
 }
 
-// Through the pool: the classes above a call count what they send while
-// it waits. A critical tenant that has been sending 1.25 workers' worth
-// leaves a default call no start: one with a deadline is refused at once
-// (before: told the 1 ms running, admitted, and starved in the queue); a
-// minute after it stopped, the call fits.
-TEST(SchedulerTest, AHigherClassKeepingTheWorkersBusyIsCountedAheadOfACall) {
+// Through the pool: a higher class that keeps the workers counts what it
+// sends while a call waits. A critical loop that has kept a call queued
+// for seconds, sending 1.25 workers' worth, leaves a default call no
+// start: one with a deadline is refused at once, with a second's pushback
+// (before: told the 5 ms queued, admitted, and starved in the queue). Once
+// the loop stops, the call fits again.
+TEST(SchedulerTest, AHigherClassKeepingTheWorkersIsCountedAheadOfACall) {
   auto s = MakeScheduler(1, 100);
   WorkerPool& pool = *s->pool;
   Completions done;
   const TaskOptions ops = For("ops", Priority::kCritical);  // 5 ms
+  std::deque<Gate> gates;  // one a call, each released in turn
   int calls = 0;
-  // 5 s of one 5 ms call every 4 ms, each run at once.
-  for (; calls < 1250; ++calls) {
+  auto submit_ops = [&] {
+    gates.emplace_back();
+    return pool.Submit(gates.back().Task(), done.For(calls++), ops).ok();
+  };
+  ASSERT_TRUE(submit_ops());
+  ASSERT_TRUE(gates[0].WaitStarted(1));
+  ASSERT_TRUE(submit_ops());
+  // 4 s of a 5 ms call every 4 ms: one runs and one or two are queued.
+  for (size_t i = 0; i < 1000; ++i) {
     s->clock.Advance(absl::Milliseconds(4));
-    ASSERT_TRUE(pool.Submit(Noop(), done.For(calls), ops).ok());
-    ASSERT_TRUE(done.WaitForCount(calls + 1));
+    ASSERT_TRUE(submit_ops());
+    gates[i].Release();
+    ASSERT_TRUE(gates[i + 1].WaitStarted(1));
   }
-  Gate gate;
-  ASSERT_TRUE(
-      pool.Submit(gate.Task(), done.For(calls++),
-                  For("ops", Priority::kCritical, absl::Milliseconds(1)))
-          .ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
   TaskOptions call = For("light");
   call.deadline = s->clock.Now() + absl::Seconds(1);
   SubmitRefusal why;
@@ -871,10 +876,21 @@ TEST(SchedulerTest, AHigherClassKeepingTheWorkersBusyIsCountedAheadOfACall) {
       pool.Submit(Noop(), done.For(-1), call, &why).status();
   EXPECT_EQ(why.reason, RefusalReason::kDeadline) << refused;
   EXPECT_EQ(why.expected_wait, Admission::kNoStart);
-  s->clock.Advance(absl::Minutes(1));
+  EXPECT_EQ(why.retry_after, absl::Seconds(1));
+  for (Gate& gate : gates) gate.Release();
+  ASSERT_TRUE(done.WaitForCount(calls));
+  // The loop has stopped: its last call ended with nothing critical
+  // queued, so the class no longer keeps the workers. Then, the worker
+  // busy with a 1 ms critical call, nothing queued: 30 ms fits.
+  Gate last;
+  ASSERT_TRUE(
+      pool.Submit(last.Task(), done.For(calls++),
+                  For("ops", Priority::kCritical, absl::Milliseconds(1)))
+          .ok());
+  ASSERT_TRUE(last.WaitStarted(1));
   call.deadline = s->clock.Now() + absl::Milliseconds(30);
   EXPECT_TRUE(pool.Submit(Noop(), done.For(calls++), call).ok());
-  gate.Release();
+  last.Release();
   ASSERT_TRUE(done.WaitForCount(calls));
 }
 
