@@ -91,10 +91,10 @@ class Admission {
   static constexpr int64_t kWaitPrecisionNs = 100'000;
   static constexpr int kWaitSteps = 40;
   static constexpr absl::Duration kNoStart = absl::InfiniteDuration();
-  // The pushback of a refusal for kNoStart: the work over which the
-  // classes above are judged to keep the workers (not ClampRetry's 10 s: the
-  // class may stop at any moment, and a refusal costs the client one round
-  // trip).
+  // The most pushback of a refusal whose wait counts the classes above at
+  // their rate (kNoStart included): the work over which they are judged to
+  // keep the workers (not ClampRetry's 10 s: they may stop at any moment,
+  // and a refusal costs the client one round trip).
   static constexpr absl::Duration kNoStartRetry =
       absl::Nanoseconds(FairQueue::kKeepsSendingAfterNs);
 

@@ -171,9 +171,9 @@ FairQueue::Node* FairQueue::Pop() {
     best->head_tag += static_cast<double>(node->cost_ns) / best->weight;
     node->served_epoch = c.epoch;
     best->served_while_active_ns += node->cost_ns;
-    for (int q = p; q < kNumPriorities; ++q) {
-      classes_[q].served_in_a_row_ns += node->cost_ns;
-    }
+    // A worker takes this class's task: the classes above have nothing
+    // queued (after an expiry or a cancel emptied them, say).
+    for (int q = 0; q < p; ++q) classes_[q].served_in_a_row_ns = 0;
     // Counted first: Unlink's sweep keeps the record for the settlement.
     ++best->serving;
     ++serving_;
@@ -203,11 +203,22 @@ void FairQueue::Served(Node* node, int64_t ran_ns) {
     flow->head_tag = std::max(c.vtime, settled);
   }
   // Its worker frees up (the pool settles a task before it looks for the
-  // next): the classes with nothing queued from the top down do not keep
-  // the workers.
-  for (Class& k : classes_) {
-    if (!k.active.empty()) break;
-    k.served_in_a_row_ns = 0;
+  // next). The classes with nothing queued from the top down do not keep
+  // the workers; below them, the task's own class and those under it
+  // count its cost as served in a row (at most the threshold: no
+  // overflow). Counted at Pop instead, one long call alone (1.2 s, nothing
+  // queued behind it) read as keeping the worker (a review's repro).
+  const int p = static_cast<int>(flow->priority);
+  bool queued = false;  // in class q or one above
+  for (int q = 0; q < kNumPriorities; ++q) {
+    Class& k = classes_[q];
+    queued = queued || !k.active.empty();
+    if (!queued) {
+      k.served_in_a_row_ns = 0;
+    } else if (q >= p) {
+      k.served_in_a_row_ns =
+          std::min(k.served_in_a_row_ns + node->cost_ns, kKeepsSendingAfterNs);
+    }
   }
   // The record may go now (with the flow's last task settled, it is only a
   // debt).

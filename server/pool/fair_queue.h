@@ -338,11 +338,12 @@ class FairQueue {
     size_t size = 0;       // queued tasks
     double weights = 0;    // sum over active
     ArrivalRate arrivals;  // every Push of the class
-    // The cost served (Pop) from this class and the ones above over the
-    // last free moments in a row at which one of them had queued work;
-    // zero after a free moment at which none had: a task Served with
-    // nothing of theirs queued (its worker then looks for the next, under
-    // the same lock in the pool).
+    // The cost of the tasks of this class and the ones above that ended
+    // (Served) in a row with work of theirs still queued, at most
+    // kKeepsSendingAfterNs; zero after a free moment at which none was: a
+    // task Served with nothing of theirs queued (its worker then looks for
+    // the next, under the same lock in the pool), or a Pop of a class
+    // below.
     int64_t served_in_a_row_ns = 0;
   };
   static constexpr size_t kSpareFlows = 64;

@@ -81,9 +81,9 @@
 // its share is the one refused. (Not for memory: the queue does not count
 // bytes per tenant.)
 // Expected wait = 0 while a worker is free for the task; else (the queued
-// cost fair queuing would run before it, with what the other tenants send
-// meanwhile (Admission::ExpectedWaitWhileOthersSend) + remaining cost of
-// the running ones) / workers.
+// cost fair queuing would run before it, with what the other tenants and
+// the higher classes send meanwhile (Admission::ExpectedWaitWhileOthersSend)
+// + remaining cost of the running ones) / workers.
 // Each task's cost is its caller's estimate (TaskOptions::cost); see
 // cost_model.h for how the service makes one.
 //

@@ -575,6 +575,13 @@ TEST_F(AdmissionTest, ACallWaitsForWhatHigherClassesSendMeanwhile) {
   EXPECT_EQ(why_.expected_wait, wait);
   call.deadline = now_ + absl::Milliseconds(40);
   EXPECT_TRUE(admission.Check(call, now_, Load(1, 1), &why_, &victim_).ok());
+  // Behind a 1 s call: W = 1,005 ms + 0.5 x W, about 2 s, but the
+  // pushback is at most a second (they may stop at any moment).
+  running_left_ = {1'000 * kMs};
+  EXPECT_FALSE(admission.Check(call, now_, Load(1, 1), &why_, &victim_).ok());
+  EXPECT_GE(why_.expected_wait, absl::Milliseconds(1'900));
+  EXPECT_EQ(why_.retry_after, absl::Seconds(1));
+  running_left_ = {5 * kMs};
   // A critical call of another tenant waits for the running 5 ms only: fair
   // queuing serves it before the loop's queued call.
   TaskOptions critical = call;

@@ -578,6 +578,55 @@ TEST(FairQueueTest, AHigherClassWithoutABacklogCountsWhatItHolds) {
   EXPECT_GT(q.queue.HigherRate(Priority::kDefault, q.now_ns), 0.5);
 }
 
+// Whether the classes above a call keep the workers is judged over them
+// all together, and only them: a default loop that keeps a call queued at
+// every free moment, with a critical call now and then, counts (with the
+// critical calls) at its rate ahead of a sheddable call; the critical
+// class, which never keeps the worker, counts nothing ahead of a default
+// call. One long call, with nothing queued behind it when it ends, does
+// not keep the worker however long it ran; nor does a class whose queued
+// calls left unrun once a worker takes a lower call.
+TEST(FairQueueTest, TheClassesAboveKeepTheWorkersTogether) {
+  constexpr int64_t kMs = 1'000'000;
+  Queue q;
+  q.Push("loop", 5 * kMs, Priority::kDefault);
+  for (int i = 1; i <= 400; ++i) {
+    q.now_ns = i * 5 * kMs;
+    if (i % 50 == 0) q.Push("ops", 1 * kMs, Priority::kCritical);
+    q.Push("loop", 5 * kMs, Priority::kDefault);
+    while (q.queue.size() > 1) {
+      FairQueue::Node* served = q.queue.Pop();
+      q.queue.Served(served, served->cost_ns);
+    }
+  }
+  EXPECT_EQ(q.queue.HigherRate(Priority::kDefault, q.now_ns), 0);
+  EXPECT_GT(q.queue.HigherRate(Priority::kSheddable, q.now_ns), 0.5);
+  // A 2 s critical call, nothing queued when it ends.
+  Queue alone;
+  alone.Push("ops", 2'000 * kMs, Priority::kCritical);
+  FairQueue::Node* served = alone.queue.Pop();
+  alone.now_ns = 2'000 * kMs;
+  alone.queue.Served(served, served->cost_ns);
+  alone.Push("ops", 2'000 * kMs, Priority::kCritical);
+  EXPECT_EQ(alone.queue.HigherRate(Priority::kDefault, alone.now_ns), 0);
+  // A critical loop that kept the worker, whose queued call then left
+  // unrun (expired, cancelled): once the worker takes a default call, it
+  // keeps the worker no more.
+  Queue expired;
+  FairQueue::Node* queued = expired.Push("ops", 5 * kMs, Priority::kCritical);
+  for (int i = 1; i <= 300; ++i) {
+    expired.now_ns = i * 5 * kMs;
+    queued = expired.Push("ops", 5 * kMs, Priority::kCritical);
+    FairQueue::Node* ran = expired.queue.Pop();
+    expired.queue.Served(ran, ran->cost_ns);
+  }
+  ASSERT_GT(expired.queue.HigherRate(Priority::kDefault, expired.now_ns), 0.5);
+  expired.queue.Remove(queued);
+  expired.Push("x", 1 * kMs, Priority::kDefault);
+  expired.queue.Pop();
+  EXPECT_EQ(expired.queue.HigherRate(Priority::kDefault, expired.now_ns), 0);
+}
+
 // A flow that keeps a backlog (active for a second or more, served at
 // least what it holds since) counts what it would be served if it kept
 // sending, however slowly it has sent: held to its share, it sends more
