@@ -203,9 +203,9 @@ class FairQueue {
   // With `others_keep_sending` (while a queue stands), every other flow of
   // the class counts as one that keeps sending.
   // The classes above go first whatever their tenants' tags: they count
-  // what they hold, and while they keep the workers (they had queued work
-  // at every moment a worker freed up, over kKeepsSendingAfterNs of their
-  // work served in a row) also what they send in W at their recent rate
+  // what they hold, and while they keep the workers (kKeepsSendingAfterNs
+  // of their work ended in a row with work of theirs still queued: see
+  // Class::served_in_a_row_ns) also what they send in W at their recent rate
   // (each class's ArrivalRate, every tenant of it together), with no
   // bound: a lower call starts only at a moment a worker frees up with
   // nothing of theirs queued, and they leave none. Until 2026-12-07 only
