@@ -296,9 +296,11 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     // idle and the budget held by slow readers, the expected wait alone said
     // 1 ms, and each retry sends its whole request again. Whichever reason
     // the refusal names (the memory budget, or the tenant over its share
-    // while it is spent).
+    // while it is spent). At least the floor, over the expected wait's own
+    // pushback (at most kNoStartRetry when the classes above count at
+    // their rate).
     why->retry_after =
-        ClampRetry(std::max(why->expected_wait, MemoryRetryFloor()));
+        ClampRetry(std::max(why->retry_after, MemoryRetryFloor()));
     return refused;
   }
   const absl::Duration target = budgets_.target_queue_wait;

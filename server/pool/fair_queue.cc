@@ -231,9 +231,7 @@ double FairQueue::HigherRate(Priority priority, int64_t now_ns) const {
     return 0;
   }
   double rate = 0;
-  for (int q = 0; q < static_cast<int>(priority); ++q) {
-    rate += classes_[q].arrivals.At(now_ns);
-  }
+  for (int q = 0; q < p; ++q) rate += classes_[q].arrivals.At(now_ns);
   return rate;
 }
 

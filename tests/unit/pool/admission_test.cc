@@ -617,6 +617,16 @@ TEST_F(AdmissionTest, ACallWaitsForWhatHigherClassesSendMeanwhile) {
   EXPECT_EQ(why_.reason, RefusalReason::kDeadline);
   EXPECT_EQ(why_.expected_wait, Admission::kNoStart);
   EXPECT_EQ(why_.retry_after, absl::Seconds(1));
+  // A memory refusal asks for the same second (at least the floor).
+  AdmissionBudgets bytes;
+  bytes.max_inflight_bytes = 1000;
+  TaskOptions holding = call;
+  holding.bytes = 200;
+  EXPECT_FALSE(Admission(bytes)
+                   .Check(holding, now_, Load(1, 1, 900), &why_, &victim_)
+                   .ok());
+  EXPECT_EQ(why_.reason, RefusalReason::kMemory);
+  EXPECT_EQ(why_.retry_after, absl::Seconds(1));
   EXPECT_NE(refused.message().find("higher priority classes keep every "
                                    "worker busy (arriving at 1.25 workers' "
                                    "worth of 1)"),
