@@ -107,13 +107,11 @@ absl::Duration Admission::ExpectedWaitWhileOthersSend(
   const double higher_rate = ahead.HigherRate();
   if (higher_rate > 0) {
     const double places = static_cast<double>(left.size());
+    if (higher_rate >= places) return kNoStart;
     const double left_sum = static_cast<double>(
         std::accumulate(left.begin(), left.end(), int64_t{0}));
-    const double bound =
-        higher_rate >= places
-            ? FairQueue::kMaxCostAheadNs
-            : (static_cast<double>(ahead.AtMost()) + left_sum) /
-                  (places - higher_rate);
+    const double bound = (static_cast<double>(ahead.AtMost()) + left_sum) /
+                         (places - higher_rate);
     if (bound >= FairQueue::kMaxCostAheadNs) return kNoStart;
     hi = static_cast<int64_t>(std::ceil(bound));
   }
@@ -138,6 +136,8 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     return absl::DeadlineExceededError("deadline had already passed");
   }
   const int64_t cost_ns = absl::ToInt64Nanoseconds(options.cost);
+  // What the classes above send, while they keep the workers (else 0).
+  const double higher_rate = queue.HigherRate(options.priority, load.now_ns);
   // A standing queue holds the call's class to the target (CoDel's state);
   // critical calls are above the rule.
   const bool standing = overloaded_ && options.priority != Priority::kCritical;
@@ -159,7 +159,7 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
     // at most kNoStartRetry. (With up to 10 s, a tenant beside a critical
     // Poisson stream at 0.95 of the workers got a third to two thirds fewer
     // calls OK than before the rate was counted: a review's simulation.)
-    if (queue.HigherRate(options.priority, load.now_ns) > 0) {
+    if (higher_rate > 0) {
       why->retry_after = std::min(why->retry_after, kNoStartRetry);
     }
     return why->expected_wait;
@@ -173,7 +173,7 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
           "deadline cannot be met: calls of higher priority classes keep "
           "every worker busy (arriving at %.2f workers' worth of %d), and "
           "only %d ms left",
-          queue.HigherRate(options.priority, load.now_ns), load.max_workers,
+          higher_rate, load.max_workers,
           absl::ToInt64Milliseconds(options.deadline - now)));
     }
     const absl::Duration margin = DeadlineMargin(wait);
@@ -307,7 +307,6 @@ absl::Status Admission::Check(const TaskOptions& options, absl::Time now,
   const bool sheddable = options.priority == Priority::kSheddable &&
                          target != absl::InfiniteDuration();
   if (!standing && !check_deadline && !sheddable) return absl::OkStatus();
-  const double higher_rate = queue.HigherRate(options.priority, load.now_ns);
   if (!standing && !sheddable && higher_rate < load.max_workers &&
       queue.OwesNothing(options.tenant, options.priority)) {
     // The call starts at its class's virtual time, so what the others of

@@ -242,13 +242,6 @@ bool FairQueue::OwesNothing(std::string_view tenant, Priority priority) const {
   return it->second->size == 0 && StartTag(c, it->second.get()) <= c.vtime;
 }
 
-int64_t FairQueue::CostAhead(std::string_view tenant, Priority priority,
-                             Backlog backlog) const {
-  const WorkAhead ahead = WorkAheadOf(tenant, priority, 1, 1, 0,
-                                      /*others_keep_sending=*/true);
-  return backlog == Backlog::kAsQueued ? ahead.AsQueued() : ahead.AtMost();
-}
-
 FairQueue::WorkAhead FairQueue::WorkAheadOf(std::string_view tenant,
                                             Priority priority, double weight,
                                             int workers, int64_t now_ns,

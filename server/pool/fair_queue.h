@@ -53,7 +53,7 @@
 // Classes: kCritical before kDefault before kSheddable, strictly.
 //
 // Costs: O(active flows of the class) to pick the next task and to count
-// the work ahead of a new task (CostAhead, WorkAheadOf; admission's
+// the work ahead of a new task (WorkAheadOf; admission's
 // search for its wait then takes up to 40 steps over the flows counted at
 // a rate, admission.h); the active flows are at most
 // the queued tasks (the pool's capacity bounds them). Push, Remove: O(1)
@@ -169,24 +169,19 @@ class FairQueue {
   // Estimated work (ns of cost) that would run before a new task of
   // (tenant, priority) if it were pushed now: every queued task of the
   // classes above, its own flow, and what each other flow of its class is
-  // served before it starts (in virtual time): with kAsQueued, at most
-  // what that flow holds now; with kStaysBacklogged, what it would be
-  // served if its tenant kept sending, as tenants do while a queue stands
-  // (its next calls start before this one too). Capped at what it holds, a
-  // light tenant beside one of weight 50 was told a wait the heavy
+  // served before it starts (in virtual time), as a function of how long
+  // the new task waits, W. Its two ends: WorkAhead::AsQueued counts each
+  // other flow at most what it holds now; WorkAhead::AtMost what it would
+  // be served if its tenant kept sending, as tenants do while a queue
+  // stands (its next calls start before this one too). Capped at what it
+  // holds, a light tenant beside one of weight 50 was told a wait the heavy
   // tenant's next calls then overtook: 22-26 of its ~100 admitted calls a
   // run with 200 ms deadlines expired in the queue. Not always: after a
   // tenant's own 2 s call, another's two queued 1 ms calls counted 2 s
   // ahead of its next one, which would start in a millisecond. Between the
-  // two, WorkAheadOf. At most kMaxCostAheadNs.
-  enum class Backlog { kAsQueued, kStaysBacklogged };
-  int64_t CostAhead(std::string_view tenant, Priority priority,
-                    Backlog backlog = Backlog::kAsQueued) const;
-
-  // The same work as a function of how long the new task waits, W, with
-  // each other flow of the class told apart by what it has been doing at
-  // `now_ns` (a monotonic time, as Push's):
-  // - one that keeps sending counts as with kStaysBacklogged: it has kept a
+  // two, WorkAhead::At, with each other flow of the class told apart by
+  // what it has been doing at `now_ns` (a monotonic time, as Push's):
+  // - one that keeps sending counts as in AtMost: it has kept a
   //   backlog (active for kKeepsSendingAfterNs or more, and served at least
   //   what it holds since: a deep closed loop, a tenant over its share), or
   //   it has been sending at least kKeepsSendingShare of its share of the

@@ -4,6 +4,7 @@
 #include <deque>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -26,6 +27,17 @@ class Queue {
   }
   // The time pushes arrive at (the arrival rates').
   int64_t now_ns = 0;
+  // The work ahead of a new task of weight 1 of (tenant, priority), each
+  // other flow of its class counted at most what it holds now
+  // (WorkAhead::AsQueued), or as if it kept sending (WorkAhead::AtMost).
+  int64_t AheadAsQueued(std::string_view tenant,
+                        Priority priority = Priority::kDefault) const {
+    return queue.WorkAheadOf(tenant, priority, 1, 1, now_ns).AsQueued();
+  }
+  int64_t AheadAtMost(std::string_view tenant,
+                      Priority priority = Priority::kDefault) const {
+    return queue.WorkAheadOf(tenant, priority, 1, 1, now_ns).AtMost();
+  }
   // Pops n, returning their tenants in order.
   std::vector<std::string> Pop(int n) {
     std::vector<std::string> order;
@@ -370,7 +382,7 @@ TEST(FairQueueTest, ARecordStaysUntilItsTaskIsSettled) {
 
 // A flow whose head starts after the virtual time (it was served and
 // returned) has only the part past its head ahead of a new tenant's task.
-TEST(FairQueueTest, CostAheadCountsFromEachFlowsHead) {
+TEST(FairQueueTest, WorkAheadCountsFromEachFlowsHead) {
   Queue q;
   q.Push("t0", 50);
   q.Push("t0", 40);
@@ -381,26 +393,26 @@ TEST(FairQueueTest, CostAheadCountsFromEachFlowsHead) {
   EXPECT_EQ(q.Pop(20).size(), 20u);
   // t0's next task would start at 90 (its 40 starts at 50): of each other
   // flow only the task at 50 starts before it, not the one at 100.
-  EXPECT_EQ(q.queue.CostAhead("t0", Priority::kDefault), 40 + 19 * 50);
+  EXPECT_EQ(q.AheadAsQueued("t0", Priority::kDefault), 40 + 19 * 50);
   // A new tenant starts at 0: before every flow's head (ties aside, one
   // task of one flow).
-  EXPECT_LE(q.queue.CostAhead("new", Priority::kDefault), 50);
+  EXPECT_LE(q.AheadAsQueued("new", Priority::kDefault), 50);
 }
 
 // The expected wait of a new task counts only what would run before it.
-TEST(FairQueueTest, CostAheadIsTheWorkThatRunsFirst) {
+TEST(FairQueueTest, WorkAheadIsTheWorkThatRunsFirst) {
   Queue q;
   for (int i = 0; i < 40; ++i) q.Push("greedy", 5);
   // A modest tenant's first task waits for one greedy task at most.
-  EXPECT_LE(q.queue.CostAhead("modest", Priority::kDefault), 5);
+  EXPECT_LE(q.AheadAsQueued("modest", Priority::kDefault), 5);
   // The greedy tenant's next waits for all of its own.
-  EXPECT_EQ(q.queue.CostAhead("greedy", Priority::kDefault), 200);
+  EXPECT_EQ(q.AheadAsQueued("greedy", Priority::kDefault), 200);
   // Work of a higher class always goes first.
   q.Push("c", 50, Priority::kCritical);
-  EXPECT_GE(q.queue.CostAhead("modest", Priority::kDefault), 50);
-  EXPECT_EQ(q.queue.CostAhead("x", Priority::kCritical), 50);
+  EXPECT_GE(q.AheadAsQueued("modest", Priority::kDefault), 50);
+  EXPECT_EQ(q.AheadAsQueued("x", Priority::kCritical), 50);
   // A sheddable task waits for everything above it.
-  EXPECT_EQ(q.queue.CostAhead("y", Priority::kSheddable), 250);
+  EXPECT_EQ(q.AheadAsQueued("y", Priority::kSheddable), 250);
 }
 
 // Taken to stay backlogged, a flow's next calls count too: the work
@@ -408,16 +420,13 @@ TEST(FairQueueTest, CostAheadIsTheWorkThatRunsFirst) {
 // (weight 50) will send meanwhile, which fair queuing also runs first.
 // As queued, only the heavy tenant's 2 queued tasks count (10 of the 255
 // that ran first).
-TEST(FairQueueTest, CostAheadCountsABackloggedFlowsNextCalls) {
+TEST(FairQueueTest, WorkAheadCountsABackloggedFlowsNextCalls) {
   Queue q;
   q.Push("heavy", 5, Priority::kDefault, 50);
   q.Push("heavy", 5, Priority::kDefault, 50);
   q.Push("light", 5);
-  const int64_t ahead = q.queue.CostAhead("light", Priority::kDefault,
-                                          FairQueue::Backlog::kStaysBacklogged);
-  EXPECT_EQ(q.queue.CostAhead("light", Priority::kDefault,
-                              FairQueue::Backlog::kAsQueued),
-            15);
+  const int64_t ahead = q.AheadAtMost("light", Priority::kDefault);
+  EXPECT_EQ(q.AheadAsQueued("light", Priority::kDefault), 15);
   FairQueue::Node* next = q.Push("light", 5);
   // The heavy tenant sends a call each time one of its calls starts.
   int64_t ran_first = 0;
@@ -463,9 +472,7 @@ TEST(FairQueueTest, WorkAheadCountsWhatATenantSendsMeanwhile) {
   EXPECT_NEAR(ahead(0), 15 * kMs, 1);
   EXPECT_NEAR(ahead(100 * kMs), 15 * kMs + rate * 100 * kMs, 1);
   // At most what it is served before the light tenant's call: 5 x 50.
-  EXPECT_EQ(q.queue.CostAhead("light", Priority::kDefault,
-                              FairQueue::Backlog::kStaysBacklogged),
-            255 * kMs);
+  EXPECT_EQ(q.AheadAtMost("light", Priority::kDefault), 255 * kMs);
   EXPECT_NEAR(ahead(1'000 * kMs), 255 * kMs, 1);
   // 30 s without a call: what it holds.
   q.now_ns += 30'000 * kMs;
@@ -713,17 +720,15 @@ TEST(FairQueueTest, WorkAheadCountsATenantSendingItsShareInFull) {
 // another tenant's two short queued calls count as its whole length: its
 // next call starts after them (the reviewer's lockout: 1,999 ms ahead of a
 // call that would start in 2).
-TEST(FairQueueTest, CostAheadAsQueuedCountsOnlyWhatIsQueued) {
+TEST(FairQueueTest, WorkAheadAsQueuedCountsOnlyWhatIsQueued) {
   Queue q;
   q.Push("x", 2000);
   q.Push("y", 1);
   FairQueue::Node* running = q.queue.Pop();
   ASSERT_EQ(running->cost_ns, 2000);
   q.Push("y", 1);
-  EXPECT_EQ(q.queue.CostAhead("x", Priority::kDefault), 2);
-  EXPECT_EQ(q.queue.CostAhead("x", Priority::kDefault,
-                              FairQueue::Backlog::kStaysBacklogged),
-            2000);
+  EXPECT_EQ(q.AheadAsQueued("x", Priority::kDefault), 2);
+  EXPECT_EQ(q.AheadAtMost("x", Priority::kDefault), 2000);
   // At recent rates, 2 s on (as long as x's call ran): y's calls have
   // waited all along, served nothing, so y is not taken to keep sending.
   q.now_ns = 2'000'000'000;
@@ -735,12 +740,11 @@ TEST(FairQueueTest, CostAheadAsQueuedCountsOnlyWhatIsQueued) {
 
 // Weights far apart (the pool's range, 0.001 to 1,000) do not overflow the
 // count: it stops at kMaxCostAheadNs.
-TEST(FairQueueTest, CostAheadIsBoundedWithWeightsFarApart) {
+TEST(FairQueueTest, WorkAheadIsBoundedWithWeightsFarApart) {
   Queue q;
   q.Push("heavy", 1, Priority::kDefault, 1000);
   q.Push("light", 3'600'000'000'000, Priority::kDefault, 0.001);  // 1 h
-  EXPECT_EQ(q.queue.CostAhead("light", Priority::kDefault,
-                              FairQueue::Backlog::kStaysBacklogged),
+  EXPECT_EQ(q.AheadAtMost("light", Priority::kDefault),
             static_cast<int64_t>(FairQueue::kMaxCostAheadNs));
 }
 
