@@ -110,6 +110,19 @@ ProcessCollector::ProcessCollector(Source source)
         return std::move(source);
       }()) {}
 
+std::optional<double> ProcessCollector::StartTime(double start_ticks) const {
+  MutexLock lock(&mu_);
+  if (start_time_) return start_time_;
+  std::optional<std::string> proc_stat = ReadProcFile(source_.stat);
+  std::optional<double> boot =
+      proc_stat ? ParseBootTime(*proc_stat) : std::nullopt;
+  if (boot) {
+    start_time_ =
+        *boot + start_ticks / static_cast<double>(source_.ticks_per_second);
+  }
+  return start_time_;
+}
+
 std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
   std::vector<prometheus::MetricFamily> families;
   const double ticks = static_cast<double>(source_.ticks_per_second);
@@ -137,13 +150,11 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
         "Resident memory size in bytes.", MetricType::Gauge,
         stat->rss_pages * static_cast<double>(source_.page_size));
   }
-  std::optional<std::string> proc_stat = ReadProcFile(source_.stat);
-  std::optional<double> boot =
-      proc_stat ? ParseBootTime(*proc_stat) : std::nullopt;
-  if (stat && boot) {
+  if (std::optional<double> start =
+          stat ? StartTime(stat->start_ticks) : std::nullopt) {
     Add(families, "process_start_time_seconds",
         "Start time of the process since unix epoch in seconds.",
-        MetricType::Gauge, *boot + stat->start_ticks / ticks);
+        MetricType::Gauge, *start);
   }
   if (stat) {
     Add(families, "process_threads", "Number of OS threads in the process.",

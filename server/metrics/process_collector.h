@@ -9,15 +9,26 @@
 // The paths and the two sysconf values are injectable so that tests can feed
 // a fake /proc.
 //
-// Thread-safety: immutable; Collect may be called concurrently.
+// process_start_time_seconds is read once and kept: the kernel's boot time
+// (btime in /proc/stat) is the wall clock less the time since boot, so an
+// NTP step or a slewed clock moves it, and a start time that moved at each
+// scrape read as restarts to `changes(process_start_time_seconds[30m])`
+// (the ComputeRestarting alert), the false page prometheus/client_golang's
+// issue 289 describes.
+//
+// Thread-safety: Collect may be called concurrently; the kept start time is
+// guarded by a mutex.
 #ifndef COMPUTE_SERVER_METRICS_PROCESS_COLLECTOR_H_
 #define COMPUTE_SERVER_METRICS_PROCESS_COLLECTOR_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
+#include "server/pool/sync.h"
 
 namespace compute::metrics {
 
@@ -36,7 +47,14 @@ class ProcessCollector final : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
+  // The start time from the process's start ticks since boot: computed at
+  // the first call that can read the boot time, then kept.
+  std::optional<double> StartTime(double start_ticks) const;
+
   const Source source_;
+  mutable Mutex mu_;
+  // Unix seconds, from the first scrape that could read it.
+  mutable std::optional<double> start_time_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace compute::metrics

@@ -95,6 +95,28 @@ TEST(ProcessCollectorTest, MissingFilesDropOnlyTheirSeries) {
   EXPECT_EQ(e.samples.size(), 2u);
 }
 
+// The kernel's boot time follows the wall clock (NTP steps and slews move
+// it by a second or more): the start time is the one first read, or every
+// move would read as a restart to the ComputeRestarting alert.
+TEST(ProcessCollectorTest, TheStartTimeStaysWhenTheBootTimeMoves) {
+  FakeProc proc;
+  // starttime(22) = 500 ticks after boot.
+  proc.Write("self/stat",
+             "7 (x) S 1 7 7 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 500 1 1\n");
+  const ProcessCollector collector(proc.Source());
+  // No boot time to read yet: no start time, and nothing is kept.
+  EXPECT_FALSE(Parse(collector).Value("process_start_time_seconds"));
+  proc.Write("stat", "btime 1700000000\n");
+  EXPECT_EQ(Parse(collector).Value("process_start_time_seconds"),
+            1700000000 + 5);
+  for (const char* moved : {"btime 1700000001\n", "btime 1699999999\n"}) {
+    proc.Write("stat", moved);
+    EXPECT_EQ(Parse(collector).Value("process_start_time_seconds"),
+              1700000000 + 5)
+        << moved;
+  }
+}
+
 TEST(ProcessCollectorTest, ReadsThisProcess) {
   Exposition e = Parse(ProcessCollector());
   EXPECT_EQ(e.samples.size(), 7u);
