@@ -14,7 +14,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
 import Ajv2019 from "ajv/dist/2019.js";
-import { checker, exitAfterSigterm, memoryBudgetFits } from "./checks.mjs";
+import { checker, exitAfterSigterm, longestCallSeconds, memoryBudgetFits } from "./checks.mjs";
 
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -112,6 +112,10 @@ if (check(c, "service compute")) {
   const grace = seconds(c.stop_grace_period ?? "10s");
   // Compose kills stop_grace_period after SIGTERM; the server may take the
   // drain, gRPC's grace and the wait for call objects to exit (checks.mjs).
+  // As in Kubernetes (policy-k8s.mjs): a `docker compose stop` or an `up`
+  // with a new image cuts no call that is running when it begins.
+  const longest = longestCallSeconds(check);
+  check(drain >= longest, `compute: COMPUTE_DRAIN_TIMEOUT (${drain}s) lets the longest call (${longest}s) finish`);
   const stopping = exitAfterSigterm(drain, "COMPUTE_DRAIN_TIMEOUT");
   check(grace > stopping.seconds, `compute: stop_grace_period (${grace}s) > ${stopping.what}`);
   check(!c.stop_signal || c.stop_signal === "SIGTERM", "compute: stopped with SIGTERM (it drains on SIGTERM)");

@@ -223,6 +223,9 @@ expect_fail "check-compose on a byte budget of all of mem_limit" 'COMPUTE_MAX_IN
 sed 's/^    stop_grace_period: .*/    stop_grace_period: 25s/' docker-compose.yml >"$tmp/short-grace-compose.yml"
 expect_fail "check-compose on a stop_grace_period without the exit after the drain" 'stop_grace_period \(25s\)' \
   node "$here/check-compose.mjs" "$tmp/short-grace-compose.yml" "$root"
+sed 's/^      COMPUTE_DRAIN_TIMEOUT: .*/      COMPUTE_DRAIN_TIMEOUT: 20s/' docker-compose.yml >"$tmp/short-drain-compose.yml"
+expect_fail "check-compose on a drain shorter than the longest call" 'COMPUTE_DRAIN_TIMEOUT \(20s\) lets the longest call' \
+  node "$here/check-compose.mjs" "$tmp/short-drain-compose.yml" "$root"
 sed 's/^    read_only: true/    read_onlyy: true/' docker-compose.yml >"$tmp/bad-compose.yml"
 expect_fail "check-compose on a misspelled key" 'must NOT have additional properties \(read_onlyy\)' \
   node "$here/check-compose.mjs" "$tmp/bad-compose.yml" "$root"

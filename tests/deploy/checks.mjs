@@ -1,3 +1,7 @@
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
 // The pass/fail tally every check script keeps: check(ok, what) counts a
 // pass or records the failure, and returns ok so callers can branch on it.
 export function checker() {
@@ -62,4 +66,18 @@ export function exitAfterSigterm(drainSeconds, drainName) {
     what: `${drainName} (${drainSeconds}) + gRPC's shutdown grace (${GRPC_SHUTDOWN_GRACE_SECONDS}) + ` +
       `the wait for call objects (${CALLS_END_LIMIT_SECONDS}) + the log flush (${LOG_FLUSH_SECONDS})`,
   };
+}
+
+// The longest call the API accepts: the longer of spin's and sleep's
+// longest duration (kMax...Duration = absl::Seconds(N) in
+// server/tasks/<task>.h). A drain or an aged connection's grace shorter
+// than it cuts such calls off (UNAVAILABLE, retried from the start).
+export function longestCallSeconds(check) {
+  const tasks = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "server", "tasks");
+  return Math.max(...["spin", "sleep"].map((task) => {
+    const header = readFileSync(join(tasks, `${task}.h`), "utf8");
+    const m = /kMax\w+Duration = absl::Seconds\((\d+)\)/.exec(header);
+    check(m, `server/tasks/${task}.h states its longest duration (kMax...Duration = absl::Seconds(N))`);
+    return m ? Number(m[1]) : Infinity;
+  }));
 }

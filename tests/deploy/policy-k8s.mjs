@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 import YAML from "yaml";
-import { byteSize, checker, exitAfterSigterm, memoryBudgetFits } from "./checks.mjs";
+import { byteSize, checker, exitAfterSigterm, longestCallSeconds, memoryBudgetFits } from "./checks.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name) => {
@@ -103,23 +103,18 @@ for (const [k, v] of Object.entries(env)) {
   if (DURATION_ENV.has(k)) check(!Number.isNaN(seconds(v)), `${k}=${v} is a duration (e.g. 30s, 5m)`);
 }
 // An aged connection's calls get the grace to finish: at least the longest
-// call the API accepts (spin and sleep, server/tasks/*.h), or such a call is
-// cut off (UNAVAILABLE, retried from the start by the client) when its
-// connection turns COMPUTE_MAX_CONNECTION_AGE old.
-const longestCallSeconds = Math.max(...["spin", "sleep"].map((task) => {
-  const header = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "..", "server", "tasks", `${task}.h`), "utf8");
-  const m = /kMax\w+Duration = absl::Seconds\((\d+)\)/.exec(header);
-  check(m, `server/tasks/${task}.h states its longest duration (kMax...Duration = absl::Seconds(N))`);
-  return m ? Number(m[1]) : Infinity;
-}));
+// call the API accepts, or such a call is cut off (UNAVAILABLE, retried from
+// the start by the client) when its connection turns
+// COMPUTE_MAX_CONNECTION_AGE old.
+const longestCall = longestCallSeconds(check);
 if (env.COMPUTE_MAX_CONNECTION_AGE_GRACE) {
-  check(seconds(env.COMPUTE_MAX_CONNECTION_AGE_GRACE) >= longestCallSeconds,
-    `COMPUTE_MAX_CONNECTION_AGE_GRACE (${env.COMPUTE_MAX_CONNECTION_AGE_GRACE}) lets the longest call (${longestCallSeconds}s) finish`);
+  check(seconds(env.COMPUTE_MAX_CONNECTION_AGE_GRACE) >= longestCall,
+    `COMPUTE_MAX_CONNECTION_AGE_GRACE (${env.COMPUTE_MAX_CONNECTION_AGE_GRACE}) lets the longest call (${longestCall}s) finish`);
 }
 // The same for a scale-down or a rollout: the drain lets the longest call
 // finish, or such calls are cut off at SIGTERM and retried from the start.
-check(seconds(env.COMPUTE_DRAIN_TIMEOUT ?? "20s") >= longestCallSeconds,
-  `COMPUTE_DRAIN_TIMEOUT (${env.COMPUTE_DRAIN_TIMEOUT ?? "20s, the server's default"}) lets the longest call (${longestCallSeconds}s) finish`);
+check(seconds(env.COMPUTE_DRAIN_TIMEOUT ?? "20s") >= longestCall,
+  `COMPUTE_DRAIN_TIMEOUT (${env.COMPUTE_DRAIN_TIMEOUT ?? "20s, the server's default"}) lets the longest call (${longestCall}s) finish`);
 if (env.COMPUTE_PORT) check(Number(env.COMPUTE_PORT) === 50051, "COMPUTE_PORT matches the grpc containerPort");
 if (env.COMPUTE_METRICS_PORT) check(Number(env.COMPUTE_METRICS_PORT) === 9464, "COMPUTE_METRICS_PORT matches the metrics containerPort");
 
