@@ -244,15 +244,21 @@ void WorkerPool::Shutdown(absl::Time deadline) {
     // A queued task whose own cost is longer than the drain cannot finish
     // even if it started now: it is answered at once, so that its client
     // retries elsewhere now rather than when the drain ends (a 70 s drain
-    // kept such calls waiting 70 s for nothing).
-    const absl::Duration left = deadline - clock_.Now();
-    queue_.ForEach([&](FairQueue::Node* node) {
-      if (absl::Nanoseconds(node->cost_ns) > left) {
-        unrun.push_back(static_cast<PoolTask*>(node));
+    // kept such calls waiting 70 s for nothing). With every place taken, none
+    // starts before the first running task is expected to end. (Workers
+    // apply the same rule as they free up: WorkerLoop.)
+    absl::Duration start_after = absl::ZeroDuration();
+    if (running_ >= alive_workers_) {
+      PoolLoad::Left left;
+      RunningLeftNsLocked(clock_.Ticks(), &left);
+      // Inline runs hold places too, and their ends are not estimated: with
+      // one running, a place may free up at any moment.
+      if (!left.empty() && left.size() >= static_cast<size_t>(running_)) {
+        start_after =
+            absl::Nanoseconds(*std::min_element(left.begin(), left.end()));
       }
-    });
-    for (PoolTask* task : unrun) TakeUnrunLocked(task, TaskOutcome::kShutDown);
-    if (!unrun.empty()) CheckInvariantsLocked();
+    }
+    TakeWhatCannotFinishLocked(clock_.Now(), start_after, unrun);
   }
   if (!unrun.empty()) {
     PoolThreadScope scope(this);
@@ -589,6 +595,23 @@ void WorkerPool::TakeUnrunLocked(PoolTask* task, TaskOutcome outcome) {
   ++completed_[static_cast<int>(outcome)];
 }
 
+void WorkerPool::TakeWhatCannotFinishLocked(absl::Time now,
+                                            absl::Duration start_after,
+                                            std::vector<PoolTask*>& out) {
+  POOL_CHECK(shutdown_started_);
+  const size_t before = out.size();
+  const absl::Duration left = shutdown_deadline_ - now - start_after;
+  queue_.ForEach([&](FairQueue::Node* node) {
+    if (absl::Nanoseconds(node->cost_ns) > left) {
+      out.push_back(static_cast<PoolTask*>(node));
+    }
+  });
+  for (size_t i = before; i < out.size(); ++i) {
+    TakeUnrunLocked(out[i], TaskOutcome::kShutDown);
+  }
+  if (out.size() > before) CheckInvariantsLocked();
+}
+
 void WorkerPool::SignalLocked(PoolTask* task, TaskOutcome reason) {
   POOL_CHECK(task->state == PoolTask::State::kRunning);
   task->cancel.RequestStopFor(task->seq, StopCodeFor(reason));
@@ -649,6 +672,15 @@ void WorkerPool::WorkerLoop(int index) {
       checked_at = clock_.Now();
       checked_ticks = clock_.Ticks();
       ExpireLocked(checked_at, expired);
+    }
+    // While draining, what could not finish if it started now is answered
+    // now (Shutdown), not when the drain ends.
+    if (shutdown_started_ && CanStartLocked()) {
+      if (checked_at == absl::InfinitePast()) {
+        checked_at = clock_.Now();
+        checked_ticks = clock_.Ticks();
+      }
+      TakeWhatCannotFinishLocked(checked_at, absl::ZeroDuration(), expired);
     }
     // Expired ones are delivered first, before a task starts: a start's
     // time would otherwise include their completions.

@@ -37,7 +37,10 @@
 //     outcome is the reason it was asked); the worker lives on.
 //   - Shutdown(deadline): refuses new work; a queued task whose cost
 //     (TaskOptions::cost) is longer than the time left until `deadline`
-//     completes at once (it could not finish); other queued and running
+//     from when it could start completes at once (it could not finish):
+//     at the call, from when the first running task is expected to end
+//     (now, with a place free); then whenever a worker frees up, from then;
+//     other queued and running
 //     tasks may finish until `deadline`; then queued tasks complete, and
 //     running ones are signalled (a task that ignores its token delays the
 //     join); every thread is joined. A queued task taken out so completes
@@ -447,6 +450,14 @@ class WorkerPool {
   // running one is signalled. The timer thread calls it when a deadline
   // comes, and a worker before it starts a task, should it get there first.
   void ExpireLocked(absl::Time now, std::vector<PoolTask*>& expired)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // While draining: the queued tasks that could not finish by the drain's
+  // deadline if they started `start_after` past `now` (their own cost is
+  // longer than what would be left) leave the queue as shut down, into
+  // `out` (for the caller to deliver off the lock with DeliverUnrun), so
+  // that their clients retry elsewhere at once, not when the drain ends.
+  void TakeWhatCannotFinishLocked(absl::Time now, absl::Duration start_after,
+                                  std::vector<PoolTask*>& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void CheckInvariantsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

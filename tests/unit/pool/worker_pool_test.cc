@@ -557,6 +557,94 @@ TEST(WorkerPoolTest, ShutdownAnswersAtOnceAQueuedTaskLongerThanTheDrain) {
   EXPECT_EQ(ran.load(), 1);
 }
 
+// With every worker busy, a queued task starts no sooner than the first
+// running one is expected to end: one that could not finish from then is
+// answered when the drain begins, not when it ends (a review's repro: two
+// 2 s calls running, four queued, a 3 s drain; the queued ones waited the
+// whole drain, two of them started and were stopped).
+TEST(WorkerPoolTest, ShutdownAnswersAtOnceWhatCannotStartInTime) {
+  SimulatedClock clock;
+  auto pool = MakePool(1, 4, &clock);
+  Gate gate;
+  Completions done;
+  TaskOptions running;
+  running.cost = absl::Seconds(3);
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0), running).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  std::atomic<int> ran{0};
+  auto count_run = [&](const CancelToken&) {
+    ++ran;
+    return absl::OkStatus();
+  };
+  TaskOptions too_long;  // 3 s + 1.5 s > the drain's 4 s
+  too_long.cost = absl::Milliseconds(1500);
+  ASSERT_TRUE(pool->Submit(count_run, done.For(1), too_long).ok());
+  TaskOptions fits;  // 3 s + 0.5 s
+  fits.cost = absl::Milliseconds(500);
+  ASSERT_TRUE(pool->Submit(count_run, done.For(2), fits).ok());
+  std::thread shutdown([&] { pool->Shutdown(clock.Now() + absl::Seconds(4)); });
+  bool released = false;
+  absl::Cleanup join = [&] {
+    if (!released) gate.Release();
+    shutdown.join();
+  };
+  ASSERT_TRUE(done.WaitForCount(1)) << "answered before the drain ends";
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
+  EXPECT_FALSE(done.Get(2).has_value()) << "the one that fits still waits";
+  gate.Release();
+  released = true;
+  ASSERT_TRUE(done.WaitForCount(3));
+  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(ran.load(), 1);
+}
+
+// The running task took longer than expected: when it ends, what is queued
+// and could no longer finish in the drain's time left is answered then,
+// not started (to be stopped at the drain's end).
+TEST(WorkerPoolTest, ADrainingWorkerAnswersWhatCanNoLongerFinish) {
+  SimulatedClock clock;
+  auto pool = MakePool(1, 4, &clock);
+  Gate gate;
+  Completions done;
+  TaskOptions running;
+  running.cost = absl::Seconds(1);
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0), running).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  std::atomic<int> ran{0};
+  TaskOptions queued;  // 1 s + 2 s fits the 4 s drain as expected
+  queued.cost = absl::Seconds(2);
+  ASSERT_TRUE(pool->Submit(
+                      [&](const CancelToken&) {
+                        ++ran;
+                        return absl::OkStatus();
+                      },
+                      done.For(1), queued)
+                  .ok());
+  // The timer waits on the clock; then the drain too, once it has begun.
+  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 1; }))
+      << clock.waiters();
+  const absl::Time drain_ends = clock.Now() + absl::Seconds(4);
+  std::thread shutdown([&] { pool->Shutdown(drain_ends); });
+  bool released = false;
+  absl::Cleanup join = [&] {
+    if (!released) gate.Release();
+    shutdown.join();
+  };
+  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 2; }))
+      << clock.waiters();
+  // The running task ends 3 s in, not 1: 1 s left, under the queued 2 s.
+  clock.Advance(absl::Seconds(3));
+  gate.Release();
+  released = true;
+  ASSERT_TRUE(done.WaitForCount(2));
+  EXPECT_LT(clock.Now(), drain_ends) << "answered before the drain ends";
+  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
+  EXPECT_EQ(ran.load(), 0);
+}
+
 // A second SIGTERM: a Shutdown with an earlier deadline ends the wait of
 // the one in progress.
 TEST(WorkerPoolTest, ASecondShutdownBringsTheDeadlineForward) {
