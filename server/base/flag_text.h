@@ -23,7 +23,7 @@ namespace compute {
 template <typename T>
 constexpr const char* ExpectedFlagValue() {
   if constexpr (std::is_same_v<T, bool>) {
-    return "expected true or false";
+    return "expected true or false (or yes/no, 1/0)";
   } else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) {
     return "expected a non-negative integer";
   } else if constexpr (std::is_integral_v<T>) {

@@ -25,7 +25,8 @@ absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
                                 int port, bool ipv4_only) {
   if (host.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        flag, ": empty; 0.0.0.0 (or ::) listens on every interface"));
+        flag, ": empty; ", ipv4_only ? "0.0.0.0" : "0.0.0.0 (or ::)",
+        " listens on every interface"));
   }
   const std::string host_text(host);
   in6_addr ipv6;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "server/tasks/blur.h"
 #include "server/tasks/fib.h"
 #include "server/tasks/primes.h"
@@ -97,12 +98,26 @@ constexpr bool PriorsArePositive() {
 }
 static_assert(PriorsArePositive(), "every kind needs a prior > 0");
 
-absl::Status TaskNotSetError() {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "task must be set: one of ",
-      absl::StrJoin(kTaskKinds, ", ", [](std::string* out, const TaskKind& k) {
-        out->append(k.name);
-      })));
+// No task this server knows. A task field that compute.v1 does not declare
+// (a client built from a newer API) is named as such, not as no task.
+absl::Status TaskNotSetError(const RunRequest& request) {
+  const std::string known = absl::StrJoin(
+      kTaskKinds, ", ",
+      [](std::string* out, const TaskKind& k) { out->append(k.name); });
+  const google::protobuf::UnknownFieldSet& unknown =
+      request.GetReflection()->GetUnknownFields(request);
+  for (int i = 0; i < unknown.field_count(); ++i) {
+    if (unknown.field(i).type() ==
+        google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "task: field ", unknown.field(i).number(),
+          " is not a task this server knows (a client of a newer API?): one "
+          "of ",
+          known));
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("task must be set: one of ", known));
 }
 
 }  // namespace
@@ -118,7 +133,7 @@ const TaskKind* FindTaskKind(RunRequest::TaskCase task_case) {
 
 absl::Status ValidateRequest(const RunRequest& request, Payload payload) {
   const TaskKind* kind = FindTaskKind(request.task_case());
-  if (kind == nullptr) return TaskNotSetError();
+  if (kind == nullptr) return TaskNotSetError(request);
   return kind->validate(request, payload);
 }
 
@@ -126,7 +141,7 @@ absl::Status RunTask(const RunRequest& request, Payload payload,
                      const CancelToken& cancel,
                      compute::v1::RunResponse* response) {
   const TaskKind* kind = FindTaskKind(request.task_case());
-  if (kind == nullptr) return TaskNotSetError();
+  if (kind == nullptr) return TaskNotSetError(request);
   return kind->run(request, payload, cancel, response);
 }
 

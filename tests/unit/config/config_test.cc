@@ -738,7 +738,8 @@ TEST(ConfigTest, FlagValueSyntaxAndMessages) {
        "between 2 and 2147483647"},
       {{"--admission=maybe"},
        {},
-       "bad value for --admission: 'maybe': expected true or false"},
+       "bad value for --admission: 'maybe': expected true or false (or "
+       "yes/no, 1/0)"},
       // Not a bool, so not the flag's value: the server takes no arguments.
       {{"--admission", "maybe"},
        {},

@@ -79,6 +79,19 @@ TEST(RegistryTest, UnsetTaskIsInvalid) {
       absl::IsInvalidArgument(RunTask(RunRequest(), CancelToken(), &response)));
 }
 
+// A task that compute.v1 does not declare (field 9: a client of a newer
+// API) is named as such, not as no task at all.
+TEST(RegistryTest, ATaskThisServerDoesNotKnowIsNamed) {
+  RunRequest request;
+  request.GetReflection()->MutableUnknownFields(&request)->AddLengthDelimited(
+      9, "");
+  const absl::Status status = ValidateRequest(request);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_EQ(status.message(),
+            "task: field 9 is not a task this server knows (a client of a "
+            "newer API?): one of fib, spin, sha256, primes, blur, sleep");
+}
+
 TEST(RegistryTest, ValidateRequestDispatchesToTheKind) {
   RunRequest request;
   request.mutable_fib()->set_n(50);
