@@ -72,9 +72,15 @@ absl::Status FlagSet::Parse(const std::vector<std::string>& args,
     size_t eq = arg.find('=');
     std::string_view name = arg.substr(0, eq);
     Flag* flag = Find(name);
-    if (flag == nullptr && StartsWith(name, "no") && eq == arg.npos) {
+    if (flag == nullptr && StartsWith(name, "no")) {
       Flag* negated = Find(name.substr(2));
       if (negated != nullptr && negated->is_bool) {
+        // "--nojson=false": the negated form takes no value.
+        if (eq != arg.npos) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "--", AbslView(name), " takes no value (write --", negated->name,
+              "=true or --", negated->name, "=false)"));
+        }
         if (absl::Status s = Set(*negated, "false"); !s.ok()) return s;
         continue;
       }

@@ -280,6 +280,13 @@ absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
       return ConfigError(
           absl::StrCat("unknown flag --", name, " (see --help)"));
     }
+    // "--noadmission=false": the negated form takes no value (absl's
+    // own parser refuses it too); before, "unknown flag --noadmission".
+    if (negated && has_value) {
+      return ConfigError(absl::StrCat("--", name, " takes no value (write --",
+                                      name.substr(2), "=true or --",
+                                      name.substr(2), "=false)"));
+    }
     if (!has_value) {
       if (flag != nullptr && Known(name) && flag->IsOfType<bool>()) {
         value = i + 1 < argc && IsBoolText(argv[i + 1]) ? argv[++i] : "true";

@@ -70,6 +70,9 @@ TEST(FlagSetTest, NegatedBoolAndHelp) {
   EXPECT_FALSE(b.json);
   EXPECT_TRUE(flags.help());
   EXPECT_THAT(flags.Usage(), HasSubstr("--time  how long (default 10s)"));
+  // The negated form takes no value (it was "unknown flag --nojson").
+  EXPECT_EQ(flags.Parse({"--nojson=false"}, &positional).message(),
+            "--nojson takes no value (write --json=true or --json=false)");
 }
 
 // A flag whose empty value would downgrade something (a TLS file: no TLS,

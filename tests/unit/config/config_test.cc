@@ -748,6 +748,11 @@ TEST(ConfigTest, FlagValueSyntaxAndMessages) {
       // "needs a value", and took the next argument as it).
       {{"--noport"}, {}, "unknown flag --noport (see --help)"},
       {{"--noport", "5"}, {}, "unknown flag --noport (see --help)"},
+      // The negated form is a flag, but takes no value.
+      {{"--noadmission=false"},
+       {},
+       "--noadmission takes no value (write --admission=true or "
+       "--admission=false)"},
   };
   for (const Case& c : cases) {
     auto r = Parse(c.args, c.env);
