@@ -274,7 +274,8 @@ absl::Status ParseArgs(int argc, const char* const* argv, bool* help,
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     // --noX negates a bool X only: "--noport 5" is an unknown flag, not
     // --noport with the value 5.
-    bool negated = absl::StartsWith(name, "no") && Known(name.substr(2)) &&
+    bool negated = !Known(name) && absl::StartsWith(name, "no") &&
+                   Known(name.substr(2)) &&
                    absl::FindCommandLineFlag(name.substr(2))->IsOfType<bool>();
     if (!Known(name) && !negated) {
       return ConfigError(

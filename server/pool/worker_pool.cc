@@ -235,6 +235,17 @@ void WorkerPool::Shutdown(absl::Time deadline) {
       if (deadline < shutdown_deadline_) {  // the first caller's wait ends
         shutdown_deadline_ = deadline;
         drained_cv_.SignalAll();
+        // What cannot finish by the new deadline is answered now too.
+        TakeWhatCannotFinishLocked(clock_.Now(), FirstPlaceFreesInLocked(),
+                                   unrun);
+      }
+      if (!unrun.empty()) {
+        mu_.Unlock();
+        {
+          PoolThreadScope scope(this);
+          for (PoolTask* task : unrun) DeliverUnrun(task);
+        }
+        mu_.Lock();
       }
       while (!shutdown_done_) shutdown_cv_.Wait(&mu_);
       return;
@@ -247,18 +258,7 @@ void WorkerPool::Shutdown(absl::Time deadline) {
     // kept such calls waiting 70 s for nothing). With every place taken, none
     // starts before the first running task is expected to end. (Workers
     // apply the same rule as they free up: WorkerLoop.)
-    absl::Duration start_after = absl::ZeroDuration();
-    if (running_ >= alive_workers_) {
-      PoolLoad::Left left;
-      RunningLeftNsLocked(clock_.Ticks(), &left);
-      // Inline runs hold places too, and their ends are not estimated: with
-      // one running, a place may free up at any moment.
-      if (!left.empty() && left.size() >= static_cast<size_t>(running_)) {
-        start_after =
-            absl::Nanoseconds(*std::min_element(left.begin(), left.end()));
-      }
-    }
-    TakeWhatCannotFinishLocked(clock_.Now(), start_after, unrun);
+    TakeWhatCannotFinishLocked(clock_.Now(), FirstPlaceFreesInLocked(), unrun);
   }
   if (!unrun.empty()) {
     PoolThreadScope scope(this);
@@ -595,6 +595,24 @@ void WorkerPool::TakeUnrunLocked(PoolTask* task, TaskOutcome outcome) {
   ++completed_[static_cast<int>(outcome)];
 }
 
+absl::Duration WorkerPool::FirstPlaceFreesInLocked() const {
+  if (running_ < alive_workers_) return absl::ZeroDuration();
+  PoolLoad::Left left;
+  RunningLeftNsLocked(clock_.Ticks(), &left);
+  // Inline runs hold places too, and their ends are not estimated.
+  if (left.size() < static_cast<size_t>(running_)) {
+    return absl::ZeroDuration();
+  }
+  for (const Worker& w : workers_) {
+    // Asked to stop (a cancel, a deadline): it ends within milliseconds,
+    // not at its estimate.
+    if (w.task != nullptr && w.task->cancel.stop_requested()) {
+      return absl::ZeroDuration();
+    }
+  }
+  return absl::Nanoseconds(*std::min_element(left.begin(), left.end()));
+}
+
 void WorkerPool::TakeWhatCannotFinishLocked(absl::Time now,
                                             absl::Duration start_after,
                                             std::vector<PoolTask*>& out) {
@@ -684,8 +702,13 @@ void WorkerPool::WorkerLoop(int index) {
     }
     // Expired ones are delivered first, before a task starts: a start's
     // time would otherwise include their completions.
+    // While draining, a task starts in the section that checked it could
+    // finish: not after delivering the last one's completion, which may
+    // take a while (a large answer, a slow callback).
+    const bool deliver_first =
+        !expired.empty() || (shutdown_started_ && finished != nullptr);
     PoolTask* next =
-        expired.empty() && CanStartLocked() ? StartNextLocked(me) : nullptr;
+        !deliver_first && CanStartLocked() ? StartNextLocked(me) : nullptr;
     if (finished != nullptr || next != nullptr || !expired.empty()) {
       int64_t started = me.started_ticks;
       const bool delivers = finished != nullptr || !expired.empty();

@@ -37,17 +37,19 @@
 //     outcome is the reason it was asked); the worker lives on.
 //   - Shutdown(deadline): refuses new work; a queued task whose cost
 //     (TaskOptions::cost) is longer than the time left until `deadline`
-//     from when it could start completes at once (it could not finish):
-//     at the call, from when the first running task is expected to end
-//     (now, with a place free); then whenever a worker frees up, from then;
-//     other queued and running
-//     tasks may finish until `deadline`; then queued tasks complete, and
-//     running ones are signalled (a task that ignores its token delays the
-//     join); every thread is joined. A queued task taken out so completes
-//     as shut down, or deadline exceeded if its own deadline has passed. A
-//     Shutdown called while another waits brings that one's deadline forward to
-//     its own, if earlier (a second SIGTERM ends the drain now). The destructor
-//     calls Shutdown(now).
+//     from when it could start completes at once (it could not finish),
+//     judged at the call (from when the first place is expected to free
+//     up: FirstPlaceFreesInLocked; with a place free, every queued task as
+//     if it started now), at a second call that brings the deadline
+//     forward, and whenever a worker frees up (from then; the task it
+//     starts is checked in the same critical section); other queued and
+//     running tasks may finish until `deadline`; then queued tasks
+//     complete, and running ones are signalled (a task that ignores its
+//     token delays the join); every thread is joined. A queued task taken
+//     out so completes as shut down, or deadline exceeded if its own
+//     deadline has passed. A Shutdown called while another waits brings
+//     that one's deadline forward to its own, if earlier (a second SIGTERM
+//     ends the drain now). The destructor calls Shutdown(now).
 //
 // Budgets, checked in this order at Submit, each a SubmitRefusal reason
 // (admission.h has the rules in full). First, before any budget, kExpired:
@@ -458,6 +460,12 @@ class WorkerPool {
   // that their clients retry elsewhere at once, not when the drain ends.
   void TakeWhatCannotFinishLocked(absl::Time now, absl::Duration start_after,
                                   std::vector<PoolTask*>& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // How long until a place frees up for a queued task: 0 with one free,
+  // with an inline run holding one (its end is not estimated), or with a
+  // running task already asked to stop; else the least estimated time a
+  // running task has left (RunningLeftNsLocked).
+  absl::Duration FirstPlaceFreesInLocked() const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void CheckInvariantsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -638,10 +638,163 @@ TEST(WorkerPoolTest, ADrainingWorkerAnswersWhatCanNoLongerFinish) {
   gate.Release();
   released = true;
   ASSERT_TRUE(done.WaitForCount(2));
-  EXPECT_LT(clock.Now(), drain_ends) << "answered before the drain ends";
   EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kOk);
   EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
   EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
+  EXPECT_EQ(ran.load(), 0);
+}
+
+// While draining, the next task is checked in the section that starts it:
+// a slow completion of the last one (a large answer, a slow callback) that
+// eats the time left is not followed by a start that cannot finish (a
+// review's scenario: before, the task was taken in the section that
+// finished the last one, and started after its completion whatever the
+// time).
+TEST(WorkerPoolTest, ADrainingWorkerChecksTheNextTaskAfterTheLastCompletion) {
+  SimulatedClock clock;
+  auto pool = MakePool(1, 4, &clock);
+  Gate gate;
+  Completions done;
+  Notification completing, complete;
+  TaskOptions running;
+  running.cost = absl::Milliseconds(100);
+  ASSERT_TRUE(pool->Submit(
+                      gate.Task(),
+                      [&](const TaskResult&) {
+                        completing.Notify();
+                        complete.WaitForNotification();
+                      },
+                      running)
+                  .ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  std::atomic<int> ran{0};
+  TaskOptions queued;  // 0.1 s + 2 s fits the 3 s drain
+  queued.cost = absl::Seconds(2);
+  ASSERT_TRUE(pool->Submit(
+                      [&](const CancelToken&) {
+                        ++ran;
+                        return absl::OkStatus();
+                      },
+                      done.For(1), queued)
+                  .ok());
+  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 1; }))
+      << clock.waiters();
+  std::thread shutdown([&] { pool->Shutdown(clock.Now() + absl::Seconds(3)); });
+  bool released = false;
+  absl::Cleanup join = [&] {
+    if (!released) {
+      gate.Release();
+      complete.Notify();
+    }
+    shutdown.join();
+  };
+  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 2; }))
+      << clock.waiters();
+  gate.Release();
+  completing.WaitForNotification();
+  // The completion takes 2 s: 0.9 s left, under the queued 2 s.
+  clock.Advance(absl::Seconds(2));
+  complete.Notify();
+  released = true;
+  ASSERT_TRUE(done.WaitForCount(1));
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
+  EXPECT_EQ(ran.load(), 0);
+}
+
+// A running task already asked to stop (a cancel, a deadline) ends within
+// milliseconds, not at its estimate: the drain does not count its estimate
+// against the queued ones.
+TEST(WorkerPoolTest, ShutdownCountsATaskAskedToStopAsEndingNow) {
+  SimulatedClock clock;
+  auto pool = MakePool(1, 4, &clock);
+  Notification release;  // the task ignores its token until released
+  Completions done;
+  TaskOptions stopping;
+  stopping.cost = absl::Seconds(10);
+  std::atomic<bool> started{false};
+  auto handle = pool->Submit(
+      [&](const CancelToken&) {
+        started = true;
+        release.WaitForNotification();
+        return absl::OkStatus();
+      },
+      done.For(0), stopping);
+  ASSERT_TRUE(handle.ok());
+  ASSERT_TRUE(WaitUntil([&] { return started.load(); }));
+  ASSERT_TRUE(pool->Cancel(*handle));
+  std::atomic<int> ran{0};
+  TaskOptions queued;  // 5 s fits the 12 s drain, not after 10 s more
+  queued.cost = absl::Seconds(5);
+  ASSERT_TRUE(pool->Submit(
+                      [&](const CancelToken&) {
+                        ++ran;
+                        return absl::OkStatus();
+                      },
+                      done.For(1), queued)
+                  .ok());
+  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 1; }))
+      << clock.waiters();
+  std::thread shutdown(
+      [&] { pool->Shutdown(clock.Now() + absl::Seconds(12)); });
+  bool released = false;
+  absl::Cleanup join = [&] {
+    if (!released) release.Notify();
+    shutdown.join();
+  };
+  // The drain has judged the queue and waits.
+  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 2; }))
+      << clock.waiters();
+  EXPECT_FALSE(done.Get(1).has_value()) << "kept: it can still finish";
+  release.Notify();
+  released = true;
+  ASSERT_TRUE(done.WaitForCount(2));
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(ran.load(), 1);
+}
+
+// A second Shutdown whose deadline is earlier, but not yet come, answers
+// what cannot finish by it at once, as the first did by its own.
+TEST(WorkerPoolTest, ASecondShutdownAnswersWhatCannotFinishByItsDeadline) {
+  SimulatedClock clock;
+  auto pool = MakePool(1, 4, &clock);
+  Gate gate;
+  Completions done;
+  TaskOptions running;
+  running.cost = absl::Seconds(1);
+  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0), running).ok());
+  ASSERT_TRUE(gate.WaitStarted(1));
+  std::atomic<int> ran{0};
+  TaskOptions queued;  // 1 s + 2 s: fits 10 s, not 2 s
+  queued.cost = absl::Seconds(2);
+  ASSERT_TRUE(pool->Submit(
+                      [&](const CancelToken&) {
+                        ++ran;
+                        return absl::OkStatus();
+                      },
+                      done.For(1), queued)
+                  .ok());
+  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 1; }))
+      << clock.waiters();
+  std::thread first([&] { pool->Shutdown(clock.Now() + absl::Seconds(10)); });
+  std::thread second;
+  bool released = false;
+  absl::Cleanup join = [&] {
+    if (!released) gate.Release();
+    first.join();
+    if (second.joinable()) second.join();
+  };
+  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 2; }))
+      << clock.waiters();
+  EXPECT_FALSE(done.Get(1).has_value()) << "it fits the first drain";
+  second = std::thread([&] { pool->Shutdown(clock.Now() + absl::Seconds(2)); });
+  ASSERT_TRUE(done.WaitForCount(1)) << "answered at the second call";
+  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
+  gate.Release();
+  released = true;
+  ASSERT_TRUE(done.WaitForCount(2));
+  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kOk);
   EXPECT_EQ(ran.load(), 0);
 }
 
