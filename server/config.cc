@@ -560,6 +560,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   service::ServerConfig& server = config.server;
   server.address = absl::GetFlag(FLAGS_address);
   server.address_name = Source(origins, "address");
+  server.port_name = Source(origins, "port");
   server.port = absl::GetFlag(FLAGS_port);
   if (absl::Status s = InRange(origins, "port", server.port); !s.ok()) {
     return s;
@@ -778,6 +779,7 @@ absl::StatusOr<Config> ParseConfig(int argc, const char* const* argv,
   config.log_level = *level;
   config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   config.metrics_address_name = Source(origins, "metrics_address");
+  config.metrics_port_name = Source(origins, "metrics_port");
   config.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   if (absl::Status s = InRange(origins, "metrics_port", config.metrics_port);
       !s.ok()) {

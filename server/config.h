@@ -27,6 +27,7 @@ struct Config {
   // The flag, or the COMPUTE_ variable metrics_address came from, for a
   // start-up error (as ServerConfig's *_name).
   std::string metrics_address_name = "--metrics_address";
+  std::string metrics_port_name = "--metrics_port";
   int metrics_port = 9464;  // 0 = no metrics endpoint
   int tenant_metrics = 0;   // per-tenant series for the top N; 0 = none
   absl::Duration drain_timeout;

@@ -305,7 +305,7 @@ int main(int argc, char** argv) {
     // before any call is accepted.
     absl::Status s =
         metrics.Serve(config->metrics_address, config->metrics_port,
-                      config->metrics_address_name);
+                      config->metrics_address_name, config->metrics_port_name);
     if (!s.ok()) return CannotStart(s);
   }
   auto server = compute::service::ComputeServer::Start(config->server);

@@ -22,7 +22,8 @@ std::string HostPort(absl::string_view host, int port) {
 }
 
 absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
-                                int port, bool ipv4_only) {
+                                int port, bool ipv4_only,
+                                absl::string_view port_name) {
   if (host.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         flag, ": empty; ", ipv4_only ? "0.0.0.0" : "0.0.0.0 (or ::)",
@@ -87,7 +88,8 @@ absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
   }
   freeaddrinfo(addresses);
   if (in_use) {
-    return absl::AlreadyExistsError(absl::StrCat("port ", port, " is in use"));
+    return absl::AlreadyExistsError(absl::StrCat(
+        port_name, port_name.empty() ? "" : ": ", "port ", port, " is in use"));
   }
   if (not_here) {
     return absl::InvalidArgumentError(

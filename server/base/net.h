@@ -23,12 +23,15 @@ std::string HostPort(absl::string_view host, int port);
 //     or resolves only to addresses that no interface of this host has
 //     (EADDRNOTAVAIL); with `ipv4_only`, also an IPv6 literal or a name
 //     without an IPv4 address;
-//   - AlreadyExists "port N is in use" when a bind fails with EADDRINUSE;
+//   - AlreadyExists "port N is in use" when a bind fails with EADDRINUSE,
+//     after "`port_name`: " when one is given (the flag, or the COMPUTE_
+//     variable the port came from);
 //   - OK otherwise, including port 0 and what it cannot judge (a lookup that
 //     fails for now, EAI_AGAIN; a socket it cannot make, as on a kernel
 //     without IPv6; other bind errors): the server's own bind then says why.
 absl::Status CheckListenAddress(absl::string_view flag, absl::string_view host,
-                                int port, bool ipv4_only = false);
+                                int port, bool ipv4_only = false,
+                                absl::string_view port_name = "");
 
 // Connects to a listener of this process on host:port (a wildcard host,
 // "0.0.0.0", "::" or empty, is reached through its loopback address) and

@@ -210,17 +210,16 @@ std::string Metrics::Text() const {
 }
 
 absl::Status Metrics::Serve(const std::string& address, int port,
-                            const std::string& address_name) {
+                            const std::string& address_name,
+                            const std::string& port_name) {
   MutexLock lock(&mu_);
   if (exposer_ != nullptr) {
     return absl::FailedPreconditionError("metrics endpoint already serving");
   }
   if (absl::Status s = CheckListenAddress(address_name, address, port,
-                                          /*ipv4_only=*/true);
+                                          /*ipv4_only=*/true, port_name);
       !s.ok()) {
-    // "metrics port N is in use"; the address's errors name their flag.
-    if (s.code() != absl::StatusCode::kAlreadyExists) return s;
-    return absl::Status(s.code(), absl::StrCat("metrics ", s.message()));
+    return s;
   }
   std::string bind = HostPort(address, port);
   std::unique_ptr<prometheus::Exposer> exposer;

@@ -104,13 +104,15 @@ class Metrics {
   std::string Text() const;
 
   // Serves GET /metrics on address:port (port 0: the kernel picks). At most
-  // once. AlreadyExistsError "metrics port N is in use" when another socket
-  // listens there; UnavailableError when the port cannot be bound; an
-  // address that is not this host's is an error naming `address_name` (the
-  // flag, or the variable the address came from).
+  // once. AlreadyExistsError "--metrics_port: port N is in use" (naming
+  // `port_name`) when another socket listens there; UnavailableError when
+  // the port cannot be bound; an address that is not this host's is an
+  // error naming `address_name`. The names are the flags, or the variables
+  // the values came from.
   [[nodiscard]] absl::Status Serve(
       const std::string& address, int port,
-      const std::string& address_name = "--metrics_address");
+      const std::string& address_name = "--metrics_address",
+      const std::string& port_name = "--metrics_port");
   // The bound port once Serve has succeeded, else 0.
   int port() const;
   // Stops the endpoint (a scrape in progress finishes) and returns once

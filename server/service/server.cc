@@ -129,7 +129,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   }
   // Before gRPC tries: its own failure logs a multi-line error of its own.
   if (absl::Status s =
-          CheckListenAddress(config.address_name, config.address, config.port);
+          CheckListenAddress(config.address_name, config.address, config.port,
+                             /*ipv4_only=*/false, config.port_name);
       !s.ok()) {
     return s;
   }
@@ -226,8 +227,9 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     // Taken since the check above?
-    if (absl::Status s = CheckListenAddress(config.address_name, config.address,
-                                            config.port);
+    if (absl::Status s =
+            CheckListenAddress(config.address_name, config.address, config.port,
+                               /*ipv4_only=*/false, config.port_name);
         !s.ok()) {
       return s;
     }

@@ -114,6 +114,7 @@ struct ServerConfig {
   // COMPUTE_ variable its value came from (ParseConfig sets them), so that
   // an operator who set it in a ConfigMap reads the name written there.
   std::string address_name = "--address";
+  std::string port_name = "--port";
   std::string tls_cert_name = "--tls_cert";
   std::string tls_key_name = "--tls_key";
   std::string tls_client_ca_name = "--tls_client_ca";

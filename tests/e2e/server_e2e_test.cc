@@ -578,21 +578,26 @@ TEST(ServerE2eTest, PortInUseExitsTwoWithOneClearLine) {
   struct Case {
     std::vector<std::string> args;
     std::string expect;
+    std::vector<std::string> env = {};
   };
   std::vector<Case> cases = {
       {{"--address=127.0.0.1", absl::StrCat("--port=", *port),
         "--metrics_port=0"},
-       absl::StrCat("port ", *port, " is in use")},
+       absl::StrCat("--port: port ", *port, " is in use")},
       // The wildcard address overlaps the first server's 127.0.0.1.
       {{"--address=0.0.0.0", absl::StrCat("--port=", *port),
         "--metrics_port=0"},
-       absl::StrCat("port ", *port, " is in use")},
+       absl::StrCat("--port: port ", *port, " is in use")},
       {{"--address=127.0.0.1", "--port=0", "--metrics_address=127.0.0.1",
         absl::StrCat("--metrics_port=", metrics_port)},
-       absl::StrCat("metrics port ", metrics_port, " is in use")},
+       absl::StrCat("--metrics_port: port ", metrics_port, " is in use")},
+      // From the environment, the line names the variable.
+      {{"--address=127.0.0.1", "--metrics_port=0"},
+       absl::StrCat("COMPUTE_PORT: port ", *port, " is in use"),
+       {absl::StrCat("COMPUTE_PORT=", *port)}},
   };
   for (const Case& c : cases) {
-    ServerProcess second(c.args);
+    ServerProcess second(c.args, c.env);
     ASSERT_TRUE(second.Spawn());
     ExitResult exit = second.Wait(absl::Seconds(15));
     EXPECT_EQ(exit.code, 2) << exit.stderr_text;

@@ -205,7 +205,7 @@ TEST(MetricsTest, APortInUseIsAnErrorNotAnException) {
   absl::Status s = second.Serve("127.0.0.1", first.port());
   EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists) << s;
   EXPECT_EQ(s.message(),
-            absl::StrCat("metrics port ", first.port(), " is in use"));
+            absl::StrCat("--metrics_port: port ", first.port(), " is in use"));
   EXPECT_EQ(second.port(), 0);
 }
 
