@@ -519,42 +519,83 @@ TEST(WorkerPoolTest, ShutdownPastItsDeadlineStopsRunningAndDropsQueued) {
   pool->Shutdown(absl::Now());  // idempotent
 }
 
+// The drain tests' set-up: one worker on a simulated clock, held by a gated
+// task until the test releases it, tasks queued behind it that count their
+// runs, and each Shutdown on a thread of its own, joined at the end (after
+// the gate is released, so that a failed assertion cannot hang the test).
+class WorkerPoolDrainTest : public ::testing::Test {
+ protected:
+  ~WorkerPoolDrainTest() override {
+    gate_.Release();
+    JoinDrains();
+  }
+
+  // Starts the gated task, estimated at `cost`, and waits until it runs;
+  // its completion goes to `done` (by default done_.For(0)).
+  void StartGated(absl::Duration cost, DoneFn done = nullptr) {
+    TaskOptions options;
+    options.cost = cost;
+    if (done == nullptr) done = done_.For(0);
+    ASSERT_TRUE(pool_->Submit(gate_.Task(), std::move(done), options).ok());
+    ASSERT_TRUE(gate_.WaitStarted(1));
+  }
+
+  // Queues a task estimated at `cost` that counts its runs in ran_; its
+  // completion is done_.Get(index).
+  void Queue(int index, absl::Duration cost) {
+    TaskOptions options;
+    options.cost = cost;
+    auto count_run = [this](const CancelToken&) {
+      ++ran_;
+      return absl::OkStatus();
+    };
+    ASSERT_TRUE(pool_->Submit(count_run, done_.For(index), options).ok());
+  }
+
+  // Shutdown(now + drain) on a thread of its own.
+  void StartDrain(absl::Duration drain) {
+    const absl::Time deadline = clock_.Now() + drain;
+    drains_.emplace_back([this, deadline] { pool_->Shutdown(deadline); });
+  }
+
+  // Waits until `n` threads wait on the clock: the pool's timer, then each
+  // Shutdown once it has judged the queue.
+  void WaitForClockWaiters(size_t n) {
+    ASSERT_TRUE(WaitUntil([&] { return clock_.waiters() == n; }))
+        << clock_.waiters() << " waiting on the clock, not " << n;
+  }
+
+  void JoinDrains() {
+    for (std::thread& t : drains_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  SimulatedClock clock_;
+  Gate gate_;
+  Completions done_;
+  std::atomic<int> ran_{0};
+  std::unique_ptr<WorkerPool> pool_ = MakePool(1, 4, &clock_);
+  std::vector<std::thread> drains_;
+};
+
 // A queued task that could not finish before the drain's deadline even if
 // it started now is answered at once, so that its client can retry
 // elsewhere; one that fits still waits for a worker and runs.
-TEST(WorkerPoolTest, ShutdownAnswersAtOnceAQueuedTaskLongerThanTheDrain) {
-  SimulatedClock clock;
-  auto pool = MakePool(1, 4, &clock);
-  Gate gate;
-  Completions done;
-  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0)).ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
-  TaskOptions long_task;
-  long_task.cost = absl::Seconds(5);
-  std::atomic<int> ran{0};
-  auto count_run = [&](const CancelToken&) {
-    ++ran;
-    return absl::OkStatus();
-  };
-  ASSERT_TRUE(pool->Submit(count_run, done.For(1), long_task).ok());
-  TaskOptions short_task;
-  short_task.cost = absl::Seconds(1);
-  ASSERT_TRUE(pool->Submit(count_run, done.For(2), short_task).ok());
-  std::thread shutdown([&] { pool->Shutdown(clock.Now() + absl::Seconds(2)); });
-  bool released = false;
-  absl::Cleanup join = [&] {
-    if (!released) gate.Release();
-    shutdown.join();
-  };
-  ASSERT_TRUE(done.WaitForCount(1)) << "answered before the drain ends";
-  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
-  EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
-  EXPECT_FALSE(done.Get(2).has_value()) << "the short one still waits";
-  gate.Release();
-  released = true;
-  ASSERT_TRUE(done.WaitForCount(3));
-  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kOk);
-  EXPECT_EQ(ran.load(), 1);
+TEST_F(WorkerPoolDrainTest,
+       ShutdownAnswersAtOnceAQueuedTaskLongerThanTheDrain) {
+  StartGated(absl::ZeroDuration());  // not estimated
+  Queue(1, absl::Seconds(5));
+  Queue(2, absl::Seconds(1));
+  StartDrain(absl::Seconds(2));
+  ASSERT_TRUE(done_.WaitForCount(1)) << "answered before the drain ends";
+  EXPECT_EQ(done_.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done_.Get(1)->worker, -1) << "it never ran";
+  EXPECT_FALSE(done_.Get(2).has_value()) << "the short one still waits";
+  gate_.Release();
+  ASSERT_TRUE(done_.WaitForCount(3));
+  EXPECT_EQ(done_.Get(2)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(ran_.load(), 1);
 }
 
 // With every worker busy, a queued task starts no sooner than the first
@@ -562,86 +603,38 @@ TEST(WorkerPoolTest, ShutdownAnswersAtOnceAQueuedTaskLongerThanTheDrain) {
 // answered when the drain begins, not when it ends (a review's repro: two
 // 2 s calls running, four queued, a 3 s drain; the queued ones waited the
 // whole drain, two of them started and were stopped).
-TEST(WorkerPoolTest, ShutdownAnswersAtOnceWhatCannotStartInTime) {
-  SimulatedClock clock;
-  auto pool = MakePool(1, 4, &clock);
-  Gate gate;
-  Completions done;
-  TaskOptions running;
-  running.cost = absl::Seconds(3);
-  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0), running).ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
-  std::atomic<int> ran{0};
-  auto count_run = [&](const CancelToken&) {
-    ++ran;
-    return absl::OkStatus();
-  };
-  TaskOptions too_long;  // 3 s + 1.5 s > the drain's 4 s
-  too_long.cost = absl::Milliseconds(1500);
-  ASSERT_TRUE(pool->Submit(count_run, done.For(1), too_long).ok());
-  TaskOptions fits;  // 3 s + 0.5 s
-  fits.cost = absl::Milliseconds(500);
-  ASSERT_TRUE(pool->Submit(count_run, done.For(2), fits).ok());
-  std::thread shutdown([&] { pool->Shutdown(clock.Now() + absl::Seconds(4)); });
-  bool released = false;
-  absl::Cleanup join = [&] {
-    if (!released) gate.Release();
-    shutdown.join();
-  };
-  ASSERT_TRUE(done.WaitForCount(1)) << "answered before the drain ends";
-  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
-  EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
-  EXPECT_FALSE(done.Get(2).has_value()) << "the one that fits still waits";
-  gate.Release();
-  released = true;
-  ASSERT_TRUE(done.WaitForCount(3));
-  EXPECT_EQ(done.Get(2)->outcome, TaskOutcome::kOk);
-  EXPECT_EQ(ran.load(), 1);
+TEST_F(WorkerPoolDrainTest, ShutdownAnswersAtOnceWhatCannotStartInTime) {
+  StartGated(absl::Seconds(3));
+  Queue(1, absl::Milliseconds(1500));  // 3 s + 1.5 s > the drain's 4 s
+  Queue(2, absl::Milliseconds(500));   // 3 s + 0.5 s
+  StartDrain(absl::Seconds(4));
+  ASSERT_TRUE(done_.WaitForCount(1)) << "answered before the drain ends";
+  EXPECT_EQ(done_.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done_.Get(1)->worker, -1) << "it never ran";
+  EXPECT_FALSE(done_.Get(2).has_value()) << "the one that fits still waits";
+  gate_.Release();
+  ASSERT_TRUE(done_.WaitForCount(3));
+  EXPECT_EQ(done_.Get(2)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(ran_.load(), 1);
 }
 
 // The running task took longer than expected: when it ends, what is queued
 // and could no longer finish in the drain's time left is answered then,
 // not started (to be stopped at the drain's end).
-TEST(WorkerPoolTest, ADrainingWorkerAnswersWhatCanNoLongerFinish) {
-  SimulatedClock clock;
-  auto pool = MakePool(1, 4, &clock);
-  Gate gate;
-  Completions done;
-  TaskOptions running;
-  running.cost = absl::Seconds(1);
-  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0), running).ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
-  std::atomic<int> ran{0};
-  TaskOptions queued;  // 1 s + 2 s fits the 4 s drain as expected
-  queued.cost = absl::Seconds(2);
-  ASSERT_TRUE(pool->Submit(
-                      [&](const CancelToken&) {
-                        ++ran;
-                        return absl::OkStatus();
-                      },
-                      done.For(1), queued)
-                  .ok());
-  // The timer waits on the clock; then the drain too, once it has begun.
-  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 1; }))
-      << clock.waiters();
-  const absl::Time drain_ends = clock.Now() + absl::Seconds(4);
-  std::thread shutdown([&] { pool->Shutdown(drain_ends); });
-  bool released = false;
-  absl::Cleanup join = [&] {
-    if (!released) gate.Release();
-    shutdown.join();
-  };
-  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 2; }))
-      << clock.waiters();
+TEST_F(WorkerPoolDrainTest, ADrainingWorkerAnswersWhatCanNoLongerFinish) {
+  StartGated(absl::Seconds(1));
+  Queue(1, absl::Seconds(2));  // 1 s + 2 s fits the 4 s drain as expected
+  WaitForClockWaiters(1);
+  StartDrain(absl::Seconds(4));
+  WaitForClockWaiters(2);
   // The running task ends 3 s in, not 1: 1 s left, under the queued 2 s.
-  clock.Advance(absl::Seconds(3));
-  gate.Release();
-  released = true;
-  ASSERT_TRUE(done.WaitForCount(2));
-  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kOk);
-  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
-  EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
-  EXPECT_EQ(ran.load(), 0);
+  clock_.Advance(absl::Seconds(3));
+  gate_.Release();
+  ASSERT_TRUE(done_.WaitForCount(2));
+  EXPECT_EQ(done_.Get(0)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(done_.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done_.Get(1)->worker, -1) << "it never ran";
+  EXPECT_EQ(ran_.load(), 0);
 }
 
 // While draining, the next task is checked in the section that starts it:
@@ -650,152 +643,84 @@ TEST(WorkerPoolTest, ADrainingWorkerAnswersWhatCanNoLongerFinish) {
 // review's scenario: before, the task was taken in the section that
 // finished the last one, and started after its completion whatever the
 // time).
-TEST(WorkerPoolTest, ADrainingWorkerChecksTheNextTaskAfterTheLastCompletion) {
-  SimulatedClock clock;
-  auto pool = MakePool(1, 4, &clock);
-  Gate gate;
-  Completions done;
+TEST_F(WorkerPoolDrainTest,
+       ADrainingWorkerChecksTheNextTaskAfterTheLastCompletion) {
   Notification completing, complete;
-  TaskOptions running;
-  running.cost = absl::Milliseconds(100);
-  ASSERT_TRUE(pool->Submit(
-                      gate.Task(),
-                      [&](const TaskResult&) {
-                        completing.Notify();
-                        complete.WaitForNotification();
-                      },
-                      running)
-                  .ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
-  std::atomic<int> ran{0};
-  TaskOptions queued;  // 0.1 s + 2 s fits the 3 s drain
-  queued.cost = absl::Seconds(2);
-  ASSERT_TRUE(pool->Submit(
-                      [&](const CancelToken&) {
-                        ++ran;
-                        return absl::OkStatus();
-                      },
-                      done.For(1), queued)
-                  .ok());
-  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 1; }))
-      << clock.waiters();
-  std::thread shutdown([&] { pool->Shutdown(clock.Now() + absl::Seconds(3)); });
-  bool released = false;
-  absl::Cleanup join = [&] {
-    if (!released) {
-      gate.Release();
-      complete.Notify();
-    }
-    shutdown.join();
+  absl::Cleanup finish = [&] {
+    complete.Notify();
+    gate_.Release();
+    JoinDrains();  // before `complete` goes
   };
-  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 2; }))
-      << clock.waiters();
-  gate.Release();
+  StartGated(absl::Milliseconds(100), [&](const TaskResult&) {
+    completing.Notify();
+    complete.WaitForNotification();
+  });
+  Queue(1, absl::Seconds(2));  // 0.1 s + 2 s fits the 3 s drain
+  WaitForClockWaiters(1);
+  StartDrain(absl::Seconds(3));
+  WaitForClockWaiters(2);
+  gate_.Release();
   completing.WaitForNotification();
   // The completion takes 2 s: 0.9 s left, under the queued 2 s.
-  clock.Advance(absl::Seconds(2));
+  clock_.Advance(absl::Seconds(2));
   complete.Notify();
-  released = true;
-  ASSERT_TRUE(done.WaitForCount(1));
-  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
-  EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
-  EXPECT_EQ(ran.load(), 0);
+  ASSERT_TRUE(done_.WaitForCount(1));
+  EXPECT_EQ(done_.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done_.Get(1)->worker, -1) << "it never ran";
+  EXPECT_EQ(ran_.load(), 0);
 }
 
 // A running task already asked to stop (a cancel, a deadline) ends within
 // milliseconds, not at its estimate: the drain does not count its estimate
 // against the queued ones.
-TEST(WorkerPoolTest, ShutdownCountsATaskAskedToStopAsEndingNow) {
-  SimulatedClock clock;
-  auto pool = MakePool(1, 4, &clock);
+TEST_F(WorkerPoolDrainTest, ShutdownCountsATaskAskedToStopAsEndingNow) {
   Notification release;  // the task ignores its token until released
-  Completions done;
+  absl::Cleanup finish = [&] {
+    release.Notify();
+    JoinDrains();  // before `release` goes
+  };
   TaskOptions stopping;
   stopping.cost = absl::Seconds(10);
   std::atomic<bool> started{false};
-  auto handle = pool->Submit(
+  auto handle = pool_->Submit(
       [&](const CancelToken&) {
         started = true;
         release.WaitForNotification();
         return absl::OkStatus();
       },
-      done.For(0), stopping);
+      done_.For(0), stopping);
   ASSERT_TRUE(handle.ok());
   ASSERT_TRUE(WaitUntil([&] { return started.load(); }));
-  ASSERT_TRUE(pool->Cancel(*handle));
-  std::atomic<int> ran{0};
-  TaskOptions queued;  // 5 s fits the 12 s drain, not after 10 s more
-  queued.cost = absl::Seconds(5);
-  ASSERT_TRUE(pool->Submit(
-                      [&](const CancelToken&) {
-                        ++ran;
-                        return absl::OkStatus();
-                      },
-                      done.For(1), queued)
-                  .ok());
-  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 1; }))
-      << clock.waiters();
-  std::thread shutdown(
-      [&] { pool->Shutdown(clock.Now() + absl::Seconds(12)); });
-  bool released = false;
-  absl::Cleanup join = [&] {
-    if (!released) release.Notify();
-    shutdown.join();
-  };
-  // The drain has judged the queue and waits.
-  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 2; }))
-      << clock.waiters();
-  EXPECT_FALSE(done.Get(1).has_value()) << "kept: it can still finish";
+  ASSERT_TRUE(pool_->Cancel(*handle));
+  Queue(1, absl::Seconds(5));  // 5 s fits the 12 s drain, not after 10 s more
+  WaitForClockWaiters(1);
+  StartDrain(absl::Seconds(12));
+  WaitForClockWaiters(2);  // the drain has judged the queue and waits
+  EXPECT_FALSE(done_.Get(1).has_value()) << "kept: it can still finish";
   release.Notify();
-  released = true;
-  ASSERT_TRUE(done.WaitForCount(2));
-  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kOk);
-  EXPECT_EQ(ran.load(), 1);
+  ASSERT_TRUE(done_.WaitForCount(2));
+  EXPECT_EQ(done_.Get(1)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(ran_.load(), 1);
 }
 
 // A second Shutdown whose deadline is earlier, but not yet come, answers
 // what cannot finish by it at once, as the first did by its own.
-TEST(WorkerPoolTest, ASecondShutdownAnswersWhatCannotFinishByItsDeadline) {
-  SimulatedClock clock;
-  auto pool = MakePool(1, 4, &clock);
-  Gate gate;
-  Completions done;
-  TaskOptions running;
-  running.cost = absl::Seconds(1);
-  ASSERT_TRUE(pool->Submit(gate.Task(), done.For(0), running).ok());
-  ASSERT_TRUE(gate.WaitStarted(1));
-  std::atomic<int> ran{0};
-  TaskOptions queued;  // 1 s + 2 s: fits 10 s, not 2 s
-  queued.cost = absl::Seconds(2);
-  ASSERT_TRUE(pool->Submit(
-                      [&](const CancelToken&) {
-                        ++ran;
-                        return absl::OkStatus();
-                      },
-                      done.For(1), queued)
-                  .ok());
-  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 1; }))
-      << clock.waiters();
-  std::thread first([&] { pool->Shutdown(clock.Now() + absl::Seconds(10)); });
-  std::thread second;
-  bool released = false;
-  absl::Cleanup join = [&] {
-    if (!released) gate.Release();
-    first.join();
-    if (second.joinable()) second.join();
-  };
-  ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 2; }))
-      << clock.waiters();
-  EXPECT_FALSE(done.Get(1).has_value()) << "it fits the first drain";
-  second = std::thread([&] { pool->Shutdown(clock.Now() + absl::Seconds(2)); });
-  ASSERT_TRUE(done.WaitForCount(1)) << "answered at the second call";
-  EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kShutDown);
-  EXPECT_EQ(done.Get(1)->worker, -1) << "it never ran";
-  gate.Release();
-  released = true;
-  ASSERT_TRUE(done.WaitForCount(2));
-  EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kOk);
-  EXPECT_EQ(ran.load(), 0);
+TEST_F(WorkerPoolDrainTest,
+       ASecondShutdownAnswersWhatCannotFinishByItsDeadline) {
+  StartGated(absl::Seconds(1));
+  Queue(1, absl::Seconds(2));  // 1 s + 2 s: fits 10 s, not 2 s
+  WaitForClockWaiters(1);
+  StartDrain(absl::Seconds(10));
+  WaitForClockWaiters(2);
+  EXPECT_FALSE(done_.Get(1).has_value()) << "it fits the first drain";
+  StartDrain(absl::Seconds(2));
+  ASSERT_TRUE(done_.WaitForCount(1)) << "answered at the second call";
+  EXPECT_EQ(done_.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done_.Get(1)->worker, -1) << "it never ran";
+  gate_.Release();
+  ASSERT_TRUE(done_.WaitForCount(2));
+  EXPECT_EQ(done_.Get(0)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(ran_.load(), 0);
 }
 
 // A second SIGTERM: a Shutdown with an earlier deadline ends the wait of
