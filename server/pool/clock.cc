@@ -75,12 +75,12 @@ void SimulatedClock::WaitWithDeadline(CondVar& cv, Mutex& mu,
   {
     MutexLock lock(&clock_mu_);
     if (now_ >= deadline) return;
-    waiters_.push_back({&cv, &mu});
+    waiters_.push_back({&cv, &mu, deadline, &deadline});
   }
   cv.Wait(&mu);
   MutexLock lock(&clock_mu_);
   auto it = std::find_if(waiters_.begin(), waiters_.end(),
-                         [&](const Waiter& w) { return w.cv == &cv; });
+                         [&](const Waiter& w) { return w.id == &deadline; });
   if (it != waiters_.end()) waiters_.erase(it);
 }
 
@@ -94,7 +94,11 @@ void SimulatedClock::Advance(absl::Duration d) {
   {
     MutexLock lock(&clock_mu_);
     now_ += d;
-    waiters = waiters_;
+    // Only those whose deadline has come, as a real clock would: a waiter
+    // woken early would hide code that computed its deadline wrong.
+    for (const Waiter& w : waiters_) {
+      if (w.deadline <= now_) waiters.push_back(w);
+    }
   }
   for (const Waiter& w : waiters) {
     // Taking the waiter's mutex orders this signal after its Wait began.

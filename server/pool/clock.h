@@ -79,8 +79,10 @@ class RealClock final : public Clock {
 //
 // A waiter registers its (cv, mu) pair before checking the time and keeps
 // `mu` held until CondVar::Wait releases it; Advance() moves time first and
-// then takes each registered `mu` before signalling, so a waiter either sees
-// the new time or is already waiting when the signal comes: no lost wake-up.
+// then takes the `mu` of each waiter whose deadline has come before
+// signalling it, so such a waiter either sees the new time or is already
+// waiting when the signal comes: no lost wake-up. Waiters whose deadline
+// has not come are not woken, as with a real clock.
 // Advance() must not be called with any waiter's mutex held, nor race with
 // the destruction of an object whose mutex is registered.
 class SimulatedClock final : public Clock {
@@ -106,6 +108,8 @@ class SimulatedClock final : public Clock {
   struct Waiter {
     CondVar* cv;
     Mutex* mu;
+    absl::Time deadline;
+    const void* id;  // the wait's own, to remove exactly its entry
   };
   mutable Mutex clock_mu_;
   absl::Time now_ ABSL_GUARDED_BY(clock_mu_);
