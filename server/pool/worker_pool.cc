@@ -268,10 +268,30 @@ void WorkerPool::Shutdown(absl::Time deadline) {
   {
     MutexLock lock(&mu_);
     SignalIfDrainedLocked();
-    // Queued and running work may finish until the deadline.
-    while (in_pool_ > 0 && clock_.Now() < shutdown_deadline_) {
-      clock_.WaitWithDeadline(drained_cv_, mu_, shutdown_deadline_);
+    // Queued and running work may finish until the deadline. Meanwhile this
+    // thread wakes when the cheapest queued task could no longer finish if
+    // it started then, and answers what cannot: while every worker runs past
+    // its estimate, none frees up to do it (WorkerLoop): a 30 s task queued
+    // behind a 65 s run in a 70 s drain waited 65 s for its answer.
+    while (in_pool_ > 0) {
+      const absl::Time now = clock_.Now();
+      if (now >= shutdown_deadline_) break;
+      TakeWhatCannotFinishLocked(now, absl::ZeroDuration(), unrun);
+      if (!unrun.empty()) {
+        mu_.Unlock();
+        {
+          PoolThreadScope scope(this);
+          for (PoolTask* task : unrun) DeliverUnrun(task);
+        }
+        unrun.clear();
+        mu_.Lock();
+        continue;
+      }
+      clock_.WaitWithDeadline(
+          drained_cv_, mu_,
+          std::min(shutdown_deadline_, CheapestCannotFinishFromLocked()));
     }
+    drain_cheapest_ns_ = -1;
     // Past it: what is queued never runs; what runs is asked to stop.
     queue_.ForEach([&](FairQueue::Node* node) {
       unrun.push_back(static_cast<PoolTask*>(node));
@@ -578,7 +598,7 @@ void WorkerPool::ReleaseLocked(PoolTask* task) {
 void WorkerPool::TakeUnrunLocked(PoolTask* task, TaskOutcome outcome) {
   POOL_CHECK(task->state == PoolTask::State::kQueued);
   queue_.Remove(task);
-  queued_hint_.store(queue_.size(), std::memory_order_relaxed);
+  QueueLostLocked(task);
   ReleaseLocked(task);
   task->MoveTo(PoolTask::State::kDelivering);
   // Whatever takes it out (a cancel, a displacement, the shutdown), a task
@@ -628,6 +648,25 @@ void WorkerPool::TakeWhatCannotFinishLocked(absl::Time now,
     TakeUnrunLocked(out[i], TaskOutcome::kShutDown);
   }
   if (out.size() > before) CheckInvariantsLocked();
+}
+
+absl::Time WorkerPool::CheapestCannotFinishFromLocked() {
+  int64_t cheapest = -1;
+  queue_.ForEach([&](const FairQueue::Node* node) {
+    if (cheapest < 0 || node->cost_ns < cheapest) cheapest = node->cost_ns;
+  });
+  drain_cheapest_ns_ = cheapest;
+  if (cheapest < 0) return absl::InfiniteFuture();
+  // Past this, its cost is longer than the time left (strictly).
+  return shutdown_deadline_ - absl::Nanoseconds(cheapest) +
+         absl::Nanoseconds(1);
+}
+
+void WorkerPool::QueueLostLocked(const PoolTask* task) {
+  queued_hint_.store(queue_.size(), std::memory_order_relaxed);
+  // The draining Shutdown waits on the cheapest queued task's time: with it
+  // gone, the next cheapest's comes sooner.
+  if (task->cost_ns <= drain_cheapest_ns_) drained_cv_.SignalAll();
 }
 
 void WorkerPool::SignalLocked(PoolTask* task, TaskOutcome reason) {
@@ -774,7 +813,7 @@ void WorkerPool::WorkerLoop(int index) {
 
 PoolTask* WorkerPool::StartNextLocked(Worker& me) {
   PoolTask* task = static_cast<PoolTask*>(queue_.Pop());
-  queued_hint_.store(queue_.size(), std::memory_order_relaxed);
+  QueueLostLocked(task);
   task->MoveTo(PoolTask::State::kRunning);
   me.task = task;
   me.started_ticks = clock_.Ticks();

@@ -637,6 +637,64 @@ TEST_F(WorkerPoolDrainTest, ADrainingWorkerAnswersWhatCanNoLongerFinish) {
   EXPECT_EQ(ran_.load(), 0);
 }
 
+// Every worker runs past its estimate, so none frees up to apply the rule
+// above: the draining Shutdown answers a queued task once its own cost is
+// longer than the time left (before, a 30 s task queued behind a 65 s run
+// in a 70 s drain waited the whole 70 s).
+TEST_F(WorkerPoolDrainTest, ADrainAnswersWhatCanNoLongerFinishWhileAllRun) {
+  StartGated(absl::Seconds(1));
+  Queue(1, absl::Seconds(3));  // 1 s + 3 s fits the 10 s drain as expected
+  WaitForClockWaiters(1);
+  StartDrain(absl::Seconds(10));
+  WaitForClockWaiters(2);
+  clock_.Advance(absl::Seconds(5));  // still running: 5 s left, enough
+  WaitForClockWaiters(2);
+  EXPECT_FALSE(done_.Get(1).has_value()) << "it can still finish";
+  clock_.Advance(absl::Milliseconds(2500));  // 2.5 s left: not enough
+  ASSERT_TRUE(done_.WaitForCount(1)) << "answered while the worker runs";
+  EXPECT_EQ(done_.Get(1)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done_.Get(1)->worker, -1) << "it never ran";
+  EXPECT_FALSE(done_.Get(0).has_value());
+  gate_.Release();
+  ASSERT_TRUE(done_.WaitForCount(2));
+  EXPECT_EQ(done_.Get(0)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(ran_.load(), 0);
+}
+
+// The drain waits for the cheapest queued task's time; when that task
+// starts, the next cheapest's time, which comes sooner, is the one waited
+// for.
+TEST_F(WorkerPoolDrainTest,
+       ADrainWaitsForTheNextCheapestOnceTheCheapestStarts) {
+  Gate second;  // the cheap task, run past its estimate
+  absl::Cleanup finish = [&] {
+    second.Release();
+    gate_.Release();
+    JoinDrains();
+  };
+  StartGated(absl::Seconds(1));
+  TaskOptions cheap;
+  cheap.cost = absl::Seconds(1);
+  ASSERT_TRUE(pool_->Submit(second.Task(), done_.For(1), cheap).ok());
+  Queue(2, absl::Seconds(4));
+  WaitForClockWaiters(1);
+  StartDrain(absl::Seconds(10));  // it waits for 9 s in: the cheap one's
+  WaitForClockWaiters(2);
+  gate_.Release();
+  ASSERT_TRUE(second.WaitStarted(1));
+  ASSERT_TRUE(done_.WaitForCount(1));  // the gated task's
+  // 7 s in the 4 s task can no longer finish; the cheap one still runs.
+  clock_.Advance(absl::Seconds(7));
+  ASSERT_TRUE(done_.WaitForCount(2)) << "answered before 9 s";
+  EXPECT_EQ(done_.Get(2)->outcome, TaskOutcome::kShutDown);
+  EXPECT_EQ(done_.Get(2)->worker, -1) << "it never ran";
+  EXPECT_FALSE(done_.Get(1).has_value());
+  second.Release();
+  ASSERT_TRUE(done_.WaitForCount(3));
+  EXPECT_EQ(done_.Get(1)->outcome, TaskOutcome::kOk);
+  EXPECT_EQ(ran_.load(), 0);
+}
+
 // While draining, the next task is checked in the section that starts it:
 // a slow completion of the last one (a large answer, a slow callback) that
 // eats the time left is not followed by a start that cannot finish (a
