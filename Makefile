@@ -123,7 +123,7 @@ bench-e2e: build
 
 # Soak (not in CI): 10 minutes of mixed load against the real binary,
 # sampling its RSS, open fds and threads every 5 s; fails when any trends
-# upward after the warm-up (the rule is in scripts/soak.sh and the README).
+# upward after the warm-up (the rule is in scripts/soak.sh and docs/reliability.md, "Soak").
 # SOAK_TIME=120s for a shorter run.
 SOAK_TIME ?= 10m
 soak: build

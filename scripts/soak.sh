@@ -15,8 +15,9 @@
 #   blur of a 2048x2048 image (4 MiB in and out), radius 8, 1 in flight;
 #   every 30 s, a 5 s overload burst: spin 5ms at 2000/s (5x capacity).
 #
-# Trend rule (documented in the README; scripts/soak_trend.py): drop the
-# first SOAK_WARMUP (default 180s, at most a third of the run); split the
+# Trend rule (documented in docs/reliability.md, "Soak";
+# scripts/soak_trend.py): drop the first SOAK_WARMUP (default 180s, at
+# most a third of the run); split the
 # rest into thirds; a series fails when the mean of the last third exceeds
 # the mean of the first third by more than its tolerance: RSS 5% + 8 MiB,
 # fds 4, threads 4. The least-squares slope is printed beside it. Why 180 s:

@@ -401,7 +401,8 @@ absl::Status MaxInflightBytes(const MemoryLimit& memory, const Origins& origins,
 // the transport always has at least 5/8 of the budget for the bodies it
 // is reading: when the quota is full gRPC resets streams (no pushback, not
 // counted by our metrics), and a larger pool share left it too little.
-// Measured (64 16 MiB blurs at once under 512 MiB; README, "Memory"):
+// Measured (64 16 MiB blurs at once under 512 MiB; docs/benchmarks.md,
+// "Memory"):
 // with 2/5 for the pool, 0-27 of the 64 calls were reset per burst; with
 // 1/4, none in 11 bursts, every refusal the pool's own (reason memory, with
 // pushback). (Before, the pool had the whole budget and the quota 1.5x it

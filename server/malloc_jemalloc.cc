@@ -53,8 +53,8 @@ void* AllocWithHugePages(extent_hooks_t* /*hooks*/, void* new_addr, size_t size,
 // those buffers while the kernel runs (wire.h), keeping them once freed
 // does not raise a call's peak (2.34-2.35x its payload, against 2.34-2.59x
 // returning them), and warm 16 MP blurs one after another went from a
-// round trip p50 of 85-111 ms to 37-81 ms (README, "Round trip of a large
-// call").
+// round trip p50 of 85-111 ms to 37-81 ms (docs/benchmarks.md, "Round trip
+// of a large call").
 //
 // jemalloc's per-arena oversize threshold only takes arenas that exist, and
 // the automatic ones are made as threads first need them (a worker started

@@ -220,8 +220,8 @@ absl::StatusOr<std::unique_ptr<ComputeServer>> ComputeServer::Start(
   // for the same flood); a 16 MiB request is 64 reads, and its round trip
   // did not measurably change. It does not bound the streams opened and
   // not yet taken by an I/O thread: with one I/O thread, or a flood on
-  // several connections, those peaked at 254-434 MiB (README, "Transport
-  // limits"); gRPC 1.51 has nothing that bounds them.
+  // several connections, those peaked at 254-434 MiB (docs/reliability.md,
+  // "Transport limits"); gRPC 1.51 has nothing that bounds them.
   builder.AddChannelArgument(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE,
                              kMaxReadChunkBytes);
   server->server_ = builder.BuildAndStart();
