@@ -655,6 +655,7 @@ TEST(BenchTest, ProgressOfAnIntervalWithoutOkCallsHasNoP99) {
   options.request = Fib(1);
   options.concurrency = 1;
   options.requests = 1000000;
+  options.duration = absl::Seconds(30);  // a bound, should Stop() not come
   options.deadline = absl::Seconds(10);
   options.progress_interval = absl::Milliseconds(10);
   options.max_unavailable_backoff = absl::Milliseconds(20);

@@ -1050,7 +1050,8 @@ TEST(FaultE2eTest, ADrainThatAnswersWaitedForUntilItsTimeoutSaysSo) {
   EXPECT_LE(f.at("answers_untaken_bytes").number_value(), kSide * kSide + 64);
 
   // A drain whose answers were all taken says nothing of them.
-  ServerProcess quiet({"--address=127.0.0.1", "--port=0", "--workers=2"});
+  ServerProcess quiet(
+      {"--address=127.0.0.1", "--port=0", "--metrics_port=0", "--workers=2"});
   ASSERT_TRUE(quiet.Spawn());
   ASSERT_TRUE(quiet.WaitServing().has_value());
   quiet.Signal(SIGTERM);
@@ -1363,24 +1364,25 @@ void StormAndCount(bool admission) {
               grpc::StatusCode::INVALID_ARGUMENT);
   }
   // Expired on arrival: a call with a 1 ms deadline (gRPC's resolution)
-  // sent in one write behind a 4 ms spin, which the one I/O thread runs
+  // sent in one write behind a 4 ms sleep, which the one I/O thread runs
   // itself (its cost is under --inline_max_cost) before it gets to the
-  // call. (4 ms, not 8: the burst's 100 ms spins, descheduled at their end
-  // on a loaded machine, raise spin's learned rate, and an 8 ms spin's
-  // estimate passed 10 ms after two such; it then went to the worker, and
-  // the late call was admitted in time.) gRPC itself drops a call whose
-  // deadline passes before it has read the body (the service never sees it; the
-  // client gets no answer), so the body comes at once; still, a few in a
-  // hundred are dropped.
+  // call. (A sleep, which no call before has taught a rate: the burst's
+  // 100 ms spins, descheduled at their end on a loaded machine, raised
+  // spin's learned rate, and an 8 ms spin's estimate passed 10 ms after two
+  // such; it then went to the worker, and the late call was admitted in
+  // time. A 4 ms spin was the same risk, smaller.) gRPC itself drops a call
+  // whose deadline passes before it has read the body (the service never sees
+  // it; the client gets no answer), so the body comes at once; still, a few in
+  // a hundred are dropped.
   constexpr int kExpired = 5;
   RawHttp2Connection raw;
   ASSERT_TRUE(raw.Connect(*port));
   for (uint32_t i = 0; i < kExpired; ++i) {
-    const uint32_t spin = 4 * i + 1, late = 4 * i + 3;
+    const uint32_t blocker = 4 * i + 1, late = 4 * i + 3;
     ASSERT_TRUE(
-        raw.Send(RunCallFrames(spin, "10S", Spin(absl::Milliseconds(4))) +
+        raw.Send(RunCallFrames(blocker, "10S", Sleep(absl::Milliseconds(4))) +
                  RunCallFrames(late, "1m", Fib(10))));
-    EXPECT_EQ(raw.ReadUntilEnd(spin, absl::Seconds(10)).grpc_status(), 0);
+    EXPECT_EQ(raw.ReadUntilEnd(blocker, absl::Seconds(10)).grpc_status(), 0);
     StreamEnd end = raw.ReadUntilEnd(late, absl::Seconds(3));
     if (end.kind != StreamEnd::Kind::kTimeout) {
       EXPECT_EQ(end.grpc_status(), 4) << "DEADLINE_EXCEEDED";

@@ -535,7 +535,13 @@ TEST(ServerE2eTest, BadFlagsAndEnvExitTwoWithOneClearLine) {
        "COMPUTE_MAX_CONCURRENT_STREAMS must be at least 2 (got -1)"},
   };
   for (const BadConfig& c : cases) {
-    ServerProcess server(c.args, c.env);
+    // On loopback and the kernel's ports unless the case sets its own (the
+    // last value of a flag wins): a case wrongly accepted serves nowhere
+    // else, and takes no port another test needs.
+    std::vector<std::string> args = {"--address=127.0.0.1", "--port=0",
+                                     "--metrics_port=0"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    ServerProcess server(args, c.env);
     ASSERT_TRUE(server.Spawn());
     ExitResult exit = server.Wait();
     EXPECT_EQ(exit.code, 2) << c.expect;

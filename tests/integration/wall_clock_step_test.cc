@@ -87,7 +87,10 @@ TEST(WallClockStepTest, ATimedWaitEndsOnTimeWhenTheClockStepsBack) {
   std::thread waiter([&] {
     MutexLock lock(&mu);
     waiting = true;
-    while (!cv.WaitWithTimeout(&mu, absl::Milliseconds(200))) {
+    // Long enough that the step below lands while it waits (with 200 ms, a
+    // test thread held up that long found the wait over, and passed
+    // whatever the wait did with the step); short of the 10 s bound.
+    while (!cv.WaitWithTimeout(&mu, absl::Seconds(2))) {
     }
     woke.set_value();
   });

@@ -411,8 +411,11 @@ TEST(WorkerPoolTest, DeadlineAlreadyPassedIsRefusedAtSubmit) {
 TEST(WorkerPoolTest, ThrowingTaskFailsAndTheWorkerServesTheNextTask) {
   auto pool = MakePool(1, 4);
   Completions done;
+  // The thread itself, not its slot: a replacement would be worker 0 too.
+  std::thread::id threw, served_next;
   ASSERT_TRUE(pool->Submit(
-                      [](const CancelToken&) -> absl::Status {
+                      [&](const CancelToken&) -> absl::Status {
+                        threw = std::this_thread::get_id();
                         throw std::runtime_error("boom");
                       },
                       done.For(0))
@@ -423,8 +426,15 @@ TEST(WorkerPoolTest, ThrowingTaskFailsAndTheWorkerServesTheNextTask) {
                       },
                       done.For(1))
                   .ok());
-  ASSERT_TRUE(pool->Submit(Noop(), done.For(2)).ok());
+  ASSERT_TRUE(pool->Submit(
+                      [&](const CancelToken&) {
+                        served_next = std::this_thread::get_id();
+                        return absl::OkStatus();
+                      },
+                      done.For(2))
+                  .ok());
   ASSERT_TRUE(done.WaitForCount(3));
+  EXPECT_EQ(threw, served_next) << "the same thread serves the next task";
   EXPECT_EQ(done.Get(0)->outcome, TaskOutcome::kFailed);
   EXPECT_THAT(done.Get(0)->status.message(), HasSubstr("boom"));
   EXPECT_EQ(done.Get(1)->outcome, TaskOutcome::kFailed);
