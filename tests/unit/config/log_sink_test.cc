@@ -181,7 +181,6 @@ TEST(LogSinkTest, AReaderThatStopsReadingBlocksNoWriterAndTheLossIsSaid) {
   std::vector<absl::string_view> lines =
       absl::StrSplit(out, '\n', absl::SkipEmpty());
   ASSERT_GE(lines.size(), 2u);
-  EXPECT_TRUE(absl::StartsWith(lines.back(), "dropped ")) << lines.back();
   int last = -1;
   uint64_t said = 0;
   size_t written = 0;
@@ -201,6 +200,12 @@ TEST(LogSinkTest, AReaderThatStopsReadingBlocksNoWriterAndTheLossIsSaid) {
   }
   EXPECT_EQ(said, dropped);
   EXPECT_EQ(written + dropped, static_cast<size_t>(kLines));
+  // When the last lines were dropped, the notice comes last (from Flush).
+  // (Usually so; but a writer thread that took its first batch late, as
+  // under TSan, empties the buffer for the last lines, after the drops.)
+  if (last < kLines - 1) {
+    EXPECT_TRUE(absl::StartsWith(lines.back(), "dropped ")) << lines.back();
+  }
 }
 
 TEST(LogSinkTest, AnErrorLineWaitsUntilWritten) {
