@@ -89,6 +89,13 @@ size_t SimulatedClock::waiters() const {
   return waiters_.size();
 }
 
+std::vector<absl::Time> SimulatedClock::waiter_deadlines() const {
+  MutexLock lock(&clock_mu_);
+  std::vector<absl::Time> deadlines;
+  for (const Waiter& w : waiters_) deadlines.push_back(w.deadline);
+  return deadlines;
+}
+
 void SimulatedClock::Advance(absl::Duration d) {
   std::vector<Waiter> waiters;
   {

@@ -103,6 +103,9 @@ class SimulatedClock final : public Clock {
   // Threads waiting in WaitWithDeadline now: a test advances the time once
   // those it means to wake have computed their deadlines and wait.
   size_t waiters() const;
+  // Their deadlines (each a wait's, in no order): a test checks when a
+  // thread means to wake, not only that it waits.
+  std::vector<absl::Time> waiter_deadlines() const;
 
  private:
   struct Waiter {

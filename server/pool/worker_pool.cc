@@ -269,10 +269,12 @@ void WorkerPool::Shutdown(absl::Time deadline) {
     MutexLock lock(&mu_);
     SignalIfDrainedLocked();
     // Queued and running work may finish until the deadline. Meanwhile this
-    // thread wakes when the cheapest queued task could no longer finish if
-    // it started then, and answers what cannot: while every worker runs past
-    // its estimate, none frees up to do it (WorkerLoop): a 30 s task queued
-    // behind a 65 s run in a 70 s drain waited 65 s for its answer.
+    // thread wakes when the costliest queued task could no longer finish if
+    // it started then (the first to), and answers what cannot: while every
+    // worker runs past its estimate, none frees up to do it (WorkerLoop): a
+    // 30 s task queued behind a 65 s run in a 70 s drain waited 65 s for its
+    // answer. A task leaving the queue only makes that time later: the
+    // wake then finds nothing, and waits again.
     while (in_pool_ > 0) {
       const absl::Time now = clock_.Now();
       if (now >= shutdown_deadline_) break;
@@ -289,9 +291,8 @@ void WorkerPool::Shutdown(absl::Time deadline) {
       }
       clock_.WaitWithDeadline(
           drained_cv_, mu_,
-          std::min(shutdown_deadline_, CheapestCannotFinishFromLocked()));
+          std::min(shutdown_deadline_, FirstCannotFinishAtLocked()));
     }
-    drain_cheapest_ns_ = -1;
     // Past it: what is queued never runs; what runs is asked to stop.
     queue_.ForEach([&](FairQueue::Node* node) {
       unrun.push_back(static_cast<PoolTask*>(node));
@@ -598,7 +599,7 @@ void WorkerPool::ReleaseLocked(PoolTask* task) {
 void WorkerPool::TakeUnrunLocked(PoolTask* task, TaskOutcome outcome) {
   POOL_CHECK(task->state == PoolTask::State::kQueued);
   queue_.Remove(task);
-  QueueLostLocked(task);
+  queued_hint_.store(queue_.size(), std::memory_order_relaxed);
   ReleaseLocked(task);
   task->MoveTo(PoolTask::State::kDelivering);
   // Whatever takes it out (a cancel, a displacement, the shutdown), a task
@@ -650,23 +651,16 @@ void WorkerPool::TakeWhatCannotFinishLocked(absl::Time now,
   if (out.size() > before) CheckInvariantsLocked();
 }
 
-absl::Time WorkerPool::CheapestCannotFinishFromLocked() {
-  int64_t cheapest = -1;
+absl::Time WorkerPool::FirstCannotFinishAtLocked() const {
+  if (queue_.size() == 0) return absl::InfiniteFuture();
+  int64_t costliest = 0;
   queue_.ForEach([&](const FairQueue::Node* node) {
-    if (cheapest < 0 || node->cost_ns < cheapest) cheapest = node->cost_ns;
+    costliest = std::max(costliest, node->cost_ns);
   });
-  drain_cheapest_ns_ = cheapest;
-  if (cheapest < 0) return absl::InfiniteFuture();
-  // Past this, its cost is longer than the time left (strictly).
-  return shutdown_deadline_ - absl::Nanoseconds(cheapest) +
+  // Past this, its cost is longer than the time left (strictly, as
+  // TakeWhatCannotFinishLocked judges).
+  return shutdown_deadline_ - absl::Nanoseconds(costliest) +
          absl::Nanoseconds(1);
-}
-
-void WorkerPool::QueueLostLocked(const PoolTask* task) {
-  queued_hint_.store(queue_.size(), std::memory_order_relaxed);
-  // The draining Shutdown waits on the cheapest queued task's time: with it
-  // gone, the next cheapest's comes sooner.
-  if (task->cost_ns <= drain_cheapest_ns_) drained_cv_.SignalAll();
 }
 
 void WorkerPool::SignalLocked(PoolTask* task, TaskOutcome reason) {
@@ -813,7 +807,7 @@ void WorkerPool::WorkerLoop(int index) {
 
 PoolTask* WorkerPool::StartNextLocked(Worker& me) {
   PoolTask* task = static_cast<PoolTask*>(queue_.Pop());
-  QueueLostLocked(task);
+  queued_hint_.store(queue_.size(), std::memory_order_relaxed);
   task->MoveTo(PoolTask::State::kRunning);
   me.task = task;
   me.started_ticks = clock_.Ticks();

@@ -43,7 +43,7 @@
 //     if it started now), at a second call that brings the deadline
 //     forward, whenever a worker frees up (from then; the task it starts
 //     is checked in the same critical section), and, while every worker
-//     stays busy, when the cheapest queued task's cost passes the time left
+//     stays busy, when the costliest queued task's cost passes the time left
 //     (the draining Shutdown wakes then); other queued and
 //     running tasks may finish until `deadline`; then queued tasks
 //     complete, and running ones are signalled (a task that ignores its
@@ -469,14 +469,11 @@ class WorkerPool {
   // running task has left (RunningLeftNsLocked).
   absl::Duration FirstPlaceFreesInLocked() const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // While draining: from when the cheapest queued task could no longer
-  // finish even if it started (InfiniteFuture with none queued); records
-  // its cost in drain_cheapest_ns_. O(queue), once per wake of the drain.
-  absl::Time CheapestCannotFinishFromLocked()
+  // While draining: when the first queued task (the costliest) could no
+  // longer finish even if it started then (InfiniteFuture with none
+  // queued). O(queue), once per wake of the draining Shutdown.
+  absl::Time FirstCannotFinishAtLocked() const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `task` has left the queue (started or taken out): updates the spinning
-  // worker's hint, and wakes the draining Shutdown if it was the cheapest.
-  void QueueLostLocked(const PoolTask* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void CheckInvariantsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -497,8 +494,8 @@ class WorkerPool {
   Admission admission_ ABSL_GUARDED_BY(mu_);
   CondVar work_cv_;   // a task was queued, or stopping
   CondVar timer_cv_;  // the earliest deadline changed, or stopping
-  // Shutdown waits: in_pool_ reached 0, a later Shutdown brought the
-  // deadline forward, or the cheapest queued task left the queue.
+  // Shutdown waits: in_pool_ reached 0, or a later Shutdown brought the
+  // deadline forward.
   CondVar drained_cv_;
   CondVar shutdown_cv_;  // shutdown_done_ became true
 
@@ -544,9 +541,6 @@ class WorkerPool {
   // Until when queued and running work may still finish; a later Shutdown
   // with an earlier deadline brings it forward.
   absl::Time shutdown_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  // While the draining Shutdown waits: the cost of the cheapest queued task,
-  // whose time it waits for (CheapestCannotFinishFromLocked); -1 otherwise.
-  int64_t drain_cheapest_ns_ ABSL_GUARDED_BY(mu_) = -1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // threads exit
   bool shutdown_done_ ABSL_GUARDED_BY(mu_) = false;
 

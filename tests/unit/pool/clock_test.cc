@@ -1,6 +1,7 @@
 #include "server/pool/clock.h"
 
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/wait_until.h"
@@ -41,6 +42,7 @@ TEST(SimulatedClockTest, AdvancePastDeadlineWakesWaiter) {
     MutexLock lock(&mu);
     return waits >= 1;
   }));
+  EXPECT_EQ(clock.waiter_deadlines(), std::vector<absl::Time>{deadline});
   clock.Advance(absl::Seconds(4));
   clock.Advance(absl::Seconds(1));
   EXPECT_TRUE(woke.WaitForNotificationWithTimeout(absl::Seconds(20)))

@@ -1,5 +1,6 @@
 #include "server/pool/worker_pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -18,6 +19,7 @@
 namespace compute {
 namespace {
 
+using ::testing::Contains;
 using ::testing::HasSubstr;
 using namespace ::compute::pool_test;  // NOLINT: the shared test helpers
 
@@ -537,6 +539,7 @@ class WorkerPoolDrainTest : public ::testing::Test {
  protected:
   ~WorkerPoolDrainTest() override {
     gate_.Release();
+    held_may_return_.Notify();
     JoinDrains();
   }
 
@@ -562,6 +565,20 @@ class WorkerPoolDrainTest : public ::testing::Test {
     ASSERT_TRUE(pool_->Submit(count_run, done_.For(index), options).ok());
   }
 
+  // Queues a task estimated at `cost` whose completion, once it leaves the
+  // queue unrun, holds the thread that delivers it until held_may_return_:
+  // a test takes the draining Shutdown's thread out of the way with it.
+  void QueueHeld(absl::Duration cost) {
+    TaskOptions options;
+    options.cost = cost;
+    auto hold = [this](const TaskResult& r) {
+      EXPECT_EQ(r.outcome, TaskOutcome::kShutDown);
+      held_delivering_.Notify();
+      held_may_return_.WaitForNotification();
+    };
+    ASSERT_TRUE(pool_->Submit(Noop(), hold, options).ok());
+  }
+
   // Shutdown(now + drain) on a thread of its own.
   void StartDrain(absl::Duration drain) {
     const absl::Time deadline = clock_.Now() + drain;
@@ -583,6 +600,7 @@ class WorkerPoolDrainTest : public ::testing::Test {
 
   SimulatedClock clock_;
   Gate gate_;
+  Notification held_delivering_, held_may_return_;  // QueueHeld's
   Completions done_;
   std::atomic<int> ran_{0};
   std::unique_ptr<WorkerPool> pool_ = MakePool(1, 4, &clock_);
@@ -594,9 +612,9 @@ class WorkerPoolDrainTest : public ::testing::Test {
 // elsewhere; one that fits still waits for a worker and runs.
 TEST_F(WorkerPoolDrainTest,
        ShutdownAnswersAtOnceAQueuedTaskLongerThanTheDrain) {
-  StartGated(absl::ZeroDuration());  // not estimated
-  Queue(1, absl::Seconds(5));
-  Queue(2, absl::Seconds(1));
+  ASSERT_NO_FATAL_FAILURE(StartGated(absl::ZeroDuration()));  // not estimated
+  ASSERT_NO_FATAL_FAILURE(Queue(1, absl::Seconds(5)));
+  ASSERT_NO_FATAL_FAILURE(Queue(2, absl::Seconds(1)));
   StartDrain(absl::Seconds(2));
   ASSERT_TRUE(done_.WaitForCount(1)) << "answered before the drain ends";
   EXPECT_EQ(done_.Get(1)->outcome, TaskOutcome::kShutDown);
@@ -614,9 +632,10 @@ TEST_F(WorkerPoolDrainTest,
 // 2 s calls running, four queued, a 3 s drain; the queued ones waited the
 // whole drain, two of them started and were stopped).
 TEST_F(WorkerPoolDrainTest, ShutdownAnswersAtOnceWhatCannotStartInTime) {
-  StartGated(absl::Seconds(3));
-  Queue(1, absl::Milliseconds(1500));  // 3 s + 1.5 s > the drain's 4 s
-  Queue(2, absl::Milliseconds(500));   // 3 s + 0.5 s
+  ASSERT_NO_FATAL_FAILURE(StartGated(absl::Seconds(3)));
+  ASSERT_NO_FATAL_FAILURE(
+      Queue(1, absl::Milliseconds(1500)));  // 3 s + 1.5 s > the drain's 4 s
+  ASSERT_NO_FATAL_FAILURE(Queue(2, absl::Milliseconds(500)));  // 3 s + 0.5 s
   StartDrain(absl::Seconds(4));
   ASSERT_TRUE(done_.WaitForCount(1)) << "answered before the drain ends";
   EXPECT_EQ(done_.Get(1)->outcome, TaskOutcome::kShutDown);
@@ -632,11 +651,14 @@ TEST_F(WorkerPoolDrainTest, ShutdownAnswersAtOnceWhatCannotStartInTime) {
 // and could no longer finish in the drain's time left is answered then,
 // not started (to be stopped at the drain's end).
 TEST_F(WorkerPoolDrainTest, ADrainingWorkerAnswersWhatCanNoLongerFinish) {
-  StartGated(absl::Seconds(1));
-  Queue(1, absl::Seconds(2));  // 1 s + 2 s fits the 4 s drain as expected
-  WaitForClockWaiters(1);
+  ASSERT_NO_FATAL_FAILURE(StartGated(absl::Seconds(1)));
+  // 1 s + 3.5 s > 4 s: answered at the SIGTERM, by the draining Shutdown's
+  // thread, which its completion then holds: what follows is the worker's.
+  ASSERT_NO_FATAL_FAILURE(QueueHeld(absl::Milliseconds(3500)));
+  // 1 s + 2 s fits the 4 s drain as expected.
+  ASSERT_NO_FATAL_FAILURE(Queue(1, absl::Seconds(2)));
   StartDrain(absl::Seconds(4));
-  WaitForClockWaiters(2);
+  ASSERT_TRUE(held_delivering_.WaitForNotificationWithTimeout(kWait));
   // The running task ends 3 s in, not 1: 1 s left, under the queued 2 s.
   clock_.Advance(absl::Seconds(3));
   gate_.Release();
@@ -652,13 +674,16 @@ TEST_F(WorkerPoolDrainTest, ADrainingWorkerAnswersWhatCanNoLongerFinish) {
 // longer than the time left (before, a 30 s task queued behind a 65 s run
 // in a 70 s drain waited the whole 70 s).
 TEST_F(WorkerPoolDrainTest, ADrainAnswersWhatCanNoLongerFinishWhileAllRun) {
-  StartGated(absl::Seconds(1));
-  Queue(1, absl::Seconds(3));  // 1 s + 3 s fits the 10 s drain as expected
-  WaitForClockWaiters(1);
-  StartDrain(absl::Seconds(10));
-  WaitForClockWaiters(2);
+  ASSERT_NO_FATAL_FAILURE(StartGated(absl::Seconds(1)));
+  ASSERT_NO_FATAL_FAILURE(Queue(1, absl::Seconds(3)));  // fits, as expected
+  ASSERT_NO_FATAL_FAILURE(WaitForClockWaiters(1));
+  const absl::Time drain_ends = clock_.Now() + absl::Seconds(10);
+  ASSERT_NO_FATAL_FAILURE(StartDrain(absl::Seconds(10)));
+  ASSERT_NO_FATAL_FAILURE(WaitForClockWaiters(2));
+  // The drain wakes when the queued task's 3 s no longer fit.
+  EXPECT_THAT(clock_.waiter_deadlines(),
+              Contains(drain_ends - absl::Seconds(3) + absl::Nanoseconds(1)));
   clock_.Advance(absl::Seconds(5));  // still running: 5 s left, enough
-  WaitForClockWaiters(2);
   EXPECT_FALSE(done_.Get(1).has_value()) << "it can still finish";
   clock_.Advance(absl::Milliseconds(2500));  // 2.5 s left: not enough
   ASSERT_TRUE(done_.WaitForCount(1)) << "answered while the worker runs";
@@ -671,38 +696,36 @@ TEST_F(WorkerPoolDrainTest, ADrainAnswersWhatCanNoLongerFinishWhileAllRun) {
   EXPECT_EQ(ran_.load(), 0);
 }
 
-// The drain waits for the cheapest queued task's time; when that task
-// starts, the next cheapest's time, which comes sooner, is the one waited
-// for.
-TEST_F(WorkerPoolDrainTest,
-       ADrainWaitsForTheNextCheapestOnceTheCheapestStarts) {
-  Gate second;  // the cheap task, run past its estimate
-  absl::Cleanup finish = [&] {
-    second.Release();
-    gate_.Release();
-    JoinDrains();
-  };
-  StartGated(absl::Seconds(1));
-  TaskOptions cheap;
-  cheap.cost = absl::Seconds(1);
-  ASSERT_TRUE(pool_->Submit(second.Task(), done_.For(1), cheap).ok());
-  Queue(2, absl::Seconds(4));
-  WaitForClockWaiters(1);
-  StartDrain(absl::Seconds(10));  // it waits for 9 s in: the cheap one's
-  WaitForClockWaiters(2);
-  gate_.Release();
-  ASSERT_TRUE(second.WaitStarted(1));
-  ASSERT_TRUE(done_.WaitForCount(1));  // the gated task's
-  // 7 s in the 4 s task can no longer finish; the cheap one still runs.
+// The costliest queued task is the first that can no longer finish: the
+// drain wakes for it, answers it, and waits again for the next (a review
+// of the first version, which woke at the cheapest one's time, the last).
+TEST_F(WorkerPoolDrainTest, ADrainAnswersTheCostliestQueuedTaskFirst) {
+  ASSERT_NO_FATAL_FAILURE(StartGated(absl::Seconds(1)));
+  ASSERT_NO_FATAL_FAILURE(Queue(1, absl::Seconds(1)));
+  ASSERT_NO_FATAL_FAILURE(Queue(2, absl::Seconds(4)));
+  ASSERT_NO_FATAL_FAILURE(WaitForClockWaiters(1));
+  const absl::Time drain_ends = clock_.Now() + absl::Seconds(10);
+  ASSERT_NO_FATAL_FAILURE(StartDrain(absl::Seconds(10)));
+  ASSERT_NO_FATAL_FAILURE(WaitForClockWaiters(2));
+  EXPECT_THAT(clock_.waiter_deadlines(),
+              Contains(drain_ends - absl::Seconds(4) + absl::Nanoseconds(1)));
+  // 7 s in, with the worker still busy: 3 s left, under the 4 s task's.
   clock_.Advance(absl::Seconds(7));
-  ASSERT_TRUE(done_.WaitForCount(2)) << "answered before 9 s";
+  ASSERT_TRUE(done_.WaitForCount(1)) << "answered while the worker runs";
   EXPECT_EQ(done_.Get(2)->outcome, TaskOutcome::kShutDown);
   EXPECT_EQ(done_.Get(2)->worker, -1) << "it never ran";
-  EXPECT_FALSE(done_.Get(1).has_value());
-  second.Release();
+  EXPECT_FALSE(done_.Get(1).has_value()) << "the 1 s task still fits";
+  // Then it waits for the 1 s task's time.
+  EXPECT_TRUE(WaitUntil([&] {
+    std::vector<absl::Time> d = clock_.waiter_deadlines();
+    return std::count(d.begin(), d.end(),
+                      drain_ends - absl::Seconds(1) + absl::Nanoseconds(1)) ==
+           1;
+  }));
+  gate_.Release();
   ASSERT_TRUE(done_.WaitForCount(3));
   EXPECT_EQ(done_.Get(1)->outcome, TaskOutcome::kOk);
-  EXPECT_EQ(ran_.load(), 0);
+  EXPECT_EQ(ran_.load(), 1);
 }
 
 // While draining, the next task is checked in the section that starts it:
@@ -717,16 +740,22 @@ TEST_F(WorkerPoolDrainTest,
   absl::Cleanup finish = [&] {
     complete.Notify();
     gate_.Release();
-    JoinDrains();  // before `complete` goes
+    held_may_return_.Notify();
+    pool_->Shutdown(absl::InfiniteFuture());  // before `complete` goes
+    JoinDrains();
   };
-  StartGated(absl::Milliseconds(100), [&](const TaskResult&) {
-    completing.Notify();
-    complete.WaitForNotification();
-  });
-  Queue(1, absl::Seconds(2));  // 0.1 s + 2 s fits the 3 s drain
-  WaitForClockWaiters(1);
+  ASSERT_NO_FATAL_FAILURE(
+      StartGated(absl::Milliseconds(100), [&](const TaskResult&) {
+        completing.Notify();
+        complete.WaitForNotification();
+      }));
+  // 0.1 s + 2.95 s > 3 s: answered at the SIGTERM, by the draining
+  // Shutdown's thread, which its completion then holds.
+  ASSERT_NO_FATAL_FAILURE(QueueHeld(absl::Milliseconds(2950)));
+  // 0.1 s + 2 s fits the 3 s drain.
+  ASSERT_NO_FATAL_FAILURE(Queue(1, absl::Seconds(2)));
   StartDrain(absl::Seconds(3));
-  WaitForClockWaiters(2);
+  ASSERT_TRUE(held_delivering_.WaitForNotificationWithTimeout(kWait));
   gate_.Release();
   completing.WaitForNotification();
   // The completion takes 2 s: 0.9 s left, under the queued 2 s.
@@ -745,7 +774,8 @@ TEST_F(WorkerPoolDrainTest, ShutdownCountsATaskAskedToStopAsEndingNow) {
   Notification release;  // the task ignores its token until released
   absl::Cleanup finish = [&] {
     release.Notify();
-    JoinDrains();  // before `release` goes
+    pool_->Shutdown(absl::InfiniteFuture());  // before `release` goes
+    JoinDrains();
   };
   TaskOptions stopping;
   stopping.cost = absl::Seconds(10);
@@ -760,10 +790,12 @@ TEST_F(WorkerPoolDrainTest, ShutdownCountsATaskAskedToStopAsEndingNow) {
   ASSERT_TRUE(handle.ok());
   ASSERT_TRUE(WaitUntil([&] { return started.load(); }));
   ASSERT_TRUE(pool_->Cancel(*handle));
-  Queue(1, absl::Seconds(5));  // 5 s fits the 12 s drain, not after 10 s more
-  WaitForClockWaiters(1);
+  ASSERT_NO_FATAL_FAILURE(Queue(
+      1, absl::Seconds(5)));  // 5 s fits the 12 s drain, not after 10 s more
+  ASSERT_NO_FATAL_FAILURE(WaitForClockWaiters(1));
   StartDrain(absl::Seconds(12));
-  WaitForClockWaiters(2);  // the drain has judged the queue and waits
+  ASSERT_NO_FATAL_FAILURE(
+      WaitForClockWaiters(2));  // the drain has judged the queue and waits
   EXPECT_FALSE(done_.Get(1).has_value()) << "kept: it can still finish";
   release.Notify();
   ASSERT_TRUE(done_.WaitForCount(2));
@@ -775,11 +807,12 @@ TEST_F(WorkerPoolDrainTest, ShutdownCountsATaskAskedToStopAsEndingNow) {
 // what cannot finish by it at once, as the first did by its own.
 TEST_F(WorkerPoolDrainTest,
        ASecondShutdownAnswersWhatCannotFinishByItsDeadline) {
-  StartGated(absl::Seconds(1));
-  Queue(1, absl::Seconds(2));  // 1 s + 2 s: fits 10 s, not 2 s
-  WaitForClockWaiters(1);
+  ASSERT_NO_FATAL_FAILURE(StartGated(absl::Seconds(1)));
+  ASSERT_NO_FATAL_FAILURE(
+      Queue(1, absl::Seconds(2)));  // 1 s + 2 s: fits 10 s, not 2 s
+  ASSERT_NO_FATAL_FAILURE(WaitForClockWaiters(1));
   StartDrain(absl::Seconds(10));
-  WaitForClockWaiters(2);
+  ASSERT_NO_FATAL_FAILURE(WaitForClockWaiters(2));
   EXPECT_FALSE(done_.Get(1).has_value()) << "it fits the first drain";
   StartDrain(absl::Seconds(2));
   ASSERT_TRUE(done_.WaitForCount(1)) << "answered at the second call";
@@ -948,7 +981,7 @@ TEST(WorkerPoolTest, IdleTimeoutShrinksToMinimumAndLoadGrowsToMaximum) {
     ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 4; }))
         << clock.waiters();
     clock.Advance(absl::Seconds(9));
-    // Woken and waiting again, none retired.
+    // Still waiting (their time has not come), none retired.
     ASSERT_TRUE(WaitUntil([&] { return clock.waiters() == 4; }))
         << clock.waiters();
     EXPECT_EQ(pool->Stats().workers, 3);
