@@ -29,6 +29,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -233,9 +234,14 @@ void FuzzPool(FuzzedDataProvider& in) {
 
   std::vector<std::unique_ptr<Task>> tasks;
   int inline_runs = 0;
+  // A drain with a deadline, begun on its own thread amid the other
+  // operations: what it takes out as unable to finish races the cancels,
+  // the timer's expiries, the workers and time passing (later Submits are
+  // refused shut_down). Joined after the final Shutdown below.
+  std::thread drain;
   const int ops = in.ConsumeIntegralInRange(0, 48);
   for (int op = 0; op < ops && in.remaining_bytes() > 0; ++op) {
-    switch (in.ConsumeIntegralInRange(0, 5)) {
+    switch (in.ConsumeIntegralInRange(0, 6)) {
       case 0:
       case 1: {  // Submit, or (1) try inline first
         auto task = std::make_unique<Task>();
@@ -301,6 +307,14 @@ void FuzzPool(FuzzedDataProvider& in) {
         clock.Advance(
             absl::Microseconds(in.ConsumeIntegralInRange(0, 3000000)));
         break;
+      case 6: {  // a drain begins
+        if (drain.joinable()) break;
+        const absl::Time deadline =
+            clock.Now() +
+            absl::Microseconds(in.ConsumeIntegralInRange(0, 5000000));
+        drain = std::thread([&pool, deadline] { pool->Shutdown(deadline); });
+        break;
+      }
       case 4: {  // a gated task may finish
         if (tasks.empty()) break;
         tasks[in.ConsumeIntegralInRange<size_t>(0, tasks.size() - 1)]
@@ -315,6 +329,7 @@ void FuzzPool(FuzzedDataProvider& in) {
 
   for (auto& t : tasks) t->release.Notify();
   pool->Shutdown(absl::InfiniteFuture());
+  if (drain.joinable()) drain.join();
   PoolStats s = pool->Stats();
   CheckStats(s);
   uint64_t accepted = 0;
