@@ -620,8 +620,9 @@ absl::Duration WorkerPool::FirstPlaceFreesInLocked() const {
   if (running_ < alive_workers_) return absl::ZeroDuration();
   PoolLoad::Left left;
   RunningLeftNsLocked(clock_.Ticks(), &left);
-  // Inline runs hold places too, and their ends are not estimated.
-  if (left.size() < static_cast<size_t>(running_)) {
+  // Inline runs hold places too, and their ends are not estimated. (And
+  // with no task running, e.g. no worker alive, nothing holds a place.)
+  if (left.empty() || left.size() < static_cast<size_t>(running_)) {
     return absl::ZeroDuration();
   }
   for (const Worker& w : workers_) {

@@ -234,11 +234,12 @@ void FuzzPool(FuzzedDataProvider& in) {
 
   std::vector<std::unique_ptr<Task>> tasks;
   int inline_runs = 0;
-  // A drain with a deadline, begun on its own thread amid the other
-  // operations: what it takes out as unable to finish races the cancels,
+  // Drains with a deadline, begun on threads of their own amid the other
+  // operations: what they take out as unable to finish races the cancels,
   // the timer's expiries, the workers and time passing (later Submits are
-  // refused shut_down). Joined after the final Shutdown below.
-  std::thread drain;
+  // refused shut_down); a second one, as a second SIGTERM, may bring the
+  // first one's deadline forward. Joined after the final Shutdown below.
+  std::vector<std::thread> drains;
   const int ops = in.ConsumeIntegralInRange(0, 48);
   for (int op = 0; op < ops && in.remaining_bytes() > 0; ++op) {
     switch (in.ConsumeIntegralInRange(0, 6)) {
@@ -308,11 +309,11 @@ void FuzzPool(FuzzedDataProvider& in) {
             absl::Microseconds(in.ConsumeIntegralInRange(0, 3000000)));
         break;
       case 6: {  // a drain begins
-        if (drain.joinable()) break;
+        if (drains.size() == 2) break;
         const absl::Time deadline =
             clock.Now() +
             absl::Microseconds(in.ConsumeIntegralInRange(0, 5000000));
-        drain = std::thread([&pool, deadline] { pool->Shutdown(deadline); });
+        drains.emplace_back([&pool, deadline] { pool->Shutdown(deadline); });
         break;
       }
       case 4: {  // a gated task may finish
@@ -329,7 +330,7 @@ void FuzzPool(FuzzedDataProvider& in) {
 
   for (auto& t : tasks) t->release.Notify();
   pool->Shutdown(absl::InfiniteFuture());
-  if (drain.joinable()) drain.join();
+  for (std::thread& drain : drains) drain.join();
   PoolStats s = pool->Stats();
   CheckStats(s);
   uint64_t accepted = 0;
