@@ -239,14 +239,7 @@ void WorkerPool::Shutdown(absl::Time deadline) {
         TakeWhatCannotFinishLocked(clock_.Now(), FirstPlaceFreesInLocked(),
                                    unrun);
       }
-      if (!unrun.empty()) {
-        mu_.Unlock();
-        {
-          PoolThreadScope scope(this);
-          for (PoolTask* task : unrun) DeliverUnrun(task);
-        }
-        mu_.Lock();
-      }
+      DeliverUnrunUnlocked(unrun);
       while (!shutdown_done_) shutdown_cv_.Wait(&mu_);
       return;
     }
@@ -280,13 +273,7 @@ void WorkerPool::Shutdown(absl::Time deadline) {
       if (now >= shutdown_deadline_) break;
       TakeWhatCannotFinishLocked(now, absl::ZeroDuration(), unrun);
       if (!unrun.empty()) {
-        mu_.Unlock();
-        {
-          PoolThreadScope scope(this);
-          for (PoolTask* task : unrun) DeliverUnrun(task);
-        }
-        unrun.clear();
-        mu_.Lock();
+        DeliverUnrunUnlocked(unrun);
         continue;
       }
       clock_.WaitWithDeadline(
@@ -662,6 +649,17 @@ absl::Time WorkerPool::FirstCannotFinishAtLocked() const {
   // TakeWhatCannotFinishLocked judges).
   return shutdown_deadline_ - absl::Nanoseconds(costliest) +
          absl::Nanoseconds(1);
+}
+
+void WorkerPool::DeliverUnrunUnlocked(std::vector<PoolTask*>& tasks) {
+  if (tasks.empty()) return;
+  mu_.Unlock();
+  {
+    PoolThreadScope scope(this);
+    for (PoolTask* task : tasks) DeliverUnrun(task);
+  }
+  tasks.clear();
+  mu_.Lock();
 }
 
 void WorkerPool::SignalLocked(PoolTask* task, TaskOutcome reason) {

@@ -445,6 +445,10 @@ class WorkerPool {
                TaskResult* out) ABSL_LOCKS_EXCLUDED(mu_);
   // Completes a task taken by TakeUnrunLocked on the calling thread.
   void DeliverUnrun(PoolTask* task) ABSL_LOCKS_EXCLUDED(mu_);
+  // The same for each of `tasks` (then cleared), from a section that holds
+  // mu_: it is released while they are delivered, and held again after.
+  void DeliverUnrunUnlocked(std::vector<PoolTask*>& tasks)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Observer, counters, DoneFn: off the lock.
   void Deliver(PoolTask* task, const TaskResult& result)
       ABSL_LOCKS_EXCLUDED(mu_);
