@@ -366,6 +366,8 @@ void FuzzPool(FuzzedDataProvider& in) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
+  // The input's last byte picks the half (odd: the cost model). The corpus
+  // holds seeds of each: pool1..pool4 reach the pool's operations.
   if (in.ConsumeBool()) {
     FuzzCostModel(in);
   } else {
