@@ -241,22 +241,30 @@ TEST_F(RetryTest, LeastLoadedDoesNotWaitToRetryPastTheEndOfTheRun) {
 // Before, it was retried (and on a busy machine ended out of time).
 TEST_F(RetryTest, LeastLoadedMakesNoRetryWithASliverOfItsDeadlineLeft) {
   const int pushback_ms = PushbackMs();
+  // With room for an answer after the wait, it is retried.
   CommandResult r =
       RunClient({"bench", "--lb", "least_loaded", "--retry", "--task", "spin",
+                 "--duration", "1ms", "--requests", "1", "--concurrency", "1",
+                 "--deadline", absl::StrCat(2 * pushback_ms + 100, "ms"),
+                 "--target", "ipv4:" + Target(*server_), "--json"});
+  google::protobuf::Struct json = ParseJson(r.out);
+  EXPECT_GE(Number(json, "retries"), 1);
+  // With a sliver left after the wait, it is not.
+  r = RunClient({"bench", "--lb", "least_loaded", "--retry", "--task", "spin",
                  "--duration", "1ms", "--requests", "1", "--concurrency", "1",
                  "--deadline", absl::StrCat(pushback_ms + 5, "ms"), "--target",
                  "ipv4:" + Target(*server_), "--json"});
   EXPECT_EQ(r.rc, 1) << r.err;
-  google::protobuf::Struct json = ParseJson(r.out);
+  json = ParseJson(r.out);
+  if (Number(json, "refused") == 0 && Number(json, "retries") == 0) {
+    // The refused attempt itself took longer than its deadline (a process
+    // start and a connection on a loaded machine): nothing to judge. A
+    // retry made with the sliver would show in "retries" and fail below.
+    GTEST_SKIP() << "the first attempt outlived its " << pushback_ms + 5
+                 << " ms deadline: " << r.out;
+  }
   EXPECT_EQ(Number(json, "refused"), 1);
   EXPECT_EQ(Number(json, "retries"), 0);
-  // With room for an answer after the wait, it is retried.
-  r = RunClient({"bench", "--lb", "least_loaded", "--retry", "--task", "spin",
-                 "--duration", "1ms", "--requests", "1", "--concurrency", "1",
-                 "--deadline", absl::StrCat(2 * pushback_ms + 100, "ms"),
-                 "--target", "ipv4:" + Target(*server_), "--json"});
-  json = ParseJson(r.out);
-  EXPECT_GE(Number(json, "retries"), 1);
 }
 
 // least_loaded's --retry, when every replica refuses (the one here): the
