@@ -141,8 +141,9 @@ class FairQueue {
   FairQueue& operator=(const FairQueue&) = delete;
 
   // Queues `node` at the back of (tenant, priority)'s flow. `weight` > 0
-  // is the tenant's; the latest given is kept. `now_ns`: a monotonic
-  // clock's time, for the arrival rates.
+  // is the tenant's; the one given when the flow becomes active is kept
+  // until it empties. `now_ns`: a monotonic clock's time, for the arrival
+  // rates.
   void Push(Node* node, std::string_view tenant, Priority priority,
             double weight, int64_t cost_ns, int64_t now_ns);
   // The next task to run, taken out; nullptr when empty. Every node popped

@@ -173,8 +173,9 @@
 // inline runs) <= alive workers <= max_workers; queue_.size() + running_ <=
 // queue_capacity + max_workers; the cost and byte sums equal those of the
 // queued and running tasks; a task has a live entry in the deadline heap iff
-// it is queued or running, has a finite deadline and has not been
-// signalled, and the heap holds at most 2 x live + 64 entries.
+// it is queued or run by a worker (an inline run is never timed), has a
+// finite deadline and has not been signalled, and the heap holds at most 2 x
+// live + 64 entries.
 #ifndef COMPUTE_SERVER_POOL_WORKER_POOL_H_
 #define COMPUTE_SERVER_POOL_WORKER_POOL_H_
 
