@@ -49,22 +49,23 @@ export function memoryBudgetFits(budgetText, limitBytes) {
 
 // How long compute-server may take to exit after SIGTERM, in seconds: the
 // drain (--drain_timeout: accepted calls finish and their answers are
-// taken), then up to 1 s of gRPC's shutdown grace for calls still in gRPC
-// (ComputeServer::Drain, server/service/server.cc), then up to 10 s for the
-// call objects left on the completion queues (RunQueues::kCallsEndLimit,
-// server/service/run_call.h), then up to 2 s for the log lines still
-// queued, the "stopped" line among them, to be written (FlushLogs at exit,
-// server/main.cc). A grace period of only the drain lets the kill come in
-// the last steps even when the drain itself went well.
+// taken), then what follows it, cut off at kDrainOverrun (server/main.cc):
+// the wait for quiet (100 ms), up to 1 s of gRPC's shutdown grace for calls
+// still in gRPC (ComputeServer::Drain, server/service/server.cc) and up to
+// 10 s for the call objects left on the completion queues
+// (RunQueues::kCallsEndLimit, server/service/run_call.h); then up to 1.5 s
+// for the log lines still queued, the "stopped" line among them, to be
+// written (FlushLogs at exit, server/main.cc; 1 s after a cut-off). A grace
+// period of only the drain lets the kill come in the last steps even when
+// the drain itself went well.
 // Returns the seconds and how they add up, for a check's text.
-const GRPC_SHUTDOWN_GRACE_SECONDS = 1;
-const CALLS_END_LIMIT_SECONDS = 10;
-const LOG_FLUSH_SECONDS = 2;
+const DRAIN_OVERRUN_SECONDS = 11.5;
+const LOG_FLUSH_SECONDS = 1.5;
 export function exitAfterSigterm(drainSeconds, drainName) {
   return {
-    seconds: drainSeconds + GRPC_SHUTDOWN_GRACE_SECONDS + CALLS_END_LIMIT_SECONDS + LOG_FLUSH_SECONDS,
-    what: `${drainName} (${drainSeconds}) + gRPC's shutdown grace (${GRPC_SHUTDOWN_GRACE_SECONDS}) + ` +
-      `the wait for call objects (${CALLS_END_LIMIT_SECONDS}) + the log flush (${LOG_FLUSH_SECONDS})`,
+    seconds: drainSeconds + DRAIN_OVERRUN_SECONDS + LOG_FLUSH_SECONDS,
+    what: `${drainName} (${drainSeconds}) + the drain's bound past it (gRPC's shutdown grace and the wait for ` +
+      `call objects, ${DRAIN_OVERRUN_SECONDS}) + the log flush (${LOG_FLUSH_SECONDS})`,
   };
 }
 

@@ -455,7 +455,7 @@ TEST(GrpcLogE2eTest, ALogReaderThatStopsReadingDoesNotStallTheServer) {
   }
   EXPECT_TRUE(FibServes(*port));
   server.Signal(SIGTERM);
-  // The exit waits up to 2 s for a reader to take the last lines.
+  // The exit waits up to 1.5 s for a reader to take the last lines.
   EXPECT_TRUE(server.ExitsUnread(absl::Seconds(30)))
       << "the server did not drain with its log reader stalled";
   ExitResult exit = server.Wait();
