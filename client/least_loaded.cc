@@ -10,6 +10,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -43,6 +44,11 @@ std::optional<int64_t> PushbackMs(const grpc::ClientContext& context) {
     return std::nullopt;
   }
   return ms;
+}
+
+bool IsMessageTooLarge(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+         absl::StrContains(status.error_message(), "message larger than max (");
 }
 
 bool ParseLoad(const std::string& text, double* load, int* workers) {
@@ -353,7 +359,9 @@ void LeastLoaded::Done(Replica& replica, const grpc::Status& status,
     replica.load_at_ns_.store(now, std::memory_order_relaxed);
   }
   absl::Duration avoid = absl::ZeroDuration();
-  if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+  if (IsMessageTooLarge(status)) {
+    // The message, not the replica: every replica refuses it.
+  } else if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
     // A negative pushback (gRFC A6: do not retry) refuses the call, not the
     // replica: compute-server sends it when the call's own cost is longer
     // than its deadline.

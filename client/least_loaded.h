@@ -115,6 +115,13 @@ double ReplicaScore(const ReplicaView& replica);
 // wait in milliseconds, or below zero, a request not to retry at all.
 std::optional<int64_t> PushbackMs(const grpc::ClientContext& context);
 
+// gRPC's own refusal of a message over a size limit (the server's
+// --max_message_bytes for a request, this client's for an answer):
+// RESOURCE_EXHAUSTED "Received (or Sent) message larger than max (N vs.
+// M)", with no pushback. The same bytes are refused again by every replica,
+// so such a call is not retried and its replica is not avoided.
+bool IsMessageTooLarge(const grpc::Status& status);
+
 // The most utilization a report is taken for (see ParseLoad).
 inline constexpr double kMaxReportedLoad = 1e6;
 

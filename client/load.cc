@@ -290,7 +290,8 @@ void LoadGenerator::Send(Call* call) {
                   [this, call](grpc::Status status) { OnDone(call, status); });
 }
 
-bool LoadGenerator::Retry(Call* call, int code) {
+bool LoadGenerator::Retry(Call* call, const grpc::Status& status) {
+  const int code = status.error_code();
   // CANCELLED too: this generator never cancels a call, so a CANCELLED one
   // was cancelled by the replica or the transport (a replica shutting down
   // resets the streams it has not answered with RST_STREAM CANCEL).
@@ -307,6 +308,9 @@ bool LoadGenerator::Retry(Call* call, int code) {
       AsksForNoRetry(call->context)) {
     return false;
   }
+  // Nor does a message over a size limit fit any replica (until
+  // 2026-12-07 it was retried to the end of the retry budget).
+  if (IsMessageTooLarge(status)) return false;
   // Every replica asked for a pause (the pushback of its refusal, or 1 s
   // after UNAVAILABLE): the retry waits for the first to end, not go at once
   // to one that asked to be left alone; not past the call's deadline.
@@ -360,7 +364,7 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   }
   int code = status.error_code();
   if (code < 0 || code >= kNumStatusCodes) code = grpc::StatusCode::UNKNOWN;
-  if (Retry(call, code)) return;
+  if (Retry(call, status)) return;
   int64_t now = NowNs();
   // Counted before its latency is recorded, and Progress() reads the
   // latencies first, so a progress line never counts more OK calls than
@@ -383,11 +387,12 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   // refusal's pushback is its replica's, which the balancer avoids for that
   // long: the lane waits only while every replica is avoided.
   // A pushback of -1 refuses the call itself (it does not fit its deadline
-  // anywhere), so no replica is avoided for it: the lane backs off as
-  // after a refusal without a pushback, or it would resend at once.
+  // anywhere), as does a message over a size limit, so no replica is
+  // avoided for it: the lane backs off as after a refusal without a
+  // pushback, or it would resend at once.
   std::optional<absl::Duration> pushback;
   if (code == grpc::StatusCode::RESOURCE_EXHAUSTED &&
-      !AsksForNoRetry(call->context)) {
+      !AsksForNoRetry(call->context) && !IsMessageTooLarge(status)) {
     pushback = options_.balancer != nullptr ? UntilOneIsOpen(*options_.balancer)
                                             : Pushback(call->context);
   }
@@ -423,9 +428,19 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   CountOut();
 }
 
+bool LoadGenerator::MayClaim() const {
+  return !stop_.load(std::memory_order_acquire) && NowNs() < end_ns_ &&
+         (options_.requests == 0 ||
+          claimed_.load(std::memory_order_relaxed) < options_.requests);
+}
+
 bool LoadGenerator::PauseLane(absl::Duration wait, absl::Duration backoff) {
-  int64_t now = NowNs();
-  if (stop_.load(std::memory_order_acquire) || now >= end_ns_) return false;
+  // Not when no call is left to claim: the lane would only wait out its
+  // pause, up to 12 s, after the run's last answer (until 2026-12-07 it
+  // did, and a pause that reached --time made the run count as ended by
+  // it, its elapsed time --time's).
+  if (!MayClaim()) return false;
+  const int64_t now = NowNs();
   PauseStep(backoff,
             now + std::min(absl::ToInt64Nanoseconds(wait), end_ns_ - now));
   return true;
@@ -440,19 +455,19 @@ void LoadGenerator::PauseStep(absl::Duration backoff, int64_t until_ns) {
   const int64_t step_ns = std::clamp<int64_t>(
       until_ns - NowNs(), 0,
       absl::ToInt64Nanoseconds(options_.max_unavailable_backoff));
-  pause->alarm.Set(
-      ToGrpcDeadline(DeadlineAfter(absl::Nanoseconds(step_ns))),
-      [this, pause](bool) {
-        const absl::Duration lane_backoff = pause->backoff;
-        const int64_t until = pause->until_ns;
-        delete pause;
-        if (!stop_.load(std::memory_order_acquire) && NowNs() < until) {
-          PauseStep(lane_backoff, until);  // still counted in flight
-          return;
-        }
-        if (Claim()) StartCall(lane_backoff);
-        CountOut();
-      });
+  const gpr_timespec step_end =
+      ToGrpcDeadline(DeadlineAfter(absl::Nanoseconds(step_ns)));
+  pause->alarm.Set(step_end, [this, pause](bool) {
+    const absl::Duration lane_backoff = pause->backoff;
+    const int64_t until = pause->until_ns;
+    delete pause;
+    if (MayClaim() && NowNs() < until) {
+      PauseStep(lane_backoff, until);  // still counted in flight
+      return;
+    }
+    if (Claim()) StartCall(lane_backoff);
+    CountOut();
+  });
 }
 
 void LoadGenerator::CountOut() {
@@ -600,7 +615,7 @@ absl::StatusOr<LoadResult> LoadGenerator::Run() {
       (options_.rate > 0
            ? sent_.load(std::memory_order_relaxed) + behind_schedule_ >=
                  options_.requests
-           : claimed_.load(std::memory_order_relaxed) > options_.requests);
+           : claimed_.load(std::memory_order_relaxed) >= options_.requests);
   const bool ended_by_time = end_ns_ != INT64_MAX &&
                              !stop_.load(std::memory_order_acquire) &&
                              !all_requests;

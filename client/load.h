@@ -202,7 +202,10 @@ class LoadGenerator {
   void OnDone(Call* call, const grpc::Status& status);
   // With a balancer and attempts left: sends `call` again as a new attempt
   // (it stays in flight) and returns true.
-  bool Retry(Call* call, int code);
+  bool Retry(Call* call, const grpc::Status& status);
+  // Whether a lane may still claim a call: not stopped, within --time, and
+  // with --requests not all claimed.
+  bool MayClaim() const;
   // Closed loop: the lane pauses for `wait` (never past the end of the
   // run), then goes on with `backoff` as its own. False if the run is over
   // (the lane ends now).

@@ -305,6 +305,23 @@ TEST_F(RetryTest, ARetryAfterThePushbackSucceedsOnceTheWorkerIsFree) {
   EXPECT_EQ(QueueFull(), before + 1);
 }
 
+// A closed-loop lane refused with a pushback pauses before its next call,
+// but not once --requests are all claimed: the run ends with its last
+// answer. Before 2026-12-07 the lane waited out its pause (up to 12 s), and
+// one that reached --time made the run count as ended by --time, its
+// elapsed time exactly --time's (here 120 ms, inside the 150 ms pushback).
+TEST_F(RetryTest, ABenchEndsWithItsLastAnswerNotWithALanesPause) {
+  CommandResult r =
+      RunClient({"bench", "--task", "spin", "--duration", "1ms", "--requests",
+                 "1", "--concurrency", "1", "--time", "120ms", "--target",
+                 Target(*server_), "--json"});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  google::protobuf::Struct json = ParseJson(r.out);
+  EXPECT_EQ(Number(json, "refused"), 1);
+  // Its one answer's time, whatever the machine's speed; never --time's.
+  EXPECT_NE(Number(json, "elapsed_seconds"), 0.12) << r.out;
+}
+
 // A call whose own estimate is longer than its deadline is refused with
 // pushback -1 (gRFC A6: do not retry): least_loaded neither retries it nor
 // avoids the replica for it (it was the call, not the replica). Before, each
@@ -341,6 +358,37 @@ TEST(RetryNotAskedForTest, AClosedLoopLaneBacksOffAfterADoNotRetryRefusal) {
        "ipv4:" + Target(*server), "--json"});
   ASSERT_EQ(r.rc, 1) << "no call can succeed: " << r.out;
   google::protobuf::Struct json = ParseJson(r.out);
+  // 10, 20, 40 ... 640 ms: about 7 in the second; at once, thousands.
+  EXPECT_LE(Number(json, "sent"), 20) << r.out;
+  EXPECT_EQ(Number(json, "refused"), Number(json, "sent"));
+}
+
+// A request over the server's --max_message_bytes is refused by gRPC
+// itself, RESOURCE_EXHAUSTED "Received message larger than max", with no
+// pushback; every replica would refuse it again. least_loaded's --retry
+// neither retries it nor avoids the replica, and a closed-loop lane backs
+// off as after a do-not-retry refusal. Before 2026-12-07, 3 such calls were
+// 13 attempts (the whole retry budget).
+TEST(RetryNotAskedForTest, LeastLoadedDoesNotRetryAMessageOverTheLimit) {
+  service::ServerConfig config = LocalConfig(1, 8);
+  config.max_message_bytes = 4096;
+  std::unique_ptr<service::ComputeServer> server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  const std::string data(6000, 'a');
+  constexpr int kCalls = 3;
+  CommandResult r = RunClient(
+      {"bench", "--lb", "least_loaded", "--retry", "--task", "sha256", "--data",
+       data, "--requests", absl::StrCat(kCalls), "--concurrency", "1",
+       "--deadline", "20s", "--target", "ipv4:" + Target(*server), "--json"});
+  ASSERT_EQ(r.rc, 1) << "no call can succeed: " << r.out;
+  google::protobuf::Struct json = ParseJson(r.out);
+  EXPECT_EQ(Number(json, "refused"), kCalls) << r.out;
+  EXPECT_EQ(Number(json, "retries"), 0) << r.out;
+  r = RunClient({"bench", "--lb", "least_loaded", "--task", "sha256", "--data",
+                 data, "--time", "1s", "--concurrency", "1", "--target",
+                 "ipv4:" + Target(*server), "--json"});
+  ASSERT_EQ(r.rc, 1) << "no call can succeed: " << r.out;
+  json = ParseJson(r.out);
   // 10, 20, 40 ... 640 ms: about 7 in the second; at once, thousands.
   EXPECT_LE(Number(json, "sent"), 20) << r.out;
   EXPECT_EQ(Number(json, "refused"), Number(json, "sent"));
