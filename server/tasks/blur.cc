@@ -552,7 +552,12 @@ double BlurCostUnits(const compute::v1::RunRequest& request) {
     return pixels * kBlurCopyCostFraction + kBlurFixedCostUnits;
   }
   if (BlurredTransposed(w, h)) {
-    return pixels * kBlurTransposedCostFactor + kBlurFixedCostUnits;
+    // At least what the same image would cost blurred as it is (its rows'
+    // cost), which only small ones reach: a larger image never costs fewer
+    // units (before, 13x14 cost less than 13x13).
+    return std::max(pixels * kBlurTransposedCostFactor,
+                    pixels + kBlurRowCostUnits * static_cast<double>(w)) +
+           kBlurFixedCostUnits;
   }
   const double strips =
       static_cast<double>((w + kStripColumns - 1) / kStripColumns);

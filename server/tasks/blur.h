@@ -89,7 +89,8 @@ absl::StatusOr<std::string> BoxBlurPieces(
 
 // Cost model (TaskKind::cost_units): width x height pixels, plus
 // kBlurRowCostUnits per row of each strip (kStripColumns wide), or pixels x
-// kBlurTransposedCostFactor for a narrow image blurred as its transpose, or
+// kBlurTransposedCostFactor for a narrow image blurred as its transpose (at
+// least pixels + kBlurRowCostUnits per column, its transpose's rows), or
 // pixels x kBlurCopyCostFraction at radius 0 (a copy); plus
 // kBlurFixedCostUnits. Measured (release build, kernel_bench): 0.45-0.50 ns
 // per pixel from 256x256 to 2048x2048 and on 16-pixel-high strips, 0.57-0.60

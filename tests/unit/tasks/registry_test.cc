@@ -371,6 +371,21 @@ TEST(TaskCostTest, BlurUnitsCarryTheShapesCostPerPixel) {
   EXPECT_EQ(Units(BlurRequest(8, 131072, 0)), Units(BlurRequest(131072, 8, 0)));
 }
 
+// The cost model's rule (registry.h): a larger request never costs fewer
+// units. Blur's shapes meet where a narrow image turns to its transpose
+// (taller than wide) and where a strip ends; until 2026-12-07, 13x14 cost
+// fewer units than 13x13.
+TEST(TaskCostTest, ALargerImageNeverCostsLessToBlur) {
+  for (uint32_t w = 1; w <= 20; ++w) {
+    for (uint32_t h = 1; h <= 20; ++h) {
+      const double units = Units(BlurRequest(w, h, 1));
+      EXPECT_GE(Units(BlurRequest(w + 1, h, 1)), units) << w << "x" << h;
+      EXPECT_GE(Units(BlurRequest(w, h + 1, 1)), units) << w << "x" << h;
+    }
+  }
+  EXPECT_GT(Units(BlurRequest(2049, 4, 1)), Units(BlurRequest(2048, 4, 1)));
+}
+
 TEST(TaskCostTest, ResponseBytesMatchTheResults) {
   // Blur returns its pixels: the budget is their count plus the header.
   for (const auto& [width, height] : std::vector<std::pair<uint32_t, uint32_t>>{
