@@ -46,8 +46,9 @@ fi
 # `make check-deploy` (tests/deploy) runs its schema and rule checks on
 # Node: Debian's nodejs and npm, unless a node with its npm is already
 # there (NodeSource's, say, which Debian's npm package would conflict with).
-# It also needs kubectl with kustomize components (1.21 or later), which
-# bookworm does not package (its kubernetes-client is 1.20): see README.
+# It also needs kubectl 1.25 or later (the overlays' `labels:
+# includeTemplates` needs its kustomize), which bookworm does not package
+# (its kubernetes-client is 1.20): see README.
 NODE_PACKAGES=()
 if [[ "${1:-}" != "--build-only" ]] &&
   ! { command -v node && command -v npm; } >/dev/null; then
@@ -84,7 +85,14 @@ fi
 # Debian's prometheus package enables and starts a server of its own, on
 # every interface at :9090, unauthenticated: the tests need only the
 # binaries, and that server would take the port the compose stack's
-# Prometheus publishes. Stopped and disabled when this script installed it.
-if [[ " ${missing[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
-  "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+# Prometheus publishes. Stopped and disabled when this script installed it:
+# by systemd, or, without it (a container), by its init script, which the
+# package's postinst starts unless a policy-rc.d forbids it.
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+  if [[ -d /run/systemd/system ]]; then
+    "${SUDO[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+  elif [[ -x /etc/init.d/prometheus ]]; then
+    "${SUDO[@]}" /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    "${SUDO[@]}" update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
 fi

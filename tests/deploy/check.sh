@@ -62,6 +62,15 @@ expect_fail() {
 for tool in kubectl promtool prometheus node npm curl; do
   command -v "$tool" >/dev/null || { echo "check-deploy: $tool not found" >&2; exit 1; }
 done
+# The overlays' `labels: includeTemplates` needs the kustomize of kubectl
+# 1.25 or later; an older one (bookworm's kubernetes-client is 1.20) would
+# fail later, on the first overlay, with a less clear error.
+kubectl_minor=$({ kubectl version --client -o json 2>/dev/null || true; } |
+  sed -nE 's/^ *"minor": "([0-9]+).*/\1/p' | head -1)
+if [[ -z $kubectl_minor || $kubectl_minor -lt 25 ]]; then
+  echo "check-deploy: kubectl 1.25 or later needed, found 1.${kubectl_minor:-?} (see README)" >&2
+  exit 1
+fi
 [[ ${1:-} == --tools ]] && exit 0
 
 tmp=$(mktemp -d)
