@@ -552,9 +552,9 @@ double BlurCostUnits(const compute::v1::RunRequest& request) {
     return pixels * kBlurCopyCostFraction + kBlurFixedCostUnits;
   }
   if (BlurredTransposed(w, h)) {
-    // At least what the same image would cost blurred as it is (its rows'
-    // cost), which only small ones reach: a larger image never costs fewer
-    // units (before, 13x14 cost less than 13x13).
+    // At least its pixels plus its transpose's rows (kBlurRowCostUnits
+    // each), which only images up to 16 tall reach: so a larger image never
+    // costs fewer units (before, 13x14 cost less than 13x13).
     return std::max(pixels * kBlurTransposedCostFactor,
                     pixels + kBlurRowCostUnits * static_cast<double>(w)) +
            kBlurFixedCostUnits;
