@@ -59,8 +59,9 @@ using compute::Put;
 // request (see the signal thread), not a second one that ends the drain.
 constexpr absl::Duration kSameStopRequestWindow = absl::Milliseconds(250);
 // How long the drain may run past --drain_timeout (the wait for quiet, at
-// most 100 ms; gRPC's grace, 1 s; its queues' end, at most 10 s), and past
-// a second signal, before the process exits without it.
+// most 100 ms; gRPC's grace, 1 s; its queues' end, at most 10 s; the
+// metrics endpoint's stop, milliseconds, up to 2.5 s behind idle half-sent
+// requests), and past a second signal, before the process exits without it.
 constexpr absl::Duration kDrainOverrun = absl::Milliseconds(11500);
 constexpr absl::Duration kEndedDrainOverrun = absl::Seconds(2);
 
