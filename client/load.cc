@@ -239,9 +239,12 @@ int64_t LoadGenerator::NowNs() const {
       .count();
 }
 
+bool LoadGenerator::RunOpen() const {
+  return !stop_.load(std::memory_order_acquire) && NowNs() < end_ns_;
+}
+
 bool LoadGenerator::Claim() {
-  if (stop_.load(std::memory_order_acquire)) return false;
-  if (NowNs() >= end_ns_) return false;
+  if (!RunOpen()) return false;
   return options_.requests == 0 ||
          claimed_.fetch_add(1, std::memory_order_relaxed) < options_.requests;
 }
@@ -429,7 +432,7 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
 }
 
 bool LoadGenerator::MayClaim() const {
-  return !stop_.load(std::memory_order_acquire) && NowNs() < end_ns_ &&
+  return RunOpen() &&
          (options_.requests == 0 ||
           claimed_.load(std::memory_order_relaxed) < options_.requests);
 }

@@ -189,6 +189,8 @@ class LoadGenerator {
   absl::Status Validate() const;
   absl::Status WaitForConnections();
   int64_t NowNs() const;
+  // Not stopped and within --time: calls may still start.
+  bool RunOpen() const;
   // Claims the right to start one more call (requests, duration, Stop).
   bool Claim();
   // `backoff`: the closed-loop lane's current pause after UNAVAILABLE.

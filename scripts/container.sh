@@ -59,6 +59,14 @@ image_helper() {
   if [[ -x $helper ]]; then echo "$helper"; fi
 }
 
+# image_engine_present: docker (its engine answering), podman or an image
+# helper is here; image_build may still fail (a base image it cannot pull,
+# podman unable to run a container), but not for want of all three.
+image_engine_present() {
+  docker info >/dev/null 2>&1 || command -v podman >/dev/null 2>&1 ||
+    [[ -n $(image_helper) ]]
+}
+
 image_build() {
   local tag=$1 helper
   shift
