@@ -18,15 +18,16 @@
 // CheckCall: waits for a call; on it, asks for the next one, answers the
 //   status and is deleted by its finish event.
 // WatchCall: waits for a call; on it, asks for the next one, registers as a
-//   watcher and sends the status; each change is sent after the write in
-//   flight (one write at a time; a change during a write is sent when it
-//   completes, only the latest). It ends with Finish: UNAVAILABLE when the
-//   service shuts down (Shutdown, at the drain, so that gRPC's Shutdown
-//   need not wait for open streams), after the latest status has been
-//   written; CANCELLED once the client has gone.
-//   Lifetime: two references, the request -> write -> Finish chain's and
-//   the done event's (AsyncNotifyWhenDone, delivered once per call that
-//   arrived); the last one deletes the call.
+//   watcher and sends the status (a name over 1 KiB, which the stream would
+//   hold for its life, is refused INVALID_ARGUMENT instead); each change is
+//   sent after the write in flight (one write at a time; a change during a
+//   write is sent when it completes, only the latest). It ends with Finish:
+//   UNAVAILABLE when the service shuts down (Shutdown, at the drain, so that
+//   gRPC's Shutdown need not wait for open streams), after the latest status
+//   has been written; CANCELLED once the client has gone. Lifetime: two
+//   references, the request -> write -> Finish chain's and the done event's
+//   (AsyncNotifyWhenDone, delivered once per call that arrived); the last one
+//   deletes the call.
 //
 // Lock order: HealthService::mu_, then a WatchCall's. Status changes are
 // sent to watchers with mu_ held, so they reach each watcher in order.
