@@ -146,26 +146,20 @@ TEST(CompressionE2eTest, BombsAreRefusedBeforeAnyInflation) {
 }
 
 // Opens a plain-text HTTP/2 connection to 127.0.0.1:`port`, sends a gRPC
-// call's headers with `content_type`, and waits up to `timeout` for the
-// server to answer anything. False if the connection failed.
+// call's headers with `content_type` and a PING, and waits up to `timeout`
+// for the PING's ACK. True once it came: the server has read the headers
+// (and gRPC logged whatever it logs about them). The server's SETTINGS are
+// no such sign: gRPC sends them when the connection starts, before it has
+// read anything (until 2026-12-07 the first byte counted, so a flood's last
+// requests could still be unread at a SIGTERM sent right after). Nor does
+// the server end such a stream: it waits for a body.
 bool SendHeadersWithContentType(int port, const std::string& content_type,
                                 absl::Duration timeout) {
-  int fd = ConnectLoopback(port);
-  if (fd < 0) return false;
-  std::string out = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
-                    Http2Frame(http2::kSettings, 0, 0, "") +
-                    Http2Frame(http2::kHeaders, http2::kEndHeaders, 1,
-                               RunCallHeaders(content_type));
-  bool sent =
-      write(fd, out.data(), out.size()) == static_cast<ssize_t>(out.size());
-  if (sent) {
-    // The server's SETTINGS, then its answer to the stream; whatever comes
-    // first shows the server has read the headers.
-    pollfd p{fd, POLLIN, 0};
-    poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
-  }
-  close(fd);
-  return sent;
+  RawHttp2Connection connection;
+  return connection.Connect(port) &&
+         connection.Send(Http2Frame(http2::kHeaders, http2::kEndHeaders, 1,
+                                    RunCallHeaders(content_type))) &&
+         connection.Ping(timeout);
 }
 
 // Every line of `text` as a JSON object; fails the test at one that is not.

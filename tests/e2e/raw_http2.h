@@ -394,6 +394,23 @@ class RawHttp2Connection {
     return true;
   }
 
+  // Sends a PING and reads (answering SETTINGS and PING) until the server
+  // acknowledges it: HTTP/2 peers handle frames in order, so the server has
+  // read everything sent before. False if the connection closes or
+  // `timeout` passes first.
+  bool Ping(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    const int acks = ping_acks_;
+    if (!Send(Http2Frame(http2::kPing, 0, 0, std::string(8, '\0')))) {
+      return false;
+    }
+    for (;;) {
+      ProcessFrames();
+      if (ping_acks_ > acks) return true;
+      if (ReadMore(deadline) != Read::kBytes) return false;
+    }
+  }
+
   // Reads (answering SETTINGS and PING) until `stream` ends, the connection
   // closes, or `timeout` passes. What arrives for other streams meanwhile is
   // kept for their own ReadUntilEnd.
@@ -507,6 +524,8 @@ class RawHttp2Connection {
       Send(Http2Frame(http2::kSettings, http2::kAck, 0, ""));
     } else if (type == http2::kPing && !(flags & http2::kAck)) {
       Send(Http2Frame(http2::kPing, http2::kAck, 0, payload));
+    } else if (type == http2::kPing) {
+      ++ping_acks_;
     } else if (type == http2::kGoaway) {
       goaway_ = true;
     } else if (type == http2::kWindowUpdate) {
@@ -573,6 +592,7 @@ class RawHttp2Connection {
   uint32_t block_stream_ = 0;
   bool block_ends_stream_ = false;
   bool goaway_ = false;
+  int ping_acks_ = 0;  // PING ACKs received
   std::map<uint16_t, uint32_t> peer_settings_;
   std::string error_;  // a frame this client could not decode
   // What the server lets this client send (RFC 9113 6.9): 65,535 bytes on
