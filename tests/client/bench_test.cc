@@ -625,17 +625,20 @@ TEST(BenchTest, ALeastLoadedLaneGoesOnToAReplicaThatDidNotRefuse) {
 // displaced) is retried on another with the time it has left: the
 // attempt's time is not a round trip that the retry would repeat. (A
 // first form of the sliver rule required the whole 600 ms again, and the
-// call ended refused with 400 ms left and a free replica beside it.)
+// call ended refused with 400 ms left and a free replica beside it.) Here
+// the wait is 1.5 s of a 2.5 s deadline: that rule would refuse the retry
+// (1 s left), and the retry's fib(1) has a second, ample on a loaded
+// machine (400 ms were not certain to be).
 TEST(BenchTest, ACallRefusedAfterALongWaitIsRetriedOnAnotherReplica) {
   auto server = StartServer(LocalConfig(2, 64));
   ASSERT_NE(server, nullptr);
   // Reports no load, so it takes the first call; then avoided 10 s.
-  Refuser refuser(0, "60000", absl::Milliseconds(600));
+  Refuser refuser(0, "60000", absl::Milliseconds(1500));
   CommandResult r = RunClient(
       {"bench", "--target",
        absl::StrCat("ipv4:", Target(*server), ",", refuser.target()), "--lb",
        "least_loaded", "--retry", "--task", "fib", "--n", "1", "--deadline",
-       "1s", "--concurrency", "1", "--requests", "3", "--json"});
+       "2500ms", "--concurrency", "1", "--requests", "3", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   const google::protobuf::Struct json = ParseJson(r.out);
   const auto& status = Object(json, "status").fields();

@@ -4,6 +4,8 @@
 #ifndef COMPUTE_TESTS_INTEGRATION_CALLS_H_
 #define COMPUTE_TESTS_INTEGRATION_CALLS_H_
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -70,6 +72,12 @@ class AsyncCall {
   ~AsyncCall() {
     context_.TryCancel();
     Wait();
+    // Freeing the call while gRPC may still run its callback would be a
+    // use after free, a crash far from its cause: stop here, saying why.
+    if (!done()) {
+      std::fprintf(stderr, "AsyncCall: a cancelled call did not finish\n");
+      std::abort();
+    }
   }
   // The final status; fails the test on timeout.
   grpc::Status Wait() {
