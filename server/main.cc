@@ -316,7 +316,7 @@ int main(int argc, char** argv) {
   for (const std::string& warning : (*server)->start_warnings()) {
     google::protobuf::Struct f;
     Put(f, "detail", warning);
-    compute::LogJson("warning", "TLS certificate that clients refuse", f);
+    compute::LogJson("warning", "TLS handshakes will fail", f);
   }
   metrics.AttachPool(&(*server)->pool(), &(*server)->service().cost_model());
   // Stopped before the server goes (declared after it).

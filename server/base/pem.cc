@@ -133,6 +133,31 @@ std::string ServerCertificatePurposeProblem(absl::string_view flag,
                       "it (a client certificate?)");
 }
 
+std::string ClientCaProblem(absl::string_view flag, const std::string& path,
+                            const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return "";
+  std::unique_ptr<X509, decltype(&X509_free)> first(nullptr, &X509_free);
+  bool can_end_a_chain = false;
+  while (!can_end_a_chain) {
+    std::unique_ptr<X509, decltype(&X509_free)> cert(
+        PEM_read_bio_X509(bio, nullptr, nullptr, nullptr), &X509_free);
+    if (cert == nullptr) break;
+    can_end_a_chain = X509_check_ca(cert.get()) != 0 ||
+                      X509_check_issued(cert.get(), cert.get()) == X509_V_OK;
+    if (first == nullptr) first = std::move(cert);
+  }
+  ERR_clear_error();
+  BIO_free(bio);
+  if (can_end_a_chain || first == nullptr) return "";
+  return absl::StrCat(flag, " ", path,
+                      ": no certificate in it is a CA or self-signed "
+                      "(certificate 1 (",
+                      Subject(first.get()),
+                      ") is neither): every client certificate is refused (a "
+                      "server or client certificate in place of the CA's?)");
+}
+
 absl::StatusOr<std::string> ReadPemFile(absl::string_view flag,
                                         const std::string& path, PemKind kind) {
   absl::StatusOr<std::string> pem = ReadFile(path, kMaxPemBytes + 1);

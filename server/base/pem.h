@@ -68,6 +68,18 @@ std::string ServerCertificatePurposeProblem(absl::string_view flag,
                                             const std::string& path,
                                             const std::string& pem);
 
+// Whether `pem` (checked by ReadPemFile; flag's `path`), a server's client
+// CA file, holds a certificate that can end a client's verified chain: a
+// CA's (OpenSSL's X509_check_ca), or a self-signed one (a client's own,
+// pinned). "" if so, else one line for a start-up warning: "--tls_client_ca
+// ca.pem: no certificate in it is a CA or self-signed (certificate 1 (CN =
+// compute) is neither): every client certificate is refused (a server or
+// client certificate in place of the CA's?)". A warning, as above; before
+// 2026-12-07 the server started without a word and refused every mTLS
+// client, which saw only "Socket closed".
+std::string ClientCaProblem(absl::string_view flag, const std::string& path,
+                            const std::string& pem);
+
 }  // namespace compute
 
 #endif  // COMPUTE_SERVER_BASE_PEM_H_

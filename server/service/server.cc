@@ -62,6 +62,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
                           PemKind::kCertificates);
     if (!ca.ok()) return ca.status();
     check_validity(config.tls_client_ca_name, config.tls_client_ca, *ca);
+    if (std::string problem = ClientCaProblem(config.tls_client_ca_name,
+                                              config.tls_client_ca, *ca);
+        !problem.empty()) {
+      warnings->push_back(std::move(problem));
+    }
     options.pem_root_certs = *ca;
     options.client_certificate_request =
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;

@@ -174,6 +174,30 @@ TEST_F(TlsTest, AServerCertificateForClientsOnlyIsWarnedOf) {
             grpc::StatusCode::UNAVAILABLE);
 }
 
+// A client CA file holding no CA's certificate (here the server's own, a
+// leaf the CA signed) is a start-up warning naming it: every mTLS client is
+// refused, as the call here shows, while the server seems to serve (before
+// 2026-12-07 it started without a word). The CA's own says nothing.
+TEST_F(TlsTest, AClientCaFileWithNoCaIsWarnedOf) {
+  auto fine = StartTls(/*mutual=*/true);
+  ASSERT_NE(fine, nullptr);
+  EXPECT_TRUE(fine->start_warnings().empty());
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.tls_cert = Path("server.pem");
+  config.tls_key = Path("server.key");
+  config.tls_client_ca = Path("server.pem");
+  config.tls_client_ca_name = "--tls_client_ca";
+  auto server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  ASSERT_EQ(server->start_warnings().size(), 1u);
+  EXPECT_THAT(
+      server->start_warnings()[0],
+      ::testing::HasSubstr("--tls_client_ca " + Path("server.pem") +
+                           ": no certificate in it is a CA or self-signed"));
+  EXPECT_EQ(CallFib(server->port(), /*with_client_cert=*/true).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
 TEST_F(TlsTest, PlaintextClientIsRefusedByTlsServer) {
   auto server = StartTls(/*mutual=*/false);
   ASSERT_NE(server, nullptr);

@@ -131,5 +131,15 @@ TEST(ServerCertificatePurposeTest, AClientOnlyCertificateIsNamed) {
             "");
 }
 
+// A self-signed certificate in a client CA file (a client's own, pinned)
+// can end a verified chain: not named. (One that is neither a CA's nor
+// self-signed is: TlsTest.AClientCaFileWithNoCaIsWarnedOf.)
+TEST(ClientCaProblemTest, ASelfSignedCertificateIsNotNamed) {
+  const absl::Duration day = absl::Hours(24);
+  EXPECT_EQ(ClientCaProblem("--tls_client_ca", "ca.pem",
+                            Certificate("pinned", -day, day, "clientAuth")),
+            "");
+}
+
 }  // namespace
 }  // namespace compute
