@@ -45,7 +45,8 @@ inline constexpr uint8_t kEndStream = 0x1, kAck = 0x1, kEndHeaders = 0x4,
                          kPadded = 0x8, kPriority = 0x20;
 inline constexpr uint16_t kSettingsMaxConcurrentStreams = 0x3,
                           kSettingsInitialWindowSize = 0x4,
-                          kSettingsMaxFrameSize = 0x5;
+                          kSettingsMaxFrameSize = 0x5,
+                          kSettingsGrpcTrueBinary = 0xfe03;
 }  // namespace http2
 
 // One HTTP/2 frame: 24-bit length, type, flags, 31-bit stream id, payload.
@@ -319,18 +320,25 @@ class RawHttp2Connection {
   // Connects to 127.0.0.1:`port` and sends the client preface and
   // SETTINGS; with `initial_window`, each stream's receive window is that
   // many bytes (0: the server may send no DATA until a WINDOW_UPDATE, which
-  // this client never sends).
-  bool Connect(int port, std::optional<uint32_t> initial_window = {}) {
+  // this client never sends). With `true_binary`, gRPC's own setting that
+  // asks for binary metadata (`-bin`) as its bytes after a 0 byte, not in
+  // base64, which gRPC 1.51 Huffman-codes (not decoded here).
+  bool Connect(int port, std::optional<uint32_t> initial_window = {},
+               bool true_binary = false) {
     fd_ = ConnectLoopback(port);
     if (fd_ < 0) return false;
     std::string settings;
-    if (initial_window) {
-      settings.push_back(0);
-      settings.push_back(static_cast<char>(http2::kSettingsInitialWindowSize));
+    auto add = [&settings](uint16_t id, uint32_t value) {
+      settings.push_back(static_cast<char>(id >> 8));
+      settings.push_back(static_cast<char>(id));
       for (int shift : {24, 16, 8, 0}) {
-        settings.push_back(static_cast<char>(*initial_window >> shift));
+        settings.push_back(static_cast<char>(value >> shift));
       }
+    };
+    if (initial_window) {
+      add(http2::kSettingsInitialWindowSize, *initial_window);
     }
+    if (true_binary) add(http2::kSettingsGrpcTrueBinary, 1);
     return Send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
                 Http2Frame(http2::kSettings, 0, 0, settings));
   }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/raw_http2.h"
 #include "tests/integration/test_server.h"
 #include "tests/wait_until.h"
 #include "xds/data/orca/v3/orca_load_report.pb.h"
@@ -230,6 +231,47 @@ TEST(LoadReportTest, EveryRunAnswerCarriesTheLoadInItsTrailers) {
   }));
   EXPECT_GE(busy["application_utilization"], 1.0) << "its worker is busy";
   EXPECT_GT(busy["expected_wait_ms"], 0);
+}
+
+// The ORCA trailer that Envoy and gRPC's weighted round robin read reaches
+// the wire, and says what compute-load says (both are made from one
+// report; compute-load rounds). gRPC 1.51 keeps endpoint-load-metrics-bin
+// out of a C++ client's trailers, so a raw HTTP/2 client reads it: before,
+// no test would have seen it go.
+TEST(LoadReportTest, TheOrcaTrailerOnTheWireSaysWhatComputeLoadSays) {
+  service::ServerConfig config = LocalConfig(1, 4);
+  config.load_report_interval = absl::ZeroDuration();
+  auto server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  RawHttp2Connection connection;
+  ASSERT_TRUE(connection.Connect(server->port(), std::nullopt,
+                                 /*true_binary=*/true));
+  ASSERT_TRUE(connection.Send(
+      Http2Frame(http2::kHeaders, http2::kEndHeaders, 1, RunCallHeaders())));
+  ASSERT_TRUE(
+      connection.SendData(1, GrpcMessage(Fib(10).SerializeAsString()), kWait));
+  const StreamEnd end = connection.ReadUntilEnd(1, kWait);
+  ASSERT_EQ(end.kind, StreamEnd::Kind::kTrailers) << end.error;
+  EXPECT_EQ(end.grpc_status(), 0);
+  ASSERT_TRUE(end.fields.contains(service::kOrcaTrailer));
+  ASSERT_TRUE(end.fields.contains(service::kLoadTrailer));
+  // Asked for as true binary: a 0 byte, then the report's bytes.
+  const std::string& value = end.fields.at(service::kOrcaTrailer);
+  ASSERT_TRUE(!value.empty() && value[0] == '\0') << value;
+  xds::data::orca::v3::OrcaLoadReport orca;
+  ASSERT_TRUE(orca.ParseFromString(value.substr(1)));
+  std::map<std::string, double> text =
+      ParseLoad(end.fields.at(service::kLoadTrailer));
+  EXPECT_NEAR(orca.application_utilization(), text["application_utilization"],
+              0.0005);
+  EXPECT_NEAR(orca.cpu_utilization(), text["cpu_utilization"], 0.0005);
+  EXPECT_NEAR(orca.rps_fractional(), text["rps_fractional"], 0.05);
+  EXPECT_NEAR(orca.eps(), text["eps"], 0.05);
+  EXPECT_EQ(orca.named_metrics().at("queue_depth"), text["queue_depth"]);
+  EXPECT_NEAR(orca.named_metrics().at("expected_wait_ms"),
+              text["expected_wait_ms"], 0.05);
+  EXPECT_EQ(orca.named_metrics().at("workers"), 1);
+  EXPECT_EQ(text["workers"], 1);
 }
 
 // With an interval, answers in between carry no report, but a refusal
