@@ -53,7 +53,7 @@ bool IsMessageTooLarge(const grpc::Status& status) {
 
 bool ParseLoad(const std::string& text, double* load, int* workers) {
   bool have_load = false;
-  *workers = 0;
+  *workers = 1;
   for (absl::string_view pair : absl::StrSplit(text, ',')) {
     if (absl::ConsumePrefix(&pair, "application_utilization=")) {
       // SimpleAtod reads "inf" too, and an infinite load never ages (inf
@@ -66,7 +66,7 @@ bool ParseLoad(const std::string& text, double* load, int* workers) {
       // below 1 within ~10 s.
       *load = std::min(*load, kMaxReportedLoad);
     } else if (absl::ConsumePrefix(&pair, "workers=")) {
-      if (!absl::SimpleAtoi(pair, workers) || *workers < 0) *workers = 0;
+      if (!absl::SimpleAtoi(pair, workers) || *workers < 1) *workers = 1;
     }
   }
   return have_load;

@@ -127,9 +127,10 @@ inline constexpr double kMaxReportedLoad = 1e6;
 
 // A `compute-load` trailer ("application_utilization=1.250,workers=4"):
 // the utilization, a finite number >= 0 (false without one; at most
-// kMaxReportedLoad), and the
-// workers (0 when absent or not a count: a server from before it was
-// reported).
+// kMaxReportedLoad), and the workers (1 when absent or not a count of at
+// least 1: a server from before they were reported, or another server
+// speaking the format; until 2026-12-07 0, which ReplicaScore reads as a
+// replica not heard from, so its reported load went unused).
 bool ParseLoad(const std::string& text, double* load, int* workers);
 
 // The addresses `target` names now, as gRPC targets of one address each

@@ -409,9 +409,16 @@ TEST(LeastLoadedTest, ALoadThatIsNotAFiniteNumberIsNotTaken) {
         "workers=4", ""}) {
     EXPECT_FALSE(client::ParseLoad(bad, &load, &workers)) << bad;
   }
-  EXPECT_TRUE(client::ParseLoad("application_utilization=0,workers=x", &load,
-                                &workers));
-  EXPECT_EQ(workers, 0) << "not a count";
+  // Workers not a count, or not said: one (0 would read as a replica not
+  // heard from, whose reported load is not used).
+  for (const char* text :
+       {"application_utilization=2,workers=x",
+        "application_utilization=2,workers=0", "application_utilization=2"}) {
+    EXPECT_TRUE(client::ParseLoad(text, &load, &workers)) << text;
+    EXPECT_EQ(workers, 1) << text;
+    EXPECT_GT(client::ReplicaScore({.load = load, .workers = workers}), 2)
+        << text << ": its load is used";
+  }
   // Finite but huge: taken as the most a report counts for, which fades.
   EXPECT_TRUE(
       client::ParseLoad("application_utilization=1e300", &load, &workers));
