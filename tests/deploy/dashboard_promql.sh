@@ -48,21 +48,38 @@ wait_http() {
 # Optional: a real compute-server to scrape.
 : >"$tmp/prometheus.yml" # empty configuration: no scrapes, no rules
 if [[ -n ${COMPUTE_SERVER:-} ]]; then
-  mport=$(free_port)
-  "$COMPUTE_SERVER" --address=127.0.0.1 --port=0 --metrics_address=127.0.0.1 --metrics_port="$mport" \
-    --workers=1 --tenant_metrics=10 >"$tmp/server.log" 2>&1 &
-  pids+=($!)
-  # /metrics answers before the gRPC server starts (a bad metrics port stops
-  # start-up first); the pool's gauges appear once it serves.
-  deadline=$((SECONDS + 15))
-  until grep -q '"msg":"serving"' "$tmp/server.log" 2>/dev/null; do
-    if ((SECONDS >= deadline)) || ! kill -0 "${pids[-1]}" 2>/dev/null; then
-      echo "FAIL dashboard_promql: $COMPUTE_SERVER did not start serving" >&2
-      tail -5 "$tmp/server.log" >&2
-      exit 1
-    fi
-    sleep 0.1
+  # The port is free when picked, but another process may take it before
+  # the server binds it: the server then stops at once, saying so, and is
+  # started again on another.
+  for attempt in 1 2 3; do
+    mport=$(free_port)
+    "$COMPUTE_SERVER" --address=127.0.0.1 --port=0 --metrics_address=127.0.0.1 --metrics_port="$mport" \
+      --workers=1 --tenant_metrics=10 >"$tmp/server.log" 2>&1 &
+    pids+=($!)
+    # /metrics answers before the gRPC server starts (a bad metrics port
+    # stops start-up first); the pool's gauges appear once it serves.
+    deadline=$((SECONDS + 15))
+    serving=
+    until grep -q '"msg":"serving"' "$tmp/server.log" 2>/dev/null; do
+      if ! kill -0 "${pids[-1]}" 2>/dev/null &&
+        grep -q -- "--metrics_port: port $mport is in use" "$tmp/server.log"; then
+        echo "dashboard_promql: metrics port $mport taken (try $attempt)" >&2
+        continue 2
+      fi
+      if ((SECONDS >= deadline)) || ! kill -0 "${pids[-1]}" 2>/dev/null; then
+        echo "FAIL dashboard_promql: $COMPUTE_SERVER did not start serving" >&2
+        tail -5 "$tmp/server.log" >&2
+        exit 1
+      fi
+      sleep 0.1
+    done
+    serving=1
+    break
   done
+  if [[ -z $serving ]]; then
+    echo "FAIL dashboard_promql: no free metrics port in 3 tries" >&2
+    exit 1
+  fi
   if ! wait_http "http://127.0.0.1:$mport/metrics" 15; then
     echo "FAIL dashboard_promql: $COMPUTE_SERVER served no /metrics on 127.0.0.1:$mport" >&2
     tail -5 "$tmp/server.log" >&2

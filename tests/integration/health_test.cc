@@ -35,9 +35,12 @@ class HealthTest : public ::testing::Test {
   }
 
   // Opens a Watch of `service` and reads its first status into *first.
+  // The stream ends by kWait at the latest: a server that never answers
+  // fails the test, not hangs it.
   std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> Watch(
       grpc::ClientContext* context, const std::string& service,
       HealthCheckResponse* first) {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + kWait));
     HealthCheckRequest request;
     request.set_service(service);
     auto watch = stub_->Watch(context, request);
