@@ -69,14 +69,16 @@ std::string ServerCertificatePurposeProblem(absl::string_view flag,
                                             const std::string& pem);
 
 // Whether `pem` (checked by ReadPemFile; flag's `path`), a server's client
-// CA file, holds a certificate that can end a client's verified chain: a
-// CA's (OpenSSL's X509_check_ca), or a self-signed one (a client's own,
+// CA file, holds a certificate that can issue clients' certificates (a
+// CA's, by OpenSSL's X509_check_ca) or is self-signed (a client's own,
 // pinned). "" if so, else one line for a start-up warning: "--tls_client_ca
 // ca.pem: no certificate in it is a CA or self-signed (certificate 1 (CN =
-// compute) is neither): every client certificate is refused (a server or
-// client certificate in place of the CA's?)". A warning, as above; before
-// 2026-12-07 the server started without a word and refused every mTLS
-// client, which saw only "Socket closed".
+// compute) is neither): only a client presenting one of these very
+// certificates is accepted (a server or client certificate in place of the
+// CA's?)". (gRPC 1.51 verifies with OpenSSL's partial chains, so a pinned
+// leaf does admit its own holder.) A warning, as above; before 2026-12-07
+// a server given its own certificate here started without a word and
+// refused every mTLS client, which saw only "Socket closed".
 std::string ClientCaProblem(absl::string_view flag, const std::string& path,
                             const std::string& pem);
 

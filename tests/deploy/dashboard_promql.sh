@@ -61,8 +61,11 @@ if [[ -n ${COMPUTE_SERVER:-} ]]; then
     deadline=$((SECONDS + 15))
     serving=
     until grep -q '"msg":"serving"' "$tmp/server.log" 2>/dev/null; do
+      # Taken before its check (in use) or between its check and its bind
+      # (cannot listen).
       if ! kill -0 "${pids[-1]}" 2>/dev/null &&
-        grep -q -- "--metrics_port: port $mport is in use" "$tmp/server.log"; then
+        grep -Eq -- "--metrics_port: port $mport is in use|cannot listen on 127.0.0.1:$mport " \
+          "$tmp/server.log"; then
         echo "dashboard_promql: metrics port $mport taken (try $attempt)" >&2
         continue 2
       fi
