@@ -148,7 +148,8 @@ bench_wait_http() {
 # bench_start_compute LOG [FLAG...]: starts compute-server on 127.0.0.1 with
 # --port=0 (the kernel picks; read from its "serving" log line) and the
 # flags. If a flag says --metrics_port=free, a free port is picked for it
-# (and the start retried up to 3 times should another process take it).
+# (and the start retried up to 3 times should another process take it,
+# before the server binds it or after).
 # Sets compute_pid, compute_port and metrics_port (0 when none); returns 1
 # with the server's last log lines on stderr if it does not serve in 30 s,
 # 2 if it exited with code 2 (a flag it refused: see its log).
@@ -187,6 +188,15 @@ bench_start_compute() {
       rc=0
       wait "$compute_pid" 2>/dev/null || rc=$?
       bench_stop "$compute_pid"
+      # The metrics port it was given was taken before its check (exit 2
+      # too, but no flag of the caller's is wrong): another one. (Taken
+      # between its check and its bind, it exits 1: retried below.)
+      if ((rc == 2 && metrics_port != 0)) &&
+        grep -q -- "--metrics_port: port $metrics_port is in use" "$log"; then
+        echo "$BENCH_NAME: metrics port $metrics_port taken," \
+          "attempt $attempt" >&2
+        continue
+      fi
       if ((rc == 2)); then return 2; fi
       echo "$BENCH_NAME: compute-server exited (code $rc), attempt $attempt:" >&2
       tail -3 "$log" >&2

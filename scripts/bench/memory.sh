@@ -149,23 +149,30 @@ timeout --foreground "$limit" "$COMPUTE_CLIENT" bench --target "$target" --task 
   --in "$image" --radius "$RADIUS" --concurrency "$CALLS" \
   --requests "$CALLS" --deadline "$DEADLINE" --json >"$out" ||
   bench_die "compute-client bench failed"
+burst_end=$(date +%s.%N)
 kill -0 "$pid" 2>/dev/null ||
   bench_die "compute-server died during the burst: $(tail -3 "$bench_tmp/server.log")"
 
-# Until the queue is empty and no worker busy (10 s at most).
+# Until the queue is empty and no worker busy (10 s at most: every call
+# has been answered, so a pool still busy then is a fault to report, not a
+# row to fill).
+idle_again=
 for ((i = 0; i < 100; i++)); do
   m=$(curl -fsS -m 2 "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null) ||
     true
   if grep -Eq '^compute_pool_queue_depth 0$' <<<"$m" &&
     grep -Eq '^compute_pool_workers_busy 0$' <<<"$m"; then
+    idle_again=1
     break
   fi
   sleep 0.1
 done
+[[ -n $idle_again ]] ||
+  bench_die "the pool was still busy 10 s after the burst's last answer"
 after_kib=$(status_kib VmRSS)
 hwm_kib=$(status_kib VmHWM)
-# How soon memory comes back: RSS every 0.5 s for MEMORY_SETTLE seconds.
-settle_start=$(date +%s.%N)
+# How soon memory comes back: RSS every 0.5 s for MEMORY_SETTLE seconds,
+# counted from the burst's last answer.
 settled_kib=$after_kib
 back_after=-1
 ((after_kib * 10 <= idle_kib * 12)) && back_after=0
@@ -174,7 +181,7 @@ for ((i = 0; i < SETTLE * 2; i++)); do
   settled_kib=$(status_kib VmRSS)
   if [[ $back_after == -1 ]] && ((settled_kib * 10 <= idle_kib * 12)); then
     back_after=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[1]) - float(sys.argv[2])))" \
-      "$(date +%s.%N)" "$settle_start")
+      "$(date +%s.%N)" "$burst_end")
   fi
 done
 bench_stop "$sampler_pid"
@@ -199,6 +206,7 @@ echo "## memory: $CALLS concurrent blurs of ${SIDE}x$SIDE" \
 echo
 bench_machine_line
 extra=${EXTRA_FLAGS[*]:+ (${EXTRA_FLAGS[*]})}
+budget_bytes=${budget:-0}
 if [[ -n $budget ]]; then
   budget="max_inflight_bytes $budget ($(mib $((budget / 1024))))"
 else
@@ -242,11 +250,18 @@ if [[ -n ${MEMORY_RESULT:-} ]]; then
 fi
 # The peak: VmHWM, or the highest sample if that is higher (the kernel
 # folds RSS into VmHWM lazily).
-python3 - "$hwm_kib" "$sampled_kib" <<'PY'
+# Against the budget in force (the server's start-up line): the issue's
+# target is for 512 MiB; with no budget there is none.
+python3 - "$hwm_kib" "$sampled_kib" "$budget_bytes" <<'PY'
 import sys
 peak = max(int(sys.argv[1]), int(sys.argv[2])) * 1024
-limit = 512 * 2**20 + 200 * 10**6
-print("target: peak RSS <= 512 MiB + 200 MB (%.1f MiB): %s (peak %.1f MiB, %+.1f MiB)"
-      % (limit / 2**20, "met" if peak <= limit else "MISSED", peak / 2**20,
-         (peak - limit) / 2**20))
+budget = int(sys.argv[3])
+if budget <= 0:
+    print("target: none (no memory budget in force; peak %.1f MiB)"
+          % (peak / 2**20))
+    sys.exit(0)
+limit = budget + 200 * 10**6
+print("target: peak RSS <= %.0f MiB + 200 MB (%.1f MiB): %s (peak %.1f MiB, %+.1f MiB)"
+      % (budget / 2**20, limit / 2**20, "met" if peak <= limit else "MISSED",
+         peak / 2**20, (peak - limit) / 2**20))
 PY

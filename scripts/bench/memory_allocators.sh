@@ -23,7 +23,7 @@
 # All but as-built run on a compute-server built with glibc's malloc (the
 # preloaded allocator replaces it): $GLIBC_SERVER, by default build/glibc/
 # (configured with -DCOMPUTE_MALLOC=glibc and built here, compute-server
-# only, when it is missing). Reported per allocator, medians over the rounds: RSS idle, peak,
+# only, every run: see below). Reported per allocator, medians over the rounds: RSS idle, peak,
 # when the queue is empty, MEMORY_SETTLE (10) s later, and the ratios of
 # those to idle and of peak and settled RSS to glibc's; the calls that were
 # accepted (a faster or leaner server accepts more of the burst, which raises
@@ -131,9 +131,9 @@ echo
 echo "Machine: nproc = $(nproc), CPU: $(grep -m1 'model name' /proc/cpuinfo |
   cut -d: -f2- | sed 's/^ *//')"
 echo
-python3 - "$results" "${NAMES[@]}" <<'PY'
+python3 - "$results" "${MEMORY_CALLS:-64}" "${NAMES[@]}" <<'PY'
 import statistics, sys
-path, names = sys.argv[1], sys.argv[2:]
+path, calls, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 rows = {}
 for line in open(path):
     f = line.split()
@@ -154,5 +154,5 @@ for name in names:
     print("| %s | %s | %s | %s | %s | %.2fx | %.2fx | %.2fx | %s | %.0f of %.0f |"
           % (name, mib(idle), mib(peak), mib(after), mib(settled),
              settled / idle, peak / med(base, 1), settled / med(base, 3),
-             back, med(name, 5), med(name, 5) + med(name, 6)))
+             back, med(name, 5), calls))
 PY
