@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "benchmark/benchmark.h"
 #include "prometheus/counter.h"
@@ -275,13 +276,23 @@ class SummaryReporter : public bench::RateReporter {
         ratio = absl::StrFormat(
             "%.3f", entry.tasks_per_second / base->second.tasks_per_second);
       }
+      const bool threads_row = args.rfind("threads:", 0) == 0;
       std::string workers = args.rfind("workers:", 0) == 0 ? args.substr(8)
-                            : args.rfind("threads:", 0) == 0
-                                ? args.substr(8) + " threads"
-                                : "-";
+                            : threads_row ? args.substr(8) + " threads"
+                                          : "-";
+      // The rate of a threads:N row is the N threads' together, so one
+      // thread's time per task is N times its inverse.
+      int threads = 1;
+      if (threads_row && !absl::SimpleAtoi(args.substr(8), &threads)) {
+        threads = 1;
+      }
+      const double ns = threads * 1e9 / entry.tasks_per_second;
       out << absl::StrFormat(
-          "| %s | %s | %.0f | %.1f | %s |\n", function.substr(3), workers,
-          entry.tasks_per_second, 1e9 / entry.tasks_per_second, ratio);
+          "| %s | %s | %.0f | %s | %s |\n", function.substr(3), workers,
+          entry.tasks_per_second,
+          threads_row ? absl::StrFormat("%.1f per thread", ns)
+                      : absl::StrFormat("%.1f", ns),
+          ratio);
     }
     out << std::flush;
   }
