@@ -120,7 +120,9 @@ int BatchCommand(const std::vector<std::string>& args, const Io& io) {
     } else {
       io.out << Describe(s->request)
              << " failed: " << StatusCodeName(s->status.error_code()) << ": "
-             << s->status.error_message() << "\n";
+             << s->status.error_message()
+             << ConnectionHint(s->status.error_message(), common.channel)
+             << "\n";
     }
   }
   if (common.json) {

@@ -94,7 +94,8 @@ absl::Status NoConnection(
   const std::string why = WhyNoConnection(channels);
   return absl::UnavailableError(absl::StrCat(
       "cannot connect to ", common.channel.target, ": ", status.message(),
-      " (see --connect_timeout)", why.empty() ? "" : "; last error: ", why));
+      " (see --connect_timeout)", why.empty() ? "" : "; last error: ", why,
+      ConnectionHint(why, common.channel)));
 }
 
 // The channels a load goes over, and with --lb least_loaded its balancer

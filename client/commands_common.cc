@@ -118,10 +118,30 @@ int Fail(const std::string& command, const absl::Status& status, const Io& io) {
   return kExitFailure;
 }
 
-int CallFailed(const grpc::Status& status, const Io& io) {
+int CallFailed(const grpc::Status& status, const ChannelOptions& options,
+               const Io& io) {
   io.err << StatusCodeName(status.error_code()) << ": "
-         << status.error_message() << "\n";
+         << status.error_message()
+         << ConnectionHint(status.error_message(), options) << "\n";
   return kExitFailure;
+}
+
+std::string ConnectionHint(std::string_view message,
+                           const ChannelOptions& options) {
+  if (message.find("Socket closed") == std::string_view::npos) return "";
+  const std::string what =
+      " (hint: the server closed the connection as it was set up; ";
+  if (!UsesTls(options)) {
+    return what + "if it serves TLS, add --tls, or --ca F for a private CA)";
+  }
+  if (options.cert.empty()) {
+    return what +
+           "if it asks for a client certificate (mutual TLS), add --cert F "
+           "--key F)";
+  }
+  return what +
+         "it may not accept the certificate in --cert: its --tls_client_ca "
+         "must hold the CA that issued it)";
 }
 
 std::optional<int> StdoutFailure(const std::string& command, const Io& io) {

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -47,8 +48,18 @@ std::optional<int> ParseFlags(const std::string& command, FlagSet& flags,
 // usage error (exit 2), anything else a failure (exit 1).
 int Fail(const std::string& command, const absl::Status& status, const Io& io);
 int Usage(const std::string& command, const std::string& message, const Io& io);
-// "<CODE>: <message>" on stderr; exit 1.
-int CallFailed(const grpc::Status& status, const Io& io);
+// "<CODE>: <message>" on stderr, and ConnectionHint; exit 1.
+int CallFailed(const grpc::Status& status, const ChannelOptions& options,
+               const Io& io);
+// gRPC says only "Socket closed" when the server closes the connection as
+// it is set up, which is what a TLS mismatch looks like from the client:
+// plaintext against a TLS server, no client certificate for a server that
+// asks for one (mutual TLS), or one it does not accept. For such a
+// message, " (hint: ...)" naming the flags that may be missing, judged by
+// `options`; "" for any other. `message`: gRPC's error message (a call's,
+// or a channel's last error).
+std::string ConnectionHint(std::string_view message,
+                           const ChannelOptions& options);
 
 // Flushes stdout. When that or an earlier write to it failed (a full disk,
 // a closed pipe), prints "compute-client <command>: cannot write stdout:

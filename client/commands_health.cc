@@ -40,7 +40,7 @@ int HealthCommand(const std::vector<std::string>& args, const Io& io) {
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
   grpc::Status status = stub->Check(&context, request, &response);
-  if (!status.ok()) return CallFailed(status, io);
+  if (!status.ok()) return CallFailed(status, options, io);
 
   std::string name = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
       response.status());

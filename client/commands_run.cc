@@ -98,7 +98,7 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
   grpc::Status status = stub->Run(&context, *request, &response);
   absl::Duration round_trip =
       absl::FromChrono(std::chrono::steady_clock::now() - start);
-  if (!status.ok()) return CallFailed(status, io);
+  if (!status.ok()) return CallFailed(status, common.channel, io);
 
   if (absl::Status saved = SaveResult(task, maxval, *request, response);
       !saved.ok()) {

@@ -1,10 +1,6 @@
 // The load generator (LoadGenerator and `compute-client bench`) against
 // in-process servers: every call is accounted for, the open loop keeps its
 // rate, and an overloaded server's refusals show as RESOURCE_EXHAUSTED.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -275,36 +271,6 @@ TEST(BenchTest, StopEndsTheRunAndEveryCallIsAccountedFor) {
   EXPECT_EQ(r->completed(), r->sent);
   EXPECT_EQ(r->ok(), server->pool().Stats().accepted);
 }
-
-// A port on 127.0.0.1 that the kernel picked, bound so that no one else
-// takes it while the test runs. Not listening: connecting is refused.
-// Listening (kListen) but never accepting: the kernel completes connections
-// into its backlog and nothing answers, a replica that is stopped or cut
-// off; a gRPC channel to it stays connecting and its calls run out of time.
-class LoopbackPort {
- public:
-  enum Mode { kClosed, kListen };
-  explicit LoopbackPort(Mode mode = kClosed) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-        (mode == kClosed || listen(fd_, 64) == 0) &&
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port_ = ntohs(addr.sin_port);
-    }
-  }
-  ~LoopbackPort() { close(fd_); }
-  LoopbackPort(const LoopbackPort&) = delete;
-  LoopbackPort& operator=(const LoopbackPort&) = delete;
-  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
 
 TEST(BenchTest, NoServerFailsAfterTheConnectTimeoutWithOneLine) {
   LoopbackPort closed;

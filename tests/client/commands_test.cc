@@ -801,8 +801,9 @@ TEST_F(CommandsTest, HealthOfAnUnknownServiceOrNoServerIsExit1) {
   CommandResult r = Run({"health", "--service", "no.such.Service"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_THAT(r.err, StartsWith("NOT_FOUND: "));
-  server_.reset();  // the port is closed now
-  r = Run({"health", "--deadline", "5s"});
+  // No server: a port held closed, so that no other test's server takes it.
+  LoopbackPort closed;
+  r = RunClient({"health", "--deadline", "5s", "--target", closed.target()});
   EXPECT_EQ(r.rc, 1);
   EXPECT_THAT(r.err, StartsWith("UNAVAILABLE: "));
 }

@@ -44,7 +44,11 @@ class ClientTlsTest : public ::testing::Test {
         ec +
         " -keyout client.key -out client.csr -subj /CN=compute-test-client;"
         "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key "
-        "-CAcreateserial -out client.pem -days 1";
+        "-CAcreateserial -out client.pem -days 1;"
+        // A client certificate no CA of the server's signed.
+        "openssl req -x509 " +
+        ec +
+        " -keyout stranger.key -out stranger.pem -days 1 -subj /CN=stranger";
     ASSERT_EQ(std::system(("bash -c \"" + script + "\"").c_str()), 0);
   }
   static void TearDownTestSuite() {
@@ -81,11 +85,30 @@ TEST_F(ClientTlsTest, MutualTls) {
                  "--cert", Path("client.pem"), "--key", Path("client.key")});
   EXPECT_EQ(r.rc, 0) << r.err;
 
-  // No client certificate: the server refuses the handshake.
+  // No client certificate: the server refuses the handshake, and gRPC
+  // says only "Socket closed"; the line says which flags may be missing.
   r = RunClient({"run", "fib", "--n", "10", "--target", target, "--ca",
                  Path("ca.pem"), "--deadline", "10s"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_THAT(r.err, StartsWith("UNAVAILABLE: "));
+  EXPECT_THAT(r.err, HasSubstr("Socket closed (hint: the server closed the "
+                               "connection as it was set up; if it asks for a "
+                               "client certificate (mutual TLS), add --cert F "
+                               "--key F)\n"));
+  // Plaintext against TLS.
+  r = RunClient({"health", "--target", target, "--deadline", "10s"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("(hint: the server closed the connection as it "
+                               "was set up; if it serves TLS, add --tls, or "
+                               "--ca F for a private CA)\n"));
+  // A certificate the server does not accept.
+  r = RunClient({"batch", "--target", target, "--ca", Path("ca.pem"), "--cert",
+                 Path("stranger.pem"), "--key", Path("stranger.key"),
+                 "--deadline", "10s", "fib", "10"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.out, HasSubstr("it may not accept the certificate in --cert: "
+                               "its --tls_client_ca must hold the CA that "
+                               "issued it)\n"));
 
   // A certificate without its key is a usage error.
   r = RunClient(
