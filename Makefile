@@ -98,20 +98,21 @@ check-format: deps
 # build/glibc), with tenants and priorities competing (fairness), and three
 # unequal replicas under least_loaded and round_robin (fleet). About 21
 # minutes; `make bench BENCH_QUICK=1` about 8. Each step is bounded by
-# `timeout` (--foreground: else it puts the step in a process group of its
-# own, which the terminal's Ctrl-C never reaches).
+# scripts/bench/bounded.sh, which stops the step and every server it
+# started at its limit or on Ctrl-C (`timeout --foreground` left them
+# running; plain `timeout` is out of Ctrl-C's reach).
 bench: build
 	cmake --build $(BUILD) -j $(JOBS) --target pool_bench metrics_bench kernel_bench echo_server
-	timeout --foreground -k 10 300 ./$(BUILD)/tests/bench/pool_bench
-	timeout --foreground -k 10 300 ./$(BUILD)/tests/bench/metrics_bench
-	timeout --foreground -k 10 300 ./$(BUILD)/tests/bench/kernel_bench
-	BUILD=$(abspath $(BUILD)) timeout --foreground -k 10 300 ./scripts/bench/e2e.sh
-	BUILD=$(abspath $(BUILD)) timeout --foreground -k 10 300 ./scripts/bench/overload.sh
-	BUILD=$(abspath $(BUILD)) timeout --foreground -k 10 300 ./scripts/bench/payload.sh
-	BUILD=$(abspath $(BUILD)) timeout --foreground -k 10 300 ./scripts/bench/memory.sh
-	BUILD=$(abspath $(BUILD)) timeout --foreground -k 10 1800 ./scripts/bench/memory_allocators.sh
-	BUILD=$(abspath $(BUILD)) timeout --foreground -k 10 600 ./scripts/bench/fairness.sh
-	BUILD=$(abspath $(BUILD)) timeout --foreground -k 10 300 ./scripts/bench/fleet.sh
+	./scripts/bench/bounded.sh 300 ./$(BUILD)/tests/bench/pool_bench
+	./scripts/bench/bounded.sh 300 ./$(BUILD)/tests/bench/metrics_bench
+	./scripts/bench/bounded.sh 300 ./$(BUILD)/tests/bench/kernel_bench
+	BUILD=$(abspath $(BUILD)) ./scripts/bench/bounded.sh 300 ./scripts/bench/e2e.sh
+	BUILD=$(abspath $(BUILD)) ./scripts/bench/bounded.sh 300 ./scripts/bench/overload.sh
+	BUILD=$(abspath $(BUILD)) ./scripts/bench/bounded.sh 300 ./scripts/bench/payload.sh
+	BUILD=$(abspath $(BUILD)) ./scripts/bench/bounded.sh 300 ./scripts/bench/memory.sh
+	BUILD=$(abspath $(BUILD)) ./scripts/bench/bounded.sh 1800 ./scripts/bench/memory_allocators.sh
+	BUILD=$(abspath $(BUILD)) ./scripts/bench/bounded.sh 600 ./scripts/bench/fairness.sh
+	BUILD=$(abspath $(BUILD)) ./scripts/bench/bounded.sh 300 ./scripts/bench/fleet.sh
 
 # The end-to-end step of `make bench` alone (about 3 minutes; BENCH_QUICK=1
 # under 1): compute-server, then the completion-queue and callback echo
@@ -119,7 +120,7 @@ bench: build
 # at half of echo_cq's throughput (scripts/bench/e2e.sh says how).
 bench-e2e: build
 	cmake --build $(BUILD) -j $(JOBS) --target echo_server
-	BUILD=$(abspath $(BUILD)) timeout --foreground -k 10 300 ./scripts/bench/e2e.sh
+	BUILD=$(abspath $(BUILD)) ./scripts/bench/bounded.sh 300 ./scripts/bench/e2e.sh
 
 # Soak (not in CI): 10 minutes of mixed load against the real binary,
 # sampling its RSS, open fds and threads every 5 s; fails when any trends
