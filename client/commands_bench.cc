@@ -36,10 +36,14 @@ std::string ErrorCodes(const LoadResult& r) {
 
 // Exit 1, with one line on stderr, when no call succeeded or errors (other
 // than the server's refusals) exceed the share allowed.
-int BenchVerdict(const LoadResult& r, double max_error_rate, const Io& io) {
+// `entry`: a --mix entry's name, named on the line ("" for none).
+int BenchVerdict(const LoadResult& r, double max_error_rate, const Io& io,
+                 const std::string& entry = "") {
+  const std::string who =
+      entry.empty() ? "" : absl::StrCat("--mix entry '", entry, "': ");
   if (r.ok() == 0) {
-    io.err << "compute-client bench: no call succeeded (" << r.completed()
-           << " completed"
+    io.err << "compute-client bench: " << who << "no call succeeded ("
+           << r.completed() << " completed"
            << (r.errors() > 0 ? absl::StrCat(": ", ErrorCodes(r)) : "")
            << (r.refused() > 0
                    ? absl::StrCat(", RESOURCE_EXHAUSTED ", r.refused())
@@ -49,9 +53,9 @@ int BenchVerdict(const LoadResult& r, double max_error_rate, const Io& io) {
   }
   if (r.error_share() > max_error_rate) {
     io.err << absl::StrFormat(
-        "compute-client bench: %.2f%% of calls failed (%s), above "
+        "compute-client bench: %s%.2f%% of calls failed (%s), above "
         "--max_error_rate %g\n",
-        100 * r.error_share(), ErrorCodes(r), max_error_rate);
+        who, 100 * r.error_share(), ErrorCodes(r), max_error_rate);
     return kExitFailure;
   }
   return kExitOk;
@@ -195,7 +199,7 @@ int RunMix(const std::vector<MixEntry>& mix, const LoadOptions& base,
     }
     ok += r.ok();
     if (r.error_share() > max_error_rate) {
-      verdict = BenchVerdict(r, max_error_rate, io);
+      verdict = BenchVerdict(r, max_error_rate, io, entry.name);
     }
   }
   if (common.json) {
@@ -278,7 +282,9 @@ int BenchCommand(const std::vector<std::string>& args, const Io& io) {
   if (!(max_error_rate >= 0 && max_error_rate <= 1)) {
     return Usage(command, "--max_error_rate must be between 0 and 1", io);
   }
-  if (flags.Given("rate") && flags.Given("concurrency")) {
+  // --rate 0 is the closed loop, as its help says, so it goes with
+  // --concurrency.
+  if (flags.Given("rate") && rate != 0 && flags.Given("concurrency")) {
     return Usage(command,
                  "--rate (open loop) and --concurrency (closed loop) do not "
                  "go together: give one",

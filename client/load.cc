@@ -162,7 +162,9 @@ absl::Status LoadGenerator::Validate() const {
         "--time must be > 0 (got ", absl::FormatDuration(o.duration), ")"));
   }
   if (o.requests == 0 && o.duration == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError("give --time or --requests");
+    // bench's --time has a default: only --time inf gets here.
+    return absl::InvalidArgumentError(
+        "--time inf needs --requests N (a run must end)");
   }
   if (o.deadline <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--deadline must be > 0");
@@ -612,7 +614,8 @@ absl::StatusOr<LoadResult> LoadGenerator::Run() {
   }
   // A run that --time ended lasts --time, though its last answer may come
   // before the end (an open loop's last call is due a period before it;
-  // lanes may wait out a backoff). Not when --requests or Stop ended it.
+  // lanes may wait out a backoff). Not when --requests or Stop ended it
+  // (an open loop's --requests: see schedule_ns).
   const bool all_requests =
       options_.requests > 0 &&
       (options_.rate > 0
@@ -632,8 +635,17 @@ absl::StatusOr<LoadResult> LoadGenerator::Run() {
   }
   result.ok_latency = ok_latency_.Snapshot();
   result.refused_latency = refused_latency_.Snapshot();
+  // An open loop that --requests ended lasts its schedule, a period for
+  // each call (as one that --time ended lasts --time): --rate 2 --requests
+  // 10 is 5 s of 2/s, though its last answer came at 4.5 s (2.22/s).
+  const int64_t schedule_ns =
+      options_.rate > 0 && all_requests
+          ? std::llround(static_cast<double>(result.sent + behind_schedule_) *
+                         1e9 / options_.rate)
+          : 0;
   result.elapsed = absl::Nanoseconds(
-      std::max(last_done_ns_.load(), ended_by_time ? end_ns_ : int64_t{0}));
+      std::max({last_done_ns_.load(), ended_by_time ? end_ns_ : int64_t{0},
+                schedule_ns}));
   result.send_window = absl::Nanoseconds(last_start_ns_.load());
   result.retries = retries_.load(std::memory_order_relaxed);
   result.retries_over_budget = retries_refused_.load(std::memory_order_relaxed);

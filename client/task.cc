@@ -128,6 +128,14 @@ absl::Status CheckTaskFlags(std::string_view task, const FlagSet& flags,
   if (flags.Given("file") && values.file.empty()) {
     return absl::InvalidArgumentError("--file: empty path");
   }
+  // An empty --out (--out="$OUT" with OUT unset) is not "no --out": that
+  // would write the image to stdout.
+  if (flags.Given("out") && values.out.empty()) {
+    return absl::InvalidArgumentError("--out: empty path");
+  }
+  if (flags.Given("in") && values.in.empty()) {
+    return absl::InvalidArgumentError("--in: empty path");
+  }
   return absl::OkStatus();
 }
 

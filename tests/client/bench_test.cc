@@ -144,8 +144,9 @@ TEST(BenchTest, OpenLoopKeepsTheAskedRate) {
 
 // A run --time ends lasts --time: 10 calls at 10/s over 1 s are 10/s,
 // though the last answer comes at 0.9 s and a round trip (measured to it,
-// they read 11.1/s; 2 a second for 5 s read 2.22). A run --requests ends
-// lasts to its last answer.
+// they read 11.1/s; 2 a second for 5 s read 2.22). One --requests ends
+// lasts its schedule, a period a call, or to its last answer if later
+// (until 2026-12-07 to its last answer: --rate 2 --requests 10 read 2.22).
 TEST(BenchTest, AnOpenLoopsThroughputIsOverItsWholeTime) {
   auto server = StartServer(LocalConfig(2, 64));
   ASSERT_NE(server, nullptr);
@@ -162,6 +163,8 @@ TEST(BenchTest, AnOpenLoopsThroughputIsOverItsWholeTime) {
   ASSERT_EQ(r.rc, 0) << r.err;
   json = ParseJson(r.out);
   EXPECT_EQ(Number(json, "sent"), 3);
+  EXPECT_GE(Number(json, "elapsed_seconds"), 0.3);
+  EXPECT_LE(Number(json, "throughput"), 10.0);
   EXPECT_LT(Number(json, "elapsed_seconds"), 10.0);
 }
 
@@ -664,6 +667,17 @@ TEST(BenchTest, NoSuccessfulCallExitsOne) {
             "compute-client bench: no call succeeded (20 completed: INTERNAL "
             "20)\n");
   EXPECT_THAT(r.out, HasSubstr("Errors (any other failure): 100.0%"));
+  // With --mix, each line names its entry (they read the same before).
+  r = RunClient({"bench", "--target", Target(*server), "--task", "fib", "--n",
+                 "1", "--requests", "4", "--mix",
+                 "a:concurrency=1,b:concurrency=1"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.err,
+            "compute-client bench: --mix entry 'a': no call succeeded (4 "
+            "completed: INTERNAL 4)\n"
+            "compute-client bench: --mix entry 'b': no call succeeded (4 "
+            "completed: INTERNAL 4)\n"
+            "compute-client bench: no call of any --mix entry succeeded\n");
 }
 
 // Every other call fails INTERNAL.

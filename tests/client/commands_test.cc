@@ -447,6 +447,13 @@ TEST_F(CommandsTest, ATenantGrpcCannotSendIsAUsageError) {
        "compute-client run: --file: empty path"},
       {{"bench", "--task", "sha256", "--file", "", "--requests", "1"},
        "compute-client bench: --file: empty path"},
+      // --out="$OUT" with OUT unset wrote the image to stdout.
+      {{"run", "blur", "--in", "x.pgm", "--out", ""},
+       "compute-client run: --out: empty path"},
+      {{"run", "blur", "--in", ""}, "compute-client run: --in: empty path"},
+      {{"bench", "--task", "fib", "--n", "1", "--time", "inf"},
+       "compute-client bench: --time inf needs --requests N (a run must "
+       "end)"},
       {{"run", "sha256", "--file", "/dev/null", "--data", ""},
        "compute-client run: sha256 takes --file or --data, not both"},
       {{"bench", "--task", "fib", "--n", "1", "--requests", "1", "--mix",
@@ -510,6 +517,12 @@ TEST_F(CommandsTest, FlagsThatDoNotApplyAreUsageErrors) {
     EXPECT_EQ(r.rc, 2) << c.err;
     EXPECT_EQ(r.err, c.err + "\n");
   }
+  // --rate 0 is the closed loop (its help says so): it goes with
+  // --concurrency.
+  CommandResult r = Run({"bench", "--task", "fib", "--n", "1", "--rate", "0",
+                         "--concurrency", "2", "--requests", "4", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(Number(ParseJson(r.out), "concurrency"), 2) << r.out;
 }
 
 // Flags that were dropped without a word: bench never writes --out, an
