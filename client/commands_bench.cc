@@ -41,6 +41,13 @@ int BenchVerdict(const LoadResult& r, double max_error_rate, const Io& io,
                  const std::string& entry = "") {
   const std::string who =
       entry.empty() ? "" : absl::StrCat("--mix entry '", entry, "': ");
+  if (r.unreachable) {
+    io.err << "compute-client bench: " << who << "stopped after " << r.sent
+           << " calls: for longer than --connect_timeout every call ended "
+              "UNAVAILABLE (the server is gone?; "
+           << ErrorCodes(r) << ")\n";
+    return kExitFailure;
+  }
   if (r.ok() == 0) {
     io.err << "compute-client bench: " << who << "no call succeeded ("
            << r.completed() << " completed"

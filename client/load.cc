@@ -387,6 +387,17 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
     refused_latency_.Record(now - call->start_ns);
   }
   AtomicMax(last_done_ns_, now);
+  if (code != grpc::StatusCode::UNAVAILABLE) {
+    AtomicMax(reached_ns_, now);
+  } else if (end_ns_ == INT64_MAX &&
+             options_.connect_timeout > absl::ZeroDuration() &&
+             now - reached_ns_.load() >
+                 absl::ToInt64Nanoseconds(options_.connect_timeout)) {
+    // Only --requests bounds this run, and the server has been gone for
+    // longer than a connection may take: stop, and say so.
+    unreachable_.store(true);
+    Stop();
+  }
   absl::Duration backoff = call->backoff;
   // How long the server asked this lane to wait. With a balancer, the
   // refusal's pushback is its replica's, which the balancer avoids for that
@@ -647,6 +658,7 @@ absl::StatusOr<LoadResult> LoadGenerator::Run() {
       std::max({last_done_ns_.load(), ended_by_time ? end_ns_ : int64_t{0},
                 schedule_ns}));
   result.send_window = absl::Nanoseconds(last_start_ns_.load());
+  result.unreachable = unreachable_.load();
   result.retries = retries_.load(std::memory_order_relaxed);
   result.retries_over_budget = retries_refused_.load(std::memory_order_relaxed);
   result.request_bytes = request_bytes_.Length();

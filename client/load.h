@@ -138,6 +138,10 @@ struct LoadResult {
   // With a balancer: each replica's address and the attempts sent to it,
   // replicas that left the target mid-run included.
   std::vector<std::pair<std::string, uint64_t>> replica_calls;
+  // A run with no --time stopped before all its --requests: every call had
+  // ended UNAVAILABLE for over connect_timeout (the server gone; its lanes,
+  // backing off, would send about one call a second each, for hours).
+  bool unreachable = false;
 
   uint64_t count(grpc::StatusCode code) const { return codes[code]; }
   uint64_t completed() const;
@@ -248,6 +252,10 @@ class LoadGenerator {
   std::atomic<uint64_t> next_channel_{0};
   std::atomic<int64_t> last_start_ns_{0};
   std::atomic<int64_t> last_done_ns_{0};
+  // When the last call ended with a status other than UNAVAILABLE (0: the
+  // run's start), and whether the run stopped for being that long without.
+  std::atomic<int64_t> reached_ns_{0};
+  std::atomic<bool> unreachable_{false};
   std::array<std::atomic<uint64_t>, kNumStatusCodes> codes_{};
   ConcurrentHistogram ok_latency_;
   ConcurrentHistogram refused_latency_;

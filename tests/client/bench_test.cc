@@ -275,6 +275,33 @@ TEST(BenchTest, StopEndsTheRunAndEveryCallIsAccountedFor) {
   EXPECT_EQ(r->ok(), server->pool().Stats().accepted);
 }
 
+// A run that only --requests bounds, whose server goes away: its lanes,
+// backing off, sent about a call a second each, so 10,000 requests took
+// hours. It stops once every call has ended UNAVAILABLE for longer than
+// --connect_timeout, and says so.
+TEST(BenchTest, ARunWithoutTimeStopsWhenItsServerIsGone) {
+  auto server = StartServer(LocalConfig(2, 64));
+  ASSERT_NE(server, nullptr);
+  const std::string target = Target(*server);
+  std::thread stopper([&] {
+    EXPECT_TRUE(
+        WaitUntil([&] { return server->pool().Stats().accepted >= 10; }));
+    server.reset();  // its port closes
+  });
+  // The 50 calls after the server has gone took 25 s before (a mutant: it
+  // ends with "N% of calls failed").
+  CommandResult r = RunClient({"bench", "--target", target, "--task", "sleep",
+                               "--duration", "20ms", "--concurrency", "2",
+                               "--requests", "60", "--connect_timeout", "1s"});
+  stopper.join();
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err,
+              ::testing::MatchesRegex(
+                  "compute-client bench: stopped after [0-9]+ calls: for "
+                  "longer than --connect_timeout every call ended UNAVAILABLE "
+                  "\\(the server is gone\\?; UNAVAILABLE [0-9]+.*\\)\n"));
+}
+
 TEST(BenchTest, NoServerFailsAfterTheConnectTimeoutWithOneLine) {
   LoopbackPort closed;
   absl::Time start = absl::Now();
