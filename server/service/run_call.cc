@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cassert>
+#include <new>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -203,6 +204,11 @@ absl::Status RunQueues::Start() {
       return absl::ResourceExhaustedError(absl::StrCat(
           "cannot start I/O thread ", q + 1, " of ", queues_.size(), ": ",
           e.what(), " (lower --io_threads, or raise the process's limit)"));
+    } catch (const std::bad_alloc&) {  // the thread's state, under RLIMIT_AS
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cannot start I/O thread ", q + 1, " of ", queues_.size(),
+          ": out of memory (lower --io_threads, or raise the process's "
+          "limit)"));
     }
     // "compute-io0", ...: named for top, perf and gdb.
     const std::string name = absl::StrCat("compute-io", q);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -1419,6 +1420,20 @@ TEST(ServerStartTest, AnIoThreadTheSystemRefusesIsAClearErrorNotACrash) {
   ASSERT_NE(again, nullptr)
       << "the failed start left port " << config.port << " open";
   EXPECT_EQ(again->port(), config.port);
+  again.reset();
+  // Out of memory for the thread's state (RLIMIT_AS): the same, not
+  // std::terminate (the exception escaped until 2026-12-07).
+  started = 0;
+  config.start_io_thread = [&](std::function<void()> body) {
+    if (started.fetch_add(1) == 1) throw std::bad_alloc();
+    return std::thread(std::move(body));
+  };
+  server = service::ComputeServer::Start(config);
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(server.status().message()),
+              ::testing::HasSubstr("cannot start I/O thread 2 of 3: out of "
+                                   "memory"));
 }
 
 TEST(ServerStartTest, AnAddressItCannotBindIsAClearErrorNotACrash) {
