@@ -1,6 +1,7 @@
 #include "client/commands_common.h"
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -160,19 +161,32 @@ void SetDeadline(grpc::ClientContext& context, absl::Duration deadline) {
   context.set_deadline(ToGrpcDeadline(DeadlineAfter(deadline)));
 }
 
+absl::Duration ConnectFirst(grpc::Channel& channel, gpr_timespec deadline) {
+  const auto start = std::chrono::steady_clock::now();
+  grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+  while (state == GRPC_CHANNEL_IDLE || state == GRPC_CHANNEL_CONNECTING) {
+    if (!channel.WaitForStateChange(state, deadline)) break;  // out of time
+    state = channel.GetState(/*try_to_connect=*/true);
+  }
+  return absl::FromChrono(std::chrono::steady_clock::now() - start);
+}
+
 std::string CallText(const compute::v1::RunRequest& request,
                      const compute::v1::RunResponse& response,
-                     absl::Duration round_trip) {
+                     absl::Duration round_trip,
+                     std::optional<absl::Duration> connect) {
   return absl::StrCat(
       Describe(request), " = ", ResultText(response), "\n  queue ",
       FormatMillis(FromProto(response.queue_time())), " ms, run ",
       FormatMillis(FromProto(response.run_time())), " ms, round trip ",
-      FormatMillis(round_trip), " ms (worker ", response.worker(), ")");
+      FormatMillis(round_trip), " ms (worker ", response.worker(), ")",
+      connect ? absl::StrCat("; connect ", FormatMillis(*connect), " ms") : "");
 }
 
 google::protobuf::Struct CallJson(const compute::v1::RunRequest& request,
                                   const compute::v1::RunResponse& response,
-                                  absl::Duration round_trip) {
+                                  absl::Duration round_trip,
+                                  std::optional<absl::Duration> connect) {
   google::protobuf::Struct s;
   Put(s, "task", Describe(request));
   Put(s, "result", ResultJson(response));
@@ -180,6 +194,7 @@ google::protobuf::Struct CallJson(const compute::v1::RunRequest& request,
       absl::ToDoubleMilliseconds(FromProto(response.queue_time())));
   Put(s, "run_ms", absl::ToDoubleMilliseconds(FromProto(response.run_time())));
   Put(s, "round_trip_ms", absl::ToDoubleMilliseconds(round_trip));
+  if (connect) Put(s, "connect_ms", absl::ToDoubleMilliseconds(*connect));
   Put(s, "worker", static_cast<double>(response.worker()));
   return s;
 }

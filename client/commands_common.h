@@ -17,6 +17,7 @@
 #include "client/flags.h"
 #include "compute/v1/compute.pb.h"
 #include "google/protobuf/struct.pb.h"
+#include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
 
@@ -86,13 +87,26 @@ std::vector<std::pair<std::string, std::string>> CallMetadata(
 // SetDeadline and CallMetadata on one call's context.
 void PrepareContext(grpc::ClientContext& context, const CommonFlags& common);
 
+// Connects `channel` before a call is timed, so that its round trip is the
+// call's own, not the TCP, TLS and HTTP/2 set-up (and, with round_robin,
+// the health Watch that must say SERVING first), which made a first
+// `run fib --n 1` read 4-47 ms for 2 us of work. Waits while the channel is
+// idle or connecting, until `deadline` (a monotonic gpr_timespec; infinite
+// for none); a server that is down or refuses leaves it failing at once,
+// and the call then fails as it would have. Returns the time it took.
+absl::Duration ConnectFirst(grpc::Channel& channel, gpr_timespec deadline);
+
 // One finished call, for `run` and `batch`.
+// `connect`: ConnectFirst's time, shown when given (run's; batch shows
+// its own once).
 std::string CallText(const compute::v1::RunRequest& request,
                      const compute::v1::RunResponse& response,
-                     absl::Duration round_trip);
-google::protobuf::Struct CallJson(const compute::v1::RunRequest& request,
-                                  const compute::v1::RunResponse& response,
-                                  absl::Duration round_trip);
+                     absl::Duration round_trip,
+                     std::optional<absl::Duration> connect = std::nullopt);
+google::protobuf::Struct CallJson(
+    const compute::v1::RunRequest& request,
+    const compute::v1::RunResponse& response, absl::Duration round_trip,
+    std::optional<absl::Duration> connect = std::nullopt);
 
 }  // namespace compute::client
 

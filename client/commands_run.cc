@@ -93,6 +93,9 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
   auto stub = compute::v1::Compute::NewStub(*channel);
   grpc::ClientContext context;
   PrepareContext(context, common);
+  // Within the call's deadline, which is set already.
+  const absl::Duration connect =
+      ConnectFirst(**channel, context.raw_deadline());
   compute::v1::RunResponse response;
   auto start = std::chrono::steady_clock::now();
   grpc::Status status = stub->Run(&context, *request, &response);
@@ -107,16 +110,17 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
   if (image_to_stdout) {
     WriteResultPgm(maxval, response, io.out);
     if (auto failed = StdoutFailure(command, io)) return *failed;
-    io.err << CallText(*request, response, round_trip) << "\n"
+    io.err << CallText(*request, response, round_trip, connect) << "\n"
            << "  wrote the image to stdout\n";
     return kExitOk;
   }
   if (common.json) {
-    google::protobuf::Struct json = CallJson(*request, response, round_trip);
+    google::protobuf::Struct json =
+        CallJson(*request, response, round_trip, connect);
     if (request->has_blur() && !task.out.empty()) Put(json, "out", task.out);
     io.out << ToPrettyJson(json) << "\n";
   } else {
-    io.out << CallText(*request, response, round_trip) << "\n";
+    io.out << CallText(*request, response, round_trip, connect) << "\n";
     if (request->has_blur() && !task.out.empty()) {
       io.out << "  wrote " << task.out << "\n";
     }

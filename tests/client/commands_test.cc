@@ -84,6 +84,10 @@ TEST_F(CommandsTest, RunFibPrintsTheResultAndWhereTheTimeWent) {
   EXPECT_THAT(r.out, HasSubstr(" ms, run "));
   EXPECT_THAT(r.out, HasSubstr(" ms, round trip "));
   EXPECT_THAT(r.out, HasSubstr("(worker "));
+  // The connection's set-up apart from the call's round trip (until
+  // 2026-12-07 in it: 4-47 ms for a first fib(1) of 2 us).
+  EXPECT_THAT(r.out, ::testing::MatchesRegex("(.|\n)*\\); connect "
+                                             "[0-9.]+ ms\n"));
   EXPECT_EQ(r.err, "");
 }
 
@@ -94,6 +98,7 @@ TEST_F(CommandsTest, RunJsonIsMachineReadable) {
   EXPECT_EQ(json.fields().at("task").string_value(), "fib(n=20)");
   EXPECT_EQ(Object(json, "result").fields().at("value").string_value(), "6765");
   EXPECT_GE(Number(json, "round_trip_ms"), Number(json, "run_ms"));
+  EXPECT_GE(Number(json, "connect_ms"), 0);
   EXPECT_GE(Number(json, "queue_ms"), 0);
   EXPECT_LT(Number(json, "worker"), 4);
 
@@ -768,6 +773,8 @@ TEST_F(CommandsTest, BatchPrintsInInputOrder) {
   EXPECT_LT(c, d);
   EXPECT_LT(d, wall);
   EXPECT_THAT(r.out, HasSubstr("for 4 calls"));
+  EXPECT_THAT(r.out, ::testing::MatchesRegex(
+                         "(.|\n)*; connect [0-9.]+ ms before\\)\n"));
 }
 
 TEST_F(CommandsTest, BatchOfTheSeed) {
