@@ -125,6 +125,10 @@ if [[ ${#rendered[@]} -gt 0 ]]; then
     # a cluster without its CRDs; policy-k8s.mjs checks that they do).
     if [[ -f $tmp/$name-rules.yml ]]; then
       run "promtool check rules on the PrometheusRule of $name" promtool check rules "$tmp/$name-rules.yml"
+      # ComputeAbsent, scoped to the overlay's namespace (absent_rule_test.yml).
+      sed "s|RULES|$tmp/$name-rules.yml|" "$here/absent_rule_test.yml" >"$tmp/$name-absent_test.yml"
+      run "promtool test rules: ComputeAbsent of $name sees its own namespace only" \
+        promtool test rules "$tmp/$name-absent_test.yml"
     elif [[ $name == prod ]]; then
       fail "no PrometheusRule groups extracted from $name"
     fi

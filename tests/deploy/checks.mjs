@@ -82,3 +82,20 @@ export function longestCallSeconds(check) {
     return m ? Number(m[1]) : Infinity;
   }));
 }
+
+// The alert groups as Kubernetes gets them (the PrometheusRule): alerts.yml's,
+// but ComputeAbsent asks for the namespace's own targets. One Prometheus
+// often scrapes several namespaces (prod and a staging copy, both job
+// "compute"): absent(up{job="compute"}) stayed silent while prod had no
+// target at all, as long as staging had one. The namespace is the
+// Deployment's (the prod overlay's replacements write it in; "compute"
+// before that).
+export function kubernetesRuleGroups(groups, namespace) {
+  const copy = structuredClone(groups);
+  for (const rule of copy.flatMap((g) => g.rules)) {
+    if (rule.alert === "ComputeAbsent") {
+      rule.expr = rule.expr.replace('job="compute"}', `job="compute", namespace="${namespace}"}`);
+    }
+  }
+  return copy;
+}
