@@ -121,7 +121,7 @@ TEST(LoadReportTest, RatesAreOverTheLastSecondOrTwo) {
             ->Submit([](const CancelToken&) { return absl::OkStatus(); },
                      [&](const TaskResult&) { done.Notify(); })
             .ok());
-    done.WaitForNotification();
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
   }
   ASSERT_TRUE(
       WaitUntil([&] { return (*pool)->Stats().completed_total() == 10; }));
@@ -164,7 +164,7 @@ TEST(LoadReportTest, AQuietSpellDoesNotDiluteTheNextRates) {
               ->Submit([](const CancelToken&) { return absl::OkStatus(); },
                        [&](const TaskResult&) { done.Notify(); })
               .ok());
-      done.WaitForNotification();
+      ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
     }
   };
   EXPECT_EQ(rps(), 0);
