@@ -96,10 +96,11 @@ int BatchCommand(const std::vector<std::string>& args, const Io& io) {
   auto stub = compute::v1::Compute::NewStub(*channel);
   // The connection's set-up, timed apart (at most --deadline); each call's
   // deadline starts once it is up.
-  const absl::Duration connect = ConnectFirst(
+  const Connected connected = ConnectFirst(
       **channel, common.deadline == absl::InfiniteDuration()
                      ? gpr_inf_future(GPR_CLOCK_MONOTONIC)
                      : ToGrpcDeadline(DeadlineAfter(common.deadline)));
+  const absl::Duration connect = connected.took;
 
   Clock::time_point start = Clock::now();
   CallAll(*stub, slots, common);
@@ -128,7 +129,8 @@ int BatchCommand(const std::vector<std::string>& args, const Io& io) {
       io.out << Describe(s->request)
              << " failed: " << StatusCodeName(s->status.error_code()) << ": "
              << s->status.error_message()
-             << ConnectionHint(s->status.error_message(), common.channel)
+             << ConnectionHint(s->status.error_message(), common.channel,
+                               connected.ready)
              << "\n";
     }
   }

@@ -106,7 +106,7 @@ absl::Status NoConnection(
   return absl::UnavailableError(absl::StrCat(
       "cannot connect to ", common.channel.target, ": ", status.message(),
       " (see --connect_timeout)", why.empty() ? "" : "; last error: ", why,
-      ConnectionHint(why, common.channel)));
+      ConnectionHint(why, common.channel, /*connected=*/false)));
 }
 
 // The channels a load goes over, and with --lb least_loaded its balancer
@@ -205,7 +205,7 @@ int RunMix(const std::vector<MixEntry>& mix, const LoadOptions& base,
                       SummaryText(r, entry_info, hist));
     }
     ok += r.ok();
-    if (r.error_share() > max_error_rate) {
+    if (r.unreachable || r.error_share() > max_error_rate) {
       verdict = BenchVerdict(r, max_error_rate, io, entry.name);
     }
   }

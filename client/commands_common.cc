@@ -120,16 +120,18 @@ int Fail(const std::string& command, const absl::Status& status, const Io& io) {
 }
 
 int CallFailed(const grpc::Status& status, const ChannelOptions& options,
-               const Io& io) {
+               bool connected, const Io& io) {
   io.err << StatusCodeName(status.error_code()) << ": "
          << status.error_message()
-         << ConnectionHint(status.error_message(), options) << "\n";
+         << ConnectionHint(status.error_message(), options, connected) << "\n";
   return kExitFailure;
 }
 
 std::string ConnectionHint(std::string_view message,
-                           const ChannelOptions& options) {
-  if (message.find("Socket closed") == std::string_view::npos) return "";
+                           const ChannelOptions& options, bool connected) {
+  if (connected || message.find("Socket closed") == std::string_view::npos) {
+    return "";
+  }
   const std::string what =
       " (hint: the server closed the connection as it was set up; ";
   if (!UsesTls(options)) {
@@ -161,14 +163,15 @@ void SetDeadline(grpc::ClientContext& context, absl::Duration deadline) {
   context.set_deadline(ToGrpcDeadline(DeadlineAfter(deadline)));
 }
 
-absl::Duration ConnectFirst(grpc::Channel& channel, gpr_timespec deadline) {
+Connected ConnectFirst(grpc::Channel& channel, gpr_timespec deadline) {
   const auto start = std::chrono::steady_clock::now();
   grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
   while (state == GRPC_CHANNEL_IDLE || state == GRPC_CHANNEL_CONNECTING) {
     if (!channel.WaitForStateChange(state, deadline)) break;  // out of time
     state = channel.GetState(/*try_to_connect=*/true);
   }
-  return absl::FromChrono(std::chrono::steady_clock::now() - start);
+  return {absl::FromChrono(std::chrono::steady_clock::now() - start),
+          state == GRPC_CHANNEL_READY};
 }
 
 std::string CallText(const compute::v1::RunRequest& request,

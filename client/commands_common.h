@@ -49,18 +49,21 @@ std::optional<int> ParseFlags(const std::string& command, FlagSet& flags,
 // usage error (exit 2), anything else a failure (exit 1).
 int Fail(const std::string& command, const absl::Status& status, const Io& io);
 int Usage(const std::string& command, const std::string& message, const Io& io);
-// "<CODE>: <message>" on stderr, and ConnectionHint; exit 1.
+// "<CODE>: <message>" on stderr, and ConnectionHint; exit 1. `connected`:
+// whether the channel was up before the call (ConnectFirst).
 int CallFailed(const grpc::Status& status, const ChannelOptions& options,
-               const Io& io);
+               bool connected, const Io& io);
 // gRPC says only "Socket closed" when the server closes the connection as
 // it is set up, which is what a TLS mismatch looks like from the client:
 // plaintext against a TLS server, no client certificate for a server that
 // asks for one (mutual TLS), or one it does not accept. For such a
 // message, " (hint: ...)" naming the flags that may be missing, judged by
-// `options`; "" for any other. `message`: gRPC's error message (a call's,
-// or a channel's last error).
+// `options`; "" for any other, or when the channel had `connected` (a
+// connection that broke later says "Socket closed" too, and TLS is not
+// why). `message`: gRPC's error message (a call's, or a channel's last
+// error).
 std::string ConnectionHint(std::string_view message,
-                           const ChannelOptions& options);
+                           const ChannelOptions& options, bool connected);
 
 // Flushes stdout. When that or an earlier write to it failed (a full disk,
 // a closed pipe), prints "compute-client <command>: cannot write stdout:
@@ -93,8 +96,13 @@ void PrepareContext(grpc::ClientContext& context, const CommonFlags& common);
 // `run fib --n 1` read 4-47 ms for 2 us of work. Waits while the channel is
 // idle or connecting, until `deadline` (a monotonic gpr_timespec; infinite
 // for none); a server that is down or refuses leaves it failing at once,
-// and the call then fails as it would have. Returns the time it took.
-absl::Duration ConnectFirst(grpc::Channel& channel, gpr_timespec deadline);
+// and the call then fails as it would have. Returns the time it took, and
+// whether the channel is up (READY).
+struct Connected {
+  absl::Duration took;
+  bool ready = false;
+};
+Connected ConnectFirst(grpc::Channel& channel, gpr_timespec deadline);
 
 // One finished call, for `run` and `batch`.
 // `connect`: ConnectFirst's time, shown when given (run's; batch shows

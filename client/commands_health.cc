@@ -39,8 +39,10 @@ int HealthCommand(const std::vector<std::string>& args, const Io& io) {
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
+  // Whether it connected, for the hint of a failure (ConnectionHint).
+  const bool connected = ConnectFirst(**channel, context.raw_deadline()).ready;
   grpc::Status status = stub->Check(&context, request, &response);
-  if (!status.ok()) return CallFailed(status, options, io);
+  if (!status.ok()) return CallFailed(status, options, connected, io);
 
   std::string name = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
       response.status());

@@ -94,14 +94,15 @@ int RunCommand(const std::vector<std::string>& args, const Io& io) {
   grpc::ClientContext context;
   PrepareContext(context, common);
   // Within the call's deadline, which is set already.
-  const absl::Duration connect =
-      ConnectFirst(**channel, context.raw_deadline());
+  const Connected connected = ConnectFirst(**channel, context.raw_deadline());
+  const absl::Duration connect = connected.took;
   compute::v1::RunResponse response;
   auto start = std::chrono::steady_clock::now();
   grpc::Status status = stub->Run(&context, *request, &response);
   absl::Duration round_trip =
       absl::FromChrono(std::chrono::steady_clock::now() - start);
-  if (!status.ok()) return CallFailed(status, common.channel, io);
+  if (!status.ok())
+    return CallFailed(status, common.channel, connected.ready, io);
 
   if (absl::Status saved = SaveResult(task, maxval, *request, response);
       !saved.ok()) {

@@ -388,15 +388,24 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
   }
   AtomicMax(last_done_ns_, now);
   if (code != grpc::StatusCode::UNAVAILABLE) {
-    AtomicMax(reached_ns_, now);
+    unavailable_since_ns_.store(-1);  // the streak, if any, has ended
   } else if (end_ns_ == INT64_MAX &&
-             options_.connect_timeout > absl::ZeroDuration() &&
-             now - reached_ns_.load() >
-                 absl::ToInt64Nanoseconds(options_.connect_timeout)) {
-    // Only --requests bounds this run, and the server has been gone for
-    // longer than a connection may take: stop, and say so.
-    unreachable_.store(true);
-    Stop();
+             options_.connect_timeout > absl::ZeroDuration()) {
+    // The streak of UNAVAILABLE answers starts with its first (a long call
+    // that fails, the server killed and back at once, is one UNAVAILABLE,
+    // not a server gone since the last answer before it).
+    int64_t since = -1;
+    unavailable_since_ns_.compare_exchange_strong(since, now);
+    since = unavailable_since_ns_.load();
+    if (since >= 0 &&
+        now - since > absl::ToInt64Nanoseconds(options_.connect_timeout) &&
+        MayClaim()) {
+      // Only --requests bounds this run, calls are still to come, and
+      // every answer for longer than a connection may take said the server
+      // is gone: stop, and say so.
+      unreachable_.store(true);
+      Stop();
+    }
   }
   absl::Duration backoff = call->backoff;
   // How long the server asked this lane to wait. With a balancer, the

@@ -139,8 +139,9 @@ struct LoadResult {
   // replicas that left the target mid-run included.
   std::vector<std::pair<std::string, uint64_t>> replica_calls;
   // A run with no --time stopped before all its --requests: every call had
-  // ended UNAVAILABLE for over connect_timeout (the server gone; its lanes,
-  // backing off, would send about one call a second each, for hours).
+  // ended UNAVAILABLE for over connect_timeout, from the first of them (the
+  // server gone; its lanes, backing off, would send about one call a second
+  // each, for hours).
   bool unreachable = false;
 
   uint64_t count(grpc::StatusCode code) const { return codes[code]; }
@@ -252,9 +253,9 @@ class LoadGenerator {
   std::atomic<uint64_t> next_channel_{0};
   std::atomic<int64_t> last_start_ns_{0};
   std::atomic<int64_t> last_done_ns_{0};
-  // When the last call ended with a status other than UNAVAILABLE (0: the
-  // run's start), and whether the run stopped for being that long without.
-  std::atomic<int64_t> reached_ns_{0};
+  // When the current streak of calls ending UNAVAILABLE began (-1: none),
+  // and whether the run stopped for a streak that lasted too long.
+  std::atomic<int64_t> unavailable_since_ns_{-1};
   std::atomic<bool> unreachable_{false};
   std::array<std::atomic<uint64_t>, kNumStatusCodes> codes_{};
   ConcurrentHistogram ok_latency_;

@@ -171,6 +171,8 @@ google::protobuf::Struct SummaryJson(const LoadResult& r, const BenchInfo& info,
   Put(s, "sent", static_cast<double>(r.sent));
   Put(s, "completed", static_cast<double>(r.completed()));
   Put(s, "throughput", r.throughput());
+  // Stopped early, the server gone (LoadResult::unreachable); only then.
+  if (r.unreachable) Put(s, "unreachable", true);
   Put(s, "mb_per_s_in", r.mb_per_s_in());
   Put(s, "mb_per_s_out", r.mb_per_s_out());
   google::protobuf::Struct latency;

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "client/commands_common.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/base/file.h"
@@ -114,6 +115,20 @@ TEST_F(ClientTlsTest, MutualTls) {
   r = RunClient(
       {"run", "fib", "--target", target, "--cert", Path("client.pem")});
   EXPECT_EQ(r.rc, 2);
+}
+
+// A connection that was up and then broke says "Socket closed" too (a
+// server killed mid-call): TLS is not why, and the hint is not given
+// (a review saw it blame --tls for a killed plaintext server).
+TEST(ConnectionHintTest, IsNotGivenForAConnectionThatWasUp) {
+  client::ChannelOptions options;
+  const std::string message =
+      "connections to all backends failing; last error: UNAVAILABLE: "
+      "ipv4:127.0.0.1:1: Socket closed";
+  EXPECT_THAT(client::ConnectionHint(message, options, /*connected=*/false),
+              HasSubstr("(hint: "));
+  EXPECT_EQ(client::ConnectionHint(message, options, /*connected=*/true), "");
+  EXPECT_EQ(client::ConnectionHint("Deadline Exceeded", options, false), "");
 }
 
 // A PEM file that is empty, a directory, or not what its flag needs: one
