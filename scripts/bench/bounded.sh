@@ -25,13 +25,8 @@ fi
 limit=$1
 shift
 
-# A background job of a script starts with INT ignored, and a bash script
-# cannot trap a signal ignored at its start: env gives CMD INT's default
-# back, so that a step's Ctrl-C cleanup runs. setsid makes no further
-# process when its caller leads no process group (a script's background
-# job does not), so $pid leads the new group and its number is the group's.
-env --default-signal=INT setsid "$@" &
-pid=$!
+pid=""
+started=""
 stopped_by=""
 
 # group_running: whether a process of CMD's group is still running. An
@@ -48,6 +43,16 @@ group_running() {
   return 1
 }
 
+# group_ready: CMD leads a process group of its own (setsid has run: until
+# then a signal to the group reaches no one), or has already exited.
+group_ready() {
+  local line rest
+  { read -r line <"/proc/$pid/stat"; } 2>/dev/null || return 0
+  rest=${line##*) }
+  read -r state _ pgrp _ <<<"$rest"
+  [[ $pgrp == "$pid" || $state == Z ]]
+}
+
 # stop SIGNAL: SIGNAL to CMD's group, then KILL to what remains after 10 s.
 stop() {
   kill -"$1" -- -"$pid" 2>/dev/null || return 0
@@ -60,14 +65,31 @@ stop() {
   kill -KILL -- -"$pid" 2>/dev/null || true
 }
 
+# A signal before CMD's group exists is remembered, and passed on once it
+# does (a review's repro: a TERM 6 ms after the start reached no one, and
+# disabled the limit too).
 # shellcheck disable=SC2317  # called by the traps below
 on_signal() {
   stopped_by=$1
-  stop "$1"
+  [[ -z $started ]] || stop "$1"
 }
 trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM
 trap 'on_signal HUP' HUP
+
+# A background job of a script starts with INT ignored, and a bash script
+# cannot trap a signal ignored at its start: env gives CMD INT's default
+# back, so that a step's Ctrl-C cleanup runs. setsid makes no further
+# process when its caller leads no process group (a script's background
+# job does not), so $pid leads the new group and its number is the group's.
+env --default-signal=INT setsid "$@" &
+pid=$!
+for ((i = 0; i < 1000; i++)); do  # a few ms; at most 10 s
+  group_ready && break
+  sleep 0.01
+done
+started=1
+[[ -z $stopped_by ]] || stop "$stopped_by"
 
 # The clock: a background sleep that ends at the limit. `wait -n` returns
 # when CMD or the clock ends, or when a signal's trap has run.
@@ -75,6 +97,12 @@ sleep "$limit" &
 clock=$!
 status=""
 while [[ -z $status ]]; do
+  # Stopped (at the start, or by a trap) and gone: `wait -n` would not
+  # return for a job bash has already reaped, only at the clock's end.
+  if [[ -n $stopped_by ]] && ! kill -0 "$pid" 2>/dev/null; then
+    status=143
+    break
+  fi
   ended=""
   wait -n -p ended "$pid" "$clock" 2>/dev/null
   rc=$?

@@ -164,8 +164,9 @@ for (const s of serving) {
   }
   check(s.spec.ports.some((p) => p.name === "grpc" && p.port === 50051), `Service ${n} serves grpc on 50051`);
   check(!s.spec.publishNotReadyAddresses, `Service ${n} leaves not-ready (draining) pods out`);
-  // /metrics is Prometheus's: a client Service offering it let any client
-  // stall the scrapes with a few slow connections.
+  // /metrics is Prometheus's: a client Service offering it handed every
+  // client a way to stall the scrapes with a few slow connections (the
+  // pods' addresses still serve it; a NetworkPolicy closes that).
   check(s.spec.ports.every((p) => p.name === "grpc"), `Service ${n} offers grpc only (got ${s.spec.ports.map((p) => p.name)})`);
 }
 

@@ -89,6 +89,25 @@ expect "Ctrl-C ends the step with 130" test "$RC" -eq 130
 expect "Ctrl-C runs the step's cleanup" test -e "$tmp/cleanup"
 expect "Ctrl-C leaves no server" eval '! server_left'
 
+# TERM as the step starts (before its process group exists, or just after):
+# it is passed on, not lost (a review's repro: 6 ms after the start, the
+# step ran to its end, the limit disabled). Whatever the moment, the step
+# ends at once and leaves nothing.
+for delay in 0 0.002 0.005 0.01 0.03; do
+  step ""
+  start=$(date +%s)
+  "$bounded" 60 "$tmp/step.sh" 2>"$tmp/err" &
+  pid=$!
+  sleep "$delay"
+  kill -TERM "$pid"
+  RC=0
+  wait "$pid" || RC=$?
+  expect "TERM ${delay}s after the start ends the step with 143" test "$RC" -eq 143
+  expect "TERM ${delay}s after the start ends it within 15 s" \
+    test $(($(date +%s) - start)) -lt 15
+  expect "TERM ${delay}s after the start leaves no server" eval '! server_left'
+done
+
 # Usage errors.
 RC=0
 "$bounded" 0 true 2>"$tmp/err" || RC=$?
