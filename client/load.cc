@@ -397,9 +397,12 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
     int64_t since = -1;
     unavailable_since_ns_.compare_exchange_strong(since, now);
     since = unavailable_since_ns_.load();
-    if (since >= 0 &&
+    // Evidence only from a call sent after the streak began: one sent
+    // before may have run long on a replica a rolling restart then took
+    // away, while others served on.
+    if (since >= 0 && call->start_ns >= since &&
         now - since > absl::ToInt64Nanoseconds(options_.connect_timeout) &&
-        MayClaim()) {
+        CallsToCome()) {
       // Only --requests bounds this run, calls are still to come, and
       // every answer for longer than a connection may take said the server
       // is gone: stop, and say so.
@@ -451,6 +454,16 @@ void LoadGenerator::OnDone(Call* call, const grpc::Status& status) {
     }
   }
   CountOut();
+}
+
+bool LoadGenerator::CallsToCome() const {
+  // An open loop sends what Pace schedules, claiming nothing.
+  if (options_.rate > 0) {
+    return RunOpen() &&
+           (options_.requests == 0 ||
+            sent_.load(std::memory_order_relaxed) < options_.requests);
+  }
+  return MayClaim();
 }
 
 bool LoadGenerator::MayClaim() const {

@@ -213,6 +213,10 @@ class LoadGenerator {
   // Whether a lane may still claim a call: not stopped, within --time, and
   // with --requests not all claimed.
   bool MayClaim() const;
+  // Whether the run would still send calls: MayClaim for the closed loop;
+  // for the open loop, not stopped, within --time, and --requests not all
+  // sent.
+  bool CallsToCome() const;
   // Closed loop: the lane pauses for `wait` (never past the end of the
   // run), then goes on with `backoff` as its own. False if the run is over
   // (the lane ends now).

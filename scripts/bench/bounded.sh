@@ -97,10 +97,14 @@ sleep "$limit" &
 clock=$!
 status=""
 while [[ -z $status ]]; do
-  # Stopped (at the start, or by a trap) and gone: `wait -n` would not
-  # return for a job bash has already reaped, only at the clock's end.
-  if [[ -n $stopped_by ]] && ! kill -0 "$pid" 2>/dev/null; then
-    status=143
+  # Gone already (stopped at the start or by a trap, or dead of a signal
+  # while the ready loop ran its sleeps): `wait -n` would not return for a
+  # job bash has already reported, only at the clock's end; `wait PID`
+  # still gives its status (a review's repro: a step that killed itself at
+  # once was reported as running past its limit).
+  if ! kill -0 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null
+    status=$?
     break
   fi
   ended=""

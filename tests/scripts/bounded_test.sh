@@ -55,6 +55,14 @@ RC=0
 "$bounded" 5 bash -c 'exit 3' 2>"$tmp/err" || RC=$?
 expect "a command's exit status is bounded.sh's" test "$RC" -eq 3
 
+# A step that dies of a signal at once: its status, at once (a review's
+# repro: reported as past its limit, after it).
+start=$(date +%s)
+RC=0
+"$bounded" 30 bash -c 'kill -KILL $$' 2>"$tmp/err" || RC=$?
+expect "a step killed at its start ends with 137" test "$RC" -eq 137
+expect "and at once" test $(($(date +%s) - start)) -lt 15
+
 # At the limit: TERM to the step and everything it started, at once.
 step ""
 RC=0
